@@ -1,0 +1,201 @@
+// Package agent is the miaobu daemon: the HTTP server and its routes, the lifecycle, and the build
+// workers; it wires the store, GitHub, the pipeline and the publish targets together.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Version is the agent's version, set by the CLI from its build information.
+var Version = "dev"
+
+// Agent is the running daemon.
+type Agent struct {
+	cfg        *config.Config
+	store      *store.Store
+	log        *slog.Logger
+	adminToken string
+	metrics    *metrics
+	wake       chan struct{}
+	started    time.Time
+}
+
+// New builds an agent on an open store; the admin token file is created on first start.
+func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) {
+	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, store: st, log: log, adminToken: token, metrics: newMetrics(),
+		wake: make(chan struct{}, 1), started: time.Now()}, nil
+}
+
+// loadOrCreateAdminToken reads the admin token file, writing a random token with mode 0600 if it is missing.
+func loadOrCreateAdminToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if token := strings.TrimSpace(string(b)); token != "" {
+			return token, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("writing admin token: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("writing admin token: %w", err)
+	}
+	return token, f.Close()
+}
+
+// Handler returns the agent's HTTP handler: sites by Host, then the public and admin routes.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
+	})
+	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
+	mux.Handle("GET "+api.PathMetrics, a.metrics.handler())
+
+	admin := http.NewServeMux()
+	admin.HandleFunc("GET "+api.PathProjects, a.listProjects)
+	admin.HandleFunc("POST "+api.PathProjects, a.createProject)
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.getProject)
+	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.updateProject)
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.deleteProject)
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.deploy)
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.rollback)
+	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
+	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
+	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.cancelDeployment)
+	mux.Handle("/api/", a.requireAdmin(admin))
+	return a.cors(mux)
+}
+
+// requireAdmin lets a request through only with the admin bearer token, compared in constant time.
+func (a *Agent) requireAdmin(next http.Handler) http.Handler {
+	want := []byte("Bearer " + a.adminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeError(w, http.StatusUnauthorized, "Not authenticated")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors refuses cross-origin browser requests to the API unless their origin is configured.
+func (a *Agent) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || !strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, api.PathWebhookPrefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !slices.Contains(a.cfg.CORS.AllowedOrigins, origin) {
+			writeError(w, http.StatusForbidden, "Cross-origin requests from "+origin+" are not allowed (cors.allowed_origins)")
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with {"detail": detail}.
+func writeError(w http.ResponseWriter, code int, detail string) {
+	writeJSON(w, code, api.Error{Detail: detail})
+}
+
+// wakeWorkers tells idle workers that a deployment was queued.
+func (a *Agent) wakeWorkers() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	st, err := store.Open(cfg.DataDir, time.Second)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, err := New(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve runs the agent on ln until ctx is done: it stops accepting requests, stops the workers
+// (their builds are queued again) and returns within the shutdown timeout.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	if reason := a.cfg.PublicURLUnreachable(); reason != "" {
+		a.log.Warn(reason)
+	}
+	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
+		"data_dir", a.cfg.DataDir, "version", Version)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil // handlers still running were cut off; what they acknowledged is already durable
+	}
+	a.log.Info("shutdown complete")
+	return err
+}

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// deployOptions are the inputs of `miaobu deploy`.
+type deployOptions struct {
+	app     *app
+	project string
+	commit  string
+	branch  string
+	wait    bool
+	json    bool
+}
+
+func newDeployCommand(a *app) *cobra.Command {
+	opts := &deployOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "deploy PROJECT [--commit SHA | --branch B] [--wait]",
+		Short: "Deploy a commit now (default: the tip of the project's branch)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.project = args[0]
+			if opts.commit != "" && opts.branch != "" {
+				return usageError{fmt.Errorf("give --commit or --branch, not both")}
+			}
+			return opts.run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&opts.commit, "commit", "", "full SHA of the commit to deploy")
+	cmd.Flags().StringVar(&opts.branch, "branch", "", "deploy the tip of this branch")
+	cmd.Flags().BoolVar(&opts.wait, "wait", false, "show progress until the deployment ends; exit non-zero if it fails")
+	jsonFlag(cmd, &opts.json)
+	return cmd
+}
+
+func (o *deployOptions) run(ctx context.Context) error {
+	c, err := o.app.client()
+	if err != nil {
+		return err
+	}
+	var d api.Deployment
+	req := api.DeployRequest{CommitSHA: o.commit, Branch: o.branch}
+	if err := c.do(ctx, "POST", projectPath(o.project)+"/deploy", req, &d); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.errOut, "Queued deployment #%d of %s (%s)\n", d.ID, shortSHA(d.CommitSHA), d.Branch)
+	if o.wait {
+		if d, err = waitForDeployment(ctx, o.app, c, d.ID); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		if err := printJSON(o.app.out, d); err != nil {
+			return err
+		}
+	}
+	return deploymentOutcome(o.app, d, o.wait)
+}
+
+// waitForDeployment shows a deployment's steps as they happen and returns it once it has ended.
+func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.Deployment, error) {
+	last := ""
+	start := time.Now()
+	for {
+		d, err := getDeployment(ctx, c, strconv.FormatInt(id, 10))
+		if err != nil {
+			return d, err
+		}
+		if d.Status != last {
+			fmt.Fprintf(a.errOut, "%s %s\n", a.term.faint(fmt.Sprintf("[%5.1fs]", time.Since(start).Seconds())), a.term.status(d.Status))
+			last = d.Status
+		}
+		switch d.Status {
+		case api.StatusDeployed, api.StatusFailed, api.StatusCancelled:
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// deploymentOutcome reports how a waited-for deployment ended and fails the command if it did not succeed.
+func deploymentOutcome(a *app, d api.Deployment, waited bool) error {
+	if !waited {
+		if !a.term.isTTY {
+			return nil
+		}
+		fmt.Fprintf(a.errOut, "Follow it with: miaobu deployment logs %d -f\n", d.ID)
+		return nil
+	}
+	switch d.Status {
+	case api.StatusDeployed:
+		where := d.URL
+		if d.Live {
+			where += " (live)"
+		}
+		fmt.Fprintf(a.errOut, "%s Deployed: %s\n", a.term.green("✓"), where)
+		return nil
+	case api.StatusCancelled:
+		fmt.Fprintf(a.errOut, "%s Deployment #%d was cancelled: %s\n", a.term.yellow("!"), d.ID, d.ErrorMessage)
+	default:
+		fmt.Fprintf(a.errOut, "%s Deployment #%d failed: %s\n", a.term.red("✗"), d.ID, d.ErrorMessage)
+		fmt.Fprintf(a.errOut, "See the build log with: miaobu deployment logs %d\n", d.ID)
+	}
+	return silentError{}
+}
+
+func newRollbackCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rollback PROJECT [DEPLOYMENT]",
+		Short: "Make an earlier successful deployment live again (default: the one before the live one)",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req api.RollbackRequest
+			if len(args) == 2 {
+				id, err := strconv.ParseInt(args[1], 10, 64)
+				if err != nil {
+					return usageError{fmt.Errorf("deployment id must be a number, not %q", args[1])}
+				}
+				req.DeploymentID = id
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var d api.Deployment
+			if err := c.do(cmd.Context(), "POST", projectPath(args[0])+"/rollback", req, &d); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, d)
+			}
+			fmt.Fprintf(a.errOut, "%s Deployment #%d (%s) is live again: %s\n", a.term.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
+			return nil
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// newDeploymentCommand builds `miaobu deployment`.
+func newDeploymentCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "deployment", Aliases: []string{"deployments"}, Short: "Inspect and control deployments"}
+	cmd.AddCommand(newDeploymentListCommand(a), newDeploymentShowCommand(a), newDeploymentCancelCommand(a))
+	return cmd
+}
+
+// deploymentPath is the API path of a deployment.
+func deploymentPath(id string) string { return api.PathDeployments + "/" + url.PathEscape(id) }
+
+// deploymentID checks that a deployment argument is a number.
+func deploymentID(arg string) (string, error) {
+	if _, err := strconv.ParseInt(arg, 10, 64); err != nil {
+		return "", usageError{fmt.Errorf("deployment id must be a number, not %q", arg)}
+	}
+	return arg, nil
+}
+
+func newDeploymentListCommand(a *app) *cobra.Command {
+	var (
+		limit  int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:     "list [PROJECT] [--limit N]",
+		Aliases: []string{"ls"},
+		Short:   "List deployments, newest first",
+		Args:    rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return usageError{fmt.Errorf("--limit must be at least 1")}
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if len(args) == 1 {
+				q.Set("project_id", args[0])
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var deployments []api.Deployment
+			if err := c.do(cmd.Context(), "GET", api.PathDeployments+"?"+q.Encode(), nil, &deployments); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, deployments)
+			}
+			if len(deployments) == 0 {
+				fmt.Fprintln(a.errOut, "No deployments yet.")
+				return nil
+			}
+			rows := make([][]string, 0, len(deployments))
+			for _, d := range deployments {
+				status := a.term.status(d.Status)
+				if d.Live {
+					status += " " + a.term.green("(live)")
+				}
+				rows = append(rows, []string{strconv.FormatInt(d.ID, 10), strconv.FormatInt(d.ProjectID, 10), status,
+					shortSHA(d.CommitSHA), d.Branch, d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
+			}
+			return a.term.table(a.out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TRIGGER", "CREATED", "MESSAGE"}, rows)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments to show")
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+// getDeployment fetches one deployment.
+func getDeployment(ctx context.Context, c *client, id string) (api.Deployment, error) {
+	var d api.Deployment
+	err := c.do(ctx, "GET", deploymentPath(id), nil, &d)
+	return d, err
+}
+
+// printDeployment shows a deployment's details.
+func printDeployment(a *app, d api.Deployment) error {
+	status := a.term.status(d.Status)
+	if d.Live {
+		status += " " + a.term.green("(live)")
+	}
+	pairs := [][2]string{
+		{"Deployment", fmt.Sprintf("#%d of project %d", d.ID, d.ProjectID)},
+		{"Status", status},
+		{"Commit", fmt.Sprintf("%s %s", shortSHA(d.CommitSHA), firstLine(d.CommitMessage))},
+		{"Author", orDash(d.CommitAuthor)},
+		{"Branch", d.Branch},
+		{"Trigger", d.Trigger},
+		{"Created", d.CreatedAt.Local().Format("2006-01-02 15:04:05")},
+	}
+	if d.BuildTimeSeconds != nil {
+		pairs = append(pairs, [2]string{"Build time", fmt.Sprintf("%.1fs", *d.BuildTimeSeconds)})
+	}
+	if d.URL != "" {
+		pairs = append(pairs, [2]string{"URL", d.URL})
+	}
+	if d.ErrorMessage != "" {
+		pairs = append(pairs, [2]string{"Error", a.term.red(d.ErrorMessage)})
+	}
+	return a.term.fields(a.out, pairs)
+}
+
+func newDeploymentShowCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a deployment",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			d, err := getDeployment(cmd.Context(), c, id)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, d)
+			}
+			return printDeployment(a, d)
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newDeploymentCancelCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a queued or running deployment",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var d api.Deployment
+			if err := c.do(cmd.Context(), "POST", deploymentPath(id)+"/cancel", nil, &d); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, d)
+			}
+			fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.term.green("✓"), d.ID)
+			return nil
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}

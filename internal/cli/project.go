@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// newProjectCommand builds `miaobu project`.
+func newProjectCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "project", Short: "Manage projects"}
+	cmd.AddCommand(newProjectAddCommand(a), newProjectListCommand(a), newProjectShowCommand(a),
+		newProjectSetCommand(a), newProjectDeleteCommand(a))
+	return cmd
+}
+
+// projectPath is the API path of a project named by id or slug.
+func projectPath(ref string) string { return api.PathProjects + "/" + url.PathEscape(ref) }
+
+// buildFlags are the build-setting flags shared by add, set and import.
+type buildFlags struct {
+	target, buildCommand, installCommand, outputDir, rootDir string
+}
+
+// register adds the flags to cmd.
+func (f *buildFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.target, "target", "", "publish target: local or oss")
+	cmd.Flags().StringVar(&f.buildCommand, "build-command", "", "build command (default: detected)")
+	cmd.Flags().StringVar(&f.installCommand, "install-command", "", "install command (default: detected)")
+	cmd.Flags().StringVar(&f.outputDir, "output-dir", "", "output directory (default: detected)")
+	cmd.Flags().StringVar(&f.rootDir, "root-dir", "", "directory of the project inside the repository")
+}
+
+// projectAddOptions are the inputs of `miaobu project add`.
+type projectAddOptions struct {
+	app     *app
+	name    string
+	repoURL string
+	branch  string
+	build   buildFlags
+	json    bool
+}
+
+func newProjectAddCommand(a *app) *cobra.Command {
+	opts := &projectAddOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "add NAME --repo-url URL",
+		Short: "Add a project from any git URL (its webhook is set up by hand)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.name = args[0]
+			if opts.repoURL == "" {
+				return usageError{fmt.Errorf("--repo-url is required")}
+			}
+			return opts.run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&opts.repoURL, "repo-url", "", "git URL: https://, ssh://, git@host:path, file:// or a local path")
+	cmd.Flags().StringVar(&opts.branch, "branch", "", "branch whose pushes deploy (default: the remote's HEAD branch, else main)")
+	jsonFlag(cmd, &opts.json)
+	opts.build.register(cmd)
+	return cmd
+}
+
+// localRepoURL makes a local path absolute, since the agent resolves it from its own directory.
+func localRepoURL(raw string) (string, error) {
+	if strings.Contains(raw, "://") || (strings.Contains(raw, "@") && strings.Contains(raw, ":")) {
+		return raw, nil
+	}
+	return filepath.Abs(raw)
+}
+
+func (o *projectAddOptions) run(ctx context.Context) error {
+	c, err := o.app.client()
+	if err != nil {
+		return err
+	}
+	repoURL, err := localRepoURL(o.repoURL)
+	if err != nil {
+		return err
+	}
+	req := api.ProjectCreate{Name: o.name, RepoURL: repoURL, Branch: o.branch, Target: o.build.target,
+		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
+		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir}
+	var p api.Project
+	if err := c.do(ctx, "POST", api.PathProjects, req, &p); err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(o.app.out, p)
+	}
+	t := o.app.term
+	fmt.Fprintf(o.app.out, "%s Created project %s (id %d), deploying pushes to %s\n\n", t.green("✓"), t.bold(p.Slug), p.ID, p.DefaultBranch)
+	fmt.Fprintf(o.app.out, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n\n")
+	_ = t.fields(o.app.out, [][2]string{
+		{"Payload URL", p.WebhookURL},
+		{"Content type", "application/json"},
+		{"Secret", p.WebhookSecret},
+		{"Events", "Just the push event"},
+	})
+	fmt.Fprintf(o.app.out, "\nThe secret is shown only this once. Deploy now with: miaobu deploy %s --wait\n", p.Slug)
+	return nil
+}
+
+// jsonFlag adds --json to cmd.
+func jsonFlag(cmd *cobra.Command, v *bool) {
+	cmd.Flags().BoolVar(v, "json", false, "print JSON")
+}
+
+func newProjectListCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List projects",
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var projects []api.Project
+			if err := c.do(cmd.Context(), "GET", api.PathProjects, nil, &projects); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, projects)
+			}
+			if len(projects) == 0 {
+				fmt.Fprintln(a.errOut, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
+				return nil
+			}
+			rows := make([][]string, 0, len(projects))
+			for _, p := range projects {
+				live := "-"
+				if p.ActiveDeploymentID != nil {
+					live = "#" + strconv.FormatInt(*p.ActiveDeploymentID, 10)
+				}
+				rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, p.DefaultBranch, p.Target,
+					a.term.webhookBadge(p.WebhookConfigured), live, p.SiteURL})
+			}
+			return a.term.table(a.out, []string{"ID", "SLUG", "BRANCH", "TARGET", "WEBHOOK", "LIVE", "URL"}, rows)
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+// orDetected shows a build setting, or that it is detected at build time.
+func orDetected(s string) string {
+	if s == "" {
+		return "(detected at build)"
+	}
+	return s
+}
+
+// printProject shows a project's details.
+func printProject(a *app, p api.Project) error {
+	repo := p.RepoURL
+	if p.Repo != nil {
+		repo = *p.Repo + " (" + p.RepoURL + ")"
+	}
+	live := "none yet"
+	if p.ActiveDeploymentID != nil {
+		live = "#" + strconv.FormatInt(*p.ActiveDeploymentID, 10)
+	}
+	root := p.RootDirectory
+	if root == "" {
+		root = "."
+	}
+	return a.term.fields(a.out, [][2]string{
+		{"Project", fmt.Sprintf("%s (id %d)", a.term.bold(p.Slug), p.ID)},
+		{"Name", p.Name},
+		{"Repository", repo},
+		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Webhook", a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)},
+		{"Framework", orDetected(p.Framework)},
+		{"Install", orDetected(p.InstallCommand)},
+		{"Build", orDetected(p.BuildCommand)},
+		{"Output", orDetected(p.OutputDirectory)},
+		{"Root", root},
+		{"Target", p.Target},
+		{"Live", live},
+		{"URL", p.SiteURL},
+		{"Created", p.CreatedAt.Local().Format("2006-01-02 15:04:05")},
+	})
+}
+
+func newProjectShowCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show PROJECT",
+		Short: "Show a project, its webhook badge and the branch that deploys",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var p api.Project
+			if err := c.do(cmd.Context(), "GET", projectPath(args[0]), nil, &p); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, p)
+			}
+			return printProject(a, p)
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newProjectSetCommand(a *app) *cobra.Command {
+	var (
+		build  buildFlags
+		branch string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D]",
+		Short: "Change a project's settings (an empty value returns a setting to detection)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req api.ProjectUpdate
+			changed := func(name string, v *string) *string {
+				if cmd.Flags().Changed(name) {
+					return v
+				}
+				return nil
+			}
+			req.Branch = changed("branch", &branch)
+			req.Target = changed("target", &build.target)
+			req.BuildCommand = changed("build-command", &build.buildCommand)
+			req.InstallCommand = changed("install-command", &build.installCommand)
+			req.OutputDirectory = changed("output-dir", &build.outputDir)
+			req.RootDirectory = changed("root-dir", &build.rootDir)
+			if req == (api.ProjectUpdate{}) {
+				return usageError{fmt.Errorf("nothing to change: give at least one setting flag")}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var p api.Project
+			if err := c.do(cmd.Context(), "PATCH", projectPath(args[0]), req, &p); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, p)
+			}
+			fmt.Fprintf(a.errOut, "%s Updated project %s\n", a.term.green("✓"), p.Slug)
+			return printProject(a, p)
+		},
+	}
+	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
+	build.register(cmd)
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newProjectDeleteCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "delete PROJECT",
+		Short: "Delete a project, its GitHub webhook, deployments and files",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var answer api.WebhookAnswer
+			if err := c.do(cmd.Context(), "DELETE", projectPath(args[0]), nil, &answer); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, answer)
+			}
+			fmt.Fprintf(a.errOut, "%s %s\n", a.term.green("✓"), answer.Message)
+			return nil
+		},
+	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
+}

@@ -1,0 +1,334 @@
+// Package config owns miaobu's configuration: the one Config struct, its defaults, and loading it
+// from flags, the environment and the YAML config file, in that order of precedence.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is everything miaobu can be told; each field's comment is its user documentation.
+type Config struct {
+	// File is the config file that was looked for (it may not exist).
+	File string `mapstructure:"-"`
+	// DataDir holds the store, the admin token, build logs and published sites.
+	DataDir string `mapstructure:"data_dir"`
+	// Listen is the agent's listen address.
+	Listen string `mapstructure:"listen"`
+	// PublicURL is how GitHub reaches the agent; webhook URLs are built from it.
+	PublicURL string `mapstructure:"public_url"`
+	// AgentURL is where the CLI finds the agent.
+	AgentURL string `mapstructure:"agent_url"`
+	// Token is the CLI's admin token; empty means the contents of <data_dir>/admin-token.
+	Token string `mapstructure:"token"`
+	// GitHub configures the GitHub REST client.
+	GitHub GitHub `mapstructure:"github"`
+	// Sites configures how the agent serves the local target.
+	Sites Sites `mapstructure:"sites"`
+	// Build configures the build workers.
+	Build Build `mapstructure:"build"`
+	// Retention says how much history is kept.
+	Retention Retention `mapstructure:"retention"`
+	// CORS lists the browser origins the admin API answers.
+	CORS CORS `mapstructure:"cors"`
+	// ShutdownTimeout bounds how long the agent takes to stop.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// Target is the default publish target of new projects: local or oss.
+	Target string `mapstructure:"target"`
+	// OSS configures the Alibaba Cloud OSS target.
+	OSS OSS `mapstructure:"oss"`
+	// CDN configures the CDN purge after an OSS publish.
+	CDN CDN `mapstructure:"cdn"`
+}
+
+// GitHub configures the GitHub REST client.
+type GitHub struct {
+	// Token is a personal access token with repo and admin:repo_hook scopes.
+	Token string `mapstructure:"token"`
+	// APIURL is the REST API root, for GitHub Enterprise or a test server.
+	APIURL string `mapstructure:"api_url"`
+}
+
+// Sites configures the local target's web server.
+type Sites struct {
+	// Domain is the parent domain of sites: <slug>.<domain> serves a project.
+	Domain string `mapstructure:"domain"`
+}
+
+// Build configures the build workers.
+type Build struct {
+	// Concurrency is how many builds run at once; 0 pauses building.
+	Concurrency int `mapstructure:"concurrency"`
+	// Timeout bounds one whole build.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// Sandbox is auto, bwrap or none.
+	Sandbox string `mapstructure:"sandbox"`
+}
+
+// Retention says how much history is kept.
+type Retention struct {
+	// Deployments is how many successful deployments are kept per project.
+	Deployments int `mapstructure:"deployments"`
+}
+
+// CORS lists the browser origins the admin API answers.
+type CORS struct {
+	// AllowedOrigins are origins such as https://admin.example.com.
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
+}
+
+// OSS configures the Alibaba Cloud OSS target.
+type OSS struct {
+	// Endpoint is a URL such as https://oss-cn-hangzhou.aliyuncs.com; a bare host means https.
+	Endpoint string `mapstructure:"endpoint"`
+	// Bucket is the bucket sites are uploaded to.
+	Bucket string `mapstructure:"bucket"`
+	// Prefix is the key prefix of a site; {slug} expands to the project's slug.
+	Prefix string `mapstructure:"prefix"`
+	// Concurrency is how many uploads run at once.
+	Concurrency int `mapstructure:"concurrency"`
+	// MaxDelete caps how many stale objects one deploy deletes.
+	MaxDelete int `mapstructure:"max_delete"`
+	// AccessKeyID is the Alibaba Cloud access key id, also used by the CDN client.
+	AccessKeyID string `mapstructure:"access_key_id"`
+	// AccessKeySecret is the Alibaba Cloud access key secret.
+	AccessKeySecret string `mapstructure:"access_key_secret"`
+}
+
+// CDN configures the CDN purge after an OSS publish.
+type CDN struct {
+	// Provider is none or aliyun.
+	Provider string `mapstructure:"provider"`
+	// Domain is the CDN domain of a site; {slug} may appear in it.
+	Domain string `mapstructure:"domain"`
+	// Endpoint overrides the provider's API endpoint (a URL).
+	Endpoint string `mapstructure:"endpoint"`
+	// MaxURLs is how many changed URLs one deploy purges before folding them into directories.
+	MaxURLs int `mapstructure:"max_urls"`
+}
+
+// envNames maps each key to its environment variables, first match wins.
+var envNames = map[string][]string{
+	"data_dir":              {"MIAOBU_DATA_DIR"},
+	"listen":                {"MIAOBU_LISTEN"},
+	"public_url":            {"MIAOBU_PUBLIC_URL", "BACKEND_URL"},
+	"agent_url":             {"MIAOBU_AGENT_URL"},
+	"token":                 {"MIAOBU_TOKEN"},
+	"github.token":          {"MIAOBU_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"},
+	"github.api_url":        {"MIAOBU_GITHUB_API_URL"},
+	"sites.domain":          {"MIAOBU_SITES_DOMAIN"},
+	"build.concurrency":     {"MIAOBU_BUILD_CONCURRENCY"},
+	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
+	"build.sandbox":         {"MIAOBU_BUILD_SANDBOX"},
+	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
+	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
+	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
+	"target":                {"MIAOBU_TARGET"},
+	"oss.endpoint":          {"MIAOBU_OSS_ENDPOINT"},
+	"oss.bucket":            {"MIAOBU_OSS_BUCKET"},
+	"oss.prefix":            {"MIAOBU_OSS_PREFIX"},
+	"oss.concurrency":       {"MIAOBU_OSS_CONCURRENCY"},
+	"oss.max_delete":        {"MIAOBU_OSS_MAX_DELETE"},
+	"oss.access_key_id":     {"MIAOBU_OSS_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID"},
+	"oss.access_key_secret": {"MIAOBU_OSS_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
+	"cdn.provider":          {"MIAOBU_CDN_PROVIDER"},
+	"cdn.domain":            {"MIAOBU_CDN_DOMAIN"},
+	"cdn.endpoint":          {"MIAOBU_CDN_ENDPOINT"},
+	"cdn.max_urls":          {"MIAOBU_CDN_MAX_URLS"},
+}
+
+// flagNames maps keys to the flags that can set them, when the command defines those flags.
+var flagNames = map[string]string{
+	"data_dir":   "data-dir",
+	"listen":     "listen",
+	"public_url": "public-url",
+	"agent_url":  "agent",
+	"token":      "token",
+}
+
+// Load reads the configuration with the precedence flag > environment > config file > default.
+// flags may be nil; the config file comes from --config, then MIAOBU_CONFIG, then the XDG default.
+func Load(flags *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	home, _ := os.UserHomeDir()
+	v.SetDefault("data_dir", xdgDir("XDG_DATA_HOME", filepath.Join(home, ".local", "share")))
+	v.SetDefault("listen", "127.0.0.1:8000")
+	v.SetDefault("public_url", "")
+	v.SetDefault("agent_url", "")
+	v.SetDefault("token", "")
+	v.SetDefault("github.token", "")
+	v.SetDefault("github.api_url", "https://api.github.com/")
+	v.SetDefault("sites.domain", "localhost")
+	v.SetDefault("build.concurrency", 2)
+	v.SetDefault("build.timeout", 15*time.Minute)
+	v.SetDefault("build.sandbox", "auto")
+	v.SetDefault("retention.deployments", 10)
+	v.SetDefault("cors.allowed_origins", []string{})
+	v.SetDefault("shutdown_timeout", 10*time.Second)
+	v.SetDefault("target", "local")
+	v.SetDefault("oss.endpoint", "")
+	v.SetDefault("oss.bucket", "")
+	v.SetDefault("oss.prefix", "projects/{slug}/")
+	v.SetDefault("oss.concurrency", 16)
+	v.SetDefault("oss.max_delete", 1000)
+	v.SetDefault("oss.access_key_id", "")
+	v.SetDefault("oss.access_key_secret", "")
+	v.SetDefault("cdn.provider", "none")
+	v.SetDefault("cdn.domain", "")
+	v.SetDefault("cdn.endpoint", "")
+	v.SetDefault("cdn.max_urls", 500)
+
+	for key, names := range envNames {
+		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {
+			return nil, err
+		}
+	}
+	if flags != nil {
+		for key, name := range flagNames {
+			if f := flags.Lookup(name); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+
+	file := os.Getenv("MIAOBU_CONFIG")
+	if flags != nil {
+		if f := flags.Lookup("config"); f != nil && f.Changed {
+			file = f.Value.String()
+		}
+	}
+	explicit := file != ""
+	if !explicit {
+		file = filepath.Join(xdgDir("XDG_CONFIG_HOME", filepath.Join(home, ".config")), "config.yaml")
+	}
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		if !errors.Is(err, os.ErrNotExist) || explicit {
+			return nil, fmt.Errorf("reading config file %s: %w", file, err)
+		}
+	}
+
+	cfg := &Config{}
+	if err := v.Unmarshal(cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.File = file
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Listen
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.AgentURL == "" {
+		cfg.AgentURL = "http://" + dialable(cfg.Listen)
+	}
+	cfg.AgentURL = strings.TrimRight(cfg.AgentURL, "/")
+	return cfg, cfg.validate()
+}
+
+// xdgDir returns $env/miaobu when env is set, else fallback/miaobu.
+func xdgDir(env, fallback string) string {
+	if d := os.Getenv(env); d != "" {
+		return filepath.Join(d, "miaobu")
+	}
+	return filepath.Join(fallback, "miaobu")
+}
+
+// dialable turns a listen address on all interfaces into one a client on this machine can dial.
+func dialable(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// validate rejects values that would only fail later and further from their cause.
+func (c *Config) validate() error {
+	switch c.Build.Sandbox {
+	case "auto", "bwrap", "none":
+	default:
+		return fmt.Errorf("build.sandbox must be auto, bwrap or none, not %q", c.Build.Sandbox)
+	}
+	switch c.Target {
+	case "local", "oss":
+	default:
+		return fmt.Errorf("target must be local or oss, not %q", c.Target)
+	}
+	switch c.CDN.Provider {
+	case "none", "aliyun":
+	default:
+		return fmt.Errorf("cdn.provider must be none or aliyun, not %q", c.CDN.Provider)
+	}
+	if c.Build.Concurrency < 0 {
+		return fmt.Errorf("build.concurrency must be 0 or more, not %d", c.Build.Concurrency)
+	}
+	if c.Build.Timeout <= 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("build.timeout and shutdown_timeout must be positive durations such as 15m or 10s")
+	}
+	if c.Retention.Deployments < 1 {
+		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen must be host:port, not %q", c.Listen)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("public_url must be an http(s) URL, not %q", c.PublicURL)
+	}
+	return nil
+}
+
+// PublicURLUnreachable explains why GitHub cannot call the public URL, or returns "" when it can.
+func (c *Config) PublicURLUnreachable() string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return "public_url is not a URL"
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Sprintf("public_url %s is an all-interfaces address that GitHub cannot call: set public_url (MIAOBU_PUBLIC_URL) to the agent's public address", c.PublicURL)
+	}
+	return ""
+}
+
+// PublicURLIsLoopback reports whether the public URL points at this machine only, where GitHub cannot reach it.
+func (c *Config) PublicURLIsLoopback() bool {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AdminTokenFile is the file where the agent keeps its admin token.
+func (c *Config) AdminTokenFile() string { return filepath.Join(c.DataDir, "admin-token") }
+
+// CLIToken returns the admin token the CLI sends: the configured one, else the agent's token file.
+func (c *Config) CLIToken() (string, error) {
+	if c.Token != "" {
+		return c.Token, nil
+	}
+	b, err := os.ReadFile(c.AdminTokenFile())
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,524 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// Deployment is a deployment as stored.
+type Deployment struct {
+	ID               int64      `json:"id"`
+	ProjectID        int64      `json:"project_id"`
+	CommitSHA        string     `json:"commit_sha"`
+	CommitMessage    string     `json:"commit_message"`
+	CommitAuthor     string     `json:"commit_author"`
+	Branch           string     `json:"branch"`
+	Trigger          string     `json:"trigger"`
+	Status           string     `json:"status"`
+	ErrorMessage     string     `json:"error_message,omitempty"`
+	DeliveryID       string     `json:"delivery_id,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	StartedAt        *time.Time `json:"started_at,omitempty"`
+	FinishedAt       *time.Time `json:"finished_at,omitempty"`
+	BuildTimeSeconds *float64   `json:"build_time_seconds,omitempty"`
+	// Attempts counts builds interrupted by a crash of the agent; one is retried, a second fails.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// Terminal reports whether the deployment has finished, successfully or not.
+func (d *Deployment) Terminal() bool { return IsTerminal(d.Status) }
+
+// IsTerminal reports whether status is one a deployment never leaves.
+func IsTerminal(status string) bool {
+	return status == api.StatusDeployed || status == api.StatusFailed || status == api.StatusCancelled
+}
+
+// ErrFinished is returned when a change is asked of a deployment that has already finished.
+var ErrFinished = errors.New("deployment has already finished")
+
+// loadDeployment reads deployment id inside tx.
+func loadDeployment(tx *bolt.Tx, id int64) (*Deployment, error) {
+	var d Deployment
+	if err := get(bucket(tx, deploymentsBucket), itob(id), &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// saveDeployment writes d inside tx.
+func saveDeployment(tx *bolt.Tx, d *Deployment) error {
+	return put(bucket(tx, deploymentsBucket), itob(d.ID), d)
+}
+
+// activeDeploymentID returns the live deployment of a project inside tx, 0 when none.
+func activeDeploymentID(tx *bolt.Tx, projectID int64) (int64, error) {
+	var p Project
+	if err := get(bucket(tx, projectsBucket), itob(projectID), &p); err != nil {
+		return 0, err
+	}
+	return p.ActiveDeploymentID, nil
+}
+
+// createDeployment stores d as a new queued deployment and cancels the project's older queued ones.
+func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
+	deployments := bucket(tx, deploymentsBucket)
+	seq, err := deployments.NextSequence()
+	if err != nil {
+		return err
+	}
+	d.ID, d.Status, d.CreatedAt = int64(seq), api.StatusQueued, now
+	queued := bucket(tx, queuedBucket)
+	var older []int64
+	c := queued.Cursor()
+	prefix := itob(d.ProjectID)
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		older = append(older, btoi(k[8:]))
+	}
+	for _, id := range older {
+		if err := finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
+			return err
+		}
+	}
+	if err := saveDeployment(tx, d); err != nil {
+		return err
+	}
+	if err := bucket(tx, projectDeploymentsBucket).Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
+		return err
+	}
+	if err := queued.Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
+		return err
+	}
+	return bucket(tx, commitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID))
+}
+
+// CreateDeployment queues d (a manual, import or retried build) without the duplicate check.
+func (s *Store) CreateDeployment(d *Deployment) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := activeDeploymentID(tx, d.ProjectID); err != nil {
+			return err
+		}
+		return createDeployment(tx, d, time.Now().UTC())
+	})
+}
+
+// finish moves deployment id to a terminal status inside tx and drops it from the queue, the running
+// set and, unless it is live, the commit index.
+func finish(tx *bolt.Tx, id int64, status, message string, now time.Time) error {
+	d, err := loadDeployment(tx, id)
+	if err != nil {
+		return err
+	}
+	if d.Terminal() {
+		return ErrFinished
+	}
+	d.Status, d.ErrorMessage, d.FinishedAt = status, message, &now
+	if d.StartedAt != nil {
+		secs := now.Sub(*d.StartedAt).Seconds()
+		d.BuildTimeSeconds = &secs
+	}
+	if err := saveDeployment(tx, d); err != nil {
+		return err
+	}
+	key := pairKey(d.ProjectID, d.ID)
+	if err := bucket(tx, queuedBucket).Delete(key); err != nil {
+		return err
+	}
+	if err := bucket(tx, runningBucket).Delete(key); err != nil {
+		return err
+	}
+	active, err := activeDeploymentID(tx, d.ProjectID)
+	if err != nil || active == d.ID {
+		return err
+	}
+	return releaseCommit(tx, d)
+}
+
+// releaseCommit points the commit index entry of d's commit at another deployment of the same commit
+// that is still queued, running or live, or deletes it when there is none.
+func releaseCommit(tx *bolt.Tx, d *Deployment) error {
+	commits := bucket(tx, commitsBucket)
+	key := commitKey(d.ProjectID, d.CommitSHA)
+	if v := commits.Get(key); v == nil || btoi(v) != d.ID {
+		return nil
+	}
+	active, err := activeDeploymentID(tx, d.ProjectID)
+	if err != nil {
+		return err
+	}
+	candidates := []int64{active}
+	prefix := itob(d.ProjectID)
+	for _, name := range [][]byte{queuedBucket, runningBucket} {
+		c := bucket(tx, name).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			candidates = append(candidates, btoi(k[8:]))
+		}
+	}
+	for _, id := range candidates {
+		if id == 0 || id == d.ID {
+			continue
+		}
+		other, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		if other.CommitSHA == d.CommitSHA {
+			return commits.Put(key, itob(id))
+		}
+	}
+	return commits.Delete(key)
+}
+
+// Deployment returns the deployment with the given id.
+func (s *Store) Deployment(id int64) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		d, err = loadDeployment(tx, id)
+		return err
+	})
+	return d, err
+}
+
+// Deployments returns up to limit deployments, newest first, of one project or, with projectID 0, of all.
+func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
+	var out []*Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		deployments := bucket(tx, deploymentsBucket)
+		add := func(v []byte) error {
+			var d Deployment
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, &d)
+			return nil
+		}
+		if projectID == 0 {
+			c := deployments.Cursor()
+			for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+				if err := add(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
+			return ErrNotFound
+		}
+		c := bucket(tx, projectDeploymentsBucket).Cursor()
+		prefix := itob(projectID)
+		k, _ := c.Seek(itob(projectID + 1))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		for ; k != nil && hasPrefix(k, prefix) && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
+			if err := add(deployments.Get(k[8:])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FindByCommit returns the deployment of a project's commit that is queued, running or live, or ErrNotFound.
+func (s *Store) FindByCommit(projectID int64, sha string) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		v := bucket(tx, commitsBucket).Get(commitKey(projectID, sha))
+		if v == nil {
+			return ErrNotFound
+		}
+		d, err = loadDeployment(tx, btoi(v))
+		return err
+	})
+	return d, err
+}
+
+// ClaimNext takes the oldest queued deployment whose project is not busy, marks it cloning and
+// returns it; it returns nil when there is nothing to claim.
+func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) {
+	var claimed *Deployment
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var best []byte
+		c := bucket(tx, queuedBucket).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if busy(btoi(k[:8])) {
+				continue
+			}
+			if best == nil || btoi(k[8:]) < btoi(best[8:]) {
+				best = append(best[:0:0], k...)
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		d, err := loadDeployment(tx, btoi(best[8:]))
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		d.Status, d.StartedAt, d.FinishedAt, d.BuildTimeSeconds, d.ErrorMessage = api.StatusCloning, &now, nil, nil, ""
+		if err := bucket(tx, queuedBucket).Delete(best); err != nil {
+			return err
+		}
+		if err := bucket(tx, runningBucket).Put(best, nil); err != nil {
+			return err
+		}
+		claimed = d
+		return saveDeployment(tx, d)
+	})
+	return claimed, err
+}
+
+// SetStatus moves a running deployment to another in-progress status; it returns ErrFinished when the
+// deployment has finished meanwhile (cancelled, say), which tells the worker to stop.
+func (s *Store) SetStatus(id int64, status string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		if d.Terminal() {
+			return ErrFinished
+		}
+		d.Status = status
+		return saveDeployment(tx, d)
+	})
+}
+
+// Fail ends a deployment as failed or cancelled with a message.
+func (s *Store) Fail(id int64, status, message string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return finish(tx, id, status, message, time.Now().UTC())
+	})
+}
+
+// Cancel cancels a deployment that has not finished; it returns ErrFinished for one that has.
+func (s *Store) Cancel(id int64) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if err = finish(tx, id, api.StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
+			return err
+		}
+		d, err = loadDeployment(tx, id)
+		return err
+	})
+	return d, err
+}
+
+// MayGoLive reports whether a finished build of deployment id may become live: no deployment created
+// after it is live already.
+func (s *Store) MayGoLive(id int64) (bool, error) {
+	ok := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		active, err := activeDeploymentID(tx, d.ProjectID)
+		ok = active < id && !d.Terminal()
+		return err
+	})
+	return ok, err
+}
+
+// Complete marks a running deployment deployed and makes it live unless a deployment created after it
+// is live already; it reports whether it went live.
+func (s *Store) Complete(id int64) (live bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		if d.Terminal() {
+			return ErrFinished
+		}
+		active, err := activeDeploymentID(tx, d.ProjectID)
+		if err != nil {
+			return err
+		}
+		if live = active < id; live {
+			if err := setLive(tx, d.ProjectID, id); err != nil {
+				return err
+			}
+		}
+		return finish(tx, id, api.StatusDeployed, "", time.Now().UTC())
+	})
+	return live, err
+}
+
+// setLive makes deployment id the live deployment of its project inside tx and keeps the commit index
+// right for the deployment it replaces.
+func setLive(tx *bolt.Tx, projectID, id int64) error {
+	projects := bucket(tx, projectsBucket)
+	var p Project
+	if err := get(projects, itob(projectID), &p); err != nil {
+		return err
+	}
+	previous := p.ActiveDeploymentID
+	p.ActiveDeploymentID = id
+	if err := put(projects, itob(projectID), &p); err != nil {
+		return err
+	}
+	if previous != 0 && previous != id {
+		old, err := loadDeployment(tx, previous)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if old != nil && old.Terminal() {
+			if err := releaseCommit(tx, old); err != nil {
+				return err
+			}
+		}
+	}
+	d, err := loadDeployment(tx, id)
+	if err != nil {
+		return err
+	}
+	commits := bucket(tx, commitsBucket)
+	if commits.Get(commitKey(projectID, d.CommitSHA)) == nil {
+		return commits.Put(commitKey(projectID, d.CommitSHA), itob(id))
+	}
+	return nil
+}
+
+// Rollback makes an earlier successful deployment of the project live at once.
+func (s *Store) Rollback(projectID, id int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		if d.ProjectID != projectID || d.Status != api.StatusDeployed {
+			return fmt.Errorf("deployment %d is not a successful deployment of project %d", id, projectID)
+		}
+		return setLive(tx, projectID, id)
+	})
+}
+
+// Requeue puts a deployment whose build was interrupted by a shutdown back in the queue, or cancels
+// it when a newer deployment of its project is queued.
+func (s *Store) Requeue(id int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return requeue(tx, id, time.Now().UTC()) })
+}
+
+// requeue is Requeue inside tx.
+func requeue(tx *bolt.Tx, id int64, now time.Time) error {
+	d, err := loadDeployment(tx, id)
+	if err != nil {
+		return err
+	}
+	if d.Terminal() {
+		return nil
+	}
+	prefix := itob(d.ProjectID)
+	c := bucket(tx, queuedBucket).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if newer := btoi(k[8:]); newer > id {
+			return finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
+		}
+	}
+	d.Status, d.StartedAt = api.StatusQueued, nil
+	if err := saveDeployment(tx, d); err != nil {
+		return err
+	}
+	key := pairKey(d.ProjectID, d.ID)
+	if err := bucket(tx, runningBucket).Delete(key); err != nil {
+		return err
+	}
+	return bucket(tx, queuedBucket).Put(key, nil)
+}
+
+// RecoverInterrupted runs at start: deployments that were building when the agent died are queued
+// again once, and fail on a second interruption; it returns the deployments it touched.
+func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
+	var touched []*Deployment
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var ids []int64
+		c := bucket(tx, runningBucket).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			ids = append(ids, btoi(k[8:]))
+		}
+		now := time.Now().UTC()
+		for _, id := range ids {
+			d, err := loadDeployment(tx, id)
+			if err != nil {
+				return err
+			}
+			if d.Attempts >= 1 {
+				if err := finish(tx, id, api.StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
+					return err
+				}
+			} else {
+				d.Attempts++
+				if err := saveDeployment(tx, d); err != nil {
+					return err
+				}
+				if err := requeue(tx, id, now); err != nil {
+					return err
+				}
+			}
+			if d, err = loadDeployment(tx, id); err != nil {
+				return err
+			}
+			touched = append(touched, d)
+		}
+		return nil
+	})
+	return touched, err
+}
+
+// QueueDepth returns how many deployments wait for a worker.
+func (s *Store) QueueDepth() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = bucket(tx, queuedBucket).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// PruneDeployments deletes a project's deployments beyond the newest keep successful ones (never the
+// live one) and the failed or cancelled ones older than the oldest kept success, returning them so
+// their files and logs can be removed.
+func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, error) {
+	history, err := s.Deployments(projectID, 0)
+	if err != nil {
+		return nil, err
+	}
+	var gone []*Deployment
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		active, err := activeDeploymentID(tx, projectID)
+		if err != nil {
+			return err
+		}
+		kept := 0
+		for _, d := range history {
+			switch {
+			case !d.Terminal() || d.ID == active:
+				continue
+			case d.Status == api.StatusDeployed && kept < keep:
+				kept++
+				continue
+			case d.Status != api.StatusDeployed && kept < keep:
+				continue
+			}
+			gone = append(gone, d)
+			if err := bucket(tx, deploymentsBucket).Delete(itob(d.ID)); err != nil {
+				return err
+			}
+			if err := bucket(tx, projectDeploymentsBucket).Delete(pairKey(projectID, d.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return gone, err
+}

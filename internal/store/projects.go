@@ -1,0 +1,229 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Project is a project as stored, secrets included.
+type Project struct {
+	ID            int64  `json:"id"`
+	Name          string `json:"name"`
+	Slug          string `json:"slug"`
+	Repo          string `json:"repo,omitempty"` // owner/name for GitHub projects
+	RepoURL       string `json:"repo_url"`
+	Private       bool   `json:"private,omitempty"`
+	DefaultBranch string `json:"default_branch"`
+	// Build settings; empty means detected from the checked-out commit at build time.
+	Framework       string `json:"framework,omitempty"`
+	InstallCommand  string `json:"install_command,omitempty"`
+	BuildCommand    string `json:"build_command,omitempty"`
+	OutputDirectory string `json:"output_directory,omitempty"`
+	RootDirectory   string `json:"root_directory,omitempty"`
+	Target          string `json:"target"`
+	// WebhookSecret signs pushes; WebhookID is the GitHub hook's id, 0 for a hand-made hook.
+	WebhookSecret      string            `json:"webhook_secret,omitempty"`
+	WebhookID          int64             `json:"webhook_id,omitempty"`
+	Env                map[string]string `json:"env,omitempty"`
+	ActiveDeploymentID int64             `json:"active_deployment_id,omitempty"`
+	CreatedAt          time.Time         `json:"created_at"`
+}
+
+// WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
+// or a project whose hook was set up by hand.
+func (p *Project) WebhookConfigured() bool {
+	if p.WebhookSecret == "" {
+		return false
+	}
+	return p.Repo == "" || p.WebhookID != 0
+}
+
+// ErrConflict is returned when a project would duplicate another's slug or repository.
+var ErrConflict = errors.New("conflict")
+
+// repoKey is the project_repos key of a repository and root directory.
+func repoKey(repo, rootDir string) []byte {
+	return []byte(strings.ToLower(repo) + "\x00" + rootDir)
+}
+
+// CreateProject stores a new project, giving it an id and a slug unique among projects that starts
+// from p.Slug; it refuses a second project of the same GitHub repository and root directory.
+func (s *Store) CreateProject(p *Project) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		projects, slugs, repos := bucket(tx, projectsBucket), bucket(tx, projectSlugsBucket), bucket(tx, projectReposBucket)
+		if p.Repo != "" {
+			if id := repos.Get(repoKey(p.Repo, p.RootDirectory)); id != nil {
+				where := ""
+				if p.RootDirectory != "" {
+					where = " with root directory " + p.RootDirectory
+				}
+				return fmt.Errorf("%w: repository %s%s is already imported as project %d", ErrConflict, p.Repo, where, btoi(id))
+			}
+		}
+		id, err := projects.NextSequence()
+		if err != nil {
+			return err
+		}
+		p.ID = int64(id)
+		p.Slug = uniqueSlug(p.Slug, func(s string) bool { return slugs.Get([]byte(s)) != nil })
+		if p.CreatedAt.IsZero() {
+			p.CreatedAt = time.Now().UTC()
+		}
+		if err := slugs.Put([]byte(p.Slug), itob(p.ID)); err != nil {
+			return err
+		}
+		if p.Repo != "" {
+			if err := repos.Put(repoKey(p.Repo, p.RootDirectory), itob(p.ID)); err != nil {
+				return err
+			}
+		}
+		return put(projects, itob(p.ID), p)
+	})
+}
+
+// Project returns the project with the given id.
+func (s *Store) Project(id int64) (*Project, error) {
+	var p Project
+	err := s.db.View(func(tx *bolt.Tx) error { return get(bucket(tx, projectsBucket), itob(id), &p) })
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// ProjectBySlug returns the project with the given slug.
+func (s *Store) ProjectBySlug(slug string) (*Project, error) {
+	var p Project
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := bucket(tx, projectSlugsBucket).Get([]byte(slug))
+		if id == nil {
+			return ErrNotFound
+		}
+		return get(bucket(tx, projectsBucket), id, &p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Projects returns every project, oldest first.
+func (s *Store) Projects() ([]*Project, error) {
+	var out []*Project
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return bucket(tx, projectsBucket).ForEach(func(_, v []byte) error {
+			var p Project
+			if err := json.Unmarshal(v, &p); err != nil {
+				return err
+			}
+			out = append(out, &p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// UpdateProject applies change to the stored project inside one transaction and stores the result.
+func (s *Store) UpdateProject(id int64, change func(p *Project) error) (*Project, error) {
+	var p Project
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		projects := bucket(tx, projectsBucket)
+		if err := get(projects, itob(id), &p); err != nil {
+			return err
+		}
+		oldRepo, oldRoot := p.Repo, p.RootDirectory
+		if err := change(&p); err != nil {
+			return err
+		}
+		p.ID = id
+		if p.Repo != "" && (p.Repo != oldRepo || p.RootDirectory != oldRoot) {
+			repos := bucket(tx, projectReposBucket)
+			if other := repos.Get(repoKey(p.Repo, p.RootDirectory)); other != nil && btoi(other) != id {
+				return fmt.Errorf("%w: repository %s with root directory %q is already project %d", ErrConflict, p.Repo, p.RootDirectory, btoi(other))
+			}
+			if err := repos.Delete(repoKey(oldRepo, oldRoot)); err != nil {
+				return err
+			}
+			if err := repos.Put(repoKey(p.Repo, p.RootDirectory), itob(id)); err != nil {
+				return err
+			}
+		}
+		return put(projects, itob(id), &p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// DeleteProject removes a project with its deployments, index entries and queue entries, returning
+// the deleted deployments so their files can be removed.
+func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
+	var gone []*Deployment
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var p Project
+		if err := get(bucket(tx, projectsBucket), itob(id), &p); err != nil {
+			return err
+		}
+		prefix := itob(id)
+		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket} {
+			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
+				return err
+			}
+		}
+		deployments := bucket(tx, deploymentsBucket)
+		err := deployments.ForEach(func(k, v []byte) error {
+			var d Deployment
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			if d.ProjectID == id {
+				gone = append(gone, &d)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range gone {
+			if err := deployments.Delete(itob(d.ID)); err != nil {
+				return err
+			}
+		}
+		if err := bucket(tx, projectSlugsBucket).Delete([]byte(p.Slug)); err != nil {
+			return err
+		}
+		if p.Repo != "" {
+			if err := bucket(tx, projectReposBucket).Delete(repoKey(p.Repo, p.RootDirectory)); err != nil {
+				return err
+			}
+		}
+		return bucket(tx, projectsBucket).Delete(itob(id))
+	})
+	return gone, err
+}
+
+// deletePrefix deletes every key of b that starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasPrefix reports whether b starts with prefix.
+func hasPrefix(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
+}

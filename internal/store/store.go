@@ -1,0 +1,154 @@
+// Package store owns miaobu's durable state: projects, deployments, the commit index and the record
+// of webhook deliveries, in one bbolt file.
+//
+// Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
+// big-endian integers, so bbolt's byte order is id order; values are JSON.
+//
+//	meta                 "schema" → "1"
+//	projects             project id → Project
+//	project_slugs        slug → project id
+//	project_repos        "owner/name" NUL root directory → project id (one import per repository and root)
+//	deployments          deployment id → Deployment
+//	project_deployments  project id ‖ deployment id → empty (a project's history, oldest first)
+//	queued               project id ‖ deployment id → empty (deployments waiting for a worker)
+//	running              project id ‖ deployment id → empty (deployments a worker has claimed)
+//	commits              project id ‖ commit SHA → deployment id (a deployment of that commit that is
+//	                     queued, running or live: the duplicate check is this one lookup)
+//	deliveries           delivery sequence → Delivery
+//
+// Project and deployment ids come from the sequences of their buckets and are never reused.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the version of the layout described in the package doc.
+const SchemaVersion = "1"
+
+var (
+	rootBucket               = []byte("v1")
+	metaBucket               = []byte("meta")
+	projectsBucket           = []byte("projects")
+	projectSlugsBucket       = []byte("project_slugs")
+	projectReposBucket       = []byte("project_repos")
+	deploymentsBucket        = []byte("deployments")
+	projectDeploymentsBucket = []byte("project_deployments")
+	queuedBucket             = []byte("queued")
+	runningBucket            = []byte("running")
+	commitsBucket            = []byte("commits")
+	deliveriesBucket         = []byte("deliveries")
+
+	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket}
+	schemaKey = []byte("schema")
+)
+
+// ErrNotFound is returned when a project or deployment does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrLocked is returned by Open when another process holds the store.
+var ErrLocked = errors.New("the store is in use by another miaobu agent")
+
+// Store is the open bbolt file and its group-commit writer.
+type Store struct {
+	db     *bolt.DB
+	writes chan *groupWrite
+	done   chan struct{}
+}
+
+// FileName is the name of the bbolt file inside the data directory.
+const FileName = "miaobu.db"
+
+// Open opens (creating if needed) the store in dataDir, waiting at most timeout for another agent's lock.
+func Open(dataDir string, timeout time.Duration) (*Store, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w (%s): is another `miaobu agent` running with this data dir?", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(rootBucket)
+		if err != nil {
+			return err
+		}
+		for _, name := range allBuckets {
+			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := root.Bucket(metaBucket)
+		if v := meta.Get(schemaKey); v != nil && string(v) != SchemaVersion {
+			return fmt.Errorf("store schema version %s is not the %s this miaobu understands", v, SchemaVersion)
+		}
+		return meta.Put(schemaKey, []byte(SchemaVersion))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening store %s: %w", path, err)
+	}
+	s := &Store{db: db, writes: make(chan *groupWrite, maxGroup), done: make(chan struct{})}
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the group-commit writer and closes the file.
+func (s *Store) Close() error {
+	close(s.writes)
+	<-s.done
+	return s.db.Close()
+}
+
+// bucket returns the named bucket inside the root bucket.
+func bucket(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	return tx.Bucket(rootBucket).Bucket(name)
+}
+
+// itob encodes an id as an 8-byte big-endian key.
+func itob(id int64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, uint64(id))
+	return b
+}
+
+// btoi decodes an 8-byte big-endian key.
+func btoi(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
+
+// pairKey is the key of a (parent id, child id) pair.
+func pairKey(a, b int64) []byte { return append(itob(a), itob(b)...) }
+
+// commitKey is the commits-index key of a project's commit.
+func commitKey(projectID int64, sha string) []byte { return append(itob(projectID), sha...) }
+
+// get decodes the JSON value at key into v, returning ErrNotFound when absent.
+func get(b *bolt.Bucket, key []byte, v any) error {
+	data := b.Get(key)
+	if data == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(data, v)
+}
+
+// put encodes v as JSON at key.
+func put(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// maxGroup caps how many queued writes one group commit takes.
+const maxGroup = 1000
+
+// maxDeliveries is how many delivery records are kept; older ones are pruned.
+const maxDeliveries = 10000
+
+// groupWrite is one caller's work for the group-commit writer, answered on done.
+type groupWrite struct {
+	apply func(tx *bolt.Tx, now time.Time) error
+	done  chan error
+}
+
+// writer commits queued writes in groups with no timer: it takes the first waiting write plus all
+// others already queued, runs them in one transaction (one round of fsyncs) and answers each. A lone
+// write commits at once; groups form while a commit is running.
+func (s *Store) writer() {
+	defer close(s.done)
+	group := make([]*groupWrite, 0, maxGroup)
+	for first := range s.writes {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case w, ok := <-s.writes:
+				if !ok {
+					break drain
+				}
+				group = append(group, w)
+			default:
+				break drain
+			}
+		}
+		now := time.Now().UTC()
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, w := range group {
+				if err := w.apply(tx, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, w := range group {
+			w.done <- err // a failed transaction stored nobody's write
+		}
+	}
+}
+
+// groupCommit runs apply in the next group commit and returns once it is durable.
+func (s *Store) groupCommit(ctx context.Context, apply func(tx *bolt.Tx, now time.Time) error) error {
+	w := &groupWrite{apply: apply, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-w.done
+}
+
+// Delivery is the record of one verified webhook delivery.
+type Delivery struct {
+	GUID         string    `json:"guid"`
+	Event        string    `json:"event"`
+	ProjectID    int64     `json:"project_id"`
+	Outcome      string    `json:"outcome"`
+	DeploymentID int64     `json:"deployment_id,omitempty"`
+	ReceivedAt   time.Time `json:"received_at"`
+}
+
+// addDelivery appends a delivery record inside tx, pruning the oldest beyond maxDeliveries.
+func addDelivery(tx *bolt.Tx, d *Delivery) error {
+	b := bucket(tx, deliveriesBucket)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	if seq > maxDeliveries {
+		if err := b.Delete(itob(int64(seq - maxDeliveries))); err != nil {
+			return err
+		}
+	}
+	return put(b, itob(int64(seq)), d)
+}
+
+// RecordDelivery durably records a delivery that created no deployment (a ping, an ignored event).
+func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
+	return s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
+		d.ReceivedAt = now
+		return addDelivery(tx, &d)
+	})
+}
+
+// Push is a verified push of a project's deployment branch.
+type Push struct {
+	ProjectID     int64
+	DeliveryID    string
+	CommitSHA     string
+	CommitMessage string
+	CommitAuthor  string
+	Branch        string
+}
+
+// PushResult says what RecordPush did: created a deployment, or found one of the same commit.
+type PushResult struct {
+	DeploymentID int64
+	Duplicate    bool
+}
+
+// Delivery outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeSkipped = "skipped"
+	OutcomeIgnored = "ignored"
+	OutcomePing    = "ok"
+)
+
+// RecordPush durably records a push: a new queued deployment unless one of the same commit is queued,
+// running or live, and the delivery either way. It returns after the group commit is on disk.
+func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
+	var res PushResult
+	projectGone := false
+	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
+		res = PushResult{}
+		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now}
+		if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)); v != nil {
+			res = PushResult{DeploymentID: btoi(v), Duplicate: true}
+			delivery.Outcome, delivery.DeploymentID = OutcomeSkipped, res.DeploymentID
+			return addDelivery(tx, &delivery)
+		}
+		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
+			projectGone = true // deleted since the handler read it; failing here would fail the whole group
+			return nil
+		}
+		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
+			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: api.TriggerWebhook, DeliveryID: p.DeliveryID}
+		if err := createDeployment(tx, d, now); err != nil {
+			return err
+		}
+		res.DeploymentID = d.ID
+		delivery.Outcome, delivery.DeploymentID = OutcomeSuccess, d.ID
+		return addDelivery(tx, &delivery)
+	})
+	if err == nil && projectGone {
+		err = ErrNotFound
+	}
+	return res, err
+}
+
+// Deliveries returns up to limit delivery records, newest first.
+func (s *Store) Deliveries(limit int) ([]Delivery, error) {
+	var out []Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := bucket(tx, deliveriesBucket).Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
