@@ -1,12 +1,8 @@
-// Package github owns miaobu's side of GitHub: webhook signatures and push payloads, and the REST
-// client for repositories, contents and hooks.
 package github
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -94,7 +90,11 @@ func (p *Push) IsDeletion() bool {
 
 // Branch returns the branch the push updates and true, or "" and false for a tag or other ref.
 func (p *Push) Branch() (string, bool) {
-	return strings.CutPrefix(p.Ref, "refs/heads/")
+	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
+	if !ok {
+		return "", false
+	}
+	return branch, true
 }
 
 // Commit returns the pushed commit's SHA, message and author name.
@@ -122,11 +122,3 @@ func ValidSHA(s string) bool {
 	return true
 }
 
-// NewWebhookSecret returns a fresh webhook secret: 32 random bytes, base64url without padding.
-func NewWebhookSecret() (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(raw), nil
-}
