@@ -121,4 +121,3 @@ func ValidSHA(s string) bool {
 	}
 	return true
 }
-
