@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// FuzzWebhook sends arbitrary events, content types, signatures and bodies: the handler never panics,
+// never answers 5xx, and never creates a deployment without a valid signature.
+func FuzzWebhook(f *testing.F) {
+	ta := startTestAgent(f, testConfig(f))
+	p := ta.addProject(f, "site", "master")
+	path := api.PathWebhookPrefix + strconv.FormatInt(p.ID, 10)
+	for _, name := range []string{"push.with-new-branch.payload.json", "push.payload.json", "ping.payload.json"} {
+		body := fixture(f, name)
+		f.Add("push", "application/json", true, body)
+		f.Add("ping", "application/json", false, body)
+		f.Add("push", "application/x-www-form-urlencoded", true, []byte("payload="+url.QueryEscape(string(body))))
+	}
+	f.Add("push", "application/json", true, []byte(`{"ref":"refs/heads/master","after":"zz","head_commit":null}`))
+	f.Add("push", "application/json", true, []byte(`{"ref":"refs/heads/master","deleted":true}`))
+	f.Add("", "", false, []byte{})
+	f.Add("push", "application/x-www-form-urlencoded", true, []byte("payload=%zz"))
+
+	handler := ta.Handler()
+	f.Fuzz(func(t *testing.T, event, contentType string, signed bool, body []byte) {
+		before := ta.deploymentCount(t)
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", event)
+		req.Header.Set("Content-Type", contentType)
+		if signed {
+			req.Header.Set("X-Hub-Signature-256", signOf(p.WebhookSecret, body))
+		} else {
+			req.Header.Set("X-Hub-Signature-256", signOf("wrong", body))
+		}
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for event %q body %q: %s", rec.Code, event, body, rec.Body)
+		}
+		after := ta.deploymentCount(t)
+		if !signed && (after != before || rec.Code != http.StatusUnauthorized) {
+			t.Fatalf("unsigned delivery answered %d and changed deployments %d → %d", rec.Code, before, after)
+		}
+		if after > before && (event != "push" || rec.Code != http.StatusOK) {
+			t.Fatalf("deployment created by event %q answered %d", event, rec.Code)
+		}
+	})
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// isolate clears every variable Load reads so the machine's environment cannot leak into a test.
+func isolate(t *testing.T) string {
+	t.Helper()
+	for _, names := range envNames {
+		for _, name := range names {
+			t.Setenv(name, "")
+		}
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("MIAOBU_CONFIG", "")
+	return home
+}
+
+func TestDefaults(t *testing.T) {
+	home := isolate(t)
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != filepath.Join(home, ".local", "share", "miaobu") || cfg.File != filepath.Join(home, ".config", "miaobu", "config.yaml") {
+		t.Errorf("paths %q %q", cfg.DataDir, cfg.File)
+	}
+	if cfg.Listen != "127.0.0.1:8000" || cfg.PublicURL != "http://127.0.0.1:8000" || cfg.AgentURL != "http://127.0.0.1:8000" {
+		t.Errorf("addresses %q %q %q", cfg.Listen, cfg.PublicURL, cfg.AgentURL)
+	}
+	if cfg.Build.Concurrency != 2 || cfg.Build.Timeout != 15*time.Minute || cfg.Build.Sandbox != "auto" ||
+		cfg.Retention.Deployments != 10 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
+		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
+		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
+		cfg.GitHub.APIURL != "https://api.github.com/" {
+		t.Errorf("defaults %+v", cfg)
+	}
+	t.Setenv("XDG_DATA_HOME", "/xdg/data")
+	t.Setenv("XDG_CONFIG_HOME", "/xdg/config")
+	cfg, err = Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/xdg/data/miaobu" || cfg.File != "/xdg/config/miaobu/config.yaml" {
+		t.Errorf("XDG paths %q %q", cfg.DataDir, cfg.File)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	isolate(t)
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "listen: 127.0.0.1:7000\npublic_url: https://file.example.com\nbuild:\n  concurrency: 5\n  timeout: 1m\ngithub:\n  token: from-file\ncors:\n  allowed_origins: [https://a.example.com]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_CONFIG", file)
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7000" || cfg.Build.Concurrency != 5 || cfg.Build.Timeout != time.Minute || cfg.GitHub.Token != "from-file" ||
+		len(cfg.CORS.AllowedOrigins) != 1 || cfg.PublicURL != "https://file.example.com" {
+		t.Fatalf("file values %+v", cfg)
+	}
+
+	t.Setenv("MIAOBU_LISTEN", "127.0.0.1:7100")
+	t.Setenv("BACKEND_URL", "https://backend.example.com/")
+	t.Setenv("GH_TOKEN", "from-gh")
+	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "0")
+	t.Setenv("MIAOBU_CORS_ALLOWED_ORIGINS", "https://b.example.com,https://c.example.com")
+	cfg, err = Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" ||
+		cfg.Build.Concurrency != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
+		t.Fatalf("environment values %+v", cfg)
+	}
+	t.Setenv("MIAOBU_PUBLIC_URL", "https://miaobu.example.com")
+	t.Setenv("MIAOBU_GITHUB_TOKEN", "from-miaobu")
+	cfg, _ = Load(nil)
+	if cfg.PublicURL != "https://miaobu.example.com" || cfg.GitHub.Token != "from-miaobu" {
+		t.Fatalf("MIAOBU_ variables must win over aliases: %q %q", cfg.PublicURL, cfg.GitHub.Token)
+	}
+
+	flags := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	flags.String("listen", "", "")
+	flags.String("public-url", "", "")
+	flags.String("config", "", "")
+	if err := flags.Parse([]string{"--listen", "0.0.0.0:9000"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "0.0.0.0:9000" || cfg.AgentURL != "http://127.0.0.1:9000" {
+		t.Fatalf("flag values %q %q", cfg.Listen, cfg.AgentURL)
+	}
+}
+
+func TestInvalidValues(t *testing.T) {
+	for env, value := range map[string]string{
+		"MIAOBU_BUILD_SANDBOX":     "docker",
+		"MIAOBU_TARGET":            "s3",
+		"MIAOBU_CDN_PROVIDER":      "cloudflare",
+		"MIAOBU_BUILD_CONCURRENCY": "-1",
+		"MIAOBU_BUILD_TIMEOUT":     "soon",
+		"MIAOBU_LISTEN":            "8000",
+		"MIAOBU_PUBLIC_URL":        "ftp://x",
+	} {
+		isolate(t)
+		t.Setenv(env, value)
+		if _, err := Load(nil); err == nil {
+			t.Errorf("%s=%s accepted", env, value)
+		}
+	}
+	isolate(t)
+	t.Setenv("MIAOBU_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
+	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("an explicit config file that is missing: %v", err)
+	}
+}
+
+func TestPublicURLChecks(t *testing.T) {
+	for url, want := range map[string][2]bool{
+		"http://0.0.0.0:8000":          {true, false},
+		"http://127.0.0.1:8000":        {false, true},
+		"http://localhost:8000":        {false, true},
+		"https://abc.ngrok-free.app":   {false, false},
+		"https://deploy.example.com/x": {false, false},
+	} {
+		cfg := &Config{PublicURL: url}
+		if got := [2]bool{cfg.PublicURLUnreachable() != "", cfg.PublicURLIsLoopback()}; got != want {
+			t.Errorf("%s: unreachable, loopback = %v, want %v", url, got, want)
+		}
+	}
+}
