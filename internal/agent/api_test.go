@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+func TestAdminAPIRequiresToken(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	for _, token := range []string{"", "wrong", ta.token + "x"} {
+		req, _ := http.NewRequest("GET", ta.server.URL+api.PathProjects, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token %q: status %d", token, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(ta.server.URL + api.PathHealth)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestCORS(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.CORS.AllowedOrigins = []string{"https://admin.example.com"}
+	ta := startTestAgent(t, cfg)
+	for _, tc := range []struct {
+		method, origin string
+		status         int
+		allowHeader    string
+	}{
+		{"GET", "https://evil.example.com", http.StatusForbidden, ""},
+		{"OPTIONS", "https://evil.example.com", http.StatusForbidden, ""},
+		{"OPTIONS", "https://admin.example.com", http.StatusNoContent, "https://admin.example.com"},
+		{"GET", "https://admin.example.com", http.StatusOK, "https://admin.example.com"},
+		{"GET", "", http.StatusOK, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, ta.server.URL+api.PathProjects, nil)
+		req.Header.Set("Authorization", "Bearer "+ta.token)
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Access-Control-Allow-Origin") != tc.allowHeader {
+			t.Errorf("%s from %q: %d %q", tc.method, tc.origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+}
+
+func TestProjectLifecycle(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	p := ta.addProject(t, "My Blog", "main")
+	if p.Slug != "my-blog" || !p.WebhookConfigured || p.Repo != nil || !strings.HasSuffix(p.WebhookURL, "/api/v1/webhooks/github/1") {
+		t.Fatalf("created %+v", p)
+	}
+	var got api.Project
+	if code := ta.call(t, "GET", api.PathProjects+"/my-blog", nil, &got); code != 200 || got.ID != p.ID || got.WebhookSecret != "" {
+		t.Fatalf("get by slug: %d %+v", code, got)
+	}
+	build := "npm run build:prod"
+	empty := ""
+	if code := ta.call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{BuildCommand: &build}, &got); code != 200 || got.BuildCommand != build {
+		t.Fatalf("set build command: %d %+v", code, got)
+	}
+	if code := ta.call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{BuildCommand: &empty}, &got); code != 200 || got.BuildCommand != "" {
+		t.Fatalf("back to detection: %d %+v", code, got)
+	}
+	outside := "../etc"
+	var e api.Error
+	if code := ta.call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{OutputDirectory: &outside}, &e); code != 400 || e.Detail == "" {
+		t.Fatalf("output dir outside the repository: %d %+v", code, e)
+	}
+	for _, bad := range []api.ProjectCreate{
+		{Name: "", RepoURL: "https://example.com/x.git"},
+		{Name: "x", RepoURL: "ftp://example.com/x"},
+		{Name: "x", RepoURL: "https://user:pass@example.com/x.git"},
+		{Name: "x", RepoURL: "https://example.com/x.git", Branch: "bad..name"},
+		{Name: "x", RepoURL: "https://example.com/x.git", Target: "s3"},
+	} {
+		if code := ta.call(t, "POST", api.PathProjects, bad, &e); code != 400 || e.Detail == "" {
+			t.Errorf("%+v accepted: %d", bad, code)
+		}
+	}
+	var list []api.Project
+	if ta.call(t, "GET", api.PathProjects, nil, &list); len(list) != 1 {
+		t.Fatalf("bad creates changed the project list: %d projects", len(list))
+	}
+	var answer api.WebhookAnswer
+	if code := ta.call(t, "DELETE", api.PathProjects+"/1", nil, &answer); code != 200 || answer.Status != "success" {
+		t.Fatalf("delete: %d %+v", code, answer)
+	}
+	if code := ta.call(t, "GET", api.PathProjects+"/1", nil, &e); code != 404 || e.Detail != "Project 1 not found" {
+		t.Fatalf("after delete: %d %+v", code, e)
+	}
+}

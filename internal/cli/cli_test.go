@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// cliEnv points the CLI at a fresh data dir and no config file.
+func cliEnv(t *testing.T) string {
+	t.Helper()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("MIAOBU_DATA_DIR", dataDir)
+	t.Setenv("MIAOBU_CONFIG", "")
+	t.Setenv("MIAOBU_TOKEN", "")
+	t.Setenv("MIAOBU_AGENT_URL", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("NO_COLOR", "")
+	return dataDir
+}
+
+// startAgent serves an agent on the CLI's data dir and points the CLI at it.
+func startAgent(t *testing.T) {
+	t.Helper()
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(cfg.DataDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
+}
+
+// run runs the CLI and returns its exit status, stdout and stderr.
+func run(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := Run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestUnreachableAgent(t *testing.T) {
+	dataDir := cliEnv(t)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "admin-token"), []byte("t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_AGENT_URL", "http://127.0.0.1:1")
+	code, out, errOut := run("project", "list")
+	if code != 1 || out != "" || !strings.Contains(errOut, "agent not reachable at http://127.0.0.1:1") || !strings.Contains(errOut, "miaobu agent") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestMissingToken(t *testing.T) {
+	cliEnv(t)
+	code, _, errOut := run("project", "list")
+	if code != 1 || !strings.Contains(errOut, "no admin token") || !strings.Contains(errOut, "MIAOBU_TOKEN") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	cliEnv(t)
+	for _, args := range [][]string{
+		{"project", "show"},
+		{"project", "add", "x"},
+		{"deployment", "show", "abc"},
+		{"deploy", "x", "--commit", "a", "--branch", "b"},
+		{"project", "list", "--nope"},
+		{"project", "set", "x"},
+	} {
+		if code, _, errOut := run(args...); code != 2 || !strings.Contains(errOut, "error:") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}
+
+func TestProjectCommands(t *testing.T) {
+	cliEnv(t)
+	startAgent(t)
+	repo := t.TempDir()
+	for _, args := range [][]string{{"init", "-q", "-b", "trunk"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "first"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	code, out, errOut := run("project", "add", "Docs Site", "--repo-url", repo, "--json")
+	if code != 0 {
+		t.Fatalf("add: %d %s", code, errOut)
+	}
+	var created map[string]any
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("add --json is not one JSON value: %q", out)
+	}
+	if created["slug"] != "docs-site" || created["default_branch"] != "trunk" || len(created["webhook_secret"].(string)) != 43 {
+		t.Fatalf("created %v", created)
+	}
+
+	code, out, _ = run("project", "show", "docs-site")
+	if code != 0 || !strings.Contains(out, "✓ Enabled") || !strings.Contains(out, "pushes to branch trunk") || strings.Contains(out, "\x1b[") {
+		t.Fatalf("show: %d %q", code, out)
+	}
+	if strings.Contains(out, created["webhook_secret"].(string)) {
+		t.Fatal("show prints the webhook secret")
+	}
+	code, out, _ = run("project", "list")
+	if code != 0 || !strings.HasPrefix(out, "1\tdocs-site\ttrunk\tlocal\t") {
+		t.Fatalf("list on a pipe is not tab-separated: %q", out)
+	}
+	code, out, _ = run("project", "list", "--json")
+	var list []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0]["webhook_secret"] != nil {
+		t.Fatalf("list --json: %d %q", code, out)
+	}
+	code, out, errOut = run("deploy", "docs-site", "--json")
+	var d map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &d) != nil || d["status"] != "queued" || d["trigger"] != "manual" || len(d["commit_sha"].(string)) != 40 {
+		t.Fatalf("deploy: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = run("deployment", "list", "docs-site", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 {
+		t.Fatalf("deployment list: %d %q", code, out)
+	}
+	if code, _, errOut = run("project", "show", "nope"); code != 1 || !strings.Contains(errOut, "Project nope not found") {
+		t.Fatalf("show of a missing project: %d %q", code, errOut)
+	}
+	if code, _, errOut = run("project", "delete", "docs-site"); code != 0 {
+		t.Fatalf("delete: %d %q", code, errOut)
+	}
+}
