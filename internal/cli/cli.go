@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,15 @@ func (a *app) client() (*client, error) {
 		return nil, err
 	}
 	return newClient(cfg), nil
+}
+
+// call sends one request to the agent, decoding the JSON answer into out when it is not nil.
+func (a *app) call(ctx context.Context, method, path string, in, out any) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, in, out)
 }
 
 // Main runs the command line with the process's arguments and streams and returns the exit status.

@@ -132,12 +132,8 @@ func newRollbackCommand(a *app) *cobra.Command {
 				}
 				req.DeploymentID = id
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var d api.Deployment
-			if err := c.do(cmd.Context(), "POST", projectPath(args[0])+"/rollback", req, &d); err != nil {
+			if err := a.call(cmd.Context(), "POST", projectPath(args[0])+"/rollback", req, &d); err != nil {
 				return err
 			}
 			if asJSON {

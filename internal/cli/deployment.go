@@ -47,12 +47,8 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 			if len(args) == 1 {
 				q.Set("project_id", args[0])
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var deployments []api.Deployment
-			if err := c.do(cmd.Context(), "GET", api.PathDeployments+"?"+q.Encode(), nil, &deployments); err != nil {
+			if err := a.call(cmd.Context(), "GET", api.PathDeployments+"?"+q.Encode(), nil, &deployments); err != nil {
 				return err
 			}
 			if asJSON {
@@ -153,12 +149,8 @@ func newDeploymentCancelCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var d api.Deployment
-			if err := c.do(cmd.Context(), "POST", deploymentPath(id)+"/cancel", nil, &d); err != nil {
+			if err := a.call(cmd.Context(), "POST", deploymentPath(id)+"/cancel", nil, &d); err != nil {
 				return err
 			}
 			if asJSON {

@@ -122,12 +122,8 @@ func newProjectListCommand(a *app) *cobra.Command {
 		Short:   "List projects",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var projects []api.Project
-			if err := c.do(cmd.Context(), "GET", api.PathProjects, nil, &projects); err != nil {
+			if err := a.call(cmd.Context(), "GET", api.PathProjects, nil, &projects); err != nil {
 				return err
 			}
 			if asJSON {
@@ -200,12 +196,8 @@ func newProjectShowCommand(a *app) *cobra.Command {
 		Short: "Show a project, its webhook badge and the branch that deploys",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var p api.Project
-			if err := c.do(cmd.Context(), "GET", projectPath(args[0]), nil, &p); err != nil {
+			if err := a.call(cmd.Context(), "GET", projectPath(args[0]), nil, &p); err != nil {
 				return err
 			}
 			if asJSON {
@@ -245,12 +237,8 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			if req == (api.ProjectUpdate{}) {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting flag")}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var p api.Project
-			if err := c.do(cmd.Context(), "PATCH", projectPath(args[0]), req, &p); err != nil {
+			if err := a.call(cmd.Context(), "PATCH", projectPath(args[0]), req, &p); err != nil {
 				return err
 			}
 			if asJSON {
@@ -273,12 +261,8 @@ func newProjectDeleteCommand(a *app) *cobra.Command {
 		Short: "Delete a project, its GitHub webhook, deployments and files",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
 			var answer api.WebhookAnswer
-			if err := c.do(cmd.Context(), "DELETE", projectPath(args[0]), nil, &answer); err != nil {
+			if err := a.call(cmd.Context(), "DELETE", projectPath(args[0]), nil, &answer); err != nil {
 				return err
 			}
 			if asJSON {
