@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"path"
@@ -148,6 +149,10 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) {
 		var ghErr *github.Error
 		if errors.As(err, &ghErr) {
 			a.githubError(w, r, "Cannot read the repository's files: ", ghErr)
+			return
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Root directory %s not found in %s at %s (%s)", root, full, branch, tip.SHA[:7]))
 			return
 		}
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("Cannot detect the build settings of %s at %s (%s): %v", full, branch, tip.SHA[:7], err))
