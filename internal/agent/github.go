@@ -272,6 +272,17 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
 				WebhookID: p.WebhookID, WebhookURL: hookURL, Warning: warning})
 			return
 		}
+		if exists {
+			// public_url changed since the hook was made: point the same hook at the new URL.
+			if _, err := a.github.EditHook(r.Context(), owner, name, p.WebhookID, hookURL, p.WebhookSecret); err != nil {
+				a.githubError(w, r, "", err)
+				return
+			}
+			a.log.Info("webhook moved to the new public URL", "project", p.ID, "hook", p.WebhookID)
+			writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "success", Message: "Webhook created successfully",
+				WebhookID: p.WebhookID, WebhookURL: hookURL, Warning: warning})
+			return
+		}
 	}
 	secret := p.WebhookSecret
 	if secret == "" {

@@ -276,6 +276,23 @@ func TestWebhookSetup(t *testing.T) {
 		"GET /repos/acme/site/hooks", "GET /repos/acme/site/hooks", "POST /repos/acme/site/hooks") // gone, created again
 }
 
+func TestWebhookSetupAfterPublicURLChange(t *testing.T) {
+	ta, gh := githubAgent(t, siteRepo(), nil)
+	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	ta.cfg.PublicURL = "https://new.example.com"
+	var answer api.WebhookAnswer
+	if code := ta.call(t, "POST", api.WebhookSetupPath("site"), nil, &answer); code != http.StatusOK || answer.Status != "success" ||
+		answer.WebhookID != 101 || answer.WebhookURL != "https://new.example.com/api/v1/webhooks/github/1" {
+		t.Fatalf("setup = %d %+v", code, answer)
+	}
+	want := []githubtest.Hook{{ID: 101, URL: answer.WebhookURL, Secret: ta.stored(t, 1).WebhookSecret}}
+	if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, want) {
+		t.Errorf("hooks = %+v, want %+v", hooks, want)
+	}
+}
+
 func TestWebhookSetupAdoptsHookWithOurURL(t *testing.T) {
 	ta, gh := githubAgent(t, siteRepo(), nil)
 	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
