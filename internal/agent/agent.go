@@ -16,10 +16,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -35,6 +37,10 @@ type Agent struct {
 	metrics    *metrics
 	wake       chan struct{}
 	started    time.Time
+	github     *github.Client
+	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
+	// find no hook and create two.
+	hooks sync.Mutex
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -43,8 +49,12 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
+	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token})
+	if err != nil {
+		return nil, fmt.Errorf("github.api_url: %w", err)
+	}
 	return &Agent{cfg: cfg, store: st, log: log, adminToken: token, metrics: newMetrics(),
-		wake: make(chan struct{}, 1), started: time.Now()}, nil
+		wake: make(chan struct{}, 1), started: time.Now(), github: gh}, nil
 }
 
 // loadOrCreateAdminToken reads the admin token file, writing a random token with mode 0600 if it is missing.
@@ -92,6 +102,10 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
 	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
 	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.cancelDeployment)
+	admin.HandleFunc("POST "+api.PathRepositories+"/{owner}/{repo}/import", a.importRepository)
+	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.setupWebhook)
+	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
+	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
 	mux.Handle("/api/", a.requireAdmin(admin))
 	return a.cors(mux)
 }

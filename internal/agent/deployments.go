@@ -144,20 +144,28 @@ func (a *Agent) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a full commit SHA (40 hex characters)", req.CommitSHA))
 		return
 	}
-	if sha == "" {
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: api.TriggerManual}
+	if sha == "" && p.Repo != "" {
+		owner, name := splitRepo(p.Repo)
+		tip, err := a.github.BranchTip(r.Context(), owner, name, branch)
+		if err != nil {
+			a.githubError(w, r, "", err)
+			return
+		}
+		d.CommitSHA, d.CommitMessage, d.CommitAuthor = tip.SHA, tip.Message, tip.Author
+	} else if sha == "" {
 		var err error
-		if sha, err = branchTip(r.Context(), p.RepoURL, branch); err != nil {
+		if d.CommitSHA, err = branchTip(r.Context(), p.RepoURL, branch); err != nil {
 			writeError(w, http.StatusBadGateway, err.Error())
 			return
 		}
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: api.TriggerManual}
 	if err := a.store.CreateDeployment(d); err != nil {
 		a.storeError(w, r, err)
 		return
 	}
 	a.wakeWorkers()
-	a.log.Info("deployment queued", "project", p.ID, "deployment", d.ID, "commit", sha[:7], "trigger", d.Trigger)
+	a.log.Info("deployment queued", "project", p.ID, "deployment", d.ID, "commit", d.CommitSHA[:7], "trigger", d.Trigger)
 	writeJSON(w, http.StatusCreated, a.deploymentView(d, p))
 }
 

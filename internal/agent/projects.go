@@ -222,6 +222,10 @@ func (a *Agent) deleteProject(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := a.deleteHookOf(r.Context(), p); err != nil {
+		a.githubError(w, r, fmt.Sprintf("Project %s was not deleted, as its GitHub webhook could not be: ", p.Slug), err)
+		return
+	}
 	gone, err := a.store.DeleteProject(p.ID)
 	if err != nil {
 		a.storeError(w, r, err)

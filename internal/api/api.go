@@ -1,7 +1,10 @@
 // Package api holds the wire types and route paths shared by the agent and the CLI's client.
 package api
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // Project is a deployable site as the API shows it; the webhook secret appears only once, in WebhookSecret.
 type Project struct {
@@ -118,6 +121,58 @@ type WebhookAnswer struct {
 	WebhookID     int64  `json:"webhook_id,omitempty"`
 	WebhookURL    string `json:"webhook_url,omitempty"`
 	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// Warning says why GitHub may still not reach the hook, such as a loopback public_url.
+	Warning string `json:"warning,omitempty"`
+}
+
+// ImportRequest is the body of POST /api/v1/repositories/{owner}/{repo}/import; every field is
+// optional, and a build setting given here is stored and wins over detection.
+type ImportRequest struct {
+	Branch          string `json:"branch,omitempty"`
+	Name            string `json:"name,omitempty"`
+	Target          string `json:"target,omitempty"`
+	BuildCommand    string `json:"build_command,omitempty"`
+	InstallCommand  string `json:"install_command,omitempty"`
+	OutputDirectory string `json:"output_directory,omitempty"`
+	RootDirectory   string `json:"root_directory,omitempty"`
+	NoWebhook       bool   `json:"no_webhook,omitempty"`
+	NoDeploy        bool   `json:"no_deploy,omitempty"`
+}
+
+// Detected is what import detected from the repository at the branch tip.
+type Detected struct {
+	CommitSHA       string   `json:"commit_sha"`
+	Framework       string   `json:"framework"`
+	PackageManager  string   `json:"package_manager"`
+	InstallCommand  string   `json:"install_command"`
+	BuildCommand    string   `json:"build_command"`
+	OutputDirectory string   `json:"output_directory"`
+	NodeVersion     string   `json:"node_version"`
+	Notes           []string `json:"notes"`
+}
+
+// Webhook outcomes of an import.
+const (
+	HookCreated = "created" // a new hook was added to the repository
+	HookUpdated = "updated" // a hook with the project's URL existed and now carries its secret
+	HookSkipped = "skipped" // --no-webhook
+	HookFailed  = "failed"  // GitHub refused or failed; Error says why and how to retry
+)
+
+// ImportWebhook is how creating the webhook went during an import.
+type ImportWebhook struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ImportResult is the answer of an import: the stored project, what was detected, the webhook's
+// outcome and the first deployment (null with --no-deploy).
+type ImportResult struct {
+	Project    Project       `json:"project"`
+	Detected   Detected      `json:"detected"`
+	Webhook    ImportWebhook `json:"webhook"`
+	Deployment *Deployment   `json:"deployment"`
+	Warnings   []string      `json:"warnings"`
 }
 
 // Health is the body of GET /healthz.
@@ -136,3 +191,23 @@ const (
 	PathRepositories    = "/api/v1/repositories"
 	PathProjectWebhooks = "/api/v1/webhooks/projects"
 )
+
+// ImportPath is the import route of the GitHub repository owner/repo.
+func ImportPath(owner, repo string) string {
+	return PathRepositories + "/" + url.PathEscape(owner) + "/" + url.PathEscape(repo) + "/import"
+}
+
+// WebhookSetupPath is the route that creates the GitHub hook of a project named by id or slug.
+func WebhookSetupPath(project string) string {
+	return PathProjectWebhooks + "/" + url.PathEscape(project) + "/setup"
+}
+
+// WebhookDeletePath is the route that removes a project's webhook.
+func WebhookDeletePath(project string) string {
+	return PathProjectWebhooks + "/" + url.PathEscape(project) + "/webhook"
+}
+
+// WebhookRotatePath is the route that replaces a project's webhook secret.
+func WebhookRotatePath(project string) string {
+	return PathProjectWebhooks + "/" + url.PathEscape(project) + "/rotate"
+}

@@ -124,7 +124,9 @@ func newRootCommand(a *app) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newAgentCommand(a),
+		newImportCommand(a),
 		newProjectCommand(a),
+		newWebhookCommand(a),
 		newDeploymentCommand(a),
 		newDeployCommand(a),
 		newRollbackCommand(a),

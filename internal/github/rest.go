@@ -132,6 +132,10 @@ func (c *Client) BranchTip(ctx context.Context, owner, repo, branch string) (Com
 		return Commit{}, c.apiError(err, resp, fmt.Sprintf("branch %s not found in %s/%s, or the token cannot see the repository", branch, owner, repo), "")
 	}
 	rc := b.GetCommit()
+	if !ValidSHA(rc.GetSHA()) {
+		return Commit{}, &Error{Kind: ErrUnavailable, StatusCode: resp.StatusCode,
+			Message: fmt.Sprintf("GitHub answered no commit SHA for branch %s of %s/%s", branch, owner, repo)}
+	}
 	author := rc.GetCommit().GetAuthor().GetName()
 	if author == "" {
 		author = rc.GetAuthor().GetLogin()

@@ -80,11 +80,10 @@ func (c *Client) FindHookByURL(ctx context.Context, owner, repo, hookURL string)
 	return c.findHook(ctx, owner, repo, hookRefused("list the webhooks"), func(h Hook) bool { return h.URL == hookURL })
 }
 
-// HookExists reports whether owner/repo still has the hook id. It lists the hooks rather than
-// reading the one hook, to use only the endpoints that miaobu's token is documented to need.
-func (c *Client) HookExists(ctx context.Context, owner, repo string, id int64) (bool, error) {
-	_, ok, err := c.findHook(ctx, owner, repo, hookRefused("list the webhooks"), func(h Hook) bool { return h.ID == id })
-	return ok, err
+// FindHookByID returns the hook id of owner/repo, and whether GitHub still has it. It lists the
+// hooks rather than reading the one hook, to use only the endpoints of the contract.
+func (c *Client) FindHookByID(ctx context.Context, owner, repo string, id int64) (Hook, bool, error) {
+	return c.findHook(ctx, owner, repo, hookRefused("list the webhooks"), func(h Hook) bool { return h.ID == id })
 }
 
 // findHook returns the first hook of owner/repo that match accepts.

@@ -83,7 +83,7 @@ func TestEnsureHookListRefused(t *testing.T) {
 	checkError(t, err, github.ErrNotFound, refusedCreate)
 }
 
-func TestFindHookByURLAndHookExists(t *testing.T) {
+func TestFindHookByURLAndID(t *testing.T) {
 	list := call{method: "GET", path: "/repos/acme/site/hooks", query: "per_page=100", reply: `[{"id":9,"active":true,"events":["push"],"config":{"url":"` + hookURL + `"}}]`}
 	c := fakeGitHub(t, "/", list, list, list, list)
 	h, ok, err := c.FindHookByURL(ctx, "acme", "site", hookURL)
@@ -93,11 +93,11 @@ func TestFindHookByURLAndHookExists(t *testing.T) {
 	if _, ok, err := c.FindHookByURL(ctx, "acme", "site", hookURL+"0"); err != nil || ok {
 		t.Errorf("FindHookByURL of another URL = %v, %v", ok, err)
 	}
-	if ok, err := c.HookExists(ctx, "acme", "site", 9); err != nil || !ok {
-		t.Errorf("HookExists(9) = %v, %v", ok, err)
+	if h, ok, err := c.FindHookByID(ctx, "acme", "site", 9); err != nil || !ok || h.URL != hookURL {
+		t.Errorf("FindHookByID(9) = %+v, %v, %v", h, ok, err)
 	}
-	if ok, err := c.HookExists(ctx, "acme", "site", 10); err != nil || ok {
-		t.Errorf("HookExists(10) = %v, %v", ok, err)
+	if _, ok, err := c.FindHookByID(ctx, "acme", "site", 10); err != nil || ok {
+		t.Errorf("FindHookByID(10) = %v, %v", ok, err)
 	}
 }
 

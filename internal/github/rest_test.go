@@ -177,15 +177,21 @@ func TestNewBadAPIURL(t *testing.T) {
 
 func TestBranchTip(t *testing.T) {
 	c := fakeGitHub(t, "/", call{method: "GET", path: "/repos/acme/site/branches/release%2F1.0",
-		reply: `{"name":"release/1.0","commit":{"sha":"abc123def456","commit":{"message":"Fix the header\n\nlong text","author":{"name":"Ada Lovelace"}},"author":{"login":"ada"}}}`})
+		reply: `{"name":"release/1.0","commit":{"sha":"abc123def4567890abc123def4567890abc123de","commit":{"message":"Fix the header\n\nlong text","author":{"name":"Ada Lovelace"}},"author":{"login":"ada"}}}`})
 	got, err := c.BranchTip(ctx, "acme", "site", "release/1.0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := github.Commit{SHA: "abc123def456", Message: "Fix the header\n\nlong text", Author: "Ada Lovelace"}
+	want := github.Commit{SHA: "abc123def4567890abc123def4567890abc123de", Message: "Fix the header\n\nlong text", Author: "Ada Lovelace"}
 	if got != want {
 		t.Errorf("BranchTip = %+v, want %+v", got, want)
 	}
+}
+
+func TestBranchTipWithoutSHA(t *testing.T) {
+	c := fakeGitHub(t, "/", call{method: "GET", path: "/repos/acme/site/branches/main", reply: `{"name":"main","commit":{}}`})
+	_, err := c.BranchTip(ctx, "acme", "site", "main")
+	checkError(t, err, github.ErrUnavailable, "GitHub answered no commit SHA for branch main of acme/site")
 }
 
 func TestBranchTipNotFound(t *testing.T) {

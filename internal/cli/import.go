@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// importOptions are the inputs of `miaobu import`.
+type importOptions struct {
+	app         *app
+	owner, repo string
+	branch      string
+	name        string
+	build       buildFlags
+	noWebhook   bool
+	noDeploy    bool
+	json        bool
+}
+
+func newImportCommand(a *app) *cobra.Command {
+	opts := &importOptions{app: a}
+	cmd := &cobra.Command{
+		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy]",
+		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
+		Long: "Import a GitHub repository as a project. The agent reads the repository with its GitHub token,\n" +
+			"detects the build settings at the tip of the branch, creates the push webhook and queues the first\n" +
+			"deployment. Build settings given as flags are stored and win over detection; the others are\n" +
+			"detected again from each commit at build time.",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			owner, repo, ok := strings.Cut(strings.TrimSuffix(args[0], ".git"), "/")
+			if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
+				return usageError{fmt.Errorf("%q is not OWNER/REPO, such as octocat/hello-world", args[0])}
+			}
+			opts.owner, opts.repo = owner, repo
+			return opts.run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&opts.branch, "branch", "", "branch whose pushes deploy (default: the repository's default branch)")
+	cmd.Flags().StringVar(&opts.name, "name", "", "project name, from which the slug is made (default: the repository's name)")
+	cmd.Flags().BoolVar(&opts.noWebhook, "no-webhook", false, "do not create the GitHub webhook")
+	cmd.Flags().BoolVar(&opts.noDeploy, "no-deploy", false, "do not queue the first deployment")
+	opts.build.register(cmd)
+	jsonFlag(cmd, &opts.json)
+	return cmd
+}
+
+func (o *importOptions) run(ctx context.Context) error {
+	c, err := o.app.client()
+	if err != nil {
+		return err
+	}
+	req := api.ImportRequest{Branch: o.branch, Name: o.name, Target: o.build.target,
+		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
+		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir,
+		NoWebhook: o.noWebhook, NoDeploy: o.noDeploy}
+	var res api.ImportResult
+	if err := c.do(ctx, "POST", api.ImportPath(o.owner, o.repo), req, &res); err != nil {
+		return err
+	}
+	t := o.app.term
+	for _, w := range res.Warnings {
+		fmt.Fprintf(o.app.errOut, "%s %s\n", t.yellow("!"), w)
+	}
+	if o.json {
+		return printJSON(o.app.out, res)
+	}
+	p, d := res.Project, res.Detected
+	fmt.Fprintf(o.app.errOut, "%s Imported %s as project %s (id %d)\n", t.green("✓"), *p.Repo, t.bold(p.Slug), p.ID)
+	// A setting given as a flag is the project's; the others are what detection found at the tip.
+	setting := func(own, detected string) string {
+		switch {
+		case own != "":
+			return own
+		case detected == "":
+			return t.faint("none (detected)")
+		}
+		return detected + t.faint(" (detected)")
+	}
+	webhook := t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)
+	if res.Webhook.Status == api.HookSkipped {
+		webhook = t.webhookBadge(false) + t.faint("  (--no-webhook: create it with `miaobu webhook setup "+p.Slug+"`)")
+	}
+	deployment := t.faint("not queued (--no-deploy)")
+	if res.Deployment != nil {
+		deployment = fmt.Sprintf("#%d %s (%s)", res.Deployment.ID, t.status(res.Deployment.Status), shortSHA(res.Deployment.CommitSHA))
+	}
+	pairs := [][2]string{
+		{"Project", fmt.Sprintf("%s (id %d)", t.bold(p.Slug), p.ID)},
+		{"Repository", *p.Repo + " (" + p.RepoURL + ")"},
+		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Framework", setting(p.Framework, d.Framework)},
+		{"Install", setting(p.InstallCommand, d.InstallCommand)},
+		{"Build", setting(p.BuildCommand, d.BuildCommand)},
+		{"Output", setting(p.OutputDirectory, d.OutputDirectory)},
+	}
+	if d.NodeVersion != "" {
+		pairs = append(pairs, [2]string{"Node", d.NodeVersion})
+	}
+	if p.RootDirectory != "" {
+		pairs = append(pairs, [2]string{"Root", p.RootDirectory})
+	}
+	pairs = append(pairs, [2]string{"Webhook", webhook}, [2]string{"Deployment", deployment}, [2]string{"URL", p.SiteURL})
+	if err := t.fields(o.app.out, pairs); err != nil {
+		return err
+	}
+	for _, note := range d.Notes {
+		fmt.Fprintf(o.app.errOut, "%s %s\n", t.faint("note:"), note)
+	}
+	if res.Deployment != nil && t.isTTY {
+		fmt.Fprintf(o.app.errOut, "Follow it with: miaobu deployment logs %d -f\n", res.Deployment.ID)
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package cli_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/miaobu/miaobu/internal/cli"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
+)
+
+// TestMain lets scripts run the test binary as the miaobu command.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"miaobu": func() { os.Exit(cli.Main()) }})
+}
+
+const scriptToken = "ghp_script-token-never-shown"
+
+// fakeKey is the key of a script's fake GitHub in its testscript values.
+type fakeKey struct{}
+
+// TestScripts runs the whole-CLI scripts in testdata/script, each with its own agent port, data
+// directory and fake GitHub serving acme/site (a Vite project) and acme/docs (plain files).
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("testdata", "script"),
+		Setup: func(env *testscript.Env) error {
+			gh := githubtest.New(t, scriptToken)
+			gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main",
+				Branches: map[string]string{"main": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "feature/x": "0123456789abcdef0123456789abcdef01234567"},
+				Files: map[string]string{
+					"package.json":      `{"scripts":{"build":"vite build"},"devDependencies":{"vite":"^5.2.0"}}`,
+					"package-lock.json": `{}`, "index.html": "<!doctype html>",
+				}})
+			gh.AddRepo(githubtest.Repo{FullName: "acme/docs", DefaultBranch: "main",
+				Branches: map[string]string{"main": "fedcba9876543210fedcba9876543210fedcba98"},
+				Files:    map[string]string{"index.html": "<h1>docs</h1>"}})
+			env.Values[fakeKey{}] = gh
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			env.Setenv("MIAOBU_LISTEN", "127.0.0.1:"+port)
+			env.Setenv("MIAOBU_DATA_DIR", filepath.Join(env.WorkDir, "data"))
+			env.Setenv("MIAOBU_GITHUB_API_URL", gh.URL)
+			env.Setenv("MIAOBU_GITHUB_TOKEN", scriptToken)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitagent":  waitAgent,
+			"hooksecret": hookSecret,
+			"push":       push,
+		},
+	})
+}
+
+// freePort returns a loopback port that nothing listens on.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	return port, err
+}
+
+// waitAgent waits until the agent started in the background answers its health check.
+func waitAgent(ts *testscript.TestScript, neg bool, args []string) {
+	url := "http://" + ts.Getenv("MIAOBU_LISTEN") + "/healthz"
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	ts.Fatalf("the agent did not answer %s within 10s", url)
+}
+
+// hookSecret reads the one hook that the fake GitHub holds for the repository args[0], and sets
+// HOOK_URL and SECRET to its URL and the secret GitHub received.
+func hookSecret(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: hooksecret OWNER/REPO")
+	}
+	hooks := ts.Value(fakeKey{}).(*githubtest.Server).Hooks(args[0])
+	if len(hooks) != 1 {
+		ts.Fatalf("%s has %d hooks on GitHub, want 1", args[0], len(hooks))
+	}
+	ts.Setenv("HOOK_URL", hooks[0].URL)
+	ts.Setenv("SECRET", hooks[0].Secret)
+}
+
+// push delivers a push of commit args[1] to branch args[0] to $HOOK_URL, signed with $SECRET the
+// way GitHub signs, and writes the agent's status code and answer to stdout.
+func push(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: push BRANCH SHA")
+	}
+	body, err := json.Marshal(map[string]any{
+		"ref": "refs/heads/" + args[0], "before": "0000000000000000000000000000000000000000", "after": args[1],
+		"created": false, "deleted": false, "forced": false,
+		"head_commit": map[string]any{"id": args[1], "message": "Update index.html", "author": map[string]any{"name": "Mona Lisa"}},
+		"repository":  map[string]any{"full_name": "acme/site", "default_branch": "main"},
+	})
+	ts.Check(err)
+	mac := hmac.New(sha256.New, []byte(ts.Getenv("SECRET")))
+	mac.Write(body)
+	req, err := http.NewRequest("POST", ts.Getenv("HOOK_URL"), bytes.NewReader(body))
+	ts.Check(err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", time.Now().UnixNano()))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%d %s", resp.StatusCode, answer)
+	if failed := resp.StatusCode != http.StatusOK; failed != neg {
+		ts.Fatalf("push answered %d", resp.StatusCode)
+	}
+}

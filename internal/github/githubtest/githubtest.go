@@ -1,0 +1,417 @@
+// Package githubtest is a fake of the GitHub REST API for tests: it serves repositories, branch
+// tips, files and hooks the way GitHub does, through exactly the endpoints of contract section 6,
+// and fails the test on any other request, a wrong token, or a hook body that is not the
+// contract's hook.
+package githubtest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Repo is a repository the fake serves.
+type Repo struct {
+	// FullName is OWNER/REPO.
+	FullName      string
+	DefaultBranch string
+	Private       bool
+	// Branches maps a branch name to the commit SHA at its tip.
+	Branches map[string]string
+	// Files maps a slash path to the contents it has at every tip.
+	Files map[string]string
+}
+
+// Hook is a hook of a repository as the fake holds it, secret included.
+type Hook struct {
+	ID     int64
+	URL    string
+	Secret string
+}
+
+// Server is a running fake GitHub API; URL is its API root.
+type Server struct {
+	URL string
+
+	t     testing.TB
+	token string
+	srv   *httptest.Server
+
+	mu       sync.Mutex
+	repos    map[string]*repoState
+	failures map[string][]failure
+	expired  bool
+	requests []string
+	nextHook int64
+}
+
+// repoState is a repository and its hooks.
+type repoState struct {
+	Repo
+	hooks []Hook
+}
+
+// failure is an answer that replaces the next answer to one request.
+type failure struct {
+	status int
+	body   string
+}
+
+// New starts a fake GitHub that accepts only requests authenticated with token; it stops when the test ends.
+func New(t testing.TB, token string) *Server {
+	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /repos/{owner}/{repo}", s.getRepo)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch}", s.getBranch)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", s.getContents)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/hooks", s.listHooks)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/hooks", s.createHook)
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/hooks/{id}", s.editHook)
+	mux.HandleFunc("DELETE /repos/{owner}/{repo}/hooks/{id}", s.deleteHook)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("fake GitHub: unexpected request %s %s", r.Method, r.URL)
+		reply(w, http.StatusTeapot, map[string]string{"message": "unexpected request"})
+	})
+	s.srv = httptest.NewServer(s.check(mux))
+	s.URL = s.srv.URL + "/"
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// AddRepo makes the fake serve r.
+func (s *Server) AddRepo(r Repo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repos[r.FullName] = &repoState{Repo: r}
+}
+
+// AddHook gives repo an existing hook, as if made earlier, and returns its id.
+func (s *Server) AddHook(repo, hookURL, secret string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextHook++
+	s.repos[repo].hooks = append(s.repos[repo].hooks, Hook{ID: s.nextHook, URL: hookURL, Secret: secret})
+	return s.nextHook
+}
+
+// RemoveHook deletes a hook of repo, as a user would on GitHub's settings page.
+func (s *Server) RemoveHook(repo string, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.repos[repo]
+	st.hooks = slices.DeleteFunc(st.hooks, func(h Hook) bool { return h.ID == id })
+}
+
+// Hooks returns the hooks of repo.
+func (s *Server) Hooks(repo string) []Hook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.repos[repo].hooks)
+}
+
+// Fail makes the next request "METHOD /path" (an escaped path, no query) answer status with a
+// GitHub error message instead.
+func (s *Server) Fail(request string, status int, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	body, _ := json.Marshal(map[string]string{"message": message})
+	s.failures[request] = append(s.failures[request], failure{status: status, body: string(body)})
+}
+
+// ExpireToken makes every later request answer 401, as for an expired or revoked token.
+func (s *Server) ExpireToken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expired = true
+}
+
+// Requests returns every request received, as "METHOD /path", in order.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// check records every request, checks its token and answers the failures that tests set up.
+func (s *Server) check(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		request := r.Method + " " + r.URL.EscapedPath()
+		s.mu.Lock()
+		s.requests = append(s.requests, request)
+		expired := s.expired
+		var fail *failure
+		if f := s.failures[request]; len(f) > 0 {
+			fail, s.failures[request] = &f[0], f[1:]
+		}
+		s.mu.Unlock()
+		if got := r.Header.Get("Authorization"); got != "Bearer "+s.token {
+			s.t.Errorf("fake GitHub: %s with Authorization %q, want the configured token", request, got)
+			reply(w, http.StatusUnauthorized, map[string]string{"message": "Requires authentication"})
+			return
+		}
+		switch {
+		case expired:
+			reply(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
+		case fail != nil:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(fail.status)
+			io.WriteString(w, fail.body)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// reply answers status with v as JSON.
+func reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// notFound answers GitHub's 404.
+func notFound(w http.ResponseWriter) {
+	reply(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
+}
+
+// repo returns the repository of the request, or answers 404.
+func (s *Server) repo(w http.ResponseWriter, r *http.Request) (*repoState, bool) {
+	st, ok := s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")]
+	if !ok {
+		notFound(w)
+	}
+	return st, ok
+}
+
+// noQuery fails the test when a request that takes no query has one.
+func (s *Server) noQuery(r *http.Request) {
+	if r.URL.RawQuery != "" {
+		s.t.Errorf("fake GitHub: %s %s has unexpected query %q", r.Method, r.URL.Path, r.URL.RawQuery)
+	}
+}
+
+func (s *Server) getRepo(w http.ResponseWriter, r *http.Request) {
+	s.noQuery(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	reply(w, http.StatusOK, map[string]any{
+		"id": 4242, "full_name": st.FullName, "name": path.Base(st.FullName), "default_branch": st.DefaultBranch,
+		"private": st.Private, "clone_url": "https://github.com/" + st.FullName + ".git", "html_url": "https://github.com/" + st.FullName,
+	})
+}
+
+func (s *Server) getBranch(w http.ResponseWriter, r *http.Request) {
+	s.noQuery(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	branch := r.PathValue("branch")
+	sha, ok := st.Branches[branch]
+	if !ok {
+		reply(w, http.StatusNotFound, map[string]string{"message": "Branch not found"})
+		return
+	}
+	reply(w, http.StatusOK, map[string]any{"name": branch, "commit": map[string]any{
+		"sha":    sha,
+		"commit": map[string]any{"message": "Tip of " + branch, "author": map[string]any{"name": "Mona Lisa"}},
+		"author": map[string]any{"login": "octocat"},
+	}})
+}
+
+// getContents serves a file (base64 with line breaks, as GitHub sends it) or a directory listing
+// at a ref that must be one of the branch tips.
+func (s *Server) getContents(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	ref := r.URL.Query().Get("ref")
+	if r.URL.RawQuery != "ref="+ref || !slices.Contains(slices.Collect(maps.Values(st.Branches)), ref) {
+		s.t.Errorf("fake GitHub: contents read at %q, want a branch tip's SHA", r.URL.RawQuery)
+	}
+	name := strings.TrimSuffix(r.PathValue("path"), "/")
+	if data, ok := st.Files[name]; ok {
+		enc := base64.StdEncoding.EncodeToString([]byte(data))
+		var lines []string
+		for len(enc) > 60 {
+			lines, enc = append(lines, enc[:60]), enc[60:]
+		}
+		reply(w, http.StatusOK, map[string]any{"type": "file", "encoding": "base64", "name": path.Base(name), "path": name,
+			"size": len(data), "content": strings.Join(append(lines, enc), "\n") + "\n"})
+		return
+	}
+	children := map[string]map[string]any{}
+	for p, data := range st.Files {
+		rest, ok := strings.CutPrefix(p, name+"/")
+		if name == "" {
+			rest, ok = p, true
+		}
+		if !ok {
+			continue
+		}
+		child, _, isDir := strings.Cut(rest, "/")
+		item := map[string]any{"type": "file", "name": child, "path": path.Join(name, child), "size": len(data)}
+		if isDir {
+			item = map[string]any{"type": "dir", "name": child, "path": path.Join(name, child), "size": 0}
+		}
+		children[child] = item
+	}
+	if len(children) == 0 {
+		notFound(w)
+		return
+	}
+	list := make([]map[string]any, 0, len(children))
+	for _, item := range children {
+		list = append(list, item)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i]["name"].(string) < list[j]["name"].(string) })
+	reply(w, http.StatusOK, list)
+}
+
+// hookJSON is a hook as GitHub shows it: the secret masked.
+func hookJSON(h Hook) map[string]any {
+	return map[string]any{"id": h.ID, "name": "web", "active": true, "events": []string{"push"},
+		"config": map[string]any{"url": h.URL, "content_type": "json", "secret": "********", "insecure_ssl": "0"}}
+}
+
+func (s *Server) listHooks(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "per_page=100" {
+		s.t.Errorf("fake GitHub: hooks listed with query %q, want per_page=100", r.URL.RawQuery)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	list := make([]map[string]any, 0, len(st.hooks))
+	for _, h := range st.hooks {
+		list = append(list, hookJSON(h))
+	}
+	reply(w, http.StatusOK, list)
+}
+
+// hookBody checks that a create (withName) or edit request carries exactly the contract's hook
+// and returns its URL and secret.
+func (s *Server) hookBody(r *http.Request, withName bool) (hookURL, secret string, ok bool) {
+	raw, _ := io.ReadAll(r.Body)
+	var got map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		s.t.Errorf("fake GitHub: %s %s body is not JSON: %q", r.Method, r.URL.Path, raw)
+		return "", "", false
+	}
+	config, _ := got["config"].(map[string]any)
+	hookURL, _ = config["url"].(string)
+	secret, _ = config["secret"].(string)
+	want := map[string]any{"active": true, "events": []any{"push"}, "config": map[string]any{
+		"url": hookURL, "content_type": "json", "secret": secret, "insecure_ssl": "0"}}
+	if withName {
+		want["name"] = "web"
+	}
+	if !reflect.DeepEqual(got, want) {
+		s.t.Errorf("fake GitHub: %s %s hook body\n%s\nis not the contract's hook", r.Method, r.URL.Path, raw)
+		return "", "", false
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(secret); err != nil || len(b) != 32 || len(secret) != 43 {
+		s.t.Errorf("fake GitHub: hook secret %q is not 32 bytes in unpadded base64url", secret)
+		return "", "", false
+	}
+	if !strings.HasPrefix(hookURL, "http://") && !strings.HasPrefix(hookURL, "https://") {
+		s.t.Errorf("fake GitHub: hook URL %q is not an http(s) URL", hookURL)
+		return "", "", false
+	}
+	return hookURL, secret, true
+}
+
+func (s *Server) createHook(w http.ResponseWriter, r *http.Request) {
+	s.noQuery(r)
+	hookURL, secret, ok := s.hookBody(r, true)
+	if !ok {
+		reply(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	for _, h := range st.hooks {
+		if h.URL == hookURL {
+			reply(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+				"errors": []map[string]string{{"resource": "Hook", "code": "custom", "message": "Hook already exists on this repository"}}})
+			return
+		}
+	}
+	s.nextHook++
+	h := Hook{ID: s.nextHook, URL: hookURL, Secret: secret}
+	st.hooks = append(st.hooks, h)
+	reply(w, http.StatusCreated, hookJSON(h))
+}
+
+// hook returns the index of the request's hook in st, or answers 404.
+func (s *Server) hook(w http.ResponseWriter, r *http.Request, st *repoState) (int, bool) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	i := slices.IndexFunc(st.hooks, func(h Hook) bool { return h.ID == id })
+	if i < 0 {
+		notFound(w)
+	}
+	return i, i >= 0
+}
+
+func (s *Server) editHook(w http.ResponseWriter, r *http.Request) {
+	s.noQuery(r)
+	hookURL, secret, ok := s.hookBody(r, false)
+	if !ok {
+		reply(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	i, ok := s.hook(w, r, st)
+	if !ok {
+		return
+	}
+	st.hooks[i].URL, st.hooks[i].Secret = hookURL, secret
+	reply(w, http.StatusOK, hookJSON(st.hooks[i]))
+}
+
+func (s *Server) deleteHook(w http.ResponseWriter, r *http.Request) {
+	s.noQuery(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	i, ok := s.hook(w, r, st)
+	if !ok {
+		return
+	}
+	st.hooks = slices.Delete(st.hooks, i, i+1)
+	w.WriteHeader(http.StatusNoContent)
+}
