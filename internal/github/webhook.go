@@ -1,12 +1,8 @@
-// Package github owns miaobu's side of GitHub: webhook signatures and push payloads, and the REST
-// client for repositories, contents and hooks.
 package github
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -120,13 +116,4 @@ func ValidSHA(s string) bool {
 		}
 	}
 	return true
-}
-
-// NewWebhookSecret returns a fresh webhook secret: 32 random bytes, base64url without padding.
-func NewWebhookSecret() (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
