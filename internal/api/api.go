@@ -136,3 +136,8 @@ const (
 	PathRepositories    = "/api/v1/repositories"
 	PathProjectWebhooks = "/api/v1/webhooks/projects"
 )
+
+// EnvVar is a project's build variable as the API shows it: its name, never its value.
+type EnvVar struct {
+	Name string `json:"name"`
+}

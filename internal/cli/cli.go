@@ -117,6 +117,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newProjectCommand(a),
 		newDeploymentCommand(a),
 		newDeployCommand(a),
+		newEnvCommand(a),
 		newRollbackCommand(a),
 		newVersionCommand(a),
 	)

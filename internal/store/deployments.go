@@ -29,6 +29,10 @@ type Deployment struct {
 	BuildTimeSeconds *float64   `json:"build_time_seconds,omitempty"`
 	// Attempts counts builds interrupted by a crash of the agent; one is retried, a second fails.
 	Attempts int `json:"attempts,omitempty"`
+	// Framework is the framework the build used, detected or set, once the build knows it.
+	Framework string `json:"framework,omitempty"`
+	// SPA says the site answers unknown extension-less paths with /index.html.
+	SPA bool `json:"spa,omitempty"`
 }
 
 // Terminal reports whether the deployment has finished, successfully or not.
@@ -288,6 +292,25 @@ func (s *Store) SetStatus(id int64, status string) error {
 		if d.Terminal() {
 			return ErrFinished
 		}
+		d.Status = status
+		return saveDeployment(tx, d)
+	})
+}
+
+// UpdateRunning applies change to a deployment that has not finished, for what its build learns on
+// the way (the commit's message and author, the framework); it returns ErrFinished for one that has.
+// change must not touch the status or the queue.
+func (s *Store) UpdateRunning(id int64, change func(d *Deployment)) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		if d.Terminal() {
+			return ErrFinished
+		}
+		status := d.Status
+		change(d)
 		d.Status = status
 		return saveDeployment(tx, d)
 	})
