@@ -64,12 +64,12 @@ func (e *stepError) Error() string {
 	return msg
 }
 
-// killGrace is how long a cancelled step's process group has before it is killed outright.
-const killGrace = 2 * time.Second
+// waitDelay bounds how long a killed step's output pipes may stay open.
+const waitDelay = 2 * time.Second
 
-// run runs c in its own process group, under the sandbox when there is one, logging its output
-// line by line; cancelling ctx kills the whole group, and the group is killed when the step ends
-// so nothing a build started in the background survives it.
+// run runs c in a session of its own, under the sandbox when there is one, logging its output
+// line by line; cancelling ctx kills the whole process group, and the group is killed when the
+// step ends so nothing a build started in the background survives it.
 func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) error {
 	argv := []string{"sh", "-c", c.shell}
 	if b.Bwrap != "" {
@@ -86,8 +86,9 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
 	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = killGrace
+	// A session of its own: a process group to kill as a whole, and no controlling terminal to type into.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = waitDelay
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the %s command: %w", c.name, err)
 	}
@@ -96,11 +97,6 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	go func() {
 		select {
 		case <-ctx.Done():
-			_ = syscall.Kill(-pgid, syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(killGrace):
-			}
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		case <-done:
 		}
@@ -123,8 +119,9 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 // the agent's data and config hidden, only the workspace and the project's cache writable, and
 // a PID namespace so killing bwrap kills everything the build started.
 func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
-	args := []string{b.Bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--new-session",
+	args := []string{b.Bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
 		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"}
+	var hidden []string
 	for _, p := range b.Hide {
 		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
@@ -136,12 +133,17 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 			continue
 		case info.IsDir():
 			args = append(args, "--tmpfs", real)
+			hidden = append(hidden, real)
 		default:
 			args = append(args, "--ro-bind", "/dev/null", real)
 		}
 	}
-	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache, "--chdir", dir, "--")
-	return args
+	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache)
+	// The empty directories that hide the agent's are made read-only once the workspace is mounted in them.
+	for _, dir := range hidden {
+		args = append(args, "--remount-ro", dir)
+	}
+	return append(args, "--chdir", dir, "--")
 }
 
 // baseEnv is the environment of install and build: nothing of the agent's own but PATH, a home and
@@ -158,6 +160,7 @@ func (b *Builder) baseEnv(ws *workspace, projectEnv map[string]string) []string 
 		"npm_config_store_dir":            filepath.Join(ws.cache, "pnpm"),
 		"npm_config_update_notifier":      "false",
 		"npm_config_fund":                 "false",
+		"npm_config_audit":                "false",
 		"YARN_CACHE_FOLDER":               filepath.Join(ws.cache, "yarn"),
 		"COREPACK_HOME":                   filepath.Join(ws.cache, "corepack"),
 		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
