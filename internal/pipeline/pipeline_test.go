@@ -102,7 +102,7 @@ func testJob(data string, r *gitRepo, sha string, id int64) Job {
 }
 
 // build runs a job and returns its result, error and log.
-func build(t *testing.T, ctx context.Context, b *Builder, data string, job Job) (*Result, error, string) {
+func build(t *testing.T, ctx context.Context, b *Builder, data string, job Job) (*Result, string, error) {
 	t.Helper()
 	logPath := filepath.Join(data, "logs", "build.log")
 	_ = os.Remove(logPath)
@@ -117,7 +117,7 @@ func build(t *testing.T, ctx context.Context, b *Builder, data string, job Job) 
 	res, err := b.Build(ctx, job, log)
 	log.Close()
 	text, _ := os.ReadFile(logPath)
-	return res, err, string(text)
+	return res, string(text), err
 }
 
 func readFile(t *testing.T, path string) string {
@@ -134,7 +134,7 @@ func TestStaticSitePublishesRootWithoutGit(t *testing.T) {
 	r := newRepo(t)
 	sha := r.commit("static", map[string]string{"index.html": "<h1>hi</h1>", "css/site.css": "body{}"})
 	job := testJob(data, r, sha, 1)
-	res, err, log := build(t, context.Background(), b, data, job)
+	res, log, err := build(t, context.Background(), b, data, job)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
@@ -165,7 +165,7 @@ func TestBuildsTheRecordedCommitNotTheTip(t *testing.T) {
 	var message, author string
 	job := testJob(data, r, first, 1)
 	job.Commit = func(m, a string) { message, author = m, a }
-	_, err, log := build(t, context.Background(), b, data, job)
+	_, log, err := build(t, context.Background(), b, data, job)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
@@ -188,7 +188,7 @@ func TestFailedBuildReportsTheFailure(t *testing.T) {
 		"build.js":     `console.log("compiling"); console.error("Error: cannot find module ./missing"); process.exit(3)`,
 	})
 	job := testJob(data, r, sha, 1)
-	_, err, log := build(t, context.Background(), b, data, job)
+	_, log, err := build(t, context.Background(), b, data, job)
 	if err == nil {
 		t.Fatal("a failing build succeeded")
 	}
@@ -215,7 +215,7 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 			b, data := testBuilder(t)
 			r := newRepo(t)
 			job := testJob(data, r, r.commit("evil", files), 1)
-			_, err, _ := build(t, context.Background(), b, data, job)
+			_, _, err := build(t, context.Background(), b, data, job)
 			if err == nil || !strings.Contains(err.Error(), "outside the output directory") {
 				t.Fatalf("err = %v, want a symlink refused", err)
 			}
@@ -229,7 +229,7 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 		r := newRepo(t)
 		job := testJob(data, r, r.commit("out", map[string]string{"index.html": "x", "out": "->/etc"}), 1)
 		job.OutputDirectory = "out"
-		_, err, _ := build(t, context.Background(), b, data, job)
+		_, _, err := build(t, context.Background(), b, data, job)
 		if err == nil || !strings.Contains(err.Error(), "outside the checkout") {
 			t.Fatalf("err = %v, want the output refused", err)
 		}
@@ -238,7 +238,7 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 		b, data := testBuilder(t)
 		r := newRepo(t)
 		job := testJob(data, r, r.commit("ok", map[string]string{"index.html": "home", "alias.html": "->index.html"}), 1)
-		if _, err, log := build(t, context.Background(), b, data, job); err != nil {
+		if _, log, err := build(t, context.Background(), b, data, job); err != nil {
 			t.Fatalf("build: %v\n%s", err, log)
 		}
 		info, err := os.Lstat(filepath.Join(job.PublishDir, "alias.html"))
@@ -266,7 +266,7 @@ fs.writeFileSync("dist/install-node-env.txt", fs.readFileSync("install-node-env.
 	job := testJob(data, r, sha, 1)
 	job.InstallCommand = `echo "NODE_ENV=${NODE_ENV:-unset}" > install-node-env.txt`
 	job.Env = map[string]string{"API_KEY": "project-secret-value", "PATH": "/evil"}
-	_, err, log := build(t, context.Background(), b, data, job)
+	_, log, err := build(t, context.Background(), b, data, job)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
@@ -311,7 +311,7 @@ fs.writeFileSync("dist/index.html", out);`,
 	})
 	job := testJob(data, r, sha, 1)
 	job.BuildCommand = "node build.js " + filepath.Join(data, "admin-token") + " " + filepath.Join(data, "miaobu.db")
-	_, err, log := build(t, context.Background(), b, data, job)
+	_, log, err := build(t, context.Background(), b, data, job)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
@@ -345,7 +345,7 @@ func TestDevDependenciesAreInstalled(t *testing.T) {
 fs.mkdirSync("dist", {recursive: true}); fs.writeFileSync("dist/index.html", bundle("bundled"));`,
 	})
 	job := testJob(data, r, sha, 1)
-	_, err, log := build(t, context.Background(), b, data, job)
+	_, log, err := build(t, context.Background(), b, data, job)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
@@ -393,7 +393,7 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 				cancel(tc.cause)
 			}()
 			start := time.Now()
-			_, err, log := build(t, ctx, b, data, job)
+			_, log, err := build(t, ctx, b, data, job)
 			if !errors.Is(err, tc.cause) {
 				t.Fatalf("err = %v, want %v\n%s", err, tc.cause, log)
 			}
