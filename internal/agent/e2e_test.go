@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
 )
 
 func TestPushDeploysAndServes(t *testing.T) {
@@ -192,5 +196,40 @@ func TestEnvAPI(t *testing.T) {
 	ta.call("GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &project)
 	if fmt.Sprint(raw, project) != strings.ReplaceAll(fmt.Sprint(raw, project), "secret-b", "") {
 		t.Errorf("a value was returned: %v %v", raw, project)
+	}
+}
+
+func TestLogFollowAndRetention(t *testing.T) {
+	ta := startAgent(t, func(cfg *config.Config) { cfg.Retention.Deployments = 1 })
+	repo := newRepo(t)
+	p := ta.addProject("kept", repo.dir)
+	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "500"}, http.StatusOK, nil)
+	first := ta.push(p, repo.commit("one", nodeSite("one")))
+
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/%d/logs?follow=1", ta.url, api.PathDeployments, first), nil)
+	req.Header.Set("Authorization", "Bearer "+ta.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	followed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || !strings.Contains(string(followed), "Deployment #1 succeeded") {
+		t.Errorf("followed log (%s):\n%s", resp.Header.Get("Content-Type"), followed)
+	}
+	if d := ta.wait(first); d.Status != api.StatusDeployed {
+		t.Fatalf("first deployment %s", d.Status)
+	}
+
+	second := ta.deployed(ta.push(p, repo.commit("two", nodeSite("two"))))
+	ta.call("GET", fmt.Sprintf("%s/%d", api.PathDeployments, first), nil, http.StatusNotFound, nil)
+	if _, err := os.Stat(ta.agent.siteDir(p.Slug, first)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pruned deployment's files remain: %v", err)
+	}
+	if _, err := os.Stat(ta.agent.logPath(first)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pruned deployment's log remains: %v", err)
+	}
+	if _, body := ta.get(p.Slug, "/"); body != "two" || !second.Live {
+		t.Errorf("site serves %q", body)
 	}
 }

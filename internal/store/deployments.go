@@ -508,8 +508,8 @@ func (s *Store) QueueDepth() (int, error) {
 	return n, err
 }
 
-// PruneDeployments deletes a project's deployments beyond the newest keep successful ones (never the
-// live one) and the failed or cancelled ones older than the oldest kept success, returning them so
+// PruneDeployments deletes a project's deployments beyond the newest keep successful ones (the live
+// one always kept and counted among them) and the failed or cancelled ones older than the oldest kept success, returning them so
 // their files and logs can be removed.
 func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, error) {
 	history, err := s.Deployments(projectID, 0)
@@ -522,7 +522,11 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, erro
 		if err != nil {
 			return err
 		}
+		// The live deployment is always kept and counts as one of the keep.
 		kept := 0
+		if active != 0 {
+			kept = 1
+		}
 		for _, d := range history {
 			switch {
 			case !d.Terminal() || d.ID == active:
