@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
@@ -164,6 +165,7 @@ func TestFailedBuildAndCancel(t *testing.T) {
 		if cur.Status == api.StatusBuilding {
 			break
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	ta.call("POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, id), nil, http.StatusOK, nil)
 	if d := ta.wait(id); d.Status != api.StatusCancelled {
@@ -222,12 +224,14 @@ func TestLogFollowAndRetention(t *testing.T) {
 	}
 
 	second := ta.deployed(ta.push(p, repo.commit("two", nodeSite("two"))))
-	ta.call("GET", fmt.Sprintf("%s/%d", api.PathDeployments, first), nil, http.StatusNotFound, nil)
-	if _, err := os.Stat(ta.agent.siteDir(p.Slug, first)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the pruned deployment's files remain: %v", err)
+	// Pruning follows the deployed status by a moment.
+	gone := func(path string) bool { _, err := os.Stat(path); return errors.Is(err, os.ErrNotExist) }
+	for deadline := time.Now().Add(5 * time.Second); !gone(ta.agent.logPath(first)) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := os.Stat(ta.agent.logPath(first)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the pruned deployment's log remains: %v", err)
+	ta.call("GET", fmt.Sprintf("%s/%d", api.PathDeployments, first), nil, http.StatusNotFound, nil)
+	if !gone(ta.agent.siteDir(p.Slug, first)) || !gone(ta.agent.logPath(first)) {
+		t.Errorf("the pruned deployment's files or log remain")
 	}
 	if _, body := ta.get(p.Slug, "/"); body != "two" || !second.Live {
 		t.Errorf("site serves %q", body)
