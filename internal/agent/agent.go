@@ -22,6 +22,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -40,7 +41,11 @@ type Agent struct {
 	github     *github.Client
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
-	hooks sync.Mutex
+	hooks   sync.Mutex
+	builder *pipeline.Builder
+	builds  builds
+	// stopping is closed when the agent starts shutting down, to end log streams.
+	stopping chan struct{}
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -54,7 +59,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
 	return &Agent{cfg: cfg, store: st, log: log, adminToken: token, metrics: newMetrics(),
-		wake: make(chan struct{}, 1), started: time.Now(), github: gh}, nil
+		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}),
+		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}, nil
 }
 
 // loadOrCreateAdminToken reads the admin token file, writing a random token with mode 0600 if it is missing.
@@ -99,15 +105,19 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.deleteProject)
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.deploy)
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.rollback)
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.listEnv)
+	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.setEnv)
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.unsetEnv)
 	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
 	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
+	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.deploymentLogs)
 	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.cancelDeployment)
 	admin.HandleFunc("POST "+api.PathRepositories+"/{owner}/{repo}/import", a.importRepository)
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.setupWebhook)
 	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
 	mux.Handle("/api/", a.requireAdmin(admin))
-	return a.cors(mux)
+	return a.sites(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time.
@@ -186,8 +196,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return a.Serve(ctx, ln)
 }
 
-// Serve runs the agent on ln until ctx is done: it stops accepting requests, stops the workers
-// (their builds are queued again) and returns within the shutdown timeout.
+// Serve runs the agent and its build workers on ln until ctx is done: it stops accepting requests,
+// stops the workers (their builds are queued again) and returns within the shutdown timeout.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
@@ -196,6 +206,12 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"data_dir", a.cfg.DataDir, "version", Version)
+	workCtx, stopWork := context.WithCancelCause(context.Background())
+	defer stopWork(nil)
+	if err := a.startWorkers(workCtx); err != nil {
+		return err
+	}
+	srv.RegisterOnShutdown(func() { close(a.stopping) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -206,7 +222,12 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
+	// Stop accepting requests and stop the builds at the same time: both must fit in the timeout.
+	shutdownErr := make(chan error, 1)
+	go func() { shutdownErr <- srv.Shutdown(sctx) }()
+	stopWork(errShutdown) // running builds end and are queued again
+	a.stopWorkers(sctx)
+	err := <-shutdownErr
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = nil // handlers still running were cut off; what they acknowledged is already durable
 	}

@@ -1,14 +1,11 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,59 +17,6 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
-
-// agentProcess is this test binary running as an agent in a child process.
-type agentProcess struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-// freeAddr returns a loopback address with a free port.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startAgentProcess runs an agent on dataDir at addr and waits until it answers /healthz.
-func startAgentProcess(t *testing.T, dataDir, addr string) *agentProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MIAOBU_TEST_AGENT=1", "MIAOBU_DATA_DIR="+dataDir, "MIAOBU_LISTEN="+addr,
-		"MIAOBU_BUILD_CONCURRENCY=0", "MIAOBU_CONFIG=", "XDG_CONFIG_HOME="+t.TempDir())
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		scanner := bufio.NewScanner(stderr)
-		for scanner.Scan() {
-			if strings.Contains(scanner.Text(), "level=ERROR") {
-				t.Log("agent:", scanner.Text())
-			}
-		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + api.PathHealth)
-		if err == nil {
-			resp.Body.Close()
-			return &agentProcess{cmd: cmd, addr: addr}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("agent did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // TestAnsweredDeliveriesSurviveSIGKILL kills the agent in the middle of a burst of signed pushes and
 // checks, after a restart on the same data dir, that every push answered success is recorded.
@@ -93,7 +37,7 @@ func TestAnsweredDeliveriesSurviveSIGKILL(t *testing.T) {
 	st.Close()
 
 	addr := freeAddr(t)
-	agent := startAgentProcess(t, dataDir, addr)
+	agent := startAgentProcess(t, dataDir, addr, "MIAOBU_BUILD_CONCURRENCY=0")
 	url := "http://" + addr + api.PathWebhookPrefix + strconv.FormatInt(project.ID, 10)
 
 	var (
@@ -146,7 +90,7 @@ func TestAnsweredDeliveriesSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("only %d deliveries answered before the kill: the burst was too short to test anything", len(answered))
 	}
 
-	restarted := startAgentProcess(t, dataDir, addr)
+	restarted := startAgentProcess(t, dataDir, addr, "MIAOBU_BUILD_CONCURRENCY=0")
 	defer func() {
 		restarted.cmd.Process.Signal(syscall.SIGTERM)
 		restarted.cmd.Wait()

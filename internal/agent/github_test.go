@@ -25,7 +25,7 @@ const (
 )
 
 // githubAgent starts an agent whose GitHub is a fake serving repo, with cfg changed by configure.
-func githubAgent(t *testing.T, repo githubtest.Repo, configure func(*config.Config)) (*testAgent, *githubtest.Server) {
+func githubAgent(t *testing.T, repo githubtest.Repo, configure func(*config.Config)) (*apiAgent, *githubtest.Server) {
 	t.Helper()
 	gh := githubtest.New(t, ghToken)
 	gh.AddRepo(repo)
@@ -48,7 +48,7 @@ func siteRepo() githubtest.Repo {
 }
 
 // importRepo posts an import and returns the status, the decoded answer and the raw body.
-func (ta *testAgent) importRepo(t *testing.T, repo string, req api.ImportRequest) (int, api.ImportResult, string) {
+func (ta *apiAgent) importRepo(t *testing.T, repo string, req api.ImportRequest) (int, api.ImportResult, string) {
 	t.Helper()
 	owner, name, _ := strings.Cut(repo, "/")
 	b, _ := json.Marshal(req)
@@ -73,7 +73,7 @@ func (ta *testAgent) importRepo(t *testing.T, repo string, req api.ImportRequest
 }
 
 // stored reads a project from the store, secret included.
-func (ta *testAgent) stored(t *testing.T, id int64) *store.Project {
+func (ta *apiAgent) stored(t *testing.T, id int64) *store.Project {
 	t.Helper()
 	p, err := ta.store.Project(id)
 	if err != nil {

@@ -19,8 +19,8 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// testAgent is an agent on a temporary data dir behind a loopback server.
-type testAgent struct {
+// apiAgent is an agent on a temporary data dir behind a loopback server.
+type apiAgent struct {
 	*Agent
 	server *httptest.Server
 	token  string
@@ -40,7 +40,7 @@ func testConfig(t testing.TB) *config.Config {
 }
 
 // startTestAgent starts an agent with cfg behind an httptest server.
-func startTestAgent(t testing.TB, cfg *config.Config) *testAgent {
+func startTestAgent(t testing.TB, cfg *config.Config) *apiAgent {
 	t.Helper()
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {
@@ -55,11 +55,11 @@ func startTestAgent(t testing.TB, cfg *config.Config) *testAgent {
 		srv.Close()
 		st.Close()
 	})
-	return &testAgent{Agent: a, server: srv, token: a.adminToken}
+	return &apiAgent{Agent: a, server: srv, token: a.adminToken}
 }
 
 // call sends an admin API request and decodes the JSON answer into out, returning the status code.
-func (ta *testAgent) call(t testing.TB, method, path string, in, out any) int {
+func (ta *apiAgent) call(t testing.TB, method, path string, in, out any) int {
 	t.Helper()
 	var body io.Reader
 	if in != nil {
@@ -88,7 +88,7 @@ func (ta *testAgent) call(t testing.TB, method, path string, in, out any) int {
 }
 
 // addProject creates a project through the API and returns it with its webhook secret.
-func (ta *testAgent) addProject(t testing.TB, name, branch string) api.Project {
+func (ta *apiAgent) addProject(t testing.TB, name, branch string) api.Project {
 	t.Helper()
 	var p api.Project
 	code := ta.call(t, "POST", api.PathProjects, api.ProjectCreate{Name: name, RepoURL: "https://example.com/" + name + ".git", Branch: branch}, &p)
@@ -136,7 +136,7 @@ type delivery struct {
 }
 
 // send posts a webhook delivery to a project and returns the status and decoded body.
-func (ta *testAgent) send(t testing.TB, projectID string, d delivery) (int, map[string]any) {
+func (ta *apiAgent) send(t testing.TB, projectID string, d delivery) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest("POST", ta.server.URL+api.PathWebhookPrefix+projectID, bytes.NewReader(d.body))
 	if err != nil {

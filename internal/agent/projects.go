@@ -236,10 +236,12 @@ func (a *Agent) deleteProject(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "success", Message: fmt.Sprintf("Project %s deleted", p.Slug)})
 }
 
-// removeProjectFiles deletes a deleted project's published sites and build logs.
+// removeProjectFiles deletes a deleted project's published sites, build cache and build logs.
 func (a *Agent) removeProjectFiles(p *store.Project, deployments []*store.Deployment) {
-	if err := os.RemoveAll(filepath.Join(a.cfg.DataDir, "sites", p.Slug)); err != nil {
-		a.log.Warn("removing project files", "project", p.ID, "err", err)
+	for _, dir := range []string{filepath.Join(a.cfg.DataDir, "sites", p.Slug), filepath.Join(a.cfg.DataDir, "cache", strconv.FormatInt(p.ID, 10))} {
+		if err := os.RemoveAll(dir); err != nil {
+			a.log.Warn("removing project files", "project", p.ID, "err", err)
+		}
 	}
 	for _, d := range deployments {
 		_ = os.Remove(a.logPath(d.ID))

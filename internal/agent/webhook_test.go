@@ -18,7 +18,7 @@ import (
 const fixtureSHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 // deploymentCount returns how many deployments the agent has stored.
-func (ta *testAgent) deploymentCount(t testing.TB) int {
+func (ta *apiAgent) deploymentCount(t testing.TB) int {
 	t.Helper()
 	all, err := ta.store.Deployments(0, 0)
 	if err != nil {

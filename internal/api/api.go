@@ -211,3 +211,8 @@ func WebhookDeletePath(project string) string {
 func WebhookRotatePath(project string) string {
 	return PathProjectWebhooks + "/" + url.PathEscape(project) + "/rotate"
 }
+
+// EnvVar is a project's build variable as the API shows it: its name, never its value.
+type EnvVar struct {
+	Name string `json:"name"`
+}

@@ -129,6 +129,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newWebhookCommand(a),
 		newDeploymentCommand(a),
 		newDeployCommand(a),
+		newEnvCommand(a),
 		newRollbackCommand(a),
 		newVersionCommand(a),
 	)

@@ -18,11 +18,13 @@ import (
 type client struct {
 	cfg  *config.Config
 	http *http.Client
+	// streaming has no overall timeout, for a followed build log.
+	streaming *http.Client
 }
 
 // newClient returns a client for the agent named by cfg.
 func newClient(cfg *config.Config) *client {
-	return &client{cfg: cfg, http: &http.Client{Timeout: 2 * time.Minute}}
+	return &client{cfg: cfg, http: &http.Client{Timeout: 2 * time.Minute}, streaming: &http.Client{}}
 }
 
 // apiError is an error answer from the agent.
@@ -80,8 +82,22 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
+// stream GETs path and returns the body of a 2xx answer as it arrives, however long it takes.
+func (c *client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	resp, err := c.sendWith(ctx, c.streaming, "GET", path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // send sends an authenticated request and returns a 2xx response, or the agent's error as an apiError.
 func (c *client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	return c.sendWith(ctx, c.http, method, path, in)
+}
+
+// sendWith is send through the given HTTP client.
+func (c *client) sendWith(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {
 	token, err := c.token()
 	if err != nil {
 		return nil, err
@@ -102,7 +118,7 @@ func (c *client) send(ctx context.Context, method, path string, in any) (*http.R
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

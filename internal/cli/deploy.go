@@ -66,18 +66,18 @@ func (o *deployOptions) run(ctx context.Context) error {
 	return deploymentOutcome(o.app, d, o.wait)
 }
 
-// waitForDeployment shows a deployment's steps as they happen and returns it once it has ended.
+// waitForDeployment shows a deployment's build log as it is written and returns the deployment once
+// it has ended.
 func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.Deployment, error) {
-	last := ""
-	start := time.Now()
+	ref := strconv.FormatInt(id, 10)
+	if err := copyLog(ctx, c, ref, true, a.errOut); err != nil {
+		return api.Deployment{}, err
+	}
+	// The log ends when the deployment does, or when the agent stops: then wait for its status.
 	for {
-		d, err := getDeployment(ctx, c, strconv.FormatInt(id, 10))
+		d, err := getDeployment(ctx, c, ref)
 		if err != nil {
 			return d, err
-		}
-		if d.Status != last {
-			fmt.Fprintf(a.errOut, "%s %s\n", a.term.faint(fmt.Sprintf("[%5.1fs]", time.Since(start).Seconds())), a.term.status(d.Status))
-			last = d.Status
 		}
 		switch d.Status {
 		case api.StatusDeployed, api.StatusFailed, api.StatusCancelled:
@@ -86,7 +86,7 @@ func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.De
 		select {
 		case <-ctx.Done():
 			return d, ctx.Err()
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 
@@ -14,7 +15,8 @@ import (
 // newDeploymentCommand builds `miaobu deployment`.
 func newDeploymentCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "deployment", Aliases: []string{"deployments"}, Short: "Inspect and control deployments"}
-	cmd.AddCommand(newDeploymentListCommand(a), newDeploymentShowCommand(a), newDeploymentCancelCommand(a))
+	cmd.AddCommand(newDeploymentListCommand(a), newDeploymentShowCommand(a), newDeploymentLogsCommand(a),
+		newDeploymentCancelCommand(a))
 	return cmd
 }
 
@@ -161,5 +163,49 @@ func newDeploymentCancelCommand(a *app) *cobra.Command {
 		},
 	}
 	jsonFlag(cmd, &asJSON)
+	return cmd
+}
+
+// logsPath is the API path of a deployment's build log.
+func logsPath(id string, follow bool) string {
+	p := deploymentPath(id) + "/logs"
+	if follow {
+		p += "?follow=1"
+	}
+	return p
+}
+
+// copyLog writes a deployment's build log to out, following it until the deployment ends when follow is set.
+func copyLog(ctx context.Context, c *client, id string, follow bool, out io.Writer) error {
+	body, err := c.stream(ctx, logsPath(id, follow))
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if _, err := io.Copy(out, body); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading the log of deployment %s: %w", id, err)
+	}
+	return ctx.Err()
+}
+
+func newDeploymentLogsCommand(a *app) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs ID [-f]",
+		Short: "Show a deployment's build log",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return copyLog(cmd.Context(), c, id, follow, a.out)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the deployment ends")
 	return cmd
 }

@@ -29,6 +29,10 @@ type Deployment struct {
 	BuildTimeSeconds *float64   `json:"build_time_seconds,omitempty"`
 	// Attempts counts builds interrupted by a crash of the agent; one is retried, a second fails.
 	Attempts int `json:"attempts,omitempty"`
+	// Framework is the framework the build used, detected or set, once the build knows it.
+	Framework string `json:"framework,omitempty"`
+	// SPA says the site answers unknown extension-less paths with /index.html.
+	SPA bool `json:"spa,omitempty"`
 }
 
 // Terminal reports whether the deployment has finished, successfully or not.
@@ -293,6 +297,25 @@ func (s *Store) SetStatus(id int64, status string) error {
 	})
 }
 
+// UpdateRunning applies change to a deployment that has not finished, for what its build learns on
+// the way (the commit's message and author, the framework); it returns ErrFinished for one that has.
+// change must not touch the status or the queue.
+func (s *Store) UpdateRunning(id int64, change func(d *Deployment)) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		if d.Terminal() {
+			return ErrFinished
+		}
+		status := d.Status
+		change(d)
+		d.Status = status
+		return saveDeployment(tx, d)
+	})
+}
+
 // Fail ends a deployment as failed or cancelled with a message.
 func (s *Store) Fail(id int64, status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -485,8 +508,8 @@ func (s *Store) QueueDepth() (int, error) {
 	return n, err
 }
 
-// PruneDeployments deletes a project's deployments beyond the newest keep successful ones (never the
-// live one) and the failed or cancelled ones older than the oldest kept success, returning them so
+// PruneDeployments deletes a project's deployments beyond the newest keep successful ones (the live
+// one always kept and counted among them) and the failed or cancelled ones older than the oldest kept success, returning them so
 // their files and logs can be removed.
 func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, error) {
 	history, err := s.Deployments(projectID, 0)
@@ -499,7 +522,11 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, erro
 		if err != nil {
 			return err
 		}
+		// The live deployment is always kept and counts as one of the keep.
 		kept := 0
+		if active != 0 {
+			kept = 1
+		}
 		for _, d := range history {
 			switch {
 			case !d.Terminal() || d.ID == active:

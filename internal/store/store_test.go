@@ -314,15 +314,15 @@ func TestDeleteProjectAndPrune(t *testing.T) {
 		}
 	}
 	gone, err := s.PruneDeployments(p.ID, 2)
-	if err != nil || len(gone) != 1 || gone[0].CommitSHA != sha("a") {
-		t.Fatalf("prune kept the wrong ones: %+v %v", gone, err)
+	if err != nil || len(gone) != 2 || gone[0].CommitSHA != sha("b") || gone[1].CommitSHA != sha("a") {
+		t.Fatalf("prune removed the wrong ones: %+v %v", gone, err)
 	}
 	left, _ := s.Deployments(p.ID, 0)
-	if len(left) != 3 {
-		t.Fatalf("%d deployments left, want 3 (live + 2)", len(left))
+	if len(left) != 2 {
+		t.Fatalf("%d deployments left, want 2 (the live one and the one before)", len(left))
 	}
 	removed, err := s.DeleteProject(p.ID)
-	if err != nil || len(removed) != 3 {
+	if err != nil || len(removed) != 2 {
 		t.Fatalf("delete: %d %v", len(removed), err)
 	}
 	if _, err := s.Project(p.ID); !errors.Is(err, ErrNotFound) {

@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/serving"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// sites serves the local target's sites to requests whose Host is <slug>.<sites.domain> (the live
+// deployment) or <slug>--<id>.<sites.domain> (that deployment), on any port; every other request,
+// and one for the public URL's own host, goes to next.
+func (a *Agent) sites(next http.Handler) http.Handler {
+	publicHost := ""
+	if u, err := url.Parse(a.cfg.PublicURL); err == nil {
+		publicHost = strings.ToLower(u.Hostname())
+	}
+	suffix := "." + strings.ToLower(strings.Trim(a.cfg.Sites.Domain, "."))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		label, ok := strings.CutSuffix(host, suffix)
+		if !ok || host == publicHost || label == "" || strings.Contains(label, ".") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		a.serveSite(w, r, label)
+	})
+}
+
+// serveSite serves one request for the site named by a host label: "slug" or "slug--id".
+func (a *Agent) serveSite(w http.ResponseWriter, r *http.Request, label string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	slug, rawID, preview := strings.Cut(label, "--")
+	p, err := a.store.ProjectBySlug(slug)
+	if err != nil {
+		a.siteError(w, r, err, fmt.Sprintf("No site %s here.", slug))
+		return
+	}
+	id := p.ActiveDeploymentID
+	if preview {
+		if id, err = strconv.ParseInt(rawID, 10, 64); err != nil {
+			http.Error(w, fmt.Sprintf("No deployment %s of %s here.", rawID, slug), http.StatusNotFound)
+			return
+		}
+	}
+	if id == 0 {
+		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", slug), http.StatusNotFound)
+		return
+	}
+	d, err := a.store.Deployment(id)
+	if err == nil && (d.ProjectID != p.ID || d.Status != api.StatusDeployed) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		a.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
+		return
+	}
+	root, err := os.OpenRoot(a.siteDir(p.Slug, d.ID))
+	if err != nil {
+		a.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
+		return
+	}
+	defer root.Close()
+	serveSiteFile(w, r, root, d)
+}
+
+// siteError answers a site request that found nothing (404) or failed (500).
+func (a *Agent) siteError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, notFound, http.StatusNotFound)
+		return
+	}
+	a.log.Error("serving a site", "host", r.Host, "path", r.URL.Path, "err", err)
+	http.Error(w, "500 internal error", http.StatusInternalServerError)
+}
+
+// serveSiteFile serves the file a path names inside a deployment's directory: index.html for a
+// directory, the SPA fallback or the site's 404.html for a missing file; os.Root keeps every open
+// inside the directory, symlinks included.
+func serveSiteFile(w http.ResponseWriter, r *http.Request, root *os.Root, d *store.Deployment) {
+	name := path.Clean("/" + r.URL.Path)
+	f, info, err := openSiteFile(root, name)
+	if err == nil && info.IsDir() {
+		f.Close()
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			target := r.URL.Path + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		name = path.Join(name, "index.html")
+		f, info, err = openSiteFile(root, name)
+	}
+	if err != nil || info.IsDir() {
+		if f != nil {
+			f.Close()
+		}
+		if d.SPA && path.Ext(name) == "" {
+			name = "/index.html"
+			f, info, err = openSiteFile(root, name)
+		}
+		if err != nil || info.IsDir() {
+			if f != nil {
+				f.Close()
+			}
+			serveNotFound(w, r, root)
+			return
+		}
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", serving.ContentType(name))
+	h.Set("Cache-Control", serving.CacheControl(name))
+	h.Set("ETag", fmt.Sprintf(`"%x-%x-%x"`, d.ID, info.Size(), info.ModTime().UnixNano()))
+	http.ServeContent(w, r, name, info.ModTime(), f)
+}
+
+// openSiteFile opens a slash path of the site.
+func openSiteFile(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	rel := strings.TrimPrefix(name, "/")
+	if rel == "" {
+		rel = "."
+	}
+	f, err := root.Open(rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, info, nil
+}
+
+// serveNotFound answers 404 with the site's own 404.html when it has one.
+func serveNotFound(w http.ResponseWriter, r *http.Request, root *os.Root) {
+	f, info, err := openSiteFile(root, "/404.html")
+	if err != nil || info.IsDir() {
+		if f != nil {
+			f.Close()
+		}
+		http.Error(w, "404 page not found", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", serving.ContentType("404.html"))
+	h.Set("Cache-Control", serving.CacheRevalidate)
+	h.Set("Content-Length", strconv.FormatInt(info.Size(), 10))
+	w.WriteHeader(http.StatusNotFound)
+	if r.Method != http.MethodHead {
+		_, _ = io.Copy(w, f)
+	}
+}

@@ -1,0 +1,293 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Causes with which a build's context ends.
+var (
+	errCancelled = errors.New("cancelled by user")
+	errShutdown  = errors.New("the agent is shutting down")
+)
+
+// builds tracks the builds running in this agent: which projects are busy and how to stop each build.
+type builds struct {
+	mu       sync.Mutex
+	projects map[int64]bool
+	cancel   map[int64]context.CancelCauseFunc
+	wg       sync.WaitGroup
+}
+
+// pollInterval is how often an idle worker looks at the queue without being woken, a safety net
+// for a wake-up lost while every worker was busy.
+const pollInterval = 5 * time.Second
+
+// startWorkers prepares building (sandbox, stale workspaces, interrupted deployments) and starts
+// build.concurrency workers that run until ctx ends.
+func (a *Agent) startWorkers(ctx context.Context) error {
+	bwrap, warning, err := pipeline.ResolveSandbox(a.cfg.Build.Sandbox)
+	if err != nil {
+		return err
+	}
+	if warning != "" {
+		a.log.Warn(warning)
+	}
+	hide := []string{a.cfg.DataDir}
+	if a.cfg.File != "" {
+		hide = append(hide, a.cfg.File)
+		if dir := filepath.Dir(a.cfg.File); filepath.Base(dir) == "miaobu" {
+			hide = append(hide, dir)
+		}
+	}
+	a.builder = &pipeline.Builder{WorkRoot: filepath.Join(a.cfg.DataDir, "builds"), CacheRoot: filepath.Join(a.cfg.DataDir, "cache"),
+		Bwrap: bwrap, Hide: hide, GitHubToken: a.cfg.GitHub.Token}
+	// Workspaces left by a crash belong to builds that RecoverInterrupted queues again or fails.
+	if err := os.RemoveAll(a.builder.WorkRoot); err != nil {
+		return fmt.Errorf("clearing old build workspaces: %w", err)
+	}
+	touched, err := a.store.RecoverInterrupted()
+	if err != nil {
+		return fmt.Errorf("recovering interrupted deployments: %w", err)
+	}
+	for _, d := range touched {
+		a.log.Warn("deployment interrupted by the agent's stop", "project", d.ProjectID, "deployment", d.ID, "status", d.Status,
+			"error", d.ErrorMessage)
+	}
+	n := a.cfg.Build.Concurrency
+	if n == 0 {
+		a.log.Warn("building is paused (build.concurrency is 0): deployments stay queued")
+		return nil
+	}
+	a.log.Info("build workers started", "concurrency", n, "sandbox", bwrap != "")
+	for range n {
+		a.builds.wg.Add(1)
+		go a.worker(ctx)
+	}
+	return nil
+}
+
+// stopWorkers waits until ctx ends for the workers, whose context has been cancelled, to stop.
+func (a *Agent) stopWorkers(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { a.builds.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.log.Warn("build workers did not stop in time")
+	}
+}
+
+// worker claims deployments and builds them until ctx ends.
+func (a *Agent) worker(ctx context.Context) {
+	defer a.builds.wg.Done()
+	for ctx.Err() == nil {
+		d, err := a.claim()
+		if err != nil {
+			a.log.Error("claiming a deployment", "err", err)
+		}
+		if d == nil {
+			select {
+			case <-ctx.Done():
+			case <-a.wake:
+			case <-time.After(pollInterval):
+			}
+			continue
+		}
+		a.wakeWorkers() // another idle worker may find more to do
+		a.build(ctx, d)
+	}
+}
+
+// claim takes the next deployment of a project that has no build running here and marks the project busy.
+func (a *Agent) claim() (*store.Deployment, error) {
+	a.builds.mu.Lock()
+	defer a.builds.mu.Unlock()
+	d, err := a.store.ClaimNext(func(projectID int64) bool { return a.builds.projects[projectID] })
+	if d != nil {
+		a.builds.projects[d.ProjectID] = true
+	}
+	return d, err
+}
+
+// stopBuild stops the build of a deployment if a worker is running it.
+func (a *Agent) stopBuild(deploymentID int64) {
+	a.builds.mu.Lock()
+	defer a.builds.mu.Unlock()
+	if cancel := a.builds.cancel[deploymentID]; cancel != nil {
+		cancel(errCancelled)
+	}
+}
+
+// siteDir is where the output of a deployment is kept and served from.
+func (a *Agent) siteDir(slug string, deploymentID int64) string {
+	return filepath.Join(a.cfg.DataDir, "sites", slug, strconv.FormatInt(deploymentID, 10))
+}
+
+// build runs one claimed deployment to its end: deployed, failed, cancelled, or queued again at shutdown.
+func (a *Agent) build(ctx context.Context, d *store.Deployment) {
+	log := a.log.With("project", d.ProjectID, "deployment", d.ID)
+	ctx, cancel := context.WithCancelCause(ctx)
+	a.builds.mu.Lock()
+	a.builds.cancel[d.ID] = cancel
+	a.builds.mu.Unlock()
+	defer func() {
+		a.builds.mu.Lock()
+		delete(a.builds.cancel, d.ID)
+		delete(a.builds.projects, d.ProjectID)
+		a.builds.mu.Unlock()
+		cancel(nil)
+		a.wakeWorkers() // the project may have a newer deployment waiting
+	}()
+
+	p, err := a.store.Project(d.ProjectID)
+	if err != nil {
+		log.Error("build: reading the project", "err", err)
+		_ = a.store.Fail(d.ID, api.StatusFailed, "could not read the project: "+err.Error())
+		return
+	}
+	blog, err := pipeline.OpenLog(a.logPath(d.ID), a.secrets(p))
+	if err != nil {
+		log.Error("build: opening the log", "err", err)
+		_ = a.store.Fail(d.ID, api.StatusFailed, err.Error())
+		return
+	}
+	defer blog.Close()
+
+	log.Info("build started", "commit", d.CommitSHA[:7])
+	timeout := a.cfg.Build.Timeout
+	bctx, cancelTimeout := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("build timed out after %s (build.timeout)", timeout))
+	defer cancelTimeout()
+	job := pipeline.Job{
+		DeploymentID: d.ID, ProjectID: p.ID, RepoURL: p.RepoURL, GitHub: p.Repo != "", CommitSHA: d.CommitSHA,
+		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
+		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
+		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env,
+		PublishDir: a.siteDir(p.Slug, d.ID),
+		Step: func(status string) error {
+			log.Info("build step", "status", status)
+			return a.store.SetStatus(d.ID, status)
+		},
+		Commit: func(message, author string) {
+			err := a.store.UpdateRunning(d.ID, func(d *store.Deployment) { d.CommitMessage, d.CommitAuthor = message, author })
+			if err != nil && !errors.Is(err, store.ErrFinished) {
+				log.Warn("build: recording the commit", "err", err)
+			}
+		},
+	}
+	res, err := a.builder.Build(bctx, job, blog)
+	if err == nil {
+		err = a.publish(bctx, p, d, res, blog)
+	}
+	if err != nil {
+		_ = os.RemoveAll(job.PublishDir)
+		a.buildFailed(log, blog, d, err, context.Cause(bctx))
+		return
+	}
+	a.prune(log, p)
+}
+
+// publish hands a built deployment to its target and records it deployed, live unless a newer
+// deployment is live already.
+func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployment, res *pipeline.Result, blog *pipeline.Log) error {
+	err := a.store.UpdateRunning(d.ID, func(d *store.Deployment) { d.Framework, d.SPA = res.Settings.Framework, res.Settings.SPA })
+	if err != nil {
+		return err
+	}
+	mayGoLive, err := a.store.MayGoLive(d.ID)
+	if err != nil {
+		return err
+	}
+	if mayGoLive {
+		target, err := a.target(p.Target)
+		if err != nil {
+			return err
+		}
+		step := func(status string) error { return a.store.SetStatus(d.ID, status) }
+		if err := target.Publish(ctx, p, d, a.siteDir(p.Slug, d.ID), blog, step); err != nil {
+			return err
+		}
+		blog.Printf("==> Live at %s", a.siteURL(p.Slug))
+	} else {
+		blog.Printf("A newer deployment is live already: this one stays available at its preview URL")
+	}
+	if p.Target == "local" {
+		blog.Printf("Preview: %s", a.deploymentURL(p, d))
+	}
+	blog.Printf("Deployment #%d succeeded", d.ID)
+	live, err := a.store.Complete(d.ID)
+	if err != nil {
+		return err
+	}
+	a.log.Info("deployed", "project", p.ID, "deployment", d.ID, "live", live)
+	return nil
+}
+
+// buildFailed records how a build ended without success: queued again at shutdown, cancelled, or failed.
+func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deployment, err, cause error) {
+	switch {
+	case errors.Is(cause, errShutdown):
+		blog.Printf("The agent is shutting down: this deployment is queued again for its next start")
+		if err := a.store.Requeue(d.ID); err != nil {
+			log.Error("build: queueing again", "err", err)
+		}
+		log.Info("build interrupted by shutdown, queued again")
+	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
+		blog.Printf("Deployment #%d was cancelled", d.ID)
+		log.Info("build cancelled")
+	default:
+		if cause != nil {
+			err = cause
+		}
+		blog.Printf("ERROR: %v", err)
+		blog.Printf("Deployment #%d failed", d.ID)
+		if ferr := a.store.Fail(d.ID, api.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
+			log.Error("build: recording the failure", "err", ferr)
+		}
+		log.Info("build failed")
+	}
+}
+
+// prune applies retention.deployments to a project after a successful deployment, removing the
+// files and logs of the deployments it forgets.
+func (a *Agent) prune(log *slog.Logger, p *store.Project) {
+	gone, err := a.store.PruneDeployments(p.ID, a.cfg.Retention.Deployments)
+	if err != nil {
+		log.Warn("pruning old deployments", "err", err)
+		return
+	}
+	for _, d := range gone {
+		if err := os.RemoveAll(a.siteDir(p.Slug, d.ID)); err != nil {
+			log.Warn("removing an old deployment's files", "deployment", d.ID, "err", err)
+		}
+		_ = os.Remove(a.logPath(d.ID))
+	}
+	if len(gone) > 0 {
+		log.Info("pruned old deployments", "count", len(gone))
+	}
+}
+
+// secrets are the values masked in a project's build logs: its variables and the GitHub token, also
+// in the form git sends it.
+func (a *Agent) secrets(p *store.Project) []string {
+	var out []string
+	for _, v := range p.Env {
+		out = append(out, v)
+	}
+	if t := a.cfg.GitHub.Token; t != "" {
+		out = append(out, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
+	}
+	return out
+}

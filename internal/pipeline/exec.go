@@ -1,0 +1,219 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Sandbox modes of build.sandbox.
+const (
+	SandboxAuto  = "auto"
+	SandboxBwrap = "bwrap"
+	SandboxNone  = "none"
+)
+
+// ResolveSandbox turns build.sandbox into the bwrap binary to run builds under, "" for none; with
+// auto, a missing or unusable bubblewrap is a warning (returned), with bwrap it is an error.
+func ResolveSandbox(mode string) (bwrap, warning string, err error) {
+	if mode == SandboxNone {
+		return "", "", nil
+	}
+	path, lookErr := exec.LookPath("bwrap")
+	if lookErr == nil {
+		// Namespaces can be forbidden (an unprivileged container): try one before trusting it.
+		out, runErr := exec.Command(path, "--ro-bind", "/", "/", "--unshare-pid", "--dev", "/dev", "--proc", "/proc", "true").CombinedOutput()
+		if runErr == nil {
+			return path, "", nil
+		}
+		lookErr = fmt.Errorf("bubblewrap cannot create a sandbox here: %s", strings.TrimSpace(string(out)))
+	}
+	if mode == SandboxBwrap {
+		return "", "", fmt.Errorf("build.sandbox is bwrap but %v: install bubblewrap (apt-get install bubblewrap)", lookErr)
+	}
+	return "", "builds run WITHOUT a sandbox: code from repositories can read this agent's data dir and config; install bubblewrap (apt-get install bubblewrap) to isolate builds", nil
+}
+
+// command is one install or build command of a job.
+type command struct {
+	name  string // for messages: "install", "build"
+	shell string // the command line, run by sh -c
+	dir   string
+	env   []string
+}
+
+// stepError is a command that ran and failed; its message carries the first lines of the failure.
+type stepError struct {
+	name, shell string
+	err         error
+	excerpt     string
+}
+
+func (e *stepError) Error() string {
+	msg := fmt.Sprintf("%s command `%s` failed: %v", e.name, e.shell, e.err)
+	if e.excerpt != "" {
+		msg += "\n" + e.excerpt
+	}
+	return msg
+}
+
+// waitDelay bounds how long a killed step's output pipes may stay open.
+const waitDelay = 2 * time.Second
+
+// run runs c in a session of its own, under the sandbox when there is one, logging its output
+// line by line; cancelling ctx kills the whole process group, and the group is killed when the
+// step ends so nothing a build started in the background survives it.
+func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) error {
+	argv := []string{"sh", "-c", c.shell}
+	if b.Bwrap != "" {
+		argv = append(b.sandboxArgs(ws, c.dir), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if b.Bwrap == "" {
+		cmd.Dir = c.dir
+	}
+	cmd.Env = c.env
+	cmd.Stdin = nil
+	var mu sync.Mutex
+	var kept []string
+	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
+	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// A session of its own: a process group to kill as a whole, and no controlling terminal to type into.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = waitDelay
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the %s command: %w", c.name, err)
+	}
+	pgid := cmd.Process.Pid
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	stdout.flush()
+	stderr.flush()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if err != nil {
+		return &stepError{name: c.name, shell: c.shell, err: err, excerpt: failureExcerpt(kept)}
+	}
+	return nil
+}
+
+// sandboxArgs is the bwrap command line that runs a command in dir: the whole file system read-only,
+// the agent's data and config hidden, only the workspace and the project's cache writable, and
+// a PID namespace so killing bwrap kills everything the build started.
+func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
+	args := []string{b.Bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"}
+	var hidden []string
+	for _, p := range b.Hide {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			continue // nothing there to hide
+		}
+		info, err := os.Stat(real)
+		switch {
+		case err != nil:
+			continue
+		case info.IsDir():
+			args = append(args, "--tmpfs", real)
+			hidden = append(hidden, real)
+		default:
+			args = append(args, "--ro-bind", "/dev/null", real)
+		}
+	}
+	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache)
+	// The empty directories that hide the agent's are made read-only once the workspace is mounted in them.
+	for _, dir := range hidden {
+		args = append(args, "--remount-ro", dir)
+	}
+	return append(args, "--chdir", dir, "--")
+}
+
+// baseEnv is the environment of install and build: nothing of the agent's own but PATH, a home and
+// temporary directory in the workspace, package manager caches in the project's cache, CI=true and
+// the project's variables.
+func (b *Builder) baseEnv(ws *workspace, projectEnv map[string]string) []string {
+	env := map[string]string{
+		"PATH":                            ws.bin + string(os.PathListSeparator) + b.path(),
+		"HOME":                            ws.home,
+		"TMPDIR":                          ws.tmp,
+		"CI":                              "true",
+		"LANG":                            "C.UTF-8",
+		"npm_config_cache":                filepath.Join(ws.cache, "npm"),
+		"npm_config_store_dir":            filepath.Join(ws.cache, "pnpm"),
+		"npm_config_update_notifier":      "false",
+		"npm_config_fund":                 "false",
+		"npm_config_audit":                "false",
+		"YARN_CACHE_FOLDER":               filepath.Join(ws.cache, "yarn"),
+		"COREPACK_HOME":                   filepath.Join(ws.cache, "corepack"),
+		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+	}
+	for k, v := range projectEnv {
+		if !ReservedEnv(k) {
+			env[k] = v
+		}
+	}
+	return envList(env)
+}
+
+// ReservedEnv reports whether a build variable name is one the pipeline sets itself and a project
+// cannot override.
+func ReservedEnv(name string) bool {
+	switch name {
+	case "PATH", "HOME", "TMPDIR", "NODE_ENV":
+		return true
+	}
+	return false
+}
+
+// path is the PATH builds get: the agent's own, which names no secret.
+func (b *Builder) path() string {
+	if p := os.Getenv("PATH"); p != "" {
+		return p
+	}
+	return "/usr/local/bin:/usr/bin:/bin"
+}
+
+// envList turns a map into a sorted KEY=VALUE list.
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// writeShims makes pnpm and yarn run through corepack when they are not installed.
+func writeShims(bin string) error {
+	if _, err := exec.LookPath("corepack"); err != nil {
+		return nil
+	}
+	for _, pm := range []string{"pnpm", "yarn"} {
+		if _, err := exec.LookPath(pm); err == nil {
+			continue
+		}
+		script := "#!/bin/sh\nexec corepack " + pm + " \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(bin, pm), []byte(script), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}

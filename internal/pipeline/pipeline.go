@@ -1,0 +1,312 @@
+// Package pipeline owns what happens to one deployment between the queue and the publish target:
+// clone the exact commit, detect the build settings that are not set, install and build in a clean
+// environment (under bubblewrap when there is one), and copy the output, checked, into the
+// directory the agent keeps and serves, writing the build log as it goes.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/detect"
+)
+
+// Builder runs builds; one Builder serves every worker of an agent.
+type Builder struct {
+	// WorkRoot holds one workspace per running build, <data_dir>/builds; each is removed after its build.
+	WorkRoot string
+	// CacheRoot holds one package-manager cache per project, <data_dir>/cache.
+	CacheRoot string
+	// Bwrap is the bubblewrap binary that sandboxes install and build, "" to run them unsandboxed.
+	Bwrap string
+	// Hide lists paths a sandboxed build must not see: the data dir and the config file and directory.
+	Hide []string
+	// GitHubToken authenticates clones of private GitHub repositories (sent as an HTTP header).
+	GitHubToken string
+	// CloneTimeout bounds the clone step.
+	CloneTimeout time.Duration
+}
+
+// Job is one deployment to build.
+type Job struct {
+	DeploymentID  int64
+	ProjectID     int64
+	RepoURL       string
+	GitHub        bool // a GitHub repository: clones over https send the token
+	CommitSHA     string
+	Branch        string
+	Trigger       string
+	CommitMessage string
+	CommitAuthor  string
+	// Build settings of the project; empty ones are detected from the checked-out commit.
+	Framework, InstallCommand, BuildCommand, OutputDirectory, RootDirectory string
+	// Env holds the project's build variables; their values are masked in the log.
+	Env map[string]string
+	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
+	PublishDir string
+	// Step is told each status the build enters; an error from it stops the build.
+	Step func(status string) error
+	// Commit is told the commit's message and author once the clone knows them.
+	Commit func(message, author string)
+}
+
+// Result is what a successful build produced.
+type Result struct {
+	// Settings are the build settings used: the project's where set, detected otherwise.
+	Settings detect.Settings
+	// Files is the number of files published.
+	Files int
+}
+
+// workspace is the directory tree of one build.
+type workspace struct {
+	root, src, home, tmp, bin, cache string
+}
+
+// NodeVersion returns the major version of the node on PATH, 0 when there is none.
+func NodeVersion() int {
+	out, err := exec.Command("node", "--version").Output()
+	if err != nil {
+		return 0
+	}
+	major, _ := detect.NodeMajor(strings.TrimSpace(string(out)))
+	return major
+}
+
+// Build runs job: clone, detect, install, build, publish into job.PublishDir. Its error is the
+// deployment's error message; when ctx ends it returns context.Cause(ctx).
+func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error) {
+	start := time.Now()
+	ws, err := b.newWorkspace(job)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(ws.root)
+
+	log.Printf("Deployment #%d of commit %s (branch %s, trigger %s)", job.DeploymentID, job.CommitSHA, job.Branch, job.Trigger)
+	if job.CommitMessage != "" || job.CommitAuthor != "" {
+		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
+	}
+	if b.Bwrap == "" {
+		log.Printf("WARNING: no sandbox: install and build can read everything this agent can (install bubblewrap)")
+	}
+
+	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
+	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
+	message, author, err := b.clone(cloneCtx, job, ws.src, log)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if cloneCtx.Err() != nil {
+			return nil, context.Cause(cloneCtx)
+		}
+		return nil, err
+	}
+	if job.CommitMessage == "" && job.CommitAuthor == "" {
+		log.Printf("Commit: %s — %s", firstLine(message), author)
+		if job.Commit != nil {
+			job.Commit(message, author)
+		}
+	}
+
+	settings, err := b.settings(job, ws.src, log)
+	if err != nil {
+		return nil, err
+	}
+	projectDir := filepath.Join(ws.src, filepath.FromSlash(settings.rootDir))
+
+	installEnv := b.baseEnv(ws, job.Env)
+	if settings.InstallCommand != "" {
+		if err := job.Step(api.StatusInstalling); err != nil {
+			return nil, err
+		}
+		log.Printf("==> Installing: %s", settings.InstallCommand)
+		if err := b.run(ctx, ws, command{name: "install", shell: settings.InstallCommand, dir: projectDir, env: installEnv}, log); err != nil {
+			return nil, err
+		}
+	}
+	if settings.BuildCommand != "" {
+		if err := job.Step(api.StatusBuilding); err != nil {
+			return nil, err
+		}
+		log.Printf("==> Building: %s", settings.BuildCommand)
+		// NODE_ENV=production only now: during install it would make npm skip devDependencies.
+		buildEnv := slices.Concat(installEnv, []string{"NODE_ENV=production"})
+		if err := b.run(ctx, ws, command{name: "build", shell: settings.BuildCommand, dir: projectDir, env: buildEnv}, log); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+
+	if err := job.Step(api.StatusUploading); err != nil {
+		return nil, err
+	}
+	output, err := outputDir(ws.src, projectDir, settings.OutputDirectory)
+	if err != nil {
+		return nil, err
+	}
+	log.Printf("==> Publishing %s", settings.OutputDirectory)
+	copyStart := time.Now()
+	files, err := Publish(output, job.PublishDir)
+	if err != nil {
+		return nil, err
+	}
+	log.Printf("Published %d files in %.2fs; build took %.1fs", files, time.Since(copyStart).Seconds(), time.Since(start).Seconds())
+	return &Result{Settings: settings.Settings, Files: files}, nil
+}
+
+// cloneTimeout is the clone step's bound.
+func (b *Builder) cloneTimeout() time.Duration {
+	if b.CloneTimeout > 0 {
+		return b.CloneTimeout
+	}
+	return 5 * time.Minute
+}
+
+// newWorkspace creates the build's directories: the checkout, a home, a temporary directory, a
+// bin directory for shims, and the project's cache.
+func (b *Builder) newWorkspace(job Job) (*workspace, error) {
+	root := filepath.Join(b.WorkRoot, strconv.FormatInt(job.DeploymentID, 10))
+	if err := os.RemoveAll(root); err != nil {
+		return nil, fmt.Errorf("clearing the workspace: %w", err)
+	}
+	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
+		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
+		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10))}
+	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.cache} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating the workspace: %w", err)
+		}
+	}
+	if err := writeShims(ws.bin); err != nil {
+		return nil, fmt.Errorf("creating the workspace: %w", err)
+	}
+	return ws, nil
+}
+
+// buildSettings are the settings a build uses, with the root directory cleaned.
+type buildSettings struct {
+	detect.Settings
+	rootDir string
+}
+
+// settings detects the build settings from the checkout and lets the project's own override them.
+func (b *Builder) settings(job Job, src string, log *Log) (buildSettings, error) {
+	rootDir, err := detect.CleanRootDir(job.RootDirectory)
+	if err != nil {
+		return buildSettings{}, err
+	}
+	detected, err := detect.Detect(os.DirFS(src), rootDir)
+	if err != nil {
+		return buildSettings{}, fmt.Errorf("detecting build settings: %w", err)
+	}
+	s := detected
+	for _, o := range []struct {
+		set string
+		to  *string
+	}{{job.Framework, &s.Framework}, {job.InstallCommand, &s.InstallCommand}, {job.BuildCommand, &s.BuildCommand},
+		{job.OutputDirectory, &s.OutputDirectory}} {
+		if o.set != "" {
+			*o.to = o.set
+		}
+	}
+	source := func(set string) string {
+		if set != "" {
+			return "project setting"
+		}
+		return "detected"
+	}
+	log.Printf("Framework: %s (%s)", s.Framework, source(job.Framework))
+	log.Printf("Install:   %s (%s)", orNone(s.InstallCommand), source(job.InstallCommand))
+	log.Printf("Build:     %s (%s)", orNone(s.BuildCommand), source(job.BuildCommand))
+	log.Printf("Output:    %s (%s)", s.OutputDirectory, source(job.OutputDirectory))
+	for _, note := range s.Notes {
+		log.Printf("Note: %s", note)
+	}
+	if s.NodeVersion != "" && (s.InstallCommand != "" || s.BuildCommand != "") {
+		if want, ok := detect.NodeMajor(s.NodeVersion); ok {
+			have := NodeVersion()
+			atLeast := strings.HasPrefix(strings.TrimSpace(s.NodeVersion), ">")
+			if have != 0 && (have < want || (!atLeast && have != want)) {
+				log.Printf("WARNING: the project asks for Node %s but this agent has Node %d", s.NodeVersion, have)
+			}
+		}
+	}
+	return buildSettings{Settings: s, rootDir: rootDir}, nil
+}
+
+// outputDir resolves the output directory and refuses one outside the checkout.
+func outputDir(src, projectDir, output string) (string, error) {
+	if filepath.IsAbs(output) {
+		return "", fmt.Errorf("output directory %q must be relative to the project directory", output)
+	}
+	dir := filepath.Join(projectDir, filepath.FromSlash(output))
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("build output directory %q not found: set the output directory (miaobu project set --output-dir)%s", output, listDirs(projectDir))
+	}
+	if err != nil {
+		return "", fmt.Errorf("build output directory %q: %w", output, err)
+	}
+	realSrc, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return "", err
+	}
+	if !within(realSrc, real) {
+		return "", fmt.Errorf("output directory %q is outside the checkout: nothing outside the build is published", output)
+	}
+	if info, err := os.Stat(real); err != nil || !info.IsDir() {
+		return "", fmt.Errorf("build output %q is not a directory", output)
+	}
+	return real, nil
+}
+
+// listDirs names the directories in dir, for an error message.
+func listDirs(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != ".git" && e.Name() != "node_modules" {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; directories present: " + strings.Join(names, ", ")
+}
+
+// within reports whether path is root or inside it; both are clean absolute paths.
+func within(root, path string) bool {
+	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
+}
+
+// firstLine is the first line of a commit message.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// orNone shows an empty command as (none).
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

@@ -1,0 +1,411 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gitRepo is a real git repository in a temporary directory.
+type gitRepo struct {
+	t   *testing.T
+	dir string
+}
+
+// newRepo creates a repository whose branch is main.
+func newRepo(t *testing.T) *gitRepo {
+	t.Helper()
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git("init", "--quiet", "--initial-branch=main")
+	return r
+}
+
+// git runs git in the repository.
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", r.dir}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
+		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit writes files (name → content; a content starting with "->" makes a symlink) and commits them.
+func (r *gitRepo) commit(message string, files map[string]string) string {
+	r.t.Helper()
+	for name, content := range files {
+		path := filepath.Join(r.dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, path); err != nil {
+				r.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git("add", "-A")
+	r.git("commit", "--quiet", "-m", message)
+	return r.git("rev-parse", "HEAD")
+}
+
+// nodeSite is a project whose build script writes dist/index.html with body.
+func nodeSite(body string) map[string]string {
+	return map[string]string{
+		"package.json": `{"name":"site","version":"1.0.0","private":true,"scripts":{"build":"node build.js"}}`,
+		"build.js": `const fs = require("fs");
+fs.mkdirSync("dist", {recursive: true});
+fs.writeFileSync("dist/index.html", ` + "`" + body + "`" + `);
+console.log("built");
+`,
+	}
+}
+
+// testBuilder returns a builder whose data dir holds an admin token and a store file, sandboxed
+// when bubblewrap works here.
+func testBuilder(t *testing.T) (*Builder, string) {
+	t.Helper()
+	data := t.TempDir()
+	for name, content := range map[string]string{"admin-token": "admin-token-secret-value", "miaobu.db": "bbolt-file-secret-value"} {
+		if err := os.WriteFile(filepath.Join(data, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bwrap, _, err := ResolveSandbox(SandboxAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Builder{WorkRoot: filepath.Join(data, "builds"), CacheRoot: filepath.Join(data, "cache"), Bwrap: bwrap,
+		Hide: []string{data}, CloneTimeout: time.Minute}, data
+}
+
+// testJob is a job for the repository's commit, publishing into the data dir.
+func testJob(data string, r *gitRepo, sha string, id int64) Job {
+	var steps []string
+	return Job{DeploymentID: id, ProjectID: 1, RepoURL: r.dir, CommitSHA: sha, Branch: "main", Trigger: "webhook",
+		PublishDir: filepath.Join(data, "sites", "site", strings.Repeat("x", int(id))),
+		Step:       func(s string) error { steps = append(steps, s); return nil }}
+}
+
+// build runs a job and returns its result, error and log.
+func build(t *testing.T, ctx context.Context, b *Builder, data string, job Job) (*Result, string, error) {
+	t.Helper()
+	logPath := filepath.Join(data, "logs", "build.log")
+	_ = os.Remove(logPath)
+	var secrets []string
+	for _, v := range job.Env {
+		secrets = append(secrets, v)
+	}
+	log, err := OpenLog(logPath, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Build(ctx, job, log)
+	log.Close()
+	text, _ := os.ReadFile(logPath)
+	return res, string(text), err
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestStaticSitePublishesRootWithoutGit(t *testing.T) {
+	b, data := testBuilder(t)
+	r := newRepo(t)
+	sha := r.commit("static", map[string]string{"index.html": "<h1>hi</h1>", "css/site.css": "body{}"})
+	job := testJob(data, r, sha, 1)
+	res, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	if res.Settings.Framework != "static" || res.Files != 2 {
+		t.Errorf("settings %+v, %d files; want static, 2 files", res.Settings, res.Files)
+	}
+	if got := readFile(t, filepath.Join(job.PublishDir, "index.html")); got != "<h1>hi</h1>" {
+		t.Errorf("index.html = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(job.PublishDir, ".git")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf(".git was published: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "builds", "1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("workspace left behind: %v", err)
+	}
+	for _, want := range []string{"Deployment #1 of commit " + sha, "Commit: static — Ada", "Framework: static"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+func TestBuildsTheRecordedCommitNotTheTip(t *testing.T) {
+	b, data := testBuilder(t)
+	r := newRepo(t)
+	first := r.commit("first", nodeSite("first"))
+	r.commit("second", nodeSite("second"))
+	var message, author string
+	job := testJob(data, r, first, 1)
+	job.Commit = func(m, a string) { message, author = m, a }
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	if got := readFile(t, filepath.Join(job.PublishDir, "index.html")); got != "first" {
+		t.Errorf("published %q, want the recorded commit's %q", got, "first")
+	}
+	if message != "first" || author != "Ada" {
+		t.Errorf("commit info %q by %q", message, author)
+	}
+	if !regexpMatch(`(?m)^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] built$`, log) {
+		t.Errorf("build output not timestamped in the log:\n%s", log)
+	}
+}
+
+func TestFailedBuildReportsTheFailure(t *testing.T) {
+	b, data := testBuilder(t)
+	r := newRepo(t)
+	sha := r.commit("broken", map[string]string{
+		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
+		"build.js":     `console.log("compiling"); console.error("Error: cannot find module ./missing"); process.exit(3)`,
+	})
+	job := testJob(data, r, sha, 1)
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err == nil {
+		t.Fatal("a failing build succeeded")
+	}
+	for _, want := range []string{"build command `npm run build` failed", "exit status 3", "Error: cannot find module ./missing"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if !strings.Contains(log, "Error: cannot find module ./missing") {
+		t.Errorf("log lacks the failure:\n%s", log)
+	}
+	if _, statErr := os.Stat(job.PublishDir); !errors.Is(statErr, os.ErrNotExist) {
+		t.Errorf("a failed build published files")
+	}
+}
+
+func TestOutputMustStayInsideTheBuild(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"symlink to /etc/passwd": {"index.html": "x", "passwd": "->/etc/passwd"},
+		"symlinked directory":    {"index.html": "x", "etc": "->/etc"},
+		"dangling symlink":       {"index.html": "x", "gone": "->/nonexistent/file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, data := testBuilder(t)
+			r := newRepo(t)
+			job := testJob(data, r, r.commit("evil", files), 1)
+			_, _, err := build(t, context.Background(), b, data, job)
+			if err == nil || !strings.Contains(err.Error(), "outside the output directory") {
+				t.Fatalf("err = %v, want a symlink refused", err)
+			}
+			if _, statErr := os.Stat(job.PublishDir); !errors.Is(statErr, os.ErrNotExist) {
+				t.Errorf("files were published")
+			}
+		})
+	}
+	t.Run("output directory outside the checkout", func(t *testing.T) {
+		b, data := testBuilder(t)
+		r := newRepo(t)
+		job := testJob(data, r, r.commit("out", map[string]string{"index.html": "x", "out": "->/etc"}), 1)
+		job.OutputDirectory = "out"
+		_, _, err := build(t, context.Background(), b, data, job)
+		if err == nil || !strings.Contains(err.Error(), "outside the checkout") {
+			t.Fatalf("err = %v, want the output refused", err)
+		}
+	})
+	t.Run("symlink inside the output is published as a copy", func(t *testing.T) {
+		b, data := testBuilder(t)
+		r := newRepo(t)
+		job := testJob(data, r, r.commit("ok", map[string]string{"index.html": "home", "alias.html": "->index.html"}), 1)
+		if _, log, err := build(t, context.Background(), b, data, job); err != nil {
+			t.Fatalf("build: %v\n%s", err, log)
+		}
+		info, err := os.Lstat(filepath.Join(job.PublishDir, "alias.html"))
+		if err != nil || !info.Mode().IsRegular() {
+			t.Fatalf("alias.html: %v %v", info, err)
+		}
+	})
+}
+
+func TestBuildEnvironmentIsClean(t *testing.T) {
+	t.Setenv("MIAOBU_GITHUB_TOKEN", "ghp_agentsecrettoken")
+	t.Setenv("MIAOBU_OSS_ACCESS_KEY_SECRET", "oss-agent-secret")
+	t.Setenv("GITHUB_TOKEN", "ghp_othersecret")
+	b, data := testBuilder(t)
+	b.GitHubToken = "ghp_agentsecrettoken"
+	r := newRepo(t)
+	sha := r.commit("env", map[string]string{
+		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
+		"build.js": `const fs = require("fs"); fs.mkdirSync("dist", {recursive: true});
+const env = Object.entries(process.env).map(([k, v]) => k + "=" + v).join("\n");
+console.log(env);
+fs.writeFileSync("dist/env.txt", env);
+fs.writeFileSync("dist/install-node-env.txt", fs.readFileSync("install-node-env.txt"));`,
+	})
+	job := testJob(data, r, sha, 1)
+	job.InstallCommand = `echo "NODE_ENV=${NODE_ENV:-unset}" > install-node-env.txt`
+	job.Env = map[string]string{"API_KEY": "project-secret-value", "PATH": "/evil"}
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	env := readFile(t, filepath.Join(job.PublishDir, "env.txt"))
+	for _, secret := range []string{"ghp_agentsecrettoken", "oss-agent-secret", "ghp_othersecret", "MIAOBU_"} {
+		if strings.Contains(env, secret) || strings.Contains(log, secret) {
+			t.Errorf("the build saw the agent's %q", secret)
+		}
+	}
+	for _, want := range []string{"CI=true", "NODE_ENV=production", "API_KEY=project-secret-value", "HOME=" + filepath.Join(data, "builds")} {
+		if !strings.Contains(env, want) {
+			t.Errorf("build env lacks %q:\n%s", want, env)
+		}
+	}
+	if strings.Contains(env, "PATH=/evil") {
+		t.Errorf("a project variable replaced PATH")
+	}
+	if got := readFile(t, filepath.Join(job.PublishDir, "install-node-env.txt")); got != "NODE_ENV=unset\n" {
+		t.Errorf("install saw %q, want NODE_ENV unset", got)
+	}
+	if strings.Contains(log, "project-secret-value") || !strings.Contains(log, "API_KEY="+mask) {
+		t.Errorf("the project's variable is not masked in the log:\n%s", log)
+	}
+}
+
+func TestSandboxHidesTheDataDir(t *testing.T) {
+	b, data := testBuilder(t)
+	if b.Bwrap == "" {
+		t.Skip("bubblewrap is not usable here")
+	}
+	r := newRepo(t)
+	sha := r.commit("thief", map[string]string{
+		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
+		"build.js": `const fs = require("fs"); fs.mkdirSync("dist", {recursive: true});
+let out = "";
+for (const f of process.argv.slice(2)) {
+  try { out += f + ": " + fs.readFileSync(f, "utf8") + "\n"; } catch (e) { out += f + ": " + e.code + "\n"; }
+}
+try { fs.writeFileSync(process.argv[2] + ".planted", "x"); out += "wrote into the data dir\n"; } catch (e) { out += "write: " + e.code + "\n"; }
+console.log(out);
+fs.writeFileSync("dist/index.html", out);`,
+	})
+	job := testJob(data, r, sha, 1)
+	job.BuildCommand = "node build.js " + filepath.Join(data, "admin-token") + " " + filepath.Join(data, "miaobu.db")
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	got := readFile(t, filepath.Join(job.PublishDir, "index.html"))
+	if strings.Contains(got, "secret-value") || strings.Contains(log, "secret-value") {
+		t.Fatalf("the build read the agent's files:\n%s", got)
+	}
+	if strings.Count(got, "ENOENT") != 2 || strings.Contains(got, "wrote into") {
+		t.Errorf("unexpected sandbox view:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(data, "admin-token.planted")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the build wrote into the data dir")
+	}
+	// The same files are readable outside the sandbox: the test proves the sandbox, not permissions.
+	if readFile(t, filepath.Join(data, "admin-token")) != "admin-token-secret-value" {
+		t.Fatal("admin token unreadable outside the sandbox")
+	}
+}
+
+func TestDevDependenciesAreInstalled(t *testing.T) {
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm is not installed")
+	}
+	b, data := testBuilder(t)
+	r := newRepo(t)
+	sha := r.commit("vite-style", map[string]string{
+		"package.json":                    `{"name":"app","version":"1.0.0","private":true,"scripts":{"build":"node build.js"},"devDependencies":{"fake-bundler":"file:./tools/fake-bundler"}}`,
+		"tools/fake-bundler/package.json": `{"name":"fake-bundler","version":"1.0.0","main":"index.js"}`,
+		"tools/fake-bundler/index.js":     `module.exports = (s) => "<!doctype html>" + s;`,
+		"build.js": `const bundle = require("fake-bundler"); const fs = require("fs");
+fs.mkdirSync("dist", {recursive: true}); fs.writeFileSync("dist/index.html", bundle("bundled"));`,
+	})
+	job := testJob(data, r, sha, 1)
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	if got := readFile(t, filepath.Join(job.PublishDir, "index.html")); got != "<!doctype html>bundled" {
+		t.Errorf("index.html = %q", got)
+	}
+	if !strings.Contains(log, "Installing: npm install") {
+		t.Errorf("log lacks the install:\n%s", log)
+	}
+}
+
+// marker-tagged processes still running anywhere on the machine.
+func processesWith(marker string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), marker) {
+			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return found
+}
+
+func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cause error
+	}{{"timeout", errors.New("build timed out after 1s")}, {"cancel", errors.New("cancelled by user")}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, data := testBuilder(t)
+			r := newRepo(t)
+			marker := fmt.Sprintf("miaobu-test-marker-%s-%d", tc.name, time.Now().UnixNano())
+			sha := r.commit("hang", map[string]string{"index.html": "x"})
+			job := testJob(data, r, sha, 1)
+			// A background child and a foreground one, both meant to outlive the build.
+			job.BuildCommand = `(sleep 300; echo ` + marker + `) & node -e 'setTimeout(() => {}, 300000)' ` + marker + `; wait`
+			job.InstallCommand = "true"
+			ctx, cancel := context.WithCancelCause(context.Background())
+			go func() {
+				deadline := time.Now().Add(10 * time.Second)
+				for len(processesWith(marker)) == 0 && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				cancel(tc.cause)
+			}()
+			start := time.Now()
+			_, log, err := build(t, ctx, b, data, job)
+			if !errors.Is(err, tc.cause) {
+				t.Fatalf("err = %v, want %v\n%s", err, tc.cause, log)
+			}
+			if elapsed := time.Since(start); elapsed > 10*time.Second {
+				t.Errorf("stopping took %s", elapsed)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if left := processesWith(marker); len(left) > 0 {
+				t.Errorf("processes left behind: %v", left)
+			}
+		})
+	}
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

@@ -1,0 +1,124 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Publish copies the build output src into dst (which must not exist yet), hard-linking files when
+// src and dst share a file system, and returns how many files it published. It skips .git and
+// refuses symlinks that lead outside src, so nothing outside the build is ever published; a symlink
+// inside src is published as a copy of what it points at.
+func Publish(src, dst string) (int, error) {
+	root, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return 0, fmt.Errorf("creating the site directory: %w", err)
+	}
+	tmp := dst + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return 0, err
+	}
+	p := &publisher{root: root, link: true}
+	if err := p.dir(root, tmp, "", map[string]bool{root: true}); err != nil {
+		os.RemoveAll(tmp)
+		return 0, err
+	}
+	// The directory appears whole or not at all: a preview URL never serves half a copy.
+	if err := os.Rename(tmp, dst); err != nil {
+		os.RemoveAll(tmp)
+		return 0, fmt.Errorf("publishing: %w", err)
+	}
+	return p.files, nil
+}
+
+// publisher is one Publish in progress.
+type publisher struct {
+	root  string
+	link  bool // false once a hard link failed: src and dst are on different file systems
+	files int
+}
+
+// dir copies the directory from (its output-relative name rel) into to; ancestors holds the real
+// paths of the directories being copied, to stop a symlink loop.
+func (p *publisher) dir(from, to, rel string, ancestors map[string]bool) error {
+	if err := os.Mkdir(to, 0o755); err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return fmt.Errorf("reading the output: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if name == ".git" {
+			continue
+		}
+		srcPath, dstPath, relPath := filepath.Join(from, name), filepath.Join(to, name), filepath.Join(rel, name)
+		typ := e.Type()
+		real := srcPath
+		if typ&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(srcPath)
+			resolved, err := filepath.EvalSymlinks(srcPath)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("output file %s: %w", relPath, err)
+			}
+			if err != nil || !within(p.root, resolved) {
+				return fmt.Errorf("output file %s is a symlink to %s, outside the output directory: nothing outside the build is published", relPath, target)
+			}
+			info, err := os.Stat(resolved)
+			if err != nil {
+				return fmt.Errorf("output file %s: %w", relPath, err)
+			}
+			real, typ = resolved, info.Mode().Type()
+		}
+		switch {
+		case typ.IsDir():
+			if ancestors[real] {
+				return fmt.Errorf("output file %s is a symlink loop", relPath)
+			}
+			ancestors[real] = true
+			err = p.dir(real, dstPath, relPath, ancestors)
+			delete(ancestors, real)
+		case typ.IsRegular():
+			err = p.file(real, dstPath)
+		default:
+			err = fmt.Errorf("output file %s is not a regular file or directory", relPath)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// file hard-links or copies one file.
+func (p *publisher) file(from, to string) error {
+	p.files++
+	if p.link {
+		if err := os.Link(from, to); err == nil {
+			return nil
+		}
+		p.link = false
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("publishing: %w", err)
+	}
+	return out.Close()
+}
