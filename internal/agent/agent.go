@@ -58,9 +58,14 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
-	return &Agent{cfg: cfg, store: st, log: log, adminToken: token, metrics: newMetrics(),
+	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}),
-		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}, nil
+		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
+	a.metrics = newMetrics(func() float64 {
+		n, _ := st.QueueDepth()
+		return float64(n)
+	}, func() float64 { return float64(a.builds.running()) })
+	return a, nil
 }
 
 // loadOrCreateAdminToken reads the admin token file, writing a random token with mode 0600 if it is missing.
@@ -108,6 +113,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.listEnv)
 	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.setEnv)
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.unsetEnv)
+	admin.HandleFunc("GET "+api.PathStatus, a.status)
 	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
 	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
 	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.deploymentLogs)

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -106,5 +108,42 @@ func TestProjectLifecycle(t *testing.T) {
 	}
 	if code := ta.call(t, "GET", api.PathProjects+"/1", nil, &e); code != 404 || e.Detail != "Project 1 not found" {
 		t.Fatalf("after delete: %d %+v", code, e)
+	}
+}
+
+func TestStatusAndMetrics(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	p := ta.addProject(t, "site", "master")
+	id := strconv.FormatInt(p.ID, 10)
+	ta.send(t, id, delivery{event: "push", body: fixture(t, "push.with-new-branch.payload.json"), secret: p.WebhookSecret})
+	ta.send(t, id, delivery{event: "push", body: fixture(t, "push.with-new-branch.payload.json"), secret: "wrong"})
+
+	var st api.Status
+	if code := ta.call(t, "GET", api.PathStatus, nil, &st); code != 200 {
+		t.Fatalf("status: %d", code)
+	}
+	if st.Status != "ok" || st.Queue.Queued != 1 || st.Queue.Concurrency != 2 || st.Sandbox != "none" || len(st.Projects) != 1 ||
+		st.Projects[0].Last == nil || st.Projects[0].Last.Status != api.StatusQueued || st.Projects[0].Live != nil ||
+		!st.Projects[0].WebhookConfigured {
+		t.Fatalf("status %+v", st)
+	}
+
+	resp, err := http.Get(ta.server.URL + api.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`miaobu_webhook_deliveries_total{event="push",outcome="success"} 1`,
+		`miaobu_webhook_deliveries_total{event="push",outcome="bad_signature"} 1`,
+		"miaobu_webhook_signature_failures_total 1",
+		"miaobu_queue_depth 1",
+		"miaobu_builds_running 0",
+		"miaobu_webhook_duration_seconds_count 2",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

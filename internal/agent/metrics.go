@@ -14,10 +14,17 @@ type metrics struct {
 	deliveries        *prometheus.CounterVec
 	signatureFailures prometheus.Counter
 	webhookLatency    prometheus.Histogram
+	deployments       *prometheus.CounterVec
+	buildDuration     prometheus.Histogram
+	publishDuration   *prometheus.HistogramVec
 }
 
-// newMetrics registers the agent's collectors with the Go and process collectors.
-func newMetrics() *metrics {
+// durationBuckets span a few seconds to the default build timeout.
+var durationBuckets = []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900}
+
+// newMetrics registers the agent's collectors with the Go and process collectors; queueDepth and
+// running are read at each scrape.
+func newMetrics(queueDepth, running func() float64) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -33,8 +40,24 @@ func newMetrics() *metrics {
 			Help:    "Time from receiving a webhook to answering it.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1},
 		}),
+		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "miaobu_deployments_total",
+			Help: "Deployments that ended in this agent's workers, by final status (deployed, failed, cancelled).",
+		}, []string{"status"}),
+		buildDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "miaobu_build_duration_seconds",
+			Help:    "Time to clone, install and build a deployment, successful or not.",
+			Buckets: durationBuckets,
+		}),
+		publishDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "miaobu_publish_duration_seconds",
+			Help:    "Time to publish a built deployment (upload and purge on the oss target), by target.",
+			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 30, 60, 300},
+		}, []string{"target"}),
 	}
-	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency,
+	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_builds_running", Help: "Builds running in this agent."}, running),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -31,6 +31,13 @@ type builds struct {
 	wg       sync.WaitGroup
 }
 
+// running returns how many builds are running.
+func (b *builds) running() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.cancel)
+}
+
 // pollInterval is how often an idle worker looks at the queue without being woken, a safety net
 // for a wake-up lost while every worker was busy.
 const pollInterval = 5 * time.Second
@@ -187,7 +194,9 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 			}
 		},
 	}
+	buildStart := time.Now()
 	res, err := a.builder.Build(bctx, job, blog)
+	a.metrics.buildDuration.Observe(time.Since(buildStart).Seconds())
 	if err == nil {
 		err = a.publish(bctx, p, d, res, blog)
 	}
@@ -216,9 +225,11 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 			return err
 		}
 		step := func(status string) error { return a.store.SetStatus(d.ID, status) }
+		publishStart := time.Now()
 		if err := target.Publish(ctx, p, d, a.siteDir(p.Slug, d.ID), blog, step); err != nil {
 			return err
 		}
+		a.metrics.publishDuration.WithLabelValues(p.Target).Observe(time.Since(publishStart).Seconds())
 		blog.Printf("==> Live at %s", a.siteURL(p.Slug))
 	} else {
 		blog.Printf("A newer deployment is live already: this one stays available at its preview URL")
@@ -231,6 +242,7 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	if err != nil {
 		return err
 	}
+	a.metrics.deployments.WithLabelValues(api.StatusDeployed).Inc()
 	a.log.Info("deployed", "project", p.ID, "deployment", d.ID, "live", live)
 	return nil
 }
@@ -246,6 +258,7 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
+		a.metrics.deployments.WithLabelValues(api.StatusCancelled).Inc()
 		log.Info("build cancelled")
 	default:
 		if cause != nil {
@@ -256,6 +269,7 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		if ferr := a.store.Fail(d.ID, api.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
 			log.Error("build: recording the failure", "err", ferr)
 		}
+		a.metrics.deployments.WithLabelValues(api.StatusFailed).Inc()
 		log.Info("build failed")
 	}
 }

@@ -216,3 +216,31 @@ func WebhookRotatePath(project string) string {
 type EnvVar struct {
 	Name string `json:"name"`
 }
+
+// Status is the body of GET /api/v1/status: the agent's health and each project's state.
+type Status struct {
+	Status    string          `json:"status"`
+	Version   string          `json:"version"`
+	PublicURL string          `json:"public_url"`
+	StartedAt time.Time       `json:"started_at"`
+	Sandbox   string          `json:"sandbox"`
+	Queue     QueueStatus     `json:"queue"`
+	Projects  []ProjectStatus `json:"projects"`
+}
+
+// QueueStatus says how much work waits and runs; Concurrency 0 means building is paused.
+type QueueStatus struct {
+	Queued      int `json:"queued"`
+	Running     int `json:"running"`
+	Concurrency int `json:"concurrency"`
+}
+
+// ProjectStatus is one project's line in the status: its live deployment, webhook and last result.
+type ProjectStatus struct {
+	ID                int64       `json:"id"`
+	Slug              string      `json:"slug"`
+	SiteURL           string      `json:"site_url"`
+	WebhookConfigured bool        `json:"webhook_configured"`
+	Live              *Deployment `json:"live"`
+	Last              *Deployment `json:"last"`
+}

@@ -131,6 +131,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newDeployCommand(a),
 		newEnvCommand(a),
 		newRollbackCommand(a),
+		newStatusCommand(a),
 		newVersionCommand(a),
 	)
 	return root

@@ -102,11 +102,18 @@ func deploymentOutcome(a *app, d api.Deployment, waited bool) error {
 	}
 	switch d.Status {
 	case api.StatusDeployed:
-		where := d.URL
-		if d.Live {
-			where += " (live)"
+		if !d.Live {
+			fmt.Fprintf(a.errOut, "%s Deployed: %s (a newer deployment is live)\n", a.term.green("✓"), d.URL)
+			return nil
 		}
-		fmt.Fprintf(a.errOut, "%s Deployed: %s\n", a.term.green("✓"), where)
+		var p api.Project
+		if err := a.call(context.Background(), "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.errOut, "%s Live at %s\n", a.term.green("✓"), p.SiteURL)
+		if d.URL != p.SiteURL {
+			fmt.Fprintf(a.errOut, "  This deployment stays at %s\n", d.URL)
+		}
 		return nil
 	case api.StatusCancelled:
 		fmt.Fprintf(a.errOut, "%s Deployment #%d was cancelled: %s\n", a.term.yellow("!"), d.ID, d.ErrorMessage)

@@ -164,7 +164,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	log.Printf("Published %d files in %.2fs; build took %.1fs", files, time.Since(copyStart).Seconds(), time.Since(start).Seconds())
+	log.Printf("Published %s in %.2fs; build took %.1fs", plural(files, "file"), time.Since(copyStart).Seconds(), time.Since(start).Seconds())
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
@@ -309,4 +309,12 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// plural writes a count with its noun, in the plural unless the count is one.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

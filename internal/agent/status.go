@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/miaobu/miaobu/internal/api"
+)
+
+// sandboxName says what isolates builds: bwrap, or none.
+func (a *Agent) sandboxName() string {
+	if a.builder != nil && a.builder.Bwrap != "" {
+		return "bwrap"
+	}
+	return "none"
+}
+
+// status answers GET /api/v1/status: health, version, queue, sandbox and every project's state.
+func (a *Agent) status(w http.ResponseWriter, r *http.Request) {
+	queued, err := a.store.QueueDepth()
+	if err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	projects, err := a.store.Projects()
+	if err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	out := api.Status{Status: "ok", Version: Version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
+		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
+		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
+	for _, p := range projects {
+		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.siteURL(p.Slug), WebhookConfigured: p.WebhookConfigured()}
+		recent, err := a.store.Deployments(p.ID, 1)
+		if err != nil {
+			a.internalError(w, r, err)
+			return
+		}
+		if len(recent) == 1 {
+			last := a.deploymentView(recent[0], p)
+			ps.Last = &last
+		}
+		if p.ActiveDeploymentID != 0 {
+			if d, err := a.store.Deployment(p.ActiveDeploymentID); err == nil {
+				live := a.deploymentView(d, p)
+				ps.Live = &live
+			}
+		}
+		out.Projects = append(out.Projects, ps)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
