@@ -11,7 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +66,10 @@ func TestScripts(t *testing.T) {
 			"waitagent":  waitAgent,
 			"hooksecret": hookSecret,
 			"push":       push,
+			"headsha":    headSHA,
+			"jsonenv":    jsonEnv,
+			"fetch":      fetch,
+			"sigterm":    sigterm,
 		},
 	})
 }
@@ -135,4 +143,68 @@ func push(ts *testscript.TestScript, neg bool, args []string) {
 	if failed := resp.StatusCode != http.StatusOK; failed != neg {
 		ts.Fatalf("push answered %d", resp.StatusCode)
 	}
+}
+
+// headSHA sets HEAD_SHA to the commit checked out in the git repository args[0].
+func headSHA(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: headsha DIR")
+	}
+	out, err := exec.Command("git", "-C", ts.MkAbs(args[0]), "rev-parse", "HEAD").Output()
+	ts.Check(err)
+	ts.Setenv("HEAD_SHA", strings.TrimSpace(string(out)))
+}
+
+// jsonEnv sets the variable args[2] to the string field args[1] of the JSON object in file args[0].
+func jsonEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: jsonenv FILE FIELD VAR")
+	}
+	var fields map[string]any
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &fields))
+	value, ok := fields[args[1]].(string)
+	if !ok {
+		ts.Fatalf("%s has no string field %q", args[0], args[1])
+	}
+	ts.Setenv(args[2], value)
+}
+
+// fetch gets path args[1] from the agent with the Host of site args[0] (<site>.localhost) and writes
+// the page to stdout, failing unless it answers 200.
+func fetch(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: fetch SITE PATH")
+	}
+	req, err := http.NewRequest("GET", "http://"+ts.Getenv("MIAOBU_LISTEN")+args[1], nil)
+	ts.Check(err)
+	req.Host = args[0] + ".localhost"
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%s", body)
+	if failed := resp.StatusCode != http.StatusOK; failed != neg {
+		ts.Fatalf("GET %s on %s answered %d", args[1], req.Host, resp.StatusCode)
+	}
+}
+
+// sigterm sends SIGTERM to the script's agent, found by its MIAOBU_LISTEN among this machine's
+// processes, as systemd stops a service; `wait` then reports how it exited.
+func sigterm(ts *testscript.TestScript, neg bool, args []string) {
+	want := []byte("\x00MIAOBU_LISTEN=" + ts.Getenv("MIAOBU_LISTEN") + "\x00")
+	procs, err := filepath.Glob("/proc/[0-9]*/environ")
+	ts.Check(err)
+	for _, environ := range procs {
+		env, err := os.ReadFile(environ)
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(environ), "cmdline"))
+		if err != nil || !bytes.Contains(append([]byte{0}, env...), want) || !bytes.Contains(cmdline, []byte("agent")) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(environ)))
+		ts.Check(err)
+		ts.Check(syscall.Kill(pid, syscall.SIGTERM))
+		return
+	}
+	ts.Fatalf("no agent process listens on %s", ts.Getenv("MIAOBU_LISTEN"))
 }
