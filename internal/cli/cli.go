@@ -118,6 +118,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newDeploymentCommand(a),
 		newDeployCommand(a),
 		newRollbackCommand(a),
+		newLoginCommand(a),
 		newVersionCommand(a),
 	)
 	return root
