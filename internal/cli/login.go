@@ -46,7 +46,7 @@ func (o *loginOptions) run(ctx context.Context) error {
 		return err
 	}
 	if cfg.Token == "" {
-		return usageError{errors.New("--token TOKEN (or MIAOBU_TOKEN) is required: it is the agent's admin-token file")}
+		return usageError{errors.New("--token TOKEN (or MIAOBU_TOKEN) is required: it is in the agent's admin-token file")}
 	}
 	u, err := url.Parse(cfg.AgentURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
