@@ -132,6 +132,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newEnvCommand(a),
 		newRollbackCommand(a),
 		newStatusCommand(a),
+		newLoginCommand(a),
 		newVersionCommand(a),
 	)
 	return root
