@@ -1,0 +1,112 @@
+package oss
+
+import (
+	"context"
+	"crypto/md5"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// localFile is one file of the build output.
+type localFile struct {
+	rel   string // site-relative slash path
+	abs   string
+	size  int64
+	mtime int64
+	md5   [16]byte
+}
+
+// scan lists the regular files under dir and their MD5s, taking hashes from cache when the path,
+// size and modification time match, and returns the files and the cache of exactly those files.
+func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashCache, error) {
+	var files []*localFile
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			// The bookkeeping folder is ours; a build that produced one would have it overwritten.
+			if rel == bookkeepingDir || d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || d.Name() == ".DS_Store" {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, &localFile{rel: rel, abs: p, size: info.Size(), mtime: info.ModTime().UnixNano()})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the build output: %w", err)
+	}
+
+	fresh := make(hashCache, len(files))
+	var todo []*localFile
+	for _, f := range files {
+		if sum, ok := cache[cacheKey{f.rel, f.size, f.mtime}]; ok {
+			f.md5 = sum
+		} else {
+			todo = append(todo, f)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, f := range todo {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			sum, err := fileMD5(f.abs)
+			if err != nil {
+				return err
+			}
+			f.md5 = sum
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, fmt.Errorf("hashing the build output: %w", err)
+	}
+	for _, f := range files {
+		fresh[cacheKey{f.rel, f.size, f.mtime}] = f.md5
+	}
+	return files, fresh, nil
+}
+
+// fileMD5 hashes a file as a stream, so memory stays flat whatever its size.
+func fileMD5(path string) ([16]byte, error) {
+	var sum [16]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// isReserved reports whether a site-relative path belongs to the uploader's bookkeeping.
+func isReserved(rel string) bool {
+	return rel == bookkeepingDir || strings.HasPrefix(rel, bookkeepingDir+"/")
+}
