@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -119,8 +120,10 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 	if len(files) == 0 {
 		return res, errors.New("the build output is empty: refusing to publish a site with no files")
 	}
-	if err := saveHashCache(s.cfg.HashCachePath, fresh); err != nil {
-		s.logf("warning: could not save the hash cache: %v", err)
+	if !maps.Equal(cache, fresh) {
+		if err := saveHashCache(s.cfg.HashCachePath, fresh); err != nil {
+			s.logf("warning: could not save the hash cache: %v", err)
+		}
 	}
 
 	remote, err := s.list(ctx)

@@ -70,14 +70,14 @@ type Server struct {
 	bucket string
 	ts     *httptest.Server
 
-	mu            sync.Mutex
-	objects       map[string]*Object
-	counts        map[Op]int
-	total         int
-	latency       time.Duration
-	fault         Fault
-	discardBodies bool
-	accessKeyID   string
+	mu          sync.Mutex
+	objects     map[string]*Object
+	counts      map[Op]int
+	total       int
+	latency     time.Duration
+	fault       Fault
+	discard     func(key string) bool
+	accessKeyID string
 }
 
 // New starts a fake OSS serving bucket on loopback and stops it when tb's test ends.
@@ -104,11 +104,12 @@ func (s *Server) SetFault(f Fault) {
 	s.fault = f
 }
 
-// SetDiscardBodies makes the fake keep only sizes and hashes of uploaded objects, so benchmarks measure the client.
-func (s *Server) SetDiscardBodies(discard bool) {
+// SetDiscardBodies makes the fake keep only the size and hash of objects whose key matches discard,
+// so benchmarks measure the client rather than the fake's memory; nil keeps every body.
+func (s *Server) SetDiscardBodies(discard func(key string) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.discardBodies = discard
+	s.discard = discard
 }
 
 // RequireAccessKeyID makes the fake answer 403 to any request not signed with id.
@@ -265,7 +266,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, key string) {
 	crc := crc64.New(crc64.MakeTable(crc64.ECMA))
 	var buf bytes.Buffer
 	s.mu.Lock()
-	discard := s.discardBodies
+	discard := s.discard != nil && s.discard(key)
 	s.mu.Unlock()
 	sinks := []io.Writer{h, crc}
 	if !discard {
