@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/cdn"
+	"github.com/miaobu/miaobu/internal/cdn/cdnfake"
 	"github.com/miaobu/miaobu/internal/oss/ossfake"
 	"github.com/miaobu/miaobu/internal/serving"
 )
@@ -136,6 +139,7 @@ func site() map[string]string {
 		"sw.js":                     "self.addEventListener('fetch',()=>{})",
 		"docs/a b+c%41.html":        "<p>odd name</p>",
 		"robots.txt":                "User-agent: *",
+		".well-known/empty.txt":     "",
 	}
 }
 
@@ -187,7 +191,7 @@ func TestFirstDeployOrdersAssetsBeforePages(t *testing.T) {
 			t.Errorf("asset %s uploaded after a page: %q", rel, order)
 		}
 	}
-	if !strings.Contains(e.log.String(), "plan: upload 9 files") || !strings.Contains(e.log.String(), "done in") {
+	if !strings.Contains(e.log.String(), fmt.Sprintf("plan: upload %d files", len(site()))) || !strings.Contains(e.log.String(), "done in") {
 		t.Errorf("log lacks the plan or the totals:\n%s", e.log.String())
 	}
 }
@@ -224,6 +228,15 @@ func TestOnePageChangeUploadsThePageAndTheManifest(t *testing.T) {
 		t.Errorf("%d PUTs, want the page and the manifest", got)
 	}
 	e.assertBucket(files)
+
+	api := cdnfake.New(t, testKeyID, testSecret)
+	plan := cdn.PlanPurge("www.example.com", res.Changed, 0)
+	if err := cdn.Purge(context.Background(), cdn.Config{Endpoint: api.URL, AccessKeyID: testKeyID, AccessKeySecret: testSecret}, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := api.URLCount(); n == 0 || n > 3 {
+		t.Errorf("purged %d URLs for a one-page change, want 1 to 3: %+v", n, api.Calls())
+	}
 }
 
 func TestDeletedFilesAndKeptHashedAssets(t *testing.T) {
@@ -310,7 +323,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 	})
 	res := e.mustSync()
 	e.assertBucket(site())
-	// Every request failed twice: a LIST, 9 files and the manifest, each tried three times.
+	// Every request failed twice: a LIST, the files and the manifest, each tried three times.
 	if want := 3 * (1 + len(site()) + 1); res.Requests != want || e.fake.Requests() != want {
 		t.Errorf("%d requests counted, %d received, want %d", res.Requests, e.fake.Requests(), want)
 	}
@@ -566,5 +579,40 @@ func TestConfigNormalize(t *testing.T) {
 		if !tc.wantErr && (got.Endpoint != tc.endpoint || got.Prefix != tc.prefix || got.Concurrency != DefaultConcurrency || got.MaxDelete != DefaultMaxDelete) {
 			t.Errorf("%+v normalized to %+v", tc.in, got)
 		}
+	}
+}
+
+func TestLargeFileIsStreamed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uploads 128 MiB")
+	}
+	e := newEnv(t)
+	e.fake.SetDiscardBodies(func(key string) bool { return strings.HasSuffix(key, ".bin") })
+	e.write(map[string]string{"index.html": "<p>download</p>"})
+	const size = 128 << 20
+	f, err := os.Create(filepath.Join(e.dir, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res := e.mustSync()
+	runtime.ReadMemStats(&after)
+	if res.BytesUploaded < size {
+		t.Fatalf("uploaded %d bytes", res.BytesUploaded)
+	}
+	// Client and fake together: a whole-file buffer anywhere would allocate the file's size.
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a %d MiB upload allocated %.1f MiB", size>>20, float64(alloc)/(1<<20))
+	if alloc > size/8 {
+		t.Errorf("a %d MiB upload allocated %d MiB", size>>20, alloc>>20)
+	}
+	if o, _ := e.fake.Object(testPrefix + "big.bin"); o.Size != size {
+		t.Errorf("stored size %d", o.Size)
 	}
 }
