@@ -3,32 +3,38 @@ package oss
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // hashCacheHeader opens every hash cache file, so a file of another format is rejected, not misread.
-const hashCacheHeader = "miaobu-hashcache 1"
+const hashCacheHeader = "miaobu-hashcache 2"
 
 // cacheKey identifies a file state whose MD5 is already known: a file with the same path, size
-// and modification time is assumed to hold the same bytes, as make and rsync assume.
+// and modification time is assumed to hold the same bytes, as make and rsync assume. The inode and
+// change time guard against builds that pin modification times (reproducible builds set them all
+// to one value), where an edit of the same length would otherwise go unseen.
 type cacheKey struct {
 	path  string
 	size  int64
 	mtime int64 // nanoseconds since the Unix epoch
+	ctime int64 // nanoseconds since the Unix epoch, zero where unknown
+	ino   uint64
 }
 
 // hashCache maps file states to their MD5.
 type hashCache map[cacheKey][16]byte
 
 // parseHashCache reads the cache format: a header line, then one line per file with the hex MD5,
-// the size, the modification time in nanoseconds and the Go-quoted site-relative path.
+// the size, the modification and change times in nanoseconds, the inode and the Go-quoted
+// site-relative path.
 func parseHashCache(data []byte) (hashCache, error) {
 	c := hashCache{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -39,9 +45,9 @@ func parseHashCache(data []byte) (hashCache, error) {
 	line := 1
 	for sc.Scan() {
 		line++
-		fields := strings.SplitN(sc.Text(), " ", 4)
-		if len(fields) != 4 {
-			return nil, fmt.Errorf("line %d: want 4 fields", line)
+		fields := strings.SplitN(sc.Text(), " ", 6)
+		if len(fields) != 6 {
+			return nil, fmt.Errorf("line %d: want 6 fields", line)
 		}
 		var sum [16]byte
 		if len(fields[0]) != 32 {
@@ -58,11 +64,19 @@ func parseHashCache(data []byte) (hashCache, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: bad modification time", line)
 		}
-		p, err := strconv.Unquote(fields[3])
+		ctime, err := strconv.ParseInt(fields[3], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: bad change time", line)
+		}
+		ino, err := strconv.ParseUint(fields[4], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: bad inode", line)
+		}
+		p, err := strconv.Unquote(fields[5])
 		if err != nil {
 			return nil, fmt.Errorf("line %d: bad path", line)
 		}
-		c[cacheKey{p, size, mtime}] = sum
+		c[cacheKey{p, size, mtime, ctime, ino}] = sum
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -76,12 +90,15 @@ func (c hashCache) encode() []byte {
 	for k := range c {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].path < keys[j].path })
+	slices.SortFunc(keys, func(a, b cacheKey) int {
+		return cmp.Or(strings.Compare(a.path, b.path), cmp.Compare(a.size, b.size), cmp.Compare(a.mtime, b.mtime),
+			cmp.Compare(a.ctime, b.ctime), cmp.Compare(a.ino, b.ino))
+	})
 	var b bytes.Buffer
 	b.WriteString(hashCacheHeader + "\n")
 	for _, k := range keys {
 		sum := c[k]
-		fmt.Fprintf(&b, "%s %d %d %s\n", hex.EncodeToString(sum[:]), k.size, k.mtime, strconv.Quote(k.path))
+		fmt.Fprintf(&b, "%s %d %d %d %d %s\n", hex.EncodeToString(sum[:]), k.size, k.mtime, k.ctime, k.ino, strconv.Quote(k.path))
 	}
 	return b.Bytes()
 }

@@ -9,10 +9,10 @@ import (
 
 func TestHashCacheRoundTrip(t *testing.T) {
 	c := hashCache{
-		{"index.html", 12, 1700000000123456789}:  {1, 2, 3},
-		{"docs/a b+c%41.html", 0, -5}:            {0xff},
-		{"odd\nname \"quoted\".txt", 1 << 40, 0}: {9, 9, 9},
-		{"日本語/ページ.html", 7, 1}:                   {7},
+		{"index.html", 12, 1700000000123456789, 1700000000123456790, 42}: {1, 2, 3},
+		{"docs/a b+c%41.html", 0, -5, 0, 0}:                              {0xff},
+		{"odd\nname \"quoted\".txt", 1 << 40, 0, 1, 1 << 63}:             {9, 9, 9},
+		{"日本語/ページ.html", 7, 1, 1, 7}:                                     {7},
 	}
 	path := filepath.Join(t.TempDir(), "sub", "hashes")
 	if err := saveHashCache(path, c); err != nil {
@@ -35,9 +35,11 @@ func TestHashCacheRejectsDamage(t *testing.T) {
 		"",
 		"something else\n",
 		hashCacheHeader + "\nnot enough fields\n",
-		hashCacheHeader + "\nzz000000000000000000000000000000 1 1 \"a\"\n",
-		hashCacheHeader + "\n00000000000000000000000000000000 -1 1 \"a\"\n",
-		hashCacheHeader + "\n00000000000000000000000000000000 1 1 unquoted\n",
+		hashCacheHeader + "\nzz000000000000000000000000000000 1 1 1 1 \"a\"\n",
+		hashCacheHeader + "\n00000000000000000000000000000000 -1 1 1 1 \"a\"\n",
+		hashCacheHeader + "\n00000000000000000000000000000000 1 1 1 -1 \"a\"\n",
+		hashCacheHeader + "\n00000000000000000000000000000000 1 1 1 1 unquoted\n",
+		"miaobu-hashcache 1\n00000000000000000000000000000000 1 1 \"a\"\n",
 	} {
 		if _, err := parseHashCache([]byte(data)); err == nil {
 			t.Errorf("parseHashCache(%q) succeeded", data)
@@ -53,7 +55,7 @@ func TestHashCacheRejectsDamage(t *testing.T) {
 }
 
 func FuzzParseHashCache(f *testing.F) {
-	f.Add([]byte(hashCache{{"a b.html", 3, 4}: {1}}.encode()))
+	f.Add(hashCache{{"a b.html", 3, 4, 5, 6}: {1}}.encode())
 	f.Add([]byte(hashCacheHeader + "\n"))
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {

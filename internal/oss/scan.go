@@ -16,15 +16,14 @@ import (
 
 // localFile is one file of the build output.
 type localFile struct {
-	rel   string // site-relative slash path
-	abs   string
-	size  int64
-	mtime int64
-	md5   [16]byte
+	rel string // site-relative slash path
+	abs string
+	key cacheKey
+	md5 [16]byte
 }
 
-// scan lists the regular files under dir and their MD5s, taking hashes from cache when the path,
-// size and modification time match, and returns the files and the cache of exactly those files.
+// scan lists the regular files under dir and their MD5s, taking hashes from cache when a file is
+// unchanged since it was hashed, and returns the files and the cache of exactly those files.
 func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashCache, error) {
 	var files []*localFile
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -50,7 +49,8 @@ func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashC
 		if err != nil {
 			return err
 		}
-		files = append(files, &localFile{rel: rel, abs: p, size: info.Size(), mtime: info.ModTime().UnixNano()})
+		ino, ctime := fileIdentity(info)
+		files = append(files, &localFile{rel: rel, abs: p, key: cacheKey{rel, info.Size(), info.ModTime().UnixNano(), ctime, ino}})
 		return nil
 	})
 	if err != nil {
@@ -60,7 +60,7 @@ func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashC
 	fresh := make(hashCache, len(files))
 	var todo []*localFile
 	for _, f := range files {
-		if sum, ok := cache[cacheKey{f.rel, f.size, f.mtime}]; ok {
+		if sum, ok := cache[f.key]; ok {
 			f.md5 = sum
 		} else {
 			todo = append(todo, f)
@@ -85,7 +85,7 @@ func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashC
 		return nil, nil, fmt.Errorf("hashing the build output: %w", err)
 	}
 	for _, f := range files {
-		fresh[cacheKey{f.rel, f.size, f.mtime}] = f.md5
+		fresh[f.key] = f.md5
 	}
 	return files, fresh, nil
 }

@@ -120,11 +120,6 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 	if len(files) == 0 {
 		return res, errors.New("the build output is empty: refusing to publish a site with no files")
 	}
-	if !maps.Equal(cache, fresh) {
-		if err := saveHashCache(s.cfg.HashCachePath, fresh); err != nil {
-			s.logf("warning: could not save the hash cache: %v", err)
-		}
-	}
 
 	remote, err := s.list(ctx)
 	if err != nil {
@@ -197,10 +192,17 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 			res.Changed = append(res.Changed, u.file.rel)
 		}
 		if err != nil {
+			// A cached hash that no longer matches its file makes OSS refuse the Content-MD5, so
+			// files that did not upload are hashed afresh next time.
+			for _, u := range group[n:] {
+				delete(fresh, u.file.key)
+			}
+			s.saveHashCache(cache, fresh)
 			s.logf("stopped before the next phase: %v", err)
 			return res, err
 		}
 	}
+	s.saveHashCache(cache, fresh)
 	if manifestChanged {
 		if err := s.writeManifest(ctx, next); err != nil {
 			return res, err
@@ -218,6 +220,17 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 	return res, nil
 }
 
+// saveHashCache writes fresh to the configured cache file if it differs from what was loaded;
+// a cache that cannot be written only costs time, so it is a warning.
+func (s *syncer) saveHashCache(loaded, fresh hashCache) {
+	if maps.Equal(loaded, fresh) {
+		return
+	}
+	if err := saveHashCache(s.cfg.HashCachePath, fresh); err != nil {
+		s.logf("warning: could not save the hash cache: %v", err)
+	}
+}
+
 // diff decides which files to upload: a file is unchanged when its size and MD5 match the listed
 // object and the manifest or the object's own metadata shows the same headers.
 func (s *syncer) diff(ctx context.Context, files []*localFile, remote map[string]remoteObject, old manifest) ([]upload, int, error) {
@@ -233,7 +246,7 @@ func (s *syncer) diff(ctx context.Context, files []*localFile, remote map[string
 		switch {
 		case !ok:
 			u.reason = "new"
-		case r.size != f.size:
+		case r.size != f.key.size:
 			u.reason = "size changed"
 		case r.md5 != "" && r.md5 != sum:
 			u.reason = "content changed"
@@ -323,7 +336,7 @@ func (s *syncer) putAll(ctx context.Context, group []upload) (int, int64, error)
 	for i, u := range group {
 		if done[i] {
 			ok = append(ok, u)
-			bytes += u.file.size
+			bytes += u.file.key.size
 		} else {
 			failed = append(failed, u)
 		}
@@ -347,7 +360,7 @@ func (s *syncer) deleteAll(ctx context.Context, rels []string) (int, error) {
 func (s *syncer) logPlan(uploads []upload, deletes, kept []string, stale, unchanged int) {
 	var bytes int64
 	for _, u := range uploads {
-		bytes += u.file.size
+		bytes += u.file.key.size
 	}
 	s.logf("plan: upload %d files (%s), delete %d, keep %d stale hashed assets for one more deploy, %d unchanged",
 		len(uploads), formatBytes(bytes), len(deletes), len(kept), unchanged)
@@ -358,7 +371,7 @@ func (s *syncer) logPlan(uploads []upload, deletes, kept []string, stale, unchan
 	for _, g := range phases(uploads) {
 		for _, u := range g {
 			if lines++; lines <= maxPlanLines {
-				s.logf("  upload %s (%s, %s)", u.file.rel, formatBytes(u.file.size), u.reason)
+				s.logf("  upload %s (%s, %s)", u.file.rel, formatBytes(u.file.key.size), u.reason)
 			}
 		}
 	}
