@@ -129,6 +129,7 @@ func PlanPurge(domain string, changed []string, maxURLs int) Plan {
 		}
 		set = dropCovered(next)
 	}
+	domain = strings.TrimPrefix(strings.TrimPrefix(domain, "https://"), "http://")
 	base := "https://" + strings.TrimSuffix(domain, "/") + "/"
 	var plan Plan
 	for it := range set {

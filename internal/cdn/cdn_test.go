@@ -65,6 +65,10 @@ func TestPlanPurgeFoldsIntoDirectories(t *testing.T) {
 		t.Errorf("plan under a budget of one URL %+v, want the root directory", p)
 	}
 
+	if p := PlanPurge("https://cdn.example.com/", []string{"index.html"}, 0); !slices.Equal(p.URLs, prefixed([]string{"", "index.html"})) {
+		t.Errorf("a domain written as a URL gives %q", p.URLs)
+	}
+
 	if p := PlanPurge("cdn.example.com", changed, 1000); len(p.URLs) != 63 || len(p.Dirs) != 0 {
 		t.Errorf("plan within budget has %d URLs and %d dirs, want 63 and 0", len(p.URLs), len(p.Dirs))
 	}
