@@ -9,6 +9,8 @@ import (
 	"io"
 	"maps"
 	"slices"
+
+	"github.com/miaobu/miaobu/internal/serving"
 )
 
 // bookkeepingDir is the site-relative folder holding the uploader's own objects.
@@ -66,6 +68,28 @@ func decodeManifest(r io.Reader) (manifest, error) {
 		return manifest{}, errUnknownManifest
 	}
 	return m, nil
+}
+
+// nextManifest records the files about to be live and the assets kept for one more deploy.
+func nextManifest(files []*localFile, kept []string) manifest {
+	m := manifest{Version: manifestVersion, Files: make(map[string]manifestEntry, len(files)), Kept: kept}
+	for _, f := range files {
+		m.Files[f.rel] = manifestEntry{MD5: hex.EncodeToString(f.md5[:]), Headers: headersHash(serving.ContentType(f.rel), serving.CacheControl(f.rel))}
+	}
+	return m
+}
+
+// relevant returns m without the kept entries whose objects are gone or about to be deleted (deletes
+// is sorted): they no longer say anything, so they alone do not make the manifest worth rewriting.
+func (m manifest) relevant(remote map[string]remoteObject, deletes []string) manifest {
+	out := manifest{Version: m.Version, Files: m.Files}
+	for _, rel := range m.Kept {
+		_, listed := remote[rel]
+		if _, deleting := slices.BinarySearch(deletes, rel); listed && !deleting {
+			out.Kept = append(out.Kept, rel)
+		}
+	}
+	return out
 }
 
 // sameManifest reports whether a and b record the same state.

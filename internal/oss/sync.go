@@ -138,49 +138,14 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 	}
 	res.Unchanged = unchanged
 
-	local := make(map[string]bool, len(files))
-	for _, f := range files {
-		local[f.rel] = true
-	}
-	oldKept := make(map[string]bool, len(old.Kept))
-	for _, k := range old.Kept {
-		oldKept[k] = true
-	}
-	var deletes, kept []string
-	for rel := range remote {
-		if local[rel] || isReserved(rel) {
-			continue
-		}
-		if serving.IsHashedAsset(rel) && !oldKept[rel] {
-			kept = append(kept, rel)
-		} else {
-			deletes = append(deletes, rel)
-		}
-	}
-	slices.Sort(deletes)
-	slices.Sort(kept)
+	deletes, kept := staleObjects(files, remote, old)
 	if len(deletes) > s.cfg.MaxDelete {
 		res.Stale = len(deletes) - s.cfg.MaxDelete
 		deletes = deletes[:s.cfg.MaxDelete]
 	}
 	res.Kept = len(kept)
-
-	next := manifest{Version: manifestVersion, Files: make(map[string]manifestEntry, len(files)), Kept: kept}
-	for _, f := range files {
-		next.Files[f.rel] = manifestEntry{MD5: hex.EncodeToString(f.md5[:]), Headers: headersHash(serving.ContentType(f.rel), serving.CacheControl(f.rel))}
-	}
-	// Kept entries whose objects are gone no longer say anything, so they alone do not rewrite the manifest.
-	deleting := make(map[string]bool, len(deletes))
-	for _, rel := range deletes {
-		deleting[rel] = true
-	}
-	prev := manifest{Version: old.Version, Files: old.Files}
-	for _, rel := range old.Kept {
-		if _, ok := remote[rel]; ok && !deleting[rel] {
-			prev.Kept = append(prev.Kept, rel)
-		}
-	}
-	manifestChanged := !sameManifest(prev, next)
+	next := nextManifest(files, kept)
+	manifestChanged := !sameManifest(old.relevant(remote, deletes), next)
 
 	s.logPlan(uploads, deletes, kept, res.Stale, unchanged)
 
@@ -199,6 +164,7 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 			}
 			s.saveHashCache(cache, fresh)
 			s.logf("stopped before the next phase: %v", err)
+			slices.Sort(res.Changed)
 			return res, err
 		}
 	}
@@ -218,6 +184,32 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 	s.logf("done in %s: %d uploaded (%s), %d deleted, %d unchanged, %d kept for one more deploy, %d requests",
 		time.Since(start).Round(time.Millisecond), res.Uploaded, formatBytes(res.BytesUploaded), res.Deleted, res.Unchanged, res.Kept, s.requests.Load())
 	return res, nil
+}
+
+// staleObjects splits the listed objects the site no longer has into those to delete now and the
+// hashed assets to keep for one more deploy (those not already kept by the previous one), sorted.
+func staleObjects(files []*localFile, remote map[string]remoteObject, old manifest) (deletes, kept []string) {
+	local := make(map[string]bool, len(files))
+	for _, f := range files {
+		local[f.rel] = true
+	}
+	wasKept := make(map[string]bool, len(old.Kept))
+	for _, rel := range old.Kept {
+		wasKept[rel] = true
+	}
+	for rel := range remote {
+		if local[rel] || isReserved(rel) {
+			continue
+		}
+		if serving.IsHashedAsset(rel) && !wasKept[rel] {
+			kept = append(kept, rel)
+		} else {
+			deletes = append(deletes, rel)
+		}
+	}
+	slices.Sort(deletes)
+	slices.Sort(kept)
+	return deletes, kept
 }
 
 // saveHashCache writes fresh to the configured cache file if it differs from what was loaded;
