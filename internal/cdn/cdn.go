@@ -82,9 +82,10 @@ func (it item) folded() item {
 	return item{"", true}
 }
 
-// PlanPurge returns the refreshes, under https://<domain>/, for the site-relative paths a deploy uploaded or deleted: never
-// a hashed asset (its name changes with its content), a page's directory URLs with the page, and
-// directories instead of URLs when more than maxURLs would be refreshed (zero means DefaultMaxURLs).
+// PlanPurge returns the refreshes under https://<domain>/ for the site-relative paths a deploy
+// uploaded or deleted: never a hashed asset (its name changes with its content), a page's
+// directory URLs with the page, and directories instead of URLs when more than maxURLs would be
+// refreshed (zero means DefaultMaxURLs).
 func PlanPurge(domain string, changed []string, maxURLs int) Plan {
 	if maxURLs <= 0 {
 		maxURLs = DefaultMaxURLs
