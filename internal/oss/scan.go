@@ -23,10 +23,16 @@ type localFile struct {
 }
 
 // scan lists the regular files under dir and their MD5s, taking hashes from cache when a file is
-// unchanged since it was hashed, and returns the files and the cache of exactly those files.
-func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashCache, error) {
-	var files []*localFile
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// unchanged since it was hashed, and returns the files, the cache of exactly those files and the
+// site-relative paths of symbolic links and special files it left out.
+func scan(ctx context.Context, dir string, cache hashCache) (files []*localFile, fresh hashCache, skipped []string, err error) {
+	// The directory itself may be a link (a "current" release); links inside it are not followed,
+	// since the build that wrote them could point them at the agent's own files.
+	dir, err = filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the build output: %w", err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -42,7 +48,11 @@ func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashC
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || d.Name() == ".DS_Store" {
+		if d.Name() == ".DS_Store" {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			skipped = append(skipped, rel)
 			return nil
 		}
 		info, err := d.Info()
@@ -54,10 +64,10 @@ func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashC
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the build output: %w", err)
+		return nil, nil, nil, fmt.Errorf("reading the build output: %w", err)
 	}
 
-	fresh := make(hashCache, len(files))
+	fresh = make(hashCache, len(files))
 	var todo []*localFile
 	for _, f := range files {
 		if sum, ok := cache[f.key]; ok {
@@ -82,12 +92,12 @@ func scan(ctx context.Context, dir string, cache hashCache) ([]*localFile, hashC
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, nil, fmt.Errorf("hashing the build output: %w", err)
+		return nil, nil, nil, fmt.Errorf("hashing the build output: %w", err)
 	}
 	for _, f := range files {
 		fresh[f.key] = f.md5
 	}
-	return files, fresh, nil
+	return files, fresh, skipped, nil
 }
 
 // fileMD5 hashes a file as a stream, so memory stays flat whatever its size.

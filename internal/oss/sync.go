@@ -113,9 +113,12 @@ func (s *syncer) run(ctx context.Context, dir string) (Result, error) {
 	var res Result
 	start := time.Now()
 	cache := loadHashCache(s.cfg.HashCachePath)
-	files, fresh, err := scan(ctx, dir, cache)
+	files, fresh, skipped, err := scan(ctx, dir, cache)
 	if err != nil {
 		return res, err
+	}
+	for _, rel := range skipped {
+		s.logf("warning: not publishing %s: not a regular file (symbolic links are not followed)", rel)
 	}
 	if len(files) == 0 {
 		return res, errors.New("the build output is empty: refusing to publish a site with no files")

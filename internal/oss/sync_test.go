@@ -572,6 +572,32 @@ func TestSameSizeEditWithRestoredTimeIsSeen(t *testing.T) {
 	}
 }
 
+func TestLinksAreNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"index.html": "home"})
+	secret := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(secret, []byte("token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(e.dir, "token.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(secret), filepath.Join(e.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	// The site directory itself may be reached through a link.
+	link := filepath.Join(t.TempDir(), "current")
+	if err := os.Symlink(e.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	e.dir = link
+	e.mustSync()
+	e.assertBucket(map[string]string{"index.html": "home"})
+	if !strings.Contains(e.log.String(), "not publishing token.txt") || !strings.Contains(e.log.String(), "not publishing data") {
+		t.Errorf("log does not mention the skipped links:\n%s", e.log.String())
+	}
+}
+
 func TestEmptyBuildOutputIsRefused(t *testing.T) {
 	e := newEnv(t)
 	e.write(map[string]string{})
