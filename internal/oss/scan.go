@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -100,6 +101,9 @@ func scan(ctx context.Context, dir string, cache hashCache) (files []*localFile,
 	return files, fresh, skipped, nil
 }
 
+// copyBuffers recycles the read buffers of fileMD5, which would otherwise allocate one per file.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // fileMD5 hashes a file as a stream, so memory stays flat whatever its size.
 func fileMD5(path string) ([16]byte, error) {
 	var sum [16]byte
@@ -109,7 +113,10 @@ func fileMD5(path string) ([16]byte, error) {
 	}
 	defer f.Close()
 	h := md5.New()
-	if _, err := io.Copy(h, f); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	// Hiding the file's WriteTo makes CopyBuffer use the pooled buffer instead of allocating one.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, *buf); err != nil {
 		return sum, err
 	}
 	copy(sum[:], h.Sum(nil))
