@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,6 +103,9 @@ func benchFirst(b *testing.B, dir string, total int64, latency time.Duration) {
 	b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
 }
 
+// edits numbers page edits across runs: -count repeats a benchmark on the same site directory.
+var edits atomic.Int64
+
 // benchRedeploy measures a redeploy after a first upload; with page set, each one edits that page.
 func benchRedeploy(b *testing.B, dir string, latency time.Duration, page string) {
 	fake := benchFake(b, 0)
@@ -111,12 +115,11 @@ func benchRedeploy(b *testing.B, dir string, latency time.Duration, page string)
 	}
 	fake.SetLatency(latency)
 	requests, uploads := 0, 0
-	i := 0
 	for b.Loop() {
 		if page != "" {
 			b.StopTimer()
-			i++
-			if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(page)), fmt.Appendf(nil, "<h1>edit %d</h1>", i), 0o644); err != nil {
+			edit := fmt.Appendf(nil, "<h1>edit %d</h1>", edits.Add(1))
+			if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(page)), edit, 0o644); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
