@@ -41,8 +41,9 @@ type Config struct {
 	// MaxDelete caps the stale objects deleted by one Sync, a guard against a wrong prefix; the rest
 	// are left for later deploys. Zero means DefaultMaxDelete.
 	MaxDelete int
-	// HashCachePath is a file where MD5s of local files are cached by path, size and modification
-	// time, so a redeploy does not hash unchanged files again; empty disables the cache.
+	// HashCachePath is a file (written with mode 0600) where MD5s of local files are cached by
+	// path, size and modification time (on Linux and macOS also inode and change time), so a
+	// redeploy does not hash unchanged files again; empty disables the cache.
 	HashCachePath string
 }
 
@@ -89,9 +90,10 @@ func phase(rel string) int {
 	return 0
 }
 
-// Sync makes the bucket prefix in cfg hold exactly the files under dir, writing the plan to log
-// before it runs and the totals after; on an error the bucket still serves a whole site and the
-// next Sync converges.
+// Sync makes the bucket prefix in cfg hold the regular files under dir (symbolic links inside it
+// are not followed), the hashed assets the previous deploy used (for one more deploy) and one
+// bookkeeping object, .miaobu/manifest.json.gz, writing the plan to log before it runs and the
+// totals after; on an error the bucket still serves a whole site and the next Sync converges.
 func Sync(ctx context.Context, cfg Config, dir string, log io.Writer) (res Result, err error) {
 	cfg, err = cfg.normalize()
 	if err != nil {
