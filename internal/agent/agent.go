@@ -207,6 +207,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	if a.cfg.Target == "oss" {
+		if err := a.cfg.OSSMissing(); err != nil {
+			return fmt.Errorf("target is oss, but %w", err)
+		}
+	}
 	if reason := a.cfg.PublicURLUnreachable(); reason != "" {
 		a.log.Warn(reason)
 	}

@@ -39,7 +39,7 @@ func (a *Agent) deploymentURL(p *store.Project, d *store.Deployment) string {
 	if p.Target == "local" {
 		return a.siteURL(p.Slug + "--" + strconv.FormatInt(d.ID, 10))
 	}
-	return a.siteURL(p.Slug)
+	return a.liveURL(p)
 }
 
 // projectsByID returns every project keyed by id, for views of many deployments.

@@ -102,7 +102,7 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) {
 	}
 	settings := buildSettings{Target: &req.Target, BuildCommand: &req.BuildCommand, InstallCommand: &req.InstallCommand,
 		OutputDirectory: &req.OutputDirectory, RootDirectory: &req.RootDirectory}
-	if err := settings.validate(); err != nil {
+	if err := settings.validate(a.cfg); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

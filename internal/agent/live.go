@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -35,6 +36,8 @@ func (a *Agent) target(name string) (publishTarget, error) {
 	switch name {
 	case "local", "":
 		return localTarget{}, nil
+	case "oss":
+		return ossTarget{cfg: a.cfg, cacheDir: filepath.Join(a.cfg.DataDir, "cache")}, nil
 	}
 	return nil, fmt.Errorf("publish target %q is not available in this agent", name)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -26,7 +27,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		ID: p.ID, Name: p.Name, Slug: p.Slug, RepoURL: p.RepoURL, DefaultBranch: p.DefaultBranch,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
-		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.siteURL(p.Slug),
+		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.liveURL(p),
 		CreatedAt: p.CreatedAt,
 	}
 	if p.Repo != "" {
@@ -141,7 +142,7 @@ func (a *Agent) createProject(w http.ResponseWriter, r *http.Request) {
 	}
 	settings := buildSettings{Target: &req.Target, BuildCommand: &req.BuildCommand, InstallCommand: &req.InstallCommand,
 		OutputDirectory: &req.OutputDirectory, RootDirectory: &req.RootDirectory}
-	if err := settings.validate(); err != nil {
+	if err := settings.validate(a.cfg); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -193,7 +194,7 @@ func (a *Agent) updateProject(w http.ResponseWriter, r *http.Request) {
 	}
 	settings := buildSettings{Target: req.Target, Framework: req.Framework, BuildCommand: req.BuildCommand,
 		InstallCommand: req.InstallCommand, OutputDirectory: req.OutputDirectory, RootDirectory: req.RootDirectory}
-	if err := settings.validate(); err != nil {
+	if err := settings.validate(a.cfg); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -258,10 +259,15 @@ type buildSettings struct {
 	Target, Framework, BuildCommand, InstallCommand, OutputDirectory, RootDirectory *string
 }
 
-// validate checks the settings that are set.
-func (s buildSettings) validate() error {
+// validate checks the settings that are set; an oss target needs the agent configured for it.
+func (s buildSettings) validate(cfg *config.Config) error {
 	if s.Target != nil && *s.Target != "" && *s.Target != "local" && *s.Target != "oss" {
 		return fmt.Errorf("target must be local or oss, not %q", *s.Target)
+	}
+	if s.Target != nil && *s.Target == "oss" {
+		if err := cfg.OSSMissing(); err != nil {
+			return err
+		}
 	}
 	if s.Framework != nil && *s.Framework != "" && !knownFramework(*s.Framework) {
 		return fmt.Errorf("unknown framework %q", *s.Framework)

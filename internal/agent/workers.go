@@ -230,7 +230,7 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 			return err
 		}
 		a.metrics.publishDuration.WithLabelValues(p.Target).Observe(time.Since(publishStart).Seconds())
-		blog.Printf("==> Live at %s", a.siteURL(p.Slug))
+		blog.Printf("==> Live at %s", a.liveURL(p))
 	} else {
 		blog.Printf("A newer deployment is live already: this one stays available at its preview URL")
 	}

@@ -339,3 +339,23 @@ func (c *Config) CLIToken() (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// OSSMissing says which keys the oss target lacks to publish, or returns nil when it has them all.
+func (c *Config) OSSMissing() error {
+	var missing []string
+	for _, f := range []struct{ key, value string }{
+		{"oss.endpoint", c.OSS.Endpoint}, {"oss.bucket", c.OSS.Bucket},
+		{"oss.access_key_id", c.OSS.AccessKeyID}, {"oss.access_key_secret", c.OSS.AccessKeySecret},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.key)
+		}
+	}
+	if c.CDN.Provider == "aliyun" && c.CDN.Domain == "" {
+		missing = append(missing, "cdn.domain")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the oss target needs %s in the agent's configuration (or their MIAOBU_ variables)", strings.Join(missing, ", "))
+	}
+	return nil
+}
