@@ -1,6 +1,9 @@
 package github
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,14 +80,20 @@ func TestNewWebhookSecret(t *testing.T) {
 	}
 }
 
+// FuzzParsePush feeds arbitrary bodies: never a panic, and nothing that is not valid JSON is accepted.
 func FuzzParsePush(f *testing.F) {
 	f.Add([]byte(`{"ref":"refs/heads/main","after":"` + strings.Repeat("a", 40) + `"}`))
 	f.Add([]byte(`{"ref":"refs/heads/main","deleted":true,"head_commit":null}`))
+	f.Add([]byte(`{"ref":"refs/heads/main","head_commit":{"id":"x","author":{"name":"\u00e9"}}} `))
+	f.Add([]byte(`{"ref":"refs/heads/main"} trailing`))
 	f.Add([]byte(`payload=%7B%7D`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := ParsePush(body)
 		if err != nil {
 			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted invalid JSON %q", body)
 		}
 		p.Branch()
 		p.Commit()
@@ -93,4 +102,78 @@ func FuzzParsePush(f *testing.F) {
 			_, _ = ParsePush(payload)
 		}
 	})
+}
+
+// FuzzParsePushFields builds push payloads with encoding/json and checks ParsePush reads back
+// exactly the fields that were written, whatever their text.
+func FuzzParsePushFields(f *testing.F) {
+	f.Add("refs/heads/main", strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x")
+	f.Add("refs/tags/v1", "", true, false, "", "", "")
+	f.Add("refs/heads/\xff", "\u2028", false, true, "\x00", "é", "\xc3")
+	f.Fuzz(func(t *testing.T, ref, after string, deleted, hasHead bool, message, author, filler string) {
+		payload := map[string]any{"ref": ref, "after": after, "deleted": deleted, "head_commit": nil,
+			"repository": map[string]any{"full_name": filler, "ref": "not this one", "topics": []any{filler, 1.5, nil}}}
+		if hasHead {
+			payload["head_commit"] = map[string]any{"id": after, "message": message, "author": map[string]any{"name": author, "email": filler}}
+		}
+		body, err := json.Marshal(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want struct {
+			Ref        string `json:"ref"`
+			After      string `json:"after"`
+			HeadCommit *struct {
+				Message string `json:"message"`
+				Author  struct {
+					Name string `json:"name"`
+				} `json:"author"`
+			} `json:"head_commit"`
+		}
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParsePush(body)
+		if want.Ref == "" {
+			if err == nil {
+				t.Fatalf("accepted an empty ref: %s", body)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("refused %s: %v", body, err)
+		}
+		if p.Ref != want.Ref || p.After != want.After || p.Deleted != deleted || (p.HeadCommit != nil) != hasHead {
+			t.Fatalf("read %+v from %s", p, body)
+		}
+		if hasHead && (p.HeadCommit.ID != want.After || p.HeadCommit.Message != want.HeadCommit.Message || p.HeadCommit.AuthorName != want.HeadCommit.Author.Name) {
+			t.Fatalf("read head commit %+v from %s", p.HeadCommit, body)
+		}
+	})
+}
+
+func TestParsePushRefusesWrongTypes(t *testing.T) {
+	for _, body := range []string{
+		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
+		`{"ref":"refs/heads/main","head_commit":"abc"}`, `{"ref":"refs/heads/main","head_commit":{"id":1}}`,
+		`{"ref":"refs/heads/main","head_commit":{"author":"Ada"}}`, `[]`, `"refs/heads/main"`, `{"ref":"x"`,
+	} {
+		if _, err := ParsePush([]byte(body)); err == nil {
+			t.Errorf("accepted %s", body)
+		}
+	}
+}
+
+// BenchmarkParsePush measures extracting the push fields from a real 8.8 KB payload.
+func BenchmarkParsePush(b *testing.B) {
+	body, err := os.ReadFile(filepath.Join("..", "agent", "testdata", "github-payloads", "push.with-new-branch.payload.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := ParsePush(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
