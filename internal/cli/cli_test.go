@@ -76,7 +76,7 @@ func TestUnreachableAgent(t *testing.T) {
 func TestMissingToken(t *testing.T) {
 	cliEnv(t)
 	code, _, errOut := run("project", "list")
-	if code != 1 || !strings.Contains(errOut, "no admin token") || !strings.Contains(errOut, "MIAOBU_TOKEN") {
+	if code != 1 || !strings.Contains(errOut, "no admin token") || !strings.Contains(errOut, "miaobu agent") || !strings.Contains(errOut, "miaobu login") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
