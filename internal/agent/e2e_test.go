@@ -12,6 +12,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/gittest"
 )
 
 func TestPushDeploysAndServes(t *testing.T) {
@@ -26,9 +27,9 @@ func TestPushDeploysAndServes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ta := startAgent(t, nil)
-			repo := newRepo(t)
-			p := ta.addProject(tc.name+" site", repo.dir)
-			first := ta.deployed(ta.push(p, repo.commit("first", tc.files("version one"))))
+			repo := gittest.New(t)
+			p := ta.addProject(tc.name+" site", repo.Dir)
+			first := ta.deployed(ta.push(p, repo.Commit("first", tc.files("version one"))))
 			if _, body := ta.get(p.Slug, "/"); body != "version one" {
 				t.Fatalf("live site serves %q", body)
 			}
@@ -39,7 +40,7 @@ func TestPushDeploysAndServes(t *testing.T) {
 				t.Errorf("log:\n%s", log)
 			}
 
-			second := ta.deployed(ta.push(p, repo.commit("second", tc.files("version two"))))
+			second := ta.deployed(ta.push(p, repo.Commit("second", tc.files("version two"))))
 			if _, body := ta.get(p.Slug, "/"); body != "version two" {
 				t.Fatalf("after the second push the site serves %q", body)
 			}
@@ -65,9 +66,9 @@ func TestPushDeploysAndServes(t *testing.T) {
 
 func TestSiteServing(t *testing.T) {
 	ta := startAgent(t, nil)
-	repo := newRepo(t)
-	p := ta.addProject("served", repo.dir)
-	ta.deployed(ta.push(p, repo.commit("site", map[string]string{
+	repo := gittest.New(t)
+	p := ta.addProject("served", repo.Dir)
+	ta.deployed(ta.push(p, repo.Commit("site", map[string]string{
 		"index.html": "home", "404.html": "custom 404", "docs/index.html": "docs",
 		"assets/app-3f9a1c2e.js": "js", "data.json": "{}",
 	})))
@@ -107,14 +108,14 @@ func TestSiteServing(t *testing.T) {
 
 func TestSPAFallback(t *testing.T) {
 	ta := startAgent(t, nil)
-	repo := newRepo(t)
-	p := ta.addProject("spa", repo.dir)
+	repo := gittest.New(t)
+	p := ta.addProject("spa", repo.Dir)
 	files := nodeSite("app shell")
 	// vite in devDependencies makes it a Vite SPA; the build script is still plain node.
 	files["package.json"] = `{"name":"spa","private":true,"scripts":{"build":"node build.js"},"devDependencies":{"vite":"*"}}`
 	var project api.Project
 	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true")}, http.StatusOK, &project)
-	ta.deployed(ta.push(p, repo.commit("spa", files)))
+	ta.deployed(ta.push(p, repo.Commit("spa", files)))
 	if resp, body := ta.get(p.Slug, "/users/42"); resp.StatusCode != http.StatusOK || body != "app shell" {
 		t.Errorf("SPA route: %d %q", resp.StatusCode, body)
 	}
@@ -127,10 +128,10 @@ func ptr[T any](v T) *T { return &v }
 
 func TestNewestPushWins(t *testing.T) {
 	ta := startAgent(t, nil)
-	repo := newRepo(t)
-	p := ta.addProject("quick", repo.dir)
-	first := ta.push(p, repo.commit("older", nodeSite("older")))
-	second := ta.push(p, repo.commit("newer", nodeSite("newer")))
+	repo := gittest.New(t)
+	p := ta.addProject("quick", repo.Dir)
+	first := ta.push(p, repo.Commit("older", nodeSite("older")))
+	second := ta.push(p, repo.Commit("newer", nodeSite("newer")))
 	b := ta.deployed(second)
 	if a := ta.wait(first); a.Live || (a.Status != api.StatusDeployed && a.Status != api.StatusCancelled) {
 		t.Errorf("the older deployment ended %s, live %v", a.Status, a.Live)
@@ -145,11 +146,11 @@ func TestNewestPushWins(t *testing.T) {
 
 func TestFailedBuildAndCancel(t *testing.T) {
 	ta := startAgent(t, nil)
-	repo := newRepo(t)
-	p := ta.addProject("fails", repo.dir)
+	repo := gittest.New(t)
+	p := ta.addProject("fails", repo.Dir)
 	broken := nodeSite("x")
 	broken["build.js"] = `console.error("Error: the build broke"); process.exit(1)`
-	d := ta.wait(ta.push(p, repo.commit("broken", broken)))
+	d := ta.wait(ta.push(p, repo.Commit("broken", broken)))
 	if d.Status != api.StatusFailed || !strings.Contains(d.ErrorMessage, "Error: the build broke") || d.FinishedAt == nil || d.BuildTimeSeconds == nil {
 		t.Errorf("failed deployment: %+v", d)
 	}
@@ -158,7 +159,7 @@ func TestFailedBuildAndCancel(t *testing.T) {
 	}
 
 	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "60000"}, http.StatusOK, nil)
-	id := ta.push(p, repo.commit("slow", nodeSite("slow")))
+	id := ta.push(p, repo.Commit("slow", nodeSite("slow")))
 	for {
 		var cur api.Deployment
 		ta.call("GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &cur)
@@ -173,13 +174,13 @@ func TestFailedBuildAndCancel(t *testing.T) {
 	}
 	// The project is free again: the next push builds.
 	ta.call("DELETE", api.PathProjects+"/"+p.Slug+"/env/SLEEP", nil, http.StatusOK, nil)
-	ta.deployed(ta.push(p, repo.commit("fixed", nodeSite("fixed"))))
+	ta.deployed(ta.push(p, repo.Commit("fixed", nodeSite("fixed"))))
 }
 
 func TestEnvAPI(t *testing.T) {
 	ta := startAgent(t, nil)
-	repo := newRepo(t)
-	p := ta.addProject("env", repo.dir)
+	repo := gittest.New(t)
+	p := ta.addProject("env", repo.Dir)
 	var vars []api.EnvVar
 	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"B_KEY": "secret-b", "A_KEY": "secret-a"}, http.StatusOK, &vars)
 	if len(vars) != 2 || vars[0].Name != "A_KEY" || vars[1].Name != "B_KEY" {
@@ -203,10 +204,10 @@ func TestEnvAPI(t *testing.T) {
 
 func TestLogFollowAndRetention(t *testing.T) {
 	ta := startAgent(t, func(cfg *config.Config) { cfg.Retention.Deployments = 1 })
-	repo := newRepo(t)
-	p := ta.addProject("kept", repo.dir)
+	repo := gittest.New(t)
+	p := ta.addProject("kept", repo.Dir)
 	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "500"}, http.StatusOK, nil)
-	first := ta.push(p, repo.commit("one", nodeSite("one")))
+	first := ta.push(p, repo.Commit("one", nodeSite("one")))
 
 	req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/%d/logs?follow=1", ta.url, api.PathDeployments, first), nil)
 	req.Header.Set("Authorization", "Bearer "+ta.token)
@@ -223,7 +224,7 @@ func TestLogFollowAndRetention(t *testing.T) {
 		t.Fatalf("first deployment %s", d.Status)
 	}
 
-	second := ta.deployed(ta.push(p, repo.commit("two", nodeSite("two"))))
+	second := ta.deployed(ta.push(p, repo.Commit("two", nodeSite("two"))))
 	// Pruning follows the deployed status by a moment.
 	gone := func(path string) bool { _, err := os.Stat(path); return errors.Is(err, os.ErrNotExist) }
 	for deadline := time.Now().Add(5 * time.Second); !gone(ta.agent.logPath(first)) && time.Now().Before(deadline); {

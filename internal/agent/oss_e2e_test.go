@@ -9,6 +9,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/cdn/cdnfake"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/oss/ossfake"
 )
 
@@ -23,14 +24,14 @@ func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
 			AccessKeyID: "AKID-test", AccessKeySecret: "secret-never-logged"}
 		cfg.CDN = config.CDN{Provider: "aliyun", Domain: "{slug}.cdn.example.com", Endpoint: cdnAPI.URL, MaxURLs: 500}
 	})
-	repo := newRepo(t)
+	repo := gittest.New(t)
 	var p api.Project
-	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "shop", RepoURL: repo.dir, Branch: "main", Target: "oss"}, http.StatusCreated, &p)
+	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "shop", RepoURL: repo.Dir, Branch: "main", Target: "oss"}, http.StatusCreated, &p)
 	if p.SiteURL != "https://shop.cdn.example.com/" {
 		t.Fatalf("site URL %q", p.SiteURL)
 	}
 	files := map[string]string{"index.html": "home v1", "about/index.html": "about v1", "assets/app-3f9a1c2e.js": "js"}
-	first := ta.deployed(ta.push(p, repo.commit("first", files)))
+	first := ta.deployed(ta.push(p, repo.Commit("first", files)))
 	if first.URL != p.SiteURL || !first.Live {
 		t.Fatalf("first deployment: %+v", first)
 	}
@@ -47,7 +48,7 @@ func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
 	bucket.ResetCounts()
 	callsBefore := len(cdnAPI.Calls())
 	files["about/index.html"] = "about v2"
-	second := ta.deployed(ta.push(p, repo.commit("second", files)))
+	second := ta.deployed(ta.push(p, repo.Commit("second", files)))
 	if about, _ := bucket.Object("projects/shop/about/index.html"); string(about.Body) != "about v2" {
 		t.Fatalf("about page not updated: %q", about.Body)
 	}
@@ -70,7 +71,7 @@ func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
 	// A failed purge is a warning: the deployment still succeeds.
 	cdnAPI.FailWith(http.StatusInternalServerError)
 	files["index.html"] = "home v3"
-	third := ta.deployed(ta.push(p, repo.commit("third", files)))
+	third := ta.deployed(ta.push(p, repo.Commit("third", files)))
 	if log := ta.log(third.ID); !strings.Contains(log, "WARNING: the CDN purge failed") {
 		t.Errorf("a failed purge left no warning in the log:\n%s", log)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/gittest"
 )
 
 var (
@@ -106,12 +107,12 @@ func freeAddr(t *testing.T) string {
 // seconds, pushes it and waits until it is building.
 func startSlowBuild(t *testing.T, ta *testAgent, marker string) (api.Project, int64) {
 	t.Helper()
-	repo := newRepo(t)
-	p := ta.addProject("slow", repo.dir)
+	repo := gittest.New(t)
+	p := ta.addProject("slow", repo.Dir)
 	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
 		BuildCommand: ptr("node build.js " + marker)}, http.StatusOK, nil)
 	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "3000"}, http.StatusOK, nil)
-	id := ta.push(p, repo.commit("slow", nodeSite("survived")))
+	id := ta.push(p, repo.Commit("slow", nodeSite("survived")))
 	for deadline := time.Now().Add(30 * time.Second); len(processesWith(marker)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the build never started:\n%s", ta.log(id))

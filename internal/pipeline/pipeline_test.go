@@ -11,57 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miaobu/miaobu/internal/gittest"
 )
-
-// gitRepo is a real git repository in a temporary directory.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-// newRepo creates a repository whose branch is main.
-func newRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "--quiet", "--initial-branch=main")
-	return r
-}
-
-// git runs git in the repository.
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", r.dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
-		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files (name → content; a content starting with "->" makes a symlink) and commits them.
-func (r *gitRepo) commit(message string, files map[string]string) string {
-	r.t.Helper()
-	for name, content := range files {
-		path := filepath.Join(r.dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			if err := os.Symlink(target, path); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git("add", "-A")
-	r.git("commit", "--quiet", "-m", message)
-	return r.git("rev-parse", "HEAD")
-}
 
 // nodeSite is a project whose build script writes dist/index.html with body.
 func nodeSite(body string) map[string]string {
@@ -94,9 +46,9 @@ func testBuilder(t *testing.T) (*Builder, string) {
 }
 
 // testJob is a job for the repository's commit, publishing into the data dir.
-func testJob(data string, r *gitRepo, sha string, id int64) Job {
+func testJob(data string, r *gittest.Repo, sha string, id int64) Job {
 	var steps []string
-	return Job{DeploymentID: id, ProjectID: 1, RepoURL: r.dir, CommitSHA: sha, Branch: "main", Trigger: "webhook",
+	return Job{DeploymentID: id, ProjectID: 1, RepoURL: r.Dir, CommitSHA: sha, Branch: "main", Trigger: "webhook",
 		PublishDir: filepath.Join(data, "sites", "site", strings.Repeat("x", int(id))),
 		Step:       func(s string) error { steps = append(steps, s); return nil }}
 }
@@ -131,8 +83,8 @@ func readFile(t *testing.T, path string) string {
 
 func TestStaticSitePublishesRootWithoutGit(t *testing.T) {
 	b, data := testBuilder(t)
-	r := newRepo(t)
-	sha := r.commit("static", map[string]string{"index.html": "<h1>hi</h1>", "css/site.css": "body{}"})
+	r := gittest.New(t)
+	sha := r.Commit("static", map[string]string{"index.html": "<h1>hi</h1>", "css/site.css": "body{}"})
 	job := testJob(data, r, sha, 1)
 	res, log, err := build(t, context.Background(), b, data, job)
 	if err != nil {
@@ -159,9 +111,9 @@ func TestStaticSitePublishesRootWithoutGit(t *testing.T) {
 
 func TestBuildsTheRecordedCommitNotTheTip(t *testing.T) {
 	b, data := testBuilder(t)
-	r := newRepo(t)
-	first := r.commit("first", nodeSite("first"))
-	r.commit("second", nodeSite("second"))
+	r := gittest.New(t)
+	first := r.Commit("first", nodeSite("first"))
+	r.Commit("second", nodeSite("second"))
 	var message, author string
 	job := testJob(data, r, first, 1)
 	job.Commit = func(m, a string) { message, author = m, a }
@@ -182,8 +134,8 @@ func TestBuildsTheRecordedCommitNotTheTip(t *testing.T) {
 
 func TestFailedBuildReportsTheFailure(t *testing.T) {
 	b, data := testBuilder(t)
-	r := newRepo(t)
-	sha := r.commit("broken", map[string]string{
+	r := gittest.New(t)
+	sha := r.Commit("broken", map[string]string{
 		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
 		"build.js":     `console.log("compiling"); console.error("Error: cannot find module ./missing"); process.exit(3)`,
 	})
@@ -213,8 +165,8 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, data := testBuilder(t)
-			r := newRepo(t)
-			job := testJob(data, r, r.commit("evil", files), 1)
+			r := gittest.New(t)
+			job := testJob(data, r, r.Commit("evil", files), 1)
 			_, _, err := build(t, context.Background(), b, data, job)
 			if err == nil || !strings.Contains(err.Error(), "outside the output directory") {
 				t.Fatalf("err = %v, want a symlink refused", err)
@@ -226,8 +178,8 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 	}
 	t.Run("output directory outside the checkout", func(t *testing.T) {
 		b, data := testBuilder(t)
-		r := newRepo(t)
-		job := testJob(data, r, r.commit("out", map[string]string{"index.html": "x", "out": "->/etc"}), 1)
+		r := gittest.New(t)
+		job := testJob(data, r, r.Commit("out", map[string]string{"index.html": "x", "out": "->/etc"}), 1)
 		job.OutputDirectory = "out"
 		_, _, err := build(t, context.Background(), b, data, job)
 		if err == nil || !strings.Contains(err.Error(), "outside the checkout") {
@@ -236,8 +188,8 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 	})
 	t.Run("symlink inside the output is published as a copy", func(t *testing.T) {
 		b, data := testBuilder(t)
-		r := newRepo(t)
-		job := testJob(data, r, r.commit("ok", map[string]string{"index.html": "home", "alias.html": "->index.html"}), 1)
+		r := gittest.New(t)
+		job := testJob(data, r, r.Commit("ok", map[string]string{"index.html": "home", "alias.html": "->index.html"}), 1)
 		if _, log, err := build(t, context.Background(), b, data, job); err != nil {
 			t.Fatalf("build: %v\n%s", err, log)
 		}
@@ -254,8 +206,8 @@ func TestBuildEnvironmentIsClean(t *testing.T) {
 	t.Setenv("GITHUB_TOKEN", "ghp_othersecret")
 	b, data := testBuilder(t)
 	b.GitHubToken = "ghp_agentsecrettoken"
-	r := newRepo(t)
-	sha := r.commit("env", map[string]string{
+	r := gittest.New(t)
+	sha := r.Commit("env", map[string]string{
 		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
 		"build.js": `const fs = require("fs"); fs.mkdirSync("dist", {recursive: true});
 const env = Object.entries(process.env).map(([k, v]) => k + "=" + v).join("\n");
@@ -297,8 +249,8 @@ func TestSandboxHidesTheDataDir(t *testing.T) {
 	if b.Bwrap == "" {
 		t.Skip("bubblewrap is not usable here")
 	}
-	r := newRepo(t)
-	sha := r.commit("thief", map[string]string{
+	r := gittest.New(t)
+	sha := r.Commit("thief", map[string]string{
 		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
 		"build.js": `const fs = require("fs"); fs.mkdirSync("dist", {recursive: true});
 let out = "";
@@ -336,8 +288,8 @@ func TestDevDependenciesAreInstalled(t *testing.T) {
 		t.Skip("npm is not installed")
 	}
 	b, data := testBuilder(t)
-	r := newRepo(t)
-	sha := r.commit("vite-style", map[string]string{
+	r := gittest.New(t)
+	sha := r.Commit("vite-style", map[string]string{
 		"package.json":                    `{"name":"app","version":"1.0.0","private":true,"scripts":{"build":"node build.js"},"devDependencies":{"fake-bundler":"file:./tools/fake-bundler"}}`,
 		"tools/fake-bundler/package.json": `{"name":"fake-bundler","version":"1.0.0","main":"index.js"}`,
 		"tools/fake-bundler/index.js":     `module.exports = (s) => "<!doctype html>" + s;`,
@@ -377,9 +329,9 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 	}{{"timeout", errors.New("build timed out after 1s")}, {"cancel", errors.New("cancelled by user")}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, data := testBuilder(t)
-			r := newRepo(t)
+			r := gittest.New(t)
 			marker := fmt.Sprintf("miaobu-test-marker-%s-%d", tc.name, time.Now().UnixNano())
-			sha := r.commit("hang", map[string]string{"index.html": "x"})
+			sha := r.Commit("hang", map[string]string{"index.html": "x"})
 			job := testJob(data, r, sha, 1)
 			// A background child and a foreground one, both meant to outlive the build.
 			job.BuildCommand = `(sleep 300; echo ` + marker + `) & node -e 'setTimeout(() => {}, 300000)' ` + marker + `; wait`
