@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -43,14 +42,7 @@ func startAgent(t *testing.T, change func(cfg *config.Config)) *testAgent {
 	if change != nil {
 		change(cfg)
 	}
-	st, err := store.Open(cfg.DataDir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newTestAgent(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
@@ -59,7 +51,6 @@ func startAgent(t *testing.T, change func(cfg *config.Config)) *testAgent {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		st.Close()
 	})
 	return &testAgent{t: t, cfg: cfg, agent: a, url: "http://" + ln.Addr().String(), port: port, token: a.adminToken}
 }

@@ -42,20 +42,26 @@ func testConfig(t testing.TB) *config.Config {
 // startTestAgent starts an agent with cfg behind an httptest server.
 func startTestAgent(t testing.TB, cfg *config.Config) *apiAgent {
 	t.Helper()
+	a := newTestAgent(t, cfg)
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return &apiAgent{Agent: a, server: srv, token: a.adminToken}
+}
+
+// newTestAgent opens a store in cfg.DataDir and builds an agent on it with a silent log; the store
+// closes when the test ends.
+func newTestAgent(t testing.TB, cfg *config.Config) *Agent {
+	t.Helper()
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	a, err := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		st.Close()
-	})
-	return &apiAgent{Agent: a, server: srv, token: a.adminToken}
+	return a
 }
 
 // call sends an admin API request and decodes the JSON answer into out, returning the status code.
