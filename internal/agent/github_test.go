@@ -157,7 +157,7 @@ func TestImport(t *testing.T) {
 			if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, wantHooks) {
 				t.Errorf("hooks on GitHub = %+v, want %+v", hooks, wantHooks)
 			}
-			if p.Slug != tt.slug || p.Repo == nil || *p.Repo != "acme/site" || p.RepoURL != "https://github.com/acme/site.git" ||
+			if p.Slug != tt.slug || p.Repo == nil || *p.Repo != "acme/site" || p.RepoURL != "http://127.0.0.1:9/acme/site.git" ||
 				p.DefaultBranch != tt.repo.DefaultBranch || p.RootDirectory != tt.root || !p.WebhookConfigured ||
 				p.WebhookID == nil || *p.WebhookID != 101 || p.WebhookURL != hookURL || stored.Private != tt.repo.Private {
 				t.Errorf("project = %+v", p)

@@ -31,6 +31,9 @@ type Repo struct {
 	Branches map[string]string
 	// Files maps a slash path to the contents it has at every tip.
 	Files map[string]string
+	// CloneURL is where git fetches the repository; by default a loopback port that refuses
+	// connections, so a build started by a test never reaches out to the real GitHub.
+	CloneURL string
 }
 
 // Hook is a hook of a repository as the fake holds it, secret included.
@@ -211,7 +214,7 @@ func (s *Server) getRepo(w http.ResponseWriter, r *http.Request) {
 	}
 	reply(w, http.StatusOK, map[string]any{
 		"id": 4242, "full_name": st.FullName, "name": path.Base(st.FullName), "default_branch": st.DefaultBranch,
-		"private": st.Private, "clone_url": "https://github.com/" + st.FullName + ".git", "html_url": "https://github.com/" + st.FullName,
+		"private": st.Private, "clone_url": st.cloneURL(), "html_url": "https://github.com/" + st.FullName,
 	})
 }
 
@@ -414,4 +417,12 @@ func (s *Server) deleteHook(w http.ResponseWriter, r *http.Request) {
 	}
 	st.hooks = slices.Delete(st.hooks, i, i+1)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// cloneURL is the repository's CloneURL or the refusing loopback default.
+func (r *Repo) cloneURL() string {
+	if r.CloneURL != "" {
+		return r.CloneURL
+	}
+	return "http://127.0.0.1:9/" + r.FullName + ".git"
 }
