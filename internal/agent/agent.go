@@ -100,7 +100,6 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
-	mux.Handle("GET "+api.PathMetrics, a.metrics.handler())
 
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET "+api.PathProjects, a.listProjects)
@@ -114,6 +113,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.setEnv)
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.unsetEnv)
 	admin.HandleFunc("GET "+api.PathStatus, a.status)
+	admin.Handle("GET "+api.PathMetrics, a.metrics.handler())
 	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
 	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
 	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.deploymentLogs)
@@ -123,6 +123,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
 	mux.Handle("/api/", a.requireAdmin(admin))
+	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	return a.sites(a.cors(mux))
 }
 

@@ -132,6 +132,15 @@ func TestStatusAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics without the admin token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", ta.server.URL+api.PathMetrics, nil)
+	req.Header.Set("Authorization", "Bearer "+ta.token)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -38,7 +39,8 @@ type app struct {
 	out, errOut io.Writer
 	flags       *pflag.FlagSet // the running command's flags, inherited ones included
 	cfg         *config.Config
-	term        *terminal
+	term        *terminal // styles what goes to out
+	errTerm     *terminal // styles what goes to errOut
 }
 
 // config loads the configuration once, from the root command's flags.
@@ -78,7 +80,7 @@ func Main() int {
 
 // Run runs the command line with the given arguments and streams and returns the exit status.
 func Run(args []string, stdout, stderr io.Writer) int {
-	a := &app{out: stdout, errOut: stderr, term: newTerminal(stdout)}
+	a := &app{out: stdout, errOut: stderr, term: newTerminal(stdout), errTerm: newTerminal(stderr)}
 	root := newRootCommand(a)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -135,7 +137,35 @@ func newRootCommand(a *app) *cobra.Command {
 		newLoginCommand(a),
 		newVersionCommand(a),
 	)
+	requireSubcommands(root)
 	return root
+}
+
+// requireSubcommands makes a command group called with no subcommand, or an unknown one, a usage
+// error (exit status 2) instead of printing help and succeeding; bare `miaobu` still shows help.
+func requireSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		requireSubcommands(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+		}
+		if !cmd.HasParent() {
+			return cmd.Help()
+		}
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		return usageError{fmt.Errorf("%s needs a subcommand: %s", cmd.CommandPath(), strings.Join(names, ", "))}
+	}
 }
 
 // exactArgs is cobra.ExactArgs whose error is a usage error.

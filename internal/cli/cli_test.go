@@ -90,6 +90,10 @@ func TestUsageErrors(t *testing.T) {
 		{"deploy", "x", "--commit", "a", "--branch", "b"},
 		{"project", "list", "--nope"},
 		{"project", "set", "x"},
+		{"bogus"},
+		{"project"},
+		{"project", "bogus"},
+		{"webhook", "nope", "x"},
 	} {
 		if code, _, errOut := run(args...); code != 2 || !strings.Contains(errOut, "error:") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
@@ -118,6 +122,11 @@ func TestProjectCommands(t *testing.T) {
 		t.Fatalf("created %v", created)
 	}
 
+	code, out, errOut = run("project", "add", "Second", "--repo-url", repo)
+	if code != 0 || !strings.Contains(out, "Secret:") || strings.Contains(out, "Created project") || !strings.Contains(errOut, "Created project second") {
+		t.Fatalf("add: the URL and secret go to stdout, messages to stderr: %d %q %q", code, out, errOut)
+	}
+
 	code, out, _ = run("project", "show", "docs-site")
 	if code != 0 || !strings.Contains(out, "✓ Enabled") || !strings.Contains(out, "pushes to branch trunk") || strings.Contains(out, "\x1b[") {
 		t.Fatalf("show: %d %q", code, out)
@@ -131,7 +140,7 @@ func TestProjectCommands(t *testing.T) {
 	}
 	code, out, _ = run("project", "list", "--json")
 	var list []map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0]["webhook_secret"] != nil {
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0]["webhook_secret"] != nil {
 		t.Fatalf("list --json: %d %q", code, out)
 	}
 	code, out, errOut = run("deploy", "docs-site", "--json")
@@ -148,5 +157,13 @@ func TestProjectCommands(t *testing.T) {
 	}
 	if code, _, errOut = run("project", "delete", "docs-site"); code != 0 {
 		t.Fatalf("delete: %d %q", code, errOut)
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	code, out, _ := run("version", "--json")
+	var v map[string]string
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["version"] == "" {
+		t.Fatalf("version --json: %d %q", code, out)
 	}
 }

@@ -62,7 +62,7 @@ func (c *client) token() (string, error) {
 	token, err := c.cfg.CLIToken()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("no admin token at %s: start the agent with `miaobu agent` (it writes the token on first start), or for a remote agent run `miaobu login --agent URL`", c.cfg.AdminTokenFile())
+			return "", fmt.Errorf("no admin token for the agent at %s: looked in %s; start the agent with `miaobu agent` (it writes the token on first start), or for a remote agent run `miaobu login --agent URL`", c.cfg.AgentURL, c.cfg.AdminTokenFile())
 		}
 		return "", fmt.Errorf("no admin token: set MIAOBU_TOKEN or --token, or run this as the agent's user so it can read %s (%v)", c.cfg.AdminTokenFile(), rootCause(err))
 	}

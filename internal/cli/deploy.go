@@ -103,22 +103,22 @@ func deploymentOutcome(a *app, d api.Deployment, waited bool) error {
 	switch d.Status {
 	case api.StatusDeployed:
 		if !d.Live {
-			fmt.Fprintf(a.errOut, "%s Deployed: %s (a newer deployment is live)\n", a.term.green("✓"), d.URL)
+			fmt.Fprintf(a.errOut, "%s Deployed: %s (a newer deployment is live)\n", a.errTerm.green("✓"), d.URL)
 			return nil
 		}
 		var p api.Project
 		if err := a.call(context.Background(), "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.errOut, "%s Live at %s\n", a.term.green("✓"), p.SiteURL)
+		fmt.Fprintf(a.errOut, "%s Live at %s\n", a.errTerm.green("✓"), p.SiteURL)
 		if d.URL != p.SiteURL {
 			fmt.Fprintf(a.errOut, "  This deployment stays at %s\n", d.URL)
 		}
 		return nil
 	case api.StatusCancelled:
-		fmt.Fprintf(a.errOut, "%s Deployment #%d was cancelled: %s\n", a.term.yellow("!"), d.ID, d.ErrorMessage)
+		fmt.Fprintf(a.errOut, "%s Deployment #%d was cancelled: %s\n", a.errTerm.yellow("!"), d.ID, d.ErrorMessage)
 	default:
-		fmt.Fprintf(a.errOut, "%s Deployment #%d failed: %s\n", a.term.red("✗"), d.ID, d.ErrorMessage)
+		fmt.Fprintf(a.errOut, "%s Deployment #%d failed: %s\n", a.errTerm.red("✗"), d.ID, d.ErrorMessage)
 		fmt.Fprintf(a.errOut, "See the build log with: miaobu deployment logs %d\n", d.ID)
 	}
 	return silentError{}
@@ -146,7 +146,7 @@ func newRollbackCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, d)
 			}
-			fmt.Fprintf(a.errOut, "%s Deployment #%d (%s) is live again: %s\n", a.term.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
+			fmt.Fprintf(a.errOut, "%s Deployment #%d (%s) is live again: %s\n", a.errTerm.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
 			return nil
 		},
 	}

@@ -158,7 +158,7 @@ func newDeploymentCancelCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, d)
 			}
-			fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.term.green("✓"), d.ID)
+			fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.errTerm.green("✓"), d.ID)
 			return nil
 		},
 	}

@@ -58,7 +58,7 @@ func newEnvSetCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, out)
 			}
-			fmt.Fprintf(a.errOut, "%s Set %d variable(s) of %s; they apply from the next deployment\n", a.term.green("✓"), len(vars), args[0])
+			fmt.Fprintf(a.errOut, "%s Set %d variable(s) of %s; they apply from the next deployment\n", a.errTerm.green("✓"), len(vars), args[0])
 			return nil
 		},
 	}
@@ -86,7 +86,7 @@ func newEnvUnsetCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, out)
 			}
-			fmt.Fprintf(a.errOut, "%s Removed %s from %s\n", a.term.green("✓"), strings.Join(args[1:], ", "), args[0])
+			fmt.Fprintf(a.errOut, "%s Removed %s from %s\n", a.errTerm.green("✓"), strings.Join(args[1:], ", "), args[0])
 			return nil
 		},
 	}

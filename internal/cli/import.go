@@ -63,15 +63,15 @@ func (o *importOptions) run(ctx context.Context) error {
 	if err := c.do(ctx, "POST", api.ImportPath(o.owner, o.repo), req, &res); err != nil {
 		return err
 	}
-	t := o.app.term
+	t, et := o.app.term, o.app.errTerm
 	for _, w := range res.Warnings {
-		fmt.Fprintf(o.app.errOut, "%s %s\n", t.yellow("!"), w)
+		fmt.Fprintf(o.app.errOut, "%s %s\n", et.yellow("!"), w)
 	}
 	if o.json {
 		return printJSON(o.app.out, res)
 	}
 	p, d := res.Project, res.Detected
-	fmt.Fprintf(o.app.errOut, "%s Imported %s as project %s (id %d)\n", t.green("✓"), *p.Repo, t.bold(p.Slug), p.ID)
+	fmt.Fprintf(o.app.errOut, "%s Imported %s as project %s (id %d)\n", et.green("✓"), *p.Repo, et.bold(p.Slug), p.ID)
 	// A setting given as a flag is the project's; the others are what detection found at the tip.
 	setting := func(own, detected string) string {
 		switch {
@@ -110,7 +110,7 @@ func (o *importOptions) run(ctx context.Context) error {
 		return err
 	}
 	for _, note := range d.Notes {
-		fmt.Fprintf(o.app.errOut, "%s %s\n", t.faint("note:"), note)
+		fmt.Fprintf(o.app.errOut, "%s %s\n", et.faint("note:"), note)
 	}
 	if res.Deployment != nil && t.isTTY {
 		fmt.Fprintf(o.app.errOut, "Follow it with: miaobu deployment logs %d -f\n", res.Deployment.ID)

@@ -41,7 +41,7 @@ func newLoginCommand(a *app) *cobra.Command {
 }
 
 func (o *loginOptions) run(ctx context.Context) error {
-	cfg, err := config.LoadToWrite(o.app.flags)
+	cfg, err := config.Load(o.app.flags)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (o *loginOptions) run(ctx context.Context) error {
 		return usageError{fmt.Errorf("--agent must be an http(s) URL such as https://miaobu.example.com, not %q", cfg.AgentURL)}
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		fmt.Fprintf(o.app.errOut, "%s %s sends the admin token in clear text: put TLS in front of the agent and use https://\n", o.app.term.yellow("warning:"), cfg.AgentURL)
+		fmt.Fprintf(o.app.errOut, "%s %s sends the admin token in clear text: put TLS in front of the agent and use https://\n", o.app.errTerm.yellow("warning:"), cfg.AgentURL)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, loginCheckTimeout)
@@ -65,7 +65,7 @@ func (o *loginOptions) run(ctx context.Context) error {
 	if err := config.SetKeys(cfg.File, map[string]string{"agent_url": cfg.AgentURL, "token": cfg.Token}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.errOut, "%s Logged in to %s: agent_url and token saved in %s\n", o.app.term.green("✓"), cfg.AgentURL, cfg.File)
+	fmt.Fprintf(o.app.errOut, "%s Logged in to %s: agent_url and token saved in %s\n", o.app.errTerm.green("✓"), cfg.AgentURL, cfg.File)
 	return nil
 }
 

@@ -96,16 +96,18 @@ func (o *projectAddOptions) run(ctx context.Context) error {
 	if o.json {
 		return printJSON(o.app.out, p)
 	}
-	t := o.app.term
-	fmt.Fprintf(o.app.out, "%s Created project %s (id %d), deploying pushes to %s\n\n", t.green("✓"), t.bold(p.Slug), p.ID, p.DefaultBranch)
-	fmt.Fprintf(o.app.out, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n\n")
-	_ = t.fields(o.app.out, [][2]string{
+	et := o.app.errTerm
+	fmt.Fprintf(o.app.errOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
+	fmt.Fprintf(o.app.errOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
+	if err := o.app.term.fields(o.app.out, [][2]string{
 		{"Payload URL", p.WebhookURL},
 		{"Content type", "application/json"},
 		{"Secret", p.WebhookSecret},
 		{"Events", "Just the push event"},
-	})
-	fmt.Fprintf(o.app.out, "\nThe secret is shown only this once. Deploy now with: miaobu deploy %s --wait\n", p.Slug)
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.app.errOut, "The secret is shown only this once. Deploy now with: miaobu deploy %s --wait\n", p.Slug)
 	return nil
 }
 
@@ -244,7 +246,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, p)
 			}
-			fmt.Fprintf(a.errOut, "%s Updated project %s\n", a.term.green("✓"), p.Slug)
+			fmt.Fprintf(a.errOut, "%s Updated project %s\n", a.errTerm.green("✓"), p.Slug)
 			return printProject(a, p)
 		},
 	}
@@ -268,7 +270,7 @@ func newProjectDeleteCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, answer)
 			}
-			fmt.Fprintf(a.errOut, "%s %s\n", a.term.green("✓"), answer.Message)
+			fmt.Fprintf(a.errOut, "%s %s\n", a.errTerm.green("✓"), answer.Message)
 			return nil
 		},
 	}

@@ -35,16 +35,16 @@ func newWebhookActionCommand(a *app, name, short, method string, path func(strin
 			if err := c.do(cmd.Context(), method, path(args[0]), nil, &answer); err != nil {
 				return err
 			}
-			t := a.term
+			t, et := a.term, a.errTerm
 			if answer.Warning != "" {
-				fmt.Fprintf(a.errOut, "%s %s\n", t.yellow("!"), answer.Warning)
+				fmt.Fprintf(a.errOut, "%s %s\n", et.yellow("!"), answer.Warning)
 			}
 			if asJSON {
 				return printJSON(a.out, answer)
 			}
-			mark := t.green("✓")
+			mark := et.green("✓")
 			if answer.Status != "success" {
-				mark = t.faint("·")
+				mark = et.faint("·")
 			}
 			fmt.Fprintf(a.errOut, "%s %s\n", mark, answer.Message)
 			var pairs [][2]string

@@ -156,15 +156,9 @@ var flagNames = map[string]string{
 }
 
 // Load reads the configuration with the precedence flag > environment > config file > default.
-// flags may be nil; the config file comes from --config, then MIAOBU_CONFIG, then the XDG default.
-func Load(flags *pflag.FlagSet) (*Config, error) { return load(flags, false) }
-
-// LoadToWrite is Load for a command that writes the config file: that file may be missing even
-// when --config or MIAOBU_CONFIG names it.
-func LoadToWrite(flags *pflag.FlagSet) (*Config, error) { return load(flags, true) }
-
-// load is Load; a missing config file named explicitly is an error unless mayBeMissing.
-func load(flags *pflag.FlagSet, mayBeMissing bool) (*Config, error) {
+// flags may be nil; the config file comes from --config, then MIAOBU_CONFIG, then the XDG default,
+// and a missing file is fine (`miaobu login` creates it).
+func Load(flags *pflag.FlagSet) (*Config, error) {
 	v := viper.New()
 	home, _ := os.UserHomeDir()
 	v.SetDefault("data_dir", xdgDir("XDG_DATA_HOME", filepath.Join(home, ".local", "share")))
@@ -215,14 +209,13 @@ func load(flags *pflag.FlagSet, mayBeMissing bool) (*Config, error) {
 			file = f.Value.String()
 		}
 	}
-	explicit := file != ""
-	if !explicit {
+	if file == "" {
 		file = filepath.Join(xdgDir("XDG_CONFIG_HOME", filepath.Join(home, ".config")), "config.yaml")
 	}
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
-		if !errors.Is(err, os.ErrNotExist) || (explicit && !mayBeMissing) {
+		if !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("reading config file %s: %w", file, err)
 		}
 	}

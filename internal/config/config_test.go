@@ -126,9 +126,18 @@ func TestInvalidValues(t *testing.T) {
 		}
 	}
 	isolate(t)
-	t.Setenv("MIAOBU_CONFIG", filepath.Join(t.TempDir(), "missing.yaml"))
-	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
-		t.Errorf("an explicit config file that is missing: %v", err)
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	t.Setenv("MIAOBU_CONFIG", missing)
+	if cfg, err := Load(nil); err != nil || cfg.File != missing {
+		t.Errorf("a named config file that is missing is fine (login creates it): %v", err)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("listen: [unclosed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_CONFIG", broken)
+	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
+		t.Errorf("a config file that is not YAML: %v", err)
 	}
 }
 
