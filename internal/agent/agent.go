@@ -46,6 +46,9 @@ type Agent struct {
 	builds  builds
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
+	// publishing guards publishLocks, one lock per project held while a deployment goes live.
+	publishing   sync.Mutex
+	publishLocks map[int64]*sync.Mutex
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -59,7 +62,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
-		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}),
+		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
 		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
@@ -187,6 +190,9 @@ func (a *Agent) wakeWorkers() {
 
 // Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := protectEnvironment(); err != nil {
+		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
+	}
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -45,6 +46,8 @@ func (a *Agent) target(name string) (publishTarget, error) {
 // goLive makes a successful deployment the live one at once (a rollback): the target publishes its
 // kept files, then the project's live pointer switches.
 func (a *Agent) goLive(ctx context.Context, p *store.Project, d *store.Deployment) error {
+	unlock := a.lockPublishing(p.ID)
+	defer unlock()
 	target, err := a.target(p.Target)
 	if err != nil {
 		return err
@@ -53,4 +56,19 @@ func (a *Agent) goLive(ctx context.Context, p *store.Project, d *store.Deploymen
 		return err
 	}
 	return a.store.Rollback(p.ID, d.ID)
+}
+
+// lockPublishing serialises what makes a project's deployment live (a finished build's publish and
+// switch, a rollback), so a bucket never ends up holding one deployment while the store calls
+// another live; it returns the unlock function.
+func (a *Agent) lockPublishing(projectID int64) func() {
+	a.publishing.Lock()
+	l, ok := a.publishLocks[projectID]
+	if !ok {
+		l = &sync.Mutex{}
+		a.publishLocks[projectID] = l
+	}
+	a.publishing.Unlock()
+	l.Lock()
+	return l.Unlock
 }

@@ -162,13 +162,13 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 	p, err := a.store.Project(d.ProjectID)
 	if err != nil {
 		log.Error("build: reading the project", "err", err)
-		_ = a.store.Fail(d.ID, api.StatusFailed, "could not read the project: "+err.Error())
+		a.failBeforeLog(log, d.ID, "could not read the project: "+err.Error())
 		return
 	}
 	blog, err := pipeline.OpenLog(a.logPath(d.ID), a.secrets(p))
 	if err != nil {
 		log.Error("build: opening the log", "err", err)
-		_ = a.store.Fail(d.ID, api.StatusFailed, err.Error())
+		a.failBeforeLog(log, d.ID, err.Error())
 		return
 	}
 	defer blog.Close()
@@ -215,6 +215,8 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	if err != nil {
 		return err
 	}
+	unlock := a.lockPublishing(p.ID)
+	defer unlock()
 	mayGoLive, err := a.store.MayGoLive(d.ID)
 	if err != nil {
 		return err
@@ -304,4 +306,12 @@ func (a *Agent) secrets(p *store.Project) []string {
 		out = append(out, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
 	}
 	return out
+}
+
+// failBeforeLog records a deployment as failed before its build log exists, logging when even that fails
+// (the deployment then stays running until the next start recovers it).
+func (a *Agent) failBeforeLog(log *slog.Logger, id int64, message string) {
+	if err := a.store.Fail(id, api.StatusFailed, message); err != nil && !errors.Is(err, store.ErrFinished) {
+		log.Error("build: recording the failure", "err", err)
+	}
 }

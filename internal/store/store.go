@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -64,7 +65,14 @@ type Store struct {
 	db     *bolt.DB
 	writes chan *groupWrite
 	done   chan struct{}
+	// closing guards writes: senders hold it for reading, Close takes it to close the channel,
+	// so a late webhook gets ErrClosed instead of sending on a closed channel.
+	closing sync.RWMutex
+	closed  bool
 }
+
+// ErrClosed is returned by writes that arrive after Close.
+var ErrClosed = errors.New("the store is closed")
 
 // FileName is the name of the bbolt file inside the data directory.
 const FileName = "miaobu.db"
@@ -112,9 +120,14 @@ func Open(dataDir string, timeout time.Duration) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the group-commit writer and closes the file.
+// Close stops the group-commit writer once the writes already queued are committed, and closes the file.
 func (s *Store) Close() error {
-	close(s.writes)
+	s.closing.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.writes)
+	}
+	s.closing.Unlock()
 	<-s.done
 	return s.db.Close()
 }

@@ -335,3 +335,18 @@ func TestDeleteProjectAndPrune(t *testing.T) {
 		t.Fatalf("slug of a deleted project not reusable: %q", again.Slug)
 	}
 }
+
+func TestWritesAfterCloseAreRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s, err := Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProject(t, s, "site")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, CommitSHA: sha("a")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("push after close: %v", err)
+	}
+}

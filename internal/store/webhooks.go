@@ -60,11 +60,18 @@ func (s *Store) writer() {
 // groupCommit runs apply in the next group commit and returns once it is durable.
 func (s *Store) groupCommit(ctx context.Context, apply func(tx *bolt.Tx, now time.Time) error) error {
 	w := &groupWrite{apply: apply, done: make(chan error, 1)}
+	s.closing.RLock()
+	if s.closed {
+		s.closing.RUnlock()
+		return ErrClosed
+	}
 	select {
 	case s.writes <- w:
 	case <-ctx.Done():
+		s.closing.RUnlock()
 		return ctx.Err()
 	}
+	s.closing.RUnlock()
 	return <-w.done
 }
 
