@@ -28,7 +28,8 @@ type Builder struct {
 	CacheRoot string
 	// Bwrap is the bubblewrap binary that sandboxes install and build, "" to run them unsandboxed.
 	Bwrap string
-	// Hide lists paths a sandboxed build must not see: the data dir and the config file and directory.
+	// Hide lists paths a sandboxed build must not see besides the agent's home and the host's
+	// sockets: the data dir and the config file and directory.
 	Hide []string
 	// GitHubToken authenticates clones of private GitHub repositories (sent as an HTTP header).
 	GitHubToken string
@@ -97,7 +98,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
 	if b.Bwrap == "" {
-		log.Printf("WARNING: no sandbox: install and build can read everything this agent can (install bubblewrap)")
+		log.Printf("WARNING: no sandbox: install and build can read every file this agent can and its environment, tokens and keys included (install bubblewrap)")
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
