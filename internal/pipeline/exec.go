@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,7 +30,7 @@ func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	path, lookErr := exec.LookPath("bwrap")
 	if lookErr == nil {
 		// Namespaces can be forbidden (an unprivileged container): try one before trusting it.
-		out, runErr := exec.Command(path, "--ro-bind", "/", "/", "--unshare-pid", "--dev", "/dev", "--proc", "/proc", "true").CombinedOutput()
+		out, runErr := exec.Command(path, append(sandboxBase(path)[1:], "true")...).CombinedOutput()
 		if runErr == nil {
 			return path, "", nil
 		}
@@ -38,7 +39,8 @@ func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	if mode == SandboxBwrap {
 		return "", "", fmt.Errorf("build.sandbox is bwrap but %v: install bubblewrap (apt-get install bubblewrap)", lookErr)
 	}
-	return "", "builds run WITHOUT a sandbox: code from repositories can read this agent's data dir and config; install bubblewrap (apt-get install bubblewrap) to isolate builds", nil
+	return "", "builds run WITHOUT a sandbox: code from repositories can read every file this agent can (its data dir, config, " +
+		"tokens and the keys in its home) and the agent's environment, secrets included; install bubblewrap (apt-get install bubblewrap) to isolate builds", nil
 }
 
 // command is one install or build command of a job.
@@ -115,28 +117,46 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	return nil
 }
 
-// sandboxArgs is the bwrap command line that runs a command in dir: the whole file system read-only,
-// the agent's data and config hidden, only the workspace and the project's cache writable, and
-// a PID namespace so killing bwrap kills everything the build started.
-func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
-	args := []string{b.Bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+// sandboxBase starts every bwrap command line: a user namespace without capabilities, so a build run
+// by root can neither unmount what hides the agent's files nor remount the file system writable; the
+// whole file system read-only; and a PID namespace so killing bwrap kills everything the build started.
+func sandboxBase(bwrap string) []string {
+	return []string{bwrap, "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
 		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"}
+}
+
+// systemHidden are host paths no build needs and none may reach: the login sessions' sockets
+// (ssh-agent), container engines and the service manager (root on the host to whoever talks to
+// them), and the agent service's environment file.
+var systemHidden = []string{"/run/user", "/run/docker.sock", "/var/run/docker.sock", "/run/containerd", "/run/podman",
+	"/run/dbus", "/run/systemd", "/etc/miaobu"}
+
+// resolverDir holds the resolv.conf that /etc/resolv.conf often links to: builds need DNS.
+const resolverDir = "/run/systemd/resolve"
+
+// sandboxArgs is the bwrap command line that runs a command in dir: sandboxBase, the agent's data,
+// config and home and systemHidden hidden, and only the workspace and the project's cache writable.
+func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
+	args := sandboxBase(b.Bwrap)
 	var hidden []string
-	for _, p := range b.Hide {
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			continue // nothing there to hide
+	for _, p := range b.hiddenPaths() {
+		// A path in a directory already hidden is gone with it.
+		if slices.ContainsFunc(hidden, func(d string) bool { return within(d, p) }) {
+			continue
 		}
-		info, err := os.Stat(real)
+		info, err := os.Stat(p)
 		switch {
 		case err != nil:
 			continue
 		case info.IsDir():
-			args = append(args, "--tmpfs", real)
-			hidden = append(hidden, real)
+			args = append(args, "--tmpfs", p)
+			hidden = append(hidden, p)
 		default:
-			args = append(args, "--ro-bind", "/dev/null", real)
+			args = append(args, "--ro-bind", "/dev/null", p)
 		}
+	}
+	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return within(d, resolverDir) }) {
+		args = append(args, "--ro-bind", resolverDir, resolverDir)
 	}
 	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache)
 	// The empty directories that hide the agent's are made read-only once the workspace is mounted in them.
@@ -144,6 +164,25 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 		args = append(args, "--remount-ro", dir)
 	}
 	return append(args, "--chdir", dir, "--")
+}
+
+// hiddenPaths are the real paths of b.Hide, systemHidden and the agent's home, sorted so a
+// directory comes before what is in it; the home is left out when it is the root directory.
+func (b *Builder) hiddenPaths() []string {
+	paths := slices.Concat(b.Hide, systemHidden)
+	if home, err := os.UserHomeDir(); err == nil {
+		paths = append(paths, home)
+	}
+	var real []string
+	for _, p := range paths {
+		r, err := filepath.EvalSymlinks(p)
+		if err != nil || r == "/" {
+			continue // nothing there to hide, or nothing left to build with
+		}
+		real = append(real, r)
+	}
+	slices.Sort(real)
+	return slices.Compact(real)
 }
 
 // baseEnv is the environment of install and build: nothing of the agent's own but PATH, a home and

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,9 +43,18 @@ func OpenLog(path string, secrets []string) (*Log, error) {
 		if len(s) >= minSecretLength {
 			l.secrets = append(l.secrets, s)
 		}
+		// Output is masked a line at a time, so a secret of several lines (a PEM key) is masked by its lines.
+		if strings.Contains(s, "\n") {
+			for _, line := range strings.Split(s, "\n") {
+				if line = strings.TrimSpace(line); len(line) >= minSecretLength {
+					l.secrets = append(l.secrets, line)
+				}
+			}
+		}
 	}
 	// Longest first, so a secret that contains another is masked whole.
-	slices.SortFunc(l.secrets, func(a, b string) int { return len(b) - len(a) })
+	slices.SortFunc(l.secrets, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	l.secrets = slices.Compact(l.secrets)
 	return l, nil
 }
 

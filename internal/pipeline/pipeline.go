@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,8 @@ type Builder struct {
 	CacheRoot string
 	// Bwrap is the bubblewrap binary that sandboxes install and build, "" to run them unsandboxed.
 	Bwrap string
-	// Hide lists paths a sandboxed build must not see: the data dir and the config file and directory.
+	// Hide lists paths a sandboxed build must not see besides the agent's home and the host's
+	// sockets: the data dir and the config file and directory.
 	Hide []string
 	// GitHubToken authenticates clones of private GitHub repositories (sent as an HTTP header).
 	GitHubToken string
@@ -97,7 +99,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
 	if b.Bwrap == "" {
-		log.Printf("WARNING: no sandbox: install and build can read everything this agent can (install bubblewrap)")
+		log.Printf("WARNING: no sandbox: install and build can read every file this agent can and its environment, tokens and keys included (install bubblewrap)")
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
@@ -154,7 +156,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	if err := job.Step(api.StatusUploading); err != nil {
 		return nil, err
 	}
-	output, err := outputDir(ws.src, projectDir, settings.OutputDirectory)
+	output, err := outputDir(ws.src, settings.rootDir, settings.OutputDirectory)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +211,13 @@ func (b *Builder) settings(job Job, src string, log *Log) (buildSettings, error)
 	if err != nil {
 		return buildSettings{}, err
 	}
-	detected, err := detect.Detect(os.DirFS(src), rootDir)
+	// Through an os.Root: a repository's symlinks must not lead detection to files outside it.
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		return buildSettings{}, fmt.Errorf("detecting build settings: %w", err)
+	}
+	defer root.Close()
+	detected, err := detect.Detect(root.FS(), rootDir)
 	if err != nil {
 		return buildSettings{}, fmt.Errorf("detecting build settings: %w", err)
 	}
@@ -248,15 +256,16 @@ func (b *Builder) settings(job Job, src string, log *Log) (buildSettings, error)
 	return buildSettings{Settings: s, rootDir: rootDir}, nil
 }
 
-// outputDir resolves the output directory and refuses one outside the checkout.
-func outputDir(src, projectDir, output string) (string, error) {
+// outputDir resolves the output directory of the project in rootDir (slash-separated, relative to
+// the checkout src) and refuses one outside the checkout.
+func outputDir(src, rootDir, output string) (string, error) {
 	if filepath.IsAbs(output) {
 		return "", fmt.Errorf("output directory %q must be relative to the project directory", output)
 	}
-	dir := filepath.Join(projectDir, filepath.FromSlash(output))
+	dir := filepath.Join(src, filepath.FromSlash(rootDir), filepath.FromSlash(output))
 	real, err := filepath.EvalSymlinks(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("build output directory %q not found: set the output directory (miaobu project set --output-dir)%s", output, listDirs(projectDir))
+		return "", fmt.Errorf("build output directory %q not found: set the output directory (miaobu project set --output-dir)%s", output, listDirs(src, rootDir))
 	}
 	if err != nil {
 		return "", fmt.Errorf("build output directory %q: %w", output, err)
@@ -274,9 +283,15 @@ func outputDir(src, projectDir, output string) (string, error) {
 	return real, nil
 }
 
-// listDirs names the directories in dir, for an error message.
-func listDirs(dir string) string {
-	entries, err := os.ReadDir(dir)
+// listDirs names the directories in rootDir of the checkout src, for an error message; through an
+// os.Root, so a root directory that is a symlink out of the checkout lists nothing.
+func listDirs(src, rootDir string) string {
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		return ""
+	}
+	defer root.Close()
+	entries, err := fs.ReadDir(root.FS(), rootDir)
 	if err != nil {
 		return ""
 	}

@@ -27,11 +27,31 @@ console.log("built");
 	}
 }
 
+// hostTempDir is a temporary directory outside /tmp, which the sandbox replaces with an empty one
+// anyway: a file hidden there proves nothing.
+func hostTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "miaobu-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // testBuilder returns a builder whose data dir holds an admin token and a store file, sandboxed
 // when bubblewrap works here.
 func testBuilder(t *testing.T) (*Builder, string) {
 	t.Helper()
-	data := t.TempDir()
+	return testBuilderIn(t, hostTempDir(t))
+}
+
+// testBuilderIn is testBuilder with the data dir data.
+func testBuilderIn(t *testing.T, data string) (*Builder, string) {
+	t.Helper()
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for name, content := range map[string]string{"admin-token": "admin-token-secret-value", "miaobu.db": "bbolt-file-secret-value"} {
 		if err := os.WriteFile(filepath.Join(data, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)

@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 )
 
-// Publish copies the build output src into dst (which must not exist yet), hard-linking files when
-// src and dst share a file system, and returns how many files it published. It skips .git and
+// Publish copies the build output src into dst, replacing what a publish of the same deployment
+// interrupted by a crash left there, hard-linking files when src and dst share a file system, and
+// returns how many files it published. It skips .git and
 // refuses symlinks that lead outside src, so nothing outside the build is ever published; a symlink
 // inside src is published as a copy of what it points at.
 func Publish(src, dst string) (int, error) {
@@ -22,8 +23,10 @@ func Publish(src, dst string) (int, error) {
 		return 0, fmt.Errorf("creating the site directory: %w", err)
 	}
 	tmp := dst + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return 0, err
+	for _, stale := range []string{tmp, dst} {
+		if err := os.RemoveAll(stale); err != nil {
+			return 0, fmt.Errorf("removing an interrupted publish: %w", err)
+		}
 	}
 	p := &publisher{root: root, link: true}
 	if err := p.dir(root, tmp, "", map[string]bool{root: true}); err != nil {
