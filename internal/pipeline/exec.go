@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -88,24 +87,22 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
 	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// A session of its own: a process group to kill as a whole, and no controlling terminal to type into.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = ownProcessGroup()
 	cmd.WaitDelay = waitDelay
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the %s command: %w", c.name, err)
 	}
-	pgid := cmd.Process.Pid
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			killProcessGroup(cmd.Process)
 		case <-done:
 		}
 	}()
 	err := cmd.Wait()
 	close(done)
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	killProcessGroup(cmd.Process)
 	stdout.flush()
 	stderr.flush()
 	if ctx.Err() != nil {
