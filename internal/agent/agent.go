@@ -125,6 +125,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.setupWebhook)
 	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
+	admin.HandleFunc("GET "+api.PathDeliveries, a.listDeliveries)
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	return a.sites(a.cors(mux))

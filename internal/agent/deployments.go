@@ -55,25 +55,34 @@ func (a *Agent) projectsByID() (map[int64]*store.Project, error) {
 	return byID, nil
 }
 
-func (a *Agent) listDeployments(w http.ResponseWriter, r *http.Request) {
+// listQuery reads the ?project_id= (an id or a slug; 0 when absent) and ?limit= (default 20) of a
+// history listing, answering the error itself and returning false when either is wrong.
+func (a *Agent) listQuery(w http.ResponseWriter, r *http.Request) (projectID int64, limit int, ok bool) {
 	q := r.URL.Query()
-	limit := 20
+	limit = 20
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
 			writeError(w, http.StatusBadRequest, "limit must be a positive number")
-			return
+			return 0, 0, false
 		}
 		limit = n
 	}
-	var projectID int64
 	if s := q.Get("project_id"); s != "" {
 		r.SetPathValue("id", s)
 		p, ok := a.lookupProject(w, r)
 		if !ok {
-			return
+			return 0, 0, false
 		}
 		projectID = p.ID
+	}
+	return projectID, limit, true
+}
+
+func (a *Agent) listDeployments(w http.ResponseWriter, r *http.Request) {
+	projectID, limit, ok := a.listQuery(w, r)
+	if !ok {
+		return
 	}
 	deployments, err := a.store.Deployments(projectID, limit)
 	if err != nil {

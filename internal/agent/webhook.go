@@ -185,3 +185,22 @@ func eventLabel(event string) string {
 	}
 	return "other"
 }
+
+// listDeliveries answers GET /api/v1/webhooks/deliveries?project_id=&limit=: the recorded deliveries,
+// newest first, like GitHub's "Recent Deliveries" seen from the agent's side.
+func (a *Agent) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	projectID, limit, ok := a.listQuery(w, r)
+	if !ok {
+		return
+	}
+	deliveries, err := a.store.Deliveries(projectID, limit)
+	if err != nil {
+		a.internalError(w, r, err)
+		return
+	}
+	out := make([]api.Delivery, 0, len(deliveries))
+	for _, d := range deliveries {
+		out = append(out, api.Delivery(d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

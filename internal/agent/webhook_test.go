@@ -236,7 +236,7 @@ func TestWebhookConcurrentSameCommit(t *testing.T) {
 	if success != 1 || skipped != 199 || ta.deploymentCount(t) != 1 {
 		t.Fatalf("%d success, %d skipped, %d deployments; want 1, 199, 1", success, skipped, ta.deploymentCount(t))
 	}
-	deliveries, err := ta.store.Deliveries(0)
+	deliveries, err := ta.store.Deliveries(p.ID, 0)
 	if err != nil || len(deliveries) != 200 {
 		t.Fatalf("%d deliveries recorded, want 200 (%v)", len(deliveries), err)
 	}

@@ -180,6 +180,16 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// Delivery is one verified webhook delivery as the agent recorded it.
+type Delivery struct {
+	GUID         string    `json:"guid"`
+	Event        string    `json:"event"`
+	ProjectID    int64     `json:"project_id"`
+	Outcome      string    `json:"outcome"`
+	DeploymentID int64     `json:"deployment_id,omitempty"`
+	ReceivedAt   time.Time `json:"received_at"`
+}
+
 // Route paths of the agent.
 const (
 	PathHealth          = "/healthz"
@@ -190,6 +200,7 @@ const (
 	PathMetrics         = "/metrics"
 	PathRepositories    = "/api/v1/repositories"
 	PathProjectWebhooks = "/api/v1/webhooks/projects"
+	PathDeliveries      = "/api/v1/webhooks/deliveries"
 )
 
 // ImportPath is the import route of the GitHub repository owner/repo.

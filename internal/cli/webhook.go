@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +17,54 @@ func newWebhookCommand(a *app) *cobra.Command {
 		newWebhookActionCommand(a, "setup", "Create the project's GitHub webhook (or adopt one with the project's URL)", "POST", api.WebhookSetupPath),
 		newWebhookActionCommand(a, "delete", "Delete the project's GitHub webhook", "DELETE", api.WebhookDeletePath),
 		newWebhookActionCommand(a, "rotate", "Replace the webhook secret, on GitHub too (or print it once for a hand-made hook)", "POST", api.WebhookRotatePath),
+		newWebhookDeliveriesCommand(a),
 	)
+	return cmd
+}
+
+// newWebhookDeliveriesCommand builds `miaobu webhook deliveries`: what the agent recorded of the
+// signed deliveries it received, newest first.
+func newWebhookDeliveriesCommand(a *app) *cobra.Command {
+	var (
+		limit  int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "deliveries [PROJECT] [--limit N]",
+		Short: "List the webhook deliveries the agent received and what it did with each",
+		Args:  rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return usageError{fmt.Errorf("--limit must be at least 1")}
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if len(args) == 1 {
+				q.Set("project_id", args[0])
+			}
+			var deliveries []api.Delivery
+			if err := a.call(cmd.Context(), "GET", api.PathDeliveries+"?"+q.Encode(), nil, &deliveries); err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(a.out, deliveries)
+			}
+			if len(deliveries) == 0 {
+				fmt.Fprintln(a.errOut, "No deliveries recorded yet.")
+				return nil
+			}
+			rows := make([][]string, 0, len(deliveries))
+			for _, d := range deliveries {
+				deployment := "-"
+				if d.DeploymentID != 0 {
+					deployment = "#" + strconv.FormatInt(d.DeploymentID, 10)
+				}
+				rows = append(rows, []string{ago(d.ReceivedAt), strconv.FormatInt(d.ProjectID, 10), d.Event, d.Outcome, deployment, d.GUID})
+			}
+			return a.term.table(a.out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY"}, rows)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many deliveries to show")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 

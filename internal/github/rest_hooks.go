@@ -75,11 +75,6 @@ func (c *Client) listHooks(ctx context.Context, owner, repo, refused string) ([]
 	}
 }
 
-// FindHookByURL returns the hook of owner/repo that delivers to exactly hookURL, and whether there is one.
-func (c *Client) FindHookByURL(ctx context.Context, owner, repo, hookURL string) (Hook, bool, error) {
-	return c.findHook(ctx, owner, repo, hookRefused("list the webhooks"), func(h Hook) bool { return h.URL == hookURL })
-}
-
 // FindHookByID returns the hook id of owner/repo, and whether GitHub still has it. It lists the
 // hooks rather than reading the one hook, to use only the endpoints of the contract.
 func (c *Client) FindHookByID(ctx context.Context, owner, repo string, id int64) (Hook, bool, error) {
@@ -159,20 +154,6 @@ func (c *Client) DeleteHook(ctx context.Context, owner, repo string, id int64) e
 			return nil
 		}
 		return c.apiError(err, resp, "", hookRefused("delete the webhook"))
-	}
-	return nil
-}
-
-// PingHook asks GitHub to send a ping event to hook id of owner/repo.
-func (c *Client) PingHook(ctx context.Context, owner, repo string, id int64) error {
-	if err := c.check(owner, repo); err != nil {
-		return err
-	}
-	resp, err := c.gh.Repositories.PingHook(ctx, owner, repo, id)
-	if err != nil {
-		return c.apiError(err, resp,
-			fmt.Sprintf("webhook %d not found on %s/%s: it was deleted on GitHub, or the token lacks admin:repo_hook or repo scope", id, owner, repo),
-			hookRefused("ping the webhook"))
 	}
 	return nil
 }

@@ -83,16 +83,9 @@ func TestEnsureHookListRefused(t *testing.T) {
 	checkError(t, err, github.ErrNotFound, refusedCreate)
 }
 
-func TestFindHookByURLAndID(t *testing.T) {
+func TestFindHookByID(t *testing.T) {
 	list := call{method: "GET", path: "/repos/acme/site/hooks", query: "per_page=100", reply: `[{"id":9,"active":true,"events":["push"],"config":{"url":"` + hookURL + `"}}]`}
-	c := fakeGitHub(t, "/", list, list, list, list)
-	h, ok, err := c.FindHookByURL(ctx, "acme", "site", hookURL)
-	if err != nil || !ok || h.ID != 9 {
-		t.Errorf("FindHookByURL = %+v, %v, %v", h, ok, err)
-	}
-	if _, ok, err := c.FindHookByURL(ctx, "acme", "site", hookURL+"0"); err != nil || ok {
-		t.Errorf("FindHookByURL of another URL = %v, %v", ok, err)
-	}
+	c := fakeGitHub(t, "/", list, list)
 	if h, ok, err := c.FindHookByID(ctx, "acme", "site", 9); err != nil || !ok || h.URL != hookURL {
 		t.Errorf("FindHookByID(9) = %+v, %v, %v", h, ok, err)
 	}
@@ -121,17 +114,6 @@ func TestDeleteHook(t *testing.T) {
 	}
 	err := c.DeleteHook(ctx, "acme", "site", 7)
 	checkError(t, err, github.ErrForbidden, "GitHub refused to delete the webhook: the token lacks admin:repo_hook or repo scope")
-}
-
-func TestPingHook(t *testing.T) {
-	c := fakeGitHub(t, "/",
-		call{method: "POST", path: "/repos/acme/site/hooks/7/pings", status: 204},
-		call{method: "POST", path: "/repos/acme/site/hooks/8/pings", status: 404, reply: `{"message":"Not Found"}`},
-	)
-	if err := c.PingHook(ctx, "acme", "site", 7); err != nil {
-		t.Errorf("PingHook: %v", err)
-	}
-	checkError(t, c.PingHook(ctx, "acme", "site", 8), github.ErrNotFound, "")
 }
 
 func TestHookCallsWithoutToken(t *testing.T) {

@@ -231,20 +231,6 @@ func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
 	return out, err
 }
 
-// FindByCommit returns the deployment of a project's commit that is queued, running or live, or ErrNotFound.
-func (s *Store) FindByCommit(projectID int64, sha string) (*Deployment, error) {
-	var d *Deployment
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		v := bucket(tx, commitsBucket).Get(commitKey(projectID, sha))
-		if v == nil {
-			return ErrNotFound
-		}
-		d, err = loadDeployment(tx, btoi(v))
-		return err
-	})
-	return d, err
-}
-
 // ClaimNext takes the oldest queued deployment whose project is not busy, marks it cloning and
 // returns it; it returns nil when there is nothing to claim.
 func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) {

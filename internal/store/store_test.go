@@ -160,16 +160,19 @@ func TestDuplicateRuleFollowsLiveness(t *testing.T) {
 	if back := push(t, s, p, "a"); back.Duplicate {
 		t.Fatal("force-push back to a commit that is no longer live was refused")
 	}
-	// Rolling back to the first deployment makes a live again.
+	// Rolling back to the first deployment makes a live again, even once the queued one of a is gone.
 	if err := s.Rollback(p.ID, first.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.FindByCommit(p.ID, sha("a"))
-	if err != nil {
+	queuedAgain, err := s.ClaimNext(func(int64) bool { return false })
+	if err != nil || queuedAgain == nil || queuedAgain.CommitSHA != sha("a") {
+		t.Fatalf("claim: %+v %v", queuedAgain, err)
+	}
+	if err := s.Fail(queuedAgain.ID, api.StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != api.StatusQueued && got.ID != first.DeploymentID {
-		t.Fatalf("index after rollback points at %+v", got)
+	if again := push(t, s, p, "a"); !again.Duplicate || again.DeploymentID != first.DeploymentID {
+		t.Fatalf("live again after rollback, yet a push of it is %+v", again)
 	}
 }
 

@@ -164,8 +164,8 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	return res, err
 }
 
-// Deliveries returns up to limit delivery records, newest first.
-func (s *Store) Deliveries(limit int) ([]Delivery, error) {
+// Deliveries returns up to limit delivery records, newest first, of one project or, with projectID 0, of all.
+func (s *Store) Deliveries(projectID int64, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := bucket(tx, deliveriesBucket).Cursor()
@@ -174,7 +174,9 @@ func (s *Store) Deliveries(limit int) ([]Delivery, error) {
 			if err := json.Unmarshal(v, &d); err != nil {
 				return err
 			}
-			out = append(out, d)
+			if projectID == 0 || d.ProjectID == projectID {
+				out = append(out, d)
+			}
 		}
 		return nil
 	})
