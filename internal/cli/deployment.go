@@ -42,15 +42,12 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 		Short:   "List deployments, newest first",
 		Args:    rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 1 {
-				return usageError{fmt.Errorf("--limit must be at least 1")}
-			}
-			q := url.Values{"limit": {strconv.Itoa(limit)}}
-			if len(args) == 1 {
-				q.Set("project_id", args[0])
+			query, err := historyQuery(limit, args)
+			if err != nil {
+				return err
 			}
 			var deployments []api.Deployment
-			if err := a.call(cmd.Context(), "GET", api.PathDeployments+"?"+q.Encode(), nil, &deployments); err != nil {
+			if err := a.call(cmd.Context(), "GET", api.PathDeployments+query, nil, &deployments); err != nil {
 				return err
 			}
 			if asJSON {
@@ -75,6 +72,18 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments to show")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// historyQuery is the query string of a history listing: --limit, and the optional PROJECT argument.
+func historyQuery(limit int, args []string) (string, error) {
+	if limit < 1 {
+		return "", usageError{fmt.Errorf("--limit must be at least 1")}
+	}
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if len(args) == 1 {
+		q.Set("project_id", args[0])
+	}
+	return "?" + q.Encode(), nil
 }
 
 // getDeployment fetches one deployment.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -34,15 +33,12 @@ func newWebhookDeliveriesCommand(a *app) *cobra.Command {
 		Short: "List the webhook deliveries the agent received and what it did with each",
 		Args:  rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 1 {
-				return usageError{fmt.Errorf("--limit must be at least 1")}
-			}
-			q := url.Values{"limit": {strconv.Itoa(limit)}}
-			if len(args) == 1 {
-				q.Set("project_id", args[0])
+			query, err := historyQuery(limit, args)
+			if err != nil {
+				return err
 			}
 			var deliveries []api.Delivery
-			if err := a.call(cmd.Context(), "GET", api.PathDeliveries+"?"+q.Encode(), nil, &deliveries); err != nil {
+			if err := a.call(cmd.Context(), "GET", api.PathDeliveries+query, nil, &deliveries); err != nil {
 				return err
 			}
 			if asJSON {
