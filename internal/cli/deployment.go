@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -114,10 +115,16 @@ func printDeployment(a *app, d api.Deployment) error {
 	if d.URL != "" {
 		pairs = append(pairs, [2]string{"URL", d.URL})
 	}
-	if d.ErrorMessage != "" {
-		pairs = append(pairs, [2]string{"Error", a.term.red(d.ErrorMessage)})
+	// The first line of an error says what failed; the excerpt of the build's output follows the fields.
+	first, excerpt, _ := strings.Cut(d.ErrorMessage, "\n")
+	if first != "" {
+		pairs = append(pairs, [2]string{"Error", a.term.red(first)})
 	}
-	return a.term.fields(a.out, pairs)
+	if err := a.term.fields(a.out, pairs); err != nil || excerpt == "" {
+		return err
+	}
+	_, err := fmt.Fprintf(a.out, "\n%s\n", excerpt)
+	return err
 }
 
 func newDeploymentShowCommand(a *app) *cobra.Command {

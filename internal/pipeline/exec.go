@@ -185,7 +185,7 @@ func (b *Builder) hiddenPaths() []string {
 // baseEnv is the environment of install and build: nothing of the agent's own but PATH, a home and
 // temporary directory in the workspace, package manager caches in the project's cache, CI=true and
 // the project's variables.
-func (b *Builder) baseEnv(ws *workspace, projectEnv map[string]string) []string {
+func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[string]string) []string {
 	env := map[string]string{
 		"PATH":                            ws.bin + string(os.PathListSeparator) + b.path(),
 		"HOME":                            ws.home,
@@ -193,13 +193,16 @@ func (b *Builder) baseEnv(ws *workspace, projectEnv map[string]string) []string 
 		"CI":                              "true",
 		"LANG":                            "C.UTF-8",
 		"npm_config_cache":                filepath.Join(ws.cache, "npm"),
-		"npm_config_store_dir":            filepath.Join(ws.cache, "pnpm"),
 		"npm_config_update_notifier":      "false",
 		"npm_config_fund":                 "false",
 		"npm_config_audit":                "false",
 		"YARN_CACHE_FOLDER":               filepath.Join(ws.cache, "yarn"),
 		"COREPACK_HOME":                   filepath.Join(ws.cache, "corepack"),
 		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+	}
+	if packageManager == "pnpm" {
+		// Only for pnpm: npm warns about a setting it does not know on every run.
+		env["npm_config_store_dir"] = filepath.Join(ws.cache, "pnpm")
 	}
 	for k, v := range projectEnv {
 		if !ReservedEnv(k) {

@@ -128,7 +128,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	projectDir := filepath.Join(ws.src, filepath.FromSlash(settings.rootDir))
 
-	installEnv := b.baseEnv(ws, job.Env)
+	installEnv := b.baseEnv(ws, settings.PackageManager, job.Env)
 	if settings.InstallCommand != "" {
 		if err := job.Step(api.StatusInstalling); err != nil {
 			return nil, err
