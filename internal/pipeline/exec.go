@@ -103,6 +103,10 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	err := cmd.Wait()
 	close(done)
 	killProcessGroup(cmd.Process)
+	if b.Bwrap == "" {
+		// Without the sandbox's PID namespace, a process that called setsid has left the group.
+		killMarked(ws.marker)
+	}
 	stdout.flush()
 	stderr.flush()
 	if ctx.Err() != nil {
@@ -199,6 +203,7 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 		"YARN_CACHE_FOLDER":               filepath.Join(ws.cache, "yarn"),
 		"COREPACK_HOME":                   filepath.Join(ws.cache, "corepack"),
 		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+		buildMarkerVar:                    ws.marker,
 	}
 	if packageManager == "pnpm" {
 		// Only for pnpm: npm warns about a setting it does not know on every run.
@@ -212,11 +217,14 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 	return envList(env)
 }
 
+// buildMarkerVar is the variable that carries a build's marker; it names no secret.
+const buildMarkerVar = "BUILD_MARKER"
+
 // ReservedEnv reports whether a build variable name is one the pipeline sets itself and a project
 // cannot override.
 func ReservedEnv(name string) bool {
 	switch name {
-	case "PATH", "HOME", "TMPDIR", "NODE_ENV":
+	case "PATH", "HOME", "TMPDIR", "NODE_ENV", buildMarkerVar:
 		return true
 	}
 	return false

@@ -381,3 +381,23 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestProcessesThatLeaveTheGroupAreKilled runs a build without the sandbox whose background process
+// calls setsid to leave the build's process group: it must not outlive the build.
+func TestProcessesThatLeaveTheGroupAreKilled(t *testing.T) {
+	b, data := testBuilder(t)
+	b.Bwrap = ""
+	r := gittest.New(t)
+	marker := fmt.Sprintf("miaobu-test-setsid-%d", time.Now().UnixNano())
+	sha := r.Commit("daemon", map[string]string{"index.html": "x"})
+	job := testJob(data, r, sha, 1)
+	job.InstallCommand = "true"
+	job.BuildCommand = `setsid node -e 'setTimeout(() => {}, 300000)' ` + marker + ` > /dev/null 2>&1 < /dev/null & sleep 0.5`
+	if _, log, err := build(t, context.Background(), b, data, job); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if left := processesWith(marker); len(left) > 0 {
+		t.Errorf("a process that left the build's group survived it: %v", left)
+	}
+}
