@@ -58,13 +58,17 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 				fmt.Fprintln(a.errOut, "No deployments yet.")
 				return nil
 			}
+			slugs, err := projectSlugs(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
 			rows := make([][]string, 0, len(deployments))
 			for _, d := range deployments {
 				status := a.term.status(d.Status)
 				if d.Live {
 					status += " " + a.term.green("(live)")
 				}
-				rows = append(rows, []string{strconv.FormatInt(d.ID, 10), strconv.FormatInt(d.ProjectID, 10), status,
+				rows = append(rows, []string{strconv.FormatInt(d.ID, 10), slugs[d.ProjectID], status,
 					shortSHA(d.CommitSHA), d.Branch, d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
 			}
 			return a.term.table(a.out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TRIGGER", "CREATED", "MESSAGE"}, rows)
@@ -73,6 +77,19 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments to show")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// projectSlugs maps every project's id to its slug, for tables that name projects.
+func projectSlugs(ctx context.Context, a *app) (map[int64]string, error) {
+	var projects []api.Project
+	if err := a.call(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
+		return nil, err
+	}
+	slugs := make(map[int64]string, len(projects))
+	for _, p := range projects {
+		slugs[p.ID] = p.Slug
+	}
+	return slugs, nil
 }
 
 // historyQuery is the query string of a history listing: --limit, and the optional PROJECT argument.

@@ -48,13 +48,17 @@ func newWebhookDeliveriesCommand(a *app) *cobra.Command {
 				fmt.Fprintln(a.errOut, "No deliveries recorded yet.")
 				return nil
 			}
+			slugs, err := projectSlugs(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
 			rows := make([][]string, 0, len(deliveries))
 			for _, d := range deliveries {
 				deployment := "-"
 				if d.DeploymentID != 0 {
 					deployment = "#" + strconv.FormatInt(d.DeploymentID, 10)
 				}
-				rows = append(rows, []string{ago(d.ReceivedAt), strconv.FormatInt(d.ProjectID, 10), d.Event, d.Outcome, deployment, d.GUID})
+				rows = append(rows, []string{ago(d.ReceivedAt), slugs[d.ProjectID], d.Event, d.Outcome, deployment, d.GUID})
 			}
 			return a.term.table(a.out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY"}, rows)
 		},
