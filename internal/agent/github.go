@@ -239,6 +239,17 @@ func (a *Agent) githubProject(w http.ResponseWriter, r *http.Request) (*store.Pr
 	return p, true
 }
 
+// reloadProject reads a project again once a.hooks is held, so that a hook change that ran while
+// this one waited is seen; it answers the error itself and returns false when that fails.
+func (a *Agent) reloadProject(w http.ResponseWriter, r *http.Request, id int64) (*store.Project, bool) {
+	p, err := a.store.Project(id)
+	if err != nil {
+		a.storeError(w, r, err)
+		return nil, false
+	}
+	return p, true
+}
+
 // setupWebhook creates the GitHub hook of a project: already_configured when its stored hook still
 // exists with the project's URL; otherwise a hook with that URL is adopted, or a new one created.
 func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
@@ -252,10 +263,7 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.hooks.Lock()
 	defer a.hooks.Unlock()
-	// Read again under the lock: a setup that ran while this one waited has stored its hook.
-	p, err := a.store.Project(p.ID)
-	if err != nil {
-		a.storeError(w, r, err)
+	if p, ok = a.reloadProject(w, r, p.ID); !ok {
 		return
 	}
 	hookURL := a.webhookURL(p.ID)
@@ -286,6 +294,7 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := p.WebhookSecret
 	if secret == "" {
+		var err error
 		if secret, err = github.NewWebhookSecret(); err != nil {
 			a.internalError(w, r, err)
 			return
@@ -310,9 +319,7 @@ func (a *Agent) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.hooks.Lock()
 	defer a.hooks.Unlock()
-	p, err := a.store.Project(p.ID)
-	if err != nil {
-		a.storeError(w, r, err)
+	if p, ok = a.reloadProject(w, r, p.ID); !ok {
 		return
 	}
 	if !p.WebhookConfigured() {
@@ -346,9 +353,7 @@ func (a *Agent) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	a.hooks.Lock()
 	defer a.hooks.Unlock()
-	p, err := a.store.Project(p.ID)
-	if err != nil {
-		a.storeError(w, r, err)
+	if p, ok = a.reloadProject(w, r, p.ID); !ok {
 		return
 	}
 	if p.Repo != "" && p.WebhookID == 0 {
