@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,17 +24,9 @@ func benchAgent(b *testing.B) (*Agent, *store.Project) {
 	b.Helper()
 	cfg := &config.Config{DataDir: b.TempDir(), Listen: "127.0.0.1:8000", PublicURL: "http://127.0.0.1:8000",
 		Sites: config.Sites{Domain: "localhost"}, Target: "local", Retention: config.Retention{Deployments: 10}}
-	st, err := store.Open(cfg.DataDir, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	a, err := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := newTestAgent(b, cfg)
 	p := &store.Project{Name: "bench", Slug: "bench", RepoURL: "/nowhere", DefaultBranch: "main", Target: "local"}
-	if err := st.CreateProject(p); err != nil {
+	if err := a.store.CreateProject(p); err != nil {
 		b.Fatal(err)
 	}
 	return a, p

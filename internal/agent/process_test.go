@@ -15,6 +15,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/proctest"
 )
 
 var (
@@ -113,25 +114,12 @@ func startSlowBuild(t *testing.T, ta *testAgent, marker string) (api.Project, in
 		BuildCommand: ptr("node build.js " + marker)}, http.StatusOK, nil)
 	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "3000"}, http.StatusOK, nil)
 	id := ta.push(p, repo.Commit("slow", nodeSite("survived")))
-	for deadline := time.Now().Add(30 * time.Second); len(processesWith(marker)) == 0; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(marker)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the build never started:\n%s", ta.log(id))
 		}
 	}
 	return p, id
-}
-
-// processesWith lists running processes whose command line contains marker.
-func processesWith(marker string) []string {
-	var found []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), marker) {
-			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-		}
-	}
-	return found
 }
 
 func TestSIGTERMMidBuildQueuesItAgain(t *testing.T) {
@@ -152,7 +140,7 @@ func TestSIGTERMMidBuildQueuesItAgain(t *testing.T) {
 	if err != nil {
 		t.Errorf("the agent exited with %v, want status 0", err)
 	}
-	if left := processesWith(marker); len(left) > 0 {
+	if left := proctest.WithMarker(marker); len(left) > 0 {
 		t.Errorf("build processes left behind: %v", left)
 	}
 

@@ -145,39 +145,25 @@ func printDeployment(a *app, d api.Deployment) error {
 }
 
 func newDeploymentShowCommand(a *app) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a deployment",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			d, err := getDeployment(cmd.Context(), c, id)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, d)
-			}
-			return printDeployment(a, d)
-		},
-	}
-	jsonFlag(cmd, &asJSON)
-	return cmd
+	return newDeploymentActionCommand(a, "show", "Show a deployment", "GET", "",
+		func(d api.Deployment) error { return printDeployment(a, d) })
 }
 
 func newDeploymentCancelCommand(a *app) *cobra.Command {
+	return newDeploymentActionCommand(a, "cancel", "Cancel a queued or running deployment", "POST", "/cancel",
+		func(d api.Deployment) error {
+			_, err := fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.errTerm.green("✓"), d.ID)
+			return err
+		})
+}
+
+// newDeploymentActionCommand builds a command on one deployment ID: it sends method to the
+// deployment's route plus suffix and shows the deployment answered, as JSON with --json.
+func newDeploymentActionCommand(a *app, name, short, method, suffix string, show func(api.Deployment) error) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel a queued or running deployment",
+		Use:   name + " ID",
+		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := deploymentID(args[0])
@@ -185,14 +171,13 @@ func newDeploymentCancelCommand(a *app) *cobra.Command {
 				return err
 			}
 			var d api.Deployment
-			if err := a.call(cmd.Context(), "POST", deploymentPath(id)+"/cancel", nil, &d); err != nil {
+			if err := a.call(cmd.Context(), method, deploymentPath(id)+suffix, nil, &d); err != nil {
 				return err
 			}
 			if asJSON {
 				return printJSON(a.out, d)
 			}
-			fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.errTerm.green("✓"), d.ID)
-			return nil
+			return show(d)
 		},
 	}
 	jsonFlag(cmd, &asJSON)

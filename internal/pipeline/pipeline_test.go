@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/proctest"
 )
 
 // nodeSite is a project whose build script writes dist/index.html with body.
@@ -329,19 +330,6 @@ fs.mkdirSync("dist", {recursive: true}); fs.writeFileSync("dist/index.html", bun
 	}
 }
 
-// marker-tagged processes still running anywhere on the machine.
-func processesWith(marker string) []string {
-	var found []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), marker) {
-			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-		}
-	}
-	return found
-}
-
 func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -359,7 +347,7 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(context.Background())
 			go func() {
 				deadline := time.Now().Add(10 * time.Second)
-				for len(processesWith(marker)) == 0 && time.Now().Before(deadline) {
+				for len(proctest.WithMarker(marker)) == 0 && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				cancel(tc.cause)
@@ -373,7 +361,7 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 				t.Errorf("stopping took %s", elapsed)
 			}
 			time.Sleep(100 * time.Millisecond)
-			if left := processesWith(marker); len(left) > 0 {
+			if left := proctest.WithMarker(marker); len(left) > 0 {
 				t.Errorf("processes left behind: %v", left)
 			}
 		})
@@ -397,7 +385,7 @@ func TestProcessesThatLeaveTheGroupAreKilled(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if left := processesWith(marker); len(left) > 0 {
+	if left := proctest.WithMarker(marker); len(left) > 0 {
 		t.Errorf("a process that left the build's group survived it: %v", left)
 	}
 }
