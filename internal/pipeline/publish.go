@@ -86,6 +86,9 @@ func (p *publisher) dir(from, to, rel string, ancestors map[string]bool) error {
 			if err != nil || !within(p.root, resolved) {
 				return fmt.Errorf("output file %s is a symlink to %s, outside the output directory: nothing outside the build is published", relPath, target)
 			}
+			if inGitDir(p.root, resolved) {
+				return fmt.Errorf("output file %s is a symlink to %s, into .git: the repository's own files are never published", relPath, target)
+			}
 			info, err := os.Stat(resolved)
 			if err != nil {
 				return fmt.Errorf("output file %s: %w", relPath, err)
