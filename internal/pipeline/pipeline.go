@@ -61,6 +61,8 @@ type Job struct {
 	Step func(status string) error
 	// Commit is told the commit's message and author once the clone knows them.
 	Commit func(message, author string)
+	// Detected is told what detection found in the commit, before the project's settings override it.
+	Detected func(detect.Settings)
 }
 
 // Result is what a successful build produced.
@@ -229,6 +231,9 @@ func (b *Builder) settings(job Job, src string, log *Log) (buildSettings, error)
 	detected, err := detect.Detect(root.FS(), rootDir)
 	if err != nil {
 		return buildSettings{}, fmt.Errorf("detecting build settings: %w", err)
+	}
+	if job.Detected != nil {
+		job.Detected(detected)
 	}
 	s := detected
 	for _, o := range []struct {
