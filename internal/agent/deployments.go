@@ -22,7 +22,7 @@ func (a *Agent) deploymentView(d *store.Deployment, p *store.Project) api.Deploy
 		ID: d.ID, ProjectID: d.ProjectID, CommitSHA: d.CommitSHA, CommitMessage: d.CommitMessage,
 		CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: d.Trigger, Status: d.Status,
 		ErrorMessage: d.ErrorMessage, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-		BuildTimeSeconds: d.BuildTimeSeconds,
+		BuildTimeSeconds: d.BuildTimeSeconds, Detection: detectionView(d.Detected),
 	}
 	if p != nil {
 		v.Live = p.ActiveDeploymentID == d.ID

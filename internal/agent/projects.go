@@ -28,7 +28,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.liveURL(p),
-		CreatedAt: p.CreatedAt,
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
 	}
 	if p.Repo != "" {
 		repo := p.Repo
@@ -43,6 +43,15 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		v.ActiveDeploymentID = &active
 	}
 	return v
+}
+
+// detectionView turns what a build detected into its API fields, all null when nothing was.
+func detectionView(s *store.DetectedSettings) api.Detection {
+	if s == nil {
+		return api.Detection{}
+	}
+	return api.Detection{DetectedFramework: &s.Framework, DetectedInstallCommand: &s.InstallCommand,
+		DetectedBuildCommand: &s.BuildCommand, DetectedOutputDirectory: &s.OutputDirectory}
 }
 
 // webhookURL is the URL GitHub posts a project's pushes to.

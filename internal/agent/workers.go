@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -191,6 +192,13 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 			err := a.store.UpdateRunning(d.ID, func(d *store.Deployment) { d.CommitMessage, d.CommitAuthor = message, author })
 			if err != nil && !errors.Is(err, store.ErrFinished) {
 				log.Warn("build: recording the commit", "err", err)
+			}
+		},
+		Detected: func(s detect.Settings) {
+			err := a.store.RecordDetected(d.ID, store.DetectedSettings{Framework: s.Framework, InstallCommand: s.InstallCommand,
+				BuildCommand: s.BuildCommand, OutputDirectory: s.OutputDirectory})
+			if err != nil && !errors.Is(err, store.ErrFinished) {
+				log.Warn("build: recording the detected settings", "err", err)
 			}
 		},
 	}

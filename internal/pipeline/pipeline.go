@@ -61,6 +61,8 @@ type Job struct {
 	Step func(status string) error
 	// Commit is told the commit's message and author once the clone knows them.
 	Commit func(message, author string)
+	// Detected is told what detection found in the commit, before the project's settings override it.
+	Detected func(detect.Settings)
 }
 
 // Result is what a successful build produced.
@@ -230,6 +232,9 @@ func (b *Builder) settings(job Job, src string, log *Log) (buildSettings, error)
 	if err != nil {
 		return buildSettings{}, fmt.Errorf("detecting build settings: %w", err)
 	}
+	if job.Detected != nil {
+		job.Detected(detected)
+	}
 	s := detected
 	for _, o := range []struct {
 		set string
@@ -286,6 +291,9 @@ func outputDir(src, rootDir, output string) (string, error) {
 	if !within(realSrc, real) {
 		return "", fmt.Errorf("output directory %q is outside the checkout: nothing outside the build is published", output)
 	}
+	if inGitDir(realSrc, real) {
+		return "", fmt.Errorf("output directory %q is in .git: the repository's own files are never published", output)
+	}
 	if info, err := os.Stat(real); err != nil || !info.IsDir() {
 		return "", fmt.Errorf("build output %q is not a directory", output)
 	}
@@ -319,6 +327,12 @@ func listDirs(src, rootDir string) string {
 // within reports whether path is root or inside it; both are clean absolute paths.
 func within(root, path string) bool {
 	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
+}
+
+// inGitDir reports whether path, inside root (both clean absolute paths), is in a .git directory.
+func inGitDir(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && slices.Contains(strings.Split(rel, string(filepath.Separator)), ".git")
 }
 
 // firstLine is the first line of a commit message.

@@ -33,6 +33,17 @@ type Deployment struct {
 	Framework string `json:"framework,omitempty"`
 	// SPA says the site answers unknown extension-less paths with /index.html.
 	SPA bool `json:"spa,omitempty"`
+	// Detected is what detection found in the commit, once the build has looked.
+	Detected *DetectedSettings `json:"detected,omitempty"`
+}
+
+// DetectedSettings are the build settings detection found in a commit: what a build uses wherever
+// the project sets none of its own.
+type DetectedSettings struct {
+	Framework       string `json:"framework"`
+	InstallCommand  string `json:"install_command"`
+	BuildCommand    string `json:"build_command"`
+	OutputDirectory string `json:"output_directory"`
 }
 
 // Terminal reports whether the deployment has finished, successfully or not.
@@ -288,17 +299,45 @@ func (s *Store) SetStatus(id int64, status string) error {
 // change must not touch the status or the queue.
 func (s *Store) UpdateRunning(id int64, change func(d *Deployment)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		d, err := loadDeployment(tx, id)
+		_, err := updateRunning(tx, id, change)
+		return err
+	})
+}
+
+// updateRunning is UpdateRunning inside tx; it returns the changed deployment.
+func updateRunning(tx *bolt.Tx, id int64, change func(d *Deployment)) (*Deployment, error) {
+	d, err := loadDeployment(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Terminal() {
+		return nil, ErrFinished
+	}
+	status := d.Status
+	change(d)
+	d.Status = status
+	return d, saveDeployment(tx, d)
+}
+
+// RecordDetected records what the build of a running deployment detected, on the deployment and,
+// unless a newer deployment's build has detected already, as its project's last detection; it
+// returns ErrFinished for a deployment that has finished.
+func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := updateRunning(tx, id, func(d *Deployment) { d.Detected = &detected })
 		if err != nil {
 			return err
 		}
-		if d.Terminal() {
-			return ErrFinished
+		projects := bucket(tx, projectsBucket)
+		var p Project
+		if err := get(projects, itob(d.ProjectID), &p); err != nil {
+			return err
 		}
-		status := d.Status
-		change(d)
-		d.Status = status
-		return saveDeployment(tx, d)
+		if p.DetectedBy > d.ID {
+			return nil
+		}
+		p.Detected, p.DetectedBy = &detected, d.ID
+		return put(projects, itob(p.ID), &p)
 	})
 }
 

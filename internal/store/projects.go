@@ -32,6 +32,9 @@ type Project struct {
 	Env                map[string]string `json:"env,omitempty"`
 	ActiveDeploymentID int64             `json:"active_deployment_id,omitempty"`
 	CreatedAt          time.Time         `json:"created_at"`
+	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
+	Detected   *DetectedSettings `json:"detected,omitempty"`
+	DetectedBy int64             `json:"detected_by,omitempty"`
 }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
