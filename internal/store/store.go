@@ -159,8 +159,11 @@ func get(b *bolt.Bucket, key []byte, v any) error {
 	if data == nil {
 		return ErrNotFound
 	}
-	return json.Unmarshal(data, v)
+	return decode(data, v)
 }
+
+// decode decodes a stored value into v.
+func decode(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // put encodes v as JSON at key.
 func put(b *bolt.Bucket, key []byte, v any) error {
