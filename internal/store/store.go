@@ -4,7 +4,7 @@
 // Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
-//	meta                 "schema" → "1"
+//	meta                 "schema" → the schema version, in decimal
 //	projects             project id → Project
 //	project_slugs        slug → project id
 //	project_repos        "owner/name" NUL root directory → project id (one import per repository and root)
@@ -17,6 +17,11 @@
 //	deliveries           delivery sequence → Delivery
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
+//
+// Open creates the buckets that are missing, then runs the migrations from the recorded schema
+// version to the latest one in the same transaction, so an upgrade is all or nothing; it refuses a
+// store whose version is newer than this miaobu knows. The root bucket keeps its name "v1" across
+// versions.
 package store
 
 import (
@@ -32,9 +37,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
-
-// SchemaVersion is the version of the layout described in the package doc.
-const SchemaVersion = "1"
 
 var (
 	rootBucket               = []byte("v1")
@@ -95,23 +97,7 @@ func Open(dataDir string, timeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		root, err := tx.CreateBucketIfNotExists(rootBucket)
-		if err != nil {
-			return err
-		}
-		for _, name := range allBuckets {
-			if _, err := root.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		meta := root.Bucket(metaBucket)
-		if v := meta.Get(schemaKey); v != nil && string(v) != SchemaVersion {
-			return fmt.Errorf("store schema version %s is not the %s this miaobu understands", v, SchemaVersion)
-		}
-		return meta.Put(schemaKey, []byte(SchemaVersion))
-	})
-	if err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
