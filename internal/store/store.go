@@ -1,5 +1,5 @@
-// Package store owns miaobu's durable state: projects, deployments, the commit index and the record
-// of webhook deliveries, in one bbolt file.
+// Package store owns miaobu's durable state: projects, deployments, the commit index, the record
+// of webhook deliveries and the outbox of messages to send, in one bbolt file.
 //
 // Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
@@ -15,6 +15,8 @@
 //	commits              project id ‖ commit SHA → deployment id (a deployment of that commit that is
 //	                     queued, running or live: the duplicate check is this one lookup)
 //	deliveries           delivery sequence → Delivery
+//	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
+//	                     first; only the oldest message of a key is sent, so a key's messages keep order)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -50,9 +52,10 @@ var (
 	runningBucket            = []byte("running")
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
+	outboxBucket             = []byte("outbox")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -71,6 +74,8 @@ type Store struct {
 	// so a late webhook gets ErrClosed instead of sending on a closed channel.
 	closing sync.RWMutex
 	closed  bool
+	// enqueued wakes the outbox worker after a commit that enqueued messages.
+	enqueued chan struct{}
 }
 
 // ErrClosed is returned by writes that arrive after Close.
@@ -101,7 +106,7 @@ func Open(dataDir string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	s := &Store{db: db, writes: make(chan *groupWrite, maxGroup), done: make(chan struct{})}
+	s := &Store{db: db, writes: make(chan *groupWrite, maxGroup), done: make(chan struct{}), enqueued: make(chan struct{}, 1)}
 	go s.writer()
 	return s, nil
 }
