@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -89,11 +88,9 @@ func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 	}
 	d.ID, d.Status, d.CreatedAt = int64(seq), api.StatusQueued, now
 	queued := bucket(tx, queuedBucket)
-	var older []int64
-	c := queued.Cursor()
-	prefix := itob(d.ProjectID)
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		older = append(older, btoi(k[8:]))
+	older, err := pairedIDs(queued, itob(d.ProjectID))
+	if err != nil {
+		return err
 	}
 	for _, id := range older {
 		if err := finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
@@ -120,6 +117,17 @@ func (s *Store) CreateDeployment(d *Deployment) error {
 		}
 		return createDeployment(tx, d, time.Now().UTC())
 	})
+}
+
+// pairedIDs returns the child ids of the (parent id, child id) pair keys of b that start with prefix,
+// in key order.
+func pairedIDs(b *bolt.Bucket, prefix []byte) ([]int64, error) {
+	var ids []int64
+	err := iterate(b, prefix, func(k []byte, _ struct{}) (bool, error) {
+		ids = append(ids, btoi(k[8:]))
+		return true, nil
+	})
+	return ids, err
 }
 
 // finish moves deployment id to a terminal status inside tx and drops it from the queue, the running
@@ -167,12 +175,12 @@ func releaseCommit(tx *bolt.Tx, d *Deployment) error {
 		return err
 	}
 	candidates := []int64{active}
-	prefix := itob(d.ProjectID)
 	for _, name := range [][]byte{queuedBucket, runningBucket} {
-		c := bucket(tx, name).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-			candidates = append(candidates, btoi(k[8:]))
+		ids, err := pairedIDs(bucket(tx, name), itob(d.ProjectID))
+		if err != nil {
+			return err
 		}
+		candidates = append(candidates, ids...)
 	}
 	for _, id := range candidates {
 		if id == 0 || id == d.ID {
@@ -204,40 +212,24 @@ func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
 	var out []*Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		deployments := bucket(tx, deploymentsBucket)
-		add := func(v []byte) error {
-			var d Deployment
-			if err := json.Unmarshal(v, &d); err != nil {
-				return err
-			}
-			out = append(out, &d)
-			return nil
-		}
+		more := func() bool { return limit <= 0 || len(out) < limit }
 		if projectID == 0 {
-			c := deployments.Cursor()
-			for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
-				if err := add(v); err != nil {
-					return err
-				}
-			}
-			return nil
+			return iterateBackward(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
+				out = append(out, &d)
+				return more(), nil
+			})
 		}
 		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
 			return ErrNotFound
 		}
-		c := bucket(tx, projectDeploymentsBucket).Cursor()
-		prefix := itob(projectID)
-		k, _ := c.Seek(itob(projectID + 1))
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && hasPrefix(k, prefix) && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
-			if err := add(deployments.Get(k[8:])); err != nil {
-				return err
+		return iterateBackward(bucket(tx, projectDeploymentsBucket), itob(projectID), func(k []byte, _ struct{}) (bool, error) {
+			var d Deployment
+			if err := get(deployments, k[8:], &d); err != nil {
+				return false, err
 			}
-		}
-		return nil
+			out = append(out, &d)
+			return more(), nil
+		})
 	})
 	return out, err
 }
@@ -248,14 +240,14 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 	var claimed *Deployment
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var best []byte
-		c := bucket(tx, queuedBucket).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if busy(btoi(k[:8])) {
-				continue
-			}
-			if best == nil || btoi(k[8:]) < btoi(best[8:]) {
+		err := iterate(bucket(tx, queuedBucket), nil, func(k []byte, _ struct{}) (bool, error) {
+			if !busy(btoi(k[:8])) && (best == nil || btoi(k[8:]) < btoi(best[8:])) {
 				best = append(best[:0:0], k...)
 			}
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
 		if best == nil {
 			return nil
@@ -466,10 +458,12 @@ func requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	if d.Terminal() {
 		return nil
 	}
-	prefix := itob(d.ProjectID)
-	c := bucket(tx, queuedBucket).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		if newer := btoi(k[8:]); newer > id {
+	queued, err := pairedIDs(bucket(tx, queuedBucket), itob(d.ProjectID))
+	if err != nil {
+		return err
+	}
+	for _, newer := range queued {
+		if newer > id {
 			return finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
 		}
 	}
@@ -489,10 +483,9 @@ func requeue(tx *bolt.Tx, id int64, now time.Time) error {
 func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 	var touched []*Deployment
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var ids []int64
-		c := bucket(tx, runningBucket).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			ids = append(ids, btoi(k[8:]))
+		ids, err := pairedIDs(bucket(tx, runningBucket), nil)
+		if err != nil {
+			return err
 		}
 		now := time.Now().UTC()
 		for _, id := range ids {
