@@ -210,8 +210,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return a.Serve(ctx, ln)
 }
 
-// Serve runs the agent and its build workers on ln until ctx is done: it stops accepting requests,
-// stops the workers (their builds are queued again) and returns within the shutdown timeout.
+// Serve runs the agent and its build workers on ln until ctx is done or ln fails: it stops
+// accepting requests, stops the workers (their builds are queued again) and returns within the
+// shutdown timeout, with the listener's error if that was the cause.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
@@ -233,9 +234,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	srv.RegisterOnShutdown(func() { close(a.stopping) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// A failed listener stops the agent the way a signal does, so that the store, closed by the
+	// caller once Serve returns, is never closed under a running build.
+	var failure error
 	select {
 	case err := <-serveErr:
-		return err
+		failure = fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+		a.log.Error("the listener failed", "err", err)
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
@@ -251,5 +256,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil // handlers still running were cut off; what they acknowledged is already durable
 	}
 	a.log.Info("shutdown complete")
+	if failure != nil {
+		return failure
+	}
 	return err
 }
