@@ -68,6 +68,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 		n, _ := st.QueueDepth()
 		return float64(n)
 	}, func() float64 { return float64(a.builds.running()) })
+	// Counted where every end is recorded, so that superseded and queued deployments count too.
+	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
 	return a, nil
 }
 

@@ -150,7 +150,13 @@ func (ta *testAgent) deployed(id int64) api.Deployment {
 // log returns a deployment's build log.
 func (ta *testAgent) log(id int64) string {
 	ta.t.Helper()
-	req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/%d/logs", ta.url, api.PathDeployments, id), nil)
+	return ta.text(fmt.Sprintf("%s/%d/logs", api.PathDeployments, id))
+}
+
+// text GETs an admin path and returns the body of the answer, whatever its status.
+func (ta *testAgent) text(path string) string {
+	ta.t.Helper()
+	req, _ := http.NewRequest("GET", ta.url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+ta.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/miaobu/miaobu/internal/api"
 )
 
 // metrics are the agent's Prometheus collectors, in a registry of its own so tests can run many agents.
@@ -42,7 +44,7 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 		}),
 		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "miaobu_deployments_total",
-			Help: "Deployments that ended in this agent's workers, by final status (deployed, failed, cancelled).",
+			Help: "Deployments that ended, by final status (deployed, failed, cancelled: by a user, superseded, queued or running).",
 		}, []string{"status"}),
 		buildDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "miaobu_build_duration_seconds",
@@ -54,6 +56,13 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 			Help:    "Time to publish a built deployment (upload and purge on the oss target), by target.",
 			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"target"}),
+	}
+	// Every label value is exported from the start, at zero, so that the first event is an increase.
+	for _, status := range []string{api.StatusDeployed, api.StatusFailed, api.StatusCancelled} {
+		m.deployments.WithLabelValues(status)
+	}
+	for _, target := range []string{"local", "oss"} {
+		m.publishDuration.WithLabelValues(target)
 	}
 	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),

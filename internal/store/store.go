@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,7 +70,13 @@ type Store struct {
 	// so a late webhook gets ErrClosed instead of sending on a closed channel.
 	closing sync.RWMutex
 	closed  bool
+	// finished is told the status of every deployment that finishes (see OnFinish).
+	finished atomic.Pointer[func(status string)]
 }
+
+// OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
+// deployment that finishes from now on, whatever ended it, once the change is committed.
+func (s *Store) OnFinish(fn func(status string)) { s.finished.Store(&fn) }
 
 // ErrClosed is returned by writes that arrive after Close.
 var ErrClosed = errors.New("the store is closed")
