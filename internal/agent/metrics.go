@@ -44,7 +44,7 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 		}),
 		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "miaobu_deployments_total",
-			Help: "Deployments that ended, by final status (deployed, failed, cancelled: by a user, superseded, queued or running).",
+			Help: "Deployments that ended, by final status: deployed, failed, or cancelled (by a user or superseded, queued or running).",
 		}, []string{"status"}),
 		buildDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "miaobu_build_duration_seconds",
@@ -74,4 +74,11 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 // handler serves the registry in the Prometheus text format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// tokenlessHandler serves GET /metrics and nothing else, for the metrics listener, which asks for no token.
+func (m *metrics) tokenlessHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+api.PathMetrics, m.handler())
+	return mux
 }

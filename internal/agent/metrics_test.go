@@ -2,12 +2,15 @@ package agent
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
 )
 
 // assertMetrics fails the test for each of want that the agent's /metrics lacks.
@@ -48,4 +51,53 @@ func TestDeploymentMetricsCountEveryCancellation(t *testing.T) {
 		`miaobu_deployments_total{status="deployed"} 0`,
 		`miaobu_deployments_total{status="failed"} 0`,
 		`miaobu_deployments_total{status="cancelled"} 3`)
+}
+
+func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, stop, done := serveAgent(t, ln, func(cfg *config.Config) { cfg.Metrics.Listen = metricsAddr })
+	t.Cleanup(stop)
+	get := func(url string) (int, string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, body, err = get("http://" + metricsAddr + api.PathMetrics); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing answers on metrics.listen %s: %v", metricsAddr, err)
+		}
+	}
+	if code != http.StatusOK || !strings.Contains(body, `miaobu_deployments_total{status="deployed"} 0`) || !strings.Contains(body, "miaobu_queue_depth 0") {
+		t.Fatalf("GET /metrics on metrics.listen without a token: %d\n%s", code, body)
+	}
+	// The metrics listener has no token, so it must serve nothing else.
+	for _, path := range []string{api.PathProjects, api.PathStatus, api.PathHealth} {
+		if code, _, err := get("http://" + metricsAddr + path); err != nil || code != http.StatusNotFound {
+			t.Errorf("GET %s on metrics.listen: %d %v, want 404", path, code, err)
+		}
+	}
+	if code, _, err := get(ta.url + api.PathMetrics); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("GET /metrics on the main listener without a token: %d %v, want 401", code, err)
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if _, _, err := get("http://" + metricsAddr + api.PathMetrics); err == nil {
+		t.Error("metrics.listen still answers after the agent stopped")
+	}
 }
