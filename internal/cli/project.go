@@ -208,6 +208,7 @@ func newProjectShowCommand(a *app) *cobra.Command {
 			return printProject(a, p)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -250,6 +251,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			return printProject(a, p)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
 	build.register(cmd)
 	jsonFlag(cmd, &asJSON)
@@ -274,6 +276,7 @@ func newProjectDeleteCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
