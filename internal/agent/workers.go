@@ -252,7 +252,6 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	if err != nil {
 		return err
 	}
-	a.metrics.deployments.WithLabelValues(api.StatusDeployed).Inc()
 	a.log.Info("deployed", "project", p.ID, "deployment", d.ID, "live", live)
 	return nil
 }
@@ -268,7 +267,6 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
-		a.metrics.deployments.WithLabelValues(api.StatusCancelled).Inc()
 		log.Info("build cancelled")
 	default:
 		if cause != nil {
@@ -279,7 +277,6 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		if ferr := a.store.Fail(d.ID, api.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
 			log.Error("build: recording the failure", "err", ferr)
 		}
-		a.metrics.deployments.WithLabelValues(api.StatusFailed).Inc()
 		log.Info("build failed")
 	}
 }
