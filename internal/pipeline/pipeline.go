@@ -108,16 +108,8 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
-	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
-	message, author, err := b.clone(cloneCtx, job, ws.src, log)
-	cancel()
+	message, author, err := b.cloneInTime(ctx, job, ws.src, log)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		if cloneCtx.Err() != nil {
-			return nil, context.Cause(cloneCtx)
-		}
 		return nil, err
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
@@ -173,6 +165,17 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	log.Printf("Published %s in %.2fs; build took %.1fs", plural(files, "file"), time.Since(copyStart).Seconds(), time.Since(start).Seconds())
 	return &Result{Settings: settings.Settings, Files: files}, nil
+}
+
+// cloneInTime is clone bounded by the clone timeout; when ctx ends or the time is up it returns why.
+func (b *Builder) cloneInTime(ctx context.Context, job Job, dir string, log *Log) (message, author string, err error) {
+	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
+	defer cancel()
+	message, author, err = b.clone(cloneCtx, job, dir, log)
+	if err != nil && cloneCtx.Err() != nil {
+		return "", "", context.Cause(cloneCtx)
+	}
+	return message, author, err
 }
 
 // cloneTimeout is the clone step's bound.
