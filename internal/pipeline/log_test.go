@@ -30,3 +30,32 @@ func TestMultiLineSecretIsMaskedLineByLine(t *testing.T) {
 		t.Errorf("the log lost its other lines:\n%s", text)
 	}
 }
+
+func TestSecretAcrossTheLongLineSplitIsMasked(t *testing.T) {
+	secret := "straddling-secret-0123456789abcdef"
+	for _, cut := range []int{1, len(secret) / 2, len(secret) - 1} {
+		path := filepath.Join(t.TempDir(), "build.log")
+		log, err := OpenLog(path, []string{secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var kept []string
+		w := &lineWriter{log: log, mu: &mu, kept: &kept}
+		// The first write ends inside the secret, past the length at which a line without a newline is cut.
+		filler := strings.Repeat("a", maxLineLength-cut+1)
+		_, _ = w.Write([]byte(filler + secret[:cut]))
+		_, _ = w.Write([]byte(secret[cut:] + " and more\n"))
+		w.flush()
+		log.Close()
+		text := readFile(t, path)
+		for _, half := range []string{secret[:cut], secret[cut:]} {
+			if strings.Contains(text, half) || strings.Contains(strings.Join(kept, "\n"), half) {
+				t.Errorf("cut at %d: part %q of the secret is in the log", cut, half)
+			}
+		}
+		if strings.Count(text, "a") < len(filler) || !strings.Contains(text, mask+" and more") {
+			t.Errorf("cut at %d: the log lost its text or the mask:\n%.200s…%s", cut, text, text[len(text)-100:])
+		}
+	}
+}
