@@ -21,25 +21,38 @@ const (
 )
 
 // ResolveSandbox turns build.sandbox into the bwrap binary to run builds under, "" for none; with
-// auto, a missing or unusable bubblewrap is a warning (returned), with bwrap it is an error.
+// auto, a missing or unusable bubblewrap is a warning (returned) that says why, with bwrap it is an error.
 func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	if mode == SandboxNone {
 		return "", "", nil
 	}
-	path, lookErr := exec.LookPath("bwrap")
-	if lookErr == nil {
-		// Namespaces can be forbidden (an unprivileged container): try one before trusting it.
-		out, runErr := exec.Command(path, append(sandboxBase(path)[1:], "true")...).CombinedOutput()
-		if runErr == nil {
-			return path, "", nil
+	bwrap, unusable := probeBubblewrap()
+	switch {
+	case unusable == "":
+		return bwrap, "", nil
+	case mode == SandboxBwrap:
+		return "", "", fmt.Errorf("build.sandbox is bwrap but %s", unusable)
+	}
+	return "", "builds run WITHOUT a sandbox because " + unusable + ": code from repositories can read every file this agent can (its data dir, config, " +
+		"tokens and the keys in its home) and the agent's environment, secrets included", nil
+}
+
+// probeBubblewrap finds bwrap and creates one sandbox with it, since namespaces can be forbidden (an
+// unprivileged container); unusable says why there is no bwrap to use, "" when there is.
+func probeBubblewrap() (bwrap, unusable string) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return "", "bubblewrap is not installed (apt-get install bubblewrap)"
+	}
+	out, err := exec.Command(bwrap, append(sandboxBase(bwrap)[1:], "true")...).CombinedOutput()
+	if err != nil {
+		why := strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")
+		if why == "" {
+			why = err.Error()
 		}
-		lookErr = fmt.Errorf("bubblewrap cannot create a sandbox here: %s", strings.TrimSpace(string(out)))
+		return "", fmt.Sprintf("bubblewrap (%s) cannot create a sandbox here: %s", bwrap, why)
 	}
-	if mode == SandboxBwrap {
-		return "", "", fmt.Errorf("build.sandbox is bwrap but %v: install bubblewrap (apt-get install bubblewrap)", lookErr)
-	}
-	return "", "builds run WITHOUT a sandbox: code from repositories can read every file this agent can (its data dir, config, " +
-		"tokens and the keys in its home) and the agent's environment, secrets included; install bubblewrap (apt-get install bubblewrap) to isolate builds", nil
+	return bwrap, ""
 }
 
 // command is one install or build command of a job.

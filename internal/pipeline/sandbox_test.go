@@ -92,3 +92,22 @@ func TestNoSandboxWarningNamesWhatBuildsCanRead(t *testing.T) {
 		}
 	}
 }
+
+func TestUnusableBubblewrapSaysWhy(t *testing.T) {
+	bin := t.TempDir()
+	fake := "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "bwrap"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	const why = "cannot create a sandbox here: bwrap: setting up uid map: Permission denied"
+
+	bwrap, warning, err := ResolveSandbox(SandboxAuto)
+	if bwrap != "" || err != nil || !strings.Contains(warning, why) || strings.Contains(warning, "install bubblewrap") {
+		t.Errorf("auto: ResolveSandbox = %q, %q, %v; want no sandbox and a warning saying why", bwrap, warning, err)
+	}
+	_, _, err = ResolveSandbox(SandboxBwrap)
+	if err == nil || !strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "install bubblewrap") {
+		t.Errorf("bwrap: err = %v, want it to say why", err)
+	}
+}
