@@ -24,7 +24,7 @@ const (
 // auto, a missing or unusable bubblewrap is a warning (returned) that says why, with bwrap it is an error.
 func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	if mode == SandboxNone {
-		return "", "", nil
+		return "", "builds run WITHOUT a sandbox (build.sandbox is none): " + unsandboxedRisk, nil
 	}
 	bwrap, unusable := probeBubblewrap()
 	switch {
@@ -33,9 +33,13 @@ func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	case mode == SandboxBwrap:
 		return "", "", fmt.Errorf("build.sandbox is bwrap but %s", unusable)
 	}
-	return "", "builds run WITHOUT a sandbox because " + unusable + ": code from repositories can read every file this agent can (its data dir, config, " +
-		"tokens and the keys in its home) and the agent's environment, secrets included", nil
+	return "", "builds run WITHOUT a sandbox because " + unusable + ": " + unsandboxedRisk, nil
 }
+
+// unsandboxedRisk says what install and build commands can reach without a sandbox.
+const unsandboxedRisk = "code from repositories runs as the agent's user and can read and modify everything that user can: " +
+	"the agent's data dir (the admin token, the store with every project's secrets, every project's live site, the build caches), " +
+	"its config, the keys in its home, and the files and environment of other running builds"
 
 // probeBubblewrap finds bwrap and creates one sandbox with it, since namespaces can be forbidden (an
 // unprivileged container); unusable says why there is no bwrap to use, "" when there is.
@@ -81,18 +85,11 @@ func (e *stepError) Error() string {
 // waitDelay bounds how long a killed step's output pipes may stay open.
 const waitDelay = 2 * time.Second
 
-// run runs c in a session of its own, under the sandbox when there is one, logging its output
-// line by line; cancelling ctx kills the whole process group, and the group is killed when the
-// step ends so nothing a build started in the background survives it.
+// run runs c in a session of its own, under the sandbox when there is one and under a reaper when
+// not, logging its output line by line; cancelling ctx kills the whole process group, and nothing the
+// step started survives it.
 func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) error {
-	argv := []string{"sh", "-c", c.shell}
-	if b.Bwrap != "" {
-		argv = append(b.sandboxArgs(ws, c.dir), argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if b.Bwrap == "" {
-		cmd.Dir = c.dir
-	}
+	cmd := b.stepCommand(ctx, ws, c)
 	cmd.Env = c.env
 	cmd.Stdin = nil
 	var mu sync.Mutex
@@ -100,26 +97,11 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
 	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = ownProcessGroup()
 	cmd.WaitDelay = waitDelay
-	if err := cmd.Start(); err != nil {
+	if err := startTracked(cmd); err != nil {
 		return fmt.Errorf("starting the %s command: %w", c.name, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			killProcessGroup(cmd.Process)
-		case <-done:
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
-	killProcessGroup(cmd.Process)
-	if b.Bwrap == "" {
-		// Without the sandbox's PID namespace, a process that called setsid has left the group.
-		killMarked(ws.marker)
-	}
+	err := waitTracked(cmd)
 	stdout.flush()
 	stderr.flush()
 	if ctx.Err() != nil {
@@ -129,6 +111,58 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 		return &stepError{name: c.name, shell: c.shell, err: err, excerpt: failureExcerpt(kept)}
 	}
 	return nil
+}
+
+// stepCommand is the command that runs c: sh in bubblewrap, or sh under a reaper, since without the
+// sandbox's PID namespace a process that left the step's session would otherwise outlive it.
+func (b *Builder) stepCommand(ctx context.Context, ws *workspace, c command) *exec.Cmd {
+	if b.Bwrap != "" {
+		argv := append(b.sandboxArgs(ws, c.dir), "sh", "-c", c.shell)
+		return exec.CommandContext(ctx, argv[0], argv[1:]...)
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		sh = "/bin/sh"
+	}
+	cmd := reaped(ctx, []string{sh, "-c", c.shell})
+	cmd.Dir = c.dir
+	return cmd
+}
+
+// started holds the processes the pipeline started and has not waited for yet, the steps and git
+// commands of every build, which a sweep for orphans must spare.
+var started = struct {
+	mu   sync.Mutex
+	pids map[int]bool
+}{pids: map[int]bool{}}
+
+// startTracked starts cmd, made with exec.CommandContext, in a session of its own that is killed whole
+// when its context ends, and records it in started.
+func startTracked(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = ownProcessGroup()
+	cmd.Cancel = func() error {
+		killProcessGroup(cmd.Process)
+		return nil
+	}
+	started.mu.Lock()
+	defer started.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	started.pids[cmd.Process.Pid] = true
+	return nil
+}
+
+// waitTracked waits for a command started by startTracked, then kills what is left of its session and
+// the orphans it left.
+func waitTracked(cmd *exec.Cmd) error {
+	err := cmd.Wait()
+	killProcessGroup(cmd.Process)
+	started.mu.Lock()
+	defer started.mu.Unlock()
+	delete(started.pids, cmd.Process.Pid)
+	sweepOrphans()
+	return err
 }
 
 // sandboxBase starts every bwrap command line: a user namespace without capabilities, so a build run
@@ -216,7 +250,6 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 		"YARN_CACHE_FOLDER":               filepath.Join(ws.cache, "yarn"),
 		"COREPACK_HOME":                   filepath.Join(ws.cache, "corepack"),
 		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
-		buildMarkerVar:                    ws.marker,
 	}
 	if packageManager == "pnpm" {
 		// Only for pnpm: npm warns about a setting it does not know on every run.
@@ -230,14 +263,11 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 	return envList(env)
 }
 
-// buildMarkerVar is the variable that carries a build's marker; it names no secret.
-const buildMarkerVar = "BUILD_MARKER"
-
 // ReservedEnv reports whether a build variable name is one the pipeline sets itself and a project
 // cannot override.
 func ReservedEnv(name string) bool {
 	switch name {
-	case "PATH", "HOME", "TMPDIR", "NODE_ENV", buildMarkerVar:
+	case "PATH", "HOME", "TMPDIR", "NODE_ENV":
 		return true
 	}
 	return false

@@ -22,9 +22,13 @@ func (b *Builder) clone(ctx context.Context, job Job, dir string, log *Log) (mes
 	git := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 		cmd.Env = b.gitEnv(job)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := startTracked(cmd)
+		if err == nil {
+			err = waitTracked(cmd)
+		}
+		out := stdout.Bytes()
 		if err != nil {
 			if failure := explainGit(log.Redact(stderr.String())); failure.summary != "" {
 				return out, &failure

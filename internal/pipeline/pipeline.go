@@ -6,8 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -74,9 +72,6 @@ type Result struct {
 // workspace is the directory tree of one build.
 type workspace struct {
 	root, src, home, tmp, bin, cache string
-	// marker tags the environment of every process the build starts, so that one which left the
-	// build's process group can still be found and killed.
-	marker string
 }
 
 // NodeVersion returns the major version of the node on PATH, 0 when there is none.
@@ -104,7 +99,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
 	if b.Bwrap == "" {
-		log.Printf("WARNING: no sandbox: install and build can read every file this agent can and its environment, tokens and keys included (install bubblewrap)")
+		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk)
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
@@ -193,13 +188,9 @@ func (b *Builder) newWorkspace(job Job) (*workspace, error) {
 	if err := os.RemoveAll(root); err != nil {
 		return nil, fmt.Errorf("clearing the workspace: %w", err)
 	}
-	marker := make([]byte, 16)
-	if _, err := rand.Read(marker); err != nil {
-		return nil, err
-	}
 	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
 		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
-		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10)), marker: hex.EncodeToString(marker)}
+		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10))}
 	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.cache} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating the workspace: %w", err)

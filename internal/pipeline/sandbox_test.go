@@ -80,15 +80,17 @@ func TestSandboxHidesTheAgentsHome(t *testing.T) {
 	}
 }
 
-func TestNoSandboxWarningNamesWhatBuildsCanRead(t *testing.T) {
+func TestNoSandboxWarningNamesWhatBuildsCanReadAndModify(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	bwrap, warning, err := ResolveSandbox(SandboxAuto)
-	if bwrap != "" || err != nil {
-		t.Fatalf("ResolveSandbox = %q, %v; want no sandbox and a warning", bwrap, err)
-	}
-	for _, want := range []string{"WITHOUT a sandbox", "environment", "tokens", "keys"} {
-		if !strings.Contains(warning, want) {
-			t.Errorf("warning lacks %q: %s", want, warning)
+	for _, mode := range []string{SandboxAuto, SandboxNone} {
+		bwrap, warning, err := ResolveSandbox(mode)
+		if bwrap != "" || err != nil {
+			t.Fatalf("%s: ResolveSandbox = %q, %v; want no sandbox and a warning", mode, bwrap, err)
+		}
+		for _, want := range []string{"WITHOUT a sandbox", "read and modify", "data dir", "admin token", "live site", "environment of other running builds"} {
+			if !strings.Contains(warning, want) {
+				t.Errorf("%s: warning lacks %q: %s", mode, want, warning)
+			}
 		}
 	}
 }
