@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,25 +22,42 @@ const (
 )
 
 // ResolveSandbox turns build.sandbox into the bwrap binary to run builds under, "" for none; with
-// auto, a missing or unusable bubblewrap is a warning (returned) that says why, with bwrap it is an error.
+// auto, a missing or unusable bubblewrap is a warning (returned) that says why, with bwrap it is an
+// error. An agent running as root is warned about too.
 func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	if mode == SandboxNone {
-		return "", "builds run WITHOUT a sandbox (build.sandbox is none): " + unsandboxedRisk, nil
+		return "", "builds run WITHOUT a sandbox (build.sandbox is none): " + unsandboxedRisk(), nil
 	}
 	bwrap, unusable := probeBubblewrap()
 	switch {
+	case unusable == "" && asRoot():
+		return bwrap, "the agent runs as root: builds run in the sandbox as uid " + strconv.Itoa(buildUser) +
+			" without capabilities, but everything else the agent runs is root's; run it as an unprivileged user", nil
 	case unusable == "":
 		return bwrap, "", nil
 	case mode == SandboxBwrap:
 		return "", "", fmt.Errorf("build.sandbox is bwrap but %s", unusable)
 	}
-	return "", "builds run WITHOUT a sandbox because " + unusable + ": " + unsandboxedRisk, nil
+	return "", "builds run WITHOUT a sandbox because " + unusable + ": " + unsandboxedRisk(), nil
 }
 
 // unsandboxedRisk says what install and build commands can reach without a sandbox.
-const unsandboxedRisk = "code from repositories runs as the agent's user and can read and modify everything that user can: " +
-	"the agent's data dir (the admin token, the store with every project's secrets, every project's live site, the build caches), " +
-	"its config, the keys in its home, and the files and environment of other running builds"
+func unsandboxedRisk() string {
+	reach := "the agent's data dir (the admin token, the store with every project's secrets, every project's live site, " +
+		"the build caches), its config, the keys in its home, and the files and environment of other running builds"
+	if asRoot() {
+		return "the agent runs as root, so code from repositories can read and modify anything on this machine: " + reach +
+			", and everything else; run the agent as an unprivileged user"
+	}
+	return "code from repositories runs as the agent's user and can read and modify everything that user can: " + reach
+}
+
+// buildUser is the uid and gid a root agent's sandboxed builds run as: nobody and nogroup on Debian,
+// Ubuntu, Fedora and Alpine.
+const buildUser = 65534
+
+// asRoot reports whether the agent runs as root.
+func asRoot() bool { return os.Geteuid() == 0 }
 
 // probeBubblewrap finds bwrap and creates one sandbox with it, since namespaces can be forbidden (an
 // unprivileged container); unusable says why there is no bwrap to use, "" when there is.
@@ -48,7 +66,11 @@ func probeBubblewrap() (bwrap, unusable string) {
 	if err != nil {
 		return "", "bubblewrap is not installed (apt-get install bubblewrap)"
 	}
-	out, err := exec.Command(bwrap, append(sandboxBase(bwrap)[1:], "true")...).CombinedOutput()
+	drop, err := dropPrivileges()
+	if err != nil {
+		return "", err.Error()
+	}
+	out, err := exec.Command(bwrap, slices.Concat(sandboxBase(bwrap)[1:], []string{"--"}, drop, []string{"true"})...).CombinedOutput()
 	if err != nil {
 		why := strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")
 		if why == "" {
@@ -89,7 +111,10 @@ const waitDelay = 2 * time.Second
 // not, logging its output line by line; cancelling ctx kills the whole process group, and nothing the
 // step started survives it.
 func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) error {
-	cmd := b.stepCommand(ctx, ws, c)
+	cmd, err := b.stepCommand(ctx, ws, c)
+	if err != nil {
+		return fmt.Errorf("starting the %s command: %w", c.name, err)
+	}
 	cmd.Env = c.env
 	cmd.Stdin = nil
 	var mu sync.Mutex
@@ -101,7 +126,7 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	if err := startTracked(cmd); err != nil {
 		return fmt.Errorf("starting the %s command: %w", c.name, err)
 	}
-	err := waitTracked(cmd)
+	err = waitTracked(cmd)
 	stdout.flush()
 	stderr.flush()
 	if ctx.Err() != nil {
@@ -115,10 +140,14 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 
 // stepCommand is the command that runs c: sh in bubblewrap, or sh under a reaper, since without the
 // sandbox's PID namespace a process that left the step's session would otherwise outlive it.
-func (b *Builder) stepCommand(ctx context.Context, ws *workspace, c command) *exec.Cmd {
+func (b *Builder) stepCommand(ctx context.Context, ws *workspace, c command) (*exec.Cmd, error) {
 	if b.Bwrap != "" {
-		argv := append(b.sandboxArgs(ws, c.dir), "sh", "-c", c.shell)
-		return exec.CommandContext(ctx, argv[0], argv[1:]...)
+		drop, err := dropPrivileges()
+		if err != nil {
+			return nil, err
+		}
+		argv := slices.Concat(b.sandboxArgs(ws, c.dir), drop, []string{"sh", "-c", c.shell})
+		return exec.CommandContext(ctx, argv[0], argv[1:]...), nil
 	}
 	sh, err := exec.LookPath("sh")
 	if err != nil {
@@ -126,7 +155,7 @@ func (b *Builder) stepCommand(ctx context.Context, ws *workspace, c command) *ex
 	}
 	cmd := reaped(ctx, []string{sh, "-c", c.shell})
 	cmd.Dir = c.dir
-	return cmd
+	return cmd, nil
 }
 
 // started holds the processes the pipeline started and has not waited for yet, the steps and git
@@ -165,12 +194,21 @@ func waitTracked(cmd *exec.Cmd) error {
 	return err
 }
 
-// sandboxBase starts every bwrap command line: a user namespace without capabilities, so a build run
-// by root can neither unmount what hides the agent's files nor remount the file system writable; the
-// whole file system read-only; and a PID namespace so killing bwrap kills everything the build started.
+// sandboxBase starts every bwrap command line: no capabilities, so a build can neither unmount what
+// hides the agent's files nor remount the file system writable; the whole file system read-only; and
+// a PID namespace, so killing bwrap kills everything the build started. Run by root, bwrap makes no
+// user namespace, which would map the build to root on the host, the owner of /etc/shadow and most of
+// the system: it keeps only what dropPrivileges needs to make the build buildUser (and to enter the
+// build's directory, which is buildUser's), and buildUser must be able to write its temporary directories.
 func sandboxBase(bwrap string) []string {
-	return []string{bwrap, "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"}
+	args := []string{bwrap, "--unshare-user", "--cap-drop", "ALL"}
+	tmp := []string{"--tmpfs", "/tmp"}
+	if asRoot() {
+		args = []string{bwrap, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_DAC_READ_SEARCH"}
+		tmp = []string{"--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"}
+	}
+	return slices.Concat(args, []string{"--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"}, tmp)
 }
 
 // systemHidden are host paths no build needs and none may reach: the login sessions' sockets
@@ -206,12 +244,32 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return within(d, resolverDir) }) {
 		args = append(args, "--ro-bind", resolverDir, resolverDir)
 	}
+	if asRoot() {
+		args = append(args, traversableParents(hidden, []string{ws.root, ws.cache})...)
+	}
 	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache)
 	// The empty directories that hide the agent's are made read-only once the workspace is mounted in them.
 	for _, dir := range hidden {
 		args = append(args, "--remount-ro", dir)
 	}
 	return append(args, "--chdir", dir, "--")
+}
+
+// traversableParents are the bwrap arguments that create the directories between a hidden directory
+// and each of paths, mount points in it, open to buildUser: bwrap would create them with mode 0700.
+func traversableParents(hidden, paths []string) []string {
+	var dirs []string
+	for _, p := range paths {
+		for d := filepath.Dir(p); slices.ContainsFunc(hidden, func(h string) bool { return d != h && within(h, d) }); d = filepath.Dir(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs) // a directory before what is in it
+	var args []string
+	for _, d := range slices.Compact(dirs) {
+		args = append(args, "--perms", "0711", "--dir", d)
+	}
+	return args
 }
 
 // hiddenPaths are the real paths of b.Hide, systemHidden and the agent's home, sorted so a

@@ -99,13 +99,16 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
 	if b.Bwrap == "" {
-		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk)
+		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
 	message, author, err := b.cloneInTime(ctx, job, ws.src, log)
 	if err != nil {
 		return nil, err
+	}
+	if err := b.handToBuildUser(ws); err != nil {
+		return nil, fmt.Errorf("handing the workspace to the build user: %w", err)
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
 		log.Printf("Commit: %s — %s", firstLine(message), author)
