@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,7 +23,9 @@ const baseSchemaVersion = 1
 // migrations are the schema's steps after the base version, in order. A change to how stored data is
 // shaped appends the next version here and updates the package doc; a new bucket needs no step,
 // since Open creates the buckets of the current layout on every start.
-var migrations = []migration{}
+var migrations = []migration{
+	{version: 2, name: "production and preview aliases", apply: migrateAliases},
+}
 
 // ErrNewerSchema is returned by Open for a store that a newer miaobu has migrated.
 var ErrNewerSchema = errors.New("the store was written by a newer miaobu")
@@ -72,4 +75,65 @@ func migrate(tx *bolt.Tx, steps []migration) error {
 		}
 	}
 	return meta.Put(schemaKey, []byte(strconv.Itoa(latest)))
+}
+
+// migrateAliases is schema version 2: deployments gain an environment and an alias, all of them so
+// far production's (alias ""); the commits index is keyed by alias too; projects get the preview
+// settings' defaults. Values are edited as JSON objects, so that the step keeps meaning what it
+// means whatever the types become later.
+func migrateAliases(tx *bolt.Tx) error {
+	if err := editObjects(bucket(tx, deploymentsBucket), func(d map[string]json.RawMessage) {
+		d["environment"] = json.RawMessage(`"production"`)
+	}); err != nil {
+		return err
+	}
+	if err := editObjects(bucket(tx, projectsBucket), func(p map[string]json.RawMessage) {
+		p["pr_previews"] = json.RawMessage(`true`)
+		p["fork_previews"] = json.RawMessage(`"approve"`)
+	}); err != nil {
+		return err
+	}
+	commits := bucket(tx, commitsBucket)
+	type entry struct{ key, id []byte }
+	var old []entry
+	err := iterate(commits, nil, func(k []byte, _ struct{}) (bool, error) {
+		// A version 1 key is project id ‖ commit SHA, with no NUL after the id.
+		old = append(old, entry{append([]byte(nil), k...), append([]byte(nil), commits.Get(k)...)})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range old {
+		if err := commits.Delete(e.key); err != nil {
+			return err
+		}
+		if err := commits.Put(commitKey(btoi(e.key[:8]), "", string(e.key[8:])), e.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// editObjects rewrites every value of b, a JSON object, with edit.
+func editObjects(b *bolt.Bucket, edit func(map[string]json.RawMessage)) error {
+	type entry struct {
+		key   []byte
+		value map[string]json.RawMessage
+	}
+	var edited []entry
+	err := iterate(b, nil, func(k []byte, v map[string]json.RawMessage) (bool, error) {
+		edit(v)
+		edited = append(edited, entry{append([]byte(nil), k...), v})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range edited {
+		if err := put(b, e.key, e.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -34,6 +34,13 @@ type Project struct {
 	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
 	Detected   *DetectedSettings `json:"detected,omitempty"`
 	DetectedBy int64             `json:"detected_by,omitempty"`
+	// Trigger rules (contract section 7): PreviewBranches and WatchPaths are glob lists with "!"
+	// excludes; ForkPreviews is one of the ForkPreviews constants; TriggerMode is webhook or poll.
+	PreviewBranches []string `json:"preview_branches,omitempty"`
+	PRPreviews      bool     `json:"pr_previews"`
+	ForkPreviews    string   `json:"fork_previews"`
+	WatchPaths      []string `json:"watch_paths,omitempty"`
+	TriggerMode     string   `json:"trigger,omitempty"`
 }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
@@ -169,7 +176,7 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 			return err
 		}
 		prefix := itob(id)
-		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket} {
+		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, previewsBucket} {
 			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
 				return err
 			}

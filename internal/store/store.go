@@ -1,7 +1,7 @@
-// Package store owns miaobu's durable state: projects, deployments, the commit index, the record
-// of webhook deliveries and the outbox of messages to send, in one bbolt file.
+// Package store owns miaobu's durable state: projects, their previews, deployments, the commit
+// index, the record of webhook deliveries and the outbox of messages to send, in one bbolt file.
 //
-// Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
+// Schema (version 2). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
 //	meta                 "schema" → the schema version, in decimal
@@ -12,8 +12,11 @@
 //	project_deployments  project id ‖ deployment id → empty (a project's history, oldest first)
 //	queued               project id ‖ deployment id → empty (deployments waiting for a worker)
 //	running              project id ‖ deployment id → empty (deployments a worker has claimed)
-//	commits              project id ‖ commit SHA → deployment id (a deployment of that commit that is
-//	                     queued, running or live: the duplicate check is this one lookup)
+//	commits              project id ‖ alias ‖ NUL ‖ commit SHA → deployment id (a deployment of that
+//	                     commit to that alias, "" for production, that is queued, running or live:
+//	                     the duplicate check is this one lookup)
+//	previews             project id ‖ alias → Preview (a pull request's or preview branch's alias,
+//	                     its head and its live deployment)
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
@@ -54,9 +57,10 @@ var (
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
 	outboxBucket             = []byte("outbox")
+	previewsBucket           = []byte("previews")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket, previewsBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -148,8 +152,15 @@ func btoi(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
 // pairKey is the key of a (parent id, child id) pair.
 func pairKey(a, b int64) []byte { return append(itob(a), itob(b)...) }
 
-// commitKey is the commits-index key of a project's commit.
-func commitKey(projectID int64, sha string) []byte { return append(itob(projectID), sha...) }
+// commitKey is the commits-index key of a commit deployed to a project's alias ("" for production).
+func commitKey(projectID int64, alias, sha string) []byte {
+	return append(aliasCommitsPrefix(projectID, alias), sha...)
+}
+
+// aliasCommitsPrefix is the beginning of the commits-index keys of a project's alias.
+func aliasCommitsPrefix(projectID int64, alias string) []byte {
+	return append(append(itob(projectID), alias...), 0)
+}
 
 // get decodes the JSON value at key into v, returning ErrNotFound when absent.
 func get(b *bolt.Bucket, key []byte, v any) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -107,7 +108,8 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
 	})
 }
 
-// Push is a verified push of a project's deployment branch.
+// Push is a verified push or pull request update that deploys a commit to one of a project's
+// aliases: production ("") or a preview.
 type Push struct {
 	ProjectID     int64
 	DeliveryID    string
@@ -115,12 +117,26 @@ type Push struct {
 	CommitMessage string
 	CommitAuthor  string
 	Branch        string
+	// Event is the webhook event, push when empty; Trigger the deployment's, webhook when empty.
+	Event   string
+	Trigger string
+	// Alias is the preview the push deploys to, "" for production; PullRequest and Fork describe
+	// a pull request's preview.
+	Alias       string
+	PullRequest int
+	Fork        bool
+	// Hold records the preview's new head without deploying it: a fork's commit waiting for
+	// approval. Approve records the commit as approved as it deploys it.
+	Hold, Approve bool
 }
 
-// PushResult says what RecordPush did: created a deployment, or found one of the same commit.
+// PushResult says what RecordPush did: created a deployment, found one of the same commit and
+// alias, or held a preview's head.
 type PushResult struct {
 	DeploymentID int64
 	Duplicate    bool
+	// Preview is the preview the push updated, nil for production.
+	Preview *Preview
 }
 
 // Delivery outcomes.
@@ -132,35 +148,83 @@ const (
 )
 
 // RecordPush durably records a push: a new queued deployment unless one of the same commit is queued,
-// running or live, and the delivery either way. It returns after the group commit is on disk.
+// running or live on the same alias, and the delivery either way; a push to a preview also records
+// the preview's head. It returns after the group commit is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
-	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
-		res = PushResult{}
-		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now}
-		if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)); v != nil {
-			res = PushResult{DeploymentID: btoi(v), Duplicate: true}
-			delivery.Outcome, delivery.DeploymentID = OutcomeSkipped, res.DeploymentID
-			return addDelivery(tx, &delivery)
-		}
+	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) (err error) {
 		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
 			projectGone = true // deleted since the handler read it; failing here would fail the whole group
 			return nil
 		}
-		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: api.TriggerWebhook, DeliveryID: p.DeliveryID}
-		if err := s.createDeployment(tx, d, now); err != nil {
+		if res, err = s.recordPush(tx, p, now); err != nil {
 			return err
 		}
-		res.DeploymentID = d.ID
-		delivery.Outcome, delivery.DeploymentID = OutcomeSuccess, d.ID
+		delivery := Delivery{GUID: p.DeliveryID, Event: cmp.Or(p.Event, "push"), ProjectID: p.ProjectID, ReceivedAt: now,
+			Outcome: OutcomeSuccess, DeploymentID: res.DeploymentID}
+		switch {
+		case p.Hold:
+			delivery.Outcome = OutcomeIgnored
+		case res.Duplicate:
+			delivery.Outcome = OutcomeSkipped
+		}
 		return addDelivery(tx, &delivery)
 	})
 	if err == nil && projectGone {
 		err = ErrNotFound
 	}
 	return res, err
+}
+
+// ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
+// records it as approved, like RecordPush with Approve set but for a delivery: the approval came
+// from the API.
+func (s *Store) ApprovePreview(p Push) (PushResult, error) {
+	var res PushResult
+	p.Approve = true
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
+			return ErrNotFound
+		}
+		res, err = s.recordPush(tx, p, time.Now().UTC())
+		return err
+	})
+	return res, err
+}
+
+// recordPush is RecordPush inside tx, for a project that exists, without the delivery.
+func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, error) {
+	var res PushResult
+	if p.Alias != "" {
+		preview, err := notePreviewHead(tx, p.ProjectID, p.Alias,
+			PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+		if err != nil {
+			return res, err
+		}
+		if p.Approve {
+			preview.ApprovedSHA = p.CommitSHA
+			if err := savePreview(tx, preview); err != nil {
+				return res, err
+			}
+		}
+		res.Preview = preview
+	}
+	if p.Hold {
+		return res, nil
+	}
+	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
+		res.DeploymentID, res.Duplicate = btoi(v), true
+		return res, nil
+	}
+	d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
+		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: cmp.Or(p.Trigger, api.TriggerWebhook), DeliveryID: p.DeliveryID,
+		Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}
+	if err := s.createDeployment(tx, d, now); err != nil {
+		return res, err
+	}
+	res.DeploymentID = d.ID
+	return res, nil
 }
 
 // Deliveries returns up to limit delivery records, newest first, of one project or, with projectID 0, of all.
