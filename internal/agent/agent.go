@@ -194,6 +194,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
 	}
+	if err := refuseLostStore(cfg); err != nil {
+		return err
+	}
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {
 		return err
