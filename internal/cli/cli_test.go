@@ -31,8 +31,8 @@ func cliEnv(t *testing.T) string {
 	return dataDir
 }
 
-// startAgent serves an agent on the CLI's data dir and points the CLI at it.
-func startAgent(t *testing.T) {
+// newAgent builds an agent on the CLI's data dir whose store closes when the test ends.
+func newAgent(t *testing.T) *agent.Agent {
 	t.Helper()
 	cfg, err := config.Load(nil)
 	if err != nil {
@@ -42,12 +42,19 @@ func startAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	return a
+}
+
+// startAgent serves an agent's API (no builds) on the CLI's data dir and points the CLI at it.
+func startAgent(t *testing.T) {
+	t.Helper()
+	srv := httptest.NewServer(newAgent(t).Handler())
+	t.Cleanup(srv.Close)
 	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
 }
 
