@@ -126,6 +126,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
 	admin.HandleFunc("GET "+api.PathDeliveries, a.listDeliveries)
+	admin.HandleFunc("GET "+api.PathBackup, a.backup)
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	return a.sites(a.cors(mux))

@@ -135,6 +135,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newEnvCommand(a),
 		newRollbackCommand(a),
 		newStatusCommand(a),
+		newBackupCommand(a),
 		newLoginCommand(a),
 		newVersionCommand(a),
 	)

@@ -154,3 +154,10 @@ func TestOutsideTextCannotDriveTheTerminal(t *testing.T) {
 		t.Errorf("logs on a terminal with NO_COLOR: %d %q", code, out)
 	}
 }
+
+func TestBackupRefusesToWriteToATerminal(t *testing.T) {
+	cliEnv(t)
+	if code, out := runOnTerminal(t, "backup", "-"); code != 2 || out != "" {
+		t.Fatalf("backup - on a terminal: %d %q", code, out)
+	}
+}
