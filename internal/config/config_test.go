@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("addresses %q %q %q", cfg.Listen, cfg.PublicURL, cfg.AgentURL)
 	}
 	if cfg.Build.Concurrency != 2 || cfg.Build.Timeout != 15*time.Minute || cfg.Build.Sandbox != "auto" ||
-		cfg.Retention.Deployments != 10 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
+		cfg.Retention.Deployments != 10 || cfg.Retention.Previews != 168*time.Hour || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
 		cfg.GitHub.APIURL != "https://api.github.com/" {
@@ -78,12 +78,13 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("GH_TOKEN", "from-gh")
 	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "0")
 	t.Setenv("MIAOBU_CORS_ALLOWED_ORIGINS", "https://b.example.com,https://c.example.com")
+	t.Setenv("MIAOBU_RETENTION_PREVIEWS", "36h")
 	cfg, err = Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" ||
-		cfg.Build.Concurrency != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
+		cfg.Retention.Previews != 36*time.Hour || cfg.Build.Concurrency != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
 		t.Fatalf("environment values %+v", cfg)
 	}
 	t.Setenv("MIAOBU_PUBLIC_URL", "https://miaobu.example.com")
@@ -111,13 +112,14 @@ func TestPrecedence(t *testing.T) {
 
 func TestInvalidValues(t *testing.T) {
 	for env, value := range map[string]string{
-		"MIAOBU_BUILD_SANDBOX":     "docker",
-		"MIAOBU_TARGET":            "s3",
-		"MIAOBU_CDN_PROVIDER":      "cloudflare",
-		"MIAOBU_BUILD_CONCURRENCY": "-1",
-		"MIAOBU_BUILD_TIMEOUT":     "soon",
-		"MIAOBU_LISTEN":            "8000",
-		"MIAOBU_PUBLIC_URL":        "ftp://x",
+		"MIAOBU_BUILD_SANDBOX":      "docker",
+		"MIAOBU_TARGET":             "s3",
+		"MIAOBU_CDN_PROVIDER":       "cloudflare",
+		"MIAOBU_BUILD_CONCURRENCY":  "-1",
+		"MIAOBU_BUILD_TIMEOUT":      "soon",
+		"MIAOBU_RETENTION_PREVIEWS": "-1h",
+		"MIAOBU_LISTEN":             "8000",
+		"MIAOBU_PUBLIC_URL":         "ftp://x",
 	} {
 		isolate(t)
 		t.Setenv(env, value)
