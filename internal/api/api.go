@@ -47,7 +47,6 @@ type TriggerSettings struct {
 	Trigger         *string   `json:"trigger,omitempty"`
 }
 
-
 // Detection is what a build detected in its commit: the build settings used wherever the project
 // sets none. Every field is null until a build has detected.
 type Detection struct {
@@ -327,4 +326,6 @@ type ProjectStatus struct {
 	WebhookConfigured bool        `json:"webhook_configured"`
 	Live              *Deployment `json:"live"`
 	Last              *Deployment `json:"last"`
+	// Previews counts the previews that are up (not removed).
+	Previews int `json:"previews"`
 }

@@ -15,13 +15,6 @@ const (
 	EnvironmentPreview    = "preview"
 )
 
-// Fork preview policies of a project (its ForkPreviews).
-const (
-	ForkPreviewsOff     = "off"
-	ForkPreviewsApprove = "approve"
-	ForkPreviewsOn      = "on"
-)
-
 // Preview is one alias of a project besides production: a pull request's (pr-<n>) or a preview
 // branch's (git-<branch-slug>), with its live deployment.
 type Preview struct {

@@ -316,7 +316,7 @@ func TestMigrateAliases(t *testing.T) {
 			t.Fatalf("deployment %d after the upgrade: %+v", id, d)
 		}
 	}
-	if got, _ := s.Project(p.ID); !got.PRPreviews || got.ForkPreviews != ForkPreviewsApprove || got.ActiveDeploymentID != live.DeploymentID {
+	if got, _ := s.Project(p.ID); !got.PRPreviews || got.ForkPreviews != "approve" || got.ActiveDeploymentID != live.DeploymentID {
 		t.Fatalf("project after the upgrade: %+v", got)
 	}
 	for _, c := range []string{"a", "b"} {

@@ -34,8 +34,9 @@ type Project struct {
 	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
 	Detected   *DetectedSettings `json:"detected,omitempty"`
 	DetectedBy int64             `json:"detected_by,omitempty"`
-	// Trigger rules (contract section 7): PreviewBranches and WatchPaths are glob lists with "!"
-	// excludes; ForkPreviews is one of the ForkPreviews constants; TriggerMode is webhook or poll.
+	// Trigger rules (contract section 7, checked by package trigger): PreviewBranches and WatchPaths
+	// are glob lists with "!" excludes; ForkPreviews is off, approve or on; TriggerMode is webhook
+	// or poll.
 	PreviewBranches []string `json:"preview_branches,omitempty"`
 	PRPreviews      bool     `json:"pr_previews"`
 	ForkPreviews    string   `json:"fork_previews"`

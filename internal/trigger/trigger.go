@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,6 +82,37 @@ func Validate(patterns []string) error {
 		}
 	}
 	return nil
+}
+
+// Fork preview policies, the values of a project's fork_previews.
+const (
+	ForkPreviewsOff     = "off"
+	ForkPreviewsApprove = "approve"
+	ForkPreviewsOn      = "on"
+)
+
+// Ways a project finds new commits, the values of its trigger.
+const (
+	ModeWebhook = "webhook"
+	ModePoll    = "poll"
+)
+
+// CheckForkPreviews returns an error unless policy is a fork preview policy.
+func CheckForkPreviews(policy string) error {
+	return oneOf(policy, ForkPreviewsOff, ForkPreviewsApprove, ForkPreviewsOn)
+}
+
+// CheckMode returns an error unless mode is a way to find new commits.
+func CheckMode(mode string) error {
+	return oneOf(mode, ModeWebhook, ModePoll)
+}
+
+// oneOf returns an error naming the choices unless value is one of them.
+func oneOf(value string, choices ...string) error {
+	if slices.Contains(choices, value) {
+		return nil
+	}
+	return fmt.Errorf("must be %s or %s, not %q", strings.Join(choices[:len(choices)-1], ", "), choices[len(choices)-1], value)
 }
 
 // Environment returns the alias a push to branch deploys to: "" (production) for the project's
