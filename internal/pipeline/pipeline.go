@@ -53,6 +53,12 @@ type Job struct {
 	Framework, InstallCommand, BuildCommand, OutputDirectory, RootDirectory string
 	// Env holds the project's build variables; their values are masked in the log.
 	Env map[string]string
+	// PullRequest is the number of the pull request whose head commit this is, 0 for a branch.
+	PullRequest int
+	// Fork marks an untrusted build of a pull request from another repository: its commit is
+	// fetched as refs/pull/<n>/head of the project's repository and must be CommitSHA, and it runs
+	// in the sandbox only, without Env, the GitHub token or the project's cache.
+	Fork bool
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
 	PublishDir string
 	// Step is told each status the build enters; an error from it stops the build.
@@ -100,7 +106,13 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
-	if b.Bwrap == "" {
+	if job.Fork {
+		if b.Bwrap == "" {
+			return nil, ErrForkNeedsSandbox
+		}
+		log.Printf("Pull request #%d comes from a fork: built in the sandbox, without the project's variables, token or cache", job.PullRequest)
+		job.Env = nil
+	} else if b.Bwrap == "" {
 		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
 
@@ -167,6 +179,10 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
+// ErrForkNeedsSandbox is the error of a fork's pull request on an agent that has no sandbox.
+var ErrForkNeedsSandbox = errors.New("pull requests from forks are built only in the sandbox, and this agent has none: " +
+	"install bubblewrap (build.sandbox: auto or bwrap), or approve nothing from forks until then")
+
 // cloneInTime is clone bounded by the clone timeout; when ctx ends or the time is up it returns why.
 func (b *Builder) cloneInTime(ctx context.Context, job Job, dir string, log *Log) (message, author string, err error) {
 	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
@@ -196,6 +212,10 @@ func (b *Builder) newWorkspace(job Job) (*workspace, error) {
 	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
 		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
 		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10))}
+	if job.Fork {
+		// A fork's build neither reads the project's cache nor leaves anything in it.
+		ws.cache = filepath.Join(root, "cache")
+	}
 	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.cache} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating the workspace: %w", err)
