@@ -103,6 +103,7 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
+	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
 
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET "+api.PathProjects, a.listProjects)
@@ -131,11 +132,14 @@ func (a *Agent) Handler() http.Handler {
 	return a.sites(a.cors(mux))
 }
 
-// requireAdmin lets a request through only with the admin bearer token, compared in constant time.
+// requireAdmin lets a request through only with the admin bearer token, compared in constant time;
+// the scheme is case-insensitive, as HTTP authentication schemes are.
 func (a *Agent) requireAdmin(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.adminToken)
+	want := []byte(a.adminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		token = strings.TrimLeft(token, " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(token), want) != 1 {
 			writeError(w, http.StatusUnauthorized, "Not authenticated")
 			return
 		}
