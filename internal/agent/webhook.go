@@ -148,6 +148,13 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: message, Branch: branch})
 }
 
+// webhookMethodNotAllowed answers any other method than POST on the webhook path, which would
+// otherwise fall through to the admin API.
+func webhookMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
+}
+
 // recordDelivery durably records a delivery that created no deployment, answering the error itself
 // and returning false when that fails.
 func (a *Agent) recordDelivery(w http.ResponseWriter, r *http.Request, log *slog.Logger, d store.Delivery) bool {

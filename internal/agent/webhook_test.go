@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -278,5 +279,30 @@ func TestWebhookConcurrentDistinctCommits(t *testing.T) {
 	}
 	if len(seen) != 200 || queued != 1 {
 		t.Fatalf("%d distinct commits stored, %d queued; want 200 and 1 (the newest, the others superseded)", len(seen), queued)
+	}
+}
+
+// TestWebhookOtherMethods checks that the webhook path answers every method but POST with 405 and
+// Allow: POST, with or without the admin token, instead of sending it to the admin API.
+func TestWebhookOtherMethods(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	p := ta.addProject(t, "site", "master")
+	for _, method := range []string{"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		for _, project := range []string{strconv.FormatInt(p.ID, 10), "999"} {
+			req, _ := http.NewRequest(method, ta.server.URL+api.PathWebhookPrefix+project, nil)
+			req.Header.Set("Authorization", "Bearer "+ta.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+				t.Errorf("%s project %s: %d, Allow %q", method, project, resp.StatusCode, resp.Header.Get("Allow"))
+			}
+			if method != "HEAD" && strings.TrimSpace(string(body)) != `{"detail":"Method not allowed"}` {
+				t.Errorf("%s project %s: body %s", method, project, body)
+			}
+		}
 	}
 }
