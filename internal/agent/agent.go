@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -49,6 +50,8 @@ type Agent struct {
 	// publishing guards publishLocks, one lock per project held while a deployment goes live.
 	publishing   sync.Mutex
 	publishLocks map[int64]*sync.Mutex
+	// trustedProxies are the peers whose X-Forwarded-For names the client.
+	trustedProxies []netip.Prefix
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -61,9 +64,13 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
+	trustedProxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
-		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
+		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}, trustedProxies: trustedProxies}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)

@@ -22,7 +22,8 @@ const MaxWebhookBody = 32 << 20
 func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	event, delivery := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
-	log := a.log.With("delivery", delivery, "event", event)
+	remote := clientAddr(r, a.trustedProxies)
+	log := a.log.With("delivery", delivery, "event", event, "remote_addr", remote)
 	rawID := r.PathValue("project_id")
 	id, err := strconv.ParseInt(rawID, 10, 64)
 	var project *store.Project
@@ -40,6 +41,7 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("project", id)
+	record := store.Delivery{GUID: delivery, Event: event, ProjectID: id, RemoteAddr: remote}
 
 	if r.ContentLength > MaxWebhookBody {
 		a.webhookDone(log, start, event, "too_large")
@@ -82,7 +84,8 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 
 	switch event {
 	case "ping":
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomePing}) {
+		record.Outcome = store.OutcomePing
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, "ping")
@@ -90,7 +93,8 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	case "push":
 	default:
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomeIgnored}) {
+		record.Outcome = store.OutcomeIgnored
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, "ignored")
@@ -105,7 +109,8 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ignore := func(message string) {
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomeIgnored}) {
+		record.Outcome = store.OutcomeIgnored
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, "ignored")
@@ -130,7 +135,7 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := a.store.RecordPush(r.Context(), store.Push{ProjectID: id, DeliveryID: delivery, CommitSHA: sha,
-		CommitMessage: message, CommitAuthor: author, Branch: branch})
+		CommitMessage: message, CommitAuthor: author, Branch: branch, RemoteAddr: remote})
 	if err != nil {
 		a.storeFailed(w, r, log, err)
 		return

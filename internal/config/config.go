@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +49,9 @@ type Config struct {
 	OSS OSS `mapstructure:"oss"`
 	// CDN configures the CDN purge after an OSS publish.
 	CDN CDN `mapstructure:"cdn"`
+	// TrustedProxies are the reverse proxies, as CIDRs or single addresses, whose X-Forwarded-For
+	// header names the client of a request; other peers are the client themselves.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // GitHub configures the GitHub REST client.
@@ -144,6 +148,7 @@ var envNames = map[string][]string{
 	"cdn.domain":            {"MIAOBU_CDN_DOMAIN"},
 	"cdn.endpoint":          {"MIAOBU_CDN_ENDPOINT"},
 	"cdn.max_urls":          {"MIAOBU_CDN_MAX_URLS"},
+	"trusted_proxies":       {"MIAOBU_TRUSTED_PROXIES"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -187,6 +192,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("cdn.domain", "")
 	v.SetDefault("cdn.endpoint", "")
 	v.SetDefault("cdn.max_urls", 500)
+	v.SetDefault("trusted_proxies", []string{"127.0.0.0/8", "::1/128"})
 
 	for key, names := range envNames {
 		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {
@@ -288,7 +294,32 @@ func (c *Config) validate() error {
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("public_url must be an http(s) URL, not %q", c.PublicURL)
 	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// TrustedProxyPrefixes parses TrustedProxies; a single address stands for itself alone.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	prefixes := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if addr, err := netip.ParseAddr(s); err == nil {
+			addr = addr.Unmap()
+			prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
+			continue
+		}
+		prefix, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR such as 10.0.0.0/8 nor an IP address", s)
+		}
+		prefixes = append(prefixes, prefix.Masked())
+	}
+	return prefixes, nil
 }
 
 // PublicURLUnreachable explains why GitHub cannot call the public URL, or returns "" when it can.

@@ -83,6 +83,8 @@ type Delivery struct {
 	Outcome      string    `json:"outcome"`
 	DeploymentID int64     `json:"deployment_id,omitempty"`
 	ReceivedAt   time.Time `json:"received_at"`
+	// RemoteAddr is the client's address, behind trusted proxies.
+	RemoteAddr string `json:"remote_addr,omitempty"`
 }
 
 // addDelivery appends a delivery record inside tx, pruning the oldest beyond maxDeliveries.
@@ -116,6 +118,7 @@ type Push struct {
 	CommitMessage string
 	CommitAuthor  string
 	Branch        string
+	RemoteAddr    string
 }
 
 // PushResult says what RecordPush did: created a deployment, or found one of the same commit.
@@ -139,7 +142,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	projectGone := false
 	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
 		res = PushResult{}
-		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now}
+		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now, RemoteAddr: p.RemoteAddr}
 		if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)); v != nil {
 			res = PushResult{DeploymentID: btoi(v), Duplicate: true}
 			delivery.Outcome, delivery.DeploymentID = OutcomeSkipped, res.DeploymentID
