@@ -135,9 +135,15 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := a.store.RecordPush(r.Context(), store.Push{ProjectID: id, DeliveryID: delivery, CommitSHA: sha,
-		CommitMessage: message, CommitAuthor: author, Branch: branch, RemoteAddr: remote})
+		CommitMessage: message, CommitAuthor: author, Branch: branch, Before: push.Before, RemoteAddr: remote})
 	if err != nil {
 		a.storeFailed(w, r, log, err)
+		return
+	}
+	if res.Stale {
+		// A replayed old delivery (its signature stays valid forever) must not roll the site back.
+		a.webhookDone(log.With("commit", sha[:7]), start, event, "stale")
+		writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "ignored", Message: fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)})
 		return
 	}
 	log = log.With("deployment", res.DeploymentID, "commit", sha[:7])

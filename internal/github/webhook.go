@@ -54,7 +54,9 @@ func FormPayload(body []byte) ([]byte, error) {
 
 // Push is the part of a push payload that a deployment needs.
 type Push struct {
-	Ref        string
+	Ref string
+	// Before is the commit the ref pointed at before the push (all zeros for a new ref).
+	Before     string
 	After      string
 	Deleted    bool
 	HeadCommit *HeadCommit
@@ -89,6 +91,7 @@ func ParsePush(payload []byte) (*Push, error) {
 	var p Push
 	ok := true
 	p.Ref, ok = stringField(v, ok, "ref")
+	p.Before, ok = stringField(v, ok, "before")
 	p.After, ok = stringField(v, ok, "after")
 	switch deleted := v.Get("deleted"); {
 	case deleted == nil || deleted.Type() == fastjson.TypeNull:

@@ -107,11 +107,11 @@ func FuzzParsePush(f *testing.F) {
 // FuzzParsePushFields builds push payloads with encoding/json and checks ParsePush reads back
 // exactly the fields that were written, whatever their text.
 func FuzzParsePushFields(f *testing.F) {
-	f.Add("refs/heads/main", strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x")
-	f.Add("refs/tags/v1", "", true, false, "", "", "")
-	f.Add("refs/heads/\xff", "\u2028", false, true, "\x00", "é", "\xc3")
-	f.Fuzz(func(t *testing.T, ref, after string, deleted, hasHead bool, message, author, filler string) {
-		payload := map[string]any{"ref": ref, "after": after, "deleted": deleted, "head_commit": nil,
+	f.Add("refs/heads/main", strings.Repeat("b", 40), strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x")
+	f.Add("refs/tags/v1", "", "", true, false, "", "", "")
+	f.Add("refs/heads/\xff", "\x01", "\u2028", false, true, "\x00", "é", "\xc3")
+	f.Fuzz(func(t *testing.T, ref, before, after string, deleted, hasHead bool, message, author, filler string) {
+		payload := map[string]any{"ref": ref, "before": before, "after": after, "deleted": deleted, "head_commit": nil,
 			"repository": map[string]any{"full_name": filler, "ref": "not this one", "topics": []any{filler, 1.5, nil}}}
 		if hasHead {
 			payload["head_commit"] = map[string]any{"id": after, "message": message, "author": map[string]any{"name": author, "email": filler}}
@@ -122,6 +122,7 @@ func FuzzParsePushFields(f *testing.F) {
 		}
 		var want struct {
 			Ref        string `json:"ref"`
+			Before     string `json:"before"`
 			After      string `json:"after"`
 			HeadCommit *struct {
 				Message string `json:"message"`
@@ -143,7 +144,7 @@ func FuzzParsePushFields(f *testing.F) {
 		if err != nil {
 			t.Fatalf("refused %s: %v", body, err)
 		}
-		if p.Ref != want.Ref || p.After != want.After || p.Deleted != deleted || (p.HeadCommit != nil) != hasHead {
+		if p.Ref != want.Ref || p.Before != want.Before || p.After != want.After || p.Deleted != deleted || (p.HeadCommit != nil) != hasHead {
 			t.Fatalf("read %+v from %s", p, body)
 		}
 		if hasHead && (p.HeadCommit.ID != want.After || p.HeadCommit.Message != want.HeadCommit.Message || p.HeadCommit.AuthorName != want.HeadCommit.Author.Name) {
@@ -154,7 +155,7 @@ func FuzzParsePushFields(f *testing.F) {
 
 func TestParsePushRefusesWrongTypes(t *testing.T) {
 	for _, body := range []string{
-		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
+		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","before":[]}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
 		`{"ref":"refs/heads/main","head_commit":"abc"}`, `{"ref":"refs/heads/main","head_commit":{"id":1}}`,
 		`{"ref":"refs/heads/main","head_commit":{"author":"Ada"}}`, `[]`, `"refs/heads/main"`, `{"ref":"x"`,
 	} {

@@ -98,6 +98,9 @@ func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 	if err := queued.Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
 		return err
 	}
+	if err := bucket(tx, deployedCommitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID)); err != nil {
+		return err
+	}
 	return bucket(tx, commitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID))
 }
 

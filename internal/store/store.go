@@ -15,6 +15,9 @@
 //	commits              project id ‖ commit SHA → deployment id (a deployment of that commit that is
 //	                     queued, running or live: the duplicate check is this one lookup)
 //	deliveries           delivery sequence → Delivery
+//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
+//	deployed_commits     project id ‖ commit SHA → id of the commit's newest deployment, kept when
+//	                     that deployment is pruned (with branch_heads, the stale-delivery check)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 package store
@@ -48,9 +51,12 @@ var (
 	runningBucket            = []byte("running")
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
+	branchHeadsBucket        = []byte("branch_heads")
+	deployedCommitsBucket    = []byte("deployed_commits")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket,
+		branchHeadsBucket, deployedCommitsBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -100,8 +106,14 @@ func Open(dataDir string, timeout time.Duration) (*Store, error) {
 		if err != nil {
 			return err
 		}
+		upgrading := root.Bucket(deploymentsBucket) != nil && root.Bucket(deployedCommitsBucket) == nil
 		for _, name := range allBuckets {
 			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		if upgrading {
+			if err := fillPushHistory(root); err != nil {
 				return err
 			}
 		}
