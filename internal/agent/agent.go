@@ -52,6 +52,8 @@ type Agent struct {
 	publishLocks map[int64]*sync.Mutex
 	// trustedProxies are the peers whose X-Forwarded-For names the client.
 	trustedProxies []netip.Prefix
+	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
+	webhookBodies *byteBudget
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -70,7 +72,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
-		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}, trustedProxies: trustedProxies}
+		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}, trustedProxies: trustedProxies,
+		webhookBodies: newByteBudget(cfg.Webhook.InflightBytes())}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)

@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -43,23 +42,28 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	log = log.With("project", id)
 	record := store.Delivery{GUID: delivery, Event: event, ProjectID: id, RemoteAddr: remote}
 
-	if r.ContentLength > MaxWebhookBody {
+	// Bodies are held in memory before anyone knows they are signed: the budget bounds how many
+	// bytes strangers can make the agent hold.
+	held, err := a.webhookBodies.read(r.Context(), r.Body, r.ContentLength, MaxWebhookBody)
+	defer held.release()
+	switch {
+	case errors.Is(err, errBodyTooLarge):
 		a.webhookDone(log, start, event, "too_large")
+		w.Header().Set("Connection", "close") // rather than read the rest of a body that is refused
 		writeError(w, http.StatusRequestEntityTooLarge, "Payload too large")
 		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			a.webhookDone(log, start, event, "too_large")
-			writeError(w, http.StatusRequestEntityTooLarge, "Payload too large")
-			return
-		}
+	case errors.Is(err, errBusy):
+		a.webhookDone(log, start, event, "busy")
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", strconv.Itoa(int(webhookBusyWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, "Busy, retry later")
+		return
+	case err != nil:
 		a.webhookDone(log, start, event, "unreadable")
 		writeError(w, http.StatusBadRequest, "Could not read the request body")
 		return
 	}
+	body := held.data
 	if project.WebhookSecret == "" {
 		a.webhookDone(log, start, event, "not_configured")
 		writeError(w, http.StatusBadRequest, "Webhook not configured for this project")
@@ -82,6 +86,13 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var push *github.Push
+	if event == "push" && payload != nil {
+		push, err = github.ParsePush(payload)
+	}
+	// What is left waits on the disk, not on the body: its room goes to the next delivery now.
+	held.release()
+
 	switch event {
 	case "ping":
 		record.Outcome = store.OutcomePing
@@ -102,8 +113,7 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	push, err := github.ParsePush(payload)
-	if payload == nil || err != nil {
+	if push == nil || err != nil {
 		a.webhookDone(log, start, event, "invalid_payload")
 		writeError(w, http.StatusBadRequest, "Invalid JSON payload")
 		return

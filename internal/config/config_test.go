@@ -42,7 +42,8 @@ func TestDefaults(t *testing.T) {
 		cfg.Retention.Deployments != 10 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
-		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" {
+		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
+		cfg.Webhook.MaxInflightBytes != 67108864 {
 		t.Errorf("defaults %+v", cfg)
 	}
 	t.Setenv("XDG_DATA_HOME", "/xdg/data")
@@ -78,11 +79,12 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("GH_TOKEN", "from-gh")
 	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "0")
 	t.Setenv("MIAOBU_CORS_ALLOWED_ORIGINS", "https://b.example.com,https://c.example.com")
+	t.Setenv("MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES", "2097152")
 	cfg, err = Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" ||
+	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" || cfg.Webhook.MaxInflightBytes != 2<<20 ||
 		cfg.Build.Concurrency != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
 		t.Fatalf("environment values %+v", cfg)
 	}
@@ -111,13 +113,14 @@ func TestPrecedence(t *testing.T) {
 
 func TestInvalidValues(t *testing.T) {
 	for env, value := range map[string]string{
-		"MIAOBU_BUILD_SANDBOX":     "docker",
-		"MIAOBU_TARGET":            "s3",
-		"MIAOBU_CDN_PROVIDER":      "cloudflare",
-		"MIAOBU_BUILD_CONCURRENCY": "-1",
-		"MIAOBU_BUILD_TIMEOUT":     "soon",
-		"MIAOBU_LISTEN":            "8000",
-		"MIAOBU_PUBLIC_URL":        "ftp://x",
+		"MIAOBU_BUILD_SANDBOX":              "docker",
+		"MIAOBU_TARGET":                     "s3",
+		"MIAOBU_CDN_PROVIDER":               "cloudflare",
+		"MIAOBU_BUILD_CONCURRENCY":          "-1",
+		"MIAOBU_BUILD_TIMEOUT":              "soon",
+		"MIAOBU_LISTEN":                     "8000",
+		"MIAOBU_PUBLIC_URL":                 "ftp://x",
+		"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES": "64",
 	} {
 		isolate(t)
 		t.Setenv(env, value)
