@@ -71,15 +71,18 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := []byte(project.WebhookSecret)
 	signature := r.Header.Get("X-Hub-Signature-256")
-	form := github.IsFormContentType(r.Header.Get("Content-Type"))
+	signed := github.VerifySignature(secret, signature, body)
 	payload := body
-	if form {
-		// Gitea and Forgejo sign the JSON inside payload=, GitHub the raw form body: accept either.
-		if payload, err = github.FormPayload(body); err != nil {
+	if github.IsFormContentType(r.Header.Get("Content-Type")) {
+		// GitHub signs the raw form body, Gitea and Forgejo the JSON inside payload=: accept either.
+		// The raw body is checked first, as decoding overwrites it (a second copy of a large body
+		// would be memory outside the budget).
+		if payload, err = github.DecodeFormPayload(body); err != nil {
 			payload = nil
 		}
+		signed = signed || (payload != nil && github.VerifySignature(secret, signature, payload))
 	}
-	if !github.VerifySignature(secret, signature, body) && (!form || payload == nil || !github.VerifySignature(secret, signature, payload)) {
+	if !signed {
 		a.metrics.signatureFailures.Inc()
 		a.webhookDone(log, start, event, "bad_signature")
 		writeError(w, http.StatusUnauthorized, "Invalid webhook signature")
