@@ -1,7 +1,9 @@
 package github
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -94,7 +96,7 @@ func FuzzParsePayload(f *testing.F) {
 	f.Add([]byte(`{"ref":"refs/heads/main"} trailing`))
 	f.Add([]byte(`payload=%7B%7D`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if payload, err := FormPayload(body); err == nil {
+		if payload, err := DecodeFormPayload(bytes.Clone(body)); err == nil {
 			_, _ = ParsePush(payload)
 			_, _ = ParsePullRequest(payload)
 		}
@@ -113,6 +115,59 @@ func FuzzParsePayload(f *testing.F) {
 			if p.HeadRepo == "" && !p.IsFork() {
 				t.Fatalf("a pull request without a head repository is not a fork: %q", body)
 			}
+		}
+	})
+}
+
+// TestDecodeFormPayloadInPlace checks that a form body is decoded over itself: a 1 MiB payload
+// costs no allocation, so a flood of form bodies holds no more memory than their bytes.
+func TestDecodeFormPayloadInPlace(t *testing.T) {
+	want := `{"ref":"refs/heads/main","message":"a b+c%"}` + strings.Repeat(" ", 1<<20)
+	form := []byte("other=1&payload=" + url.QueryEscape(want))
+	body := bytes.Clone(form)
+	payload, err := DecodeFormPayload(body)
+	if err != nil || string(payload) != want {
+		t.Fatalf("decoded %.60q…, %v", payload, err)
+	}
+	if &payload[0] != &body[len("other=1&payload=")] {
+		t.Fatal("the payload is a copy, not the body decoded in place")
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		copy(body, form)
+		if _, err := DecodeFormPayload(body); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("decoding a 1 MiB form body allocates %v times", allocs)
+	}
+}
+
+// FuzzDecodeFormPayload checks the in-place decoder against url.ParseQuery: the same payload, or
+// an error where ParseQuery fails or finds no payload.
+func FuzzDecodeFormPayload(f *testing.F) {
+	f.Add("payload=" + url.QueryEscape(`{"ref":"refs/heads/main","after":"a b+c"}`))
+	f.Add("a=1&payload=%7B%7D&payload=second")
+	f.Add("payload=&payload=x")
+	f.Add("pay%6coad=x")
+	f.Add("payload=%zz")
+	f.Add("payload=x;y=1")
+	f.Add("&&payload=%41+%2b&b")
+	f.Add("payload=%4")
+	f.Fuzz(func(t *testing.T, body string) {
+		if strings.Count(body, "&") >= 10000 {
+			return // ParseQuery refuses that many fields; the decoder has no such limit
+		}
+		got, err := DecodeFormPayload([]byte(body))
+		values, want := url.ParseQuery(body)
+		if want == nil && values.Get("payload") == "" {
+			want = ErrInvalidForm
+		}
+		if (err == nil) != (want == nil) {
+			t.Fatalf("%q: decoder error %v, ParseQuery error %v", body, err, want)
+		}
+		if err == nil && string(got) != values.Get("payload") {
+			t.Fatalf("%q: decoded %q, ParseQuery %q", body, got, values.Get("payload"))
 		}
 	})
 }
@@ -183,7 +238,7 @@ func FuzzParsePushFields(f *testing.F) {
 
 func TestParsePushRefusesWrongTypes(t *testing.T) {
 	for _, body := range []string{
-		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
+		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","before":[]}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
 		`{"ref":"refs/heads/main","head_commit":"abc"}`, `{"ref":"refs/heads/main","head_commit":{"id":1}}`,
 		`{"ref":"refs/heads/main","head_commit":{"author":"Ada"}}`, `[]`, `"refs/heads/main"`, `{"ref":"x"`,
 		`{"ref":"refs/heads/main","before":1}`, `{"ref":"refs/heads/main","forced":"yes"}`, `{"ref":"refs/heads/main","commits":{}}`,

@@ -24,7 +24,10 @@ const baseSchemaVersion = 1
 // shaped appends the next version here and updates the package doc; a new bucket needs no step,
 // since Open creates the buckets of the current layout on every start.
 var migrations = []migration{
-	{version: 2, name: "production and preview aliases", apply: migrateAliases},
+	{version: 2, name: "push history for the stale-delivery rule", apply: func(tx *bolt.Tx) error {
+		return fillPushHistory(tx.Bucket(rootBucket))
+	}},
+	{version: 3, name: "production and preview aliases", apply: migrateAliases},
 }
 
 // ErrNewerSchema is returned by Open for a store that a newer miaobu has migrated.
@@ -77,10 +80,10 @@ func migrate(tx *bolt.Tx, steps []migration) error {
 	return meta.Put(schemaKey, []byte(strconv.Itoa(latest)))
 }
 
-// migrateAliases is schema version 2: deployments gain an environment and an alias, all of them so
-// far production's (alias ""); the commits index is keyed by alias too; projects get the preview
-// settings' defaults. Values are edited as JSON objects, so that the step keeps meaning what it
-// means whatever the types become later.
+// migrateAliases is schema version 3: deployments gain an environment and an alias, all of them so
+// far production's (alias ""); the commits and deployed_commits indexes are keyed by alias too;
+// projects get the preview settings' defaults. Values are edited as JSON objects, so that the step
+// keeps meaning what it means whatever the types become later.
 func migrateAliases(tx *bolt.Tx) error {
 	if err := editObjects(bucket(tx, deploymentsBucket), func(d map[string]json.RawMessage) {
 		d["environment"] = json.RawMessage(`"production"`)
@@ -93,23 +96,27 @@ func migrateAliases(tx *bolt.Tx) error {
 	}); err != nil {
 		return err
 	}
-	commits := bucket(tx, commitsBucket)
-	type entry struct{ key, id []byte }
-	var old []entry
-	err := iterate(commits, nil, func(k []byte, _ struct{}) (bool, error) {
-		// A version 1 key is project id ‖ commit SHA, with no NUL after the id.
-		old = append(old, entry{append([]byte(nil), k...), append([]byte(nil), commits.Get(k)...)})
-		return true, nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, e := range old {
-		if err := commits.Delete(e.key); err != nil {
+	for _, name := range [][]byte{commitsBucket, deployedCommitsBucket} {
+		b := bucket(tx, name)
+		type entry struct{ key, id []byte }
+		var old []entry
+		err := iterate(b, nil, func(k []byte, _ struct{}) (bool, error) {
+			// A key without alias is project id ‖ commit SHA: hex, no NUL after the id.
+			if len(k) > 8 && k[8] != 0 {
+				old = append(old, entry{append([]byte(nil), k...), append([]byte(nil), b.Get(k)...)})
+			}
+			return true, nil
+		})
+		if err != nil {
 			return err
 		}
-		if err := commits.Put(commitKey(btoi(e.key[:8]), "", string(e.key[8:])), e.id); err != nil {
-			return err
+		for _, e := range old {
+			if err := b.Delete(e.key); err != nil {
+				return err
+			}
+			if err := b.Put(commitKey(btoi(e.key[:8]), "", string(e.key[8:])), e.id); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

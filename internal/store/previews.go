@@ -118,7 +118,7 @@ func (s *Store) SetPreviewComment(projectID int64, alias string, commentID int64
 
 // RemovePreview takes a preview down at once: its alias serves nothing from now on, its queued and
 // running deployments are cancelled and its commits no longer count as deployed, so that a reopened
-// pull request builds again. It returns the preview as it was before and the cancelled deployments;
+// pull request or a branch pushed again builds again. It returns the preview as it was before and the cancelled deployments;
 // removing a preview already removed changes nothing.
 func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, []*Deployment, error) {
 	var (
@@ -155,7 +155,17 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, 
 				cancelled = append(cancelled, d)
 			}
 		}
-		return deletePrefix(bucket(tx, commitsBucket), aliasCommitsPrefix(projectID, alias))
+		// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
+		// deploy it afresh, neither as a duplicate nor as a stale delivery.
+		for _, index := range [][]byte{commitsBucket, deployedCommitsBucket} {
+			if err := deletePrefix(bucket(tx, index), aliasCommitsPrefix(projectID, alias)); err != nil {
+				return err
+			}
+		}
+		if p.PullRequest == 0 {
+			return bucket(tx, branchHeadsBucket).Delete(branchKey(projectID, p.Branch))
+		}
+		return nil
 	})
 	return before, cancelled, err
 }

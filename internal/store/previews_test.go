@@ -17,7 +17,7 @@ import (
 func pushTo(t *testing.T, s *Store, p *Project, alias string, pr int, c string) PushResult {
 	t.Helper()
 	res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "d-" + alias + c, CommitSHA: sha(c),
-		Branch: "feature", Alias: alias, PullRequest: pr, Event: "pull_request", Trigger: "pull_request"})
+		Branch: "feature", Alias: alias, PullRequest: pr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestHoldAndApproveForkHeads(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "site")
 	held, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "fork-1", CommitSHA: sha("f"), Branch: "patch-1",
-		Event: "pull_request", Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true})
+		Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true})
 	if err != nil || held.DeploymentID != 0 || held.Preview == nil || held.Preview.HeadSHA != sha("f") || !held.Preview.Fork ||
 		held.Preview.ApprovedSHA != "" {
 		t.Fatalf("held: %+v %v", held, err)
@@ -201,7 +201,7 @@ func TestHoldAndApproveForkHeads(t *testing.T) {
 		t.Fatalf("deliveries: %+v", deliveries)
 	}
 
-	approve := Push{ProjectID: p.ID, CommitSHA: sha("f"), Branch: "patch-1", Trigger: "pull_request", Alias: "pr-7", PullRequest: 7, Fork: true}
+	approve := Push{ProjectID: p.ID, CommitSHA: sha("f"), Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true}
 	res, err := s.ApprovePreview(approve)
 	if err != nil || res.DeploymentID == 0 || res.Preview.ApprovedSHA != sha("f") {
 		t.Fatalf("approve: %+v %v", res, err)
@@ -270,16 +270,17 @@ func TestRetentionKeepsPreviewsApart(t *testing.T) {
 	}
 }
 
-// TestMigrateAliases opens a store written at schema version 1: its deployments become
-// production's, its commit index keeps finding them, and its projects get preview defaults.
+// TestMigrateAliases opens a store written at schema version 2: its deployments become
+// production's, its commit indexes keep finding them, and its projects get preview defaults.
 func TestMigrateAliases(t *testing.T) {
-	useMigrations(t, nil)
+	all := migrations
+	useMigrations(t, all[:1])
 	s, dir := openTest(t)
 	p := newProject(t, s, "site")
 	live := push(t, s, p, "a")
 	complete(t, s, live.DeploymentID)
 	queued := push(t, s, p, "b")
-	// Write what version 1 wrote: no environment, no preview settings, commit keys without alias.
+	// Write what version 2 wrote: no environment, no preview settings, commit keys without alias.
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{deploymentsBucket, projectsBucket} {
 			if err := editObjects(bucket(tx, name), func(v map[string]json.RawMessage) {
@@ -290,13 +291,15 @@ func TestMigrateAliases(t *testing.T) {
 				return err
 			}
 		}
-		commits := bucket(tx, commitsBucket)
-		for c, d := range map[string]PushResult{sha("a"): live, sha("b"): queued} {
-			if err := commits.Delete(commitKey(p.ID, "", c)); err != nil {
-				return err
-			}
-			if err := commits.Put(append(itob(p.ID), c...), itob(d.DeploymentID)); err != nil {
-				return err
+		for _, index := range [][]byte{commitsBucket, deployedCommitsBucket} {
+			b := bucket(tx, index)
+			for c, d := range map[string]PushResult{sha("a"): live, sha("b"): queued} {
+				if err := b.Delete(commitKey(p.ID, "", c)); err != nil {
+					return err
+				}
+				if err := b.Put(append(itob(p.ID), c...), itob(d.DeploymentID)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -306,9 +309,9 @@ func TestMigrateAliases(t *testing.T) {
 	}
 	closeStore(t, s)
 
-	migrations = []migration{{version: 2, name: "production and preview aliases", apply: migrateAliases}}
+	migrations = all
 	s = reopen(t, dir)
-	if v := recordedVersion(t, s); v != "2" {
+	if v := recordedVersion(t, s); v != "3" {
 		t.Fatalf("schema version %q after the upgrade", v)
 	}
 	for _, id := range []int64{live.DeploymentID, queued.DeploymentID} {
@@ -319,9 +322,46 @@ func TestMigrateAliases(t *testing.T) {
 	if got, _ := s.Project(p.ID); !got.PRPreviews || got.ForkPreviews != "approve" || got.ActiveDeploymentID != live.DeploymentID {
 		t.Fatalf("project after the upgrade: %+v", got)
 	}
-	for _, c := range []string{"a", "b"} {
-		if res := push(t, s, p, c); !res.Duplicate {
-			t.Fatalf("commit %s is no longer found deployed after the upgrade: %+v", c, res)
+	// b, the branch's head, is still queued; a replay of a's delivery is recognised as stale.
+	if res := push(t, s, p, "b"); !res.Duplicate || res.DeploymentID != queued.DeploymentID {
+		t.Fatalf("commit b is no longer found queued after the upgrade: %+v", res)
+	}
+	if res := push(t, s, p, "a"); !res.Stale {
+		t.Fatalf("commit a is no longer found deployed after the upgrade: %+v", res)
+	}
+}
+
+// TestStaleRulePerAlias: a replayed push is stale only against the commits its own alias
+// deployed, and a removed branch preview starts again from nothing.
+func TestStaleRulePerAlias(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	toFeature := func(before, c string) PushResult {
+		t.Helper()
+		push := Push{ProjectID: p.ID, DeliveryID: "d-" + c, CommitSHA: sha(c), Branch: "feature", Alias: "git-feature"}
+		if before != "" {
+			push.Before = sha(before)
 		}
+		res, err := s.RecordPush(context.Background(), push)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	complete(t, s, toFeature("0", "a").DeploymentID)
+	complete(t, s, toFeature("a", "b").DeploymentID)
+	complete(t, s, push(t, s, p, "c").DeploymentID)
+	if replay := toFeature("0", "a"); !replay.Stale {
+		t.Fatalf("replay of a on the preview branch: %+v", replay)
+	}
+	// c is production's, never the preview's: on the branch it is a new commit, not a replay.
+	if fresh := toFeature("x", "c"); fresh.Stale || fresh.Duplicate || fresh.DeploymentID == 0 {
+		t.Fatalf("production's commit pushed to the preview branch: %+v", fresh)
+	}
+	if _, _, err := s.RemovePreview(p.ID, "git-feature", "branch deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if again := toFeature("0", "a"); again.Stale || again.Duplicate || again.DeploymentID == 0 || again.Preview.Removed() {
+		t.Fatalf("the branch created again at a: %+v", again)
 	}
 }

@@ -177,7 +177,8 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 			return err
 		}
 		prefix := itob(id)
-		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, previewsBucket} {
+		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket,
+			deployedCommitsBucket, previewsBucket} {
 			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
 				return err
 			}

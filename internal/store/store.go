@@ -1,7 +1,7 @@
 // Package store owns miaobu's durable state: projects, their previews, deployments, the commit
 // index, the record of webhook deliveries and the outbox of messages to send, in one bbolt file.
 //
-// Schema (version 2). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
+// Schema (version 3). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
 //	meta                 "schema" → the schema version, in decimal
@@ -20,6 +20,10 @@
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
+//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
+//	deployed_commits     project id ‖ alias ‖ NUL ‖ commit SHA → id of the commit's newest deployment
+//	                     to that alias, kept when that deployment is pruned (with branch_heads, the
+//	                     stale-delivery check)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -57,10 +61,13 @@ var (
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
 	outboxBucket             = []byte("outbox")
+	branchHeadsBucket        = []byte("branch_heads")
+	deployedCommitsBucket    = []byte("deployed_commits")
 	previewsBucket           = []byte("previews")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket, previewsBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket}
 	schemaKey = []byte("schema")
 )
 

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"time"
 
@@ -83,6 +82,8 @@ type Delivery struct {
 	Outcome      string    `json:"outcome"`
 	DeploymentID int64     `json:"deployment_id,omitempty"`
 	ReceivedAt   time.Time `json:"received_at"`
+	// RemoteAddr is the client's address, behind trusted proxies.
+	RemoteAddr string `json:"remote_addr,omitempty"`
 }
 
 // addDelivery appends a delivery record inside tx, pruning the oldest beyond maxDeliveries.
@@ -108,7 +109,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
 	})
 }
 
-// Push is a verified push or pull request update that deploys a commit to one of a project's
+// Push is a verified push, or pull request update, that deploys a commit to one of a project's
 // aliases: production ("") or a preview.
 type Push struct {
 	ProjectID     int64
@@ -117,11 +118,11 @@ type Push struct {
 	CommitMessage string
 	CommitAuthor  string
 	Branch        string
-	// Event is the webhook event, push when empty; Trigger the deployment's, webhook when empty.
-	Event   string
-	Trigger string
-	// Alias is the preview the push deploys to, "" for production; PullRequest and Fork describe
-	// a pull request's preview.
+	// Before is the commit the branch pointed at before the push, as the payload says.
+	Before     string
+	RemoteAddr string
+	// Alias is the preview the push deploys to, "" for production. PullRequest, for a pull
+	// request's update, makes the deployment's trigger pull_request; Fork marks one from a fork.
 	Alias       string
 	PullRequest int
 	Fork        bool
@@ -131,10 +132,14 @@ type Push struct {
 }
 
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
-// alias, or held a preview's head.
+// alias, refused a stale delivery, or held a preview's head.
 type PushResult struct {
 	DeploymentID int64
 	Duplicate    bool
+	// Stale says the push replays an old delivery: its commit was deployed before to the same
+	// alias, and the branch has moved on since (it is neither the branch's last pushed commit nor
+	// the push's before).
+	Stale bool
 	// Preview is the preview the push updated, nil for production.
 	Preview *Preview
 }
@@ -147,9 +152,10 @@ const (
 	OutcomePing    = "ok"
 )
 
-// RecordPush durably records a push: a new queued deployment unless one of the same commit is queued,
-// running or live on the same alias, and the delivery either way; a push to a preview also records
-// the preview's head. It returns after the group commit is on disk.
+// RecordPush durably records a push: nothing for a stale delivery, else a new queued deployment
+// unless one of the same commit is queued, running or live on the same alias, the branch's new head
+// and, for a preview, the preview's; the delivery in every case. It returns after the group commit
+// is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
@@ -161,10 +167,13 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 		if res, err = s.recordPush(tx, p, now); err != nil {
 			return err
 		}
-		delivery := Delivery{GUID: p.DeliveryID, Event: cmp.Or(p.Event, "push"), ProjectID: p.ProjectID, ReceivedAt: now,
-			Outcome: OutcomeSuccess, DeploymentID: res.DeploymentID}
+		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now,
+			RemoteAddr: p.RemoteAddr, Outcome: OutcomeSuccess, DeploymentID: res.DeploymentID}
+		if p.PullRequest != 0 {
+			delivery.Event = "pull_request"
+		}
 		switch {
-		case p.Hold:
+		case res.Stale || p.Hold:
 			delivery.Outcome = OutcomeIgnored
 		case res.Duplicate:
 			delivery.Outcome = OutcomeSkipped
@@ -196,6 +205,17 @@ func (s *Store) ApprovePreview(p Push) (PushResult, error) {
 // recordPush is RecordPush inside tx, for a project that exists, without the delivery.
 func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, error) {
 	var res PushResult
+	// The stale rule and branch heads are about branches; a pull request's updates are its own.
+	var heads *bolt.Bucket
+	headKey := branchKey(p.ProjectID, p.Branch)
+	if p.PullRequest == 0 {
+		heads = bucket(tx, branchHeadsBucket)
+		if head := string(heads.Get(headKey)); head != "" && head != p.CommitSHA && head != p.Before &&
+			bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil {
+			res.Stale = true
+			return res, nil
+		}
+	}
 	if p.Alias != "" {
 		preview, err := notePreviewHead(tx, p.ProjectID, p.Alias,
 			PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
@@ -215,15 +235,22 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 	}
 	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
 		res.DeploymentID, res.Duplicate = btoi(v), true
-		return res, nil
+	} else {
+		trigger := api.TriggerWebhook
+		if p.PullRequest != 0 {
+			trigger = api.TriggerPullRequest
+		}
+		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
+			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
+			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}
+		if err := s.createDeployment(tx, d, now); err != nil {
+			return res, err
+		}
+		res.DeploymentID = d.ID
 	}
-	d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: cmp.Or(p.Trigger, api.TriggerWebhook), DeliveryID: p.DeliveryID,
-		Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}
-	if err := s.createDeployment(tx, d, now); err != nil {
-		return res, err
+	if heads != nil {
+		return res, heads.Put(headKey, []byte(p.CommitSHA))
 	}
-	res.DeploymentID = d.ID
 	return res, nil
 }
 
@@ -239,4 +266,23 @@ func (s *Store) Deliveries(projectID int64, limit int) ([]Delivery, error) {
 		})
 	})
 	return out, err
+}
+
+// branchKey is the branch_heads key of a project's branch.
+func branchKey(projectID int64, branch string) []byte { return append(itob(projectID), branch...) }
+
+// fillPushHistory builds branch_heads and deployed_commits from the deployments of a store written
+// before they existed, so that replays of deliveries from before the upgrade are recognised too.
+func fillPushHistory(root *bolt.Bucket) error {
+	heads, deployed := root.Bucket(branchHeadsBucket), root.Bucket(deployedCommitsBucket)
+	// Deployments are in id order, so the last push of a branch is its head.
+	return iterate(root.Bucket(deploymentsBucket), nil, func(_ []byte, d Deployment) (bool, error) {
+		if err := deployed.Put(commitKey(d.ProjectID, d.Alias, d.CommitSHA), itob(d.ID)); err != nil {
+			return false, err
+		}
+		if d.Trigger != api.TriggerWebhook {
+			return true, nil
+		}
+		return true, heads.Put(branchKey(d.ProjectID, d.Branch), []byte(d.CommitSHA))
+	})
 }
