@@ -20,13 +20,13 @@ import (
 func (a *Agent) deploymentView(d *store.Deployment, p *store.Project) api.Deployment {
 	v := api.Deployment{
 		ID: d.ID, ProjectID: d.ProjectID, CommitSHA: d.CommitSHA, CommitMessage: d.CommitMessage,
-		CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: d.Trigger, Status: d.Status,
+		CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: string(d.Trigger), Status: string(d.Status),
 		ErrorMessage: d.ErrorMessage, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
 		BuildTimeSeconds: d.BuildTimeSeconds,
 	}
 	if p != nil {
 		v.Live = p.ActiveDeploymentID == d.ID
-		if d.Status == api.StatusDeployed {
+		if d.Status == store.StatusDeployed {
 			v.URL = a.deploymentURL(p, d)
 		}
 	}
@@ -153,7 +153,7 @@ func (a *Agent) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a full commit SHA (40 hex characters)", req.CommitSHA))
 		return
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: api.TriggerManual}
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual}
 	if sha == "" && p.Repo != "" {
 		owner, name := splitRepo(p.Repo)
 		tip, err := a.github.BranchTip(r.Context(), owner, name, branch)
@@ -232,7 +232,7 @@ func (a *Agent) rollback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, d := range history {
-			if d.Status == api.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
+			if d.Status == store.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
 				target = d.ID
 				break
 			}
@@ -251,7 +251,7 @@ func (a *Agent) rollback(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	if d.Status != api.StatusDeployed {
+	if d.Status != store.StatusDeployed {
 		writeError(w, http.StatusConflict, fmt.Sprintf("Deployment %d is %s: only successful deployments can go live", d.ID, d.Status))
 		return
 	}

@@ -209,7 +209,7 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) {
 	}
 	if !req.NoDeploy {
 		d := &store.Deployment{ProjectID: p.ID, CommitSHA: tip.SHA, CommitMessage: tip.Message, CommitAuthor: tip.Author,
-			Branch: branch, Trigger: api.TriggerImport}
+			Branch: branch, Trigger: store.TriggerImport}
 		if err := a.store.CreateDeployment(d); err != nil {
 			log.Error("import: queueing the first deployment failed", "err", err)
 			result.Warnings = append(result.Warnings, fmt.Sprintf("The first deployment could not be queued (see the agent's log): deploy with `miaobu deploy %s`", p.Slug))

@@ -17,7 +17,7 @@ import (
 // log (the build log, or io.Discard for a rollback) and may move the deployment to another status
 // (purging) with step.
 type publishTarget interface {
-	Publish(ctx context.Context, p *store.Project, d *store.Deployment, dir string, log io.Writer, step func(status string) error) error
+	Publish(ctx context.Context, p *store.Project, d *store.Deployment, dir string, log io.Writer, step func(status store.Status) error) error
 }
 
 // localTarget is the default target: the agent serves the kept directory itself, so going live is
@@ -25,7 +25,7 @@ type publishTarget interface {
 type localTarget struct{}
 
 // Publish checks that the kept directory is there.
-func (localTarget) Publish(_ context.Context, _ *store.Project, d *store.Deployment, dir string, _ io.Writer, _ func(string) error) error {
+func (localTarget) Publish(_ context.Context, _ *store.Project, d *store.Deployment, dir string, _ io.Writer, _ func(store.Status) error) error {
 	if _, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("the files of deployment %d are gone: deploy again", d.ID)
 	}
@@ -52,7 +52,7 @@ func (a *Agent) goLive(ctx context.Context, p *store.Project, d *store.Deploymen
 	if err != nil {
 		return err
 	}
-	if err := target.Publish(ctx, p, d, a.siteDir(p.Slug, d.ID), io.Discard, func(string) error { return nil }); err != nil {
+	if err := target.Publish(ctx, p, d, a.siteDir(p.Slug, d.ID), io.Discard, func(store.Status) error { return nil }); err != nil {
 		return err
 	}
 	return a.store.Rollback(p.ID, d.ID)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/cdn"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/oss"
@@ -27,7 +26,7 @@ func expandSlug(pattern, slug string) string { return strings.ReplaceAll(pattern
 
 // Publish uploads the kept output dir to the project's prefix, then purges what changed from the CDN;
 // a failed purge is a warning in the log, not a failed deployment.
-func (t ossTarget) Publish(ctx context.Context, p *store.Project, d *store.Deployment, dir string, log io.Writer, step func(string) error) error {
+func (t ossTarget) Publish(ctx context.Context, p *store.Project, d *store.Deployment, dir string, log io.Writer, step func(store.Status) error) error {
 	if err := t.cfg.OSSMissing(); err != nil {
 		return err
 	}
@@ -49,7 +48,7 @@ func (t ossTarget) Publish(ctx context.Context, p *store.Project, d *store.Deplo
 		fmt.Fprintln(log, "Nothing to purge from the CDN")
 		return nil
 	}
-	if err := step(api.StatusPurging); err != nil {
+	if err := step(store.StatusPurging); err != nil {
 		return err
 	}
 	err = cdn.Purge(ctx, cdn.Config{Endpoint: t.cfg.CDN.Endpoint, AccessKeyID: t.cfg.OSS.AccessKeyID,

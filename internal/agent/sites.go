@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -67,7 +66,7 @@ func (a *Agent) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 		return
 	}
 	d, err := a.store.Deployment(id)
-	if err == nil && (d.ProjectID != p.ID || d.Status != api.StatusDeployed) {
+	if err == nil && (d.ProjectID != p.ID || d.Status != store.StatusDeployed) {
 		err = store.ErrNotFound
 	}
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -183,7 +182,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env,
 		PublishDir: a.siteDir(p.Slug, d.ID),
-		Step: func(status string) error {
+		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
 			return a.store.SetStatus(d.ID, status)
 		},
@@ -226,7 +225,7 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 		if err != nil {
 			return err
 		}
-		step := func(status string) error { return a.store.SetStatus(d.ID, status) }
+		step := func(status store.Status) error { return a.store.SetStatus(d.ID, status) }
 		publishStart := time.Now()
 		if err := target.Publish(ctx, p, d, a.siteDir(p.Slug, d.ID), blog, step); err != nil {
 			return err
@@ -244,7 +243,7 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	if err != nil {
 		return err
 	}
-	a.metrics.deployments.WithLabelValues(api.StatusDeployed).Inc()
+	a.metrics.deployments.WithLabelValues(string(store.StatusDeployed)).Inc()
 	a.log.Info("deployed", "project", p.ID, "deployment", d.ID, "live", live)
 	return nil
 }
@@ -260,7 +259,7 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
-		a.metrics.deployments.WithLabelValues(api.StatusCancelled).Inc()
+		a.metrics.deployments.WithLabelValues(string(store.StatusCancelled)).Inc()
 		log.Info("build cancelled")
 	default:
 		if cause != nil {
@@ -268,10 +267,10 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		}
 		blog.Printf("ERROR: %v", err)
 		blog.Printf("Deployment #%d failed", d.ID)
-		if ferr := a.store.Fail(d.ID, api.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
+		if ferr := a.store.Fail(d.ID, store.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
 			log.Error("build: recording the failure", "err", ferr)
 		}
-		a.metrics.deployments.WithLabelValues(api.StatusFailed).Inc()
+		a.metrics.deployments.WithLabelValues(string(store.StatusFailed)).Inc()
 		log.Info("build failed")
 	}
 }
@@ -311,7 +310,7 @@ func (a *Agent) secrets(p *store.Project) []string {
 // failBeforeLog records a deployment as failed before its build log exists, logging when even that fails
 // (the deployment then stays running until the next start recovers it).
 func (a *Agent) failBeforeLog(log *slog.Logger, id int64, message string) {
-	if err := a.store.Fail(id, api.StatusFailed, message); err != nil && !errors.Is(err, store.ErrFinished) {
+	if err := a.store.Fail(id, store.StatusFailed, message); err != nil && !errors.Is(err, store.ErrFinished) {
 		log.Error("build: recording the failure", "err", err)
 	}
 }

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/detect"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // Builder runs builds; one Builder serves every worker of an agent.
@@ -48,7 +48,7 @@ type Job struct {
 	GitHub        bool // a GitHub repository: clones over https send the token
 	CommitSHA     string
 	Branch        string
-	Trigger       string
+	Trigger       store.Trigger
 	CommitMessage string
 	CommitAuthor  string
 	// Build settings of the project; empty ones are detected from the checked-out commit.
@@ -58,7 +58,7 @@ type Job struct {
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
 	PublishDir string
 	// Step is told each status the build enters; an error from it stops the build.
-	Step func(status string) error
+	Step func(status store.Status) error
 	// Commit is told the commit's message and author once the clone knows them.
 	Commit func(message, author string)
 }
@@ -135,7 +135,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 
 	installEnv := b.baseEnv(ws, settings.PackageManager, job.Env)
 	if settings.InstallCommand != "" {
-		if err := job.Step(api.StatusInstalling); err != nil {
+		if err := job.Step(store.StatusInstalling); err != nil {
 			return nil, err
 		}
 		log.Printf("==> Installing: %s", settings.InstallCommand)
@@ -144,7 +144,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		}
 	}
 	if settings.BuildCommand != "" {
-		if err := job.Step(api.StatusBuilding); err != nil {
+		if err := job.Step(store.StatusBuilding); err != nil {
 			return nil, err
 		}
 		log.Printf("==> Building: %s", settings.BuildCommand)
@@ -158,7 +158,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, context.Cause(ctx)
 	}
 
-	if err := job.Step(api.StatusUploading); err != nil {
+	if err := job.Step(store.StatusUploading); err != nil {
 		return nil, err
 	}
 	output, err := outputDir(ws.src, settings.rootDir, settings.OutputDirectory)

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // openTest opens a store in a temporary directory.
@@ -137,7 +135,7 @@ func TestDuplicateRuleFollowsLiveness(t *testing.T) {
 	}
 	// Building, then live: still a duplicate.
 	d, err := s.ClaimNext(func(int64) bool { return false })
-	if err != nil || d == nil || d.ID != first.DeploymentID || d.Status != api.StatusCloning {
+	if err != nil || d == nil || d.ID != first.DeploymentID || d.Status != StatusCloning {
 		t.Fatalf("claim: %+v %v", d, err)
 	}
 	if again := push(t, s, p, "a"); !again.Duplicate {
@@ -168,7 +166,7 @@ func TestDuplicateRuleFollowsLiveness(t *testing.T) {
 	if err != nil || queuedAgain == nil || queuedAgain.CommitSHA != sha("a") {
 		t.Fatalf("claim: %+v %v", queuedAgain, err)
 	}
-	if err := s.Fail(queuedAgain.ID, api.StatusFailed, "boom"); err != nil {
+	if err := s.Fail(queuedAgain.ID, StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
 	if again := push(t, s, p, "a"); !again.Duplicate || again.DeploymentID != first.DeploymentID {
@@ -236,10 +234,10 @@ func TestCancelAndSetStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := s.Cancel(res.DeploymentID)
-	if err != nil || d.Status != api.StatusCancelled || d.FinishedAt == nil || d.BuildTimeSeconds == nil {
+	if err != nil || d.Status != StatusCancelled || d.FinishedAt == nil || d.BuildTimeSeconds == nil {
 		t.Fatalf("cancel: %+v %v", d, err)
 	}
-	if err := s.SetStatus(res.DeploymentID, api.StatusBuilding); !errors.Is(err, ErrFinished) {
+	if err := s.SetStatus(res.DeploymentID, StatusBuilding); !errors.Is(err, ErrFinished) {
 		t.Fatalf("SetStatus after cancel: %v", err)
 	}
 	if _, err := s.Cancel(res.DeploymentID); !errors.Is(err, ErrFinished) {
@@ -260,7 +258,7 @@ func TestRecoverInterrupted(t *testing.T) {
 	}
 	s.Close()
 
-	for round, want := range []string{api.StatusQueued, api.StatusFailed} {
+	for round, want := range []Status{StatusQueued, StatusFailed} {
 		s, err = Open(dir, time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -269,7 +267,7 @@ func TestRecoverInterrupted(t *testing.T) {
 		if err != nil || len(touched) != 1 || touched[0].Status != want {
 			t.Fatalf("round %d: %+v %v", round, touched, err)
 		}
-		if want == api.StatusQueued {
+		if want == StatusQueued {
 			if d, _ := s.ClaimNext(func(int64) bool { return false }); d == nil || d.ID != res.DeploymentID {
 				t.Fatalf("round %d: re-queued deployment not claimable", round)
 			}
@@ -288,7 +286,7 @@ func TestRequeueAfterShutdownUnlessSuperseded(t *testing.T) {
 	if err := s.Requeue(a.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Deployment(a.DeploymentID); d.Status != api.StatusQueued {
+	if d, _ := s.Deployment(a.DeploymentID); d.Status != StatusQueued {
 		t.Fatalf("requeued status %s", d.Status)
 	}
 	if _, err := s.ClaimNext(func(int64) bool { return false }); err != nil {
@@ -298,7 +296,7 @@ func TestRequeueAfterShutdownUnlessSuperseded(t *testing.T) {
 	if err := s.Requeue(a.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Deployment(a.DeploymentID); d.Status != api.StatusCancelled || d.ErrorMessage != "superseded by #2" {
+	if d, _ := s.Deployment(a.DeploymentID); d.Status != StatusCancelled || d.ErrorMessage != "superseded by #2" {
 		t.Fatalf("requeue with a newer queued: %s %q", d.Status, d.ErrorMessage)
 	}
 	_ = b

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // maxGroup caps how many queued writes one group commit takes.
@@ -150,7 +148,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			return nil
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: api.TriggerWebhook, DeliveryID: p.DeliveryID}
+			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: TriggerWebhook, DeliveryID: p.DeliveryID}
 		if err := createDeployment(tx, d, now); err != nil {
 			return err
 		}
