@@ -73,7 +73,7 @@ func (a *Agent) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 		a.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
 		return
 	}
-	root, err := os.OpenRoot(a.siteDir(p.Slug, d.ID))
+	root, err := os.OpenRoot(a.domain.SiteDir(p.Slug, d.ID))
 	if err != nil {
 		a.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
 		return

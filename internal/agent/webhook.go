@@ -142,7 +142,7 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]), DeploymentID: res.DeploymentID})
 		return
 	}
-	a.wakeWorkers()
+	a.builds.Wake()
 	a.webhookDone(log, start, event, "success")
 	writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", sha[:7]),
 		DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: message, Branch: branch})
@@ -188,19 +188,18 @@ func eventLabel(event string) string {
 
 // listDeliveries answers GET /api/v1/webhooks/deliveries?project_id=&limit=: the recorded deliveries,
 // newest first, like GitHub's "Recent Deliveries" seen from the agent's side.
-func (a *Agent) listDeliveries(w http.ResponseWriter, r *http.Request) {
-	projectID, limit, ok := a.listQuery(w, r)
-	if !ok {
-		return
-	}
-	deliveries, err := a.store.Deliveries(projectID, limit)
+func (a *Agent) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	project, limit, err := listQuery(r)
 	if err != nil {
-		a.internalError(w, r, err)
-		return
+		return err
+	}
+	deliveries, err := a.domain.Deliveries(project, limit)
+	if err != nil {
+		return err
 	}
 	out := make([]api.Delivery, 0, len(deliveries))
 	for _, d := range deliveries {
 		out = append(out, api.Delivery(d))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, out)
 }
