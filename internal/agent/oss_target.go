@@ -8,8 +8,8 @@ import (
 
 	"github.com/miaobu/miaobu/internal/cdn"
 	"github.com/miaobu/miaobu/internal/config"
-	"github.com/miaobu/miaobu/internal/oss"
 	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/oss"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
