@@ -63,17 +63,9 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Webhook not configured for this project")
 		return
 	}
-	secret := []byte(project.WebhookSecret)
-	signature := r.Header.Get("X-Hub-Signature-256")
-	form := github.IsFormContentType(r.Header.Get("Content-Type"))
-	payload := body
-	if form {
-		// Gitea and Forgejo sign the JSON inside payload=, GitHub the raw form body: accept either.
-		if payload, err = github.FormPayload(body); err != nil {
-			payload = nil
-		}
-	}
-	if !github.VerifySignature(secret, signature, body) && (!form || payload == nil || !github.VerifySignature(secret, signature, payload)) {
+	payload, verified := github.VerifyDelivery([]byte(project.WebhookSecret), r.Header.Get("X-Hub-Signature-256"),
+		r.Header.Get("Content-Type"), body)
+	if !verified {
 		a.metrics.signatureFailures.Inc()
 		a.webhookDone(log, start, event, "bad_signature")
 		writeError(w, http.StatusUnauthorized, "Invalid webhook signature")

@@ -34,8 +34,24 @@ func Sign(secret []byte, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// IsFormContentType reports whether a Content-Type header is a form-encoded webhook body.
-func IsFormContentType(contentType string) bool {
+// VerifyDelivery checks the X-Hub-Signature-256 of a webhook body under secret and returns the JSON
+// payload the body carries: the body itself, or for a form-encoded body its payload= field (nil when
+// it has none). GitHub signs the raw body; Gitea and Forgejo sign the JSON inside payload=, so for
+// a form body a signature over either is accepted.
+func VerifyDelivery(secret []byte, signatureHeader, contentType string, body []byte) (payload []byte, ok bool) {
+	payload = body
+	form := isFormContentType(contentType)
+	if form {
+		payload, _ = FormPayload(body)
+	}
+	if VerifySignature(secret, signatureHeader, body) {
+		return payload, true
+	}
+	return payload, form && payload != nil && VerifySignature(secret, signatureHeader, payload)
+}
+
+// isFormContentType reports whether a Content-Type header is a form-encoded webhook body.
+func isFormContentType(contentType string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "application/x-www-form-urlencoded")
 }
 
