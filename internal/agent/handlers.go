@@ -13,26 +13,29 @@ import (
 // becomes its status and detail, anything else a 500.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// handle adapts h to net/http: it answers h's error, if any, as {"detail": ...} with the status of
-// its kind, and logs it once with the request's method and path.
+// handle adapts h to net/http: it answers h's error, if any, with writeFailure.
 func (a *Agent) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := h(w, r)
-		if err == nil {
-			return
+		if err := h(w, r); err != nil {
+			a.writeFailure(w, r, err)
 		}
-		var e *domain.Error
-		if !errors.As(err, &e) {
-			a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			writeError(w, http.StatusInternalServerError, "Internal error: see the agent's log")
-			return
-		}
-		code := statusOf(e.Kind)
-		if e.Err != nil {
-			a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", e.Err)
-		}
-		writeError(w, code, e.Detail)
 	}
+}
+
+// writeFailure answers err as {"detail": ...} with the status of its kind, logging it once with the
+// request's method and path when it has a cause the detail does not show or is unexpected (500).
+func (a *Agent) writeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	var e *domain.Error
+	if !errors.As(err, &e) {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "Internal error: see the agent's log")
+		return
+	}
+	code := statusOf(e.Kind)
+	if e.Err != nil {
+		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", e.Err)
+	}
+	writeError(w, code, e.Detail)
 }
 
 // statusOf is the HTTP status of a kind of domain error.

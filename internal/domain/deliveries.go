@@ -1,0 +1,153 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Outcome names what became of a webhook delivery, in the agent's metrics and log.
+type Outcome string
+
+// Outcomes of a delivery.
+const (
+	OutcomeNotFound       Outcome = "not_found"
+	OutcomeTooLarge       Outcome = "too_large"
+	OutcomeUnreadable     Outcome = "unreadable"
+	OutcomeNotConfigured  Outcome = "not_configured"
+	OutcomeBadSignature   Outcome = "bad_signature"
+	OutcomeInvalidPayload Outcome = "invalid_payload"
+	OutcomeUnavailable    Outcome = "unavailable"
+	OutcomePing           Outcome = "ping"
+	OutcomeIgnored        Outcome = "ignored"
+	OutcomeSkipped        Outcome = "skipped"
+	OutcomeSuccess        Outcome = "success"
+)
+
+// Delivery is one webhook request addressed to a project.
+type Delivery struct {
+	// GUID is X-GitHub-Delivery, recorded for the history; Event is X-GitHub-Event.
+	GUID, Event string
+	// Signature is X-Hub-Signature-256; ContentType says whether Body is JSON or a form.
+	Signature, ContentType string
+	Body                   []byte
+}
+
+// Receipt is what became of a delivery. Outcome is always set; the other fields make the answer
+// of an accepted delivery.
+type Receipt struct {
+	Outcome Outcome
+	// Status is the answer's status: ok, ignored, skipped or success.
+	Status  string
+	Message string
+	// ProjectID is the project's, once it is known.
+	ProjectID int64
+	// DeploymentID is the deployment created, or the existing one of the same commit.
+	DeploymentID int64
+	// CommitSHA is the pushed commit, once the push is valid; CommitMessage and Branch are set with
+	// it for a success.
+	CommitSHA, CommitMessage, Branch string
+}
+
+// refused is the Receipt and error of a delivery to p refused with outcome.
+func refused(p *store.Project, outcome Outcome, kind Kind, detail string) (Receipt, error) {
+	return Receipt{Outcome: outcome, ProjectID: p.ID}, &Error{Kind: kind, Detail: detail}
+}
+
+// WebhookProject finds the project a delivery is addressed to by its numeric id; a store failure
+// is Unavailable, for GitHub to show and the user to redeliver.
+func (s *Service) WebhookProject(rawID string) (*store.Project, error) {
+	id, err := strconv.ParseInt(rawID, 10, 64)
+	var p *store.Project
+	if err == nil {
+		p, err = s.store.Project(id)
+	}
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, strconv.ErrSyntax), errors.Is(err, strconv.ErrRange):
+		return nil, Errorf(NotFound, "Project %s not found", rawID)
+	}
+	return nil, &Error{Kind: Unavailable, Detail: "Store unavailable, retry later", Err: err}
+}
+
+// Receive handles a delivery to p whose body has been read, by the checks of contract section 5
+// that follow, in their order: the project's secret, the signature, the event, the payload, the
+// branch and the duplicate rule. A success is answered only once its deployment is durable.
+func (s *Service) Receive(ctx context.Context, p *store.Project, d Delivery) (Receipt, error) {
+	if p.WebhookSecret == "" {
+		return refused(p, OutcomeNotConfigured, Invalid, "Webhook not configured for this project")
+	}
+	payload, verified := github.VerifyDelivery([]byte(p.WebhookSecret), d.Signature, d.ContentType, d.Body)
+	if !verified {
+		return refused(p, OutcomeBadSignature, Unauthorized, "Invalid webhook signature")
+	}
+	switch d.Event {
+	case "ping":
+		return s.record(ctx, p, d, store.OutcomePing, Receipt{Outcome: OutcomePing, Status: "ok", Message: "Webhook received and verified"})
+	case "push":
+		return s.receivePush(ctx, p, d, payload)
+	}
+	return s.ignore(ctx, p, d, fmt.Sprintf("Event type '%s' is not handled", d.Event))
+}
+
+// receivePush handles a verified push: a branch other than the production one is ignored, and
+// the pushed commit is deployed unless a deployment of it is queued, running or live.
+func (s *Service) receivePush(ctx context.Context, p *store.Project, d Delivery, payload []byte) (Receipt, error) {
+	push, err := github.ParsePush(payload)
+	if payload == nil || err != nil {
+		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
+	}
+	branch, isBranch := push.Branch()
+	switch {
+	case !isBranch:
+		return s.ignore(ctx, p, d, fmt.Sprintf("Push to '%s' ignored (not a branch)", push.Ref))
+	case push.IsDeletion():
+		return s.ignore(ctx, p, d, fmt.Sprintf("Deletion of branch '%s' ignored", branch))
+	case branch != p.DefaultBranch:
+		return s.ignore(ctx, p, d, fmt.Sprintf("Push to '%s' ignored (only '%s' triggers deployment)", branch, p.DefaultBranch))
+	}
+	sha, message, author := push.Commit()
+	if !github.ValidSHA(sha) {
+		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
+	}
+	res, err := s.store.RecordPush(ctx, store.Push{ProjectID: p.ID, DeliveryID: d.GUID, CommitSHA: sha,
+		CommitMessage: message, CommitAuthor: author, Branch: branch})
+	if err != nil {
+		return recordFailed(p, err)
+	}
+	if res.Duplicate {
+		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]),
+			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha}, nil
+	}
+	s.builds.Wake()
+	return Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", sha[:7]),
+		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: message, Branch: branch}, nil
+}
+
+// ignore durably records a delivery that is ignored and answers why.
+func (s *Service) ignore(ctx context.Context, p *store.Project, d Delivery, message string) (Receipt, error) {
+	return s.record(ctx, p, d, store.OutcomeIgnored, Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message})
+}
+
+// record durably records a delivery to p that creates no deployment, then returns receipt.
+func (s *Service) record(ctx context.Context, p *store.Project, d Delivery, outcome string, receipt Receipt) (Receipt, error) {
+	if err := s.store.RecordDelivery(ctx, store.Delivery{GUID: d.GUID, Event: d.Event, ProjectID: p.ID, Outcome: outcome}); err != nil {
+		return recordFailed(p, err)
+	}
+	receipt.ProjectID = p.ID
+	return receipt, nil
+}
+
+// recordFailed answers a delivery whose record could not be stored: GitHub shows the failure and
+// the user can redeliver.
+func recordFailed(p *store.Project, err error) (Receipt, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return refused(p, OutcomeNotFound, NotFound, fmt.Sprintf("Project %d not found", p.ID))
+	}
+	return Receipt{Outcome: OutcomeUnavailable, ProjectID: p.ID}, &Error{Kind: Unavailable, Detail: "Could not record the delivery, redeliver it later", Err: err}
+}
