@@ -13,6 +13,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -55,8 +56,8 @@ type Options struct {
 	Store  Store
 	GitHub *github.Client
 	Builds Builds
-	// Targets returns the publish target of a project's target name.
-	Targets func(name string) (Target, error)
+	// Targets are where deployments go live.
+	Targets *publish.Targets
 	Log     *slog.Logger
 }
 
@@ -66,7 +67,7 @@ type Service struct {
 	store   Store
 	github  *github.Client
 	builds  Builds
-	targets func(name string) (Target, error)
+	targets *publish.Targets
 	log     *slog.Logger
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
@@ -89,5 +90,5 @@ func (s *Service) LogPath(deploymentID int64) string {
 
 // SiteDir is where the output of a deployment is kept and served from.
 func (s *Service) SiteDir(slug string, deploymentID int64) string {
-	return filepath.Join(s.cfg.DataDir, "sites", slug, strconv.FormatInt(deploymentID, 10))
+	return publish.Dir(s.cfg.DataDir, slug, deploymentID)
 }

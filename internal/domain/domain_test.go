@@ -5,21 +5,26 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
+	"github.com/miaobu/miaobu/internal/oss/ossfake"
+	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 const (
-	token  = "ghp_domain-test-token"
-	tipSHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+	token    = "ghp_domain-test-token"
+	tipSHA   = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+	otherSHA = "0123456789abcdef0123456789abcdef01234567"
 )
 
 // queue records what the service asked of the build queue.
@@ -31,13 +36,6 @@ type queue struct {
 func (q *queue) Wake()                   { q.wakes++ }
 func (q *queue) Stop(deploymentID int64) { q.stopped = append(q.stopped, deploymentID) }
 
-// fakeTarget publishes nothing and fails with err.
-type fakeTarget struct{ err error }
-
-func (t fakeTarget) Publish(context.Context, *store.Project, *store.Deployment, string, io.Writer, func(store.Status) error) error {
-	return t.err
-}
-
 // fixture is a Service on a store in a temporary directory, a fake GitHub serving acme/site, and
 // a recorded build queue.
 type fixture struct {
@@ -45,7 +43,6 @@ type fixture struct {
 	store  *store.Store
 	github *githubtest.Server
 	queue  *queue
-	target fakeTarget
 }
 
 // newFixture builds a fixture; configure may change the configuration first.
@@ -72,7 +69,7 @@ func newFixture(t *testing.T, configure func(*config.Config)) *fixture {
 	}
 	f := &fixture{store: st, github: gh, queue: &queue{}}
 	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue,
-		Targets: func(string) (Target, error) { return f.target, nil }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Targets: publish.NewTargets(cfg), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return f
 }
 
@@ -223,42 +220,80 @@ func TestExpiredTokenIsUpstream(t *testing.T) {
 	}
 }
 
+// deployKept queues a deployment of sha in project p, keeps an output for it and releases it.
+func (f *fixture) deployKept(t *testing.T, p *store.Project, sha string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	d, _, err := f.svc.Deploy(ctx, p.Slug, sha, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.ClaimNext(func(int64) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	dir := f.svc.SiteDir(p.Slug, d.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(sha), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Release(ctx, p, d, "static", false, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return d.ID
+}
+
 func TestRollbackFailures(t *testing.T) {
 	f := newFixture(t, nil)
 	p := f.addProject(t, "blog")
 	ctx := context.Background()
-	var ids []int64
-	for _, sha := range []string{tipSHA, "0123456789abcdef0123456789abcdef01234567"} {
-		d, _, err := f.svc.Deploy(ctx, "blog", sha, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.store.ClaimNext(func(int64) bool { return false }); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.svc.Release(ctx, p, d, "static", false, io.Discard); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, d.ID)
-	}
+	first := f.deployKept(t, p, tipSHA)
+	second := f.deployKept(t, p, otherSHA)
 
-	f.target = fakeTarget{err: errors.New("OSS answered 503")}
-	_, _, err := f.svc.Rollback(ctx, "blog", 0)
-	checkError(t, err, Upstream, "Rollback failed: OSS answered 503")
-
-	f.target = fakeTarget{err: Errorf(Conflict, "the files of deployment %d are gone: deploy again", ids[0])}
-	_, _, err = f.svc.Rollback(ctx, "blog", ids[0])
-	checkError(t, err, Conflict, "Rollback failed: the files of deployment 1 are gone: deploy again")
-
-	_, _, err = f.svc.Rollback(ctx, "blog", ids[1])
+	_, _, err := f.svc.Rollback(ctx, "blog", second)
 	checkError(t, err, Conflict, "Deployment 2 is already live")
 	_, _, err = f.svc.Rollback(ctx, "blog", 99)
 	checkError(t, err, NotFound, "Deployment 99 not found in project blog")
 
-	f.target = fakeTarget{}
-	d, p, err := f.svc.Rollback(ctx, "blog", 0)
-	if err != nil || d.ID != ids[0] || p.ActiveDeploymentID != ids[0] {
+	if err := os.RemoveAll(f.svc.SiteDir(p.Slug, first)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.Rollback(ctx, "blog", 0)
+	checkError(t, err, Conflict, "Rollback failed: the files of deployment 1 are gone: deploy again")
+}
+
+func TestRollbackOfOSSFailingIsUpstream(t *testing.T) {
+	bucket := ossfake.New(t, "sites")
+	f := newFixture(t, func(cfg *config.Config) {
+		cfg.OSS = config.OSS{Endpoint: bucket.URL, Bucket: "sites", Prefix: "{slug}/", Concurrency: 2, MaxDelete: 100,
+			AccessKeyID: "AKID", AccessKeySecret: "secret"}
+	})
+	oss := "oss"
+	f.addProject(t, "shop")
+	p, err := f.svc.UpdateProject("shop", ProjectChange{Settings: Settings{Target: &oss}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := f.deployKept(t, p, tipSHA)
+	f.deployKept(t, p, otherSHA)
+	if got, _ := bucket.Object("shop/index.html"); string(got.Body) != otherSHA {
+		t.Fatalf("live object %q", got.Body)
+	}
+
+	bucket.SetFault(func(ossfake.Op, string) int { return http.StatusServiceUnavailable })
+	_, _, err = f.svc.Rollback(context.Background(), "shop", first)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != Upstream || !strings.HasPrefix(e.Detail, "Rollback failed: uploading deployment 1 to OSS: ") || e.Err == nil {
+		t.Fatalf("rollback: %#v", err)
+	}
+	bucket.SetFault(nil)
+	d, p, err := f.svc.Rollback(context.Background(), "shop", 0)
+	if err != nil || d.ID != first || p.ActiveDeploymentID != first {
 		t.Fatalf("rollback: %v %+v %+v", err, d, p)
+	}
+	if got, _ := bucket.Object("shop/index.html"); string(got.Body) != tipSHA {
+		t.Errorf("live object after the rollback %q", got.Body)
 	}
 }
 

@@ -8,16 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
-
-// Target is where a deployment goes live once its output is kept in dir. Publish runs before the
-// store switches the project's live pointer, for a new deployment and for a rollback alike; it
-// writes its progress to log and may move the deployment to another status (purging) with step. A
-// failure that is the user's to fix is an *Error; any other is the target's service failing.
-type Target interface {
-	Publish(ctx context.Context, p *store.Project, d *store.Deployment, dir string, log io.Writer, step func(store.Status) error) error
-}
 
 // Release publishes a built deployment to its project's target and records it deployed: live unless
 // a deployment created after it is live already, when it stays available at its preview URL. It
@@ -35,13 +28,13 @@ func (s *Service) Release(ctx context.Context, p *store.Project, d *store.Deploy
 	}
 	var took time.Duration
 	if mayGoLive {
-		target, err := s.targets(p.Target)
+		target, err := s.targets.For(p.Target)
 		if err != nil {
 			return 0, err
 		}
 		step := func(status store.Status) error { return s.store.SetStatus(d.ID, status) }
 		start := time.Now()
-		if err := target.Publish(ctx, p, d, s.SiteDir(p.Slug, d.ID), log, step); err != nil {
+		if err := target.Activate(ctx, s.release(p, d, log, step), ""); err != nil {
 			return 0, err
 		}
 		took = time.Since(start)
@@ -66,18 +59,22 @@ func (s *Service) Release(ctx context.Context, p *store.Project, d *store.Deploy
 func (s *Service) goLive(ctx context.Context, p *store.Project, d *store.Deployment) error {
 	unlock := s.lockPublishing(p.ID)
 	defer unlock()
-	target, err := s.targets(p.Target)
+	target, err := s.targets.For(p.Target)
 	if err != nil {
-		return &Error{Kind: Conflict, Detail: "Rollback failed: " + err.Error(), Err: err}
+		return &Error{Kind: Conflict, Detail: "Rollback failed: " + err.Error()}
 	}
-	if err := target.Publish(ctx, p, d, s.SiteDir(p.Slug, d.ID), io.Discard, func(store.Status) error { return nil }); err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return &Error{Kind: e.Kind, Detail: "Rollback failed: " + e.Detail, Err: e.Err}
+	if err := target.Activate(ctx, s.release(p, d, io.Discard, func(store.Status) error { return nil }), ""); err != nil {
+		if gone := (*publish.GoneError)(nil); errors.As(err, &gone) {
+			return &Error{Kind: Conflict, Detail: "Rollback failed: " + err.Error()}
 		}
 		return &Error{Kind: Upstream, Detail: "Rollback failed: " + err.Error(), Err: err}
 	}
 	return s.store.Rollback(p.ID, d.ID)
+}
+
+// release is the kept deployment d of p on its way to its target.
+func (s *Service) release(p *store.Project, d *store.Deployment, log io.Writer, step func(store.Status) error) publish.Release {
+	return publish.Release{Project: p, Deployment: d, Dir: s.SiteDir(p.Slug, d.ID), Log: log, Step: step}
 }
 
 // lockPublishing serialises what makes a project's deployment live (a finished build's publish and

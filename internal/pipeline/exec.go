@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/miaobu/miaobu/internal/publish"
 )
 
 // Sandbox modes of build.sandbox.
@@ -142,7 +144,7 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 	var hidden []string
 	for _, p := range b.hiddenPaths() {
 		// A path in a directory already hidden is gone with it.
-		if slices.ContainsFunc(hidden, func(d string) bool { return within(d, p) }) {
+		if slices.ContainsFunc(hidden, func(d string) bool { return publish.Within(d, p) }) {
 			continue
 		}
 		info, err := os.Stat(p)
@@ -156,7 +158,7 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 			args = append(args, "--ro-bind", "/dev/null", p)
 		}
 	}
-	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return within(d, resolverDir) }) {
+	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return publish.Within(d, resolverDir) }) {
 		args = append(args, "--ro-bind", resolverDir, resolverDir)
 	}
 	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/detect"
+	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -167,7 +168,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	log.Printf("==> Publishing %s", settings.OutputDirectory)
 	copyStart := time.Now()
-	files, err := Publish(output, job.PublishDir)
+	files, err := publish.Copy(output, job.PublishDir)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +284,7 @@ func outputDir(src, rootDir, output string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !within(realSrc, real) {
+	if !publish.Within(realSrc, real) {
 		return "", fmt.Errorf("output directory %q is outside the checkout: nothing outside the build is published", output)
 	}
 	if info, err := os.Stat(real); err != nil || !info.IsDir() {
@@ -314,11 +315,6 @@ func listDirs(src, rootDir string) string {
 		return ""
 	}
 	return "; directories present: " + strings.Join(names, ", ")
-}
-
-// within reports whether path is root or inside it; both are clean absolute paths.
-func within(root, path string) bool {
-	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
 }
 
 // firstLine is the first line of a commit message.
