@@ -108,18 +108,25 @@ func freeAddr(t *testing.T) string {
 // seconds, pushes it and waits until it is building.
 func startSlowBuild(t *testing.T, ta *testAgent, marker string) (api.Project, int64) {
 	t.Helper()
+	p, _, id := startBuildSleeping(t, ta, marker, 3*time.Second)
+	return p, id
+}
+
+// startBuildSleeping is startSlowBuild with a build that sleeps for d; it also returns the repository.
+func startBuildSleeping(t *testing.T, ta *testAgent, marker string, d time.Duration) (api.Project, *gittest.Repo, int64) {
+	t.Helper()
 	repo := gittest.New(t)
 	p := ta.addProject("slow", repo.Dir)
 	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
 		BuildCommand: ptr("node build.js " + marker)}, http.StatusOK, nil)
-	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "3000"}, http.StatusOK, nil)
+	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": fmt.Sprint(d.Milliseconds())}, http.StatusOK, nil)
 	id := ta.push(p, repo.Commit("slow", nodeSite("survived")))
 	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(marker)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the build never started:\n%s", ta.log(id))
 		}
 	}
-	return p, id
+	return p, repo, id
 }
 
 func TestSIGTERMMidBuildQueuesItAgain(t *testing.T) {

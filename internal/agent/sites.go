@@ -96,16 +96,12 @@ func (a *Agent) siteError(w http.ResponseWriter, r *http.Request, err error, not
 // directory, the SPA fallback or the site's 404.html for a missing file; os.Root keeps every open
 // inside the directory, symlinks included.
 func serveSiteFile(w http.ResponseWriter, r *http.Request, root *os.Root, d *store.Deployment) {
-	name := path.Clean("/" + r.URL.Path)
+	name := serving.CleanPath(r.URL.Path)
 	f, info, err := openSiteFile(root, name)
 	if err == nil && info.IsDir() {
 		f.Close()
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			target := r.URL.Path + "/"
-			if r.URL.RawQuery != "" {
-				target += "?" + r.URL.RawQuery
-			}
-			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			http.Redirect(w, r, serving.DirectoryLocation(r.URL.Path, r.URL.RawQuery), http.StatusMovedPermanently)
 			return
 		}
 		name = path.Join(name, "index.html")

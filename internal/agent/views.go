@@ -13,7 +13,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.domain.WebhookURL(p.ID), SiteURL: a.domain.LiveURL(p),
-		CreatedAt: p.CreatedAt,
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
 	}
 	if p.Repo != "" {
 		repo := p.Repo
@@ -30,13 +30,22 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 	return v
 }
 
+// detectionView turns what a build detected into its API fields, all null when nothing was.
+func detectionView(s *store.DetectedSettings) api.Detection {
+	if s == nil {
+		return api.Detection{}
+	}
+	return api.Detection{DetectedFramework: &s.Framework, DetectedInstallCommand: &s.InstallCommand,
+		DetectedBuildCommand: &s.BuildCommand, DetectedOutputDirectory: &s.OutputDirectory}
+}
+
 // deploymentView turns a stored deployment into its API form.
 func (a *Agent) deploymentView(d *store.Deployment, p *store.Project) api.Deployment {
 	v := api.Deployment{
 		ID: d.ID, ProjectID: d.ProjectID, CommitSHA: d.CommitSHA, CommitMessage: d.CommitMessage,
 		CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: string(d.Trigger), Status: string(d.Status),
 		ErrorMessage: d.ErrorMessage, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-		BuildTimeSeconds: d.BuildTimeSeconds,
+		BuildTimeSeconds: d.BuildTimeSeconds, Detection: detectionView(d.Detected),
 	}
 	if p != nil {
 		v.Live = p.ActiveDeploymentID == d.ID

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -196,6 +197,13 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 				log.Warn("build: recording the commit", "err", err)
 			}
 		},
+		Detected: func(s detect.Settings) {
+			err := a.store.RecordDetected(d.ID, store.DetectedSettings{Framework: s.Framework, InstallCommand: s.InstallCommand,
+				BuildCommand: s.BuildCommand, OutputDirectory: s.OutputDirectory})
+			if err != nil && !errors.Is(err, store.ErrFinished) {
+				log.Warn("build: recording the detected settings", "err", err)
+			}
+		},
 	}
 	buildStart := time.Now()
 	res, err := a.builder.Build(bctx, job, blog)
@@ -221,7 +229,6 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	if took > 0 {
 		a.metrics.publishDuration.WithLabelValues(p.Target).Observe(took.Seconds())
 	}
-	a.metrics.deployments.WithLabelValues(string(store.StatusDeployed)).Inc()
 	return nil
 }
 
@@ -236,7 +243,6 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
-		a.metrics.deployments.WithLabelValues(string(store.StatusCancelled)).Inc()
 		log.Info("build cancelled")
 	default:
 		if cause != nil {
@@ -247,7 +253,6 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		if ferr := a.store.Fail(d.ID, store.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
 			log.Error("build: recording the failure", "err", ferr)
 		}
-		a.metrics.deployments.WithLabelValues(string(store.StatusFailed)).Inc()
 		log.Info("build failed")
 	}
 }

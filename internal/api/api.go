@@ -27,6 +27,17 @@ type Project struct {
 	SiteURL            string    `json:"site_url"`
 	CreatedAt          time.Time `json:"created_at"`
 	WebhookSecret      string    `json:"webhook_secret,omitempty"`
+	// Detection is what the newest build of the project detected.
+	Detection
+}
+
+// Detection is what a build detected in its commit: the build settings used wherever the project
+// sets none. Every field is null until a build has detected.
+type Detection struct {
+	DetectedFramework       *string `json:"detected_framework"`
+	DetectedInstallCommand  *string `json:"detected_install_command"`
+	DetectedBuildCommand    *string `json:"detected_build_command"`
+	DetectedOutputDirectory *string `json:"detected_output_directory"`
 }
 
 // ProjectCreate is the body of POST /api/v1/projects (`miaobu project add`).
@@ -91,6 +102,8 @@ type Deployment struct {
 	BuildTimeSeconds *float64   `json:"build_time_seconds"`
 	URL              string     `json:"url"`
 	Live             bool       `json:"live"`
+	// Detection is what this deployment's build detected.
+	Detection
 }
 
 // DeployRequest is the body of POST /api/v1/projects/{id}/deploy; both fields are optional.

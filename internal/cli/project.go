@@ -151,12 +151,18 @@ func newProjectListCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// orDetected shows a build setting, or that it is detected at build time.
-func orDetected(s string) string {
-	if s == "" {
+// orDetected shows a build setting, or that it is detected at build time with what the project's
+// last build detected (detected is nil until a build has).
+func orDetected(set string, detected *string) string {
+	switch {
+	case set != "":
+		return set
+	case detected == nil:
 		return "(detected at build)"
+	case *detected == "":
+		return "(detected at build: none)"
 	}
-	return s
+	return "(detected at build: " + *detected + ")"
 }
 
 // printProject shows a project's details.
@@ -179,10 +185,10 @@ func printProject(a *app, p api.Project) error {
 		{"Repository", repo},
 		{"Deploys", "pushes to branch " + p.DefaultBranch},
 		{"Webhook", a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)},
-		{"Framework", orDetected(p.Framework)},
-		{"Install", orDetected(p.InstallCommand)},
-		{"Build", orDetected(p.BuildCommand)},
-		{"Output", orDetected(p.OutputDirectory)},
+		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
+		{"Install", orDetected(p.InstallCommand, p.DetectedInstallCommand)},
+		{"Build", orDetected(p.BuildCommand, p.DetectedBuildCommand)},
+		{"Output", orDetected(p.OutputDirectory, p.DetectedOutputDirectory)},
 		{"Root", root},
 		{"Target", p.Target},
 		{"Live", live},
@@ -208,6 +214,7 @@ func newProjectShowCommand(a *app) *cobra.Command {
 			return printProject(a, p)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -250,6 +257,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			return printProject(a, p)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
 	build.register(cmd)
 	jsonFlag(cmd, &asJSON)
@@ -274,6 +282,7 @@ func newProjectDeleteCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

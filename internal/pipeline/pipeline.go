@@ -62,6 +62,8 @@ type Job struct {
 	Step func(status store.Status) error
 	// Commit is told the commit's message and author once the clone knows them.
 	Commit func(message, author string)
+	// Detected is told what detection found in the commit, before the project's settings override it.
+	Detected func(detect.Settings)
 }
 
 // Result is what a successful build produced.
@@ -231,6 +233,9 @@ func (b *Builder) settings(job Job, src string, log *Log) (buildSettings, error)
 	if err != nil {
 		return buildSettings{}, fmt.Errorf("detecting build settings: %w", err)
 	}
+	if job.Detected != nil {
+		job.Detected(detected)
+	}
 	s := detected
 	for _, o := range []struct {
 		set string
@@ -286,6 +291,9 @@ func outputDir(src, rootDir, output string) (string, error) {
 	}
 	if !publish.Within(realSrc, real) {
 		return "", fmt.Errorf("output directory %q is outside the checkout: nothing outside the build is published", output)
+	}
+	if publish.InGitDir(realSrc, real) {
+		return "", fmt.Errorf("output directory %q is in .git: the repository's own files are never published", output)
 	}
 	if info, err := os.Stat(real); err != nil || !info.IsDir() {
 		return "", fmt.Errorf("build output %q is not a directory", output)

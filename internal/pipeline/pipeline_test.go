@@ -222,6 +222,62 @@ func TestOutputMustStayInsideTheBuild(t *testing.T) {
 	})
 }
 
+func TestBuildOutputIsPublishedWithoutSetuid(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	sha := r.Commit("modes", map[string]string{
+		"package.json": `{"name":"x","scripts":{"build":"node build.js"}}`,
+		"build.js": `const fs = require("fs"); fs.mkdirSync("dist", {recursive: true});
+fs.writeFileSync("dist/index.html", "home");
+fs.writeFileSync("dist/tool", "#!/bin/sh\n"); fs.chmodSync("dist/tool", 0o4755);
+fs.writeFileSync("dist/open.js", "1"); fs.chmodSync("dist/open.js", 0o777);`,
+	})
+	job := testJob(data, r, sha, 1)
+	if _, log, err := build(t, context.Background(), b, data, job); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	for name, want := range map[string]os.FileMode{"tool": 0o755, "open.js": 0o755} {
+		info, err := os.Stat(filepath.Join(job.PublishDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode() != want {
+			t.Errorf("published %s has mode %v, want %v", name, info.Mode(), want)
+		}
+	}
+}
+
+func TestOutputNeverLeadsIntoGit(t *testing.T) {
+	for name, tc := range map[string]struct {
+		files  map[string]string
+		output string
+	}{
+		"symlink to .git":                {files: map[string]string{"index.html": "x", "gitdir": "->.git"}},
+		"symlink to .git/config":         {files: map[string]string{"index.html": "x", "x": "->.git/config"}},
+		"symlink through a directory":    {files: map[string]string{"index.html": "x", "a/b": "->../.git/refs"}},
+		"symlink out of dist into .git":  {files: map[string]string{"dist/index.html": "x", "dist/x": "->../.git/config"}, output: "dist"},
+		"output directory is .git":       {files: map[string]string{"index.html": "x"}, output: ".git"},
+		"output directory links to .git": {files: map[string]string{"index.html": "x", "out": "->.git"}, output: "out"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, data := testBuilder(t)
+			r := gittest.New(t)
+			job := testJob(data, r, r.Commit("evil", tc.files), 1)
+			job.OutputDirectory = tc.output
+			_, log, err := build(t, context.Background(), b, data, job)
+			if err == nil {
+				t.Fatalf("published:\n%s", log)
+			}
+			if !strings.Contains(err.Error(), ".git") {
+				t.Errorf("err = %v, want the link into .git refused", err)
+			}
+			if _, statErr := os.Stat(job.PublishDir); !errors.Is(statErr, os.ErrNotExist) {
+				t.Errorf("files were published")
+			}
+		})
+	}
+}
+
 func TestBuildEnvironmentIsClean(t *testing.T) {
 	t.Setenv("MIAOBU_GITHUB_TOKEN", "ghp_agentsecrettoken")
 	t.Setenv("MIAOBU_OSS_ACCESS_KEY_SECRET", "oss-agent-secret")

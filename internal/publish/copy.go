@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -14,7 +15,8 @@ import (
 // interrupted by a crash left there, hard-linking files when src and dst share a file system, and
 // returns how many files it published. It skips .git and
 // refuses symlinks that lead outside src, so nothing outside the build is ever published; a symlink
-// inside src is published as a copy of what it points at.
+// inside src is published as a copy of what it points at. Nothing published is setuid, setgid,
+// sticky or writable by group or others (see publishedMode).
 func Copy(src, dst string) (int, error) {
 	root, err := filepath.EvalSymlinks(src)
 	if err != nil {
@@ -55,6 +57,16 @@ func (p *publisher) dir(from, to, rel string, ancestors map[string]bool) error {
 	if err := os.Mkdir(to, 0o755); err != nil {
 		return fmt.Errorf("publishing: %w", err)
 	}
+	// A new directory inherits setgid from its parent.
+	info, err := os.Stat(to)
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	if mode := publishedMode(info.Mode()); info.Mode() != fs.ModeDir|mode {
+		if err := os.Chmod(to, mode); err != nil {
+			return fmt.Errorf("publishing: %w", err)
+		}
+	}
 	entries, err := os.ReadDir(from)
 	if err != nil {
 		return fmt.Errorf("reading the output: %w", err)
@@ -75,6 +87,9 @@ func (p *publisher) dir(from, to, rel string, ancestors map[string]bool) error {
 			}
 			if err != nil || !Within(p.root, resolved) {
 				return fmt.Errorf("output file %s is a symlink to %s, outside the output directory: nothing outside the build is published", relPath, target)
+			}
+			if InGitDir(p.root, resolved) {
+				return fmt.Errorf("output file %s is a symlink to %s, into .git: the repository's own files are never published", relPath, target)
 			}
 			info, err := os.Stat(resolved)
 			if err != nil {
@@ -102,10 +117,22 @@ func (p *publisher) dir(from, to, rel string, ancestors map[string]bool) error {
 	return nil
 }
 
-// file hard-links or copies one file.
+// publishedMode is the mode a published file or directory gets for one of mode m: its permission
+// bits without write for group and others; setuid, setgid and sticky never reach a site.
+func publishedMode(m fs.FileMode) fs.FileMode {
+	return m.Perm() &^ 0o022
+}
+
+// file hard-links or copies one file. A hard link shares the inode, mode included, so a file whose
+// mode publishedMode changes is copied: changing the link would change the build's file too.
 func (p *publisher) file(from, to string) error {
 	p.files++
-	if p.link {
+	info, err := os.Stat(from)
+	if err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	mode := publishedMode(info.Mode())
+	if p.link && info.Mode() == mode {
 		if err := os.Link(from, to); err == nil {
 			return nil
 		}
@@ -116,18 +143,31 @@ func (p *publisher) file(from, to string) error {
 		return fmt.Errorf("publishing: %w", err)
 	}
 	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("publishing: %w", err)
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	_, err = io.Copy(out, in)
+	if err == nil {
+		// The umask may have taken bits off: a copy gets the mode a link would have had.
+		err = out.Chmod(mode)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("publishing: %w", err)
 	}
-	return out.Close()
+	return nil
 }
 
 // Within reports whether path is root or inside it; both are clean absolute paths.
 func Within(root, path string) bool {
 	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
+}
+
+// InGitDir reports whether path, inside root (both clean absolute paths), is in a .git directory.
+func InGitDir(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && slices.Contains(strings.Split(rel, string(filepath.Separator)), ".git")
 }

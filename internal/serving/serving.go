@@ -1,13 +1,33 @@
-// Package serving owns how a published file is served: its Content-Type and its cache policy,
-// shared by the local target and the object-storage upload so both send the same headers.
+// Package serving owns how a published file is served: the site path a request names, its
+// Content-Type and its cache policy, shared by the local target and the object-storage upload so
+// both send the same headers.
 package serving
 
 import (
 	"mime"
+	"net/url"
 	"path"
 	"regexp"
 	"strings"
 )
+
+// CleanPath returns the site path a request's URL path names: rooted, with "." and ".." resolved
+// and no empty segments, so it never leaves the site and never starts with "//".
+func CleanPath(urlPath string) string {
+	return path.Clean("/" + urlPath)
+}
+
+// DirectoryLocation returns where to redirect a request for a directory whose URL path lacks the
+// trailing slash: the cleaned path with the slash, escaped, and the query. It is always a path of
+// the same site: never a scheme-relative "//host", and a backslash, which browsers read as a slash
+// ("/\host"), is sent escaped.
+func DirectoryLocation(urlPath, rawQuery string) string {
+	dir := CleanPath(urlPath)
+	if dir != "/" {
+		dir += "/"
+	}
+	return (&url.URL{Path: dir, RawQuery: rawQuery}).String()
+}
 
 // CacheImmutable is the Cache-Control of files whose names carry a content hash.
 const CacheImmutable = "public, max-age=31536000, immutable"

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -31,6 +30,17 @@ type Deployment struct {
 	Framework string `json:"framework,omitempty"`
 	// SPA says the site answers unknown extension-less paths with /index.html.
 	SPA bool `json:"spa,omitempty"`
+	// Detected is what detection found in the commit, once the build has looked.
+	Detected *DetectedSettings `json:"detected,omitempty"`
+}
+
+// DetectedSettings are the build settings detection found in a commit: what a build uses wherever
+// the project sets none of its own.
+type DetectedSettings struct {
+	Framework       string `json:"framework"`
+	InstallCommand  string `json:"install_command"`
+	BuildCommand    string `json:"build_command"`
+	OutputDirectory string `json:"output_directory"`
 }
 
 // Status is where a deployment is in its life; the values are the API's.
@@ -95,7 +105,7 @@ func activeDeploymentID(tx *bolt.Tx, projectID int64) (int64, error) {
 }
 
 // createDeployment stores d as a new queued deployment and cancels the project's older queued ones.
-func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
+func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 	deployments := bucket(tx, deploymentsBucket)
 	seq, err := deployments.NextSequence()
 	if err != nil {
@@ -103,14 +113,12 @@ func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 	}
 	d.ID, d.Status, d.CreatedAt = int64(seq), StatusQueued, now
 	queued := bucket(tx, queuedBucket)
-	var older []int64
-	c := queued.Cursor()
-	prefix := itob(d.ProjectID)
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		older = append(older, btoi(k[8:]))
+	older, err := pairedIDs(queued, itob(d.ProjectID))
+	if err != nil {
+		return err
 	}
 	for _, id := range older {
-		if err := finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
+		if err := s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
 			return err
 		}
 	}
@@ -132,19 +140,33 @@ func (s *Store) CreateDeployment(d *Deployment) error {
 		if _, err := activeDeploymentID(tx, d.ProjectID); err != nil {
 			return err
 		}
-		return createDeployment(tx, d, time.Now().UTC())
+		return s.createDeployment(tx, d, time.Now().UTC())
 	})
 }
 
+// pairedIDs returns the child ids of the (parent id, child id) pair keys of b that start with prefix,
+// in key order.
+func pairedIDs(b *bolt.Bucket, prefix []byte) ([]int64, error) {
+	var ids []int64
+	err := iterate(b, prefix, func(k []byte, _ struct{}) (bool, error) {
+		ids = append(ids, btoi(k[8:]))
+		return true, nil
+	})
+	return ids, err
+}
+
 // finish moves deployment id to a terminal status inside tx and drops it from the queue, the running
-// set and, unless it is live, the commit index.
-func finish(tx *bolt.Tx, id int64, status Status, message string, now time.Time) error {
+// set and, unless it is live, the commit index; the OnFinish function hears of it once tx commits.
+func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now time.Time) error {
 	d, err := loadDeployment(tx, id)
 	if err != nil {
 		return err
 	}
 	if d.Terminal() {
 		return ErrFinished
+	}
+	if finished := s.finished.Load(); finished != nil {
+		tx.OnCommit(func() { (*finished)(status) })
 	}
 	d.Status, d.ErrorMessage, d.FinishedAt = status, message, &now
 	if d.StartedAt != nil {
@@ -181,12 +203,12 @@ func releaseCommit(tx *bolt.Tx, d *Deployment) error {
 		return err
 	}
 	candidates := []int64{active}
-	prefix := itob(d.ProjectID)
 	for _, name := range [][]byte{queuedBucket, runningBucket} {
-		c := bucket(tx, name).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-			candidates = append(candidates, btoi(k[8:]))
+		ids, err := pairedIDs(bucket(tx, name), itob(d.ProjectID))
+		if err != nil {
+			return err
 		}
+		candidates = append(candidates, ids...)
 	}
 	for _, id := range candidates {
 		if id == 0 || id == d.ID {
@@ -218,40 +240,24 @@ func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
 	var out []*Deployment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		deployments := bucket(tx, deploymentsBucket)
-		add := func(v []byte) error {
-			var d Deployment
-			if err := json.Unmarshal(v, &d); err != nil {
-				return err
-			}
-			out = append(out, &d)
-			return nil
-		}
+		more := func() bool { return limit <= 0 || len(out) < limit }
 		if projectID == 0 {
-			c := deployments.Cursor()
-			for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
-				if err := add(v); err != nil {
-					return err
-				}
-			}
-			return nil
+			return iterateBackward(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
+				out = append(out, &d)
+				return more(), nil
+			})
 		}
 		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
 			return ErrNotFound
 		}
-		c := bucket(tx, projectDeploymentsBucket).Cursor()
-		prefix := itob(projectID)
-		k, _ := c.Seek(itob(projectID + 1))
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && hasPrefix(k, prefix) && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
-			if err := add(deployments.Get(k[8:])); err != nil {
-				return err
+		return iterateBackward(bucket(tx, projectDeploymentsBucket), itob(projectID), func(k []byte, _ struct{}) (bool, error) {
+			var d Deployment
+			if err := get(deployments, k[8:], &d); err != nil {
+				return false, err
 			}
-		}
-		return nil
+			out = append(out, &d)
+			return more(), nil
+		})
 	})
 	return out, err
 }
@@ -262,14 +268,14 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 	var claimed *Deployment
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var best []byte
-		c := bucket(tx, queuedBucket).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if busy(btoi(k[:8])) {
-				continue
-			}
-			if best == nil || btoi(k[8:]) < btoi(best[8:]) {
+		err := iterate(bucket(tx, queuedBucket), nil, func(k []byte, _ struct{}) (bool, error) {
+			if !busy(btoi(k[:8])) && (best == nil || btoi(k[8:]) < btoi(best[8:])) {
 				best = append(best[:0:0], k...)
 			}
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
 		if best == nil {
 			return nil
@@ -313,24 +319,52 @@ func (s *Store) SetStatus(id int64, status Status) error {
 // change must not touch the status or the queue.
 func (s *Store) UpdateRunning(id int64, change func(d *Deployment)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		d, err := loadDeployment(tx, id)
+		_, err := updateRunning(tx, id, change)
+		return err
+	})
+}
+
+// updateRunning is UpdateRunning inside tx; it returns the changed deployment.
+func updateRunning(tx *bolt.Tx, id int64, change func(d *Deployment)) (*Deployment, error) {
+	d, err := loadDeployment(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Terminal() {
+		return nil, ErrFinished
+	}
+	status := d.Status
+	change(d)
+	d.Status = status
+	return d, saveDeployment(tx, d)
+}
+
+// RecordDetected records what the build of a running deployment detected, on the deployment and,
+// unless a newer deployment's build has detected already, as its project's last detection; it
+// returns ErrFinished for a deployment that has finished.
+func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := updateRunning(tx, id, func(d *Deployment) { d.Detected = &detected })
 		if err != nil {
 			return err
 		}
-		if d.Terminal() {
-			return ErrFinished
+		projects := bucket(tx, projectsBucket)
+		var p Project
+		if err := get(projects, itob(d.ProjectID), &p); err != nil {
+			return err
 		}
-		status := d.Status
-		change(d)
-		d.Status = status
-		return saveDeployment(tx, d)
+		if p.DetectedBy > d.ID {
+			return nil
+		}
+		p.Detected, p.DetectedBy = &detected, d.ID
+		return put(projects, itob(p.ID), &p)
 	})
 }
 
 // Fail ends a deployment as failed or cancelled with a message.
 func (s *Store) Fail(id int64, status Status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return finish(tx, id, status, message, time.Now().UTC())
+		return s.finish(tx, id, status, message, time.Now().UTC())
 	})
 }
 
@@ -338,7 +372,7 @@ func (s *Store) Fail(id int64, status Status, message string) error {
 func (s *Store) Cancel(id int64) (*Deployment, error) {
 	var d *Deployment
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
-		if err = finish(tx, id, StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
+		if err = s.finish(tx, id, StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
 			return err
 		}
 		d, err = loadDeployment(tx, id)
@@ -383,7 +417,7 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 				return err
 			}
 		}
-		return finish(tx, id, StatusDeployed, "", time.Now().UTC())
+		return s.finish(tx, id, StatusDeployed, "", time.Now().UTC())
 	})
 	return live, err
 }
@@ -440,11 +474,11 @@ func (s *Store) Rollback(projectID, id int64) error {
 // Requeue puts a deployment whose build was interrupted by a shutdown back in the queue, or cancels
 // it when a newer deployment of its project is queued.
 func (s *Store) Requeue(id int64) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return requeue(tx, id, time.Now().UTC()) })
+	return s.db.Update(func(tx *bolt.Tx) error { return s.requeue(tx, id, time.Now().UTC()) })
 }
 
 // requeue is Requeue inside tx.
-func requeue(tx *bolt.Tx, id int64, now time.Time) error {
+func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	d, err := loadDeployment(tx, id)
 	if err != nil {
 		return err
@@ -452,11 +486,13 @@ func requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	if d.Terminal() {
 		return nil
 	}
-	prefix := itob(d.ProjectID)
-	c := bucket(tx, queuedBucket).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		if newer := btoi(k[8:]); newer > id {
-			return finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
+	queued, err := pairedIDs(bucket(tx, queuedBucket), itob(d.ProjectID))
+	if err != nil {
+		return err
+	}
+	for _, newer := range queued {
+		if newer > id {
+			return s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
 		}
 	}
 	d.Status, d.StartedAt = StatusQueued, nil
@@ -475,10 +511,9 @@ func requeue(tx *bolt.Tx, id int64, now time.Time) error {
 func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 	var touched []*Deployment
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var ids []int64
-		c := bucket(tx, runningBucket).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			ids = append(ids, btoi(k[8:]))
+		ids, err := pairedIDs(bucket(tx, runningBucket), nil)
+		if err != nil {
+			return err
 		}
 		now := time.Now().UTC()
 		for _, id := range ids {
@@ -487,7 +522,7 @@ func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 				return err
 			}
 			if d.Attempts >= 1 {
-				if err := finish(tx, id, StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
+				if err := s.finish(tx, id, StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
 					return err
 				}
 			} else {
@@ -495,7 +530,7 @@ func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 				if err := saveDeployment(tx, d); err != nil {
 					return err
 				}
-				if err := requeue(tx, id, now); err != nil {
+				if err := s.requeue(tx, id, now); err != nil {
 					return err
 				}
 			}

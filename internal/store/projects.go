@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,6 +31,9 @@ type Project struct {
 	Env                map[string]string `json:"env,omitempty"`
 	ActiveDeploymentID int64             `json:"active_deployment_id,omitempty"`
 	CreatedAt          time.Time         `json:"created_at"`
+	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
+	Detected   *DetectedSettings `json:"detected,omitempty"`
+	DetectedBy int64             `json:"detected_by,omitempty"`
 }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
@@ -128,13 +130,9 @@ func (s *Store) ProjectBySlug(slug string) (*Project, error) {
 func (s *Store) Projects() ([]*Project, error) {
 	var out []*Project
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return bucket(tx, projectsBucket).ForEach(func(_, v []byte) error {
-			var p Project
-			if err := json.Unmarshal(v, &p); err != nil {
-				return err
-			}
+		return iterate(bucket(tx, projectsBucket), nil, func(_ []byte, p Project) (bool, error) {
 			out = append(out, &p)
-			return nil
+			return true, nil
 		})
 	})
 	return out, err
@@ -189,15 +187,11 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 			}
 		}
 		deployments := bucket(tx, deploymentsBucket)
-		err := deployments.ForEach(func(k, v []byte) error {
-			var d Deployment
-			if err := json.Unmarshal(v, &d); err != nil {
-				return err
-			}
+		err := iterate(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
 			if d.ProjectID == id {
 				gone = append(gone, &d)
 			}
-			return nil
+			return true, nil
 		})
 		if err != nil {
 			return err
@@ -223,9 +217,12 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 // deletePrefix deletes every key of b that starts with prefix.
 func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	err := iterate(b, prefix, func(k []byte, _ struct{}) (bool, error) {
 		keys = append(keys, append([]byte(nil), k...))
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
@@ -233,9 +230,4 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 		}
 	}
 	return nil
-}
-
-// hasPrefix reports whether b starts with prefix.
-func hasPrefix(b, prefix []byte) bool {
-	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
 }

@@ -1,10 +1,10 @@
-// Package store owns miaobu's durable state: projects, deployments, the commit index and the record
-// of webhook deliveries, in one bbolt file.
+// Package store owns miaobu's durable state: projects, deployments, the commit index, the record
+// of webhook deliveries and the outbox of messages to send, in one bbolt file.
 //
 // Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
-//	meta                 "schema" → "1"
+//	meta                 "schema" → the schema version, in decimal
 //	projects             project id → Project
 //	project_slugs        slug → project id
 //	project_repos        "owner/name" NUL root directory → project id (one import per repository and root)
@@ -15,8 +15,15 @@
 //	commits              project id ‖ commit SHA → deployment id (a deployment of that commit that is
 //	                     queued, running or live: the duplicate check is this one lookup)
 //	deliveries           delivery sequence → Delivery
+//	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
+//	                     first; only the oldest message of a key is sent, so a key's messages keep order)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
+//
+// Open creates the buckets that are missing, then runs the migrations from the recorded schema
+// version to the latest one in the same transaction, so an upgrade is all or nothing; it refuses a
+// store whose version is newer than this miaobu knows. The root bucket keeps its name "v1" across
+// versions.
 package store
 
 import (
@@ -27,14 +34,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
-
-// SchemaVersion is the version of the layout described in the package doc.
-const SchemaVersion = "1"
 
 var (
 	rootBucket               = []byte("v1")
@@ -48,9 +53,10 @@ var (
 	runningBucket            = []byte("running")
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
+	outboxBucket             = []byte("outbox")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -69,7 +75,15 @@ type Store struct {
 	// so a late webhook gets ErrClosed instead of sending on a closed channel.
 	closing sync.RWMutex
 	closed  bool
+	// enqueued wakes the outbox worker after a commit that enqueued messages.
+	enqueued chan struct{}
+	// finished is told the status of every deployment that finishes (see OnFinish).
+	finished atomic.Pointer[func(status Status)]
 }
+
+// OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
+// deployment that finishes from now on, whatever ended it, once the change is committed.
+func (s *Store) OnFinish(fn func(status Status)) { s.finished.Store(&fn) }
 
 // ErrClosed is returned by writes that arrive after Close.
 var ErrClosed = errors.New("the store is closed")
@@ -95,27 +109,11 @@ func Open(dataDir string, timeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		root, err := tx.CreateBucketIfNotExists(rootBucket)
-		if err != nil {
-			return err
-		}
-		for _, name := range allBuckets {
-			if _, err := root.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		meta := root.Bucket(metaBucket)
-		if v := meta.Get(schemaKey); v != nil && string(v) != SchemaVersion {
-			return fmt.Errorf("store schema version %s is not the %s this miaobu understands", v, SchemaVersion)
-		}
-		return meta.Put(schemaKey, []byte(SchemaVersion))
-	})
-	if err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	s := &Store{db: db, writes: make(chan *groupWrite, maxGroup), done: make(chan struct{})}
+	s := &Store{db: db, writes: make(chan *groupWrite, maxGroup), done: make(chan struct{}), enqueued: make(chan struct{}, 1)}
 	go s.writer()
 	return s, nil
 }
@@ -159,8 +157,11 @@ func get(b *bolt.Bucket, key []byte, v any) error {
 	if data == nil {
 		return ErrNotFound
 	}
-	return json.Unmarshal(data, v)
+	return decode(data, v)
 }
+
+// decode decodes a stored value into v.
+func decode(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // put encodes v as JSON at key.
 func put(b *bolt.Bucket, key []byte, v any) error {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -149,7 +148,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: TriggerWebhook, DeliveryID: p.DeliveryID}
-		if err := createDeployment(tx, d, now); err != nil {
+		if err := s.createDeployment(tx, d, now); err != nil {
 			return err
 		}
 		res.DeploymentID = d.ID
@@ -166,17 +165,12 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 func (s *Store) Deliveries(projectID int64, limit int) ([]Delivery, error) {
 	var out []Delivery
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := bucket(tx, deliveriesBucket).Cursor()
-		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
-			var d Delivery
-			if err := json.Unmarshal(v, &d); err != nil {
-				return err
-			}
+		return iterateBackward(bucket(tx, deliveriesBucket), nil, func(_ []byte, d Delivery) (bool, error) {
 			if projectID == 0 || d.ProjectID == projectID {
 				out = append(out, d)
 			}
-		}
-		return nil
+			return limit <= 0 || len(out) < limit, nil
+		})
 	})
 	return out, err
 }

@@ -1,0 +1,42 @@
+// Package outbox owns the sending of what must leave the agent durably (reports to GitHub,
+// notifications): the message kept in the store until it is sent, the storage it needs, and the
+// Worker that sends due messages and retries failed ones on a schedule.
+package outbox
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Message is one report or notification kept in the outbox until it is sent or given up.
+type Message struct {
+	// ID is given by the store in the order messages are enqueued.
+	ID int64 `json:"id"`
+	// Kind chooses the Sender, such as "github.status".
+	Kind string `json:"kind"`
+	// Key groups messages that go out in order, such as "deployment:42": of each key, only the oldest
+	// message is sent, and the next one waits until it is sent or given up.
+	Key string `json:"key"`
+	// Payload is the JSON document the Sender reads.
+	Payload json.RawMessage `json:"payload"`
+	// Attempts counts the failed attempts so far.
+	Attempts int `json:"attempts"`
+	// NextAttemptAt is when a failed message is tried again; zero for one never tried, due at once.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastError     string    `json:"last_error,omitempty"`
+}
+
+// Store keeps the outbox: the agent's bbolt store, or a replicated store in a cluster.
+type Store interface {
+	// DueMessages returns up to limit (no limit when limit <= 0) messages due at now, oldest first,
+	// considering only the oldest message of each key and skipping the keys busy reports (nil: none);
+	// next is the earliest time another of those oldest messages falls due, zero when none waits.
+	DueMessages(now time.Time, limit int, busy func(key string) bool) (due []Message, next time.Time, err error)
+	// RetryMessage records a failed attempt of message id with its error, to be tried again at next.
+	RetryMessage(id int64, next time.Time, lastError string) error
+	// DeleteMessage removes message id, sent or given up; removing a message that is gone is no error.
+	DeleteMessage(id int64) error
+	// MessageEnqueued receives a value after messages have been enqueued, to wake the Worker.
+	MessageEnqueued() <-chan struct{}
+}

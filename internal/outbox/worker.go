@@ -1,0 +1,241 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Sender delivers one message of its kind; ctx ends at the send timeout or when the Worker stops.
+type Sender func(ctx context.Context, m Message) error
+
+// permanentError is an error that trying again cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that trying again cannot fix (a 4xx answer, a disabled target): the
+// Worker drops the message at once.
+func Permanent(err error) error { return &permanentError{err} }
+
+// retryAfterError is an error whose receiver asked for no new attempt before a delay has passed.
+type retryAfterError struct {
+	err   error
+	delay time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as retryable no sooner than delay from now, as a 429's Retry-After asks; a
+// longer wait from the schedule still applies.
+func RetryAfter(err error, delay time.Duration) error { return &retryAfterError{err, delay} }
+
+// isPermanent reports whether err was marked with Permanent.
+func isPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// retryAfter returns the delay err was marked with by RetryAfter, zero when none.
+func retryAfter(err error) time.Duration {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return r.delay
+	}
+	return 0
+}
+
+// Clock is the Worker's source of time; tests drive a fake one.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// At returns a channel that receives a value once t has come.
+	At(t time.Time) <-chan time.Time
+}
+
+// systemClock is the Clock of the real world.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                  { return time.Now() }
+func (systemClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
+
+// DefaultSchedule is the wait before each retry of a failed message; after the last one it is given up.
+var DefaultSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
+
+// Defaults of Options.
+const (
+	DefaultSendTimeout  = 15 * time.Second
+	DefaultConcurrency  = 4
+	DefaultPollInterval = 30 * time.Second
+)
+
+// jitter is the fraction by which each wait of the schedule is spread either way, so that messages
+// failed together are not retried together.
+const jitter = 0.2
+
+// Options tune a Worker; a zero field takes its default.
+type Options struct {
+	// Schedule is the wait before each retry; a message that fails once more is given up.
+	Schedule []time.Duration
+	// SendTimeout bounds one attempt.
+	SendTimeout time.Duration
+	// Concurrency is how many messages, each of a different key, are sent at once.
+	Concurrency int
+	// PollInterval is the longest the Worker sleeps without looking at the store.
+	PollInterval time.Duration
+	// Clock gives the time; the system clock by default.
+	Clock Clock
+	// Logger gets a line for every failed attempt and every message dropped; slog.Default() by default.
+	Logger *slog.Logger
+}
+
+// Worker sends the due messages of a Store through the Sender registered for their kind.
+type Worker struct {
+	store Store
+	opts  Options
+
+	mu      sync.Mutex
+	senders map[string]Sender
+}
+
+// New returns a Worker for st, with opts' zero fields set to their defaults.
+func New(st Store, opts Options) *Worker {
+	if opts.Schedule == nil {
+		opts.Schedule = DefaultSchedule
+	}
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = DefaultSendTimeout
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Worker{store: st, opts: opts, senders: map[string]Sender{}}
+}
+
+// Register makes send the Sender of messages of kind. A message whose kind has no Sender fails and
+// is retried on the schedule, so a Sender registered later still gets it.
+func (w *Worker) Register(kind string, send Sender) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.senders[kind] = send
+}
+
+// sender returns the Sender of kind, nil when none is registered.
+func (w *Worker) sender(kind string) Sender {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.senders[kind]
+}
+
+// Run sends due messages until ctx is cancelled, then waits for the sends under way, which ctx
+// cancels too, and returns; an interrupted send stays in the store for the next Run.
+func (w *Worker) Run(ctx context.Context) {
+	var sends sync.WaitGroup
+	defer sends.Wait()
+	busy := map[string]bool{} // keys with a send under way
+	// Each send reports its key once, and at most Concurrency are under way, so this never blocks.
+	finished := make(chan string, w.opts.Concurrency)
+	for {
+		now := w.opts.Clock.Now()
+		wake := now.Add(w.opts.PollInterval)
+		if free := w.opts.Concurrency - len(busy); free > 0 {
+			due, next, err := w.store.DueMessages(now, free, func(key string) bool { return busy[key] })
+			if err != nil {
+				w.opts.Logger.Error("outbox: reading due messages", "error", err)
+			}
+			for _, m := range due {
+				busy[m.Key] = true
+				sends.Go(func() {
+					w.attempt(ctx, m)
+					finished <- m.Key
+				})
+			}
+			if !next.IsZero() && next.Before(wake) {
+				wake = next
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case key := <-finished:
+			delete(busy, key)
+		case <-w.store.MessageEnqueued():
+		case <-w.opts.Clock.At(wake):
+		}
+	}
+}
+
+// attempt sends m once and records the outcome: deleted when sent, given up or refused for good,
+// otherwise scheduled for another attempt.
+func (w *Worker) attempt(ctx context.Context, m Message) {
+	log := w.opts.Logger.With("message", m.ID, "kind", m.Kind, "key", m.Key)
+	err := w.send(ctx, m)
+	if err != nil && ctx.Err() != nil {
+		log.Info("outbox: send interrupted by shutdown; it is sent again at the next start")
+		return
+	}
+	attempts := m.Attempts + 1
+	switch {
+	case err == nil:
+		w.delete(log, m)
+		return
+	case isPermanent(err):
+		log.Warn("outbox: dropping message after a permanent error", "attempts", attempts, "error", err)
+		w.delete(log, m)
+		return
+	case attempts > len(w.opts.Schedule):
+		log.Error("outbox: giving up on message", "attempts", attempts, "created_at", m.CreatedAt, "error", err)
+		w.delete(log, m)
+		return
+	}
+	delay := spread(w.opts.Schedule[attempts-1])
+	delay = max(delay, retryAfter(err))
+	next := w.opts.Clock.Now().Add(delay)
+	if err := w.store.RetryMessage(m.ID, next, err.Error()); err != nil {
+		log.Error("outbox: recording a failed attempt", "error", err)
+		return
+	}
+	log.Warn("outbox: send failed, will retry", "attempts", attempts, "retry_at", next, "error", err)
+}
+
+// send runs m's Sender with the send timeout.
+func (w *Worker) send(ctx context.Context, m Message) error {
+	send := w.sender(m.Kind)
+	if send == nil {
+		return fmt.Errorf("no sender is registered for kind %q", m.Kind)
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.opts.SendTimeout)
+	defer cancel()
+	err := send(ctx, m)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %s: %w", w.opts.SendTimeout, err)
+	}
+	return err
+}
+
+// delete removes m from the store, logging a failure (m is then sent again: at least once).
+func (w *Worker) delete(log *slog.Logger, m Message) {
+	if err := w.store.DeleteMessage(m.ID); err != nil {
+		log.Error("outbox: removing message", "error", err)
+	}
+}
+
+// spread returns d moved at random by up to jitter of itself either way.
+func spread(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
+}

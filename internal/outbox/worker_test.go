@@ -1,0 +1,406 @@
+package outbox_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/outbox"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// fakeClock is a Clock that moves only when the test advances it.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []waiter
+}
+
+// waiter is a channel At returned, to receive once the clock reaches at.
+type waiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) At(t time.Time) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if t.After(c.now) {
+		c.waiters = append(c.waiters, waiter{t, ch})
+	} else {
+		ch <- c.now
+	}
+	return ch
+}
+
+// advance moves the clock by d and wakes the waiters whose time has come.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.waiters = slices.DeleteFunc(c.waiters, func(w waiter) bool {
+		if w.at.After(c.now) {
+			return false
+		}
+		w.ch <- c.now
+		return true
+	})
+}
+
+// logBuffer collects a worker's log lines; the worker writes from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// recorder is a Sender that records every attempt and answers with the errors its test gives.
+type recorder struct {
+	mu    sync.Mutex
+	calls []outbox.Message
+	// answer returns the outcome of the n-th attempt (from 0) at m; nil means success.
+	answer func(ctx context.Context, m outbox.Message, n int) error
+}
+
+func (r *recorder) send(ctx context.Context, m outbox.Message) error {
+	r.mu.Lock()
+	n := len(r.calls)
+	r.calls = append(r.calls, m)
+	r.mu.Unlock()
+	if r.answer == nil {
+		return nil
+	}
+	return r.answer(ctx, m, n)
+}
+
+// ids returns the ids of the messages attempted so far, in order.
+func (r *recorder) ids() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []int64
+	for _, m := range r.calls {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
+// harness is a worker on a real store in a temporary directory, with a fake clock and a captured log.
+type harness struct {
+	dir   string
+	store *store.Store
+	clock *fakeClock
+	log   *logBuffer
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: newFakeClock(), log: &logBuffer{}}
+	h.open(t)
+	return h
+}
+
+// open opens the harness's store, closed when the test ends.
+func (h *harness) open(t *testing.T) {
+	t.Helper()
+	s, err := store.Open(h.dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store = s
+	t.Cleanup(func() { s.Close() })
+}
+
+// start runs a worker with opts, sending kind "test" through r, until stop is called or the test
+// ends; stop returns once Run has returned.
+func (h *harness) start(t *testing.T, opts outbox.Options, r *recorder) (w *outbox.Worker, stop func()) {
+	t.Helper()
+	opts.Clock, opts.Logger = h.clock, slog.New(slog.NewTextHandler(h.log, nil))
+	w = outbox.New(h.store, opts)
+	if r != nil {
+		w.Register("test", r.send)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		w.Run(ctx)
+		close(done)
+	}()
+	stop = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after its context was cancelled")
+		}
+	}
+	t.Cleanup(stop)
+	return w, stop
+}
+
+// enqueue adds a message of kind to the store under key and returns its id.
+func (h *harness) enqueue(t *testing.T, kind, key string) int64 {
+	t.Helper()
+	id, err := h.store.EnqueueMessage(outbox.Message{Kind: kind, Key: key, Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// pending returns the oldest waiting message of each key, whenever it is due.
+func (h *harness) pending(t *testing.T) []outbox.Message {
+	t.Helper()
+	due, _, err := h.store.DueMessages(h.clock.Now().Add(1000*time.Hour), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return due
+}
+
+// waitAttempts waits until the oldest pending message has failed attempts times, and returns it.
+func (h *harness) waitAttempts(t *testing.T, attempts int) outbox.Message {
+	t.Helper()
+	var m outbox.Message
+	eventually(t, fmt.Sprintf("a message with %d failed attempts", attempts), func() bool {
+		p := h.pending(t)
+		if len(p) > 0 {
+			m = p[0]
+		}
+		return len(p) > 0 && m.Attempts == attempts
+	})
+	return m
+}
+
+// eventually polls cond until it holds, failing the test after a while.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// never checks for a short while that cond does not come true.
+func never(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cond() {
+			t.Fatalf("unexpectedly: %s", what)
+		}
+	}
+}
+
+var errUnavailable = errors.New("503 Service Unavailable")
+
+func TestUnsentMessageSurvivesCrash(t *testing.T) {
+	h := newHarness(t)
+	id := h.enqueue(t, "test", "deployment:1")
+
+	// The first worker stops while its send is under way: the message stays, its attempt not counted.
+	inFlight := &recorder{answer: func(ctx context.Context, _ outbox.Message, _ int) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	_, stop := h.start(t, outbox.Options{}, inFlight)
+	eventually(t, "the first send", func() bool { return len(inFlight.ids()) == 1 })
+	stop()
+	if err := h.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	h.open(t)
+	if p := h.pending(t); len(p) != 1 || p[0].ID != id || p[0].Attempts != 0 {
+		t.Fatalf("after the crash the outbox holds %+v, want message %d with no failed attempt", p, id)
+	}
+	sent := &recorder{}
+	h.start(t, outbox.Options{}, sent)
+	eventually(t, "the message to be sent and removed", func() bool { return len(h.pending(t)) == 0 })
+	if !slices.Equal(sent.ids(), []int64{id}) {
+		t.Fatalf("sent %v, want %v once", sent.ids(), []int64{id})
+	}
+}
+
+func TestRetriesKeepOrderOfKey(t *testing.T) {
+	h := newHarness(t)
+	first, second := h.enqueue(t, "test", "deployment:1"), h.enqueue(t, "test", "deployment:1")
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n < 2 {
+			return errUnavailable
+		}
+		return nil
+	}}
+	h.start(t, outbox.Options{}, r)
+
+	failed := h.waitAttempts(t, 1)
+	if wait := failed.NextAttemptAt.Sub(h.clock.Now()); wait < 4*time.Second || wait > 6*time.Second || failed.LastError != errUnavailable.Error() {
+		t.Fatalf("after the first failure: retry in %v (want 5s ± 20%%), last error %q", wait, failed.LastError)
+	}
+	h.clock.advance(6 * time.Second)
+	failed = h.waitAttempts(t, 2)
+	if wait := failed.NextAttemptAt.Sub(h.clock.Now()); wait < 4*time.Minute || wait > 6*time.Minute {
+		t.Fatalf("after the second failure: retry in %v, want 5m ± 20%%", wait)
+	}
+	never(t, "the second message was sent before the first succeeded", func() bool { return slices.Contains(r.ids(), second) })
+	h.clock.advance(6 * time.Minute)
+	eventually(t, "both messages sent", func() bool { return len(h.pending(t)) == 0 })
+
+	if want := []int64{first, first, first, second}; !slices.Equal(r.ids(), want) {
+		t.Fatalf("attempts %v, want %v", r.ids(), want)
+	}
+	for n, want := range []int{0, 1, 2, 0} {
+		if got := r.calls[n].Attempts; got != want {
+			t.Errorf("attempt %d saw %d earlier failures, want %d", n, got, want)
+		}
+	}
+}
+
+func TestGivesUpAfterSchedule(t *testing.T) {
+	h := newHarness(t)
+	id := h.enqueue(t, "test", "notification:1")
+	r := &recorder{answer: func(context.Context, outbox.Message, int) error { return errUnavailable }}
+	h.start(t, outbox.Options{}, r)
+
+	for n, wait := range outbox.DefaultSchedule {
+		h.waitAttempts(t, n+1)
+		h.clock.advance(wait * 6 / 5)
+	}
+	eventually(t, "the message to be given up", func() bool { return len(h.pending(t)) == 0 })
+	if got, want := len(r.ids()), len(outbox.DefaultSchedule)+1; got != want {
+		t.Fatalf("%d attempts, want %d", got, want)
+	}
+	log := h.log.String()
+	if !strings.Contains(log, "giving up") || !strings.Contains(log, fmt.Sprintf("message=%d", id)) || !strings.Contains(log, "attempts=7") {
+		t.Fatalf("giving up was not logged with the message and its attempts:\n%s", log)
+	}
+}
+
+func TestPermanentErrorDropsAtOnce(t *testing.T) {
+	h := newHarness(t)
+	refused, next := h.enqueue(t, "test", "deployment:1"), h.enqueue(t, "test", "deployment:1")
+	r := &recorder{answer: func(_ context.Context, m outbox.Message, _ int) error {
+		if m.ID == refused {
+			return outbox.Permanent(errors.New("404 Not Found"))
+		}
+		return nil
+	}}
+	h.start(t, outbox.Options{}, r)
+	eventually(t, "both messages handled", func() bool { return len(h.pending(t)) == 0 })
+	if !slices.Equal(r.ids(), []int64{refused, next}) {
+		t.Fatalf("attempts %v, want one of each: %v", r.ids(), []int64{refused, next})
+	}
+	if log := h.log.String(); !strings.Contains(log, "permanent error") || !strings.Contains(log, "404 Not Found") {
+		t.Fatalf("the drop was not logged:\n%s", log)
+	}
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	h := newHarness(t)
+	h.enqueue(t, "test", "notification:1")
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n == 0 {
+			return outbox.RetryAfter(errors.New("429 Too Many Requests"), time.Hour)
+		}
+		return nil
+	}}
+	h.start(t, outbox.Options{}, r)
+
+	failed := h.waitAttempts(t, 1)
+	if want := h.clock.Now().Add(time.Hour); !failed.NextAttemptAt.Equal(want) {
+		t.Fatalf("retry at %v, want an hour later, %v, instead of the schedule's 5s", failed.NextAttemptAt, want)
+	}
+	h.clock.advance(59 * time.Minute)
+	never(t, "retried before the hour", func() bool { return len(r.ids()) > 1 })
+	h.clock.advance(time.Minute)
+	eventually(t, "the retry after the hour", func() bool { return len(h.pending(t)) == 0 })
+	if len(r.ids()) != 2 {
+		t.Fatalf("%d attempts, want 2", len(r.ids()))
+	}
+}
+
+func TestKeysDoNotBlockEachOther(t *testing.T) {
+	h := newHarness(t)
+	slow := h.enqueue(t, "test", "deployment:1")
+	release := make(chan struct{})
+	r := &recorder{answer: func(ctx context.Context, m outbox.Message, _ int) error {
+		if m.ID == slow {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}}
+	h.start(t, outbox.Options{}, r)
+	eventually(t, "the slow send to start", func() bool { return len(r.ids()) == 1 })
+
+	// Enqueued while the worker sleeps: the enqueue wakes it, no clock tick needed.
+	fast := h.enqueue(t, "test", "deployment:2")
+	eventually(t, "the other key's message sent while the slow one is under way", func() bool {
+		p := h.pending(t)
+		return slices.Contains(r.ids(), fast) && len(p) == 1 && p[0].ID == slow
+	})
+	close(release)
+	eventually(t, "the slow message sent", func() bool { return len(h.pending(t)) == 0 })
+}
+
+func TestSendTimeout(t *testing.T) {
+	h := newHarness(t)
+	h.enqueue(t, "test", "deployment:1")
+	r := &recorder{answer: func(ctx context.Context, _ outbox.Message, _ int) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}}
+	h.start(t, outbox.Options{SendTimeout: 20 * time.Millisecond}, r)
+	failed := h.waitAttempts(t, 1)
+	if !strings.Contains(failed.LastError, "no answer within 20ms") {
+		t.Fatalf("last error %q, want the timeout", failed.LastError)
+	}
+}
+
+func TestUnregisteredKindWaitsForSender(t *testing.T) {
+	h := newHarness(t)
+	id := h.enqueue(t, "github.status", "deployment:1")
+	w, _ := h.start(t, outbox.Options{}, nil)
+	failed := h.waitAttempts(t, 1)
+	if !strings.Contains(failed.LastError, `no sender is registered for kind "github.status"`) {
+		t.Fatalf("last error %q", failed.LastError)
+	}
+	r := &recorder{}
+	w.Register("github.status", r.send)
+	h.clock.advance(6 * time.Second)
+	eventually(t, "the message sent by the sender registered late", func() bool { return len(h.pending(t)) == 0 })
+	if !slices.Equal(r.ids(), []int64{id}) {
+		t.Fatalf("sent %v, want %v", r.ids(), []int64{id})
+	}
+}

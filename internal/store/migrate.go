@@ -1,0 +1,75 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// migration is one step of the schema: apply converts a store at version-1 into one at version,
+// inside the transaction that opens the store.
+type migration struct {
+	version int
+	name    string
+	apply   func(tx *bolt.Tx) error
+}
+
+// baseSchemaVersion is the first schema version, the layout in the package doc before any migration.
+const baseSchemaVersion = 1
+
+// migrations are the schema's steps after the base version, in order. A change to how stored data is
+// shaped appends the next version here and updates the package doc; a new bucket needs no step,
+// since Open creates the buckets of the current layout on every start.
+var migrations = []migration{}
+
+// ErrNewerSchema is returned by Open for a store that a newer miaobu has migrated.
+var ErrNewerSchema = errors.New("the store was written by a newer miaobu")
+
+// latestVersion returns the schema version that steps lead to.
+func latestVersion(steps []migration) int {
+	if len(steps) == 0 {
+		return baseSchemaVersion
+	}
+	return steps[len(steps)-1].version
+}
+
+// migrate brings the store in tx to the latest schema: it creates the root bucket and the buckets of
+// the current layout, runs in order every step newer than the recorded version and records the
+// version reached. A new store is recorded at the latest version at once, with nothing to convert.
+// Run in one write transaction, a failing step leaves the store as it was.
+func migrate(tx *bolt.Tx, steps []migration) error {
+	for i, m := range steps {
+		if want := baseSchemaVersion + 1 + i; m.version != want {
+			return fmt.Errorf("migration %q has version %d where %d belongs", m.name, m.version, want)
+		}
+	}
+	latest := latestVersion(steps)
+	root, err := tx.CreateBucketIfNotExists(rootBucket)
+	if err != nil {
+		return err
+	}
+	for _, name := range allBuckets {
+		if _, err := root.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := root.Bucket(metaBucket)
+	current := latest
+	if recorded := meta.Get(schemaKey); recorded != nil {
+		if current, err = strconv.Atoi(string(recorded)); err != nil || current < baseSchemaVersion {
+			return fmt.Errorf("store schema version %q is not one miaobu writes", recorded)
+		}
+	}
+	if current > latest {
+		return fmt.Errorf("%w: its schema version is %d and this miaobu knows versions up to %d; run a newer miaobu, or restore a backup this version wrote",
+			ErrNewerSchema, current, latest)
+	}
+	for _, m := range steps[current-baseSchemaVersion:] {
+		if err := m.apply(tx); err != nil {
+			return fmt.Errorf("migrating the store to schema version %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return meta.Put(schemaKey, []byte(strconv.Itoa(latest)))
+}

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/miaobu/miaobu/internal/outbox"
+)
+
+// The store keeps the outbox on one agent.
+var _ outbox.Store = (*Store)(nil)
+
+// EnqueueMessage durably adds m to the outbox and returns its id; the outbox worker is woken once
+// it is on disk.
+func (s *Store) EnqueueMessage(m outbox.Message) (int64, error) {
+	err := s.db.Update(func(tx *bolt.Tx) error { return s.enqueue(tx, &m, time.Now().UTC()) })
+	return m.ID, err
+}
+
+// enqueue adds m to the outbox inside tx, for a change whose report must commit with it (a
+// deployment's new state and its status on GitHub); it sets m's id and wakes the worker when tx commits.
+func (s *Store) enqueue(tx *bolt.Tx, m *outbox.Message, now time.Time) error {
+	switch {
+	case m.Kind == "" || m.Key == "":
+		return errors.New("an outbox message needs a kind and a key")
+	case !json.Valid(m.Payload):
+		return errors.New("an outbox message's payload must be JSON")
+	}
+	b := bucket(tx, outboxBucket)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	m.ID, m.CreatedAt, m.Attempts, m.NextAttemptAt, m.LastError = int64(seq), now, 0, time.Time{}, ""
+	tx.OnCommit(s.signalEnqueued)
+	return put(b, itob(m.ID), m)
+}
+
+// signalEnqueued wakes the outbox worker without waiting for it: one pending wake-up covers any
+// number of messages.
+func (s *Store) signalEnqueued() {
+	select {
+	case s.enqueued <- struct{}{}:
+	default:
+	}
+}
+
+// MessageEnqueued receives a value after messages have been enqueued.
+func (s *Store) MessageEnqueued() <-chan struct{} { return s.enqueued }
+
+// DueMessages returns up to limit (no limit when limit <= 0) messages due at now, oldest first, of
+// only the oldest message of each key and skipping the keys busy reports (nil: none); next is the
+// earliest time another of those oldest messages falls due, zero when none waits.
+func (s *Store) DueMessages(now time.Time, limit int, busy func(key string) bool) (due []outbox.Message, next time.Time, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		return iterate(bucket(tx, outboxBucket), nil, func(_ []byte, m outbox.Message) (bool, error) {
+			if seen[m.Key] {
+				return true, nil // behind an older message of its key
+			}
+			seen[m.Key] = true
+			switch {
+			case busy != nil && busy(m.Key):
+			case !m.NextAttemptAt.After(now):
+				if limit <= 0 || len(due) < limit {
+					due = append(due, m)
+				}
+			case next.IsZero() || m.NextAttemptAt.Before(next):
+				next = m.NextAttemptAt
+			}
+			return true, nil
+		})
+	})
+	return due, next, err
+}
+
+// RetryMessage records a failed attempt of message id with its error, to be tried again at next.
+func (s *Store) RetryMessage(id int64, next time.Time, lastError string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := bucket(tx, outboxBucket)
+		var m outbox.Message
+		if err := get(b, itob(id), &m); err != nil {
+			return err
+		}
+		m.Attempts++
+		m.NextAttemptAt, m.LastError = next.UTC(), lastError
+		return put(b, itob(id), &m)
+	})
+}
+
+// DeleteMessage removes message id from the outbox; removing a message that is gone is no error.
+func (s *Store) DeleteMessage(id int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return bucket(tx, outboxBucket).Delete(itob(id)) })
+}
