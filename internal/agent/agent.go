@@ -23,6 +23,7 @@ import (
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -123,7 +124,8 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathDeliveries, a.handle(a.listDeliveries))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
-	return a.sites(a.cors(mux))
+	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
+	return sites.Handler(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time.
