@@ -63,7 +63,8 @@ func statusOf(kind domain.Kind) int {
 	return http.StatusInternalServerError
 }
 
-// writeJSON answers with v as JSON.
+// writeJSON answers with v as JSON; it returns nil, for a handler to return, as a client that went
+// away while reading is no failure of the request.
 func writeJSON(w http.ResponseWriter, code int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

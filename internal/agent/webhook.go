@@ -39,13 +39,9 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 // receiveWebhook runs the checks of a delivery in the contract's order: the project, the body's
 // size, then the domain's checks of the signed delivery.
 func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request) (domain.Receipt, error) {
-	project, err := a.domain.WebhookProject(r.PathValue("project_id"))
+	project, refusal, err := a.domain.WebhookProject(r.PathValue("project_id"))
 	if err != nil {
-		outcome := domain.OutcomeNotFound
-		if e := (*domain.Error)(nil); errors.As(err, &e) && e.Kind == domain.Unavailable {
-			outcome = domain.OutcomeUnavailable
-		}
-		return domain.Receipt{Outcome: outcome}, err
+		return refusal, err
 	}
 	if r.ContentLength > MaxWebhookBody {
 		return domain.Receipt{Outcome: domain.OutcomeTooLarge, ProjectID: project.ID}, domain.Errorf(domain.TooLarge, "Payload too large")

@@ -58,9 +58,10 @@ func refused(p *store.Project, outcome Outcome, kind Kind, detail string) (Recei
 	return Receipt{Outcome: outcome, ProjectID: p.ID}, &Error{Kind: kind, Detail: detail}
 }
 
-// WebhookProject finds the project a delivery is addressed to by its numeric id; a store failure
-// is Unavailable, for GitHub to show and the user to redeliver.
-func (s *Service) WebhookProject(rawID string) (*store.Project, error) {
+// WebhookProject finds the project a delivery is addressed to by its numeric id; when it cannot,
+// it returns the refusal's Receipt with the error. A store failure is Unavailable, for GitHub to
+// show and the user to redeliver.
+func (s *Service) WebhookProject(rawID string) (*store.Project, Receipt, error) {
 	id, err := strconv.ParseInt(rawID, 10, 64)
 	var p *store.Project
 	if err == nil {
@@ -68,11 +69,11 @@ func (s *Service) WebhookProject(rawID string) (*store.Project, error) {
 	}
 	switch {
 	case err == nil:
-		return p, nil
+		return p, Receipt{}, nil
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, strconv.ErrSyntax), errors.Is(err, strconv.ErrRange):
-		return nil, Errorf(NotFound, "Project %s not found", rawID)
+		return nil, Receipt{Outcome: OutcomeNotFound}, Errorf(NotFound, "Project %s not found", rawID)
 	}
-	return nil, &Error{Kind: Unavailable, Detail: "Store unavailable, retry later", Err: err}
+	return nil, Receipt{Outcome: OutcomeUnavailable}, &Error{Kind: Unavailable, Detail: "Store unavailable, retry later", Err: err}
 }
 
 // Receive handles a delivery to p whose body has been read, by the checks of contract section 5

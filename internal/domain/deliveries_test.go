@@ -65,8 +65,11 @@ func TestReceiveWithoutSecret(t *testing.T) {
 	if receipt.Outcome != OutcomeNotConfigured {
 		t.Errorf("outcome %s", receipt.Outcome)
 	}
-	_, err = f.svc.WebhookProject("12")
+	_, receipt, err = f.svc.WebhookProject("12")
 	checkError(t, err, NotFound, "Project 12 not found")
-	_, err = f.svc.WebhookProject("blog")
+	if receipt.Outcome != OutcomeNotFound {
+		t.Errorf("outcome %s", receipt.Outcome)
+	}
+	_, _, err = f.svc.WebhookProject("blog")
 	checkError(t, err, NotFound, "Project blog not found")
 }
