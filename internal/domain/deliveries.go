@@ -127,7 +127,7 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, d Delivery,
 	}
 	s.builds.Wake()
 	return Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", sha[:7]),
-		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: message, Branch: branch}, nil
+		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: store.LimitCommitMessage(message), Branch: branch}, nil
 }
 
 // ignore durably records a delivery that is ignored and answers why.
