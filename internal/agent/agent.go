@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -43,6 +44,10 @@ type Agent struct {
 	builds     *builds
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
+	// trustedProxies are the peers whose X-Forwarded-For names the client.
+	trustedProxies []netip.Prefix
+	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
+	webhookBodies *byteBudget
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -56,8 +61,13 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
+	trustedProxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
-		builds: &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
+		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
+		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes())}
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Targets: publish.NewTargets(cfg), Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
@@ -96,6 +106,7 @@ func (a *Agent) Handler() http.Handler {
 		_ = writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
+	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
 
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET "+api.PathProjects, a.handle(a.listProjects))
@@ -127,11 +138,14 @@ func (a *Agent) Handler() http.Handler {
 	return sites.Handler(a.cors(mux))
 }
 
-// requireAdmin lets a request through only with the admin bearer token, compared in constant time.
+// requireAdmin lets a request through only with the admin bearer token, compared in constant time;
+// the scheme is case-insensitive, as HTTP authentication schemes are.
 func (a *Agent) requireAdmin(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.adminToken)
+	want := []byte(a.adminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		token = strings.TrimLeft(token, " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(token), want) != 1 {
 			writeError(w, http.StatusUnauthorized, "Not authenticated")
 			return
 		}

@@ -2,9 +2,9 @@ package agent
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
@@ -14,13 +14,13 @@ import (
 // MaxWebhookBody is the largest webhook body accepted: GitHub's 25 MB cap plus room for form encoding.
 const MaxWebhookBody = 32 << 20
 
-// handleWebhook answers POST /api/v1/webhooks/github/{project_id} by the table of contract section
-// 5 and records the delivery's outcome, in the metrics and one log line, exactly once.
+// handleWebhook answers POST /api/v1/webhooks/github/{project_id} by the table of contract sections
+// 5 and 7 and records the delivery's outcome, in the metrics and one log line, exactly once.
 func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	event := r.Header.Get("X-GitHub-Event")
-	log := a.log.With("delivery", r.Header.Get("X-GitHub-Delivery"), "event", event)
-	receipt, err := a.receiveWebhook(w, r)
+	event, remote := r.Header.Get("X-GitHub-Event"), clientAddr(r, a.trustedProxies)
+	log := a.log.With("delivery", r.Header.Get("X-GitHub-Delivery"), "event", event, "remote_addr", remote)
+	receipt, err := a.receiveWebhook(w, r, remote)
 	a.webhookDone(log, start, event, receipt)
 	if err != nil {
 		a.writeFailure(w, r, err)
@@ -36,26 +36,48 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	_ = writeJSON(w, http.StatusOK, answer)
 }
 
-// receiveWebhook runs the checks of a delivery in the contract's order: the project, the body's
-// size, then the domain's checks of the signed delivery.
-func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request) (domain.Receipt, error) {
+// receiveWebhook runs the checks of a delivery in the contract's order: the project, the body
+// (its size, and room for it in memory), the domain's checks of the signed body, and, once the body
+// is let go, the domain's record of the delivery.
+func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request, remote string) (domain.Receipt, error) {
 	project, refusal, err := a.domain.WebhookProject(r.PathValue("project_id"))
 	if err != nil {
 		return refusal, err
 	}
-	if r.ContentLength > MaxWebhookBody {
-		return domain.Receipt{Outcome: domain.OutcomeTooLarge, ProjectID: project.ID}, domain.Errorf(domain.TooLarge, "Payload too large")
+	refused := func(outcome domain.Outcome, err error) (domain.Receipt, error) {
+		return domain.Receipt{Outcome: outcome, ProjectID: project.ID}, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
+	// Bodies are held in memory before anyone knows they are signed: the budget bounds how many
+	// bytes strangers can make the agent hold.
+	held, err := a.webhookBodies.read(r.Context(), r.Body, r.ContentLength, MaxWebhookBody)
+	defer held.release()
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		w.Header().Set("Connection", "close") // rather than read the rest of a body that is refused
+		return refused(domain.OutcomeTooLarge, domain.Errorf(domain.TooLarge, "Payload too large"))
+	case errors.Is(err, errBusy):
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", strconv.Itoa(int(webhookBusyWait/time.Second)))
+		return refused(domain.OutcomeBusy, domain.Errorf(domain.Unavailable, "Busy, retry later"))
+	case err != nil:
+		return refused(domain.OutcomeUnreadable, domain.Errorf(domain.Invalid, "Could not read the request body"))
+	}
+	verified, refusal, err := a.domain.Verify(project, domain.Delivery{GUID: r.Header.Get("X-GitHub-Delivery"),
+		Event: r.Header.Get("X-GitHub-Event"), RemoteAddr: remote, Signature: r.Header.Get("X-Hub-Signature-256"),
+		ContentType: r.Header.Get("Content-Type"), Body: held.data})
 	if err != nil {
-		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			return domain.Receipt{Outcome: domain.OutcomeTooLarge, ProjectID: project.ID}, domain.Errorf(domain.TooLarge, "Payload too large")
-		}
-		return domain.Receipt{Outcome: domain.OutcomeUnreadable, ProjectID: project.ID}, domain.Errorf(domain.Invalid, "Could not read the request body")
+		return refusal, err
 	}
-	return a.domain.Receive(r.Context(), project, domain.Delivery{GUID: r.Header.Get("X-GitHub-Delivery"),
-		Event: r.Header.Get("X-GitHub-Event"), Signature: r.Header.Get("X-Hub-Signature-256"),
-		ContentType: r.Header.Get("Content-Type"), Body: body})
+	// What is left waits on the disk, not on the body: its room goes to the next delivery now.
+	held.release()
+	return a.domain.Receive(r.Context(), project, verified)
+}
+
+// webhookMethodNotAllowed answers any other method than POST on the webhook path, which would
+// otherwise fall through to the admin API.
+func webhookMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 }
 
 // webhookDone counts a delivery's outcome and logs it with the project, deployment and commit it concerns.

@@ -21,20 +21,31 @@ const (
 	OutcomeNotConfigured  Outcome = "not_configured"
 	OutcomeBadSignature   Outcome = "bad_signature"
 	OutcomeInvalidPayload Outcome = "invalid_payload"
+	OutcomeBusy           Outcome = "busy"
 	OutcomeUnavailable    Outcome = "unavailable"
 	OutcomePing           Outcome = "ping"
 	OutcomeIgnored        Outcome = "ignored"
+	OutcomeStale          Outcome = "stale"
 	OutcomeSkipped        Outcome = "skipped"
 	OutcomeSuccess        Outcome = "success"
 )
 
-// Delivery is one webhook request addressed to a project.
+// Delivery is one webhook request addressed to a project, its body read.
 type Delivery struct {
 	// GUID is X-GitHub-Delivery, recorded for the history; Event is X-GitHub-Event.
 	GUID, Event string
+	// RemoteAddr is the client's address, recorded with the delivery.
+	RemoteAddr string
 	// Signature is X-Hub-Signature-256; ContentType says whether Body is JSON or a form.
 	Signature, ContentType string
 	Body                   []byte
+}
+
+// Verified is a delivery whose signature checked out, its push parsed: recording it needs no body.
+type Verified struct {
+	GUID, Event, RemoteAddr string
+	// Push is the payload of a push event, nil for another event.
+	Push *github.Push
 }
 
 // Receipt is what became of a delivery. Outcome is always set; the other fields make the answer
@@ -76,52 +87,72 @@ func (s *Service) WebhookProject(rawID string) (*store.Project, Receipt, error) 
 	return nil, Receipt{Outcome: OutcomeUnavailable}, &Error{Kind: Unavailable, Detail: "Store unavailable, retry later", Err: err}
 }
 
-// Receive handles a delivery to p whose body has been read, by the checks of contract section 5
-// that follow, in their order: the project's secret, the signature, the event, the payload, the
-// branch and the duplicate rule. A success is answered only once its deployment is durable.
-func (s *Service) Receive(ctx context.Context, p *store.Project, d Delivery) (Receipt, error) {
+// Verify runs the checks of contract section 5 that need a delivery's body, in their order: the
+// project's secret, the signature and, for a push, the payload. A form body is decoded in place, so
+// d.Body must not be used afterwards.
+func (s *Service) Verify(p *store.Project, d Delivery) (Verified, Receipt, error) {
 	if p.WebhookSecret == "" {
-		return refused(p, OutcomeNotConfigured, Invalid, "Webhook not configured for this project")
+		receipt, err := refused(p, OutcomeNotConfigured, Invalid, "Webhook not configured for this project")
+		return Verified{}, receipt, err
 	}
 	payload, verified := github.VerifyDelivery([]byte(p.WebhookSecret), d.Signature, d.ContentType, d.Body)
 	if !verified {
-		return refused(p, OutcomeBadSignature, Unauthorized, "Invalid webhook signature")
+		receipt, err := refused(p, OutcomeBadSignature, Unauthorized, "Invalid webhook signature")
+		return Verified{}, receipt, err
 	}
-	switch d.Event {
-	case "ping":
-		return s.record(ctx, p, d, store.OutcomePing, Receipt{Outcome: OutcomePing, Status: "ok", Message: "Webhook received and verified"})
-	case "push":
-		return s.receivePush(ctx, p, d, payload)
+	v := Verified{GUID: d.GUID, Event: d.Event, RemoteAddr: d.RemoteAddr}
+	if d.Event == "push" {
+		push, err := github.ParsePush(payload)
+		if payload == nil || err != nil {
+			receipt, err := refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
+			return Verified{}, receipt, err
+		}
+		v.Push = push
 	}
-	return s.ignore(ctx, p, d, fmt.Sprintf("Event type '%s' is not handled", d.Event))
+	return v, Receipt{}, nil
 }
 
-// receivePush handles a verified push: a branch other than the production one is ignored, and
-// the pushed commit is deployed unless a deployment of it is queued, running or live.
-func (s *Service) receivePush(ctx context.Context, p *store.Project, d Delivery, payload []byte) (Receipt, error) {
-	push, err := github.ParsePush(payload)
-	if payload == nil || err != nil {
-		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
+// Receive records a verified delivery to p by the checks of contract sections 5 and 7 that
+// follow: the event, the branch, the stale rule and the duplicate rule. A success is answered only
+// once its deployment is durable.
+func (s *Service) Receive(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
+	switch v.Event {
+	case "ping":
+		return s.record(ctx, p, v, store.OutcomePing, Receipt{Outcome: OutcomePing, Status: "ok", Message: "Webhook received and verified"})
+	case "push":
+		return s.receivePush(ctx, p, v)
 	}
+	return s.ignore(ctx, p, v, fmt.Sprintf("Event type '%s' is not handled", v.Event))
+}
+
+// receivePush records a verified push: a branch other than the production one is ignored, so is a
+// replayed old delivery, and the pushed commit is deployed unless a deployment of it is queued,
+// running or live.
+func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
+	push := v.Push
 	branch, isBranch := push.Branch()
 	switch {
 	case !isBranch:
-		return s.ignore(ctx, p, d, fmt.Sprintf("Push to '%s' ignored (not a branch)", push.Ref))
+		return s.ignore(ctx, p, v, fmt.Sprintf("Push to '%s' ignored (not a branch)", push.Ref))
 	case push.IsDeletion():
-		return s.ignore(ctx, p, d, fmt.Sprintf("Deletion of branch '%s' ignored", branch))
+		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored", branch))
 	case branch != p.DefaultBranch:
-		return s.ignore(ctx, p, d, fmt.Sprintf("Push to '%s' ignored (only '%s' triggers deployment)", branch, p.DefaultBranch))
+		return s.ignore(ctx, p, v, fmt.Sprintf("Push to '%s' ignored (only '%s' triggers deployment)", branch, p.DefaultBranch))
 	}
 	sha, message, author := push.Commit()
 	if !github.ValidSHA(sha) {
 		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
 	}
-	res, err := s.store.RecordPush(ctx, store.Push{ProjectID: p.ID, DeliveryID: d.GUID, CommitSHA: sha,
-		CommitMessage: message, CommitAuthor: author, Branch: branch})
-	if err != nil {
+	res, err := s.store.RecordPush(ctx, store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: sha,
+		CommitMessage: message, CommitAuthor: author, Branch: branch, Before: push.Before, RemoteAddr: v.RemoteAddr})
+	switch {
+	case err != nil:
 		return recordFailed(p, err)
-	}
-	if res.Duplicate {
+	case res.Stale:
+		// A replayed old delivery (its signature stays valid forever) must not roll the site back.
+		return Receipt{Outcome: OutcomeStale, Status: "ignored", Message: fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch),
+			ProjectID: p.ID, CommitSHA: sha}, nil
+	case res.Duplicate:
 		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]),
 			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha}, nil
 	}
@@ -131,13 +162,14 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, d Delivery,
 }
 
 // ignore durably records a delivery that is ignored and answers why.
-func (s *Service) ignore(ctx context.Context, p *store.Project, d Delivery, message string) (Receipt, error) {
-	return s.record(ctx, p, d, store.OutcomeIgnored, Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message})
+func (s *Service) ignore(ctx context.Context, p *store.Project, v Verified, message string) (Receipt, error) {
+	return s.record(ctx, p, v, store.OutcomeIgnored, Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message})
 }
 
 // record durably records a delivery to p that creates no deployment, then returns receipt.
-func (s *Service) record(ctx context.Context, p *store.Project, d Delivery, outcome string, receipt Receipt) (Receipt, error) {
-	if err := s.store.RecordDelivery(ctx, store.Delivery{GUID: d.GUID, Event: d.Event, ProjectID: p.ID, Outcome: outcome}); err != nil {
+func (s *Service) record(ctx context.Context, p *store.Project, v Verified, outcome string, receipt Receipt) (Receipt, error) {
+	err := s.store.RecordDelivery(ctx, store.Delivery{GUID: v.GUID, Event: v.Event, ProjectID: p.ID, Outcome: outcome, RemoteAddr: v.RemoteAddr})
+	if err != nil {
 		return recordFailed(p, err)
 	}
 	receipt.ProjectID = p.ID

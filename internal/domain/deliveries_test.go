@@ -6,7 +6,17 @@ import (
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/store"
 )
+
+// receive verifies a delivery and, when it is signed, records it.
+func (f *fixture) receive(p *store.Project, d Delivery) (Receipt, error) {
+	v, refusal, err := f.svc.Verify(p, d)
+	if err != nil {
+		return refusal, err
+	}
+	return f.svc.Receive(context.Background(), p, v)
+}
 
 func TestReceive(t *testing.T) {
 	f := newFixture(t, nil)
@@ -31,10 +41,13 @@ func TestReceive(t *testing.T) {
 			"Push to 'dev' ignored (only 'main' triggers deployment)", 0},
 		{"new commit", "push", main, p.WebhookSecret, OutcomeSuccess, "success", "Deployment triggered for commit 6dcb09b", 0},
 		{"same commit again", "push", main, p.WebhookSecret, OutcomeSkipped, "skipped", "Deployment for commit 6dcb09b already exists", 0},
+		{"next commit", "push", push("refs/heads/main", otherSHA), p.WebhookSecret, OutcomeSuccess, "success",
+			"Deployment triggered for commit 0123456", 0},
+		{"replay of the first", "push", main, p.WebhookSecret, OutcomeStale, "ignored", "Stale delivery: branch 'main' has moved on", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			receipt, err := f.svc.Receive(context.Background(), p, Delivery{GUID: "g", Event: tt.event,
+			receipt, err := f.receive(p, Delivery{GUID: "g", Event: tt.event,
 				Signature: github.Sign([]byte(tt.secret), []byte(tt.body)), ContentType: "application/json", Body: []byte(tt.body)})
 			if receipt.Outcome != tt.outcome || receipt.ProjectID != p.ID {
 				t.Errorf("receipt %+v, want outcome %s", receipt, tt.outcome)
@@ -48,11 +61,11 @@ func TestReceive(t *testing.T) {
 			}
 		})
 	}
-	if f.queue.wakes != 1 {
-		t.Errorf("%d wakes for one new deployment", f.queue.wakes)
+	if f.queue.wakes != 2 {
+		t.Errorf("%d wakes for two new deployments", f.queue.wakes)
 	}
-	if deliveries, _ := f.store.Deliveries(p.ID, 0); len(deliveries) != 6 {
-		t.Errorf("%d deliveries recorded, want the 6 verified ones with a valid payload", len(deliveries))
+	if deliveries, _ := f.store.Deliveries(p.ID, 0); len(deliveries) != 8 {
+		t.Errorf("%d deliveries recorded, want the 8 verified ones with a valid payload", len(deliveries))
 	}
 }
 
@@ -60,7 +73,7 @@ func TestReceiveWithoutSecret(t *testing.T) {
 	f := newFixture(t, nil)
 	p := f.addProject(t, "blog")
 	p.WebhookSecret = ""
-	receipt, err := f.svc.Receive(context.Background(), p, Delivery{Event: "ping", Body: []byte(`{}`)})
+	receipt, err := f.receive(p, Delivery{Event: "ping", Body: []byte(`{}`)})
 	checkError(t, err, Invalid, "Webhook not configured for this project")
 	if receipt.Outcome != OutcomeNotConfigured {
 		t.Errorf("outcome %s", receipt.Outcome)
