@@ -97,11 +97,10 @@ const (
 
 // Deployment triggers.
 const (
-	TriggerWebhook     = "webhook"
-	TriggerManual      = "manual"
-	TriggerImport      = "import"
-	TriggerRollback    = "rollback"
-	TriggerPullRequest = "pull_request"
+	TriggerWebhook  = "webhook"
+	TriggerManual   = "manual"
+	TriggerImport   = "import"
+	TriggerRollback = "rollback"
 )
 
 // Deployment is one build of one commit of a project as the API shows it.

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // Deployment environments: production deploys the project's default branch, a preview one alias.
@@ -146,7 +144,7 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, 
 				return err
 			}
 			for _, d := range unfinished {
-				if err := s.finish(tx, d.ID, api.StatusCancelled, reason, now); err != nil {
+				if err := s.finish(tx, d.ID, StatusCancelled, reason, now); err != nil {
 					return err
 				}
 				if d, err = loadDeployment(tx, d.ID); err != nil {

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // maxGroup caps how many queued writes one group commit takes.
@@ -236,9 +234,9 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
 		res.DeploymentID, res.Duplicate = btoi(v), true
 	} else {
-		trigger := api.TriggerWebhook
+		trigger := TriggerWebhook
 		if p.PullRequest != 0 {
-			trigger = api.TriggerPullRequest
+			trigger = TriggerPullRequest
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
@@ -280,7 +278,7 @@ func fillPushHistory(root *bolt.Bucket) error {
 		if err := deployed.Put(commitKey(d.ProjectID, d.Alias, d.CommitSHA), itob(d.ID)); err != nil {
 			return false, err
 		}
-		if d.Trigger != api.TriggerWebhook {
+		if d.Trigger != TriggerWebhook {
 			return true, nil
 		}
 		return true, heads.Put(branchKey(d.ProjectID, d.Branch), []byte(d.CommitSHA))
