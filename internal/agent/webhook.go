@@ -97,13 +97,16 @@ func (a *Agent) webhookDone(log *slog.Logger, start time.Time, event string, rec
 	if receipt.CommitSHA != "" {
 		log = log.With("commit", receipt.CommitSHA[:7])
 	}
+	if receipt.Reason != "" {
+		log = log.With("reason", receipt.Reason)
+	}
 	log.Info("webhook", "outcome", receipt.Outcome, "duration_ms", float64(elapsed.Microseconds())/1000)
 }
 
 // eventLabel keeps the metrics' event label to a few values whatever a client sends.
 func eventLabel(event string) string {
 	switch event {
-	case "push", "ping":
+	case "push", "ping", "pull_request":
 		return event
 	}
 	return "other"

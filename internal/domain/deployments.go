@@ -9,16 +9,27 @@ import (
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Deployments returns up to limit deployments, newest first, of the project ref names or, with ref
-// empty, of every project.
-func (s *Service) Deployments(ref string, limit int) ([]*store.Deployment, error) {
+// empty, of every project; of one environment (production or preview) and one alias when they
+// are not empty.
+func (s *Service) Deployments(ref string, limit int, environment, alias string) ([]*store.Deployment, error) {
+	if environment != "" && environment != store.EnvironmentProduction && environment != store.EnvironmentPreview {
+		return nil, Errorf(Invalid, "environment must be production or preview, not %q", environment)
+	}
 	projectID, err := s.projectFilter(ref)
 	if err != nil {
 		return nil, err
 	}
-	deployments, err := s.store.Deployments(projectID, limit)
+	var keep func(*store.Deployment) bool
+	if environment != "" || alias != "" {
+		keep = func(d *store.Deployment) bool {
+			return (environment == "" || d.Environment == environment) && (alias == "" || d.Alias == alias)
+		}
+	}
+	deployments, err := s.store.DeploymentsWhere(projectID, limit, keep)
 	return deployments, storeError(err, fmt.Sprintf("Project %s not found", ref))
 }
 
@@ -65,7 +76,8 @@ func (s *Service) Deployment(ref string) (*store.Deployment, *store.Project, err
 }
 
 // Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of
-// its production branch; it is always built, with no duplicate check.
+// its production branch; it is always built, with no duplicate check, skip marker or watched path.
+// A commit of a preview branch goes to that branch's preview.
 func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*store.Deployment, *store.Project, error) {
 	p, err := s.Project(ref)
 	if err != nil {
@@ -80,7 +92,8 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*s
 	if sha != "" && !github.ValidSHA(sha) {
 		return nil, nil, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commitSHA)
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual}
+	alias, _ := trigger.Environment(branch, p.DefaultBranch, p.PreviewBranches)
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, Alias: alias}
 	switch {
 	case sha == "" && p.Repo != "":
 		owner, name := splitRepo(p.Repo)
@@ -142,7 +155,18 @@ func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) 
 	if d.Status != store.StatusDeployed {
 		return nil, nil, Errorf(Conflict, "Deployment %d is %s: only successful deployments can go live", d.ID, d.Status)
 	}
-	if d.ID == p.ActiveDeploymentID {
+	live := p.ActiveDeploymentID
+	if d.Alias != "" {
+		pv, err := s.store.Preview(p.ID, d.Alias)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && pv.Removed()) {
+			return nil, nil, Errorf(Conflict, "Deployment %d belongs to the preview %s, which was removed", d.ID, d.Alias)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		live = pv.ActiveDeploymentID
+	}
+	if d.ID == live {
 		return nil, nil, Errorf(Conflict, "Deployment %d is already live", d.ID)
 	}
 	if err := s.goLive(ctx, p, d); err != nil {
@@ -155,14 +179,14 @@ func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) 
 	return d, p, nil
 }
 
-// previousDeployment is the newest successful deployment of p older than its live one.
+// previousDeployment is the newest successful production deployment of p older than its live one.
 func (s *Service) previousDeployment(p *store.Project) (int64, error) {
 	history, err := s.store.Deployments(p.ID, 0)
 	if err != nil {
 		return 0, storeError(err, fmt.Sprintf("Project %s not found", p.Slug))
 	}
 	for _, d := range history {
-		if d.Status == store.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
+		if d.Alias == "" && d.Status == store.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
 			return d.ID, nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
@@ -30,6 +31,7 @@ type Store interface {
 
 	Deployment(id int64) (*store.Deployment, error)
 	Deployments(projectID int64, limit int) ([]*store.Deployment, error)
+	DeploymentsWhere(projectID int64, limit int, keep func(*store.Deployment) bool) ([]*store.Deployment, error)
 	CreateDeployment(d *store.Deployment) error
 	Cancel(id int64) (*store.Deployment, error)
 	UpdateRunning(id int64, change func(d *store.Deployment)) error
@@ -41,6 +43,12 @@ type Store interface {
 	RecordDelivery(ctx context.Context, d store.Delivery) error
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
+
+	Preview(projectID int64, alias string) (*store.Preview, error)
+	Previews(projectID int64) ([]*store.Preview, error)
+	ApprovePreview(p store.Push) (store.PushResult, error)
+	RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error)
+	PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, error)
 }
 
 // Builds is the part of the build queue the domain drives: waking workers for a new deployment and

@@ -70,3 +70,20 @@ func TestUpsertCommentRefused(t *testing.T) {
 		t.Fatal("a body that does not start with its marker was sent")
 	}
 }
+
+func TestCommitInfo(t *testing.T) {
+	const sha = "abc123def4567890abc123def4567890abc123de"
+	c := fakeGitHub(t, "/",
+		call{method: "GET", path: "/repos/acme/site/commits/" + sha,
+			reply: `{"sha":"` + sha + `","commit":{"message":"Tweak the hero [skip ci]","author":{"name":""}},"author":{"login":"octocat"}}`},
+		call{method: "GET", path: "/repos/acme/site/commits/" + sha, status: 404, reply: `{"message":"No commit found for SHA"}`})
+	got, err := c.CommitInfo(ctx, "acme", "site", sha)
+	if want := (github.Commit{SHA: sha, Message: "Tweak the hero [skip ci]", Author: "octocat"}); err != nil || got != want {
+		t.Fatalf("CommitInfo = %+v, %v; want %+v", got, err, want)
+	}
+	_, err = c.CommitInfo(ctx, "acme", "site", sha)
+	checkError(t, err, github.ErrNotFound, "commit abc123d not found in acme/site, or the token cannot see the repository")
+	if _, err := c.CommitInfo(ctx, "acme", "site", "HEAD"); err == nil {
+		t.Fatal("CommitInfo asked for a ref that is not a SHA")
+	}
+}

@@ -211,13 +211,21 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	return bucket(tx, commitsBucket).Put(commitKey(d.ProjectID, d.Alias, d.CommitSHA), itob(d.ID))
 }
 
-// CreateDeployment queues d (a manual, import or retried build) without the duplicate check.
+// CreateDeployment queues d (a manual, import or retried build) without the duplicate check; a
+// deployment to a preview alias brings the preview up with d's commit as its head.
 func (s *Store) CreateDeployment(d *Deployment) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if bucket(tx, projectsBucket).Get(itob(d.ProjectID)) == nil {
 			return ErrNotFound
 		}
-		return s.createDeployment(tx, d, time.Now().UTC())
+		now := time.Now().UTC()
+		if d.Alias != "" {
+			head := PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}
+			if _, err := notePreviewHead(tx, d.ProjectID, d.Alias, head, now); err != nil {
+				return err
+			}
+		}
+		return s.createDeployment(tx, d, now)
 	})
 }
 
@@ -315,14 +323,23 @@ func (s *Store) Deployment(id int64) (*Deployment, error) {
 
 // Deployments returns up to limit deployments, newest first, of one project or, with projectID 0, of all.
 func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
+	return s.DeploymentsWhere(projectID, limit, nil)
+}
+
+// DeploymentsWhere is Deployments of only the deployments keep accepts (all when keep is nil).
+func (s *Store) DeploymentsWhere(projectID int64, limit int, keep func(*Deployment) bool) ([]*Deployment, error) {
 	var out []*Deployment
+	add := func(d *Deployment) bool {
+		if keep == nil || keep(d) {
+			out = append(out, d)
+		}
+		return limit <= 0 || len(out) < limit
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		deployments := bucket(tx, deploymentsBucket)
-		more := func() bool { return limit <= 0 || len(out) < limit }
 		if projectID == 0 {
 			return iterateBackward(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
-				out = append(out, &d)
-				return more(), nil
+				return add(&d), nil
 			})
 		}
 		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
@@ -333,8 +350,7 @@ func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
 			if err := get(deployments, k[8:], &d); err != nil {
 				return false, err
 			}
-			out = append(out, &d)
-			return more(), nil
+			return add(&d), nil
 		})
 	})
 	return out, err

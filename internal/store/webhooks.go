@@ -148,6 +148,7 @@ const (
 	OutcomeSkipped = "skipped"
 	OutcomeIgnored = "ignored"
 	OutcomePing    = "ok"
+	OutcomeRemoved = "removed"
 )
 
 // RecordPush durably records a push: nothing for a stale delivery, else a new queued deployment

@@ -210,13 +210,14 @@ const MaxLabel = 63
 
 // HostLabel returns the first label of the host that serves alias of the project with slug:
 // "<slug>--<alias>", or, when that is longer than MaxLabel, its beginning followed by "-" and the
-// first 6 hex digits of the SHA-256 of branch (the alias itself for a preview of no branch).
-func HostLabel(slug, alias, branch string) string {
+// first 6 hex digits of the SHA-256 of the branch of a branch preview, or of the alias of pull
+// request pullRequest's.
+func HostLabel(slug, alias string, pullRequest int, branch string) string {
 	label := slug + "--" + alias
 	if len(label) <= MaxLabel {
 		return label
 	}
-	if branch == "" {
+	if pullRequest != 0 {
 		branch = alias
 	}
 	sum := sha256.Sum256([]byte(branch))

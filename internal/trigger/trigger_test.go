@@ -204,17 +204,24 @@ func TestAliases(t *testing.T) {
 func TestHostLabel(t *testing.T) {
 	const long = "feature/a-very-long-branch-name-that-goes-on-and-on-and-on-forever-and-ever"
 	fifty := strings.Repeat("a", 50)
-	for _, tc := range []struct{ slug, alias, branch, want string }{
-		{"blog", "pr-12", "", "blog--pr-12"},
-		{"blog", "git-feature-login", "feature/login", "blog--git-feature-login"},
+	for _, tc := range []struct {
+		slug, alias string
+		pr          int
+		branch      string
+		want        string
+	}{
+		{"blog", "pr-12", 12, "feature/x", "blog--pr-12"},
+		{"blog", "git-feature-login", 0, "feature/login", "blog--git-feature-login"},
 		// Cut at 63 characters: the beginning, "-", and the first 6 hex digits of SHA-256("<branch>").
-		{"blog", BranchAlias(long), long, "blog--git-feature-a-very-long-branch-name-that-goes-on-a-ce2cb7"},
-		{fifty, BranchAlias("Dependabot/NPM_and_yarn/Vite-5.4.2"), "Dependabot/NPM_and_yarn/Vite-5.4.2", fifty + "--git-dc5915"},
-		{fifty, "git-abcdefg", "x", fifty + "--git-abcdefg"}, // exactly 63
+		{"blog", BranchAlias(long), 0, long, "blog--git-feature-a-very-long-branch-name-that-goes-on-a-ce2cb7"},
+		{fifty, BranchAlias("Dependabot/NPM_and_yarn/Vite-5.4.2"), 0, "Dependabot/NPM_and_yarn/Vite-5.4.2", fifty + "--git-dc5915"},
+		{fifty, "git-abcdefg", 0, "x", fifty + "--git-abcdefg"}, // exactly 63
+		// A pull request's label is cut with the SHA-256 of its alias, "pr-123456789012", whatever its branch.
+		{fifty, "pr-123456789012", 123456789012, "x", fifty + "--pr-1-2155de"},
 	} {
-		got := HostLabel(tc.slug, tc.alias, tc.branch)
+		got := HostLabel(tc.slug, tc.alias, tc.pr, tc.branch)
 		if got != tc.want || len(got) > MaxLabel {
-			t.Errorf("HostLabel(%q, %q, %q) = %q (%d), want %q", tc.slug, tc.alias, tc.branch, got, len(got), tc.want)
+			t.Errorf("HostLabel(%q, %q, %d, %q) = %q (%d), want %q", tc.slug, tc.alias, tc.pr, tc.branch, got, len(got), tc.want)
 		}
 	}
 }
@@ -232,7 +239,7 @@ func FuzzHostLabel(f *testing.F) {
 		if slug == "" || len(slug) > 50 {
 			return
 		}
-		label := HostLabel(slug, BranchAlias(branch), branch)
+		label := HostLabel(slug, BranchAlias(branch), 0, branch)
 		if BranchSlug(branch) == "" {
 			return // "git-" alone: the caller refuses a branch with no slug
 		}
@@ -240,7 +247,7 @@ func FuzzHostLabel(f *testing.F) {
 			t.Fatalf("HostLabel(%q, %q) = %q", slug, branch, label)
 		}
 		cut := len(slug+"--"+BranchAlias(branch)) > MaxLabel
-		if cut && branch != other && HostLabel(slug, BranchAlias(other), other) == label {
+		if cut && branch != other && HostLabel(slug, BranchAlias(other), 0, other) == label {
 			t.Fatalf("branches %q and %q share the label %q", branch, other, label)
 		}
 	})
