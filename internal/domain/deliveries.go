@@ -271,9 +271,10 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		}
 		hold = pv == nil || pv.ApprovedSHA != pr.HeadSHA
 	}
-	res, err := s.store.RecordPush(ctx, store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
+	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
 		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, RemoteAddr: v.RemoteAddr,
-		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval})
+		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval}
+	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:
 		return recordFailed(p, err)
@@ -281,7 +282,7 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		message := fmt.Sprintf("PR #%d is from a fork: approve it with 'miaobu preview approve' or the %s label", pr.Number, ApproveLabel)
 		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: pr.HeadSHA, Reason: message}, nil
 	}
-	return s.previewReceipt(p, pr.Number, pr.HeadSHA, res), nil
+	return s.previewReceipt(p, pr.Number, push, res), nil
 }
 
 // headCommitTimeout bounds asking GitHub for a pull request's head commit while GitHub waits for

@@ -81,18 +81,21 @@ func (s *Service) ApprovePreview(ref, alias string) (Receipt, error) {
 		return Receipt{}, storeError(err, fmt.Sprintf("Project %s not found", ref))
 	}
 	s.log.Info("fork preview approved", "project", p.ID, "alias", alias, "commit", pv.HeadSHA[:7], "deployment", res.DeploymentID)
-	return s.previewReceipt(p, pv.PullRequest, pv.HeadSHA, res), nil
+	return s.previewReceipt(p, pv.PullRequest, store.Push{CommitSHA: pv.HeadSHA, Branch: pv.Branch}, res), nil
 }
 
-// previewReceipt is the answer to a pull request's head commit recorded as res.
-func (s *Service) previewReceipt(p *store.Project, n int, sha string, res store.PushResult) Receipt {
+// previewReceipt is the answer to the head commit of pull request n, pushed as push and recorded
+// as res.
+func (s *Service) previewReceipt(p *store.Project, n int, push store.Push, res store.PushResult) Receipt {
+	sha := push.CommitSHA
 	if res.Duplicate {
 		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]),
 			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha}
 	}
 	s.builds.Wake()
 	return Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Preview deployment triggered for PR #%d", n),
-		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha}
+		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: store.LimitCommitMessage(push.CommitMessage),
+		Branch: push.Branch}
 }
 
 // RemovePreview takes the preview alias of the project ref names down now.

@@ -7,17 +7,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/miaobu/miaobu/internal/github/githubtest"
 )
 
-// readFixture returns a payload of testdata, or of the agent's real GitHub payloads when name
+// readFixture returns a payload of githubtest, or of the agent's real GitHub payloads when name
 // starts with "real/".
 func readFixture(t testing.TB, name string) []byte {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if real, ok := strings.CutPrefix(name, "real/"); ok {
-		path = filepath.Join("..", "agent", "testdata", "github-payloads", real)
+	real, ok := strings.CutPrefix(name, "real/")
+	if !ok {
+		return githubtest.Payload(t, name, nil)
 	}
-	body, err := os.ReadFile(path)
+	body, err := os.ReadFile(filepath.Join("..", "agent", "testdata", "github-payloads", real))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,34 +1,17 @@
 package trigger_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/trigger"
 )
 
-// push parses a push payload of the github package's testdata, after edit (when not nil) has
-// changed its decoded form.
+// push parses a push payload of githubtest after edit (when not nil) has changed its decoded form.
 func push(t *testing.T, name string, edit func(map[string]any)) *github.Push {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join("..", "github", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		var doc map[string]any
-		if err := json.Unmarshal(body, &doc); err != nil {
-			t.Fatal(err)
-		}
-		edit(doc)
-		if body, err = json.Marshal(doc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p, err := github.ParsePush(body)
+	p, err := github.ParsePush(githubtest.Payload(t, name, edit))
 	if err != nil {
 		t.Fatal(err)
 	}
