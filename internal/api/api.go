@@ -27,8 +27,20 @@ type Project struct {
 	SiteURL            string    `json:"site_url"`
 	CreatedAt          time.Time `json:"created_at"`
 	WebhookSecret      string    `json:"webhook_secret,omitempty"`
+	// GitHubReports says what the agent reports to GitHub about the project's deployments.
+	GitHubReports GitHubReports `json:"github_reports"`
 	// Detection is what the newest build of the project detected.
 	Detection
+}
+
+// GitHubReports says which reports of a project's deployments reach GitHub.
+type GitHubReports struct {
+	// Statuses is true when each deployment sets a commit status on its commit.
+	Statuses bool `json:"statuses"`
+	// Deployments is true when each deployment is a GitHub Deployment.
+	Deployments bool `json:"deployments"`
+	// Note says why what is false is, empty when both are true.
+	Note string `json:"note,omitempty"`
 }
 
 // Detection is what a build detected in its commit: the build settings used wherever the project
@@ -83,6 +95,8 @@ const (
 	TriggerManual   = "manual"
 	TriggerImport   = "import"
 	TriggerRollback = "rollback"
+	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
+	TriggerGitHubDeployment = "github_deployment"
 )
 
 // Deployment is one build of one commit of a project as the API shows it.

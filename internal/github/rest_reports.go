@@ -33,7 +33,7 @@ type CommitStatus struct {
 	State string
 	// Description is cut to MaxDescription characters.
 	Description string
-	// TargetURL is where the check's Details link leads.
+	// TargetURL is where the check's Details link leads; empty for none.
 	TargetURL string
 	// Context names the check, such as miaobu/site.
 	Context string
@@ -47,12 +47,12 @@ func (c *Client) CreateStatus(ctx context.Context, owner, repo, sha string, s Co
 	if !ValidSHA(sha) {
 		return fmt.Errorf("%q is not a full commit SHA", sha)
 	}
-	_, resp, err := c.gh.Repositories.CreateStatus(ctx, owner, repo, sha, &gogithub.RepoStatus{
-		State:       gogithub.String(s.State),
-		Description: gogithub.String(truncate(s.Description)),
-		TargetURL:   gogithub.String(s.TargetURL),
-		Context:     gogithub.String(s.Context),
-	})
+	status := &gogithub.RepoStatus{State: gogithub.String(s.State), Description: gogithub.String(truncate(s.Description)),
+		Context: gogithub.String(s.Context)}
+	if s.TargetURL != "" {
+		status.TargetURL = gogithub.String(s.TargetURL)
+	}
+	_, resp, err := c.gh.Repositories.CreateStatus(ctx, owner, repo, sha, status)
 	if err != nil {
 		refused := fmt.Sprintf(statusRefused, owner+"/"+repo)
 		return c.apiError(err, resp, refused, refused)

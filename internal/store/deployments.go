@@ -34,6 +34,8 @@ type Deployment struct {
 	SPA bool `json:"spa,omitempty"`
 	// Detected is what detection found in the commit, once the build has looked.
 	Detected *DetectedSettings `json:"detected,omitempty"`
+	// GitHubDeploymentID is the deployment on GitHub that reports this one, 0 until one is made.
+	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -97,7 +99,7 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 			return err
 		}
 	}
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	if err := bucket(tx, projectDeploymentsBucket).Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
@@ -148,7 +150,7 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status, message string, now time.T
 		secs := now.Sub(*d.StartedAt).Seconds()
 		d.BuildTimeSeconds = &secs
 	}
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	key := pairKey(d.ProjectID, d.ID)
@@ -268,7 +270,7 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 			return err
 		}
 		claimed = d
-		return saveDeployment(tx, d)
+		return s.saveTransition(tx, d)
 	})
 	return claimed, err
 }
@@ -285,7 +287,7 @@ func (s *Store) SetStatus(id int64, status string) error {
 			return ErrFinished
 		}
 		d.Status = status
-		return saveDeployment(tx, d)
+		return s.saveTransition(tx, d)
 	})
 }
 
@@ -471,7 +473,7 @@ func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 		}
 	}
 	d.Status, d.StartedAt = api.StatusQueued, nil
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	key := pairKey(d.ProjectID, d.ID)

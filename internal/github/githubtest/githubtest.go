@@ -523,7 +523,8 @@ func (s *Server) reportBody(w http.ResponseWriter, r *http.Request, states []str
 	s.noQuery(r)
 	raw, _ := io.ReadAll(r.Body)
 	var got map[string]any
-	allowed := maps.Clone(optional)
+	allowed := map[string]any{}
+	maps.Copy(allowed, optional)
 	maps.Copy(allowed, required)
 	problem := ""
 	if err := json.Unmarshal(raw, &got); err != nil {
@@ -565,7 +566,7 @@ func (s *Server) fullSHA(w http.ResponseWriter, sha string) bool {
 
 func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.reportBody(w, r, []string{"pending", "success", "failure", "error"},
-		map[string]any{"state": "", "description": "", "target_url": "", "context": ""}, nil)
+		map[string]any{"state": "", "description": "", "context": ""}, map[string]any{"target_url": ""})
 	if !ok || !s.fullSHA(w, r.PathValue("sha")) {
 		return
 	}
@@ -575,8 +576,9 @@ func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	targetURL, _ := body["target_url"].(string)
 	st.statuses = append(st.statuses, Status{SHA: r.PathValue("sha"), State: body["state"].(string), Description: body["description"].(string),
-		TargetURL: body["target_url"].(string), Context: body["context"].(string)})
+		TargetURL: targetURL, Context: body["context"].(string)})
 	s.nextID++
 	reply(w, http.StatusCreated, map[string]any{"id": s.nextID, "state": body["state"], "context": body["context"]})
 }
