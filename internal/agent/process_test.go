@@ -184,6 +184,40 @@ func TestSIGKILLMidBuildNeverLeavesItStuck(t *testing.T) {
 	}
 }
 
+// TestSIGKILLOfTheAgentKillsItsBuild kills an agent that builds without a sandbox; neither the build's
+// foreground process nor one that cleared its environment and left the build's session may outlive it.
+func TestSIGKILLOfTheAgentKillsItsBuild(t *testing.T) {
+	data, addr := t.TempDir(), freeAddr(t)
+	proc := startAgentProcess(t, data, addr, "MIAOBU_BUILD_SANDBOX=none")
+	ta := proc.client()
+	n := time.Now().UnixNano() % 1e9
+	stray, foreground := fmt.Sprintf("300.%d", n), fmt.Sprintf("301.%d", n)
+	t.Cleanup(func() { proctest.KillWithMarker(stray); proctest.KillWithMarker(foreground) })
+	repo := gittest.New(t)
+	p := ta.addProject("stray", repo.Dir)
+	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
+		BuildCommand: ptr("env -i setsid sh -c 'sleep " + stray + "' > /dev/null 2>&1 < /dev/null & sleep " + foreground)}, http.StatusOK, nil)
+	id := ta.push(p, repo.Commit("stray", map[string]string{"index.html": "x"}))
+	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(stray)) == 0 || len(proctest.WithMarker(foreground)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the build never started:\n%s", ta.log(id))
+		}
+	}
+	if err := proc.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left := append(proctest.WithMarker(stray), proctest.WithMarker(foreground)...)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("build processes outlived the agent: %v", left)
+		}
+	}
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binaryPath != "" {

@@ -53,6 +53,9 @@ func (a *Agent) startWorkers(ctx context.Context) error {
 	if warning != "" {
 		a.log.Warn(warning)
 	}
+	if err := pipeline.AdoptOrphans(); err != nil {
+		a.log.Warn("processes a build leaves behind may outlive it: adopting orphaned processes failed", "err", err)
+	}
 	hide := []string{a.cfg.DataDir}
 	if a.cfg.File != "" {
 		hide = append(hide, a.cfg.File)
@@ -166,7 +169,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		a.failBeforeLog(log, d.ID, "could not read the project: "+err.Error())
 		return
 	}
-	blog, err := pipeline.OpenLog(a.logPath(d.ID), a.secrets(p))
+	blog, err := a.openBuildLog(p, d.ID)
 	if err != nil {
 		log.Error("build: opening the log", "err", err)
 		a.failBeforeLog(log, d.ID, err.Error())
@@ -300,17 +303,25 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	}
 }
 
-// secrets are the values masked in a project's build logs: its variables and the GitHub token, also
-// in the form git sends it.
-func (a *Agent) secrets(p *store.Project) []string {
-	var out []string
+// openBuildLog opens a deployment's build log, masking every secret the agent holds, since a build
+// without a sandbox can read them all: the admin token, the GitHub token (also in the form git sends
+// it), the OSS keys, every project's webhook secret, and the project's own variables.
+func (a *Agent) openBuildLog(p *store.Project, deploymentID int64) (*pipeline.Log, error) {
+	projects, err := a.store.Projects()
+	if err != nil {
+		return nil, fmt.Errorf("reading the secrets to mask: %w", err)
+	}
+	secrets := []string{a.adminToken, a.cfg.OSS.AccessKeyID, a.cfg.OSS.AccessKeySecret}
+	for _, q := range projects {
+		secrets = append(secrets, q.WebhookSecret)
+	}
 	for _, v := range p.Env {
-		out = append(out, v)
+		secrets = append(secrets, v)
 	}
 	if t := a.cfg.GitHub.Token; t != "" {
-		out = append(out, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
+		secrets = append(secrets, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
 	}
-	return out
+	return pipeline.OpenLog(a.logPath(deploymentID), secrets)
 }
 
 // failBeforeLog records a deployment as failed before its build log exists, logging when even that fails

@@ -6,8 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,9 +74,6 @@ type Result struct {
 // workspace is the directory tree of one build.
 type workspace struct {
 	root, src, home, tmp, bin, cache string
-	// marker tags the environment of every process the build starts, so that one which left the
-	// build's process group can still be found and killed.
-	marker string
 }
 
 // NodeVersion returns the major version of the node on PATH, 0 when there is none.
@@ -106,21 +101,16 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
 	if b.Bwrap == "" {
-		log.Printf("WARNING: no sandbox: install and build can read every file this agent can and its environment, tokens and keys included (install bubblewrap)")
+		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
-	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
-	message, author, err := b.clone(cloneCtx, job, ws.src, log)
-	cancel()
+	message, author, err := b.cloneInTime(ctx, job, ws.src, log)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		if cloneCtx.Err() != nil {
-			return nil, context.Cause(cloneCtx)
-		}
 		return nil, err
+	}
+	if err := b.handToBuildUser(ws); err != nil {
+		return nil, fmt.Errorf("handing the workspace to the build user: %w", err)
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
 		log.Printf("Commit: %s — %s", firstLine(message), author)
@@ -177,6 +167,17 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
+// cloneInTime is clone bounded by the clone timeout; when ctx ends or the time is up it returns why.
+func (b *Builder) cloneInTime(ctx context.Context, job Job, dir string, log *Log) (message, author string, err error) {
+	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
+	defer cancel()
+	message, author, err = b.clone(cloneCtx, job, dir, log)
+	if err != nil && cloneCtx.Err() != nil {
+		return "", "", context.Cause(cloneCtx)
+	}
+	return message, author, err
+}
+
 // cloneTimeout is the clone step's bound.
 func (b *Builder) cloneTimeout() time.Duration {
 	if b.CloneTimeout > 0 {
@@ -192,13 +193,9 @@ func (b *Builder) newWorkspace(job Job) (*workspace, error) {
 	if err := os.RemoveAll(root); err != nil {
 		return nil, fmt.Errorf("clearing the workspace: %w", err)
 	}
-	marker := make([]byte, 16)
-	if _, err := rand.Read(marker); err != nil {
-		return nil, err
-	}
 	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
 		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
-		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10)), marker: hex.EncodeToString(marker)}
+		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10))}
 	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.cache} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating the workspace: %w", err)
