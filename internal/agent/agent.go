@@ -23,6 +23,7 @@ import (
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/report"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -49,6 +50,8 @@ type Agent struct {
 	// publishing guards publishLocks, one lock per project held while a deployment goes live.
 	publishing   sync.Mutex
 	publishLocks map[int64]*sync.Mutex
+	// reporter reports deployments to GitHub through the outbox.
+	reporter *report.Reporter
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -71,6 +74,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}, func() float64 { return float64(a.builds.running()) })
 	// Counted where every end is recorded, so that superseded and queued deployments count too.
 	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
+	a.reporter = a.newReporter()
 	return a, nil
 }
 
@@ -225,10 +229,10 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
-// Serve runs the agent and its build workers on ln (and the metrics listener, when configured)
-// until ctx is done or a listener fails: it stops accepting requests, stops the workers (their
-// builds are queued again) and returns within the shutdown timeout, with the listener's error if
-// that was the cause.
+// Serve runs the agent, its build workers and the outbox worker that sends reports on ln (and the
+// metrics listener, when configured) until ctx is done or a listener fails: it stops accepting
+// requests, stops the workers (their builds are queued again) and the outbox, and returns within
+// the shutdown timeout, with the listener's error if that was the cause.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Target == "oss" {
 		if err := a.cfg.OSSMissing(); err != nil {
@@ -257,6 +261,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
+	reportCtx, stopReports := context.WithCancel(context.Background())
+	waitReports := a.startOutbox(reportCtx)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {
@@ -290,6 +296,10 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 			err = e
 		}
 	}
+	// Last, as the builds and handlers stopped above may have enqueued reports (a send cut off here
+	// stays in the store for the next start), and before the caller closes the store.
+	stopReports()
+	waitReports()
 	a.log.Info("shutdown complete")
 	if failure != nil {
 		return failure

@@ -72,8 +72,9 @@ func (a *Agent) loopbackWarning(slug string) string {
 		"https URL, restart the agent and run `miaobu webhook setup %s`", a.cfg.PublicURL, port, port, slug)
 }
 
-// installHook makes p's repository deliver pushes to p's webhook URL signed with secret, adopting a
-// hook that already has that URL, and stores the hook's id with the secret. The caller holds a.hooks.
+// installHook makes p's repository deliver the hook events to p's webhook URL signed with secret,
+// adopting a hook that already has that URL, and stores the hook's id and events with the secret.
+// The caller holds a.hooks.
 func (a *Agent) installHook(ctx context.Context, p *store.Project, secret string) (*store.Project, bool, error) {
 	owner, name := splitRepo(p.Repo)
 	hook, created, err := a.github.EnsureHook(ctx, owner, name, a.webhookURL(p.ID), secret)
@@ -81,7 +82,7 @@ func (a *Agent) installHook(ctx context.Context, p *store.Project, secret string
 		return nil, false, err
 	}
 	updated, err := a.store.UpdateProject(p.ID, func(p *store.Project) error {
-		p.WebhookID, p.WebhookSecret = hook.ID, secret
+		p.WebhookID, p.WebhookSecret, p.WebhookEvents = hook.ID, secret, hook.Events
 		return nil
 	})
 	if err != nil {
@@ -268,6 +269,8 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	hookURL := a.webhookURL(p.ID)
 	warning := a.loopbackWarning(p.Slug)
+	// Setting the hook up is how a user says the token's permissions may have changed.
+	a.reporter.Resume(p.ID)
 	if p.WebhookID != 0 && p.WebhookSecret != "" {
 		owner, name := splitRepo(p.Repo)
 		hook, exists, err := a.github.FindHookByID(r.Context(), owner, name, p.WebhookID)
@@ -276,14 +279,30 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if exists && hook.URL == hookURL {
-			writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "already_configured", Message: "Webhook is already configured for this project",
+			message := "Webhook is already configured for this project"
+			if missing := github.MissingEvents(hook.Events); missing != nil {
+				// A hook made before miaobu needed them: add the events, sending the secret along.
+				if hook, err = a.github.EditHook(r.Context(), owner, name, p.WebhookID, hookURL, p.WebhookSecret); err != nil {
+					a.githubError(w, r, "", err)
+					return
+				}
+				message = fmt.Sprintf("Webhook is already configured for this project; it now also sends %s events", strings.Join(missing, " and "))
+				a.log.Info("webhook events added", "project", p.ID, "hook", p.WebhookID, "events", strings.Join(missing, ","))
+			}
+			if !a.recordHookEvents(w, r, p, hook.Events) {
+				return
+			}
+			writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "already_configured", Message: message,
 				WebhookID: p.WebhookID, WebhookURL: hookURL, Warning: warning})
 			return
 		}
 		if exists {
 			// public_url changed since the hook was made: point the same hook at the new URL.
-			if _, err := a.github.EditHook(r.Context(), owner, name, p.WebhookID, hookURL, p.WebhookSecret); err != nil {
+			if hook, err = a.github.EditHook(r.Context(), owner, name, p.WebhookID, hookURL, p.WebhookSecret); err != nil {
 				a.githubError(w, r, "", err)
+				return
+			}
+			if !a.recordHookEvents(w, r, p, hook.Events) {
 				return
 			}
 			a.log.Info("webhook moved to the new public URL", "project", p.ID, "hook", p.WebhookID)
@@ -310,6 +329,19 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) {
 		WebhookID: p.WebhookID, WebhookURL: hookURL, Warning: warning})
 }
 
+// recordHookEvents stores the events p's GitHub hook sends, answering the error itself and returning
+// false when that fails.
+func (a *Agent) recordHookEvents(w http.ResponseWriter, r *http.Request, p *store.Project, events []string) bool {
+	_, err := a.store.UpdateProject(p.ID, func(p *store.Project) error {
+		p.WebhookEvents = events
+		return nil
+	})
+	if err != nil {
+		a.storeError(w, r, err)
+	}
+	return err == nil
+}
+
 // deleteWebhook removes a project's GitHub hook (one already gone counts as deleted) and forgets its
 // secret; for a hand-made hook it forgets the secret, so that deliveries are refused.
 func (a *Agent) deleteWebhook(w http.ResponseWriter, r *http.Request) {
@@ -334,7 +366,7 @@ func (a *Agent) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, err := a.store.UpdateProject(p.ID, func(p *store.Project) error {
-		p.WebhookID, p.WebhookSecret = 0, ""
+		p.WebhookID, p.WebhookSecret, p.WebhookEvents = 0, "", nil
 		return nil
 	}); err != nil {
 		a.storeError(w, r, err)
@@ -370,7 +402,8 @@ func (a *Agent) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 		// GitHub first: if the store then failed, a retry would fix both, while the other order
 		// would leave GitHub signing with a secret the agent no longer has.
 		owner, name := splitRepo(p.Repo)
-		if _, err := a.github.EditHook(r.Context(), owner, name, p.WebhookID, hookURL, secret); err != nil {
+		hook, err := a.github.EditHook(r.Context(), owner, name, p.WebhookID, hookURL, secret)
+		if err != nil {
 			prefix := ""
 			if errors.Is(err, github.ErrNotFound) {
 				prefix = fmt.Sprintf("Run `miaobu webhook setup %s` to create a new one: ", p.Slug)
@@ -378,9 +411,10 @@ func (a *Agent) rotateWebhook(w http.ResponseWriter, r *http.Request) {
 			a.githubError(w, r, prefix, err)
 			return
 		}
+		p.WebhookEvents = hook.Events
 	}
-	if _, err := a.store.UpdateProject(p.ID, func(p *store.Project) error {
-		p.WebhookSecret = secret
+	if _, err := a.store.UpdateProject(p.ID, func(stored *store.Project) error {
+		stored.WebhookSecret, stored.WebhookEvents = secret, p.WebhookEvents
 		return nil
 	}); err != nil {
 		a.storeError(w, r, err)

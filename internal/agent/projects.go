@@ -29,6 +29,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.liveURL(p),
 		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
+		WebhookEventsMissing: webhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
 	}
 	if p.Repo != "" {
 		repo := p.Repo

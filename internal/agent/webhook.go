@@ -88,6 +88,9 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		a.webhookDone(log, start, event, "ping")
 		writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "ok", Message: "Webhook received and verified", ProjectID: id})
 		return
+	case "deployment":
+		a.deploymentEvent(w, r, log, start, project, delivery, payload)
+		return
 	case "push":
 	default:
 		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomeIgnored}) {
@@ -180,7 +183,7 @@ func (a *Agent) webhookDone(log *slog.Logger, start time.Time, event, outcome st
 // eventLabel keeps the metrics' event label to a few values whatever a client sends.
 func eventLabel(event string) string {
 	switch event {
-	case "push", "ping":
+	case "push", "ping", "deployment":
 		return event
 	}
 	return "other"

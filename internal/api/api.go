@@ -27,6 +27,9 @@ type Project struct {
 	SiteURL            string    `json:"site_url"`
 	CreatedAt          time.Time `json:"created_at"`
 	WebhookSecret      string    `json:"webhook_secret,omitempty"`
+	// WebhookEventsMissing are the events the project's GitHub hook lacks, as the agent last saw
+	// it; empty when it sends them all, or has no GitHub hook.
+	WebhookEventsMissing []string `json:"webhook_events_missing"`
 	// GitHubReports says what the agent reports to GitHub about the project's deployments.
 	GitHubReports GitHubReports `json:"github_reports"`
 	// Detection is what the newest build of the project detected.
@@ -276,10 +279,12 @@ type QueueStatus struct {
 
 // ProjectStatus is one project's line in the status: its live deployment, webhook and last result.
 type ProjectStatus struct {
-	ID                int64       `json:"id"`
-	Slug              string      `json:"slug"`
-	SiteURL           string      `json:"site_url"`
-	WebhookConfigured bool        `json:"webhook_configured"`
-	Live              *Deployment `json:"live"`
-	Last              *Deployment `json:"last"`
+	ID                int64  `json:"id"`
+	Slug              string `json:"slug"`
+	SiteURL           string `json:"site_url"`
+	WebhookConfigured bool   `json:"webhook_configured"`
+	// WebhookEventsMissing is the project's Project.WebhookEventsMissing.
+	WebhookEventsMissing []string    `json:"webhook_events_missing"`
+	Live                 *Deployment `json:"live"`
+	Last                 *Deployment `json:"last"`
 }
