@@ -214,7 +214,7 @@ func TestProjectShowsWhatIsReported(t *testing.T) {
 		t.Errorf("imported project: github_reports %+v, want %+v", p.GitHubReports, want)
 	}
 	ta.call(t, "GET", api.PathProjects+"/"+byHand.Slug, nil, &p)
-	if want := (api.GitHubReports{Note: "not a GitHub project (added by hand): nothing is reported"}); p.GitHubReports != want {
+	if want := (api.GitHubReports{Note: "added by hand, not imported from GitHub"}); p.GitHubReports != want {
 		t.Errorf("project added by hand: github_reports %+v, want %+v", p.GitHubReports, want)
 	}
 }

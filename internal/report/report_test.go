@@ -462,7 +462,7 @@ func TestWhatIsReported(t *testing.T) {
 		{"statuses only", options{statuses: true}, []string{report.KindStatus}, "github.deployments is off"},
 		{"deployments only", options{deployments: true}, []string{report.KindDeployment}, "github.statuses is off"},
 		{"no token", options{statuses: true, deployments: true, noToken: true}, nil, "no GitHub token: set MIAOBU_GITHUB_TOKEN"},
-		{"added by hand", options{statuses: true, deployments: true, byHand: true}, nil, "not a GitHub project (added by hand): nothing is reported"},
+		{"added by hand", options{statuses: true, deployments: true, byHand: true}, nil, "added by hand, not imported from GitHub"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.opts)

@@ -141,7 +141,7 @@ func (r *Reporter) Resume(project int64) {
 func (r *Reporter) Summary(p *store.Project) api.GitHubReports {
 	switch {
 	case p.Repo == "":
-		return api.GitHubReports{Note: "not a GitHub project (added by hand): nothing is reported"}
+		return api.GitHubReports{Note: "added by hand, not imported from GitHub"}
 	case !r.opts.HasToken:
 		return api.GitHubReports{Note: "no GitHub token: set MIAOBU_GITHUB_TOKEN"}
 	}
