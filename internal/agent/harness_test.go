@@ -101,22 +101,27 @@ func (ta *testAgent) addProject(name, repoDir string) api.Project {
 func (ta *testAgent) push(p api.Project, sha string) int64 {
 	ta.t.Helper()
 	payload := fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"head_commit":{"id":%q,"message":"pushed","author":{"name":"Ada"}}}`, sha, sha)
-	code, answer := ta.deliver(p.ID, p.WebhookSecret, "push", []byte(payload))
-	if code != http.StatusOK || answer.Status != "success" {
-		ta.t.Fatalf("push: %d %+v", code, answer)
+	status, answer := ta.deliver(p, []byte(payload))
+	if status != http.StatusOK || answer.Status != "success" {
+		ta.t.Fatalf("push: %d %+v", status, answer)
 	}
 	return answer.DeploymentID
 }
 
-// deliver sends a signed delivery of event with payload to the project's webhook and returns the
-// status code and answer.
-func (ta *testAgent) deliver(projectID int64, secret, event string, payload []byte) (int, api.WebhookAnswer) {
+// deliver posts body as a signed push delivery to the project's webhook and returns the answer.
+func (ta *testAgent) deliver(p api.Project, body []byte) (int, api.WebhookAnswer) {
 	ta.t.Helper()
-	req, _ := http.NewRequest("POST", fmt.Sprintf("%s%s%d", ta.url, api.PathWebhookPrefix, projectID), bytes.NewReader(payload))
+	return ta.deliverEvent(p, "push", body)
+}
+
+// deliverEvent posts body as a signed delivery of event to the project's webhook and returns the answer.
+func (ta *testAgent) deliverEvent(p api.Project, event string, body []byte) (int, api.WebhookAnswer) {
+	ta.t.Helper()
+	req, _ := http.NewRequest("POST", ta.url+api.PathWebhookPrefix+fmt.Sprint(p.ID), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprint(time.Now().UnixNano()))
-	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(secret), payload))
+	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(p.WebhookSecret), body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		ta.t.Fatal(err)

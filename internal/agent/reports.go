@@ -53,20 +53,21 @@ func webhookEventsMissing(p *store.Project) []string {
 	return []string{}
 }
 
-// deploymentEvent answers a verified deployment event (contract section 7): a deployment made on
-// GitHub for production, not by miaobu, puts its commit live. A kept successful deployment of the
-// commit goes live at once, like a rollback; otherwise the commit is built. The GitHub deployment
-// then receives the statuses.
-func (a *Agent) deploymentEvent(w http.ResponseWriter, r *http.Request, log *slog.Logger, start time.Time, p *store.Project, delivery string, payload []byte) {
+// deploymentEvent answers a verified deployment event e, nil when its payload is invalid (contract
+// section 7): a deployment made on GitHub for production, not by miaobu, puts its commit live. A
+// kept successful deployment of the commit goes live at once, like a rollback; otherwise the commit
+// is built. The GitHub deployment then receives the statuses. record is the delivery to record.
+func (a *Agent) deploymentEvent(w http.ResponseWriter, r *http.Request, log *slog.Logger, start time.Time, p *store.Project,
+	record store.Delivery, e *github.DeploymentEvent) {
 	const event = "deployment"
-	e, err := github.ParseDeployment(payload)
-	if err != nil {
+	if e == nil {
 		a.webhookDone(log, start, event, "invalid_payload")
 		writeError(w, http.StatusBadRequest, "Invalid JSON payload")
 		return
 	}
 	answer := func(outcome string, deploymentID int64, body api.WebhookAnswer) {
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: p.ID, Outcome: outcome, DeploymentID: deploymentID}) {
+		record.Outcome, record.DeploymentID = outcome, deploymentID
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, outcome)
@@ -89,8 +90,8 @@ func (a *Agent) deploymentEvent(w http.ResponseWriter, r *http.Request, log *slo
 		answer(store.OutcomeSuccess, kept.ID, success)
 		return
 	}
-	id, err := a.store.RecordGitHubDeployment(r.Context(), store.GitHubDeployment{ProjectID: p.ID, DeliveryID: delivery,
-		CommitSHA: e.SHA, Branch: p.DefaultBranch, GitHubID: e.ID})
+	id, err := a.store.RecordGitHubDeployment(r.Context(), store.GitHubDeployment{ProjectID: p.ID, DeliveryID: record.GUID,
+		CommitSHA: e.SHA, Branch: p.DefaultBranch, GitHubID: e.ID, RemoteAddr: record.RemoteAddr})
 	if err != nil {
 		a.storeFailed(w, r, log, err)
 		return

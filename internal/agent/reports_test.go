@@ -76,7 +76,7 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	var imported api.ImportResult
 	ta.call("POST", api.ImportPath("acme", "site"), api.ImportRequest{}, http.StatusCreated, &imported)
 	p := imported.Project
-	secret := gh.Hooks("acme/site")[0].Secret
+	hook := api.Project{ID: p.ID, WebhookSecret: gh.Hooks("acme/site")[0].Secret}
 	ta.deployed(imported.Deployment.ID)
 	siteURL := fmt.Sprintf("http://site.localhost:%s/", ta.port)
 
@@ -100,21 +100,21 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	}
 
 	second := repo.Commit("second", map[string]string{"index.html": "version two"})
-	ta.deployed(ta.push(api.Project{ID: p.ID, WebhookSecret: secret}, second))
+	ta.deployed(ta.push(hook, second))
 
 	// miaobu's own deployments come back as deployment events: ignored.
-	code, answer := ta.deliver(p.ID, secret, "deployment", deploymentPayload(t, own.ID, first, "production", true))
+	code, answer := ta.deliverEvent(hook, "deployment", deploymentPayload(t, own.ID, first, "production", true))
 	if code != http.StatusOK || answer.Status != "ignored" || answer.Message != "Deployment created by miaobu ignored" {
 		t.Errorf("miaobu's own deployment event: %d %+v", code, answer)
 	}
-	code, answer = ta.deliver(p.ID, secret, "deployment", deploymentPayload(t, 77, first, "staging", false))
+	code, answer = ta.deliverEvent(hook, "deployment", deploymentPayload(t, 77, first, "staging", false))
 	if code != http.StatusOK || answer.Status != "ignored" || answer.Message != "Deployment to environment 'staging' ignored (only 'production' deploys)" {
 		t.Errorf("a staging deployment event: %d %+v", code, answer)
 	}
 
 	// Rolling back from GitHub: the first build goes live again, nothing is built.
 	rollback := gh.AddDeployment("acme/site", githubtest.Deployment{Ref: "main", Environment: "production", Payload: "{}"})
-	code, answer = ta.deliver(p.ID, secret, "deployment", deploymentPayload(t, rollback, first, "production", false))
+	code, answer = ta.deliverEvent(hook, "deployment", deploymentPayload(t, rollback, first, "production", false))
 	want := api.WebhookAnswer{Status: "success", Message: "Deployment triggered for commit " + first[:7], DeploymentID: 1,
 		CommitSHA: first, CommitMessage: imported.Deployment.CommitMessage, Branch: "main"}
 	if code != http.StatusOK || answer != want {
@@ -141,7 +141,7 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	// A commit never built is built, and reports to the deployment made on GitHub.
 	third := repo.Commit("third", map[string]string{"index.html": "version three"})
 	made := gh.AddDeployment("acme/site", githubtest.Deployment{Ref: third, Environment: "production", Payload: "{}"})
-	code, answer = ta.deliver(p.ID, secret, "deployment", deploymentPayload(t, made, third, "production", false))
+	code, answer = ta.deliverEvent(hook, "deployment", deploymentPayload(t, made, third, "production", false))
 	if code != http.StatusOK || answer.Status != "success" || answer.DeploymentID != 3 || answer.CommitSHA != third {
 		t.Fatalf("deployment event of a new commit: %d %+v", code, answer)
 	}

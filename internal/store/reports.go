@@ -63,7 +63,8 @@ type GitHubDeployment struct {
 	CommitSHA  string
 	Branch     string
 	// GitHubID is GitHub's id of the deployment, which then reports the build.
-	GitHubID int64
+	GitHubID   int64
+	RemoteAddr string
 }
 
 // RecordGitHubDeployment durably records a deployment asked for on GitHub: a new queued deployment
@@ -83,7 +84,7 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g GitHubDeployment) 
 		}
 		id = d.ID
 		return addDelivery(tx, &Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID, Outcome: OutcomeSuccess,
-			DeploymentID: d.ID, ReceivedAt: now})
+			DeploymentID: d.ID, ReceivedAt: now, RemoteAddr: g.RemoteAddr})
 	})
 	if err == nil && id == 0 {
 		err = ErrNotFound
