@@ -267,6 +267,8 @@ func (a *Agent) rollback(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, r, err)
 		return
 	}
-	a.log.Info("rolled back", "project", p.ID, "deployment", d.ID)
+	log := a.log.With("project", p.ID, "deployment", d.ID)
+	a.reportLiveAgain(log, p, d, 0)
+	log.Info("rolled back")
 	writeJSON(w, http.StatusOK, a.deploymentView(d, p))
 }

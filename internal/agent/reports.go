@@ -126,12 +126,18 @@ func (a *Agent) liveAgain(ctx context.Context, log *slog.Logger, p *store.Projec
 		if live, err := a.store.Project(p.ID); err == nil {
 			p = live
 		}
-		for _, m := range a.reporter.LiveAgain(p, d, e.ID) {
-			if _, err := a.store.EnqueueMessage(m); err != nil {
-				log.Warn("deployment event: queueing the report to GitHub", "err", err)
-			}
-		}
+		a.reportLiveAgain(log, p, d, e.ID)
 		return d
 	}
 	return nil
+}
+
+// reportLiveAgain queues the report that an earlier deployment d of p is live again, to the GitHub
+// Deployment githubID that asked for it or, with 0, to d's own.
+func (a *Agent) reportLiveAgain(log *slog.Logger, p *store.Project, d *store.Deployment, githubID int64) {
+	for _, m := range a.reporter.LiveAgain(p, d, githubID) {
+		if _, err := a.store.EnqueueMessage(m); err != nil {
+			log.Warn("queueing the report of a rollback to GitHub", "deployment", d.ID, "err", err)
+		}
+	}
 }

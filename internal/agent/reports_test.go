@@ -160,6 +160,16 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	if n := len(gh.Deployments("acme/site")); n != 4 {
 		t.Errorf("GitHub has %d deployments, want 4: miaobu's two, and the two made on GitHub, with no copy", n)
 	}
+
+	// A rollback in miaobu is reported to the deployment's own GitHub Deployment.
+	ta.call("POST", api.PathProjects+"/site/rollback", api.RollbackRequest{DeploymentID: 2}, http.StatusOK, nil)
+	waitGitHub(t, "the success of the rollback to deployment 2", func() bool {
+		d := gh.Deployments("acme/site")
+		return len(d) == 4 && len(d[1].Statuses) == 3
+	})
+	if s := gh.Deployments("acme/site")[1]; s.Payload != `{"miaobu":{"deployment_id":2}}` || s.Statuses[2].Description != "Live again: deployment #2" {
+		t.Errorf("deployment 2 on GitHub after the rollback: %+v", s)
+	}
 }
 
 // TestWebhookSetupAddsMissingEvents sets up a project whose hook predates the deployment events:

@@ -260,8 +260,9 @@ func (r *Reporter) Inactive(p *store.Project, d *store.Deployment, alias string)
 	return []outbox.Message{message(KindDeployment, KindDeployment+":"+strconv.FormatInt(d.ID, 10), s)}
 }
 
-// LiveAgain returns the report that deployment d of p is live again at the request of the GitHub
-// Deployment githubID (made on GitHub, not by miaobu): that deployment succeeds, pointing at the site.
+// LiveAgain returns the report that an earlier deployment d of p is live again (a rollback): a
+// success pointing at the site, for the GitHub Deployment githubID that asked for it (one made on
+// GitHub), or with githubID 0 for d's own.
 func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message {
 	if !r.reports(p, KindDeployment) {
 		return nil
@@ -270,5 +271,10 @@ func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int
 	s.State, s.Description, s.LogURL = "success", fmt.Sprintf("Live again: deployment #%d", d.ID), r.page(d)
 	s.Environment, s.Production, s.Transient = environment("")
 	s.EnvironmentURL, s.GitHubDeploymentID = r.opts.LiveURL(p), githubID
-	return []outbox.Message{message(KindDeployment, fmt.Sprintf("%s:github-%d", KindDeployment, githubID), s)}
+	key := fmt.Sprintf("%s:github-%d", KindDeployment, githubID)
+	if githubID == 0 {
+		s.GitHubDeploymentID = d.GitHubDeploymentID
+		key = KindDeployment + ":" + strconv.FormatInt(d.ID, 10)
+	}
+	return []outbox.Message{message(KindDeployment, key, s)}
 }

@@ -335,6 +335,25 @@ func TestLiveAgain(t *testing.T) {
 	}
 }
 
+// TestLiveAgainOfItsOwn reports a rollback made in miaobu to the deployment's own GitHub Deployment.
+func TestLiveAgainOfItsOwn(t *testing.T) {
+	e := newEnv(t, options{deployments: true})
+	e.start()
+	id := e.push(t, "a")
+	e.claim(t)
+	if _, err := e.store.Complete(id); err != nil {
+		t.Fatal(err)
+	}
+	e.deployments(t, 1, 2)
+	d, _ := e.store.Deployment(id)
+	e.enqueue(t, e.reporter.LiveAgain(e.project, d, 0))
+	got := e.deployments(t, 1, 3)
+	if want := (githubtest.DeploymentStatus{State: "success", Description: fmt.Sprintf("Live again: deployment #%d", id),
+		EnvironmentURL: liveURL, LogURL: logURL(id)}); got[0].Statuses[2] != want {
+		t.Errorf("third status %+v, want %+v", got[0].Statuses[2], want)
+	}
+}
+
 // TestOutdatedPendingDropped builds a deployment while the worker is stopped: once it runs, the
 // pending statuses are outdated and only the final state reaches the commit, while the GitHub
 // Deployment still gets every state.
