@@ -285,20 +285,43 @@ func (e *env) enqueue(t *testing.T, messages []outbox.Message) {
 	}
 }
 
-func TestInactive(t *testing.T) {
-	e := newEnv(t, options{deployments: true})
-	e.start()
-	id := e.push(t, "a")
-	e.claim(t)
-	if _, err := e.store.Complete(id); err != nil {
-		t.Fatal(err)
-	}
-	e.deployments(t, 1, 2)
-	d, _ := e.store.Deployment(id)
-	e.enqueue(t, e.reporter.Inactive(e.project, d, "pr-12"))
-	got := e.deployments(t, 1, 3)
-	if want := (githubtest.DeploymentStatus{State: "inactive", Description: "Preview removed"}); got[0].Statuses[2] != want {
-		t.Errorf("third status %+v, want %+v", got[0].Statuses[2], want)
+// TestLaterReportsOfADeployment sends the reports that may follow a deployment's success: its
+// preview removed, or the deployment live again after a rollback in miaobu.
+func TestLaterReportsOfADeployment(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		report func(r *report.Reporter, p *store.Project, d *store.Deployment) []outbox.Message
+		want   func(id int64) githubtest.DeploymentStatus
+	}{
+		{"inactive", func(r *report.Reporter, p *store.Project, d *store.Deployment) []outbox.Message {
+			return r.Inactive(p, d, "pr-12")
+		},
+			func(int64) githubtest.DeploymentStatus {
+				return githubtest.DeploymentStatus{State: "inactive", Description: "Preview removed"}
+			}},
+		{"live again", func(r *report.Reporter, p *store.Project, d *store.Deployment) []outbox.Message {
+			return r.LiveAgain(p, d, 0)
+		},
+			func(id int64) githubtest.DeploymentStatus {
+				return githubtest.DeploymentStatus{State: "success", Description: fmt.Sprintf("Live again: deployment #%d", id),
+					EnvironmentURL: liveURL, LogURL: logURL(id)}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, options{deployments: true})
+			e.start()
+			id := e.push(t, "a")
+			e.claim(t)
+			if _, err := e.store.Complete(id); err != nil {
+				t.Fatal(err)
+			}
+			e.deployments(t, 1, 2)
+			d, _ := e.store.Deployment(id)
+			e.enqueue(t, tc.report(e.reporter, e.project, d))
+			if got := e.deployments(t, 1, 3); got[0].Statuses[2] != tc.want(id) {
+				t.Errorf("third status %+v, want %+v", got[0].Statuses[2], tc.want(id))
+			}
+		})
 	}
 }
 
@@ -332,25 +355,6 @@ func TestLiveAgain(t *testing.T) {
 		EnvironmentURL: liveURL, LogURL: logURL(id)}}
 	if i < 0 || !reflect.DeepEqual(got[i].Statuses, want) {
 		t.Errorf("deployments %+v: the one made on GitHub (%d) should have %+v", got, githubID, want)
-	}
-}
-
-// TestLiveAgainOfItsOwn reports a rollback made in miaobu to the deployment's own GitHub Deployment.
-func TestLiveAgainOfItsOwn(t *testing.T) {
-	e := newEnv(t, options{deployments: true})
-	e.start()
-	id := e.push(t, "a")
-	e.claim(t)
-	if _, err := e.store.Complete(id); err != nil {
-		t.Fatal(err)
-	}
-	e.deployments(t, 1, 2)
-	d, _ := e.store.Deployment(id)
-	e.enqueue(t, e.reporter.LiveAgain(e.project, d, 0))
-	got := e.deployments(t, 1, 3)
-	if want := (githubtest.DeploymentStatus{State: "success", Description: fmt.Sprintf("Live again: deployment #%d", id),
-		EnvironmentURL: liveURL, LogURL: logURL(id)}); got[0].Statuses[2] != want {
-		t.Errorf("third status %+v, want %+v", got[0].Statuses[2], want)
 	}
 }
 
