@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
@@ -120,7 +119,7 @@ func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Mess
 	if r.reports(&p, KindStatus) {
 		state, description := commitState(&p, &d)
 		s := base(&p, &d)
-		s.Status, s.State, s.Description = d.Status, state, description
+		s.Status, s.State, s.Description = string(d.Status), state, description
 		s.TargetURL, s.Context = r.page(&d), "miaobu/"+p.Slug
 		out = append(out, message(KindStatus, KindStatus+":"+id, s))
 	}
@@ -165,42 +164,42 @@ func environment(alias string) (name string, production, transient bool) {
 }
 
 // stepDescriptions describe the statuses of a deployment on its way.
-var stepDescriptions = map[string]string{
-	api.StatusQueued:     "Queued",
-	api.StatusCloning:    "Cloning",
-	api.StatusInstalling: "Installing dependencies",
-	api.StatusBuilding:   "Building",
-	api.StatusUploading:  "Uploading",
-	api.StatusPurging:    "Purging the CDN",
+var stepDescriptions = map[store.Status]string{
+	store.StatusQueued:     "Queued",
+	store.StatusCloning:    "Cloning",
+	store.StatusInstalling: "Installing dependencies",
+	store.StatusBuilding:   "Building",
+	store.StatusUploading:  "Uploading",
+	store.StatusPurging:    "Purging the CDN",
 }
 
 // commitState returns the commit status state and description of d.
 func commitState(p *store.Project, d *store.Deployment) (state, description string) {
 	switch d.Status {
-	case api.StatusDeployed:
+	case store.StatusDeployed:
 		return "success", deployedDescription(p, d)
-	case api.StatusFailed:
+	case store.StatusFailed:
 		return "failure", failedDescription(d)
-	case api.StatusCancelled:
+	case store.StatusCancelled:
 		return "error", cancelledDescription(d)
 	}
 	if description, ok := stepDescriptions[d.Status]; ok {
 		return "pending", description
 	}
-	return "pending", d.Status
+	return "pending", string(d.Status)
 }
 
 // deploymentState returns the GitHub Deployment state and description of d, and false when d's new
 // status is not reported there: a deployment is in_progress from its first step to its end.
 func deploymentState(p *store.Project, d *store.Deployment) (state, description string, ok bool) {
 	switch d.Status {
-	case api.StatusCloning:
+	case store.StatusCloning:
 		return "in_progress", "Building", true
-	case api.StatusDeployed:
+	case store.StatusDeployed:
 		return "success", deployedDescription(p, d), true
-	case api.StatusFailed:
+	case store.StatusFailed:
 		return "failure", failedDescription(d), true
-	case api.StatusCancelled:
+	case store.StatusCancelled:
 		return "error", cancelledDescription(d), true
 	}
 	return "", "", false

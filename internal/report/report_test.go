@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/logtest"
@@ -189,7 +188,7 @@ func TestSuccess(t *testing.T) {
 	e.statuses(t, 1)
 	e.claim(t)
 	e.statuses(t, 2)
-	if err := e.store.SetStatus(id, api.StatusBuilding); err != nil {
+	if err := e.store.SetStatus(id, store.StatusBuilding); err != nil {
 		t.Fatal(err)
 	}
 	e.statuses(t, 3)
@@ -219,7 +218,7 @@ func TestFailure(t *testing.T) {
 	e.statuses(t, 1) // Queued was outdated by the time the worker started
 	e.deployments(t, 1, 1)
 	long := "npm ERR! " + strings.Repeat("missing script ", 12)
-	if err := e.store.Fail(id, api.StatusFailed, long+"\nnpm ERR! A complete log of this run can be found in: /tmp/x.log"); err != nil {
+	if err := e.store.Fail(id, store.StatusFailed, long+"\nnpm ERR! A complete log of this run can be found in: /tmp/x.log"); err != nil {
 		t.Fatal(err)
 	}
 	cut := string([]rune("Build failed: " + long)[:139]) + "…"
@@ -365,7 +364,7 @@ func TestOutdatedPendingDropped(t *testing.T) {
 	e := newEnv(t, options{statuses: true, deployments: true})
 	id := e.push(t, "a")
 	e.claim(t)
-	if err := e.store.SetStatus(id, api.StatusBuilding); err != nil {
+	if err := e.store.SetStatus(id, store.StatusBuilding); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.Complete(id); err != nil {
@@ -446,7 +445,7 @@ func TestRefusalPausesTheKind(t *testing.T) {
 	e.deployments(t, 1, 2)
 	second := e.push(t, "b")
 	e.claim(t)
-	if err := e.store.Fail(second, api.StatusFailed, "boom"); err != nil {
+	if err := e.store.Fail(second, store.StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
 	e.deployments(t, 2, 4)
@@ -489,7 +488,7 @@ func TestWhatIsReported(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.opts)
-			d := store.Deployment{ID: 3, ProjectID: e.project.ID, CommitSHA: sha("a"), Status: api.StatusCloning}
+			d := store.Deployment{ID: 3, ProjectID: e.project.ID, CommitSHA: sha("a"), Status: store.StatusCloning}
 			var kinds []string
 			for _, m := range e.reporter.Transition(*e.project, d) {
 				kinds = append(kinds, m.Kind)
@@ -517,14 +516,14 @@ func TestDescriptions(t *testing.T) {
 		state string
 		want  string
 	}{
-		{store.Deployment{Status: api.StatusInstalling}, false, "pending", "Installing dependencies"},
-		{store.Deployment{Status: api.StatusPurging}, false, "pending", "Purging the CDN"},
-		{store.Deployment{Status: api.StatusDeployed, BuildTimeSeconds: &twelve}, true, "success", "Live in 12s"},
-		{store.Deployment{Status: api.StatusDeployed, BuildTimeSeconds: &twelve}, false, "success", "Deployed in 12s; a newer deployment is live"},
-		{store.Deployment{Status: api.StatusFailed, ErrorMessage: "\n  exit status 1\nmore"}, false, "failure", "Build failed: exit status 1"},
-		{store.Deployment{Status: api.StatusFailed}, false, "failure", "Build failed"},
-		{store.Deployment{Status: api.StatusCancelled, ErrorMessage: "cancelled by user"}, false, "error", "Cancelled"},
-		{store.Deployment{Status: api.StatusCancelled, ErrorMessage: "superseded by #9"}, false, "error", "Superseded by #9"},
+		{store.Deployment{Status: store.StatusInstalling}, false, "pending", "Installing dependencies"},
+		{store.Deployment{Status: store.StatusPurging}, false, "pending", "Purging the CDN"},
+		{store.Deployment{Status: store.StatusDeployed, BuildTimeSeconds: &twelve}, true, "success", "Live in 12s"},
+		{store.Deployment{Status: store.StatusDeployed, BuildTimeSeconds: &twelve}, false, "success", "Deployed in 12s; a newer deployment is live"},
+		{store.Deployment{Status: store.StatusFailed, ErrorMessage: "\n  exit status 1\nmore"}, false, "failure", "Build failed: exit status 1"},
+		{store.Deployment{Status: store.StatusFailed}, false, "failure", "Build failed"},
+		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "cancelled by user"}, false, "error", "Cancelled"},
+		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "superseded by #9"}, false, "error", "Superseded by #9"},
 	} {
 		tc.d.ID, tc.d.CommitSHA = 5, sha("a")
 		p := *e.project

@@ -46,7 +46,7 @@ func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 // is gone.
 func (r *Reporter) outdated(s payload) bool {
 	d, err := r.opts.Store.Deployment(s.DeploymentID)
-	return errors.Is(err, store.ErrNotFound) || (err == nil && d.Status != s.Status)
+	return errors.Is(err, store.ErrNotFound) || (err == nil && string(d.Status) != s.Status)
 }
 
 // sendDeployment adds a status to the deployment's GitHub Deployment, creating that first when

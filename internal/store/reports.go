@@ -6,7 +6,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/outbox"
 )
 
@@ -77,7 +76,7 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g GitHubDeployment) 
 			id = 0 // deleted since the handler read it; failing here would fail the whole group
 			return nil
 		}
-		d := &Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch, Trigger: api.TriggerGitHubDeployment,
+		d := &Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch, Trigger: TriggerGitHubDeployment,
 			DeliveryID: g.DeliveryID, GitHubDeploymentID: g.GitHubID}
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return err

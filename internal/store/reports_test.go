@@ -10,7 +10,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/outbox"
 )
 
@@ -45,7 +44,7 @@ func TestTransitionsAreReported(t *testing.T) {
 	if err != nil || d.ID != second {
 		t.Fatalf("claimed %+v, %v", d, err)
 	}
-	if err := s.SetStatus(second, api.StatusBuilding); err != nil {
+	if err := s.SetStatus(second, StatusBuilding); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpdateRunning(second, func(d *Deployment) { d.CommitMessage = "not a change of status" }); err != nil {
@@ -76,10 +75,10 @@ func TestTransitionReportCommitsWithTheChange(t *testing.T) {
 	s.OnTransition(func(Project, Deployment) []outbox.Message {
 		return []outbox.Message{{Kind: "test", Key: "k", Payload: json.RawMessage(`not JSON`)}}
 	})
-	if err := s.Fail(id, api.StatusFailed, "boom"); err == nil {
+	if err := s.Fail(id, StatusFailed, "boom"); err == nil {
 		t.Fatal("a change whose report could not be stored was committed")
 	}
-	if d, err := s.Deployment(id); err != nil || d.Status != api.StatusQueued {
+	if d, err := s.Deployment(id); err != nil || d.Status != StatusQueued {
 		t.Errorf("deployment after the failed change: %+v, %v; want still queued", d, err)
 	}
 }
@@ -88,13 +87,13 @@ func TestSetGitHubDeployment(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "site")
 	id := push(t, s, p, "a").DeploymentID
-	if err := s.Fail(id, api.StatusFailed, "boom"); err != nil {
+	if err := s.Fail(id, StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetGitHubDeployment(id, 987); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Deployment(id); d.GitHubDeploymentID != 987 || d.Status != api.StatusFailed {
+	if d, _ := s.Deployment(id); d.GitHubDeploymentID != 987 || d.Status != StatusFailed {
 		t.Errorf("deployment %+v, want GitHub deployment 987 and still failed", d)
 	}
 	if err := s.SetGitHubDeployment(id+1, 1); !errors.Is(err, ErrNotFound) {
@@ -112,7 +111,7 @@ func TestRecordGitHubDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := s.Deployment(id)
-	if err != nil || id == live || d.Trigger != api.TriggerGitHubDeployment || d.GitHubDeploymentID != 55 || d.CommitSHA != sha("a") || d.Status != api.StatusQueued {
+	if err != nil || id == live || d.Trigger != TriggerGitHubDeployment || d.GitHubDeploymentID != 55 || d.CommitSHA != sha("a") || d.Status != StatusQueued {
 		t.Fatalf("deployment %d: %+v, %v; want a new queued github_deployment of commit a reported to 55", id, d, err)
 	}
 	deliveries, err := s.Deliveries(p.ID, 1)
