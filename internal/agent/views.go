@@ -16,6 +16,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
 		PreviewBranches: nonNil(p.PreviewBranches), PRPreviews: p.PRPreviews, ForkPreviews: p.ForkPreviews,
 		WatchPaths: nonNil(p.WatchPaths), Trigger: p.TriggerMode,
+		WebhookEventsMissing: domain.WebhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
 	}
 	if p.Repo != "" {
 		repo := p.Repo

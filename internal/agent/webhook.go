@@ -106,7 +106,7 @@ func (a *Agent) webhookDone(log *slog.Logger, start time.Time, event string, rec
 // eventLabel keeps the metrics' event label to a few values whatever a client sends.
 func eventLabel(event string) string {
 	switch event {
-	case "push", "ping", "pull_request":
+	case "push", "ping", "pull_request", "deployment":
 		return event
 	}
 	return "other"

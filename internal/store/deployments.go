@@ -41,6 +41,8 @@ type Deployment struct {
 	PullRequest int    `json:"pull_request,omitempty"`
 	// Fork marks the build of a fork's pull request: no variables, no token, no cache, sandbox only.
 	Fork bool `json:"fork,omitempty"`
+	// GitHubDeploymentID is the deployment on GitHub that reports this one, 0 until one is made.
+	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -79,6 +81,8 @@ const (
 	TriggerRollback Trigger = "rollback"
 	// TriggerPullRequest is a pull request's update, or the approval of a fork's head commit.
 	TriggerPullRequest Trigger = "pull_request"
+	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
+	TriggerGitHubDeployment Trigger = "github_deployment"
 )
 
 // Terminal reports whether the deployment has finished, successfully or not.
@@ -196,7 +200,7 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 			return err
 		}
 	}
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	if err := bucket(tx, projectDeploymentsBucket).Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
@@ -259,7 +263,7 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 		secs := now.Sub(*d.StartedAt).Seconds()
 		d.BuildTimeSeconds = &secs
 	}
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	key := pairKey(d.ProjectID, d.ID)
@@ -387,7 +391,7 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 			return err
 		}
 		claimed = d
-		return saveDeployment(tx, d)
+		return s.saveTransition(tx, d)
 	})
 	return claimed, err
 }
@@ -404,7 +408,7 @@ func (s *Store) SetStatus(id int64, status Status) error {
 			return ErrFinished
 		}
 		d.Status = status
-		return saveDeployment(tx, d)
+		return s.saveTransition(tx, d)
 	})
 }
 
@@ -606,7 +610,7 @@ func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 		}
 	}
 	d.Status, d.StartedAt = StatusQueued, nil
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	key := pairKey(d.ProjectID, d.ID)
