@@ -173,6 +173,14 @@ func orDetected(set string, detected *string) string {
 	return "(detected at build: " + *detected + ")"
 }
 
+// watching says which paths a push must change to deploy.
+func watching(globs []string) string {
+	if len(globs) == 0 {
+		return "every path"
+	}
+	return strings.Join(globs, ", ")
+}
+
 // previewRules says which pull requests and branches deploy previews.
 func previewRules(p api.Project) string {
 	var rules []string
@@ -237,7 +245,7 @@ func printProject(a *app, p api.Project) error {
 		{"Repository", repo},
 		{"Deploys", "pushes to branch " + p.DefaultBranch},
 		{"Previews", previewRules(p)},
-		{"Watch paths", orDash(strings.Join(p.WatchPaths, ", "))},
+		{"Watching", watching(p.WatchPaths)},
 		{"Trigger", p.Trigger},
 		{"Webhook", webhook},
 		{"GitHub", githubReports(p.GitHubReports)},

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -96,6 +97,8 @@ func (s *Store) CreateProject(p *Project) error {
 		}
 		p.ID = int64(id)
 		p.Slug = uniqueSlug(p.Slug, func(s string) bool { return slugs.Get([]byte(s)) != nil })
+		// The safe defaults of the trigger rules (schema version 3) when the caller set none.
+		p.ForkPreviews, p.TriggerMode = cmp.Or(p.ForkPreviews, "approve"), cmp.Or(p.TriggerMode, "webhook")
 		if p.CreatedAt.IsZero() {
 			p.CreatedAt = time.Now().UTC()
 		}
