@@ -170,7 +170,7 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified)
 		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
 	}
 	if marker, found := trigger.SkipMarker(message); found {
-		return s.ignore(ctx, p, v, "Skipped: commit message contains "+marker)
+		return s.skip(ctx, p, v, sha, "commit message contains "+marker)
 	}
 	var why string
 	if len(p.WatchPaths) > 0 {
@@ -181,7 +181,7 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified)
 		decision := trigger.Watched(p.WatchPaths, trigger.Change{Before: push.Before, Forced: push.Forced,
 			Commits: push.Commits, Files: push.Files}, last)
 		if !decision.Build {
-			return s.ignore(ctx, p, v, "Skipped: "+decision.Reason)
+			return s.skip(ctx, p, v, sha, decision.Reason)
 		}
 		why = decision.Reason
 	}
@@ -267,7 +267,7 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 	}
 	message, author := s.headCommit(ctx, p, pr.HeadSHA)
 	if marker, found := trigger.SkipMarker(message); found && !approval {
-		return s.ignore(ctx, p, v, "Skipped: commit message contains "+marker)
+		return s.skip(ctx, p, v, pr.HeadSHA, "commit message contains "+marker)
 	}
 	hold := false
 	if fork && !approval && p.ForkPreviews == trigger.ForkPreviewsApprove {
@@ -285,6 +285,7 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 	case err != nil:
 		return recordFailed(p, err)
 	case hold:
+		s.report(s.log.With("project", p.ID, "alias", alias), "a fork's pull request", s.reports.AwaitingApproval(p, pr.Number, alias, pr.HeadSHA))
 		message := fmt.Sprintf("PR #%d is from a fork: approve it with 'miaobu preview approve' or the %s label", pr.Number, ApproveLabel)
 		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: pr.HeadSHA, Reason: message}, nil
 	}
@@ -322,6 +323,17 @@ func (s *Service) previewGone(ctx context.Context, p *store.Project, v Verified,
 		return recordFailed(p, err)
 	}
 	return s.record(ctx, p, v, store.OutcomeRemoved, Receipt{Outcome: OutcomeRemoved, Status: "ok", Message: done, Reason: reason})
+}
+
+// skip records a delivery whose commit sha is not deployed for reason, answers why, and tells GitHub
+// so, so that a required check does not wait for it forever.
+func (s *Service) skip(ctx context.Context, p *store.Project, v Verified, sha, reason string) (Receipt, error) {
+	receipt, err := s.ignore(ctx, p, v, "Skipped: "+reason)
+	if err == nil {
+		receipt.CommitSHA = sha
+		s.report(s.log.With("project", p.ID, "commit", sha[:7]), "a skipped commit", s.reports.Skipped(p, sha, reason))
+	}
+	return receipt, err
 }
 
 // ignore durably records a delivery that is ignored and answers why.

@@ -176,7 +176,9 @@ func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) 
 		return nil, nil, err
 	}
 	log := s.log.With("project", p.ID, "deployment", d.ID)
-	s.reportLiveAgain(log, p, d, 0)
+	if d.Alias == "" { // GitHub's production environment; a preview's rollback is miaobu's own
+		s.report(log, "a rollback", s.reports.LiveAgain(p, d, 0))
+	}
 	log.Info("rolled back")
 	return d, p, nil
 }

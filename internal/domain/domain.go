@@ -64,6 +64,15 @@ type Reports interface {
 	LiveAgain(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
 	// Resume reports to GitHub again for a project whose reports GitHub refused.
 	Resume(projectID int64)
+	// Skipped returns the messages that report a push of p's commit sha skipped for reason.
+	Skipped(p *store.Project, sha, reason string) []outbox.Message
+	// Inactive returns the messages that report deployment d, the last of p's preview alias, no
+	// longer served.
+	Inactive(p *store.Project, d *store.Deployment, alias string) []outbox.Message
+	// AwaitingApproval and Removed return the messages that update pull request n's sticky comment:
+	// its fork's head commit sha waits for approval, or its preview alias was taken down.
+	AwaitingApproval(p *store.Project, n int, alias, sha string) []outbox.Message
+	Removed(p *store.Project, n int, alias, sha string) []outbox.Message
 }
 
 // Builds is the part of the build queue the domain drives: waking workers for a new deployment and

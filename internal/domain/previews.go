@@ -118,8 +118,18 @@ func (s *Service) takeDown(p *store.Project, alias, reason string) (*store.Previ
 	for _, d := range cancelled {
 		s.builds.Stop(d.ID)
 	}
-	if !pv.Removed() {
-		s.log.Info("preview removed", "project", p.ID, "alias", alias, "reason", reason, "cancelled", len(cancelled))
+	if pv.Removed() {
+		return pv, nil
+	}
+	log := s.log.With("project", p.ID, "alias", alias)
+	log.Info("preview removed", "reason", reason, "cancelled", len(cancelled))
+	if pv.ActiveDeploymentID != 0 {
+		if d, err := s.store.Deployment(pv.ActiveDeploymentID); err == nil {
+			s.report(log, "a removed preview", s.reports.Inactive(p, d, alias))
+		}
+	}
+	if pv.PullRequest != 0 {
+		s.report(log, "a removed preview", s.reports.Removed(p, pv.PullRequest, alias, pv.HeadSHA))
 	}
 	return pv, nil
 }
