@@ -174,6 +174,9 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 				return err
 			}
 		}
+		if err := deleteProjectNotifications(tx, id); err != nil {
+			return err
+		}
 		deployments := bucket(tx, deploymentsBucket)
 		err := iterate(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
 			if d.ProjectID == id {

@@ -1,5 +1,6 @@
 // Package store owns miaobu's durable state: projects, deployments, the commit index, the record
-// of webhook deliveries and the outbox of messages to send, in one bbolt file.
+// of webhook deliveries, the outbox of messages to send and the notification targets, in one bbolt
+// file.
 //
 // Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
@@ -17,6 +18,7 @@
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
+//	notifications        notification target id → Notification (where events are told)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -54,9 +56,11 @@ var (
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
 	outboxBucket             = []byte("outbox")
+	notificationsBucket      = []byte("notifications")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
+		notificationsBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -79,6 +83,8 @@ type Store struct {
 	enqueued chan struct{}
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status string)]
+	// notifier makes the messages that tell notification targets of events (see OnNotify).
+	notifier atomic.Pointer[Notifier]
 }
 
 // OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
