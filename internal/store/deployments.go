@@ -183,6 +183,9 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status, message string, now time.T
 	if err := saveDeployment(tx, d); err != nil {
 		return err
 	}
+	if err := s.notifyDeployment(tx, d, now); err != nil {
+		return err
+	}
 	key := pairKey(d.ProjectID, d.ID)
 	if err := bucket(tx, queuedBucket).Delete(key); err != nil {
 		return err
@@ -300,7 +303,10 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 			return err
 		}
 		claimed = d
-		return saveDeployment(tx, d)
+		if err := saveDeployment(tx, d); err != nil {
+			return err
+		}
+		return s.notifyDeployment(tx, d, now)
 	})
 	return claimed, err
 }

@@ -7,6 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/outbox"
 )
 
@@ -87,6 +88,68 @@ func (s *Store) notify(tx *bolt.Tx, e Event) error {
 		}
 	}
 	return nil
+}
+
+// notifyDeployment enqueues inside tx the notifications of d's new status: started when a build
+// claims it; succeeded, and recovered when the project's previous deployment had failed, or failed
+// when it ends. A cancelled deployment tells nothing.
+func (s *Store) notifyDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
+	if s.notifier.Load() == nil {
+		return nil
+	}
+	var names []string
+	switch d.Status {
+	case api.StatusCloning:
+		names = []string{EventDeployStarted}
+	case api.StatusFailed:
+		names = []string{EventDeployFailed}
+	case api.StatusDeployed:
+		names = []string{EventDeploySucceeded}
+		failed, err := previousFailed(tx, d)
+		if err != nil {
+			return err
+		}
+		if failed {
+			names = append(names, EventDeployRecovered)
+		}
+	default:
+		return nil
+	}
+	var p Project
+	if err := get(bucket(tx, projectsBucket), itob(d.ProjectID), &p); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := s.notify(tx, Event{Name: name, Project: p, Deployment: *d, At: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// previousFailed reports whether the newest deployment of d's project before d that succeeded or
+// failed (cancelled ones say nothing of the site) failed.
+func previousFailed(tx *bolt.Tx, d *Deployment) (bool, error) {
+	failed := false
+	deployments := bucket(tx, deploymentsBucket)
+	err := iterateBackward(bucket(tx, projectDeploymentsBucket), itob(d.ProjectID), func(k []byte, _ struct{}) (bool, error) {
+		if btoi(k[8:]) >= d.ID {
+			return true, nil
+		}
+		var prev Deployment
+		if err := get(deployments, k[8:], &prev); err != nil {
+			return false, err
+		}
+		switch prev.Status {
+		case api.StatusFailed:
+			failed = true
+			return false, nil
+		case api.StatusDeployed:
+			return false, nil
+		}
+		return true, nil
+	})
+	return failed, err
 }
 
 // CreateNotification stores n as a new target, setting its id and creation time; a target of a
