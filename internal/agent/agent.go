@@ -23,6 +23,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -54,6 +55,8 @@ type Agent struct {
 	trustedProxies []netip.Prefix
 	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
 	webhookBodies *byteBudget
+	// notifier makes and sends the notifications of deployment events.
+	notifier *notify.Notifier
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -81,6 +84,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}, func() float64 { return float64(a.builds.running()) })
 	// Counted where every end is recorded, so that superseded and queued deployments count too.
 	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
+	a.notifier = a.newNotifier()
+	st.OnNotify(a.notifier.Message)
 	return a, nil
 }
 
@@ -137,6 +142,10 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
 	admin.HandleFunc("GET "+api.PathDeliveries, a.listDeliveries)
 	admin.HandleFunc("GET "+api.PathBackup, a.backup)
+	admin.HandleFunc("GET "+api.PathNotifications, a.listNotifications)
+	admin.HandleFunc("POST "+api.PathNotifications, a.createNotification)
+	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.deleteNotification)
+	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.testNotification)
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	return a.sites(a.cors(mux))
@@ -271,6 +280,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
+	outboxStopped := a.startOutbox(workCtx)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {
@@ -295,8 +305,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	for _, s := range servers {
 		go func() { shutdownErr <- s.http.Shutdown(sctx) }()
 	}
-	stopWork(errShutdown) // running builds end and are queued again
+	stopWork(errShutdown) // running builds end and are queued again; sends under way stay in the outbox
 	a.stopWorkers(sctx)
+	select {
+	case <-outboxStopped:
+	case <-sctx.Done():
+		a.log.Warn("the outbox worker did not stop in time")
+	}
 	var err error
 	for range servers {
 		// Past the deadline, handlers still running were cut off; what they acknowledged is already durable.
