@@ -23,7 +23,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/api"
 )
 
 // mailbox is an in-process SMTP server's backend: it keeps every message and login.
@@ -41,7 +41,9 @@ type received struct {
 	data []byte
 }
 
-func (b *mailbox) NewSession(c *smtp.Conn) (smtp.Session, error) { return &session{box: b, conn: c}, nil }
+func (b *mailbox) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{box: b, conn: c}, nil
+}
 
 // session is one SMTP connection to a mailbox; it offers AUTH PLAIN for miaobu / s3cret.
 type session struct {
@@ -67,9 +69,9 @@ func (s *session) Auth(string) (sasl.Server, error) {
 }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error { s.from = from; return nil }
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error  { s.to = append(s.to, to); return nil }
-func (s *session) Reset()                                     { s.from, s.to = "", nil }
-func (s *session) Logout() error                              { return nil }
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error   { s.to = append(s.to, to); return nil }
+func (s *session) Reset()                                      { s.from, s.to = "", nil }
+func (s *session) Logout() error                               { return nil }
 
 func (s *session) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
@@ -175,7 +177,7 @@ func TestEmailIsPlainTextAndEscapedHTML(t *testing.T) {
 	st := openStore(t, storeDir(t))
 	n := newTestNotifier(st, Options{SMTP: cfg})
 	target := addTarget(t, st, TypeEmail, "ops@example.com")
-	m := n.Message(*target, sampleEvent(store.EventDeployFailed))
+	m := n.Message(*target, sampleEvent(api.EventDeployFailed))
 	if err := n.Send(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +237,7 @@ func TestEmailOverTLSWithLogin(t *testing.T) {
 	st := openStore(t, storeDir(t))
 	n := newTestNotifier(st, Options{SMTP: cfg})
 	target := addTarget(t, st, TypeEmail, "ops@example.com")
-	err := n.Send(context.Background(), n.Message(*target, sampleEvent(store.EventDeployFailed)))
+	err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed)))
 	if err == nil || strings.Contains(err.Error(), "wrong-pass") || len(box.messages()) != 0 {
 		t.Fatalf("a refused login: %v, %d mails", err, len(box.messages()))
 	}
@@ -245,7 +247,7 @@ func TestEmailWithoutAMailServerIsRefused(t *testing.T) {
 	st := openStore(t, storeDir(t))
 	n := newTestNotifier(st, Options{})
 	target := addTarget(t, st, TypeEmail, "ops@example.com")
-	if err := n.Send(context.Background(), n.Message(*target, sampleEvent(store.EventDeployFailed))); !errors.Is(err, ErrNoSMTP) {
+	if err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed))); !errors.Is(err, ErrNoSMTP) {
 		t.Fatalf("sending without smtp.*: %v, want ErrNoSMTP", err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
-	"github.com/miaobu/miaobu/internal/store"
 )
 
 // maxLine is the most characters of a commit subject or error line a chat message shows.
@@ -56,17 +55,17 @@ func summarize(p payload) summary {
 		}
 	}
 	switch p.Event {
-	case store.EventDeployStarted:
+	case api.EventDeployStarted:
 		s.Title = "Deploying " + s.Project
-	case store.EventDeploySucceeded:
+	case api.EventDeploySucceeded:
 		s.Title, s.Colour, s.Site = "Deployed "+s.Project, colourGood, p.Project.SiteURL
-	case store.EventDeployFailed:
+	case api.EventDeployFailed:
 		s.Title, s.Colour = "Deployment of "+s.Project+" failed", colourBad
-	case store.EventDeployRecovered:
+	case api.EventDeployRecovered:
 		s.Title, s.Colour, s.Site = s.Project+" recovered: deployed after a failed deployment", colourGood, p.Project.SiteURL
-	case store.EventPreviewReady:
+	case api.EventPreviewReady:
 		s.Title, s.Colour, s.Site = "Preview of "+s.Project+" ready", colourGood, d.URL
-	case store.EventPreviewRemoved:
+	case api.EventPreviewRemoved:
 		s.Title = "Preview of " + s.Project + " removed"
 	default:
 		s.Title = "Test notification from miaobu"

@@ -24,16 +24,13 @@ import (
 // Kind is the kind of the outbox messages that carry notifications.
 const Kind = "notify"
 
-// Types of notification target.
+// Types of notification target, as the API names them.
 const (
-	TypeSlack   = "slack"
-	TypeDiscord = "discord"
-	TypeWebhook = "webhook"
-	TypeEmail   = "email"
+	TypeSlack   = api.NotifySlack
+	TypeDiscord = api.NotifyDiscord
+	TypeWebhook = api.NotifyWebhook
+	TypeEmail   = api.NotifyEmail
 )
-
-// Types lists the types of target.
-var Types = []string{TypeSlack, TypeDiscord, TypeWebhook, TypeEmail}
 
 // EventTest is the event of the message `miaobu notify test` sends.
 const EventTest = "notification.test"

@@ -51,7 +51,7 @@ func testViews(p *store.Project, d *store.Deployment) (api.Project, api.Deployme
 func sampleEvent(name string) store.Event {
 	secs := 65.4
 	status, message := api.StatusDeployed, ""
-	if name == store.EventDeployFailed {
+	if name == api.EventDeployFailed {
 		status, message = api.StatusFailed, "build: `npm run build` exited with status 1\nmore output"
 	}
 	return store.Event{Name: name, At: eventAt,
@@ -130,7 +130,7 @@ func newTestNotifier(st Store, opts Options) *Notifier {
 // addTarget stores a target of typ at url subscribed to every event, bypassing NewTarget's checks.
 func addTarget(t *testing.T, st *store.Store, typ, url string) *store.Notification {
 	t.Helper()
-	n := &store.Notification{Type: typ, Target: url, Events: store.Events}
+	n := &store.Notification{Type: typ, Target: url, Events: api.NotificationEvents}
 	if typ == TypeWebhook {
 		n.Secret = NewSecret()
 	}
@@ -232,7 +232,7 @@ func sendOnce(t *testing.T, typ string, r *receiver, event string) (request, *st
 }
 
 func TestSlackBodyIsExactAndEscaped(t *testing.T) {
-	req, _ := sendOnce(t, TypeSlack, newReceiver(t, nil), store.EventDeployFailed)
+	req, _ := sendOnce(t, TypeSlack, newReceiver(t, nil), api.EventDeployFailed)
 	want := `{"text":"Deployment of Blog &lt;&amp;&gt; *team* failed (#42): Fix &lt;b&gt;bold&lt;/b&gt; &amp; _stars_ @everyone: build: ` + "`npm run build`" + ` exited with status 1",` +
 		`"blocks":[{"type":"section","text":{"type":"mrkdwn","text":"*Deployment of Blog &lt;&amp;&gt; *team* failed (#42)*\nFix &lt;b&gt;bold&lt;/b&gt; &amp; _stars_ @everyone\nbuild: ` + "`npm run build`" + ` exited with status 1"}},` +
 		`{"type":"section","fields":[{"type":"mrkdwn","text":"*Project*\nBlog &lt;&amp;&gt; *team*"},{"type":"mrkdwn","text":"*Commit*\n` + "`0123456 on main`" + `"},` +
@@ -245,7 +245,7 @@ func TestSlackBodyIsExactAndEscaped(t *testing.T) {
 
 func TestDiscordBodyIsExactEscapedAndMentionsNobody(t *testing.T) {
 	req, _ := sendOnce(t, TypeDiscord, newReceiver(t, func(int) (int, http.Header, string) { return http.StatusNoContent, nil, "" }),
-		store.EventDeploySucceeded)
+		api.EventDeploySucceeded)
 	want := `{"content":"Deployed Blog \\<&\\> \\*team\\* \\(\\#42\\)","embeds":[{"title":"Deployed Blog \\<&\\> \\*team\\* \\(\\#42\\)",` +
 		`"description":"Fix \\<b\\>bold\\</b\\> & \\_stars\\_ \\@everyone","url":"http://127.0.0.1:8000/deployments/42","color":3056719,` +
 		`"fields":[{"name":"Project","value":"Blog \\<&\\> \\*team\\*","inline":true},{"name":"Commit","value":"0123456 on main","inline":true},` +
@@ -257,7 +257,7 @@ func TestDiscordBodyIsExactEscapedAndMentionsNobody(t *testing.T) {
 }
 
 func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
-	req, target := sendOnce(t, TypeWebhook, newReceiver(t, nil), store.EventDeployFailed)
+	req, target := sendOnce(t, TypeWebhook, newReceiver(t, nil), api.EventDeployFailed)
 	want := `{"type":"deploy.failed","timestamp":"2025-06-01T12:00:00Z","data":{` +
 		`"project":{"id":7,"name":"Blog <&> *team*","slug":"blog","repo":null,"repo_url":"","default_branch":"","framework":"",` +
 		`"install_command":"","build_command":"","output_directory":"","root_directory":"","target":"","webhook_id":null,` +

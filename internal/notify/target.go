@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -16,8 +17,8 @@ import (
 // is one, with a mail server configured), its events are known (DefaultEvents when none), and a
 // webhook gets a fresh signing secret. Every error is the caller's to fix and names no secret.
 func (n *Notifier) NewTarget(ctx context.Context, typ, target string, projectID int64, events []string) (*store.Notification, error) {
-	if !slices.Contains(Types, typ) {
-		return nil, fmt.Errorf("unknown notification type %q: use %s", typ, strings.Join(Types, ", "))
+	if !slices.Contains(api.NotificationTypes, typ) {
+		return nil, fmt.Errorf("unknown notification type %q: use %s", typ, strings.Join(api.NotificationTypes, ", "))
 	}
 	events, err := checkEvents(events)
 	if err != nil {
@@ -52,12 +53,12 @@ func (n *Notifier) NewTarget(ctx context.Context, typ, target string, projectID 
 // checkEvents returns events without repeats, or DefaultEvents when empty; an unknown one is refused.
 func checkEvents(events []string) ([]string, error) {
 	if len(events) == 0 {
-		return slices.Clone(store.DefaultEvents), nil
+		return slices.Clone(api.DefaultNotificationEvents), nil
 	}
 	var out []string
 	for _, e := range events {
-		if !slices.Contains(store.Events, e) {
-			return nil, fmt.Errorf("unknown event %q: use %s", e, strings.Join(store.Events, ", "))
+		if !slices.Contains(api.NotificationEvents, e) {
+			return nil, fmt.Errorf("unknown event %q: use %s", e, strings.Join(api.NotificationEvents, ", "))
 		}
 		if !slices.Contains(out, e) {
 			out = append(out, e)

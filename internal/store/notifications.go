@@ -11,25 +11,6 @@ import (
 	"github.com/miaobu/miaobu/internal/outbox"
 )
 
-// Events that notification targets subscribe to.
-const (
-	EventDeployStarted   = "deploy.started"
-	EventDeploySucceeded = "deploy.succeeded"
-	EventDeployFailed    = "deploy.failed"
-	// EventDeployRecovered is a production deployment that succeeded after the previous one failed,
-	// told besides EventDeploySucceeded.
-	EventDeployRecovered = "deploy.recovered"
-	EventPreviewReady    = "preview.ready"
-	EventPreviewRemoved  = "preview.removed"
-)
-
-// Events lists every event, in the order they are documented.
-var Events = []string{EventDeployStarted, EventDeploySucceeded, EventDeployFailed, EventDeployRecovered,
-	EventPreviewReady, EventPreviewRemoved}
-
-// DefaultEvents are the events of a target added without a list of its own.
-var DefaultEvents = []string{EventDeployFailed, EventDeployRecovered, EventPreviewReady}
-
 // Notification is an outgoing notification target: where events are told, and which.
 type Notification struct {
 	ID int64 `json:"id"`
@@ -100,17 +81,17 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	var names []string
 	switch d.Status {
 	case api.StatusCloning:
-		names = []string{EventDeployStarted}
+		names = []string{api.EventDeployStarted}
 	case api.StatusFailed:
-		names = []string{EventDeployFailed}
+		names = []string{api.EventDeployFailed}
 	case api.StatusDeployed:
-		names = []string{EventDeploySucceeded}
+		names = []string{api.EventDeploySucceeded}
 		failed, err := previousFailed(tx, d)
 		if err != nil {
 			return err
 		}
 		if failed {
-			names = append(names, EventDeployRecovered)
+			names = append(names, api.EventDeployRecovered)
 		}
 	default:
 		return nil
@@ -221,25 +202,4 @@ func (s *Store) DisableNotification(id int64, reason string) error {
 		n.DisabledReason = reason
 		return put(b, itob(id), &n)
 	})
-}
-
-// deleteProjectNotifications removes inside tx the targets that cover only project id.
-func deleteProjectNotifications(tx *bolt.Tx, id int64) error {
-	b := bucket(tx, notificationsBucket)
-	var keys [][]byte
-	err := iterate(b, nil, func(k []byte, n Notification) (bool, error) {
-		if n.ProjectID == id {
-			keys = append(keys, append([]byte(nil), k...))
-		}
-		return true, nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }

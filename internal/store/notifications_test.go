@@ -25,11 +25,11 @@ func addNotification(t *testing.T, s *Store, project int64, events ...string) *N
 func TestNotificationTargets(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "blog")
-	if err := s.CreateNotification(&Notification{Type: "slack", Target: "https://x", ProjectID: 99, Events: DefaultEvents}); !errors.Is(err, ErrNotFound) {
+	if err := s.CreateNotification(&Notification{Type: "slack", Target: "https://x", ProjectID: 99, Events: api.DefaultNotificationEvents}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a target of a missing project: %v, want ErrNotFound", err)
 	}
-	global := addNotification(t, s, 0, DefaultEvents...)
-	own := addNotification(t, s, p.ID, EventDeployStarted)
+	global := addNotification(t, s, 0, api.DefaultNotificationEvents...)
+	own := addNotification(t, s, p.ID, api.EventDeployStarted)
 	if own.ID <= global.ID || own.CreatedAt.IsZero() {
 		t.Fatalf("ids %d then %d, created %v", global.ID, own.ID, own.CreatedAt)
 	}
@@ -118,13 +118,13 @@ func claimAndEnd(t *testing.T, s *Store, status string) int64 {
 func TestDeploymentEventsReachTheirSubscribers(t *testing.T) {
 	s, _ := openTest(t)
 	blog, docs := newProject(t, s, "blog"), newProject(t, s, "docs")
-	all := addNotification(t, s, 0, DefaultEvents...)
-	started := addNotification(t, s, blog.ID, EventDeployStarted, EventDeploySucceeded)
-	disabled := addNotification(t, s, 0, Events...)
+	all := addNotification(t, s, 0, api.DefaultNotificationEvents...)
+	started := addNotification(t, s, blog.ID, api.EventDeployStarted, api.EventDeploySucceeded)
+	disabled := addNotification(t, s, 0, api.NotificationEvents...)
 	if err := s.DisableNotification(disabled.ID, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	addNotification(t, s, docs.ID, Events...) // hears nothing of blog
+	addNotification(t, s, docs.ID, api.NotificationEvents...) // hears nothing of blog
 	s.OnNotify(func(n Notification, e Event) outbox.Message {
 		if e.Project.ID != e.Deployment.ProjectID || e.At.IsZero() {
 			t.Errorf("event %+v: the project and deployment do not belong together, or no time", e)
@@ -142,13 +142,13 @@ func TestDeploymentEventsReachTheirSubscribers(t *testing.T) {
 	succeeded := claimAndEnd(t, s, api.StatusDeployed)
 
 	want := []told{
-		{started.ID, EventDeployStarted, failed, api.StatusCloning},
-		{all.ID, EventDeployFailed, failed, api.StatusFailed},
-		{started.ID, EventDeployStarted, recovered, api.StatusCloning},
-		{started.ID, EventDeploySucceeded, recovered, api.StatusDeployed},
-		{all.ID, EventDeployRecovered, recovered, api.StatusDeployed},
-		{started.ID, EventDeployStarted, succeeded, api.StatusCloning},
-		{started.ID, EventDeploySucceeded, succeeded, api.StatusDeployed},
+		{started.ID, api.EventDeployStarted, failed, api.StatusCloning},
+		{all.ID, api.EventDeployFailed, failed, api.StatusFailed},
+		{started.ID, api.EventDeployStarted, recovered, api.StatusCloning},
+		{started.ID, api.EventDeploySucceeded, recovered, api.StatusDeployed},
+		{all.ID, api.EventDeployRecovered, recovered, api.StatusDeployed},
+		{started.ID, api.EventDeployStarted, succeeded, api.StatusCloning},
+		{started.ID, api.EventDeploySucceeded, succeeded, api.StatusDeployed},
 	}
 	if got := toldSoFar(t, s); !slices.Equal(got, want) {
 		t.Fatalf("told\n%+v\nwant\n%+v", got, want)
