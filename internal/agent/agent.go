@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,14 +16,16 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -38,19 +39,12 @@ type Agent struct {
 	log        *slog.Logger
 	adminToken string
 	metrics    *metrics
-	wake       chan struct{}
 	started    time.Time
-	github     *github.Client
-	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
-	// find no hook and create two.
-	hooks   sync.Mutex
-	builder *pipeline.Builder
-	builds  builds
+	domain     *domain.Service
+	builder    *pipeline.Builder
+	builds     *builds
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
-	// publishing guards publishLocks, one lock per project held while a deployment goes live.
-	publishing   sync.Mutex
-	publishLocks map[int64]*sync.Mutex
 	// trustedProxies are the peers whose X-Forwarded-For names the client.
 	trustedProxies []netip.Prefix
 	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
@@ -74,18 +68,20 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
-		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
-		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}, trustedProxies: trustedProxies,
-		webhookBodies: newByteBudget(cfg.Webhook.InflightBytes())}
+	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
+		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
+		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes())}
+	// The notifier's views use the domain, made next, only once messages are made.
+	a.notifier = a.newNotifier()
+	st.OnNotify(a.notifier.Message)
+	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Targets: publish.NewTargets(cfg),
+		Notifier: a.notifier, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
 	}, func() float64 { return float64(a.builds.running()) })
 	// Counted where every end is recorded, so that superseded and queued deployments count too.
-	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
-	a.notifier = a.newNotifier()
-	st.OnNotify(a.notifier.Message)
+	st.OnFinish(func(status store.Status) { a.metrics.deployments.WithLabelValues(string(status)).Inc() })
 	return a, nil
 }
 
@@ -114,41 +110,43 @@ func loadOrCreateAdminToken(path string) (string, error) {
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
+		_ = writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
 	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
 
 	admin := http.NewServeMux()
-	admin.HandleFunc("GET "+api.PathProjects, a.listProjects)
-	admin.HandleFunc("POST "+api.PathProjects, a.createProject)
-	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.getProject)
-	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.updateProject)
-	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.deleteProject)
-	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.deploy)
-	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.rollback)
-	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.listEnv)
-	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.setEnv)
-	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.unsetEnv)
-	admin.HandleFunc("GET "+api.PathStatus, a.status)
+	admin.HandleFunc("GET "+api.PathProjects, a.handle(a.listProjects))
+	admin.HandleFunc("POST "+api.PathProjects, a.handle(a.createProject))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.handle(a.getProject))
+	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.handle(a.updateProject))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.handle(a.deleteProject))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.handle(a.deploy))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.handle(a.rollback))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
+	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.handle(a.setEnv))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.handle(a.unsetEnv))
+	admin.HandleFunc("GET "+api.PathStatus, a.handle(a.status))
 	admin.Handle("GET "+api.PathMetrics, a.metrics.handler())
-	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
-	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
-	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.deploymentLogs)
-	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.cancelDeployment)
-	admin.HandleFunc("POST "+api.PathRepositories+"/{owner}/{repo}/import", a.importRepository)
-	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.setupWebhook)
-	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
-	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
-	admin.HandleFunc("GET "+api.PathDeliveries, a.listDeliveries)
+	admin.HandleFunc("GET "+api.PathDeployments, a.handle(a.listDeployments))
+	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.handle(a.getDeployment))
+	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.handle(a.deploymentLogs))
+	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.handle(a.cancelDeployment))
+	admin.HandleFunc("POST "+api.PathRepositories+"/{owner}/{repo}/import", a.handle(a.importRepository))
+	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.handle(a.setupWebhook))
+	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.handle(a.deleteWebhook))
+	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.handle(a.rotateWebhook))
+	admin.HandleFunc("GET "+api.PathDeliveries, a.handle(a.listDeliveries))
+	// A backup streams the store: a failure once it has started can only cut the answer short.
 	admin.HandleFunc("GET "+api.PathBackup, a.backup)
-	admin.HandleFunc("GET "+api.PathNotifications, a.listNotifications)
-	admin.HandleFunc("POST "+api.PathNotifications, a.createNotification)
-	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.deleteNotification)
-	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.testNotification)
+	admin.HandleFunc("GET "+api.PathNotifications, a.handle(a.listNotifications))
+	admin.HandleFunc("POST "+api.PathNotifications, a.handle(a.createNotification))
+	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.handle(a.deleteNotification))
+	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
-	return a.sites(a.cors(mux))
+	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
+	return sites.Handler(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time;
@@ -192,26 +190,6 @@ func (a *Agent) cors(next http.Handler) http.Handler {
 	})
 }
 
-// writeJSON answers with v as JSON.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeError answers with {"detail": detail}.
-func writeError(w http.ResponseWriter, code int, detail string) {
-	writeJSON(w, code, api.Error{Detail: detail})
-}
-
-// wakeWorkers tells idle workers that a deployment was queued.
-func (a *Agent) wakeWorkers() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
-}
-
 // Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := protectEnvironment(); err != nil {
@@ -248,10 +226,10 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
-// Serve runs the agent and its build workers on ln (and the metrics listener, when configured)
-// until ctx is done or a listener fails: it stops accepting requests, stops the workers (their
-// builds are queued again) and returns within the shutdown timeout, with the listener's error if
-// that was the cause.
+// Serve runs the agent, its build workers and its outbox worker on ln (and the metrics listener,
+// when configured) until ctx is done or a listener fails: it stops accepting requests, stops the
+// workers (their builds are queued again) and then the outbox, and returns within the shutdown
+// timeout, with the listener's error if that was the cause.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Target == "oss" {
 		if err := a.cfg.OSSMissing(); err != nil {
@@ -280,7 +258,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
-	outboxStopped := a.startOutbox(workCtx)
+	outboxCtx, stopOutbox := context.WithCancel(context.Background())
+	waitOutbox := a.startOutbox(outboxCtx)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {
@@ -305,13 +284,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	for _, s := range servers {
 		go func() { shutdownErr <- s.http.Shutdown(sctx) }()
 	}
-	stopWork(errShutdown) // running builds end and are queued again; sends under way stay in the outbox
+	stopWork(errShutdown) // running builds end and are queued again
 	a.stopWorkers(sctx)
-	select {
-	case <-outboxStopped:
-	case <-sctx.Done():
-		a.log.Warn("the outbox worker did not stop in time")
-	}
 	var err error
 	for range servers {
 		// Past the deadline, handlers still running were cut off; what they acknowledged is already durable.
@@ -319,6 +293,10 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 			err = e
 		}
 	}
+	// Last, as the builds and handlers stopped above may have enqueued messages (a send cut off here
+	// stays in the outbox for the next start), and before the caller closes the store.
+	stopOutbox()
+	waitOutbox()
 	a.log.Info("shutdown complete")
 	if failure != nil {
 		return failure

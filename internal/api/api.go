@@ -289,25 +289,6 @@ const (
 // NotificationTypes lists the types of notification target.
 var NotificationTypes = []string{NotifySlack, NotifyDiscord, NotifyWebhook, NotifyEmail}
 
-// Events that notification targets subscribe to.
-const (
-	EventDeployStarted   = "deploy.started"
-	EventDeploySucceeded = "deploy.succeeded"
-	EventDeployFailed    = "deploy.failed"
-	// EventDeployRecovered is a production deployment that succeeded after the previous one failed,
-	// told besides EventDeploySucceeded.
-	EventDeployRecovered = "deploy.recovered"
-	EventPreviewReady    = "preview.ready"
-	EventPreviewRemoved  = "preview.removed"
-)
-
-// NotificationEvents lists every event, in the order they are documented.
-var NotificationEvents = []string{EventDeployStarted, EventDeploySucceeded, EventDeployFailed, EventDeployRecovered,
-	EventPreviewReady, EventPreviewRemoved}
-
-// DefaultNotificationEvents are the events of a target added without a list of its own.
-var DefaultNotificationEvents = []string{EventDeployFailed, EventDeployRecovered, EventPreviewReady}
-
 // Notification is an outgoing notification target as the API shows it: Target masks a URL's
 // path and query after its first segment, and Secret (a webhook's signing secret) appears only
 // once, in the answer that creates it.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 )
 
 // newNotifyCommand builds `miaobu notify`.
@@ -26,8 +27,8 @@ func newNotifyAddCommand(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "add slack|discord|webhook URL | add email ADDRESS",
-		Short: "Add a notification target (events: " + strings.Join(api.DefaultNotificationEvents, ", ") + " unless --events)",
-		Long: "Add a notification target. Events: " + strings.Join(api.NotificationEvents, ", ") + ".\n" +
+		Short: "Add a notification target (events: " + strings.Join(event.Defaults, ", ") + " unless --events)",
+		Long: "Add a notification target. Events: " + strings.Join(event.All, ", ") + ".\n" +
 			"A webhook target is signed with Standard Webhooks; its secret is printed once.",
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,11 +73,11 @@ func newNotifyAddCommand(a *app) *cobra.Command {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	cmd.Flags().StringVar(&project, "project", "", "only this project's deployments (default: every project)")
-	cmd.Flags().StringSliceVar(&events, "events", nil, "events to send, comma-separated (default "+strings.Join(api.DefaultNotificationEvents, ",")+")")
+	cmd.Flags().StringSliceVar(&events, "events", nil, "events to send, comma-separated (default "+strings.Join(event.Defaults, ",")+")")
 	_ = cmd.RegisterFlagCompletionFunc("project", func(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		return projectCompletions(cmd, a, toComplete), cobra.ShellCompDirectiveNoFileComp
 	})
-	_ = cmd.RegisterFlagCompletionFunc("events", cobra.FixedCompletions(api.NotificationEvents, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("events", cobra.FixedCompletions(event.All, cobra.ShellCompDirectiveNoFileComp))
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

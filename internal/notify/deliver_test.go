@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -84,7 +84,7 @@ func TestRetriesAfterA500KeepTheWebhookID(t *testing.T) {
 	n := newTestNotifier(st, Options{})
 	target := addTarget(t, st, TypeWebhook, r.URL+"/hooks/miaobu")
 	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}})
-	enqueue(t, st, n, target, api.EventDeploySucceeded)
+	enqueue(t, st, n, target, event.DeploySucceeded)
 	eventually(t, "three attempts and an empty outbox", func() bool { return len(r.requests()) == 3 && len(pending(t, st)) == 0 })
 	reqs := r.requests()
 	got := ids(reqs)
@@ -112,7 +112,7 @@ func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 			n := newTestNotifier(st, Options{})
 			target := addTarget(t, st, tc.typ, r.URL+"/services/T/B/X")
 			runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
-			enqueue(t, st, n, target, api.EventDeployFailed)
+			enqueue(t, st, n, target, event.DeployFailed)
 			eventually(t, "the message dropped", func() bool { return len(pending(t, st)) == 0 })
 			got, err := st.Notification(target.ID)
 			if err != nil {
@@ -122,7 +122,7 @@ func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 				t.Fatalf("disabled_reason %q, want the receiver's answer %q", got.DisabledReason, tc.answer)
 			}
 			// A message already waiting for the disabled target is dropped without a request.
-			err = n.Send(context.Background(), n.Message(*got, sampleEvent(api.EventDeployFailed)))
+			err = n.Send(context.Background(), n.Message(*got, sampleEvent(event.DeployFailed)))
 			if err == nil || len(r.requests()) != 1 {
 				t.Fatalf("sending to a disabled target: %v after %d requests, want an error and still 1", err, len(r.requests()))
 			}
@@ -139,7 +139,7 @@ func TestTooManyRequestsWaitsAsAsked(t *testing.T) {
 	target := addTarget(t, st, TypeSlack, r.URL+"/services/T/B/X")
 	start := time.Now()
 	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Millisecond, time.Millisecond}})
-	enqueue(t, st, n, target, api.EventDeployFailed)
+	enqueue(t, st, n, target, event.DeployFailed)
 	var m outbox.Message
 	eventually(t, "one failed attempt", func() bool {
 		p := pending(t, st)
@@ -169,7 +169,7 @@ func TestRestartResumesTheSchedule(t *testing.T) {
 	n := newTestNotifier(st, Options{})
 	target := addTarget(t, st, TypeWebhook, r.URL+"/hook")
 	stop := runWorker(t, st, n, schedule)
-	enqueue(t, st, n, target, api.EventDeployFailed)
+	enqueue(t, st, n, target, event.DeployFailed)
 	eventually(t, "a failed attempt waiting an hour", func() bool {
 		p := pending(t, st)
 		return len(p) == 1 && p[0].Attempts == 1
@@ -270,7 +270,7 @@ func TestDeliveryRefusesAnInternalAddressAfterRebinding(t *testing.T) {
 	// The name was public when the target was added; now it answers with the loopback receiver.
 	n := guardedNotifier(st, fakeResolver{"rebind.test": {netip.MustParseAddr("127.0.0.1")}})
 	target := addTarget(t, st, TypeSlack, "http://rebind.test"+port+"/services/T/B/SECRET")
-	err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed)))
+	err := n.Send(context.Background(), n.Message(*target, sampleEvent(event.DeployFailed)))
 	if private := new(PrivateError); !errors.As(err, &private) || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("delivery to a name resolving to loopback: %v, want a refusal that names no secret", err)
 	}
@@ -283,7 +283,7 @@ func TestDeliveryRefusesAnInternalAddressAfterRebinding(t *testing.T) {
 	}
 	// Through the worker the refusal is final: the message is not retried.
 	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
-	enqueue(t, st, n, target, api.EventDeployFailed)
+	enqueue(t, st, n, target, event.DeployFailed)
 	eventually(t, "the refused message dropped", func() bool { return len(pending(t, st)) == 0 })
 	if len(r.requests()) != 0 {
 		t.Fatalf("the loopback receiver got %d requests", len(r.requests()))
@@ -298,7 +298,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	})
 	n := newTestNotifier(st, Options{})
 	target := addTarget(t, st, TypeDiscord, outside.URL+"/api/webhooks/1/token")
-	if err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed))); err == nil {
+	if err := n.Send(context.Background(), n.Message(*target, sampleEvent(event.DeployFailed))); err == nil {
 		t.Fatal("a redirect counted as delivered")
 	}
 	if len(inside.requests()) != 0 {
@@ -313,7 +313,7 @@ func TestErrorsNameNoSecret(t *testing.T) {
 	r.Close() // nothing answers there any more
 	n := newTestNotifier(st, Options{})
 	target := addTarget(t, st, TypeSlack, url)
-	err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed)))
+	err := n.Send(context.Background(), n.Message(*target, sampleEvent(event.DeployFailed)))
 	if err == nil || strings.Contains(err.Error(), "SECRETTOKEN") {
 		t.Fatalf("a failed post: %v, want an error without the URL's token", err)
 	}
@@ -328,7 +328,7 @@ func TestTestReportsWhatTheReceiverAnswered(t *testing.T) {
 	n := newTestNotifier(st, Options{})
 	for _, typ := range []string{TypeSlack, TypeDiscord, TypeWebhook} {
 		target := addTarget(t, st, typ, r.URL+"/x/y")
-		sample := sampleEvent(api.EventDeploySucceeded)
+		sample := sampleEvent(event.DeploySucceeded)
 		answer, err := n.Test(context.Background(), target, &sample)
 		if err != nil || answer.Code != http.StatusNotFound || answer.Text != "no_service" {
 			t.Fatalf("%s test: %+v, %v; want 404 no_service", typ, answer, err)

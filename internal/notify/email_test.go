@@ -23,7 +23,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 )
 
 // mailbox is an in-process SMTP server's backend: it keeps every message and login.
@@ -177,7 +177,7 @@ func TestEmailIsPlainTextAndEscapedHTML(t *testing.T) {
 	st := openStore(t, storeDir(t))
 	n := newTestNotifier(st, Options{SMTP: cfg})
 	target := addTarget(t, st, TypeEmail, "ops@example.com")
-	m := n.Message(*target, sampleEvent(api.EventDeployFailed))
+	m := n.Message(*target, sampleEvent(event.DeployFailed))
 	if err := n.Send(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestEmailOverTLSWithLogin(t *testing.T) {
 	st := openStore(t, storeDir(t))
 	n := newTestNotifier(st, Options{SMTP: cfg})
 	target := addTarget(t, st, TypeEmail, "ops@example.com")
-	err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed)))
+	err := n.Send(context.Background(), n.Message(*target, sampleEvent(event.DeployFailed)))
 	if err == nil || strings.Contains(err.Error(), "wrong-pass") || len(box.messages()) != 0 {
 		t.Fatalf("a refused login: %v, %d mails", err, len(box.messages()))
 	}
@@ -247,7 +247,7 @@ func TestEmailWithoutAMailServerIsRefused(t *testing.T) {
 	st := openStore(t, storeDir(t))
 	n := newTestNotifier(st, Options{})
 	target := addTarget(t, st, TypeEmail, "ops@example.com")
-	if err := n.Send(context.Background(), n.Message(*target, sampleEvent(api.EventDeployFailed))); !errors.Is(err, ErrNoSMTP) {
+	if err := n.Send(context.Background(), n.Message(*target, sampleEvent(event.DeployFailed))); !errors.Is(err, ErrNoSMTP) {
 		t.Fatalf("sending without smtp.*: %v, want ErrNoSMTP", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 )
 
 // maxLine is the most characters of a commit subject or error line a chat message shows.
@@ -55,17 +56,17 @@ func summarize(p payload) summary {
 		}
 	}
 	switch p.Event {
-	case api.EventDeployStarted:
+	case event.DeployStarted:
 		s.Title = "Deploying " + s.Project
-	case api.EventDeploySucceeded:
+	case event.DeploySucceeded:
 		s.Title, s.Colour, s.Site = "Deployed "+s.Project, colourGood, p.Project.SiteURL
-	case api.EventDeployFailed:
+	case event.DeployFailed:
 		s.Title, s.Colour = "Deployment of "+s.Project+" failed", colourBad
-	case api.EventDeployRecovered:
+	case event.DeployRecovered:
 		s.Title, s.Colour, s.Site = s.Project+" recovered: deployed after a failed deployment", colourGood, p.Project.SiteURL
-	case api.EventPreviewReady:
+	case event.PreviewReady:
 		s.Title, s.Colour, s.Site = "Preview of "+s.Project+" ready", colourGood, d.URL
-	case api.EventPreviewRemoved:
+	case event.PreviewRemoved:
 		s.Title = "Preview of " + s.Project + " removed"
 	default:
 		s.Title = "Test notification from miaobu"

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -41,7 +42,7 @@ func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 func testViews(p *store.Project, d *store.Deployment) (api.Project, api.Deployment) {
 	return api.Project{ID: p.ID, Name: p.Name, Slug: p.Slug, SiteURL: "http://" + p.Slug + ".localhost:8000/", CreatedAt: p.CreatedAt},
 		api.Deployment{ID: d.ID, ProjectID: d.ProjectID, CommitSHA: d.CommitSHA, CommitMessage: d.CommitMessage,
-			CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: d.Trigger, Status: d.Status, ErrorMessage: d.ErrorMessage,
+			CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: string(d.Trigger), Status: string(d.Status), ErrorMessage: d.ErrorMessage,
 			CreatedAt: d.CreatedAt, BuildTimeSeconds: d.BuildTimeSeconds,
 			URL: fmt.Sprintf("http://%s--%d.localhost:8000/", p.Slug, d.ID)}
 }
@@ -50,9 +51,9 @@ func testViews(p *store.Project, d *store.Deployment) (api.Project, api.Deployme
 // character some format must escape.
 func sampleEvent(name string) store.Event {
 	secs := 65.4
-	status, message := api.StatusDeployed, ""
-	if name == api.EventDeployFailed {
-		status, message = api.StatusFailed, "build: `npm run build` exited with status 1\nmore output"
+	status, message := store.StatusDeployed, ""
+	if name == event.DeployFailed {
+		status, message = store.StatusFailed, "build: `npm run build` exited with status 1\nmore output"
 	}
 	return store.Event{Name: name, At: eventAt,
 		Project: store.Project{ID: 7, Name: "Blog <&> *team*", Slug: "blog", CreatedAt: eventAt.Add(-time.Hour)},
@@ -130,7 +131,7 @@ func newTestNotifier(st Store, opts Options) *Notifier {
 // addTarget stores a target of typ at url subscribed to every event, bypassing NewTarget's checks.
 func addTarget(t *testing.T, st *store.Store, typ, url string) *store.Notification {
 	t.Helper()
-	n := &store.Notification{Type: typ, Target: url, Events: api.NotificationEvents}
+	n := &store.Notification{Type: typ, Target: url, Events: event.All}
 	if typ == TypeWebhook {
 		n.Secret = NewSecret()
 	}
@@ -232,7 +233,7 @@ func sendOnce(t *testing.T, typ string, r *receiver, event string) (request, *st
 }
 
 func TestSlackBodyIsExactAndEscaped(t *testing.T) {
-	req, _ := sendOnce(t, TypeSlack, newReceiver(t, nil), api.EventDeployFailed)
+	req, _ := sendOnce(t, TypeSlack, newReceiver(t, nil), event.DeployFailed)
 	want := `{"text":"Deployment of Blog &lt;&amp;&gt; *team* failed (#42): Fix &lt;b&gt;bold&lt;/b&gt; &amp; _stars_ @everyone: build: ` + "`npm run build`" + ` exited with status 1",` +
 		`"blocks":[{"type":"section","text":{"type":"mrkdwn","text":"*Deployment of Blog &lt;&amp;&gt; *team* failed (#42)*\nFix &lt;b&gt;bold&lt;/b&gt; &amp; _stars_ @everyone\nbuild: ` + "`npm run build`" + ` exited with status 1"}},` +
 		`{"type":"section","fields":[{"type":"mrkdwn","text":"*Project*\nBlog &lt;&amp;&gt; *team*"},{"type":"mrkdwn","text":"*Commit*\n` + "`0123456 on main`" + `"},` +
@@ -245,7 +246,7 @@ func TestSlackBodyIsExactAndEscaped(t *testing.T) {
 
 func TestDiscordBodyIsExactEscapedAndMentionsNobody(t *testing.T) {
 	req, _ := sendOnce(t, TypeDiscord, newReceiver(t, func(int) (int, http.Header, string) { return http.StatusNoContent, nil, "" }),
-		api.EventDeploySucceeded)
+		event.DeploySucceeded)
 	want := `{"content":"Deployed Blog \\<&\\> \\*team\\* \\(\\#42\\)","embeds":[{"title":"Deployed Blog \\<&\\> \\*team\\* \\(\\#42\\)",` +
 		`"description":"Fix \\<b\\>bold\\</b\\> & \\_stars\\_ \\@everyone","url":"http://127.0.0.1:8000/deployments/42","color":3056719,` +
 		`"fields":[{"name":"Project","value":"Blog \\<&\\> \\*team\\*","inline":true},{"name":"Commit","value":"0123456 on main","inline":true},` +
@@ -257,7 +258,7 @@ func TestDiscordBodyIsExactEscapedAndMentionsNobody(t *testing.T) {
 }
 
 func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
-	req, target := sendOnce(t, TypeWebhook, newReceiver(t, nil), api.EventDeployFailed)
+	req, target := sendOnce(t, TypeWebhook, newReceiver(t, nil), event.DeployFailed)
 	want := `{"type":"deploy.failed","timestamp":"2025-06-01T12:00:00Z","data":{` +
 		`"project":{"id":7,"name":"Blog <&> *team*","slug":"blog","repo":null,"repo_url":"","default_branch":"","framework":"",` +
 		`"install_command":"","build_command":"","output_directory":"","root_directory":"","target":"","webhook_id":null,` +

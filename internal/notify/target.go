@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -53,12 +54,12 @@ func (n *Notifier) NewTarget(ctx context.Context, typ, target string, projectID 
 // checkEvents returns events without repeats, or DefaultEvents when empty; an unknown one is refused.
 func checkEvents(events []string) ([]string, error) {
 	if len(events) == 0 {
-		return slices.Clone(api.DefaultNotificationEvents), nil
+		return slices.Clone(event.Defaults), nil
 	}
 	var out []string
 	for _, e := range events {
-		if !slices.Contains(api.NotificationEvents, e) {
-			return nil, fmt.Errorf("unknown event %q: use %s", e, strings.Join(api.NotificationEvents, ", "))
+		if !slices.Contains(event.All, e) {
+			return nil, fmt.Errorf("unknown event %q: use %s", e, strings.Join(event.All, ", "))
 		}
 		if !slices.Contains(out, e) {
 			out = append(out, e)

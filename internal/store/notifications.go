@@ -7,7 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 	"github.com/miaobu/miaobu/internal/outbox"
 )
 
@@ -80,18 +80,18 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	}
 	var names []string
 	switch d.Status {
-	case api.StatusCloning:
-		names = []string{api.EventDeployStarted}
-	case api.StatusFailed:
-		names = []string{api.EventDeployFailed}
-	case api.StatusDeployed:
-		names = []string{api.EventDeploySucceeded}
+	case StatusCloning:
+		names = []string{event.DeployStarted}
+	case StatusFailed:
+		names = []string{event.DeployFailed}
+	case StatusDeployed:
+		names = []string{event.DeploySucceeded}
 		failed, err := previousFailed(tx, d)
 		if err != nil {
 			return err
 		}
 		if failed {
-			names = append(names, api.EventDeployRecovered)
+			names = append(names, event.DeployRecovered)
 		}
 	default:
 		return nil
@@ -122,10 +122,10 @@ func previousFailed(tx *bolt.Tx, d *Deployment) (bool, error) {
 			return false, err
 		}
 		switch prev.Status {
-		case api.StatusFailed:
+		case StatusFailed:
 			failed = true
 			return false, nil
-		case api.StatusDeployed:
+		case StatusDeployed:
 			return false, nil
 		}
 		return true, nil

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/event"
 	"github.com/miaobu/miaobu/internal/outbox"
 )
 
@@ -25,11 +25,11 @@ func addNotification(t *testing.T, s *Store, project int64, events ...string) *N
 func TestNotificationTargets(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "blog")
-	if err := s.CreateNotification(&Notification{Type: "slack", Target: "https://x", ProjectID: 99, Events: api.DefaultNotificationEvents}); !errors.Is(err, ErrNotFound) {
+	if err := s.CreateNotification(&Notification{Type: "slack", Target: "https://x", ProjectID: 99, Events: event.Defaults}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a target of a missing project: %v, want ErrNotFound", err)
 	}
-	global := addNotification(t, s, 0, api.DefaultNotificationEvents...)
-	own := addNotification(t, s, p.ID, api.EventDeployStarted)
+	global := addNotification(t, s, 0, event.Defaults...)
+	own := addNotification(t, s, p.ID, event.DeployStarted)
 	if own.ID <= global.ID || own.CreatedAt.IsZero() {
 		t.Fatalf("ids %d then %d, created %v", global.ID, own.ID, own.CreatedAt)
 	}
@@ -65,7 +65,7 @@ type told struct {
 	Target     int64  `json:"target"`
 	Event      string `json:"event"`
 	Deployment int64  `json:"deployment"`
-	Status     string `json:"status"`
+	Status     Status `json:"status"`
 }
 
 // toldSoFar returns what the outbox holds, in the order it was enqueued, and empties it.
@@ -98,13 +98,13 @@ func toldSoFar(t *testing.T, s *Store) []told {
 }
 
 // claimAndEnd claims project p's next deployment and ends it with status.
-func claimAndEnd(t *testing.T, s *Store, status string) int64 {
+func claimAndEnd(t *testing.T, s *Store, status Status) int64 {
 	t.Helper()
 	d, err := s.ClaimNext(func(int64) bool { return false })
 	if err != nil || d == nil {
 		t.Fatalf("claiming: %v, %v", d, err)
 	}
-	if status == api.StatusDeployed {
+	if status == StatusDeployed {
 		_, err = s.Complete(d.ID)
 	} else {
 		err = s.Fail(d.ID, status, "boom")
@@ -118,13 +118,13 @@ func claimAndEnd(t *testing.T, s *Store, status string) int64 {
 func TestDeploymentEventsReachTheirSubscribers(t *testing.T) {
 	s, _ := openTest(t)
 	blog, docs := newProject(t, s, "blog"), newProject(t, s, "docs")
-	all := addNotification(t, s, 0, api.DefaultNotificationEvents...)
-	started := addNotification(t, s, blog.ID, api.EventDeployStarted, api.EventDeploySucceeded)
-	disabled := addNotification(t, s, 0, api.NotificationEvents...)
+	all := addNotification(t, s, 0, event.Defaults...)
+	started := addNotification(t, s, blog.ID, event.DeployStarted, event.DeploySucceeded)
+	disabled := addNotification(t, s, 0, event.All...)
 	if err := s.DisableNotification(disabled.ID, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	addNotification(t, s, docs.ID, api.NotificationEvents...) // hears nothing of blog
+	addNotification(t, s, docs.ID, event.All...) // hears nothing of blog
 	s.OnNotify(func(n Notification, e Event) outbox.Message {
 		if e.Project.ID != e.Deployment.ProjectID || e.At.IsZero() {
 			t.Errorf("event %+v: the project and deployment do not belong together, or no time", e)
@@ -134,21 +134,21 @@ func TestDeploymentEventsReachTheirSubscribers(t *testing.T) {
 	})
 
 	push(t, s, blog, "a")
-	failed := claimAndEnd(t, s, api.StatusFailed)
+	failed := claimAndEnd(t, s, StatusFailed)
 	push(t, s, blog, "b")
 	push(t, s, blog, "c") // supersedes b: a cancellation tells nothing
-	recovered := claimAndEnd(t, s, api.StatusDeployed)
+	recovered := claimAndEnd(t, s, StatusDeployed)
 	push(t, s, blog, "d")
-	succeeded := claimAndEnd(t, s, api.StatusDeployed)
+	succeeded := claimAndEnd(t, s, StatusDeployed)
 
 	want := []told{
-		{started.ID, api.EventDeployStarted, failed, api.StatusCloning},
-		{all.ID, api.EventDeployFailed, failed, api.StatusFailed},
-		{started.ID, api.EventDeployStarted, recovered, api.StatusCloning},
-		{started.ID, api.EventDeploySucceeded, recovered, api.StatusDeployed},
-		{all.ID, api.EventDeployRecovered, recovered, api.StatusDeployed},
-		{started.ID, api.EventDeployStarted, succeeded, api.StatusCloning},
-		{started.ID, api.EventDeploySucceeded, succeeded, api.StatusDeployed},
+		{started.ID, event.DeployStarted, failed, StatusCloning},
+		{all.ID, event.DeployFailed, failed, StatusFailed},
+		{started.ID, event.DeployStarted, recovered, StatusCloning},
+		{started.ID, event.DeploySucceeded, recovered, StatusDeployed},
+		{all.ID, event.DeployRecovered, recovered, StatusDeployed},
+		{started.ID, event.DeployStarted, succeeded, StatusCloning},
+		{started.ID, event.DeploySucceeded, succeeded, StatusDeployed},
 	}
 	if got := toldSoFar(t, s); !slices.Equal(got, want) {
 		t.Fatalf("told\n%+v\nwant\n%+v", got, want)
