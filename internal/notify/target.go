@@ -15,7 +15,7 @@ import (
 
 // NewTarget returns the target that `miaobu notify add` asks for, checked and ready to store: its
 // type is known, its URL is http(s) to a host that is no internal address (or its email address
-// is one, with a mail server configured), its events are known (DefaultEvents when none), and a
+// is one, with a mail server configured), its events are known (event.Defaults when none), and a
 // webhook gets a fresh signing secret. Every error is the caller's to fix and names no secret.
 func (n *Notifier) NewTarget(ctx context.Context, typ, target string, projectID int64, events []string) (*store.Notification, error) {
 	if !slices.Contains(api.NotificationTypes, typ) {
@@ -51,7 +51,7 @@ func (n *Notifier) NewTarget(ctx context.Context, typ, target string, projectID 
 	return t, nil
 }
 
-// checkEvents returns events without repeats, or DefaultEvents when empty; an unknown one is refused.
+// checkEvents returns events without repeats, or event.Defaults when empty; an unknown one is refused.
 func checkEvents(events []string) ([]string, error) {
 	if len(events) == 0 {
 		return slices.Clone(event.Defaults), nil
