@@ -23,8 +23,10 @@ import (
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/report"
 	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -49,7 +51,11 @@ type Agent struct {
 	trustedProxies []netip.Prefix
 	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
 	webhookBodies *byteBudget
-	// notifier makes and sends the notifications of deployment events.
+	// outbox sends what must leave the agent durably, through the senders registered on it.
+	outbox *outbox.Worker
+	// reporter reports deployments to GitHub through the outbox.
+	reporter *report.Reporter
+	// notifier tells notification targets of deployment events through the outbox.
 	notifier *notify.Notifier
 }
 
@@ -70,12 +76,12 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
-		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes())}
-	// The notifier's views use the domain, made next, only once messages are made.
+		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
+		outbox: outbox.New(st, outbox.Options{Logger: log})}
+	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
-	st.OnNotify(a.notifier.Message)
-	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Targets: publish.NewTargets(cfg),
-		Notifier: a.notifier, Log: log})
+	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -226,10 +232,10 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
-// Serve runs the agent, its build workers and its outbox worker on ln (and the metrics listener,
+// Serve runs the agent, its build workers and the outbox worker on ln (and the metrics listener,
 // when configured) until ctx is done or a listener fails: it stops accepting requests, stops the
-// workers (their builds are queued again) and then the outbox, and returns within the shutdown
-// timeout, with the listener's error if that was the cause.
+// workers (their builds are queued again) and the outbox, and returns within the shutdown timeout,
+// with the listener's error if that was the cause.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Target == "oss" {
 		if err := a.cfg.OSSMissing(); err != nil {
@@ -294,7 +300,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	// Last, as the builds and handlers stopped above may have enqueued messages (a send cut off here
-	// stays in the outbox for the next start), and before the caller closes the store.
+	// stays in the store for the next start), and before the caller closes the store.
 	stopOutbox()
 	waitOutbox()
 	a.log.Info("shutdown complete")

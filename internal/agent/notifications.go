@@ -9,16 +9,21 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// newNotifier returns the agent's Notifier, configured from smtp.* and notifications.*.
+// newNotifier returns the agent's Notifier, configured from smtp.* and notifications.*, whose sender
+// is registered on the outbox, and makes the store enqueue its messages with every deployment
+// event. The views use the domain, read when a message is made.
 func (a *Agent) newNotifier() *notify.Notifier {
 	c := a.cfg.SMTP
-	return notify.New(notify.Options{Store: a.store, PublicURL: a.cfg.PublicURL, Log: a.log,
+	n := notify.New(notify.Options{Store: a.store, PublicURL: a.cfg.PublicURL, Log: a.log,
 		AllowPrivateNetworks: a.cfg.Notifications.AllowPrivateNetworks,
 		SMTP: notify.SMTP{Host: c.Host, Port: c.Port, Username: c.Username, Password: c.Password, From: c.From,
 			ImplicitTLS: c.Port == 465},
 		Views: func(p *store.Project, d *store.Deployment) (api.Project, api.Deployment) {
 			return a.projectView(p), a.deploymentView(d, p)
 		}})
+	a.store.OnNotify(n.Message)
+	a.outbox.Register(notify.Kind, n.Send)
+	return n
 }
 
 func (a *Agent) listNotifications(w http.ResponseWriter, r *http.Request) error {

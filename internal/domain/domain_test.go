@@ -20,6 +20,7 @@ import (
 	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/oss/ossfake"
 	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/report"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -71,12 +72,16 @@ func newFixture(t *testing.T, configure func(*config.Config)) *fixture {
 	}
 	f := &fixture{store: st, github: gh, queue: &queue{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reports := report.New(report.Options{GitHub: client, HasToken: true, Statuses: true, Deployments: true, PublicURL: cfg.PublicURL,
+		LiveURL:       func(p *store.Project) string { return f.svc.LiveURL(p) },
+		DeploymentURL: func(p *store.Project, d *store.Deployment) string { return f.svc.DeploymentURL(p, d) },
+		Store:         st, Log: log})
 	notifier := notify.New(notify.Options{Store: st, PublicURL: cfg.PublicURL, Log: log,
 		AllowPrivateNetworks: cfg.Notifications.AllowPrivateNetworks,
 		Views: func(p *store.Project, d *store.Deployment) (api.Project, api.Deployment) {
 			return api.Project{ID: p.ID, Name: p.Name}, api.Deployment{ID: d.ID, ProjectID: d.ProjectID}
 		}})
-	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue,
+	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue, Reports: reports,
 		Targets: publish.NewTargets(cfg), Notifier: notifier, Log: log})
 	return f
 }

@@ -71,10 +71,10 @@ func (s *Store) notify(tx *bolt.Tx, e Event) error {
 	return nil
 }
 
-// notifyDeployment enqueues inside tx the notifications of d's new status: started when a build
-// claims it; succeeded, and recovered when the project's previous deployment had failed, or failed
-// when it ends. A cancelled deployment tells nothing.
-func (s *Store) notifyDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
+// notifyDeployment enqueues inside tx the notifications of the new status of d, of project p:
+// started when a build claims it; succeeded, and recovered when the project's previous deployment
+// had failed, or failed when it ends. A cancelled deployment, and any other status, tells nothing.
+func (s *Store) notifyDeployment(tx *bolt.Tx, p *Project, d *Deployment, now time.Time) error {
 	if s.notifier.Load() == nil {
 		return nil
 	}
@@ -96,12 +96,8 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	default:
 		return nil
 	}
-	var p Project
-	if err := get(bucket(tx, projectsBucket), itob(d.ProjectID), &p); err != nil {
-		return err
-	}
 	for _, name := range names {
-		if err := s.notify(tx, Event{Name: name, Project: p, Deployment: *d, At: now}); err != nil {
+		if err := s.notify(tx, Event{Name: name, Project: *p, Deployment: *d, At: now}); err != nil {
 			return err
 		}
 	}

@@ -88,6 +88,8 @@ type Store struct {
 	enqueued chan struct{}
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status Status)]
+	// reporter makes the messages that report a deployment's changes of status (see OnTransition).
+	reporter atomic.Pointer[Reporter]
 	// notifier makes the messages that tell notification targets of events (see OnNotify).
 	notifier atomic.Pointer[Notifier]
 }
