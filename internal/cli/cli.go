@@ -137,6 +137,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newPreviewCommand(a),
 		newStatusCommand(a),
 		newBackupCommand(a),
+		newNotifyCommand(a),
 		newLoginCommand(a),
 		newVersionCommand(a),
 	)

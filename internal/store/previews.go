@@ -5,6 +5,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/miaobu/miaobu/internal/event"
 )
 
 // Deployment environments: production deploys the project's default branch, a preview one alias.
@@ -138,6 +140,9 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, 
 		if err := savePreview(tx, p); err != nil {
 			return err
 		}
+		if err := s.notifyRemoved(tx, p, now); err != nil {
+			return err
+		}
 		for _, index := range [][]byte{queuedBucket, runningBucket} {
 			unfinished, err := aliasDeployments(tx, index, projectID, alias)
 			if err != nil {
@@ -166,6 +171,26 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, 
 		return nil
 	})
 	return before, cancelled, err
+}
+
+// notifyRemoved enqueues inside tx the notifications that preview p, just taken down, is removed,
+// about the deployment that was live on it (none when nothing went live).
+func (s *Store) notifyRemoved(tx *bolt.Tx, p *Preview, now time.Time) error {
+	if p.ActiveDeploymentID == 0 {
+		return nil
+	}
+	d, err := loadDeployment(tx, p.ActiveDeploymentID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var project Project
+	if err := get(bucket(tx, projectsBucket), itob(p.ProjectID), &project); err != nil {
+		return err
+	}
+	return s.notify(tx, Event{Name: event.PreviewRemoved, Project: project, Deployment: *d, At: now})
 }
 
 // PurgeRemovedPreviews deletes the previews taken down before cutoff, with all their deployments,

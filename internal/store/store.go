@@ -1,5 +1,6 @@
 // Package store owns miaobu's durable state: projects, their previews, deployments, the commit
-// index, the record of webhook deliveries and the outbox of messages to send, in one bbolt file.
+// index, the record of webhook deliveries, the outbox of messages to send and the notification
+// targets, in one bbolt file.
 //
 // Schema (version 3). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
@@ -24,6 +25,7 @@
 //	deployed_commits     project id ‖ alias ‖ NUL ‖ commit SHA → id of the commit's newest deployment
 //	                     to that alias, kept when that deployment is pruned (with branch_heads, the
 //	                     stale-delivery check)
+//	notifications        notification target id → Notification (where events are told)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -64,10 +66,11 @@ var (
 	branchHeadsBucket        = []byte("branch_heads")
 	deployedCommitsBucket    = []byte("deployed_commits")
 	previewsBucket           = []byte("previews")
+	notificationsBucket      = []byte("notifications")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, previewsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -92,6 +95,8 @@ type Store struct {
 	finished atomic.Pointer[func(status Status)]
 	// reporter makes the messages that report a deployment's changes of status (see OnTransition).
 	reporter atomic.Pointer[Reporter]
+	// notifier makes the messages that tell notification targets of events (see OnNotify).
+	notifier atomic.Pointer[Notifier]
 }
 
 // OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
