@@ -2,8 +2,11 @@ package agent
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
@@ -266,5 +269,60 @@ func TestBranchPreviewsAndSkipRules(t *testing.T) {
 	if len(previews) != 1 || previews[0].Alias != "git-feature-landing-page" || previews[0].RemovedAt == nil ||
 		previews[0].URL != "http://site--git-feature-landing-page.localhost:8000/" {
 		t.Errorf("previews %+v", previews)
+	}
+}
+
+// TestRemovedPreviewFilesGoAfterRetention: a removed preview's files and logs stay until
+// retention.previews has passed, then go with its records; production's stay.
+func TestRemovedPreviewFilesGoAfterRetention(t *testing.T) {
+	ta, p := previewAgent(t, api.TriggerSettings{})
+	ta.run(t, p, []previewRow{{"opened", "pull_request", githubtest.Payload(t, "pull_request.opened.json", nil),
+		map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2", "deployment_id": float64(1),
+			"commit_sha": openedHead, "branch": "feature/landing-page"}, nil}})
+	prod := &store.Deployment{ProjectID: p.ID, CommitSHA: syncHead, Branch: "main", Trigger: store.TriggerManual}
+	if err := ta.store.CreateDeployment(prod); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, id := range []int64{1, prod.ID} {
+		if _, err := ta.store.Complete(id); err != nil {
+			t.Fatal(err)
+		}
+		dir := ta.domain.SiteDir(p.Slug, id)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.Join(dir, "index.html"), ta.domain.LogPath(id))
+		for _, f := range files[len(files)-2:] {
+			if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var answer api.WebhookAnswer
+	if code := ta.call(t, "DELETE", api.PreviewPath("site", "pr-2"), nil, &answer); code != http.StatusOK || answer.Message != "Preview pr-2 removed" {
+		t.Fatalf("remove: %d %+v", code, answer)
+	}
+	exists := func(f string) bool { _, err := os.Stat(f); return err == nil }
+	if err := ta.domain.PurgeRemovedPreviews(time.Now().Add(ta.cfg.Retention.Previews - time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !exists(f) {
+			t.Fatalf("%s is gone before retention.previews has passed", f)
+		}
+	}
+	if err := ta.domain.PurgeRemovedPreviews(time.Now().Add(ta.cfg.Retention.Previews + time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if exists(files[0]) || exists(files[1]) || !exists(files[2]) || !exists(files[3]) {
+		t.Errorf("after retention.previews: preview's %v %v (want gone), production's %v %v (want kept)",
+			exists(files[0]), exists(files[1]), exists(files[2]), exists(files[3]))
+	}
+	if _, err := ta.store.Deployment(1); err == nil {
+		t.Error("the purged preview's deployment is still recorded")
 	}
 }
