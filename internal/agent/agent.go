@@ -14,12 +14,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/pipeline"
@@ -44,6 +46,8 @@ type Agent struct {
 	hooks   sync.Mutex
 	builder *pipeline.Builder
 	builds  builds
+	// caches holds each project's build cache.
+	caches *buildcache.Caches
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
 	// publishing guards publishLocks, one lock per project held while a deployment goes live.
@@ -63,6 +67,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
+		caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")),
 		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
@@ -110,6 +115,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.getProject)
 	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.updateProject)
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.deleteProject)
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/cache", a.clearCache)
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.deploy)
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.rollback)
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.listEnv)

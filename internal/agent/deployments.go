@@ -153,7 +153,7 @@ func (a *Agent) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a full commit SHA (40 hex characters)", req.CommitSHA))
 		return
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: api.TriggerManual}
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: api.TriggerManual, NoCache: req.NoCache}
 	if sha == "" && p.Repo != "" {
 		owner, name := splitRepo(p.Repo)
 		tip, err := a.github.BranchTip(r.Context(), owner, name, branch)

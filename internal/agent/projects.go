@@ -28,7 +28,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.liveURL(p),
-		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), CacheBytes: a.cacheBytes(p),
 	}
 	if p.Repo != "" {
 		repo := p.Repo
@@ -248,10 +248,11 @@ func (a *Agent) deleteProject(w http.ResponseWriter, r *http.Request) {
 
 // removeProjectFiles deletes a deleted project's published sites, build cache and build logs.
 func (a *Agent) removeProjectFiles(p *store.Project, deployments []*store.Deployment) {
-	for _, dir := range []string{filepath.Join(a.cfg.DataDir, "sites", p.Slug), filepath.Join(a.cfg.DataDir, "cache", strconv.FormatInt(p.ID, 10))} {
-		if err := os.RemoveAll(dir); err != nil {
-			a.log.Warn("removing project files", "project", p.ID, "err", err)
-		}
+	if err := os.RemoveAll(filepath.Join(a.cfg.DataDir, "sites", p.Slug)); err != nil {
+		a.log.Warn("removing project files", "project", p.ID, "err", err)
+	}
+	if _, err := a.caches.Clear(p.ID); err != nil {
+		a.log.Warn("removing the build cache", "project", p.ID, "err", err)
 	}
 	for _, d := range deployments {
 		_ = os.Remove(a.logPath(d.ID))

@@ -60,11 +60,14 @@ func (a *Agent) startWorkers(ctx context.Context) error {
 			hide = append(hide, dir)
 		}
 	}
-	a.builder = &pipeline.Builder{WorkRoot: filepath.Join(a.cfg.DataDir, "builds"), CacheRoot: filepath.Join(a.cfg.DataDir, "cache"),
+	a.builder = &pipeline.Builder{WorkRoot: filepath.Join(a.cfg.DataDir, "builds"), Caches: a.caches,
 		Bwrap: bwrap, Hide: hide, GitHubToken: a.cfg.GitHub.Token}
 	// Workspaces left by a crash belong to builds that RecoverInterrupted queues again or fails.
 	if err := os.RemoveAll(a.builder.WorkRoot); err != nil {
 		return fmt.Errorf("clearing old build workspaces: %w", err)
+	}
+	if err := a.caches.Sweep(func(id int64) bool { _, err := a.store.Project(id); return !errors.Is(err, store.ErrNotFound) }); err != nil {
+		a.log.Warn("sweeping the build caches", "err", err)
 	}
 	touched, err := a.store.RecoverInterrupted()
 	if err != nil {
@@ -182,7 +185,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		DeploymentID: d.ID, ProjectID: p.ID, RepoURL: p.RepoURL, GitHub: p.Repo != "", CommitSHA: d.CommitSHA,
 		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
-		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env,
+		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env, ClearCache: d.NoCache,
 		PublishDir: a.siteDir(p.Slug, d.ID),
 		Step: func(status string) error {
 			log.Info("build step", "status", status)

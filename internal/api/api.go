@@ -27,6 +27,8 @@ type Project struct {
 	SiteURL            string    `json:"site_url"`
 	CreatedAt          time.Time `json:"created_at"`
 	WebhookSecret      string    `json:"webhook_secret,omitempty"`
+	// CacheBytes is the disk space the project's build cache takes.
+	CacheBytes int64 `json:"cache_bytes"`
 	// Detection is what the newest build of the project detected.
 	Detection
 }
@@ -106,10 +108,19 @@ type Deployment struct {
 	Detection
 }
 
-// DeployRequest is the body of POST /api/v1/projects/{id}/deploy; both fields are optional.
+// DeployRequest is the body of POST /api/v1/projects/{id}/deploy; every field is optional.
 type DeployRequest struct {
 	CommitSHA string `json:"commit_sha,omitempty"`
 	Branch    string `json:"branch,omitempty"`
+	// NoCache makes the build start from nothing: the project's build cache is cleared first.
+	NoCache bool `json:"no_cache,omitempty"`
+}
+
+// CacheCleared is the answer of DELETE /api/v1/projects/{id}/cache.
+type CacheCleared struct {
+	ProjectID int64 `json:"project_id"`
+	// FreedBytes is the disk space the cache took.
+	FreedBytes int64 `json:"freed_bytes"`
 }
 
 // RollbackRequest is the body of POST /api/v1/projects/{id}/rollback.
@@ -267,4 +278,6 @@ type ProjectStatus struct {
 	WebhookConfigured bool        `json:"webhook_configured"`
 	Live              *Deployment `json:"live"`
 	Last              *Deployment `json:"last"`
+	// CacheBytes is the disk space the project's build cache takes.
+	CacheBytes int64 `json:"cache_bytes"`
 }

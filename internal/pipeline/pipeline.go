@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,15 +19,17 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/detect"
 )
 
 // Builder runs builds; one Builder serves every worker of an agent.
 type Builder struct {
-	// WorkRoot holds one workspace per running build, <data_dir>/builds; each is removed after its build.
+	// WorkRoot holds the workspace of each project with a build running, <data_dir>/builds; each is
+	// removed after its build.
 	WorkRoot string
-	// CacheRoot holds one package-manager cache per project, <data_dir>/cache.
-	CacheRoot string
+	// Caches holds what each project keeps between its builds, <data_dir>/cache.
+	Caches *buildcache.Caches
 	// Bwrap is the bubblewrap binary that sandboxes install and build, "" to run them unsandboxed.
 	Bwrap string
 	// Hide lists paths a sandboxed build must not see besides the agent's home and the host's
@@ -55,6 +56,10 @@ type Job struct {
 	Framework, InstallCommand, BuildCommand, OutputDirectory, RootDirectory string
 	// Env holds the project's build variables; their values are masked in the log.
 	Env map[string]string
+	// NoCache keeps the build away from the project's build cache: it neither reads nor writes it.
+	NoCache bool
+	// ClearCache discards the project's build cache before the build, which starts from nothing.
+	ClearCache bool
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
 	PublishDir string
 	// Step is told each status the build enters; an error from it stops the build.
@@ -75,32 +80,21 @@ type Result struct {
 
 // workspace is the directory tree of one build.
 type workspace struct {
-	root, src, home, tmp, bin, cache string
+	root, src, home, tmp, bin string
+	// git is the kept repository the commit is fetched into, and stores the package managers'
+	// stores: the project's, or for a build without the cache, the workspace's own.
+	git, stores string
+	// cache is the project's build cache, nil for a build without it.
+	cache *buildcache.Project
 	// marker tags the environment of every process the build starts, so that one which left the
 	// build's process group can still be found and killed.
 	marker string
-}
-
-// NodeVersion returns the major version of the node on PATH, 0 when there is none.
-func NodeVersion() int {
-	out, err := exec.Command("node", "--version").Output()
-	if err != nil {
-		return 0
-	}
-	major, _ := detect.NodeMajor(strings.TrimSpace(string(out)))
-	return major
 }
 
 // Build runs job: clone, detect, install, build, publish into job.PublishDir. Its error is the
 // deployment's error message; when ctx ends it returns context.Cause(ctx).
 func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error) {
 	start := time.Now()
-	ws, err := b.newWorkspace(job)
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(ws.root)
-
 	log.Printf("Deployment #%d of commit %s (branch %s, trigger %s)", job.DeploymentID, job.CommitSHA, job.Branch, job.Trigger)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
@@ -108,10 +102,18 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	if b.Bwrap == "" {
 		log.Printf("WARNING: no sandbox: install and build can read every file this agent can and its environment, tokens and keys included (install bubblewrap)")
 	}
+	ws, err := b.newWorkspace(job, log)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(ws.root)
+	if ws.cache != nil {
+		defer ws.cache.Close()
+	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
 	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
-	message, author, err := b.clone(cloneCtx, job, ws.src, log)
+	message, author, err := b.checkout(cloneCtx, job, ws, log)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -134,18 +136,28 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, err
 	}
 	projectDir := filepath.Join(ws.src, filepath.FromSlash(settings.rootDir))
+	// Registered after the workspace's removal, so it runs first: what the build took from the
+	// cache goes back before the workspace is removed.
+	kept := &keeping{cache: ws.cache, src: ws.src, root: settings.rootDir}
+	defer kept.giveBack(log)
 
 	installEnv := b.baseEnv(ws, settings.PackageManager, job.Env)
 	if settings.InstallCommand != "" {
-		if err := job.Step(api.StatusInstalling); err != nil {
-			return nil, err
-		}
-		log.Printf("==> Installing: %s", settings.InstallCommand)
-		if err := b.run(ctx, ws, command{name: "install", shell: settings.InstallCommand, dir: projectDir, env: installEnv}, log); err != nil {
-			return nil, err
+		if kept.takeDeps(settings, job.Env, log) {
+			log.Printf("==> Installing: skipped, dependencies unchanged (cache %s)", kept.key[:7])
+		} else {
+			if err := job.Step(api.StatusInstalling); err != nil {
+				return nil, err
+			}
+			log.Printf("==> Installing: %s", settings.InstallCommand)
+			if err := b.run(ctx, ws, command{name: "install", shell: settings.InstallCommand, dir: projectDir, env: installEnv}, log); err != nil {
+				kept.key = "" // what a failed or interrupted install left is never kept
+				return nil, err
+			}
 		}
 	}
 	if settings.BuildCommand != "" {
+		kept.takeFramework(log)
 		if err := job.Step(api.StatusBuilding); err != nil {
 			return nil, err
 		}
@@ -155,6 +167,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		if err := b.run(ctx, ws, command{name: "build", shell: settings.BuildCommand, dir: projectDir, env: buildEnv}, log); err != nil {
 			return nil, err
 		}
+		kept.built = true
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -186,9 +199,11 @@ func (b *Builder) cloneTimeout() time.Duration {
 }
 
 // newWorkspace creates the build's directories: the checkout, a home, a temporary directory, a
-// bin directory for shims, and the project's cache.
-func (b *Builder) newWorkspace(job Job) (*workspace, error) {
-	root := filepath.Join(b.WorkRoot, strconv.FormatInt(job.DeploymentID, 10))
+// bin directory for shims, and the project's build cache, cleared first for job.ClearCache. The
+// workspace's path is the same for every build of a project (they never run at once), since some
+// package managers write absolute paths into what they install.
+func (b *Builder) newWorkspace(job Job, log *Log) (*workspace, error) {
+	root := filepath.Join(b.WorkRoot, strconv.FormatInt(job.ProjectID, 10))
 	if err := os.RemoveAll(root); err != nil {
 		return nil, fmt.Errorf("clearing the workspace: %w", err)
 	}
@@ -198,8 +213,25 @@ func (b *Builder) newWorkspace(job Job) (*workspace, error) {
 	}
 	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
 		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
-		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10)), marker: hex.EncodeToString(marker)}
-	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.cache} {
+		git: filepath.Join(root, "git"), stores: filepath.Join(root, "stores"), marker: hex.EncodeToString(marker)}
+	switch {
+	case job.NoCache:
+		log.Printf("Build cache: not used by this build")
+	case job.ClearCache:
+		freed, err := b.Caches.Clear(job.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		log.Printf("Build cache: cleared (%.1f MiB freed); this build starts from nothing", float64(freed)/(1<<20))
+	}
+	if !job.NoCache {
+		cache, err := b.Caches.Open(job.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		ws.cache, ws.git, ws.stores = cache, cache.Git(), cache.Stores()
+	}
+	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.stores} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating the workspace: %w", err)
 		}

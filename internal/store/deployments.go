@@ -34,6 +34,8 @@ type Deployment struct {
 	SPA bool `json:"spa,omitempty"`
 	// Detected is what detection found in the commit, once the build has looked.
 	Detected *DetectedSettings `json:"detected,omitempty"`
+	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
+	NoCache bool `json:"no_cache,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever

@@ -1,0 +1,90 @@
+package pipeline
+
+import (
+	"os"
+
+	"github.com/miaobu/miaobu/internal/buildcache"
+)
+
+// keeping is what one build took from its project's build cache, and gives back when it ends.
+type keeping struct {
+	cache *buildcache.Project // nil: the build neither reads nor writes the cache
+	src   string              // the checkout
+	root  string              // the project directory, slash-separated, relative to src
+	// key is the dependency key under which the installed dependencies are kept, "" to keep none.
+	key string
+	// framework says framework caches were put in place; built that the build command succeeded.
+	framework, built bool
+}
+
+// takeDeps puts the dependencies kept under the build's dependency key in place and reports
+// whether it did; when no key can be computed it takes and keeps nothing.
+func (k *keeping) takeDeps(settings buildSettings, env map[string]string, log *Log) bool {
+	if k.cache == nil {
+		return false
+	}
+	k.key = depsKey(k.src, settings, env, log)
+	if k.key == "" {
+		return false
+	}
+	hit, err := k.cache.TakeDeps(k.key, k.src)
+	if err != nil {
+		log.Printf("Build cache: dependencies not used: %v", err)
+	}
+	return hit
+}
+
+// takeFramework puts the framework caches kept by the last successful build in place.
+func (k *keeping) takeFramework(log *Log) {
+	if k.cache == nil {
+		return
+	}
+	k.framework = true
+	n, err := k.cache.TakeFramework(k.src, k.root)
+	if err != nil {
+		log.Printf("Build cache: framework caches not used: %v", err)
+	} else if n > 0 {
+		log.Printf("Build cache: %d framework cache(s) restored", n)
+	}
+}
+
+// giveBack moves the framework caches and the installed dependencies out of the checkout into the
+// cache, framework caches first since some live in node_modules.
+func (k *keeping) giveBack(log *Log) {
+	if k.cache == nil {
+		return
+	}
+	if k.framework {
+		if _, err := k.cache.KeepFramework(k.src, k.root, k.built); err != nil {
+			log.Printf("Build cache: framework caches not kept: %v", err)
+		}
+	}
+	if k.key == "" {
+		return
+	}
+	n, err := k.cache.KeepDeps(k.key, k.src)
+	switch {
+	case err != nil:
+		log.Printf("Build cache: dependencies not kept: %v", err)
+	case n == 0:
+		log.Printf("Build cache: the install made no node_modules to keep")
+	}
+}
+
+// depsKey returns the dependency key of a build in the checkout src, "" (logged) when it cannot be
+// computed.
+func depsKey(src string, settings buildSettings, env map[string]string, log *Log) string {
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		log.Printf("Build cache: %v", err)
+		return ""
+	}
+	defer root.Close()
+	key, err := buildcache.Key(root.FS(), buildcache.Inputs{PackageManager: packageManagerVersion(settings.PackageManager),
+		Node: toolVersion("node"), InstallCommand: settings.InstallCommand, Root: settings.rootDir, Env: env})
+	if err != nil {
+		log.Printf("Build cache: no dependency key (%v): installing", err)
+		return ""
+	}
+	return key
+}
