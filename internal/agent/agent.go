@@ -73,6 +73,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 		n, _ := st.QueueDepth()
 		return float64(n)
 	}, func() float64 { return float64(a.builds.running()) })
+	// Counted where every end is recorded, so that superseded and queued deployments count too.
+	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
 	return a, nil
 }
 
@@ -216,11 +218,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return a.Serve(ctx, ln)
 }
 
-// Serve runs the agent and its build workers on ln until ctx is done: it stops accepting requests,
-// stops the workers (their builds are queued again) and returns within the shutdown timeout.
-func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+// server is one of the agent's HTTP servers and the listener it serves on.
+type server struct {
+	http *http.Server
+	ln   net.Listener
+}
+
+// httpServer returns an HTTP server of h with the agent's timeouts, logging its errors.
+func (a *Agent) httpServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+}
+
+// Serve runs the agent and its build workers on ln (and the metrics listener, when configured)
+// until ctx is done or a listener fails: it stops accepting requests, stops the workers (their
+// builds are queued again) and returns within the shutdown timeout, with the listener's error if
+// that was the cause.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Target == "oss" {
 		if err := a.cfg.OSSMissing(); err != nil {
 			return fmt.Errorf("target is oss, but %w", err)
@@ -229,6 +243,18 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if reason := a.cfg.PublicURLUnreachable(); reason != "" {
 		a.log.Warn(reason)
 	}
+	apiServer := a.httpServer(a.Handler())
+	apiServer.RegisterOnShutdown(func() { close(a.stopping) })
+	servers := []server{{apiServer, ln}}
+	if addr := a.cfg.Metrics.Listen; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s (metrics.listen): %w", addr, err)
+		}
+		defer mln.Close() // on an early return; Shutdown closes it otherwise
+		servers = append(servers, server{a.httpServer(a.metrics.tokenlessHandler()), mln})
+		a.log.Info("serving /metrics without a token", "metrics_listen", mln.Addr().String())
+	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"data_dir", a.cfg.DataDir, "version", Version)
 	workCtx, stopWork := context.WithCancelCause(context.Background())
@@ -236,26 +262,42 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
-	srv.RegisterOnShutdown(func() { close(a.stopping) })
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serving on %s: %w", s.ln.Addr(), err)
+			}
+		}()
+	}
+	// A failed listener stops the agent the way a signal does, so that the store, closed by the
+	// caller once Serve returns, is never closed under a running build.
+	var failure error
 	select {
-	case err := <-serveErr:
-		return err
+	case failure = <-serveErr:
+		a.log.Error("a listener failed", "err", failure)
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	// Stop accepting requests and stop the builds at the same time: both must fit in the timeout.
-	shutdownErr := make(chan error, 1)
-	go func() { shutdownErr <- srv.Shutdown(sctx) }()
+	shutdownErr := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { shutdownErr <- s.http.Shutdown(sctx) }()
+	}
 	stopWork(errShutdown) // running builds end and are queued again
 	a.stopWorkers(sctx)
-	err := <-shutdownErr
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = nil // handlers still running were cut off; what they acknowledged is already durable
+	var err error
+	for range servers {
+		// Past the deadline, handlers still running were cut off; what they acknowledged is already durable.
+		if e := <-shutdownErr; e != nil && !errors.Is(e, context.DeadlineExceeded) {
+			err = e
+		}
 	}
 	a.log.Info("shutdown complete")
+	if failure != nil {
+		return failure
+	}
 	return err
 }

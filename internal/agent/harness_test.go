@@ -35,6 +35,20 @@ func startAgent(t *testing.T, change func(cfg *config.Config)) *testAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ta, stop, done := serveAgent(t, ln, change)
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ta
+}
+
+// serveAgent runs an agent on ln in the background; stop asks it to shut down, and done yields
+// what Serve returned.
+func serveAgent(t *testing.T, ln net.Listener, change func(cfg *config.Config)) (ta *testAgent, stop context.CancelFunc, done <-chan error) {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cfg := &config.Config{DataDir: t.TempDir(), Listen: ln.Addr().String(), PublicURL: "http://" + ln.Addr().String(),
 		Sites: config.Sites{Domain: "localhost"}, Build: config.Build{Concurrency: 2, Timeout: time.Minute, Sandbox: "auto"},
@@ -44,15 +58,9 @@ func startAgent(t *testing.T, change func(cfg *config.Config)) *testAgent {
 	}
 	a := newTestAgent(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &testAgent{t: t, cfg: cfg, agent: a, url: "http://" + ln.Addr().String(), port: port, token: a.adminToken}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	return &testAgent{t: t, cfg: cfg, agent: a, url: "http://" + ln.Addr().String(), port: port, token: a.adminToken}, cancel, served
 }
 
 // call sends an admin API request and decodes the answer into out, failing the test on a status
@@ -142,7 +150,13 @@ func (ta *testAgent) deployed(id int64) api.Deployment {
 // log returns a deployment's build log.
 func (ta *testAgent) log(id int64) string {
 	ta.t.Helper()
-	req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/%d/logs", ta.url, api.PathDeployments, id), nil)
+	return ta.text(fmt.Sprintf("%s/%d/logs", api.PathDeployments, id))
+}
+
+// text GETs an admin path and returns the body of the answer, whatever its status.
+func (ta *testAgent) text(path string) string {
+	ta.t.Helper()
+	req, _ := http.NewRequest("GET", ta.url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+ta.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/miaobu/miaobu/internal/api"
 )
 
 // metrics are the agent's Prometheus collectors, in a registry of its own so tests can run many agents.
@@ -42,7 +44,7 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 		}),
 		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "miaobu_deployments_total",
-			Help: "Deployments that ended in this agent's workers, by final status (deployed, failed, cancelled).",
+			Help: "Deployments that ended, by final status: deployed, failed, or cancelled (by a user or superseded, queued or running).",
 		}, []string{"status"}),
 		buildDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "miaobu_build_duration_seconds",
@@ -55,6 +57,13 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"target"}),
 	}
+	// Every label value is exported from the start, at zero, so that the first event is an increase.
+	for _, status := range []string{api.StatusDeployed, api.StatusFailed, api.StatusCancelled} {
+		m.deployments.WithLabelValues(status)
+	}
+	for _, target := range []string{"local", "oss"} {
+		m.publishDuration.WithLabelValues(target)
+	}
 	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_builds_running", Help: "Builds running in this agent."}, running),
@@ -65,4 +74,11 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 // handler serves the registry in the Prometheus text format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// tokenlessHandler serves GET /metrics and nothing else, for the metrics listener, which asks for no token.
+func (m *metrics) tokenlessHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+api.PathMetrics, m.handler())
+	return mux
 }

@@ -108,18 +108,25 @@ func freeAddr(t *testing.T) string {
 // seconds, pushes it and waits until it is building.
 func startSlowBuild(t *testing.T, ta *testAgent, marker string) (api.Project, int64) {
 	t.Helper()
+	p, _, id := startBuildSleeping(t, ta, marker, 3*time.Second)
+	return p, id
+}
+
+// startBuildSleeping is startSlowBuild with a build that sleeps for d; it also returns the repository.
+func startBuildSleeping(t *testing.T, ta *testAgent, marker string, d time.Duration) (api.Project, *gittest.Repo, int64) {
+	t.Helper()
 	repo := gittest.New(t)
 	p := ta.addProject("slow", repo.Dir)
 	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
 		BuildCommand: ptr("node build.js " + marker)}, http.StatusOK, nil)
-	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": "3000"}, http.StatusOK, nil)
+	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": fmt.Sprint(d.Milliseconds())}, http.StatusOK, nil)
 	id := ta.push(p, repo.Commit("slow", nodeSite("survived")))
 	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(marker)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the build never started:\n%s", ta.log(id))
 		}
 	}
-	return p, id
+	return p, repo, id
 }
 
 func TestSIGTERMMidBuildQueuesItAgain(t *testing.T) {
@@ -173,6 +180,40 @@ func TestSIGKILLMidBuildNeverLeavesItStuck(t *testing.T) {
 	if d.Status == api.StatusDeployed {
 		if _, body := ta.get(p.Slug, "/"); body != "survived" {
 			t.Errorf("after restart the site serves %q", body)
+		}
+	}
+}
+
+// TestSIGKILLOfTheAgentKillsItsBuild kills an agent that builds without a sandbox; neither the build's
+// foreground process nor one that cleared its environment and left the build's session may outlive it.
+func TestSIGKILLOfTheAgentKillsItsBuild(t *testing.T) {
+	data, addr := t.TempDir(), freeAddr(t)
+	proc := startAgentProcess(t, data, addr, "MIAOBU_BUILD_SANDBOX=none")
+	ta := proc.client()
+	n := time.Now().UnixNano() % 1e9
+	stray, foreground := fmt.Sprintf("300.%d", n), fmt.Sprintf("301.%d", n)
+	t.Cleanup(func() { proctest.KillWithMarker(stray); proctest.KillWithMarker(foreground) })
+	repo := gittest.New(t)
+	p := ta.addProject("stray", repo.Dir)
+	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
+		BuildCommand: ptr("env -i setsid sh -c 'sleep " + stray + "' > /dev/null 2>&1 < /dev/null & sleep " + foreground)}, http.StatusOK, nil)
+	id := ta.push(p, repo.Commit("stray", map[string]string{"index.html": "x"}))
+	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(stray)) == 0 || len(proctest.WithMarker(foreground)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the build never started:\n%s", ta.log(id))
+		}
+	}
+	if err := proc.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left := append(proctest.WithMarker(stray), proctest.WithMarker(foreground)...)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("build processes outlived the agent: %v", left)
 		}
 	}
 }

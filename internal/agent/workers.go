@@ -53,6 +53,9 @@ func (a *Agent) startWorkers(ctx context.Context) error {
 	if warning != "" {
 		a.log.Warn(warning)
 	}
+	if err := pipeline.AdoptOrphans(); err != nil {
+		a.log.Warn("processes a build leaves behind may outlive it: adopting orphaned processes failed", "err", err)
+	}
 	hide := []string{a.cfg.DataDir}
 	if a.cfg.File != "" {
 		hide = append(hide, a.cfg.File)
@@ -169,7 +172,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		a.failBeforeLog(log, d.ID, "could not read the project: "+err.Error())
 		return
 	}
-	blog, err := pipeline.OpenLog(a.logPath(d.ID), a.secrets(p))
+	blog, err := a.openBuildLog(p, d.ID)
 	if err != nil {
 		log.Error("build: opening the log", "err", err)
 		a.failBeforeLog(log, d.ID, err.Error())
@@ -255,7 +258,6 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	if err != nil {
 		return err
 	}
-	a.metrics.deployments.WithLabelValues(api.StatusDeployed).Inc()
 	a.log.Info("deployed", "project", p.ID, "deployment", d.ID, "live", live)
 	return nil
 }
@@ -271,7 +273,6 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
-		a.metrics.deployments.WithLabelValues(api.StatusCancelled).Inc()
 		log.Info("build cancelled")
 	default:
 		if cause != nil {
@@ -282,7 +283,6 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		if ferr := a.store.Fail(d.ID, api.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
 			log.Error("build: recording the failure", "err", ferr)
 		}
-		a.metrics.deployments.WithLabelValues(api.StatusFailed).Inc()
 		log.Info("build failed")
 	}
 }
@@ -306,17 +306,25 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	}
 }
 
-// secrets are the values masked in a project's build logs: its variables and the GitHub token, also
-// in the form git sends it.
-func (a *Agent) secrets(p *store.Project) []string {
-	var out []string
+// openBuildLog opens a deployment's build log, masking every secret the agent holds, since a build
+// without a sandbox can read them all: the admin token, the GitHub token (also in the form git sends
+// it), the OSS keys, every project's webhook secret, and the project's own variables.
+func (a *Agent) openBuildLog(p *store.Project, deploymentID int64) (*pipeline.Log, error) {
+	projects, err := a.store.Projects()
+	if err != nil {
+		return nil, fmt.Errorf("reading the secrets to mask: %w", err)
+	}
+	secrets := []string{a.adminToken, a.cfg.OSS.AccessKeyID, a.cfg.OSS.AccessKeySecret}
+	for _, q := range projects {
+		secrets = append(secrets, q.WebhookSecret)
+	}
 	for _, v := range p.Env {
-		out = append(out, v)
+		secrets = append(secrets, v)
 	}
 	if t := a.cfg.GitHub.Token; t != "" {
-		out = append(out, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
+		secrets = append(secrets, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
 	}
-	return out
+	return pipeline.OpenLog(a.logPath(deploymentID), secrets)
 }
 
 // failBeforeLog records a deployment as failed before its build log exists, logging when even that fails

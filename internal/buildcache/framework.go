@@ -20,13 +20,13 @@ var frameworkPaths = []string{
 
 // TakeFramework puts the framework caches of the project's last successful build into the project
 // directory root (slash-separated, relative to the checkout src) where the commit and the install
-// made none of their own, and returns how many it put.
-func (p *Project) TakeFramework(src, root string) (int, error) {
+// made none of their own, and returns the paths it put them at, with the directories it made for
+// them.
+func (p *Project) TakeFramework(src, root string) (put, made []string, err error) {
 	kept := filepath.Join(p.dir, frameworkDir)
 	if realDir(src, root) != nil {
-		return 0, nil // a root directory that leads out of the checkout gets nothing
+		return nil, nil, nil // a root directory that leads out of the checkout gets nothing
 	}
-	n := 0
 	for _, fp := range frameworkPaths {
 		from := filepath.Join(kept, filepath.FromSlash(fp))
 		to := filepath.Join(src, filepath.FromSlash(path.Join(root, fp)))
@@ -37,18 +37,20 @@ func (p *Project) TakeFramework(src, root string) (int, error) {
 			continue
 		}
 		// Never a node_modules the install did not make: it would pass for installed dependencies.
-		if path.Dir(fp) != modulesDir {
-			_ = os.MkdirAll(filepath.Dir(to), 0o700)
+		if _, err := os.Lstat(filepath.Dir(to)); errors.Is(err, os.ErrNotExist) && path.Dir(fp) != modulesDir {
+			if os.Mkdir(filepath.Dir(to), 0o700) == nil {
+				made = append(made, filepath.Dir(to))
+			}
 		}
 		if realDir(src, path.Join(root, path.Dir(fp))) != nil {
 			continue
 		}
 		if err := os.Rename(from, to); err != nil {
-			return n, err
+			return put, made, err
 		}
-		n++
+		put = append(put, to)
 	}
-	return n, nil
+	return put, made, nil
 }
 
 // KeepFramework moves the framework caches out of the project directory root (slash-separated,

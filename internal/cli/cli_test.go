@@ -31,8 +31,9 @@ func cliEnv(t *testing.T) string {
 	return dataDir
 }
 
-// startAgent serves an agent on the CLI's data dir and points the CLI at it.
-func startAgent(t *testing.T) {
+// startAgent serves an agent (its API, no build workers) on the CLI's data dir, points the CLI at
+// it and returns its store.
+func startAgent(t *testing.T) *store.Store {
 	t.Helper()
 	cfg, err := config.Load(nil)
 	if err != nil {
@@ -49,6 +50,7 @@ func startAgent(t *testing.T) {
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(func() { srv.Close(); st.Close() })
 	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
+	return st
 }
 
 // run runs the CLI and returns its exit status, stdout and stderr.
@@ -58,7 +60,9 @@ func run(args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-func TestUnreachableAgent(t *testing.T) {
+// noAgentEnv is cliEnv with an admin token but no agent at the CLI's agent URL.
+func noAgentEnv(t *testing.T) {
+	t.Helper()
 	dataDir := cliEnv(t)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -67,6 +71,22 @@ func TestUnreachableAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("MIAOBU_AGENT_URL", "http://127.0.0.1:1")
+}
+
+// gitRepo creates a repository on branch with one empty commit and returns its directory.
+func gitRepo(t *testing.T, branch string) string {
+	t.Helper()
+	repo := t.TempDir()
+	for _, args := range [][]string{{"init", "-q", "-b", branch}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "first"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	return repo
+}
+
+func TestUnreachableAgent(t *testing.T) {
+	noAgentEnv(t)
 	code, out, errOut := run("project", "list")
 	if code != 1 || out != "" || !strings.Contains(errOut, "agent not reachable at http://127.0.0.1:1") || !strings.Contains(errOut, "miaobu agent") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
@@ -104,12 +124,7 @@ func TestUsageErrors(t *testing.T) {
 func TestProjectCommands(t *testing.T) {
 	cliEnv(t)
 	startAgent(t)
-	repo := t.TempDir()
-	for _, args := range [][]string{{"init", "-q", "-b", "trunk"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "first"}} {
-		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
+	repo := gitRepo(t, "trunk")
 	code, out, errOut := run("project", "add", "Docs Site", "--repo-url", repo, "--json")
 	if code != 0 {
 		t.Fatalf("add: %d %s", code, errOut)

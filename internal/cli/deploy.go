@@ -35,6 +35,7 @@ func newDeployCommand(a *app) *cobra.Command {
 			return opts.run(cmd.Context())
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().StringVar(&opts.commit, "commit", "", "full SHA of the commit to deploy")
 	cmd.Flags().StringVar(&opts.branch, "branch", "", "deploy the tip of this branch")
 	cmd.Flags().BoolVar(&opts.wait, "wait", false, "show progress until the deployment ends; exit non-zero if it fails")
@@ -150,6 +151,7 @@ func newRollbackCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeRollback(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -74,6 +74,7 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 			return a.term.table(a.out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TRIGGER", "CREATED", "MESSAGE"}, rows)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments to show")
 	jsonFlag(cmd, &asJSON)
 	return cmd
@@ -145,16 +146,20 @@ func printDeployment(a *app, d api.Deployment) error {
 }
 
 func newDeploymentShowCommand(a *app) *cobra.Command {
-	return newDeploymentActionCommand(a, "show", "Show a deployment", "GET", "",
+	cmd := newDeploymentActionCommand(a, "show", "Show a deployment", "GET", "",
 		func(d api.Deployment) error { return printDeployment(a, d) })
+	cmd.ValidArgsFunction = completeDeployment(a, anyDeployment)
+	return cmd
 }
 
 func newDeploymentCancelCommand(a *app) *cobra.Command {
-	return newDeploymentActionCommand(a, "cancel", "Cancel a queued or running deployment", "POST", "/cancel",
+	cmd := newDeploymentActionCommand(a, "cancel", "Cancel a queued or running deployment", "POST", "/cancel",
 		func(d api.Deployment) error {
 			_, err := fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.errTerm.green("✓"), d.ID)
 			return err
 		})
+	cmd.ValidArgsFunction = completeDeployment(a, unfinished)
+	return cmd
 }
 
 // newDeploymentActionCommand builds a command on one deployment ID: it sends method to the
@@ -224,6 +229,7 @@ func newDeploymentLogsCommand(a *app) *cobra.Command {
 			return copyLog(cmd.Context(), c, id, follow, a.out)
 		},
 	}
+	cmd.ValidArgsFunction = completeDeployment(a, anyDeployment)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the deployment ends")
 	return cmd
 }

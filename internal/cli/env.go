@@ -62,6 +62,7 @@ func newEnvSetCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -90,6 +91,7 @@ func newEnvUnsetCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -113,6 +115,7 @@ func newEnvListCommand(a *app) *cobra.Command {
 			return printEnv(a, out, asJSON)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -214,6 +214,7 @@ func newProjectShowCommand(a *app) *cobra.Command {
 			return printProject(a, p)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
@@ -256,6 +257,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			return printProject(a, p)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
 	build.register(cmd)
 	jsonFlag(cmd, &asJSON)
@@ -280,6 +282,7 @@ func newProjectDeleteCommand(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -63,6 +63,7 @@ func newWebhookDeliveriesCommand(a *app) *cobra.Command {
 			return a.term.table(a.out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY"}, rows)
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many deliveries to show")
 	jsonFlag(cmd, &asJSON)
 	return cmd
@@ -115,6 +116,7 @@ func newWebhookActionCommand(a *app, name, short, method string, path func(strin
 			return nil
 		},
 	}
+	cmd.ValidArgsFunction = completeProject(a)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

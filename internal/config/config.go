@@ -42,6 +42,8 @@ type Config struct {
 	CORS CORS `mapstructure:"cors"`
 	// ShutdownTimeout bounds how long the agent takes to stop.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// Metrics configures a listener of its own for Prometheus.
+	Metrics Metrics `mapstructure:"metrics"`
 	// Target is the default publish target of new projects: local or oss.
 	Target string `mapstructure:"target"`
 	// OSS configures the Alibaba Cloud OSS target.
@@ -84,6 +86,13 @@ type Retention struct {
 type CORS struct {
 	// AllowedOrigins are origins such as https://admin.example.com.
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
+}
+
+// Metrics configures a listener of its own for Prometheus.
+type Metrics struct {
+	// Listen is a host:port where GET /metrics is also served, without the admin token (and
+	// nothing else is); empty serves metrics only on the agent's listener, behind the token.
+	Listen string `mapstructure:"listen"`
 }
 
 // OSS configures the Alibaba Cloud OSS target.
@@ -132,6 +141,7 @@ var envNames = map[string][]string{
 	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
+	"metrics.listen":        {"MIAOBU_METRICS_LISTEN"},
 	"target":                {"MIAOBU_TARGET"},
 	"oss.endpoint":          {"MIAOBU_OSS_ENDPOINT"},
 	"oss.bucket":            {"MIAOBU_OSS_BUCKET"},
@@ -175,6 +185,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("retention.deployments", 10)
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
+	v.SetDefault("metrics.listen", "")
 	v.SetDefault("target", "local")
 	v.SetDefault("oss.endpoint", "")
 	v.SetDefault("oss.bucket", "")
@@ -284,6 +295,9 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen must be host:port, not %q", c.Listen)
+	}
+	if _, _, err := net.SplitHostPort(c.Metrics.Listen); c.Metrics.Listen != "" && err != nil {
+		return fmt.Errorf("metrics.listen must be host:port, such as 127.0.0.1:9100, not %q", c.Metrics.Listen)
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("public_url must be an http(s) URL, not %q", c.PublicURL)

@@ -155,3 +155,34 @@ func TestPublicURLChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsListen(t *testing.T) {
+	isolate(t)
+	listen := func() string {
+		t.Helper()
+		cfg, err := Load(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Metrics.Listen
+	}
+	if got := listen(); got != "" {
+		t.Fatalf("default metrics.listen %q, want none", got)
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("metrics:\n  listen: 127.0.0.1:9100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_CONFIG", file)
+	if got := listen(); got != "127.0.0.1:9100" {
+		t.Fatalf("metrics.listen from the file: %q", got)
+	}
+	t.Setenv("MIAOBU_METRICS_LISTEN", "[::1]:9200")
+	if got := listen(); got != "[::1]:9200" {
+		t.Fatalf("MIAOBU_METRICS_LISTEN: %q", got)
+	}
+	t.Setenv("MIAOBU_METRICS_LISTEN", "9100")
+	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "metrics.listen") {
+		t.Fatalf("a metrics.listen without a host: %v", err)
+	}
+}

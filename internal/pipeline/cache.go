@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/miaobu/miaobu/internal/buildcache"
 )
 
 // keeping is what one build took from its project's build cache, and gives back when it ends.
 type keeping struct {
+	builder *Builder
 	cache *buildcache.Project // nil: the build neither reads nor writes the cache
 	src   string              // the checkout
 	root  string              // the project directory, slash-separated, relative to src
@@ -40,11 +42,16 @@ func (k *keeping) takeFramework(log *Log) {
 		return
 	}
 	k.framework = true
-	n, err := k.cache.TakeFramework(k.src, k.root)
+	put, made, err := k.cache.TakeFramework(k.src, k.root)
+	if err == nil {
+		err = k.builder.handDirsToBuildUser(made)
+	}
 	if err != nil {
 		log.Printf("Build cache: framework caches not used: %v", err)
-	} else if n > 0 {
-		log.Printf("Build cache: %d framework cache(s) restored", n)
+	}
+	for _, p := range put {
+		rel, _ := filepath.Rel(k.src, p)
+		log.Printf("Build cache: restored %s", filepath.ToSlash(rel))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,25 +22,63 @@ const (
 )
 
 // ResolveSandbox turns build.sandbox into the bwrap binary to run builds under, "" for none; with
-// auto, a missing or unusable bubblewrap is a warning (returned), with bwrap it is an error.
+// auto, a missing or unusable bubblewrap is a warning (returned) that says why, with bwrap it is an
+// error. An agent running as root is warned about too.
 func ResolveSandbox(mode string) (bwrap, warning string, err error) {
 	if mode == SandboxNone {
-		return "", "", nil
+		return "", "builds run WITHOUT a sandbox (build.sandbox is none): " + unsandboxedRisk(), nil
 	}
-	path, lookErr := exec.LookPath("bwrap")
-	if lookErr == nil {
-		// Namespaces can be forbidden (an unprivileged container): try one before trusting it.
-		out, runErr := exec.Command(path, append(sandboxBase(path)[1:], "true")...).CombinedOutput()
-		if runErr == nil {
-			return path, "", nil
+	bwrap, unusable := probeBubblewrap()
+	switch {
+	case unusable == "" && asRoot():
+		return bwrap, "the agent runs as root: builds run in the sandbox as uid " + strconv.Itoa(buildUser) +
+			" without capabilities, but everything else the agent runs is root's; run it as an unprivileged user", nil
+	case unusable == "":
+		return bwrap, "", nil
+	case mode == SandboxBwrap:
+		return "", "", fmt.Errorf("build.sandbox is bwrap but %s", unusable)
+	}
+	return "", "builds run WITHOUT a sandbox because " + unusable + ": " + unsandboxedRisk(), nil
+}
+
+// unsandboxedRisk says what install and build commands can reach without a sandbox.
+func unsandboxedRisk() string {
+	reach := "the agent's data dir (the admin token, the store with every project's secrets, every project's live site, " +
+		"the build caches), its config, the keys in its home, and the files and environment of other running builds"
+	if asRoot() {
+		return "the agent runs as root, so code from repositories can read and modify anything on this machine: " + reach +
+			", and everything else; run the agent as an unprivileged user"
+	}
+	return "code from repositories runs as the agent's user and can read and modify everything that user can: " + reach
+}
+
+// buildUser is the uid and gid a root agent's sandboxed builds run as: nobody and nogroup on Debian,
+// Ubuntu, Fedora and Alpine.
+const buildUser = 65534
+
+// asRoot reports whether the agent runs as root.
+func asRoot() bool { return os.Geteuid() == 0 }
+
+// probeBubblewrap finds bwrap and creates one sandbox with it, since namespaces can be forbidden (an
+// unprivileged container); unusable says why there is no bwrap to use, "" when there is.
+func probeBubblewrap() (bwrap, unusable string) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return "", "bubblewrap is not installed (apt-get install bubblewrap)"
+	}
+	drop, err := dropPrivileges()
+	if err != nil {
+		return "", err.Error()
+	}
+	out, err := exec.Command(bwrap, slices.Concat(sandboxBase(bwrap)[1:], []string{"--"}, drop, []string{"true"})...).CombinedOutput()
+	if err != nil {
+		why := strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")
+		if why == "" {
+			why = err.Error()
 		}
-		lookErr = fmt.Errorf("bubblewrap cannot create a sandbox here: %s", strings.TrimSpace(string(out)))
+		return "", fmt.Sprintf("bubblewrap (%s) cannot create a sandbox here: %s", bwrap, why)
 	}
-	if mode == SandboxBwrap {
-		return "", "", fmt.Errorf("build.sandbox is bwrap but %v: install bubblewrap (apt-get install bubblewrap)", lookErr)
-	}
-	return "", "builds run WITHOUT a sandbox: code from repositories can read every file this agent can (its data dir, config, " +
-		"tokens and the keys in its home) and the agent's environment, secrets included; install bubblewrap (apt-get install bubblewrap) to isolate builds", nil
+	return bwrap, ""
 }
 
 // command is one install or build command of a job.
@@ -68,17 +107,13 @@ func (e *stepError) Error() string {
 // waitDelay bounds how long a killed step's output pipes may stay open.
 const waitDelay = 2 * time.Second
 
-// run runs c in a session of its own, under the sandbox when there is one, logging its output
-// line by line; cancelling ctx kills the whole process group, and the group is killed when the
-// step ends so nothing a build started in the background survives it.
+// run runs c in a session of its own, under the sandbox when there is one and under a reaper when
+// not, logging its output line by line; cancelling ctx kills the whole process group, and nothing the
+// step started survives it.
 func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) error {
-	argv := []string{"sh", "-c", c.shell}
-	if b.Bwrap != "" {
-		argv = append(b.sandboxArgs(ws, c.dir), argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if b.Bwrap == "" {
-		cmd.Dir = c.dir
+	cmd, err := b.stepCommand(ctx, ws, c)
+	if err != nil {
+		return fmt.Errorf("starting the %s command: %w", c.name, err)
 	}
 	cmd.Env = c.env
 	cmd.Stdin = nil
@@ -87,26 +122,11 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
 	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = ownProcessGroup()
 	cmd.WaitDelay = waitDelay
-	if err := cmd.Start(); err != nil {
+	if err := startTracked(cmd); err != nil {
 		return fmt.Errorf("starting the %s command: %w", c.name, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			killProcessGroup(cmd.Process)
-		case <-done:
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
-	killProcessGroup(cmd.Process)
-	if b.Bwrap == "" {
-		// Without the sandbox's PID namespace, a process that called setsid has left the group.
-		killMarked(ws.marker)
-	}
+	err = waitTracked(cmd)
 	stdout.flush()
 	stderr.flush()
 	if ctx.Err() != nil {
@@ -118,12 +138,77 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	return nil
 }
 
-// sandboxBase starts every bwrap command line: a user namespace without capabilities, so a build run
-// by root can neither unmount what hides the agent's files nor remount the file system writable; the
-// whole file system read-only; and a PID namespace so killing bwrap kills everything the build started.
+// stepCommand is the command that runs c: sh in bubblewrap, or sh under a reaper, since without the
+// sandbox's PID namespace a process that left the step's session would otherwise outlive it.
+func (b *Builder) stepCommand(ctx context.Context, ws *workspace, c command) (*exec.Cmd, error) {
+	if b.Bwrap != "" {
+		drop, err := dropPrivileges()
+		if err != nil {
+			return nil, err
+		}
+		argv := slices.Concat(b.sandboxArgs(ws, c.dir), drop, []string{"sh", "-c", c.shell})
+		return exec.CommandContext(ctx, argv[0], argv[1:]...), nil
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		sh = "/bin/sh"
+	}
+	cmd := reaped(ctx, []string{sh, "-c", c.shell})
+	cmd.Dir = c.dir
+	return cmd, nil
+}
+
+// started holds the processes the pipeline started and has not waited for yet, the steps and git
+// commands of every build, which a sweep for orphans must spare.
+var started = struct {
+	mu   sync.Mutex
+	pids map[int]bool
+}{pids: map[int]bool{}}
+
+// startTracked starts cmd, made with exec.CommandContext, in a session of its own that is killed whole
+// when its context ends, and records it in started.
+func startTracked(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = ownProcessGroup()
+	cmd.Cancel = func() error {
+		killProcessGroup(cmd.Process)
+		return nil
+	}
+	started.mu.Lock()
+	defer started.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	started.pids[cmd.Process.Pid] = true
+	return nil
+}
+
+// waitTracked waits for a command started by startTracked, then kills what is left of its session and
+// the orphans it left.
+func waitTracked(cmd *exec.Cmd) error {
+	err := cmd.Wait()
+	killProcessGroup(cmd.Process)
+	started.mu.Lock()
+	defer started.mu.Unlock()
+	delete(started.pids, cmd.Process.Pid)
+	sweepOrphans()
+	return err
+}
+
+// sandboxBase starts every bwrap command line: no capabilities, so a build can neither unmount what
+// hides the agent's files nor remount the file system writable; the whole file system read-only; and
+// a PID namespace, so killing bwrap kills everything the build started. Run by root, bwrap makes no
+// user namespace, which would map the build to root on the host, the owner of /etc/shadow and most of
+// the system: it keeps only what dropPrivileges needs to make the build buildUser (and to enter the
+// build's directory, which is buildUser's), and buildUser must be able to write its temporary directories.
 func sandboxBase(bwrap string) []string {
-	return []string{bwrap, "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"}
+	args := []string{bwrap, "--unshare-user", "--cap-drop", "ALL"}
+	tmp := []string{"--tmpfs", "/tmp"}
+	if asRoot() {
+		args = []string{bwrap, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_DAC_READ_SEARCH"}
+		tmp = []string{"--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"}
+	}
+	return slices.Concat(args, []string{"--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"}, tmp)
 }
 
 // systemHidden are host paths no build needs and none may reach: the login sessions' sockets
@@ -160,6 +245,9 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return within(d, resolverDir) }) {
 		args = append(args, "--ro-bind", resolverDir, resolverDir)
 	}
+	if asRoot() {
+		args = append(args, traversableParents(hidden, []string{ws.root, ws.stores, ws.git})...)
+	}
 	args = append(args, "--bind", ws.root, ws.root)
 	if ws.cache != nil {
 		// Of the project's cache, the build writes only to the package managers' stores, and reads
@@ -171,6 +259,23 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 		args = append(args, "--remount-ro", dir)
 	}
 	return append(args, "--chdir", dir, "--")
+}
+
+// traversableParents are the bwrap arguments that create the directories between a hidden directory
+// and each of paths, mount points in it, open to buildUser: bwrap would create them with mode 0700.
+func traversableParents(hidden, paths []string) []string {
+	var dirs []string
+	for _, p := range paths {
+		for d := filepath.Dir(p); slices.ContainsFunc(hidden, func(h string) bool { return d != h && within(h, d) }); d = filepath.Dir(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs) // a directory before what is in it
+	var args []string
+	for _, d := range slices.Compact(dirs) {
+		args = append(args, "--perms", "0711", "--dir", d)
+	}
+	return args
 }
 
 // hiddenPaths are the real paths of b.Hide, systemHidden and the agent's home, sorted so a
@@ -211,7 +316,6 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 		"BUN_INSTALL_CACHE_DIR":           filepath.Join(ws.stores, "bun"),
 		"COREPACK_HOME":                   filepath.Join(ws.stores, "corepack"),
 		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
-		buildMarkerVar:                    ws.marker,
 	}
 	if packageManager == "pnpm" {
 		// Only for pnpm: npm warns about a setting it does not know on every run. pnpm 10 reads the
@@ -227,14 +331,11 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 	return envList(env)
 }
 
-// buildMarkerVar is the variable that carries a build's marker; it names no secret.
-const buildMarkerVar = "BUILD_MARKER"
-
 // ReservedEnv reports whether a build variable name is one the pipeline sets itself and a project
 // cannot override.
 func ReservedEnv(name string) bool {
 	switch name {
-	case "PATH", "HOME", "TMPDIR", "NODE_ENV", buildMarkerVar:
+	case "PATH", "HOME", "TMPDIR", "NODE_ENV":
 		return true
 	}
 	return false

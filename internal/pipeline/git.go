@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // keptRef is the ref of the kept repository that holds the last commit fetched, so git's garbage
@@ -46,20 +48,30 @@ func (b *Builder) checkout(ctx context.Context, job Job, ws *workspace, log *Log
 // ever written into it. Then it checks the commit out into ws.src, verified to be the recorded
 // commit, never the branch tip in its place.
 func (b *Builder) fetchAndCheckout(ctx context.Context, job Job, ws *workspace, log *Log) (message, author string, err error) {
-	kept := b.gitIn(ctx, job, ws.git, log)
+	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
 	if _, err := os.Stat(filepath.Join(ws.git, "HEAD")); err != nil {
-		if err := os.MkdirAll(ws.git, 0o700); err != nil {
-			return "", "", err
+		init := []string{"init", "--quiet", "--bare"}
+		if asRoot() {
+			// A root agent's builds run as buildUser, who must read the objects the checkout borrows.
+			init = append(init, "--shared=0644")
 		}
-		if _, err := kept("init", "--quiet", "--bare"); err != nil {
+		if _, err := b.gitIn(ctx, job, filepath.Dir(ws.git), log)(append(init, ws.git)...); err != nil {
 			return "", "", err
 		}
 	}
+	kept := b.gitIn(ctx, job, ws.git, log)
 	// No garbage collection left running in the background while the build reads the repository.
 	fetch := []string{"-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"}
 	if _, err := kept(slices.Concat(fetch, []string{"--depth=1", "--", job.RepoURL, "+" + job.CommitSHA + ":" + keptRef})...); err != nil {
+		// A missing repository, refused credentials or an unreachable host fail the branch the same way.
+		if !isMissing(err) {
+			return "", "", fmt.Errorf("cloning %s: %w", job.RepoURL, err)
+		}
 		log.Printf("Shallow fetch of the commit refused (%v); fetching branch %s", err, job.Branch)
 		if _, err := kept(slices.Concat(fetch, []string{"--", job.RepoURL, "+refs/heads/" + job.Branch + ":" + keptRef})...); err != nil {
+			if isMissing(err) {
+				return "", "", fmt.Errorf("commit %s is not in the repository, and neither is branch %s", short, job.Branch)
+			}
 			return "", "", fmt.Errorf("cloning %s: %w", job.RepoURL, err)
 		}
 	}
@@ -82,7 +94,10 @@ func (b *Builder) fetchAndCheckout(ctx context.Context, job Job, ws *workspace, 
 		}
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", job.CommitSHA); err != nil {
-		return "", "", fmt.Errorf("commit %s is not in %s (force-pushed away?): %w", job.CommitSHA, job.RepoURL, err)
+		if isMissing(err) {
+			return "", "", fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
+		}
+		return "", "", fmt.Errorf("checking out commit %s: %w", short, err)
 	}
 	head, err := git("rev-parse", "HEAD")
 	if err != nil {
@@ -100,21 +115,24 @@ func (b *Builder) fetchAndCheckout(ctx context.Context, job Job, ws *workspace, 
 	return strings.TrimSpace(message), author, nil
 }
 
-// gitIn returns a function that runs git in dir with gitEnv and returns its output; a failure
-// carries git's complaint, with the log's secrets masked.
+// gitIn returns a function that runs git in dir with gitEnv and returns its output; a failure says
+// in a few words what git said, with the log's secrets masked.
 func (b *Builder) gitIn(ctx context.Context, job Job, dir string, log *Log) func(args ...string) ([]byte, error) {
 	return func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 		cmd.Env = b.gitEnv(job)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := startTracked(cmd)
+		if err == nil {
+			err = waitTracked(cmd)
+		}
+		out := stdout.Bytes()
 		if err != nil {
-			msg := strings.TrimSpace(log.Redact(stderr.String()))
-			if msg == "" {
-				msg = err.Error()
+			if failure := explainGit(log.Redact(stderr.String())); failure.summary != "" {
+				return out, &failure
 			}
-			return out, fmt.Errorf("git %s: %s", gitVerb(args), msg)
+			return out, fmt.Errorf("git %s: %w", gitVerb(args), err)
 		}
 		return out, nil
 	}
@@ -147,4 +165,91 @@ func (b *Builder) gitEnv(job Job) []string {
 			"GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
 	}
 	return env
+}
+
+// gitFailure is what a failed git command wrote on stderr, said in a few words a deployment's error
+// can show.
+type gitFailure struct {
+	summary string
+	// missing reports that the commit or branch asked for is not in the repository.
+	missing bool
+}
+
+func (f *gitFailure) Error() string { return f.summary }
+
+// isMissing reports whether err is git saying the commit or branch asked for is not in the repository.
+func isMissing(err error) bool {
+	var f *gitFailure
+	return errors.As(err, &f) && f.missing
+}
+
+// maxGitSummary bounds, in runes, what a deployment's error quotes of git's stderr.
+const maxGitSummary = 300
+
+// gitPrefixes start lines of git's stderr and say nothing about what went wrong.
+var gitPrefixes = []string{"fatal:", "error:", "remote:", "remote error:", "upload-pack:", "git upload-pack:"}
+
+// gitNoise are lines of git's stderr that explain nothing the line before them has not said.
+var gitNoise = []string{"Could not read from remote repository.", "Please make sure you have the correct access rights",
+	"and the repository exists."}
+
+// gitMissing are what git says when a repository exists but has not the commit or branch asked for.
+var gitMissing = []string{"not our ref", "reference is not a tree", "couldn't find remote ref", "unadvertised object",
+	"did not match any", "bad object", "unable to read tree"}
+
+// gitAuth are what git and ssh say when the repository wants credentials it did not get.
+var gitAuth = []string{"could not read Username", "could not read Password", "Authentication failed", "Permission denied (publickey"}
+
+// explainGit turns git's stderr into one line: "repository not found", "authentication failed: …",
+// "cannot reach the repository: …", or git's own complaints without their "fatal:" prefixes.
+func explainGit(stderr string) gitFailure {
+	var lines []string
+	// Progress lines end in a carriage return.
+	for _, line := range strings.FieldsFunc(stderr, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.TrimSpace(line)
+		for stripped := true; stripped; {
+			stripped = false
+			for _, prefix := range gitPrefixes {
+				if rest, ok := strings.CutPrefix(line, prefix); ok {
+					line, stripped = strings.TrimSpace(rest), true
+				}
+			}
+		}
+		if line == "" || strings.HasPrefix(line, "hint:") || slices.ContainsFunc(gitNoise, func(n string) bool { return strings.HasPrefix(line, n) }) {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) == 0 {
+		// Only hints and boilerplate: better than nothing.
+		lines = []string{strings.Join(strings.Fields(stderr), " ")}
+	}
+	containing := func(needles []string) string {
+		for _, line := range lines {
+			for _, n := range needles {
+				if strings.Contains(strings.ToLower(line), strings.ToLower(n)) {
+					return line
+				}
+			}
+		}
+		return ""
+	}
+	f := gitFailure{summary: strings.Join(lines, "; ")}
+	if line := containing(gitMissing); line != "" {
+		f = gitFailure{summary: line, missing: true}
+	} else if containing([]string{"does not appear to be a git repository", "repository not found"}) != "" ||
+		slices.ContainsFunc(lines, func(l string) bool {
+			return strings.HasPrefix(l, "repository '") && strings.HasSuffix(l, "' not found")
+		}) {
+		f.summary = "repository not found"
+	} else if line := containing(gitAuth); line != "" {
+		f.summary = "authentication failed: " + line
+	} else if line := containing([]string{"unable to access '"}); line != "" {
+		_, reason, _ := strings.Cut(line, "': ")
+		f.summary = "cannot reach the repository: " + reason
+	}
+	if utf8.RuneCountInString(f.summary) > maxGitSummary {
+		f.summary = string([]rune(f.summary)[:maxGitSummary]) + "…"
+	}
+	return f
 }

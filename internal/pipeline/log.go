@@ -87,6 +87,15 @@ func (l *Log) Redact(s string) string {
 	return s
 }
 
+// unfinishedSecret is how many bytes at the end of masked text may be the start of a secret whose
+// rest has not been written yet: one less than the longest secret's length.
+func (l *Log) unfinishedSecret() int {
+	if len(l.secrets) == 0 {
+		return 0
+	}
+	return len(l.secrets[0]) - 1
+}
+
 // Close closes the log file.
 func (l *Log) Close() error { return l.f.Close() }
 
@@ -102,6 +111,9 @@ type lineWriter struct {
 // maxKeptLines bounds the lines kept from one step for its error message.
 const maxKeptLines = 400
 
+// maxLineLength is how long output without a newline grows before it is logged as a line of its own.
+const maxLineLength = 64 << 10
+
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -114,9 +126,14 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		w.emit(string(w.partial[:i]))
 		w.partial = w.partial[i+1:]
 	}
-	if len(w.partial) > 64<<10 {
-		w.emit(string(w.partial))
-		w.partial = w.partial[:0]
+	if len(w.partial) > maxLineLength {
+		// Masked before it is cut, and the end that may hold the start of a secret still on its way is
+		// kept for later: a secret must not reach the log in two unmasked halves.
+		masked := w.log.Redact(string(w.partial))
+		if cut := len(masked) - w.log.unfinishedSecret(); cut > 0 {
+			w.emit(masked[:cut])
+			w.partial = append(w.partial[:0], masked[cut:]...)
+		}
 	}
 	return len(p), nil
 }

@@ -6,8 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -86,9 +84,6 @@ type workspace struct {
 	git, stores string
 	// cache is the project's build cache, nil for a build without it.
 	cache *buildcache.Project
-	// marker tags the environment of every process the build starts, so that one which left the
-	// build's process group can still be found and killed.
-	marker string
 }
 
 // Build runs job: clone, detect, install, build, publish into job.PublishDir. Its error is the
@@ -100,7 +95,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
 	if b.Bwrap == "" {
-		log.Printf("WARNING: no sandbox: install and build can read every file this agent can and its environment, tokens and keys included (install bubblewrap)")
+		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
 	ws, err := b.newWorkspace(job, log)
 	if err != nil {
@@ -112,17 +107,12 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 
 	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
-	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
-	message, author, err := b.checkout(cloneCtx, job, ws, log)
-	cancel()
+	message, author, err := b.cloneInTime(ctx, job, ws, log)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		if cloneCtx.Err() != nil {
-			return nil, context.Cause(cloneCtx)
-		}
 		return nil, err
+	}
+	if err := b.handToBuildUser(ws); err != nil {
+		return nil, fmt.Errorf("handing the workspace to the build user: %w", err)
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
 		log.Printf("Commit: %s — %s", firstLine(message), author)
@@ -138,7 +128,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	projectDir := filepath.Join(ws.src, filepath.FromSlash(settings.rootDir))
 	// Registered after the workspace's removal, so it runs first: what the build took from the
 	// cache goes back before the workspace is removed.
-	kept := &keeping{cache: ws.cache, src: ws.src, root: settings.rootDir}
+	kept := &keeping{builder: b, cache: ws.cache, src: ws.src, root: settings.rootDir}
 	defer kept.giveBack(log)
 
 	installEnv := b.baseEnv(ws, settings.PackageManager, job.Env)
@@ -190,6 +180,17 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
+// cloneInTime is checkout bounded by the clone timeout; when ctx ends or the time is up it returns why.
+func (b *Builder) cloneInTime(ctx context.Context, job Job, ws *workspace, log *Log) (message, author string, err error) {
+	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
+	defer cancel()
+	message, author, err = b.checkout(cloneCtx, job, ws, log)
+	if err != nil && cloneCtx.Err() != nil {
+		return "", "", context.Cause(cloneCtx)
+	}
+	return message, author, err
+}
+
 // cloneTimeout is the clone step's bound.
 func (b *Builder) cloneTimeout() time.Duration {
 	if b.CloneTimeout > 0 {
@@ -207,13 +208,9 @@ func (b *Builder) newWorkspace(job Job, log *Log) (*workspace, error) {
 	if err := os.RemoveAll(root); err != nil {
 		return nil, fmt.Errorf("clearing the workspace: %w", err)
 	}
-	marker := make([]byte, 16)
-	if _, err := rand.Read(marker); err != nil {
-		return nil, err
-	}
 	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
 		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
-		git: filepath.Join(root, "git"), stores: filepath.Join(root, "stores"), marker: hex.EncodeToString(marker)}
+		git: filepath.Join(root, "git"), stores: filepath.Join(root, "stores")}
 	switch {
 	case job.NoCache:
 		log.Printf("Build cache: not used by this build")

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -389,13 +390,18 @@ fs.mkdirSync("dist", {recursive: true}); fs.writeFileSync("dist/index.html", bun
 
 func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		cause error
-	}{{"timeout", errors.New("build timed out after 1s")}, {"cancel", errors.New("cancelled by user")}} {
+		name      string
+		cause     error
+		sandboxed bool
+	}{{"timeout", errors.New("build timed out after 1s"), true}, {"cancel", errors.New("cancelled by user"), true},
+		{"cancel without sandbox", errors.New("cancelled by user"), false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, data := testBuilder(t)
+			if !tc.sandboxed {
+				b.Bwrap = ""
+			}
 			r := gittest.New(t)
-			marker := fmt.Sprintf("miaobu-test-marker-%s-%d", tc.name, time.Now().UnixNano())
+			marker := fmt.Sprintf("miaobu-test-marker-%d", time.Now().UnixNano())
 			sha := r.Commit("hang", map[string]string{"index.html": "x"})
 			job := testJob(data, r, sha, 1)
 			// A background child and a foreground one, both meant to outlive the build.
@@ -427,22 +433,36 @@ func TestTimeoutAndCancelKillEveryProcess(t *testing.T) {
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
 
-// TestProcessesThatLeaveTheGroupAreKilled runs a build without the sandbox whose background process
-// calls setsid to leave the build's process group: it must not outlive the build.
-func TestProcessesThatLeaveTheGroupAreKilled(t *testing.T) {
-	b, data := testBuilder(t)
-	b.Bwrap = ""
-	r := gittest.New(t)
-	marker := fmt.Sprintf("miaobu-test-setsid-%d", time.Now().UnixNano())
-	sha := r.Commit("daemon", map[string]string{"index.html": "x"})
-	job := testJob(data, r, sha, 1)
-	job.InstallCommand = "true"
-	job.BuildCommand = `setsid node -e 'setTimeout(() => {}, 300000)' ` + marker + ` > /dev/null 2>&1 < /dev/null & sleep 0.5`
-	if _, log, err := build(t, context.Background(), b, data, job); err != nil {
-		t.Fatalf("build: %v\n%s", err, log)
+// TestStrayProcessesDieWithTheStep runs builds without the sandbox whose background processes try to
+// outlive them: leaving the build's session, clearing their environment, double forking, and killing
+// the process that watches the step. None may survive the step.
+func TestStrayProcessesDieWithTheStep(t *testing.T) {
+	if err := AdoptOrphans(); err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if left := proctest.WithMarker(marker); len(left) > 0 {
-		t.Errorf("a process that left the build's group survived it: %v", left)
+	for name, command := range map[string]string{
+		"setsid":                    `setsid sleep %s > /dev/null 2>&1 < /dev/null & sleep 0.3`,
+		"env -i and setsid":         `env -i setsid sh -c 'sleep %s' > /dev/null 2>&1 < /dev/null & sleep 0.3`,
+		"double fork":               `(env -i setsid sh -c 'sleep %s' > /dev/null 2>&1 < /dev/null &); sleep 0.3`,
+		"the step's watcher killed": `env -i setsid sh -c 'sleep %s' > /dev/null 2>&1 < /dev/null & sleep 0.3; [ $PPID = ` + strconv.Itoa(os.Getpid()) + ` ] || kill -9 $PPID; sleep 5`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, data := testBuilder(t)
+			b.Bwrap = ""
+			marker := fmt.Sprintf("300.%d", time.Now().UnixNano()%1e9)
+			t.Cleanup(func() { proctest.KillWithMarker(marker) })
+			r := gittest.New(t)
+			job := testJob(data, r, r.Commit("daemon", map[string]string{"index.html": "x"}), 1)
+			job.InstallCommand = "true"
+			job.BuildCommand = fmt.Sprintf(command, marker)
+			start := time.Now()
+			_, log, _ := build(t, context.Background(), b, data, job)
+			if time.Since(start) > 4*time.Second {
+				t.Errorf("the step waited for its stray processes:\n%s", log)
+			}
+			if left := proctest.WithMarker(marker); len(left) > 0 {
+				t.Errorf("a process survived its step: %v\n%s", left, log)
+			}
+		})
 	}
 }

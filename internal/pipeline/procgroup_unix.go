@@ -17,7 +17,3 @@ func ownProcessGroup() *syscall.SysProcAttr {
 func killProcessGroup(p *os.Process) {
 	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 }
-
-// killMarked does nothing here: there is no /proc to find a build's stray processes by their
-// environment.
-func killMarked(string) {}

@@ -16,7 +16,3 @@ func ownProcessGroup() *syscall.SysProcAttr {
 func killProcessGroup(p *os.Process) {
 	_ = p.Kill()
 }
-
-// killMarked does nothing here: there is no /proc to find a build's stray processes by their
-// environment.
-func killMarked(string) {}

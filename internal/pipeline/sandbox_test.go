@@ -80,13 +80,91 @@ func TestSandboxHidesTheAgentsHome(t *testing.T) {
 	}
 }
 
-func TestNoSandboxWarningNamesWhatBuildsCanRead(t *testing.T) {
+func TestNoSandboxWarningNamesWhatBuildsCanReadAndModify(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	bwrap, warning, err := ResolveSandbox(SandboxAuto)
-	if bwrap != "" || err != nil {
-		t.Fatalf("ResolveSandbox = %q, %v; want no sandbox and a warning", bwrap, err)
+	for _, mode := range []string{SandboxAuto, SandboxNone} {
+		bwrap, warning, err := ResolveSandbox(mode)
+		if bwrap != "" || err != nil {
+			t.Fatalf("%s: ResolveSandbox = %q, %v; want no sandbox and a warning", mode, bwrap, err)
+		}
+		for _, want := range []string{"WITHOUT a sandbox", "read and modify", "data dir", "admin token", "live site", "environment of other running builds"} {
+			if !strings.Contains(warning, want) {
+				t.Errorf("%s: warning lacks %q: %s", mode, want, warning)
+			}
+		}
 	}
-	for _, want := range []string{"WITHOUT a sandbox", "environment", "tokens", "keys"} {
+}
+
+func TestUnusableBubblewrapSaysWhy(t *testing.T) {
+	bin := t.TempDir()
+	fake := "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "bwrap"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	const why = "cannot create a sandbox here: bwrap: setting up uid map: Permission denied"
+
+	bwrap, warning, err := ResolveSandbox(SandboxAuto)
+	if bwrap != "" || err != nil || !strings.Contains(warning, why) || strings.Contains(warning, "install bubblewrap") {
+		t.Errorf("auto: ResolveSandbox = %q, %q, %v; want no sandbox and a warning saying why", bwrap, warning, err)
+	}
+	_, _, err = ResolveSandbox(SandboxBwrap)
+	if err == nil || !strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "install bubblewrap") {
+		t.Errorf("bwrap: err = %v, want it to say why", err)
+	}
+}
+
+// TestRootAgentsSandboxedBuildIsUnprivileged builds, as root, in the sandbox: the build must run as
+// uid 65534 without capabilities, unable to read /etc/shadow, yet able to write its workspace, its
+// temporary directories and a cache that a build before this change left to root.
+func TestRootAgentsSandboxedBuildIsUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent does not run as root here")
+	}
+	data := hostTempDir(t)
+	b := sandboxedBuilder(t, data)
+	oldCache := filepath.Join(data, "cache", "1", "stores", "npm", "old")
+	if err := os.MkdirAll(filepath.Dir(oldCache), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(oldCache, []byte("root's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := gittest.New(t)
+	job := testJob(data, r, r.Commit("root", nodeSite("built")), 1)
+	job.InstallCommand = `touch /tmp/x /dev/shm/x && echo rewritten > "$npm_config_cache/old"`
+	job.BuildCommand = "id -u; id -G; grep -E '^Cap(Eff|Prm)|^NoNewPrivs' /proc/self/status; cat /etc/shadow; npm run build"
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	shadow := readFile(t, "/etc/shadow")
+	if first, _, _ := strings.Cut(shadow, "\n"); strings.Contains(log, first) {
+		t.Errorf("the build read /etc/shadow:\n%s", log)
+	}
+	for _, want := range []string{`\] 65534\n`, `CapEff:\s+0+\n`, `CapPrm:\s+0+\n`, `NoNewPrivs:\s+1\n`, `/etc/shadow: Permission denied`} {
+		if !regexpMatch(want, log) {
+			t.Errorf("the build does not run as an unprivileged uid 65534 (%s):\n%s", want, log)
+		}
+	}
+	if got := readFile(t, filepath.Join(job.PublishDir, "index.html")); got != "built" {
+		t.Errorf("index.html = %q", got)
+	}
+	if got := readFile(t, oldCache); got != "rewritten\n" {
+		t.Errorf("the cache from before was not handed to the build: %q", got)
+	}
+}
+
+func TestRootWarning(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent does not run as root here")
+	}
+	if bwrap, warning, _ := ResolveSandbox(SandboxAuto); bwrap != "" && !strings.Contains(warning, "runs as root") {
+		t.Errorf("no warning about root with the sandbox: %q", warning)
+	}
+	t.Setenv("PATH", t.TempDir())
+	_, warning, _ := ResolveSandbox(SandboxNone)
+	for _, want := range []string{"runs as root", "anything on this machine", "unprivileged user"} {
 		if !strings.Contains(warning, want) {
 			t.Errorf("warning lacks %q: %s", want, warning)
 		}

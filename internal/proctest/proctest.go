@@ -4,6 +4,7 @@ package proctest
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -18,4 +19,16 @@ func WithMarker(marker string) []string {
 		}
 	}
 	return found
+}
+
+// KillWithMarker kills every process whose command line contains marker, so a failed test leaves none behind.
+func KillWithMarker(marker string) {
+	for _, found := range WithMarker(marker) {
+		pid, _, _ := strings.Cut(found, ":")
+		if n, err := strconv.Atoi(pid); err == nil {
+			if p, err := os.FindProcess(n); err == nil {
+				_ = p.Kill()
+			}
+		}
+	}
 }

@@ -82,7 +82,7 @@ func activeDeploymentID(tx *bolt.Tx, projectID int64) (int64, error) {
 }
 
 // createDeployment stores d as a new queued deployment and cancels the project's older queued ones.
-func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
+func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 	deployments := bucket(tx, deploymentsBucket)
 	seq, err := deployments.NextSequence()
 	if err != nil {
@@ -95,7 +95,7 @@ func createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 		return err
 	}
 	for _, id := range older {
-		if err := finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
+		if err := s.finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
 			return err
 		}
 	}
@@ -117,7 +117,7 @@ func (s *Store) CreateDeployment(d *Deployment) error {
 		if _, err := activeDeploymentID(tx, d.ProjectID); err != nil {
 			return err
 		}
-		return createDeployment(tx, d, time.Now().UTC())
+		return s.createDeployment(tx, d, time.Now().UTC())
 	})
 }
 
@@ -133,14 +133,17 @@ func pairedIDs(b *bolt.Bucket, prefix []byte) ([]int64, error) {
 }
 
 // finish moves deployment id to a terminal status inside tx and drops it from the queue, the running
-// set and, unless it is live, the commit index.
-func finish(tx *bolt.Tx, id int64, status, message string, now time.Time) error {
+// set and, unless it is live, the commit index; the OnFinish function hears of it once tx commits.
+func (s *Store) finish(tx *bolt.Tx, id int64, status, message string, now time.Time) error {
 	d, err := loadDeployment(tx, id)
 	if err != nil {
 		return err
 	}
 	if d.Terminal() {
 		return ErrFinished
+	}
+	if finished := s.finished.Load(); finished != nil {
+		tx.OnCommit(func() { (*finished)(status) })
 	}
 	d.Status, d.ErrorMessage, d.FinishedAt = status, message, &now
 	if d.StartedAt != nil {
@@ -338,7 +341,7 @@ func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
 // Fail ends a deployment as failed or cancelled with a message.
 func (s *Store) Fail(id int64, status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return finish(tx, id, status, message, time.Now().UTC())
+		return s.finish(tx, id, status, message, time.Now().UTC())
 	})
 }
 
@@ -346,7 +349,7 @@ func (s *Store) Fail(id int64, status, message string) error {
 func (s *Store) Cancel(id int64) (*Deployment, error) {
 	var d *Deployment
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
-		if err = finish(tx, id, api.StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
+		if err = s.finish(tx, id, api.StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
 			return err
 		}
 		d, err = loadDeployment(tx, id)
@@ -391,7 +394,7 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 				return err
 			}
 		}
-		return finish(tx, id, api.StatusDeployed, "", time.Now().UTC())
+		return s.finish(tx, id, api.StatusDeployed, "", time.Now().UTC())
 	})
 	return live, err
 }
@@ -448,11 +451,11 @@ func (s *Store) Rollback(projectID, id int64) error {
 // Requeue puts a deployment whose build was interrupted by a shutdown back in the queue, or cancels
 // it when a newer deployment of its project is queued.
 func (s *Store) Requeue(id int64) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return requeue(tx, id, time.Now().UTC()) })
+	return s.db.Update(func(tx *bolt.Tx) error { return s.requeue(tx, id, time.Now().UTC()) })
 }
 
 // requeue is Requeue inside tx.
-func requeue(tx *bolt.Tx, id int64, now time.Time) error {
+func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	d, err := loadDeployment(tx, id)
 	if err != nil {
 		return err
@@ -466,7 +469,7 @@ func requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	}
 	for _, newer := range queued {
 		if newer > id {
-			return finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
+			return s.finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
 		}
 	}
 	d.Status, d.StartedAt = api.StatusQueued, nil
@@ -496,7 +499,7 @@ func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 				return err
 			}
 			if d.Attempts >= 1 {
-				if err := finish(tx, id, api.StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
+				if err := s.finish(tx, id, api.StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
 					return err
 				}
 			} else {
@@ -504,7 +507,7 @@ func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 				if err := saveDeployment(tx, d); err != nil {
 					return err
 				}
-				if err := requeue(tx, id, now); err != nil {
+				if err := s.requeue(tx, id, now); err != nil {
 					return err
 				}
 			}

@@ -34,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,7 +77,13 @@ type Store struct {
 	closed  bool
 	// enqueued wakes the outbox worker after a commit that enqueued messages.
 	enqueued chan struct{}
+	// finished is told the status of every deployment that finishes (see OnFinish).
+	finished atomic.Pointer[func(status string)]
 }
+
+// OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
+// deployment that finishes from now on, whatever ended it, once the change is committed.
+func (s *Store) OnFinish(fn func(status string)) { s.finished.Store(&fn) }
 
 // ErrClosed is returned by writes that arrive after Close.
 var ErrClosed = errors.New("the store is closed")

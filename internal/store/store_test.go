@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,5 +353,51 @@ func TestWritesAfterCloseAreRefused(t *testing.T) {
 	}
 	if _, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, CommitSHA: sha("a")}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("push after close: %v", err)
+	}
+}
+
+func TestOnFinishHearsEveryEnd(t *testing.T) {
+	s, _ := openTest(t)
+	var mu sync.Mutex
+	var heard []string
+	s.OnFinish(func(status string) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, status)
+	})
+	claim := func() *Deployment {
+		t.Helper()
+		d, err := s.ClaimNext(func(int64) bool { return false })
+		if err != nil || d == nil {
+			t.Fatalf("claim: %+v %v", d, err)
+		}
+		return d
+	}
+	p := newProject(t, s, "site")
+	push(t, s, p, "a")
+	running := claim().ID
+	push(t, s, p, "b")
+	c := push(t, s, p, "c") // supersedes b
+	// A shutdown while c is queued: the running deployment is superseded too.
+	if err := s.Requeue(running); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(c.DeploymentID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(c.DeploymentID); !errors.Is(err, ErrFinished) {
+		t.Fatalf("second cancel: %v", err)
+	}
+	deployOK(t, s, p.ID, "d")
+	push(t, s, p, "e")
+	if err := s.Fail(claim().ID, api.StatusFailed, "broken"); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{api.StatusCancelled, api.StatusCancelled, api.StatusCancelled, api.StatusDeployed, api.StatusFailed}
+	if !slices.Equal(heard, want) {
+		t.Fatalf("OnFinish heard %q, want %q", heard, want)
 	}
 }

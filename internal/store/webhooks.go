@@ -150,7 +150,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: api.TriggerWebhook, DeliveryID: p.DeliveryID}
-		if err := createDeployment(tx, d, now); err != nil {
+		if err := s.createDeployment(tx, d, now); err != nil {
 			return err
 		}
 		res.DeploymentID = d.ID

@@ -84,10 +84,23 @@ type Server struct {
 func New(tb testing.TB, bucket string) *Server {
 	tb.Helper()
 	s := &Server{bucket: bucket, objects: map[string]*Object{}, counts: map[Op]int{}}
+	s.start()
+	tb.Cleanup(func() { s.ts.Close() })
+	return s
+}
+
+// start serves the fake on a new loopback port.
+func (s *Server) start() {
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.ts.URL
-	tb.Cleanup(s.ts.Close)
-	return s
+}
+
+// Restart stops serving and serves the same bucket again at a new URL. Stopping waits until every
+// connection has ended, so once Restart returns no request sent before it, not even one whose
+// client gave up on it while the fake was still reading it, can change the bucket any more.
+func (s *Server) Restart() {
+	s.ts.Close()
+	s.start()
 }
 
 // SetLatency delays every response by d, as a distant endpoint would.

@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
+)
+
+// assertMetrics fails the test for each of want that the agent's /metrics lacks.
+func assertMetrics(t *testing.T, ta *testAgent, want ...string) {
+	t.Helper()
+	body := ta.text(api.PathMetrics)
+	for _, line := range want {
+		if !strings.Contains(body, "\n"+line+"\n") {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+}
+
+func TestDeploymentMetricsCountEveryCancellation(t *testing.T) {
+	ta := startAgent(t, nil)
+	// Every final status and target is exposed at zero before the first deployment ends, so a
+	// rate() or increase() sees the first event.
+	assertMetrics(t, ta,
+		`miaobu_deployments_total{status="deployed"} 0`,
+		`miaobu_deployments_total{status="failed"} 0`,
+		`miaobu_deployments_total{status="cancelled"} 0`,
+		`miaobu_publish_duration_seconds_count{target="local"} 0`,
+		`miaobu_publish_duration_seconds_count{target="oss"} 0`)
+
+	marker := fmt.Sprintf("miaobu-metrics-%d", time.Now().UnixNano())
+	p, repo, running := startBuildSleeping(t, ta, marker, time.Minute)
+	superseded := ta.push(p, repo.Commit("second", nodeSite("second")))
+	queued := ta.push(p, repo.Commit("third", nodeSite("third")))
+	if d := ta.wait(superseded); d.Status != api.StatusCancelled {
+		t.Fatalf("the second push was %s, want it superseded by the third", d.Status)
+	}
+	ta.call("POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, queued), nil, http.StatusOK, nil)
+	ta.call("POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, running), nil, http.StatusOK, nil)
+	if d := ta.wait(running); d.Status != api.StatusCancelled {
+		t.Fatalf("the running build ended %s, want cancelled", d.Status)
+	}
+	assertMetrics(t, ta,
+		`miaobu_deployments_total{status="deployed"} 0`,
+		`miaobu_deployments_total{status="failed"} 0`,
+		`miaobu_deployments_total{status="cancelled"} 3`)
+}
+
+func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, stop, done := serveAgent(t, ln, func(cfg *config.Config) { cfg.Metrics.Listen = metricsAddr })
+	t.Cleanup(stop)
+	get := func(url string) (int, string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, body, err = get("http://" + metricsAddr + api.PathMetrics); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing answers on metrics.listen %s: %v", metricsAddr, err)
+		}
+	}
+	if code != http.StatusOK || !strings.Contains(body, `miaobu_deployments_total{status="deployed"} 0`) || !strings.Contains(body, "miaobu_queue_depth 0") {
+		t.Fatalf("GET /metrics on metrics.listen without a token: %d\n%s", code, body)
+	}
+	// The metrics listener has no token, so it must serve nothing else.
+	for _, path := range []string{api.PathProjects, api.PathStatus, api.PathHealth} {
+		if code, _, err := get("http://" + metricsAddr + path); err != nil || code != http.StatusNotFound {
+			t.Errorf("GET %s on metrics.listen: %d %v, want 404", path, code, err)
+		}
+	}
+	if code, _, err := get(ta.url + api.PathMetrics); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("GET /metrics on the main listener without a token: %d %v, want 401", code, err)
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if _, _, err := get("http://" + metricsAddr + api.PathMetrics); err == nil {
+		t.Error("metrics.listen still answers after the agent stopped")
+	}
+}
