@@ -82,6 +82,7 @@ func (c *Caches) Clear(id int64) (int64, error) {
 	if err := os.RemoveAll(gone); err != nil {
 		return size, fmt.Errorf("clearing the build cache: %w", err)
 	}
+	_ = os.Remove(trash) // unless another clear is under way
 	return size, nil
 }
 

@@ -80,6 +80,9 @@ func (p *Project) dropDeps(cause error) error {
 func (p *Project) readManifest(key, src string) (*manifest, error) {
 	data, err := os.ReadFile(filepath.Join(p.entry(key), manifestName))
 	if errors.Is(err, os.ErrNotExist) {
+		if _, statErr := os.Lstat(p.entry(key)); statErr == nil {
+			return nil, fmt.Errorf("dependency entry %s is incomplete", short(key))
+		}
 		return nil, errNoEntry
 	}
 	if err != nil {

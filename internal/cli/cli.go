@@ -133,6 +133,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newDeployCommand(a),
 		newEnvCommand(a),
 		newRollbackCommand(a),
+		newCacheCommand(a),
 		newStatusCommand(a),
 		newLoginCommand(a),
 		newVersionCommand(a),

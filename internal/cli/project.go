@@ -193,6 +193,7 @@ func printProject(a *app, p api.Project) error {
 		{"Target", p.Target},
 		{"Live", live},
 		{"URL", p.SiteURL},
+		{"Build cache", formatSize(p.CacheBytes)},
 		{"Created", p.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	})
 }

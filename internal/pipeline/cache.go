@@ -10,9 +10,9 @@ import (
 // keeping is what one build took from its project's build cache, and gives back when it ends.
 type keeping struct {
 	builder *Builder
-	cache *buildcache.Project // nil: the build neither reads nor writes the cache
-	src   string              // the checkout
-	root  string              // the project directory, slash-separated, relative to src
+	cache   *buildcache.Project // nil: the build neither reads nor writes the cache
+	src     string              // the checkout
+	root    string              // the project directory, slash-separated, relative to src
 	// key is the dependency key under which the installed dependencies are kept, "" to keep none.
 	key string
 	// framework says framework caches were put in place; built that the build command succeeded.
