@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +24,9 @@ type binary struct {
 // versions remembers what each binary said its version was: asking npm takes half a second.
 var versions sync.Map
 
-// toolVersion returns what `name --version` prints for the name on PATH, asked once per binary;
-// "" when there is no such tool or it did not answer.
+// toolVersion returns the version of the tool name on PATH, found once per binary: in the
+// package.json of the npm package it is a script of (npm, pnpm, Yarn), else what `name --version`
+// prints; "" when there is no such tool or it did not answer.
 func toolVersion(name string) string {
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -42,6 +44,10 @@ func toolVersion(name string) string {
 	if v, ok := versions.Load(id); ok {
 		return v.(string)
 	}
+	if v := packageVersion(real, name); v != "" {
+		versions.Store(id, v)
+		return v
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Outside any repository and with no configuration of the agent's: only the binary answers.
@@ -55,6 +61,24 @@ func toolVersion(name string) string {
 	v := strings.TrimSpace(string(out))
 	versions.Store(id, v)
 	return v
+}
+
+// packageVersion returns the version in the nearest package.json above the file real when it is
+// that of the package name, "" otherwise.
+func packageVersion(real, name string) string {
+	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
+		data, err := os.ReadFile(filepath.Join(dir, "package.json"))
+		if err == nil {
+			var pkg struct{ Name, Version string }
+			if json.Unmarshal(data, &pkg) != nil || pkg.Name != name {
+				return ""
+			}
+			return pkg.Version
+		}
+		if dir == filepath.Dir(dir) {
+			return ""
+		}
+	}
 }
 
 // packageManagerVersion names the package manager pm and its version, or corepack's version when
