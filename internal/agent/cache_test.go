@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
@@ -22,6 +24,31 @@ func stampedSite(version string) map[string]string {
 fs.mkdirSync("dist", {recursive: true});
 fs.writeFileSync("dist/index.html", "` + version + ` " + fs.readFileSync("node_modules/dep/stamp", "utf8").trim());
 `,
+	}
+}
+
+func TestRetentionBoundsTheBuildCache(t *testing.T) {
+	ta := startAgent(t, func(cfg *config.Config) { cfg.Retention.CacheBytes = 1 })
+	repo := gittest.New(t)
+	var p api.Project
+	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "bounded", RepoURL: repo.Dir, Branch: "main",
+		InstallCommand: "mkdir -p node_modules/dep && date +%s%N > node_modules/dep/stamp"}, http.StatusCreated, &p)
+	for i, version := range []string{"v1", "v2"} {
+		d := ta.deployed(ta.push(p, repo.Commit(version, stampedSite(version))))
+		if log := ta.log(d.ID); !strings.Contains(log, "==> Installing: mkdir") {
+			t.Errorf("deployment %d did not install, though retention left no cache:\n%s", i+1, log)
+		}
+		// Retention applies once the deployment is recorded deployed.
+		var got api.Project
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			ta.call("GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &got)
+			if got.CacheBytes <= 4096 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if got.CacheBytes > 4096 {
+			t.Errorf("after deployment %d the cache takes %d bytes, over retention.cache_bytes", i+1, got.CacheBytes)
+		}
 	}
 }
 

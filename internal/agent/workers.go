@@ -287,8 +287,9 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 	}
 }
 
-// prune applies retention.deployments to a project after a successful deployment, removing the
-// files and logs of the deployments it forgets.
+// prune applies retention to a project after a successful deployment: it removes the files and
+// logs of the deployments retention.deployments forgets, and trims the build cache to
+// retention.cache_bytes.
 func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	gone, err := a.store.PruneDeployments(p.ID, a.cfg.Retention.Deployments)
 	if err != nil {
@@ -303,6 +304,13 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	}
 	if len(gone) > 0 {
 		log.Info("pruned old deployments", "count", len(gone))
+	}
+	if limit := a.cfg.Retention.CacheBytes; limit > 0 {
+		if freed, err := a.caches.Trim(p.ID, limit); err != nil {
+			log.Warn("trimming the build cache", "err", err)
+		} else if freed > 0 {
+			log.Info("trimmed the build cache to retention.cache_bytes", "freed", freed, "limit", limit)
+		}
 	}
 }
 

@@ -111,6 +111,39 @@ func (c *Caches) Size(id int64) (int64, error) {
 	return size, nil
 }
 
+// trimOrder is the order in which Trim removes the parts of a cache: what is quickest to fill
+// again, or least needed for the next build to be fast, first.
+var trimOrder = []string{storesDir, frameworkDir, gitDir, depsDir}
+
+// Trim removes parts of project id's cache, in trimOrder, until it takes at most limit bytes, and
+// returns the bytes it freed; no build of the project may run meanwhile.
+func (c *Caches) Trim(id, limit int64) (int64, error) {
+	size, err := c.Size(id)
+	if err != nil || size <= limit {
+		return 0, err
+	}
+	defer c.changed(id)
+	var freed int64
+	for _, part := range trimOrder {
+		if size-freed <= limit {
+			break
+		}
+		dir := filepath.Join(c.projectDir(id), part)
+		n, err := diskUsage(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return freed, err
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return freed, err
+		}
+		freed += n
+	}
+	return freed, nil
+}
+
 // changed forgets project id's measured size.
 func (c *Caches) changed(id int64) {
 	c.mu.Lock()

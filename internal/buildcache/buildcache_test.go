@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -359,6 +360,36 @@ func TestFrameworkCachesThroughLinksAreLeftAlone(t *testing.T) {
 	}
 	if !exists(t, filepath.Join(outside, "cache", "secret")) {
 		t.Error("a directory the build linked to was moved into the cache")
+	}
+}
+
+func TestTrimRemovesWhatIsQuickestToFillAgainFirst(t *testing.T) {
+	caches := New(t.TempDir())
+	p, _ := caches.Open(1)
+	kib := func(n int) string { return strings.Repeat("x", n<<10) }
+	write(t, p.dir, map[string]string{"stores/npm/blob": kib(256), "framework/.next/cache/x": kib(64), "git/objects/pack/p": kib(64),
+		"deps/k/tree/node_modules/dep": kib(64), "deps/k/manifest.json": "{}"})
+	p.Close()
+	for _, tc := range []struct {
+		limit int64
+		left  []string
+	}{
+		{1 << 30, []string{storesDir, frameworkDir, gitDir, depsDir}},
+		{300 << 10, []string{frameworkDir, gitDir, depsDir}},
+		{100 << 10, []string{depsDir}},
+		{1, nil},
+	} {
+		if _, err := caches.Trim(1, tc.limit); err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range []string{storesDir, frameworkDir, gitDir, depsDir} {
+			if got, want := exists(t, filepath.Join(p.dir, part)), slices.Contains(tc.left, part); got != want {
+				t.Errorf("trimmed to %d bytes: %s exists = %v, want %v", tc.limit, part, got, want)
+			}
+		}
+		if size, _ := caches.Size(1); size > tc.limit && tc.limit > 1 {
+			t.Errorf("trimmed to %d bytes, the cache takes %d", tc.limit, size)
+		}
 	}
 }
 
