@@ -14,11 +14,11 @@ func TestToolVersions(t *testing.T) {
 	// A binary of no package answers --version; corepack provides another package manager.
 	files := map[string]string{
 		script: "#!/bin/sh\nexit 1\n",
-		filepath.Join(dir, "lib", "node_modules", "fakepm", "package.json"): `{"name":"fakepm","version":"9.8.7"}`,
-		filepath.Join(bin, "native"): "#!/bin/sh\necho v1.2.3\n",
+		filepath.Join(dir, "lib", "node_modules", "fakepm", "package.json"):          `{"name":"fakepm","version":"9.8.7"}`,
+		filepath.Join(bin, "native"):                                                 "#!/bin/sh\necho v1.2.3\n",
 		filepath.Join(dir, "lib", "node_modules", "corepack", "dist", "fakeyarn.js"): "#!/bin/sh\nexit 1\n",
 		filepath.Join(dir, "lib", "node_modules", "corepack", "dist", "corepack.js"): "#!/bin/sh\nexit 1\n",
-		filepath.Join(dir, "lib", "node_modules", "corepack", "package.json"):       `{"name":"corepack","version":"0.34.6"}`,
+		filepath.Join(dir, "lib", "node_modules", "corepack", "package.json"):        `{"name":"corepack","version":"0.34.6"}`,
 	}
 	for path, content := range files {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
