@@ -8,22 +8,42 @@ import (
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestAdminAPIRequiresToken(t *testing.T) {
 	ta := startTestAgent(t, testConfig(t))
-	for _, token := range []string{"", "wrong", ta.token + "x"} {
+	for _, tc := range []struct {
+		authorization string
+		status        int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer wrong", http.StatusUnauthorized},
+		{"Bearer " + ta.token + "x", http.StatusUnauthorized},
+		{"Bearer" + ta.token, http.StatusUnauthorized},
+		{"Bearer", http.StatusUnauthorized},
+		{"Basic " + ta.token, http.StatusUnauthorized},
+		{"Bearer " + ta.token, http.StatusOK},
+		// RFC 9110: the scheme is case-insensitive.
+		{"bearer " + ta.token, http.StatusOK},
+		{"BEARER " + ta.token, http.StatusOK},
+		{"bEaReR " + ta.token, http.StatusOK},
+	} {
 		req, _ := http.NewRequest("GET", ta.server.URL+api.PathProjects, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+		if tc.authorization != "" {
+			req.Header.Set("Authorization", tc.authorization)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("token %q: status %d", token, resp.StatusCode)
+		if resp.StatusCode != tc.status {
+			t.Errorf("Authorization %q: status %d, want %d", strings.Replace(tc.authorization, ta.token, "<token>", 1), resp.StatusCode, tc.status)
+		}
+		if tc.status == http.StatusUnauthorized && strings.TrimSpace(string(body)) != `{"detail":"Not authenticated"}` {
+			t.Errorf("Authorization %q: body %s", strings.Replace(tc.authorization, ta.token, "<token>", 1), body)
 		}
 	}
 	resp, err := http.Get(ta.server.URL + api.PathHealth)
@@ -153,6 +173,24 @@ func TestStatusAndMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestWireValuesMatchStore keeps the API's status and trigger strings equal to the stored ones,
+// which the agent converts between at the transport edge.
+func TestWireValuesMatchStore(t *testing.T) {
+	for wire, stored := range map[string]string{
+		api.StatusQueued: string(store.StatusQueued), api.StatusCloning: string(store.StatusCloning),
+		api.StatusInstalling: string(store.StatusInstalling), api.StatusBuilding: string(store.StatusBuilding),
+		api.StatusUploading: string(store.StatusUploading), api.StatusPurging: string(store.StatusPurging),
+		api.StatusDeployed: string(store.StatusDeployed), api.StatusFailed: string(store.StatusFailed),
+		api.StatusCancelled: string(store.StatusCancelled), api.TriggerWebhook: string(store.TriggerWebhook),
+		api.TriggerManual: string(store.TriggerManual), api.TriggerImport: string(store.TriggerImport),
+		api.TriggerRollback: string(store.TriggerRollback),
+	} {
+		if wire != stored {
+			t.Errorf("wire value %q, stored %q", wire, stored)
 		}
 	}
 }

@@ -8,18 +8,12 @@ import (
 )
 
 // clearCache answers DELETE /api/v1/projects/{id}/cache: the project's next build starts from nothing.
-func (a *Agent) clearCache(w http.ResponseWriter, r *http.Request) {
-	p, ok := a.lookupProject(w, r)
-	if !ok {
-		return
-	}
-	freed, err := a.caches.Clear(p.ID)
+func (a *Agent) clearCache(w http.ResponseWriter, r *http.Request) error {
+	p, freed, err := a.domain.ClearCache(r.PathValue("id"))
 	if err != nil {
-		a.internalError(w, r, err)
-		return
+		return err
 	}
-	a.log.Info("build cache cleared", "project", p.ID, "bytes", freed)
-	writeJSON(w, http.StatusOK, api.CacheCleared{ProjectID: p.ID, FreedBytes: freed})
+	return writeJSON(w, http.StatusOK, api.CacheCleared{ProjectID: p.ID, FreedBytes: freed})
 }
 
 // cacheBytes is the disk space a project's build cache takes, 0 (logged) when it cannot be measured.
