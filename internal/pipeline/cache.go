@@ -13,8 +13,10 @@ type keeping struct {
 	cache   *buildcache.Project // nil: the build neither reads nor writes the cache
 	src     string              // the checkout
 	root    string              // the project directory, slash-separated, relative to src
-	// key is the dependency key under which the installed dependencies are kept, "" to keep none.
+	// key is the dependency key under which the installed dependencies are kept, "" to keep none;
+	// hit says they were taken from the cache rather than installed.
 	key string
+	hit bool
 	// framework says framework caches were put in place; built that the build command succeeded.
 	framework, built bool
 }
@@ -33,6 +35,7 @@ func (k *keeping) takeDeps(settings buildSettings, env map[string]string, log *L
 	if err != nil {
 		log.Printf("Build cache: dependencies not used: %v", err)
 	}
+	k.hit = hit
 	return hit
 }
 
@@ -75,6 +78,8 @@ func (k *keeping) giveBack(log *Log) {
 		log.Printf("Build cache: dependencies not kept: %v", err)
 	case n == 0:
 		log.Printf("Build cache: the install made no node_modules to keep")
+	case !k.hit:
+		log.Printf("Build cache: installed dependencies kept (cache %s)", k.key[:7])
 	}
 }
 
