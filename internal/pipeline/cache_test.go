@@ -317,6 +317,28 @@ func TestBrokenKeptRepositoryIsClonedAfresh(t *testing.T) {
 	}
 }
 
+func TestACommitTheRemoteLacksKeepsTheKeptRepository(t *testing.T) {
+	b, data := testBuilder(t)
+	kept := filepath.Join(data, "cache", "1", "git")
+	r := gittest.New(t)
+	if _, log, err := build(t, context.Background(), b, data, testJob(data, r, r.Commit("first", map[string]string{"index.html": "v1"}), 1)); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	before, err := os.Stat(filepath.Join(kept, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := countObjects(t, kept)
+	_, log, err := build(t, context.Background(), b, data, testJob(data, r, "1111111111111111111111111111111111111111", 2))
+	if err == nil || !strings.Contains(err.Error(), "commit 1111111 is not in the repository") {
+		t.Fatalf("err = %v, want the missing commit\n%s", err, log)
+	}
+	after, err := os.Stat(filepath.Join(kept, "config"))
+	if err != nil || !os.SameFile(before, after) || countObjects(t, kept) != objects {
+		t.Errorf("a commit missing from the remote cost the kept repository (%v)\n%s", err, log)
+	}
+}
+
 func TestCredentialsInTheURLAreNotKept(t *testing.T) {
 	r := gittest.New(t)
 	sha := r.Commit("first", map[string]string{"index.html": "private"})
