@@ -38,9 +38,9 @@ type manifest struct {
 // entry is the directory of the dependency entry of key.
 func (p *Project) entry(key string) string { return filepath.Join(p.dir, depsDir, key) }
 
-// TakeDeps puts the dependencies kept under key into the checkout src by renaming them, and
-// reports whether it did. An entry of another key, or one that is incomplete, is removed: the build
-// installs, and KeepDeps files the result.
+// TakeDeps puts the dependencies kept under key into the checkout src by renaming them and reports
+// whether it did, removing an entry of another key or an incomplete one, so that the build installs
+// and KeepDeps files what it installed.
 func (p *Project) TakeDeps(key, src string) (bool, error) {
 	m, err := p.readManifest(key, src)
 	if err != nil {
@@ -132,8 +132,8 @@ func realDir(src, rel string) error {
 }
 
 // KeepDeps moves the node_modules directories of the checkout src into the entry of key, which
-// replaces every other entry. It returns the number of directories kept; none is kept (and no
-// entry remains) when the install made none or was a Plug'n'Play one.
+// replaces every other entry, and returns how many it kept: none, and no entry remains, when the
+// install made none or was a Plug'n'Play one.
 func (p *Project) KeepDeps(key, src string) (int, error) {
 	if p.cleared() {
 		return 0, errCleared

@@ -54,9 +54,8 @@ func (p *Project) TakeFramework(src, root string) (put, made []string, err error
 }
 
 // KeepFramework moves the framework caches out of the project directory root (slash-separated,
-// relative to the checkout src): into the cache, replacing those of the build before, after a
-// successful build, and away after a failed one, whose caches may be what made it fail. It returns
-// how many it kept.
+// relative to the checkout src) and returns how many it kept: into the cache, replacing the last
+// ones, after a successful build, and away after a failed one, whose caches may be what made it fail.
 func (p *Project) KeepFramework(src, root string, built bool) (int, error) {
 	kept := filepath.Join(p.dir, frameworkDir)
 	var found []string

@@ -42,11 +42,11 @@ var installFiles = []string{"package.json", ".npmrc", ".yarnrc", ".yarnrc.yml", 
 // dependencies, and the Yarn release and plugins a repository carries.
 var installDirs = []string{"patches", ".yarn/releases", ".yarn/plugins"}
 
-// Key returns the dependency key of a build in the checkout fsys: the hex SHA-256 of in, the OS
-// and architecture, and the paths and bytes of the install's files. Those are the lockfiles,
-// manifests, configuration files and patches in the nearest directory at or above the project's
-// that holds a lockfile (its install root) and below it, outside node_modules and .git, and the
-// manifests and configuration files of the directories above the install root.
+// Key returns the dependency key of a build in the checkout fsys: the hex SHA-256 of in, the OS and
+// architecture, and the paths and bytes of the install's files, that is the lockfiles, manifests,
+// configuration files and patches in the install root (the nearest directory at or above in.Root
+// that holds a lockfile) and below it outside node_modules and .git, and the manifests and
+// configuration files of the directories above it.
 func Key(fsys fs.FS, in Inputs) (string, error) {
 	h := sha256.New()
 	field := func(s string) {
