@@ -167,6 +167,30 @@ func orDetected(set string, detected *string) string {
 	return "(detected at build: " + *detected + ")"
 }
 
+// githubReports says which reports of a project's deployments reach GitHub.
+func githubReports(r api.GitHubReports) string {
+	var kinds []string
+	if r.Statuses {
+		kinds = append(kinds, "commit statuses")
+	}
+	if r.Deployments {
+		kinds = append(kinds, "deployments")
+	}
+	out := strings.Join(kinds, " and ")
+	if out == "" {
+		out = "no reports"
+	}
+	if r.Note != "" {
+		out += " (" + r.Note + ")"
+	}
+	return out
+}
+
+// eventsMissing says which events a project's GitHub hook lacks and how to add them.
+func eventsMissing(slug string, missing []string) string {
+	return fmt.Sprintf("the hook lacks %s events: run `miaobu webhook setup %s`", strings.Join(missing, " and "), slug)
+}
+
 // printProject shows a project's details.
 func printProject(a *app, p api.Project) error {
 	cleanStrings(&p)
@@ -182,12 +206,17 @@ func printProject(a *app, p api.Project) error {
 	if root == "" {
 		root = "."
 	}
+	webhook := a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)
+	if len(p.WebhookEventsMissing) > 0 {
+		webhook += "  " + a.term.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
+	}
 	return a.term.fields(a.out, [][2]string{
 		{"Project", fmt.Sprintf("%s (id %d)", a.term.bold(p.Slug), p.ID)},
 		{"Name", p.Name},
 		{"Repository", repo},
 		{"Deploys", "pushes to branch " + p.DefaultBranch},
-		{"Webhook", a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)},
+		{"Webhook", webhook},
+		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
 		{"Install", orDetected(p.InstallCommand, p.DetectedInstallCommand)},
 		{"Build", orDetected(p.BuildCommand, p.DetectedBuildCommand)},
@@ -196,7 +225,7 @@ func printProject(a *app, p api.Project) error {
 		{"Target", p.Target},
 		{"Live", live},
 		{"URL", p.SiteURL},
-		{"Build cache", formatSize(p.CacheBytes)},
+		{"Cache", formatSize(p.CacheBytes) + " of build cache"},
 		{"Created", p.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	})
 }
