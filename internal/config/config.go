@@ -133,6 +133,9 @@ type Build struct {
 type Retention struct {
 	// Deployments is how many successful deployments are kept per project.
 	Deployments int `mapstructure:"deployments"`
+	// CacheBytes bounds each project's build cache: past it, after a successful deployment, the
+	// package managers' stores go first, then the framework caches, then the rest; 0 sets no bound.
+	CacheBytes int64 `mapstructure:"cache_bytes"`
 }
 
 // CORS lists the browser origins the admin API answers.
@@ -194,6 +197,7 @@ var envNames = map[string][]string{
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
 	"build.sandbox":         {"MIAOBU_BUILD_SANDBOX"},
 	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
+	"retention.cache_bytes": {"MIAOBU_RETENTION_CACHE_BYTES"},
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
 	"metrics.listen":        {"MIAOBU_METRICS_LISTEN"},
@@ -249,6 +253,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("build.timeout", 15*time.Minute)
 	v.SetDefault("build.sandbox", "auto")
 	v.SetDefault("retention.deployments", 10)
+	v.SetDefault("retention.cache_bytes", 2<<30)
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
 	v.SetDefault("metrics.listen", "")
@@ -366,6 +371,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
+	}
+	if c.Retention.CacheBytes < 0 {
+		return fmt.Errorf("retention.cache_bytes must be 0 (no bound) or more, not %d", c.Retention.CacheBytes)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen must be host:port, not %q", c.Listen)
