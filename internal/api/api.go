@@ -32,6 +32,8 @@ type Project struct {
 	WebhookEventsMissing []string `json:"webhook_events_missing"`
 	// GitHubReports says what the agent reports to GitHub about the project's deployments.
 	GitHubReports GitHubReports `json:"github_reports"`
+	// CacheBytes is the disk space the project's build cache takes.
+	CacheBytes int64 `json:"cache_bytes"`
 	// Detection is what the newest build of the project detected.
 	Detection
 	// Trigger rules (contract section 7).
@@ -164,10 +166,19 @@ type Preview struct {
 	RemovedAt    *time.Time `json:"removed_at"`
 }
 
-// DeployRequest is the body of POST /api/v1/projects/{id}/deploy; both fields are optional.
+// DeployRequest is the body of POST /api/v1/projects/{id}/deploy; every field is optional.
 type DeployRequest struct {
 	CommitSHA string `json:"commit_sha,omitempty"`
 	Branch    string `json:"branch,omitempty"`
+	// NoCache makes the build start from nothing: the project's build cache is cleared first.
+	NoCache bool `json:"no_cache,omitempty"`
+}
+
+// CacheCleared is the answer of DELETE /api/v1/projects/{id}/cache.
+type CacheCleared struct {
+	ProjectID int64 `json:"project_id"`
+	// FreedBytes is the disk space the cache took.
+	FreedBytes int64 `json:"freed_bytes"`
 }
 
 // RollbackRequest is the body of POST /api/v1/projects/{id}/rollback.
@@ -348,6 +359,8 @@ type ProjectStatus struct {
 	Last                 *Deployment `json:"last"`
 	// Previews counts the previews that are up (not removed).
 	Previews int `json:"previews"`
+	// CacheBytes is the disk space the project's build cache takes.
+	CacheBytes int64 `json:"cache_bytes"`
 }
 
 // PathNotifications is the route of the notification targets.

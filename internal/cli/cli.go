@@ -135,6 +135,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newEnvCommand(a),
 		newRollbackCommand(a),
 		newPreviewCommand(a),
+		newCacheCommand(a),
 		newStatusCommand(a),
 		newBackupCommand(a),
 		newNotifyCommand(a),

@@ -84,9 +84,10 @@ func byID[T any](ref, kind string, get func(id int64) (T, error)) (T, error) {
 }
 
 // Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of
-// its production branch; it is always built, with no duplicate check, skip marker or watched path.
-// A commit of a preview branch goes to that branch's preview.
-func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*store.Deployment, *store.Project, error) {
+// its production branch; it is always built, with no duplicate check, skip marker or watched path,
+// and with noCache from nothing: the project's build cache is cleared first. A commit of a preview
+// branch goes to that branch's preview.
+func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noCache bool) (*store.Deployment, *store.Project, error) {
 	p, err := s.Project(ref)
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +102,7 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*s
 		return nil, nil, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commitSHA)
 	}
 	alias, _ := trigger.Environment(branch, p.DefaultBranch, p.PreviewBranches)
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, Alias: alias}
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, NoCache: noCache, Alias: alias}
 	switch {
 	case sha == "" && p.Repo != "":
 		owner, name := splitRepo(p.Repo)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
@@ -100,7 +101,9 @@ type Options struct {
 	Targets *publish.Targets
 	// Notifier checks and tests notification targets.
 	Notifier *notify.Notifier
-	Log      *slog.Logger
+	// Caches holds each project's build cache.
+	Caches *buildcache.Caches
+	Log    *slog.Logger
 }
 
 // Service carries out the domain's operations; it is safe for concurrent use.
@@ -112,6 +115,7 @@ type Service struct {
 	reports  Reports
 	targets  *publish.Targets
 	notifier *notify.Notifier
+	caches   *buildcache.Caches
 	log      *slog.Logger
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
@@ -124,7 +128,7 @@ type Service struct {
 // New returns a Service with opts.
 func New(opts Options) *Service {
 	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		notifier: opts.Notifier, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
+		notifier: opts.Notifier, caches: opts.Caches, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
 }
 
 // LogPath is the build log file of a deployment.

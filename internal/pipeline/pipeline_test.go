@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/proctest"
 	"github.com/miaobu/miaobu/internal/store"
@@ -64,7 +65,7 @@ func testBuilderIn(t *testing.T, data string) (*Builder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Builder{WorkRoot: filepath.Join(data, "builds"), CacheRoot: filepath.Join(data, "cache"), Bwrap: bwrap,
+	return &Builder{WorkRoot: filepath.Join(data, "builds"), Caches: buildcache.New(filepath.Join(data, "cache")), Bwrap: bwrap,
 		Hide: []string{data}, CloneTimeout: time.Minute}, data
 }
 
