@@ -20,6 +20,7 @@ const (
 	OutcomeNotFound       Outcome = "not_found"
 	OutcomeTooLarge       Outcome = "too_large"
 	OutcomeUnreadable     Outcome = "unreadable"
+	OutcomeTimeout        Outcome = "timeout"
 	OutcomeNotConfigured  Outcome = "not_configured"
 	OutcomeBadSignature   Outcome = "bad_signature"
 	OutcomeInvalidPayload Outcome = "invalid_payload"
@@ -32,6 +33,11 @@ const (
 	OutcomeSuccess        Outcome = "success"
 	OutcomeRemoved        Outcome = "removed"
 )
+
+// Outcomes lists every Outcome, for the metrics to export each from the start.
+var Outcomes = []Outcome{OutcomeNotFound, OutcomeTooLarge, OutcomeUnreadable, OutcomeTimeout, OutcomeNotConfigured,
+	OutcomeBadSignature, OutcomeInvalidPayload, OutcomeBusy, OutcomeUnavailable, OutcomePing, OutcomeIgnored,
+	OutcomeStale, OutcomeSkipped, OutcomeSuccess, OutcomeRemoved}
 
 // Delivery is one webhook request addressed to a project, its body read.
 type Delivery struct {

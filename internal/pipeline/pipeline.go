@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,7 +120,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		defer ws.cache.Close()
 	}
 
-	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
+	log.Printf("==> Cloning %s at %s", withoutPassword(job.RepoURL), job.CommitSHA)
 	message, author, err := b.cloneInTime(ctx, job, ws, log)
 	if err != nil {
 		return nil, err
@@ -390,4 +391,15 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// withoutPassword returns a repository URL fit for a build log: its user information, which may be a
+// token or a password, is replaced by "***".
+func withoutPassword(repoURL string) string {
+	u, err := url.Parse(repoURL)
+	if err != nil || u.User == nil {
+		return repoURL
+	}
+	u.User = nil
+	return strings.Replace(u.String(), "//", "//***@", 1)
 }

@@ -467,3 +467,17 @@ func TestStrayProcessesDieWithTheStep(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildLogHidesCredentialsInRepoURLs(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://user:s3cret@git.example.com/a/b.git": "https://***@git.example.com/a/b.git",
+		"https://ghp_token@github.com/a/b.git":        "https://***@github.com/a/b.git",
+		"https://github.com/a/b.git":                  "https://github.com/a/b.git",
+		"git@github.com:a/b.git":                      "git@github.com:a/b.git",
+		"/srv/repos/site":                             "/srv/repos/site",
+	} {
+		if got := withoutPassword(raw); got != want {
+			t.Errorf("withoutPassword(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
