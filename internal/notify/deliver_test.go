@@ -345,3 +345,26 @@ func TestTestReportsWhatTheReceiverAnswered(t *testing.T) {
 		t.Fatalf("a test disabled the target: %+v, %v", got, err)
 	}
 }
+
+func TestAFailingMessageDelaysNoLaterOne(t *testing.T) {
+	st := openStore(t, storeDir(t))
+	r := newReceiver(t, func(n int) (int, http.Header, string) {
+		if n == 0 {
+			return http.StatusInternalServerError, nil, "database is down"
+		}
+		return http.StatusOK, nil, "ok"
+	})
+	n := newTestNotifier(st, Options{})
+	target := addTarget(t, st, TypeWebhook, r.URL+"/hook")
+	enqueue(t, st, n, target, event.DeployStarted)
+	enqueue(t, st, n, target, event.DeploySucceeded)
+	// The first message waits an hour after failing; the second goes out meanwhile.
+	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}, Concurrency: 1})
+	eventually(t, "the later message sent", func() bool {
+		reqs := r.requests()
+		return len(reqs) == 2 && strings.Contains(reqs[1].body, `"type":"deploy.succeeded"`)
+	})
+	if p := pending(t, st); len(p) != 1 || p[0].Attempts != 1 || !strings.Contains(string(p[0].Payload), `"deploy.started"`) {
+		t.Fatalf("pending %+v, want only the failed deploy.started, waiting for its retry", p)
+	}
+}

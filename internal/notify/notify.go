@@ -131,10 +131,12 @@ func (n *Notifier) logURL(id int64) string {
 }
 
 // Message returns the outbox message that tells target t of e; it is the store's Notifier. Each
-// target's messages share a key, so they go out in order and one slow receiver delays no other.
+// message has a key of its own, so it follows its own retry schedule and one that keeps failing
+// delays no later one (the pacer, not the key, spaces a target's messages).
 func (n *Notifier) Message(t store.Notification, e store.Event) outbox.Message {
-	raw, _ := json.Marshal(n.eventPayload(t.ID, e)) // API objects always encode
-	return outbox.Message{Kind: Kind, Key: "notify:" + strconv.FormatInt(t.ID, 10), Payload: raw}
+	p := n.eventPayload(t.ID, e)
+	raw, _ := json.Marshal(p) // API objects always encode
+	return outbox.Message{Kind: Kind, Key: "notify:" + strconv.FormatInt(t.ID, 10) + ":" + p.WebhookID, Payload: raw}
 }
 
 // Answer is what a receiver answered: an HTTP status or SMTP reply code and the start of its text.

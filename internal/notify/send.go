@@ -28,8 +28,8 @@ type reply struct {
 // maxExcerpt is the most characters of a receiver's answer kept for errors and `notify test`.
 const maxExcerpt = 200
 
-// maxRetryAfter caps the wait a receiver may ask for, so that one cannot hold its target's later
-// messages for ever; it is the longest wait of the outbox's schedule.
+// maxRetryAfter caps the wait a receiver may ask for, so that one cannot hold a message for ever;
+// it is the longest wait of the outbox's schedule.
 const maxRetryAfter = 10 * time.Hour
 
 // deliver sends p to target t once, in the target's format, and returns the receiver's answer.
