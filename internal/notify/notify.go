@@ -35,6 +35,10 @@ const (
 // EventTest is the event of the message `miaobu notify test` sends.
 const EventTest = "notification.test"
 
+// Concurrency is how many notifications the outbox sends at once: more than its default, as each
+// receiver that hangs holds a slot for the whole send timeout.
+const Concurrency = 16
+
 // DefaultMinInterval is the least time between two messages to one target (Slack allows about one
 // message a second).
 const DefaultMinInterval = time.Second
