@@ -368,3 +368,30 @@ func TestAFailingMessageDelaysNoLaterOne(t *testing.T) {
 		t.Fatalf("pending %+v, want only the failed deploy.started, waiting for its retry", p)
 	}
 }
+
+func TestInternalSeesIPv4InsideIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		addr     string
+		internal bool
+	}{
+		{"::127.0.0.1", true},          // IPv4-compatible
+		{"::1", true},                  // loopback, also IPv4-compatible 0.0.0.1
+		{"::ffff:0:7f00:1", true},      // SIIT
+		{"::ffff:0:cb00:7107", false},  // SIIT of a public address
+		{"::ffff:10.0.0.1", true},      // IPv4-mapped
+		{"64:ff9b::a00:1", true},       // well-known NAT64
+		{"64:ff9b::cb00:7107", false},  // well-known NAT64 of a public address
+		{"64:ff9b:1::7f00:1", true},    // local-use NAT64
+		{"64:ff9b:1::cb00:7107", true}, // local-use NAT64 goes through the operator's own translator
+		{"2002:7f00:1::", true},        // 6to4 of loopback
+		{"2002:c0a8:101::", true},      // 6to4 of 192.168.1.1
+		{"2002:cb00:7107::1", false},   // 6to4 of a public address
+		{"fec0::1", true},              // site-local
+		{"fc00::1", true},              // unique local
+		{"2606:4700::1111", false},
+	} {
+		if got := internal(netip.MustParseAddr(tc.addr)); got != tc.internal {
+			t.Errorf("internal(%s) = %v, want %v", tc.addr, got, tc.internal)
+		}
+	}
+}
