@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -393,5 +394,39 @@ func TestInternalSeesIPv4InsideIPv6(t *testing.T) {
 		if got := internal(netip.MustParseAddr(tc.addr)); got != tc.internal {
 			t.Errorf("internal(%s) = %v, want %v", tc.addr, got, tc.internal)
 		}
+	}
+}
+
+func TestEveryNon2xxIsRetriedButSlacksPermanentErrors(t *testing.T) {
+	for _, tc := range []struct {
+		typ, answer string
+		code        int
+		retried     bool
+	}{
+		{TypeWebhook, "moved", http.StatusFound, true},
+		{TypeWebhook, "bad request", http.StatusBadRequest, true},
+		{TypeDiscord, "not found", http.StatusNotFound, true},
+		{TypeWebhook, "unauthorized", http.StatusUnauthorized, true},
+		{TypeWebhook, "down", http.StatusInternalServerError, true},
+		{TypeSlack, "invalid_payload", http.StatusBadRequest, false},
+		{TypeSlack, "invalid_token", http.StatusForbidden, false},
+		{TypeSlack, "no_service", http.StatusNotFound, false},
+	} {
+		t.Run(fmt.Sprintf("%s %d %s", tc.typ, tc.code, tc.answer), func(t *testing.T) {
+			st := openStore(t, storeDir(t))
+			r := newReceiver(t, func(int) (int, http.Header, string) { return tc.code, nil, tc.answer })
+			n := newTestNotifier(st, Options{})
+			target := addTarget(t, st, tc.typ, r.URL+"/services/T/B/X")
+			runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
+			enqueue(t, st, n, target, event.DeployFailed)
+			var p []outbox.Message
+			eventually(t, "the first attempt's outcome", func() bool {
+				p = pending(t, st)
+				return len(r.requests()) == 1 && (len(p) == 0 || p[0].Attempts == 1)
+			})
+			if retried := len(p) == 1; retried != tc.retried {
+				t.Fatalf("waiting for a retry: %v, want %v (pending %+v)", retried, tc.retried, p)
+			}
+		})
 	}
 }

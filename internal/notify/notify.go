@@ -174,7 +174,11 @@ func (n *Notifier) Send(ctx context.Context, m outbox.Message) error {
 }
 
 // judge turns a receiver's answer into the outcome of an attempt, disabling the target when the
-// receiver says it is gone.
+// receiver says it is gone. As Standard Webhooks asks, every other answer that is not 2xx is
+// retried on the schedule, redirects (never followed) and 4xx included, since a receiver that is
+// being set up or moved answers them for a while; only Slack's answers that name a payload it
+// cannot read (our fault: the same body fails every time) or a webhook that no longer exists
+// drop the message at once.
 func (n *Notifier) judge(t *store.Notification, a *reply) error {
 	code := a.Code
 	err := fmt.Errorf("%s target %d answered %d: %s", t.Type, t.ID, code, a.Text)
@@ -188,12 +192,12 @@ func (n *Notifier) judge(t *store.Notification, a *reply) error {
 		}
 		n.opts.Log.Warn("notification target disabled", "notification", t.ID, "reason", reason)
 		return outbox.Permanent(err)
+	case t.Type == TypeSlack && slackPermanent(a.Text):
+		return outbox.Permanent(err)
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		return outbox.RetryAfter(err, a.RetryAfter)
 	case code >= 300 && code < 400:
-		return outbox.Permanent(fmt.Errorf("%s target %d answered %d, a redirect, which is not followed", t.Type, t.ID, code))
-	case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooEarly:
-		return outbox.Permanent(err)
+		return fmt.Errorf("%s target %d answered %d, a redirect, which is not followed", t.Type, t.ID, code)
 	}
 	return err
 }
