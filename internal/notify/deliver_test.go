@@ -99,6 +99,25 @@ func TestRetriesAfterA500KeepTheWebhookID(t *testing.T) {
 	}
 }
 
+// answerOnce sends a message to a target of typ through a worker that retries after an hour,
+// with a receiver that answers code and answer, and returns once the attempt's outcome is
+// recorded, with the messages then pending.
+func answerOnce(t *testing.T, typ string, code int, answer string) (*store.Store, *receiver, *Notifier, *store.Notification, []outbox.Message) {
+	t.Helper()
+	st := openStore(t, storeDir(t))
+	r := newReceiver(t, func(int) (int, http.Header, string) { return code, nil, answer })
+	n := newTestNotifier(st, Options{})
+	target := addTarget(t, st, typ, r.URL+"/services/T/B/X")
+	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
+	enqueue(t, st, n, target, event.DeployFailed)
+	var p []outbox.Message
+	eventually(t, "the first attempt's outcome", func() bool {
+		p = pending(t, st)
+		return len(r.requests()) == 1 && (len(p) == 0 || p[0].Attempts == 1)
+	})
+	return st, r, n, target, p
+}
+
 func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 	for _, tc := range []struct {
 		name, typ, answer string
@@ -108,13 +127,10 @@ func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 		{"slack archived", TypeSlack, "channel_is_archived", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := openStore(t, storeDir(t))
-			r := newReceiver(t, func(int) (int, http.Header, string) { return tc.code, nil, tc.answer })
-			n := newTestNotifier(st, Options{})
-			target := addTarget(t, st, tc.typ, r.URL+"/services/T/B/X")
-			runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
-			enqueue(t, st, n, target, event.DeployFailed)
-			eventually(t, "the message dropped", func() bool { return len(pending(t, st)) == 0 })
+			st, r, n, target, p := answerOnce(t, tc.typ, tc.code, tc.answer)
+			if len(p) != 0 {
+				t.Fatalf("pending %+v, want the message dropped", p)
+			}
 			got, err := st.Notification(target.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -413,17 +429,7 @@ func TestEveryNon2xxIsRetriedButSlacksPermanentErrors(t *testing.T) {
 		{TypeSlack, "no_service", http.StatusNotFound, false},
 	} {
 		t.Run(fmt.Sprintf("%s %d %s", tc.typ, tc.code, tc.answer), func(t *testing.T) {
-			st := openStore(t, storeDir(t))
-			r := newReceiver(t, func(int) (int, http.Header, string) { return tc.code, nil, tc.answer })
-			n := newTestNotifier(st, Options{})
-			target := addTarget(t, st, tc.typ, r.URL+"/services/T/B/X")
-			runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
-			enqueue(t, st, n, target, event.DeployFailed)
-			var p []outbox.Message
-			eventually(t, "the first attempt's outcome", func() bool {
-				p = pending(t, st)
-				return len(r.requests()) == 1 && (len(p) == 0 || p[0].Attempts == 1)
-			})
+			_, _, _, _, p := answerOnce(t, tc.typ, tc.code, tc.answer)
 			if retried := len(p) == 1; retried != tc.retried {
 				t.Fatalf("waiting for a retry: %v, want %v (pending %+v)", retried, tc.retried, p)
 			}
