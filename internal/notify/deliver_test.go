@@ -262,6 +262,9 @@ func TestNewTargetChecksItsInput(t *testing.T) {
 		{TypeSlack, "https://user:token@public.test/x", "", "no user name"},
 		{TypeWebhook, "https://public.test/x", "deploy.exploded", "unknown event"},
 		{TypeWebhook, "https://nowhere.test/x", "", "no such host"},
+		{TypeWebhook, "https://public.test:99999/x", "", "port must be from 1 to 65535"},
+		{TypeWebhook, "https://public.test:0/x", "", "port must be from 1 to 65535"},
+		{TypeSlack, "https://public.test/" + strings.Repeat("x", 2030), "", "at most 2048 characters"},
 		{TypeEmail, "Ops <ops@example.com>", "", "not an email address"},
 		{TypeEmail, "ops@example.com", "", "no mail server"},
 	} {
@@ -274,7 +277,7 @@ func TestNewTargetChecksItsInput(t *testing.T) {
 			t.Errorf("NewTarget(%s, %s, %v): %v, want an error saying %q", tc.typ, tc.target, events, err, tc.want)
 		}
 	}
-	w, err := n.NewTarget(context.Background(), TypeWebhook, "https://public.test/x", 3, []string{"deploy.started", "deploy.started"})
+	w, err := n.NewTarget(context.Background(), TypeWebhook, "https://public.test:8443/x", 3, []string{"deploy.started", "deploy.started"})
 	if err != nil || !strings.HasPrefix(w.Secret, "whsec_") || len(w.Events) != 1 || w.ProjectID != 3 {
 		t.Fatalf("a webhook target: %+v, %v; want a secret, one event and project 3", w, err)
 	}
