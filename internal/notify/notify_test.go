@@ -429,3 +429,25 @@ func TestChatMessagesKeepWithinTheReceiversLimits(t *testing.T) {
 		t.Errorf("the cut commit field %q does not end in …", discord.Embeds[0].Fields[1].Value)
 	}
 }
+
+func TestUnknownCommitDetailsAreLeftOut(t *testing.T) {
+	// A manual deployment learns its commit's message and author only once it is cloned, after
+	// deploy.started.
+	e := sampleEvent(event.DeployStarted)
+	e.Deployment.CommitMessage, e.Deployment.CommitAuthor = "", ""
+	p := newTestNotifier(nil, Options{}).eventPayload(1, e)
+	slack, err := slackBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discord, err := discordBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, _ := emailParts(p)
+	for name, body := range map[string]string{"Slack": string(slack), "Discord": string(discord), "email": text} {
+		if strings.Contains(body, "Author") || strings.Contains(body, `(#42)*\n`) || strings.Contains(body, `"description"`) {
+			t.Errorf("the %s message shows empty commit details: %s", name, body)
+		}
+	}
+}
