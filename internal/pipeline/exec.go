@@ -121,8 +121,8 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	cmd.Stdin = nil
 	var mu sync.Mutex
 	var kept []string
-	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
-	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
+	stdout := newLineWriter(log, &mu, &kept)
+	stderr := newLineWriter(log, &mu, &kept)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = waitDelay
 	if err := startTracked(cmd); err != nil {
