@@ -466,3 +466,23 @@ func TestStrayProcessesDieWithTheStep(t *testing.T) {
 		})
 	}
 }
+
+func TestHugeCommitMessageIsCutInTheLog(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	r.Commit("static", map[string]string{"index.html": "<h1>hi</h1>"})
+	huge := strings.Repeat("a commit message that goes on ", 700_000) // about 20 MB, on one line
+	messageFile := filepath.Join(t.TempDir(), "message")
+	if err := os.WriteFile(messageFile, []byte(huge), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.Git("commit", "--quiet", "--amend", "-F", messageFile)
+	// A manual deploy: the message is read from git.
+	_, log, err := build(t, context.Background(), b, data, testJob(data, r, r.Git("rev-parse", "HEAD"), 1))
+	if err != nil {
+		t.Fatalf("build: %v\n%.2000s", err, log)
+	}
+	if want := "Commit: " + store.LimitCommitMessage(huge) + " — Ada\n"; len(log) > 2*store.MaxCommitMessage+2000 || !strings.Contains(log, want) {
+		t.Fatalf("a log of %d bytes, without the cut message:\n%.2000s", len(log), log)
+	}
+}
