@@ -37,14 +37,27 @@ func TestRunRefusesLostStore(t *testing.T) {
 		t.Fatal("Run created a new store over the lost one")
 	}
 
-	// A brand-new data dir starts.
-	cfg = testConfig(t)
-	cfg.Listen = "127.0.0.1:0"
-	if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatalf("Run on a new data dir: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
-		t.Fatal(err)
+	// A brand-new data dir starts, and so does one with an empty token made ready for the agent.
+	for _, token := range []*string{nil, ptr(""), ptr("\n")} { // nil: no token file
+		cfg = testConfig(t)
+		cfg.Listen = "127.0.0.1:0"
+		if token != nil {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cfg.AdminTokenFile(), []byte(*token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			t.Fatalf("Run on a new data dir (token %v): %v", token, err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(cfg.AdminTokenFile()); err != nil || len(strings.TrimSpace(string(data))) != 43 {
+			t.Fatalf("token %v: the admin token is %q (%v)", token, data, err)
+		}
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // backupOptions are the inputs of `miaobu backup`.
@@ -39,11 +41,16 @@ func (o *backupOptions) run(ctx context.Context) error {
 	if o.file == "-" && o.app.term.isTTY {
 		return usageError{errors.New("the backup is a binary file: redirect stdout to a file, or give FILE instead of -")}
 	}
-	c, err := o.app.client()
+	cfg, err := o.app.config()
 	if err != nil {
 		return err
 	}
-	body, err := c.stream(ctx, api.PathBackup)
+	if o.file != "-" {
+		if err := checkBackupFile(o.file, filepath.Join(cfg.DataDir, store.FileName)); err != nil {
+			return err
+		}
+	}
+	body, err := newClient(cfg).stream(ctx, api.PathBackup)
 	if err != nil {
 		return err
 	}
@@ -64,5 +71,23 @@ func (o *backupOptions) run(ctx context.Context) error {
 	}
 	fmt.Fprintf(o.app.errOut, "%s Backed up the store to %s (%d bytes)\n", o.app.errTerm.green("✓"), o.file, info.Size())
 	fmt.Fprintln(o.app.errOut, "To restore it: stop the agent, put the file in place of <data_dir>/miaobu.db and start the agent again.")
+	return nil
+}
+
+// checkBackupFile refuses a backup file that would take the place of a store, storeFile's or that
+// of an agent running on another data dir (renaming a file over it would leave its agent writing
+// to a deleted file), and one in a directory that does not exist.
+func checkBackupFile(file, storeFile string) error {
+	dir := filepath.Dir(file)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return fmt.Errorf("backup to %s failed, nothing written: %s is not a directory: create it or choose another file", file, dir)
+	}
+	info, err := os.Stat(file)
+	if err != nil {
+		return nil
+	}
+	if live, err := os.Stat(storeFile); err == nil && os.SameFile(info, live) || info.Mode().IsRegular() && lockedByAnother(file) {
+		return fmt.Errorf("%s is the store of a running agent: choose another file", file)
+	}
 	return nil
 }

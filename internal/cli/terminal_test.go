@@ -161,3 +161,32 @@ func TestBackupRefusesToWriteToATerminal(t *testing.T) {
 		t.Fatalf("backup - on a terminal: %d %q", code, out)
 	}
 }
+
+// TestBuildCannotUnmaskTheTokenWithControls runs a build without a sandbox that prints the admin
+// token cut in two by a carriage return, a colour reset, a backspace and a title set, which the CLI
+// removes: neither the log nor `deploy --wait` may then show the token whole.
+func TestBuildCannotUnmaskTheTokenWithControls(t *testing.T) {
+	dataDir := cliEnv(t)
+	t.Setenv("MIAOBU_BUILD_SANDBOX", "none")
+	serveAgent(t)
+	repo := gitRepo(t, "main")
+	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := fmt.Sprintf(`t=$(cat %s); h=$(printf %%s "$t" | cut -c1-20); r=$(printf %%s "$t" | cut -c21-); `+
+		`printf 'cr %%s\r%%s\nsgr %%s\033[0m%%s\nbs %%s\b%%s\nosc %%s\033]0;x\007%%s\n' "$h" "$r" "$h" "$r" "$h" "$r" "$h" "$r"; mkdir -p dist; echo x > dist/index.html`,
+		filepath.Join(dataDir, "admin-token"))
+	if code, _, errOut := run("project", "add", "site", "--repo-url", repo, "--build-command", build, "--output-dir", "dist"); code != 0 {
+		t.Fatalf("project add: %d %s", code, errOut)
+	}
+	code, _, waited := run("deploy", "site", "--wait")
+	_, logs, _ := run("deployment", "logs", "1")
+	secret := strings.TrimSpace(string(token))
+	if code != 0 || !strings.Contains(logs, "osc ********") {
+		t.Fatalf("deploy: %d %s\nlogs: %s", code, waited, logs)
+	}
+	if strings.Contains(waited, secret) || strings.Contains(logs, secret) {
+		t.Errorf("the admin token is shown:\n%s\n%s", waited, logs)
+	}
+}

@@ -363,3 +363,16 @@ func TestClearCacheAndDeployWithoutIt(t *testing.T) {
 		t.Error("the deployment does not remember to start from nothing")
 	}
 }
+
+func TestBranchTipSaysWhatGitSaid(t *testing.T) {
+	for _, tc := range []struct{ name, url, want string }{
+		{"deleted", filepath.Join(t.TempDir(), "deleted"), "repository not found"},
+		{"unreachable", "http://127.0.0.1:1/site.git", "cannot reach the repository: "},
+	} {
+		_, err := branchTip(context.Background(), tc.url, "main")
+		var de *Error
+		if !errors.As(err, &de) || de.Kind != Upstream || !strings.Contains(de.Detail, "could not read branch main of "+tc.url+": "+tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}

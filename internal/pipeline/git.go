@@ -182,22 +182,7 @@ func borrow(src, kept string) error {
 // in a few words what git said, with the log's secrets masked.
 func (b *Builder) gitIn(ctx context.Context, job Job, dir string, log *Log) func(args ...string) ([]byte, error) {
 	return func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = b.gitEnv(job)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := startTracked(cmd)
-		if err == nil {
-			err = waitTracked(cmd)
-		}
-		out := stdout.Bytes()
-		if err != nil {
-			if failure := explainGit(log.Redact(stderr.String())); failure.summary != "" {
-				return out, &failure
-			}
-			return out, fmt.Errorf("git %s: %w", gitVerb(args), err)
-		}
-		return out, nil
+		return Git(ctx, dir, b.gitEnv(job), log.Redact, args...)
 	}
 }
 
@@ -211,6 +196,31 @@ func gitVerb(args []string) string {
 		return args[i]
 	}
 	return "git"
+}
+
+// Git runs git with args in dir (none: the agent's) and env, started like a build's commands so that
+// it is killed whole with ctx and reaped, and returns its stdout. When git fails, the error says in a
+// few words what git wrote on stderr, passed through redact (when not nil) first.
+func Git(ctx context.Context, dir string, env []string, redact func(string) string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir, cmd.Env = dir, env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startTracked(cmd)
+	if err == nil {
+		err = waitTracked(cmd)
+	}
+	if err != nil {
+		text := stderr.String()
+		if redact != nil {
+			text = redact(text)
+		}
+		if failure := explainGit(text); failure.summary != "" {
+			return stdout.Bytes(), &failure
+		}
+		return stdout.Bytes(), fmt.Errorf("git %s: %w", gitVerb(args), err)
+	}
+	return stdout.Bytes(), nil
 }
 
 // gitEnv is git's environment: the agent's home (for its SSH keys and known hosts) but none of its

@@ -100,7 +100,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	start := time.Now()
 	log.Printf("Deployment #%d of commit %s (branch %s, trigger %s)", job.DeploymentID, job.CommitSHA, job.Branch, job.Trigger)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
-		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
+		logCommit(log, job.CommitMessage, job.CommitAuthor)
 	}
 	if job.Fork {
 		if b.Bwrap == "" {
@@ -129,7 +129,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, fmt.Errorf("handing the workspace to the build user: %w", err)
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
-		log.Printf("Commit: %s — %s", firstLine(message), author)
+		logCommit(log, message, author)
 		if job.Commit != nil {
 			job.Commit(message, author)
 		}
@@ -371,10 +371,11 @@ func listDirs(src, rootDir string) string {
 	return "; directories present: " + strings.Join(names, ", ")
 }
 
-// firstLine is the first line of a commit message.
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+// logCommit logs the first line of a commit's message and its author, cut as the deployment keeps
+// them: a message read from git may be of any size.
+func logCommit(log *Log, message, author string) {
+	line, _, _ := strings.Cut(store.LimitCommitMessage(message), "\n")
+	log.Printf("Commit: %s — %s", line, store.LimitCommitAuthor(author))
 }
 
 // orNone shows an empty command as (none).
