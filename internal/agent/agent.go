@@ -26,9 +26,6 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// Version is the agent's version, set by the CLI from its build information.
-var Version = "dev"
-
 // Agent is the running daemon.
 type Agent struct {
 	cfg        *config.Config
@@ -49,10 +46,13 @@ type Agent struct {
 	// publishing guards publishLocks, one lock per project held while a deployment goes live.
 	publishing   sync.Mutex
 	publishLocks map[int64]*sync.Mutex
+	// version is what the agent reports as its version: the binary's, given by the command line.
+	version string
 }
 
-// New builds an agent on an open store; the admin token file is created on first start.
-func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) {
+// New builds an agent of the given version on an open store; the admin token file is created on
+// first start.
+func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
-	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
+	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, version: version,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
 		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
 	a.metrics = newMetrics(func() float64 {
@@ -191,8 +191,9 @@ func (a *Agent) wakeWorkers() {
 	}
 }
 
-// Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// Run serves an agent of the given version on cfg.Listen until ctx is done, then shuts down within
+// cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
 	}
@@ -201,7 +202,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	a, err := New(cfg, st, log)
+	a, err := New(cfg, st, log, version)
 	if err != nil {
 		return err
 	}
@@ -250,7 +251,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		a.log.Info("serving /metrics without a token", "metrics_listen", mln.Addr().String())
 	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
-		"data_dir", a.cfg.DataDir, "version", Version)
+		"data_dir", a.cfg.DataDir, "version", a.version)
 	workCtx, stopWork := context.WithCancelCause(context.Background())
 	defer stopWork(nil)
 	if err := a.startWorkers(workCtx); err != nil {

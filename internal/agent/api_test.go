@@ -122,7 +122,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	if code := ta.call(t, "GET", api.PathStatus, nil, &st); code != 200 {
 		t.Fatalf("status: %d", code)
 	}
-	if st.Status != "ok" || st.Queue.Queued != 1 || st.Queue.Concurrency != 2 || st.Sandbox != "none" || len(st.Projects) != 1 ||
+	if st.Status != "ok" || st.Version != testVersion || st.Queue.Queued != 1 || st.Queue.Concurrency != 2 || st.Sandbox != "none" || len(st.Projects) != 1 ||
 		st.Projects[0].Last == nil || st.Projects[0].Last.Status != api.StatusQueued || st.Projects[0].Live != nil ||
 		!st.Projects[0].WebhookConfigured {
 		t.Fatalf("status %+v", st)

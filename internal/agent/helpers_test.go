@@ -19,6 +19,9 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
+// testVersion is the version test agents report.
+const testVersion = "1.2.3-test"
+
 // apiAgent is an agent on a temporary data dir behind a loopback server.
 type apiAgent struct {
 	*Agent
@@ -57,7 +60,7 @@ func newTestAgent(t testing.TB, cfg *config.Config) *Agent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	a, err := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)), testVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

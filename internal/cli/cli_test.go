@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -43,7 +44,7 @@ func startAgent(t *testing.T) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func startAgent(t *testing.T) *store.Store {
 // run runs the CLI and returns its exit status, stdout and stderr.
 func run(args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
-	code := Run(args, &out, &errOut)
+	code := execute(context.Background(), newFactory(&out, &errOut), args)
 	return code, out.String(), errOut.String()
 }
 

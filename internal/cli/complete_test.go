@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -136,5 +137,5 @@ func TestEveryProjectOrDeploymentArgumentCompletes(t *testing.T) {
 			t.Errorf("%s (%s) does not complete its argument", cmd.CommandPath(), cmd.Use)
 		}
 	}
-	walk(newRootCommand(&app{}))
+	walk(newCmdRoot(newFactory(io.Discard, io.Discard)))
 }
