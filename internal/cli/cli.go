@@ -69,10 +69,11 @@ func execute(ctx context.Context, f *factory, args []string) int {
 	case errors.As(err, new(silentError)):
 		return exitFailure
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(f.IO.ErrOut, "error: %v\nRun '%s --help' for usage.\n", err, commandPath(root, args))
+		fmt.Fprintf(f.IO.ErrOut, "error: %s\nRun '%s --help' for usage.\n", clean(err.Error()), commandPath(root, args))
 		return exitUsage
 	default:
-		fmt.Fprintf(f.IO.ErrOut, "error: %v\n", err)
+		// An error may quote what the agent or GitHub said.
+		fmt.Fprintf(f.IO.ErrOut, "error: %s\n", clean(err.Error()))
 		return exitFailure
 	}
 }
@@ -111,6 +112,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdEnv(f),
 		newCmdRollback(f, nil),
 		newCmdStatus(f, nil),
+		newCmdBackup(f, nil),
 		newCmdLogin(f, nil),
 		newCmdVersion(f, nil),
 	)

@@ -58,7 +58,7 @@ func deployRun(ctx context.Context, opts *deployOptions) error {
 	if err := c.do(ctx, "POST", projectPath(opts.Project)+"/deploy", req, &d); err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "Queued deployment #%d of %s (%s)\n", d.ID, shortSHA(d.CommitSHA), d.Branch)
+	fmt.Fprintf(opts.IO.ErrOut, "Queued deployment #%d of %s (%s)\n", d.ID, clean(shortSHA(d.CommitSHA)), clean(d.Branch))
 	if opts.Wait {
 		id := d.ID
 		if d, err = waitForDeployment(ctx, opts.IO, c, id); err != nil {
@@ -80,7 +80,7 @@ func deployRun(ctx context.Context, opts *deployOptions) error {
 // it has ended.
 func waitForDeployment(ctx context.Context, ios *ioStreams, c *client, id int64) (api.Deployment, error) {
 	ref := strconv.FormatInt(id, 10)
-	if err := copyLog(ctx, c, ref, true, ios.ErrOut); err != nil {
+	if err := copyLog(ctx, c, ref, true, ios.ErrOut, ios.ErrTerm.colour()); err != nil {
 		return api.Deployment{}, err
 	}
 	// The log ends when the deployment does, or when the agent stops: then wait for its status.
@@ -103,6 +103,7 @@ func waitForDeployment(ctx context.Context, ios *ioStreams, c *client, id int64)
 
 // deploymentOutcome reports how a waited-for deployment ended and fails the command if it did not succeed.
 func deploymentOutcome(ctx context.Context, ios *ioStreams, c *client, d api.Deployment, waited bool) error {
+	cleanStrings(&d)
 	if !waited {
 		if !ios.Term.isTTY {
 			return nil
@@ -120,6 +121,7 @@ func deploymentOutcome(ctx context.Context, ios *ioStreams, c *client, d api.Dep
 		if err := c.do(ctx, "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
 			return err
 		}
+		cleanStrings(&p)
 		fmt.Fprintf(ios.ErrOut, "%s Live at %s\n", ios.ErrTerm.green("✓"), p.SiteURL)
 		if d.URL != p.SiteURL {
 			fmt.Fprintf(ios.ErrOut, "  This deployment stays at %s\n", d.URL)
@@ -178,6 +180,7 @@ func rollbackRun(ctx context.Context, opts *rollbackOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, d)
 	}
+	cleanStrings(&d)
 	fmt.Fprintf(opts.IO.ErrOut, "%s Deployment #%d (%s) is live again: %s\n", opts.IO.ErrTerm.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
 	return nil
 }

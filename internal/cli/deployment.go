@@ -97,6 +97,7 @@ func projectSlugs(ctx context.Context, c *client) (map[int64]string, error) {
 	if err := c.do(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
 		return nil, err
 	}
+	cleanStrings(&projects)
 	slugs := make(map[int64]string, len(projects))
 	for _, p := range projects {
 		slugs[p.ID] = p.Slug
@@ -117,6 +118,7 @@ func fetchHistory[T any](ctx context.Context, opts *historyOptions, path, none s
 	if opts.JSON {
 		return nil, nil, printJSON(opts.IO.Out, rows)
 	}
+	cleanStrings(&rows)
 	if len(rows) == 0 {
 		fmt.Fprintln(opts.IO.ErrOut, none)
 		return nil, nil, nil
@@ -143,6 +145,7 @@ func getDeployment(ctx context.Context, c *client, id string) (api.Deployment, e
 
 // printDeployment shows a deployment's details.
 func printDeployment(ios *ioStreams, d api.Deployment) error {
+	cleanStrings(&d)
 	t := ios.Term
 	status := t.status(d.Status)
 	if d.Live {
@@ -252,15 +255,21 @@ func logsPath(id string, follow bool) string {
 	return p
 }
 
-// copyLog writes a deployment's build log to out, following it until the deployment ends when follow is set.
-func copyLog(ctx context.Context, c *client, id string, follow bool, out io.Writer) error {
+// copyLog writes a deployment's build log to out, following it until the deployment ends when follow
+// is set. The log is the output of a repository's build: escape sequences other than colours are
+// always dropped, and colours too unless keepColour is set.
+func copyLog(ctx context.Context, c *client, id string, follow bool, out io.Writer, keepColour bool) error {
 	body, err := c.stream(ctx, logsPath(id, follow))
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	if _, err := io.Copy(out, body); err != nil && ctx.Err() == nil {
+	log := newLogWriter(out, keepColour)
+	if _, err := io.Copy(log, body); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("reading the log of deployment %s: %w", id, err)
+	}
+	if err := log.Close(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -301,5 +310,5 @@ func deploymentLogsRun(ctx context.Context, opts *deploymentLogsOptions) error {
 	if err != nil {
 		return err
 	}
-	return copyLog(ctx, c, opts.ID, opts.Follow, opts.IO.Out)
+	return copyLog(ctx, c, opts.ID, opts.Follow, opts.IO.Out, opts.IO.Term.colour())
 }

@@ -132,7 +132,7 @@ func envListRun(ctx context.Context, opts *projectOptions) error {
 		return nil
 	}
 	for _, v := range vars {
-		fmt.Fprintln(opts.IO.Out, v.Name)
+		fmt.Fprintln(opts.IO.Out, clean(v.Name))
 	}
 	return nil
 }

@@ -65,11 +65,12 @@ func importRun(ctx context.Context, opts *importOptions) error {
 	}
 	t, et := opts.IO.Term, opts.IO.ErrTerm
 	for _, w := range res.Warnings {
-		fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", et.yellow("!"), w)
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", et.yellow("!"), clean(w))
 	}
 	if opts.JSON {
 		return printJSON(opts.IO.Out, res)
 	}
+	cleanStrings(&res)
 	p, d := res.Project, res.Detected
 	fmt.Fprintf(opts.IO.ErrOut, "%s Imported %s as project %s (id %d)\n", et.green("✓"), *p.Repo, et.bold(p.Slug), p.ID)
 	// A setting given as a flag is the project's; the others are what detection found at the tip.

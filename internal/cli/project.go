@@ -96,6 +96,7 @@ func projectAddRun(ctx context.Context, opts *projectAddOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, p)
 	}
+	cleanStrings(&p)
 	et := opts.IO.ErrTerm
 	fmt.Fprintf(opts.IO.ErrOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
 	fmt.Fprintf(opts.IO.ErrOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
@@ -147,6 +148,7 @@ func projectListRun(ctx context.Context, opts *projectListOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, projects)
 	}
+	cleanStrings(&projects)
 	if len(projects) == 0 {
 		fmt.Fprintln(opts.IO.ErrOut, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
 		return nil
@@ -179,6 +181,7 @@ func orDetected(set string, detected *string) string {
 
 // printProject shows a project's details.
 func printProject(ios *ioStreams, p api.Project) error {
+	cleanStrings(&p)
 	repo := p.RepoURL
 	if p.Repo != nil {
 		repo = *p.Repo + " (" + p.RepoURL + ")"
@@ -311,7 +314,7 @@ func projectSetRun(ctx context.Context, opts *projectSetOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, p)
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "%s Updated project %s\n", opts.IO.ErrTerm.green("✓"), p.Slug)
+	fmt.Fprintf(opts.IO.ErrOut, "%s Updated project %s\n", opts.IO.ErrTerm.green("✓"), clean(p.Slug))
 	return printProject(opts.IO, p)
 }
 
@@ -329,6 +332,6 @@ func projectDeleteRun(ctx context.Context, opts *projectOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, answer)
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.IO.ErrTerm.green("✓"), answer.Message)
+	fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.IO.ErrTerm.green("✓"), clean(answer.Message))
 	return nil
 }

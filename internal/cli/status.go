@@ -41,6 +41,7 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, st)
 	}
+	cleanStrings(&st)
 	return printStatus(opts.IO, st)
 }
 
@@ -84,7 +85,7 @@ func printStatus(ios *ioStreams, st api.Status) error {
 	for _, p := range st.Projects {
 		live, last := "-", "-"
 		if p.Live != nil {
-			live = fmt.Sprintf("#%d %s", p.Live.ID, shortSHA(p.Live.CommitSHA))
+			live = fmt.Sprintf("#%d %s %s", p.Live.ID, shortSHA(p.Live.CommitSHA), firstLine(p.Live.CommitMessage))
 		}
 		if p.Last != nil {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))

@@ -65,11 +65,12 @@ func webhookActionRun(ctx context.Context, opts *projectOptions, method string, 
 	}
 	t, et := opts.IO.Term, opts.IO.ErrTerm
 	if answer.Warning != "" {
-		fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", et.yellow("!"), answer.Warning)
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", et.yellow("!"), clean(answer.Warning))
 	}
 	if opts.JSON {
 		return printJSON(opts.IO.Out, answer)
 	}
+	cleanStrings(&answer)
 	mark := et.green("✓")
 	if answer.Status != "success" {
 		mark = et.faint("·")
