@@ -41,9 +41,9 @@ func webhookDeliveriesRun(ctx context.Context, opts *historyOptions) error {
 		if d.DeploymentID != 0 {
 			deployment = "#" + strconv.FormatInt(d.DeploymentID, 10)
 		}
-		rows = append(rows, []string{ago(d.ReceivedAt), slugs[d.ProjectID], d.Event, d.Outcome, deployment, d.GUID})
+		rows = append(rows, []string{ago(d.ReceivedAt), slugs[d.ProjectID], d.Event, d.Outcome, deployment, d.GUID, d.RemoteAddr})
 	}
-	return opts.IO.Term.table(opts.IO.Out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY"}, rows)
+	return opts.IO.Term.table(opts.IO.Out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY", "FROM"}, rows)
 }
 
 // newCmdWebhookAction builds one webhook subcommand, a call of the route that path names; a test's
