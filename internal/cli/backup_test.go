@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestBackupRestoresOnAnotherAgent(t *testing.T) {
-	cliEnv(t)
-	startAgent(t)
+	t.Parallel()
+	run := startAgentCLI(t, nil, agenttest.Options{APIOnly: true}).run
 	if code, _, errOut := run("project", "add", "blog", "--repo-url", "https://example.com/blog.git", "--branch", "main"); code != 0 {
 		t.Fatalf("project add: %d %s", code, errOut)
 	}
@@ -35,7 +36,8 @@ func TestBackupRestoresOnAnotherAgent(t *testing.T) {
 
 	// Restore: a new data dir whose store is the backup, and an agent on it.
 	for _, copyOf := range []string{"file", "stdout"} {
-		dataDir := cliEnv(t)
+		cfg := agenttest.Config(t)
+		dataDir := cfg.DataDir
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -46,8 +48,7 @@ func TestBackupRestoresOnAnotherAgent(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dataDir, store.FileName), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startAgent(t)
-		code, out, errOut = run("project", "list")
+		code, out, errOut = startAgentCLI(t, cfg, agenttest.Options{APIOnly: true}).run("project", "list")
 		if code != 0 || !strings.HasPrefix(out, "1\tblog\tmain\t") {
 			t.Fatalf("projects of the agent restored from %s: %d %q %s", copyOf, code, out, errOut)
 		}
