@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // metrics are the agent's Prometheus collectors, in a registry of its own so tests can run many agents.
@@ -58,8 +59,8 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 		}, []string{"target"}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
-	for _, status := range []string{api.StatusDeployed, api.StatusFailed, api.StatusCancelled} {
-		m.deployments.WithLabelValues(status)
+	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
+		m.deployments.WithLabelValues(string(status))
 	}
 	for _, target := range []string{"local", "oss"} {
 		m.publishDuration.WithLabelValues(target)

@@ -45,8 +45,20 @@ func (p *Project) WebhookConfigured() bool {
 	return p.Repo == "" || p.WebhookID != 0
 }
 
-// ErrConflict is returned when a project would duplicate another's slug or repository.
+// ErrConflict matches every *ConflictError.
 var ErrConflict = errors.New("conflict")
+
+// ConflictError is returned when a project would duplicate another's repository; its Message says
+// which, for the user.
+type ConflictError struct {
+	Message string
+}
+
+// Error returns the message after "conflict: ".
+func (e *ConflictError) Error() string { return ErrConflict.Error() + ": " + e.Message }
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // repoKey is the project_repos key of a repository and root directory.
 func repoKey(repo, rootDir string) []byte {
@@ -64,7 +76,7 @@ func (s *Store) CreateProject(p *Project) error {
 				if p.RootDirectory != "" {
 					where = " with root directory " + p.RootDirectory
 				}
-				return fmt.Errorf("%w: repository %s%s is already imported as project %d", ErrConflict, p.Repo, where, btoi(id))
+				return &ConflictError{Message: fmt.Sprintf("repository %s%s is already imported as project %d", p.Repo, where, btoi(id))}
 			}
 		}
 		id, err := projects.NextSequence()
@@ -142,7 +154,7 @@ func (s *Store) UpdateProject(id int64, change func(p *Project) error) (*Project
 		if p.Repo != "" && (p.Repo != oldRepo || p.RootDirectory != oldRoot) {
 			repos := bucket(tx, projectReposBucket)
 			if other := repos.Get(repoKey(p.Repo, p.RootDirectory)); other != nil && btoi(other) != id {
-				return fmt.Errorf("%w: repository %s with root directory %q is already project %d", ErrConflict, p.Repo, p.RootDirectory, btoi(other))
+				return &ConflictError{Message: fmt.Sprintf("repository %s with root directory %q is already project %d", p.Repo, p.RootDirectory, btoi(other))}
 			}
 			if err := repos.Delete(repoKey(oldRepo, oldRoot)); err != nil {
 				return err

@@ -279,7 +279,7 @@ func (ta *Agent) Wait(t testing.TB, id int64) api.Deployment {
 	for {
 		var d api.Deployment
 		ta.Call(t, "GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &d)
-		if store.IsTerminal(d.Status) {
+		if store.IsTerminal(store.Status(d.Status)) {
 			return d
 		}
 		if time.Now().After(deadline) {
