@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestRunRefusesLostStore(t *testing.T) {
-	cfg := testConfig(t)
+	t.Parallel()
+	cfg := agenttest.Config(t)
 	cfg.Listen = "127.0.0.1:0"
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -26,7 +29,7 @@ func TestRunRefusesLostStore(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), testVersion)
+	err := agent.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), agenttest.Version)
 	db := filepath.Join(cfg.DataDir, store.FileName)
 	var damaged *store.DamagedError
 	if !errors.As(err, &damaged) || !strings.Contains(err.Error(), db+" is missing") || !strings.Contains(err.Error(), "miaobu backup") {
@@ -37,9 +40,9 @@ func TestRunRefusesLostStore(t *testing.T) {
 	}
 
 	// A brand-new data dir starts.
-	cfg = testConfig(t)
+	cfg = agenttest.Config(t)
 	cfg.Listen = "127.0.0.1:0"
-	if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), testVersion); err != nil {
+	if err := agent.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), agenttest.Version); err != nil {
 		t.Fatalf("Run on a new data dir: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
@@ -47,31 +50,9 @@ func TestRunRefusesLostStore(t *testing.T) {
 	}
 }
 
-func TestEmptyAdminTokenIsReplaced(t *testing.T) {
-	cfg := testConfig(t)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.AdminTokenFile(), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := newTestAgent(t, cfg)
-	data, err := os.ReadFile(cfg.AdminTokenFile())
-	if err != nil || len(a.adminToken) != 43 || string(data) != a.adminToken+"\n" {
-		t.Fatalf("token %q, file %q, %v", a.adminToken, data, err)
-	}
-	if info, _ := os.Stat(cfg.AdminTokenFile()); info.Mode().Perm() != 0o600 {
-		t.Fatalf("token file mode %v", info.Mode().Perm())
-	}
-	// The token written is the one kept.
-	again, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
-	if err != nil || again != a.adminToken {
-		t.Fatalf("second start: %q %v", again, err)
-	}
-}
-
 func TestWarnsAboutLoosePermissions(t *testing.T) {
-	cfg := testConfig(t)
+	t.Parallel()
+	cfg := agenttest.Config(t)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +64,7 @@ func TestWarnsAboutLoosePermissions(t *testing.T) {
 		}
 		defer st.Close()
 		var logs bytes.Buffer
-		if _, err := New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil)), testVersion); err != nil {
+		if _, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil)), agenttest.Version); err != nil {
 			t.Fatal(err)
 		}
 		return logs.String()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -130,18 +131,31 @@ func TestUnreachableAgentSaysWhereAndHow(t *testing.T) {
 	}
 }
 
-// interrupt runs args on a stubbed CLI whose followed log never ends, cancels the run as Ctrl-C
-// does once the log's first line is shown on shown, and returns the exit status.
-func interrupt(t *testing.T, cli *stubCLI, shown *syncBuffer, args ...string) int {
+// hangingLog registers deployment 7's followed log as a stub that shows its first line and then
+// never ends, and returns a channel closed when the command asks for it.
+func hangingLog(cli *stubCLI) <-chan struct{} {
+	asked := make(chan struct{})
+	cli.reg.Register("log", httpstub.REST("GET", "/api/v1/deployments/7/logs?follow=1"), func(req *http.Request) (*http.Response, error) {
+		close(asked)
+		return httpstub.HangingResponse("==> Building\n")(req)
+	})
+	return asked
+}
+
+// interrupt runs args on cli, cancels the run as Ctrl-C does once the command asks for the log,
+// and returns the exit status.
+func interrupt(t *testing.T, cli *stubCLI, asked <-chan struct{}, args ...string) int {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	exit := make(chan int, 1)
 	go func() { exit <- cli.run(ctx, args...) }()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(shown.String(), "==> Building\n"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q showed no log within 10s: stdout %q, stderr %q", args, cli.stdout, cli.stderr)
-		}
+	select {
+	case <-asked:
+	case code := <-exit:
+		t.Fatalf("%q ended with %d before it asked for the log", args, code)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%q did not ask for the log within 10s", args)
 	}
 	cancel()
 	select {
@@ -157,9 +171,8 @@ func TestInterruptedDeployWaitSaysTheDeploymentGoesOn(t *testing.T) {
 	t.Parallel()
 	cli := newStubCLI(t)
 	cli.reg.Register("deploy", httpstub.REST("POST", "/api/v1/projects/site/deploy"), httpstub.JSONResponse(queued))
-	cli.reg.Register("log", httpstub.REST("GET", "/api/v1/deployments/7/logs?follow=1"), httpstub.HangingResponse("==> Building\n"))
 
-	code := interrupt(t, cli, cli.stderr, "deploy", "site", "--wait")
+	code := interrupt(t, cli, hangingLog(cli), "deploy", "site", "--wait")
 	want := "Queued deployment #7 of 6dcb09b (main)\n==> Building\n" +
 		"error: interrupted: deployment #7 goes on in the agent; follow it with: miaobu deployment logs 7 -f\n"
 	if code != exitFailure || cli.stderr.String() != want {
@@ -170,9 +183,8 @@ func TestInterruptedDeployWaitSaysTheDeploymentGoesOn(t *testing.T) {
 func TestInterruptedLogFollowExitsOne(t *testing.T) {
 	t.Parallel()
 	cli := newStubCLI(t)
-	cli.reg.Register("log", httpstub.REST("GET", "/api/v1/deployments/7/logs?follow=1"), httpstub.HangingResponse("==> Building\n"))
 
-	code := interrupt(t, cli, cli.stdout, "deployment", "logs", "7", "-f")
+	code := interrupt(t, cli, hangingLog(cli), "deployment", "logs", "7", "-f")
 	if code != exitFailure || cli.stdout.String() != "==> Building\n" || cli.stderr.String() != "error: interrupted\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, cli.stdout, cli.stderr)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -17,36 +16,18 @@ import (
 // stubAgentURL is where a stubbed CLI looks for its agent.
 const stubAgentURL = "http://agent.test"
 
-// syncBuffer is a bytes.Buffer that a running command may write while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // stubCLI is the command line with an agent answered by a stub registry.
 type stubCLI struct {
 	reg            *httpstub.Registry
 	f              *factory
-	stdout, stderr *syncBuffer
+	stdout, stderr *bytes.Buffer
 }
 
 // newStubCLI returns a command line whose agent is a registry that the test fills; stubs never
 // called fail the test.
 func newStubCLI(t *testing.T) *stubCLI {
 	t.Helper()
-	s := &stubCLI{reg: &httpstub.Registry{}, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	s := &stubCLI{reg: &httpstub.Registry{}, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
 	s.f = newFactory(s.stdout, s.stderr)
 	cfg := &config.Config{AgentURL: stubAgentURL, Token: "admin-token"}
 	s.f.Config = func() (*config.Config, error) { return cfg, nil }

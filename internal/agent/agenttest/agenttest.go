@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,27 +32,34 @@ import (
 // Version is the version a test agent reports.
 const Version = "0.0.0-test"
 
-// Agent is an agent that runs until its test ends.
+// Agent is an agent that runs until its test ends, or the API of one that runs elsewhere.
 type Agent struct {
 	*agent.Agent
-	// Config is the agent's configuration: Listen, and PublicURL unless the test set it, name the
-	// listener.
+	// Config is the agent's configuration: Listen, and PublicURL and AgentURL unless the test set
+	// them, name the listener.
 	Config *config.Config
-	// Store is the agent's store, open until the agent has stopped.
+	// Store is the agent's store, open until the test ends.
 	Store *store.Store
 	// URL is the base URL of the agent's API, and Token its admin token.
 	URL, Token string
-	// stop shuts the agent down and returns what serving returned.
-	stop func() error
+	// done is closed when the agent has stopped serving, and serveErr is then what serving returned.
+	done     chan struct{}
+	serveErr error
+	// halt stops serving, once, and returns serveErr.
+	halt func() error
+	// owned is set when the test called Stop and so checks serveErr itself.
+	owned atomic.Bool
 }
 
-// Config returns the configuration of every key at its default on a temporary data dir.
+// Config returns the configuration of every key at its default on a temporary data dir, but with
+// no public_url or agent_url: Start sets those to its listener's URL unless the test sets them.
 func Config(t testing.TB) *config.Config {
 	t.Helper()
 	cfg, err := config.Defaults(filepath.Join(t.TempDir(), "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.PublicURL, cfg.AgentURL = "", ""
 	return cfg
 }
 
@@ -59,12 +67,14 @@ func Config(t testing.TB) *config.Config {
 type Options struct {
 	// APIOnly serves the HTTP handler alone, without build workers: deployments stay queued.
 	APIOnly bool
-	// Log receives the agent's log; nil discards it.
-	Log io.Writer
+	// Listener is what the agent serves on; nil means a new loopback listener.
+	Listener net.Listener
+	// Log is the agent's logger; nil discards its log.
+	Log *slog.Logger
 }
 
 // Start runs an agent with cfg, serving its API, sites and build workers on a loopback listener
-// until the test ends, when it must stop cleanly.
+// until the test ends, when it must stop without an error unless the test called Stop.
 func Start(t testing.TB, cfg *config.Config) *Agent {
 	t.Helper()
 	return StartWith(t, cfg, Options{})
@@ -73,50 +83,58 @@ func Start(t testing.TB, cfg *config.Config) *Agent {
 // StartWith is Start adjusted by opts.
 func StartWith(t testing.TB, cfg *config.Config, opts Options) *Agent {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	addr := ln.Addr().String()
-	if cfg.PublicURL == "" || cfg.PublicURL == "http://"+cfg.Listen {
+	cfg.Listen = addr
+	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + addr
 	}
-	cfg.Listen, cfg.AgentURL = addr, "http://"+addr
+	if cfg.AgentURL == "" {
+		cfg.AgentURL = "http://" + addr
+	}
 	a, st := open(t, cfg, opts.Log)
 	token, err := os.ReadFile(cfg.AdminTokenFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta := &Agent{Agent: a, Config: cfg, Store: st, URL: cfg.AgentURL, Token: strings.TrimSpace(string(token))}
+	ta := &Agent{Agent: a, Config: cfg, Store: st, URL: "http://" + addr, Token: strings.TrimSpace(string(token)), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
 	if opts.APIOnly {
 		srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Handler()}}
 		srv.Start()
-		ta.stop = sync.OnceValue(func() error { srv.Close(); return nil })
+		go func() {
+			<-ctx.Done()
+			srv.Close()
+			close(ta.done)
+		}()
 	} else {
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- a.Serve(ctx, ln) }()
-		ta.stop = sync.OnceValue(func() error { cancel(); return <-served })
+		go func() {
+			ta.serveErr = a.Serve(ctx, ln)
+			close(ta.done)
+		}()
 	}
+	ta.halt = sync.OnceValue(func() error {
+		cancel()
+		<-ta.done
+		return ta.serveErr
+	})
 	t.Cleanup(func() {
-		if err := ta.stop(); err != nil {
+		if err := ta.halt(); err != nil && !ta.owned.Load() {
 			t.Errorf("the agent stopped with: %v", err)
 		}
 	})
 	return ta
 }
 
-// New builds an agent with cfg on a store in cfg.DataDir, logging to log (nil discards it), without
-// serving it; the store closes when the test ends.
-func New(t testing.TB, cfg *config.Config, log io.Writer) *agent.Agent {
-	t.Helper()
-	a, _ := open(t, cfg, log)
-	return a
-}
-
 // open builds an agent with cfg on a store in cfg.DataDir, logging to log (nil discards it), and
 // returns it with its store, which closes when the test ends.
-func open(t testing.TB, cfg *config.Config, log io.Writer) (*agent.Agent, *store.Store) {
+func open(t testing.TB, cfg *config.Config, log *slog.Logger) (*agent.Agent, *store.Store) {
 	t.Helper()
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {
@@ -124,17 +142,24 @@ func open(t testing.TB, cfg *config.Config, log io.Writer) (*agent.Agent, *store
 	}
 	t.Cleanup(func() { st.Close() })
 	if log == nil {
-		log = io.Discard
+		log = slog.New(slog.DiscardHandler)
 	}
-	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(log, nil)), Version)
+	a, err := agent.New(cfg, st, log, Version)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a, st
 }
 
-// Stop shuts the agent down before its test ends and returns what serving returned.
-func (ta *Agent) Stop() error { return ta.stop() }
+// Stop shuts down an agent that Start ran, if it still runs, and returns what serving returned;
+// the test then owns that error.
+func (ta *Agent) Stop() error {
+	ta.owned.Store(true)
+	return ta.halt()
+}
+
+// Done is closed when an agent that Start ran has stopped serving, by Stop or on its own.
+func (ta *Agent) Done() <-chan struct{} { return ta.done }
 
 // Call sends an admin API request with in as its JSON body (when not nil), fails the test unless
 // the answer's status is want (any status when want is 0), decodes the JSON answer into out (when
