@@ -193,7 +193,7 @@ func TestWireValuesMatchStore(t *testing.T) {
 		api.StatusDeployed: string(store.StatusDeployed), api.StatusFailed: string(store.StatusFailed),
 		api.StatusCancelled: string(store.StatusCancelled), api.TriggerWebhook: string(store.TriggerWebhook),
 		api.TriggerManual: string(store.TriggerManual), api.TriggerImport: string(store.TriggerImport),
-		api.TriggerRollback: string(store.TriggerRollback),
+		api.TriggerRollback: string(store.TriggerRollback), api.TriggerGitHubDeployment: string(store.TriggerGitHubDeployment),
 	} {
 		if wire != stored {
 			t.Errorf("wire value %q, stored %q", wire, stored)

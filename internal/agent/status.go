@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/domain"
 )
 
 // sandboxName says what isolates builds: bwrap, or none.
@@ -28,7 +29,8 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {
-		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured()}
+		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
+			WebhookEventsMissing: domain.WebhookEventsMissing(p)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			return err

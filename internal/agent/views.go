@@ -14,6 +14,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.domain.WebhookURL(p.ID), SiteURL: a.domain.LiveURL(p),
 		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
+		WebhookEventsMissing: domain.WebhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
 	}
 	if p.Repo != "" {
 		repo := p.Repo

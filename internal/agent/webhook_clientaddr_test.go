@@ -7,31 +7,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/logtest"
 )
-
-// lockedBuffer is a log sink that the server's goroutines and the test can share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestWebhookRecordsClientAddress sends real deliveries over loopback: from a trusted proxy the
 // X-Forwarded-For client is recorded and logged, from any other peer the peer is, whatever the header says.
@@ -50,7 +32,7 @@ func TestWebhookRecordsClientAddress(t *testing.T) {
 			if tc.trusted != nil {
 				cfg.TrustedProxies = tc.trusted
 			}
-			var logs lockedBuffer
+			var logs logtest.Buffer
 			ta := agenttest.StartWith(t, cfg, agenttest.Options{APIOnly: true, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 			p := ta.AddProject(t, remoteProject("site", "master"))
 			body := fixture(t, "push.with-new-branch.payload.json")

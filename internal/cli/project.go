@@ -179,6 +179,30 @@ func orDetected(set string, detected *string) string {
 	return "(detected at build: " + *detected + ")"
 }
 
+// githubReports says which reports of a project's deployments reach GitHub.
+func githubReports(r api.GitHubReports) string {
+	var kinds []string
+	if r.Statuses {
+		kinds = append(kinds, "commit statuses")
+	}
+	if r.Deployments {
+		kinds = append(kinds, "deployments")
+	}
+	out := strings.Join(kinds, " and ")
+	if out == "" {
+		out = "no reports"
+	}
+	if r.Note != "" {
+		out += " (" + r.Note + ")"
+	}
+	return out
+}
+
+// eventsMissing says which events a project's GitHub hook lacks and how to add them.
+func eventsMissing(slug string, missing []string) string {
+	return fmt.Sprintf("the hook lacks %s events: run `miaobu webhook setup %s`", strings.Join(missing, " and "), slug)
+}
+
 // printProject shows a project's details.
 func printProject(ios *ioStreams, p api.Project) error {
 	cleanStrings(&p)
@@ -195,12 +219,17 @@ func printProject(ios *ioStreams, p api.Project) error {
 		root = "."
 	}
 	t := ios.Term
+	webhook := t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)
+	if len(p.WebhookEventsMissing) > 0 {
+		webhook += "  " + t.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
+	}
 	return t.fields(ios.Out, [][2]string{
 		{"Project", fmt.Sprintf("%s (id %d)", t.bold(p.Slug), p.ID)},
 		{"Name", p.Name},
 		{"Repository", repo},
 		{"Deploys", "pushes to branch " + p.DefaultBranch},
-		{"Webhook", t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)},
+		{"Webhook", webhook},
+		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
 		{"Install", orDetected(p.InstallCommand, p.DetectedInstallCommand)},
 		{"Build", orDetected(p.BuildCommand, p.DetectedBuildCommand)},

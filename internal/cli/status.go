@@ -92,5 +92,13 @@ func printStatus(ios *ioStreams, st api.Status) error {
 		}
 		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last, p.SiteURL})
 	}
-	return t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows)
+	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows); err != nil {
+		return err
+	}
+	for _, p := range st.Projects {
+		if len(p.WebhookEventsMissing) > 0 {
+			fmt.Fprintln(ios.ErrOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
+		}
+	}
+	return nil
 }

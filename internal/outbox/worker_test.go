@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/logtest"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -65,24 +65,6 @@ func (c *fakeClock) advance(d time.Duration) {
 	})
 }
 
-// logBuffer collects a worker's log lines; the worker writes from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // recorder is a Sender that records every attempt and answers with the errors its test gives.
 type recorder struct {
 	mu    sync.Mutex
@@ -118,12 +100,12 @@ type harness struct {
 	dir   string
 	store *store.Store
 	clock *fakeClock
-	log   *logBuffer
+	log   *logtest.Buffer
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: newFakeClock(), log: &logBuffer{}}
+	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: newFakeClock(), log: &logtest.Buffer{}}
 	h.open(t)
 	return h
 }
