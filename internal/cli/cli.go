@@ -52,8 +52,8 @@ func Main() int {
 	return execute(ctx, newFactory(os.Stdout, os.Stderr), os.Args[1:])
 }
 
-// execute runs the command line with args and the factory's streams until ctx is done, and returns the
-// exit status.
+// execute runs the command line with args and the factory's streams until ctx is done, and returns
+// the exit status.
 func execute(ctx context.Context, f *factory, args []string) int {
 	root := newCmdRoot(f)
 	root.SetArgs(args)

@@ -198,7 +198,8 @@ func deploymentShowRun(ctx context.Context, opts *deploymentActionOptions) error
 	return deploymentAction(ctx, opts, "GET", "", func(d api.Deployment) error { return printDeployment(opts.IO, d) })
 }
 
-// newCmdDeploymentCancel builds `miaobu deployment cancel`; a test's runF runs instead of deploymentCancelRun.
+// newCmdDeploymentCancel builds `miaobu deployment cancel`; a test's runF runs instead of
+// deploymentCancelRun.
 func newCmdDeploymentCancel(f *factory, runF func(context.Context, *deploymentActionOptions) error) *cobra.Command {
 	cmd := newDeploymentActionCommand(f, "cancel", "Cancel a queued or running deployment", runOr(runF, deploymentCancelRun))
 	cmd.ValidArgsFunction = completeDeployment(f, unfinished)
