@@ -14,14 +14,17 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/publish"
@@ -41,6 +44,8 @@ type Agent struct {
 	domain     *domain.Service
 	builder    *pipeline.Builder
 	builds     *builds
+	// caches holds each project's build cache.
+	caches *buildcache.Caches
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
 	// trustedProxies are the peers whose X-Forwarded-For names the client.
@@ -51,6 +56,8 @@ type Agent struct {
 	outbox *outbox.Worker
 	// reporter reports deployments to GitHub through the outbox.
 	reporter *report.Reporter
+	// notifier tells notification targets of deployment events through the outbox.
+	notifier *notify.Notifier
 	// version is what the agent reports as its version: the binary's, given by the command line.
 	version string
 }
@@ -74,10 +81,11 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, version: version, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
-		outbox: outbox.New(st, outbox.Options{Logger: log})}
+		outbox: outbox.New(st, outbox.Options{Logger: log}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache"))}
 	a.reporter = a.newReporter(gh)
+	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -123,6 +131,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.handle(a.getProject))
 	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.handle(a.updateProject))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.handle(a.deleteProject))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/cache", a.handle(a.clearCache))
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.handle(a.deploy))
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.handle(a.rollback))
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
@@ -141,6 +150,10 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathDeliveries, a.handle(a.listDeliveries))
 	// A backup streams the store: a failure once it has started can only cut the answer short.
 	admin.HandleFunc("GET "+api.PathBackup, a.backup)
+	admin.HandleFunc("GET "+api.PathNotifications, a.handle(a.listNotifications))
+	admin.HandleFunc("POST "+api.PathNotifications, a.handle(a.createNotification))
+	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.handle(a.deleteNotification))
+	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}

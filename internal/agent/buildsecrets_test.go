@@ -21,12 +21,19 @@ func TestBuildLogMasksEverySecretTheAgentHolds(t *testing.T) {
 	cfg.GitHub.Token = "ghp_agentgithubtoken0123456789"
 	cfg.OSS.AccessKeyID = "LTAI5tAgentKeyId0123"
 	cfg.OSS.AccessKeySecret = "oss-agent-key-secret-0123456789"
+	cfg.SMTP.Password = "smtp-agent-password-0123"
+	cfg.Notifications.AllowPrivateNetworks = true
 	ta := agenttest.Start(t, cfg)
+	var hook, slack api.Notification
+	ta.Call(t, "POST", api.PathNotifications, api.NotificationCreate{Type: "webhook", Target: "http://127.0.0.1:9/hook"}, http.StatusCreated, &hook)
+	slackURL := "http://127.0.0.1:9/services/T0/B0/slacktoken0123456789"
+	ta.Call(t, "POST", api.PathNotifications, api.NotificationCreate{Type: "slack", Target: slackURL}, http.StatusCreated, &slack)
 	other := ta.AddProject(t, localProject("other", gittest.New(t).Dir))
 	repo := gittest.New(t)
 	p := ta.AddProject(t, localProject("thief", repo.Dir))
 	stolen := filepath.Join(t.TempDir(), "stolen")
-	secrets := []string{ta.Token, other.WebhookSecret, p.WebhookSecret, ta.Config.GitHub.Token, ta.Config.OSS.AccessKeyID, ta.Config.OSS.AccessKeySecret}
+	secrets := []string{ta.Token, other.WebhookSecret, p.WebhookSecret, ta.Config.GitHub.Token, ta.Config.OSS.AccessKeyID, ta.Config.OSS.AccessKeySecret,
+		ta.Config.SMTP.Password, hook.Secret, slackURL}
 	if err := os.WriteFile(stolen, []byte(strings.Join(secrets[1:], "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

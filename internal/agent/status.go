@@ -30,7 +30,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
-			WebhookEventsMissing: domain.WebhookEventsMissing(p)}
+			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			return err

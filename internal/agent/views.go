@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -13,7 +14,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.domain.WebhookURL(p.ID), SiteURL: a.domain.LiveURL(p),
-		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), CacheBytes: a.cacheBytes(p),
 		WebhookEventsMissing: domain.WebhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
 	}
 	if p.Repo != "" {
@@ -82,4 +83,17 @@ func (a *Agent) importView(imp *domain.Imported) api.ImportResult {
 		out.Deployment = &view
 	}
 	return out
+}
+
+// notificationView turns a stored notification target into its API form, its target masked and
+// without its secret.
+func notificationView(n *store.Notification) api.Notification {
+	v := api.Notification{ID: n.ID, Type: n.Type, Target: notify.Mask(n.Target), Events: n.Events, CreatedAt: n.CreatedAt}
+	if n.ProjectID != 0 {
+		v.ProjectID = &n.ProjectID
+	}
+	if n.DisabledReason != "" {
+		v.DisabledReason = &n.DisabledReason
+	}
+	return v
 }

@@ -111,8 +111,10 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdDeploy(f, nil),
 		newCmdEnv(f),
 		newCmdRollback(f, nil),
+		newCmdCache(f),
 		newCmdStatus(f, nil),
 		newCmdBackup(f, nil),
+		newCmdNotify(f),
 		newCmdLogin(f, nil),
 		newCmdVersion(f, nil),
 	)

@@ -20,6 +20,7 @@ type deployOptions struct {
 	Commit  string
 	Branch  string
 	Wait    bool
+	NoCache bool
 	JSON    bool
 }
 
@@ -28,7 +29,7 @@ func newCmdDeploy(f *factory, runF func(context.Context, *deployOptions) error) 
 	runF = runOr(runF, deployRun)
 	opts := &deployOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
-		Use:   "deploy PROJECT [--commit SHA | --branch B] [--wait]",
+		Use:   "deploy PROJECT [--commit SHA | --branch B] [--wait] [--no-cache]",
 		Short: "Deploy a commit now (default: the tip of the project's branch)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,6 +44,7 @@ func newCmdDeploy(f *factory, runF func(context.Context, *deployOptions) error) 
 	cmd.Flags().StringVar(&opts.Commit, "commit", "", "full SHA of the commit to deploy")
 	cmd.Flags().StringVar(&opts.Branch, "branch", "", "deploy the tip of this branch")
 	cmd.Flags().BoolVar(&opts.Wait, "wait", false, "show progress until the deployment ends; exit non-zero if it fails")
+	cmd.Flags().BoolVar(&opts.NoCache, "no-cache", false, "clear the project's build cache first: the build starts from nothing")
 	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
@@ -54,7 +56,7 @@ func deployRun(ctx context.Context, opts *deployOptions) error {
 		return err
 	}
 	var d api.Deployment
-	req := api.DeployRequest{CommitSHA: opts.Commit, Branch: opts.Branch}
+	req := api.DeployRequest{CommitSHA: opts.Commit, Branch: opts.Branch, NoCache: opts.NoCache}
 	if err := c.do(ctx, "POST", projectPath(opts.Project)+"/deploy", req, &d); err != nil {
 		return err
 	}

@@ -238,6 +238,7 @@ func printProject(ios *ioStreams, p api.Project) error {
 		{"Target", p.Target},
 		{"Live", live},
 		{"URL", p.SiteURL},
+		{"Cache", formatSize(p.CacheBytes) + " of build cache"},
 		{"Created", p.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	})
 }

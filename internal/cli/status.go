@@ -90,9 +90,10 @@ func printStatus(ios *ioStreams, st api.Status) error {
 		if p.Last != nil {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))
 		}
-		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last, p.SiteURL})
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last,
+			formatSize(p.CacheBytes), p.SiteURL})
 	}
-	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows); err != nil {
+	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "CACHE", "URL"}, rows); err != nil {
 		return err
 	}
 	for _, p := range st.Projects {

@@ -56,6 +56,30 @@ type Config struct {
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	// Webhook configures the webhook receiver.
 	Webhook Webhook `mapstructure:"webhook"`
+	// SMTP is the mail server that email notifications are sent through.
+	SMTP SMTP `mapstructure:"smtp"`
+	// Notifications configures outgoing notifications.
+	Notifications Notifications `mapstructure:"notifications"`
+}
+
+// SMTP is the mail server that email notifications are sent through.
+type SMTP struct {
+	// Host is the server's name; empty means email notifications cannot be sent.
+	Host string `mapstructure:"host"`
+	// Port is 587 (STARTTLS when the server offers it) or 465 (TLS from the start).
+	Port int `mapstructure:"port"`
+	// Username and Password log in (AUTH PLAIN, only over TLS or to this machine); none: no login.
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	// From is the sender address of notification emails.
+	From string `mapstructure:"from"`
+}
+
+// Notifications configures outgoing notifications.
+type Notifications struct {
+	// AllowPrivateNetworks lets notification targets resolve to loopback, private or link-local
+	// addresses, which are refused by default so that a target cannot reach internal services.
+	AllowPrivateNetworks bool `mapstructure:"allow_private_networks"`
 }
 
 // DefaultWebhookMaxInflightBytes is the default of webhook.max_inflight_bytes: two of the largest bodies.
@@ -109,6 +133,9 @@ type Build struct {
 type Retention struct {
 	// Deployments is how many successful deployments are kept per project.
 	Deployments int `mapstructure:"deployments"`
+	// CacheBytes bounds each project's build cache: past it, after a successful deployment, the
+	// package managers' stores go first, then the framework caches, then the rest; 0 sets no bound.
+	CacheBytes int64 `mapstructure:"cache_bytes"`
 }
 
 // CORS lists the browser origins the admin API answers.
@@ -170,6 +197,7 @@ var envNames = map[string][]string{
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
 	"build.sandbox":         {"MIAOBU_BUILD_SANDBOX"},
 	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
+	"retention.cache_bytes": {"MIAOBU_RETENTION_CACHE_BYTES"},
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
 	"metrics.listen":        {"MIAOBU_METRICS_LISTEN"},
@@ -187,7 +215,13 @@ var envNames = map[string][]string{
 	"cdn.max_urls":          {"MIAOBU_CDN_MAX_URLS"},
 	"trusted_proxies":       {"MIAOBU_TRUSTED_PROXIES"},
 
-	"webhook.max_inflight_bytes": {"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES"},
+	"webhook.max_inflight_bytes":           {"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES"},
+	"smtp.host":                            {"MIAOBU_SMTP_HOST"},
+	"smtp.port":                            {"MIAOBU_SMTP_PORT"},
+	"smtp.username":                        {"MIAOBU_SMTP_USERNAME"},
+	"smtp.password":                        {"MIAOBU_SMTP_PASSWORD"},
+	"smtp.from":                            {"MIAOBU_SMTP_FROM"},
+	"notifications.allow_private_networks": {"MIAOBU_NOTIFICATIONS_ALLOW_PRIVATE_NETWORKS"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -236,6 +270,7 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("build.timeout", 15*time.Minute)
 	v.SetDefault("build.sandbox", "auto")
 	v.SetDefault("retention.deployments", 10)
+	v.SetDefault("retention.cache_bytes", 2<<30)
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
 	v.SetDefault("metrics.listen", "")
@@ -253,6 +288,12 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("cdn.max_urls", 500)
 	v.SetDefault("trusted_proxies", []string{"127.0.0.0/8", "::1/128"})
 	v.SetDefault("webhook.max_inflight_bytes", DefaultWebhookMaxInflightBytes)
+	v.SetDefault("smtp.host", "")
+	v.SetDefault("smtp.port", 587)
+	v.SetDefault("smtp.username", "")
+	v.SetDefault("smtp.password", "")
+	v.SetDefault("smtp.from", "")
+	v.SetDefault("notifications.allow_private_networks", false)
 
 	var file string
 	if outside {
@@ -360,6 +401,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
+	}
+	if c.Retention.CacheBytes < 0 {
+		return fmt.Errorf("retention.cache_bytes must be 0 (no bound) or more, not %d", c.Retention.CacheBytes)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen must be host:port, not %q", c.Listen)

@@ -46,15 +46,8 @@ func (s *Service) projectFilter(ref string) (int64, error) {
 
 // Deployment finds the deployment ref names (its numeric id) and its project.
 func (s *Service) Deployment(ref string) (*store.Deployment, *store.Project, error) {
-	id, err := strconv.ParseInt(ref, 10, 64)
-	var d *store.Deployment
-	if err == nil {
-		d, err = s.store.Deployment(id)
-	}
+	d, err := byID(ref, "Deployment", s.store.Deployment)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, strconv.ErrSyntax) || errors.Is(err, strconv.ErrRange) {
-			return nil, nil, Errorf(NotFound, "Deployment %s not found", ref)
-		}
 		return nil, nil, err
 	}
 	p, err := s.store.Project(d.ProjectID)
@@ -64,9 +57,25 @@ func (s *Service) Deployment(ref string) (*store.Deployment, *store.Project, err
 	return d, p, nil
 }
 
+// byID finds the record of a kind, such as "Deployment", that ref names by its numeric id with get;
+// a ref that is no id, or names nothing, is NotFound.
+func byID[T any](ref, kind string, get func(id int64) (T, error)) (T, error) {
+	id, err := strconv.ParseInt(ref, 10, 64)
+	if err != nil {
+		var none T
+		return none, Errorf(NotFound, "%s %s not found", kind, ref)
+	}
+	v, err := get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, Errorf(NotFound, "%s %s not found", kind, ref)
+	}
+	return v, err
+}
+
 // Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of
-// its production branch; it is always built, with no duplicate check.
-func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*store.Deployment, *store.Project, error) {
+// its production branch; it is always built, with no duplicate check, and with noCache from nothing:
+// the project's build cache is cleared first.
+func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noCache bool) (*store.Deployment, *store.Project, error) {
 	p, err := s.Project(ref)
 	if err != nil {
 		return nil, nil, err
@@ -80,7 +89,7 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*s
 	if sha != "" && !github.ValidSHA(sha) {
 		return nil, nil, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commitSHA)
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual}
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, NoCache: noCache}
 	switch {
 	case sha == "" && p.Repo != "":
 		owner, name := splitRepo(p.Repo)
