@@ -70,6 +70,9 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 		return nil, err
 	}
 	warnLoosePermissions(log, cfg)
+	for _, risk := range cfg.Exposures() {
+		log.Warn(risk)
+	}
 	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token})
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
@@ -232,10 +235,14 @@ type server struct {
 	ln   net.Listener
 }
 
-// httpServer returns an HTTP server of h with the agent's timeouts, logging its errors.
+// maxHeaderBytes bounds a request's headers, which are held in memory outside any budget: GitHub's
+// take a few KiB.
+const maxHeaderBytes = 64 << 10
+
+// httpServer returns an HTTP server of h with the agent's timeouts and header limit, logging its errors.
 func (a *Agent) httpServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
 // Serve runs the agent, its build workers and the outbox worker on ln (and the metrics listener,

@@ -10,7 +10,6 @@ import (
 // TestByteBudgetAdmitsSmallestFirst checks the order in which waiters get room: the smallest that
 // fits first, so that a small request is not held behind a large one that does not fit yet.
 func TestByteBudgetAdmitsSmallestFirst(t *testing.T) {
-	t.Parallel()
 	b := newByteBudget(100)
 	ctx := context.Background()
 	if err := b.acquire(ctx, 100); err != nil {

@@ -20,6 +20,12 @@ func (a *Agent) Publish(ctx context.Context, p *store.Project, d *store.Deployme
 	return a.publish(ctx, p, d, res, blog)
 }
 
+// WebhookGrowStep is the least room a webhook body's reservation grows by as its bytes arrive.
+const WebhookGrowStep = growStep
+
+// SetWebhookBodyReadTimeout sets how long a webhook body may take to arrive.
+func (a *Agent) SetWebhookBodyReadTimeout(d time.Duration) { a.webhookBodies.readTimeout = d }
+
 // SetWebhookBodyWait sets how long a webhook body may wait for room in the budget.
 func (a *Agent) SetWebhookBodyWait(d time.Duration) { a.webhookBodies.wait = d }
 

@@ -476,6 +476,26 @@ func (c *Config) PublicURLIsLoopback() bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Exposures explains each setting that opens the agent wider than it may look: a metrics listener,
+// which asks for no token, off loopback, and trusted proxies that cover every address.
+func (c *Config) Exposures() []string {
+	var out []string
+	if host, _, err := net.SplitHostPort(c.Metrics.Listen); err == nil && host != "localhost" {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+			out = append(out, fmt.Sprintf("metrics.listen %s is not a loopback address: anyone who reaches it reads /metrics without a token; "+
+				"set it to 127.0.0.1:PORT, or firewall the port", c.Metrics.Listen))
+		}
+	}
+	prefixes, _ := c.TrustedProxyPrefixes()
+	for _, p := range prefixes {
+		if p.Bits() == 0 {
+			out = append(out, fmt.Sprintf("trusted_proxies contains %s: every client is trusted to name its own address in X-Forwarded-For, "+
+				"so recorded and logged client addresses prove nothing; list only your reverse proxies", p))
+		}
+	}
+	return out
+}
+
 // AdminTokenFile is the file where the agent keeps its admin token.
 func (c *Config) AdminTokenFile() string { return filepath.Join(c.DataDir, "admin-token") }
 
