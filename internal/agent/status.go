@@ -45,6 +45,15 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 				ps.Live = &live
 			}
 		}
+		previews, err := a.store.Previews(p.ID)
+		if err != nil {
+			return err
+		}
+		for _, pv := range previews {
+			if !pv.Removed() {
+				ps.Previews++
+			}
+		}
 		out.Projects = append(out.Projects, ps)
 	}
 	return writeJSON(w, http.StatusOK, out)

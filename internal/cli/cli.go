@@ -111,6 +111,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdDeploy(f, nil),
 		newCmdEnv(f),
 		newCmdRollback(f, nil),
+		newCmdPreview(f),
 		newCmdCache(f),
 		newCmdStatus(f, nil),
 		newCmdBackup(f, nil),

@@ -42,9 +42,9 @@ type historyOptions struct {
 	JSON    bool
 }
 
-// newHistoryCommand builds a history listing of what, with an optional PROJECT, that runs run.
-func newHistoryCommand(f *factory, use, short, what string, run func(context.Context, *historyOptions) error) *cobra.Command {
-	opts := &historyOptions{IO: f.IO, Client: f.Client}
+// newHistoryCommand builds a history listing of what, with an optional PROJECT, that fills opts
+// and runs run.
+func newHistoryCommand(f *factory, opts *historyOptions, use, short, what string, run func(context.Context) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -56,7 +56,7 @@ func newHistoryCommand(f *factory, use, short, what string, run func(context.Con
 			if len(args) == 1 {
 				opts.Project = args[0]
 			}
-			return run(cmd.Context(), opts)
+			return run(cmd.Context())
 		},
 	}
 	cmd.ValidArgsFunction = completeProject(f)
@@ -65,16 +65,48 @@ func newHistoryCommand(f *factory, use, short, what string, run func(context.Con
 	return cmd
 }
 
+// deploymentListOptions are the inputs of `miaobu deployment list`.
+type deploymentListOptions struct {
+	historyOptions
+	// Environment is production or preview, and Alias one preview's alias; empty means any.
+	Environment, Alias string
+}
+
 // newCmdDeploymentList builds `miaobu deployment list`; a test's runF runs instead of deploymentListRun.
-func newCmdDeploymentList(f *factory, runF func(context.Context, *historyOptions) error) *cobra.Command {
-	cmd := newHistoryCommand(f, "list [PROJECT] [--limit N]", "List deployments, newest first", "deployments", runOr(runF, deploymentListRun))
+func newCmdDeploymentList(f *factory, runF func(context.Context, *deploymentListOptions) error) *cobra.Command {
+	runF = runOr(runF, deploymentListRun)
+	opts := &deploymentListOptions{historyOptions: historyOptions{IO: f.IO, Client: f.Client}}
+	cmd := newHistoryCommand(f, &opts.historyOptions, "list [PROJECT] [--limit N] [--environment production|preview] [--alias ALIAS]",
+		"List deployments, newest first", "deployments", func(ctx context.Context) error {
+			if opts.Environment != "" && opts.Environment != "production" && opts.Environment != "preview" {
+				return usageError{fmt.Errorf("--environment must be production or preview, not %q", opts.Environment)}
+			}
+			return runF(ctx, opts)
+		})
 	cmd.Aliases = []string{"ls"}
+	cmd.Flags().StringVar(&opts.Environment, "environment", "", "only production or only preview deployments")
+	cmd.Flags().StringVar(&opts.Alias, "alias", "", "only the deployments of one preview alias, such as pr-12")
 	return cmd
 }
 
+// environmentOf names where a deployment goes: production, or its preview alias.
+func environmentOf(d api.Deployment) string {
+	if d.Alias == "" {
+		return "production"
+	}
+	return "preview " + d.Alias
+}
+
 // deploymentListRun lists the deployments.
-func deploymentListRun(ctx context.Context, opts *historyOptions) error {
-	deployments, slugs, err := fetchHistory[api.Deployment](ctx, opts, api.PathDeployments, "No deployments yet.")
+func deploymentListRun(ctx context.Context, opts *deploymentListOptions) error {
+	filters := url.Values{}
+	if opts.Environment != "" {
+		filters.Set("environment", opts.Environment)
+	}
+	if opts.Alias != "" {
+		filters.Set("alias", opts.Alias)
+	}
+	deployments, slugs, err := fetchHistory[api.Deployment](ctx, &opts.historyOptions, api.PathDeployments, filters, "No deployments yet.")
 	if err != nil || slugs == nil {
 		return err
 	}
@@ -86,9 +118,9 @@ func deploymentListRun(ctx context.Context, opts *historyOptions) error {
 			status += " " + t.green("(live)")
 		}
 		rows = append(rows, []string{strconv.FormatInt(d.ID, 10), slugs[d.ProjectID], status,
-			shortSHA(d.CommitSHA), d.Branch, d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
+			shortSHA(d.CommitSHA), d.Branch, environmentOf(d), d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
 	}
-	return t.table(opts.IO.Out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TRIGGER", "CREATED", "MESSAGE"}, rows)
+	return t.table(opts.IO.Out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TO", "TRIGGER", "CREATED", "MESSAGE"}, rows)
 }
 
 // projectSlugs maps every project's id to its slug, for tables that name projects.
@@ -105,14 +137,15 @@ func projectSlugs(ctx context.Context, c *client) (map[int64]string, error) {
 	return slugs, nil
 }
 
-// fetchHistory GETs the history listing at path and, unless it printed it as JSON or said none
-// (nothing more to show: slugs is nil), returns its rows with the slugs of the projects they name.
-func fetchHistory[T any](ctx context.Context, opts *historyOptions, path, none string) (rows []T, slugs map[int64]string, err error) {
+// fetchHistory GETs the history listing at path, narrowed by filters, and, unless it printed it as
+// JSON or said none (nothing more to show: slugs is nil), returns its rows with the slugs of the
+// projects they name.
+func fetchHistory[T any](ctx context.Context, opts *historyOptions, path string, filters url.Values, none string) (rows []T, slugs map[int64]string, err error) {
 	c, err := opts.Client()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := c.do(ctx, "GET", path+historyQuery(opts.Limit, opts.Project), nil, &rows); err != nil {
+	if err := c.do(ctx, "GET", path+historyQuery(opts.Limit, opts.Project, filters), nil, &rows); err != nil {
 		return nil, nil, err
 	}
 	if opts.JSON {
@@ -127,9 +160,13 @@ func fetchHistory[T any](ctx context.Context, opts *historyOptions, path, none s
 	return rows, slugs, err
 }
 
-// historyQuery is the query string of a history listing: the limit, and the project unless it is empty.
-func historyQuery(limit int, project string) string {
+// historyQuery is the query string of a history listing: the limit, the project unless it is
+// empty, and filters.
+func historyQuery(limit int, project string, filters url.Values) string {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	for name, values := range filters {
+		q[name] = values
+	}
 	if project != "" {
 		q.Set("project_id", project)
 	}
@@ -157,6 +194,7 @@ func printDeployment(ios *ioStreams, d api.Deployment) error {
 		{"Commit", fmt.Sprintf("%s %s", shortSHA(d.CommitSHA), firstLine(d.CommitMessage))},
 		{"Author", orDash(d.CommitAuthor)},
 		{"Branch", d.Branch},
+		{"To", environmentOf(d)},
 		{"Trigger", d.Trigger},
 		{"Created", d.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	}

@@ -18,6 +18,7 @@ type importOptions struct {
 	Branch      string
 	Name        string
 	Build       buildFlags
+	Triggers    api.TriggerSettings
 	NoWebhook   bool
 	NoDeploy    bool
 	JSON        bool
@@ -27,6 +28,7 @@ type importOptions struct {
 func newCmdImport(f *factory, runF func(context.Context, *importOptions) error) *cobra.Command {
 	runF = runOr(runF, importRun)
 	opts := &importOptions{IO: f.IO, Client: f.Client}
+	var triggers triggerFlags
 	cmd := &cobra.Command{
 		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy]",
 		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
@@ -36,10 +38,13 @@ func newCmdImport(f *factory, runF func(context.Context, *importOptions) error) 
 			"a commit status and a GitHub Deployment. Build settings given as flags are stored and win over\n" +
 			"detection; the others are detected again from each commit at build time.",
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			owner, repo, ok := strings.Cut(strings.TrimSuffix(args[0], ".git"), "/")
 			if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
 				return usageError{fmt.Errorf("%q is not OWNER/REPO, such as octocat/hello-world", args[0])}
+			}
+			if opts.Triggers, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
 			}
 			opts.Owner, opts.Repo = owner, repo
 			return runF(cmd.Context(), opts)
@@ -50,6 +55,7 @@ func newCmdImport(f *factory, runF func(context.Context, *importOptions) error) 
 	cmd.Flags().BoolVar(&opts.NoWebhook, "no-webhook", false, "do not create the GitHub webhook")
 	cmd.Flags().BoolVar(&opts.NoDeploy, "no-deploy", false, "do not queue the first deployment")
 	opts.Build.register(cmd)
+	triggers.register(cmd)
 	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
@@ -59,7 +65,7 @@ func importRun(ctx context.Context, opts *importOptions) error {
 	req := api.ImportRequest{Branch: opts.Branch, Name: opts.Name, Target: opts.Build.target,
 		BuildCommand: opts.Build.buildCommand, InstallCommand: opts.Build.installCommand,
 		OutputDirectory: opts.Build.outputDir, RootDirectory: opts.Build.rootDir,
-		NoWebhook: opts.NoWebhook, NoDeploy: opts.NoDeploy}
+		NoWebhook: opts.NoWebhook, NoDeploy: opts.NoDeploy, TriggerSettings: opts.Triggers}
 	var res api.ImportResult
 	if err := call(ctx, opts.Client, "POST", api.ImportPath(opts.Owner, opts.Repo), req, &res); err != nil {
 		return err

@@ -40,27 +40,32 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 
 // projectAddOptions are the inputs of `miaobu project add`.
 type projectAddOptions struct {
-	IO      *ioStreams
-	Client  func() (*client, error)
-	Name    string
-	RepoURL string
-	Branch  string
-	Build   buildFlags
-	JSON    bool
+	IO       *ioStreams
+	Client   func() (*client, error)
+	Name     string
+	RepoURL  string
+	Branch   string
+	Build    buildFlags
+	Triggers api.TriggerSettings
+	JSON     bool
 }
 
 // newCmdProjectAdd builds `miaobu project add`; a test's runF runs instead of projectAddRun.
 func newCmdProjectAdd(f *factory, runF func(context.Context, *projectAddOptions) error) *cobra.Command {
 	runF = runOr(runF, projectAddRun)
 	opts := &projectAddOptions{IO: f.IO, Client: f.Client}
+	var triggers triggerFlags
 	cmd := &cobra.Command{
 		Use:   "add NAME --repo-url URL",
 		Short: "Add a project from any git URL (its webhook is set up by hand)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Name = args[0]
 			if opts.RepoURL == "" {
 				return usageError{fmt.Errorf("--repo-url is required")}
+			}
+			if opts.Triggers, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
 			}
 			return runF(cmd.Context(), opts)
 		},
@@ -69,6 +74,7 @@ func newCmdProjectAdd(f *factory, runF func(context.Context, *projectAddOptions)
 	cmd.Flags().StringVar(&opts.Branch, "branch", "", "branch whose pushes deploy (default: the remote's HEAD branch, else main)")
 	jsonFlag(cmd, &opts.JSON)
 	opts.Build.register(cmd)
+	triggers.register(cmd)
 	return cmd
 }
 
@@ -88,7 +94,7 @@ func projectAddRun(ctx context.Context, opts *projectAddOptions) error {
 	}
 	req := api.ProjectCreate{Name: opts.Name, RepoURL: repoURL, Branch: opts.Branch, Target: opts.Build.target,
 		BuildCommand: opts.Build.buildCommand, InstallCommand: opts.Build.installCommand,
-		OutputDirectory: opts.Build.outputDir, RootDirectory: opts.Build.rootDir}
+		OutputDirectory: opts.Build.outputDir, RootDirectory: opts.Build.rootDir, TriggerSettings: opts.Triggers}
 	var p api.Project
 	if err := call(ctx, opts.Client, "POST", api.PathProjects, req, &p); err != nil {
 		return err
@@ -104,7 +110,7 @@ func projectAddRun(ctx context.Context, opts *projectAddOptions) error {
 		{"Payload URL", p.WebhookURL},
 		{"Content type", "application/json"},
 		{"Secret", p.WebhookSecret},
-		{"Events", "Just the push event"},
+		{"Events", "Pushes and Pull requests"},
 	}); err != nil {
 		return err
 	}
@@ -179,6 +185,29 @@ func orDetected(set string, detected *string) string {
 	return "(detected at build: " + *detected + ")"
 }
 
+// watching says which paths a push must change to deploy.
+func watching(globs []string) string {
+	if len(globs) == 0 {
+		return "every path"
+	}
+	return strings.Join(globs, ", ")
+}
+
+// previewRules says which pull requests and branches deploy previews.
+func previewRules(p api.Project) string {
+	var rules []string
+	if p.PRPreviews {
+		rules = append(rules, "pull requests (from forks: "+p.ForkPreviews+")")
+	}
+	if len(p.PreviewBranches) > 0 {
+		rules = append(rules, "branches "+strings.Join(p.PreviewBranches, ", "))
+	}
+	if len(rules) == 0 {
+		return "none"
+	}
+	return strings.Join(rules, "; ")
+}
+
 // githubReports says which reports of a project's deployments reach GitHub.
 func githubReports(r api.GitHubReports) string {
 	var kinds []string
@@ -228,6 +257,9 @@ func printProject(ios *ioStreams, p api.Project) error {
 		{"Name", p.Name},
 		{"Repository", repo},
 		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Previews", previewRules(p)},
+		{"Watching", watching(p.WatchPaths)},
+		{"Trigger", p.Trigger},
 		{"Webhook", webhook},
 		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
@@ -270,19 +302,31 @@ func newProjectCommand(f *factory, use, short string, run func(context.Context, 
 
 // newCmdProjectShow builds `miaobu project show`; a test's runF runs instead of projectShowRun.
 func newCmdProjectShow(f *factory, runF func(context.Context, *projectOptions) error) *cobra.Command {
-	return newProjectCommand(f, "show PROJECT", "Show a project, its webhook badge and the branch that deploys", runOr(runF, projectShowRun))
+	return newProjectCommand(f, "show PROJECT", "Show a project, its webhook badge, the branch that deploys and its previews", runOr(runF, projectShowRun))
 }
 
-// projectShowRun shows the project.
+// projectShowRun shows the project and its previews.
 func projectShowRun(ctx context.Context, opts *projectOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
 	var p api.Project
-	if err := call(ctx, opts.Client, "GET", projectPath(opts.Project), nil, &p); err != nil {
+	if err := c.do(ctx, "GET", projectPath(opts.Project), nil, &p); err != nil {
 		return err
 	}
 	if opts.JSON {
 		return printJSON(opts.IO.Out, p)
 	}
-	return printProject(opts.IO, p)
+	if err := printProject(opts.IO, p); err != nil {
+		return err
+	}
+	var previews []api.Preview
+	if err := c.do(ctx, "GET", api.PreviewsPath(opts.Project), nil, &previews); err != nil || len(previews) == 0 {
+		return err
+	}
+	fmt.Fprintln(opts.IO.Out)
+	return printPreviews(opts.IO, previews)
 }
 
 // projectSetOptions are the inputs of `miaobu project set`.
@@ -300,15 +344,19 @@ func newCmdProjectSet(f *factory, runF func(context.Context, *projectSetOptions)
 	runF = runOr(runF, projectSetRun)
 	opts := &projectSetOptions{IO: f.IO, Client: f.Client}
 	var (
-		build  buildFlags
-		branch string
+		build    buildFlags
+		triggers triggerFlags
+		branch   string
 	)
 	cmd := &cobra.Command{
-		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D]",
-		Short: "Change a project's settings (an empty value returns a setting to detection)",
+		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D] [--preview-branches G,...] [--pr-previews=BOOL] [--fork-previews off|approve|on] [--watch-paths G,...] [--trigger webhook|poll]",
+		Short: "Change a project's settings (an empty value returns a setting to detection or empties a list)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.Project = args[0]
+			if opts.Update.TriggerSettings, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
+			}
 			changed := func(name string, v *string) *string {
 				if cmd.Flags().Changed(name) {
 					return v
@@ -331,6 +379,7 @@ func newCmdProjectSet(f *factory, runF func(context.Context, *projectSetOptions)
 	cmd.ValidArgsFunction = completeProject(f)
 	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
 	build.register(cmd)
+	triggers.register(cmd)
 	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }

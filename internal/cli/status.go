@@ -91,9 +91,9 @@ func printStatus(ios *ioStreams, st api.Status) error {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))
 		}
 		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last,
-			formatSize(p.CacheBytes), p.SiteURL})
+			strconv.Itoa(p.Previews), formatSize(p.CacheBytes), p.SiteURL})
 	}
-	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "CACHE", "URL"}, rows); err != nil {
+	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "PREVIEWS", "CACHE", "URL"}, rows); err != nil {
 		return err
 	}
 	for _, p := range st.Projects {

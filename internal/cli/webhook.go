@@ -25,13 +25,15 @@ func newCmdWebhook(f *factory) *cobra.Command {
 // newCmdWebhookDeliveries builds `miaobu webhook deliveries`: what the agent recorded of the
 // signed deliveries it received, newest first; a test's runF runs instead of webhookDeliveriesRun.
 func newCmdWebhookDeliveries(f *factory, runF func(context.Context, *historyOptions) error) *cobra.Command {
-	return newHistoryCommand(f, "deliveries [PROJECT] [--limit N]", "List the webhook deliveries the agent received and what it did with each",
-		"deliveries", runOr(runF, webhookDeliveriesRun))
+	runF = runOr(runF, webhookDeliveriesRun)
+	opts := &historyOptions{IO: f.IO, Client: f.Client}
+	return newHistoryCommand(f, opts, "deliveries [PROJECT] [--limit N]", "List the webhook deliveries the agent received and what it did with each",
+		"deliveries", func(ctx context.Context) error { return runF(ctx, opts) })
 }
 
 // webhookDeliveriesRun lists the deliveries.
 func webhookDeliveriesRun(ctx context.Context, opts *historyOptions) error {
-	deliveries, slugs, err := fetchHistory[api.Delivery](ctx, opts, api.PathDeliveries, "No deliveries recorded yet.")
+	deliveries, slugs, err := fetchHistory[api.Delivery](ctx, opts, api.PathDeliveries, nil, "No deliveries recorded yet.")
 	if err != nil || slugs == nil {
 		return err
 	}
