@@ -88,7 +88,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, version: version, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
-		outbox: outbox.New(st, outbox.Options{Logger: log}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache"))}
+		outbox: outbox.New(st, outbox.Options{Logger: log, KindConcurrency: map[string]int{notify.Kind: notify.Concurrency}}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache"))}
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
