@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestBackupRestoresOnAnotherAgent(t *testing.T) {
-	cliEnv(t)
-	startAgent(t)
+	t.Parallel()
+	run := startAgentCLI(t, nil, agenttest.Options{APIOnly: true}).run
 	if code, _, errOut := run("project", "add", "blog", "--repo-url", "https://example.com/blog.git", "--branch", "main"); code != 0 {
 		t.Fatalf("project add: %d %s", code, errOut)
 	}
@@ -36,7 +37,8 @@ func TestBackupRestoresOnAnotherAgent(t *testing.T) {
 
 	// Restore: a new data dir whose store is the backup, and an agent on it.
 	for _, copyOf := range []string{"file", "stdout"} {
-		dataDir := cliEnv(t)
+		cfg := agenttest.Config(t)
+		dataDir := cfg.DataDir
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -47,8 +49,7 @@ func TestBackupRestoresOnAnotherAgent(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dataDir, store.FileName), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startAgent(t)
-		code, out, errOut = run("project", "list")
+		code, out, errOut = startAgentCLI(t, cfg, agenttest.Options{APIOnly: true}).run("project", "list")
 		if code != 0 || !strings.HasPrefix(out, "1\tblog\tmain\t") {
 			t.Fatalf("projects of the agent restored from %s: %d %q %s", copyOf, code, out, errOut)
 		}
@@ -90,8 +91,9 @@ func TestBackupCutShortLeavesNoFile(t *testing.T) {
 }
 
 func TestBackupRefusesTheStoreOfARunningAgent(t *testing.T) {
-	dataDir := cliEnv(t)
-	startAgent(t)
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run, dataDir := cli.run, cli.Config.DataDir
 	linked := filepath.Join(t.TempDir(), "linked.db")
 	if err := os.Link(filepath.Join(dataDir, store.FileName), linked); err != nil {
 		t.Fatal(err)
@@ -122,8 +124,8 @@ func TestBackupRefusesTheStoreOfARunningAgent(t *testing.T) {
 }
 
 func TestBackupNeedsAnExistingDirectory(t *testing.T) {
-	cliEnv(t)
-	startAgent(t)
+	t.Parallel()
+	run := startAgentCLI(t, nil, agenttest.Options{APIOnly: true}).run
 	dir := filepath.Join(t.TempDir(), "nonexistent", "dir")
 	code, _, errOut := run("backup", filepath.Join(dir, "x.db"))
 	if code != 1 || !strings.Contains(errOut, dir+" is not a directory") {

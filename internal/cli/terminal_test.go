@@ -4,12 +4,10 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,33 +16,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// serveAgent runs an agent with its build workers on a loopback port until the test ends and points
-// the CLI at it.
-func serveAgent(t *testing.T) {
-	t.Helper()
-	a, _ := newAgent(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	// Registered after newAgent's: the agent stops before its store closes.
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	t.Setenv("MIAOBU_AGENT_URL", "http://"+ln.Addr().String())
-}
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
+)
 
 // runOnTerminal runs the CLI with stdout on a pseudo-terminal and returns its exit status and what
 // the terminal received.
-func runOnTerminal(t *testing.T, args ...string) (int, string) {
+func runOnTerminal(t *testing.T, newF func(stdout, stderr io.Writer) *factory, args ...string) (int, string) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -71,7 +49,7 @@ func runOnTerminal(t *testing.T, args ...string) (int, string) {
 		}
 		received <- out.String()
 	}()
-	code := Run(args, tty, io.Discard)
+	code := execute(t.Context(), newF(tty, io.Discard), args)
 	tty.Close()
 	return code, strings.ReplaceAll(<-received, "\r\n", "\n")
 }
@@ -81,7 +59,8 @@ func runOnTerminal(t *testing.T, args ...string) (int, string) {
 func TestOutsideTextCannotDriveTheTerminal(t *testing.T) {
 	cliEnv(t)
 	t.Setenv("TERM", "xterm-256color")
-	serveAgent(t)
+	cli := startAgentCLI(t, nil, agenttest.Options{})
+	run := cli.run
 	const message = "Fix \x1b[31mred\x1b[0m header\x1b]0;pwned\x07\n\nBody \x1b[2J\u202eline"
 	repo := t.TempDir()
 	if err := os.WriteFile(filepath.Join(repo, "index.html"), []byte("<h1>hi</h1>"), 0o644); err != nil {
@@ -138,26 +117,26 @@ func TestOutsideTextCannotDriveTheTerminal(t *testing.T) {
 
 	// On a terminal, the build log keeps its colours but nothing else; tables keep none of the
 	// commit's.
-	code, out = runOnTerminal(t, "deployment", "logs", "1")
+	code, out = runOnTerminal(t, cli.factory, "deployment", "logs", "1")
 	if code != 0 || !strings.Contains(out, "Commit: Fix \x1b[31mred\x1b[0m header") || strings.Contains(out, "\x1b]") ||
 		strings.Contains(out, "pwned") || strings.Contains(out, "\x1b[1A") {
 		t.Errorf("logs on a terminal: %d %q", code, out)
 	}
 	for _, args := range [][]string{{"deployment", "list"}, {"status"}} {
-		code, out = runOnTerminal(t, args...)
+		code, out = runOnTerminal(t, cli.factory, args...)
 		if code != 0 || !strings.Contains(out, shown) || strings.Contains(out, "\x1b]") || strings.Contains(out, "pwned") {
 			t.Errorf("%v on a terminal: %d %q", args, code, out)
 		}
 	}
 	t.Setenv("NO_COLOR", "1")
-	if code, out = runOnTerminal(t, "deployment", "logs", "1"); code != 0 || strings.Contains(out, "\x1b") {
+	if code, out = runOnTerminal(t, cli.factory, "deployment", "logs", "1"); code != 0 || strings.Contains(out, "\x1b") {
 		t.Errorf("logs on a terminal with NO_COLOR: %d %q", code, out)
 	}
 }
 
 func TestBackupRefusesToWriteToATerminal(t *testing.T) {
 	cliEnv(t)
-	if code, out := runOnTerminal(t, "backup", "-"); code != 2 || out != "" {
+	if code, out := runOnTerminal(t, newFactory, "backup", "-"); code != 2 || out != "" {
 		t.Fatalf("backup - on a terminal: %d %q", code, out)
 	}
 }
@@ -166,9 +145,9 @@ func TestBackupRefusesToWriteToATerminal(t *testing.T) {
 // token cut in two by a carriage return, a colour reset, a backspace and a title set, which the CLI
 // removes: neither the log nor `deploy --wait` may then show the token whole.
 func TestBuildCannotUnmaskTheTokenWithControls(t *testing.T) {
-	dataDir := cliEnv(t)
-	t.Setenv("MIAOBU_BUILD_SANDBOX", "none")
-	serveAgent(t)
+	cfg := agenttest.Config(t)
+	cfg.Build.Sandbox = "none"
+	run, dataDir := startAgentCLI(t, cfg, agenttest.Options{}).run, cfg.DataDir
 	repo := gitRepo(t, "main")
 	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
 	if err != nil {
