@@ -204,6 +204,9 @@ type Project struct {
 	dir    string
 	// info is the directory when the build opened it: a cache cleared since is another directory.
 	info os.FileInfo
+	// trees and sum are the node_modules directories Installed recorded and their fingerprint.
+	trees []string
+	sum   string
 }
 
 // Git is the path of the project's kept git repository.

@@ -218,6 +218,56 @@ if (process.env.FAIL) process.exit(1);
 	}
 }
 
+func TestWhatABuildDoesToItsDependenciesIsNotReused(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	// Every build plants a framework cache; some also write into the dependencies, or fail.
+	site := func(version, extra string) map[string]string {
+		files := lockedSite(version)
+		files["build.js"] += `fs.mkdirSync("node_modules/.cache", {recursive: true});
+fs.writeFileSync("node_modules/.cache/planted", "x");
+` + extra
+		return files
+	}
+	steps := []struct {
+		name            string
+		files           map[string]string
+		fails, installs bool
+		logs            string
+	}{
+		{name: "the first build", files: site("1.0.0", ""), installs: true},
+		{name: "a build that writes into its dependencies", files: site("1.0.0", `fs.appendFileSync("node_modules/.stamp", " POISONED");`),
+			logs: "Build cache: dependencies changed during the build; not kept"},
+		{name: "the revert", files: site("1.0.0", ""), installs: true},
+		{name: "a failed build", files: site("1.0.0", "process.exit(1);"), fails: true},
+		{name: "the build after it", files: site("1.0.0", ""), installs: true},
+		{name: "new dependencies", files: site("1.0.1", ""), installs: true},
+		{name: "the same dependencies", files: site("1.0.1", "// changed"), installs: false},
+	}
+	for i, step := range steps {
+		id := int64(i + 1)
+		job := testJob(data, r, r.Commit(step.name, step.files), id)
+		job.InstallCommand = stampedInstall
+		if step.installs {
+			// A framework cache is put into the dependencies it was made with only.
+			job.BuildCommand = "test ! -e node_modules/.cache/planted && npm run build"
+		}
+		_, log, err := build(t, context.Background(), b, data, job)
+		if (err != nil) != step.fails {
+			t.Fatalf("%s: %v\n%s", step.name, err, log)
+		}
+		if installed := strings.Contains(log, "==> Installing: "+stampedInstall); installed != step.installs {
+			t.Errorf("%s: installed = %v, want %v:\n%s", step.name, installed, step.installs, log)
+		}
+		if !strings.Contains(log, step.logs) {
+			t.Errorf("%s: the log does not say %q:\n%s", step.name, step.logs, log)
+		}
+		if !step.fails && strings.Contains(readFile(t, filepath.Join(job.PublishDir, "index.html")), "POISONED") {
+			t.Errorf("%s: built with dependencies an earlier build wrote into", step.name)
+		}
+	}
+}
+
 // countObjects is the number of objects in the git repository dir, loose and packed.
 func countObjects(t *testing.T, dir string) int {
 	t.Helper()
