@@ -389,6 +389,31 @@ func TestACommitTheRemoteLacksKeepsTheKeptRepository(t *testing.T) {
 	}
 }
 
+func TestACommitForcePushedAwayIsNotBuiltFromTheKeptRepository(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	first := r.Commit("first", map[string]string{"index.html": "v1"})
+	leaked := r.Commit("leak", map[string]string{"index.html": "leaked"})
+	if _, log, err := build(t, context.Background(), b, data, testJob(data, r, leaked, 1)); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	r.Git("reset", "--quiet", "--hard", first)
+	rewritten := r.Commit("rewrite", map[string]string{"index.html": "v2"})
+	r.Git("reflog", "expire", "--expire=now", "--all")
+	r.Git("gc", "--quiet", "--prune=now")
+	if _, log, err := build(t, context.Background(), b, data, testJob(data, r, rewritten, 2)); err != nil {
+		t.Fatalf("build of the new tip: %v\n%s", err, log)
+	}
+	for id, noCache := range map[int64]bool{3: false, 4: true} {
+		job := testJob(data, r, leaked, id)
+		job.NoCache = noCache
+		_, log, err := build(t, context.Background(), b, data, job)
+		if err == nil || !strings.Contains(err.Error(), "commit "+leaked[:7]+" is not in the repository (force-pushed away?)") {
+			t.Errorf("build of the commit force-pushed away (no cache: %v): err = %v, want it not in the repository\n%s", noCache, err, log)
+		}
+	}
+}
+
 func TestCredentialsInTheURLAreNotKept(t *testing.T) {
 	r := gittest.New(t)
 	sha := r.Commit("first", map[string]string{"index.html": "private"})
