@@ -305,8 +305,13 @@ func TestWhatIsNotKept(t *testing.T) {
 		src := checkout(t)
 		installed(t, src, "x")
 		record(t, p, src)
-		if _, err := caches.Clear(1); err != nil {
-			t.Fatal(err)
+		write(t, p.Stores(), map[string]string{"npm/x": "in use"})
+		if freed, err := caches.Clear(1); err != nil || freed == 0 {
+			t.Fatalf("Clear = %d, %v; want what the cache holds", freed, err)
+		}
+		// The running build's directories stay until it ends.
+		if !exists(t, filepath.Join(p.Stores(), "npm", "x")) {
+			t.Fatal("Clear removed the stores of a build still running")
 		}
 		if _, err := p.KeepDeps("k1", src); !errors.Is(err, errCleared) {
 			t.Errorf("KeepDeps = %v, want errCleared", err)
@@ -314,8 +319,11 @@ func TestWhatIsNotKept(t *testing.T) {
 		if _, err := p.KeepFramework(src, ".", true); !errors.Is(err, errCleared) {
 			t.Errorf("KeepFramework = %v, want errCleared", err)
 		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if exists(t, caches.projectDir(1)) {
-			t.Error("a build filed what it took into a cache cleared meanwhile")
+			t.Error("the cache cleared during the build is still there once it ended")
 		}
 	})
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -151,6 +152,37 @@ func TestFailedOrKilledInstallsLeaveNothingToSkipTo(t *testing.T) {
 	_, log := cacheBuild(t, b, data, r, sha, 3, nil)
 	if !strings.Contains(log, "==> Installing: "+stampedInstall) {
 		t.Errorf("the build after a failed and a killed install did not install:\n%s", log)
+	}
+}
+
+func TestCacheClearedDuringTheInstallWaitsForTheBuild(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	job := testJob(data, r, r.Commit("first", lockedSite("1.0.0")), 1)
+	job.InstallCommand = "sleep 1 && " + stampedInstall
+	cleared := make(chan error, 1)
+	go func() {
+		checkedOut := filepath.Join(data, "builds", "1", "src", "package-lock.json")
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(checkedOut); err == nil {
+				break
+			}
+		}
+		_, err := b.Caches.Clear(1)
+		cleared <- err
+	}()
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("the build whose cache was cleared failed: %v\n%s", err, log)
+	}
+	if err := <-cleared; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log, "the build cache was cleared during the build: nothing is kept") {
+		t.Errorf("the log does not say the build kept nothing:\n%s", log)
+	}
+	if _, err := os.Stat(filepath.Join(data, "cache", "1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the cache cleared during the build is still there after it: %v", err)
 	}
 }
 

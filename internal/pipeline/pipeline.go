@@ -117,7 +117,11 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	defer os.RemoveAll(ws.root)
 	if ws.cache != nil {
-		defer ws.cache.Close()
+		defer func() {
+			if err := ws.cache.Close(); err != nil {
+				log.Printf("Build cache: clearing it after the build: %v", err)
+			}
+		}()
 	}
 
 	log.Printf("==> Cloning %s at %s", withoutPassword(job.RepoURL), job.CommitSHA)
