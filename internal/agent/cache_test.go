@@ -27,6 +27,18 @@ fs.writeFileSync("dist/index.html", "` + version + ` " + fs.readFileSync("node_m
 	}
 }
 
+// trimmedCache is the size of p's build cache once it is at most 4 KiB, or after 10 seconds.
+func trimmedCache(t *testing.T, ta *agenttest.Agent, p api.Project) int64 {
+	t.Helper()
+	var got api.Project
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ta.Call(t, "GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &got)
+		if got.CacheBytes <= 4096 || time.Now().After(deadline) {
+			return got.CacheBytes
+		}
+	}
+}
+
 func TestRetentionBoundsTheBuildCache(t *testing.T) {
 	t.Parallel()
 	cfg := agenttest.Config(t)
@@ -42,16 +54,28 @@ func TestRetentionBoundsTheBuildCache(t *testing.T) {
 			t.Errorf("deployment %d did not install, though retention left no cache:\n%s", i+1, log)
 		}
 		// Retention applies once the deployment is recorded deployed.
-		var got api.Project
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			ta.Call(t, "GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &got)
-			if got.CacheBytes <= 4096 || time.Now().After(deadline) {
-				break
-			}
+		if size := trimmedCache(t, ta, p); size > 4096 {
+			t.Errorf("after deployment %d the cache takes %d bytes, over retention.cache_bytes", i+1, size)
 		}
-		if got.CacheBytes > 4096 {
-			t.Errorf("after deployment %d the cache takes %d bytes, over retention.cache_bytes", i+1, got.CacheBytes)
-		}
+	}
+}
+
+func TestRetentionBoundsTheCacheOfFailedBuilds(t *testing.T) {
+	t.Parallel()
+	cfg := agenttest.Config(t)
+	cfg.Retention.CacheBytes = 1
+	ta := agenttest.Start(t, cfg)
+	repo := gittest.New(t)
+	var p api.Project
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "failing", RepoURL: repo.Dir, Branch: "main",
+		InstallCommand: "mkdir -p node_modules/dep && date +%s%N > node_modules/dep/stamp",
+		BuildCommand:   `head -c 200000 /dev/zero > "$npm_config_cache/junk" && exit 1`}, http.StatusCreated, &p)
+	d := ta.Wait(t, ta.Push(t, p, repo.Commit("v1", stampedSite("v1"))))
+	if d.Status != "failed" {
+		t.Fatalf("deployment %s, want failed:\n%s", d.Status, ta.Log(t, d.ID))
+	}
+	if size := trimmedCache(t, ta, p); size > 4096 {
+		t.Errorf("after a failed build the cache takes %d bytes, over retention.cache_bytes", size)
 	}
 }
 

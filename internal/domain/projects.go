@@ -131,6 +131,10 @@ func (s *Service) DeleteProject(ctx context.Context, ref string) (*store.Project
 	if err != nil {
 		return nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
 	}
+	// Its builds stop before its files go, rather than run on without them until build.timeout.
+	for _, d := range gone {
+		s.builds.Stop(d.ID)
+	}
 	s.removeProjectFiles(p, gone)
 	s.log.Info("project deleted", "project", p.ID, "slug", p.Slug, "deployments", len(gone))
 	return p, nil

@@ -66,7 +66,7 @@ func (b *Builder) checkout(ctx context.Context, job Job, ws *workspace, log *Log
 
 // fetch fetches job.CommitSHA into the bare repository dir, which it creates when there is none: a
 // shallow fetch of that commit, and, for a server that refuses to serve a commit by its id, a fetch
-// of the branch. The repository is fetched into by URL, so neither the URL nor a token is ever
+// of the branch, which must contain it. The repository is fetched into by URL, so neither the URL nor a token is ever
 // written into it.
 func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) error {
 	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
@@ -98,8 +98,18 @@ func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) erro
 			}
 			return fmt.Errorf("cloning %s: %w", job.RepoURL, err)
 		}
+		// The kept repository may still hold the commit from before it was force-pushed away: it
+		// is built only if the remote still has it, as a fresh clone would.
+		if _, err := kept("merge-base", "--is-ancestor", job.CommitSHA, keptRef); err != nil {
+			return errNotInRepository(short)
+		}
 	}
 	return nil
+}
+
+// errNotInRepository is the error of a commit the repository does not hold.
+func errNotInRepository(short string) error {
+	return fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
 }
 
 // fetchPullHead fetches the head of a fork's pull request into the bare repository of kept from
@@ -138,7 +148,7 @@ func (b *Builder) checkoutFrom(ctx context.Context, job Job, kept, src string, l
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", job.CommitSHA); err != nil {
 		if isMissing(err) {
-			return "", "", fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
+			return "", "", errNotInRepository(short)
 		}
 		return "", "", fmt.Errorf("checking out commit %s: %w", short, err)
 	}

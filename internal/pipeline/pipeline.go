@@ -117,7 +117,11 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	defer os.RemoveAll(ws.root)
 	if ws.cache != nil {
-		defer ws.cache.Close()
+		defer func() {
+			if err := ws.cache.Close(); err != nil {
+				log.Printf("Build cache: clearing it after the build: %v", err)
+			}
+		}()
 	}
 
 	log.Printf("==> Cloning %s at %s", withoutPassword(job.RepoURL), job.CommitSHA)
@@ -159,6 +163,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 				return nil, err
 			}
 		}
+		kept.installed(log)
 	}
 	if settings.BuildCommand != "" {
 		kept.takeFramework(log)
@@ -171,7 +176,6 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		if err := b.run(ctx, ws, command{name: "build", shell: settings.BuildCommand, dir: projectDir, env: buildEnv}, log); err != nil {
 			return nil, err
 		}
-		kept.built = true
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -191,6 +195,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, err
 	}
 	log.Printf("Published %s in %.2fs; build took %.1fs", plural(files, "file"), time.Since(copyStart).Seconds(), time.Since(start).Seconds())
+	kept.built = true
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
