@@ -230,6 +230,38 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 	})
 }
 
+// TestDeploymentEventBuildsForProduction: a deployment made on GitHub for production of a commit
+// only a preview has built builds it for production, and leaves the preview alone.
+func TestDeploymentEventBuildsForProduction(t *testing.T) {
+	ta, p := previewAgent(t, api.TriggerSettings{})
+	ta.run(t, p, []previewRow{{"opened", "pull_request", githubtest.Payload(t, "pull_request.opened.json", nil),
+		map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2", "deployment_id": float64(1),
+			"commit_sha": openedHead, "branch": "feature/landing-page"}, nil}})
+	if live, err := ta.store.Complete(1); err != nil || !live {
+		t.Fatalf("completing the preview's build: %v %v", live, err)
+	}
+	// The preview's files are kept, so that only the environment tells it from a production build.
+	dir := ta.domain.SiteDir(p.Slug, 1)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("preview"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ta.run(t, p, []previewRow{{"deployment", "deployment", deploymentPayload(t, 77, openedHead, "production", false),
+		map[string]any{"status": "success", "message": "Deployment triggered for commit 97a6945", "deployment_id": float64(2),
+			"commit_sha": openedHead, "branch": "main"},
+		func(t *testing.T) {
+			if d := ta.deployment(t, 2); d.Environment != store.EnvironmentProduction || d.Alias != "" ||
+				d.Trigger != store.TriggerGitHubDeployment || d.Status != store.StatusQueued {
+				t.Errorf("production deployment %+v", d)
+			}
+			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || pv.ActiveDeploymentID != 1 {
+				t.Errorf("preview %+v, %v", pv, err)
+			}
+		}}})
+}
+
 // TestPreviewsOff: pull requests deploy nothing when pr_previews is off, and forks nothing when
 // fork_previews is off; with it on, a fork's head builds at once.
 func TestPreviewsOff(t *testing.T) {
