@@ -186,8 +186,8 @@ func TestPullRequestPreviews(t *testing.T) {
 }
 
 // TestLateAndReplayedPullRequestUpdates: a replayed old head of a pull request does not roll its
-// preview back, and a late update of a closed pull request does not bring its preview back; only
-// reopening does.
+// preview back, though a force-push back to it does; a late update of a closed pull request does
+// not bring its preview back, only reopening does.
 func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 	ta, p := previewAgent(t, api.TriggerSettings{})
 	opened := githubtest.Payload(t, "pull_request.opened.json", nil)
@@ -211,10 +211,15 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 			"deployment_id": float64(2), "commit_sha": syncHead, "branch": "feature/landing-page"}, nil},
 		{"an old synchronize replayed", "pull_request", oldSynchronize, stale, deployments(2)},
 		{"opened replayed", "pull_request", opened, stale, deployments(2)},
+		{"forced back to the first head", "pull_request", githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
+			doc["before"], doc["after"] = syncHead, openedHead
+			doc["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = openedHead
+		}), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
+			"deployment_id": float64(3), "commit_sha": openedHead, "branch": "feature/landing-page"}, nil},
 		{"closed", "pull_request", githubtest.Payload(t, "pull_request.closed.json", nil),
 			map[string]any{"status": "ok", "message": "Preview for PR #2 removed"}, nil},
 		{"a late synchronize", "pull_request", synchronize, closed, func(t *testing.T) {
-			deployments(2)(t)
+			deployments(3)(t)
 			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || !pv.Removed() {
 				t.Errorf("preview %+v, %v: a late update brought it back", pv, err)
 			}
@@ -222,7 +227,7 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 		{"reopened", "pull_request", githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
 			doc["action"] = "reopened"
 		}), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
-			"deployment_id": float64(3), "commit_sha": syncHead, "branch": "feature/landing-page"}, func(t *testing.T) {
+			"deployment_id": float64(4), "commit_sha": syncHead, "branch": "feature/landing-page"}, func(t *testing.T) {
 			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || pv.Removed() || pv.HeadSHA != syncHead {
 				t.Errorf("reopened preview %+v, %v", pv, err)
 			}
