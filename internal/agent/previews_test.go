@@ -187,6 +187,88 @@ func TestPullRequestPreviews(t *testing.T) {
 	}
 }
 
+// TestLateAndReplayedPullRequestUpdates: a replayed old head of a pull request does not roll its
+// preview back, though a force-push back to it does; a late update of a closed pull request does
+// not bring its preview back, only reopening does.
+func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
+	ta, p := previewAgent(t, api.TriggerSettings{})
+	opened := githubtest.Payload(t, "pull_request.opened.json", nil)
+	synchronize := githubtest.Payload(t, "pull_request.synchronize.json", nil)
+	oldSynchronize := githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
+		doc["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = openedHead
+	})
+	deployments := func(want int) func(t *testing.T) {
+		return func(t *testing.T) {
+			if n := ta.deploymentCount(t); n != want {
+				t.Errorf("%d deployments, want %d", n, want)
+			}
+		}
+	}
+	stale := map[string]any{"status": "ignored", "message": "Stale delivery: PR #2 has moved on"}
+	closed := map[string]any{"status": "ignored", "message": "PR #2 is closed"}
+	ta.run(t, p, []previewRow{
+		{"opened", "pull_request", opened, map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
+			"deployment_id": float64(1), "commit_sha": openedHead, "branch": "feature/landing-page"}, nil},
+		{"synchronize", "pull_request", synchronize, map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
+			"deployment_id": float64(2), "commit_sha": syncHead, "branch": "feature/landing-page"}, nil},
+		{"an old synchronize replayed", "pull_request", oldSynchronize, stale, deployments(2)},
+		{"opened replayed", "pull_request", opened, stale, deployments(2)},
+		{"forced back to the first head", "pull_request", githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
+			doc["before"], doc["after"] = syncHead, openedHead
+			doc["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = openedHead
+		}), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
+			"deployment_id": float64(3), "commit_sha": openedHead, "branch": "feature/landing-page"}, nil},
+		{"closed", "pull_request", githubtest.Payload(t, "pull_request.closed.json", nil),
+			map[string]any{"status": "ok", "message": "Preview for PR #2 removed"}, nil},
+		{"a late synchronize", "pull_request", synchronize, closed, func(t *testing.T) {
+			deployments(3)(t)
+			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || !pv.Removed() {
+				t.Errorf("preview %+v, %v: a late update brought it back", pv, err)
+			}
+		}},
+		{"reopened", "pull_request", githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
+			doc["action"] = "reopened"
+		}), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
+			"deployment_id": float64(4), "commit_sha": syncHead, "branch": "feature/landing-page"}, func(t *testing.T) {
+			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || pv.Removed() || pv.HeadSHA != syncHead {
+				t.Errorf("reopened preview %+v, %v", pv, err)
+			}
+		}},
+	})
+}
+
+// TestDeploymentEventBuildsForProduction: a deployment made on GitHub for production of a commit
+// only a preview has built builds it for production, and leaves the preview alone.
+func TestDeploymentEventBuildsForProduction(t *testing.T) {
+	ta, p := previewAgent(t, api.TriggerSettings{})
+	ta.run(t, p, []previewRow{{"opened", "pull_request", githubtest.Payload(t, "pull_request.opened.json", nil),
+		map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2", "deployment_id": float64(1),
+			"commit_sha": openedHead, "branch": "feature/landing-page"}, nil}})
+	if live, err := ta.store.Complete(1); err != nil || !live {
+		t.Fatalf("completing the preview's build: %v %v", live, err)
+	}
+	// The preview's files are kept, so that only the environment tells it from a production build.
+	dir := ta.domain.SiteDir(p.Slug, 1)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("preview"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ta.run(t, p, []previewRow{{"deployment", "deployment", deploymentPayload(t, 77, openedHead, "production", false),
+		map[string]any{"status": "success", "message": "Deployment triggered for commit 97a6945", "deployment_id": float64(2),
+			"commit_sha": openedHead, "branch": "main"},
+		func(t *testing.T) {
+			if d := ta.deployment(t, 2); d.Environment != store.EnvironmentProduction || d.Alias != "" ||
+				d.Trigger != store.TriggerGitHubDeployment || d.Status != store.StatusQueued {
+				t.Errorf("production deployment %+v", d)
+			}
+			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || pv.ActiveDeploymentID != 1 {
+				t.Errorf("preview %+v, %v", pv, err)
+			}
+		}}})
+}
+
 // TestPreviewsOff: pull requests deploy nothing when pr_previews is off, and forks nothing when
 // fork_previews is off; with it on, a fork's head builds at once.
 func TestPreviewsOff(t *testing.T) {

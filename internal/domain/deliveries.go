@@ -284,12 +284,20 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		hold = pv == nil || pv.ApprovedSHA != pr.HeadSHA
 	}
 	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
-		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, RemoteAddr: v.RemoteAddr,
-		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval}
+		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, Before: pr.Before, RemoteAddr: v.RemoteAddr,
+		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval,
+		Reopen: pr.Action == "opened" || pr.Action == "reopened"}
 	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:
 		return recordFailed(p, err)
+	case res.Closed:
+		// A late update of a closed pull request must not bring its removed preview back.
+		message := fmt.Sprintf("PR #%d is closed", pr.Number)
+		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: pr.HeadSHA, Reason: message}, nil
+	case res.Stale:
+		message := fmt.Sprintf("Stale delivery: PR #%d has moved on", pr.Number)
+		return Receipt{Outcome: OutcomeStale, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: pr.HeadSHA, Reason: message}, nil
 	case hold:
 		s.report(s.log.With("project", p.ID, "alias", alias), "a fork's pull request", s.reports.AwaitingApproval(p, pr.Number, alias, pr.HeadSHA))
 		message := fmt.Sprintf("PR #%d is from a fork: approve it with 'miaobu preview approve' or the %s label", pr.Number, ApproveLabel)

@@ -80,6 +80,9 @@ func (s *Service) ApprovePreview(ref, alias string) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, storeError(err, fmt.Sprintf("Project %s not found", ref))
 	}
+	if res.Closed {
+		return Receipt{}, Errorf(Conflict, "PR #%d is closed: its preview was removed", pv.PullRequest)
+	}
 	s.log.Info("fork preview approved", "project", p.ID, "alias", alias, "commit", pv.HeadSHA[:7], "deployment", res.DeploymentID)
 	return s.previewReceipt(p, pv.PullRequest, store.Push{CommitSHA: pv.HeadSHA, Branch: pv.Branch}, res), nil
 }

@@ -39,9 +39,9 @@ func (s *Service) receiveDeployment(ctx context.Context, p *store.Project, v Ver
 	return success, nil
 }
 
-// liveAgain makes the newest successful deployment of e's commit live again at once, as a rollback,
-// and queues the success of e's GitHub deployment; it returns that deployment, or nil when there
-// is none whose files are kept (the commit is then built).
+// liveAgain makes the newest successful production deployment of e's commit live again at once, as
+// a rollback, and queues the success of e's GitHub deployment; it returns that deployment, or nil
+// when there is none whose files are kept (the commit is then built).
 func (s *Service) liveAgain(ctx context.Context, p *store.Project, e *github.DeploymentEvent) *store.Deployment {
 	log := s.log.With("project", p.ID, "commit", e.SHA[:7], "github_deployment", e.ID)
 	history, err := s.store.Deployments(p.ID, 0)
@@ -50,7 +50,8 @@ func (s *Service) liveAgain(ctx context.Context, p *store.Project, e *github.Dep
 		return nil
 	}
 	for _, d := range history {
-		if d.CommitSHA != e.SHA || d.Status != store.StatusDeployed {
+		// A preview's build of the commit is not production's: it would switch the preview instead.
+		if d.CommitSHA != e.SHA || d.Status != store.StatusDeployed || d.Environment != store.EnvironmentProduction {
 			continue
 		}
 		if d.ID != p.ActiveDeploymentID {

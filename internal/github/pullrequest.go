@@ -12,6 +12,8 @@ type PullRequest struct {
 	Author  string
 	HeadSHA string
 	HeadRef string
+	// Before is the head commit before a synchronize action, "" for other actions.
+	Before string
 	// HeadRepo is the full name (owner/name) of the repository the head commit comes from, ""
 	// when that repository was deleted.
 	HeadRepo string
@@ -53,6 +55,7 @@ func (p *PullRequest) read(v *fastjson.Value) error {
 	p.Merged, ok = boolField(pr, ok, "merged")
 	p.HeadSHA, ok = stringField(head, ok, "sha")
 	p.HeadRef, ok = stringField(head, ok, "ref")
+	p.Before, ok = stringField(v, ok, "before")
 	headRepo, ok := objectField(head, ok, "repo", false)
 	p.HeadRepo, ok = stringField(headRepo, ok, "full_name")
 	p.BaseRef, ok = stringField(base, ok, "ref")

@@ -40,7 +40,7 @@ func TestParsePullRequestFixtures(t *testing.T) {
 		{"pull_request.opened.json", PullRequest{Action: "opened", Number: 2, Title: "Landing page: hero section", Author: "Codertocat",
 			HeadRef: landing, HeadRepo: same, BaseRepo: same, BaseRef: "main"}, false},
 		{"pull_request.synchronize.json", PullRequest{Action: "synchronize", Number: 2, Title: "Landing page: hero section", Author: "Codertocat",
-			HeadRef: landing, HeadRepo: same, BaseRepo: same, BaseRef: "main"}, false},
+			HeadRef: landing, Before: "d372ac49a4673e62cf3e2b0af6c9e03aa83402ad", HeadRepo: same, BaseRepo: same, BaseRef: "main"}, false},
 		{"pull_request.reopened.json", PullRequest{Action: "reopened", Number: 2, Title: "Landing page: hero section", Author: "Codertocat",
 			HeadRef: landing, HeadRepo: same, BaseRepo: same, BaseRef: "main"}, false},
 		{"pull_request.closed.json", PullRequest{Action: "closed", Number: 2, Title: "Landing page: hero section", Author: "Codertocat",
@@ -50,7 +50,7 @@ func TestParsePullRequestFixtures(t *testing.T) {
 		{"pull_request.labeled.fork.json", PullRequest{Action: "labeled", Number: 7, Title: "Fix typo in the footer", Author: "octocat",
 			HeadRef: "patch-1", HeadRepo: fork, BaseRepo: same, BaseRef: "main", Label: "miaobu:preview"}, true},
 		{"pull_request.synchronize.deleted-fork.json", PullRequest{Action: "synchronize", Number: 9, Title: "Dark mode", Author: "octocat",
-			HeadRef: "dark-mode", BaseRepo: same, BaseRef: "main"}, true},
+			HeadRef: "dark-mode", Before: "5f58fa97618fae9521428a7954ade8935427d3b1", BaseRepo: same, BaseRef: "main"}, true},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			body := readFixture(t, tc.file)

@@ -127,6 +127,27 @@ func TestAliasesKeepTheirOwnOrder(t *testing.T) {
 	}
 }
 
+// TestStalePullRequestHead: a pull request's old head replayed after a newer one is stale on its
+// alias only, and records no deployment.
+func TestStalePullRequestHead(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	pushTo(t, s, p, "pr-5", 5, "a")
+	newer := pushTo(t, s, p, "pr-5", 5, "b")
+	if old := pushTo(t, s, p, "pr-5", 5, "a"); !old.Stale || old.DeploymentID != 0 {
+		t.Fatalf("old head replayed: %+v", old)
+	}
+	if pv := preview(t, s, p, "pr-5"); pv.HeadSHA != sha("b") {
+		t.Fatalf("a stale head moved the preview to %s", pv.HeadSHA)
+	}
+	if again := pushTo(t, s, p, "pr-5", 5, "b"); again.Stale || !again.Duplicate || again.DeploymentID != newer.DeploymentID {
+		t.Fatalf("current head again: %+v", again)
+	}
+	if other := pushTo(t, s, p, "pr-6", 6, "a"); other.Stale || other.Duplicate || other.DeploymentID == 0 {
+		t.Fatalf("the same commit in another pull request: %+v", other)
+	}
+}
+
 // TestFailedPreviewReleasesItsCommitOnly: when a preview build of a commit fails, a production
 // deployment of the same commit does not stand in for it in the duplicate check.
 func TestFailedPreviewReleasesItsCommitOnly(t *testing.T) {
@@ -177,9 +198,14 @@ func TestRemovePreview(t *testing.T) {
 		t.Fatalf("removing an unknown preview: %v", err)
 	}
 
-	// Reopened with the same head: the commit builds again, and the alias is up again.
-	reopened := pushTo(t, s, p, "pr-3", 3, "a")
-	if reopened.Duplicate || reopened.DeploymentID <= prod.DeploymentID || reopened.Preview.Removed() {
+	// A late update of the closed pull request leaves the alias down; reopened with the same head,
+	// the commit builds again, and the alias is up again.
+	if late := pushTo(t, s, p, "pr-3", 3, "a"); !late.Closed || late.DeploymentID != 0 || !preview(t, s, p, "pr-3").Removed() {
+		t.Fatalf("late update: %+v", late)
+	}
+	reopened, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "reopened", CommitSHA: sha("a"),
+		Branch: "feature", Alias: "pr-3", PullRequest: 3, Reopen: true})
+	if err != nil || reopened.Duplicate || reopened.DeploymentID <= prod.DeploymentID || reopened.Preview.Removed() {
 		t.Fatalf("reopened: %+v", reopened)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -127,6 +128,9 @@ type Push struct {
 	// Hold records the preview's new head without deploying it: a fork's commit waiting for
 	// approval. Approve records the commit as approved as it deploys it.
 	Hold, Approve bool
+	// Reopen lets a pull request's update bring its removed preview back up (opened, reopened);
+	// without it the update of a closed pull request is refused.
+	Reopen bool
 }
 
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
@@ -135,9 +139,11 @@ type PushResult struct {
 	DeploymentID int64
 	Duplicate    bool
 	// Stale says the push replays an old delivery: its commit was deployed before to the same
-	// alias, and the branch has moved on since (it is neither the branch's last pushed commit nor
-	// the push's before).
+	// alias, and the branch or pull request has moved on since (it is neither the last pushed head
+	// nor the push's before).
 	Stale bool
+	// Closed says the push updates a pull request whose preview was removed, without Reopen.
+	Closed bool
 	// Preview is the preview the push updated, nil for production.
 	Preview *Preview
 }
@@ -151,7 +157,7 @@ const (
 	OutcomeRemoved = "removed"
 )
 
-// RecordPush durably records a push: nothing for a stale delivery, else a new queued deployment
+// RecordPush durably records a push: nothing for a stale delivery or a closed pull request's update, else a new queued deployment
 // unless one of the same commit is queued, running or live on the same alias, the branch's new head
 // and, for a preview, the preview's; the delivery in every case. It returns after the group commit
 // is on disk.
@@ -172,7 +178,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			delivery.Event = "pull_request"
 		}
 		switch {
-		case res.Stale || p.Hold:
+		case res.Stale || res.Closed || p.Hold:
 			delivery.Outcome = OutcomeIgnored
 		case res.Duplicate:
 			delivery.Outcome = OutcomeSkipped
@@ -204,16 +210,30 @@ func (s *Store) ApprovePreview(p Push) (PushResult, error) {
 // recordPush is RecordPush inside tx, for a project that exists, without the delivery.
 func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, error) {
 	var res PushResult
-	// The stale rule and branch heads are about branches; a pull request's updates are its own.
+	// Branch heads are about branches; a pull request's last head is its preview's.
 	var heads *bolt.Bucket
 	headKey := branchKey(p.ProjectID, p.Branch)
+	var head string
 	if p.PullRequest == 0 {
 		heads = bucket(tx, branchHeadsBucket)
-		if head := string(heads.Get(headKey)); head != "" && head != p.CommitSHA && head != p.Before &&
-			bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil {
-			res.Stale = true
+		head = string(heads.Get(headKey))
+	} else {
+		pv, err := loadPreview(tx, p.ProjectID, p.Alias)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return res, err
+		case pv.Removed() && !p.Reopen:
+			res.Closed = true
 			return res, nil
+		case !pv.Removed():
+			head = pv.HeadSHA
 		}
+	}
+	if head != "" && head != p.CommitSHA && head != p.Before &&
+		bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil {
+		res.Stale = true
+		return res, nil
 	}
 	if p.Alias != "" {
 		preview, err := notePreviewHead(tx, p.ProjectID, p.Alias,
