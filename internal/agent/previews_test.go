@@ -199,14 +199,14 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 	})
 	deployments := func(want int) func(t *testing.T) {
 		return func(t *testing.T) {
-			if n := ta.deploymentCount(t); n != want {
+			if n := deploymentCount(t, ta); n != want {
 				t.Errorf("%d deployments, want %d", n, want)
 			}
 		}
 	}
 	stale := map[string]any{"status": "ignored", "message": "Stale delivery: PR #2 has moved on"}
 	closed := map[string]any{"status": "ignored", "message": "PR #2 is closed"}
-	ta.run(t, p, []previewRow{
+	runPreviewRows(t, ta, p, []previewRow{
 		{"opened", "pull_request", opened, map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
 			"deployment_id": float64(1), "commit_sha": openedHead, "branch": "feature/landing-page"}, nil},
 		{"synchronize", "pull_request", synchronize, map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
@@ -222,7 +222,7 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 			map[string]any{"status": "ok", "message": "Preview for PR #2 removed"}, nil},
 		{"a late synchronize", "pull_request", synchronize, closed, func(t *testing.T) {
 			deployments(3)(t)
-			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || !pv.Removed() {
+			if pv, err := ta.Store.Preview(p.ID, "pr-2"); err != nil || !pv.Removed() {
 				t.Errorf("preview %+v, %v: a late update brought it back", pv, err)
 			}
 		}},
@@ -230,7 +230,7 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 			doc["action"] = "reopened"
 		}), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
 			"deployment_id": float64(4), "commit_sha": syncHead, "branch": "feature/landing-page"}, func(t *testing.T) {
-			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || pv.Removed() || pv.HeadSHA != syncHead {
+			if pv, err := ta.Store.Preview(p.ID, "pr-2"); err != nil || pv.Removed() || pv.HeadSHA != syncHead {
 				t.Errorf("reopened preview %+v, %v", pv, err)
 			}
 		}},
@@ -241,29 +241,29 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 // only a preview has built builds it for production, and leaves the preview alone.
 func TestDeploymentEventBuildsForProduction(t *testing.T) {
 	ta, p := previewAgent(t, api.TriggerSettings{})
-	ta.run(t, p, []previewRow{{"opened", "pull_request", githubtest.Payload(t, "pull_request.opened.json", nil),
+	runPreviewRows(t, ta, p, []previewRow{{"opened", "pull_request", githubtest.Payload(t, "pull_request.opened.json", nil),
 		map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2", "deployment_id": float64(1),
 			"commit_sha": openedHead, "branch": "feature/landing-page"}, nil}})
-	if live, err := ta.store.Complete(1); err != nil || !live {
+	if live, err := ta.Store.Complete(1); err != nil || !live {
 		t.Fatalf("completing the preview's build: %v %v", live, err)
 	}
 	// The preview's files are kept, so that only the environment tells it from a production build.
-	dir := ta.domain.SiteDir(p.Slug, 1)
+	dir := ta.Domain().SiteDir(p.Slug, 1)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("preview"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ta.run(t, p, []previewRow{{"deployment", "deployment", deploymentPayload(t, 77, openedHead, "production", false),
+	runPreviewRows(t, ta, p, []previewRow{{"deployment", "deployment", deploymentPayload(t, 77, openedHead, "production", false),
 		map[string]any{"status": "success", "message": "Deployment triggered for commit 97a6945", "deployment_id": float64(2),
 			"commit_sha": openedHead, "branch": "main"},
 		func(t *testing.T) {
-			if d := ta.deployment(t, 2); d.Environment != store.EnvironmentProduction || d.Alias != "" ||
+			if d := storedDeployment(t, ta, 2); d.Environment != store.EnvironmentProduction || d.Alias != "" ||
 				d.Trigger != store.TriggerGitHubDeployment || d.Status != store.StatusQueued {
 				t.Errorf("production deployment %+v", d)
 			}
-			if pv, err := ta.store.Preview(p.ID, "pr-2"); err != nil || pv.ActiveDeploymentID != 1 {
+			if pv, err := ta.Store.Preview(p.ID, "pr-2"); err != nil || pv.ActiveDeploymentID != 1 {
 				t.Errorf("preview %+v, %v", pv, err)
 			}
 		}}})
