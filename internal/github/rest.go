@@ -136,9 +136,5 @@ func (c *Client) BranchTip(ctx context.Context, owner, repo, branch string) (Com
 		return Commit{}, &Error{Kind: ErrUnavailable, StatusCode: resp.StatusCode,
 			Message: fmt.Sprintf("GitHub answered no commit SHA for branch %s of %s/%s", branch, owner, repo)}
 	}
-	author := rc.GetCommit().GetAuthor().GetName()
-	if author == "" {
-		author = rc.GetAuthor().GetLogin()
-	}
-	return Commit{SHA: rc.GetSHA(), Message: rc.GetCommit().GetMessage(), Author: author}, nil
+	return commitOf(rc), nil
 }

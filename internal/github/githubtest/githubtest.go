@@ -1,5 +1,6 @@
 // Package githubtest is a fake of the GitHub REST API for tests: it serves repositories, branch
-// tips, files and hooks the way GitHub does, through exactly the endpoints of contract section 6,
+// tips (also as polling asks for them, with ETags and 304s), open pull requests, files and hooks
+// the way GitHub does, through exactly the endpoints of contract section 6,
 // and fails the test on any other request, a wrong token, or a hook body that is not the
 // contract's hook.
 package githubtest
@@ -57,12 +58,16 @@ type Server struct {
 	expired  bool
 	requests []string
 	nextHook int64
+	rate     *rateLimit
+	answers  []Answer
 }
 
-// repoState is a repository and its hooks.
+// repoState is a repository, its hooks, its open pull requests and the messages of its commits.
 type repoState struct {
 	Repo
-	hooks []Hook
+	hooks    []Hook
+	pulls    []Pull
+	messages map[string]string
 }
 
 // failure is an answer that replaces the next answer to one request.
@@ -82,6 +87,8 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("POST /repos/{owner}/{repo}/hooks", s.createHook)
 	mux.HandleFunc("PATCH /repos/{owner}/{repo}/hooks/{id}", s.editHook)
 	mux.HandleFunc("DELETE /repos/{owner}/{repo}/hooks/{id}", s.deleteHook)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}", s.getCommit)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("fake GitHub: unexpected request %s %s", r.Method, r.URL)
 		reply(w, http.StatusTeapot, map[string]string{"message": "unexpected request"})
