@@ -19,24 +19,7 @@ import (
 // is verified to be the recorded commit, never the branch tip in its place. It returns the
 // commit's message and author.
 func (b *Builder) clone(ctx context.Context, job Job, dir string, log *Log) (message, author string, err error) {
-	git := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = b.gitEnv(job)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := startTracked(cmd)
-		if err == nil {
-			err = waitTracked(cmd)
-		}
-		out := stdout.Bytes()
-		if err != nil {
-			if failure := explainGit(log.Redact(stderr.String())); failure.summary != "" {
-				return out, &failure
-			}
-			return out, fmt.Errorf("git %s: %w", args[0], err)
-		}
-		return out, nil
-	}
+	git := func(args ...string) ([]byte, error) { return b.git(ctx, job, dir, log.Redact, args...) }
 	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
 	if _, err := git("init", "--quiet"); err != nil {
 		return "", "", err
@@ -77,6 +60,27 @@ func (b *Builder) clone(ctx context.Context, job Job, dir string, log *Log) (mes
 	author, message, _ = strings.Cut(string(info), "\x00")
 	log.Printf("Checked out %s", job.CommitSHA)
 	return strings.TrimSpace(message), author, nil
+}
+
+// git runs git with args in dir for job and returns its standard output; a failure says in a few
+// words what git wrote on stderr, with redact applied to it first.
+func (b *Builder) git(ctx context.Context, job Job, dir string, redact func(string) string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = b.gitEnv(job)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startTracked(cmd)
+	if err == nil {
+		err = waitTracked(cmd)
+	}
+	out := stdout.Bytes()
+	if err != nil {
+		if failure := explainGit(redact(stderr.String())); failure.summary != "" {
+			return out, &failure
+		}
+		return out, fmt.Errorf("git %s: %w", args[0], err)
+	}
+	return out, nil
 }
 
 // gitEnv is git's environment: the agent's home (for its SSH keys and known hosts) but none of its
