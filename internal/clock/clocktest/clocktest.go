@@ -65,6 +65,16 @@ func (c *Fake) Advance(d time.Duration) {
 	})
 }
 
+// Next returns the earliest time a caller of At waits for, false when none waits.
+func (c *Fake) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.waiters) == 0 {
+		return time.Time{}, false
+	}
+	return slices.MinFunc(c.waiters, func(a, b waiter) int { return a.at.Compare(b.at) }).at, true
+}
+
 // Asleep receives a value each time a caller of At starts waiting for a time still to come: a loop
 // that waits on the Fake between rounds has finished its round when it receives.
 func (c *Fake) Asleep() <-chan struct{} { return c.asleep }

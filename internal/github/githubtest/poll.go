@@ -51,7 +51,8 @@ func (s *Server) SetBranch(repo, branch, sha string) {
 	st.Branches[branch] = sha
 }
 
-// SetMessage gives commit sha of repo its message (by default "Tip of <branch>").
+// SetMessage gives commit sha of repo its message (by default "Tip of <branch>" for the head of a
+// branch or pull request).
 func (s *Server) SetMessage(repo, sha, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,6 +148,11 @@ func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
 	for branch, sha := range st.Branches {
 		if sha == ref && !ok {
 			message, ok = "Tip of "+branch, true
+		}
+	}
+	for _, p := range st.pulls {
+		if p.HeadSHA == ref && !ok {
+			message, ok = "Tip of "+p.HeadRef, true
 		}
 	}
 	if !ok {
