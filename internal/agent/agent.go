@@ -57,6 +57,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
+	warnLoosePermissions(log, cfg)
 	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token})
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
@@ -73,7 +74,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	return a, nil
 }
 
-// loadOrCreateAdminToken reads the admin token file, writing a random token with mode 0600 if it is missing.
+// loadOrCreateAdminToken reads the admin token file, writing a random token with mode 0600 when it
+// is missing or empty (a first start that stopped before writing it).
 func loadOrCreateAdminToken(path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		if token := strings.TrimSpace(string(b)); token != "" {
@@ -87,15 +89,10 @@ func loadOrCreateAdminToken(path string) (string, error) {
 		return "", err
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := config.WriteFileAtomic(path, strings.NewReader(token+"\n")); err != nil {
 		return "", fmt.Errorf("writing admin token: %w", err)
 	}
-	if _, err := f.WriteString(token + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("writing admin token: %w", err)
-	}
-	return token, f.Close()
+	return token, nil
 }
 
 // Handler returns the agent's HTTP handler: sites by Host, then the public and admin routes.
@@ -128,6 +125,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
 	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
 	admin.HandleFunc("GET "+api.PathDeliveries, a.listDeliveries)
+	admin.HandleFunc("GET "+api.PathBackup, a.backup)
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	return a.sites(a.cors(mux))
@@ -195,6 +193,9 @@ func (a *Agent) wakeWorkers() {
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
+	}
+	if err := refuseLostStore(cfg); err != nil {
+		return err
 	}
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {

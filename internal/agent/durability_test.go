@@ -79,7 +79,15 @@ func TestAnsweredDeliveriesSurviveSIGKILL(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(400 * time.Millisecond)
+	// Kill mid-burst once enough answers are in, however slow the machine is.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(answered)
+		mu.Unlock()
+		if n >= 50 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err := agent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

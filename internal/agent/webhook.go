@@ -145,7 +145,7 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	a.wakeWorkers()
 	a.webhookDone(log, start, event, "success")
 	writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", sha[:7]),
-		DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: message, Branch: branch})
+		DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: store.LimitCommitMessage(message), Branch: branch})
 }
 
 // recordDelivery durably records a delivery that created no deployment, answering the error itself

@@ -214,6 +214,7 @@ const (
 	PathRepositories    = "/api/v1/repositories"
 	PathProjectWebhooks = "/api/v1/webhooks/projects"
 	PathDeliveries      = "/api/v1/webhooks/deliveries"
+	PathBackup          = "/api/v1/backup"
 )
 
 // ImportPath is the import route of the GitHub repository owner/repo.

@@ -92,10 +92,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(silentError)):
 		return exitFailure
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "error: %v\nRun '%s --help' for usage.\n", err, commandPath(root, args))
+		fmt.Fprintf(stderr, "error: %s\nRun '%s --help' for usage.\n", clean(err.Error()), commandPath(root, args))
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "error: %v\n", err)
+		// An error may quote what the agent or GitHub said.
+		fmt.Fprintf(stderr, "error: %s\n", clean(err.Error()))
 		return exitFailure
 	}
 }
@@ -134,6 +135,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newEnvCommand(a),
 		newRollbackCommand(a),
 		newStatusCommand(a),
+		newBackupCommand(a),
 		newLoginCommand(a),
 		newVersionCommand(a),
 	)

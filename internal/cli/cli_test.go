@@ -31,9 +31,8 @@ func cliEnv(t *testing.T) string {
 	return dataDir
 }
 
-// startAgent serves an agent (its API, no build workers) on the CLI's data dir, points the CLI at
-// it and returns its store.
-func startAgent(t *testing.T) *store.Store {
+// newAgent builds an agent on the CLI's data dir whose store closes when the test ends.
+func newAgent(t *testing.T) (*agent.Agent, *store.Store) {
 	t.Helper()
 	cfg, err := config.Load(nil)
 	if err != nil {
@@ -43,12 +42,21 @@ func startAgent(t *testing.T) *store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, st
+}
+
+// startAgent serves an agent's API (no builds) on the CLI's data dir, points the CLI at it and
+// returns its store.
+func startAgent(t *testing.T) *store.Store {
+	t.Helper()
+	a, st := newAgent(t)
 	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	t.Cleanup(srv.Close)
 	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
 	return st
 }

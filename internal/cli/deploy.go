@@ -53,7 +53,7 @@ func (o *deployOptions) run(ctx context.Context) error {
 	if err := c.do(ctx, "POST", projectPath(o.project)+"/deploy", req, &d); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.errOut, "Queued deployment #%d of %s (%s)\n", d.ID, shortSHA(d.CommitSHA), d.Branch)
+	fmt.Fprintf(o.app.errOut, "Queued deployment #%d of %s (%s)\n", d.ID, clean(shortSHA(d.CommitSHA)), clean(d.Branch))
 	if o.wait {
 		if d, err = waitForDeployment(ctx, o.app, c, d.ID); err != nil {
 			return err
@@ -71,7 +71,7 @@ func (o *deployOptions) run(ctx context.Context) error {
 // it has ended.
 func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.Deployment, error) {
 	ref := strconv.FormatInt(id, 10)
-	if err := copyLog(ctx, c, ref, true, a.errOut); err != nil {
+	if err := copyLog(ctx, c, ref, true, a.errOut, a.errTerm.colour()); err != nil {
 		return api.Deployment{}, err
 	}
 	// The log ends when the deployment does, or when the agent stops: then wait for its status.
@@ -94,6 +94,7 @@ func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.De
 
 // deploymentOutcome reports how a waited-for deployment ended and fails the command if it did not succeed.
 func deploymentOutcome(a *app, d api.Deployment, waited bool) error {
+	cleanStrings(&d)
 	if !waited {
 		if !a.term.isTTY {
 			return nil
@@ -111,6 +112,7 @@ func deploymentOutcome(a *app, d api.Deployment, waited bool) error {
 		if err := a.call(context.Background(), "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
 			return err
 		}
+		cleanStrings(&p)
 		fmt.Fprintf(a.errOut, "%s Live at %s\n", a.errTerm.green("✓"), p.SiteURL)
 		if d.URL != p.SiteURL {
 			fmt.Fprintf(a.errOut, "  This deployment stays at %s\n", d.URL)
@@ -147,6 +149,7 @@ func newRollbackCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, d)
 			}
+			cleanStrings(&d)
 			fmt.Fprintf(a.errOut, "%s Deployment #%d (%s) is live again: %s\n", a.errTerm.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
 			return nil
 		},

@@ -54,6 +54,7 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, deployments)
 			}
+			cleanStrings(&deployments)
 			if len(deployments) == 0 {
 				fmt.Fprintln(a.errOut, "No deployments yet.")
 				return nil
@@ -86,6 +87,7 @@ func projectSlugs(ctx context.Context, a *app) (map[int64]string, error) {
 	if err := a.call(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
 		return nil, err
 	}
+	cleanStrings(&projects)
 	slugs := make(map[int64]string, len(projects))
 	for _, p := range projects {
 		slugs[p.ID] = p.Slug
@@ -114,6 +116,7 @@ func getDeployment(ctx context.Context, c *client, id string) (api.Deployment, e
 
 // printDeployment shows a deployment's details.
 func printDeployment(a *app, d api.Deployment) error {
+	cleanStrings(&d)
 	status := a.term.status(d.Status)
 	if d.Live {
 		status += " " + a.term.green("(live)")
@@ -198,15 +201,21 @@ func logsPath(id string, follow bool) string {
 	return p
 }
 
-// copyLog writes a deployment's build log to out, following it until the deployment ends when follow is set.
-func copyLog(ctx context.Context, c *client, id string, follow bool, out io.Writer) error {
+// copyLog writes a deployment's build log to out, following it until the deployment ends when follow
+// is set. The log is the output of a repository's build: escape sequences other than colours are
+// always dropped, and colours too unless keepColour is set.
+func copyLog(ctx context.Context, c *client, id string, follow bool, out io.Writer, keepColour bool) error {
 	body, err := c.stream(ctx, logsPath(id, follow))
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	if _, err := io.Copy(out, body); err != nil && ctx.Err() == nil {
+	log := newLogWriter(out, keepColour)
+	if _, err := io.Copy(log, body); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("reading the log of deployment %s: %w", id, err)
+	}
+	if err := log.Close(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
@@ -226,7 +235,7 @@ func newDeploymentLogsCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return copyLog(cmd.Context(), c, id, follow, a.out)
+			return copyLog(cmd.Context(), c, id, follow, a.out, a.term.colour())
 		},
 	}
 	cmd.ValidArgsFunction = completeDeployment(a, anyDeployment)

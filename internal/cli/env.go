@@ -27,7 +27,7 @@ func printEnv(a *app, vars []api.EnvVar, asJSON bool) error {
 		return nil
 	}
 	for _, v := range vars {
-		fmt.Fprintln(a.out, v.Name)
+		fmt.Fprintln(a.out, clean(v.Name))
 	}
 	return nil
 }

@@ -65,11 +65,12 @@ func (o *importOptions) run(ctx context.Context) error {
 	}
 	t, et := o.app.term, o.app.errTerm
 	for _, w := range res.Warnings {
-		fmt.Fprintf(o.app.errOut, "%s %s\n", et.yellow("!"), w)
+		fmt.Fprintf(o.app.errOut, "%s %s\n", et.yellow("!"), clean(w))
 	}
 	if o.json {
 		return printJSON(o.app.out, res)
 	}
+	cleanStrings(&res)
 	p, d := res.Project, res.Detected
 	fmt.Fprintf(o.app.errOut, "%s Imported %s as project %s (id %d)\n", et.green("✓"), *p.Repo, et.bold(p.Slug), p.ID)
 	// A setting given as a flag is the project's; the others are what detection found at the tip.

@@ -96,6 +96,7 @@ func (o *projectAddOptions) run(ctx context.Context) error {
 	if o.json {
 		return printJSON(o.app.out, p)
 	}
+	cleanStrings(&p)
 	et := o.app.errTerm
 	fmt.Fprintf(o.app.errOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
 	fmt.Fprintf(o.app.errOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
@@ -131,6 +132,7 @@ func newProjectListCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, projects)
 			}
+			cleanStrings(&projects)
 			if len(projects) == 0 {
 				fmt.Fprintln(a.errOut, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
 				return nil
@@ -167,6 +169,7 @@ func orDetected(set string, detected *string) string {
 
 // printProject shows a project's details.
 func printProject(a *app, p api.Project) error {
+	cleanStrings(&p)
 	repo := p.RepoURL
 	if p.Repo != nil {
 		repo = *p.Repo + " (" + p.RepoURL + ")"
@@ -253,7 +256,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, p)
 			}
-			fmt.Fprintf(a.errOut, "%s Updated project %s\n", a.errTerm.green("✓"), p.Slug)
+			fmt.Fprintf(a.errOut, "%s Updated project %s\n", a.errTerm.green("✓"), clean(p.Slug))
 			return printProject(a, p)
 		},
 	}
@@ -278,7 +281,7 @@ func newProjectDeleteCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, answer)
 			}
-			fmt.Fprintf(a.errOut, "%s %s\n", a.errTerm.green("✓"), answer.Message)
+			fmt.Fprintf(a.errOut, "%s %s\n", a.errTerm.green("✓"), clean(answer.Message))
 			return nil
 		},
 	}

@@ -24,6 +24,7 @@ func newStatusCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, st)
 			}
+			cleanStrings(&st)
 			return printStatus(a, st)
 		},
 	}
@@ -71,7 +72,7 @@ func printStatus(a *app, st api.Status) error {
 	for _, p := range st.Projects {
 		live, last := "-", "-"
 		if p.Live != nil {
-			live = fmt.Sprintf("#%d %s", p.Live.ID, shortSHA(p.Live.CommitSHA))
+			live = fmt.Sprintf("#%d %s %s", p.Live.ID, shortSHA(p.Live.CommitSHA), firstLine(p.Live.CommitMessage))
 		}
 		if p.Last != nil {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))

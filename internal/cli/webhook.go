@@ -44,6 +44,7 @@ func newWebhookDeliveriesCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, deliveries)
 			}
+			cleanStrings(&deliveries)
 			if len(deliveries) == 0 {
 				fmt.Fprintln(a.errOut, "No deliveries recorded yet.")
 				return nil
@@ -87,11 +88,12 @@ func newWebhookActionCommand(a *app, name, short, method string, path func(strin
 			}
 			t, et := a.term, a.errTerm
 			if answer.Warning != "" {
-				fmt.Fprintf(a.errOut, "%s %s\n", et.yellow("!"), answer.Warning)
+				fmt.Fprintf(a.errOut, "%s %s\n", et.yellow("!"), clean(answer.Warning))
 			}
 			if asJSON {
 				return printJSON(a.out, answer)
 			}
+			cleanStrings(&answer)
 			mark := et.green("✓")
 			if answer.Status != "success" {
 				mark = et.faint("·")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,7 +43,7 @@ func SetKeys(file string, values map[string]string) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("config file %s: %w", file, err)
 	}
-	if err := writeFileAtomic(file, buf.Bytes()); err != nil {
+	if err := WriteFileAtomic(file, &buf); err != nil {
 		return fmt.Errorf("writing config file %s: %w", file, err)
 	}
 	return nil
@@ -85,20 +86,21 @@ func setKey(m *yaml.Node, key, value string) {
 	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
 }
 
-// writeFileAtomic replaces file with data through a synced temporary file, so a crash leaves the
-// old file or the new one, never half of one.
-func writeFileAtomic(file string, data []byte) error {
+// WriteFileAtomic replaces file with what r yields through a synced temporary file of mode 0600 in
+// its directory (created with mode 0700), so that a crash or a failed read leaves the old file or the
+// new one, never half of one.
+func WriteFileAtomic(file string, r io.Reader) error {
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".config-*.yaml")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+"-*")
 	if err != nil {
 		return err
 	}
-	// CreateTemp makes the file with mode 0600, the mode the config file ends up with.
+	// CreateTemp makes the file with mode 0600, the mode the file ends up with.
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
+	_, err = io.Copy(tmp, r)
 	if err == nil {
 		err = tmp.Sync()
 	}

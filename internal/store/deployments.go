@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -65,9 +66,37 @@ func loadDeployment(tx *bolt.Tx, id int64) (*Deployment, error) {
 	return &d, nil
 }
 
-// saveDeployment writes d inside tx.
+// saveDeployment writes d inside tx, its commit message and author cut to their limits: every way a
+// deployment is created or learns its commit (webhook, deploy, import, the build) passes here.
 func saveDeployment(tx *bolt.Tx, d *Deployment) error {
+	d.CommitMessage = LimitCommitMessage(d.CommitMessage)
+	d.CommitAuthor = limitText(d.CommitAuthor, maxCommitAuthor)
 	return put(bucket(tx, deploymentsBucket), itob(d.ID), d)
+}
+
+// MaxCommitMessage is the most bytes of a commit message that a deployment keeps.
+const MaxCommitMessage = 4 << 10
+
+// maxCommitAuthor is the most bytes of a commit author that a deployment keeps.
+const maxCommitAuthor = 256
+
+// LimitCommitMessage returns message as a deployment keeps it: whole, or cut to MaxCommitMessage
+// bytes at a character boundary and ending in "…".
+func LimitCommitMessage(message string) string {
+	return limitText(message, MaxCommitMessage)
+}
+
+// limitText returns s whole when it has at most limit bytes, else cut at a character boundary so
+// that, with "…" appended, it has at most limit bytes.
+func limitText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit - len("…")
+	for back := 0; back < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); back++ {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // activeDeploymentID returns the live deployment of a project inside tx, 0 when none.

@@ -91,22 +91,33 @@ var ErrClosed = errors.New("the store is closed")
 // FileName is the name of the bbolt file inside the data directory.
 const FileName = "miaobu.db"
 
-// Open opens (creating if needed) the store in dataDir, waiting at most timeout for another agent's lock.
+// Open opens (creating if needed) the store in dataDir, waiting at most timeout for another agent's
+// lock; a store file that is empty, truncated or damaged is refused with a *DamagedError.
 func Open(dataDir string, timeout time.Duration) (*Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
 	path := filepath.Join(dataDir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout,
-		// The freelist is rebuilt on open instead of written on every commit: fewer pages per fsync,
-		// the same durability (as etcd runs bbolt).
-		NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
-		// Fewer remaps while the file grows; a remap blocks every transaction.
-		InitialMmapSize: 64 << 20})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w (%s): is another `miaobu agent` running with this data dir?", ErrLocked, path)
+	if err := checkExisting(path, timeout); err != nil {
+		return nil, err
 	}
-	if err != nil {
+	var db *bolt.DB
+	err := recoverDamage(path, func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout,
+			// The freelist is rebuilt on open instead of written on every commit: fewer pages per fsync,
+			// the same durability (as etcd runs bbolt).
+			NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
+			// Fewer remaps while the file grows; a remap blocks every transaction.
+			InitialMmapSize: 64 << 20})
+		return err
+	})
+	var damaged *DamagedError
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, lockedError(path)
+	case errors.As(err, &damaged):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
@@ -116,6 +127,11 @@ func Open(dataDir string, timeout time.Duration) (*Store, error) {
 	s := &Store{db: db, writes: make(chan *groupWrite, maxGroup), done: make(chan struct{}), enqueued: make(chan struct{}, 1)}
 	go s.writer()
 	return s, nil
+}
+
+// lockedError says that another agent holds the store at path.
+func lockedError(path string) error {
+	return fmt.Errorf("%w (%s): is another `miaobu agent` running with this data dir?", ErrLocked, path)
 }
 
 // Close stops the group-commit writer once the writes already queued are committed, and closes the file.

@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+func TestRunRefusesLostStore(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Listen = "127.0.0.1:0"
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.AdminTokenFile(), []byte("token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	db := filepath.Join(cfg.DataDir, store.FileName)
+	var damaged *store.DamagedError
+	if !errors.As(err, &damaged) || !strings.Contains(err.Error(), db+" is missing") || !strings.Contains(err.Error(), "miaobu backup") {
+		t.Fatalf("Run over a lost store: %v", err)
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("Run created a new store over the lost one")
+	}
+
+	// A brand-new data dir starts.
+	cfg = testConfig(t)
+	cfg.Listen = "127.0.0.1:0"
+	if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatalf("Run on a new data dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmptyAdminTokenIsReplaced(t *testing.T) {
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.AdminTokenFile(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := newTestAgent(t, cfg)
+	data, err := os.ReadFile(cfg.AdminTokenFile())
+	if err != nil || len(a.adminToken) != 43 || string(data) != a.adminToken+"\n" {
+		t.Fatalf("token %q, file %q, %v", a.adminToken, data, err)
+	}
+	if info, _ := os.Stat(cfg.AdminTokenFile()); info.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", info.Mode().Perm())
+	}
+	// The token written is the one kept.
+	again, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
+	if err != nil || again != a.adminToken {
+		t.Fatalf("second start: %q %v", again, err)
+	}
+}
+
+func TestWarnsAboutLoosePermissions(t *testing.T) {
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	start := func() string {
+		t.Helper()
+		st, err := store.Open(cfg.DataDir, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		var logs bytes.Buffer
+		if _, err := New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+			t.Fatal(err)
+		}
+		return logs.String()
+	}
+	if logs := start(); strings.Contains(logs, "WARN") {
+		t.Fatalf("warnings about a private data dir:\n%s", logs)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfg.AdminTokenFile(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := start()
+	for _, want := range []string{
+		"run chmod 700 " + cfg.DataDir, "path=" + cfg.DataDir + " mode=0755",
+		"run chmod 600 " + cfg.AdminTokenFile(), "path=" + cfg.AdminTokenFile() + " mode=0644",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %q in:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, store.FileName+" is open") {
+		t.Errorf("a warning about the store file, whose mode is 0600:\n%s", logs)
+	}
+}
