@@ -83,6 +83,10 @@ const (
 	TriggerManual   = "manual"
 	TriggerImport   = "import"
 	TriggerRollback = "rollback"
+	// TriggerPoll is a new head found by polling (contract section 9).
+	TriggerPoll = "poll"
+	// TriggerReconcile is a head found without a deployment by reconciliation.
+	TriggerReconcile = "reconcile"
 )
 
 // Deployment is one build of one commit of a project as the API shows it.

@@ -50,6 +50,26 @@ type Config struct {
 	OSS OSS `mapstructure:"oss"`
 	// CDN configures the CDN purge after an OSS publish.
 	CDN CDN `mapstructure:"cdn"`
+	// Poll configures how projects with trigger poll look for new commits.
+	Poll Poll `mapstructure:"poll"`
+	// Reconcile configures the comparison of every project's branch heads with its deployments.
+	Reconcile Reconcile `mapstructure:"reconcile"`
+}
+
+// MinPollInterval is the shortest poll.interval.
+const MinPollInterval = 15 * time.Second
+
+// Poll configures how projects with trigger poll look for new commits.
+type Poll struct {
+	// Interval is how often each project's branch heads are read (±10%), at least MinPollInterval.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// Reconcile configures the comparison of every project's branch heads with its deployments, which
+// deploys the heads that have none (a push missed while the agent was down).
+type Reconcile struct {
+	// Interval is how often it runs after the run at start; 0 runs it at start only.
+	Interval time.Duration `mapstructure:"interval"`
 }
 
 // GitHub configures the GitHub REST client.
@@ -154,6 +174,8 @@ var envNames = map[string][]string{
 	"cdn.domain":            {"MIAOBU_CDN_DOMAIN"},
 	"cdn.endpoint":          {"MIAOBU_CDN_ENDPOINT"},
 	"cdn.max_urls":          {"MIAOBU_CDN_MAX_URLS"},
+	"poll.interval":         {"MIAOBU_POLL_INTERVAL"},
+	"reconcile.interval":    {"MIAOBU_RECONCILE_INTERVAL"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -198,6 +220,8 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("cdn.domain", "")
 	v.SetDefault("cdn.endpoint", "")
 	v.SetDefault("cdn.max_urls", 500)
+	v.SetDefault("poll.interval", time.Minute)
+	v.SetDefault("reconcile.interval", 10*time.Minute)
 
 	for key, names := range envNames {
 		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {
@@ -289,6 +313,12 @@ func (c *Config) validate() error {
 	}
 	if c.Build.Timeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("build.timeout and shutdown_timeout must be positive durations such as 15m or 10s")
+	}
+	if c.Poll.Interval < MinPollInterval {
+		return fmt.Errorf("poll.interval must be at least %s, not %s", MinPollInterval, c.Poll.Interval)
+	}
+	if c.Reconcile.Interval < 0 {
+		return fmt.Errorf("reconcile.interval must be 0 (at start only) or a positive duration, not %s", c.Reconcile.Interval)
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)

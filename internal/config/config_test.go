@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 		cfg.Retention.Deployments != 10 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
-		cfg.GitHub.APIURL != "https://api.github.com/" {
+		cfg.GitHub.APIURL != "https://api.github.com/" || cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
 		t.Errorf("defaults %+v", cfg)
 	}
 	t.Setenv("XDG_DATA_HOME", "/xdg/data")
@@ -111,13 +111,15 @@ func TestPrecedence(t *testing.T) {
 
 func TestInvalidValues(t *testing.T) {
 	for env, value := range map[string]string{
-		"MIAOBU_BUILD_SANDBOX":     "docker",
-		"MIAOBU_TARGET":            "s3",
-		"MIAOBU_CDN_PROVIDER":      "cloudflare",
-		"MIAOBU_BUILD_CONCURRENCY": "-1",
-		"MIAOBU_BUILD_TIMEOUT":     "soon",
-		"MIAOBU_LISTEN":            "8000",
-		"MIAOBU_PUBLIC_URL":        "ftp://x",
+		"MIAOBU_BUILD_SANDBOX":      "docker",
+		"MIAOBU_TARGET":             "s3",
+		"MIAOBU_CDN_PROVIDER":       "cloudflare",
+		"MIAOBU_BUILD_CONCURRENCY":  "-1",
+		"MIAOBU_BUILD_TIMEOUT":      "soon",
+		"MIAOBU_LISTEN":             "8000",
+		"MIAOBU_PUBLIC_URL":         "ftp://x",
+		"MIAOBU_POLL_INTERVAL":      "10s",
+		"MIAOBU_RECONCILE_INTERVAL": "-1m",
 	} {
 		isolate(t)
 		t.Setenv(env, value)
@@ -134,6 +136,12 @@ func TestInvalidValues(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	if err := os.WriteFile(broken, []byte("listen: [unclosed"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	isolate(t)
+	t.Setenv("MIAOBU_POLL_INTERVAL", "15s")
+	t.Setenv("MIAOBU_RECONCILE_INTERVAL", "0")
+	if cfg, err := Load(nil); err != nil || cfg.Poll.Interval != 15*time.Second || cfg.Reconcile.Interval != 0 {
+		t.Errorf("the shortest poll.interval and reconcile.interval 0: %+v %v", cfg, err)
 	}
 	t.Setenv("MIAOBU_CONFIG", broken)
 	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "broken.yaml") {

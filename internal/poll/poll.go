@@ -93,12 +93,8 @@ const (
 	ResultError     = "error"
 )
 
-// Interval bounds and defaults (poll.interval, reconcile.interval).
-const (
-	MinInterval              = 15 * time.Second
-	DefaultInterval          = 60 * time.Second
-	DefaultReconcileInterval = 10 * time.Minute
-)
+// DefaultInterval is the Interval of Options that leave it zero.
+const DefaultInterval = time.Minute
 
 // Options configure a Poller.
 type Options struct {
