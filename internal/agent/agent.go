@@ -20,9 +20,11 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -49,6 +51,10 @@ type Agent struct {
 	// publishing guards publishLocks, one lock per project held while a deployment goes live.
 	publishing   sync.Mutex
 	publishLocks map[int64]*sync.Mutex
+	// clock drives the poller; tests replace it before Serve.
+	clock clock.Clock
+	// poller finds new commits without webhooks; nil until Serve starts it.
+	poller *poll.Poller
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -64,11 +70,12 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
+		clock:  clock.System{},
 		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
-	}, func() float64 { return float64(a.builds.running()) })
+	}, func() float64 { return float64(a.builds.running()) }, a.rateRemaining)
 	// Counted where every end is recorded, so that superseded and queued deployments count too.
 	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
 	return a, nil
@@ -257,6 +264,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
+	pollerDone := a.startPoller(workCtx)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {
@@ -281,8 +289,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	for _, s := range servers {
 		go func() { shutdownErr <- s.http.Shutdown(sctx) }()
 	}
-	stopWork(errShutdown) // running builds end and are queued again
+	stopWork(errShutdown) // running builds end and are queued again, and the poller stops
 	a.stopWorkers(sctx)
+	select {
+	case <-pollerDone:
+	case <-sctx.Done():
+		a.log.Warn("the poller did not stop in time")
+	}
 	var err error
 	for range servers {
 		// Past the deadline, handlers still running were cut off; what they acknowledged is already durable.

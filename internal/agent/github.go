@@ -117,6 +117,13 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	trigger, err := storedTrigger(req.Trigger)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// A polled project needs no webhook, and an agent without a public URL could not make one.
+	req.NoWebhook = req.NoWebhook || trigger == api.ProjectTriggerPoll
 	if refusal := a.hookURLRefusal(); refusal != "" && !req.NoWebhook {
 		writeError(w, http.StatusBadRequest, refusal+", or import with --no-webhook")
 		return
@@ -167,7 +174,7 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := &store.Project{Name: projectName, Slug: projectName, Repo: full, RepoURL: repo.CloneURL, Private: repo.Private,
-		DefaultBranch: branch, Target: a.cfg.Target}
+		DefaultBranch: branch, Target: a.cfg.Target, Trigger: trigger}
 	settings.apply(p)
 	if !req.NoWebhook {
 		// Made before the project is stored, so it is kept even when creating the hook fails.

@@ -31,11 +31,17 @@ type testAgent struct {
 // startAgent runs an agent until the test ends; change adjusts its configuration.
 func startAgent(t *testing.T, change func(cfg *config.Config)) *testAgent {
 	t.Helper()
+	return startAgentWith(t, change, nil)
+}
+
+// startAgentWith is startAgent with prepare, when not nil, called on the agent before it serves.
+func startAgentWith(t *testing.T, change func(cfg *config.Config), prepare func(a *Agent)) *testAgent {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta, stop, done := serveAgent(t, ln, change)
+	ta, stop, done := serveAgentWith(t, ln, change, prepare)
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
@@ -49,6 +55,12 @@ func startAgent(t *testing.T, change func(cfg *config.Config)) *testAgent {
 // what Serve returned.
 func serveAgent(t *testing.T, ln net.Listener, change func(cfg *config.Config)) (ta *testAgent, stop context.CancelFunc, done <-chan error) {
 	t.Helper()
+	return serveAgentWith(t, ln, change, nil)
+}
+
+// serveAgentWith is serveAgent with prepare, when not nil, called on the agent before it serves.
+func serveAgentWith(t *testing.T, ln net.Listener, change func(cfg *config.Config), prepare func(a *Agent)) (ta *testAgent, stop context.CancelFunc, done <-chan error) {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cfg := &config.Config{DataDir: t.TempDir(), Listen: ln.Addr().String(), PublicURL: "http://" + ln.Addr().String(),
 		Sites: config.Sites{Domain: "localhost"}, Build: config.Build{Concurrency: 2, Timeout: time.Minute, Sandbox: "auto"},
@@ -57,6 +69,9 @@ func serveAgent(t *testing.T, ln net.Listener, change func(cfg *config.Config)) 
 		change(cfg)
 	}
 	a := newTestAgent(t, cfg)
+	if prepare != nil {
+		prepare(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ctx, ln) }()

@@ -28,7 +28,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.liveURL(p),
-		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), Trigger: projectTrigger(p),
 	}
 	if p.Repo != "" {
 		repo := p.Repo
@@ -155,6 +155,11 @@ func (a *Agent) createProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	trigger, err := storedTrigger(req.Trigger)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	branch := req.Branch
 	if branch == "" {
 		branch = remoteHeadBranch(r.Context(), req.RepoURL)
@@ -168,12 +173,13 @@ func (a *Agent) createProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &store.Project{Name: req.Name, Slug: req.Name, RepoURL: req.RepoURL, DefaultBranch: branch, Target: a.cfg.Target,
-		WebhookSecret: secret}
+		WebhookSecret: secret, Trigger: trigger}
 	settings.apply(p)
 	if err := a.store.CreateProject(p); err != nil {
 		a.storeError(w, r, err)
 		return
 	}
+	a.wakePoller()
 	a.log.Info("project created", "project", p.ID, "slug", p.Slug, "branch", branch)
 	view := a.projectView(p)
 	view.WebhookSecret = secret
@@ -213,10 +219,19 @@ func (a *Agent) updateProject(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	trigger := p.Trigger
+	if req.Trigger != nil {
+		var err error
+		if trigger, err = storedTrigger(*req.Trigger); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	updated, err := a.store.UpdateProject(p.ID, func(p *store.Project) error {
 		if req.Branch != nil {
 			p.DefaultBranch = *req.Branch
 		}
+		p.Trigger = trigger
 		settings.apply(p)
 		return nil
 	})
@@ -224,6 +239,7 @@ func (a *Agent) updateProject(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, err)
 		return
 	}
+	a.wakePoller()
 	writeJSON(w, http.StatusOK, a.projectView(updated))
 }
 

@@ -26,10 +26,20 @@ type Project struct {
 	ActiveDeploymentID *int64    `json:"active_deployment_id"`
 	SiteURL            string    `json:"site_url"`
 	CreatedAt          time.Time `json:"created_at"`
-	WebhookSecret      string    `json:"webhook_secret,omitempty"`
+	// Trigger is how new commits are found: ProjectTriggerWebhook or ProjectTriggerPoll.
+	Trigger       string `json:"trigger"`
+	WebhookSecret string `json:"webhook_secret,omitempty"`
 	// Detection is what the newest build of the project detected.
 	Detection
 }
+
+// Project triggers: how new commits of a project are found.
+const (
+	// ProjectTriggerWebhook is GitHub's (or Gitea's, Forgejo's) push webhook.
+	ProjectTriggerWebhook = "webhook"
+	// ProjectTriggerPoll is the agent reading the branch heads itself every poll.interval.
+	ProjectTriggerPoll = "poll"
+)
 
 // Detection is what a build detected in its commit: the build settings used wherever the project
 // sets none. Every field is null until a build has detected.
@@ -50,6 +60,7 @@ type ProjectCreate struct {
 	InstallCommand  string `json:"install_command,omitempty"`
 	OutputDirectory string `json:"output_directory,omitempty"`
 	RootDirectory   string `json:"root_directory,omitempty"`
+	Trigger         string `json:"trigger,omitempty"`
 }
 
 // ProjectUpdate is the body of PATCH /api/v1/projects/{id}; a nil field is left alone and an empty
@@ -62,6 +73,7 @@ type ProjectUpdate struct {
 	InstallCommand  *string `json:"install_command,omitempty"`
 	OutputDirectory *string `json:"output_directory,omitempty"`
 	RootDirectory   *string `json:"root_directory,omitempty"`
+	Trigger         *string `json:"trigger,omitempty"`
 }
 
 // Deployment statuses, in the order a successful build passes through them.
@@ -152,8 +164,10 @@ type ImportRequest struct {
 	InstallCommand  string `json:"install_command,omitempty"`
 	OutputDirectory string `json:"output_directory,omitempty"`
 	RootDirectory   string `json:"root_directory,omitempty"`
-	NoWebhook       bool   `json:"no_webhook,omitempty"`
-	NoDeploy        bool   `json:"no_deploy,omitempty"`
+	// Trigger poll makes a project that needs no webhook: none is created.
+	Trigger   string `json:"trigger,omitempty"`
+	NoWebhook bool   `json:"no_webhook,omitempty"`
+	NoDeploy  bool   `json:"no_deploy,omitempty"`
 }
 
 // Detected is what import detected from the repository at the branch tip.
@@ -264,12 +278,21 @@ type QueueStatus struct {
 	Concurrency int `json:"concurrency"`
 }
 
-// ProjectStatus is one project's line in the status: its live deployment, webhook and last result.
+// ProjectStatus is one project's line in the status: its live deployment, webhook and last result,
+// and for a project with trigger poll its polling.
 type ProjectStatus struct {
 	ID                int64       `json:"id"`
 	Slug              string      `json:"slug"`
 	SiteURL           string      `json:"site_url"`
 	WebhookConfigured bool        `json:"webhook_configured"`
+	Trigger           string      `json:"trigger"`
 	Live              *Deployment `json:"live"`
 	Last              *Deployment `json:"last"`
+	// LastPollAt is the last successful check for new commits, null before one (and for a project
+	// that is not polled).
+	LastPollAt *time.Time `json:"last_poll_at"`
+	// LastPollError says why the last check failed, null when it succeeded.
+	LastPollError *string `json:"last_poll_error"`
+	// NextPollAt is when the next check is due, null for a project that is not polled.
+	NextPollAt *time.Time `json:"next_poll_at"`
 }

@@ -398,3 +398,25 @@ func TestPollsSpreadOverTheInterval(t *testing.T) {
 		t.Errorf("polls fell in %d distinct seconds, at most %d in one: not spread over the interval", len(perSecond), busiest)
 	}
 }
+
+func TestProjectsLeaveThePoll(t *testing.T) {
+	repo := gittest.New(t)
+	repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true},
+		poll.Project{ID: 2, Slug: "other", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true})
+	h.mu.Lock()
+	h.projects[0].Poll = false  // switched to webhooks
+	h.projects = h.projects[:1] // and project 2 deleted
+	h.mu.Unlock()
+	repo.Commit("second", map[string]string{"index.html": "b"})
+	h.runFor(5 * time.Minute)
+	if got := h.deployer.deployments(); len(got) != 2 {
+		t.Errorf("deployments %q, want only the two of the reconciliation at start", got)
+	}
+	for _, id := range []int64{1, 2} {
+		if _, ok := h.poller.Status(id); ok {
+			t.Errorf("project %d still has a poll status", id)
+		}
+	}
+}

@@ -34,6 +34,8 @@ type Project struct {
 	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
 	Detected   *DetectedSettings `json:"detected,omitempty"`
 	DetectedBy int64             `json:"detected_by,omitempty"`
+	// Trigger is "poll" for a project whose new commits the agent looks for itself, "" for webhooks.
+	Trigger string `json:"trigger,omitempty"`
 }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
