@@ -103,15 +103,17 @@ func (a *Agent) rateRemaining() float64 {
 	return float64(n)
 }
 
-// pollStatus fills the poll fields of a project's status, for a project with trigger poll.
-func (a *Agent) pollStatus(ps *api.ProjectStatus) {
+// pollStatus is how the polling of project id goes, all null when it is not polled.
+func (a *Agent) pollStatus(id int64) api.PollStatus {
+	var ps api.PollStatus
 	if a.poller == nil {
-		return
+		return ps
 	}
-	if st, ok := a.poller.Status(ps.ID); ok {
+	if st, ok := a.poller.Status(id); ok {
 		ps.LastPollAt, ps.NextPollAt = st.LastPollAt, st.NextPollAt
 		if st.LastPollError != "" {
 			ps.LastPollError = &st.LastPollError
 		}
 	}
+	return ps
 }

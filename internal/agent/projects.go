@@ -28,7 +28,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.webhookURL(p.ID), SiteURL: a.liveURL(p),
-		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), Trigger: projectTrigger(p),
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID),
 	}
 	if p.Repo != "" {
 		repo := p.Repo

@@ -30,8 +30,8 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) {
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {
-		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.liveURL(p), WebhookConfigured: p.WebhookConfigured(), Trigger: projectTrigger(p)}
-		a.pollStatus(&ps)
+		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.liveURL(p), WebhookConfigured: p.WebhookConfigured(), Trigger: projectTrigger(p),
+			PollStatus: a.pollStatus(p.ID)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			a.internalError(w, r, err)

@@ -31,6 +31,7 @@ type Project struct {
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 	// Detection is what the newest build of the project detected.
 	Detection
+	PollStatus
 }
 
 // Project triggers: how new commits of a project are found.
@@ -288,11 +289,16 @@ type ProjectStatus struct {
 	Trigger           string      `json:"trigger"`
 	Live              *Deployment `json:"live"`
 	Last              *Deployment `json:"last"`
-	// LastPollAt is the last successful check for new commits, null before one (and for a project
-	// that is not polled).
+	PollStatus
+}
+
+// PollStatus is how the polling of a project with trigger poll goes; every field is null for a
+// project that is not polled.
+type PollStatus struct {
+	// LastPollAt is the last successful check for new commits, null before one.
 	LastPollAt *time.Time `json:"last_poll_at"`
 	// LastPollError says why the last check failed, null when it succeeded.
 	LastPollError *string `json:"last_poll_error"`
-	// NextPollAt is when the next check is due, null for a project that is not polled.
+	// NextPollAt is when the next check is due.
 	NextPollAt *time.Time `json:"next_poll_at"`
 }

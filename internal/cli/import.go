@@ -25,7 +25,7 @@ type importOptions struct {
 func newImportCommand(a *app) *cobra.Command {
 	opts := &importOptions{app: a}
 	cmd := &cobra.Command{
-		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy]",
+		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy] [--trigger webhook|poll]",
 		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
 		Long: "Import a GitHub repository as a project. The agent reads the repository with its GitHub token,\n" +
 			"detects the build settings at the tip of the branch, creates the push webhook and queues the first\n" +
@@ -58,7 +58,7 @@ func (o *importOptions) run(ctx context.Context) error {
 	req := api.ImportRequest{Branch: o.branch, Name: o.name, Target: o.build.target,
 		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
 		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir,
-		NoWebhook: o.noWebhook, NoDeploy: o.noDeploy}
+		Trigger: o.build.trigger, NoWebhook: o.noWebhook, NoDeploy: o.noDeploy}
 	var res api.ImportResult
 	if err := c.do(ctx, "POST", api.ImportPath(o.owner, o.repo), req, &res); err != nil {
 		return err
@@ -84,7 +84,10 @@ func (o *importOptions) run(ctx context.Context) error {
 		return detected + t.faint(" (detected)")
 	}
 	webhook := t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)
-	if res.Webhook.Status == api.HookSkipped {
+	switch {
+	case p.Trigger == api.ProjectTriggerPoll:
+		webhook = t.faint("none needed: the agent polls the branch every poll.interval")
+	case res.Webhook.Status == api.HookSkipped:
 		webhook = t.webhookBadge(false) + t.faint("  (--no-webhook: create it with `miaobu webhook setup "+p.Slug+"`)")
 	}
 	deployment := t.faint("not queued (--no-deploy)")
@@ -94,7 +97,7 @@ func (o *importOptions) run(ctx context.Context) error {
 	pairs := [][2]string{
 		{"Project", fmt.Sprintf("%s (id %d)", t.bold(p.Slug), p.ID)},
 		{"Repository", *p.Repo + " (" + p.RepoURL + ")"},
-		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Deploys", deploys(p)},
 		{"Framework", setting(p.Framework, d.Framework)},
 		{"Install", setting(p.InstallCommand, d.InstallCommand)},
 		{"Build", setting(p.BuildCommand, d.BuildCommand)},

@@ -24,13 +24,14 @@ func newProjectCommand(a *app) *cobra.Command {
 // projectPath is the API path of a project named by id or slug.
 func projectPath(ref string) string { return api.PathProjects + "/" + url.PathEscape(ref) }
 
-// buildFlags are the build-setting flags shared by add, set and import.
+// buildFlags are the setting flags shared by add, set and import: the build settings and the trigger.
 type buildFlags struct {
-	target, buildCommand, installCommand, outputDir, rootDir string
+	target, buildCommand, installCommand, outputDir, rootDir, trigger string
 }
 
 // register adds the flags to cmd.
 func (f *buildFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.trigger, "trigger", "", "how new commits are found: webhook (the default) or poll (the agent checks every poll.interval; no public URL needed)")
 	cmd.Flags().StringVar(&f.target, "target", "", "publish target: local or oss")
 	cmd.Flags().StringVar(&f.buildCommand, "build-command", "", "build command (default: detected)")
 	cmd.Flags().StringVar(&f.installCommand, "install-command", "", "install command (default: detected)")
@@ -88,7 +89,7 @@ func (o *projectAddOptions) run(ctx context.Context) error {
 	}
 	req := api.ProjectCreate{Name: o.name, RepoURL: repoURL, Branch: o.branch, Target: o.build.target,
 		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
-		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir}
+		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir, Trigger: o.build.trigger}
 	var p api.Project
 	if err := c.do(ctx, "POST", api.PathProjects, req, &p); err != nil {
 		return err
@@ -98,8 +99,12 @@ func (o *projectAddOptions) run(ctx context.Context) error {
 	}
 	cleanStrings(&p)
 	et := o.app.errTerm
-	fmt.Fprintf(o.app.errOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
-	fmt.Fprintf(o.app.errOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
+	fmt.Fprintf(o.app.errOut, "%s Created project %s (id %d), deploying %s\n", et.green("✓"), et.bold(p.Slug), p.ID, deploys(p))
+	if p.Trigger == api.ProjectTriggerPoll {
+		fmt.Fprintf(o.app.errOut, "No webhook is needed. To switch to one later (`miaobu project set %s --trigger webhook`), add it to the repository:\n", p.Slug)
+	} else {
+		fmt.Fprintf(o.app.errOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
+	}
 	if err := o.app.term.fields(o.app.out, [][2]string{
 		{"Payload URL", p.WebhookURL},
 		{"Content type", "application/json"},
@@ -167,6 +172,29 @@ func orDetected(set string, detected *string) string {
 	return "(detected at build: " + *detected + ")"
 }
 
+// deploys says which commits of a project deploy, and how they are found.
+func deploys(p api.Project) string {
+	if p.Trigger == api.ProjectTriggerPoll {
+		return "new commits on branch " + p.DefaultBranch + ", found by polling"
+	}
+	return "pushes to branch " + p.DefaultBranch
+}
+
+// pollSummary says how a polled project's checks go: the last success, the last error, the next check.
+func pollSummary(t *terminal, ps api.PollStatus) string {
+	parts := []string{"never checked yet"}
+	if ps.LastPollAt != nil {
+		parts = []string{"checked " + ago(*ps.LastPollAt)}
+	}
+	if ps.LastPollError != nil {
+		parts = append(parts, t.red("last check failed: "+*ps.LastPollError))
+	}
+	if ps.NextPollAt != nil {
+		parts = append(parts, "next "+until(*ps.NextPollAt))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // printProject shows a project's details.
 func printProject(a *app, p api.Project) error {
 	cleanStrings(&p)
@@ -182,12 +210,16 @@ func printProject(a *app, p api.Project) error {
 	if root == "" {
 		root = "."
 	}
+	webhook := [2]string{"Webhook", a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)}
+	if p.Trigger == api.ProjectTriggerPoll {
+		webhook = [2]string{"Polling", pollSummary(a.term, p.PollStatus)}
+	}
 	return a.term.fields(a.out, [][2]string{
 		{"Project", fmt.Sprintf("%s (id %d)", a.term.bold(p.Slug), p.ID)},
 		{"Name", p.Name},
 		{"Repository", repo},
-		{"Deploys", "pushes to branch " + p.DefaultBranch},
-		{"Webhook", a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)},
+		{"Deploys", deploys(p)},
+		webhook,
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
 		{"Install", orDetected(p.InstallCommand, p.DetectedInstallCommand)},
 		{"Build", orDetected(p.BuildCommand, p.DetectedBuildCommand)},
@@ -229,7 +261,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D]",
+		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D] [--trigger webhook|poll]",
 		Short: "Change a project's settings (an empty value returns a setting to detection)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -246,6 +278,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			req.InstallCommand = changed("install-command", &build.installCommand)
 			req.OutputDirectory = changed("output-dir", &build.outputDir)
 			req.RootDirectory = changed("root-dir", &build.rootDir)
+			req.Trigger = changed("trigger", &build.trigger)
 			if req == (api.ProjectUpdate{}) {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting flag")}
 			}

@@ -77,7 +77,11 @@ func printStatus(a *app, st api.Status) error {
 		if p.Last != nil {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))
 		}
-		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last, p.SiteURL})
+		trigger := t.webhookBadge(p.WebhookConfigured)
+		if p.Trigger == api.ProjectTriggerPoll {
+			trigger = "⟳ Polled: " + pollSummary(t, p.PollStatus)
+		}
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last, p.SiteURL})
 	}
 	return t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows)
 }
