@@ -1,6 +1,7 @@
 // Command miaobu-load fires signed push webhooks, each for a distinct commit, at a running agent (or
 // any receiver that checks X-Hub-Signature-256) from N concurrent clients, and prints latency
-// percentiles and deliveries per second.
+// percentiles and deliveries per second. With -flood it also keeps sending large bodies with a wrong
+// signature meanwhile, and with -pid it reports the agent's peak memory.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,12 +37,15 @@ func main() {
 	total := flag.Int("n", 2000, "deliveries to send")
 	branch := flag.String("branch", "main", "branch the pushes go to")
 	warmup := flag.Int("warmup", 100, "deliveries sent first and not measured")
+	floods := flag.Int("flood", 0, "clients sending wrong-signature bodies all along")
+	floodSize := flag.Int("flood-size", 32<<20, "bytes of each wrong-signature body")
+	pid := flag.Int("pid", 0, "the agent's process id: print its peak resident memory (Linux)")
 	flag.Parse()
 	if *secret == "" {
 		*secret = os.Getenv("MIAOBU_LOAD_SECRET")
 	}
-	if *target == "" || *secret == "" || *clients < 1 || *total < 1 {
-		fmt.Fprintln(os.Stderr, "usage: miaobu-load -url URL -secret SECRET [-c CLIENTS] [-n DELIVERIES] [-branch B]")
+	if *target == "" || *secret == "" || *clients < 1 || *total < 1 || *floods < 0 || *floodSize < 0 {
+		fmt.Fprintln(os.Stderr, "usage: miaobu-load -url URL -secret SECRET [-c CLIENTS] [-n DELIVERIES] [-branch B] [-flood CLIENTS [-flood-size BYTES]] [-pid PID]")
 		os.Exit(2)
 	}
 	bodies, err := makeBodies(*total+*warmup, *branch)
@@ -52,13 +57,107 @@ func main() {
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients},
 	}}
+	f := startFlood(*target, *floods, *floodSize)
 	l.run(bodies[:*warmup], *clients)
 	l.failures.Store(0)
 	res := l.run(bodies[*warmup:], *clients)
+	f.stop()
 	res.print(os.Stdout, *clients)
+	if *floods > 0 {
+		f.print(os.Stdout)
+	}
+	if *pid != 0 {
+		fmt.Fprintln(os.Stdout, peakMemory(*pid))
+	}
 	if res.failures > 0 {
 		os.Exit(1)
 	}
+}
+
+// flood keeps clients sending bodies with a wrong signature, as an attacker without the secret can,
+// and counts the answers.
+type flood struct {
+	done     chan struct{}
+	wg       sync.WaitGroup
+	sent     atomic.Int64
+	refused  atomic.Int64 // 401: read and checked
+	busy     atomic.Int64 // 503: no room to hold the body
+	failures atomic.Int64 // anything else, or the connection closed
+}
+
+// startFlood starts clients that each send wrong-signature bodies of size bytes to url in a loop.
+func startFlood(url string, clients, size int) *flood {
+	f := &flood{done: make(chan struct{})}
+	body := bytes.Repeat([]byte("x"), size)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: clients, MaxIdleConnsPerHost: clients}}
+	for range clients {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for {
+				select {
+				case <-f.done:
+					return
+				default:
+				}
+				f.send(client, url, body)
+			}
+		}()
+	}
+	return f
+}
+
+// send posts one wrong-signature body and counts the answer.
+func (f *flood) send(client *http.Client, url string, body []byte) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("0", 64))
+	f.sent.Add(1)
+	resp, err := client.Do(req)
+	if err != nil {
+		f.failures.Add(1)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		f.refused.Add(1)
+	case http.StatusServiceUnavailable:
+		f.busy.Add(1)
+	default:
+		f.failures.Add(1)
+	}
+}
+
+// stop ends the flood once the bodies in flight are answered.
+func (f *flood) stop() {
+	close(f.done)
+	f.wg.Wait()
+}
+
+// print writes how the flood's bodies were answered.
+func (f *flood) print(w io.Writer) {
+	fmt.Fprintf(w, "flood: sent=%d refused(401)=%d busy(503)=%d other=%d\n", f.sent.Load(), f.refused.Load(), f.busy.Load(), f.failures.Load())
+}
+
+// peakMemory returns the process's peak and current resident memory from /proc/PID/status.
+func peakMemory(pid int) string {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return fmt.Sprintf("agent memory: %v", err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(status), "\n") {
+		if name, value, ok := strings.Cut(line, ":"); ok && (name == "VmHWM" || name == "VmRSS") {
+			fields[name] = strings.TrimSpace(value)
+		}
+	}
+	return fmt.Sprintf("agent memory: peak (VmHWM) %s, now (VmRSS) %s", fields["VmHWM"], fields["VmRSS"])
 }
 
 // makeBodies returns n push payloads for distinct commits, unique to this run.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -55,6 +56,10 @@ type Agent struct {
 	clock clock.Clock
 	// poller finds new commits without webhooks; nil until Serve starts it.
 	poller *poll.Poller
+	// trustedProxies are the peers whose X-Forwarded-For names the client.
+	trustedProxies []netip.Prefix
+	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
+	webhookBodies *byteBudget
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -68,10 +73,14 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
+	trustedProxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
 		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
-		clock:  clock.System{},
-		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}}
+		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}, trustedProxies: trustedProxies,
+		webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()), clock: clock.System{}}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -109,6 +118,7 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
+	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
 
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET "+api.PathProjects, a.listProjects)
@@ -138,11 +148,14 @@ func (a *Agent) Handler() http.Handler {
 	return a.sites(a.cors(mux))
 }
 
-// requireAdmin lets a request through only with the admin bearer token, compared in constant time.
+// requireAdmin lets a request through only with the admin bearer token, compared in constant time;
+// the scheme is case-insensitive, as HTTP authentication schemes are.
 func (a *Agent) requireAdmin(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.adminToken)
+	want := []byte(a.adminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		token = strings.TrimLeft(token, " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(token), want) != 1 {
 			writeError(w, http.StatusUnauthorized, "Not authenticated")
 			return
 		}

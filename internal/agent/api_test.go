@@ -12,18 +12,37 @@ import (
 
 func TestAdminAPIRequiresToken(t *testing.T) {
 	ta := startTestAgent(t, testConfig(t))
-	for _, token := range []string{"", "wrong", ta.token + "x"} {
+	for _, tc := range []struct {
+		authorization string
+		status        int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer wrong", http.StatusUnauthorized},
+		{"Bearer " + ta.token + "x", http.StatusUnauthorized},
+		{"Bearer" + ta.token, http.StatusUnauthorized},
+		{"Bearer", http.StatusUnauthorized},
+		{"Basic " + ta.token, http.StatusUnauthorized},
+		{"Bearer " + ta.token, http.StatusOK},
+		// RFC 9110: the scheme is case-insensitive.
+		{"bearer " + ta.token, http.StatusOK},
+		{"BEARER " + ta.token, http.StatusOK},
+		{"bEaReR " + ta.token, http.StatusOK},
+	} {
 		req, _ := http.NewRequest("GET", ta.server.URL+api.PathProjects, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+		if tc.authorization != "" {
+			req.Header.Set("Authorization", tc.authorization)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("token %q: status %d", token, resp.StatusCode)
+		if resp.StatusCode != tc.status {
+			t.Errorf("Authorization %q: status %d, want %d", strings.Replace(tc.authorization, ta.token, "<token>", 1), resp.StatusCode, tc.status)
+		}
+		if tc.status == http.StatusUnauthorized && strings.TrimSpace(string(body)) != `{"detail":"Not authenticated"}` {
+			t.Errorf("Authorization %q: body %s", strings.Replace(tc.authorization, ta.token, "<token>", 1), body)
 		}
 	}
 	resp, err := http.Get(ta.server.URL + api.PathHealth)

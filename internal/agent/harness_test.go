@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -117,11 +116,21 @@ func (ta *testAgent) addProject(name, repoDir string) api.Project {
 func (ta *testAgent) push(p api.Project, sha string) int64 {
 	ta.t.Helper()
 	payload := fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"head_commit":{"id":%q,"message":"pushed","author":{"name":"Ada"}}}`, sha, sha)
-	req, _ := http.NewRequest("POST", ta.url+api.PathWebhookPrefix+fmt.Sprint(p.ID), strings.NewReader(payload))
+	status, answer := ta.deliver(p, []byte(payload))
+	if status != http.StatusOK || answer.Status != "success" {
+		ta.t.Fatalf("push: %d %+v", status, answer)
+	}
+	return answer.DeploymentID
+}
+
+// deliver posts body as a signed push delivery to the project's webhook and returns the answer.
+func (ta *testAgent) deliver(p api.Project, body []byte) (int, api.WebhookAnswer) {
+	ta.t.Helper()
+	req, _ := http.NewRequest("POST", ta.url+api.PathWebhookPrefix+fmt.Sprint(p.ID), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprint(time.Now().UnixNano()))
-	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(p.WebhookSecret), []byte(payload)))
+	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(p.WebhookSecret), body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		ta.t.Fatal(err)
@@ -129,10 +138,7 @@ func (ta *testAgent) push(p api.Project, sha string) int64 {
 	defer resp.Body.Close()
 	var answer api.WebhookAnswer
 	_ = json.NewDecoder(resp.Body).Decode(&answer)
-	if resp.StatusCode != http.StatusOK || answer.Status != "success" {
-		ta.t.Fatalf("push: %d %+v", resp.StatusCode, answer)
-	}
-	return answer.DeploymentID
+	return resp.StatusCode, answer
 }
 
 // wait polls a deployment until it has ended and returns it.

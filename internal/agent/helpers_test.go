@@ -117,12 +117,18 @@ func fixture(t testing.TB, name string) []byte {
 // pushPayload returns the new-branch push fixture changed to push sha to branch.
 func pushPayload(t testing.TB, branch, sha string) []byte {
 	t.Helper()
+	return movePayload(t, branch, strings.Repeat("0", 40), sha)
+}
+
+// movePayload returns the new-branch push fixture changed to move branch from commit before to sha.
+func movePayload(t testing.TB, branch, before, sha string) []byte {
+	t.Helper()
 	var p map[string]any
 	if err := json.Unmarshal(fixture(t, "push.with-new-branch.payload.json"), &p); err != nil {
 		t.Fatal(err)
 	}
 	p["ref"] = "refs/heads/" + branch
-	p["after"] = sha
+	p["before"], p["after"] = before, sha
 	p["head_commit"].(map[string]any)["id"] = sha
 	b, err := json.Marshal(p)
 	if err != nil {

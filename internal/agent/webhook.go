@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -22,7 +21,8 @@ const MaxWebhookBody = 32 << 20
 func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	event, delivery := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
-	log := a.log.With("delivery", delivery, "event", event)
+	remote := clientAddr(r, a.trustedProxies)
+	log := a.log.With("delivery", delivery, "event", event, "remote_addr", remote)
 	rawID := r.PathValue("project_id")
 	id, err := strconv.ParseInt(rawID, 10, 64)
 	var project *store.Project
@@ -40,24 +40,30 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("project", id)
+	record := store.Delivery{GUID: delivery, Event: event, ProjectID: id, RemoteAddr: remote}
 
-	if r.ContentLength > MaxWebhookBody {
+	// Bodies are held in memory before anyone knows they are signed: the budget bounds how many
+	// bytes strangers can make the agent hold.
+	held, err := a.webhookBodies.read(r.Context(), r.Body, r.ContentLength, MaxWebhookBody)
+	defer held.release()
+	switch {
+	case errors.Is(err, errBodyTooLarge):
 		a.webhookDone(log, start, event, "too_large")
+		w.Header().Set("Connection", "close") // rather than read the rest of a body that is refused
 		writeError(w, http.StatusRequestEntityTooLarge, "Payload too large")
 		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			a.webhookDone(log, start, event, "too_large")
-			writeError(w, http.StatusRequestEntityTooLarge, "Payload too large")
-			return
-		}
+	case errors.Is(err, errBusy):
+		a.webhookDone(log, start, event, "busy")
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", strconv.Itoa(int(webhookBusyWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, "Busy, retry later")
+		return
+	case err != nil:
 		a.webhookDone(log, start, event, "unreadable")
 		writeError(w, http.StatusBadRequest, "Could not read the request body")
 		return
 	}
+	body := held.data
 	if project.WebhookSecret == "" {
 		a.webhookDone(log, start, event, "not_configured")
 		writeError(w, http.StatusBadRequest, "Webhook not configured for this project")
@@ -65,24 +71,35 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	secret := []byte(project.WebhookSecret)
 	signature := r.Header.Get("X-Hub-Signature-256")
-	form := github.IsFormContentType(r.Header.Get("Content-Type"))
+	signed := github.VerifySignature(secret, signature, body)
 	payload := body
-	if form {
-		// Gitea and Forgejo sign the JSON inside payload=, GitHub the raw form body: accept either.
-		if payload, err = github.FormPayload(body); err != nil {
+	if github.IsFormContentType(r.Header.Get("Content-Type")) {
+		// GitHub signs the raw form body, Gitea and Forgejo the JSON inside payload=: accept either.
+		// The raw body is checked first, as decoding overwrites it (a second copy of a large body
+		// would be memory outside the budget).
+		if payload, err = github.DecodeFormPayload(body); err != nil {
 			payload = nil
 		}
+		signed = signed || (payload != nil && github.VerifySignature(secret, signature, payload))
 	}
-	if !github.VerifySignature(secret, signature, body) && (!form || payload == nil || !github.VerifySignature(secret, signature, payload)) {
+	if !signed {
 		a.metrics.signatureFailures.Inc()
 		a.webhookDone(log, start, event, "bad_signature")
 		writeError(w, http.StatusUnauthorized, "Invalid webhook signature")
 		return
 	}
 
+	var push *github.Push
+	if event == "push" && payload != nil {
+		push, err = github.ParsePush(payload)
+	}
+	// What is left waits on the disk, not on the body: its room goes to the next delivery now.
+	held.release()
+
 	switch event {
 	case "ping":
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomePing}) {
+		record.Outcome = store.OutcomePing
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, "ping")
@@ -90,7 +107,8 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	case "push":
 	default:
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomeIgnored}) {
+		record.Outcome = store.OutcomeIgnored
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, "ignored")
@@ -98,14 +116,14 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	push, err := github.ParsePush(payload)
-	if payload == nil || err != nil {
+	if push == nil || err != nil {
 		a.webhookDone(log, start, event, "invalid_payload")
 		writeError(w, http.StatusBadRequest, "Invalid JSON payload")
 		return
 	}
 	ignore := func(message string) {
-		if !a.recordDelivery(w, r, log, store.Delivery{GUID: delivery, Event: event, ProjectID: id, Outcome: store.OutcomeIgnored}) {
+		record.Outcome = store.OutcomeIgnored
+		if !a.recordDelivery(w, r, log, record) {
 			return
 		}
 		a.webhookDone(log, start, event, "ignored")
@@ -130,9 +148,15 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := a.store.RecordPush(r.Context(), store.Push{ProjectID: id, DeliveryID: delivery, CommitSHA: sha,
-		CommitMessage: message, CommitAuthor: author, Branch: branch})
+		CommitMessage: message, CommitAuthor: author, Branch: branch, Before: push.Before, RemoteAddr: remote})
 	if err != nil {
 		a.storeFailed(w, r, log, err)
+		return
+	}
+	if res.Stale {
+		// A replayed old delivery (its signature stays valid forever) must not roll the site back.
+		a.webhookDone(log.With("commit", sha[:7]), start, event, "stale")
+		writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "ignored", Message: fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)})
 		return
 	}
 	log = log.With("deployment", res.DeploymentID, "commit", sha[:7])
@@ -146,6 +170,13 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	a.webhookDone(log, start, event, "success")
 	writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", sha[:7]),
 		DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: store.LimitCommitMessage(message), Branch: branch})
+}
+
+// webhookMethodNotAllowed answers any other method than POST on the webhook path, which would
+// otherwise fall through to the admin API.
+func webhookMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 }
 
 // recordDelivery durably records a delivery that created no deployment, answering the error itself

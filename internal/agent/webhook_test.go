@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -199,10 +201,10 @@ func TestWebhookSupersedesQueued(t *testing.T) {
 	if older.Status != api.StatusCancelled || older.ErrorMessage != "superseded by #2" {
 		t.Fatalf("older deployment: %s %q", older.Status, older.ErrorMessage)
 	}
-	// The superseded commit is no longer queued, so pushing it again deploys it.
-	_, got := ta.send(t, id, delivery{event: "push", body: pushPayload(t, "master", strings.Repeat("1", 40)), secret: p.WebhookSecret})
+	// The superseded commit is no longer queued, so a force-push back to it deploys it.
+	_, got := ta.send(t, id, delivery{event: "push", body: movePayload(t, "master", strings.Repeat("2", 40), strings.Repeat("1", 40)), secret: p.WebhookSecret})
 	if got["status"] != "success" {
-		t.Fatalf("re-push of a superseded commit: %v", got)
+		t.Fatalf("force-push back to a superseded commit: %v", got)
 	}
 }
 
@@ -278,5 +280,80 @@ func TestWebhookConcurrentDistinctCommits(t *testing.T) {
 	}
 	if len(seen) != 200 || queued != 1 {
 		t.Fatalf("%d distinct commits stored, %d queued; want 200 and 1 (the newest, the others superseded)", len(seen), queued)
+	}
+}
+
+// TestWebhookOtherMethods checks that the webhook path answers every method but POST with 405 and
+// Allow: POST, with or without the admin token, instead of sending it to the admin API.
+func TestWebhookOtherMethods(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	p := ta.addProject(t, "site", "master")
+	for _, method := range []string{"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		for _, project := range []string{strconv.FormatInt(p.ID, 10), "999"} {
+			req, _ := http.NewRequest(method, ta.server.URL+api.PathWebhookPrefix+project, nil)
+			req.Header.Set("Authorization", "Bearer "+ta.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+				t.Errorf("%s project %s: %d, Allow %q", method, project, resp.StatusCode, resp.Header.Get("Allow"))
+			}
+			if method != "HEAD" && strings.TrimSpace(string(body)) != `{"detail":"Method not allowed"}` {
+				t.Errorf("%s project %s: body %s", method, project, body)
+			}
+		}
+	}
+}
+
+// TestWebhookStaleDeliveryKeepsProduction replays GitHub's push payload for an old commit after the
+// branch has moved on: it is ignored and production stays on the newer commit, while a force-push
+// back to the old commit (its before is the branch's last pushed commit) deploys it.
+func TestWebhookStaleDeliveryKeepsProduction(t *testing.T) {
+	ta := startAgent(t, nil)
+	repo := gittest.New(t)
+	p := ta.addProject("site", repo.Dir)
+	a := repo.Commit("A", map[string]string{"index.html": "version A"})
+	b := repo.Commit("B", map[string]string{"index.html": "version B"})
+	zero := strings.Repeat("0", 40)
+
+	pushA := movePayload(t, "main", zero, a)
+	deliverSuccess := func(body []byte) api.Deployment {
+		t.Helper()
+		status, answer := ta.deliver(p, body)
+		if status != http.StatusOK || answer.Status != "success" {
+			t.Fatalf("push: %d %+v", status, answer)
+		}
+		return ta.deployed(answer.DeploymentID)
+	}
+	deliverSuccess(pushA)
+	deployedB := deliverSuccess(movePayload(t, "main", a, b))
+
+	status, answer := ta.deliver(p, pushA)
+	if status != http.StatusOK || answer.Status != "ignored" || answer.Message != "Stale delivery: branch 'main' has moved on" || answer.DeploymentID != 0 {
+		t.Fatalf("replayed push of A: %d %+v", status, answer)
+	}
+	var project api.Project
+	ta.call("GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &project)
+	if project.ActiveDeploymentID == nil || *project.ActiveDeploymentID != deployedB.ID {
+		t.Fatalf("production is %v after the replay, want #%d", project.ActiveDeploymentID, deployedB.ID)
+	}
+	if _, body := ta.get(p.Slug, "/"); body != "version B" {
+		t.Fatalf("after the replay the site serves %q", body)
+	}
+	var deployments []api.Deployment
+	ta.call("GET", api.PathDeployments+"?project_id="+strconv.FormatInt(p.ID, 10), nil, http.StatusOK, &deployments)
+	if len(deployments) != 2 {
+		t.Fatalf("%d deployments after the replay, want 2", len(deployments))
+	}
+
+	back := deliverSuccess(movePayload(t, "main", b, a))
+	if back.CommitSHA != a || back.ID <= deployedB.ID {
+		t.Fatalf("force-push back to A deployed %+v", back)
+	}
+	if _, body := ta.get(p.Slug, "/"); body != "version A" {
+		t.Fatalf("after the force-push back to A the site serves %q", body)
 	}
 }

@@ -220,6 +220,8 @@ type Delivery struct {
 	Outcome      string    `json:"outcome"`
 	DeploymentID int64     `json:"deployment_id,omitempty"`
 	ReceivedAt   time.Time `json:"received_at"`
+	// RemoteAddr is the client's address: the TCP peer, or the X-Forwarded-For client behind a trusted proxy.
+	RemoteAddr string `json:"remote_addr"`
 }
 
 // Route paths of the agent.

@@ -59,9 +59,9 @@ func newWebhookDeliveriesCommand(a *app) *cobra.Command {
 				if d.DeploymentID != 0 {
 					deployment = "#" + strconv.FormatInt(d.DeploymentID, 10)
 				}
-				rows = append(rows, []string{ago(d.ReceivedAt), slugs[d.ProjectID], d.Event, d.Outcome, deployment, d.GUID})
+				rows = append(rows, []string{ago(d.ReceivedAt), slugs[d.ProjectID], d.Event, d.Outcome, deployment, d.GUID, d.RemoteAddr})
 			}
-			return a.term.table(a.out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY"}, rows)
+			return a.term.table(a.out, []string{"RECEIVED", "PROJECT", "EVENT", "OUTCOME", "DEPLOYMENT", "DELIVERY", "FROM"}, rows)
 		},
 	}
 	cmd.ValidArgsFunction = completeProject(a)

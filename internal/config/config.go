@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,11 @@ type Config struct {
 	Poll Poll `mapstructure:"poll"`
 	// Reconcile configures the comparison of every project's branch heads with its deployments.
 	Reconcile Reconcile `mapstructure:"reconcile"`
+	// TrustedProxies are the reverse proxies, as CIDRs or single addresses, whose X-Forwarded-For
+	// header names the client of a request; other peers are the client themselves.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// Webhook configures the webhook receiver.
+	Webhook Webhook `mapstructure:"webhook"`
 }
 
 // MinPollInterval is the shortest poll.interval.
@@ -70,6 +76,25 @@ type Poll struct {
 type Reconcile struct {
 	// Interval is how often it runs after the run at start; 0 runs it at start only.
 	Interval time.Duration `mapstructure:"interval"`
+}
+
+// DefaultWebhookMaxInflightBytes is the default of webhook.max_inflight_bytes: two of the largest bodies.
+const DefaultWebhookMaxInflightBytes = 64 << 20
+
+// Webhook configures the webhook receiver.
+type Webhook struct {
+	// MaxInflightBytes caps the webhook bodies held in memory at once, before their signature is
+	// checked; past it a delivery waits up to 5 s for room, then gets 503. A body larger than the
+	// whole cap (when it is below 32 MiB) is refused as too large.
+	MaxInflightBytes int64 `mapstructure:"max_inflight_bytes"`
+}
+
+// InflightBytes returns MaxInflightBytes, or its default in a Config that was not loaded (built in code).
+func (w Webhook) InflightBytes() int64 {
+	if w.MaxInflightBytes <= 0 {
+		return DefaultWebhookMaxInflightBytes
+	}
+	return w.MaxInflightBytes
 }
 
 // GitHub configures the GitHub REST client.
@@ -176,6 +201,9 @@ var envNames = map[string][]string{
 	"cdn.max_urls":          {"MIAOBU_CDN_MAX_URLS"},
 	"poll.interval":         {"MIAOBU_POLL_INTERVAL"},
 	"reconcile.interval":    {"MIAOBU_RECONCILE_INTERVAL"},
+	"trusted_proxies":       {"MIAOBU_TRUSTED_PROXIES"},
+
+	"webhook.max_inflight_bytes": {"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -222,6 +250,8 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("cdn.max_urls", 500)
 	v.SetDefault("poll.interval", time.Minute)
 	v.SetDefault("reconcile.interval", 10*time.Minute)
+	v.SetDefault("trusted_proxies", []string{"127.0.0.0/8", "::1/128"})
+	v.SetDefault("webhook.max_inflight_bytes", DefaultWebhookMaxInflightBytes)
 
 	for key, names := range envNames {
 		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {
@@ -332,7 +362,39 @@ func (c *Config) validate() error {
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("public_url must be an http(s) URL, not %q", c.PublicURL)
 	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		return err
+	}
+	if c.Webhook.MaxInflightBytes < minWebhookInflightBytes {
+		return fmt.Errorf("webhook.max_inflight_bytes must be at least %d (1 MiB), not %d", minWebhookInflightBytes, c.Webhook.MaxInflightBytes)
+	}
 	return nil
+}
+
+// minWebhookInflightBytes keeps webhook.max_inflight_bytes from refusing ordinary deliveries, and
+// catches a value meant in MiB.
+const minWebhookInflightBytes = 1 << 20
+
+// TrustedProxyPrefixes parses TrustedProxies; a single address stands for itself alone.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	prefixes := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if addr, err := netip.ParseAddr(s); err == nil {
+			addr = addr.Unmap()
+			prefixes = append(prefixes, netip.PrefixFrom(addr, addr.BitLen()))
+			continue
+		}
+		prefix, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR such as 10.0.0.0/8 nor an IP address", s)
+		}
+		prefixes = append(prefixes, prefix.Masked())
+	}
+	return prefixes, nil
 }
 
 // PublicURLUnreachable explains why GitHub cannot call the public URL, or returns "" when it can.

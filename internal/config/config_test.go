@@ -42,7 +42,8 @@ func TestDefaults(t *testing.T) {
 		cfg.Retention.Deployments != 10 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
-		cfg.GitHub.APIURL != "https://api.github.com/" || cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
+		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
+		cfg.Webhook.MaxInflightBytes != 67108864 || cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
 		t.Errorf("defaults %+v", cfg)
 	}
 	t.Setenv("XDG_DATA_HOME", "/xdg/data")
@@ -78,11 +79,12 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("GH_TOKEN", "from-gh")
 	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "0")
 	t.Setenv("MIAOBU_CORS_ALLOWED_ORIGINS", "https://b.example.com,https://c.example.com")
+	t.Setenv("MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES", "2097152")
 	cfg, err = Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" ||
+	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" || cfg.Webhook.MaxInflightBytes != 2<<20 ||
 		cfg.Build.Concurrency != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
 		t.Fatalf("environment values %+v", cfg)
 	}
@@ -111,15 +113,16 @@ func TestPrecedence(t *testing.T) {
 
 func TestInvalidValues(t *testing.T) {
 	for env, value := range map[string]string{
-		"MIAOBU_BUILD_SANDBOX":      "docker",
-		"MIAOBU_TARGET":             "s3",
-		"MIAOBU_CDN_PROVIDER":       "cloudflare",
-		"MIAOBU_BUILD_CONCURRENCY":  "-1",
-		"MIAOBU_BUILD_TIMEOUT":      "soon",
-		"MIAOBU_LISTEN":             "8000",
-		"MIAOBU_PUBLIC_URL":         "ftp://x",
-		"MIAOBU_POLL_INTERVAL":      "10s",
-		"MIAOBU_RECONCILE_INTERVAL": "-1m",
+		"MIAOBU_BUILD_SANDBOX":              "docker",
+		"MIAOBU_TARGET":                     "s3",
+		"MIAOBU_CDN_PROVIDER":               "cloudflare",
+		"MIAOBU_BUILD_CONCURRENCY":          "-1",
+		"MIAOBU_BUILD_TIMEOUT":              "soon",
+		"MIAOBU_LISTEN":                     "8000",
+		"MIAOBU_PUBLIC_URL":                 "ftp://x",
+		"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES": "64",
+		"MIAOBU_POLL_INTERVAL":              "10s",
+		"MIAOBU_RECONCILE_INTERVAL":         "-1m",
 	} {
 		isolate(t)
 		t.Setenv(env, value)
@@ -146,6 +149,32 @@ func TestInvalidValues(t *testing.T) {
 	t.Setenv("MIAOBU_CONFIG", broken)
 	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
 		t.Errorf("a config file that is not YAML: %v", err)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	isolate(t)
+	t.Setenv("MIAOBU_TRUSTED_PROXIES", "10.1.2.3/8, 192.0.2.1,2001:db8::/32,::ffff:198.51.100.7")
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefixes, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range prefixes {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.0.2.1/32 2001:db8::/32 198.51.100.7/32"; strings.Join(got, " ") != want {
+		t.Errorf("prefixes %q, want %q", got, want)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example.com", "10.0.0.0/8,nope"} {
+		t.Setenv("MIAOBU_TRUSTED_PROXIES", bad)
+		if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "trusted_proxies") {
+			t.Errorf("MIAOBU_TRUSTED_PROXIES=%s: %v", bad, err)
+		}
 	}
 }
 

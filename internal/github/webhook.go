@@ -1,11 +1,11 @@
 package github
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"net/url"
 	"strings"
 
 	"github.com/valyala/fastjson"
@@ -39,22 +39,75 @@ func IsFormContentType(contentType string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "application/x-www-form-urlencoded")
 }
 
-// FormPayload returns the JSON inside a form-encoded body's payload field.
-func FormPayload(body []byte) ([]byte, error) {
-	values, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, err
+// ErrInvalidForm is returned for a form-encoded body that url.ParseQuery would refuse, or that has
+// no payload field.
+var ErrInvalidForm = errors.New("invalid form body")
+
+// DecodeFormPayload returns the JSON inside a form-encoded body's payload field (its first value),
+// decoded in place: body is overwritten, so that a large body needs no second copy. It refuses
+// what url.ParseQuery refuses (a malformed escape, a semicolon separator) and an empty payload.
+func DecodeFormPayload(body []byte) ([]byte, error) {
+	var payload []byte
+	found := false
+	for rest := body; len(rest) > 0; {
+		var pair []byte
+		pair, rest, _ = bytes.Cut(rest, []byte("&"))
+		if bytes.IndexByte(pair, ';') >= 0 {
+			return nil, ErrInvalidForm
+		}
+		if len(pair) == 0 {
+			continue
+		}
+		// Decoding only shortens, and each part is decoded over itself: no part overwrites another.
+		key, value, _ := bytes.Cut(pair, []byte("="))
+		key, ok := unescapeInPlace(key)
+		if !ok {
+			return nil, ErrInvalidForm
+		}
+		if value, ok = unescapeInPlace(value); !ok {
+			return nil, ErrInvalidForm
+		}
+		if !found && string(key) == "payload" {
+			payload, found = value, true
+		}
 	}
-	payload := values.Get("payload")
-	if payload == "" {
-		return nil, errors.New("form body has no payload field")
+	if len(payload) == 0 {
+		return nil, ErrInvalidForm
 	}
-	return []byte(payload), nil
+	return payload, nil
+}
+
+// unescapeInPlace decodes a query component (%XX escapes, + for space) over itself and returns the
+// decoded part, or false for a malformed escape.
+func unescapeInPlace(s []byte) ([]byte, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			var b [1]byte
+			if i+2 >= len(s) {
+				return nil, false
+			}
+			if _, err := hex.Decode(b[:], s[i+1:i+3]); err != nil {
+				return nil, false
+			}
+			s[n] = b[0]
+			i += 2
+		case '+':
+			s[n] = ' '
+		default:
+			s[n] = s[i]
+		}
+		n++
+	}
+	return s[:n], true
 }
 
 // Push is the part of a push payload that a deployment needs.
 type Push struct {
-	Ref        string
+	Ref string
+	// Before is the commit the ref pointed at before the push (all zeros for a new ref).
+	Before     string
 	After      string
 	Deleted    bool
 	HeadCommit *HeadCommit
@@ -89,6 +142,7 @@ func ParsePush(payload []byte) (*Push, error) {
 	var p Push
 	ok := true
 	p.Ref, ok = stringField(v, ok, "ref")
+	p.Before, ok = stringField(v, ok, "before")
 	p.After, ok = stringField(v, ok, "after")
 	switch deleted := v.Get("deleted"); {
 	case deleted == nil || deleted.Type() == fastjson.TypeNull:

@@ -1,7 +1,9 @@
 package github
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,8 +100,61 @@ func FuzzParsePush(f *testing.F) {
 		p.Branch()
 		p.Commit()
 		p.IsDeletion()
-		if payload, err := FormPayload(body); err == nil {
+		if payload, err := DecodeFormPayload(bytes.Clone(body)); err == nil {
 			_, _ = ParsePush(payload)
+		}
+	})
+}
+
+// TestDecodeFormPayloadInPlace checks that a form body is decoded over itself: a 1 MiB payload
+// costs no allocation, so a flood of form bodies holds no more memory than their bytes.
+func TestDecodeFormPayloadInPlace(t *testing.T) {
+	want := `{"ref":"refs/heads/main","message":"a b+c%"}` + strings.Repeat(" ", 1<<20)
+	form := []byte("other=1&payload=" + url.QueryEscape(want))
+	body := bytes.Clone(form)
+	payload, err := DecodeFormPayload(body)
+	if err != nil || string(payload) != want {
+		t.Fatalf("decoded %.60q…, %v", payload, err)
+	}
+	if &payload[0] != &body[len("other=1&payload=")] {
+		t.Fatal("the payload is a copy, not the body decoded in place")
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		copy(body, form)
+		if _, err := DecodeFormPayload(body); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("decoding a 1 MiB form body allocates %v times", allocs)
+	}
+}
+
+// FuzzDecodeFormPayload checks the in-place decoder against url.ParseQuery: the same payload, or
+// an error where ParseQuery fails or finds no payload.
+func FuzzDecodeFormPayload(f *testing.F) {
+	f.Add("payload=" + url.QueryEscape(`{"ref":"refs/heads/main","after":"a b+c"}`))
+	f.Add("a=1&payload=%7B%7D&payload=second")
+	f.Add("payload=&payload=x")
+	f.Add("pay%6coad=x")
+	f.Add("payload=%zz")
+	f.Add("payload=x;y=1")
+	f.Add("&&payload=%41+%2b&b")
+	f.Add("payload=%4")
+	f.Fuzz(func(t *testing.T, body string) {
+		if strings.Count(body, "&") >= 10000 {
+			return // ParseQuery refuses that many fields; the decoder has no such limit
+		}
+		got, err := DecodeFormPayload([]byte(body))
+		values, want := url.ParseQuery(body)
+		if want == nil && values.Get("payload") == "" {
+			want = ErrInvalidForm
+		}
+		if (err == nil) != (want == nil) {
+			t.Fatalf("%q: decoder error %v, ParseQuery error %v", body, err, want)
+		}
+		if err == nil && string(got) != values.Get("payload") {
+			t.Fatalf("%q: decoded %q, ParseQuery %q", body, got, values.Get("payload"))
 		}
 	})
 }
@@ -107,11 +162,11 @@ func FuzzParsePush(f *testing.F) {
 // FuzzParsePushFields builds push payloads with encoding/json and checks ParsePush reads back
 // exactly the fields that were written, whatever their text.
 func FuzzParsePushFields(f *testing.F) {
-	f.Add("refs/heads/main", strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x")
-	f.Add("refs/tags/v1", "", true, false, "", "", "")
-	f.Add("refs/heads/\xff", "\u2028", false, true, "\x00", "é", "\xc3")
-	f.Fuzz(func(t *testing.T, ref, after string, deleted, hasHead bool, message, author, filler string) {
-		payload := map[string]any{"ref": ref, "after": after, "deleted": deleted, "head_commit": nil,
+	f.Add("refs/heads/main", strings.Repeat("b", 40), strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x")
+	f.Add("refs/tags/v1", "", "", true, false, "", "", "")
+	f.Add("refs/heads/\xff", "\x01", "\u2028", false, true, "\x00", "é", "\xc3")
+	f.Fuzz(func(t *testing.T, ref, before, after string, deleted, hasHead bool, message, author, filler string) {
+		payload := map[string]any{"ref": ref, "before": before, "after": after, "deleted": deleted, "head_commit": nil,
 			"repository": map[string]any{"full_name": filler, "ref": "not this one", "topics": []any{filler, 1.5, nil}}}
 		if hasHead {
 			payload["head_commit"] = map[string]any{"id": after, "message": message, "author": map[string]any{"name": author, "email": filler}}
@@ -122,6 +177,7 @@ func FuzzParsePushFields(f *testing.F) {
 		}
 		var want struct {
 			Ref        string `json:"ref"`
+			Before     string `json:"before"`
 			After      string `json:"after"`
 			HeadCommit *struct {
 				Message string `json:"message"`
@@ -143,7 +199,7 @@ func FuzzParsePushFields(f *testing.F) {
 		if err != nil {
 			t.Fatalf("refused %s: %v", body, err)
 		}
-		if p.Ref != want.Ref || p.After != want.After || p.Deleted != deleted || (p.HeadCommit != nil) != hasHead {
+		if p.Ref != want.Ref || p.Before != want.Before || p.After != want.After || p.Deleted != deleted || (p.HeadCommit != nil) != hasHead {
 			t.Fatalf("read %+v from %s", p, body)
 		}
 		if hasHead && (p.HeadCommit.ID != want.After || p.HeadCommit.Message != want.HeadCommit.Message || p.HeadCommit.AuthorName != want.HeadCommit.Author.Name) {
@@ -154,7 +210,7 @@ func FuzzParsePushFields(f *testing.F) {
 
 func TestParsePushRefusesWrongTypes(t *testing.T) {
 	for _, body := range []string{
-		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
+		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","before":[]}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
 		`{"ref":"refs/heads/main","head_commit":"abc"}`, `{"ref":"refs/heads/main","head_commit":{"id":1}}`,
 		`{"ref":"refs/heads/main","head_commit":{"author":"Ada"}}`, `[]`, `"refs/heads/main"`, `{"ref":"x"`,
 	} {

@@ -135,6 +135,9 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	if err := queued.Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
 		return err
 	}
+	if err := bucket(tx, deployedCommitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID)); err != nil {
+		return err
+	}
 	return bucket(tx, commitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID))
 }
 

@@ -46,7 +46,8 @@ func headMissing(tx *bolt.Tx, projectID int64, branch, sha string) (bool, error)
 
 // DeployHead durably queues d, a deployment of the head of its branch that the agent found itself
 // (by polling or reconciliation), unless the head is no longer missing (see HeadMissing), checked in
-// the same transaction. It reports whether it created d.
+// the same transaction; either way the commit becomes the branch's last known head, as a push's
+// does, for the stale-delivery rule. It reports whether it created d.
 func (s *Store) DeployHead(ctx context.Context, d *Deployment) (bool, error) {
 	created, gone := false, false
 	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
@@ -54,6 +55,9 @@ func (s *Store) DeployHead(ctx context.Context, d *Deployment) (bool, error) {
 		if bucket(tx, projectsBucket).Get(itob(d.ProjectID)) == nil {
 			gone = true // deleted meanwhile; failing here would fail the whole group
 			return nil
+		}
+		if err := bucket(tx, branchHeadsBucket).Put(branchKey(d.ProjectID, d.Branch), []byte(d.CommitSHA)); err != nil {
+			return err
 		}
 		missing, err := headMissing(tx, d.ProjectID, d.Branch, d.CommitSHA)
 		if err != nil || !missing {

@@ -92,3 +92,21 @@ func TestHeadMissing(t *testing.T) {
 		t.Errorf("DeployHead of a project that does not exist: %v", err)
 	}
 }
+
+// TestHeadsFoundByPollingMoveTheBranch replays an old delivery after polling found a newer head:
+// the replay is stale, as it would be after a push of that head.
+func TestHeadsFoundByPollingMoveTheBranch(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	push(t, s, p, "a")
+	run(t, s, api.StatusDeployed)
+	pushAfter(t, s, p, "a", "b")
+	run(t, s, api.StatusDeployed)
+	if _, created := deployHead(t, s, p, "c"); !created {
+		t.Fatal("the head found by polling was not deployed")
+	}
+	run(t, s, api.StatusDeployed)
+	if replay := pushAfter(t, s, p, "a", "b"); !replay.Stale {
+		t.Errorf("a replay of b's delivery after polling deployed c: %+v, want stale", replay)
+	}
+}

@@ -22,7 +22,11 @@ const baseSchemaVersion = 1
 // migrations are the schema's steps after the base version, in order. A change to how stored data is
 // shaped appends the next version here and updates the package doc; a new bucket needs no step,
 // since Open creates the buckets of the current layout on every start.
-var migrations = []migration{}
+var migrations = []migration{
+	{version: 2, name: "push history for the stale-delivery rule", apply: func(tx *bolt.Tx) error {
+		return fillPushHistory(tx.Bucket(rootBucket))
+	}},
+}
 
 // ErrNewerSchema is returned by Open for a store that a newer miaobu has migrated.
 var ErrNewerSchema = errors.New("the store was written by a newer miaobu")

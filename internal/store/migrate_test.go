@@ -73,6 +73,7 @@ func closeStore(t *testing.T, s *Store) {
 }
 
 func TestMigrationsRunOnceInOrder(t *testing.T) {
+	useMigrations(t, nil)
 	s, dir := openTest(t)
 	if v := recordedVersion(t, s); v != "1" {
 		t.Fatalf("a new store records schema version %q, want 1", v)
@@ -109,6 +110,7 @@ func TestNewStoreSkipsMigrations(t *testing.T) {
 }
 
 func TestFailingMigrationLeavesStoreUnchanged(t *testing.T) {
+	useMigrations(t, nil)
 	s, dir := openTest(t)
 	p := newProject(t, s, "site")
 	closeStore(t, s)

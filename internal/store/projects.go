@@ -171,7 +171,7 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 			return err
 		}
 		prefix := itob(id)
-		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket} {
+		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket, deployedCommitsBucket} {
 			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
 				return err
 			}

@@ -17,6 +17,9 @@
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
+//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
+//	deployed_commits     project id ‖ commit SHA → id of the commit's newest deployment, kept when
+//	                     that deployment is pruned (with branch_heads, the stale-delivery check)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -54,9 +57,12 @@ var (
 	commitsBucket            = []byte("commits")
 	deliveriesBucket         = []byte("deliveries")
 	outboxBucket             = []byte("outbox")
+	branchHeadsBucket        = []byte("branch_heads")
+	deployedCommitsBucket    = []byte("deployed_commits")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
-		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket}
+		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
+		branchHeadsBucket, deployedCommitsBucket}
 	schemaKey = []byte("schema")
 )
 

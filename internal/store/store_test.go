@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/miaobu/miaobu/internal/api"
 )
@@ -39,10 +42,20 @@ func newProject(t *testing.T, s *Store, name string) *Project {
 // sha returns a distinct 40-character commit id.
 func sha(c string) string { return strings.Repeat(c, 40)[:40] }
 
-// push records a push of commit c to project p.
+// push records a push of commit c to project p, from no known commit before.
 func push(t *testing.T, s *Store, p *Project, c string) PushResult {
 	t.Helper()
-	res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "d-" + c, CommitSHA: sha(c), Branch: "main"})
+	return pushAfter(t, s, p, "", c)
+}
+
+// pushAfter records a push that moves project p's branch from commit before (none when "") to c.
+func pushAfter(t *testing.T, s *Store, p *Project, before, c string) PushResult {
+	t.Helper()
+	push := Push{ProjectID: p.ID, DeliveryID: "d-" + c, CommitSHA: sha(c), Branch: "main"}
+	if before != "" {
+		push.Before = sha(before)
+	}
+	res, err := s.RecordPush(context.Background(), push)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +172,8 @@ func TestDuplicateRuleFollowsLiveness(t *testing.T) {
 	if _, err := s.Complete(second.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	if back := push(t, s, p, "a"); back.Duplicate {
-		t.Fatal("force-push back to a commit that is no longer live was refused")
+	if back := pushAfter(t, s, p, "b", "a"); back.Duplicate || back.Stale {
+		t.Fatalf("force-push back to a commit that is no longer live was refused: %+v", back)
 	}
 	// Rolling back to the first deployment makes a live again, even once the queued one of a is gone.
 	if err := s.Rollback(p.ID, first.DeploymentID); err != nil {
@@ -202,8 +215,8 @@ func TestOlderBuildNeverGoesLiveOverNewer(t *testing.T) {
 	if project.ActiveDeploymentID != newer.DeploymentID {
 		t.Fatalf("live is %d, want %d", project.ActiveDeploymentID, newer.DeploymentID)
 	}
-	if again := push(t, s, p, "a"); again.Duplicate {
-		t.Fatal("commit of a deployment that finished but never went live counts as live")
+	if again := pushAfter(t, s, p, "b", "a"); again.Duplicate || again.Stale {
+		t.Fatalf("commit of a deployment that finished but never went live counts as live: %+v", again)
 	}
 }
 
@@ -399,5 +412,124 @@ func TestOnFinishHearsEveryEnd(t *testing.T) {
 	want := []string{api.StatusCancelled, api.StatusCancelled, api.StatusCancelled, api.StatusDeployed, api.StatusFailed}
 	if !slices.Equal(heard, want) {
 		t.Fatalf("OnFinish heard %q, want %q", heard, want)
+	}
+}
+
+// deployNext claims the oldest queued deployment and completes it.
+func deployNext(t *testing.T, s *Store) *Deployment {
+	t.Helper()
+	d, err := s.ClaimNext(func(int64) bool { return false })
+	if err != nil || d == nil {
+		t.Fatalf("claim: %+v %v", d, err)
+	}
+	if _, err := s.Complete(d.ID); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestStaleDeliveries is the spec of the stale rule: a push of a commit deployed before, that is
+// neither the branch's last pushed commit nor the push's before, replays an old delivery.
+func TestStaleDeliveries(t *testing.T) {
+	s, dir := openTest(t)
+	p := newProject(t, s, "site")
+	a := push(t, s, p, "a")
+	deployNext(t, s)
+	b := pushAfter(t, s, p, "a", "b")
+	deployNext(t, s)
+
+	if replay := push(t, s, p, "a"); !replay.Stale || replay.DeploymentID != 0 {
+		t.Fatalf("replay of a after b: %+v", replay)
+	}
+	if replay := pushAfter(t, s, p, "0", "a"); !replay.Stale {
+		t.Fatalf("replay of a with an unrelated before: %+v", replay)
+	}
+	if project, _ := s.Project(p.ID); project.ActiveDeploymentID != b.DeploymentID {
+		t.Fatalf("live is %d after a stale delivery, want %d", project.ActiveDeploymentID, b.DeploymentID)
+	}
+	if again := push(t, s, p, "b"); again.Stale || !again.Duplicate {
+		t.Fatalf("redelivery of the branch's last push: %+v", again)
+	}
+	if fresh := pushAfter(t, s, p, "x", "c"); fresh.Stale || fresh.Duplicate || fresh.DeploymentID == 0 {
+		t.Fatalf("a commit never deployed, out of order: %+v", fresh)
+	}
+	// The head is now c: a push from b (a replay of b's delivery) is stale, a force-push from c is not.
+	if replay := pushAfter(t, s, p, "a", "b"); !replay.Stale {
+		t.Fatalf("replay of b after c: %+v", replay)
+	}
+	back := pushAfter(t, s, p, "c", "a")
+	if back.Stale || back.Duplicate || back.DeploymentID <= a.DeploymentID {
+		t.Fatalf("force-push back to a: %+v", back)
+	}
+	deliveries, err := s.Deliveries(p.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := 0
+	for _, d := range deliveries {
+		if d.Outcome == OutcomeIgnored && d.DeploymentID == 0 {
+			stale++
+		}
+	}
+	if stale != 3 {
+		t.Fatalf("%d stale deliveries recorded, want 3: %+v", stale, deliveries)
+	}
+
+	// The head and the history are durable, and they survive pruning the deployments they name.
+	if _, err := s.PruneDeployments(p.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = reopen(t, dir)
+	if replay := pushAfter(t, s, p, "b", "c"); !replay.Stale {
+		t.Fatalf("replay of c after reopening, with a as the head: %+v", replay)
+	}
+
+	// Deleting the project forgets them.
+	if _, err := s.DeleteProject(p.ID); err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{branchHeadsBucket, deployedCommitsBucket} {
+			if k, _ := bucket(tx, name).Cursor().Seek(itob(p.ID)); k != nil && hasPrefix(k, itob(p.ID)) {
+				return fmt.Errorf("%s keeps %x of the deleted project", name, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStaleRuleAfterUpgrade opens a store written before branch_heads and deployed_commits existed:
+// they are filled from its deployments, so an old delivery replayed after the upgrade is stale.
+func TestStaleRuleAfterUpgrade(t *testing.T) {
+	s, dir := openTest(t)
+	p := newProject(t, s, "site")
+	push(t, s, p, "a")
+	deployNext(t, s)
+	pushAfter(t, s, p, "a", "b")
+	deployNext(t, s)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(rootBucket)
+		if err := root.DeleteBucket(branchHeadsBucket); err != nil {
+			return err
+		}
+		if err := root.DeleteBucket(deployedCommitsBucket); err != nil {
+			return err
+		}
+		return root.Bucket(metaBucket).Put(schemaKey, []byte("1"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = reopen(t, dir)
+	if replay := push(t, s, p, "a"); !replay.Stale {
+		t.Fatalf("replay of a after the upgrade: %+v", replay)
+	}
+	if next := pushAfter(t, s, p, "b", "c"); next.Stale || next.DeploymentID == 0 {
+		t.Fatalf("the next push after the upgrade: %+v", next)
 	}
 }

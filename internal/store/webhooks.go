@@ -82,6 +82,8 @@ type Delivery struct {
 	Outcome      string    `json:"outcome"`
 	DeploymentID int64     `json:"deployment_id,omitempty"`
 	ReceivedAt   time.Time `json:"received_at"`
+	// RemoteAddr is the client's address, behind trusted proxies.
+	RemoteAddr string `json:"remote_addr,omitempty"`
 }
 
 // addDelivery appends a delivery record inside tx, pruning the oldest beyond maxDeliveries.
@@ -115,12 +117,19 @@ type Push struct {
 	CommitMessage string
 	CommitAuthor  string
 	Branch        string
+	// Before is the commit the branch pointed at before the push, as the payload says.
+	Before     string
+	RemoteAddr string
 }
 
-// PushResult says what RecordPush did: created a deployment, or found one of the same commit.
+// PushResult says what RecordPush did: created a deployment, found one of the same commit, or
+// refused a stale delivery.
 type PushResult struct {
 	DeploymentID int64
 	Duplicate    bool
+	// Stale says the push replays an old delivery: its commit was deployed before, and the branch
+	// has moved on since (it is neither the branch's last pushed commit nor the push's before).
+	Stale bool
 }
 
 // Delivery outcomes.
@@ -131,17 +140,27 @@ const (
 	OutcomePing    = "ok"
 )
 
-// RecordPush durably records a push: a new queued deployment unless one of the same commit is queued,
-// running or live, and the delivery either way. It returns after the group commit is on disk.
+// RecordPush durably records a push: nothing for a stale delivery, else a new queued deployment
+// unless one of the same commit is queued, running or live, and the branch's new head; the delivery
+// in every case. It returns after the group commit is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
 	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
 		res = PushResult{}
-		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now}
+		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now, RemoteAddr: p.RemoteAddr}
+		heads, headKey := bucket(tx, branchHeadsBucket), branchKey(p.ProjectID, p.Branch)
+		if head := string(heads.Get(headKey)); head != "" && head != p.CommitSHA && head != p.Before &&
+			bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)) != nil {
+			res.Stale, delivery.Outcome = true, OutcomeIgnored
+			return addDelivery(tx, &delivery)
+		}
 		if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)); v != nil {
 			res = PushResult{DeploymentID: btoi(v), Duplicate: true}
 			delivery.Outcome, delivery.DeploymentID = OutcomeSkipped, res.DeploymentID
+			if err := heads.Put(headKey, []byte(p.CommitSHA)); err != nil {
+				return err
+			}
 			return addDelivery(tx, &delivery)
 		}
 		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
@@ -155,6 +174,9 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 		}
 		res.DeploymentID = d.ID
 		delivery.Outcome, delivery.DeploymentID = OutcomeSuccess, d.ID
+		if err := heads.Put(headKey, []byte(p.CommitSHA)); err != nil {
+			return err
+		}
 		return addDelivery(tx, &delivery)
 	})
 	if err == nil && projectGone {
@@ -175,4 +197,23 @@ func (s *Store) Deliveries(projectID int64, limit int) ([]Delivery, error) {
 		})
 	})
 	return out, err
+}
+
+// branchKey is the branch_heads key of a project's branch.
+func branchKey(projectID int64, branch string) []byte { return append(itob(projectID), branch...) }
+
+// fillPushHistory builds branch_heads and deployed_commits from the deployments of a store written
+// before they existed, so that replays of deliveries from before the upgrade are recognised too.
+func fillPushHistory(root *bolt.Bucket) error {
+	heads, deployed := root.Bucket(branchHeadsBucket), root.Bucket(deployedCommitsBucket)
+	// Deployments are in id order, so the last push of a branch is its head.
+	return iterate(root.Bucket(deploymentsBucket), nil, func(_ []byte, d Deployment) (bool, error) {
+		if err := deployed.Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID)); err != nil {
+			return false, err
+		}
+		if d.Trigger != api.TriggerWebhook {
+			return true, nil
+		}
+		return true, heads.Put(branchKey(d.ProjectID, d.Branch), []byte(d.CommitSHA))
+	})
 }
