@@ -211,25 +211,26 @@ func (p *Poller) RateRemaining() (int, bool) {
 // Run reconciles every project, then polls and reconciles on schedule until ctx ends.
 func (p *Poller) Run(ctx context.Context) {
 	c := p.opts.Clock
-	nextReconcile := time.Time{}
-	for first := true; ctx.Err() == nil; first = false {
-		now := c.Now()
-		projects, err := p.opts.Projects()
-		if err != nil {
-			p.opts.Log.Error("poll: reading the projects", "err", err)
-		}
-		p.sync(projects, now, first)
-		if first || (p.opts.Reconcile > 0 && !now.Before(nextReconcile)) {
-			p.reconcile(ctx, projects)
-			nextReconcile = c.Now().Add(p.opts.Reconcile)
-		}
-		p.checkDue(ctx, projects, c.Now())
+	var nextReconcile time.Time // zero until the reconciliation at start has run
+	for ctx.Err() == nil {
 		wake := c.Now().Add(refresh)
-		if p.opts.Reconcile > 0 && nextReconcile.Before(wake) {
-			wake = nextReconcile
-		}
-		if next := p.nextDue(); !next.IsZero() && next.Before(wake) {
-			wake = next
+		// A project list that cannot be read is not an empty one: this round waits for the next.
+		if projects, err := p.opts.Projects(); err != nil {
+			p.opts.Log.Error("poll: reading the projects", "err", err)
+		} else {
+			p.sync(projects, c.Now(), nextReconcile.IsZero())
+			if nextReconcile.IsZero() || (p.opts.Reconcile > 0 && !c.Now().Before(nextReconcile)) {
+				p.reconcile(ctx, projects)
+				nextReconcile = c.Now().Add(p.opts.Reconcile)
+			}
+			p.checkDue(ctx, projects, c.Now())
+			wake = c.Now().Add(refresh)
+			if p.opts.Reconcile > 0 && nextReconcile.Before(wake) {
+				wake = nextReconcile
+			}
+			if next := p.nextDue(); !next.IsZero() && next.Before(wake) {
+				wake = next
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -366,12 +367,17 @@ func (p *Poller) check(ctx context.Context, pr Project) {
 func (p *Poller) reconcile(ctx context.Context, projects []Project) {
 	now := p.opts.Clock.Now()
 	var ready []Project
+	waiting, until := 0, time.Time{}
 	for _, pr := range projects {
-		if until := p.source(pr).pausedUntil(); until.After(now) {
-			p.opts.Log.Warn("reconcile: waiting for the GitHub rate limit", "project", pr.ID, "until", until.UTC())
+		if paused := p.source(pr).pausedUntil(); paused.After(now) {
+			waiting, until = waiting+1, paused
 			continue
 		}
 		ready = append(ready, pr)
+	}
+	if waiting > 0 {
+		p.opts.Log.Warn("reconcile: projects on GitHub wait for the next reconciliation, the rate limit is low",
+			"projects", waiting, "rate_limit_reset", until.UTC())
 	}
 	p.each(ctx, ready, func(ctx context.Context, pr Project) {
 		_, err := p.visit(ctx, p.source(pr), pr, CauseReconcile)

@@ -2,6 +2,7 @@ package poll_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -77,12 +78,20 @@ type harness struct {
 	mu       sync.Mutex
 	projects []poll.Project
 	results  []string
+	// unreadable makes the project list fail to be read, as a store that fails would.
+	unreadable bool
 }
 
 // newHarness returns a harness of projects; gh is the fake GitHub, nil for none.
 func newHarness(t *testing.T, gh *githubtest.Server, opts poll.Options, projects ...poll.Project) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: clocktest.New(start), deployer: &deployer{}, projects: projects}
+	return newHarnessOf(t, &harness{projects: projects}, gh, opts)
+}
+
+// newHarnessOf starts the harness h, whose projects and unreadable are set.
+func newHarnessOf(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Options) *harness {
+	t.Helper()
+	h.t, h.clock, h.deployer = t, clocktest.New(start), &deployer{}
 	if gh != nil {
 		c, err := github.New(github.Options{APIURL: gh.URL, Token: token})
 		if err != nil {
@@ -93,6 +102,9 @@ func newHarness(t *testing.T, gh *githubtest.Server, opts poll.Options, projects
 	opts.Projects = func() ([]poll.Project, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if h.unreadable {
+			return nil, errors.New("the store is unreadable")
+		}
 		return slices.Clone(h.projects), nil
 	}
 	opts.Deployer, opts.Clock = h.deployer, h.clock
@@ -418,5 +430,31 @@ func TestProjectsLeaveThePoll(t *testing.T) {
 		if _, ok := h.poller.Status(id); ok {
 			t.Errorf("project %d still has a poll status", id)
 		}
+	}
+}
+
+func TestUnreadableProjectListIsNotEmpty(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarnessOf(t, &harness{unreadable: true,
+		projects: []poll.Project{{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true}}},
+		nil, poll.Options{Interval: time.Minute})
+	if got := h.deployer.deployments(); len(got) != 0 {
+		t.Fatalf("deployments without a project list: %q", got)
+	}
+	h.mu.Lock()
+	h.unreadable = false
+	h.mu.Unlock()
+	h.step()
+	if got, want := h.deployer.deployments(), []string{"1 main " + a[:7] + " reconcile first"}; !slices.Equal(got, want) {
+		t.Fatalf("once the list is read: %q, want the reconciliation at start %q", got, want)
+	}
+	before := h.status(1)
+	h.mu.Lock()
+	h.unreadable = true
+	h.mu.Unlock()
+	h.step()
+	if after, ok := h.poller.Status(1); !ok || !after.NextPollAt.Equal(*before.NextPollAt) {
+		t.Errorf("a failed read of the list changed the schedule: %+v, then %+v", before, after)
 	}
 }
