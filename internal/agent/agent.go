@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,15 +16,17 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/poll"
+	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -39,27 +40,22 @@ type Agent struct {
 	log        *slog.Logger
 	adminToken string
 	metrics    *metrics
-	wake       chan struct{}
 	started    time.Time
-	github     *github.Client
-	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
-	// find no hook and create two.
-	hooks   sync.Mutex
-	builder *pipeline.Builder
-	builds  builds
+	domain     *domain.Service
+	builder    *pipeline.Builder
+	builds     *builds
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
-	// publishing guards publishLocks, one lock per project held while a deployment goes live.
-	publishing   sync.Mutex
-	publishLocks map[int64]*sync.Mutex
-	// clock drives the poller; tests replace it before Serve.
-	clock clock.Clock
-	// poller finds new commits without webhooks; nil until Serve starts it.
-	poller *poll.Poller
 	// trustedProxies are the peers whose X-Forwarded-For names the client.
 	trustedProxies []netip.Prefix
 	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
 	webhookBodies *byteBudget
+	// github reads the heads of GitHub repositories for the poller.
+	github *github.Client
+	// clock drives the poller; tests replace it before Serve.
+	clock clock.Clock
+	// poller finds new commits without webhooks; nil until Serve starts it.
+	poller *poll.Poller
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -77,16 +73,16 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token,
-		wake: make(chan struct{}, 1), started: time.Now(), github: gh, stopping: make(chan struct{}), publishLocks: map[int64]*sync.Mutex{},
-		builds: builds{projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}}, trustedProxies: trustedProxies,
-		webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()), clock: clock.System{}}
+	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
+		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
+		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()), github: gh, clock: clock.System{}}
+	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Targets: publish.NewTargets(cfg), Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
 	}, func() float64 { return float64(a.builds.running()) }, a.rateRemaining)
 	// Counted where every end is recorded, so that superseded and queued deployments count too.
-	st.OnFinish(func(status string) { a.metrics.deployments.WithLabelValues(status).Inc() })
+	st.OnFinish(func(status store.Status) { a.metrics.deployments.WithLabelValues(string(status)).Inc() })
 	return a, nil
 }
 
@@ -115,37 +111,39 @@ func loadOrCreateAdminToken(path string) (string, error) {
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
+		_ = writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
 	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
 
 	admin := http.NewServeMux()
-	admin.HandleFunc("GET "+api.PathProjects, a.listProjects)
-	admin.HandleFunc("POST "+api.PathProjects, a.createProject)
-	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.getProject)
-	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.updateProject)
-	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.deleteProject)
-	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.deploy)
-	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.rollback)
-	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.listEnv)
-	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.setEnv)
-	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.unsetEnv)
-	admin.HandleFunc("GET "+api.PathStatus, a.status)
+	admin.HandleFunc("GET "+api.PathProjects, a.handle(a.listProjects))
+	admin.HandleFunc("POST "+api.PathProjects, a.handle(a.createProject))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.handle(a.getProject))
+	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.handle(a.updateProject))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.handle(a.deleteProject))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.handle(a.deploy))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.handle(a.rollback))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
+	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.handle(a.setEnv))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.handle(a.unsetEnv))
+	admin.HandleFunc("GET "+api.PathStatus, a.handle(a.status))
 	admin.Handle("GET "+api.PathMetrics, a.metrics.handler())
-	admin.HandleFunc("GET "+api.PathDeployments, a.listDeployments)
-	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.getDeployment)
-	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.deploymentLogs)
-	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.cancelDeployment)
-	admin.HandleFunc("POST "+api.PathRepositories+"/{owner}/{repo}/import", a.importRepository)
-	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.setupWebhook)
-	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.deleteWebhook)
-	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.rotateWebhook)
-	admin.HandleFunc("GET "+api.PathDeliveries, a.listDeliveries)
+	admin.HandleFunc("GET "+api.PathDeployments, a.handle(a.listDeployments))
+	admin.HandleFunc("GET "+api.PathDeployments+"/{id}", a.handle(a.getDeployment))
+	admin.HandleFunc("GET "+api.PathDeployments+"/{id}/logs", a.handle(a.deploymentLogs))
+	admin.HandleFunc("POST "+api.PathDeployments+"/{id}/cancel", a.handle(a.cancelDeployment))
+	admin.HandleFunc("POST "+api.PathRepositories+"/{owner}/{repo}/import", a.handle(a.importRepository))
+	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/setup", a.handle(a.setupWebhook))
+	admin.HandleFunc("DELETE "+api.PathProjectWebhooks+"/{id}/webhook", a.handle(a.deleteWebhook))
+	admin.HandleFunc("POST "+api.PathProjectWebhooks+"/{id}/rotate", a.handle(a.rotateWebhook))
+	admin.HandleFunc("GET "+api.PathDeliveries, a.handle(a.listDeliveries))
+	// A backup streams the store: a failure once it has started can only cut the answer short.
 	admin.HandleFunc("GET "+api.PathBackup, a.backup)
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
-	return a.sites(a.cors(mux))
+	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
+	return sites.Handler(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time;
@@ -187,26 +185,6 @@ func (a *Agent) cors(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// writeJSON answers with v as JSON.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// writeError answers with {"detail": detail}.
-func writeError(w http.ResponseWriter, code int, detail string) {
-	writeJSON(w, code, api.Error{Detail: detail})
-}
-
-// wakeWorkers tells idle workers that a deployment was queued.
-func (a *Agent) wakeWorkers() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestAdminAPIRequiresToken(t *testing.T) {
@@ -172,6 +173,26 @@ func TestStatusAndMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestWireValuesMatchStore keeps the API's status and trigger strings equal to the stored ones,
+// which the agent converts between at the transport edge.
+func TestWireValuesMatchStore(t *testing.T) {
+	for _, pair := range [][2]string{
+		{api.StatusQueued, string(store.StatusQueued)}, {api.StatusCloning, string(store.StatusCloning)},
+		{api.StatusInstalling, string(store.StatusInstalling)}, {api.StatusBuilding, string(store.StatusBuilding)},
+		{api.StatusUploading, string(store.StatusUploading)}, {api.StatusPurging, string(store.StatusPurging)},
+		{api.StatusDeployed, string(store.StatusDeployed)}, {api.StatusFailed, string(store.StatusFailed)},
+		{api.StatusCancelled, string(store.StatusCancelled)}, {api.TriggerWebhook, string(store.TriggerWebhook)},
+		{api.TriggerManual, string(store.TriggerManual)}, {api.TriggerImport, string(store.TriggerImport)},
+		{api.TriggerRollback, string(store.TriggerRollback)}, {api.TriggerPoll, string(store.TriggerPoll)},
+		{api.TriggerReconcile, string(store.TriggerReconcile)},
+		{api.ProjectTriggerWebhook, string(store.ProjectTriggerWebhook)}, {api.ProjectTriggerPoll, string(store.ProjectTriggerPoll)},
+	} {
+		if wire, stored := pair[0], pair[1]; wire != stored {
+			t.Errorf("wire value %q, stored %q", wire, stored)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -42,7 +43,7 @@ func publishOnce(b *testing.B, a *Agent, p *store.Project, src string) {
 	if _, err := a.store.ClaimNext(func(int64) bool { return false }); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := pipeline.Publish(src, a.siteDir(p.Slug, d.ID)); err != nil {
+	if _, err := publish.Copy(src, a.domain.SiteDir(p.Slug, d.ID)); err != nil {
 		b.Fatal(err)
 	}
 	if err := a.publish(context.Background(), p, d, &pipeline.Result{}, discardLog(b)); err != nil {

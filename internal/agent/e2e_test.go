@@ -227,11 +227,11 @@ func TestLogFollowAndRetention(t *testing.T) {
 	second := ta.deployed(ta.push(p, repo.Commit("two", nodeSite("two"))))
 	// Pruning follows the deployed status by a moment.
 	gone := func(path string) bool { _, err := os.Stat(path); return errors.Is(err, os.ErrNotExist) }
-	for deadline := time.Now().Add(5 * time.Second); !gone(ta.agent.logPath(first)) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); !gone(ta.agent.domain.LogPath(first)) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ta.call("GET", fmt.Sprintf("%s/%d", api.PathDeployments, first), nil, http.StatusNotFound, nil)
-	if !gone(ta.agent.siteDir(p.Slug, first)) || !gone(ta.agent.logPath(first)) {
+	if !gone(ta.agent.domain.SiteDir(p.Slug, first)) || !gone(ta.agent.domain.LogPath(first)) {
 		t.Errorf("the pruned deployment's files or log remain")
 	}
 	if _, body := ta.get(p.Slug, "/"); body != "two" || !second.Live {

@@ -148,7 +148,7 @@ func (ta *testAgent) wait(id int64) api.Deployment {
 	for {
 		var d api.Deployment
 		ta.call("GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &d)
-		if store.IsTerminal(d.Status) {
+		if store.IsTerminal(store.Status(d.Status)) {
 			return d
 		}
 		if time.Now().After(deadline) {

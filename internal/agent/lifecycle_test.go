@@ -78,7 +78,7 @@ func TestListenerFailureShutsDownLikeASignal(t *testing.T) {
 	if left := proctest.WithMarker(marker); len(left) > 0 {
 		t.Errorf("build processes left running: %v", left)
 	}
-	if log, _ := os.ReadFile(ta.agent.logPath(id)); !strings.Contains(string(log), "queued again") {
+	if log, _ := os.ReadFile(ta.agent.domain.LogPath(id)); !strings.Contains(string(log), "queued again") {
 		t.Errorf("the build log does not say the deployment was queued again:\n%s", log)
 	}
 }

@@ -15,20 +15,19 @@ const logPollInterval = 200 * time.Millisecond
 
 // deploymentLogs answers GET /api/v1/deployments/{id}/logs with the build log as text; with
 // ?follow=1 it streams the log as it is written until the deployment ends.
-func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) {
-	d, _, ok := a.lookupDeployment(w, r)
-	if !ok {
-		return
+func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
+	d, _, err := a.domain.Deployment(r.PathValue("id"))
+	if err != nil {
+		return err
 	}
 	follow := r.URL.Query().Get("follow")
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	f, err := os.Open(a.logPath(d.ID))
+	f, err := os.Open(a.domain.LogPath(d.ID))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		a.internalError(w, r, err)
-		return
+		return err
 	}
 	if f != nil {
 		defer f.Close()
@@ -37,7 +36,7 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) {
 		if f != nil {
 			_, _ = io.Copy(w, f)
 		}
-		return
+		return nil
 	}
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
@@ -47,26 +46,26 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) {
 		current, err := a.store.Deployment(d.ID)
 		ended := err != nil || current.Terminal()
 		if f == nil {
-			if f, err = os.Open(a.logPath(d.ID)); err == nil {
+			if f, err = os.Open(a.domain.LogPath(d.ID)); err == nil {
 				defer f.Close()
 			}
 		}
 		if f != nil {
 			if _, err := io.Copy(w, f); err != nil {
-				return
+				return nil
 			}
 			if rc.Flush() != nil {
-				return
+				return nil
 			}
 		}
 		if ended || errors.Is(err, store.ErrNotFound) {
-			return
+			return nil
 		}
 		select {
 		case <-r.Context().Done():
-			return
+			return nil
 		case <-a.stopping:
-			return
+			return nil
 		case <-time.After(logPollInterval):
 		}
 	}

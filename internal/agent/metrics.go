@@ -9,6 +9,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/poll"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // metrics are the agent's Prometheus collectors, in a registry of its own so tests can run many agents.
@@ -64,8 +65,8 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 		}, []string{"result"}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
-	for _, status := range []string{api.StatusDeployed, api.StatusFailed, api.StatusCancelled} {
-		m.deployments.WithLabelValues(status)
+	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
+		m.deployments.WithLabelValues(string(status))
 	}
 	for _, target := range []string{"local", "oss"} {
 		m.publishDuration.WithLabelValues(target)

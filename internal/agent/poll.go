@@ -2,10 +2,10 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -31,34 +31,22 @@ func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
 
 // projectTrigger is how the API names the way a project's new commits are found.
 func projectTrigger(p *store.Project) string {
-	if p.Trigger == api.ProjectTriggerPoll {
+	if p.Polled() {
 		return api.ProjectTriggerPoll
 	}
 	return api.ProjectTriggerWebhook
 }
 
-// storedTrigger checks the trigger of a request and returns what the store keeps of it: "poll", or
-// "" for webhooks.
-func storedTrigger(trigger string) (string, error) {
-	switch trigger {
-	case "", api.ProjectTriggerWebhook:
-		return "", nil
-	case api.ProjectTriggerPoll:
-		return api.ProjectTriggerPoll, nil
-	}
-	return "", fmt.Errorf("trigger must be webhook or poll, not %q", trigger)
-}
-
 // pollProjects lists every project as the poller sees it.
 func (a *Agent) pollProjects() ([]poll.Project, error) {
-	projects, err := a.store.Projects()
+	projects, err := a.domain.Projects()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]poll.Project, 0, len(projects))
 	for _, p := range projects {
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
-			Poll: p.Trigger == api.ProjectTriggerPoll})
+			Poll: p.Polled()})
 	}
 	return out, nil
 }
@@ -70,24 +58,22 @@ func (a *Agent) wakePoller() {
 	}
 }
 
-// pollDeployer deploys the heads the poller finds, through the store's duplicate rules.
+// pollDeployer deploys the heads the poller finds, through the domain's duplicate rules.
 type pollDeployer struct{ a *Agent }
 
 // Missing reports whether the head has no deployment that is queued, running, live or its
 // branch's newest.
 func (d pollDeployer) Missing(p poll.Project, h poll.Head) (bool, error) {
-	return d.a.store.HeadMissing(p.ID, h.Branch, h.SHA)
+	return d.a.domain.HeadMissing(p.ID, h.Branch, h.SHA)
 }
 
-// Deploy queues a deployment of the head, if it is still missing, and wakes the build workers.
+// Deploy queues a deployment of the head, if it is still missing.
 func (d pollDeployer) Deploy(ctx context.Context, p poll.Project, h poll.Head, cause poll.Cause) (int64, error) {
-	dep := &store.Deployment{ProjectID: p.ID, CommitSHA: h.SHA, CommitMessage: h.Message, CommitAuthor: h.Author,
-		Branch: h.Branch, Trigger: string(cause)}
-	created, err := d.a.store.DeployHead(ctx, dep)
-	if err != nil || !created {
+	dep, err := d.a.domain.DeployHead(ctx, domain.Head{ProjectID: p.ID, Branch: h.Branch, SHA: h.SHA, Message: h.Message,
+		Author: h.Author, Trigger: store.Trigger(cause)})
+	if err != nil || dep == nil {
 		return 0, err
 	}
-	d.a.wakeWorkers()
 	return dep.ID, nil
 }
 

@@ -15,27 +15,24 @@ func (a *Agent) sandboxName() string {
 }
 
 // status answers GET /api/v1/status: health, version, queue, sandbox and every project's state.
-func (a *Agent) status(w http.ResponseWriter, r *http.Request) {
+func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	queued, err := a.store.QueueDepth()
 	if err != nil {
-		a.internalError(w, r, err)
-		return
+		return err
 	}
-	projects, err := a.store.Projects()
+	projects, err := a.domain.Projects()
 	if err != nil {
-		a.internalError(w, r, err)
-		return
+		return err
 	}
 	out := api.Status{Status: "ok", Version: Version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {
-		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.liveURL(p), WebhookConfigured: p.WebhookConfigured(), Trigger: projectTrigger(p),
-			PollStatus: a.pollStatus(p.ID)}
+		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
+			Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
-			a.internalError(w, r, err)
-			return
+			return err
 		}
 		if len(recent) == 1 {
 			last := a.deploymentView(recent[0], p)
@@ -49,5 +46,5 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Projects = append(out.Projects, ps)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, out)
 }

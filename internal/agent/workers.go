@@ -8,11 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
@@ -26,10 +24,29 @@ var (
 
 // builds tracks the builds running in this agent: which projects are busy and how to stop each build.
 type builds struct {
+	// wake tells idle workers that a deployment was queued.
+	wake     chan struct{}
 	mu       sync.Mutex
 	projects map[int64]bool
 	cancel   map[int64]context.CancelCauseFunc
 	wg       sync.WaitGroup
+}
+
+// Wake tells idle workers that a deployment was queued.
+func (b *builds) Wake() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stop stops the build of a deployment if a worker is running it.
+func (b *builds) Stop(deploymentID int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cancel := b.cancel[deploymentID]; cancel != nil {
+		cancel(errCancelled)
+	}
 }
 
 // running returns how many builds are running.
@@ -112,12 +129,12 @@ func (a *Agent) worker(ctx context.Context) {
 		if d == nil {
 			select {
 			case <-ctx.Done():
-			case <-a.wake:
+			case <-a.builds.wake:
 			case <-time.After(pollInterval):
 			}
 			continue
 		}
-		a.wakeWorkers() // another idle worker may find more to do
+		a.builds.Wake() // another idle worker may find more to do
 		a.build(ctx, d)
 	}
 }
@@ -133,20 +150,6 @@ func (a *Agent) claim() (*store.Deployment, error) {
 	return d, err
 }
 
-// stopBuild stops the build of a deployment if a worker is running it.
-func (a *Agent) stopBuild(deploymentID int64) {
-	a.builds.mu.Lock()
-	defer a.builds.mu.Unlock()
-	if cancel := a.builds.cancel[deploymentID]; cancel != nil {
-		cancel(errCancelled)
-	}
-}
-
-// siteDir is where the output of a deployment is kept and served from.
-func (a *Agent) siteDir(slug string, deploymentID int64) string {
-	return filepath.Join(a.cfg.DataDir, "sites", slug, strconv.FormatInt(deploymentID, 10))
-}
-
 // build runs one claimed deployment to its end: deployed, failed, cancelled, or queued again at shutdown.
 func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 	log := a.log.With("project", d.ProjectID, "deployment", d.ID)
@@ -160,7 +163,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		delete(a.builds.projects, d.ProjectID)
 		a.builds.mu.Unlock()
 		cancel(nil)
-		a.wakeWorkers() // the project may have a newer deployment waiting
+		a.builds.Wake() // the project may have a newer deployment waiting
 	}()
 
 	p, err := a.store.Project(d.ProjectID)
@@ -186,8 +189,8 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env,
-		PublishDir: a.siteDir(p.Slug, d.ID),
-		Step: func(status string) error {
+		PublishDir: a.domain.SiteDir(p.Slug, d.ID),
+		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
 			return a.store.SetStatus(d.ID, status)
 		},
@@ -219,43 +222,16 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 	a.prune(log, p)
 }
 
-// publish hands a built deployment to its target and records it deployed, live unless a newer
-// deployment is live already.
+// publish hands a built deployment to the domain, which records it deployed and live unless a
+// newer deployment is live already.
 func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployment, res *pipeline.Result, blog *pipeline.Log) error {
-	err := a.store.UpdateRunning(d.ID, func(d *store.Deployment) { d.Framework, d.SPA = res.Settings.Framework, res.Settings.SPA })
+	took, err := a.domain.Release(ctx, p, d, res.Settings.Framework, res.Settings.SPA, blog)
 	if err != nil {
 		return err
 	}
-	unlock := a.lockPublishing(p.ID)
-	defer unlock()
-	mayGoLive, err := a.store.MayGoLive(d.ID)
-	if err != nil {
-		return err
+	if took > 0 {
+		a.metrics.publishDuration.WithLabelValues(p.Target).Observe(took.Seconds())
 	}
-	if mayGoLive {
-		target, err := a.target(p.Target)
-		if err != nil {
-			return err
-		}
-		step := func(status string) error { return a.store.SetStatus(d.ID, status) }
-		publishStart := time.Now()
-		if err := target.Publish(ctx, p, d, a.siteDir(p.Slug, d.ID), blog, step); err != nil {
-			return err
-		}
-		a.metrics.publishDuration.WithLabelValues(p.Target).Observe(time.Since(publishStart).Seconds())
-		blog.Printf("==> Live at %s", a.liveURL(p))
-	} else {
-		blog.Printf("A newer deployment is live already: this one stays available at its preview URL")
-	}
-	if p.Target == "local" {
-		blog.Printf("Preview: %s", a.deploymentURL(p, d))
-	}
-	blog.Printf("Deployment #%d succeeded", d.ID)
-	live, err := a.store.Complete(d.ID)
-	if err != nil {
-		return err
-	}
-	a.log.Info("deployed", "project", p.ID, "deployment", d.ID, "live", live)
 	return nil
 }
 
@@ -277,7 +253,7 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		}
 		blog.Printf("ERROR: %v", err)
 		blog.Printf("Deployment #%d failed", d.ID)
-		if ferr := a.store.Fail(d.ID, api.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
+		if ferr := a.store.Fail(d.ID, store.StatusFailed, blog.Redact(err.Error())); ferr != nil && !errors.Is(ferr, store.ErrFinished) {
 			log.Error("build: recording the failure", "err", ferr)
 		}
 		log.Info("build failed")
@@ -293,10 +269,10 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 		return
 	}
 	for _, d := range gone {
-		if err := os.RemoveAll(a.siteDir(p.Slug, d.ID)); err != nil {
+		if err := os.RemoveAll(a.domain.SiteDir(p.Slug, d.ID)); err != nil {
 			log.Warn("removing an old deployment's files", "deployment", d.ID, "err", err)
 		}
-		_ = os.Remove(a.logPath(d.ID))
+		_ = os.Remove(a.domain.LogPath(d.ID))
 	}
 	if len(gone) > 0 {
 		log.Info("pruned old deployments", "count", len(gone))
@@ -321,13 +297,13 @@ func (a *Agent) openBuildLog(p *store.Project, deploymentID int64) (*pipeline.Lo
 	if t := a.cfg.GitHub.Token; t != "" {
 		secrets = append(secrets, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
 	}
-	return pipeline.OpenLog(a.logPath(deploymentID), secrets)
+	return pipeline.OpenLog(a.domain.LogPath(deploymentID), secrets)
 }
 
 // failBeforeLog records a deployment as failed before its build log exists, logging when even that fails
 // (the deployment then stays running until the next start recovers it).
 func (a *Agent) failBeforeLog(log *slog.Logger, id int64, message string) {
-	if err := a.store.Fail(id, api.StatusFailed, message); err != nil && !errors.Is(err, store.ErrFinished) {
+	if err := a.store.Fail(id, store.StatusFailed, message); err != nil && !errors.Is(err, store.ErrFinished) {
 		log.Error("build: recording the failure", "err", err)
 	}
 }

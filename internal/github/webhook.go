@@ -34,8 +34,26 @@ func Sign(secret []byte, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// IsFormContentType reports whether a Content-Type header is a form-encoded webhook body.
-func IsFormContentType(contentType string) bool {
+// VerifyDelivery checks the X-Hub-Signature-256 of a webhook body under secret and returns the JSON
+// payload the body carries: the body itself, or for a form-encoded body its payload= field (nil when
+// it has none). GitHub signs the raw body; Gitea and Forgejo sign the JSON inside payload=, so for
+// a form body a signature over either is accepted. A form body is decoded in place (a second copy of
+// a large body would be memory nobody bounds), so body must not be used afterwards.
+func VerifyDelivery(secret []byte, signatureHeader, contentType string, body []byte) (payload []byte, ok bool) {
+	// The raw body is checked first, as decoding overwrites it.
+	ok = VerifySignature(secret, signatureHeader, body)
+	if !isFormContentType(contentType) {
+		return body, ok
+	}
+	payload, err := DecodeFormPayload(body)
+	if err != nil {
+		return nil, ok
+	}
+	return payload, ok || VerifySignature(secret, signatureHeader, payload)
+}
+
+// isFormContentType reports whether a Content-Type header is a form-encoded webhook body.
+func isFormContentType(contentType string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "application/x-www-form-urlencoded")
 }
 

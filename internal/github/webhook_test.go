@@ -233,3 +233,33 @@ func BenchmarkParsePush(b *testing.B) {
 		}
 	}
 }
+
+func TestVerifyDelivery(t *testing.T) {
+	secret := []byte("s3cret")
+	jsonBody := `{"ref":"refs/heads/main"}`
+	form := "payload=" + url.QueryEscape(jsonBody)
+	const formType = "application/x-www-form-urlencoded"
+	for _, tc := range []struct {
+		name, contentType, body, signed string
+		payload                         string
+		ok                              bool
+	}{
+		{"JSON signed", "application/jsonBody", jsonBody, jsonBody, jsonBody, true},
+		{"JSON signed elsewhere", "application/jsonBody", jsonBody, jsonBody + " ", jsonBody, false},
+		{"form, raw body signed (GitHub)", formType, form, form, jsonBody, true},
+		{"form, payload signed (Gitea, Forgejo)", formType + "; charset=utf-8", form, jsonBody, jsonBody, true},
+		{"form content type in capitals", "Application/X-WWW-Form-Urlencoded", form, jsonBody, jsonBody, true},
+		{"JSON body, payload signature", "application/jsonBody", form, jsonBody, form, false},
+		{"form without payload, body signed", formType, "other=1", "other=1", "", true},
+		{"form without payload, other signature", formType, "other=1", "", "", false},
+		{"form, wrong signature", formType, form, "x", jsonBody, false},
+	} {
+		payload, ok := VerifyDelivery(secret, Sign(secret, []byte(tc.signed)), tc.contentType, []byte(tc.body))
+		if ok != tc.ok || string(payload) != tc.payload {
+			t.Errorf("%s: VerifyDelivery = %q %v, want %q %v", tc.name, payload, ok, tc.payload, tc.ok)
+		}
+	}
+	if _, ok := VerifyDelivery(nil, Sign(nil, []byte(jsonBody)), "application/jsonBody", []byte(jsonBody)); ok {
+		t.Error("an empty secret verified")
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/miaobu/miaobu/internal/publish"
 )
 
 // Sandbox modes of build.sandbox.
@@ -227,7 +229,7 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 	var hidden []string
 	for _, p := range b.hiddenPaths() {
 		// A path in a directory already hidden is gone with it.
-		if slices.ContainsFunc(hidden, func(d string) bool { return within(d, p) }) {
+		if slices.ContainsFunc(hidden, func(d string) bool { return publish.Within(d, p) }) {
 			continue
 		}
 		info, err := os.Stat(p)
@@ -241,7 +243,7 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 			args = append(args, "--ro-bind", "/dev/null", p)
 		}
 	}
-	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return within(d, resolverDir) }) {
+	if info, err := os.Stat(resolverDir); err == nil && info.IsDir() && slices.ContainsFunc(hidden, func(d string) bool { return publish.Within(d, resolverDir) }) {
 		args = append(args, "--ro-bind", resolverDir, resolverDir)
 	}
 	if asRoot() {
@@ -260,7 +262,7 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 func traversableParents(hidden, paths []string) []string {
 	var dirs []string
 	for _, p := range paths {
-		for d := filepath.Dir(p); slices.ContainsFunc(hidden, func(h string) bool { return d != h && within(h, d) }); d = filepath.Dir(d) {
+		for d := filepath.Dir(p); slices.ContainsFunc(hidden, func(h string) bool { return d != h && publish.Within(h, d) }); d = filepath.Dir(d) {
 			dirs = append(dirs, d)
 		}
 	}

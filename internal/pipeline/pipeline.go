@@ -17,8 +17,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/detect"
+	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // Builder runs builds; one Builder serves every worker of an agent.
@@ -46,7 +47,7 @@ type Job struct {
 	GitHub        bool // a GitHub repository: clones over https send the token
 	CommitSHA     string
 	Branch        string
-	Trigger       string
+	Trigger       store.Trigger
 	CommitMessage string
 	CommitAuthor  string
 	// Build settings of the project; empty ones are detected from the checked-out commit.
@@ -56,7 +57,7 @@ type Job struct {
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
 	PublishDir string
 	// Step is told each status the build enters; an error from it stops the build.
-	Step func(status string) error
+	Step func(status store.Status) error
 	// Commit is told the commit's message and author once the clone knows them.
 	Commit func(message, author string)
 	// Detected is told what detection found in the commit, before the project's settings override it.
@@ -127,7 +128,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 
 	installEnv := b.baseEnv(ws, settings.PackageManager, job.Env)
 	if settings.InstallCommand != "" {
-		if err := job.Step(api.StatusInstalling); err != nil {
+		if err := job.Step(store.StatusInstalling); err != nil {
 			return nil, err
 		}
 		log.Printf("==> Installing: %s", settings.InstallCommand)
@@ -136,7 +137,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		}
 	}
 	if settings.BuildCommand != "" {
-		if err := job.Step(api.StatusBuilding); err != nil {
+		if err := job.Step(store.StatusBuilding); err != nil {
 			return nil, err
 		}
 		log.Printf("==> Building: %s", settings.BuildCommand)
@@ -150,7 +151,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, context.Cause(ctx)
 	}
 
-	if err := job.Step(api.StatusUploading); err != nil {
+	if err := job.Step(store.StatusUploading); err != nil {
 		return nil, err
 	}
 	output, err := outputDir(ws.src, settings.rootDir, settings.OutputDirectory)
@@ -159,7 +160,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	log.Printf("==> Publishing %s", settings.OutputDirectory)
 	copyStart := time.Now()
-	files, err := Publish(output, job.PublishDir)
+	files, err := publish.Copy(output, job.PublishDir)
 	if err != nil {
 		return nil, err
 	}
@@ -285,10 +286,10 @@ func outputDir(src, rootDir, output string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !within(realSrc, real) {
+	if !publish.Within(realSrc, real) {
 		return "", fmt.Errorf("output directory %q is outside the checkout: nothing outside the build is published", output)
 	}
-	if inGitDir(realSrc, real) {
+	if publish.InGitDir(realSrc, real) {
 		return "", fmt.Errorf("output directory %q is in .git: the repository's own files are never published", output)
 	}
 	if info, err := os.Stat(real); err != nil || !info.IsDir() {
@@ -319,17 +320,6 @@ func listDirs(src, rootDir string) string {
 		return ""
 	}
 	return "; directories present: " + strings.Join(names, ", ")
-}
-
-// within reports whether path is root or inside it; both are clean absolute paths.
-func within(root, path string) bool {
-	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
-}
-
-// inGitDir reports whether path, inside root (both clean absolute paths), is in a .git directory.
-func inGitDir(root, path string) bool {
-	rel, err := filepath.Rel(root, path)
-	return err == nil && slices.Contains(strings.Split(rel, string(filepath.Separator)), ".git")
 }
 
 // firstLine is the first line of a commit message.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/proctest"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // nodeSite is a project whose build script writes dist/index.html with body.
@@ -69,10 +70,10 @@ func testBuilderIn(t *testing.T, data string) (*Builder, string) {
 
 // testJob is a job for the repository's commit, publishing into the data dir.
 func testJob(data string, r *gittest.Repo, sha string, id int64) Job {
-	var steps []string
+	var steps []store.Status
 	return Job{DeploymentID: id, ProjectID: 1, RepoURL: r.Dir, CommitSHA: sha, Branch: "main", Trigger: "webhook",
 		PublishDir: filepath.Join(data, "sites", "site", strings.Repeat("x", int(id))),
-		Step:       func(s string) error { steps = append(steps, s); return nil }}
+		Step:       func(s store.Status) error { steps = append(steps, s); return nil }}
 }
 
 // build runs a job and returns its result, error and log.

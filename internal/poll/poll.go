@@ -457,22 +457,16 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
 		return false, err
 	}
-	log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
-	if h.PullRequest != 0 {
-		log = log.With("pull_request", h.PullRequest)
-	}
 	if marker := SkipMarker(h.Message); marker != "" {
+		log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
+		if h.PullRequest != 0 {
+			log = log.With("pull_request", h.PullRequest)
+		}
 		log.Info("new commit skipped: its message contains " + marker)
 		return true, nil
 	}
-	id, err := p.opts.Deployer.Deploy(ctx, pr, h, cause)
-	if err != nil {
-		return false, err
-	}
-	if id != 0 {
-		log.Info("deployment queued for a commit found without a webhook", "deployment", id)
-	}
-	return false, nil
+	_, err = p.opts.Deployer.Deploy(ctx, pr, h, cause)
+	return false, err
 }
 
 // source returns how a project's repository is read.

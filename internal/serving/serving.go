@@ -1,6 +1,6 @@
-// Package serving owns how a published file is served: the site path a request names, its
-// Content-Type and its cache policy, shared by the local target and the object-storage upload so
-// both send the same headers.
+// Package serving owns how a published file is served: the local target's sites by Host, the site
+// path a request names, its Content-Type and its cache policy, shared by the local target and the
+// object-storage upload so both send the same headers.
 package serving
 
 import (

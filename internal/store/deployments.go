@@ -7,8 +7,6 @@ import (
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // Deployment is a deployment as stored.
@@ -19,8 +17,8 @@ type Deployment struct {
 	CommitMessage    string     `json:"commit_message"`
 	CommitAuthor     string     `json:"commit_author"`
 	Branch           string     `json:"branch"`
-	Trigger          string     `json:"trigger"`
-	Status           string     `json:"status"`
+	Trigger          Trigger    `json:"trigger"`
+	Status           Status     `json:"status"`
 	ErrorMessage     string     `json:"error_message,omitempty"`
 	DeliveryID       string     `json:"delivery_id,omitempty"`
 	CreatedAt        time.Time  `json:"created_at"`
@@ -46,12 +44,43 @@ type DetectedSettings struct {
 	OutputDirectory string `json:"output_directory"`
 }
 
+// Status is where a deployment is in its life; the values are the API's.
+type Status string
+
+// Deployment statuses, in the order a successful build passes through them.
+const (
+	StatusQueued     Status = "queued"
+	StatusCloning    Status = "cloning"
+	StatusInstalling Status = "installing"
+	StatusBuilding   Status = "building"
+	StatusUploading  Status = "uploading"
+	StatusPurging    Status = "purging"
+	StatusDeployed   Status = "deployed"
+	StatusFailed     Status = "failed"
+	StatusCancelled  Status = "cancelled"
+)
+
+// Trigger is what created a deployment; the values are the API's.
+type Trigger string
+
+// Deployment triggers.
+const (
+	TriggerWebhook  Trigger = "webhook"
+	TriggerManual   Trigger = "manual"
+	TriggerImport   Trigger = "import"
+	TriggerRollback Trigger = "rollback"
+	// TriggerPoll is a new head found by polling (contract section 9).
+	TriggerPoll Trigger = "poll"
+	// TriggerReconcile is a head found without a deployment by reconciliation.
+	TriggerReconcile Trigger = "reconcile"
+)
+
 // Terminal reports whether the deployment has finished, successfully or not.
 func (d *Deployment) Terminal() bool { return IsTerminal(d.Status) }
 
 // IsTerminal reports whether status is one a deployment never leaves.
-func IsTerminal(status string) bool {
-	return status == api.StatusDeployed || status == api.StatusFailed || status == api.StatusCancelled
+func IsTerminal(status Status) bool {
+	return status == StatusDeployed || status == StatusFailed || status == StatusCancelled
 }
 
 // ErrFinished is returned when a change is asked of a deployment that has already finished.
@@ -115,14 +144,14 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	if err != nil {
 		return err
 	}
-	d.ID, d.Status, d.CreatedAt = int64(seq), api.StatusQueued, now
+	d.ID, d.Status, d.CreatedAt = int64(seq), StatusQueued, now
 	queued := bucket(tx, queuedBucket)
 	older, err := pairedIDs(queued, itob(d.ProjectID))
 	if err != nil {
 		return err
 	}
 	for _, id := range older {
-		if err := s.finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
+		if err := s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
 			return err
 		}
 	}
@@ -164,7 +193,7 @@ func pairedIDs(b *bolt.Bucket, prefix []byte) ([]int64, error) {
 
 // finish moves deployment id to a terminal status inside tx and drops it from the queue, the running
 // set and, unless it is live, the commit index; the OnFinish function hears of it once tx commits.
-func (s *Store) finish(tx *bolt.Tx, id int64, status, message string, now time.Time) error {
+func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now time.Time) error {
 	d, err := loadDeployment(tx, id)
 	if err != nil {
 		return err
@@ -292,7 +321,7 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 			return err
 		}
 		now := time.Now().UTC()
-		d.Status, d.StartedAt, d.FinishedAt, d.BuildTimeSeconds, d.ErrorMessage = api.StatusCloning, &now, nil, nil, ""
+		d.Status, d.StartedAt, d.FinishedAt, d.BuildTimeSeconds, d.ErrorMessage = StatusCloning, &now, nil, nil, ""
 		if err := bucket(tx, queuedBucket).Delete(best); err != nil {
 			return err
 		}
@@ -307,7 +336,7 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 
 // SetStatus moves a running deployment to another in-progress status; it returns ErrFinished when the
 // deployment has finished meanwhile (cancelled, say), which tells the worker to stop.
-func (s *Store) SetStatus(id int64, status string) error {
+func (s *Store) SetStatus(id int64, status Status) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		d, err := loadDeployment(tx, id)
 		if err != nil {
@@ -369,7 +398,7 @@ func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
 }
 
 // Fail ends a deployment as failed or cancelled with a message.
-func (s *Store) Fail(id int64, status, message string) error {
+func (s *Store) Fail(id int64, status Status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return s.finish(tx, id, status, message, time.Now().UTC())
 	})
@@ -379,7 +408,7 @@ func (s *Store) Fail(id int64, status, message string) error {
 func (s *Store) Cancel(id int64) (*Deployment, error) {
 	var d *Deployment
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
-		if err = s.finish(tx, id, api.StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
+		if err = s.finish(tx, id, StatusCancelled, "cancelled by user", time.Now().UTC()); err != nil {
 			return err
 		}
 		d, err = loadDeployment(tx, id)
@@ -424,7 +453,7 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 				return err
 			}
 		}
-		return s.finish(tx, id, api.StatusDeployed, "", time.Now().UTC())
+		return s.finish(tx, id, StatusDeployed, "", time.Now().UTC())
 	})
 	return live, err
 }
@@ -471,7 +500,7 @@ func (s *Store) Rollback(projectID, id int64) error {
 		if err != nil {
 			return err
 		}
-		if d.ProjectID != projectID || d.Status != api.StatusDeployed {
+		if d.ProjectID != projectID || d.Status != StatusDeployed {
 			return fmt.Errorf("deployment %d is not a successful deployment of project %d", id, projectID)
 		}
 		return setLive(tx, projectID, id)
@@ -499,10 +528,10 @@ func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	}
 	for _, newer := range queued {
 		if newer > id {
-			return s.finish(tx, id, api.StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
+			return s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
 		}
 	}
-	d.Status, d.StartedAt = api.StatusQueued, nil
+	d.Status, d.StartedAt = StatusQueued, nil
 	if err := saveDeployment(tx, d); err != nil {
 		return err
 	}
@@ -529,7 +558,7 @@ func (s *Store) RecoverInterrupted() ([]*Deployment, error) {
 				return err
 			}
 			if d.Attempts >= 1 {
-				if err := s.finish(tx, id, api.StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
+				if err := s.finish(tx, id, StatusFailed, "the agent stopped during this build twice; deploy again to retry", now); err != nil {
 					return err
 				}
 			} else {
@@ -584,10 +613,10 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, erro
 			switch {
 			case !d.Terminal() || d.ID == active:
 				continue
-			case d.Status == api.StatusDeployed && kept < keep:
+			case d.Status == StatusDeployed && kept < keep:
 				kept++
 				continue
-			case d.Status != api.StatusDeployed && kept < keep:
+			case d.Status != StatusDeployed && kept < keep:
 				continue
 			}
 			gone = append(gone, d)

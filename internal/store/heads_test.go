@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // deployHead asks for a deployment of commit c at the head of branch main of p by reconciliation.
 func deployHead(t *testing.T, s *Store, p *Project, c string) (int64, bool) {
 	t.Helper()
-	d := &Deployment{ProjectID: p.ID, CommitSHA: sha(c), Branch: "main", Trigger: api.TriggerReconcile}
+	d := &Deployment{ProjectID: p.ID, CommitSHA: sha(c), Branch: "main", Trigger: TriggerReconcile}
 	created, err := s.DeployHead(context.Background(), d)
 	if err != nil {
 		t.Fatal(err)
@@ -20,13 +18,13 @@ func deployHead(t *testing.T, s *Store, p *Project, c string) (int64, bool) {
 }
 
 // run claims the oldest queued deployment and ends it with status (deployed or failed).
-func run(t *testing.T, s *Store, status string) {
+func run(t *testing.T, s *Store, status Status) {
 	t.Helper()
 	d, err := s.ClaimNext(func(int64) bool { return false })
 	if err != nil || d == nil {
 		t.Fatalf("claim: %+v %v", d, err)
 	}
-	if status == api.StatusDeployed {
+	if status == StatusDeployed {
 		_, err = s.Complete(d.ID)
 	} else {
 		err = s.Fail(d.ID, status, "boom")
@@ -58,7 +56,7 @@ func TestHeadMissing(t *testing.T) {
 	if _, created := deployHead(t, s, p, "a"); created {
 		t.Fatal("a second deployment of a queued head was created")
 	}
-	run(t, s, api.StatusDeployed)
+	run(t, s, StatusDeployed)
 	if missing("a") {
 		t.Fatal("the live head is missing")
 	}
@@ -66,13 +64,13 @@ func TestHeadMissing(t *testing.T) {
 	if _, created := deployHead(t, s, p, "b"); !created {
 		t.Fatal("a new head was not deployed")
 	}
-	run(t, s, api.StatusFailed)
+	run(t, s, StatusFailed)
 	if missing("b") {
 		t.Fatal("a head whose deployment failed is missing again")
 	}
 	// Neither is a head that was rolled back from.
 	deployHead(t, s, p, "c")
-	run(t, s, api.StatusDeployed)
+	run(t, s, StatusDeployed)
 	if err := s.Rollback(p.ID, first); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +79,7 @@ func TestHeadMissing(t *testing.T) {
 	}
 	// A force-push back to a commit deployed before and no longer live makes it missing.
 	deployHead(t, s, p, "d")
-	run(t, s, api.StatusDeployed)
+	run(t, s, StatusDeployed)
 	if !missing("a") {
 		t.Fatal("a, deployed before and no longer live, is not missing at the head again")
 	}
@@ -99,13 +97,13 @@ func TestHeadsFoundByPollingMoveTheBranch(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "site")
 	push(t, s, p, "a")
-	run(t, s, api.StatusDeployed)
+	run(t, s, StatusDeployed)
 	pushAfter(t, s, p, "a", "b")
-	run(t, s, api.StatusDeployed)
+	run(t, s, StatusDeployed)
 	if _, created := deployHead(t, s, p, "c"); !created {
 		t.Fatal("the head found by polling was not deployed")
 	}
-	run(t, s, api.StatusDeployed)
+	run(t, s, StatusDeployed)
 	if replay := pushAfter(t, s, p, "a", "b"); !replay.Stale {
 		t.Errorf("a replay of b's delivery after polling deployed c: %+v, want stale", replay)
 	}

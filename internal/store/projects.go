@@ -34,9 +34,23 @@ type Project struct {
 	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
 	Detected   *DetectedSettings `json:"detected,omitempty"`
 	DetectedBy int64             `json:"detected_by,omitempty"`
-	// Trigger is "poll" for a project whose new commits the agent looks for itself, "" for webhooks.
-	Trigger string `json:"trigger,omitempty"`
+	// Trigger is how the project's new commits are found; empty means ProjectTriggerWebhook.
+	Trigger ProjectTrigger `json:"trigger,omitempty"`
 }
+
+// ProjectTrigger is how a project's new commits are found; the values are the API's.
+type ProjectTrigger string
+
+// Project triggers.
+const (
+	// ProjectTriggerWebhook is a push webhook of GitHub, Gitea or Forgejo.
+	ProjectTriggerWebhook ProjectTrigger = "webhook"
+	// ProjectTriggerPoll is the agent reading the branch heads itself every poll.interval.
+	ProjectTriggerPoll ProjectTrigger = "poll"
+)
+
+// Polled reports whether the agent looks for the project's new commits itself.
+func (p *Project) Polled() bool { return p.Trigger == ProjectTriggerPoll }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
 // or a project whose hook was set up by hand.
@@ -47,8 +61,20 @@ func (p *Project) WebhookConfigured() bool {
 	return p.Repo == "" || p.WebhookID != 0
 }
 
-// ErrConflict is returned when a project would duplicate another's slug or repository.
+// ErrConflict matches every *ConflictError.
 var ErrConflict = errors.New("conflict")
+
+// ConflictError is returned when a project would duplicate another's repository; its Message says
+// which, for the user.
+type ConflictError struct {
+	Message string
+}
+
+// Error returns the message after "conflict: ".
+func (e *ConflictError) Error() string { return ErrConflict.Error() + ": " + e.Message }
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // repoKey is the project_repos key of a repository and root directory.
 func repoKey(repo, rootDir string) []byte {
@@ -66,7 +92,7 @@ func (s *Store) CreateProject(p *Project) error {
 				if p.RootDirectory != "" {
 					where = " with root directory " + p.RootDirectory
 				}
-				return fmt.Errorf("%w: repository %s%s is already imported as project %d", ErrConflict, p.Repo, where, btoi(id))
+				return &ConflictError{Message: fmt.Sprintf("repository %s%s is already imported as project %d", p.Repo, where, btoi(id))}
 			}
 		}
 		id, err := projects.NextSequence()
@@ -144,7 +170,7 @@ func (s *Store) UpdateProject(id int64, change func(p *Project) error) (*Project
 		if p.Repo != "" && (p.Repo != oldRepo || p.RootDirectory != oldRoot) {
 			repos := bucket(tx, projectReposBucket)
 			if other := repos.Get(repoKey(p.Repo, p.RootDirectory)); other != nil && btoi(other) != id {
-				return fmt.Errorf("%w: repository %s with root directory %q is already project %d", ErrConflict, p.Repo, p.RootDirectory, btoi(other))
+				return &ConflictError{Message: fmt.Sprintf("repository %s with root directory %q is already project %d", p.Repo, p.RootDirectory, btoi(other))}
 			}
 			if err := repos.Delete(repoKey(oldRepo, oldRoot)); err != nil {
 				return err

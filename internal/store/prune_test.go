@@ -4,14 +4,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // deployOK creates a deployment of project and runs it to deployed.
 func deployOK(t *testing.T, s *Store, projectID int64, sha string) int64 {
 	t.Helper()
-	d := &Deployment{ProjectID: projectID, CommitSHA: strings.Repeat(sha, 40), Branch: "main", Trigger: api.TriggerManual}
+	d := &Deployment{ProjectID: projectID, CommitSHA: strings.Repeat(sha, 40), Branch: "main", Trigger: TriggerManual}
 	if err := s.CreateDeployment(d); err != nil {
 		t.Fatal(err)
 	}

@@ -84,12 +84,12 @@ type Store struct {
 	// enqueued wakes the outbox worker after a commit that enqueued messages.
 	enqueued chan struct{}
 	// finished is told the status of every deployment that finishes (see OnFinish).
-	finished atomic.Pointer[func(status string)]
+	finished atomic.Pointer[func(status Status)]
 }
 
 // OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
 // deployment that finishes from now on, whatever ended it, once the change is committed.
-func (s *Store) OnFinish(fn func(status string)) { s.finished.Store(&fn) }
+func (s *Store) OnFinish(fn func(status Status)) { s.finished.Store(&fn) }
 
 // ErrClosed is returned by writes that arrive after Close.
 var ErrClosed = errors.New("the store is closed")

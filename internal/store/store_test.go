@@ -13,8 +13,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // openTest opens a store in a temporary directory.
@@ -152,7 +150,7 @@ func TestDuplicateRuleFollowsLiveness(t *testing.T) {
 	}
 	// Building, then live: still a duplicate.
 	d, err := s.ClaimNext(func(int64) bool { return false })
-	if err != nil || d == nil || d.ID != first.DeploymentID || d.Status != api.StatusCloning {
+	if err != nil || d == nil || d.ID != first.DeploymentID || d.Status != StatusCloning {
 		t.Fatalf("claim: %+v %v", d, err)
 	}
 	if again := push(t, s, p, "a"); !again.Duplicate {
@@ -183,7 +181,7 @@ func TestDuplicateRuleFollowsLiveness(t *testing.T) {
 	if err != nil || queuedAgain == nil || queuedAgain.CommitSHA != sha("a") {
 		t.Fatalf("claim: %+v %v", queuedAgain, err)
 	}
-	if err := s.Fail(queuedAgain.ID, api.StatusFailed, "boom"); err != nil {
+	if err := s.Fail(queuedAgain.ID, StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
 	if again := push(t, s, p, "a"); !again.Duplicate || again.DeploymentID != first.DeploymentID {
@@ -251,10 +249,10 @@ func TestCancelAndSetStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := s.Cancel(res.DeploymentID)
-	if err != nil || d.Status != api.StatusCancelled || d.FinishedAt == nil || d.BuildTimeSeconds == nil {
+	if err != nil || d.Status != StatusCancelled || d.FinishedAt == nil || d.BuildTimeSeconds == nil {
 		t.Fatalf("cancel: %+v %v", d, err)
 	}
-	if err := s.SetStatus(res.DeploymentID, api.StatusBuilding); !errors.Is(err, ErrFinished) {
+	if err := s.SetStatus(res.DeploymentID, StatusBuilding); !errors.Is(err, ErrFinished) {
 		t.Fatalf("SetStatus after cancel: %v", err)
 	}
 	if _, err := s.Cancel(res.DeploymentID); !errors.Is(err, ErrFinished) {
@@ -275,7 +273,7 @@ func TestRecoverInterrupted(t *testing.T) {
 	}
 	s.Close()
 
-	for round, want := range []string{api.StatusQueued, api.StatusFailed} {
+	for round, want := range []Status{StatusQueued, StatusFailed} {
 		s, err = Open(dir, time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -284,7 +282,7 @@ func TestRecoverInterrupted(t *testing.T) {
 		if err != nil || len(touched) != 1 || touched[0].Status != want {
 			t.Fatalf("round %d: %+v %v", round, touched, err)
 		}
-		if want == api.StatusQueued {
+		if want == StatusQueued {
 			if d, _ := s.ClaimNext(func(int64) bool { return false }); d == nil || d.ID != res.DeploymentID {
 				t.Fatalf("round %d: re-queued deployment not claimable", round)
 			}
@@ -303,7 +301,7 @@ func TestRequeueAfterShutdownUnlessSuperseded(t *testing.T) {
 	if err := s.Requeue(a.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Deployment(a.DeploymentID); d.Status != api.StatusQueued {
+	if d, _ := s.Deployment(a.DeploymentID); d.Status != StatusQueued {
 		t.Fatalf("requeued status %s", d.Status)
 	}
 	if _, err := s.ClaimNext(func(int64) bool { return false }); err != nil {
@@ -313,7 +311,7 @@ func TestRequeueAfterShutdownUnlessSuperseded(t *testing.T) {
 	if err := s.Requeue(a.DeploymentID); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Deployment(a.DeploymentID); d.Status != api.StatusCancelled || d.ErrorMessage != "superseded by #2" {
+	if d, _ := s.Deployment(a.DeploymentID); d.Status != StatusCancelled || d.ErrorMessage != "superseded by #2" {
 		t.Fatalf("requeue with a newer queued: %s %q", d.Status, d.ErrorMessage)
 	}
 	_ = b
@@ -372,8 +370,8 @@ func TestWritesAfterCloseAreRefused(t *testing.T) {
 func TestOnFinishHearsEveryEnd(t *testing.T) {
 	s, _ := openTest(t)
 	var mu sync.Mutex
-	var heard []string
-	s.OnFinish(func(status string) {
+	var heard []Status
+	s.OnFinish(func(status Status) {
 		mu.Lock()
 		defer mu.Unlock()
 		heard = append(heard, status)
@@ -403,13 +401,13 @@ func TestOnFinishHearsEveryEnd(t *testing.T) {
 	}
 	deployOK(t, s, p.ID, "d")
 	push(t, s, p, "e")
-	if err := s.Fail(claim().ID, api.StatusFailed, "broken"); err != nil {
+	if err := s.Fail(claim().ID, StatusFailed, "broken"); err != nil {
 		t.Fatal(err)
 	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{api.StatusCancelled, api.StatusCancelled, api.StatusCancelled, api.StatusDeployed, api.StatusFailed}
+	want := []Status{StatusCancelled, StatusCancelled, StatusCancelled, StatusDeployed, StatusFailed}
 	if !slices.Equal(heard, want) {
 		t.Fatalf("OnFinish heard %q, want %q", heard, want)
 	}

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/miaobu/miaobu/internal/api"
 )
 
 // maxGroup caps how many queued writes one group commit takes.
@@ -168,7 +166,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			return nil
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: api.TriggerWebhook, DeliveryID: p.DeliveryID}
+			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: TriggerWebhook, DeliveryID: p.DeliveryID}
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return err
 		}
@@ -211,7 +209,7 @@ func fillPushHistory(root *bolt.Bucket) error {
 		if err := deployed.Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID)); err != nil {
 			return false, err
 		}
-		if d.Trigger != api.TriggerWebhook {
+		if d.Trigger != TriggerWebhook {
 			return true, nil
 		}
 		return true, heads.Put(branchKey(d.ProjectID, d.Branch), []byte(d.CommitSHA))

@@ -1,4 +1,4 @@
-package pipeline
+package publish
 
 import (
 	"io/fs"
@@ -25,7 +25,7 @@ func TestPublishAgainReplacesAnInterruptedPublish(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		files, err := Publish(src, dst)
+		files, err := Copy(src, dst)
 		if err != nil {
 			t.Fatalf("publish %d: %v", i+1, err)
 		}
@@ -33,7 +33,7 @@ func TestPublishAgainReplacesAnInterruptedPublish(t *testing.T) {
 			t.Errorf("publish %d: %d files, want 1", i+1, files)
 		}
 	}
-	if got := readFile(t, filepath.Join(dst, "index.html")); got != "second attempt" {
+	if got, _ := os.ReadFile(filepath.Join(dst, "index.html")); string(got) != "second attempt" {
 		t.Errorf("index.html = %q, want the second attempt's", got)
 	}
 	for _, gone := range []string{dst + ".tmp", filepath.Join(dst, "stale")} {
@@ -82,7 +82,7 @@ func TestPublishStripsDangerousModes(t *testing.T) {
 	}
 	dst := filepath.Join(sites, "site", "1")
 	before := modes(t, src)
-	if _, err := Publish(src, dst); err != nil {
+	if _, err := Copy(src, dst); err != nil {
 		t.Fatal(err)
 	}
 

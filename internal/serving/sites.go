@@ -1,10 +1,11 @@
-package agent
+package serving
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,20 +14,34 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/miaobu/miaobu/internal/api"
-	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// sites serves the local target's sites to requests whose Host is <slug>.<sites.domain> (the live
-// deployment) or <slug>--<id>.<sites.domain> (that deployment), on any port; every other request,
-// and one for the public URL's own host, goes to next.
-func (a *Agent) sites(next http.Handler) http.Handler {
+// Lookup is what Sites reads of the store.
+type Lookup interface {
+	ProjectBySlug(slug string) (*store.Project, error)
+	Deployment(id int64) (*store.Deployment, error)
+}
+
+// Sites serves the local target's kept deployments by Host.
+type Sites struct {
+	Store Lookup
+	// Dir is where a deployment's files are kept.
+	Dir func(slug string, deploymentID int64) string
+	// Domain is sites.domain; PublicURL's host is never a site, whatever the domain.
+	Domain, PublicURL string
+	Log               *slog.Logger
+}
+
+// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment) or
+// <slug>--<id>.<Domain> (that deployment), on any port; every other request, and one for the
+// public URL's own host, goes to next.
+func (s *Sites) Handler(next http.Handler) http.Handler {
 	publicHost := ""
-	if u, err := url.Parse(a.cfg.PublicURL); err == nil {
+	if u, err := url.Parse(s.PublicURL); err == nil {
 		publicHost = strings.ToLower(u.Hostname())
 	}
-	suffix := "." + strings.ToLower(strings.Trim(a.cfg.Sites.Domain, "."))
+	suffix := "." + strings.ToLower(strings.Trim(s.Domain, "."))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
@@ -38,21 +53,21 @@ func (a *Agent) sites(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		a.serveSite(w, r, label)
+		s.serveSite(w, r, label)
 	})
 }
 
 // serveSite serves one request for the site named by a host label: "slug" or "slug--id".
-func (a *Agent) serveSite(w http.ResponseWriter, r *http.Request, label string) {
+func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	slug, rawID, preview := strings.Cut(label, "--")
-	p, err := a.store.ProjectBySlug(slug)
+	p, err := s.Store.ProjectBySlug(slug)
 	if err != nil {
-		a.siteError(w, r, err, fmt.Sprintf("No site %s here.", slug))
+		s.siteError(w, r, err, fmt.Sprintf("No site %s here.", slug))
 		return
 	}
 	id := p.ActiveDeploymentID
@@ -66,17 +81,17 @@ func (a *Agent) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", slug), http.StatusNotFound)
 		return
 	}
-	d, err := a.store.Deployment(id)
-	if err == nil && (d.ProjectID != p.ID || d.Status != api.StatusDeployed) {
+	d, err := s.Store.Deployment(id)
+	if err == nil && (d.ProjectID != p.ID || d.Status != store.StatusDeployed) {
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		a.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
+		s.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
 		return
 	}
-	root, err := os.OpenRoot(a.siteDir(p.Slug, d.ID))
+	root, err := os.OpenRoot(s.Dir(p.Slug, d.ID))
 	if err != nil {
-		a.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
+		s.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
 		return
 	}
 	defer root.Close()
@@ -84,12 +99,12 @@ func (a *Agent) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 }
 
 // siteError answers a site request that found nothing (404) or failed (500).
-func (a *Agent) siteError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+func (s *Sites) siteError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, notFound, http.StatusNotFound)
 		return
 	}
-	a.log.Error("serving a site", "host", r.Host, "path", r.URL.Path, "err", err)
+	s.Log.Error("serving a site", "host", r.Host, "path", r.URL.Path, "err", err)
 	http.Error(w, "500 internal error", http.StatusInternalServerError)
 }
 
@@ -97,12 +112,12 @@ func (a *Agent) siteError(w http.ResponseWriter, r *http.Request, err error, not
 // directory, the SPA fallback or the site's 404.html for a missing file; os.Root keeps every open
 // inside the directory, symlinks included.
 func serveSiteFile(w http.ResponseWriter, r *http.Request, root *os.Root, d *store.Deployment) {
-	name := serving.CleanPath(r.URL.Path)
+	name := CleanPath(r.URL.Path)
 	f, info, err := openSiteFile(root, name)
 	if err == nil && info.IsDir() {
 		f.Close()
 		if !strings.HasSuffix(r.URL.Path, "/") {
-			http.Redirect(w, r, serving.DirectoryLocation(r.URL.Path, r.URL.RawQuery), http.StatusMovedPermanently)
+			http.Redirect(w, r, DirectoryLocation(r.URL.Path, r.URL.RawQuery), http.StatusMovedPermanently)
 			return
 		}
 		name = path.Join(name, "index.html")
@@ -126,8 +141,8 @@ func serveSiteFile(w http.ResponseWriter, r *http.Request, root *os.Root, d *sto
 	}
 	defer f.Close()
 	h := w.Header()
-	h.Set("Content-Type", serving.ContentType(name))
-	h.Set("Cache-Control", serving.CacheControl(name))
+	h.Set("Content-Type", ContentType(name))
+	h.Set("Cache-Control", CacheControl(name))
 	h.Set("ETag", fmt.Sprintf(`"%x-%x-%x"`, d.ID, info.Size(), info.ModTime().UnixNano()))
 	http.ServeContent(w, r, name, info.ModTime(), f)
 }
@@ -162,8 +177,8 @@ func serveNotFound(w http.ResponseWriter, r *http.Request, root *os.Root) {
 	}
 	defer f.Close()
 	h := w.Header()
-	h.Set("Content-Type", serving.ContentType("404.html"))
-	h.Set("Cache-Control", serving.CacheRevalidate)
+	h.Set("Content-Type", ContentType("404.html"))
+	h.Set("Cache-Control", CacheRevalidate)
 	h.Set("Content-Length", strconv.FormatInt(info.Size(), 10))
 	w.WriteHeader(http.StatusNotFound)
 	if r.Method != http.MethodHead {

@@ -1,4 +1,4 @@
-package pipeline
+package publish
 
 import (
 	"errors"
@@ -7,15 +7,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
-// Publish copies the build output src into dst, replacing what a publish of the same deployment
+// Copy copies the build output src into dst, replacing what a publish of the same deployment
 // interrupted by a crash left there, hard-linking files when src and dst share a file system, and
 // returns how many files it published. It skips .git and
 // refuses symlinks that lead outside src, so nothing outside the build is ever published; a symlink
 // inside src is published as a copy of what it points at. Nothing published is setuid, setgid,
 // sticky or writable by group or others (see publishedMode).
-func Publish(src, dst string) (int, error) {
+func Copy(src, dst string) (int, error) {
 	root, err := filepath.EvalSymlinks(src)
 	if err != nil {
 		return 0, err
@@ -42,7 +44,7 @@ func Publish(src, dst string) (int, error) {
 	return p.files, nil
 }
 
-// publisher is one Publish in progress.
+// publisher is one Copy in progress.
 type publisher struct {
 	root  string
 	link  bool // false once a hard link failed: src and dst are on different file systems
@@ -83,10 +85,10 @@ func (p *publisher) dir(from, to, rel string, ancestors map[string]bool) error {
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("output file %s: %w", relPath, err)
 			}
-			if err != nil || !within(p.root, resolved) {
+			if err != nil || !Within(p.root, resolved) {
 				return fmt.Errorf("output file %s is a symlink to %s, outside the output directory: nothing outside the build is published", relPath, target)
 			}
-			if inGitDir(p.root, resolved) {
+			if InGitDir(p.root, resolved) {
 				return fmt.Errorf("output file %s is a symlink to %s, into .git: the repository's own files are never published", relPath, target)
 			}
 			info, err := os.Stat(resolved)
@@ -157,4 +159,15 @@ func (p *publisher) file(from, to string) error {
 		return fmt.Errorf("publishing: %w", err)
 	}
 	return nil
+}
+
+// Within reports whether path is root or inside it; both are clean absolute paths.
+func Within(root, path string) bool {
+	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
+}
+
+// InGitDir reports whether path, inside root (both clean absolute paths), is in a .git directory.
+func InGitDir(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && slices.Contains(strings.Split(rel, string(filepath.Separator)), ".git")
 }

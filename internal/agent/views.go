@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// projectView turns a stored project into its API form, without its secrets.
+func (a *Agent) projectView(p *store.Project) api.Project {
+	v := api.Project{
+		ID: p.ID, Name: p.Name, Slug: p.Slug, RepoURL: p.RepoURL, DefaultBranch: p.DefaultBranch,
+		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
+		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
+		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.domain.WebhookURL(p.ID), SiteURL: a.domain.LiveURL(p),
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID),
+	}
+	if p.Repo != "" {
+		repo := p.Repo
+		v.Repo = &repo
+	}
+	if p.WebhookID != 0 {
+		hook := p.WebhookID
+		v.WebhookID = &hook
+	}
+	if p.ActiveDeploymentID != 0 {
+		active := p.ActiveDeploymentID
+		v.ActiveDeploymentID = &active
+	}
+	return v
+}
+
+// detectionView turns what a build detected into its API fields, all null when nothing was.
+func detectionView(s *store.DetectedSettings) api.Detection {
+	if s == nil {
+		return api.Detection{}
+	}
+	return api.Detection{DetectedFramework: &s.Framework, DetectedInstallCommand: &s.InstallCommand,
+		DetectedBuildCommand: &s.BuildCommand, DetectedOutputDirectory: &s.OutputDirectory}
+}
+
+// deploymentView turns a stored deployment into its API form.
+func (a *Agent) deploymentView(d *store.Deployment, p *store.Project) api.Deployment {
+	v := api.Deployment{
+		ID: d.ID, ProjectID: d.ProjectID, CommitSHA: d.CommitSHA, CommitMessage: d.CommitMessage,
+		CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: string(d.Trigger), Status: string(d.Status),
+		ErrorMessage: d.ErrorMessage, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+		BuildTimeSeconds: d.BuildTimeSeconds, Detection: detectionView(d.Detected),
+	}
+	if p != nil {
+		v.Live = p.ActiveDeploymentID == d.ID
+		if d.Status == store.StatusDeployed {
+			v.URL = a.domain.DeploymentURL(p, d)
+		}
+	}
+	return v
+}
+
+// envView lists a project's variable names, sorted, never their values.
+func envView(p *store.Project) []api.EnvVar {
+	names := domain.EnvNames(p)
+	out := make([]api.EnvVar, 0, len(names))
+	for _, name := range names {
+		out = append(out, api.EnvVar{Name: name})
+	}
+	return out
+}
+
+// importView turns what an import did into its API answer.
+func (a *Agent) importView(imp *domain.Imported) api.ImportResult {
+	found := imp.Detected
+	out := api.ImportResult{Project: a.projectView(imp.Project), Warnings: imp.Warnings,
+		Webhook: api.ImportWebhook{Status: string(imp.Hook), Error: imp.HookError},
+		Detected: api.Detected{
+			CommitSHA: imp.CommitSHA, Framework: found.Framework, PackageManager: found.PackageManager,
+			InstallCommand: found.InstallCommand, BuildCommand: found.BuildCommand, OutputDirectory: found.OutputDirectory,
+			NodeVersion: found.NodeVersion, Notes: append([]string{}, found.Notes...),
+		}}
+	if imp.Deployment != nil {
+		view := a.deploymentView(imp.Deployment, imp.Project)
+		out.Deployment = &view
+	}
+	return out
+}

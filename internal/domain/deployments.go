@@ -1,0 +1,170 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Deployments returns up to limit deployments, newest first, of the project ref names or, with ref
+// empty, of every project.
+func (s *Service) Deployments(ref string, limit int) ([]*store.Deployment, error) {
+	projectID, err := s.projectFilter(ref)
+	if err != nil {
+		return nil, err
+	}
+	deployments, err := s.store.Deployments(projectID, limit)
+	return deployments, storeError(err, fmt.Sprintf("Project %s not found", ref))
+}
+
+// Deliveries returns up to limit recorded webhook deliveries, newest first, of the project ref
+// names or, with ref empty, of every project.
+func (s *Service) Deliveries(ref string, limit int) ([]store.Delivery, error) {
+	projectID, err := s.projectFilter(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Deliveries(projectID, limit)
+}
+
+// projectFilter is the project id of a history listing: 0 for every project when ref is empty.
+func (s *Service) projectFilter(ref string) (int64, error) {
+	if ref == "" {
+		return 0, nil
+	}
+	p, err := s.Project(ref)
+	if err != nil {
+		return 0, err
+	}
+	return p.ID, nil
+}
+
+// Deployment finds the deployment ref names (its numeric id) and its project.
+func (s *Service) Deployment(ref string) (*store.Deployment, *store.Project, error) {
+	id, err := strconv.ParseInt(ref, 10, 64)
+	var d *store.Deployment
+	if err == nil {
+		d, err = s.store.Deployment(id)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, strconv.ErrSyntax) || errors.Is(err, strconv.ErrRange) {
+			return nil, nil, Errorf(NotFound, "Deployment %s not found", ref)
+		}
+		return nil, nil, err
+	}
+	p, err := s.store.Project(d.ProjectID)
+	if err != nil {
+		return nil, nil, storeError(err, fmt.Sprintf("Deployment %s not found", ref))
+	}
+	return d, p, nil
+}
+
+// Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of
+// its production branch; it is always built, with no duplicate check.
+func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*store.Deployment, *store.Project, error) {
+	p, err := s.Project(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if branch == "" {
+		branch = p.DefaultBranch
+	} else if err := validateBranch(branch); err != nil {
+		return nil, nil, err
+	}
+	sha := strings.ToLower(commitSHA)
+	if sha != "" && !github.ValidSHA(sha) {
+		return nil, nil, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commitSHA)
+	}
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual}
+	switch {
+	case sha == "" && p.Repo != "":
+		owner, name := splitRepo(p.Repo)
+		tip, err := s.github.BranchTip(ctx, owner, name, branch)
+		if err != nil {
+			return nil, nil, githubError("", err)
+		}
+		d.CommitSHA, d.CommitMessage, d.CommitAuthor = tip.SHA, tip.Message, tip.Author
+	case sha == "":
+		if d.CommitSHA, err = branchTip(ctx, p.RepoURL, branch); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.store.CreateDeployment(d); err != nil {
+		return nil, nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
+	}
+	s.builds.Wake()
+	s.log.Info("deployment queued", "project", p.ID, "deployment", d.ID, "commit", d.CommitSHA[:7], "trigger", d.Trigger)
+	return d, p, nil
+}
+
+// Cancel cancels the deployment ref names, stopping its build if one is running.
+func (s *Service) Cancel(ref string) (*store.Deployment, *store.Project, error) {
+	d, p, err := s.Deployment(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	cancelled, err := s.store.Cancel(d.ID)
+	if errors.Is(err, store.ErrFinished) {
+		return nil, nil, Errorf(Conflict, "Deployment %d has already finished (%s)", d.ID, d.Status)
+	}
+	if err != nil {
+		return nil, nil, storeError(err, fmt.Sprintf("Deployment %s not found", ref))
+	}
+	s.builds.Stop(d.ID)
+	s.log.Info("deployment cancelled", "project", p.ID, "deployment", d.ID)
+	return cancelled, p, nil
+}
+
+// Rollback makes an earlier successful deployment of the project ref names live at once: the one
+// with id deploymentID, or with 0 the newest successful one before the live one.
+func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) (*store.Deployment, *store.Project, error) {
+	p, err := s.Project(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if deploymentID == 0 {
+		if deploymentID, err = s.previousDeployment(p); err != nil {
+			return nil, nil, err
+		}
+	}
+	d, err := s.store.Deployment(deploymentID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && d.ProjectID != p.ID) {
+		return nil, nil, Errorf(NotFound, "Deployment %d not found in project %s", deploymentID, p.Slug)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.Status != store.StatusDeployed {
+		return nil, nil, Errorf(Conflict, "Deployment %d is %s: only successful deployments can go live", d.ID, d.Status)
+	}
+	if d.ID == p.ActiveDeploymentID {
+		return nil, nil, Errorf(Conflict, "Deployment %d is already live", d.ID)
+	}
+	if err := s.goLive(ctx, p, d); err != nil {
+		return nil, nil, err
+	}
+	if p, err = s.store.Project(p.ID); err != nil {
+		return nil, nil, err
+	}
+	s.log.Info("rolled back", "project", p.ID, "deployment", d.ID)
+	return d, p, nil
+}
+
+// previousDeployment is the newest successful deployment of p older than its live one.
+func (s *Service) previousDeployment(p *store.Project) (int64, error) {
+	history, err := s.store.Deployments(p.ID, 0)
+	if err != nil {
+		return 0, storeError(err, fmt.Sprintf("Project %s not found", p.Slug))
+	}
+	for _, d := range history {
+		if d.Status == store.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
+			return d.ID, nil
+		}
+	}
+	return 0, Errorf(Conflict, "Project %s has no earlier successful deployment to roll back to", p.Slug)
+}

@@ -1,0 +1,96 @@
+// Package domain is what miaobu does, whatever carries the request: projects and their build
+// variables, deployments, imports from GitHub, webhooks and the deliveries they send. Its methods
+// take and return the store's entities and fail with *Error, whose Kind says whose problem it is;
+// the agent's HTTP handlers only decode, call one method and encode.
+package domain
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Store is the durable state the domain reads and changes; *store.Store is the embedded
+// implementation. Lookups of what does not exist return store.ErrNotFound, and a project that
+// would duplicate another returns a *store.ConflictError.
+type Store interface {
+	Project(id int64) (*store.Project, error)
+	ProjectBySlug(slug string) (*store.Project, error)
+	Projects() ([]*store.Project, error)
+	CreateProject(p *store.Project) error
+	UpdateProject(id int64, change func(p *store.Project) error) (*store.Project, error)
+	DeleteProject(id int64) ([]*store.Deployment, error)
+
+	Deployment(id int64) (*store.Deployment, error)
+	Deployments(projectID int64, limit int) ([]*store.Deployment, error)
+	CreateDeployment(d *store.Deployment) error
+	Cancel(id int64) (*store.Deployment, error)
+	UpdateRunning(id int64, change func(d *store.Deployment)) error
+	SetStatus(id int64, status store.Status) error
+	MayGoLive(id int64) (bool, error)
+	Complete(id int64) (live bool, err error)
+	Rollback(projectID, id int64) error
+
+	RecordDelivery(ctx context.Context, d store.Delivery) error
+	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
+	HeadMissing(projectID int64, branch, sha string) (bool, error)
+	DeployHead(ctx context.Context, d *store.Deployment) (bool, error)
+	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
+}
+
+// Builds is the part of the build queue the domain drives: waking workers for a new deployment and
+// stopping the build of a cancelled one.
+type Builds interface {
+	Wake()
+	Stop(deploymentID int64)
+}
+
+// Options are what a Service works with.
+type Options struct {
+	Config *config.Config
+	Store  Store
+	GitHub *github.Client
+	Builds Builds
+	// Targets are where deployments go live.
+	Targets *publish.Targets
+	Log     *slog.Logger
+}
+
+// Service carries out the domain's operations; it is safe for concurrent use.
+type Service struct {
+	cfg     *config.Config
+	store   Store
+	github  *github.Client
+	builds  Builds
+	targets *publish.Targets
+	log     *slog.Logger
+	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
+	// find no hook and create two.
+	hooks sync.Mutex
+	// publishing guards publishLocks, one lock per project held while a deployment goes live.
+	publishing   sync.Mutex
+	publishLocks map[int64]*sync.Mutex
+}
+
+// New returns a Service with opts.
+func New(opts Options) *Service {
+	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, targets: opts.Targets,
+		log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
+}
+
+// LogPath is the build log file of a deployment.
+func (s *Service) LogPath(deploymentID int64) string {
+	return filepath.Join(s.cfg.DataDir, "logs", strconv.FormatInt(deploymentID, 10)+".log")
+}
+
+// SiteDir is where the output of a deployment is kept and served from.
+func (s *Service) SiteDir(slug string, deploymentID int64) string {
+	return publish.Dir(s.cfg.DataDir, slug, deploymentID)
+}

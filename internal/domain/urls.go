@@ -1,0 +1,36 @@
+package domain
+
+import (
+	"strconv"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// WebhookURL is the URL GitHub posts a project's pushes to.
+func (s *Service) WebhookURL(projectID int64) string {
+	return s.cfg.PublicURL + api.PathWebhookPrefix + strconv.FormatInt(projectID, 10)
+}
+
+// DeploymentURL is where a successful deployment can be seen: its permanent preview on the local
+// target, the live site on the others.
+func (s *Service) DeploymentURL(p *store.Project, d *store.Deployment) string {
+	if p.Target == "local" {
+		return s.url(p, strconv.FormatInt(d.ID, 10))
+	}
+	return s.LiveURL(p)
+}
+
+// LiveURL is where a project's live site is seen.
+func (s *Service) LiveURL(p *store.Project) string {
+	return s.url(p, "")
+}
+
+// url is where p's target shows alias, "" when the project names a target this agent lacks.
+func (s *Service) url(p *store.Project, alias string) string {
+	target, err := s.targets.For(p.Target)
+	if err != nil {
+		return ""
+	}
+	return target.URL(p.Slug, alias)
+}
