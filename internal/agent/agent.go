@@ -23,9 +23,11 @@ import (
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/report"
 	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -50,6 +52,10 @@ type Agent struct {
 	trustedProxies []netip.Prefix
 	// webhookBodies bounds the webhook bodies held in memory at once (webhook.max_inflight_bytes).
 	webhookBodies *byteBudget
+	// outbox sends what must leave the agent durably, through the senders registered on it.
+	outbox *outbox.Worker
+	// reporter reports deployments to GitHub through the outbox.
+	reporter *report.Reporter
 	// github reads the heads of GitHub repositories for the poller.
 	github *github.Client
 	// clock drives the poller; tests replace it before Serve.
@@ -75,8 +81,11 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	}
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
-		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()), github: gh, clock: clock.System{}}
-	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Targets: publish.NewTargets(cfg), Log: log})
+		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
+		outbox: outbox.New(st, outbox.Options{Logger: log}), github: gh, clock: clock.System{}}
+	a.reporter = a.newReporter(gh)
+	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
+		Targets: publish.NewTargets(cfg), Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -223,10 +232,10 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
-// Serve runs the agent and its build workers on ln (and the metrics listener, when configured)
-// until ctx is done or a listener fails: it stops accepting requests, stops the workers (their
-// builds are queued again) and returns within the shutdown timeout, with the listener's error if
-// that was the cause.
+// Serve runs the agent, its build workers and the outbox worker on ln (and the metrics listener,
+// when configured) until ctx is done or a listener fails: it stops accepting requests, stops the
+// workers (their builds are queued again) and the outbox, and returns within the shutdown timeout,
+// with the listener's error if that was the cause.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Target == "oss" {
 		if err := a.cfg.OSSMissing(); err != nil {
@@ -256,6 +265,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	pollerDone := a.startPoller(workCtx)
+	outboxCtx, stopOutbox := context.WithCancel(context.Background())
+	waitOutbox := a.startOutbox(outboxCtx)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {
@@ -294,6 +305,10 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 			err = e
 		}
 	}
+	// Last, as the builds and handlers stopped above may have enqueued messages (a send cut off here
+	// stays in the store for the next start), and before the caller closes the store.
+	stopOutbox()
+	waitOutbox()
 	a.log.Info("shutdown complete")
 	if failure != nil {
 		return failure

@@ -188,7 +188,7 @@ func TestWireValuesMatchStore(t *testing.T) {
 		{api.StatusCancelled, string(store.StatusCancelled)}, {api.TriggerWebhook, string(store.TriggerWebhook)},
 		{api.TriggerManual, string(store.TriggerManual)}, {api.TriggerImport, string(store.TriggerImport)},
 		{api.TriggerRollback, string(store.TriggerRollback)}, {api.TriggerPoll, string(store.TriggerPoll)},
-		{api.TriggerReconcile, string(store.TriggerReconcile)},
+		{api.TriggerReconcile, string(store.TriggerReconcile)}, {api.TriggerGitHubDeployment, string(store.TriggerGitHubDeployment)},
 		{api.ProjectTriggerWebhook, string(store.ProjectTriggerWebhook)}, {api.ProjectTriggerPoll, string(store.ProjectTriggerPoll)},
 	} {
 		if wire, stored := pair[0], pair[1]; wire != stored {

@@ -9,10 +9,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/logtest"
 )
 
 // TestClientAddr is the spec of which address stands for the client: the peer unless it is a
@@ -83,24 +83,6 @@ func FuzzClientAddr(f *testing.F) {
 	})
 }
 
-// lockedBuffer is a log sink that the server's goroutines and the test can share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestWebhookRecordsClientAddress sends real deliveries over loopback: from a trusted proxy the
 // X-Forwarded-For client is recorded and logged, from any other peer the peer is, whatever the header says.
 func TestWebhookRecordsClientAddress(t *testing.T) {
@@ -118,7 +100,7 @@ func TestWebhookRecordsClientAddress(t *testing.T) {
 				cfg.TrustedProxies = tc.trusted
 			}
 			ta := startTestAgent(t, cfg)
-			var logs lockedBuffer
+			var logs logtest.Buffer
 			ta.log = slog.New(slog.NewJSONHandler(&logs, nil))
 			p := ta.addProject(t, "site", "master")
 			body := fixture(t, "push.with-new-branch.payload.json")

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
@@ -33,6 +35,9 @@ func (a *Agent) setupWebhook(w http.ResponseWriter, r *http.Request) error {
 		WebhookID: setup.HookID, WebhookURL: setup.URL, Warning: setup.Warning}
 	if setup.AlreadyConfigured {
 		answer.Status, answer.Message = "already_configured", "Webhook is already configured for this project"
+	}
+	if setup.EventsAdded != nil {
+		answer.Message += fmt.Sprintf("; it now also sends %s events", strings.Join(setup.EventsAdded, " and "))
 	}
 	return writeJSON(w, http.StatusOK, answer)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -153,7 +154,7 @@ func TestImport(t *testing.T) {
 			p := res.Project
 			stored := ta.stored(t, p.ID)
 			hookURL := fmt.Sprintf("%s/api/v1/webhooks/github/%d", publicURL, p.ID)
-			wantHooks := []githubtest.Hook{{ID: 101, URL: hookURL, Secret: stored.WebhookSecret}}
+			wantHooks := []githubtest.Hook{{ID: 101, URL: hookURL, Secret: stored.WebhookSecret, Events: github.HookEvents}}
 			if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, wantHooks) {
 				t.Errorf("hooks on GitHub = %+v, want %+v", hooks, wantHooks)
 			}
@@ -258,7 +259,7 @@ func TestWebhookSetup(t *testing.T) {
 		t.Errorf("second setup = %+v", again)
 	}
 	secret := ta.stored(t, 1).WebhookSecret
-	if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, []githubtest.Hook{{ID: 101, URL: hookURL, Secret: secret}}) {
+	if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, []githubtest.Hook{{ID: 101, URL: hookURL, Secret: secret, Events: github.HookEvents}}) {
 		t.Errorf("hooks after two setups = %+v", hooks)
 	}
 
@@ -287,7 +288,7 @@ func TestWebhookSetupAfterPublicURLChange(t *testing.T) {
 		answer.WebhookID != 101 || answer.WebhookURL != "https://new.example.com/api/v1/webhooks/github/1" {
 		t.Fatalf("setup = %d %+v", code, answer)
 	}
-	want := []githubtest.Hook{{ID: 101, URL: answer.WebhookURL, Secret: ta.stored(t, 1).WebhookSecret}}
+	want := []githubtest.Hook{{ID: 101, URL: answer.WebhookURL, Secret: ta.stored(t, 1).WebhookSecret, Events: github.HookEvents}}
 	if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, want) {
 		t.Errorf("hooks = %+v, want %+v", hooks, want)
 	}

@@ -126,9 +126,15 @@ func (ta *testAgent) push(p api.Project, sha string) int64 {
 // deliver posts body as a signed push delivery to the project's webhook and returns the answer.
 func (ta *testAgent) deliver(p api.Project, body []byte) (int, api.WebhookAnswer) {
 	ta.t.Helper()
+	return ta.deliverEvent(p, "push", body)
+}
+
+// deliverEvent posts body as a signed delivery of event to the project's webhook and returns the answer.
+func (ta *testAgent) deliverEvent(p api.Project, event string, body []byte) (int, api.WebhookAnswer) {
+	ta.t.Helper()
 	req, _ := http.NewRequest("POST", ta.url+api.PathWebhookPrefix+fmt.Sprint(p.ID), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprint(time.Now().UnixNano()))
 	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(p.WebhookSecret), body))
 	resp, err := http.DefaultClient.Do(req)

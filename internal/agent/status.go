@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/domain"
 )
 
 // sandboxName says what isolates builds: bwrap, or none.
@@ -29,7 +30,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
-			Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID)}
+			WebhookEventsMissing: domain.WebhookEventsMissing(p), Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			return err

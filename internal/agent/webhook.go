@@ -103,7 +103,7 @@ func (a *Agent) webhookDone(log *slog.Logger, start time.Time, event string, rec
 // eventLabel keeps the metrics' event label to a few values whatever a client sends.
 func eventLabel(event string) string {
 	switch event {
-	case "push", "ping":
+	case "push", "ping", "deployment":
 		return event
 	}
 	return "other"

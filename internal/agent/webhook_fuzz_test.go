@@ -12,7 +12,8 @@ import (
 )
 
 // FuzzWebhook sends arbitrary events, content types, signatures and bodies: the handler never panics,
-// never answers 5xx, and never creates a deployment without a valid signature.
+// never answers 5xx, and never creates a deployment without a valid signature, or from another event
+// than a push or a deployment.
 func FuzzWebhook(f *testing.F) {
 	ta := startTestAgent(f, testConfig(f))
 	p := ta.addProject(f, "site", "master")
@@ -27,6 +28,8 @@ func FuzzWebhook(f *testing.F) {
 	f.Add("push", "application/json", true, []byte(`{"ref":"refs/heads/master","deleted":true}`))
 	f.Add("", "", false, []byte{})
 	f.Add("push", "application/x-www-form-urlencoded", true, []byte("payload=%zz"))
+	f.Add("deployment", "application/json", true, fixture(f, "deployment.payload.json"))
+	f.Add("deployment", "application/json", true, []byte(`{"deployment":{"id":1,"sha":"`+tipSHA+`","environment":"production","payload":{"miaobu":{}}}}`))
 
 	handler := ta.Handler()
 	f.Fuzz(func(t *testing.T, event, contentType string, signed bool, body []byte) {
@@ -48,7 +51,7 @@ func FuzzWebhook(f *testing.F) {
 		if !signed && (after != before || rec.Code != http.StatusUnauthorized) {
 			t.Fatalf("unsigned delivery answered %d and changed deployments %d → %d", rec.Code, before, after)
 		}
-		if after > before && (event != "push" || rec.Code != http.StatusOK) {
+		if after > before && ((event != "push" && event != "deployment") || rec.Code != http.StatusOK) {
 			t.Fatalf("deployment created by event %q answered %d", event, rec.Code)
 		}
 	})

@@ -29,6 +29,11 @@ type Project struct {
 	// Trigger is how new commits are found: ProjectTriggerWebhook or ProjectTriggerPoll.
 	Trigger       string `json:"trigger"`
 	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// WebhookEventsMissing are the events the project's GitHub hook lacks, as the agent last saw
+	// it; empty when it sends them all, or has no GitHub hook.
+	WebhookEventsMissing []string `json:"webhook_events_missing"`
+	// GitHubReports says what the agent reports to GitHub about the project's deployments.
+	GitHubReports GitHubReports `json:"github_reports"`
 	// Detection is what the newest build of the project detected.
 	Detection
 	PollStatus
@@ -41,6 +46,16 @@ const (
 	// ProjectTriggerPoll is the agent reading the branch heads itself every poll.interval.
 	ProjectTriggerPoll = "poll"
 )
+
+// GitHubReports says which reports of a project's deployments reach GitHub.
+type GitHubReports struct {
+	// Statuses is true when each deployment sets a commit status on its commit.
+	Statuses bool `json:"statuses"`
+	// Deployments is true when each deployment is a GitHub Deployment.
+	Deployments bool `json:"deployments"`
+	// Note says why what is false is, empty when both are true.
+	Note string `json:"note,omitempty"`
+}
 
 // Detection is what a build detected in its commit: the build settings used wherever the project
 // sets none. Every field is null until a build has detected.
@@ -100,6 +115,8 @@ const (
 	TriggerPoll = "poll"
 	// TriggerReconcile is a head found without a deployment by reconciliation.
 	TriggerReconcile = "reconcile"
+	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
+	TriggerGitHubDeployment = "github_deployment"
 )
 
 // Deployment is one build of one commit of a project as the API shows it.
@@ -284,13 +301,15 @@ type QueueStatus struct {
 // ProjectStatus is one project's line in the status: its live deployment, webhook and last result,
 // and for a project with trigger poll its polling.
 type ProjectStatus struct {
-	ID                int64       `json:"id"`
-	Slug              string      `json:"slug"`
-	SiteURL           string      `json:"site_url"`
-	WebhookConfigured bool        `json:"webhook_configured"`
-	Trigger           string      `json:"trigger"`
-	Live              *Deployment `json:"live"`
-	Last              *Deployment `json:"last"`
+	ID                int64  `json:"id"`
+	Slug              string `json:"slug"`
+	SiteURL           string `json:"site_url"`
+	WebhookConfigured bool   `json:"webhook_configured"`
+	// WebhookEventsMissing is the project's Project.WebhookEventsMissing.
+	WebhookEventsMissing []string    `json:"webhook_events_missing"`
+	Trigger              string      `json:"trigger"`
+	Live                 *Deployment `json:"live"`
+	Last                 *Deployment `json:"last"`
 	PollStatus
 }
 

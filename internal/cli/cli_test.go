@@ -183,6 +183,44 @@ func TestProjectCommands(t *testing.T) {
 	}
 }
 
+// TestWhatReachesGitHub shows, for a project whose hook predates the deployment events and one
+// added by hand, what is reported to GitHub and which hook lacks events.
+func TestWhatReachesGitHub(t *testing.T) {
+	cliEnv(t)
+	for _, name := range []string{"MIAOBU_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"} {
+		t.Setenv(name, "")
+	}
+	st := startAgent(t)
+	old := &store.Project{Name: "site", Slug: "site", Repo: "acme/site", RepoURL: "https://github.com/acme/site.git", DefaultBranch: "main",
+		Target: "local", WebhookID: 7, WebhookSecret: "s"}
+	if err := st.CreateProject(old); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run("project", "add", "by-hand", "--repo-url", gitRepo(t, "main")); code != 0 {
+		t.Fatalf("add: %d %s", code, errOut)
+	}
+	const lacks = "the hook lacks pull_request and deployment events: run `miaobu webhook setup site`"
+	code, out, _ := run("project", "show", "site")
+	if code != 0 || !strings.Contains(out, lacks) || !strings.Contains(out, "GitHub:      no reports (no GitHub token: set MIAOBU_GITHUB_TOKEN)") {
+		t.Errorf("show of the GitHub project: %d\n%s", code, out)
+	}
+	code, out, _ = run("project", "show", "by-hand")
+	if code != 0 || strings.Contains(out, "lacks") || !strings.Contains(out, "GitHub:      no reports (added by hand, not imported from GitHub)") {
+		t.Errorf("show of the project added by hand: %d\n%s", code, out)
+	}
+	code, _, errOut := run("status")
+	if code != 0 || strings.Count(errOut, "lacks") != 1 || !strings.Contains(errOut, "site: "+lacks) {
+		t.Errorf("status: %d, stderr\n%s", code, errOut)
+	}
+	code, out, _ = run("status", "--json")
+	if code != 0 || !strings.Contains(out, `"webhook_events_missing": [
+        "pull_request",
+        "deployment"
+      ]`) || !strings.Contains(out, `"webhook_events_missing": []`) {
+		t.Errorf("status --json: %d\n%s", code, out)
+	}
+}
+
 func TestVersionJSON(t *testing.T) {
 	code, out, _ := run("version", "--json")
 	var v map[string]string

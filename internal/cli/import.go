@@ -28,9 +28,10 @@ func newImportCommand(a *app) *cobra.Command {
 		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy] [--trigger webhook|poll]",
 		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
 		Long: "Import a GitHub repository as a project. The agent reads the repository with its GitHub token,\n" +
-			"detects the build settings at the tip of the branch, creates the push webhook and queues the first\n" +
-			"deployment. Build settings given as flags are stored and win over detection; the others are\n" +
-			"detected again from each commit at build time.",
+			"detects the build settings at the tip of the branch, creates the webhook (push, pull_request and\n" +
+			"deployment events) and queues the first deployment. Every deployment is reported back to GitHub as\n" +
+			"a commit status and a GitHub Deployment. Build settings given as flags are stored and win over\n" +
+			"detection; the others are detected again from each commit at build time.",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			owner, repo, ok := strings.Cut(strings.TrimSuffix(args[0], ".git"), "/")

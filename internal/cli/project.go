@@ -195,6 +195,30 @@ func pollSummary(t *terminal, ps api.PollStatus) string {
 	return strings.Join(parts, ", ")
 }
 
+// githubReports says which reports of a project's deployments reach GitHub.
+func githubReports(r api.GitHubReports) string {
+	var kinds []string
+	if r.Statuses {
+		kinds = append(kinds, "commit statuses")
+	}
+	if r.Deployments {
+		kinds = append(kinds, "deployments")
+	}
+	out := strings.Join(kinds, " and ")
+	if out == "" {
+		out = "no reports"
+	}
+	if r.Note != "" {
+		out += " (" + r.Note + ")"
+	}
+	return out
+}
+
+// eventsMissing says which events a project's GitHub hook lacks and how to add them.
+func eventsMissing(slug string, missing []string) string {
+	return fmt.Sprintf("the hook lacks %s events: run `miaobu webhook setup %s`", strings.Join(missing, " and "), slug)
+}
+
 // printProject shows a project's details.
 func printProject(a *app, p api.Project) error {
 	cleanStrings(&p)
@@ -211,6 +235,9 @@ func printProject(a *app, p api.Project) error {
 		root = "."
 	}
 	webhook := [2]string{"Webhook", a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)}
+	if len(p.WebhookEventsMissing) > 0 {
+		webhook[1] += "  " + a.term.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
+	}
 	if p.Trigger == api.ProjectTriggerPoll {
 		webhook = [2]string{"Polling", pollSummary(a.term, p.PollStatus)}
 	}
@@ -220,6 +247,7 @@ func printProject(a *app, p api.Project) error {
 		{"Repository", repo},
 		{"Deploys", deploys(p)},
 		webhook,
+		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
 		{"Install", orDetected(p.InstallCommand, p.DetectedInstallCommand)},
 		{"Build", orDetected(p.BuildCommand, p.DetectedBuildCommand)},

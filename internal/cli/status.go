@@ -83,5 +83,13 @@ func printStatus(a *app, st api.Status) error {
 		}
 		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last, p.SiteURL})
 	}
-	return t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows)
+	if err := t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows); err != nil {
+		return err
+	}
+	for _, p := range st.Projects {
+		if len(p.WebhookEventsMissing) > 0 {
+			fmt.Fprintln(a.errOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
+		}
+	}
+	return nil
 }

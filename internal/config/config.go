@@ -103,6 +103,10 @@ type GitHub struct {
 	Token string `mapstructure:"token"`
 	// APIURL is the REST API root, for GitHub Enterprise or a test server.
 	APIURL string `mapstructure:"api_url"`
+	// Statuses sets a commit status miaobu/<slug> on each deployed commit (needs repo:status).
+	Statuses bool `mapstructure:"statuses"`
+	// Deployments records each deployment as a GitHub Deployment (needs repo_deployment).
+	Deployments bool `mapstructure:"deployments"`
 }
 
 // Sites configures the local target's web server.
@@ -179,6 +183,8 @@ var envNames = map[string][]string{
 	"token":                 {"MIAOBU_TOKEN"},
 	"github.token":          {"MIAOBU_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"},
 	"github.api_url":        {"MIAOBU_GITHUB_API_URL"},
+	"github.statuses":       {"MIAOBU_GITHUB_STATUSES"},
+	"github.deployments":    {"MIAOBU_GITHUB_DEPLOYMENTS"},
 	"sites.domain":          {"MIAOBU_SITES_DOMAIN"},
 	"build.concurrency":     {"MIAOBU_BUILD_CONCURRENCY"},
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
@@ -228,6 +234,8 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("token", "")
 	v.SetDefault("github.token", "")
 	v.SetDefault("github.api_url", "https://api.github.com/")
+	v.SetDefault("github.statuses", true)
+	v.SetDefault("github.deployments", true)
 	v.SetDefault("sites.domain", "localhost")
 	v.SetDefault("build.concurrency", 2)
 	v.SetDefault("build.timeout", 15*time.Minute)

@@ -43,7 +43,8 @@ func TestDefaults(t *testing.T) {
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
 		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
-		cfg.Webhook.MaxInflightBytes != 67108864 || cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
+		cfg.Webhook.MaxInflightBytes != 67108864 || !cfg.GitHub.Statuses || !cfg.GitHub.Deployments ||
+		cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
 		t.Errorf("defaults %+v", cfg)
 	}
 	t.Setenv("XDG_DATA_HOME", "/xdg/data")
@@ -108,6 +109,26 @@ func TestPrecedence(t *testing.T) {
 	}
 	if cfg.Listen != "0.0.0.0:9000" || cfg.AgentURL != "http://127.0.0.1:9000" {
 		t.Fatalf("flag values %q %q", cfg.Listen, cfg.AgentURL)
+	}
+}
+
+// TestGitHubReportSwitches turns each kind of report off, one in the file and one in the environment.
+func TestGitHubReportSwitches(t *testing.T) {
+	isolate(t)
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("github:\n  deployments: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_CONFIG", file)
+	cfg, err := Load(nil)
+	if err != nil || !cfg.GitHub.Statuses || cfg.GitHub.Deployments {
+		t.Fatalf("from the file: statuses %v deployments %v, %v", cfg.GitHub.Statuses, cfg.GitHub.Deployments, err)
+	}
+	t.Setenv("MIAOBU_GITHUB_STATUSES", "false")
+	t.Setenv("MIAOBU_GITHUB_DEPLOYMENTS", "true")
+	cfg, err = Load(nil)
+	if err != nil || cfg.GitHub.Statuses || !cfg.GitHub.Deployments {
+		t.Fatalf("from the environment: statuses %v deployments %v, %v", cfg.GitHub.Statuses, cfg.GitHub.Deployments, err)
 	}
 }
 

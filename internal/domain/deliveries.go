@@ -41,11 +41,14 @@ type Delivery struct {
 	Body                   []byte
 }
 
-// Verified is a delivery whose signature checked out, its push parsed: recording it needs no body.
+// Verified is a delivery whose signature checked out, its push or deployment parsed: recording it
+// needs no body.
 type Verified struct {
 	GUID, Event, RemoteAddr string
 	// Push is the payload of a push event, nil for another event.
 	Push *github.Push
+	// Deployment is the payload of a deployment event, nil for another event.
+	Deployment *github.DeploymentEvent
 }
 
 // Receipt is what became of a delivery. Outcome is always set; the other fields make the answer
@@ -88,8 +91,8 @@ func (s *Service) WebhookProject(rawID string) (*store.Project, Receipt, error) 
 }
 
 // Verify runs the checks of contract section 5 that need a delivery's body, in their order: the
-// project's secret, the signature and, for a push, the payload. A form body is decoded in place, so
-// d.Body must not be used afterwards.
+// project's secret, the signature and, for a push or a deployment, the payload. A form body is
+// decoded in place, so d.Body must not be used afterwards.
 func (s *Service) Verify(p *store.Project, d Delivery) (Verified, Receipt, error) {
 	if p.WebhookSecret == "" {
 		receipt, err := refused(p, OutcomeNotConfigured, Invalid, "Webhook not configured for this project")
@@ -101,13 +104,16 @@ func (s *Service) Verify(p *store.Project, d Delivery) (Verified, Receipt, error
 		return Verified{}, receipt, err
 	}
 	v := Verified{GUID: d.GUID, Event: d.Event, RemoteAddr: d.RemoteAddr}
-	if d.Event == "push" {
-		push, err := github.ParsePush(payload)
-		if payload == nil || err != nil {
-			receipt, err := refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
-			return Verified{}, receipt, err
-		}
-		v.Push = push
+	var err error // both parsers refuse a nil payload, a form body that did not decode
+	switch d.Event {
+	case "push":
+		v.Push, err = github.ParsePush(payload)
+	case "deployment":
+		v.Deployment, err = github.ParseDeployment(payload)
+	}
+	if err != nil {
+		receipt, err := refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
+		return Verified{}, receipt, err
 	}
 	return v, Receipt{}, nil
 }
@@ -121,6 +127,8 @@ func (s *Service) Receive(ctx context.Context, p *store.Project, v Verified) (Re
 		return s.record(ctx, p, v, store.OutcomePing, Receipt{Outcome: OutcomePing, Status: "ok", Message: "Webhook received and verified"})
 	case "push":
 		return s.receivePush(ctx, p, v)
+	case "deployment":
+		return s.receiveDeployment(ctx, p, v)
 	}
 	return s.ignore(ctx, p, v, fmt.Sprintf("Event type '%s' is not handled", v.Event))
 }
@@ -166,9 +174,11 @@ func (s *Service) ignore(ctx context.Context, p *store.Project, v Verified, mess
 	return s.record(ctx, p, v, store.OutcomeIgnored, Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message})
 }
 
-// record durably records a delivery to p that creates no deployment, then returns receipt.
+// record durably records a delivery to p that creates no deployment, with the deployment of
+// receipt if it names one, then returns receipt.
 func (s *Service) record(ctx context.Context, p *store.Project, v Verified, outcome string, receipt Receipt) (Receipt, error) {
-	err := s.store.RecordDelivery(ctx, store.Delivery{GUID: v.GUID, Event: v.Event, ProjectID: p.ID, Outcome: outcome, RemoteAddr: v.RemoteAddr})
+	err := s.store.RecordDelivery(ctx, store.Delivery{GUID: v.GUID, Event: v.Event, ProjectID: p.ID, Outcome: outcome,
+		DeploymentID: receipt.DeploymentID, RemoteAddr: v.RemoteAddr})
 	if err != nil {
 		return recordFailed(p, err)
 	}

@@ -86,3 +86,71 @@ func TestReceiveWithoutSecret(t *testing.T) {
 	_, _, err = f.svc.WebhookProject("blog")
 	checkError(t, err, NotFound, "Project blog not found")
 }
+
+// TestReceiveDeployment follows deployment events through the domain: what is ignored, a commit
+// with a kept deployment that goes live again without a build, and one that is built.
+func TestReceiveDeployment(t *testing.T) {
+	f := newFixture(t, nil)
+	p := f.addProject(t, "blog")
+	kept := f.deployKept(t, p, tipSHA)
+	f.deployKept(t, p, otherSHA)
+	if p, _ = f.store.Project(p.ID); p.ActiveDeploymentID == kept {
+		t.Fatal("the first deployment is still live")
+	}
+	const newSHA = "fedcba9876543210fedcba9876543210fedcba98"
+	event := func(id int64, sha, environment, payload string) string {
+		return fmt.Sprintf(`{"deployment":{"id":%d,"sha":%q,"ref":"main","environment":%q,"payload":%s}}`, id, sha, environment, payload)
+	}
+	wakes := f.queue.wakes
+	tests := []struct {
+		name, body string
+		outcome    Outcome
+		message    string
+		kind       Kind
+		deployment int64 // 0: a new one
+	}{
+		{"not a deployment", `{"deployment":{}}`, OutcomeInvalidPayload, "Invalid JSON payload", Invalid, 0},
+		{"made by miaobu", event(7, tipSHA, "production", `{"miaobu":{"deployment_id":1}}`), OutcomeIgnored,
+			"Deployment created by miaobu ignored", 0, 0},
+		{"another environment", event(8, tipSHA, "staging", `{}`), OutcomeIgnored,
+			"Deployment to environment 'staging' ignored (only 'production' deploys)", 0, 0},
+		{"kept commit", event(9, tipSHA, "production", `{}`), OutcomeSuccess, "Deployment triggered for commit 6dcb09b", 0, kept},
+		{"new commit", event(10, newSHA, "production", `{}`), OutcomeSuccess, "Deployment triggered for commit fedcba9", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			receipt, err := f.receive(p, Delivery{GUID: tt.name, Event: "deployment",
+				Signature: github.Sign([]byte(p.WebhookSecret), []byte(tt.body)), ContentType: "application/json", Body: []byte(tt.body)})
+			if receipt.Outcome != tt.outcome {
+				t.Errorf("receipt %+v, want outcome %s", receipt, tt.outcome)
+			}
+			if tt.kind != 0 {
+				checkError(t, err, tt.kind, tt.message)
+				return
+			}
+			if err != nil || receipt.Message != tt.message {
+				t.Fatalf("receipt %+v %v, want %q", receipt, err, tt.message)
+			}
+			if tt.outcome == OutcomeSuccess && tt.deployment != 0 && receipt.DeploymentID != tt.deployment {
+				t.Errorf("deployment %d, want the kept %d", receipt.DeploymentID, tt.deployment)
+			}
+		})
+	}
+	if p, _ = f.store.Project(p.ID); p.ActiveDeploymentID != kept {
+		t.Errorf("live deployment %d, want the kept %d", p.ActiveDeploymentID, kept)
+	}
+	if f.queue.wakes != wakes+1 {
+		t.Errorf("%d wakes, want one for the commit to build", f.queue.wakes-wakes)
+	}
+	built, err := f.store.Deployments(p.ID, 1)
+	if err != nil || built[0].CommitSHA != newSHA || built[0].Trigger != store.TriggerGitHubDeployment || built[0].GitHubDeploymentID != 10 {
+		t.Errorf("newest deployment %+v, %v", built[0], err)
+	}
+	deliveries, err := f.store.Deliveries(p.ID, 0)
+	if err != nil || len(deliveries) != 4 {
+		t.Fatalf("%d deliveries recorded, want the 4 with a valid payload (%v)", len(deliveries), err)
+	}
+	if d := deliveries[1]; d.GUID != "kept commit" || d.DeploymentID != kept || d.Outcome != store.OutcomeSuccess {
+		t.Errorf("delivery of the kept commit recorded as %+v", d)
+	}
+}

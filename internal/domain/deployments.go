@@ -151,7 +151,9 @@ func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) 
 	if p, err = s.store.Project(p.ID); err != nil {
 		return nil, nil, err
 	}
-	s.log.Info("rolled back", "project", p.ID, "deployment", d.ID)
+	log := s.log.With("project", p.ID, "deployment", d.ID)
+	s.reportLiveAgain(log, p, d, 0)
+	log.Info("rolled back")
 	return d, p, nil
 }
 

@@ -1,7 +1,8 @@
 // Package domain is what miaobu does, whatever carries the request: projects and their build
-// variables, deployments, imports from GitHub, webhooks and the deliveries they send. Its methods
-// take and return the store's entities and fail with *Error, whose Kind says whose problem it is;
-// the agent's HTTP handlers only decode, call one method and encode.
+// variables, deployments, imports from GitHub, webhooks, the deliveries they send and the
+// deployments GitHub asks for. Its methods take and return the store's entities and fail with
+// *Error, whose Kind says whose problem it is; the agent's HTTP handlers only decode, call one
+// method and encode.
 package domain
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -42,7 +44,20 @@ type Store interface {
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
 	HeadMissing(projectID int64, branch, sha string) (bool, error)
 	DeployHead(ctx context.Context, d *store.Deployment) (bool, error)
+	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
+
+	EnqueueMessage(m outbox.Message) (int64, error)
+}
+
+// Reports are the reports to GitHub that the domain makes itself; those of a deployment's changes
+// of status are enqueued by the store, in the transaction of each change.
+type Reports interface {
+	// LiveAgain returns the messages that report an earlier deployment d of p live again: to the
+	// GitHub Deployment githubID that asked for it or, with 0, to d's own.
+	LiveAgain(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
+	// Resume reports to GitHub again for a project whose reports GitHub refused.
+	Resume(projectID int64)
 }
 
 // Builds is the part of the build queue the domain drives: waking workers for a new deployment and
@@ -58,6 +73,8 @@ type Options struct {
 	Store  Store
 	GitHub *github.Client
 	Builds Builds
+	// Reports tell GitHub what the domain does to deployments.
+	Reports Reports
 	// Targets are where deployments go live.
 	Targets *publish.Targets
 	Log     *slog.Logger
@@ -69,6 +86,7 @@ type Service struct {
 	store   Store
 	github  *github.Client
 	builds  Builds
+	reports Reports
 	targets *publish.Targets
 	log     *slog.Logger
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
@@ -81,7 +99,7 @@ type Service struct {
 
 // New returns a Service with opts.
 func New(opts Options) *Service {
-	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, targets: opts.Targets,
+	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
 		log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
 }
 

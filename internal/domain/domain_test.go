@@ -18,6 +18,7 @@ import (
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/oss/ossfake"
 	"github.com/miaobu/miaobu/internal/publish"
+	"github.com/miaobu/miaobu/internal/report"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -68,8 +69,13 @@ func newFixture(t *testing.T, configure func(*config.Config)) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{store: st, github: gh, queue: &queue{}}
-	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue,
-		Targets: publish.NewTargets(cfg), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reports := report.New(report.Options{GitHub: client, HasToken: true, Statuses: true, Deployments: true, PublicURL: cfg.PublicURL,
+		LiveURL:       func(p *store.Project) string { return f.svc.LiveURL(p) },
+		DeploymentURL: func(p *store.Project, d *store.Deployment) string { return f.svc.DeploymentURL(p, d) },
+		Store:         st, Log: log})
+	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue, Reports: reports,
+		Targets: publish.NewTargets(cfg), Log: log})
 	return f
 }
 

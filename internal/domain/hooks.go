@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
@@ -16,6 +17,8 @@ type HookSetup struct {
 	AlreadyConfigured bool
 	HookID            int64
 	URL               string
+	// EventsAdded are the events an already configured hook lacked and now also sends.
+	EventsAdded []string
 	// Warning says why GitHub may still not reach the hook, such as a loopback public_url.
 	Warning string
 }
@@ -51,8 +54,9 @@ func (s *Service) loopbackWarning(slug string) string {
 		"https URL, restart the agent and run `miaobu webhook setup %s`", s.cfg.PublicURL, port, port, slug)
 }
 
-// installHook makes p's repository deliver pushes to p's webhook URL signed with secret, adopting a
-// hook that already has that URL, and stores the hook's id with the secret. The caller holds s.hooks.
+// installHook makes p's repository deliver the hook events to p's webhook URL signed with secret,
+// adopting a hook that already has that URL, and stores the hook's id and events with the secret.
+// The caller holds s.hooks.
 func (s *Service) installHook(ctx context.Context, p *store.Project, secret string) (*store.Project, bool, error) {
 	owner, name := splitRepo(p.Repo)
 	hook, created, err := s.github.EnsureHook(ctx, owner, name, s.WebhookURL(p.ID), secret)
@@ -60,7 +64,7 @@ func (s *Service) installHook(ctx context.Context, p *store.Project, secret stri
 		return nil, false, err
 	}
 	updated, err := s.store.UpdateProject(p.ID, func(p *store.Project) error {
-		p.WebhookID, p.WebhookSecret = hook.ID, secret
+		p.WebhookID, p.WebhookSecret, p.WebhookEvents = hook.ID, secret, hook.Events
 		return nil
 	})
 	if err != nil {
@@ -96,6 +100,8 @@ func (s *Service) SetupWebhook(ctx context.Context, ref string) (HookSetup, erro
 	if err != nil {
 		return HookSetup{}, err
 	}
+	// Setting the hook up is how a user says the token's permissions may have changed.
+	s.reports.Resume(p.ID)
 	setup := HookSetup{HookID: p.WebhookID, URL: s.WebhookURL(p.ID), Warning: s.loopbackWarning(p.Slug)}
 	if p.WebhookID != 0 && p.WebhookSecret != "" {
 		owner, name := splitRepo(p.Repo)
@@ -105,12 +111,22 @@ func (s *Service) SetupWebhook(ctx context.Context, ref string) (HookSetup, erro
 		}
 		if exists && hook.URL == setup.URL {
 			setup.AlreadyConfigured = true
-			return setup, nil
+			if setup.EventsAdded = github.MissingEvents(hook.Events); setup.EventsAdded != nil {
+				// A hook made before miaobu needed them: add the events, sending the secret along.
+				if hook, err = s.github.EditHook(ctx, owner, name, p.WebhookID, setup.URL, p.WebhookSecret); err != nil {
+					return HookSetup{}, githubError("", err)
+				}
+				s.log.Info("webhook events added", "project", p.ID, "hook", p.WebhookID, "events", strings.Join(setup.EventsAdded, ","))
+			}
+			return setup, s.recordHookEvents(p, hook.Events)
 		}
 		if exists {
 			// public_url changed since the hook was made: point the same hook at the new URL.
-			if _, err := s.github.EditHook(ctx, owner, name, p.WebhookID, setup.URL, p.WebhookSecret); err != nil {
+			if hook, err = s.github.EditHook(ctx, owner, name, p.WebhookID, setup.URL, p.WebhookSecret); err != nil {
 				return HookSetup{}, githubError("", err)
+			}
+			if err := s.recordHookEvents(p, hook.Events); err != nil {
+				return HookSetup{}, err
 			}
 			s.log.Info("webhook moved to the new public URL", "project", p.ID, "hook", p.WebhookID)
 			return setup, nil
@@ -129,6 +145,15 @@ func (s *Service) SetupWebhook(ctx context.Context, ref string) (HookSetup, erro
 	s.log.Info("webhook set up", "project", p.ID, "hook", p.WebhookID, "created", created)
 	setup.HookID = p.WebhookID
 	return setup, nil
+}
+
+// recordHookEvents stores the events p's GitHub hook sends.
+func (s *Service) recordHookEvents(p *store.Project, events []string) error {
+	_, err := s.store.UpdateProject(p.ID, func(p *store.Project) error {
+		p.WebhookEvents = events
+		return nil
+	})
+	return storeError(err, fmt.Sprintf("Project %s not found", p.Slug))
 }
 
 // DeleteWebhook removes the GitHub hook of the project ref names (one already gone counts as
@@ -150,7 +175,7 @@ func (s *Service) DeleteWebhook(ctx context.Context, ref string) (bool, error) {
 		}
 	}
 	if _, err := s.store.UpdateProject(p.ID, func(p *store.Project) error {
-		p.WebhookID, p.WebhookSecret = 0, ""
+		p.WebhookID, p.WebhookSecret, p.WebhookEvents = 0, "", nil
 		return nil
 	}); err != nil {
 		return false, storeError(err, fmt.Sprintf("Project %s not found", ref))
@@ -180,18 +205,20 @@ func (s *Service) RotateWebhook(ctx context.Context, ref string) (HookRotation, 
 		// GitHub first: if the store then failed, a retry would fix both, while the other order
 		// would leave GitHub signing with a secret the agent no longer has.
 		owner, name := splitRepo(p.Repo)
-		if _, err := s.github.EditHook(ctx, owner, name, p.WebhookID, rotation.URL, secret); err != nil {
+		hook, err := s.github.EditHook(ctx, owner, name, p.WebhookID, rotation.URL, secret)
+		if err != nil {
 			prefix := ""
 			if errors.Is(err, github.ErrNotFound) {
 				prefix = fmt.Sprintf("Run `miaobu webhook setup %s` to create a new one: ", p.Slug)
 			}
 			return HookRotation{}, githubError(prefix, err)
 		}
+		p.WebhookEvents = hook.Events
 	} else {
 		rotation.Secret = secret
 	}
-	if _, err := s.store.UpdateProject(p.ID, func(p *store.Project) error {
-		p.WebhookSecret = secret
+	if _, err := s.store.UpdateProject(p.ID, func(stored *store.Project) error {
+		stored.WebhookSecret, stored.WebhookEvents = secret, p.WebhookEvents
 		return nil
 	}); err != nil {
 		return HookRotation{}, storeError(err, fmt.Sprintf("Project %s not found", ref))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,10 @@ func (c *Client) apiError(err error, resp *gogithub.Response, notFound, forbidde
 		resp.Header.Get("X-RateLimit-Remaining") == "0":
 		// Calls that go-github does not parse (GetBranch) still carry the rate headers.
 		return rateLimited(e, resp.Rate.Reset.Time)
+	case resp != nil && (resp.StatusCode == http.StatusTooManyRequests ||
+		resp.StatusCode == http.StatusForbidden && resp.Header.Get("Retry-After") != ""):
+		// A secondary limit that go-github does not recognise: a 429, or a 403 that says when to retry.
+		return rateLimited(e, retryAt(resp.Response))
 	}
 	switch e.StatusCode {
 	case 0:
@@ -105,6 +110,24 @@ func (c *Client) apiError(err error, resp *gogithub.Response, notFound, forbidde
 		e.Message = fmt.Sprintf("GitHub API error (status %d): %s", e.StatusCode, githubMessage(err))
 	}
 	return e
+}
+
+// Retryable reports whether the same request may succeed later: GitHub was unreachable, failed
+// (5xx) or limited the rate; a refusal (401, 403, 404, 422) stays one until something changes.
+func (e *Error) Retryable() bool {
+	return e.Kind == ErrRateLimited || (e.Kind == ErrUnavailable && (e.StatusCode == 0 || e.StatusCode >= 500))
+}
+
+// retryAt is when an answer says to try again: after its Retry-After seconds, else at its
+// x-ratelimit-reset time; zero when it says neither.
+func retryAt(resp *http.Response) time.Time {
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		return time.Now().Add(time.Duration(s) * time.Second)
+	}
+	if s, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil && s > 0 {
+		return time.Unix(s, 0)
+	}
+	return time.Time{}
 }
 
 // rateLimited fills e for a primary rate limit that resets at reset.

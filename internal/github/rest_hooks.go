@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 
 	gogithub "github.com/google/go-github/v60/github"
 )
@@ -29,12 +30,28 @@ func hookRefused(verb string) string {
 	return fmt.Sprintf("GitHub refused to %s: the token lacks admin:repo_hook or repo scope", verb)
 }
 
-// pushHook is the hook that miaobu wants: active, push events only, JSON payloads signed with
-// secret, TLS verified. The secret is always sent, as GitHub removes it from a config without one.
-func pushHook(hookURL, secret string) *gogithub.Hook {
+// HookEvents are the events miaobu's hooks subscribe to: pushes deploy, pull requests make
+// previews, and deployments made on GitHub roll back.
+var HookEvents = []string{"push", "pull_request", "deployment"}
+
+// MissingEvents returns the HookEvents that events lacks, in their order; nil when none.
+func MissingEvents(events []string) []string {
+	var missing []string
+	for _, e := range HookEvents {
+		if !slices.Contains(events, e) {
+			missing = append(missing, e)
+		}
+	}
+	return missing
+}
+
+// miaobuHook is the hook that miaobu wants: active, the HookEvents, JSON payloads signed with
+// secret, TLS verified. The secret is always sent, as GitHub removes it from a config without one,
+// and so are the events, which replace the hook's list.
+func miaobuHook(hookURL, secret string) *gogithub.Hook {
 	return &gogithub.Hook{
 		Active: gogithub.Bool(true),
-		Events: []string{"push"},
+		Events: slices.Clone(HookEvents),
 		Config: &gogithub.HookConfig{
 			URL:         gogithub.String(hookURL),
 			ContentType: gogithub.String("json"),
@@ -95,12 +112,12 @@ func (c *Client) findHook(ctx context.Context, owner, repo, refused string, matc
 	return Hook{}, false, nil
 }
 
-// CreateHook adds a push hook to owner/repo that delivers to hookURL, signed with secret.
+// CreateHook adds miaobu's hook to owner/repo that delivers to hookURL, signed with secret.
 func (c *Client) CreateHook(ctx context.Context, owner, repo, hookURL, secret string) (Hook, error) {
 	if err := c.check(owner, repo); err != nil {
 		return Hook{}, err
 	}
-	h, resp, err := c.gh.Repositories.CreateHook(ctx, owner, repo, pushHook(hookURL, secret))
+	h, resp, err := c.gh.Repositories.CreateHook(ctx, owner, repo, miaobuHook(hookURL, secret))
 	if err != nil {
 		refused := hookRefused("create the webhook")
 		if resp != nil && resp.StatusCode == http.StatusUnprocessableEntity {
@@ -112,12 +129,13 @@ func (c *Client) CreateHook(ctx context.Context, owner, repo, hookURL, secret st
 	return hookFrom(h), nil
 }
 
-// EditHook makes hook id of owner/repo a push hook that delivers to hookURL, signed with secret.
+// EditHook makes hook id of owner/repo miaobu's hook, with the HookEvents, delivering to hookURL
+// signed with secret.
 func (c *Client) EditHook(ctx context.Context, owner, repo string, id int64, hookURL, secret string) (Hook, error) {
 	if err := c.check(owner, repo); err != nil {
 		return Hook{}, err
 	}
-	h, resp, err := c.gh.Repositories.EditHook(ctx, owner, repo, id, pushHook(hookURL, secret))
+	h, resp, err := c.gh.Repositories.EditHook(ctx, owner, repo, id, miaobuHook(hookURL, secret))
 	if err != nil {
 		return Hook{}, c.apiError(err, resp,
 			fmt.Sprintf("webhook %d not found on %s/%s: it was deleted on GitHub, or the token lacks admin:repo_hook or repo scope", id, owner, repo),
@@ -126,7 +144,7 @@ func (c *Client) EditHook(ctx context.Context, owner, repo string, id int64, hoo
 	return hookFrom(h), nil
 }
 
-// EnsureHook makes owner/repo deliver pushes to hookURL signed with secret: a hook that already
+// EnsureHook makes owner/repo deliver the HookEvents to hookURL signed with secret: a hook that already
 // delivers to hookURL is updated (so a second setup never adds a second hook), otherwise one is
 // created; created tells which. Two concurrent calls for one URL may both create: callers
 // serialise setups of one project.

@@ -13,10 +13,10 @@ const (
 	hookURL    = "https://deploy.example.com/api/v1/webhooks/github/3"
 	hookSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I"
 	// hookBody is the contract's hook, exactly.
-	hookBody = `{"name":"web","active":true,"events":["push"],"config":{"url":"` + hookURL + `","content_type":"json","secret":"` + hookSecret + `","insecure_ssl":"0"}}`
+	hookBody = `{"name":"web","active":true,"events":["push","pull_request","deployment"],"config":{"url":"` + hookURL + `","content_type":"json","secret":"` + hookSecret + `","insecure_ssl":"0"}}`
 	// editBody is the same hook for PATCH, which has no name.
-	editBody  = `{"active":true,"events":["push"],"config":{"url":"` + hookURL + `","content_type":"json","secret":"` + hookSecret + `","insecure_ssl":"0"}}`
-	hookReply = `{"id":7,"name":"web","active":true,"events":["push"],"config":{"url":"` + hookURL + `","content_type":"json","secret":"********","insecure_ssl":"0"}}`
+	editBody  = `{"active":true,"events":["push","pull_request","deployment"],"config":{"url":"` + hookURL + `","content_type":"json","secret":"` + hookSecret + `","insecure_ssl":"0"}}`
+	hookReply = `{"id":7,"name":"web","active":true,"events":["push","pull_request","deployment"],"config":{"url":"` + hookURL + `","content_type":"json","secret":"********","insecure_ssl":"0"}}`
 )
 
 const refusedCreate = "GitHub refused to create the webhook: the token lacks admin:repo_hook or repo scope"
@@ -27,7 +27,7 @@ func TestCreateHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := github.Hook{ID: 7, URL: hookURL, Active: true, Events: []string{"push"}}
+	want := github.Hook{ID: 7, URL: hookURL, Active: true, Events: []string{"push", "pull_request", "deployment"}}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("CreateHook = %+v, want %+v", h, want)
 	}
@@ -84,7 +84,7 @@ func TestEnsureHookListRefused(t *testing.T) {
 }
 
 func TestFindHookByID(t *testing.T) {
-	list := call{method: "GET", path: "/repos/acme/site/hooks", query: "per_page=100", reply: `[{"id":9,"active":true,"events":["push"],"config":{"url":"` + hookURL + `"}}]`}
+	list := call{method: "GET", path: "/repos/acme/site/hooks", query: "per_page=100", reply: `[{"id":9,"active":true,"events":["push","pull_request","deployment"],"config":{"url":"` + hookURL + `"}}]`}
 	c := fakeGitHub(t, "/", list, list)
 	if h, ok, err := c.FindHookByID(ctx, "acme", "site", 9); err != nil || !ok || h.URL != hookURL {
 		t.Errorf("FindHookByID(9) = %+v, %v, %v", h, ok, err)

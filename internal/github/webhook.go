@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -245,4 +246,70 @@ func ValidSHA(s string) bool {
 		}
 	}
 	return true
+}
+
+// PayloadKey is the key of the payload miaobu gives the deployments it creates on GitHub
+// ({"miaobu": {"deployment_id": N}}), by which it knows the deployment events of its own making.
+const PayloadKey = "miaobu"
+
+// DeploymentEvent is the part of a deployment event that a deployment made on GitHub needs.
+type DeploymentEvent struct {
+	// ID is GitHub's id of the deployment, to which its statuses are posted.
+	ID int64
+	// SHA is the full SHA of the commit to deploy.
+	SHA string
+	// Ref is the branch, tag or SHA the deployment was asked for.
+	Ref         string
+	Environment string
+	// Creator is the login of who made the deployment.
+	Creator string
+	// FromMiaobu says the deployment carries miaobu's payload: miaobu created it itself.
+	FromMiaobu bool
+}
+
+// ErrInvalidDeployment is returned for a body that is not a deployment event payload.
+var ErrInvalidDeployment = errors.New("invalid deployment payload")
+
+// ParseDeployment reads a deployment event payload. It is invalid unless it is a JSON object whose
+// deployment has a positive id, a full commit SHA and an environment, every field of the right type.
+func ParseDeployment(payload []byte) (*DeploymentEvent, error) {
+	var body struct {
+		Deployment *struct {
+			ID          int64           `json:"id"`
+			SHA         string          `json:"sha"`
+			Ref         string          `json:"ref"`
+			Environment string          `json:"environment"`
+			Payload     json.RawMessage `json:"payload"`
+			Creator     *struct {
+				Login string `json:"login"`
+			} `json:"creator"`
+		} `json:"deployment"`
+	}
+	if err := json.Unmarshal(payload, &body); err != nil || body.Deployment == nil {
+		return nil, ErrInvalidDeployment
+	}
+	d := body.Deployment
+	if d.ID <= 0 || !ValidSHA(d.SHA) || d.Environment == "" {
+		return nil, ErrInvalidDeployment
+	}
+	e := &DeploymentEvent{ID: d.ID, SHA: d.SHA, Ref: d.Ref, Environment: d.Environment, FromMiaobu: hasPayloadKey(d.Payload)}
+	if d.Creator != nil {
+		e.Creator = d.Creator.Login
+	}
+	return e, nil
+}
+
+// hasPayloadKey reports whether a deployment's payload, a JSON object or a string holding one (as
+// GitHub keeps a payload given as a string), has miaobu's key.
+func hasPayloadKey(raw json.RawMessage) bool {
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		raw = json.RawMessage(text)
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return false
+	}
+	_, ok := fields[PayloadKey]
+	return ok
 }

@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,27 +14,10 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/clock/clocktest"
+	"github.com/miaobu/miaobu/internal/logtest"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
-
-// logBuffer collects a worker's log lines; the worker writes from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // recorder is a Sender that records every attempt and answers with the errors its test gives.
 type recorder struct {
@@ -72,12 +54,12 @@ type harness struct {
 	dir   string
 	store *store.Store
 	clock *clocktest.Fake
-	log   *logBuffer
+	log   *logtest.Buffer
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: clocktest.New(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)), log: &logBuffer{}}
+	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: clocktest.New(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)), log: &logtest.Buffer{}}
 	h.open(t)
 	return h
 }

@@ -33,6 +33,8 @@ type Deployment struct {
 	SPA bool `json:"spa,omitempty"`
 	// Detected is what detection found in the commit, once the build has looked.
 	Detected *DetectedSettings `json:"detected,omitempty"`
+	// GitHubDeploymentID is the deployment on GitHub that reports this one, 0 until one is made.
+	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -73,6 +75,8 @@ const (
 	TriggerPoll Trigger = "poll"
 	// TriggerReconcile is a head found without a deployment by reconciliation.
 	TriggerReconcile Trigger = "reconcile"
+	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
+	TriggerGitHubDeployment Trigger = "github_deployment"
 )
 
 // Terminal reports whether the deployment has finished, successfully or not.
@@ -155,7 +159,7 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 			return err
 		}
 	}
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	if err := bucket(tx, projectDeploymentsBucket).Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
@@ -209,7 +213,7 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 		secs := now.Sub(*d.StartedAt).Seconds()
 		d.BuildTimeSeconds = &secs
 	}
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	key := pairKey(d.ProjectID, d.ID)
@@ -329,7 +333,7 @@ func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) 
 			return err
 		}
 		claimed = d
-		return saveDeployment(tx, d)
+		return s.saveTransition(tx, d)
 	})
 	return claimed, err
 }
@@ -346,7 +350,7 @@ func (s *Store) SetStatus(id int64, status Status) error {
 			return ErrFinished
 		}
 		d.Status = status
-		return saveDeployment(tx, d)
+		return s.saveTransition(tx, d)
 	})
 }
 
@@ -532,7 +536,7 @@ func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 		}
 	}
 	d.Status, d.StartedAt = StatusQueued, nil
-	if err := saveDeployment(tx, d); err != nil {
+	if err := s.saveTransition(tx, d); err != nil {
 		return err
 	}
 	key := pairKey(d.ProjectID, d.ID)

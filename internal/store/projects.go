@@ -26,8 +26,11 @@ type Project struct {
 	RootDirectory   string `json:"root_directory,omitempty"`
 	Target          string `json:"target"`
 	// WebhookSecret signs pushes; WebhookID is the GitHub hook's id, 0 for a hand-made hook.
-	WebhookSecret      string            `json:"webhook_secret,omitempty"`
-	WebhookID          int64             `json:"webhook_id,omitempty"`
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	WebhookID     int64  `json:"webhook_id,omitempty"`
+	// WebhookEvents are the events the GitHub hook sends, as the agent last saw it; nil for a hook
+	// made before they were recorded, which sends push events only.
+	WebhookEvents      []string          `json:"webhook_events,omitempty"`
 	Env                map[string]string `json:"env,omitempty"`
 	ActiveDeploymentID int64             `json:"active_deployment_id,omitempty"`
 	CreatedAt          time.Time         `json:"created_at"`

@@ -85,6 +85,8 @@ type Store struct {
 	enqueued chan struct{}
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status Status)]
+	// reporter makes the messages that report a deployment's changes of status (see OnTransition).
+	reporter atomic.Pointer[Reporter]
 }
 
 // OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every

@@ -1,13 +1,15 @@
 // Package githubtest is a fake of the GitHub REST API for tests: it serves repositories, branch
-// tips (also as polling asks for them, with ETags and 304s), open pull requests, files and hooks
-// the way GitHub does, through exactly the endpoints of contract section 6,
-// and fails the test on any other request, a wrong token, or a hook body that is not the
-// contract's hook.
+// tips (also as polling asks for them, with ETags and 304s), open pull requests, files and hooks,
+// and records commit statuses, deployments and deployment statuses, the way GitHub does, through
+// exactly the endpoints of contract section 6. It fails the test on any other request, a wrong
+// token, a hook body that is not the contract's hook, or a report whose body is not one that
+// miaobu sends.
 package githubtest
 
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 // Repo is a repository the fake serves.
@@ -42,6 +45,37 @@ type Hook struct {
 	ID     int64
 	URL    string
 	Secret string
+	Events []string
+}
+
+// Status is a commit status the fake received.
+type Status struct {
+	SHA         string
+	State       string
+	Description string
+	TargetURL   string
+	Context     string
+}
+
+// Deployment is a deployment of a repository, with the statuses it received in order.
+type Deployment struct {
+	ID          int64
+	Ref         string
+	Environment string
+	Description string
+	Production  bool
+	Transient   bool
+	// Payload is the deployment's payload as JSON.
+	Payload  string
+	Statuses []DeploymentStatus
+}
+
+// DeploymentStatus is a status a deployment received.
+type DeploymentStatus struct {
+	State          string
+	Description    string
+	EnvironmentURL string
+	LogURL         string
 }
 
 // Server is a running fake GitHub API; URL is its API root.
@@ -55,30 +89,36 @@ type Server struct {
 	mu       sync.Mutex
 	repos    map[string]*repoState
 	failures map[string][]failure
+	outage   int
 	expired  bool
 	requests []string
 	nextHook int64
+	nextID   int64
 	rate     *rateLimit
 	answers  []Answer
 }
 
-// repoState is a repository, its hooks, its open pull requests and the messages of its commits.
+// repoState is a repository, its hooks, its open pull requests, the messages of its commits and
+// what was reported to it.
 type repoState struct {
 	Repo
-	hooks    []Hook
-	pulls    []Pull
-	messages map[string]string
+	hooks       []Hook
+	pulls       []Pull
+	messages    map[string]string
+	statuses    []Status
+	deployments []Deployment
 }
 
 // failure is an answer that replaces the next answer to one request.
 type failure struct {
 	status int
+	header map[string]string
 	body   string
 }
 
 // New starts a fake GitHub that accepts only requests authenticated with token; it stops when the test ends.
 func New(t testing.TB, token string) *Server {
-	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100}
+	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100, nextID: 5000}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /repos/{owner}/{repo}", s.getRepo)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch}", s.getBranch)
@@ -89,6 +129,9 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("DELETE /repos/{owner}/{repo}/hooks/{id}", s.deleteHook)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}", s.getCommit)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.createDeployment)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.createDeploymentStatus)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("fake GitHub: unexpected request %s %s", r.Method, r.URL)
 		reply(w, http.StatusTeapot, map[string]string{"message": "unexpected request"})
@@ -106,13 +149,43 @@ func (s *Server) AddRepo(r Repo) {
 	s.repos[r.FullName] = &repoState{Repo: r}
 }
 
-// AddHook gives repo an existing hook, as if made earlier, and returns its id.
+// AddHook gives repo an existing hook, as if made earlier, and returns its id. It sends push events
+// only, as the hooks of miaobu before deployments were reported.
 func (s *Server) AddHook(repo, hookURL, secret string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextHook++
-	s.repos[repo].hooks = append(s.repos[repo].hooks, Hook{ID: s.nextHook, URL: hookURL, Secret: secret})
+	s.repos[repo].hooks = append(s.repos[repo].hooks, Hook{ID: s.nextHook, URL: hookURL, Secret: secret, Events: []string{"push"}})
 	return s.nextHook
+}
+
+// AddDeployment gives repo a deployment made by someone else than miaobu, as from GitHub's API,
+// and returns its id.
+func (s *Server) AddDeployment(repo string, d Deployment) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	d.ID = s.nextID
+	s.repos[repo].deployments = append(s.repos[repo].deployments, d)
+	return d.ID
+}
+
+// Statuses returns the commit statuses repo received, in order.
+func (s *Server) Statuses(repo string) []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.repos[repo].statuses)
+}
+
+// Deployments returns the deployments of repo, oldest first, each with the statuses it received.
+func (s *Server) Deployments(repo string) []Deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.repos[repo].deployments)
+	for i := range out {
+		out[i].Statuses = slices.Clone(out[i].Statuses)
+	}
+	return out
 }
 
 // RemoveHook deletes a hook of repo, as a user would on GitHub's settings page.
@@ -133,10 +206,23 @@ func (s *Server) Hooks(repo string) []Hook {
 // Fail makes the next request "METHOD /path" (an escaped path, no query) answer status with a
 // GitHub error message instead.
 func (s *Server) Fail(request string, status int, message string) {
+	s.FailWith(request, status, message, nil)
+}
+
+// FailWith is Fail with headers in the answer, such as Retry-After.
+func (s *Server) FailWith(request string, status int, message string, header map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	body, _ := json.Marshal(map[string]string{"message": message})
-	s.failures[request] = append(s.failures[request], failure{status: status, body: string(body)})
+	s.failures[request] = append(s.failures[request], failure{status: status, header: header, body: string(body)})
+}
+
+// Outage makes every later request answer status with a server error, as GitHub does when it is
+// down, until Outage(0).
+func (s *Server) Outage(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = status
 }
 
 // ExpireToken makes every later request answer 401, as for an expired or revoked token.
@@ -163,6 +249,8 @@ func (s *Server) check(next http.Handler) http.Handler {
 		var fail *failure
 		if f := s.failures[request]; len(f) > 0 {
 			fail, s.failures[request] = &f[0], f[1:]
+		} else if s.outage != 0 {
+			fail = &failure{status: s.outage, body: `{"message":"Server Error"}`}
 		}
 		s.mu.Unlock()
 		if got := r.Header.Get("Authorization"); got != "Bearer "+s.token {
@@ -175,6 +263,9 @@ func (s *Server) check(next http.Handler) http.Handler {
 			reply(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
 		case fail != nil:
 			w.Header().Set("Content-Type", "application/json")
+			for k, v := range fail.header {
+				w.Header().Set(k, v)
+			}
 			w.WriteHeader(fail.status)
 			io.WriteString(w, fail.body)
 		default:
@@ -300,7 +391,7 @@ func (s *Server) getContents(w http.ResponseWriter, r *http.Request) {
 
 // hookJSON is a hook as GitHub shows it: the secret masked.
 func hookJSON(h Hook) map[string]any {
-	return map[string]any{"id": h.ID, "name": "web", "active": true, "events": []string{"push"},
+	return map[string]any{"id": h.ID, "name": "web", "active": true, "events": h.Events,
 		"config": map[string]any{"url": h.URL, "content_type": "json", "secret": "********", "insecure_ssl": "0"}}
 }
 
@@ -333,7 +424,7 @@ func (s *Server) hookBody(r *http.Request, withName bool) (hookURL, secret strin
 	config, _ := got["config"].(map[string]any)
 	hookURL, _ = config["url"].(string)
 	secret, _ = config["secret"].(string)
-	want := map[string]any{"active": true, "events": []any{"push"}, "config": map[string]any{
+	want := map[string]any{"active": true, "events": []any{"push", "pull_request", "deployment"}, "config": map[string]any{
 		"url": hookURL, "content_type": "json", "secret": secret, "insecure_ssl": "0"}}
 	if withName {
 		want["name"] = "web"
@@ -374,7 +465,7 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.nextHook++
-	h := Hook{ID: s.nextHook, URL: hookURL, Secret: secret}
+	h := Hook{ID: s.nextHook, URL: hookURL, Secret: secret, Events: contractEvents()}
 	st.hooks = append(st.hooks, h)
 	reply(w, http.StatusCreated, hookJSON(h))
 }
@@ -406,7 +497,7 @@ func (s *Server) editHook(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st.hooks[i].URL, st.hooks[i].Secret = hookURL, secret
+	st.hooks[i].URL, st.hooks[i].Secret, st.hooks[i].Events = hookURL, secret, contractEvents()
 	reply(w, http.StatusOK, hookJSON(st.hooks[i]))
 }
 
@@ -424,6 +515,131 @@ func (s *Server) deleteHook(w http.ResponseWriter, r *http.Request) {
 	}
 	st.hooks = slices.Delete(st.hooks, i, i+1)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// contractEvents are the events of the contract's hook.
+func contractEvents() []string { return []string{"push", "pull_request", "deployment"} }
+
+// maxDescription is the most characters GitHub accepts in a status's description.
+const maxDescription = 140
+
+// reportBody decodes the JSON object of a report request and checks that it has exactly the
+// required fields and at most the optional ones besides, each of the type of its example, with a
+// description GitHub accepts and a state among states; it fails the test, answers 422 and returns
+// false otherwise.
+func (s *Server) reportBody(w http.ResponseWriter, r *http.Request, states []string, required, optional map[string]any) (map[string]any, bool) {
+	s.noQuery(r)
+	raw, _ := io.ReadAll(r.Body)
+	var got map[string]any
+	allowed := map[string]any{}
+	maps.Copy(allowed, optional)
+	maps.Copy(allowed, required)
+	problem := ""
+	if err := json.Unmarshal(raw, &got); err != nil {
+		problem = "is not a JSON object"
+	}
+	for k := range required {
+		if _, ok := got[k]; !ok && problem == "" {
+			problem = fmt.Sprintf("lacks %q", k)
+		}
+	}
+	for k, v := range got {
+		if example, ok := allowed[k]; (!ok || reflect.TypeOf(v) != reflect.TypeOf(example)) && problem == "" {
+			problem = fmt.Sprintf("has unexpected field %q", k)
+		}
+	}
+	if d, _ := got["description"].(string); utf8.RuneCountInString(d) > maxDescription && problem == "" {
+		problem = fmt.Sprintf("has a description of %d characters", utf8.RuneCountInString(d))
+	}
+	if state, _ := got["state"].(string); !slices.Contains(states, state) && problem == "" {
+		problem = fmt.Sprintf("has state %q", state)
+	}
+	if problem != "" {
+		s.t.Errorf("fake GitHub: %s %s body %s %s", r.Method, r.URL.Path, problem, raw)
+		reply(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
+		return nil, false
+	}
+	return got, true
+}
+
+// fullSHA reports whether sha is a full commit SHA, failing the test and answering 422 when not.
+func (s *Server) fullSHA(w http.ResponseWriter, sha string) bool {
+	if len(sha) == 40 && strings.Trim(sha, "0123456789abcdef") == "" {
+		return true
+	}
+	s.t.Errorf("fake GitHub: a report for %q, not a full commit SHA", sha)
+	reply(w, http.StatusUnprocessableEntity, map[string]string{"message": "No commit found for SHA: " + sha})
+	return false
+}
+
+func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.reportBody(w, r, []string{"pending", "success", "failure", "error"},
+		map[string]any{"state": "", "description": "", "context": ""}, map[string]any{"target_url": ""})
+	if !ok || !s.fullSHA(w, r.PathValue("sha")) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	targetURL, _ := body["target_url"].(string)
+	st.statuses = append(st.statuses, Status{SHA: r.PathValue("sha"), State: body["state"].(string), Description: body["description"].(string),
+		TargetURL: targetURL, Context: body["context"].(string)})
+	s.nextID++
+	reply(w, http.StatusCreated, map[string]any{"id": s.nextID, "state": body["state"], "context": body["context"]})
+}
+
+// createDeployment records a deployment made the way the contract asks: the full SHA as ref, no
+// merge of the default branch, no required contexts.
+func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.reportBody(w, r, []string{""}, map[string]any{"ref": "", "environment": "", "description": "", "auto_merge": false,
+		"required_contexts": []any{}, "transient_environment": false, "production_environment": false, "payload": map[string]any{}}, nil)
+	if !ok || !s.fullSHA(w, body["ref"].(string)) {
+		return
+	}
+	if body["auto_merge"] != false || len(body["required_contexts"].([]any)) != 0 {
+		s.t.Errorf("fake GitHub: deployment with auto_merge %v and required_contexts %v", body["auto_merge"], body["required_contexts"])
+	}
+	payload, _ := json.Marshal(body["payload"])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	s.nextID++
+	st.deployments = append(st.deployments, Deployment{ID: s.nextID, Ref: body["ref"].(string), Environment: body["environment"].(string),
+		Description: body["description"].(string), Production: body["production_environment"].(bool),
+		Transient: body["transient_environment"].(bool), Payload: string(payload)})
+	reply(w, http.StatusCreated, map[string]any{"id": s.nextID, "sha": body["ref"], "ref": body["ref"], "environment": body["environment"]})
+}
+
+func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.reportBody(w, r, []string{"in_progress", "success", "failure", "error", "inactive"},
+		map[string]any{"state": "", "description": ""}, map[string]any{"environment_url": "", "log_url": ""})
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	i := slices.IndexFunc(st.deployments, func(d Deployment) bool { return d.ID == id })
+	if i < 0 {
+		notFound(w)
+		return
+	}
+	envURL, _ := body["environment_url"].(string)
+	logURL, _ := body["log_url"].(string)
+	st.deployments[i].Statuses = append(st.deployments[i].Statuses, DeploymentStatus{State: body["state"].(string),
+		Description: body["description"].(string), EnvironmentURL: envURL, LogURL: logURL})
+	s.nextID++
+	reply(w, http.StatusCreated, map[string]any{"id": s.nextID, "state": body["state"]})
 }
 
 // cloneURL is the repository's CloneURL or the refusing loopback default.

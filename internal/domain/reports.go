@@ -1,0 +1,97 @@
+package domain
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// receiveDeployment records a verified deployment event by contract section 7: a deployment made on
+// GitHub for production, not by miaobu, puts its commit live. A kept successful deployment of the
+// commit goes live at once, like a rollback; otherwise the commit is built. The GitHub deployment
+// then receives the statuses.
+func (s *Service) receiveDeployment(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
+	e := v.Deployment
+	switch {
+	case e.FromMiaobu:
+		return s.ignore(ctx, p, v, "Deployment created by miaobu ignored")
+	case !strings.EqualFold(e.Environment, "production"):
+		return s.ignore(ctx, p, v, fmt.Sprintf("Deployment to environment '%s' ignored (only 'production' deploys)", e.Environment))
+	}
+	success := Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", e.SHA[:7]),
+		ProjectID: p.ID, CommitSHA: e.SHA, Branch: p.DefaultBranch}
+	if kept := s.liveAgain(ctx, p, e); kept != nil {
+		success.DeploymentID, success.CommitMessage = kept.ID, kept.CommitMessage
+		return s.record(ctx, p, v, store.OutcomeSuccess, success)
+	}
+	id, err := s.store.RecordGitHubDeployment(ctx, store.GitHubDeployment{ProjectID: p.ID, DeliveryID: v.GUID,
+		CommitSHA: e.SHA, Branch: p.DefaultBranch, GitHubID: e.ID, RemoteAddr: v.RemoteAddr})
+	if err != nil {
+		return recordFailed(p, err)
+	}
+	s.builds.Wake()
+	success.DeploymentID = id
+	return success, nil
+}
+
+// liveAgain makes the newest successful deployment of e's commit live again at once, as a rollback,
+// and queues the success of e's GitHub deployment; it returns that deployment, or nil when there
+// is none whose files are kept (the commit is then built).
+func (s *Service) liveAgain(ctx context.Context, p *store.Project, e *github.DeploymentEvent) *store.Deployment {
+	log := s.log.With("project", p.ID, "commit", e.SHA[:7], "github_deployment", e.ID)
+	history, err := s.store.Deployments(p.ID, 0)
+	if err != nil {
+		log.Warn("deployment event: reading the history; building the commit instead", "err", err)
+		return nil
+	}
+	for _, d := range history {
+		if d.CommitSHA != e.SHA || d.Status != store.StatusDeployed {
+			continue
+		}
+		if d.ID != p.ActiveDeploymentID {
+			// A rollback must finish even when GitHub stops waiting for the answer.
+			if err := s.goLive(context.WithoutCancel(ctx), p, d); err != nil {
+				log.Warn("deployment event: the kept deployment cannot go live; building the commit instead", "deployment", d.ID, "err", err)
+				return nil
+			}
+			log.Info("rolled back", "deployment", d.ID)
+		}
+		if live, err := s.store.Project(p.ID); err == nil {
+			p = live
+		}
+		s.reportLiveAgain(log, p, d, e.ID)
+		return d
+	}
+	return nil
+}
+
+// reportLiveAgain queues the report that an earlier deployment d of p is live again, to the GitHub
+// Deployment githubID that asked for it or, with 0, to d's own; a failure is logged, as nothing
+// about GitHub fails a deployment.
+func (s *Service) reportLiveAgain(log *slog.Logger, p *store.Project, d *store.Deployment, githubID int64) {
+	for _, m := range s.reports.LiveAgain(p, d, githubID) {
+		if _, err := s.store.EnqueueMessage(m); err != nil {
+			log.Warn("queueing the report of a rollback to GitHub", "deployment", d.ID, "err", err)
+		}
+	}
+}
+
+// WebhookEventsMissing returns the events p's GitHub hook lacks, as the agent last saw the hook;
+// empty, not nil, when it lacks none or p has no GitHub hook.
+func WebhookEventsMissing(p *store.Project) []string {
+	if p.Repo == "" || p.WebhookID == 0 {
+		return []string{}
+	}
+	events := p.WebhookEvents
+	if events == nil {
+		events = []string{"push"} // the events of every hook made before they were recorded
+	}
+	if missing := github.MissingEvents(events); missing != nil {
+		return missing
+	}
+	return []string{}
+}

@@ -1,0 +1,538 @@
+package report_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
+	"github.com/miaobu/miaobu/internal/logtest"
+	"github.com/miaobu/miaobu/internal/outbox"
+	"github.com/miaobu/miaobu/internal/report"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+const (
+	token     = "ghp_report-test-token"
+	publicURL = "https://deploy.example.com"
+	liveURL   = "https://site.example.com/"
+)
+
+// sha returns a distinct full commit SHA.
+func sha(c string) string { return strings.Repeat(c, 40)[:40] }
+
+// env is a real store whose transitions a Reporter turns into messages, an outbox worker that
+// sends them to a strict fake GitHub, and a project of the repository acme/site.
+type env struct {
+	store    *store.Store
+	gh       *githubtest.Server
+	reporter *report.Reporter
+	project  *store.Project
+	log      *logtest.Buffer
+	stop     func()
+}
+
+// options are the Reporter's options of a test, before the environment fills them.
+type options struct {
+	statuses, deployments, noToken, byHand bool
+}
+
+func newEnv(t *testing.T, o options) *env {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "data"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main"})
+	client, err := github.New(github.Options{APIURL: gh.URL, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &logtest.Buffer{}
+	e := &env{store: st, gh: gh, log: log, stop: func() {}}
+	e.reporter = report.New(report.Options{GitHub: client, HasToken: !o.noToken, Statuses: o.statuses, Deployments: o.deployments,
+		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)),
+		LiveURL: func(*store.Project) string { return liveURL },
+		DeploymentURL: func(p *store.Project, d *store.Deployment) string {
+			return fmt.Sprintf("https://%s--%d.example.com/", p.Slug, d.ID)
+		}})
+	st.OnTransition(e.reporter.Transition)
+	e.project = &store.Project{Name: "site", Slug: "site", Repo: "acme/site", RepoURL: "https://github.com/acme/site.git",
+		DefaultBranch: "main", Target: "local"}
+	if o.byHand {
+		e.project.Repo = ""
+	}
+	if err := st.CreateProject(e.project); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.stop()
+		st.Close()
+	})
+	return e
+}
+
+// start runs an outbox worker that retries after 20 ms, until the test ends or stop.
+func (e *env) start() {
+	w := outbox.New(e.store, outbox.Options{Schedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
+		PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.log, nil))})
+	e.reporter.Register(w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	e.stop = func() { cancel(); <-done }
+}
+
+// waitFor fails the test unless cond holds within 5 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// statuses waits until GitHub has n commit statuses and returns them.
+func (e *env) statuses(t *testing.T, n int) []githubtest.Status {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d commit statuses", n), func() bool { return len(e.gh.Statuses("acme/site")) >= n })
+	return e.gh.Statuses("acme/site")
+}
+
+// deployments waits until GitHub has n deployments with m statuses in all, and returns them in
+// the order of their commits (deployments of different commits are made in any order).
+func (e *env) deployments(t *testing.T, n, m int) []githubtest.Deployment {
+	t.Helper()
+	var got []githubtest.Deployment
+	waitFor(t, fmt.Sprintf("%d deployments with %d statuses", n, m), func() bool {
+		got = e.gh.Deployments("acme/site")
+		total := 0
+		for _, d := range got {
+			total += len(d.Statuses)
+		}
+		return len(got) == n && total == m
+	})
+	slices.SortStableFunc(got, func(a, b githubtest.Deployment) int { return strings.Compare(a.Ref, b.Ref) })
+	return got
+}
+
+// push queues a deployment of commit c.
+func (e *env) push(t *testing.T, c string) int64 {
+	t.Helper()
+	res, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "d-" + c, CommitSHA: sha(c), Branch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.DeploymentID
+}
+
+// claim starts the build of the oldest queued deployment.
+func (e *env) claim(t *testing.T) *store.Deployment {
+	t.Helper()
+	d, err := e.store.ClaimNext(func(int64) bool { return false })
+	if err != nil || d == nil {
+		t.Fatalf("claim: %+v, %v", d, err)
+	}
+	return d
+}
+
+// status is a commit status of commit c as miaobu sends it for deployment id.
+func status(c string, id int64, state, description string) githubtest.Status {
+	return githubtest.Status{SHA: sha(c), State: state, Description: description, TargetURL: fmt.Sprintf("%s/deployments/%d", publicURL, id),
+		Context: "miaobu/site"}
+}
+
+// checkStatuses fails the test unless got is want.
+func checkStatuses(t *testing.T, got, want []githubtest.Status) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("commit statuses\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// production is a GitHub Deployment of commit c for miaobu deployment id, with statuses.
+func production(c string, id, githubID int64, statuses ...githubtest.DeploymentStatus) githubtest.Deployment {
+	return githubtest.Deployment{ID: githubID, Ref: sha(c), Environment: "production", Description: fmt.Sprintf("miaobu deployment #%d", id),
+		Production: true, Payload: fmt.Sprintf(`{"miaobu":{"deployment_id":%d}}`, id), Statuses: statuses}
+}
+
+// checkDeployments fails the test unless got is want, ignoring GitHub's ids.
+func checkDeployments(t *testing.T, got, want []githubtest.Deployment) {
+	t.Helper()
+	for i := range got {
+		if i < len(want) {
+			want[i].ID = got[i].ID
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("deployments\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// logURL is the log link of deployment id.
+func logURL(id int64) string { return fmt.Sprintf("%s/deployments/%d", publicURL, id) }
+
+func TestSuccess(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.start()
+	id := e.push(t, "a")
+	e.statuses(t, 1)
+	e.claim(t)
+	e.statuses(t, 2)
+	if err := e.store.SetStatus(id, store.StatusBuilding); err != nil {
+		t.Fatal(err)
+	}
+	e.statuses(t, 3)
+	if _, err := e.store.Complete(id); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := e.store.Deployment(id)
+	live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+	checkStatuses(t, e.statuses(t, 4), []githubtest.Status{
+		status("a", id, "pending", "Queued"), status("a", id, "pending", "Cloning"),
+		status("a", id, "pending", "Building"), status("a", id, "success", live),
+	})
+	got := e.deployments(t, 1, 2)
+	checkDeployments(t, got, []githubtest.Deployment{production("a", id, 0,
+		githubtest.DeploymentStatus{State: "in_progress", Description: "Building", LogURL: logURL(id)},
+		githubtest.DeploymentStatus{State: "success", Description: live, EnvironmentURL: liveURL, LogURL: logURL(id)})})
+	if d, _ := e.store.Deployment(id); d.GitHubDeploymentID != got[0].ID {
+		t.Errorf("deployment remembers GitHub deployment %d, GitHub made %d", d.GitHubDeploymentID, got[0].ID)
+	}
+}
+
+func TestFailure(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	id := e.push(t, "a")
+	e.claim(t)
+	e.start()
+	e.statuses(t, 1) // Queued was outdated by the time the worker started
+	e.deployments(t, 1, 1)
+	long := "npm ERR! " + strings.Repeat("missing script ", 12)
+	if err := e.store.Fail(id, store.StatusFailed, long+"\nnpm ERR! A complete log of this run can be found in: /tmp/x.log"); err != nil {
+		t.Fatal(err)
+	}
+	cut := string([]rune("Build failed: " + long)[:139]) + "…"
+	checkStatuses(t, e.statuses(t, 2), []githubtest.Status{status("a", id, "pending", "Cloning"), status("a", id, "failure", cut)})
+	checkDeployments(t, e.deployments(t, 1, 2), []githubtest.Deployment{production("a", id, 0,
+		githubtest.DeploymentStatus{State: "in_progress", Description: "Building", LogURL: logURL(id)},
+		githubtest.DeploymentStatus{State: "failure", Description: cut, LogURL: logURL(id)})})
+}
+
+func TestCancelAndSupersede(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.start()
+	first := e.push(t, "a")
+	e.statuses(t, 1)
+	second := e.push(t, "b")
+	e.statuses(t, 3)
+	e.claim(t)
+	e.statuses(t, 4)
+	e.deployments(t, 2, 2)
+	if _, err := e.store.Cancel(second); err != nil {
+		t.Fatal(err)
+	}
+	got := e.statuses(t, 5)
+	// The two deployments report under keys of their own: only each one's order is fixed.
+	slices.SortStableFunc(got, func(a, b githubtest.Status) int { return strings.Compare(a.SHA, b.SHA) })
+	checkStatuses(t, got, []githubtest.Status{
+		status("a", first, "pending", "Queued"), status("a", first, "error", fmt.Sprintf("Superseded by #%d", second)),
+		status("b", second, "pending", "Queued"), status("b", second, "pending", "Cloning"), status("b", second, "error", "Cancelled"),
+	})
+	checkDeployments(t, e.deployments(t, 2, 3), []githubtest.Deployment{
+		production("a", first, 0, githubtest.DeploymentStatus{State: "error", Description: fmt.Sprintf("Superseded by #%d", second), LogURL: logURL(first)}),
+		production("b", second, 0,
+			githubtest.DeploymentStatus{State: "in_progress", Description: "Building", LogURL: logURL(second)},
+			githubtest.DeploymentStatus{State: "error", Description: "Cancelled", LogURL: logURL(second)}),
+	})
+}
+
+func TestSkipped(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.start()
+	for _, m := range e.reporter.Skipped(e.project, sha("c"), "commit message contains [skip ci]") {
+		if _, err := e.store.EnqueueMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkStatuses(t, e.statuses(t, 1), []githubtest.Status{{SHA: sha("c"), State: "success",
+		Description: "Skipped: commit message contains [skip ci]", Context: "miaobu/site"}})
+	if d := e.gh.Deployments("acme/site"); len(d) != 0 {
+		t.Errorf("a skipped push made deployments %+v", d)
+	}
+}
+
+// enqueue adds messages to the outbox.
+func (e *env) enqueue(t *testing.T, messages []outbox.Message) {
+	t.Helper()
+	if len(messages) == 0 {
+		t.Fatal("no message to enqueue")
+	}
+	for _, m := range messages {
+		if _, err := e.store.EnqueueMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLaterReportsOfADeployment sends the reports that may follow a deployment's success: its
+// preview removed, or the deployment live again after a rollback in miaobu.
+func TestLaterReportsOfADeployment(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		report func(r *report.Reporter, p *store.Project, d *store.Deployment) []outbox.Message
+		want   func(id int64) githubtest.DeploymentStatus
+	}{
+		{"inactive", func(r *report.Reporter, p *store.Project, d *store.Deployment) []outbox.Message {
+			return r.Inactive(p, d, "pr-12")
+		},
+			func(int64) githubtest.DeploymentStatus {
+				return githubtest.DeploymentStatus{State: "inactive", Description: "Preview removed"}
+			}},
+		{"live again", func(r *report.Reporter, p *store.Project, d *store.Deployment) []outbox.Message {
+			return r.LiveAgain(p, d, 0)
+		},
+			func(id int64) githubtest.DeploymentStatus {
+				return githubtest.DeploymentStatus{State: "success", Description: fmt.Sprintf("Live again: deployment #%d", id),
+					EnvironmentURL: liveURL, LogURL: logURL(id)}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, options{deployments: true})
+			e.start()
+			id := e.push(t, "a")
+			e.claim(t)
+			if _, err := e.store.Complete(id); err != nil {
+				t.Fatal(err)
+			}
+			e.deployments(t, 1, 2)
+			d, _ := e.store.Deployment(id)
+			e.enqueue(t, tc.report(e.reporter, e.project, d))
+			if got := e.deployments(t, 1, 3); got[0].Statuses[2] != tc.want(id) {
+				t.Errorf("third status %+v, want %+v", got[0].Statuses[2], tc.want(id))
+			}
+		})
+	}
+}
+
+func TestInactiveOfADeploymentNotYetOnGitHub(t *testing.T) {
+	e := newEnv(t, options{deployments: true})
+	id := e.push(t, "a")
+	d, _ := e.store.Deployment(id)
+	e.enqueue(t, e.reporter.Inactive(e.project, d, "pr-12"))
+	e.start()
+	checkDeployments(t, e.deployments(t, 1, 1), []githubtest.Deployment{{Ref: sha("a"), Environment: "preview/pr-12",
+		Description: fmt.Sprintf("miaobu deployment #%d", id), Transient: true, Payload: fmt.Sprintf(`{"miaobu":{"deployment_id":%d}}`, id),
+		Statuses: []githubtest.DeploymentStatus{{State: "inactive", Description: "Preview removed"}}}})
+}
+
+func TestLiveAgain(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	id := e.push(t, "a")
+	e.claim(t)
+	if _, err := e.store.Complete(id); err != nil {
+		t.Fatal(err)
+	}
+	githubID := e.gh.AddDeployment("acme/site", githubtest.Deployment{Ref: "main", Environment: "production", Payload: "{}"})
+	d, _ := e.store.Deployment(id)
+	e.enqueue(t, e.reporter.LiveAgain(e.project, d, githubID))
+	e.start()
+	// miaobu's own deployment of the commit has in_progress and success; the one made on GitHub gets
+	// its success.
+	got := e.deployments(t, 2, 3)
+	i := slices.IndexFunc(got, func(d githubtest.Deployment) bool { return d.ID == githubID })
+	want := []githubtest.DeploymentStatus{{State: "success", Description: fmt.Sprintf("Live again: deployment #%d", id),
+		EnvironmentURL: liveURL, LogURL: logURL(id)}}
+	if i < 0 || !reflect.DeepEqual(got[i].Statuses, want) {
+		t.Errorf("deployments %+v: the one made on GitHub (%d) should have %+v", got, githubID, want)
+	}
+}
+
+// TestOutdatedPendingDropped builds a deployment while the worker is stopped: once it runs, the
+// pending statuses are outdated and only the final state reaches the commit, while the GitHub
+// Deployment still gets every state.
+func TestOutdatedPendingDropped(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	id := e.push(t, "a")
+	e.claim(t)
+	if err := e.store.SetStatus(id, store.StatusBuilding); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Complete(id); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.deployments(t, 1, 2)
+	got := e.statuses(t, 1)
+	if len(got) != 1 || got[0].State != "success" {
+		t.Errorf("commit statuses %+v, want the success alone", got)
+	}
+}
+
+// TestServerErrorRetriedInOrder fails the creation of the GitHub Deployment and then a commit
+// status with 502: both are retried, and nothing of the same deployment overtakes them.
+func TestServerErrorRetriedInOrder(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.gh.Fail("POST /repos/acme/site/deployments", 502, "Server Error")
+	e.gh.Fail("POST /repos/acme/site/deployments", 503, "Service Unavailable")
+	id := e.push(t, "a")
+	e.claim(t)
+	if _, err := e.store.Complete(id); err != nil {
+		t.Fatal(err)
+	}
+	e.gh.Fail("POST /repos/acme/site/statuses/"+sha("a"), 502, "Server Error")
+	e.start()
+	d, _ := e.store.Deployment(id)
+	live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+	checkDeployments(t, e.deployments(t, 1, 2), []githubtest.Deployment{production("a", id, 0,
+		githubtest.DeploymentStatus{State: "in_progress", Description: "Building", LogURL: logURL(id)},
+		githubtest.DeploymentStatus{State: "success", Description: live, EnvironmentURL: liveURL, LogURL: logURL(id)})})
+	checkStatuses(t, e.statuses(t, 1), []githubtest.Status{status("a", id, "success", live)})
+	var creates, statusPosts int
+	for _, r := range e.gh.Requests() {
+		switch r {
+		case "POST /repos/acme/site/deployments":
+			creates++
+		case "POST /repos/acme/site/statuses/" + sha("a"):
+			statusPosts++
+		}
+	}
+	if creates != 3 || statusPosts != 2 {
+		t.Errorf("GitHub saw %d deployment creations and %d commit statuses, want 3 (two failed) and 2 (one failed)", creates, statusPosts)
+	}
+	if strings.Contains(e.log.String(), token) {
+		t.Error("the log shows the token")
+	}
+}
+
+// TestRateLimitWaits answers a commit status with 429 and Retry-After: 1; the retry waits for it,
+// not for the worker's 20 ms schedule.
+func TestRateLimitWaits(t *testing.T) {
+	e := newEnv(t, options{statuses: true})
+	e.gh.FailWith("POST /repos/acme/site/statuses/"+sha("a"), 429, "You have exceeded a secondary rate limit", map[string]string{"Retry-After": "1"})
+	e.push(t, "a")
+	e.start()
+	waitFor(t, "the first attempt", func() bool { return len(e.gh.Requests()) == 1 })
+	refused := time.Now()
+	e.statuses(t, 1)
+	if waited := time.Since(refused); waited < 800*time.Millisecond {
+		t.Errorf("retried after %s, before the second GitHub asked to wait", waited)
+	}
+}
+
+// TestRefusalPausesTheKind answers the first commit status with 403: it is logged once, with the
+// permission the token lacks, and no commit status is sent for the project until Resume, while
+// deployments still are.
+func TestRefusalPausesTheKind(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.gh.Fail("POST /repos/acme/site/statuses/"+sha("a"), 403, "Resource not accessible by personal access token")
+	e.start()
+	first := e.push(t, "a")
+	waitFor(t, "the refused status", func() bool { return len(e.gh.Requests()) == 1 })
+	e.claim(t)
+	if _, err := e.store.Complete(first); err != nil {
+		t.Fatal(err)
+	}
+	e.deployments(t, 1, 2)
+	second := e.push(t, "b")
+	e.claim(t)
+	if err := e.store.Fail(second, store.StatusFailed, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	e.deployments(t, 2, 4)
+	waitFor(t, "an empty outbox", func() bool {
+		due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 0 && next.IsZero()
+	})
+	if got := e.gh.Statuses("acme/site"); len(got) != 0 {
+		t.Errorf("commit statuses sent while paused: %+v", got)
+	}
+	log := e.log.String()
+	if n := strings.Count(log, "paused"); n != 1 || !strings.Contains(log, "repo:status") || !strings.Contains(log, "Commit statuses: write") {
+		t.Errorf("log says paused %d times, want once naming the permission:\n%s", n, log)
+	}
+	if s := e.reporter.Summary(e.project); s.Statuses || !s.Deployments || !strings.Contains(s.Note, "commit statuses paused") {
+		t.Errorf("Summary while paused = %+v", s)
+	}
+
+	e.reporter.Resume(e.project.ID)
+	third := e.push(t, "c")
+	checkStatuses(t, e.statuses(t, 1), []githubtest.Status{status("c", third, "pending", "Queued")})
+	if s := e.reporter.Summary(e.project); !s.Statuses || !s.Deployments || s.Note != "" {
+		t.Errorf("Summary after Resume = %+v", s)
+	}
+}
+
+// TestWhatIsReported checks which messages a transition makes under each configuration.
+func TestWhatIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  options
+		kinds []string
+		note  string
+	}{
+		{"both", options{statuses: true, deployments: true}, []string{report.KindStatus, report.KindDeployment}, ""},
+		{"statuses only", options{statuses: true}, []string{report.KindStatus}, "github.deployments is off"},
+		{"deployments only", options{deployments: true}, []string{report.KindDeployment}, "github.statuses is off"},
+		{"no token", options{statuses: true, deployments: true, noToken: true}, nil, "no GitHub token: set MIAOBU_GITHUB_TOKEN"},
+		{"added by hand", options{statuses: true, deployments: true, byHand: true}, nil, "added by hand, not imported from GitHub"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.opts)
+			d := store.Deployment{ID: 3, ProjectID: e.project.ID, CommitSHA: sha("a"), Status: store.StatusCloning}
+			var kinds []string
+			for _, m := range e.reporter.Transition(*e.project, d) {
+				kinds = append(kinds, m.Kind)
+				if want := m.Kind + ":3"; m.Key != want {
+					t.Errorf("key %q, want %q", m.Key, want)
+				}
+			}
+			if !slices.Equal(kinds, tc.kinds) {
+				t.Errorf("kinds %q, want %q", kinds, tc.kinds)
+			}
+			if s := e.reporter.Summary(e.project); s.Note != tc.note {
+				t.Errorf("Summary note %q, want %q", s.Note, tc.note)
+			}
+		})
+	}
+}
+
+// TestDescriptions checks the words of each state.
+func TestDescriptions(t *testing.T) {
+	e := newEnv(t, options{statuses: true})
+	twelve := 12.4
+	for _, tc := range []struct {
+		d     store.Deployment
+		live  bool
+		state string
+		want  string
+	}{
+		{store.Deployment{Status: store.StatusInstalling}, false, "pending", "Installing dependencies"},
+		{store.Deployment{Status: store.StatusPurging}, false, "pending", "Purging the CDN"},
+		{store.Deployment{Status: store.StatusDeployed, BuildTimeSeconds: &twelve}, true, "success", "Live in 12s"},
+		{store.Deployment{Status: store.StatusDeployed, BuildTimeSeconds: &twelve}, false, "success", "Deployed in 12s; a newer deployment is live"},
+		{store.Deployment{Status: store.StatusFailed, ErrorMessage: "\n  exit status 1\nmore"}, false, "failure", "Build failed: exit status 1"},
+		{store.Deployment{Status: store.StatusFailed}, false, "failure", "Build failed"},
+		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "cancelled by user"}, false, "error", "Cancelled"},
+		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "superseded by #9"}, false, "error", "Superseded by #9"},
+	} {
+		tc.d.ID, tc.d.CommitSHA = 5, sha("a")
+		p := *e.project
+		if tc.live {
+			p.ActiveDeploymentID = 5
+		}
+		messages := e.reporter.Transition(p, tc.d)
+		if len(messages) != 1 || !strings.Contains(string(messages[0].Payload), fmt.Sprintf(`"state":%q,"description":%q`, tc.state, tc.want)) {
+			t.Errorf("%s: %+v, want state %s and %q", tc.d.Status, messages, tc.state, tc.want)
+		}
+	}
+}

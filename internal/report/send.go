@@ -1,0 +1,164 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/outbox"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Register makes w send the reports of r.
+func (r *Reporter) Register(w *outbox.Worker) {
+	w.Register(KindStatus, r.sendStatus)
+	w.Register(KindDeployment, r.sendDeployment)
+}
+
+// decode reads the payload of m, refusing for good one that is not a report.
+func decode(m outbox.Message) (payload, string, string, error) {
+	var s payload
+	if err := json.Unmarshal(m.Payload, &s); err != nil {
+		return s, "", "", outbox.Permanent(fmt.Errorf("not a report: %w", err))
+	}
+	owner, repo, _ := strings.Cut(s.Repo, "/")
+	return s, owner, repo, nil
+}
+
+// sendStatus sets a commit status; a pending one that is outdated when its turn comes is dropped,
+// as a later report of the same deployment says more.
+func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
+	s, owner, repo, err := decode(m)
+	if err != nil || r.isPaused(s.ProjectID, KindStatus) || (s.State == "pending" && r.outdated(s)) {
+		return err
+	}
+	err = r.opts.GitHub.CreateStatus(ctx, owner, repo, s.SHA, github.CommitStatus{State: s.State, Description: s.Description,
+		TargetURL: s.TargetURL, Context: s.Context})
+	return r.outcome(s, KindStatus, err)
+}
+
+// outdated reports whether the deployment of a pending status has moved on to another status or
+// is gone.
+func (r *Reporter) outdated(s payload) bool {
+	d, err := r.opts.Store.Deployment(s.DeploymentID)
+	return errors.Is(err, store.ErrNotFound) || (err == nil && string(d.Status) != s.Status)
+}
+
+// sendDeployment adds a status to the deployment's GitHub Deployment, creating that first when
+// the deployment has none yet and remembering it on the deployment.
+func (r *Reporter) sendDeployment(ctx context.Context, m outbox.Message) error {
+	s, owner, repo, err := decode(m)
+	if err != nil || r.isPaused(s.ProjectID, KindDeployment) {
+		return err
+	}
+	id := s.GitHubDeploymentID
+	if id == 0 {
+		d, err := r.opts.Store.Deployment(s.DeploymentID)
+		if errors.Is(err, store.ErrNotFound) {
+			r.opts.Log.Info("github: not reporting a deployment that no longer exists", "project", s.ProjectID, "deployment", s.DeploymentID)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if id = d.GitHubDeploymentID; id == 0 {
+			id, err = r.opts.GitHub.CreateDeployment(ctx, owner, repo, github.Deployment{Ref: s.SHA, Environment: s.Environment,
+				Description: fmt.Sprintf("miaobu deployment #%d", s.DeploymentID), Production: s.Production, Transient: s.Transient,
+				MiaobuID: s.DeploymentID})
+			if err != nil {
+				return r.outcome(s, KindDeployment, err)
+			}
+			if err := r.opts.Store.SetGitHubDeployment(s.DeploymentID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	err = r.opts.GitHub.CreateDeploymentStatus(ctx, owner, repo, id, github.DeploymentStatus{State: s.State, Description: s.Description,
+		EnvironmentURL: s.EnvironmentURL, LogURL: s.LogURL})
+	return r.outcome(s, KindDeployment, err)
+}
+
+// outcome turns a failed request into what the outbox does next: a refusal (401, 403, 404) pauses
+// the kind for the project and drops the report, a rate limit waits as long as GitHub asks, an
+// outage is retried on the schedule, and anything else is dropped.
+func (r *Reporter) outcome(s payload, kind string, err error) error {
+	var e *github.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, github.ErrForbidden), errors.Is(err, github.ErrNotFound), errors.Is(err, github.ErrUnauthorized):
+		r.pause(s, kind, err)
+		return nil
+	case errors.Is(err, github.ErrRateLimited) && errors.As(err, &e):
+		return outbox.RetryAfter(err, time.Until(e.ResetAt))
+	case errors.As(err, &e) && e.Retryable():
+		return err
+	case errors.As(err, &e), errors.Is(err, github.ErrNoToken), errors.Is(err, github.ErrInvalidRepository):
+		return outbox.Permanent(err)
+	}
+	return err
+}
+
+// kindNames are what the log and project show call each kind.
+var kindNames = map[string]string{KindStatus: "commit statuses", KindDeployment: "deployments"}
+
+// pause stops reports of kind for s's project until Resume, logging why once.
+func (r *Reporter) pause(s payload, kind string, err error) {
+	r.mu.Lock()
+	already := r.paused[s.ProjectID][kind]
+	if r.paused[s.ProjectID] == nil {
+		r.paused[s.ProjectID] = map[string]bool{}
+	}
+	r.paused[s.ProjectID][kind] = true
+	r.mu.Unlock()
+	if !already {
+		r.opts.Log.Warn(fmt.Sprintf("github: reporting %s is paused for this project until `miaobu webhook setup %s` or a restart", kindNames[kind], s.Slug),
+			"project", s.ProjectID, "repo", s.Repo, "err", err)
+	}
+}
+
+// isPaused reports whether reports of kind are paused for project.
+func (r *Reporter) isPaused(project int64, kind string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.paused[project][kind]
+}
+
+// Resume reports to GitHub again for project, after its token or permissions may have changed
+// (`miaobu webhook setup`).
+func (r *Reporter) Resume(project int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.paused, project)
+}
+
+// Summary says which reports of p's deployments reach GitHub, and why the others do not.
+func (r *Reporter) Summary(p *store.Project) api.GitHubReports {
+	switch {
+	case p.Repo == "":
+		return api.GitHubReports{Note: "added by hand, not imported from GitHub"}
+	case !r.opts.HasToken:
+		return api.GitHubReports{Note: "no GitHub token: set MIAOBU_GITHUB_TOKEN"}
+	}
+	out := api.GitHubReports{Statuses: r.opts.Statuses, Deployments: r.opts.Deployments}
+	var notes []string
+	for _, k := range []struct {
+		kind, key string
+		on        *bool
+	}{{KindStatus, "github.statuses", &out.Statuses}, {KindDeployment, "github.deployments", &out.Deployments}} {
+		switch {
+		case !*k.on:
+			notes = append(notes, k.key+" is off")
+		case r.isPaused(p.ID, k.kind):
+			*k.on = false
+			notes = append(notes, fmt.Sprintf("%s paused: GitHub refused them (see the agent's log); run `miaobu webhook setup %s` once the token may", kindNames[k.kind], p.Slug))
+		}
+	}
+	out.Note = strings.Join(notes, "; ")
+	return out
+}

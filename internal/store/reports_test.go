@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/miaobu/miaobu/internal/outbox"
+)
+
+// outboxPayloads returns the payloads of every message in the outbox, in the order they were enqueued.
+func outboxPayloads(t *testing.T, s *Store) []string {
+	t.Helper()
+	var out []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return iterate(bucket(tx, outboxBucket), nil, func(_ []byte, m outbox.Message) (bool, error) {
+			out = append(out, string(m.Payload))
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestTransitionsAreReported follows a deployment through its life, and one it supersedes, and
+// checks that each change of status enqueued its report with the state after the change.
+func TestTransitionsAreReported(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	s.OnTransition(func(p Project, d Deployment) []outbox.Message {
+		payload := fmt.Sprintf(`{"deployment":%d,"status":%q,"live":%v}`, d.ID, d.Status, p.ActiveDeploymentID == d.ID)
+		return []outbox.Message{{Kind: "test", Key: fmt.Sprint("d", d.ID), Payload: json.RawMessage(payload)}}
+	})
+	first := push(t, s, p, "a").DeploymentID
+	second := push(t, s, p, "b").DeploymentID
+	d, err := s.ClaimNext(func(int64) bool { return false })
+	if err != nil || d.ID != second {
+		t.Fatalf("claimed %+v, %v", d, err)
+	}
+	if err := s.SetStatus(second, StatusBuilding); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRunning(second, func(d *Deployment) { d.CommitMessage = "not a change of status" }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Complete(second); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf(`{"deployment":%d,"status":"queued","live":false}`, first),
+		fmt.Sprintf(`{"deployment":%d,"status":"cancelled","live":false}`, first),
+		fmt.Sprintf(`{"deployment":%d,"status":"queued","live":false}`, second),
+		fmt.Sprintf(`{"deployment":%d,"status":"cloning","live":false}`, second),
+		fmt.Sprintf(`{"deployment":%d,"status":"building","live":false}`, second),
+		fmt.Sprintf(`{"deployment":%d,"status":"deployed","live":true}`, second),
+	}
+	if got := outboxPayloads(t, s); !slices.Equal(got, want) {
+		t.Errorf("reports\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestTransitionReportCommitsWithTheChange checks that a report the store cannot enqueue undoes
+// the change it reports: the two are one transaction.
+func TestTransitionReportCommitsWithTheChange(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	id := push(t, s, p, "a").DeploymentID
+	s.OnTransition(func(Project, Deployment) []outbox.Message {
+		return []outbox.Message{{Kind: "test", Key: "k", Payload: json.RawMessage(`not JSON`)}}
+	})
+	if err := s.Fail(id, StatusFailed, "boom"); err == nil {
+		t.Fatal("a change whose report could not be stored was committed")
+	}
+	if d, err := s.Deployment(id); err != nil || d.Status != StatusQueued {
+		t.Errorf("deployment after the failed change: %+v, %v; want still queued", d, err)
+	}
+}
+
+func TestSetGitHubDeployment(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	id := push(t, s, p, "a").DeploymentID
+	if err := s.Fail(id, StatusFailed, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetGitHubDeployment(id, 987); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Deployment(id); d.GitHubDeploymentID != 987 || d.Status != StatusFailed {
+		t.Errorf("deployment %+v, want GitHub deployment 987 and still failed", d)
+	}
+	if err := s.SetGitHubDeployment(id+1, 1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SetGitHubDeployment of a missing deployment: %v", err)
+	}
+}
+
+func TestRecordGitHubDeployment(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	live := push(t, s, p, "a").DeploymentID
+	ctx := context.Background()
+	id, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID, DeliveryID: "guid-1", CommitSHA: sha("a"), Branch: "main", GitHubID: 55})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Deployment(id)
+	if err != nil || id == live || d.Trigger != TriggerGitHubDeployment || d.GitHubDeploymentID != 55 || d.CommitSHA != sha("a") || d.Status != StatusQueued {
+		t.Fatalf("deployment %d: %+v, %v; want a new queued github_deployment of commit a reported to 55", id, d, err)
+	}
+	deliveries, err := s.Deliveries(p.ID, 1)
+	if err != nil || len(deliveries) != 1 || deliveries[0].Event != "deployment" || deliveries[0].DeploymentID != id || deliveries[0].Outcome != OutcomeSuccess {
+		t.Errorf("deliveries %+v, %v", deliveries, err)
+	}
+	if _, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID + 1, CommitSHA: sha("b"), GitHubID: 56}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("for a missing project: %v", err)
+	}
+}
