@@ -17,6 +17,7 @@ import (
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/logtest"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/poll"
 )
@@ -74,6 +75,7 @@ type harness struct {
 	clock    *clocktest.Fake
 	deployer *deployer
 	poller   *poll.Poller
+	log      *logtest.Buffer
 
 	mu       sync.Mutex
 	projects []poll.Project
@@ -91,7 +93,7 @@ func newHarness(t *testing.T, gh *githubtest.Server, opts poll.Options, projects
 // newHarnessOf starts the harness h, whose projects and unreadable are set.
 func newHarnessOf(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Options) *harness {
 	t.Helper()
-	h.t, h.clock, h.deployer = t, clocktest.New(start), &deployer{}
+	h.t, h.clock, h.deployer, h.log = t, clocktest.New(start), &deployer{}, &logtest.Buffer{}
 	if gh != nil {
 		c, err := github.New(github.Options{APIURL: gh.URL, Token: token})
 		if err != nil {
@@ -109,7 +111,7 @@ func newHarnessOf(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Opt
 	}
 	opts.Deployer, opts.Clock = h.deployer, h.clock
 	opts.Git = &pipeline.Builder{WorkRoot: filepath.Join(t.TempDir(), "builds")}
-	opts.Log = slog.New(slog.DiscardHandler)
+	opts.Log = slog.New(slog.NewTextHandler(h.log, nil))
 	opts.Observe = func(result string) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -193,6 +195,9 @@ func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
 	h.runFor(70 * time.Second)
 	if got := h.deployer.deployments(); len(got) != 2 {
 		t.Fatalf("a head with a skip marker was deployed: %q", got)
+	}
+	if !strings.Contains(h.log.String(), "its message contains [Skip CI]") {
+		t.Errorf("no log line tells the skip:\n%s", h.log)
 	}
 	d := repo.Commit("Publish the docs", map[string]string{"index.html": "d"})
 	h.runFor(70 * time.Second)
