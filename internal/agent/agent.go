@@ -23,6 +23,7 @@ import (
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/poll"
@@ -56,6 +57,8 @@ type Agent struct {
 	outbox *outbox.Worker
 	// reporter reports deployments to GitHub through the outbox.
 	reporter *report.Reporter
+	// notifier tells notification targets of deployment events through the outbox.
+	notifier *notify.Notifier
 	// github reads the heads of GitHub repositories for the poller.
 	github *github.Client
 	// clock drives the poller; tests replace it before Serve.
@@ -84,8 +87,9 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
 		outbox: outbox.New(st, outbox.Options{Logger: log}), github: gh, clock: clock.System{}}
 	a.reporter = a.newReporter(gh)
+	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -149,6 +153,10 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathDeliveries, a.handle(a.listDeliveries))
 	// A backup streams the store: a failure once it has started can only cut the answer short.
 	admin.HandleFunc("GET "+api.PathBackup, a.backup)
+	admin.HandleFunc("GET "+api.PathNotifications, a.handle(a.listNotifications))
+	admin.HandleFunc("POST "+api.PathNotifications, a.handle(a.createNotification))
+	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.handle(a.deleteNotification))
+	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}

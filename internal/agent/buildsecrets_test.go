@@ -20,12 +20,19 @@ func TestBuildLogMasksEverySecretTheAgentHolds(t *testing.T) {
 		cfg.GitHub.Token = "ghp_agentgithubtoken0123456789"
 		cfg.OSS.AccessKeyID = "LTAI5tAgentKeyId0123"
 		cfg.OSS.AccessKeySecret = "oss-agent-key-secret-0123456789"
+		cfg.SMTP.Password = "smtp-agent-password-0123"
+		cfg.Notifications.AllowPrivateNetworks = true
 	})
+	var hook, slack api.Notification
+	ta.call("POST", api.PathNotifications, api.NotificationCreate{Type: "webhook", Target: "http://127.0.0.1:9/hook"}, http.StatusCreated, &hook)
+	slackURL := "http://127.0.0.1:9/services/T0/B0/slacktoken0123456789"
+	ta.call("POST", api.PathNotifications, api.NotificationCreate{Type: "slack", Target: slackURL}, http.StatusCreated, &slack)
 	other := ta.addProject("other", gittest.New(t).Dir)
 	repo := gittest.New(t)
 	p := ta.addProject("thief", repo.Dir)
 	stolen := filepath.Join(t.TempDir(), "stolen")
-	secrets := []string{ta.token, other.WebhookSecret, p.WebhookSecret, ta.cfg.GitHub.Token, ta.cfg.OSS.AccessKeyID, ta.cfg.OSS.AccessKeySecret}
+	secrets := []string{ta.token, other.WebhookSecret, p.WebhookSecret, ta.cfg.GitHub.Token, ta.cfg.OSS.AccessKeyID, ta.cfg.OSS.AccessKeySecret,
+		ta.cfg.SMTP.Password, hook.Secret, slackURL}
 	if err := os.WriteFile(stolen, []byte(strings.Join(secrets[1:], "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

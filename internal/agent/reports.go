@@ -23,8 +23,8 @@ func (a *Agent) newReporter(gh *github.Client) *report.Reporter {
 }
 
 // startOutbox runs the outbox worker, which sends what every registered sender (the reports to
-// GitHub) has left in the store, until ctx ends; the returned function waits for it to stop, so
-// that it is done before the store closes.
+// GitHub, the notifications) has left in the store, until ctx ends; the returned function waits
+// for it to stop, so that it is done before the store closes.
 func (a *Agent) startOutbox(ctx context.Context) (wait func()) {
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -83,4 +84,17 @@ func (a *Agent) importView(imp *domain.Imported) api.ImportResult {
 		out.Deployment = &view
 	}
 	return out
+}
+
+// notificationView turns a stored notification target into its API form, its target masked and
+// without its secret.
+func notificationView(n *store.Notification) api.Notification {
+	v := api.Notification{ID: n.ID, Type: n.Type, Target: notify.Mask(n.Target), Events: n.Events, CreatedAt: n.CreatedAt}
+	if n.ProjectID != 0 {
+		v.ProjectID = &n.ProjectID
+	}
+	if n.DisabledReason != "" {
+		v.DisabledReason = &n.DisabledReason
+	}
+	return v
 }

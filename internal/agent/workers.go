@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/detect"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -281,15 +282,25 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 
 // openBuildLog opens a deployment's build log, masking every secret the agent holds, since a build
 // without a sandbox can read them all: the admin token, the GitHub token (also in the form git sends
-// it), the OSS keys, every project's webhook secret, and the project's own variables.
+// it), the OSS keys, the SMTP password, every project's webhook secret, the notification targets'
+// URLs and signing secrets, and the project's own variables.
 func (a *Agent) openBuildLog(p *store.Project, deploymentID int64) (*pipeline.Log, error) {
 	projects, err := a.store.Projects()
 	if err != nil {
 		return nil, fmt.Errorf("reading the secrets to mask: %w", err)
 	}
-	secrets := []string{a.adminToken, a.cfg.OSS.AccessKeyID, a.cfg.OSS.AccessKeySecret}
+	targets, err := a.store.Notifications()
+	if err != nil {
+		return nil, fmt.Errorf("reading the secrets to mask: %w", err)
+	}
+	secrets := []string{a.adminToken, a.cfg.OSS.AccessKeyID, a.cfg.OSS.AccessKeySecret, a.cfg.SMTP.Password}
 	for _, q := range projects {
 		secrets = append(secrets, q.WebhookSecret)
+	}
+	for _, n := range targets {
+		if n.Type != notify.TypeEmail {
+			secrets = append(secrets, n.Target, n.Secret) // a chat URL holds its token
+		}
 	}
 	for _, v := range p.Env {
 		secrets = append(secrets, v)

@@ -323,3 +323,51 @@ type PollStatus struct {
 	// NextPollAt is when the next check is due.
 	NextPollAt *time.Time `json:"next_poll_at"`
 }
+
+// PathNotifications is the route of the notification targets.
+const PathNotifications = "/api/v1/notifications"
+
+// NotificationPath is the route of notification target id.
+func NotificationPath(id string) string { return PathNotifications + "/" + url.PathEscape(id) }
+
+// Types of notification target.
+const (
+	NotifySlack   = "slack"
+	NotifyDiscord = "discord"
+	NotifyWebhook = "webhook"
+	NotifyEmail   = "email"
+)
+
+// NotificationTypes lists the types of notification target.
+var NotificationTypes = []string{NotifySlack, NotifyDiscord, NotifyWebhook, NotifyEmail}
+
+// Notification is an outgoing notification target as the API shows it: Target masks a URL's
+// path and query after its first segment, and Secret (a webhook's signing secret) appears only
+// once, in the answer that creates it.
+type Notification struct {
+	ID     int64  `json:"id"`
+	Type   string `json:"type"`
+	Target string `json:"target"`
+	// ProjectID is the one project the target hears of; null: every project.
+	ProjectID *int64   `json:"project_id"`
+	Events    []string `json:"events"`
+	// DisabledReason says why deliveries stopped; null while the target is enabled.
+	DisabledReason *string   `json:"disabled_reason"`
+	CreatedAt      time.Time `json:"created_at"`
+	Secret         string    `json:"secret,omitempty"`
+}
+
+// NotificationCreate is the body of POST /api/v1/notifications; no events means the default ones.
+type NotificationCreate struct {
+	Type      string   `json:"type"`
+	Target    string   `json:"target"`
+	ProjectID *int64   `json:"project_id,omitempty"`
+	Events    []string `json:"events,omitempty"`
+}
+
+// NotificationTest is the answer of POST /api/v1/notifications/{id}/test: what the receiver
+// answered to a test message, an HTTP status or an SMTP reply code and the start of its text.
+type NotificationTest struct {
+	StatusCode int    `json:"status_code"`
+	Response   string `json:"response"`
+}

@@ -136,6 +136,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newRollbackCommand(a),
 		newStatusCommand(a),
 		newBackupCommand(a),
+		newNotifyCommand(a),
 		newLoginCommand(a),
 		newVersionCommand(a),
 	)

@@ -60,6 +60,30 @@ type Config struct {
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	// Webhook configures the webhook receiver.
 	Webhook Webhook `mapstructure:"webhook"`
+	// SMTP is the mail server that email notifications are sent through.
+	SMTP SMTP `mapstructure:"smtp"`
+	// Notifications configures outgoing notifications.
+	Notifications Notifications `mapstructure:"notifications"`
+}
+
+// SMTP is the mail server that email notifications are sent through.
+type SMTP struct {
+	// Host is the server's name; empty means email notifications cannot be sent.
+	Host string `mapstructure:"host"`
+	// Port is 587 (STARTTLS when the server offers it) or 465 (TLS from the start).
+	Port int `mapstructure:"port"`
+	// Username and Password log in (AUTH PLAIN, only over TLS or to this machine); none: no login.
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	// From is the sender address of notification emails.
+	From string `mapstructure:"from"`
+}
+
+// Notifications configures outgoing notifications.
+type Notifications struct {
+	// AllowPrivateNetworks lets notification targets resolve to loopback, private or link-local
+	// addresses, which are refused by default so that a target cannot reach internal services.
+	AllowPrivateNetworks bool `mapstructure:"allow_private_networks"`
 }
 
 // MinPollInterval is the shortest poll.interval.
@@ -209,7 +233,13 @@ var envNames = map[string][]string{
 	"reconcile.interval":    {"MIAOBU_RECONCILE_INTERVAL"},
 	"trusted_proxies":       {"MIAOBU_TRUSTED_PROXIES"},
 
-	"webhook.max_inflight_bytes": {"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES"},
+	"webhook.max_inflight_bytes":           {"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES"},
+	"smtp.host":                            {"MIAOBU_SMTP_HOST"},
+	"smtp.port":                            {"MIAOBU_SMTP_PORT"},
+	"smtp.username":                        {"MIAOBU_SMTP_USERNAME"},
+	"smtp.password":                        {"MIAOBU_SMTP_PASSWORD"},
+	"smtp.from":                            {"MIAOBU_SMTP_FROM"},
+	"notifications.allow_private_networks": {"MIAOBU_NOTIFICATIONS_ALLOW_PRIVATE_NETWORKS"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -260,6 +290,12 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("reconcile.interval", 10*time.Minute)
 	v.SetDefault("trusted_proxies", []string{"127.0.0.0/8", "::1/128"})
 	v.SetDefault("webhook.max_inflight_bytes", DefaultWebhookMaxInflightBytes)
+	v.SetDefault("smtp.host", "")
+	v.SetDefault("smtp.port", 587)
+	v.SetDefault("smtp.username", "")
+	v.SetDefault("smtp.password", "")
+	v.SetDefault("smtp.from", "")
+	v.SetDefault("notifications.allow_private_networks", false)
 
 	for key, names := range envNames {
 		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {

@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
 		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
 		cfg.Webhook.MaxInflightBytes != 67108864 || !cfg.GitHub.Statuses || !cfg.GitHub.Deployments ||
+		cfg.SMTP != (SMTP{Port: 587}) || cfg.Notifications.AllowPrivateNetworks ||
 		cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
 		t.Errorf("defaults %+v", cfg)
 	}
@@ -242,5 +243,23 @@ func TestMetricsListen(t *testing.T) {
 	t.Setenv("MIAOBU_METRICS_LISTEN", "9100")
 	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "metrics.listen") {
 		t.Fatalf("a metrics.listen without a host: %v", err)
+	}
+}
+
+func TestNotificationSettingsFromTheEnvironment(t *testing.T) {
+	isolate(t)
+	t.Setenv("MIAOBU_SMTP_HOST", "smtp.example.com")
+	t.Setenv("MIAOBU_SMTP_PORT", "465")
+	t.Setenv("MIAOBU_SMTP_USERNAME", "miaobu")
+	t.Setenv("MIAOBU_SMTP_PASSWORD", "s3cret")
+	t.Setenv("MIAOBU_SMTP_FROM", "miaobu@example.com")
+	t.Setenv("MIAOBU_NOTIFICATIONS_ALLOW_PRIVATE_NETWORKS", "true")
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SMTP{Host: "smtp.example.com", Port: 465, Username: "miaobu", Password: "s3cret", From: "miaobu@example.com"}
+	if cfg.SMTP != want || !cfg.Notifications.AllowPrivateNetworks {
+		t.Fatalf("smtp %+v, allow_private_networks %v", cfg.SMTP, cfg.Notifications.AllowPrivateNetworks)
 	}
 }

@@ -46,15 +46,8 @@ func (s *Service) projectFilter(ref string) (int64, error) {
 
 // Deployment finds the deployment ref names (its numeric id) and its project.
 func (s *Service) Deployment(ref string) (*store.Deployment, *store.Project, error) {
-	id, err := strconv.ParseInt(ref, 10, 64)
-	var d *store.Deployment
-	if err == nil {
-		d, err = s.store.Deployment(id)
-	}
+	d, err := byID(ref, "Deployment", s.store.Deployment)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, strconv.ErrSyntax) || errors.Is(err, strconv.ErrRange) {
-			return nil, nil, Errorf(NotFound, "Deployment %s not found", ref)
-		}
 		return nil, nil, err
 	}
 	p, err := s.store.Project(d.ProjectID)
@@ -62,6 +55,21 @@ func (s *Service) Deployment(ref string) (*store.Deployment, *store.Project, err
 		return nil, nil, storeError(err, fmt.Sprintf("Deployment %s not found", ref))
 	}
 	return d, p, nil
+}
+
+// byID finds the record of a kind, such as "Deployment", that ref names by its numeric id with get;
+// a ref that is no id, or names nothing, is NotFound.
+func byID[T any](ref, kind string, get func(id int64) (T, error)) (T, error) {
+	id, err := strconv.ParseInt(ref, 10, 64)
+	if err != nil {
+		var none T
+		return none, Errorf(NotFound, "%s %s not found", kind, ref)
+	}
+	v, err := get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, Errorf(NotFound, "%s %s not found", kind, ref)
+	}
+	return v, err
 }
 
 // Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of

@@ -1,8 +1,8 @@
 // Package domain is what miaobu does, whatever carries the request: projects and their build
-// variables, deployments, imports from GitHub, webhooks, the deliveries they send and the
-// deployments GitHub asks for. Its methods take and return the store's entities and fail with
-// *Error, whose Kind says whose problem it is; the agent's HTTP handlers only decode, call one
-// method and encode.
+// variables, deployments, imports from GitHub, webhooks, the deliveries they send, the deployments
+// GitHub asks for, and notification targets. Its methods take and return the store's entities and
+// fail with *Error, whose Kind says whose problem it is; the agent's HTTP handlers only decode, call
+// one method and encode.
 package domain
 
 import (
@@ -14,6 +14,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
@@ -48,6 +49,11 @@ type Store interface {
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 
 	EnqueueMessage(m outbox.Message) (int64, error)
+
+	Notifications() ([]*store.Notification, error)
+	Notification(id int64) (*store.Notification, error)
+	CreateNotification(n *store.Notification) error
+	DeleteNotification(id int64) error
 }
 
 // Reports are the reports to GitHub that the domain makes itself; those of a deployment's changes
@@ -77,18 +83,21 @@ type Options struct {
 	Reports Reports
 	// Targets are where deployments go live.
 	Targets *publish.Targets
-	Log     *slog.Logger
+	// Notifier checks and tests notification targets.
+	Notifier *notify.Notifier
+	Log      *slog.Logger
 }
 
 // Service carries out the domain's operations; it is safe for concurrent use.
 type Service struct {
-	cfg     *config.Config
-	store   Store
-	github  *github.Client
-	builds  Builds
-	reports Reports
-	targets *publish.Targets
-	log     *slog.Logger
+	cfg      *config.Config
+	store    Store
+	github   *github.Client
+	builds   Builds
+	reports  Reports
+	targets  *publish.Targets
+	notifier *notify.Notifier
+	log      *slog.Logger
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
 	hooks sync.Mutex
@@ -100,7 +109,7 @@ type Service struct {
 // New returns a Service with opts.
 func New(opts Options) *Service {
 	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
+		notifier: opts.Notifier, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
 }
 
 // LogPath is the build log file of a deployment.

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
+	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/oss/ossfake"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/report"
@@ -74,8 +76,13 @@ func newFixture(t *testing.T, configure func(*config.Config)) *fixture {
 		LiveURL:       func(p *store.Project) string { return f.svc.LiveURL(p) },
 		DeploymentURL: func(p *store.Project, d *store.Deployment) string { return f.svc.DeploymentURL(p, d) },
 		Store:         st, Log: log})
+	notifier := notify.New(notify.Options{Store: st, PublicURL: cfg.PublicURL, Log: log,
+		AllowPrivateNetworks: cfg.Notifications.AllowPrivateNetworks,
+		Views: func(p *store.Project, d *store.Deployment) (api.Project, api.Deployment) {
+			return api.Project{ID: p.ID, Name: p.Name}, api.Deployment{ID: d.ID, ProjectID: d.ProjectID}
+		}})
 	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue, Reports: reports,
-		Targets: publish.NewTargets(cfg), Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: notifier, Log: log})
 	return f
 }
 

@@ -205,6 +205,10 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 				return err
 			}
 		}
+		// A target of this project alone has nothing left to tell.
+		if err := deleteWhere(bucket(tx, notificationsBucket), nil, func(n Notification) bool { return n.ProjectID == id }); err != nil {
+			return err
+		}
 		deployments := bucket(tx, deploymentsBucket)
 		err := iterate(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
 			if d.ProjectID == id {
@@ -235,9 +239,16 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 
 // deletePrefix deletes every key of b that starts with prefix.
 func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	return deleteWhere(b, prefix, func(struct{}) bool { return true })
+}
+
+// deleteWhere deletes every key of b that starts with prefix and whose value match accepts.
+func deleteWhere[T any](b *bolt.Bucket, prefix []byte, match func(v T) bool) error {
 	var keys [][]byte
-	err := iterate(b, prefix, func(k []byte, _ struct{}) (bool, error) {
-		keys = append(keys, append([]byte(nil), k...))
+	err := iterate(b, prefix, func(k []byte, v T) (bool, error) {
+		if match(v) {
+			keys = append(keys, append([]byte(nil), k...))
+		}
 		return true, nil
 	})
 	if err != nil {

@@ -20,13 +20,13 @@ type Reporter func(p Project, d Deployment) []outbox.Message
 func (s *Store) OnTransition(report Reporter) { s.reporter.Store(&report) }
 
 // saveTransition writes d, whose status has just changed, inside tx, together with the messages
-// that report it.
+// that report it and those that tell notification targets of it.
 func (s *Store) saveTransition(tx *bolt.Tx, d *Deployment) error {
 	if err := saveDeployment(tx, d); err != nil {
 		return err
 	}
-	report := s.reporter.Load()
-	if report == nil {
+	report, notifier := s.reporter.Load(), s.notifier.Load()
+	if report == nil && notifier == nil {
 		return nil
 	}
 	var p Project
@@ -34,12 +34,14 @@ func (s *Store) saveTransition(tx *bolt.Tx, d *Deployment) error {
 		return err
 	}
 	now := time.Now().UTC()
-	for _, m := range (*report)(p, *d) {
-		if err := s.enqueue(tx, &m, now); err != nil {
-			return err
+	if report != nil {
+		for _, m := range (*report)(p, *d) {
+			if err := s.enqueue(tx, &m, now); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return s.notifyDeployment(tx, &p, d, now)
 }
 
 // SetGitHubDeployment records that GitHub deployment githubID reports deployment id, finished or

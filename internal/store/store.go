@@ -1,5 +1,6 @@
 // Package store owns miaobu's durable state: projects, deployments, the commit index, the record
-// of webhook deliveries and the outbox of messages to send, in one bbolt file.
+// of webhook deliveries, the outbox of messages to send and the notification targets, in one bbolt
+// file.
 //
 // Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
@@ -20,6 +21,7 @@
 //	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
 //	deployed_commits     project id ‖ commit SHA → id of the commit's newest deployment, kept when
 //	                     that deployment is pruned (with branch_heads, the stale-delivery check)
+//	notifications        notification target id → Notification (where events are told)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -59,10 +61,11 @@ var (
 	outboxBucket             = []byte("outbox")
 	branchHeadsBucket        = []byte("branch_heads")
 	deployedCommitsBucket    = []byte("deployed_commits")
+	notificationsBucket      = []byte("notifications")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket}
+		branchHeadsBucket, deployedCommitsBucket, notificationsBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -87,6 +90,8 @@ type Store struct {
 	finished atomic.Pointer[func(status Status)]
 	// reporter makes the messages that report a deployment's changes of status (see OnTransition).
 	reporter atomic.Pointer[Reporter]
+	// notifier makes the messages that tell notification targets of events (see OnNotify).
+	notifier atomic.Pointer[Notifier]
 }
 
 // OnFinish makes the store call fn with the final status (deployed, failed or cancelled) of every
