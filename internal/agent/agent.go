@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
@@ -47,6 +49,8 @@ type Agent struct {
 	domain     *domain.Service
 	builder    *pipeline.Builder
 	builds     *builds
+	// caches holds each project's build cache.
+	caches *buildcache.Caches
 	// stopping is closed when the agent starts shutting down, to end log streams.
 	stopping chan struct{}
 	// trustedProxies are the peers whose X-Forwarded-For names the client.
@@ -74,6 +78,9 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 		return nil, err
 	}
 	warnLoosePermissions(log, cfg)
+	for _, risk := range cfg.Exposures() {
+		log.Warn(risk)
+	}
 	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token})
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
@@ -85,11 +92,12 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
-		outbox: outbox.New(st, outbox.Options{Logger: log}), github: gh, clock: clock.System{}}
+		outbox: outbox.New(st, outbox.Options{Logger: log}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")),
+		github: gh, clock: clock.System{}}
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -135,6 +143,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}", a.handle(a.getProject))
 	admin.HandleFunc("PATCH "+api.PathProjects+"/{id}", a.handle(a.updateProject))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}", a.handle(a.deleteProject))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/cache", a.handle(a.clearCache))
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/deploy", a.handle(a.deploy))
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/rollback", a.handle(a.rollback))
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
@@ -234,10 +243,14 @@ type server struct {
 	ln   net.Listener
 }
 
-// httpServer returns an HTTP server of h with the agent's timeouts, logging its errors.
+// maxHeaderBytes bounds a request's headers, which are held in memory outside any budget: GitHub's
+// take a few KiB.
+const maxHeaderBytes = 64 << 10
+
+// httpServer returns an HTTP server of h with the agent's timeouts and header limit, logging its errors.
 func (a *Agent) httpServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 }
 
 // Serve runs the agent, its build workers and the outbox worker on ln (and the metrics listener,

@@ -12,8 +12,12 @@ import (
 // webhookBusyWait is how long a delivery waits for room in the webhook body budget before 503.
 const webhookBusyWait = 5 * time.Second
 
-// firstChunk is the room first taken for a body of unknown length; it doubles as the body grows.
-const firstChunk = 32 << 10
+// growStep is the least room a body's reservation grows by as its bytes arrive.
+const growStep = 64 << 10
+
+// webhookReadTimeout is how long a webhook body may take to arrive, waits for room included: GitHub
+// itself gives up on a delivery after 10 s.
+const webhookReadTimeout = 15 * time.Second
 
 var (
 	// errBusy is returned when a body found no room in the budget in time.
@@ -30,6 +34,8 @@ type byteBudget struct {
 	size int64
 	// wait is how long a body may wait for room in total; webhookBusyWait but in tests.
 	wait time.Duration
+	// readTimeout is how long a body may take to arrive; webhookReadTimeout but in tests.
+	readTimeout time.Duration
 
 	mu      sync.Mutex
 	used    int64
@@ -44,7 +50,7 @@ type budgetWaiter struct {
 
 // newByteBudget returns an empty budget of size bytes.
 func newByteBudget(size int64) *byteBudget {
-	return &byteBudget{size: size, wait: webhookBusyWait}
+	return &byteBudget{size: size, wait: webhookBusyWait, readTimeout: webhookReadTimeout}
 }
 
 // inUse returns the bytes held.
@@ -144,9 +150,12 @@ func (h *heldBody) hold(ctx context.Context, total int64) error {
 	return nil
 }
 
-// read reads a request body of at most limit bytes (capped at the budget's size), taking room for
-// it first: all of contentLength when it is known (not -1), else in doubling chunks as it arrives.
-// It returns errBodyTooLarge, errBusy or the reader's error; the caller releases the body.
+// read reads a request body of at most limit bytes (capped at the budget's size, and at
+// contentLength when that is known, not -1), taking room only for bytes that arrived: each time its
+// buffer is full it waits for the next byte, then grows the buffer and its room by growStep or a
+// quarter of what it holds, whichever is more (a big body is copied a few times, not once per step).
+// An idle connection thus holds no room, whatever length it declared. It returns errBodyTooLarge,
+// errBusy or the reader's error; the caller releases the body.
 func (b *byteBudget) read(ctx context.Context, r io.Reader, contentLength, limit int64) (*heldBody, error) {
 	limit = min(limit, b.size)
 	h := &heldBody{budget: b, wait: b.wait}
@@ -154,28 +163,27 @@ func (b *byteBudget) read(ctx context.Context, r io.Reader, contentLength, limit
 		return h, errBodyTooLarge
 	}
 	if contentLength >= 0 {
-		if err := h.hold(ctx, contentLength); err != nil {
-			return h, err
-		}
-		h.data = make([]byte, contentLength)
-		_, err := io.ReadFull(r, h.data)
-		return h, err
+		limit = contentLength
 	}
-	buf := make([]byte, 0)
+	var buf []byte
 	for {
 		if len(buf) == cap(buf) {
-			if int64(len(buf)) == limit {
-				var probe [1]byte
-				if n, _ := io.ReadFull(r, probe[:]); n > 0 {
-					return h, errBodyTooLarge
-				}
+			var next [1]byte
+			_, err := io.ReadFull(r, next[:])
+			if errors.Is(err, io.EOF) {
 				break
 			}
-			grown := min(max(2*int64(cap(buf)), firstChunk), limit)
+			if err != nil {
+				return h, err
+			}
+			if int64(len(buf)) == limit {
+				return h, errBodyTooLarge
+			}
+			grown := min(int64(len(buf))+max(growStep, int64(len(buf))/4), limit)
 			if err := h.hold(ctx, grown); err != nil {
 				return h, err
 			}
-			buf = append(make([]byte, 0, grown), buf...)
+			buf = append(append(make([]byte, 0, grown), buf...), next[0])
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -145,9 +148,9 @@ func postRaw(t *testing.T, url string, body []byte) (*http.Response, string) {
 	return resp, strings.TrimSpace(string(answer))
 }
 
-// TestWebhookBodyBudget holds one big body half sent: another big one waits for room and gets 503
-// with Retry-After, a small signed push still gets in, and once the big body is answered its room
-// serves the next one.
+// TestWebhookBodyBudget holds one big body sent but for its last byte: another big one waits for
+// room and gets 503 with Retry-After, a small signed push still gets in, and once the big body is
+// answered its room serves the next one.
 func TestWebhookBodyBudget(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Webhook.MaxInflightBytes = 256 << 10
@@ -158,10 +161,10 @@ func TestWebhookBodyBudget(t *testing.T) {
 	const big = 200 << 10
 
 	first := startDelivery(t, url, big)
-	if _, err := first.body.Write(make([]byte, big/2)); err != nil {
+	if _, err := first.body.Write(make([]byte, big-1)); err != nil {
 		t.Fatal(err)
 	}
-	waitInUse(t, ta, big)
+	waitInUse(t, ta, big) // room is taken as bytes arrive, up to the Content-Length
 
 	started := time.Now()
 	resp, answer := postRaw(t, url, make([]byte, big))
@@ -181,7 +184,7 @@ func TestWebhookBodyBudget(t *testing.T) {
 		t.Fatalf("a body larger than the whole budget: %d %s", resp.StatusCode, answer)
 	}
 
-	if _, err := first.body.Write(make([]byte, big/2)); err != nil {
+	if _, err := first.body.Write([]byte{0}); err != nil {
 		t.Fatal(err)
 	}
 	first.body.Close()
@@ -194,16 +197,20 @@ func TestWebhookBodyBudget(t *testing.T) {
 	}
 }
 
-// TestWebhookSignedPushOvertakesBigBodies fills the budget with two held big bodies, queues a third
-// and then a small signed push: when one big body is done, its room goes to the push first, which
-// is answered while the third big body still waits.
+// TestWebhookSignedPushOvertakesBigBodies fills the budget with two held bodies but for a few KiB,
+// then queues a third big body, whose next step of room does not fit, and a small signed push: when
+// the smaller held body is done, its room goes to the push, which is answered while the third big
+// body still waits.
 func TestWebhookSignedPushOvertakesBigBodies(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Webhook.MaxInflightBytes = 1 << 20
 	ta := startTestAgent(t, cfg)
 	p := ta.addProject(t, "site", "master")
 	url := ta.server.URL + api.PathWebhookPrefix + strconv.FormatInt(p.ID, 10)
-	const big = 512 << 10
+	push := fixture(t, "push.with-new-branch.payload.json")
+	const small = 40 << 10
+	free := int64(len(push)) / 2 // less than the push, less than growStep with small added
+	large := 1<<20 - small - free
 	waitQueued := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -219,22 +226,33 @@ func TestWebhookSignedPushOvertakesBigBodies(t *testing.T) {
 		}
 	}
 
-	first, second := startDelivery(t, url, big), startDelivery(t, url, big)
-	waitInUse(t, ta, 2*big)
-	third := startDelivery(t, url, big)
+	first, second := startDelivery(t, url, small), startDelivery(t, url, large)
+	for _, d := range []struct {
+		held *heldDelivery
+		size int64
+	}{{first, small}, {second, large}} {
+		if _, err := d.held.body.Write(make([]byte, d.size-1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitInUse(t, ta, small+large)
+	third := startDelivery(t, url, 512<<10)
+	if _, err := third.body.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
 	waitQueued(1)
 	pushed := make(chan map[string]any, 1)
 	go func() {
-		_, got := ta.send(t, strconv.FormatInt(p.ID, 10), delivery{event: "push", body: fixture(t, "push.with-new-branch.payload.json"), secret: p.WebhookSecret})
+		_, got := ta.send(t, strconv.FormatInt(p.ID, 10), delivery{event: "push", body: push, secret: p.WebhookSecret})
 		pushed <- got
 	}()
 	waitQueued(2)
 
-	if _, err := first.body.Write(make([]byte, big)); err != nil {
+	if _, err := first.body.Write([]byte{0}); err != nil {
 		t.Fatal(err)
 	}
 	if status := <-first.answer; status != http.StatusUnauthorized {
-		t.Fatalf("first big body: %d, want 401", status)
+		t.Fatalf("first body: %d, want 401", status)
 	}
 	select {
 	case got := <-pushed:
@@ -242,16 +260,69 @@ func TestWebhookSignedPushOvertakesBigBodies(t *testing.T) {
 			t.Fatalf("signed push: %v", got)
 		}
 	case <-time.After(4 * time.Second):
-		t.Fatal("the signed push is still waiting after a big body gave its room back")
+		t.Fatal("the signed push is still waiting after a held body gave its room back")
 	}
-	select {
-	case status := <-third.answer:
-		t.Fatalf("third big body answered %d before the second gave its room back", status)
-	default:
-	}
+	waitQueued(1)
 	second.body.CloseWithError(errors.New("gone"))
 	third.body.CloseWithError(errors.New("gone"))
 	<-second.answer
 	<-third.answer
+	waitInUse(t, ta, 0)
+}
+
+// openBody starts a webhook delivery on a raw connection to addr that declares a body of
+// contentLength bytes and sends only sent of it.
+func openBody(t *testing.T, addr, path string, contentLength int64, sent []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nX-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=00\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, addr, contentLength)
+	if _, err := conn.Write(append([]byte(head), sent...)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// readAnswer reads the response on conn, failing the test if none comes within a few seconds.
+func readAnswer(t *testing.T, conn net.Conn) (int, string) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
+// TestWebhookIdleBodiesHoldNoRoom opens connections that declare 32 MiB bodies, as many as fill the
+// default budget, and send nothing or one byte: they hold only room for what arrived, a signed push
+// is answered at once, and each of them gets 408 once its body is late.
+func TestWebhookIdleBodiesHoldNoRoom(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	ta.webhookBodies.readTimeout = time.Second
+	p := ta.addProject(t, "site", "master")
+	addr, path := strings.TrimPrefix(ta.server.URL, "http://"), api.PathWebhookPrefix+strconv.FormatInt(p.ID, 10)
+	var conns []net.Conn
+	for _, sent := range [][]byte{nil, nil, {'{'}, {'{'}} {
+		conns = append(conns, openBody(t, addr, path, MaxWebhookBody, sent))
+	}
+	waitInUse(t, ta, 2*growStep)
+
+	started := time.Now()
+	status, got := ta.send(t, strconv.FormatInt(p.ID, 10), delivery{event: "push", body: fixture(t, "push.with-new-branch.payload.json"), secret: p.WebhookSecret})
+	if waited := time.Since(started); status != http.StatusOK || got["status"] != "success" || waited > time.Second {
+		t.Fatalf("signed push beside idle bodies: %d %v after %v", status, got, waited)
+	}
+	for i, conn := range conns {
+		if status, answer := readAnswer(t, conn); status != http.StatusRequestTimeout || answer != `{"detail":"Request body not received in time"}` {
+			t.Errorf("idle body %d: %d %s, want 408", i, status, answer)
+		}
+	}
 	waitInUse(t, ta, 0)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -70,24 +71,27 @@ func TestEmptyAdminTokenIsReplaced(t *testing.T) {
 	}
 }
 
+// startLog builds an agent with cfg on a store in its existing data dir and returns what it logged.
+func startLog(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	st, err := store.Open(cfg.DataDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs bytes.Buffer
+	if _, err := New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	return logs.String()
+}
+
 func TestWarnsAboutLoosePermissions(t *testing.T) {
 	cfg := testConfig(t)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	start := func() string {
-		t.Helper()
-		st, err := store.Open(cfg.DataDir, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		var logs bytes.Buffer
-		if _, err := New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
-			t.Fatal(err)
-		}
-		return logs.String()
-	}
+	start := func() string { return startLog(t, cfg) }
 	if logs := start(); strings.Contains(logs, "WARN") {
 		t.Fatalf("warnings about a private data dir:\n%s", logs)
 	}
@@ -108,5 +112,44 @@ func TestWarnsAboutLoosePermissions(t *testing.T) {
 	}
 	if strings.Contains(logs, store.FileName+" is open") {
 		t.Errorf("a warning about the store file, whose mode is 0600:\n%s", logs)
+	}
+}
+
+// TestWarnsAboutExposures starts agents with a metrics listener on every interface and with
+// trusted proxies that cover every address, and expects a warning naming each risk; the defaults
+// and a loopback metrics listener give none.
+func TestWarnsAboutExposures(t *testing.T) {
+	start := func(change func(cfg *config.Config)) string {
+		t.Helper()
+		cfg := testConfig(t)
+		change(cfg)
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return startLog(t, cfg)
+	}
+	for _, listen := range []string{"", "127.0.0.1:9100", "localhost:9100", "[::1]:9100"} {
+		if logs := start(func(cfg *config.Config) { cfg.Metrics.Listen = listen }); strings.Contains(logs, "WARN") {
+			t.Errorf("metrics.listen %q, default trusted_proxies: warnings\n%s", listen, logs)
+		}
+	}
+	logs := start(func(cfg *config.Config) {
+		cfg.Metrics.Listen = ":9100"
+		cfg.TrustedProxies = []string{"10.0.0.0/8", "0.0.0.0/0", "::/0"}
+	})
+	for _, want := range []string{
+		"metrics.listen :9100 is not a loopback address: anyone who reaches it reads /metrics without a token",
+		"trusted_proxies contains 0.0.0.0/0: every client is trusted to name its own address in X-Forwarded-For",
+		"trusted_proxies contains ::/0: every client",
+	} {
+		if !strings.Contains(logs, "level=WARN msg=\""+want) {
+			t.Errorf("no warning %q in:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "10.0.0.0/8") {
+		t.Errorf("a warning about a narrow trusted proxy:\n%s", logs)
+	}
+	if logs := start(func(cfg *config.Config) { cfg.Metrics.Listen = "192.0.2.1:9100" }); !strings.Contains(logs, "metrics.listen 192.0.2.1:9100 is not a loopback address") {
+		t.Errorf("no warning about a metrics listener on a public address:\n%s", logs)
 	}
 }

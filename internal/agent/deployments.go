@@ -71,7 +71,7 @@ func (a *Agent) deploy(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeOptionalBody(w, r, &req); err != nil {
 		return err
 	}
-	d, p, err := a.domain.Deploy(r.Context(), r.PathValue("id"), req.CommitSHA, req.Branch)
+	d, p, err := a.domain.Deploy(r.Context(), r.PathValue("id"), req.CommitSHA, req.Branch, req.NoCache)
 	if err != nil {
 		return err
 	}

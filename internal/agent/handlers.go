@@ -55,6 +55,8 @@ func statusOf(kind domain.Kind) int {
 		return http.StatusTooManyRequests
 	case domain.TooLarge:
 		return http.StatusRequestEntityTooLarge
+	case domain.TooSlow:
+		return http.StatusRequestTimeout
 	case domain.Upstream:
 		return http.StatusBadGateway
 	case domain.Unavailable:

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -34,7 +35,7 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 		registry: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "miaobu_webhook_deliveries_total",
-			Help: "Webhook deliveries by event (push, ping, other) and outcome.",
+			Help: "Webhook deliveries by event (push, pull_request, deployment, ping, other) and outcome.",
 		}, []string{"event", "outcome"}),
 		signatureFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "miaobu_webhook_signature_failures_total",
@@ -67,6 +68,11 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
 	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
 		m.deployments.WithLabelValues(string(status))
+	}
+	for _, event := range eventLabels {
+		for _, outcome := range domain.Outcomes {
+			m.deliveries.WithLabelValues(event, string(outcome))
+		}
 	}
 	for _, target := range []string{"local", "oss"} {
 		m.publishDuration.WithLabelValues(target)

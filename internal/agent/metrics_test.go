@@ -11,6 +11,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/domain"
 )
 
 // assertMetrics fails the test for each of want that the agent's /metrics lacks.
@@ -99,5 +100,45 @@ func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
 	}
 	if _, _, err := get("http://" + metricsAddr + api.PathMetrics); err == nil {
 		t.Error("metrics.listen still answers after the agent stopped")
+	}
+}
+
+// TestWebhookDeliveryMetricsStartAtZero scrapes a fresh agent: every event and outcome of a
+// delivery is exported at zero, so that a rate() or increase() sees the first delivery.
+func TestWebhookDeliveryMetricsStartAtZero(t *testing.T) {
+	ta := startAgent(t, nil)
+	var want []string
+	for _, event := range []string{"push", "ping", "pull_request", "deployment", "other"} {
+		for _, outcome := range domain.Outcomes {
+			want = append(want, fmt.Sprintf(`miaobu_webhook_deliveries_total{event=%q,outcome=%q} 0`, event, outcome))
+		}
+	}
+	assertMetrics(t, ta, want...)
+}
+
+// TestListenersRefuseHugeHeaders sends 256 KiB of headers to the agent's listener and to the
+// metrics listener: headers are held outside any budget, so both answer 431 long before 1 MiB.
+func TestListenersRefuseHugeHeaders(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	ta := startAgent(t, func(cfg *config.Config) { cfg.Metrics.Listen = metricsAddr })
+	for _, addr := range []string{strings.TrimPrefix(ta.url, "http://"), metricsAddr} {
+		var conn net.Conn
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if conn, err = net.Dial("tcp", addr); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nothing answers on %s: %v", addr, err)
+			}
+		}
+		defer conn.Close()
+		// Written aside, as the server answers before it has read it all.
+		go func() {
+			_, _ = fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nX-Padding: %s\r\n\r\n", api.PathMetrics, addr, strings.Repeat("a", 256<<10))
+		}()
+		if status, _ := readAnswer(t, conn); status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("256 KiB of headers on %s: %d, want 431", addr, status)
+		}
 	}
 }

@@ -14,7 +14,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.domain.WebhookURL(p.ID), SiteURL: a.domain.LiveURL(p),
-		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected),
+		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), CacheBytes: a.cacheBytes(p),
 		WebhookEventsMissing: domain.WebhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
 		Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID),
 	}

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/github"
 )
 
 // MaxWebhookBody is the largest webhook body accepted: GitHub's 25 MB cap plus room for form encoding.
@@ -18,9 +21,10 @@ const MaxWebhookBody = 32 << 20
 // 5 and 7 and records the delivery's outcome, in the metrics and one log line, exactly once.
 func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	event, remote := r.Header.Get("X-GitHub-Event"), clientAddr(r, a.trustedProxies)
-	log := a.log.With("delivery", r.Header.Get("X-GitHub-Delivery"), "event", event, "remote_addr", remote)
-	receipt, err := a.receiveWebhook(w, r, remote)
+	guid, event := deliveryToken(r.Header.Get("X-GitHub-Delivery")), deliveryToken(r.Header.Get("X-GitHub-Event"))
+	remote := clientAddr(r, a.trustedProxies)
+	log := a.log.With("delivery", guid, "event", event, "remote_addr", remote)
+	receipt, err := a.receiveWebhook(w, r, domain.Delivery{GUID: guid, Event: event, RemoteAddr: remote})
 	a.webhookDone(log, start, event, receipt)
 	if err != nil {
 		a.writeFailure(w, r, err)
@@ -36,10 +40,28 @@ func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	_ = writeJSON(w, http.StatusOK, answer)
 }
 
-// receiveWebhook runs the checks of a delivery in the contract's order: the project, the body
-// (its size, and room for it in memory), the domain's checks of the signed body, and, once the body
-// is let go, the domain's record of the delivery.
-func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request, remote string) (domain.Receipt, error) {
+// maxDeliveryToken is the longest X-GitHub-Delivery or X-GitHub-Event kept.
+const maxDeliveryToken = 64
+
+// deliveryToken bounds an unsigned header that is logged and stored with a delivery: its first
+// maxDeliveryToken bytes, each outside [A-Za-z0-9_-] replaced by '-'. GitHub, Gitea and Forgejo
+// send a 36-character UUID as the delivery and a snake_case event name of at most about 30
+// characters, which pass unchanged: no real delivery is refused or altered, while a replayed one
+// cannot make the store or the log hold a header of any size or any bytes.
+func deliveryToken(s string) string {
+	b := []byte(s[:min(len(s), maxDeliveryToken)])
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// receiveWebhook runs the checks of delivery d in the contract's order: the project, the body (its
+// size, and room for it in memory, in time), the domain's checks of the signed body, and, once the
+// body is let go, the domain's record of the delivery.
+func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request, d domain.Delivery) (domain.Receipt, error) {
 	project, refusal, err := a.domain.WebhookProject(r.PathValue("project_id"))
 	if err != nil {
 		return refusal, err
@@ -48,8 +70,13 @@ func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request, remote st
 		return domain.Receipt{Outcome: outcome, ProjectID: project.ID}, err
 	}
 	// Bodies are held in memory before anyone knows they are signed: the budget bounds how many
-	// bytes strangers can make the agent hold.
+	// bytes strangers can make the agent hold, and the deadline how long a body that trickles in
+	// holds its room. The deadline is lifted once the body is read, as the server's own read after
+	// the body would otherwise end the request's context.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(a.webhookBodies.readTimeout))
 	held, err := a.webhookBodies.read(r.Context(), r.Body, r.ContentLength, MaxWebhookBody)
+	_ = rc.SetReadDeadline(time.Time{})
 	defer held.release()
 	switch {
 	case errors.Is(err, errBodyTooLarge):
@@ -59,12 +86,14 @@ func (a *Agent) receiveWebhook(w http.ResponseWriter, r *http.Request, remote st
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", strconv.Itoa(int(webhookBusyWait/time.Second)))
 		return refused(domain.OutcomeBusy, domain.Errorf(domain.Unavailable, "Busy, retry later"))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		return refused(domain.OutcomeTimeout, domain.Errorf(domain.TooSlow, "Request body not received in time"))
 	case err != nil:
 		return refused(domain.OutcomeUnreadable, domain.Errorf(domain.Invalid, "Could not read the request body"))
 	}
-	verified, refusal, err := a.domain.Verify(project, domain.Delivery{GUID: r.Header.Get("X-GitHub-Delivery"),
-		Event: r.Header.Get("X-GitHub-Event"), RemoteAddr: remote, Signature: r.Header.Get("X-Hub-Signature-256"),
-		ContentType: r.Header.Get("Content-Type"), Body: held.data})
+	d.Signature, d.ContentType, d.Body = r.Header.Get("X-Hub-Signature-256"), r.Header.Get("Content-Type"), held.data
+	verified, refusal, err := a.domain.Verify(project, d)
 	if err != nil {
 		return refusal, err
 	}
@@ -100,10 +129,12 @@ func (a *Agent) webhookDone(log *slog.Logger, start time.Time, event string, rec
 	log.Info("webhook", "outcome", receipt.Outcome, "duration_ms", float64(elapsed.Microseconds())/1000)
 }
 
-// eventLabel keeps the metrics' event label to a few values whatever a client sends.
+// eventLabels are the values of the metrics' event label: the events hooks subscribe to, ping and other.
+var eventLabels = append([]string{"ping", "other"}, github.HookEvents...)
+
+// eventLabel keeps the metrics' event label to eventLabels whatever a client sends.
 func eventLabel(event string) string {
-	switch event {
-	case "push", "ping", "deployment":
+	if slices.Contains(eventLabels, event) {
 		return event
 	}
 	return "other"

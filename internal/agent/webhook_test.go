@@ -357,3 +357,37 @@ func TestWebhookStaleDeliveryKeepsProduction(t *testing.T) {
 		t.Fatalf("after the force-push back to A the site serves %q", body)
 	}
 }
+
+// TestWebhookBoundsDeliveryHeaders replays a signed ping with an oversized or odd X-GitHub-Delivery
+// and X-GitHub-Event: each is answered, and what is stored is at most 64 bytes of [A-Za-z0-9_-],
+// while GitHub's own values are kept as sent.
+func TestWebhookBoundsDeliveryHeaders(t *testing.T) {
+	ta := startTestAgent(t, testConfig(t))
+	p := ta.addProject(t, "site", "master")
+	id := strconv.FormatInt(p.ID, 10)
+	ping := fixture(t, "ping.payload.json")
+	long := strings.Repeat("a", 60<<10)
+	for _, tc := range []struct {
+		guid, event         string
+		wantGUID, wantEvent string
+		wantStatus          string
+	}{
+		{"72d3162e-cc78-11e3-81ab-4c9367dc0958", "ping", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "ping", "ok"},
+		{long, "ping", long[:64], "ping", "ok"},
+		{"<b>\"ünï\"</b> 1", "ping", "-b----n-----b--1", "ping", "ok"},
+		{"load-1", "repository_vulnerability_alert", "load-1", "repository_vulnerability_alert", "ignored"},
+		{"load-2", long, "load-2", long[:64], "ignored"},
+	} {
+		status, got := ta.send(t, id, delivery{event: tc.event, guid: tc.guid, body: ping, secret: p.WebhookSecret})
+		if status != http.StatusOK || got["status"] != tc.wantStatus || len(fmt.Sprint(got["message"])) > 200 {
+			t.Fatalf("guid %.20q event %.20q: %d %v", tc.guid, tc.event, status, got)
+		}
+		var deliveries []api.Delivery
+		if code := ta.call(t, "GET", api.PathDeliveries+"?project_id="+id+"&limit=1", nil, &deliveries); code != http.StatusOK || len(deliveries) != 1 {
+			t.Fatalf("deliveries: %d %v", code, deliveries)
+		}
+		if d := deliveries[0]; d.GUID != tc.wantGUID || d.Event != tc.wantEvent {
+			t.Errorf("guid %.20q event %.20q stored as %q %q, want %q %q", tc.guid, tc.event, d.GUID, d.Event, tc.wantGUID, tc.wantEvent)
+		}
+	}
+}

@@ -81,11 +81,14 @@ func (a *Agent) startWorkers(ctx context.Context) error {
 			hide = append(hide, dir)
 		}
 	}
-	a.builder = &pipeline.Builder{WorkRoot: filepath.Join(a.cfg.DataDir, "builds"), CacheRoot: filepath.Join(a.cfg.DataDir, "cache"),
+	a.builder = &pipeline.Builder{WorkRoot: filepath.Join(a.cfg.DataDir, "builds"), Caches: a.caches,
 		Bwrap: bwrap, Hide: hide, GitHubToken: a.cfg.GitHub.Token}
 	// Workspaces left by a crash belong to builds that RecoverInterrupted queues again or fails.
 	if err := os.RemoveAll(a.builder.WorkRoot); err != nil {
 		return fmt.Errorf("clearing old build workspaces: %w", err)
+	}
+	if err := a.caches.Sweep(func(id int64) bool { _, err := a.store.Project(id); return !errors.Is(err, store.ErrNotFound) }); err != nil {
+		a.log.Warn("sweeping the build caches", "err", err)
 	}
 	touched, err := a.store.RecoverInterrupted()
 	if err != nil {
@@ -189,7 +192,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		DeploymentID: d.ID, ProjectID: p.ID, RepoURL: p.RepoURL, GitHub: p.Repo != "", CommitSHA: d.CommitSHA,
 		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
-		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env,
+		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env, ClearCache: d.NoCache,
 		PublishDir: a.domain.SiteDir(p.Slug, d.ID),
 		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
@@ -261,8 +264,9 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 	}
 }
 
-// prune applies retention.deployments to a project after a successful deployment, removing the
-// files and logs of the deployments it forgets.
+// prune applies retention to a project after a successful deployment: it removes the files and
+// logs of the deployments retention.deployments forgets, and trims the build cache to
+// retention.cache_bytes.
 func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	gone, err := a.store.PruneDeployments(p.ID, a.cfg.Retention.Deployments)
 	if err != nil {
@@ -277,6 +281,13 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	}
 	if len(gone) > 0 {
 		log.Info("pruned old deployments", "count", len(gone))
+	}
+	if limit := a.cfg.Retention.CacheBytes; limit > 0 {
+		if freed, err := a.caches.Trim(p.ID, limit); err != nil {
+			log.Warn("trimming the build cache", "err", err)
+		} else if freed > 0 {
+			log.Info("trimmed the build cache to retention.cache_bytes", "freed", freed, "limit", limit)
+		}
 	}
 }
 

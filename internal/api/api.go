@@ -34,6 +34,8 @@ type Project struct {
 	WebhookEventsMissing []string `json:"webhook_events_missing"`
 	// GitHubReports says what the agent reports to GitHub about the project's deployments.
 	GitHubReports GitHubReports `json:"github_reports"`
+	// CacheBytes is the disk space the project's build cache takes.
+	CacheBytes int64 `json:"cache_bytes"`
 	// Detection is what the newest build of the project detected.
 	Detection
 	PollStatus
@@ -140,10 +142,19 @@ type Deployment struct {
 	Detection
 }
 
-// DeployRequest is the body of POST /api/v1/projects/{id}/deploy; both fields are optional.
+// DeployRequest is the body of POST /api/v1/projects/{id}/deploy; every field is optional.
 type DeployRequest struct {
 	CommitSHA string `json:"commit_sha,omitempty"`
 	Branch    string `json:"branch,omitempty"`
+	// NoCache makes the build start from nothing: the project's build cache is cleared first.
+	NoCache bool `json:"no_cache,omitempty"`
+}
+
+// CacheCleared is the answer of DELETE /api/v1/projects/{id}/cache.
+type CacheCleared struct {
+	ProjectID int64 `json:"project_id"`
+	// FreedBytes is the disk space the cache took.
+	FreedBytes int64 `json:"freed_bytes"`
 }
 
 // RollbackRequest is the body of POST /api/v1/projects/{id}/rollback.
@@ -310,6 +321,8 @@ type ProjectStatus struct {
 	Trigger              string      `json:"trigger"`
 	Live                 *Deployment `json:"live"`
 	Last                 *Deployment `json:"last"`
+	// CacheBytes is the disk space the project's build cache takes.
+	CacheBytes int64 `json:"cache_bytes"`
 	PollStatus
 }
 

@@ -18,13 +18,14 @@ type deployOptions struct {
 	commit  string
 	branch  string
 	wait    bool
+	noCache bool
 	json    bool
 }
 
 func newDeployCommand(a *app) *cobra.Command {
 	opts := &deployOptions{app: a}
 	cmd := &cobra.Command{
-		Use:   "deploy PROJECT [--commit SHA | --branch B] [--wait]",
+		Use:   "deploy PROJECT [--commit SHA | --branch B] [--wait] [--no-cache]",
 		Short: "Deploy a commit now (default: the tip of the project's branch)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,6 +40,7 @@ func newDeployCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&opts.commit, "commit", "", "full SHA of the commit to deploy")
 	cmd.Flags().StringVar(&opts.branch, "branch", "", "deploy the tip of this branch")
 	cmd.Flags().BoolVar(&opts.wait, "wait", false, "show progress until the deployment ends; exit non-zero if it fails")
+	cmd.Flags().BoolVar(&opts.noCache, "no-cache", false, "clear the project's build cache first: the build starts from nothing")
 	jsonFlag(cmd, &opts.json)
 	return cmd
 }
@@ -49,7 +51,7 @@ func (o *deployOptions) run(ctx context.Context) error {
 		return err
 	}
 	var d api.Deployment
-	req := api.DeployRequest{CommitSHA: o.commit, Branch: o.branch}
+	req := api.DeployRequest{CommitSHA: o.commit, Branch: o.branch, NoCache: o.noCache}
 	if err := c.do(ctx, "POST", projectPath(o.project)+"/deploy", req, &d); err != nil {
 		return err
 	}

@@ -256,6 +256,7 @@ func printProject(a *app, p api.Project) error {
 		{"Target", p.Target},
 		{"Live", live},
 		{"URL", p.SiteURL},
+		{"Cache", formatSize(p.CacheBytes) + " of build cache"},
 		{"Created", p.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	})
 }

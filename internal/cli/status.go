@@ -81,9 +81,9 @@ func printStatus(a *app, st api.Status) error {
 		if p.Trigger == api.ProjectTriggerPoll {
 			trigger = "⟳ Polled: " + pollSummary(t, p.PollStatus)
 		}
-		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last, p.SiteURL})
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last, formatSize(p.CacheBytes), p.SiteURL})
 	}
-	if err := t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "URL"}, rows); err != nil {
+	if err := t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "CACHE", "URL"}, rows); err != nil {
 		return err
 	}
 	for _, p := range st.Projects {

@@ -153,6 +153,9 @@ type Build struct {
 type Retention struct {
 	// Deployments is how many successful deployments are kept per project.
 	Deployments int `mapstructure:"deployments"`
+	// CacheBytes bounds each project's build cache: past it, after a successful deployment, the
+	// package managers' stores go first, then the framework caches, then the rest; 0 sets no bound.
+	CacheBytes int64 `mapstructure:"cache_bytes"`
 }
 
 // CORS lists the browser origins the admin API answers.
@@ -214,6 +217,7 @@ var envNames = map[string][]string{
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
 	"build.sandbox":         {"MIAOBU_BUILD_SANDBOX"},
 	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
+	"retention.cache_bytes": {"MIAOBU_RETENTION_CACHE_BYTES"},
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
 	"metrics.listen":        {"MIAOBU_METRICS_LISTEN"},
@@ -271,6 +275,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("build.timeout", 15*time.Minute)
 	v.SetDefault("build.sandbox", "auto")
 	v.SetDefault("retention.deployments", 10)
+	v.SetDefault("retention.cache_bytes", 2<<30)
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
 	v.SetDefault("metrics.listen", "")
@@ -397,6 +402,9 @@ func (c *Config) validate() error {
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
 	}
+	if c.Retention.CacheBytes < 0 {
+		return fmt.Errorf("retention.cache_bytes must be 0 (no bound) or more, not %d", c.Retention.CacheBytes)
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen must be host:port, not %q", c.Listen)
 	}
@@ -466,6 +474,26 @@ func (c *Config) PublicURLIsLoopback() bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Exposures explains each setting that opens the agent wider than it may look: a metrics listener,
+// which asks for no token, off loopback, and trusted proxies that cover every address.
+func (c *Config) Exposures() []string {
+	var out []string
+	if host, _, err := net.SplitHostPort(c.Metrics.Listen); err == nil && host != "localhost" {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+			out = append(out, fmt.Sprintf("metrics.listen %s is not a loopback address: anyone who reaches it reads /metrics without a token; "+
+				"set it to 127.0.0.1:PORT, or firewall the port", c.Metrics.Listen))
+		}
+	}
+	prefixes, _ := c.TrustedProxyPrefixes()
+	for _, p := range prefixes {
+		if p.Bits() == 0 {
+			out = append(out, fmt.Sprintf("trusted_proxies contains %s: every client is trusted to name its own address in X-Forwarded-For, "+
+				"so recorded and logged client addresses prove nothing; list only your reverse proxies", p))
+		}
+	}
+	return out
 }
 
 // AdminTokenFile is the file where the agent keeps its admin token.

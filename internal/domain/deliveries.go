@@ -18,6 +18,7 @@ const (
 	OutcomeNotFound       Outcome = "not_found"
 	OutcomeTooLarge       Outcome = "too_large"
 	OutcomeUnreadable     Outcome = "unreadable"
+	OutcomeTimeout        Outcome = "timeout"
 	OutcomeNotConfigured  Outcome = "not_configured"
 	OutcomeBadSignature   Outcome = "bad_signature"
 	OutcomeInvalidPayload Outcome = "invalid_payload"
@@ -29,6 +30,11 @@ const (
 	OutcomeSkipped        Outcome = "skipped"
 	OutcomeSuccess        Outcome = "success"
 )
+
+// Outcomes lists every Outcome, for the metrics to export each from the start.
+var Outcomes = []Outcome{OutcomeNotFound, OutcomeTooLarge, OutcomeUnreadable, OutcomeTimeout, OutcomeNotConfigured,
+	OutcomeBadSignature, OutcomeInvalidPayload, OutcomeBusy, OutcomeUnavailable, OutcomePing, OutcomeIgnored,
+	OutcomeStale, OutcomeSkipped, OutcomeSuccess}
 
 // Delivery is one webhook request addressed to a project, its body read.
 type Delivery struct {

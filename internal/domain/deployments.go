@@ -73,8 +73,9 @@ func byID[T any](ref, kind string, get func(id int64) (T, error)) (T, error) {
 }
 
 // Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of
-// its production branch; it is always built, with no duplicate check.
-func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*store.Deployment, *store.Project, error) {
+// its production branch; it is always built, with no duplicate check, and with noCache from nothing:
+// the project's build cache is cleared first.
+func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noCache bool) (*store.Deployment, *store.Project, error) {
 	p, err := s.Project(ref)
 	if err != nil {
 		return nil, nil, err
@@ -88,7 +89,7 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string) (*s
 	if sha != "" && !github.ValidSHA(sha) {
 		return nil, nil, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commitSHA)
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual}
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, NoCache: noCache}
 	switch {
 	case sha == "" && p.Repo != "":
 		owner, name := splitRepo(p.Repo)

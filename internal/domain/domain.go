@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
@@ -85,7 +86,9 @@ type Options struct {
 	Targets *publish.Targets
 	// Notifier checks and tests notification targets.
 	Notifier *notify.Notifier
-	Log      *slog.Logger
+	// Caches holds each project's build cache.
+	Caches *buildcache.Caches
+	Log    *slog.Logger
 }
 
 // Service carries out the domain's operations; it is safe for concurrent use.
@@ -97,6 +100,7 @@ type Service struct {
 	reports  Reports
 	targets  *publish.Targets
 	notifier *notify.Notifier
+	caches   *buildcache.Caches
 	log      *slog.Logger
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
@@ -109,7 +113,7 @@ type Service struct {
 // New returns a Service with opts.
 func New(opts Options) *Service {
 	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		notifier: opts.Notifier, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
+		notifier: opts.Notifier, caches: opts.Caches, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
 }
 
 // LogPath is the build log file of a deployment.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
@@ -82,7 +83,7 @@ func newFixture(t *testing.T, configure func(*config.Config)) *fixture {
 			return api.Project{ID: p.ID, Name: p.Name}, api.Deployment{ID: d.ID, ProjectID: d.ProjectID}
 		}})
 	f.svc = New(Options{Config: cfg, Store: st, GitHub: client, Builds: f.queue, Reports: reports,
-		Targets: publish.NewTargets(cfg), Notifier: notifier, Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: notifier, Caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")), Log: log})
 	return f
 }
 
@@ -138,7 +139,7 @@ func TestErrorsOfProjects(t *testing.T) {
 		{"deployment that is no number", func() error { _, _, err := f.svc.Deployment("x"); return err }, NotFound, "Deployment x not found"},
 		{"rollback with no history", func() error { _, _, err := f.svc.Rollback(ctx, "blog", 0); return err }, Conflict,
 			"Project blog has no earlier successful deployment to roll back to"},
-		{"deploy of a short SHA", func() error { _, _, err := f.svc.Deploy(ctx, "blog", "abc123", ""); return err }, Invalid,
+		{"deploy of a short SHA", func() error { _, _, err := f.svc.Deploy(ctx, "blog", "abc123", "", false); return err }, Invalid,
 			`"abc123" is not a full commit SHA (40 hex characters)`},
 		{"rotate of a GitHub project without hook", func() error {
 			_, err := f.store.UpdateProject(p.ID, func(p *store.Project) error { p.Repo = "acme/blog"; return nil })
@@ -158,7 +159,7 @@ func TestCancelFinishedConflicts(t *testing.T) {
 	f := newFixture(t, nil)
 	f.addProject(t, "blog")
 	ctx := context.Background()
-	d, _, err := f.svc.Deploy(ctx, "blog", tipSHA, "")
+	d, _, err := f.svc.Deploy(ctx, "blog", tipSHA, "", false)
 	if err != nil || f.queue.wakes != 1 {
 		t.Fatalf("deploy: %v, %d wakes", err, f.queue.wakes)
 	}
@@ -237,7 +238,7 @@ func TestExpiredTokenIsUpstream(t *testing.T) {
 func (f *fixture) deployKept(t *testing.T, p *store.Project, sha string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	d, _, err := f.svc.Deploy(ctx, p.Slug, sha, "")
+	d, _, err := f.svc.Deploy(ctx, p.Slug, sha, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +315,10 @@ func TestDeleteProjectRemovesFiles(t *testing.T) {
 	f := newFixture(t, nil)
 	p := f.addProject(t, "blog")
 	site := f.svc.SiteDir(p.Slug, 1)
+	cache, err := f.svc.caches.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(site, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +328,38 @@ func TestDeleteProjectRemovesFiles(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(site)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the project's sites are still there: %v", err)
 	}
-	_, err := f.svc.Project("blog")
+	if _, err := os.Stat(filepath.Dir(cache.Stores())); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the project's build cache is still there: %v", err)
+	}
+	_, err = f.svc.Project("blog")
 	checkError(t, err, NotFound, "Project blog not found")
+}
+
+func TestClearCacheAndDeployWithoutIt(t *testing.T) {
+	f := newFixture(t, nil)
+	p := f.addProject(t, "blog")
+	cache, err := f.svc.caches.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cache.Stores(), "blob"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cleared, freed, err := f.svc.ClearCache("blog")
+	if err != nil || cleared.ID != p.ID || freed == 0 {
+		t.Errorf("ClearCache = %v, %d, %v", cleared, freed, err)
+	}
+	if _, err := os.Stat(cache.Stores()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the cache is still there: %v", err)
+	}
+	_, _, err = f.svc.ClearCache("nope")
+	checkError(t, err, NotFound, "Project nope not found")
+
+	d, _, err := f.svc.Deploy(context.Background(), "blog", tipSHA, "", true)
+	if err != nil || !d.NoCache {
+		t.Errorf("Deploy without the cache = %+v, %v", d, err)
+	}
+	if stored, _ := f.store.Deployment(d.ID); !stored.NoCache {
+		t.Error("the deployment does not remember to start from nothing")
+	}
 }

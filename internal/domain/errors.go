@@ -27,6 +27,8 @@ const (
 	RateLimited
 	// TooLarge: the request is bigger than accepted.
 	TooLarge
+	// TooSlow: the request did not arrive in time.
+	TooSlow
 	// Upstream: GitHub, OSS, the CDN or a git remote failed.
 	Upstream
 	// Unavailable: the agent cannot answer now (the store failed); retrying later may work.

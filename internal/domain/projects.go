@@ -151,10 +151,11 @@ func (s *Service) deleteHookOf(ctx context.Context, p *store.Project) error {
 
 // removeProjectFiles deletes a deleted project's published sites, build cache and build logs.
 func (s *Service) removeProjectFiles(p *store.Project, deployments []*store.Deployment) {
-	for _, dir := range []string{filepath.Join(s.cfg.DataDir, "sites", p.Slug), filepath.Join(s.cfg.DataDir, "cache", strconv.FormatInt(p.ID, 10))} {
-		if err := os.RemoveAll(dir); err != nil {
-			s.log.Warn("removing project files", "project", p.ID, "err", err)
-		}
+	if err := os.RemoveAll(filepath.Join(s.cfg.DataDir, "sites", p.Slug)); err != nil {
+		s.log.Warn("removing project files", "project", p.ID, "err", err)
+	}
+	if _, err := s.caches.Clear(p.ID); err != nil {
+		s.log.Warn("removing the build cache", "project", p.ID, "err", err)
 	}
 	for _, d := range deployments {
 		_ = os.Remove(s.LogPath(d.ID))

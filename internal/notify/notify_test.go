@@ -263,7 +263,7 @@ func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
 		`"install_command":"","build_command":"","output_directory":"","root_directory":"","target":"","webhook_id":null,` +
 		`"webhook_configured":false,"webhook_url":"","active_deployment_id":null,"site_url":"http://blog.localhost:8000/",` +
 		`"created_at":"2025-06-01T11:00:00Z","trigger":"","webhook_events_missing":null,"github_reports":{"statuses":false,"deployments":false},` +
-		`"detected_framework":null,"detected_install_command":null,"detected_build_command":null,"detected_output_directory":null,` +
+		`"cache_bytes":0,"detected_framework":null,"detected_install_command":null,"detected_build_command":null,"detected_output_directory":null,` +
 		`"last_poll_at":null,"last_poll_error":null,"next_poll_at":null},` +
 		`"deployment":{"id":42,"project_id":7,"commit_sha":"0123456789abcdef0123456789abcdef01234567",` +
 		`"commit_message":"Fix <b>bold</b> & _stars_ @everyone\n\nSecond paragraph","commit_author":"Ada <ada@example.com>",` +

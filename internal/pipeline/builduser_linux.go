@@ -25,8 +25,9 @@ func dropPrivileges() ([]string, error) {
 	return []string{setpriv, "--reuid=" + id, "--regid=" + id, "--clear-groups", "--inh-caps=-all", "--no-new-privs", "--"}, nil
 }
 
-// handToBuildUser gives the workspace and the project's cache to buildUser when a root agent's builds
-// run as it; nothing of the project runs meanwhile, so nothing can swap a file for a link under it.
+// handToBuildUser gives the workspace and the package managers' stores of the project's cache to
+// buildUser when a root agent's builds run as it; nothing of the project runs meanwhile, so nothing
+// can swap a file for a link under it.
 func (b *Builder) handToBuildUser(ws *workspace) error {
 	if b.Bwrap == "" || !asRoot() {
 		return nil
@@ -34,13 +35,27 @@ func (b *Builder) handToBuildUser(ws *workspace) error {
 	if err := chownTree(ws.root); err != nil {
 		return err
 	}
-	info, err := os.Lstat(ws.cache)
+	info, err := os.Lstat(ws.stores)
 	if err != nil {
 		return err
 	}
-	// From then on the builds create what is in the cache: one from before is handed over once.
+	// From then on the builds create what is in the stores: one from before is handed over once.
 	if stat, ok := info.Sys().(*syscall.Stat_t); ok && stat.Uid != buildUser {
-		return chownTree(ws.cache)
+		return chownTree(ws.stores)
+	}
+	return nil
+}
+
+// handDirsToBuildUser gives directories the agent made in a workspace already handed over to
+// buildUser, themselves and not what is in them.
+func (b *Builder) handDirsToBuildUser(dirs []string) error {
+	if b.Bwrap == "" || !asRoot() {
+		return nil
+	}
+	for _, d := range dirs {
+		if err := os.Lchown(d, buildUser, buildUser); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -223,7 +223,8 @@ var systemHidden = []string{"/run/user", "/run/docker.sock", "/var/run/docker.so
 const resolverDir = "/run/systemd/resolve"
 
 // sandboxArgs is the bwrap command line that runs a command in dir: sandboxBase, the agent's data,
-// config and home and systemHidden hidden, and only the workspace and the project's cache writable.
+// config and home and systemHidden hidden, and only the workspace and the package managers' stores
+// of the project's cache writable.
 func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 	args := sandboxBase(b.Bwrap)
 	var hidden []string
@@ -247,9 +248,14 @@ func (b *Builder) sandboxArgs(ws *workspace, dir string) []string {
 		args = append(args, "--ro-bind", resolverDir, resolverDir)
 	}
 	if asRoot() {
-		args = append(args, traversableParents(hidden, []string{ws.root, ws.cache})...)
+		args = append(args, traversableParents(hidden, []string{ws.root, ws.stores, ws.git})...)
 	}
-	args = append(args, "--bind", ws.root, ws.root, "--bind", ws.cache, ws.cache)
+	args = append(args, "--bind", ws.root, ws.root)
+	if ws.cache != nil {
+		// Of the project's cache, the build writes only to the package managers' stores, and reads
+		// the kept repository its checkout borrows objects from.
+		args = append(args, "--bind", ws.stores, ws.stores, "--ro-bind", ws.git, ws.git)
+	}
 	// The empty directories that hide the agent's are made read-only once the workspace is mounted in them.
 	for _, dir := range hidden {
 		args = append(args, "--remount-ro", dir)
@@ -294,8 +300,8 @@ func (b *Builder) hiddenPaths() []string {
 }
 
 // baseEnv is the environment of install and build: nothing of the agent's own but PATH, a home and
-// temporary directory in the workspace, package manager caches in the project's cache, CI=true and
-// the project's variables.
+// temporary directory in the workspace, the package managers' stores of the project's cache,
+// CI=true and the project's variables.
 func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[string]string) []string {
 	env := map[string]string{
 		"PATH":                            ws.bin + string(os.PathListSeparator) + b.path(),
@@ -303,17 +309,21 @@ func (b *Builder) baseEnv(ws *workspace, packageManager string, projectEnv map[s
 		"TMPDIR":                          ws.tmp,
 		"CI":                              "true",
 		"LANG":                            "C.UTF-8",
-		"npm_config_cache":                filepath.Join(ws.cache, "npm"),
+		"npm_config_cache":                filepath.Join(ws.stores, "npm"),
 		"npm_config_update_notifier":      "false",
 		"npm_config_fund":                 "false",
 		"npm_config_audit":                "false",
-		"YARN_CACHE_FOLDER":               filepath.Join(ws.cache, "yarn"),
-		"COREPACK_HOME":                   filepath.Join(ws.cache, "corepack"),
+		"YARN_CACHE_FOLDER":               filepath.Join(ws.stores, "yarn"),
+		"YARN_GLOBAL_FOLDER":              filepath.Join(ws.stores, "yarn-global"),
+		"BUN_INSTALL_CACHE_DIR":           filepath.Join(ws.stores, "bun"),
+		"COREPACK_HOME":                   filepath.Join(ws.stores, "corepack"),
 		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
 	}
 	if packageManager == "pnpm" {
-		// Only for pnpm: npm warns about a setting it does not know on every run.
-		env["npm_config_store_dir"] = filepath.Join(ws.cache, "pnpm")
+		// Only for pnpm: npm warns about a setting it does not know on every run. pnpm 10 reads the
+		// first, later versions the second.
+		env["npm_config_store_dir"] = filepath.Join(ws.stores, "pnpm")
+		env["pnpm_config_store_dir"] = filepath.Join(ws.stores, "pnpm")
 	}
 	for k, v := range projectEnv {
 		if !ReservedEnv(k) {

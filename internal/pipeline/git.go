@@ -9,36 +9,107 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"unicode/utf8"
 )
 
-// clone checks out exactly job.CommitSHA into dir: a shallow fetch of that commit, and, for a
-// server that refuses to serve a commit by its id, a fetch of the branch; either way the checkout
-// is verified to be the recorded commit, never the branch tip in its place. It returns the
-// commit's message and author.
-func (b *Builder) clone(ctx context.Context, job Job, dir string, log *Log) (message, author string, err error) {
-	git := func(args ...string) ([]byte, error) { return b.git(ctx, job, dir, log.Redact, args...) }
+// keptRef is the ref of the kept repository that holds the last commit fetched, so git's garbage
+// collection keeps its objects.
+const keptRef = "refs/miaobu/fetched"
+
+// checkout puts exactly job.CommitSHA into ws.src: fetched into the kept repository ws.git, then
+// checked out from it into a fresh repository that borrows its objects. When the kept repository
+// fails, a fresh clone replaces it once the commit is checked out from that; when the fresh clone
+// fails too, the commit or the remote is at fault, not the kept repository, which stays. It
+// returns the commit's message and author.
+func (b *Builder) checkout(ctx context.Context, job Job, ws *workspace, log *Log) (message, author string, err error) {
+	if _, err := os.Stat(ws.git); err != nil {
+		if err := b.fetch(ctx, job, ws.git, log); err != nil {
+			return "", "", err
+		}
+		return b.checkoutFrom(ctx, job, ws.git, ws.src, log)
+	}
+	log.Printf("Fetching into the kept repository")
+	err = b.fetch(ctx, job, ws.git, log)
+	if err == nil {
+		if message, author, err = b.checkoutFrom(ctx, job, ws.git, ws.src, log); err == nil {
+			return message, author, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return "", "", err
+	}
+	log.Printf("The kept repository failed (%v): cloning afresh", err)
+	fresh := filepath.Join(ws.root, "fresh.git")
+	if err := os.RemoveAll(ws.src); err != nil {
+		return "", "", err
+	}
+	if err := os.Mkdir(ws.src, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := b.fetch(ctx, job, fresh, log); err != nil {
+		return "", "", err
+	}
+	if message, author, err = b.checkoutFrom(ctx, job, fresh, ws.src, log); err != nil {
+		return "", "", err
+	}
+	if err := os.RemoveAll(ws.git); err != nil {
+		return "", "", fmt.Errorf("replacing the kept repository: %w", err)
+	}
+	if err := os.Rename(fresh, ws.git); err != nil {
+		return "", "", fmt.Errorf("replacing the kept repository: %w", err)
+	}
+	return message, author, borrow(ws.src, ws.git)
+}
+
+// fetch fetches job.CommitSHA into the bare repository dir, which it creates when there is none: a
+// shallow fetch of that commit, and, for a server that refuses to serve a commit by its id, a fetch
+// of the branch. The repository is fetched into by URL, so neither the URL nor a token is ever
+// written into it.
+func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) error {
 	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
+		init := []string{"init", "--quiet", "--bare"}
+		if asRoot() {
+			// A root agent's builds run as buildUser, who must read the objects the checkout borrows.
+			init = append(init, "--shared=0644")
+		}
+		if _, err := b.gitIn(ctx, job, filepath.Dir(dir), log)(append(init, dir)...); err != nil {
+			return err
+		}
+	}
+	kept := b.gitIn(ctx, job, dir, log)
+	// No garbage collection left running in the background while the build reads the repository.
+	fetch := []string{"-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"}
+	if _, err := kept(slices.Concat(fetch, []string{"--depth=1", "--", job.RepoURL, "+" + job.CommitSHA + ":" + keptRef})...); err != nil {
+		// A missing repository, refused credentials or an unreachable host fail the branch the same way.
+		if !isMissing(err) {
+			return fmt.Errorf("cloning %s: %w", job.RepoURL, err)
+		}
+		log.Printf("Shallow fetch of the commit refused (%v); fetching branch %s", err, job.Branch)
+		if _, err := kept(slices.Concat(fetch, []string{"--", job.RepoURL, "+refs/heads/" + job.Branch + ":" + keptRef})...); err != nil {
+			if isMissing(err) {
+				return fmt.Errorf("commit %s is not in the repository, and neither is branch %s", short, job.Branch)
+			}
+			return fmt.Errorf("cloning %s: %w", job.RepoURL, err)
+		}
+	}
+	return nil
+}
+
+// checkoutFrom checks job.CommitSHA out of the bare repository kept into src, a new repository
+// that borrows kept's objects, and verifies it is the recorded commit, never the branch tip in its
+// place. It returns the commit's message and author.
+func (b *Builder) checkoutFrom(ctx context.Context, job Job, kept, src string, log *Log) (message, author string, err error) {
+	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
+	git := b.gitIn(ctx, job, src, log)
 	if _, err := git("init", "--quiet"); err != nil {
 		return "", "", err
 	}
-	if _, err := git("remote", "add", "origin", job.RepoURL); err != nil {
+	if err := borrow(src, kept); err != nil {
 		return "", "", err
-	}
-	if _, err := git("fetch", "--quiet", "--depth=1", "--no-tags", "origin", job.CommitSHA); err != nil {
-		// A missing repository, refused credentials or an unreachable host fail the branch the same way.
-		if !isMissing(err) {
-			return "", "", fmt.Errorf("cloning %s: %w", job.RepoURL, err)
-		}
-		log.Printf("Shallow fetch of the commit refused (%v); fetching branch %s", err, job.Branch)
-		if _, err := git("fetch", "--quiet", "--no-tags", "origin", "refs/heads/"+job.Branch); err != nil {
-			if isMissing(err) {
-				return "", "", fmt.Errorf("commit %s is not in the repository, and neither is branch %s", short, job.Branch)
-			}
-			return "", "", fmt.Errorf("cloning %s: %w", job.RepoURL, err)
-		}
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", job.CommitSHA); err != nil {
 		if isMissing(err) {
@@ -62,6 +133,32 @@ func (b *Builder) clone(ctx context.Context, job Job, dir string, log *Log) (mes
 	return strings.TrimSpace(message), author, nil
 }
 
+// borrow makes the repository in src use the objects of the bare repository kept, and stop where
+// kept's shallow history stops, so that git in the build neither copies them nor fails.
+func borrow(src, kept string) error {
+	objects, err := filepath.Abs(filepath.Join(kept, "objects"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(src, ".git", "objects", "info", "alternates"), []byte(objects+"\n"), 0o600); err != nil {
+		return err
+	}
+	shallow, err := os.ReadFile(filepath.Join(kept, "shallow"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(src, ".git", "shallow"), shallow, 0o600)
+}
+
+// gitIn returns a function that runs git in dir with gitEnv and returns its output; a failure says
+// in a few words what git said, with the log's secrets masked.
+func (b *Builder) gitIn(ctx context.Context, job Job, dir string, log *Log) func(args ...string) ([]byte, error) {
+	return func(args ...string) ([]byte, error) { return b.git(ctx, job, dir, log.Redact, args...) }
+}
+
 // git runs git with args in dir for job and returns its standard output; a failure says in a few
 // words what git wrote on stderr, with redact applied to it first.
 func (b *Builder) git(ctx context.Context, job Job, dir string, redact func(string) string, args ...string) ([]byte, error) {
@@ -78,9 +175,21 @@ func (b *Builder) git(ctx context.Context, job Job, dir string, redact func(stri
 		if failure := explainGit(redact(stderr.String())); failure.summary != "" {
 			return out, &failure
 		}
-		return out, fmt.Errorf("git %s: %w", args[0], err)
+		return out, fmt.Errorf("git %s: %w", gitVerb(args), err)
 	}
 	return out, nil
+}
+
+// gitVerb is the git command among args, after any -c options.
+func gitVerb(args []string) string {
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-c" {
+			i++
+			continue
+		}
+		return args[i]
+	}
+	return "git"
 }
 
 // gitEnv is git's environment: the agent's home (for its SSH keys and known hosts) but none of its

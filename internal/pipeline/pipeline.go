@@ -9,14 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
@@ -24,10 +25,11 @@ import (
 
 // Builder runs builds; one Builder serves every worker of an agent.
 type Builder struct {
-	// WorkRoot holds one workspace per running build, <data_dir>/builds; each is removed after its build.
+	// WorkRoot holds the workspace of each project with a build running, <data_dir>/builds; each is
+	// removed after its build.
 	WorkRoot string
-	// CacheRoot holds one package-manager cache per project, <data_dir>/cache.
-	CacheRoot string
+	// Caches holds what each project keeps between its builds, <data_dir>/cache.
+	Caches *buildcache.Caches
 	// Bwrap is the bubblewrap binary that sandboxes install and build, "" to run them unsandboxed.
 	Bwrap string
 	// Hide lists paths a sandboxed build must not see besides the agent's home and the host's
@@ -54,6 +56,10 @@ type Job struct {
 	Framework, InstallCommand, BuildCommand, OutputDirectory, RootDirectory string
 	// Env holds the project's build variables; their values are masked in the log.
 	Env map[string]string
+	// NoCache keeps the build away from the project's build cache: it neither reads nor writes it.
+	NoCache bool
+	// ClearCache discards the project's build cache before the build, which starts from nothing.
+	ClearCache bool
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
 	PublishDir string
 	// Step is told each status the build enters; an error from it stops the build.
@@ -74,29 +80,18 @@ type Result struct {
 
 // workspace is the directory tree of one build.
 type workspace struct {
-	root, src, home, tmp, bin, cache string
-}
-
-// NodeVersion returns the major version of the node on PATH, 0 when there is none.
-func NodeVersion() int {
-	out, err := exec.Command("node", "--version").Output()
-	if err != nil {
-		return 0
-	}
-	major, _ := detect.NodeMajor(strings.TrimSpace(string(out)))
-	return major
+	root, src, home, tmp, bin string
+	// git is the kept repository the commit is fetched into, and stores the package managers'
+	// stores: the project's, or for a build without the cache, the workspace's own.
+	git, stores string
+	// cache is the project's build cache, nil for a build without it.
+	cache *buildcache.Project
 }
 
 // Build runs job: clone, detect, install, build, publish into job.PublishDir. Its error is the
 // deployment's error message; when ctx ends it returns context.Cause(ctx).
 func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error) {
 	start := time.Now()
-	ws, err := b.newWorkspace(job)
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(ws.root)
-
 	log.Printf("Deployment #%d of commit %s (branch %s, trigger %s)", job.DeploymentID, job.CommitSHA, job.Branch, job.Trigger)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
@@ -104,9 +99,17 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	if b.Bwrap == "" {
 		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
+	ws, err := b.newWorkspace(job, log)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(ws.root)
+	if ws.cache != nil {
+		defer ws.cache.Close()
+	}
 
-	log.Printf("==> Cloning %s at %s", job.RepoURL, job.CommitSHA)
-	message, author, err := b.cloneInTime(ctx, job, ws.src, log)
+	log.Printf("==> Cloning %s at %s", withoutPassword(job.RepoURL), job.CommitSHA)
+	message, author, err := b.cloneInTime(ctx, job, ws, log)
 	if err != nil {
 		return nil, err
 	}
@@ -125,18 +128,28 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, err
 	}
 	projectDir := filepath.Join(ws.src, filepath.FromSlash(settings.rootDir))
+	// Registered after the workspace's removal, so it runs first: what the build took from the
+	// cache goes back before the workspace is removed.
+	kept := &keeping{builder: b, cache: ws.cache, src: ws.src, root: settings.rootDir}
+	defer kept.giveBack(log)
 
 	installEnv := b.baseEnv(ws, settings.PackageManager, job.Env)
 	if settings.InstallCommand != "" {
-		if err := job.Step(store.StatusInstalling); err != nil {
-			return nil, err
-		}
-		log.Printf("==> Installing: %s", settings.InstallCommand)
-		if err := b.run(ctx, ws, command{name: "install", shell: settings.InstallCommand, dir: projectDir, env: installEnv}, log); err != nil {
-			return nil, err
+		if kept.takeDeps(settings, job.Env, log) {
+			log.Printf("==> Installing: skipped, dependencies unchanged (cache %s)", kept.key[:7])
+		} else {
+			if err := job.Step(store.StatusInstalling); err != nil {
+				return nil, err
+			}
+			log.Printf("==> Installing: %s", settings.InstallCommand)
+			if err := b.run(ctx, ws, command{name: "install", shell: settings.InstallCommand, dir: projectDir, env: installEnv}, log); err != nil {
+				kept.key = "" // what a failed or interrupted install left is never kept
+				return nil, err
+			}
 		}
 	}
 	if settings.BuildCommand != "" {
+		kept.takeFramework(log)
 		if err := job.Step(store.StatusBuilding); err != nil {
 			return nil, err
 		}
@@ -146,6 +159,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		if err := b.run(ctx, ws, command{name: "build", shell: settings.BuildCommand, dir: projectDir, env: buildEnv}, log); err != nil {
 			return nil, err
 		}
+		kept.built = true
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -168,11 +182,11 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
-// cloneInTime is clone bounded by the clone timeout; when ctx ends or the time is up it returns why.
-func (b *Builder) cloneInTime(ctx context.Context, job Job, dir string, log *Log) (message, author string, err error) {
+// cloneInTime is checkout bounded by the clone timeout; when ctx ends or the time is up it returns why.
+func (b *Builder) cloneInTime(ctx context.Context, job Job, ws *workspace, log *Log) (message, author string, err error) {
 	cloneCtx, cancel := context.WithTimeoutCause(ctx, b.cloneTimeout(), fmt.Errorf("clone timed out after %s", b.cloneTimeout()))
 	defer cancel()
-	message, author, err = b.clone(cloneCtx, job, dir, log)
+	message, author, err = b.checkout(cloneCtx, job, ws, log)
 	if err != nil && cloneCtx.Err() != nil {
 		return "", "", context.Cause(cloneCtx)
 	}
@@ -188,16 +202,35 @@ func (b *Builder) cloneTimeout() time.Duration {
 }
 
 // newWorkspace creates the build's directories: the checkout, a home, a temporary directory, a
-// bin directory for shims, and the project's cache.
-func (b *Builder) newWorkspace(job Job) (*workspace, error) {
-	root := filepath.Join(b.WorkRoot, strconv.FormatInt(job.DeploymentID, 10))
+// bin directory for shims, and the project's build cache, cleared first for job.ClearCache. The
+// workspace's path is the same for every build of a project (they never run at once), since some
+// package managers write absolute paths into what they install.
+func (b *Builder) newWorkspace(job Job, log *Log) (*workspace, error) {
+	root := filepath.Join(b.WorkRoot, strconv.FormatInt(job.ProjectID, 10))
 	if err := os.RemoveAll(root); err != nil {
 		return nil, fmt.Errorf("clearing the workspace: %w", err)
 	}
 	ws := &workspace{root: root, src: filepath.Join(root, "src"), home: filepath.Join(root, "home"),
 		tmp: filepath.Join(root, "tmp"), bin: filepath.Join(root, "bin"),
-		cache: filepath.Join(b.CacheRoot, strconv.FormatInt(job.ProjectID, 10))}
-	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.cache} {
+		git: filepath.Join(root, "git"), stores: filepath.Join(root, "stores")}
+	switch {
+	case job.NoCache:
+		log.Printf("Build cache: not used by this build")
+	case job.ClearCache:
+		freed, err := b.Caches.Clear(job.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		log.Printf("Build cache: cleared (%.1f MiB freed); this build starts from nothing", float64(freed)/(1<<20))
+	}
+	if !job.NoCache {
+		cache, err := b.Caches.Open(job.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		ws.cache, ws.git, ws.stores = cache, cache.Git(), cache.Stores()
+	}
+	for _, d := range []string{ws.src, ws.home, ws.tmp, ws.bin, ws.stores} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating the workspace: %w", err)
 		}
@@ -342,4 +375,15 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// withoutPassword returns a repository URL fit for a build log: its user information, which may be a
+// token or a password, is replaced by "***".
+func withoutPassword(repoURL string) string {
+	u, err := url.Parse(repoURL)
+	if err != nil || u.User == nil {
+		return repoURL
+	}
+	u.User = nil
+	return strings.Replace(u.String(), "//", "//***@", 1)
 }

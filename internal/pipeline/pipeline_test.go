@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/proctest"
 	"github.com/miaobu/miaobu/internal/store"
@@ -64,7 +65,7 @@ func testBuilderIn(t *testing.T, data string) (*Builder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Builder{WorkRoot: filepath.Join(data, "builds"), CacheRoot: filepath.Join(data, "cache"), Bwrap: bwrap,
+	return &Builder{WorkRoot: filepath.Join(data, "builds"), Caches: buildcache.New(filepath.Join(data, "cache")), Bwrap: bwrap,
 		Hide: []string{data}, CloneTimeout: time.Minute}, data
 }
 
@@ -464,5 +465,19 @@ func TestStrayProcessesDieWithTheStep(t *testing.T) {
 				t.Errorf("a process survived its step: %v\n%s", left, log)
 			}
 		})
+	}
+}
+
+func TestBuildLogHidesCredentialsInRepoURLs(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://user:s3cret@git.example.com/a/b.git": "https://***@git.example.com/a/b.git",
+		"https://ghp_token@github.com/a/b.git":        "https://***@github.com/a/b.git",
+		"https://github.com/a/b.git":                  "https://github.com/a/b.git",
+		"git@github.com:a/b.git":                      "git@github.com:a/b.git",
+		"/srv/repos/site":                             "/srv/repos/site",
+	} {
+		if got := withoutPassword(raw); got != want {
+			t.Errorf("withoutPassword(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }

@@ -123,7 +123,7 @@ func TestRootAgentsSandboxedBuildIsUnprivileged(t *testing.T) {
 	}
 	data := hostTempDir(t)
 	b := sandboxedBuilder(t, data)
-	oldCache := filepath.Join(b.CacheRoot, "1", "npm", "old")
+	oldCache := filepath.Join(data, "cache", "1", "stores", "npm", "old")
 	if err := os.MkdirAll(filepath.Dir(oldCache), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,8 @@ type Deployment struct {
 	Detected *DetectedSettings `json:"detected,omitempty"`
 	// GitHubDeploymentID is the deployment on GitHub that reports this one, 0 until one is made.
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
+	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
+	NoCache bool `json:"no_cache,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
