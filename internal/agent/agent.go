@@ -35,6 +35,10 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
+// previewPurgeInterval is how often the files of previews removed longer than retention.previews
+// ago are looked for.
+const previewPurgeInterval = time.Hour
+
 // Version is the agent's version, set by the CLI from its build information.
 var Version = "dev"
 
@@ -149,6 +153,9 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
 	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.handle(a.setEnv))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.handle(a.unsetEnv))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/previews", a.handle(a.listPreviews))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/previews/{alias}/approve", a.handle(a.approvePreview))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/previews/{alias}", a.handle(a.removePreview))
 	admin.HandleFunc("GET "+api.PathStatus, a.handle(a.status))
 	admin.Handle("GET "+api.PathMetrics, a.metrics.handler())
 	admin.HandleFunc("GET "+api.PathDeployments, a.handle(a.listDeployments))
@@ -288,6 +295,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	pollerDone := a.startPoller(workCtx)
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
 	waitOutbox := a.startOutbox(outboxCtx)
+	go a.domain.RunPreviewPurges(workCtx, previewPurgeInterval)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {

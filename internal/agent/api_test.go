@@ -9,6 +9,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 func TestAdminAPIRequiresToken(t *testing.T) {
@@ -189,7 +190,7 @@ func TestWireValuesMatchStore(t *testing.T) {
 		{api.TriggerManual, string(store.TriggerManual)}, {api.TriggerImport, string(store.TriggerImport)},
 		{api.TriggerRollback, string(store.TriggerRollback)}, {api.TriggerPoll, string(store.TriggerPoll)},
 		{api.TriggerReconcile, string(store.TriggerReconcile)}, {api.TriggerGitHubDeployment, string(store.TriggerGitHubDeployment)},
-		{api.ProjectTriggerWebhook, string(store.ProjectTriggerWebhook)}, {api.ProjectTriggerPoll, string(store.ProjectTriggerPoll)},
+		{api.ProjectTriggerWebhook, trigger.ModeWebhook}, {api.ProjectTriggerPoll, trigger.ModePoll},
 	} {
 		if wire, stored := pair[0], pair[1]; wire != stored {
 			t.Errorf("wire value %q, stored %q", wire, stored)

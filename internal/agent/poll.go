@@ -8,6 +8,7 @@ import (
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // startPoller starts polling the projects with trigger poll and reconciling every project (at once,
@@ -29,14 +30,6 @@ func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
 	return stopped
 }
 
-// projectTrigger is how the API names the way a project's new commits are found.
-func projectTrigger(p *store.Project) string {
-	if p.Polled() {
-		return api.ProjectTriggerPoll
-	}
-	return api.ProjectTriggerWebhook
-}
-
 // pollProjects lists every project as the poller sees it.
 func (a *Agent) pollProjects() ([]poll.Project, error) {
 	projects, err := a.domain.Projects()
@@ -46,7 +39,7 @@ func (a *Agent) pollProjects() ([]poll.Project, error) {
 	out := make([]poll.Project, 0, len(projects))
 	for _, p := range projects {
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
-			Poll: p.Polled()})
+			Poll: p.TriggerMode == trigger.ModePoll})
 	}
 	return out, nil
 }

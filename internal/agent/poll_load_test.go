@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // TestPollLoad measures what polling 100 unchanged GitHub projects costs: it runs `miaobu agent` as
@@ -39,7 +39,7 @@ func TestPollLoad(t *testing.T) {
 		name := fmt.Sprintf("acme/site-%03d", i)
 		gh.AddRepo(githubtest.Repo{FullName: name, DefaultBranch: "main", Branches: map[string]string{"main": strings.Repeat("a", 40)}})
 		p := &store.Project{Name: name[5:], Slug: name[5:], Repo: name, RepoURL: "https://github.com/" + name + ".git",
-			DefaultBranch: "main", Target: "local", Trigger: api.ProjectTriggerPoll}
+			DefaultBranch: "main", Target: "local", TriggerMode: trigger.ModePoll}
 		if err := st.CreateProject(p); err != nil {
 			t.Fatal(err)
 		}

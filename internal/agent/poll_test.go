@@ -48,7 +48,7 @@ func TestPolledProjectDeploysWithoutWebhook(t *testing.T) {
 	repo := gittest.New(t)
 	first := repo.Commit("first", map[string]string{"index.html": "version one"})
 	var p api.Project
-	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "laptop", RepoURL: "file://" + repo.Dir, Trigger: api.ProjectTriggerPoll},
+	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "laptop", RepoURL: "file://" + repo.Dir, TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}},
 		http.StatusCreated, &p)
 	if p.Trigger != api.ProjectTriggerPoll || p.DefaultBranch != "main" {
 		t.Fatalf("created %+v", p)
@@ -76,7 +76,7 @@ func TestPolledProjectDeploysWithoutWebhook(t *testing.T) {
 	assertMetrics(t, ta, `miaobu_polls_total{result="changed"} 2`, `miaobu_polls_total{result="error"} 0`)
 
 	// A project switched back to webhooks is no longer polled.
-	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{Trigger: ptr(api.ProjectTriggerWebhook)}, http.StatusOK, &p)
+	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerWebhook)}}, http.StatusOK, &p)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		ta.call("GET", api.PathStatus, nil, http.StatusOK, &status)
 		if ps := status.Projects[0]; ps.Trigger == api.ProjectTriggerWebhook && ps.NextPollAt == nil {
@@ -91,12 +91,12 @@ func TestPolledProjectDeploysWithoutWebhook(t *testing.T) {
 func TestPollTriggerIsValidated(t *testing.T) {
 	ta := startAgent(t, nil)
 	repo := gittest.New(t)
-	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "x", RepoURL: repo.Dir, Branch: "main", Trigger: "cron"}, http.StatusBadRequest, nil)
+	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "x", RepoURL: repo.Dir, Branch: "main", TriggerSettings: api.TriggerSettings{Trigger: ptr("cron")}}, http.StatusBadRequest, nil)
 	p := ta.addProject("site", repo.Dir)
 	if p.Trigger != api.ProjectTriggerWebhook {
 		t.Errorf("default trigger %q", p.Trigger)
 	}
-	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{Trigger: ptr("sometimes")}, http.StatusBadRequest, nil)
+	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{TriggerSettings: api.TriggerSettings{Trigger: ptr("sometimes")}}, http.StatusBadRequest, nil)
 }
 
 // TestPushesMissedWhileStoppedDeployAtStart stops the agent, pushes two commits, and starts it again:

@@ -31,7 +31,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range projects {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
 			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p),
-			Trigger: projectTrigger(p), PollStatus: a.pollStatus(p.ID)}
+			Trigger: p.TriggerMode, PollStatus: a.pollStatus(p.ID)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			return err
@@ -44,6 +44,15 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 			if d, err := a.store.Deployment(p.ActiveDeploymentID); err == nil {
 				live := a.deploymentView(d, p)
 				ps.Live = &live
+			}
+		}
+		previews, err := a.store.Previews(p.ID)
+		if err != nil {
+			return err
+		}
+		for _, pv := range previews {
+			if !pv.Removed() {
+				ps.Previews++
 			}
 		}
 		out.Projects = append(out.Projects, ps)

@@ -193,7 +193,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env, ClearCache: d.NoCache,
-		PublishDir: a.domain.SiteDir(p.Slug, d.ID),
+		PullRequest: d.PullRequest, Fork: d.Fork, PublishDir: a.domain.SiteDir(p.Slug, d.ID),
 		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
 			return a.store.SetStatus(d.ID, status)

@@ -134,6 +134,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newDeployCommand(a),
 		newEnvCommand(a),
 		newRollbackCommand(a),
+		newPreviewCommand(a),
 		newCacheCommand(a),
 		newStatusCommand(a),
 		newBackupCommand(a),

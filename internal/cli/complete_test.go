@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -137,4 +138,43 @@ func TestEveryProjectOrDeploymentArgumentCompletes(t *testing.T) {
 		}
 	}
 	walk(newRootCommand(&app{}))
+}
+
+func TestPreviewCompletion(t *testing.T) {
+	cliEnv(t)
+	st := startAgent(t)
+	if code, _, errOut := run("project", "add", "blog", "--repo-url", gitRepo(t, "main")); code != 0 {
+		t.Fatalf("project add: %s", errOut)
+	}
+	for _, p := range []store.Push{
+		{ProjectID: 1, CommitSHA: strings.Repeat("a", 40), Branch: "feature", Alias: "pr-3", PullRequest: 3},
+		{ProjectID: 1, CommitSHA: strings.Repeat("b", 40), Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true},
+		{ProjectID: 1, CommitSHA: strings.Repeat("c", 40), Branch: "x", Alias: "git-x"},
+	} {
+		if _, err := st.RecordPush(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := st.RemovePreview(1, "git-x", "branch deleted"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"preview", "list", ""}, []string{"blog"}},
+		{[]string{"preview", "approve", ""}, []string{"blog"}},
+		{[]string{"preview", "approve", "blog", ""}, []string{"7"}},
+		{[]string{"preview", "remove", "blog", ""}, []string{"pr-3", "pr-7"}},
+		{[]string{"preview", "remove", "blog", "pr-7", ""}, nil},
+	} {
+		words, _, directive := complete(t, tc.args...)
+		slices.Sort(words)
+		if !slices.Equal(words, tc.want) || directive != noFiles {
+			t.Errorf("%q: completions %q %s, want %q %s", tc.args, words, directive, tc.want, noFiles)
+		}
+	}
+	if _, descriptions, _ := complete(t, "preview", "approve", "blog", ""); descriptions["7"] != "PR #7 (patch-1) from a fork" {
+		t.Errorf("description of PR 7: %q", descriptions["7"])
+	}
 }

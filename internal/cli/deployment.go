@@ -34,11 +34,12 @@ func deploymentID(arg string) (string, error) {
 
 func newDeploymentListCommand(a *app) *cobra.Command {
 	var (
-		limit  int
-		asJSON bool
+		limit              int
+		environment, alias string
+		asJSON             bool
 	)
 	cmd := &cobra.Command{
-		Use:     "list [PROJECT] [--limit N]",
+		Use:     "list [PROJECT] [--limit N] [--environment production|preview] [--alias ALIAS]",
 		Aliases: []string{"ls"},
 		Short:   "List deployments, newest first",
 		Args:    rangeArgs(0, 1),
@@ -46,6 +47,14 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 			query, err := historyQuery(limit, args)
 			if err != nil {
 				return err
+			}
+			if environment != "" && environment != "production" && environment != "preview" {
+				return usageError{fmt.Errorf("--environment must be production or preview, not %q", environment)}
+			}
+			for name, value := range map[string]string{"environment": environment, "alias": alias} {
+				if value != "" {
+					query += "&" + name + "=" + url.QueryEscape(value)
+				}
 			}
 			var deployments []api.Deployment
 			if err := a.call(cmd.Context(), "GET", api.PathDeployments+query, nil, &deployments); err != nil {
@@ -70,15 +79,25 @@ func newDeploymentListCommand(a *app) *cobra.Command {
 					status += " " + a.term.green("(live)")
 				}
 				rows = append(rows, []string{strconv.FormatInt(d.ID, 10), slugs[d.ProjectID], status,
-					shortSHA(d.CommitSHA), d.Branch, d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
+					shortSHA(d.CommitSHA), d.Branch, environmentOf(d), d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
 			}
-			return a.term.table(a.out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TRIGGER", "CREATED", "MESSAGE"}, rows)
+			return a.term.table(a.out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TO", "TRIGGER", "CREATED", "MESSAGE"}, rows)
 		},
 	}
 	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments to show")
+	cmd.Flags().StringVar(&environment, "environment", "", "only production or only preview deployments")
+	cmd.Flags().StringVar(&alias, "alias", "", "only the deployments of one preview alias, such as pr-12")
 	jsonFlag(cmd, &asJSON)
 	return cmd
+}
+
+// environmentOf names where a deployment goes: production, or its preview alias.
+func environmentOf(d api.Deployment) string {
+	if d.Alias == "" {
+		return "production"
+	}
+	return "preview " + d.Alias
 }
 
 // projectSlugs maps every project's id to its slug, for tables that name projects.
@@ -127,6 +146,7 @@ func printDeployment(a *app, d api.Deployment) error {
 		{"Commit", fmt.Sprintf("%s %s", shortSHA(d.CommitSHA), firstLine(d.CommitMessage))},
 		{"Author", orDash(d.CommitAuthor)},
 		{"Branch", d.Branch},
+		{"To", environmentOf(d)},
 		{"Trigger", d.Trigger},
 		{"Created", d.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	}

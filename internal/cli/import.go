@@ -17,6 +17,7 @@ type importOptions struct {
 	branch      string
 	name        string
 	build       buildFlags
+	triggers    api.TriggerSettings
 	noWebhook   bool
 	noDeploy    bool
 	json        bool
@@ -24,6 +25,7 @@ type importOptions struct {
 
 func newImportCommand(a *app) *cobra.Command {
 	opts := &importOptions{app: a}
+	var triggers triggerFlags
 	cmd := &cobra.Command{
 		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy] [--trigger webhook|poll]",
 		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
@@ -33,10 +35,13 @@ func newImportCommand(a *app) *cobra.Command {
 			"a commit status and a GitHub Deployment. Build settings given as flags are stored and win over\n" +
 			"detection; the others are detected again from each commit at build time.",
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			owner, repo, ok := strings.Cut(strings.TrimSuffix(args[0], ".git"), "/")
 			if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
 				return usageError{fmt.Errorf("%q is not OWNER/REPO, such as octocat/hello-world", args[0])}
+			}
+			if opts.triggers, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
 			}
 			opts.owner, opts.repo = owner, repo
 			return opts.run(cmd.Context())
@@ -47,6 +52,7 @@ func newImportCommand(a *app) *cobra.Command {
 	cmd.Flags().BoolVar(&opts.noWebhook, "no-webhook", false, "do not create the GitHub webhook")
 	cmd.Flags().BoolVar(&opts.noDeploy, "no-deploy", false, "do not queue the first deployment")
 	opts.build.register(cmd)
+	triggers.register(cmd)
 	jsonFlag(cmd, &opts.json)
 	return cmd
 }
@@ -59,7 +65,7 @@ func (o *importOptions) run(ctx context.Context) error {
 	req := api.ImportRequest{Branch: o.branch, Name: o.name, Target: o.build.target,
 		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
 		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir,
-		Trigger: o.build.trigger, NoWebhook: o.noWebhook, NoDeploy: o.noDeploy}
+		NoWebhook: o.noWebhook, NoDeploy: o.noDeploy, TriggerSettings: o.triggers}
 	var res api.ImportResult
 	if err := c.do(ctx, "POST", api.ImportPath(o.owner, o.repo), req, &res); err != nil {
 		return err

@@ -24,14 +24,13 @@ func newProjectCommand(a *app) *cobra.Command {
 // projectPath is the API path of a project named by id or slug.
 func projectPath(ref string) string { return api.PathProjects + "/" + url.PathEscape(ref) }
 
-// buildFlags are the setting flags shared by add, set and import: the build settings and the trigger.
+// buildFlags are the build-setting flags shared by add, set and import.
 type buildFlags struct {
-	target, buildCommand, installCommand, outputDir, rootDir, trigger string
+	target, buildCommand, installCommand, outputDir, rootDir string
 }
 
 // register adds the flags to cmd.
 func (f *buildFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.trigger, "trigger", "", "how new commits are found: webhook (the default) or poll (the agent checks every poll.interval; no public URL needed)")
 	cmd.Flags().StringVar(&f.target, "target", "", "publish target: local or oss")
 	cmd.Flags().StringVar(&f.buildCommand, "build-command", "", "build command (default: detected)")
 	cmd.Flags().StringVar(&f.installCommand, "install-command", "", "install command (default: detected)")
@@ -41,24 +40,29 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 
 // projectAddOptions are the inputs of `miaobu project add`.
 type projectAddOptions struct {
-	app     *app
-	name    string
-	repoURL string
-	branch  string
-	build   buildFlags
-	json    bool
+	app      *app
+	name     string
+	repoURL  string
+	branch   string
+	build    buildFlags
+	triggers api.TriggerSettings
+	json     bool
 }
 
 func newProjectAddCommand(a *app) *cobra.Command {
 	opts := &projectAddOptions{app: a}
+	var triggers triggerFlags
 	cmd := &cobra.Command{
 		Use:   "add NAME --repo-url URL",
 		Short: "Add a project from any git URL (its webhook is set up by hand)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			opts.name = args[0]
 			if opts.repoURL == "" {
 				return usageError{fmt.Errorf("--repo-url is required")}
+			}
+			if opts.triggers, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
 			}
 			return opts.run(cmd.Context())
 		},
@@ -67,6 +71,7 @@ func newProjectAddCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&opts.branch, "branch", "", "branch whose pushes deploy (default: the remote's HEAD branch, else main)")
 	jsonFlag(cmd, &opts.json)
 	opts.build.register(cmd)
+	triggers.register(cmd)
 	return cmd
 }
 
@@ -89,7 +94,7 @@ func (o *projectAddOptions) run(ctx context.Context) error {
 	}
 	req := api.ProjectCreate{Name: o.name, RepoURL: repoURL, Branch: o.branch, Target: o.build.target,
 		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
-		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir, Trigger: o.build.trigger}
+		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir, TriggerSettings: o.triggers}
 	var p api.Project
 	if err := c.do(ctx, "POST", api.PathProjects, req, &p); err != nil {
 		return err
@@ -109,7 +114,7 @@ func (o *projectAddOptions) run(ctx context.Context) error {
 		{"Payload URL", p.WebhookURL},
 		{"Content type", "application/json"},
 		{"Secret", p.WebhookSecret},
-		{"Events", "Just the push event"},
+		{"Events", "Pushes and Pull requests"},
 	}); err != nil {
 		return err
 	}
@@ -195,6 +200,29 @@ func pollSummary(t *terminal, ps api.PollStatus) string {
 	return strings.Join(parts, ", ")
 }
 
+// watching says which paths a push must change to deploy.
+func watching(globs []string) string {
+	if len(globs) == 0 {
+		return "every path"
+	}
+	return strings.Join(globs, ", ")
+}
+
+// previewRules says which pull requests and branches deploy previews.
+func previewRules(p api.Project) string {
+	var rules []string
+	if p.PRPreviews {
+		rules = append(rules, "pull requests (from forks: "+p.ForkPreviews+")")
+	}
+	if len(p.PreviewBranches) > 0 {
+		rules = append(rules, "branches "+strings.Join(p.PreviewBranches, ", "))
+	}
+	if len(rules) == 0 {
+		return "none"
+	}
+	return strings.Join(rules, "; ")
+}
+
 // githubReports says which reports of a project's deployments reach GitHub.
 func githubReports(r api.GitHubReports) string {
 	var kinds []string
@@ -246,6 +274,9 @@ func printProject(a *app, p api.Project) error {
 		{"Name", p.Name},
 		{"Repository", repo},
 		{"Deploys", deploys(p)},
+		{"Previews", previewRules(p)},
+		{"Watching", watching(p.WatchPaths)},
+		{"Trigger", p.Trigger},
 		webhook,
 		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
@@ -265,7 +296,7 @@ func newProjectShowCommand(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show PROJECT",
-		Short: "Show a project, its webhook badge and the branch that deploys",
+		Short: "Show a project, its webhook badge, the branch that deploys and its previews",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p api.Project
@@ -275,7 +306,15 @@ func newProjectShowCommand(a *app) *cobra.Command {
 			if asJSON {
 				return printJSON(a.out, p)
 			}
-			return printProject(a, p)
+			if err := printProject(a, p); err != nil {
+				return err
+			}
+			var previews []api.Preview
+			if err := a.call(cmd.Context(), "GET", api.PreviewsPath(args[0]), nil, &previews); err != nil || len(previews) == 0 {
+				return err
+			}
+			fmt.Fprintln(a.out)
+			return printPreviews(a, previews)
 		},
 	}
 	cmd.ValidArgsFunction = completeProject(a)
@@ -285,16 +324,20 @@ func newProjectShowCommand(a *app) *cobra.Command {
 
 func newProjectSetCommand(a *app) *cobra.Command {
 	var (
-		build  buildFlags
-		branch string
-		asJSON bool
+		build    buildFlags
+		triggers triggerFlags
+		branch   string
+		asJSON   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D] [--trigger webhook|poll]",
-		Short: "Change a project's settings (an empty value returns a setting to detection)",
+		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D] [--preview-branches G,...] [--pr-previews=BOOL] [--fork-previews off|approve|on] [--watch-paths G,...] [--trigger webhook|poll]",
+		Short: "Change a project's settings (an empty value returns a setting to detection or empties a list)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			var req api.ProjectUpdate
+			if req.TriggerSettings, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
+			}
 			changed := func(name string, v *string) *string {
 				if cmd.Flags().Changed(name) {
 					return v
@@ -307,7 +350,6 @@ func newProjectSetCommand(a *app) *cobra.Command {
 			req.InstallCommand = changed("install-command", &build.installCommand)
 			req.OutputDirectory = changed("output-dir", &build.outputDir)
 			req.RootDirectory = changed("root-dir", &build.rootDir)
-			req.Trigger = changed("trigger", &build.trigger)
 			if req == (api.ProjectUpdate{}) {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting flag")}
 			}
@@ -325,6 +367,7 @@ func newProjectSetCommand(a *app) *cobra.Command {
 	cmd.ValidArgsFunction = completeProject(a)
 	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
 	build.register(cmd)
+	triggers.register(cmd)
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -81,9 +81,10 @@ func printStatus(a *app, st api.Status) error {
 		if p.Trigger == api.ProjectTriggerPoll {
 			trigger = "⟳ Polled: " + pollSummary(t, p.PollStatus)
 		}
-		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last, formatSize(p.CacheBytes), p.SiteURL})
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last,
+			strconv.Itoa(p.Previews), formatSize(p.CacheBytes), p.SiteURL})
 	}
-	if err := t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "CACHE", "URL"}, rows); err != nil {
+	if err := t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "PREVIEWS", "CACHE", "URL"}, rows); err != nil {
 		return err
 	}
 	for _, p := range st.Projects {

@@ -151,8 +151,12 @@ type Build struct {
 
 // Retention says how much history is kept.
 type Retention struct {
-	// Deployments is how many successful deployments are kept per project.
+	// Deployments is how many successful deployments are kept per project, for production and for
+	// each preview apart.
 	Deployments int `mapstructure:"deployments"`
+	// Previews is how long the files of a closed pull request's or deleted branch's preview are
+	// kept after it was taken down.
+	Previews time.Duration `mapstructure:"previews"`
 	// CacheBytes bounds each project's build cache: past it, after a successful deployment, the
 	// package managers' stores go first, then the framework caches, then the rest; 0 sets no bound.
 	CacheBytes int64 `mapstructure:"cache_bytes"`
@@ -217,6 +221,7 @@ var envNames = map[string][]string{
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
 	"build.sandbox":         {"MIAOBU_BUILD_SANDBOX"},
 	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
+	"retention.previews":    {"MIAOBU_RETENTION_PREVIEWS"},
 	"retention.cache_bytes": {"MIAOBU_RETENTION_CACHE_BYTES"},
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
@@ -275,6 +280,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("build.timeout", 15*time.Minute)
 	v.SetDefault("build.sandbox", "auto")
 	v.SetDefault("retention.deployments", 10)
+	v.SetDefault("retention.previews", 168*time.Hour)
 	v.SetDefault("retention.cache_bytes", 2<<30)
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
@@ -401,6 +407,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
+	}
+	if c.Retention.Previews < 0 {
+		return fmt.Errorf("retention.previews must be a duration such as 168h, not %s", c.Retention.Previews)
 	}
 	if c.Retention.CacheBytes < 0 {
 		return fmt.Errorf("retention.cache_bytes must be 0 (no bound) or more, not %d", c.Retention.CacheBytes)

@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("addresses %q %q %q", cfg.Listen, cfg.PublicURL, cfg.AgentURL)
 	}
 	if cfg.Build.Concurrency != 2 || cfg.Build.Timeout != 15*time.Minute || cfg.Build.Sandbox != "auto" ||
-		cfg.Retention.Deployments != 10 || cfg.Retention.CacheBytes != 2<<30 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
+		cfg.Retention.Deployments != 10 || cfg.Retention.CacheBytes != 2<<30 || cfg.Retention.Previews != 168*time.Hour || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
 		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
@@ -82,13 +82,14 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "0")
 	t.Setenv("MIAOBU_RETENTION_CACHE_BYTES", "0")
 	t.Setenv("MIAOBU_CORS_ALLOWED_ORIGINS", "https://b.example.com,https://c.example.com")
+	t.Setenv("MIAOBU_RETENTION_PREVIEWS", "36h")
 	t.Setenv("MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES", "2097152")
 	cfg, err = Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" || cfg.Webhook.MaxInflightBytes != 2<<20 ||
-		cfg.Build.Concurrency != 0 || cfg.Retention.CacheBytes != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
+		cfg.Retention.Previews != 36*time.Hour || cfg.Build.Concurrency != 0 || cfg.Retention.CacheBytes != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
 		t.Fatalf("environment values %+v", cfg)
 	}
 	t.Setenv("MIAOBU_PUBLIC_URL", "https://miaobu.example.com")
@@ -147,6 +148,7 @@ func TestInvalidValues(t *testing.T) {
 		"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES": "64",
 		"MIAOBU_POLL_INTERVAL":              "10s",
 		"MIAOBU_RECONCILE_INTERVAL":         "-1m",
+		"MIAOBU_RETENTION_PREVIEWS":         "-1h",
 	} {
 		isolate(t)
 		t.Setenv(env, value)

@@ -12,6 +12,7 @@ import (
 	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // ImportRequest is `miaobu import OWNER/REPO`; the build settings given here are stored and win
@@ -56,7 +57,9 @@ type Imported struct {
 // a warning of the import, not its failure.
 func (s *Service) Import(ctx context.Context, req ImportRequest) (*Imported, error) {
 	// A polled project needs no webhook, and an agent without a public URL could not make one.
-	req.NoWebhook = req.NoWebhook || req.Settings.polled()
+	if t := req.Settings.Triggers.Trigger; t != nil && *t == trigger.ModePoll {
+		req.NoWebhook = true
+	}
 	root, err := s.validateImport(req)
 	if err != nil {
 		return nil, err
@@ -88,6 +91,7 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Imported, err
 	}
 	p := &store.Project{Name: projectName, Slug: projectName, Repo: full, RepoURL: repo.CloneURL, Private: repo.Private,
 		DefaultBranch: branch, Target: s.cfg.Target}
+	defaultTriggers(p)
 	applySettings(req.Settings, p)
 	if !req.NoWebhook {
 		// Made before the project is stored, so it is kept even when creating the hook fails.

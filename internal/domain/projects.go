@@ -11,21 +11,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
-// Settings are the optional settings of a request: a nil field is left alone, and an empty build
-// setting returns it to detection (an empty target keeps the project's, an empty trigger is webhook).
+// Settings are the optional build settings of a request: a nil field is left alone, and an empty
+// one returns the setting to detection (an empty target keeps the project's). Triggers are the
+// trigger rules of contract section 7, a nil one left alone (or its default for a new project).
 type Settings struct {
 	Target, Framework, BuildCommand, InstallCommand, OutputDirectory, RootDirectory *string
-	// Trigger is how new commits are found: webhook or poll.
-	Trigger *string
-}
-
-// polled reports whether the settings ask for trigger poll.
-func (set Settings) polled() bool {
-	return set.Trigger != nil && store.ProjectTrigger(*set.Trigger) == store.ProjectTriggerPoll
+	Triggers                                                                        api.TriggerSettings
 }
 
 // NewProject is a project from any git URL, its hook set up by hand (`miaobu project add`).
@@ -87,6 +84,7 @@ func (s *Service) CreateProject(ctx context.Context, req NewProject) (*store.Pro
 	}
 	p := &store.Project{Name: name, Slug: name, RepoURL: req.RepoURL, DefaultBranch: branch, Target: s.cfg.Target,
 		WebhookSecret: secret}
+	defaultTriggers(p)
 	applySettings(req.Settings, p)
 	if err := s.store.CreateProject(p); err != nil {
 		return nil, storeError(err, "")
@@ -172,9 +170,6 @@ func (s *Service) validateSettings(set Settings) error {
 			return &Error{Kind: Invalid, Detail: err.Error()}
 		}
 	}
-	if t := set.Trigger; t != nil && *t != "" && store.ProjectTrigger(*t) != store.ProjectTriggerWebhook && !set.polled() {
-		return Errorf(Invalid, "trigger must be webhook or poll, not %q", *t)
-	}
 	if set.Framework != nil && *set.Framework != "" && !knownFramework(*set.Framework) {
 		return Errorf(Invalid, "unknown framework %q", *set.Framework)
 	}
@@ -185,7 +180,35 @@ func (s *Service) validateSettings(set Settings) error {
 			}
 		}
 	}
+	return validateTriggers(set.Triggers)
+}
+
+// validateTriggers checks the trigger rules that are set.
+func validateTriggers(t api.TriggerSettings) error {
+	for name, globs := range map[string]*[]string{"preview_branches": t.PreviewBranches, "watch_paths": t.WatchPaths} {
+		if globs != nil {
+			if err := trigger.Validate(*globs); err != nil {
+				return Errorf(Invalid, "%s: %v", name, err)
+			}
+		}
+	}
+	if t.ForkPreviews != nil {
+		if err := trigger.CheckForkPreviews(*t.ForkPreviews); err != nil {
+			return Errorf(Invalid, "fork_previews %v", err)
+		}
+	}
+	if t.Trigger != nil {
+		if err := trigger.CheckMode(*t.Trigger); err != nil {
+			return Errorf(Invalid, "trigger %v", err)
+		}
+	}
 	return nil
+}
+
+// defaultTriggers gives a new project the default trigger rules: pull request previews on, forks
+// after approval, new commits by webhook, no preview branches and every path watched.
+func defaultTriggers(p *store.Project) {
+	p.PRPreviews, p.ForkPreviews, p.TriggerMode = true, trigger.ForkPreviewsApprove, trigger.ModeWebhook
 }
 
 // applySettings copies the settings that are set onto p; an empty target keeps p's target.
@@ -205,11 +228,21 @@ func applySettings(set Settings, p *store.Project) {
 	if p.RootDirectory != "" {
 		p.RootDirectory = filepath.ToSlash(filepath.Clean(p.RootDirectory))
 	}
-	if set.Trigger != nil {
-		p.Trigger = ""
-		if set.polled() {
-			p.Trigger = store.ProjectTriggerPoll
-		}
+	t := set.Triggers
+	if t.PreviewBranches != nil {
+		p.PreviewBranches = *t.PreviewBranches
+	}
+	if t.WatchPaths != nil {
+		p.WatchPaths = *t.WatchPaths
+	}
+	if t.PRPreviews != nil {
+		p.PRPreviews = *t.PRPreviews
+	}
+	if t.ForkPreviews != nil {
+		p.ForkPreviews = *t.ForkPreviews
+	}
+	if t.Trigger != nil {
+		p.TriggerMode = *t.Trigger
 	}
 }
 

@@ -65,29 +65,6 @@ func (c *Client) HeadSHA(ctx context.Context, owner, repo, ref, known string) (s
 	return sha, sha != known, rate, nil
 }
 
-// CommitInfo returns the message and author of commit sha in owner/repo
-// (GET /repos/{o}/{r}/commits/{sha}).
-func (c *Client) CommitInfo(ctx context.Context, owner, repo, sha string) (Commit, error) {
-	if err := c.check(owner, repo); err != nil {
-		return Commit{}, err
-	}
-	rc, resp, err := c.gh.Repositories.GetCommit(ctx, owner, repo, sha, nil)
-	if err != nil {
-		return Commit{}, c.apiError(err, resp, "commit "+sha+" not found in "+owner+"/"+repo, "")
-	}
-	return commitOf(rc), nil
-}
-
-// commitOf is the Commit of a commit as the REST API shows it; the author is the git author's
-// name, else the GitHub login.
-func commitOf(rc *gogithub.RepositoryCommit) Commit {
-	author := rc.GetCommit().GetAuthor().GetName()
-	if author == "" {
-		author = rc.GetAuthor().GetLogin()
-	}
-	return Commit{SHA: rc.GetSHA(), Message: rc.GetCommit().GetMessage(), Author: author}
-}
-
 // OpenPullRequest is an open pull request as the listing shows it.
 type OpenPullRequest struct {
 	Number  int

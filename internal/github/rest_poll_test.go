@@ -82,15 +82,6 @@ func TestHeadSHARateLimited(t *testing.T) {
 	}
 }
 
-func TestCommitInfo(t *testing.T) {
-	gh, c := pollServer(t)
-	gh.SetMessage("acme/site", sha("a"), "Fix the footer [skip ci]")
-	commit, err := c.CommitInfo(context.Background(), "acme", "site", sha("a"))
-	if err != nil || commit != (github.Commit{SHA: sha("a"), Message: "Fix the footer [skip ci]", Author: "Mona Lisa"}) {
-		t.Fatalf("CommitInfo = %+v, %v", commit, err)
-	}
-}
-
 func TestOpenPullRequestsWithETag(t *testing.T) {
 	gh, c := pollServer(t)
 	ctx := context.Background()

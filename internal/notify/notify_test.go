@@ -262,15 +262,16 @@ func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
 		`"project":{"id":7,"name":"Blog <&> *team*","slug":"blog","repo":null,"repo_url":"","default_branch":"","framework":"",` +
 		`"install_command":"","build_command":"","output_directory":"","root_directory":"","target":"","webhook_id":null,` +
 		`"webhook_configured":false,"webhook_url":"","active_deployment_id":null,"site_url":"http://blog.localhost:8000/",` +
-		`"created_at":"2025-06-01T11:00:00Z","trigger":"","webhook_events_missing":null,"github_reports":{"statuses":false,"deployments":false},` +
+		`"created_at":"2025-06-01T11:00:00Z","webhook_events_missing":null,"github_reports":{"statuses":false,"deployments":false},` +
 		`"cache_bytes":0,"detected_framework":null,"detected_install_command":null,"detected_build_command":null,"detected_output_directory":null,` +
+		`"preview_branches":null,"pr_previews":false,"fork_previews":"","watch_paths":null,"trigger":"",` +
 		`"last_poll_at":null,"last_poll_error":null,"next_poll_at":null},` +
 		`"deployment":{"id":42,"project_id":7,"commit_sha":"0123456789abcdef0123456789abcdef01234567",` +
 		`"commit_message":"Fix <b>bold</b> & _stars_ @everyone\n\nSecond paragraph","commit_author":"Ada <ada@example.com>",` +
 		`"branch":"main","trigger":"webhook","status":"failed","error_message":"build: ` + "`npm run build`" + ` exited with status 1\nmore output",` +
 		`"created_at":"2025-06-01T11:59:00Z","started_at":null,"finished_at":null,"build_time_seconds":65.4,` +
 		`"url":"http://blog--42.localhost:8000/","live":false,"detected_framework":null,"detected_install_command":null,` +
-		`"detected_build_command":null,"detected_output_directory":null}}}`
+		`"detected_build_command":null,"detected_output_directory":null,"environment":"","alias":"","pull_request":null}}}`
 	if req.body != want {
 		t.Fatalf("webhook body\n got %s\nwant %s", req.body, want)
 	}

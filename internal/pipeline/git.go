@@ -83,6 +83,9 @@ func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) erro
 	kept := b.gitIn(ctx, job, dir, log)
 	// No garbage collection left running in the background while the build reads the repository.
 	fetch := []string{"-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"}
+	if job.Fork {
+		return fetchPullHead(kept, fetch, job)
+	}
 	if _, err := kept(slices.Concat(fetch, []string{"--depth=1", "--", job.RepoURL, "+" + job.CommitSHA + ":" + keptRef})...); err != nil {
 		// A missing repository, refused credentials or an unreachable host fail the branch the same way.
 		if !isMissing(err) {
@@ -95,6 +98,28 @@ func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) erro
 			}
 			return fmt.Errorf("cloning %s: %w", job.RepoURL, err)
 		}
+	}
+	return nil
+}
+
+// fetchPullHead fetches the head of a fork's pull request into the bare repository of kept from
+// the project's own repository, as refs/pull/<n>/head, and checks that it is the recorded commit:
+// the fork itself is never asked.
+func fetchPullHead(kept func(args ...string) ([]byte, error), fetch []string, job Job) error {
+	ref := fmt.Sprintf("refs/pull/%d/head", job.PullRequest)
+	if _, err := kept(slices.Concat(fetch, []string{"--depth=1", "--", job.RepoURL, "+" + ref + ":" + keptRef})...); err != nil {
+		if isMissing(err) {
+			return fmt.Errorf("%s is not in the repository: was pull request #%d closed?", ref, job.PullRequest)
+		}
+		return fmt.Errorf("fetching %s of %s: %w", ref, job.RepoURL, err)
+	}
+	head, err := kept("rev-parse", keptRef)
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(head)); got != job.CommitSHA {
+		return fmt.Errorf("the head of pull request #%d is now %s, not the recorded commit %s",
+			job.PullRequest, got[:min(7, len(got))], job.CommitSHA[:min(7, len(job.CommitSHA))])
 	}
 	return nil
 }
@@ -193,7 +218,8 @@ func gitVerb(args []string) string {
 }
 
 // gitEnv is git's environment: the agent's home (for its SSH keys and known hosts) but none of its
-// other variables, no prompts, and the GitHub token as an HTTP header, never in the URL.
+// other variables, no prompts, and the GitHub token as an HTTP header, never in the URL (nor at
+// all for a fork's pull request).
 func (b *Builder) gitEnv(job Job) []string {
 	env := []string{"PATH=" + b.path(), "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes", "LANG=C"}
 	for _, name := range []string{"HOME", "SSH_AUTH_SOCK"} {
@@ -201,7 +227,7 @@ func (b *Builder) gitEnv(job Job) []string {
 			env = append(env, name+"="+v)
 		}
 	}
-	if u, err := url.Parse(job.RepoURL); err == nil && job.GitHub && b.GitHubToken != "" && u.Scheme == "https" {
+	if u, err := url.Parse(job.RepoURL); err == nil && job.GitHub && !job.Fork && b.GitHubToken != "" && u.Scheme == "https" {
 		basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + b.GitHubToken))
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
 			"GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)

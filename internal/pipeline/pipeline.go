@@ -58,6 +58,12 @@ type Job struct {
 	Env map[string]string
 	// NoCache keeps the build away from the project's build cache: it neither reads nor writes it.
 	NoCache bool
+	// PullRequest is the number of the pull request whose head commit this is, 0 for a branch.
+	PullRequest int
+	// Fork marks an untrusted build of a pull request from another repository: its commit is
+	// fetched as refs/pull/<n>/head of the project's repository and must be CommitSHA, and it runs
+	// in the sandbox only, without Env, the GitHub token or the build cache.
+	Fork bool
 	// ClearCache discards the project's build cache before the build, which starts from nothing.
 	ClearCache bool
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
@@ -96,7 +102,13 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
 		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
 	}
-	if b.Bwrap == "" {
+	if job.Fork {
+		if b.Bwrap == "" {
+			return nil, ErrForkNeedsSandbox
+		}
+		log.Printf("Pull request #%d comes from a fork: built in the sandbox, without the project's variables, token or cache", job.PullRequest)
+		job.Env, job.NoCache = nil, true
+	} else if b.Bwrap == "" {
 		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
 	ws, err := b.newWorkspace(job, log)
@@ -181,6 +193,10 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	log.Printf("Published %s in %.2fs; build took %.1fs", plural(files, "file"), time.Since(copyStart).Seconds(), time.Since(start).Seconds())
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
+
+// ErrForkNeedsSandbox is the error of a fork's pull request on an agent that has no sandbox.
+var ErrForkNeedsSandbox = errors.New("pull requests from forks are built only in the sandbox, and this agent has none: " +
+	"install bubblewrap (build.sandbox: auto or bwrap), or approve nothing from forks until then")
 
 // cloneInTime is checkout bounded by the clone timeout; when ctx ends or the time is up it returns why.
 func (b *Builder) cloneInTime(ctx context.Context, job Job, ws *workspace, log *Log) (message, author string, err error) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Project is a project as the poller sees it.
@@ -457,7 +458,7 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
 		return false, err
 	}
-	if marker := SkipMarker(h.Message); marker != "" {
+	if marker, ok := trigger.SkipMarker(h.Message); ok {
 		log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
 		if h.PullRequest != 0 {
 			log = log.With("pull_request", h.PullRequest)

@@ -15,12 +15,15 @@ import (
 	"strings"
 
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Lookup is what Sites reads of the store.
 type Lookup interface {
 	ProjectBySlug(slug string) (*store.Project, error)
 	Deployment(id int64) (*store.Deployment, error)
+	Preview(projectID int64, alias string) (*store.Preview, error)
+	Previews(projectID int64) ([]*store.Preview, error)
 }
 
 // Sites serves the local target's kept deployments by Host.
@@ -33,9 +36,10 @@ type Sites struct {
 	Log               *slog.Logger
 }
 
-// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment) or
-// <slug>--<id>.<Domain> (that deployment), on any port; every other request, and one for the
-// public URL's own host, goes to next.
+// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment),
+// <slug>--<id>.<Domain> (that deployment) or a preview's host label such as <slug>--pr-12.<Domain>
+// (the preview's live deployment), on any port; every other request, and one for the public URL's
+// own host, goes to next.
 func (s *Sites) Handler(next http.Handler) http.Handler {
 	publicHost := ""
 	if u, err := url.Parse(s.PublicURL); err == nil {
@@ -57,28 +61,37 @@ func (s *Sites) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// serveSite serves one request for the site named by a host label: "slug" or "slug--id".
+// serveSite serves one request for the site named by a host label: "slug", "slug--id" or a
+// preview's label.
 func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	slug, rawID, preview := strings.Cut(label, "--")
+	slug, rest, qualified := strings.Cut(label, "--")
 	p, err := s.Store.ProjectBySlug(slug)
 	if err != nil {
 		s.siteError(w, r, err, fmt.Sprintf("No site %s here.", slug))
 		return
 	}
-	id := p.ActiveDeploymentID
-	if preview {
-		if id, err = strconv.ParseInt(rawID, 10, 64); err != nil {
-			http.Error(w, fmt.Sprintf("No deployment %s of %s here.", rawID, slug), http.StatusNotFound)
-			return
+	id, what := p.ActiveDeploymentID, slug
+	if qualified {
+		if id, err = strconv.ParseInt(rest, 10, 64); err != nil {
+			pv, err := s.preview(p, label, rest)
+			if err != nil {
+				s.siteError(w, r, err, fmt.Sprintf("No deployment %s of %s here.", rest, slug))
+				return
+			}
+			if pv.Removed() {
+				http.Error(w, "404 preview removed", http.StatusNotFound)
+				return
+			}
+			id, what = pv.ActiveDeploymentID, pv.Alias+" of "+slug
 		}
 	}
 	if id == 0 {
-		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", slug), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", what), http.StatusNotFound)
 		return
 	}
 	d, err := s.Store.Deployment(id)
@@ -89,6 +102,13 @@ func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 		s.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
 		return
 	}
+	if d.Alias != "" && qualified && strconv.FormatInt(id, 10) == rest {
+		// A removed preview's deployments are not served by their own hosts either.
+		if pv, err := s.Store.Preview(p.ID, d.Alias); err != nil || pv.Removed() {
+			http.Error(w, "404 preview removed", http.StatusNotFound)
+			return
+		}
+	}
 	root, err := os.OpenRoot(s.Dir(p.Slug, d.ID))
 	if err != nil {
 		s.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
@@ -96,6 +116,28 @@ func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 	}
 	defer root.Close()
 	serveSiteFile(w, r, root, d)
+}
+
+// preview finds the preview of p whose host label is label: the alias rest itself, or, for a label
+// cut to 63 characters, the preview whose label it is.
+func (s *Sites) preview(p *store.Project, label, rest string) (*store.Preview, error) {
+	pv, err := s.Store.Preview(p.ID, rest)
+	if err == nil && trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
+		return pv, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	previews, err := s.Store.Previews(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, pv := range previews {
+		if trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
+			return pv, nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 // siteError answers a site request that found nothing (404) or failed (500).

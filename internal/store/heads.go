@@ -7,10 +7,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// HeadMissing reports whether commit sha, the head of branch, needs a deployment: none of its
-// deployments is queued, running or live, and the newest deployment of the branch is not of it
-// either (that one was tried and failed, was cancelled, or was rolled back from; a push or a manual
-// deployment tries it again, reconciliation does not).
+// HeadMissing reports whether commit sha, the head of branch, needs a production deployment: none
+// of its production deployments is queued, running or live, and the newest production deployment
+// of the branch is not of it either (that one was tried and failed, was cancelled, or was rolled
+// back from; a push or a manual deployment tries it again, reconciliation does not).
 func (s *Store) HeadMissing(projectID int64, branch, sha string) (bool, error) {
 	missing := false
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
@@ -25,7 +25,7 @@ func (s *Store) HeadMissing(projectID int64, branch, sha string) (bool, error) {
 
 // headMissing is HeadMissing inside tx.
 func headMissing(tx *bolt.Tx, projectID int64, branch, sha string) (bool, error) {
-	if bucket(tx, commitsBucket).Get(commitKey(projectID, sha)) != nil {
+	if bucket(tx, commitsBucket).Get(commitKey(projectID, "", sha)) != nil {
 		return false, nil
 	}
 	missing := true
@@ -35,7 +35,7 @@ func headMissing(tx *bolt.Tx, projectID int64, branch, sha string) (bool, error)
 		if err := get(deployments, k[8:], &d); err != nil {
 			return false, err
 		}
-		if d.Branch != branch {
+		if d.Alias != "" || d.Branch != branch {
 			return true, nil
 		}
 		missing = d.CommitSHA != sha
@@ -44,8 +44,8 @@ func headMissing(tx *bolt.Tx, projectID int64, branch, sha string) (bool, error)
 	return missing, err
 }
 
-// DeployHead durably queues d, a deployment of the head of its branch that the agent found itself
-// (by polling or reconciliation), unless the head is no longer missing (see HeadMissing), checked in
+// DeployHead durably queues d, a production deployment of the head of its branch that the agent
+// found itself (by polling or reconciliation), unless the head is no longer missing (see HeadMissing), checked in
 // the same transaction; either way the commit becomes the branch's last known head, as a push's
 // does, for the stale-delivery rule. It reports whether it created d.
 func (s *Store) DeployHead(ctx context.Context, d *Deployment) (bool, error) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,23 +38,15 @@ type Project struct {
 	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
 	Detected   *DetectedSettings `json:"detected,omitempty"`
 	DetectedBy int64             `json:"detected_by,omitempty"`
-	// Trigger is how the project's new commits are found; empty means ProjectTriggerWebhook.
-	Trigger ProjectTrigger `json:"trigger,omitempty"`
+	// Trigger rules (contract section 7, checked by package trigger): PreviewBranches and WatchPaths
+	// are glob lists with "!" excludes; ForkPreviews is off, approve or on; TriggerMode is webhook
+	// or poll.
+	PreviewBranches []string `json:"preview_branches,omitempty"`
+	PRPreviews      bool     `json:"pr_previews"`
+	ForkPreviews    string   `json:"fork_previews"`
+	WatchPaths      []string `json:"watch_paths,omitempty"`
+	TriggerMode     string   `json:"trigger,omitempty"`
 }
-
-// ProjectTrigger is how a project's new commits are found; the values are the API's.
-type ProjectTrigger string
-
-// Project triggers.
-const (
-	// ProjectTriggerWebhook is a push webhook of GitHub, Gitea or Forgejo.
-	ProjectTriggerWebhook ProjectTrigger = "webhook"
-	// ProjectTriggerPoll is the agent reading the branch heads itself every poll.interval.
-	ProjectTriggerPoll ProjectTrigger = "poll"
-)
-
-// Polled reports whether the agent looks for the project's new commits itself.
-func (p *Project) Polled() bool { return p.Trigger == ProjectTriggerPoll }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
 // or a project whose hook was set up by hand.
@@ -104,6 +97,8 @@ func (s *Store) CreateProject(p *Project) error {
 		}
 		p.ID = int64(id)
 		p.Slug = uniqueSlug(p.Slug, func(s string) bool { return slugs.Get([]byte(s)) != nil })
+		// The safe defaults of the trigger rules (schema version 3) when the caller set none.
+		p.ForkPreviews, p.TriggerMode = cmp.Or(p.ForkPreviews, "approve"), cmp.Or(p.TriggerMode, "webhook")
 		if p.CreatedAt.IsZero() {
 			p.CreatedAt = time.Now().UTC()
 		}
@@ -200,7 +195,8 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 			return err
 		}
 		prefix := itob(id)
-		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket, deployedCommitsBucket} {
+		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket,
+			deployedCommitsBucket, previewsBucket} {
 			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
 				return err
 			}
