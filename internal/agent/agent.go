@@ -96,7 +96,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
-		outbox: outbox.New(st, outbox.Options{Logger: log}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")),
+		outbox: outbox.New(st, outbox.Options{Logger: log, KindConcurrency: map[string]int{notify.Kind: notify.Concurrency}}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")),
 		github: gh, clock: clock.System{}}
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()

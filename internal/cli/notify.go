@@ -30,7 +30,13 @@ func newNotifyAddCommand(a *app) *cobra.Command {
 		Short: "Add a notification target (events: " + strings.Join(event.Defaults, ", ") + " unless --events)",
 		Long: "Add a notification target. Events: " + strings.Join(event.All, ", ") + ".\n" +
 			"A webhook target is signed with Standard Webhooks; its secret is printed once.",
-		Args: exactArgs(2),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageError{fmt.Errorf("notify add takes a type (%s) and one URL or email address, not %d arguments",
+					strings.Join(api.NotificationTypes, ", "), len(args))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !slices.Contains(api.NotificationTypes, args[0]) {
 				return usageError{fmt.Errorf("unknown notification type %q: use %s", args[0], strings.Join(api.NotificationTypes, ", "))}

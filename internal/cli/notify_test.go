@@ -77,4 +77,8 @@ func TestNotifyCommands(t *testing.T) {
 	if code, _, _ := run("notify", "add", "pager", "x"); code != 2 {
 		t.Fatalf("an unknown type: exit %d, want 2", code)
 	}
+	want := "notify add takes a type (slack, discord, webhook, email) and one URL or email address, not 3 arguments"
+	if code, _, errOut := run("notify", "add", "slack", "a", "b"); code != 2 || !strings.Contains(errOut, want) {
+		t.Fatalf("notify add with a URL too many: exit %d, %q; want 2 and %q", code, errOut, want)
+	}
 }

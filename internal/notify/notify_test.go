@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/event"
@@ -376,3 +378,76 @@ func (c *blockingClock) At(time.Time) <-chan time.Time { return nil }
 
 // storeDir returns a fresh data directory for a store.
 func storeDir(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }
+
+func TestChatMessagesKeepWithinTheReceiversLimits(t *testing.T) {
+	e := sampleEvent(event.DeployFailed)
+	e.Project.Name = strings.Repeat("<p>", 1000)
+	e.Deployment.Branch = strings.Repeat("b", 1205)
+	p := newTestNotifier(nil, Options{}).eventPayload(1, e)
+	within := func(what, s string, limit int) {
+		t.Helper()
+		if n := utf8.RuneCountInString(s); n > limit || n == 0 {
+			t.Errorf("%s has %d characters, want 1 to %d", what, n, limit)
+		}
+	}
+
+	raw, err := slackBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slack struct {
+		Text   string       `json:"text"`
+		Blocks []slackBlock `json:"blocks"`
+	}
+	if err := json.Unmarshal(raw, &slack); err != nil {
+		t.Fatal(err)
+	}
+	within("Slack's text", slack.Text, 3000)
+	within("Slack's lead section", slack.Blocks[0].Text.Text, 3000)
+	for _, f := range slack.Blocks[1].Fields {
+		within("a Slack field", f.Text, 2000)
+	}
+
+	raw, err = discordBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var discord struct {
+		Content string         `json:"content"`
+		Embeds  []discordEmbed `json:"embeds"`
+	}
+	if err := json.Unmarshal(raw, &discord); err != nil {
+		t.Fatal(err)
+	}
+	within("Discord's content", discord.Content, 2000)
+	within("Discord's embed title", discord.Embeds[0].Title, 256)
+	within("Discord's embed description", discord.Embeds[0].Description, 4096)
+	for _, f := range discord.Embeds[0].Fields {
+		within("the Discord field "+f.Name, f.Value, 1024)
+	}
+	if !strings.HasSuffix(discord.Embeds[0].Fields[1].Value, "…") {
+		t.Errorf("the cut commit field %q does not end in …", discord.Embeds[0].Fields[1].Value)
+	}
+}
+
+func TestUnknownCommitDetailsAreLeftOut(t *testing.T) {
+	// A manual deployment learns its commit's message and author only once it is cloned, after
+	// deploy.started.
+	e := sampleEvent(event.DeployStarted)
+	e.Deployment.CommitMessage, e.Deployment.CommitAuthor = "", ""
+	p := newTestNotifier(nil, Options{}).eventPayload(1, e)
+	slack, err := slackBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discord, err := discordBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, _ := emailParts(p)
+	for name, body := range map[string]string{"Slack": string(slack), "Discord": string(discord), "email": text} {
+		if strings.Contains(body, "Author") || strings.Contains(body, `(#42)*\n`) || strings.Contains(body, `"description"`) {
+			t.Errorf("the %s message shows empty commit details: %s", name, body)
+		}
+	}
+}

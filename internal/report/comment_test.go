@@ -87,9 +87,11 @@ func TestCommentFoundAgain(t *testing.T) {
 	}
 	e.enqueue(t, e.reporter.AwaitingApproval(e.project, 7, "pr-7", sha("f")))
 	e.start()
-	waitFor(t, "the comment edited", func() bool {
+	// The comment's id is saved once GitHub has answered the edit: wait for both.
+	waitFor(t, "the comment edited and its id kept", func() bool {
 		comments := e.gh.Comments("acme/site")
-		return len(comments) == 2 && comments[1].Edits == 1
+		pv, _ := e.store.Preview(e.project.ID, "pr-7")
+		return len(comments) == 2 && comments[1].Edits == 1 && pv != nil && pv.CommentID != 0
 	})
 	comments := e.gh.Comments("acme/site")
 	if comments[0].Edits != 0 || comments[1].ID != own || !strings.Contains(comments[1].Body, "🔒 Waiting for approval") ||
