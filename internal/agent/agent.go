@@ -39,9 +39,6 @@ import (
 // ago are looked for.
 const previewPurgeInterval = time.Hour
 
-// Version is the agent's version, set by the CLI from its build information.
-var Version = "dev"
-
 // Agent is the running daemon.
 type Agent struct {
 	cfg        *config.Config
@@ -73,10 +70,13 @@ type Agent struct {
 	clock clock.Clock
 	// poller finds new commits without webhooks; nil until Serve starts it.
 	poller *poll.Poller
+	// version is what the agent reports as its version: the binary's, given by the command line.
+	version string
 }
 
-// New builds an agent on an open store; the admin token file is created on first start.
-func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) {
+// New builds an agent of the given version on an open store; the admin token file is created on
+// first start.
+func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
+	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, version: version, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
 		outbox: outbox.New(st, outbox.Options{Logger: log, KindConcurrency: map[string]int{notify.Kind: notify.Concurrency}}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")),
@@ -220,8 +220,9 @@ func (a *Agent) cors(next http.Handler) http.Handler {
 	})
 }
 
-// Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// Run serves an agent of the given version on cfg.Listen until ctx is done, then shuts down within
+// cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
 	}
@@ -233,7 +234,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	a, err := New(cfg, st, log)
+	a, err := New(cfg, st, log, version)
 	if err != nil {
 		return err
 	}
@@ -286,7 +287,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		a.log.Info("serving /metrics without a token", "metrics_listen", mln.Addr().String())
 	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
-		"data_dir", a.cfg.DataDir, "version", Version)
+		"data_dir", a.cfg.DataDir, "version", a.version)
 	workCtx, stopWork := context.WithCancelCause(context.Background())
 	defer stopWork(nil)
 	if err := a.startWorkers(workCtx); err != nil {

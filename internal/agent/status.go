@@ -25,7 +25,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := api.Status{Status: "ok", Version: Version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
+	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,48 +13,44 @@ import (
 	"github.com/miaobu/miaobu/internal/trigger"
 )
 
-// newPreviewCommand builds `miaobu preview`.
-func newPreviewCommand(a *app) *cobra.Command {
+// newCmdPreview builds `miaobu preview`.
+func newCmdPreview(f *factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "preview", Aliases: []string{"previews"}, Short: "Inspect, approve and remove previews of pull requests and branches"}
-	cmd.AddCommand(newPreviewListCommand(a), newPreviewApproveCommand(a), newPreviewRemoveCommand(a))
+	cmd.AddCommand(newCmdPreviewList(f, nil), newCmdPreviewApprove(f, nil), newCmdPreviewRemove(f, nil))
 	return cmd
 }
 
-func newPreviewListCommand(a *app) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list PROJECT",
-		Aliases: []string{"ls"},
-		Short:   "List a project's previews: each alias, its deployment and URL",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var previews []api.Preview
-			if err := a.call(cmd.Context(), "GET", api.PreviewsPath(args[0]), nil, &previews); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, previews)
-			}
-			if len(previews) == 0 {
-				fmt.Fprintln(a.errOut, "No previews yet: pull requests and pushes to preview branches (project set --preview-branches) deploy them.")
-				return nil
-			}
-			return printPreviews(a, previews)
-		},
-	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
+// newCmdPreviewList builds `miaobu preview list`; a test's runF runs instead of previewListRun.
+func newCmdPreviewList(f *factory, runF func(context.Context, *projectOptions) error) *cobra.Command {
+	cmd := newProjectCommand(f, "list PROJECT", "List a project's previews: each alias, its deployment and URL", runOr(runF, previewListRun))
+	cmd.Aliases = []string{"ls"}
 	return cmd
+}
+
+// previewListRun lists the project's previews.
+func previewListRun(ctx context.Context, opts *projectOptions) error {
+	var previews []api.Preview
+	if err := call(ctx, opts.Client, "GET", api.PreviewsPath(opts.Project), nil, &previews); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, previews)
+	}
+	if len(previews) == 0 {
+		fmt.Fprintln(opts.IO.ErrOut, "No previews yet: pull requests and pushes to preview branches (project set --preview-branches) deploy them.")
+		return nil
+	}
+	return printPreviews(opts.IO, previews)
 }
 
 // printPreviews shows previews as a table.
-func printPreviews(a *app, previews []api.Preview) error {
+func printPreviews(ios *ioStreams, previews []api.Preview) error {
 	cleanStrings(&previews)
 	rows := make([][]string, 0, len(previews))
 	for _, p := range previews {
-		rows = append(rows, []string{p.Alias, previewSource(p), previewState(a.term, p), p.URL})
+		rows = append(rows, []string{p.Alias, previewSource(p), previewState(ios.Term, p), p.URL})
 	}
-	return a.term.table(a.out, []string{"ALIAS", "FROM", "STATE", "URL"}, rows)
+	return ios.Term.table(ios.Out, []string{"ALIAS", "FROM", "STATE", "URL"}, rows)
 }
 
 // previewSource says where a preview's commits come from: its pull request or its branch.
@@ -81,8 +78,20 @@ func previewState(t *terminal, p api.Preview) string {
 	return t.green(fmt.Sprintf("live #%d", *p.DeploymentID))
 }
 
-func newPreviewApproveCommand(a *app) *cobra.Command {
-	var asJSON bool
+// previewOptions are the inputs of a command on one preview of a project: approve or remove.
+type previewOptions struct {
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	// Alias is the preview's alias: pr-<number> for a pull request's.
+	Alias string
+	JSON  bool
+}
+
+// newCmdPreviewApprove builds `miaobu preview approve`; a test's runF runs instead of previewApproveRun.
+func newCmdPreviewApprove(f *factory, runF func(context.Context, *previewOptions) error) *cobra.Command {
+	runF = runOr(runF, previewApproveRun)
+	opts := &previewOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "approve PROJECT PR",
 		Short: "Build the current head commit of a pull request from a fork",
@@ -95,52 +104,66 @@ func newPreviewApproveCommand(a *app) *cobra.Command {
 			if err != nil || n < 1 {
 				return usageError{fmt.Errorf("PR must be a pull request number such as 12, not %q", args[1])}
 			}
-			var answer api.WebhookAnswer
-			if err := a.call(cmd.Context(), "POST", api.ApprovePath(args[0], trigger.PullRequestAlias(n)), nil, &answer); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, answer)
-			}
-			fmt.Fprintf(a.errOut, "%s %s\n", a.errTerm.green("✓"), clean(answer.Message))
-			if answer.DeploymentID != 0 {
-				fmt.Fprintf(a.errOut, "Follow it with: miaobu deployment logs %d -f\n", answer.DeploymentID)
-			}
-			return nil
+			opts.Project, opts.Alias = args[0], trigger.PullRequestAlias(n)
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completePreview(a, func(p api.Preview) (string, bool) {
+	cmd.ValidArgsFunction = completePreview(f, func(p api.Preview) (string, bool) {
 		if p.PullRequest == nil || !p.AwaitingApproval {
 			return "", false
 		}
 		return strconv.Itoa(*p.PullRequest), true
 	})
-	jsonFlag(cmd, &asJSON)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func newPreviewRemoveCommand(a *app) *cobra.Command {
-	var asJSON bool
+// previewApproveRun approves the pull request's head commit.
+func previewApproveRun(ctx context.Context, opts *previewOptions) error {
+	var answer api.WebhookAnswer
+	if err := call(ctx, opts.Client, "POST", api.ApprovePath(opts.Project, opts.Alias), nil, &answer); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, answer)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.IO.ErrTerm.green("✓"), clean(answer.Message))
+	if answer.DeploymentID != 0 {
+		fmt.Fprintf(opts.IO.ErrOut, "Follow it with: miaobu deployment logs %d -f\n", answer.DeploymentID)
+	}
+	return nil
+}
+
+// newCmdPreviewRemove builds `miaobu preview remove`; a test's runF runs instead of previewRemoveRun.
+func newCmdPreviewRemove(f *factory, runF func(context.Context, *previewOptions) error) *cobra.Command {
+	runF = runOr(runF, previewRemoveRun)
+	opts := &previewOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:     "remove PROJECT ALIAS",
 		Aliases: []string{"rm"},
 		Short:   "Take a preview down now (its files are deleted after retention.previews)",
 		Args:    exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var answer api.WebhookAnswer
-			if err := a.call(cmd.Context(), "DELETE", api.PreviewPath(args[0], args[1]), nil, &answer); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, answer)
-			}
-			fmt.Fprintf(a.errOut, "%s %s\n", a.errTerm.green("✓"), clean(answer.Message))
-			return nil
+			opts.Project, opts.Alias = args[0], args[1]
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completePreview(a, func(p api.Preview) (string, bool) { return p.Alias, p.RemovedAt == nil })
-	jsonFlag(cmd, &asJSON)
+	cmd.ValidArgsFunction = completePreview(f, func(p api.Preview) (string, bool) { return p.Alias, p.RemovedAt == nil })
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
+}
+
+// previewRemoveRun takes the preview down.
+func previewRemoveRun(ctx context.Context, opts *previewOptions) error {
+	var answer api.WebhookAnswer
+	if err := call(ctx, opts.Client, "DELETE", api.PreviewPath(opts.Project, opts.Alias), nil, &answer); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, answer)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.IO.ErrTerm.green("✓"), clean(answer.Message))
+	return nil
 }
 
 // triggerFlags are the trigger-rule flags that add, set and import share (contract section 7).
@@ -233,16 +256,16 @@ func (g *globList) add(pattern string) {
 
 // completePreview completes `preview approve|remove PROJECT X`: the project, then the word that
 // word returns for each of its previews it accepts.
-func completePreview(a *app, word func(api.Preview) (string, bool)) cobra.CompletionFunc {
+func completePreview(f *factory, word func(api.Preview) (string, bool)) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		switch len(args) {
 		case 0:
-			return projectCompletions(cmd, a, toComplete), cobra.ShellCompDirectiveNoFileComp
+			return projectCompletions(cmd, f, toComplete), cobra.ShellCompDirectiveNoFileComp
 		case 1:
-			ctx, cancel := completionContext(cmd, a)
+			ctx, cancel := completionContext(cmd, f)
 			defer cancel()
 			var previews []api.Preview
-			if a.call(ctx, "GET", api.PreviewsPath(args[0]), nil, &previews) != nil {
+			if call(ctx, f.Client, "GET", api.PreviewsPath(args[0]), nil, &previews) != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
 			var out []cobra.Completion

@@ -10,6 +10,7 @@ import (
 )
 
 func TestGlobListKeepsBracesTogether(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		value string
 		want  []string
@@ -41,6 +42,7 @@ func parseTriggers(t *testing.T, args ...string) (*triggerFlags, *cobra.Command,
 }
 
 func TestTriggerFlags(t *testing.T) {
+	t.Parallel()
 	f, cmd, err := parseTriggers(t, "--preview-branches", "feature/**,!feature/wip-*", "--pr-previews=false", "--fork-previews", "on",
 		"--watch-paths", "", "--trigger", "poll")
 	if err != nil {

@@ -4,9 +4,6 @@ package cli_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +21,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/miaobu/miaobu/internal/cli"
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 )
 
@@ -188,14 +186,12 @@ func pullRequest(ts *testscript.TestScript, neg bool, args []string) {
 func deliver(ts *testscript.TestScript, neg bool, event string, payload map[string]any) {
 	body, err := json.Marshal(payload)
 	ts.Check(err)
-	mac := hmac.New(sha256.New, []byte(ts.Getenv("SECRET")))
-	mac.Write(body)
 	req, err := http.NewRequest("POST", ts.Getenv("HOOK_URL"), bytes.NewReader(body))
 	ts.Check(err)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", time.Now().UnixNano()))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(ts.Getenv("SECRET")), body))
 	resp, err := http.DefaultClient.Do(req)
 	ts.Check(err)
 	defer resp.Body.Close()

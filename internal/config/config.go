@@ -264,6 +264,23 @@ var flagNames = map[string]string{
 // flags may be nil; the config file comes from --config, then MIAOBU_CONFIG, then the XDG default,
 // and a missing file is fine (`miaobu login` creates it).
 func Load(flags *pflag.FlagSet) (*Config, error) {
+	return load(flags, true)
+}
+
+// Defaults returns the configuration that Load gives when no flag, environment variable or config
+// file sets anything, on dataDir: every key at its default, for code that must not depend on the
+// process's environment, such as tests that run agents side by side.
+func Defaults(dataDir string) (*Config, error) {
+	cfg, err := load(nil, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = dataDir
+	return cfg, nil
+}
+
+// load is Load; without outside, it reads neither flags, the environment nor a config file.
+func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v := viper.New()
 	home, _ := os.UserHomeDir()
 	v.SetDefault("data_dir", xdgDir("XDG_DATA_HOME", filepath.Join(home, ".local", "share")))
@@ -308,16 +325,43 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("smtp.from", "")
 	v.SetDefault("notifications.allow_private_networks", false)
 
+	var file string
+	if outside {
+		var err error
+		if file, err = readOutside(v, flags, home); err != nil {
+			return nil, err
+		}
+	}
+
+	cfg := &Config{}
+	if err := v.Unmarshal(cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.File = file
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Listen
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.AgentURL == "" {
+		cfg.AgentURL = "http://" + dialable(cfg.Listen)
+	}
+	cfg.AgentURL = strings.TrimRight(cfg.AgentURL, "/")
+	return cfg, cfg.validate()
+}
+
+// readOutside binds v to the environment and to flags, reads the config file into it and returns the
+// file's path.
+func readOutside(v *viper.Viper, flags *pflag.FlagSet, home string) (string, error) {
 	for key, names := range envNames {
 		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	if flags != nil {
 		for key, name := range flagNames {
 			if f := flags.Lookup(name); f != nil {
 				if err := v.BindPFlag(key, f); err != nil {
-					return nil, err
+					return "", err
 				}
 			}
 		}
@@ -336,24 +380,10 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("reading config file %s: %w", file, err)
+			return "", fmt.Errorf("reading config file %s: %w", file, err)
 		}
 	}
-
-	cfg := &Config{}
-	if err := v.Unmarshal(cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	cfg.File = file
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + cfg.Listen
-	}
-	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	if cfg.AgentURL == "" {
-		cfg.AgentURL = "http://" + dialable(cfg.Listen)
-	}
-	cfg.AgentURL = strings.TrimRight(cfg.AgentURL, "/")
-	return cfg, cfg.validate()
+	return file, nil
 }
 
 // xdgDir returns $env/miaobu when env is set, else fallback/miaobu.

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,35 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.DataDir != "/xdg/data/miaobu" || cfg.File != "/xdg/config/miaobu/config.yaml" {
 		t.Errorf("XDG paths %q %q", cfg.DataDir, cfg.File)
+	}
+}
+
+// TestDefaultsFunctionIgnoresTheOutside checks that Defaults is what Load gives with nothing set,
+// even where the environment and a config file set every kind of key.
+func TestDefaultsFunctionIgnoresTheOutside(t *testing.T) {
+	isolate(t)
+	loaded, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("target: oss\nsites:\n  domain: sites.example.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_CONFIG", file)
+	t.Setenv("MIAOBU_LISTEN", "0.0.0.0:9000")
+	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "7")
+	t.Setenv("GITHUB_TOKEN", "ghp_from_the_environment")
+	cfg, err := Defaults("/srv/miaobu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/srv/miaobu" || cfg.File != "" {
+		t.Errorf("data dir %q, file %q", cfg.DataDir, cfg.File)
+	}
+	cfg.DataDir, cfg.File = loaded.DataDir, loaded.File
+	if !reflect.DeepEqual(cfg, loaded) {
+		t.Errorf("Defaults %+v\nLoad with nothing set %+v", cfg, loaded)
 	}
 }
 

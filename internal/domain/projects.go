@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
 	"github.com/miaobu/miaobu/internal/trigger"
 )
@@ -130,6 +130,10 @@ func (s *Service) DeleteProject(ctx context.Context, ref string) (*store.Project
 	gone, err := s.store.DeleteProject(p.ID)
 	if err != nil {
 		return nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
+	}
+	// Its builds stop before its files go, rather than run on without them until build.timeout.
+	for _, d := range gone {
+		s.builds.Stop(d.ID)
 	}
 	s.removeProjectFiles(p, gone)
 	s.log.Info("project deleted", "project", p.ID, "slug", p.Slug, "deployments", len(gone))
@@ -308,13 +312,13 @@ func validateRepoURL(raw string) error {
 	return Errorf(Invalid, "%q is not a git URL (https://, ssh://, git@host:path, file:// or an absolute path)", raw)
 }
 
-// gitCommand runs git against a remote with no prompt for credentials, bounded by timeout.
+// gitCommand runs git against a remote with no prompt for credentials, bounded by timeout, through
+// the pipeline's git, which reaps it and explains its failures.
 func gitCommand(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
-	return cmd.Output()
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
+	return pipeline.Git(ctx, "", env, nil, args...)
 }
 
 // remoteHeadBranch asks the remote for the branch its HEAD points at, defaulting to main.
@@ -337,7 +341,7 @@ func remoteHeadBranch(ctx context.Context, repoURL string) string {
 func branchTip(ctx context.Context, repoURL, branch string) (string, error) {
 	out, err := gitCommand(ctx, 30*time.Second, "ls-remote", "--", repoURL, "refs/heads/"+branch)
 	if err != nil {
-		return "", &Error{Kind: Upstream, Detail: fmt.Sprintf("could not read branch %s of %s: git ls-remote failed (%v)", branch, repoURL, err), Err: err}
+		return "", &Error{Kind: Upstream, Detail: fmt.Sprintf("could not read branch %s of %s: %v", branch, repoURL, err), Err: err}
 	}
 	sha, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\t")
 	if !github.ValidSHA(sha) {

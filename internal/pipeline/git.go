@@ -66,7 +66,7 @@ func (b *Builder) checkout(ctx context.Context, job Job, ws *workspace, log *Log
 
 // fetch fetches job.CommitSHA into the bare repository dir, which it creates when there is none: a
 // shallow fetch of that commit, and, for a server that refuses to serve a commit by its id, a fetch
-// of the branch. The repository is fetched into by URL, so neither the URL nor a token is ever
+// of the branch, which must contain it. The repository is fetched into by URL, so neither the URL nor a token is ever
 // written into it.
 func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) error {
 	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
@@ -98,8 +98,18 @@ func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) erro
 			}
 			return fmt.Errorf("cloning %s: %w", job.RepoURL, err)
 		}
+		// The kept repository may still hold the commit from before it was force-pushed away: it
+		// is built only if the remote still has it, as a fresh clone would.
+		if _, err := kept("merge-base", "--is-ancestor", job.CommitSHA, keptRef); err != nil {
+			return errNotInRepository(short)
+		}
 	}
 	return nil
+}
+
+// errNotInRepository is the error of a commit the repository does not hold.
+func errNotInRepository(short string) error {
+	return fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
 }
 
 // fetchPullHead fetches the head of a fork's pull request into the bare repository of kept from
@@ -138,7 +148,7 @@ func (b *Builder) checkoutFrom(ctx context.Context, job Job, kept, src string, l
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", job.CommitSHA); err != nil {
 		if isMissing(err) {
-			return "", "", fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
+			return "", "", errNotInRepository(short)
 		}
 		return "", "", fmt.Errorf("checking out commit %s: %w", short, err)
 	}
@@ -181,28 +191,9 @@ func borrow(src, kept string) error {
 // gitIn returns a function that runs git in dir with gitEnv and returns its output; a failure says
 // in a few words what git said, with the log's secrets masked.
 func (b *Builder) gitIn(ctx context.Context, job Job, dir string, log *Log) func(args ...string) ([]byte, error) {
-	return func(args ...string) ([]byte, error) { return b.git(ctx, job, dir, log.Redact, args...) }
-}
-
-// git runs git with args in dir for job and returns its standard output; a failure says in a few
-// words what git wrote on stderr, with redact applied to it first.
-func (b *Builder) git(ctx context.Context, job Job, dir string, redact func(string) string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = b.gitEnv(job)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := startTracked(cmd)
-	if err == nil {
-		err = waitTracked(cmd)
+	return func(args ...string) ([]byte, error) {
+		return Git(ctx, dir, b.gitEnv(job), log.Redact, args...)
 	}
-	out := stdout.Bytes()
-	if err != nil {
-		if failure := explainGit(redact(stderr.String())); failure.summary != "" {
-			return out, &failure
-		}
-		return out, fmt.Errorf("git %s: %w", gitVerb(args), err)
-	}
-	return out, nil
 }
 
 // gitVerb is the git command among args, after any -c options.
@@ -215,6 +206,31 @@ func gitVerb(args []string) string {
 		return args[i]
 	}
 	return "git"
+}
+
+// Git runs git with args in dir (none: the agent's) and env, started like a build's commands so that
+// it is killed whole with ctx and reaped, and returns its stdout. When git fails, the error says in a
+// few words what git wrote on stderr, passed through redact (when not nil) first.
+func Git(ctx context.Context, dir string, env []string, redact func(string) string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir, cmd.Env = dir, env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startTracked(cmd)
+	if err == nil {
+		err = waitTracked(cmd)
+	}
+	if err != nil {
+		text := stderr.String()
+		if redact != nil {
+			text = redact(text)
+		}
+		if failure := explainGit(text); failure.summary != "" {
+			return stdout.Bytes(), &failure
+		}
+		return stdout.Bytes(), fmt.Errorf("git %s: %w", gitVerb(args), err)
+	}
+	return stdout.Bytes(), nil
 }
 
 // gitEnv is git's environment: the agent's home (for its SSH keys and known hosts) but none of its

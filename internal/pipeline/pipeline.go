@@ -100,7 +100,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	start := time.Now()
 	log.Printf("Deployment #%d of commit %s (branch %s, trigger %s)", job.DeploymentID, job.CommitSHA, job.Branch, job.Trigger)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
-		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
+		logCommit(log, job.CommitMessage, job.CommitAuthor)
 	}
 	if job.Fork {
 		if b.Bwrap == "" {
@@ -117,7 +117,11 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	defer os.RemoveAll(ws.root)
 	if ws.cache != nil {
-		defer ws.cache.Close()
+		defer func() {
+			if err := ws.cache.Close(); err != nil {
+				log.Printf("Build cache: clearing it after the build: %v", err)
+			}
+		}()
 	}
 
 	log.Printf("==> Cloning %s at %s", withoutPassword(job.RepoURL), job.CommitSHA)
@@ -129,7 +133,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, fmt.Errorf("handing the workspace to the build user: %w", err)
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
-		log.Printf("Commit: %s — %s", firstLine(message), author)
+		logCommit(log, message, author)
 		if job.Commit != nil {
 			job.Commit(message, author)
 		}
@@ -159,6 +163,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 				return nil, err
 			}
 		}
+		kept.installed(log)
 	}
 	if settings.BuildCommand != "" {
 		kept.takeFramework(log)
@@ -171,7 +176,6 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		if err := b.run(ctx, ws, command{name: "build", shell: settings.BuildCommand, dir: projectDir, env: buildEnv}, log); err != nil {
 			return nil, err
 		}
-		kept.built = true
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -191,6 +195,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, err
 	}
 	log.Printf("Published %s in %.2fs; build took %.1fs", plural(files, "file"), time.Since(copyStart).Seconds(), time.Since(start).Seconds())
+	kept.built = true
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
 
@@ -371,10 +376,11 @@ func listDirs(src, rootDir string) string {
 	return "; directories present: " + strings.Join(names, ", ")
 }
 
-// firstLine is the first line of a commit message.
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+// logCommit logs the first line of a commit's message and its author, cut as the deployment keeps
+// them: a message read from git may be of any size.
+func logCommit(log *Log, message, author string) {
+	line, _, _ := strings.Cut(store.LimitCommitMessage(message), "\n")
+	log.Printf("Commit: %s — %s", line, store.LimitCommitAuthor(author))
 }
 
 // orNone shows an empty command as (none).

@@ -13,7 +13,7 @@ import (
 // their credentials (with github, the GitHub token for an https URL); a ref the repository lacks
 // is absent from the map. Credentials in repoURL never appear in an error.
 func (b *Builder) LsRemote(ctx context.Context, repoURL string, github bool, refs ...string) (map[string]string, error) {
-	out, err := b.git(ctx, Job{RepoURL: repoURL, GitHub: github}, os.TempDir(), redactURL(repoURL),
+	out, err := Git(ctx, os.TempDir(), b.gitEnv(Job{RepoURL: repoURL, GitHub: github}), redactURL(repoURL),
 		append([]string{"ls-remote", "--", repoURL}, refs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the branches of the repository: %w", err)
@@ -39,14 +39,14 @@ func (b *Builder) CommitInfo(ctx context.Context, repoURL string, github bool, b
 		return "", "", err
 	}
 	defer os.RemoveAll(dir)
-	job, redact := Job{RepoURL: repoURL, GitHub: github}, redactURL(repoURL)
-	if _, err := b.git(ctx, job, dir, redact, "init", "--quiet", "--bare"); err != nil {
+	env, redact := b.gitEnv(Job{RepoURL: repoURL, GitHub: github}), redactURL(repoURL)
+	if _, err := Git(ctx, dir, env, redact, "init", "--quiet", "--bare"); err != nil {
 		return "", "", err
 	}
-	if _, err := b.git(ctx, job, dir, redact, "fetch", "--quiet", "--depth=1", "--no-tags", "--", repoURL, "refs/heads/"+branch); err != nil {
+	if _, err := Git(ctx, dir, env, redact, "fetch", "--quiet", "--depth=1", "--no-tags", "--", repoURL, "refs/heads/"+branch); err != nil {
 		return "", "", fmt.Errorf("fetching branch %s: %w", branch, err)
 	}
-	info, err := b.git(ctx, job, dir, redact, "log", "-1", "--format=%an%x00%B", sha, "--")
+	info, err := Git(ctx, dir, env, redact, "log", "-1", "--format=%an%x00%B", sha, "--")
 	if err != nil {
 		return "", "", fmt.Errorf("branch %s has moved on from %s", branch, sha[:min(7, len(sha))])
 	}

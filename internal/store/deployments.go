@@ -115,7 +115,7 @@ func loadDeployment(tx *bolt.Tx, id int64) (*Deployment, error) {
 // deployment is created or learns its commit (webhook, deploy, import, the build) passes here.
 func saveDeployment(tx *bolt.Tx, d *Deployment) error {
 	d.CommitMessage = LimitCommitMessage(d.CommitMessage)
-	d.CommitAuthor = limitText(d.CommitAuthor, maxCommitAuthor)
+	d.CommitAuthor = LimitCommitAuthor(d.CommitAuthor)
 	return put(bucket(tx, deploymentsBucket), itob(d.ID), d)
 }
 
@@ -129,6 +129,12 @@ const maxCommitAuthor = 256
 // bytes at a character boundary and ending in "…".
 func LimitCommitMessage(message string) string {
 	return limitText(message, MaxCommitMessage)
+}
+
+// LimitCommitAuthor returns author as a deployment keeps it: whole, or cut like LimitCommitMessage
+// to maxCommitAuthor bytes.
+func LimitCommitAuthor(author string) string {
+	return limitText(author, maxCommitAuthor)
 }
 
 // limitText returns s whole when it has at most limit bytes, else cut at a character boundary so
