@@ -21,12 +21,14 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/buildcache"
+	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/report"
 	"github.com/miaobu/miaobu/internal/serving"
@@ -62,6 +64,12 @@ type Agent struct {
 	reporter *report.Reporter
 	// notifier tells notification targets of deployment events through the outbox.
 	notifier *notify.Notifier
+	// github reads the heads of GitHub repositories for the poller.
+	github *github.Client
+	// clock drives the poller; tests replace it before Serve.
+	clock clock.Clock
+	// poller finds new commits without webhooks; nil until Serve starts it.
+	poller *poll.Poller
 	// version is what the agent reports as its version: the binary's, given by the command line.
 	version string
 }
@@ -88,7 +96,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, version: version, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
-		outbox: outbox.New(st, outbox.Options{Logger: log, KindConcurrency: map[string]int{notify.Kind: notify.Concurrency}}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache"))}
+		outbox: outbox.New(st, outbox.Options{Logger: log, KindConcurrency: map[string]int{notify.Kind: notify.Concurrency}}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache")),
+		github: gh, clock: clock.System{}}
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
@@ -96,7 +105,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
-	}, func() float64 { return float64(a.builds.running()) })
+	}, func() float64 { return float64(a.builds.running()) }, a.rateRemaining)
 	// Counted where every end is recorded, so that superseded and queued deployments count too.
 	st.OnFinish(func(status store.Status) { a.metrics.deployments.WithLabelValues(string(status)).Inc() })
 	return a, nil
@@ -284,6 +293,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
+	pollerDone := a.startPoller(workCtx)
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
 	waitOutbox := a.startOutbox(outboxCtx)
 	go a.domain.RunPreviewPurges(workCtx, previewPurgeInterval)
@@ -311,8 +321,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	for _, s := range servers {
 		go func() { shutdownErr <- s.http.Shutdown(sctx) }()
 	}
-	stopWork(errShutdown) // running builds end and are queued again
+	stopWork(errShutdown) // running builds end and are queued again, and the poller stops
 	a.stopWorkers(sctx)
+	select {
+	case <-pollerDone:
+	case <-sctx.Done():
+		a.log.Warn("the poller did not stop in time")
+	}
 	var err error
 	for range servers {
 		// Past the deadline, handlers still running were cut off; what they acknowledged is already durable.

@@ -10,6 +10,7 @@ import (
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 func TestAdminAPIRequiresToken(t *testing.T) {
@@ -186,16 +187,18 @@ func TestStatusAndMetrics(t *testing.T) {
 // which the agent converts between at the transport edge.
 func TestWireValuesMatchStore(t *testing.T) {
 	t.Parallel()
-	for wire, stored := range map[string]string{
-		api.StatusQueued: string(store.StatusQueued), api.StatusCloning: string(store.StatusCloning),
-		api.StatusInstalling: string(store.StatusInstalling), api.StatusBuilding: string(store.StatusBuilding),
-		api.StatusUploading: string(store.StatusUploading), api.StatusPurging: string(store.StatusPurging),
-		api.StatusDeployed: string(store.StatusDeployed), api.StatusFailed: string(store.StatusFailed),
-		api.StatusCancelled: string(store.StatusCancelled), api.TriggerWebhook: string(store.TriggerWebhook),
-		api.TriggerManual: string(store.TriggerManual), api.TriggerImport: string(store.TriggerImport),
-		api.TriggerRollback: string(store.TriggerRollback), api.TriggerGitHubDeployment: string(store.TriggerGitHubDeployment),
+	for _, pair := range [][2]string{
+		{api.StatusQueued, string(store.StatusQueued)}, {api.StatusCloning, string(store.StatusCloning)},
+		{api.StatusInstalling, string(store.StatusInstalling)}, {api.StatusBuilding, string(store.StatusBuilding)},
+		{api.StatusUploading, string(store.StatusUploading)}, {api.StatusPurging, string(store.StatusPurging)},
+		{api.StatusDeployed, string(store.StatusDeployed)}, {api.StatusFailed, string(store.StatusFailed)},
+		{api.StatusCancelled, string(store.StatusCancelled)}, {api.TriggerWebhook, string(store.TriggerWebhook)},
+		{api.TriggerManual, string(store.TriggerManual)}, {api.TriggerImport, string(store.TriggerImport)},
+		{api.TriggerRollback, string(store.TriggerRollback)}, {api.TriggerPoll, string(store.TriggerPoll)},
+		{api.TriggerReconcile, string(store.TriggerReconcile)}, {api.TriggerGitHubDeployment, string(store.TriggerGitHubDeployment)},
+		{api.ProjectTriggerWebhook, trigger.ModeWebhook}, {api.ProjectTriggerPoll, trigger.ModePoll},
 	} {
-		if wire != stored {
+		if wire, stored := pair[0], pair[1]; wire != stored {
 			t.Errorf("wire value %q, stored %q", wire, stored)
 		}
 	}

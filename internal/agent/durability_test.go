@@ -31,7 +31,9 @@ func TestAnsweredDeliveriesSurviveSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	project := &store.Project{Name: "site", Slug: "site", RepoURL: "https://example.com/site.git", DefaultBranch: "master",
+	// A local repository that does not exist: reconciliation at start reads every project's branch,
+	// and this keeps it off the network.
+	project := &store.Project{Name: "site", Slug: "site", RepoURL: "file://" + filepath.Join(t.TempDir(), "no-repository"), DefaultBranch: "master",
 		Target: "local", WebhookSecret: "burst-secret"}
 	if err := st.CreateProject(project); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
@@ -37,3 +38,6 @@ func (a *Agent) WebhookBodies() (inUse int64, waiting int) {
 	defer b.mu.Unlock()
 	return b.used, len(b.waiters)
 }
+
+// SetClock replaces the clock that drives the poller; call it before Serve.
+func (a *Agent) SetClock(c clock.Clock) { a.clock = c }

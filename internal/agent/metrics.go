@@ -9,6 +9,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/poll"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -21,14 +22,15 @@ type metrics struct {
 	deployments       *prometheus.CounterVec
 	buildDuration     prometheus.Histogram
 	publishDuration   *prometheus.HistogramVec
+	polls             *prometheus.CounterVec
 }
 
 // durationBuckets span a few seconds to the default build timeout.
 var durationBuckets = []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900}
 
-// newMetrics registers the agent's collectors with the Go and process collectors; queueDepth and
-// running are read at each scrape.
-func newMetrics(queueDepth, running func() float64) *metrics {
+// newMetrics registers the agent's collectors with the Go and process collectors; queueDepth,
+// running and rateRemaining are read at each scrape.
+func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,6 +60,10 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 			Help:    "Time to publish a built deployment (upload and purge on the oss target), by target.",
 			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"target"}),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "miaobu_polls_total",
+			Help: "Checks of projects with trigger poll for new commits, by result: changed, unchanged or error.",
+		}, []string{"result"}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
 	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
@@ -71,9 +77,14 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 	for _, target := range []string{"local", "oss"} {
 		m.publishDuration.WithLabelValues(target)
 	}
-	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration,
+	for _, result := range []string{poll.ResultChanged, poll.ResultUnchanged, poll.ResultError} {
+		m.polls.WithLabelValues(result)
+	}
+	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration, m.polls,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_builds_running", Help: "Builds running in this agent."}, running),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_github_rate_limit_remaining",
+			Help: "Requests the GitHub token has left in its hourly rate limit, as polling last saw it (NaN before)."}, rateRemaining),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -41,6 +41,7 @@ func (a *Agent) createProject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.wakePoller()
 	view := a.projectView(p)
 	view.WebhookSecret = p.WebhookSecret
 	return writeJSON(w, http.StatusCreated, view)
@@ -58,6 +59,7 @@ func (a *Agent) updateProject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.wakePoller()
 	return writeJSON(w, http.StatusOK, a.projectView(p))
 }
 

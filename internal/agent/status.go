@@ -30,7 +30,8 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
 	for _, p := range projects {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
-			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p)}
+			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p),
+			Trigger: p.TriggerMode, PollStatus: a.pollStatus(p.ID)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			return err

@@ -18,6 +18,7 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		PreviewBranches: nonNil(p.PreviewBranches), PRPreviews: p.PRPreviews, ForkPreviews: p.ForkPreviews,
 		WatchPaths: nonNil(p.WatchPaths), Trigger: p.TriggerMode,
 		WebhookEventsMissing: domain.WebhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
+		PollStatus: a.pollStatus(p.ID),
 	}
 	if p.Repo != "" {
 		repo := p.Repo

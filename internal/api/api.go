@@ -42,6 +42,7 @@ type Project struct {
 	ForkPreviews    string   `json:"fork_previews"`
 	WatchPaths      []string `json:"watch_paths"`
 	Trigger         string   `json:"trigger"`
+	PollStatus
 }
 
 // TriggerSettings are a project's trigger rules (contract section 7) in the body of a create, an
@@ -53,6 +54,14 @@ type TriggerSettings struct {
 	WatchPaths      *[]string `json:"watch_paths,omitempty"`
 	Trigger         *string   `json:"trigger,omitempty"`
 }
+
+// Project triggers: how new commits of a project are found.
+const (
+	// ProjectTriggerWebhook is GitHub's (or Gitea's, Forgejo's) push webhook.
+	ProjectTriggerWebhook = "webhook"
+	// ProjectTriggerPoll is the agent reading the branch heads itself every poll.interval.
+	ProjectTriggerPoll = "poll"
+)
 
 // GitHubReports says which reports of a project's deployments reach GitHub.
 type GitHubReports struct {
@@ -118,6 +127,10 @@ const (
 	TriggerManual   = "manual"
 	TriggerImport   = "import"
 	TriggerRollback = "rollback"
+	// TriggerPoll is a new head found by polling (contract section 9).
+	TriggerPoll = "poll"
+	// TriggerReconcile is a head found without a deployment by reconciliation.
+	TriggerReconcile = "reconcile"
 	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
 	TriggerGitHubDeployment = "github_deployment"
 )
@@ -347,7 +360,8 @@ type QueueStatus struct {
 	Concurrency int `json:"concurrency"`
 }
 
-// ProjectStatus is one project's line in the status: its live deployment, webhook and last result.
+// ProjectStatus is one project's line in the status: its live deployment, webhook and last result,
+// and for a project with trigger poll its polling.
 type ProjectStatus struct {
 	ID                int64  `json:"id"`
 	Slug              string `json:"slug"`
@@ -355,12 +369,25 @@ type ProjectStatus struct {
 	WebhookConfigured bool   `json:"webhook_configured"`
 	// WebhookEventsMissing is the project's Project.WebhookEventsMissing.
 	WebhookEventsMissing []string    `json:"webhook_events_missing"`
+	Trigger              string      `json:"trigger"`
 	Live                 *Deployment `json:"live"`
 	Last                 *Deployment `json:"last"`
 	// Previews counts the previews that are up (not removed).
 	Previews int `json:"previews"`
 	// CacheBytes is the disk space the project's build cache takes.
 	CacheBytes int64 `json:"cache_bytes"`
+	PollStatus
+}
+
+// PollStatus is how the polling of a project with trigger poll goes; every field is null for a
+// project that is not polled.
+type PollStatus struct {
+	// LastPollAt is the last successful check for new commits, null before one.
+	LastPollAt *time.Time `json:"last_poll_at"`
+	// LastPollError says why the last check failed, null when it succeeded.
+	LastPollError *string `json:"last_poll_error"`
+	// NextPollAt is when the next check is due.
+	NextPollAt *time.Time `json:"next_poll_at"`
 }
 
 // PathNotifications is the route of the notification targets.

@@ -30,7 +30,7 @@ func newCmdImport(f *factory, runF func(context.Context, *importOptions) error) 
 	opts := &importOptions{IO: f.IO, Client: f.Client}
 	var triggers triggerFlags
 	cmd := &cobra.Command{
-		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy]",
+		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy] [--trigger webhook|poll]",
 		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
 		Long: "Import a GitHub repository as a project. The agent reads the repository with its GitHub token,\n" +
 			"detects the build settings at the tip of the branch, creates the webhook (push, pull_request and\n" +
@@ -91,7 +91,10 @@ func importRun(ctx context.Context, opts *importOptions) error {
 		return detected + t.faint(" (detected)")
 	}
 	webhook := t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)
-	if res.Webhook.Status == api.HookSkipped {
+	switch {
+	case p.Trigger == api.ProjectTriggerPoll:
+		webhook = t.faint("none needed: the agent polls the branch every poll.interval")
+	case res.Webhook.Status == api.HookSkipped:
 		webhook = t.webhookBadge(false) + t.faint("  (--no-webhook: create it with `miaobu webhook setup "+p.Slug+"`)")
 	}
 	deployment := t.faint("not queued (--no-deploy)")
@@ -101,7 +104,7 @@ func importRun(ctx context.Context, opts *importOptions) error {
 	pairs := [][2]string{
 		{"Project", fmt.Sprintf("%s (id %d)", t.bold(p.Slug), p.ID)},
 		{"Repository", *p.Repo + " (" + p.RepoURL + ")"},
-		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Deploys", deploys(p)},
 		{"Framework", setting(p.Framework, d.Framework)},
 		{"Install", setting(p.InstallCommand, d.InstallCommand)},
 		{"Build", setting(p.BuildCommand, d.BuildCommand)},

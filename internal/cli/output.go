@@ -141,6 +141,20 @@ func ago(at time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
+// until says how long until a time to come, as "in 40s"; a time past is "due now".
+func until(at time.Time) string {
+	d := time.Until(at)
+	switch {
+	case d < time.Second:
+		return "due now"
+	case d < time.Minute:
+		return fmt.Sprintf("in %ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("in %dm", int(d.Minutes()))
+	}
+	return fmt.Sprintf("in %dh", int(d.Hours()))
+}
+
 // orDash returns s, or "-" when s is empty.
 func orDash(s string) string {
 	if s == "" {

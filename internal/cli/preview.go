@@ -179,7 +179,7 @@ func (f *triggerFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.prPreviews, "pr-previews", true, "deploy each pull request's head commit as a preview")
 	cmd.Flags().StringVar(&f.forkPreviews, "fork-previews", "approve", "pull requests from forks: off, approve (after `miaobu preview approve`) or on")
 	cmd.Flags().Var(&f.watchPaths, "watch-paths", "deploy a push only when it changes a matching path, as globs (G,...; !G excludes)")
-	cmd.Flags().StringVar(&f.trigger, "trigger", "webhook", "how new commits are found: webhook or poll")
+	cmd.Flags().StringVar(&f.trigger, "trigger", "webhook", "how new commits are found: webhook, or poll (the agent checks the branch every poll.interval: no public URL needed)")
 }
 
 // settings returns the flags given on the command line as the API's trigger settings, or a usage

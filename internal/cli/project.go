@@ -104,8 +104,12 @@ func projectAddRun(ctx context.Context, opts *projectAddOptions) error {
 	}
 	cleanStrings(&p)
 	et := opts.IO.ErrTerm
-	fmt.Fprintf(opts.IO.ErrOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
-	fmt.Fprintf(opts.IO.ErrOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
+	fmt.Fprintf(opts.IO.ErrOut, "%s Created project %s (id %d), deploying %s\n", et.green("✓"), et.bold(p.Slug), p.ID, deploys(p))
+	if p.Trigger == api.ProjectTriggerPoll {
+		fmt.Fprintf(opts.IO.ErrOut, "No webhook is needed. To switch to one later (`miaobu project set %s --trigger webhook`), add it to the repository:\n", p.Slug)
+	} else {
+		fmt.Fprintf(opts.IO.ErrOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
+	}
 	if err := opts.IO.Term.fields(opts.IO.Out, [][2]string{
 		{"Payload URL", p.WebhookURL},
 		{"Content type", "application/json"},
@@ -185,6 +189,29 @@ func orDetected(set string, detected *string) string {
 	return "(detected at build: " + *detected + ")"
 }
 
+// deploys says which commits of a project deploy, and how they are found.
+func deploys(p api.Project) string {
+	if p.Trigger == api.ProjectTriggerPoll {
+		return "new commits on branch " + p.DefaultBranch + ", found by polling"
+	}
+	return "pushes to branch " + p.DefaultBranch
+}
+
+// pollSummary says how a polled project's checks go: the last success, the last error, the next check.
+func pollSummary(t *terminal, ps api.PollStatus) string {
+	parts := []string{"never checked yet"}
+	if ps.LastPollAt != nil {
+		parts = []string{"checked " + ago(*ps.LastPollAt)}
+	}
+	if ps.LastPollError != nil {
+		parts = append(parts, t.red("last check failed: "+*ps.LastPollError))
+	}
+	if ps.NextPollAt != nil {
+		parts = append(parts, "next "+until(*ps.NextPollAt))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // watching says which paths a push must change to deploy.
 func watching(globs []string) string {
 	if len(globs) == 0 {
@@ -248,19 +275,22 @@ func printProject(ios *ioStreams, p api.Project) error {
 		root = "."
 	}
 	t := ios.Term
-	webhook := t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)
+	webhook := [2]string{"Webhook", t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)}
 	if len(p.WebhookEventsMissing) > 0 {
-		webhook += "  " + t.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
+		webhook[1] += "  " + t.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
+	}
+	if p.Trigger == api.ProjectTriggerPoll {
+		webhook = [2]string{"Polling", pollSummary(t, p.PollStatus)}
 	}
 	return t.fields(ios.Out, [][2]string{
 		{"Project", fmt.Sprintf("%s (id %d)", t.bold(p.Slug), p.ID)},
 		{"Name", p.Name},
 		{"Repository", repo},
-		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Deploys", deploys(p)},
 		{"Previews", previewRules(p)},
 		{"Watching", watching(p.WatchPaths)},
 		{"Trigger", p.Trigger},
-		{"Webhook", webhook},
+		webhook,
 		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
 		{"Install", orDetected(p.InstallCommand, p.DetectedInstallCommand)},

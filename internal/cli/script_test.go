@@ -63,14 +63,16 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitagent":  waitAgent,
-			"hooksecret": hookSecret,
-			"push":       push,
-			"pr":         pullRequest,
-			"headsha":    headSHA,
-			"jsonenv":    jsonEnv,
-			"fetch":      fetch,
-			"sigterm":    sigterm,
+			"waitagent":      waitAgent,
+			"hooksecret":     hookSecret,
+			"nohooks":        noHooks,
+			"waitdeployment": waitDeployment,
+			"push":           push,
+			"pr":             pullRequest,
+			"headsha":        headSHA,
+			"jsonenv":        jsonEnv,
+			"fetch":          fetch,
+			"sigterm":        sigterm,
 		},
 	})
 }
@@ -112,6 +114,38 @@ func hookSecret(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv("HOOK_URL", hooks[0].URL)
 	ts.Setenv("SECRET", hooks[0].Secret)
+}
+
+// noHooks fails unless the fake GitHub holds no hook for the repository args[0].
+func noHooks(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: nohooks OWNER/REPO")
+	}
+	if hooks := ts.Value(fakeKey{}).(*githubtest.Server).Hooks(args[0]); len(hooks) != 0 {
+		ts.Fatalf("%s has %d hooks on GitHub, want none", args[0], len(hooks))
+	}
+}
+
+// waitDeployment waits until the agent has deployment args[0], made by the agent itself (a poll).
+func waitDeployment(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitdeployment ID")
+	}
+	token, err := os.ReadFile(filepath.Join(ts.Getenv("MIAOBU_DATA_DIR"), "admin-token"))
+	ts.Check(err)
+	url := "http://" + ts.Getenv("MIAOBU_LISTEN") + "/api/v1/deployments/" + args[0]
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		req, err := http.NewRequest("GET", url, nil)
+		ts.Check(err)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	ts.Fatalf("no deployment %s within 30s", args[0])
 }
 
 // push delivers a push of commit args[1] to branch args[0] to $HOOK_URL, signed with $SECRET the

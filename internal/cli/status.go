@@ -90,7 +90,11 @@ func printStatus(ios *ioStreams, st api.Status) error {
 		if p.Last != nil {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))
 		}
-		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last,
+		trigger := t.webhookBadge(p.WebhookConfigured)
+		if p.Trigger == api.ProjectTriggerPoll {
+			trigger = "⟳ Polled: " + pollSummary(t, p.PollStatus)
+		}
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, trigger, live, last,
 			strconv.Itoa(p.Previews), formatSize(p.CacheBytes), p.SiteURL})
 	}
 	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "PREVIEWS", "CACHE", "URL"}, rows); err != nil {

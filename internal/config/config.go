@@ -51,6 +51,10 @@ type Config struct {
 	OSS OSS `mapstructure:"oss"`
 	// CDN configures the CDN purge after an OSS publish.
 	CDN CDN `mapstructure:"cdn"`
+	// Poll configures how projects with trigger poll look for new commits.
+	Poll Poll `mapstructure:"poll"`
+	// Reconcile configures the comparison of every project's branch heads with its deployments.
+	Reconcile Reconcile `mapstructure:"reconcile"`
 	// TrustedProxies are the reverse proxies, as CIDRs or single addresses, whose X-Forwarded-For
 	// header names the client of a request; other peers are the client themselves.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
@@ -80,6 +84,22 @@ type Notifications struct {
 	// AllowPrivateNetworks lets notification targets resolve to loopback, private or link-local
 	// addresses, which are refused by default so that a target cannot reach internal services.
 	AllowPrivateNetworks bool `mapstructure:"allow_private_networks"`
+}
+
+// MinPollInterval is the shortest poll.interval.
+const MinPollInterval = 15 * time.Second
+
+// Poll configures how projects with trigger poll look for new commits.
+type Poll struct {
+	// Interval is how often each project's branch heads are read (±10%), at least MinPollInterval.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// Reconcile configures the comparison of every project's branch heads with its deployments, which
+// deploys the heads that have none (a push missed while the agent was down).
+type Reconcile struct {
+	// Interval is how often it runs after the run at start; 0 runs it at start only.
+	Interval time.Duration `mapstructure:"interval"`
 }
 
 // DefaultWebhookMaxInflightBytes is the default of webhook.max_inflight_bytes: two of the largest bodies.
@@ -218,6 +238,8 @@ var envNames = map[string][]string{
 	"cdn.domain":            {"MIAOBU_CDN_DOMAIN"},
 	"cdn.endpoint":          {"MIAOBU_CDN_ENDPOINT"},
 	"cdn.max_urls":          {"MIAOBU_CDN_MAX_URLS"},
+	"poll.interval":         {"MIAOBU_POLL_INTERVAL"},
+	"reconcile.interval":    {"MIAOBU_RECONCILE_INTERVAL"},
 	"trusted_proxies":       {"MIAOBU_TRUSTED_PROXIES"},
 
 	"webhook.max_inflight_bytes":           {"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES"},
@@ -292,6 +314,8 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("cdn.domain", "")
 	v.SetDefault("cdn.endpoint", "")
 	v.SetDefault("cdn.max_urls", 500)
+	v.SetDefault("poll.interval", time.Minute)
+	v.SetDefault("reconcile.interval", 10*time.Minute)
 	v.SetDefault("trusted_proxies", []string{"127.0.0.0/8", "::1/128"})
 	v.SetDefault("webhook.max_inflight_bytes", DefaultWebhookMaxInflightBytes)
 	v.SetDefault("smtp.host", "")
@@ -404,6 +428,12 @@ func (c *Config) validate() error {
 	}
 	if c.Build.Timeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("build.timeout and shutdown_timeout must be positive durations such as 15m or 10s")
+	}
+	if c.Poll.Interval < MinPollInterval {
+		return fmt.Errorf("poll.interval must be at least %s, not %s", MinPollInterval, c.Poll.Interval)
+	}
+	if c.Reconcile.Interval < 0 {
+		return fmt.Errorf("reconcile.interval must be 0 (at start only) or a positive duration, not %s", c.Reconcile.Interval)
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)

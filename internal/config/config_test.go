@@ -45,7 +45,8 @@ func TestDefaults(t *testing.T) {
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
 		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
 		cfg.Webhook.MaxInflightBytes != 67108864 || !cfg.GitHub.Statuses || !cfg.GitHub.Deployments ||
-		cfg.SMTP != (SMTP{Port: 587}) || cfg.Notifications.AllowPrivateNetworks {
+		cfg.SMTP != (SMTP{Port: 587}) || cfg.Notifications.AllowPrivateNetworks ||
+		cfg.Poll.Interval != time.Minute || cfg.Reconcile.Interval != 10*time.Minute {
 		t.Errorf("defaults %+v", cfg)
 	}
 	t.Setenv("XDG_DATA_HOME", "/xdg/data")
@@ -175,6 +176,8 @@ func TestInvalidValues(t *testing.T) {
 		"MIAOBU_LISTEN":                     "8000",
 		"MIAOBU_PUBLIC_URL":                 "ftp://x",
 		"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES": "64",
+		"MIAOBU_POLL_INTERVAL":              "10s",
+		"MIAOBU_RECONCILE_INTERVAL":         "-1m",
 		"MIAOBU_RETENTION_PREVIEWS":         "-1h",
 	} {
 		isolate(t)
@@ -192,6 +195,12 @@ func TestInvalidValues(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	if err := os.WriteFile(broken, []byte("listen: [unclosed"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	isolate(t)
+	t.Setenv("MIAOBU_POLL_INTERVAL", "15s")
+	t.Setenv("MIAOBU_RECONCILE_INTERVAL", "0")
+	if cfg, err := Load(nil); err != nil || cfg.Poll.Interval != 15*time.Second || cfg.Reconcile.Interval != 0 {
+		t.Errorf("the shortest poll.interval and reconcile.interval 0: %+v %v", cfg, err)
 	}
 	t.Setenv("MIAOBU_CONFIG", broken)
 	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "broken.yaml") {

@@ -46,6 +46,8 @@ type Store interface {
 
 	RecordDelivery(ctx context.Context, d store.Delivery) error
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
+	HeadMissing(projectID int64, branch, sha string) (bool, error)
+	DeployHead(ctx context.Context, d *store.Deployment) (bool, error)
 	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 

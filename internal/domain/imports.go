@@ -12,6 +12,7 @@ import (
 	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // ImportRequest is `miaobu import OWNER/REPO`; the build settings given here are stored and win
@@ -50,11 +51,15 @@ type Imported struct {
 }
 
 // Import reads a GitHub repository, detects its build settings at the branch tip, stores the
-// project, creates its webhook and queues the first deployment. Only the build settings given in
+// project, creates its webhook (none for a polled project) and queues the first deployment. Only the build settings given in
 // the request are stored: the others are detected again from each commit at build time, by the
 // same rules, so the project follows changes to the repository. A webhook or queueing failure is
 // a warning of the import, not its failure.
 func (s *Service) Import(ctx context.Context, req ImportRequest) (*Imported, error) {
+	// A polled project needs no webhook, and an agent without a public URL could not make one.
+	if t := req.Settings.Triggers.Trigger; t != nil && *t == trigger.ModePoll {
+		req.NoWebhook = true
+	}
 	root, err := s.validateImport(req)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -77,7 +78,7 @@ type Options struct {
 	// Resolver looks host names up; net.DefaultResolver when nil.
 	Resolver Resolver
 	// Clock paces the messages to a target; the system clock when nil.
-	Clock outbox.Clock
+	Clock clock.Clock
 	// MinInterval is the least time between two messages to one target; DefaultMinInterval when zero.
 	MinInterval time.Duration
 	Log         *slog.Logger

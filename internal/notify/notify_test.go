@@ -23,7 +23,6 @@ import (
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/event"
-	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -267,7 +266,8 @@ func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
 		`"webhook_configured":false,"webhook_url":"","active_deployment_id":null,"site_url":"http://blog.localhost:8000/",` +
 		`"created_at":"2025-06-01T11:00:00Z","webhook_events_missing":null,"github_reports":{"statuses":false,"deployments":false},` +
 		`"cache_bytes":0,"detected_framework":null,"detected_install_command":null,"detected_build_command":null,"detected_output_directory":null,` +
-		`"preview_branches":null,"pr_previews":false,"fork_previews":"","watch_paths":null,"trigger":""},` +
+		`"preview_branches":null,"pr_previews":false,"fork_previews":"","watch_paths":null,"trigger":"",` +
+		`"last_poll_at":null,"last_poll_error":null,"next_poll_at":null},` +
 		`"deployment":{"id":42,"project_id":7,"commit_sha":"0123456789abcdef0123456789abcdef01234567",` +
 		`"commit_message":"Fix <b>bold</b> & _stars_ @everyone\n\nSecond paragraph","commit_author":"Ada <ada@example.com>",` +
 		`"branch":"main","trigger":"webhook","status":"failed","error_message":"build: ` + "`npm run build`" + ` exited with status 1\nmore output",` +
@@ -363,7 +363,7 @@ func TestPacerSpacesEachTargetsMessages(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	blocked := newPacer(outbox.Clock(&blockingClock{now: eventAt}), time.Hour)
+	blocked := newPacer(&blockingClock{now: eventAt}, time.Hour)
 	_ = blocked.wait(ctx, 1)
 	if err := blocked.wait(ctx, 1); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a wait whose context ends: %v, want context.Canceled", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -144,7 +145,7 @@ func slackPermanent(text string) bool {
 
 // pacer spaces the messages to each target by at least an interval.
 type pacer struct {
-	clock    outbox.Clock
+	clock    clock.Clock
 	interval time.Duration
 
 	mu   sync.Mutex
@@ -152,11 +153,11 @@ type pacer struct {
 }
 
 // newPacer returns a pacer on clock (the system clock when nil).
-func newPacer(clock outbox.Clock, interval time.Duration) *pacer {
-	if clock == nil {
-		clock = systemClock{}
+func newPacer(c clock.Clock, interval time.Duration) *pacer {
+	if c == nil {
+		c = clock.System{}
 	}
-	return &pacer{clock: clock, interval: interval, next: map[int64]time.Time{}}
+	return &pacer{clock: c, interval: interval, next: map[int64]time.Time{}}
 }
 
 // wait returns once target id may get a message, having taken that turn, or when ctx ends.
@@ -179,9 +180,3 @@ func (p *pacer) wait(ctx context.Context, id int64) error {
 		return ctx.Err()
 	}
 }
-
-// systemClock is the Clock of the real world.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                  { return time.Now() }
-func (systemClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }

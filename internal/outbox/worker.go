@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/miaobu/miaobu/internal/clock"
 )
 
 // Sender delivers one message of its kind; ctx ends at the send timeout or when the Worker stops.
@@ -51,20 +53,6 @@ func retryAfter(err error) time.Duration {
 	return 0
 }
 
-// Clock is the Worker's source of time; tests drive a fake one.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// At returns a channel that receives a value once t has come.
-	At(t time.Time) <-chan time.Time
-}
-
-// systemClock is the Clock of the real world.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                  { return time.Now() }
-func (systemClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
-
 // DefaultSchedule is the wait before each retry of a failed message; after the last one it is given up.
 var DefaultSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
 
@@ -93,7 +81,7 @@ type Options struct {
 	// PollInterval is the longest the Worker sleeps without looking at the store.
 	PollInterval time.Duration
 	// Clock gives the time; the system clock by default.
-	Clock Clock
+	Clock clock.Clock
 	// Logger gets a line for every failed attempt and every message dropped; slog.Default() by default.
 	Logger *slog.Logger
 }
@@ -122,7 +110,7 @@ func New(st Store, opts Options) *Worker {
 		opts.PollInterval = DefaultPollInterval
 	}
 	if opts.Clock == nil {
-		opts.Clock = systemClock{}
+		opts.Clock = clock.System{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

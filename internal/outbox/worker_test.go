@@ -13,57 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/clock/clocktest"
 	"github.com/miaobu/miaobu/internal/logtest"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
-
-// fakeClock is a Clock that moves only when the test advances it.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
-
-// waiter is a channel At returned, to receive once the clock reaches at.
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) At(t time.Time) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if t.After(c.now) {
-		c.waiters = append(c.waiters, waiter{t, ch})
-	} else {
-		ch <- c.now
-	}
-	return ch
-}
-
-// advance moves the clock by d and wakes the waiters whose time has come.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.waiters = slices.DeleteFunc(c.waiters, func(w waiter) bool {
-		if w.at.After(c.now) {
-			return false
-		}
-		w.ch <- c.now
-		return true
-	})
-}
 
 // recorder is a Sender that records every attempt and answers with the errors its test gives.
 type recorder struct {
@@ -99,13 +53,13 @@ func (r *recorder) ids() []int64 {
 type harness struct {
 	dir   string
 	store *store.Store
-	clock *fakeClock
+	clock *clocktest.Fake
 	log   *logtest.Buffer
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: newFakeClock(), log: &logtest.Buffer{}}
+	h := &harness{dir: filepath.Join(t.TempDir(), "data"), clock: clocktest.New(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)), log: &logtest.Buffer{}}
 	h.open(t)
 	return h
 }
@@ -247,13 +201,13 @@ func TestRetriesKeepOrderOfKey(t *testing.T) {
 	if wait := failed.NextAttemptAt.Sub(h.clock.Now()); wait < 4*time.Second || wait > 6*time.Second || failed.LastError != errUnavailable.Error() {
 		t.Fatalf("after the first failure: retry in %v (want 5s ± 20%%), last error %q", wait, failed.LastError)
 	}
-	h.clock.advance(6 * time.Second)
+	h.clock.Advance(6 * time.Second)
 	failed = h.waitAttempts(t, 2)
 	if wait := failed.NextAttemptAt.Sub(h.clock.Now()); wait < 4*time.Minute || wait > 6*time.Minute {
 		t.Fatalf("after the second failure: retry in %v, want 5m ± 20%%", wait)
 	}
 	never(t, "the second message was sent before the first succeeded", func() bool { return slices.Contains(r.ids(), second) })
-	h.clock.advance(6 * time.Minute)
+	h.clock.Advance(6 * time.Minute)
 	eventually(t, "both messages sent", func() bool { return len(h.pending(t)) == 0 })
 
 	if want := []int64{first, first, first, second}; !slices.Equal(r.ids(), want) {
@@ -274,7 +228,7 @@ func TestGivesUpAfterSchedule(t *testing.T) {
 
 	for n, wait := range outbox.DefaultSchedule {
 		h.waitAttempts(t, n+1)
-		h.clock.advance(wait * 6 / 5)
+		h.clock.Advance(wait * 6 / 5)
 	}
 	eventually(t, "the message to be given up", func() bool { return len(h.pending(t)) == 0 })
 	if got, want := len(r.ids()), len(outbox.DefaultSchedule)+1; got != want {
@@ -320,9 +274,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 	if want := h.clock.Now().Add(time.Hour); !failed.NextAttemptAt.Equal(want) {
 		t.Fatalf("retry at %v, want an hour later, %v, instead of the schedule's 5s", failed.NextAttemptAt, want)
 	}
-	h.clock.advance(59 * time.Minute)
+	h.clock.Advance(59 * time.Minute)
 	never(t, "retried before the hour", func() bool { return len(r.ids()) > 1 })
-	h.clock.advance(time.Minute)
+	h.clock.Advance(time.Minute)
 	eventually(t, "the retry after the hour", func() bool { return len(h.pending(t)) == 0 })
 	if len(r.ids()) != 2 {
 		t.Fatalf("%d attempts, want 2", len(r.ids()))
@@ -380,7 +334,7 @@ func TestUnregisteredKindWaitsForSender(t *testing.T) {
 	}
 	r := &recorder{}
 	w.Register("github.status", r.send)
-	h.clock.advance(6 * time.Second)
+	h.clock.Advance(6 * time.Second)
 	eventually(t, "the message sent by the sender registered late", func() bool { return len(h.pending(t)) == 0 })
 	if !slices.Equal(r.ids(), []int64{id}) {
 		t.Fatalf("sent %v, want %v", r.ids(), []int64{id})

@@ -81,6 +81,10 @@ const (
 	TriggerManual   Trigger = "manual"
 	TriggerImport   Trigger = "import"
 	TriggerRollback Trigger = "rollback"
+	// TriggerPoll is a new head found by polling (contract section 9).
+	TriggerPoll Trigger = "poll"
+	// TriggerReconcile is a head found without a deployment by reconciliation.
+	TriggerReconcile Trigger = "reconcile"
 	// TriggerPullRequest is a pull request's update, or the approval of a fork's head commit.
 	TriggerPullRequest Trigger = "pull_request"
 	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).

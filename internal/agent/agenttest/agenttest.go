@@ -71,6 +71,8 @@ type Options struct {
 	Listener net.Listener
 	// Log is the agent's logger; nil discards its log.
 	Log *slog.Logger
+	// Prepare, when not nil, is called on the agent before it serves (to replace its clock, say).
+	Prepare func(a *agent.Agent)
 }
 
 // Start runs an agent with cfg, serving its API, sites and build workers on a loopback listener
@@ -99,6 +101,9 @@ func StartWith(t testing.TB, cfg *config.Config, opts Options) *Agent {
 		cfg.AgentURL = "http://" + addr
 	}
 	a, st := open(t, cfg, opts.Log)
+	if opts.Prepare != nil {
+		opts.Prepare(a)
+	}
 	token, err := os.ReadFile(cfg.AdminTokenFile())
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package githubtest is a fake of the GitHub REST API for tests: it serves repositories, branch
-// tips, files and hooks, and records commit statuses, deployments and deployment statuses, the way
-// GitHub does, through exactly the endpoints of contract section 6. It fails the test on any other
-// request, a wrong token, a hook body that is not the contract's hook, or a report whose body is
-// not one that miaobu sends.
+// tips (also as polling asks for them, with ETags and 304s), open pull requests, files and hooks,
+// and records commit statuses, deployments and deployment statuses, the way GitHub does, through
+// exactly the endpoints of contract section 6. It fails the test on any other request, a wrong
+// token, a hook body that is not the contract's hook, or a report whose body is not one that
+// miaobu sends.
 package githubtest
 
 import (
@@ -93,12 +94,17 @@ type Server struct {
 	requests []string
 	nextHook int64
 	nextID   int64
+	rate     *rateLimit
+	answers  []Answer
 }
 
-// repoState is a repository, its hooks and what was reported to it.
+// repoState is a repository, its hooks, its open pull requests, the messages of its commits and
+// what was reported to it.
 type repoState struct {
 	Repo
 	hooks       []Hook
+	pulls       []Pull
+	messages    map[string]string
 	statuses    []Status
 	deployments []Deployment
 	comments    []Comment
@@ -122,6 +128,8 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("POST /repos/{owner}/{repo}/hooks", s.createHook)
 	mux.HandleFunc("PATCH /repos/{owner}/{repo}/hooks/{id}", s.editHook)
 	mux.HandleFunc("DELETE /repos/{owner}/{repo}/hooks/{id}", s.deleteHook)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}", s.getCommit)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.createDeployment)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.createDeploymentStatus)

@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"context"
+	"math"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/domain"
+	"github.com/miaobu/miaobu/internal/poll"
+	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
+)
+
+// startPoller starts polling the projects with trigger poll and reconciling every project (at once,
+// then every reconcile.interval) until ctx ends; done is closed once it has stopped.
+func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
+	opts := poll.Options{Projects: a.pollProjects, Deployer: pollDeployer{a}, Git: a.builder,
+		Interval: a.cfg.Poll.Interval, Reconcile: a.cfg.Reconcile.Interval, Clock: a.clock, Log: a.log,
+		Observe: func(result string) { a.metrics.polls.WithLabelValues(result).Inc() }}
+	if a.cfg.GitHub.Token != "" {
+		// Without a token, GitHub repositories are read with git from their clone URL.
+		opts.GitHub = a.github
+	}
+	a.poller = poll.New(opts)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		a.poller.Run(ctx)
+	}()
+	return stopped
+}
+
+// pollProjects lists every project as the poller sees it.
+func (a *Agent) pollProjects() ([]poll.Project, error) {
+	projects, err := a.domain.Projects()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]poll.Project, 0, len(projects))
+	for _, p := range projects {
+		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
+			Poll: p.TriggerMode == trigger.ModePoll})
+	}
+	return out, nil
+}
+
+// wakePoller makes the poller see a project that was added or changed now, rather than within a minute.
+func (a *Agent) wakePoller() {
+	if a.poller != nil {
+		a.poller.Wake()
+	}
+}
+
+// pollDeployer deploys the heads the poller finds, through the domain's duplicate rules.
+type pollDeployer struct{ a *Agent }
+
+// Missing reports whether the head has no deployment that is queued, running, live or its
+// branch's newest.
+func (d pollDeployer) Missing(p poll.Project, h poll.Head) (bool, error) {
+	return d.a.domain.HeadMissing(p.ID, h.Branch, h.SHA)
+}
+
+// Deploy queues a deployment of the head, if it is still missing.
+func (d pollDeployer) Deploy(ctx context.Context, p poll.Project, h poll.Head, cause poll.Cause) (int64, error) {
+	dep, err := d.a.domain.DeployHead(ctx, domain.Head{ProjectID: p.ID, Branch: h.Branch, SHA: h.SHA, Message: h.Message,
+		Author: h.Author, Trigger: store.Trigger(cause)})
+	if err != nil || dep == nil {
+		return 0, err
+	}
+	return dep.ID, nil
+}
+
+// rateRemaining is what polling last heard of the GitHub token's rate limit, NaN before it heard.
+func (a *Agent) rateRemaining() float64 {
+	if a.poller == nil {
+		return math.NaN()
+	}
+	n, ok := a.poller.RateRemaining()
+	if !ok {
+		return math.NaN()
+	}
+	return float64(n)
+}
+
+// pollStatus is how the polling of project id goes, all null when it is not polled.
+func (a *Agent) pollStatus(id int64) api.PollStatus {
+	var ps api.PollStatus
+	if a.poller == nil {
+		return ps
+	}
+	if st, ok := a.poller.Status(id); ok {
+		ps.LastPollAt, ps.NextPollAt = st.LastPollAt, st.NextPollAt
+		if st.LastPollError != "" {
+			ps.LastPollError = &st.LastPollError
+		}
+	}
+	return ps
+}

@@ -1,0 +1,141 @@
+package agent_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/clock/clocktest"
+	"github.com/miaobu/miaobu/internal/gittest"
+)
+
+// deploymentOf waits until project p has a deployment of commit sha and returns it once it has ended.
+func deploymentOf(t *testing.T, ta *agenttest.Agent, p api.Project, sha string) api.Deployment {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var list []api.Deployment
+		ta.Call(t, "GET", fmt.Sprintf("%s?project_id=%d&limit=100", api.PathDeployments, p.ID), nil, http.StatusOK, &list)
+		for _, d := range list {
+			if d.CommitSHA == sha {
+				return ta.Wait(t, d.ID)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no deployment of %s: %+v", sha[:7], list)
+		}
+	}
+}
+
+// history returns the commits of project p's deployments, oldest first, with their triggers.
+func history(t *testing.T, ta *agenttest.Agent, p api.Project) []string {
+	t.Helper()
+	var list []api.Deployment
+	ta.Call(t, "GET", fmt.Sprintf("%s?project_id=%d&limit=100", api.PathDeployments, p.ID), nil, http.StatusOK, &list)
+	var out []string
+	for i := len(list) - 1; i >= 0; i-- {
+		out = append(out, list[i].CommitSHA[:7]+" "+list[i].Trigger)
+	}
+	return out
+}
+
+func TestPolledProjectDeploysWithoutWebhook(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	cfg := agenttest.Config(t)
+	cfg.Poll.Interval = time.Minute
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	repo := gittest.New(t)
+	first := repo.Commit("first", map[string]string{"index.html": "version one"})
+	var p api.Project
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "laptop", RepoURL: "file://" + repo.Dir, TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}},
+		http.StatusCreated, &p)
+	if p.Trigger != api.ProjectTriggerPoll || p.DefaultBranch != "main" {
+		t.Fatalf("created %+v", p)
+	}
+	// The first check deploys the head, as no deployment of it exists.
+	if d := deploymentOf(t, ta, p, first); d.Status != api.StatusDeployed || d.Trigger != api.TriggerPoll || d.CommitMessage != "first" {
+		t.Fatalf("first check: %+v\n%s", d, ta.Log(t, d.ID))
+	}
+	second := repo.Commit("second", map[string]string{"index.html": "version two"})
+	clock.Advance(90 * time.Second)
+	if d := deploymentOf(t, ta, p, second); d.Status != api.StatusDeployed || d.Trigger != api.TriggerPoll || !d.Live {
+		t.Fatalf("after a commit: %+v\n%s", d, ta.Log(t, d.ID))
+	}
+	if _, body := ta.Site(t, p.Slug, "/"); body != "version two" {
+		t.Errorf("the site serves %q", body)
+	}
+
+	var status api.Status
+	ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+	ps := status.Projects[0]
+	if ps.Trigger != api.ProjectTriggerPoll || ps.LastPollAt == nil || ps.LastPollError != nil || ps.NextPollAt == nil ||
+		!ps.NextPollAt.After(*ps.LastPollAt) || ps.LastPollAt.Before(clock.Now().Add(-time.Minute)) {
+		t.Errorf("status of the polled project: %+v", ps)
+	}
+	assertMetrics(t, ta, `miaobu_polls_total{result="changed"} 2`, `miaobu_polls_total{result="error"} 0`)
+
+	// A project switched back to webhooks is no longer polled.
+	ta.Call(t, "PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerWebhook)}}, http.StatusOK, &p)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if ps := status.Projects[0]; ps.Trigger == api.ProjectTriggerWebhook && ps.NextPollAt == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of a project switched to webhooks: %+v", status.Projects[0])
+		}
+	}
+}
+
+func TestPollTriggerIsValidated(t *testing.T) {
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
+	repo := gittest.New(t)
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "x", RepoURL: repo.Dir, Branch: "main", TriggerSettings: api.TriggerSettings{Trigger: ptr("cron")}}, http.StatusBadRequest, nil)
+	p := ta.AddProject(t, localProject("site", repo.Dir))
+	if p.Trigger != api.ProjectTriggerWebhook {
+		t.Errorf("default trigger %q", p.Trigger)
+	}
+	ta.Call(t, "PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{TriggerSettings: api.TriggerSettings{Trigger: ptr("sometimes")}}, http.StatusBadRequest, nil)
+}
+
+// TestPushesMissedWhileStoppedDeployAtStart stops the agent, pushes two commits, and starts it again:
+// the newest is live within seconds, deployed by reconciliation, and the older is never built.
+func TestPushesMissedWhileStoppedDeployAtStart(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	onData := func() *agenttest.Agent {
+		cfg := agenttest.Config(t)
+		cfg.DataDir = data
+		return agenttest.Start(t, cfg)
+	}
+	ta := onData()
+	repo := gittest.New(t)
+	p := ta.AddProject(t, localProject("site", repo.Dir))
+	first := repo.Commit("first", map[string]string{"index.html": "version one"})
+	ta.Deployed(t, ta.Push(t, p, first))
+	if err := ta.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	repo.Commit("second", map[string]string{"index.html": "version two"})
+	third := repo.Commit("third", map[string]string{"index.html": "version three"})
+	ta = onData()
+	if d := deploymentOf(t, ta, p, third); d.Status != api.StatusDeployed || d.Trigger != api.TriggerReconcile || !d.Live {
+		t.Fatalf("after the restart: %+v\n%s", d, ta.Log(t, d.ID))
+	}
+	if _, body := ta.Site(t, p.Slug, "/"); body != "version three" {
+		t.Errorf("the site serves %q", body)
+	}
+	want := []string{first[:7] + " webhook", third[:7] + " reconcile"}
+	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("deployments %v, want %v: the older missed commit must never be built", got, want)
+	}
+}

@@ -1,0 +1,219 @@
+package githubtest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Pull is an open pull request of a repository the fake serves.
+type Pull struct {
+	Number  int
+	HeadSHA string
+	HeadRef string
+	// HeadRepo is the full name of the repository the head comes from; the base repository's
+	// when empty.
+	HeadRepo string
+}
+
+// Answer is one answer of the polling endpoints (commits/{ref} and pulls), as the fake gave it.
+type Answer struct {
+	// Request is "METHOD /path".
+	Request string
+	// IfNoneMatch is the request's If-None-Match header.
+	IfNoneMatch string
+	Status      int
+	At          time.Time
+}
+
+// rateLimit is the fake's primary rate limit, which only the polling endpoints count and enforce.
+type rateLimit struct {
+	limit, remaining int
+	reset            time.Time
+}
+
+// SetBranch moves branch of repo to sha, as a push does; an empty sha deletes the branch.
+func (s *Server) SetBranch(repo, branch, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.repos[repo]
+	if st.Branches == nil {
+		st.Branches = map[string]string{}
+	}
+	if sha == "" {
+		delete(st.Branches, branch)
+		return
+	}
+	st.Branches[branch] = sha
+}
+
+// SetMessage gives commit sha of repo its message (by default "Tip of <branch>" for the head of a
+// branch or pull request).
+func (s *Server) SetMessage(repo, sha, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.repos[repo]
+	if st.messages == nil {
+		st.messages = map[string]string{}
+	}
+	st.messages[sha] = message
+}
+
+// SetPulls replaces the open pull requests of repo.
+func (s *Server) SetPulls(repo string, pulls []Pull) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repos[repo].pulls = pulls
+}
+
+// SetRateLimit makes the polling endpoints show a primary rate limit of limit requests an hour with
+// remaining left until reset: each answer but a 304 takes one, and with none left they answer 403
+// as GitHub does, until the test sets the limit again.
+func (s *Server) SetRateLimit(limit, remaining int, reset time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rate = &rateLimit{limit: limit, remaining: remaining, reset: reset}
+}
+
+// Answers returns the answers of the polling endpoints, in order.
+func (s *Server) Answers() []Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Answer(nil), s.answers...)
+}
+
+// pollAnswer records an answer of a polling endpoint, sets the rate headers, and answers 403 when
+// no request is left, returning false then. It runs with s.mu held.
+func (s *Server) pollAnswer(w http.ResponseWriter, r *http.Request, status int) bool {
+	a := Answer{Request: r.Method + " " + r.URL.EscapedPath(), IfNoneMatch: r.Header.Get("If-None-Match"), Status: status, At: time.Now()}
+	if rl := s.rate; rl != nil {
+		if rl.remaining == 0 {
+			a.Status = http.StatusForbidden
+		} else if status != http.StatusNotModified {
+			rl.remaining--
+		}
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(rl.limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(rl.remaining))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.reset.Unix(), 10))
+		h.Set("X-RateLimit-Resource", "core")
+	}
+	s.answers = append(s.answers, a)
+	if a.Status == http.StatusForbidden {
+		reply(w, http.StatusForbidden, map[string]string{"message": "API rate limit exceeded for user ID 1.",
+			"documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
+		return false
+	}
+	return true
+}
+
+// getCommit serves a branch's head SHA (Accept: application/vnd.github.sha, which go-github spells
+// application/vnd.github.v3.sha, with If-None-Match answered 304 as GitHub does) or a commit's
+// JSON by its SHA.
+func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
+	s.noQuery(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	ref := r.PathValue("ref")
+	if accept := r.Header.Get("Accept"); accept == "application/vnd.github.sha" || accept == "application/vnd.github.v3.sha" {
+		sha, ok := st.Branches[ref]
+		switch {
+		case !ok:
+			if s.pollAnswer(w, r, http.StatusUnprocessableEntity) {
+				reply(w, http.StatusUnprocessableEntity, map[string]string{"message": "No commit found for SHA: " + ref})
+			}
+		case r.Header.Get("If-None-Match") == `"`+sha+`"`:
+			if s.pollAnswer(w, r, http.StatusNotModified) {
+				w.Header().Set("ETag", `"`+sha+`"`)
+				w.WriteHeader(http.StatusNotModified)
+			}
+		default:
+			if s.pollAnswer(w, r, http.StatusOK) {
+				w.Header().Set("ETag", `"`+sha+`"`)
+				w.Header().Set("Content-Type", "application/vnd.github.sha")
+				fmt.Fprint(w, sha)
+			}
+		}
+		return
+	}
+	message, ok := st.messages[ref]
+	for branch, sha := range st.Branches {
+		if sha == ref && !ok {
+			message, ok = "Tip of "+branch, true
+		}
+	}
+	for _, p := range st.pulls {
+		if p.HeadSHA == ref && !ok {
+			message, ok = "Tip of "+p.HeadRef, true
+		}
+	}
+	if !ok {
+		if s.pollAnswer(w, r, http.StatusUnprocessableEntity) {
+			reply(w, http.StatusUnprocessableEntity, map[string]string{"message": "No commit found for SHA: " + ref})
+		}
+		return
+	}
+	if s.pollAnswer(w, r, http.StatusOK) {
+		reply(w, http.StatusOK, map[string]any{"sha": ref,
+			"commit": map[string]any{"message": message, "author": map[string]any{"name": "Mona Lisa"}},
+			"author": map[string]any{"login": "octocat"}})
+	}
+}
+
+// listPulls serves the open pull requests a page of 100 at a time, with a weak ETag of the page
+// that a matching If-None-Match answers 304.
+func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	page, _ := strconv.Atoi(q.Get("page"))
+	if q.Get("state") != "open" || q.Get("per_page") != "100" || (q.Has("page") && page < 2) {
+		s.t.Errorf("fake GitHub: pulls listed with query %q, want state=open&per_page=100 and a page after the first", r.URL.RawQuery)
+	}
+	page = max(page, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	var list []map[string]any
+	for i := (page - 1) * 100; i < min(page*100, len(st.pulls)); i++ {
+		p := st.pulls[i]
+		head := p.HeadRepo
+		if head == "" {
+			head = st.FullName
+		}
+		list = append(list, map[string]any{"number": p.Number, "state": "open",
+			"head": map[string]any{"sha": p.HeadSHA, "ref": p.HeadRef, "repo": map[string]any{"full_name": head}},
+			"base": map[string]any{"ref": st.DefaultBranch, "repo": map[string]any{"full_name": st.FullName}}})
+	}
+	body, _ := json.Marshal(list)
+	if list == nil {
+		body = []byte("[]")
+	}
+	sum := sha256.Sum256(body)
+	etag := `W/"` + hex.EncodeToString(sum[:]) + `"`
+	if r.Header.Get("If-None-Match") == etag {
+		if s.pollAnswer(w, r, http.StatusNotModified) {
+			w.Header().Set("ETag", etag)
+			w.WriteHeader(http.StatusNotModified)
+		}
+		return
+	}
+	if !s.pollAnswer(w, r, http.StatusOK) {
+		return
+	}
+	if page*100 < len(st.pulls) {
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s?state=open&per_page=100&page=%d>; rel="next"`, s.srv.URL, r.URL.Path, page+1))
+	}
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,117 @@
+package github_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
+)
+
+// pollServer is the fake GitHub with acme/site on branch main at sha("a"), and a client of it.
+func pollServer(t *testing.T) (*githubtest.Server, *github.Client) {
+	t.Helper()
+	gh := githubtest.New(t, testToken)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	c, err := github.New(github.Options{APIURL: gh.URL, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gh, c
+}
+
+// sha returns a distinct full commit SHA.
+func sha(c string) string { return strings.Repeat(c, 40)[:40] }
+
+func TestHeadSHAIsConditional(t *testing.T) {
+	gh, c := pollServer(t)
+	ctx := context.Background()
+	got, changed, _, err := c.HeadSHA(ctx, "acme", "site", "main", "")
+	if err != nil || got != sha("a") || !changed {
+		t.Fatalf("first poll = %q %v %v, want a's SHA, changed", got, changed, err)
+	}
+	for range 2 {
+		if got, changed, _, err = c.HeadSHA(ctx, "acme", "site", "main", got); err != nil || got != sha("a") || changed {
+			t.Fatalf("poll of an unchanged branch = %q %v %v, want a's SHA, unchanged", got, changed, err)
+		}
+	}
+	gh.SetBranch("acme/site", "main", sha("b"))
+	if got, changed, _, err = c.HeadSHA(ctx, "acme", "site", "main", sha("a")); err != nil || got != sha("b") || !changed {
+		t.Fatalf("poll after a push = %q %v %v, want b's SHA, changed", got, changed, err)
+	}
+	var statuses, conditions []string
+	for _, a := range gh.Answers() {
+		if a.Request != "GET /repos/acme/site/commits/main" {
+			t.Errorf("unexpected request %s", a.Request)
+		}
+		statuses = append(statuses, fmt.Sprint(a.Status))
+		conditions = append(conditions, a.IfNoneMatch)
+	}
+	if want := []string{"200", "304", "304", "200"}; !slices.Equal(statuses, want) {
+		t.Errorf("answers %v, want %v", statuses, want)
+	}
+	if want := []string{"", `"` + sha("a") + `"`, `"` + sha("a") + `"`, `"` + sha("a") + `"`}; !slices.Equal(conditions, want) {
+		t.Errorf("If-None-Match %q, want %q", conditions, want)
+	}
+}
+
+func TestHeadSHAOfMissingBranch(t *testing.T) {
+	_, c := pollServer(t)
+	_, _, _, err := c.HeadSHA(context.Background(), "acme", "site", "gone", "")
+	if !errors.Is(err, github.ErrNotFound) || !strings.Contains(err.Error(), "branch gone not found in acme/site") {
+		t.Fatalf("err = %v, want a branch not found", err)
+	}
+}
+
+func TestHeadSHARateLimited(t *testing.T) {
+	gh, c := pollServer(t)
+	reset := time.Now().Add(-time.Second).Truncate(time.Second) // past, so go-github sends the next request
+	gh.SetRateLimit(5000, 1, reset)
+	_, _, rate, err := c.HeadSHA(context.Background(), "acme", "site", "main", "")
+	if err != nil || rate.Limit != 5000 || rate.Remaining != 0 || !rate.Reset.Equal(reset) {
+		t.Fatalf("last allowed request: rate %+v, err %v", rate, err)
+	}
+	_, _, rate, err = c.HeadSHA(context.Background(), "acme", "site", "main", "")
+	if !errors.Is(err, github.ErrRateLimited) || rate.Remaining != 0 || !rate.Reset.Equal(reset) {
+		t.Fatalf("refused request: rate %+v, err %v, want rate limited until %s", rate, err, reset)
+	}
+}
+
+func TestOpenPullRequestsWithETag(t *testing.T) {
+	gh, c := pollServer(t)
+	ctx := context.Background()
+	var pulls []githubtest.Pull
+	for n := 1; n <= 150; n++ {
+		pulls = append(pulls, githubtest.Pull{Number: n, HeadSHA: sha("c"), HeadRef: fmt.Sprintf("topic-%d", n)})
+	}
+	pulls[149].HeadRepo = "fork/site"
+	gh.SetPulls("acme/site", pulls)
+	prs, etag, changed, _, err := c.OpenPullRequests(ctx, "acme", "site", "")
+	if err != nil || !changed || etag == "" || len(prs) != 150 {
+		t.Fatalf("first listing: %d pull requests, etag %q, changed %v, err %v", len(prs), etag, changed, err)
+	}
+	if want := (github.OpenPullRequest{Number: 150, HeadSHA: sha("c"), HeadRef: "topic-150", HeadRepo: "fork/site", BaseRepo: "acme/site"}); prs[149] != want {
+		t.Errorf("last pull request %+v, want %+v", prs[149], want)
+	}
+	prs, again, changed, _, err := c.OpenPullRequests(ctx, "acme", "site", etag)
+	if err != nil || changed || again != etag || prs != nil {
+		t.Fatalf("unchanged listing: %v, etag %q, changed %v, err %v", prs, again, changed, err)
+	}
+	gh.SetPulls("acme/site", pulls[:1])
+	prs, newer, changed, _, err := c.OpenPullRequests(ctx, "acme", "site", etag)
+	if err != nil || !changed || newer == etag || len(prs) != 1 {
+		t.Fatalf("changed listing: %v, etag %q, changed %v, err %v", prs, newer, changed, err)
+	}
+	var got []string
+	for _, a := range gh.Answers() {
+		got = append(got, fmt.Sprintf("%d %v", a.Status, a.IfNoneMatch == etag))
+	}
+	if want := []string{"200 false", "200 false", "304 true", "200 true"}; !slices.Equal(got, want) {
+		t.Errorf("answers (status, carried the ETag) %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// LsRemote returns the commits that refs (full names such as refs/heads/main) point to in the
+// repository at repoURL, read with one `git ls-remote` in the builds' git environment and with
+// their credentials (with github, the GitHub token for an https URL); a ref the repository lacks
+// is absent from the map. Credentials in repoURL never appear in an error.
+func (b *Builder) LsRemote(ctx context.Context, repoURL string, github bool, refs ...string) (map[string]string, error) {
+	out, err := Git(ctx, os.TempDir(), b.gitEnv(Job{RepoURL: repoURL, GitHub: github}), redactURL(repoURL),
+		append([]string{"ls-remote", "--", repoURL}, refs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the branches of the repository: %w", err)
+	}
+	heads := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		if sha, ref, ok := strings.Cut(strings.TrimSpace(line), "\t"); ok {
+			heads[ref] = sha
+		}
+	}
+	return heads, nil
+}
+
+// CommitInfo returns the message and author of commit sha, the head of branch in the repository at
+// repoURL, read from a shallow fetch of the branch into a temporary repository under WorkRoot
+// (servers need not serve a commit by its id). It fails when the branch has moved on since.
+func (b *Builder) CommitInfo(ctx context.Context, repoURL string, github bool, branch, sha string) (message, author string, err error) {
+	if err := os.MkdirAll(b.WorkRoot, 0o700); err != nil {
+		return "", "", err
+	}
+	dir, err := os.MkdirTemp(b.WorkRoot, "commit-")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.RemoveAll(dir)
+	env, redact := b.gitEnv(Job{RepoURL: repoURL, GitHub: github}), redactURL(repoURL)
+	if _, err := Git(ctx, dir, env, redact, "init", "--quiet", "--bare"); err != nil {
+		return "", "", err
+	}
+	if _, err := Git(ctx, dir, env, redact, "fetch", "--quiet", "--depth=1", "--no-tags", "--", repoURL, "refs/heads/"+branch); err != nil {
+		return "", "", fmt.Errorf("fetching branch %s: %w", branch, err)
+	}
+	info, err := Git(ctx, dir, env, redact, "log", "-1", "--format=%an%x00%B", sha, "--")
+	if err != nil {
+		return "", "", fmt.Errorf("branch %s has moved on from %s", branch, sha[:min(7, len(sha))])
+	}
+	author, message, _ = strings.Cut(string(info), "\x00")
+	return strings.TrimSpace(message), author, nil
+}
+
+// redactURL returns a function that masks the user name and password that repoURL carries, if
+// any, in a message of git's.
+func redactURL(repoURL string) func(string) string {
+	u, err := url.Parse(repoURL)
+	if err != nil || u.User == nil {
+		return func(s string) string { return s }
+	}
+	password, _ := u.User.Password()
+	var secrets []string
+	for _, s := range []string{u.User.String(), password, u.User.Username()} {
+		if s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	return func(s string) string {
+		for _, secret := range secrets {
+			s = strings.ReplaceAll(s, secret, "***")
+		}
+		return s
+	}
+}

@@ -1,0 +1,465 @@
+package poll_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/clock/clocktest"
+	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
+	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/logtest"
+	"github.com/miaobu/miaobu/internal/pipeline"
+	"github.com/miaobu/miaobu/internal/poll"
+)
+
+const token = "ghp_poll-test-token"
+
+// start is the fake clock's first reading, in the real past so that go-github, which checks rate
+// limit resets against the real clock, never refuses a request the poller makes.
+var start = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// deployment is a deployment the fake deployer was asked for.
+type deployment struct {
+	project int64
+	head    poll.Head
+	cause   poll.Cause
+}
+
+// deployer is a poll.Deployer in memory: a head is missing until a deployment of its commit exists.
+type deployer struct {
+	mu   sync.Mutex
+	done []deployment
+}
+
+func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !slices.ContainsFunc(d.done, func(x deployment) bool { return x.project == p.ID && x.head.SHA == h.SHA }), nil
+}
+
+func (d *deployer) Deploy(_ context.Context, p poll.Project, h poll.Head, cause poll.Cause) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.done = append(d.done, deployment{p.ID, h, cause})
+	return int64(len(d.done)), nil
+}
+
+// deployments returns the deployments asked for so far, as "project branch-or-#pr sha7 cause message".
+func (d *deployer) deployments() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, x := range d.done {
+		where := x.head.Branch
+		if x.head.PullRequest != 0 {
+			where = fmt.Sprintf("#%d", x.head.PullRequest)
+		}
+		out = append(out, fmt.Sprintf("%d %s %s %s %s", x.project, where, x.head.SHA[:7], x.cause, x.head.Message))
+	}
+	return out
+}
+
+// harness runs a Poller of projects with a fake clock and the fake deployer.
+type harness struct {
+	t        *testing.T
+	clock    *clocktest.Fake
+	deployer *deployer
+	poller   *poll.Poller
+	log      *logtest.Buffer
+
+	mu       sync.Mutex
+	projects []poll.Project
+	results  []string
+	// unreadable makes the project list fail to be read, as a store that fails would.
+	unreadable bool
+}
+
+// newHarness returns a harness of projects; gh is the fake GitHub, nil for none.
+func newHarness(t *testing.T, gh *githubtest.Server, opts poll.Options, projects ...poll.Project) *harness {
+	t.Helper()
+	return newHarnessOf(t, &harness{projects: projects}, gh, opts)
+}
+
+// newHarnessOf starts the harness h, whose projects and unreadable are set.
+func newHarnessOf(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Options) *harness {
+	t.Helper()
+	h.t, h.clock, h.deployer, h.log = t, clocktest.New(start), &deployer{}, &logtest.Buffer{}
+	if gh != nil {
+		c, err := github.New(github.Options{APIURL: gh.URL, Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.GitHub = c
+	}
+	opts.Projects = func() ([]poll.Project, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.unreadable {
+			return nil, errors.New("the store is unreadable")
+		}
+		return slices.Clone(h.projects), nil
+	}
+	opts.Deployer, opts.Clock = h.deployer, h.clock
+	opts.Git = &pipeline.Builder{WorkRoot: filepath.Join(t.TempDir(), "builds")}
+	opts.Log = slog.New(slog.NewTextHandler(h.log, nil))
+	opts.Observe = func(result string) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.results = append(h.results, result)
+	}
+	h.poller = poll.New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.poller.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-h.clock.Asleep() // the reconciliation at start and the first round are over
+	return h
+}
+
+// step advances the clock to the poller's next wake-up and returns once its round is over.
+func (h *harness) step() time.Time {
+	h.t.Helper()
+	next, ok := h.clock.Next()
+	if !ok {
+		h.t.Fatal("the poller is not waiting for the clock")
+	}
+	h.clock.Advance(next.Sub(h.clock.Now()))
+	<-h.clock.Asleep()
+	return h.clock.Now()
+}
+
+// runFor steps until d has passed on the clock.
+func (h *harness) runFor(d time.Duration) {
+	h.t.Helper()
+	for end := h.clock.Now().Add(d); h.clock.Now().Before(end); {
+		h.step()
+	}
+}
+
+// pollResults returns the results of the polls so far.
+func (h *harness) pollResults() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.results)
+}
+
+// status returns the poll status of project id.
+func (h *harness) status(id int64) poll.Status {
+	h.t.Helper()
+	st, ok := h.poller.Status(id)
+	if !ok {
+		h.t.Fatalf("project %d is not polled", id)
+	}
+	return st
+}
+
+func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true})
+	// The reconciliation at start deploys the head, and the first poll finds nothing new.
+	if got, want := h.deployer.deployments(), []string{"1 main " + a[:7] + " reconcile first"}; !slices.Equal(got, want) {
+		t.Fatalf("after start: %q, want %q", got, want)
+	}
+	h.runFor(3 * time.Minute)
+	if got := h.deployer.deployments(); len(got) != 1 {
+		t.Fatalf("polls of an unchanged branch deployed: %q", got)
+	}
+	b := repo.Commit("second", map[string]string{"index.html": "b"})
+	before := h.clock.Now()
+	h.runFor(70 * time.Second)
+	if got, want := h.deployer.deployments(), []string{"1 main " + a[:7] + " reconcile first", "1 main " + b[:7] + " poll second"}; !slices.Equal(got, want) {
+		t.Fatalf("after a push: %q, want %q", got, want)
+	}
+	st := h.status(1)
+	if st.LastPollAt == nil || st.LastPollAt.Before(before) || st.LastPollError != "" || st.NextPollAt == nil || !st.NextPollAt.After(*st.LastPollAt) {
+		t.Errorf("status %+v", st)
+	}
+	if results := h.pollResults(); !slices.Contains(results, poll.ResultChanged) || !slices.Contains(results, poll.ResultUnchanged) {
+		t.Errorf("poll results %q", results)
+	}
+
+	// A head with a skip marker is not deployed, and the next head is.
+	repo.Commit("Draft the docs [Skip CI]", map[string]string{"index.html": "c"})
+	h.runFor(70 * time.Second)
+	if got := h.deployer.deployments(); len(got) != 2 {
+		t.Fatalf("a head with a skip marker was deployed: %q", got)
+	}
+	if !strings.Contains(h.log.String(), "its message contains [Skip CI]") {
+		t.Errorf("no log line tells the skip:\n%s", h.log)
+	}
+	d := repo.Commit("Publish the docs", map[string]string{"index.html": "d"})
+	h.runFor(70 * time.Second)
+	if got := h.deployer.deployments(); len(got) != 3 || got[2] != "1 main "+d[:7]+" poll Publish the docs" {
+		t.Fatalf("after the skipped head: %q", got)
+	}
+}
+
+func TestReconcileAtStartDeploysOnlyTheNewestHead(t *testing.T) {
+	repo := gittest.New(t)
+	repo.Commit("first", map[string]string{"index.html": "a"})
+	newest := repo.Commit("second", map[string]string{"index.html": "b"})
+	other := gittest.New(t)
+	otherHead := other.Commit("only", map[string]string{"index.html": "x"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute, Reconcile: 0},
+		poll.Project{ID: 1, Slug: "webhook-site", RepoURL: "file://" + repo.Dir, Branch: "main"},
+		poll.Project{ID: 2, Slug: "other", RepoURL: "file://" + other.Dir, Branch: "main"})
+	want := []string{"1 main " + newest[:7] + " reconcile second", "2 main " + otherHead[:7] + " reconcile only"}
+	got := h.deployer.deployments()
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("reconciliation at start: %q, want %q", got, want)
+	}
+	// With reconcile.interval 0, a project that is not polled is never read again.
+	repo.Commit("third", map[string]string{"index.html": "c"})
+	if _, waiting := h.clock.Next(); !waiting {
+		t.Fatal("the poller is not waiting")
+	}
+	h.runFor(time.Hour)
+	if got := h.deployer.deployments(); len(got) != 2 {
+		t.Fatalf("reconcile.interval 0 reconciled again: %q", got)
+	}
+	if _, ok := h.poller.Status(1); ok {
+		t.Error("a project with trigger webhook has a poll status")
+	}
+}
+
+func TestPeriodicReconcile(t *testing.T) {
+	repo := gittest.New(t)
+	repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute, Reconcile: 10 * time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main"})
+	missed := repo.Commit("missed delivery", map[string]string{"index.html": "b"})
+	h.runFor(9 * time.Minute)
+	if got := h.deployer.deployments(); len(got) != 1 {
+		t.Fatalf("reconciled before its interval: %q", got)
+	}
+	h.runFor(2 * time.Minute)
+	if got := h.deployer.deployments(); len(got) != 2 || got[1] != "1 main "+missed[:7]+" reconcile missed delivery" {
+		t.Fatalf("after reconcile.interval: %q", got)
+	}
+}
+
+func TestFailedChecksBackOff(t *testing.T) {
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "gone", RepoURL: "file://" + filepath.Join(t.TempDir(), "missing"), Branch: "main", Poll: true})
+	first := h.status(1).NextPollAt
+	for h.clock.Now().Before(*first) {
+		h.step()
+	}
+	last := *first
+	for _, want := range []time.Duration{2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 30 * time.Minute} {
+		next := h.status(1).NextPollAt
+		if gap := next.Sub(last); gap < want*9/10 || gap > want*11/10 {
+			t.Errorf("wait after a failure %s, want %s ±10%%", gap, want)
+		}
+		last = *next
+		for h.clock.Now().Before(*next) {
+			h.step()
+		}
+	}
+	st := h.status(1)
+	if st.LastPollAt != nil || !strings.Contains(st.LastPollError, "repository not found") {
+		t.Errorf("status %+v, want no success and the error", st)
+	}
+}
+
+// githubProject is a polled project of acme/site on the fake GitHub.
+func githubProject(id int64, pulls bool) poll.Project {
+	return poll.Project{ID: id, Slug: "site", Repo: "acme/site", RepoURL: "https://github.com/acme/site.git", Branch: "main", Poll: true, PullRequests: pulls}
+}
+
+// sha returns a distinct full commit SHA.
+func sha(c string) string { return strings.Repeat(c, 40)[:40] }
+
+func TestGitHubPollsAreConditional(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 7, HeadSHA: sha("7"), HeadRef: "topic"}})
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, githubProject(1, true))
+	h.runFor(5 * time.Minute)
+	answers := gh.Answers()
+	var heads, pulls []string
+	for _, a := range answers {
+		line := fmt.Sprintf("%d %s", a.Status, a.IfNoneMatch)
+		switch a.Request {
+		case "GET /repos/acme/site/commits/main":
+			heads = append(heads, line)
+		case "GET /repos/acme/site/pulls":
+			pulls = append(pulls, line)
+		}
+	}
+	if len(heads) < 5 || heads[0] != "200 " {
+		t.Fatalf("head requests %q", heads)
+	}
+	for _, line := range heads[1:] {
+		if line != `304 "`+sha("a")+`"` {
+			t.Errorf("a later head request was answered %q, want 304 for If-None-Match of the known SHA", line)
+		}
+	}
+	if len(pulls) != len(heads) || pulls[0] != "200 " {
+		t.Fatalf("pull request listings %q", pulls)
+	}
+	for _, line := range pulls[1:] {
+		if !strings.HasPrefix(line, `304 W/"`) {
+			t.Errorf("a later listing was answered %q, want 304 for If-None-Match of the ETag", line)
+		}
+	}
+	if got, want := h.deployer.deployments(), []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 reconcile Tip of topic"}; !slices.Equal(got, want) {
+		t.Errorf("deployments %q, want %q", got, want)
+	}
+
+	// A push and a new pull request are found by the next poll.
+	gh.SetBranch("acme/site", "main", sha("b"))
+	gh.SetMessage("acme/site", sha("b"), "Second")
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 7, HeadSHA: sha("7"), HeadRef: "topic"}, {Number: 8, HeadSHA: sha("8"), HeadRef: "fix"}})
+	h.runFor(70 * time.Second)
+	if got := h.deployer.deployments()[2:]; !slices.Equal(got, []string{"1 main bbbbbbb poll Second", "1 #8 8888888 poll Tip of fix"}) {
+		t.Errorf("after a push and a new pull request: %q", got)
+	}
+}
+
+func TestRateLimitPausesUntilReset(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	reset := start.Add(10 * time.Minute)
+	gh.SetRateLimit(5000, 0, reset)
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, githubProject(1, false))
+	if n := len(gh.Answers()); n != 1 {
+		t.Fatalf("%d requests at start, want the one refused", n)
+	}
+	if got := h.deployer.deployments(); len(got) != 0 {
+		t.Fatalf("deployed while rate limited: %q", got)
+	}
+	st := h.status(1)
+	if st.NextPollAt == nil || st.NextPollAt.Before(reset) || !strings.Contains(st.LastPollError, "rate limit") {
+		t.Fatalf("status %+v, want the next check after the reset at %s and the rate limit as the error", st, reset)
+	}
+	for h.clock.Now().Before(reset) {
+		h.step()
+	}
+	if n := len(gh.Answers()); n != 1 {
+		t.Fatalf("%d requests before the reset, want none after the refused one", n)
+	}
+	gh.SetRateLimit(5000, 5000, reset.Add(time.Hour))
+	h.runFor(2 * time.Minute)
+	answers := gh.Answers()
+	if len(answers) < 2 || answers[1].Status != http.StatusOK {
+		t.Fatalf("after the reset: %+v", answers)
+	}
+	if got := h.deployer.deployments(); len(got) != 1 {
+		t.Errorf("after the reset: deployments %q", got)
+	}
+	if remaining, ok := h.poller.RateRemaining(); !ok || remaining >= 5000 {
+		t.Errorf("rate remaining %d %v", remaining, ok)
+	}
+}
+
+func TestLowRateLimitPausesPolling(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	reset := start.Add(30 * time.Minute)
+	gh.SetRateLimit(5000, 400, reset) // 8% left after the first requests
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, githubProject(1, false))
+	first := len(gh.Answers())
+	for h.clock.Now().Before(reset.Add(-time.Minute)) {
+		h.step()
+	}
+	if n := len(gh.Answers()); n != first {
+		t.Fatalf("%d requests while less than 10%% of the limit was left", n-first)
+	}
+	if st := h.status(1); st.LastPollError != "" || st.NextPollAt.Before(reset) {
+		t.Errorf("status %+v: a low rate is a pause, not an error", st)
+	}
+}
+
+// TestPollsSpreadOverTheInterval polls 100 projects for three intervals: their checks spread over
+// the interval instead of hitting GitHub in the same second.
+func TestPollsSpreadOverTheInterval(t *testing.T) {
+	gh := githubtest.New(t, token)
+	var projects []poll.Project
+	for i := range 100 {
+		name := fmt.Sprintf("acme/site-%d", i)
+		gh.AddRepo(githubtest.Repo{FullName: name, DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+		projects = append(projects, poll.Project{ID: int64(i + 1), Slug: fmt.Sprintf("site-%d", i), Repo: name,
+			RepoURL: "https://github.com/" + name + ".git", Branch: "main", Poll: true})
+	}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute, Reconcile: time.Hour}, projects...)
+	perSecond := map[int64]int{}
+	seen := len(gh.Answers())
+	for end := h.clock.Now().Add(3 * time.Minute); h.clock.Now().Before(end); {
+		now := h.step()
+		n := len(gh.Answers())
+		perSecond[now.Unix()] += n - seen
+		seen = n
+	}
+	busiest, polls := 0, 0
+	for _, n := range perSecond {
+		busiest, polls = max(busiest, n), polls+n
+	}
+	if polls < 270 || polls > 330 {
+		t.Errorf("%d polls of 100 projects in 3 minutes at a 1-minute interval", polls)
+	}
+	if busiest > 10 || len(perSecond) < 100 {
+		t.Errorf("polls fell in %d distinct seconds, at most %d in one: not spread over the interval", len(perSecond), busiest)
+	}
+}
+
+func TestProjectsLeaveThePoll(t *testing.T) {
+	repo := gittest.New(t)
+	repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true},
+		poll.Project{ID: 2, Slug: "other", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true})
+	h.mu.Lock()
+	h.projects[0].Poll = false  // switched to webhooks
+	h.projects = h.projects[:1] // and project 2 deleted
+	h.mu.Unlock()
+	repo.Commit("second", map[string]string{"index.html": "b"})
+	h.runFor(5 * time.Minute)
+	if got := h.deployer.deployments(); len(got) != 2 {
+		t.Errorf("deployments %q, want only the two of the reconciliation at start", got)
+	}
+	for _, id := range []int64{1, 2} {
+		if _, ok := h.poller.Status(id); ok {
+			t.Errorf("project %d still has a poll status", id)
+		}
+	}
+}
+
+func TestUnreadableProjectListIsNotEmpty(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarnessOf(t, &harness{unreadable: true,
+		projects: []poll.Project{{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true}}},
+		nil, poll.Options{Interval: time.Minute})
+	if got := h.deployer.deployments(); len(got) != 0 {
+		t.Fatalf("deployments without a project list: %q", got)
+	}
+	h.mu.Lock()
+	h.unreadable = false
+	h.mu.Unlock()
+	h.step()
+	if got, want := h.deployer.deployments(), []string{"1 main " + a[:7] + " reconcile first"}; !slices.Equal(got, want) {
+		t.Fatalf("once the list is read: %q, want the reconciliation at start %q", got, want)
+	}
+	before := h.status(1)
+	h.mu.Lock()
+	h.unreadable = true
+	h.mu.Unlock()
+	h.step()
+	if after, ok := h.poller.Status(1); !ok || !after.NextPollAt.Equal(*before.NextPollAt) {
+		t.Errorf("a failed read of the list changed the schedule: %+v, then %+v", before, after)
+	}
+}

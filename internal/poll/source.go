@@ -1,0 +1,201 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/clock"
+	"github.com/miaobu/miaobu/internal/github"
+)
+
+// source reads the heads of projects' repositories.
+type source interface {
+	// heads returns the heads of the production branch and, when asked, the open pull requests.
+	heads(ctx context.Context, p Project) ([]Head, error)
+	// commit returns the message and author of a head's commit.
+	commit(ctx context.Context, p Project, h Head) (message, author string, err error)
+	// pausedUntil is when the source may be asked again after a rate limit, zero when it may now.
+	pausedUntil() time.Time
+}
+
+// gitSource reads any git remote with `git ls-remote`, one call per project and check.
+type gitSource struct {
+	git Git
+}
+
+func (g *gitSource) heads(ctx context.Context, p Project) ([]Head, error) {
+	ref := "refs/heads/" + p.Branch
+	refs, err := g.git.LsRemote(ctx, p.RepoURL, p.Repo != "", ref)
+	if err != nil {
+		return nil, err
+	}
+	sha, ok := refs[ref]
+	if !ok {
+		return nil, fmt.Errorf("branch %s not found in the repository", p.Branch)
+	}
+	return []Head{{Branch: p.Branch, SHA: sha}}, nil
+}
+
+func (g *gitSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {
+	return g.git.CommitInfo(ctx, p.RepoURL, p.Repo != "", h.Branch, h.SHA)
+}
+
+func (g *gitSource) pausedUntil() time.Time { return time.Time{} }
+
+// lowRate is the share of the rate limit below which polling GitHub waits for the limit's reset,
+// leaving the rest to the agent's other calls (imports, reports).
+const lowRate = 0.1
+
+// githubSource reads GitHub repositories through the REST API with conditional requests: it keeps
+// the last SHA of each branch and the ETag of each pull request listing, so an unchanged
+// repository costs no rate limit. It pauses every request while the rate limit is low or spent.
+type githubSource struct {
+	gh    *github.Client
+	clock clock.Clock
+
+	mu sync.Mutex
+	// shas are the last SHA seen of each project's production branch, pulls the last listing of
+	// its open pull requests.
+	shas  map[int64]knownHead
+	pulls map[int64]*pullListing
+	// rate is what GitHub said last of the rate limit; pause is when polling may go on.
+	rate  github.Rate
+	pause time.Time
+}
+
+// knownHead is the SHA last seen at the head of a branch of a repository.
+type knownHead struct {
+	repo, branch, sha string
+}
+
+// pullListing is the last listing of a repository's open pull requests and its ETag.
+type pullListing struct {
+	repo, etag string
+	heads      []Head
+}
+
+// newGitHubSource returns a githubSource of gh.
+func newGitHubSource(gh *github.Client, c clock.Clock) *githubSource {
+	return &githubSource{gh: gh, clock: c, shas: map[int64]knownHead{}, pulls: map[int64]*pullListing{}}
+}
+
+func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, error) {
+	owner, name, _ := strings.Cut(p.Repo, "/")
+	g.mu.Lock()
+	known := g.shas[p.ID]
+	g.mu.Unlock()
+	if known.repo != p.Repo || known.branch != p.Branch {
+		known = knownHead{repo: p.Repo, branch: p.Branch}
+	}
+	sha, _, rate, err := g.gh.HeadSHA(ctx, owner, name, p.Branch, known.sha)
+	g.observe(rate, err)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	known.sha = sha
+	g.shas[p.ID] = known
+	g.mu.Unlock()
+	heads := []Head{{Branch: p.Branch, SHA: sha}}
+	if !p.PullRequests {
+		return heads, nil
+	}
+	pulls, err := g.openPullRequests(ctx, p, owner, name)
+	return append(heads, pulls...), err
+}
+
+// openPullRequests returns the heads of the open pull requests of p's repository, from the last
+// listing when GitHub says it has not changed.
+func (g *githubSource) openPullRequests(ctx context.Context, p Project, owner, name string) ([]Head, error) {
+	g.mu.Lock()
+	last := g.pulls[p.ID]
+	g.mu.Unlock()
+	etag := ""
+	if last != nil && last.repo == p.Repo {
+		etag = last.etag
+	}
+	prs, newETag, changed, rate, err := g.gh.OpenPullRequests(ctx, owner, name, etag)
+	g.observe(rate, err)
+	if err != nil {
+		return nil, err
+	}
+	if !changed {
+		return last.heads, nil
+	}
+	listing := &pullListing{repo: p.Repo, etag: newETag}
+	for _, pr := range prs {
+		listing.heads = append(listing.heads, Head{Branch: pr.HeadRef, PullRequest: pr.Number, SHA: pr.HeadSHA})
+	}
+	g.mu.Lock()
+	g.pulls[p.ID] = listing
+	g.mu.Unlock()
+	return listing.heads, nil
+}
+
+func (g *githubSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {
+	owner, name, _ := strings.Cut(p.Repo, "/")
+	c, err := g.gh.CommitInfo(ctx, owner, name, h.SHA)
+	if err != nil {
+		return "", "", err
+	}
+	return c.Message, c.Author, nil
+}
+
+// observe keeps what an answer said of the rate limit and pauses polling when the limit is spent
+// (until its reset, or longer when a Retry-After asks) or below lowRate (until its reset).
+func (g *githubSource) observe(rate github.Rate, err error) {
+	now := g.clock.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rate.Limit > 0 {
+		g.rate = rate
+	}
+	until := time.Time{}
+	switch {
+	case errors.Is(err, github.ErrRateLimited):
+		until = rate.Reset
+		if rate.RetryAfter > 0 {
+			until = later(until, now.Add(rate.RetryAfter))
+		}
+		if !until.After(now) {
+			until = now.Add(time.Minute) // the answer said no time: a minute, as GitHub's docs advise
+		}
+	case rate.Limit > 0 && float64(rate.Remaining) < lowRate*float64(rate.Limit):
+		until = rate.Reset
+	}
+	g.pause = later(g.pause, until)
+}
+
+func (g *githubSource) pausedUntil() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pause
+}
+
+// remaining returns the requests left in the primary rate limit, false before any answer said.
+func (g *githubSource) remaining() (int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rate.Remaining, g.rate.Limit > 0
+}
+
+// forget drops what is kept of the projects that are not live.
+func (g *githubSource) forget(live map[int64]bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	maps.DeleteFunc(g.shas, func(id int64, _ knownHead) bool { return !live[id] })
+	maps.DeleteFunc(g.pulls, func(id int64, _ *pullListing) bool { return !live[id] })
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
