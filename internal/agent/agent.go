@@ -65,6 +65,11 @@ type Agent struct {
 
 // New builds an agent on an open store; the admin token file is created on first start.
 func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) {
+	return newAgent(cfg, st, log, net.DefaultResolver)
+}
+
+// newAgent is New with the resolver that looks up where custom domains point.
+func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, resolver domain.Resolver) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -88,7 +93,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) 
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -127,6 +132,7 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
 	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
+	mux.HandleFunc("GET "+api.PathTLSAsk, a.handle(a.tlsAsk))
 
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET "+api.PathProjects, a.handle(a.listProjects))
@@ -140,6 +146,9 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
 	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.handle(a.setEnv))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.handle(a.unsetEnv))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/domains", a.handle(a.listDomains))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/domains", a.handle(a.addDomain))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/domains/{domain}", a.handle(a.removeDomain))
 	admin.HandleFunc("GET "+api.PathStatus, a.handle(a.status))
 	admin.Handle("GET "+api.PathMetrics, a.metrics.handler())
 	admin.HandleFunc("GET "+api.PathDeployments, a.handle(a.listDeployments))

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,6 +50,25 @@ func startTestAgent(t testing.TB, cfg *config.Config) *apiAgent {
 	return &apiAgent{Agent: a, server: srv, token: a.adminToken}
 }
 
+// testHosts is the resolver of test agents: sites under localhost are at 127.0.0.1, and
+// www.example.com points there too; nothing else resolves, and nothing reaches the network.
+var testHosts = hostsResolver(func(host string) []string {
+	if host == "www.example.com" || strings.HasSuffix(host, ".localhost") {
+		return []string{"127.0.0.1"}
+	}
+	return nil
+})
+
+// hostsResolver is a resolver of the answers of a function.
+type hostsResolver func(host string) []string
+
+func (h hostsResolver) LookupHost(_ context.Context, host string) ([]string, error) {
+	if addrs := h(host); addrs != nil {
+		return addrs, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
 // newTestAgent opens a store in cfg.DataDir and builds an agent on it with a silent log; the store
 // closes when the test ends.
 func newTestAgent(t testing.TB, cfg *config.Config) *Agent {
@@ -57,7 +78,7 @@ func newTestAgent(t testing.TB, cfg *config.Config) *Agent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	a, err := New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := newAgent(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)), testHosts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 // Lookup is what Sites reads of the store.
 type Lookup interface {
 	ProjectBySlug(slug string) (*store.Project, error)
+	ProjectByDomain(name string) (*store.Project, error)
 	Deployment(id int64) (*store.Deployment, error)
 }
 
@@ -33,37 +34,63 @@ type Sites struct {
 	Log               *slog.Logger
 }
 
-// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment) or
-// <slug>--<id>.<Domain> (that deployment), on any port; every other request, and one for the
-// public URL's own host, goes to next.
-func (s *Sites) Handler(next http.Handler) http.Handler {
-	publicHost := ""
-	if u, err := url.Parse(s.PublicURL); err == nil {
-		publicHost = strings.ToLower(u.Hostname())
+// HostName returns the host name of a Host header or a TLS server name: lower case, without its
+// port or a final dot.
+func HostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	suffix := "." + strings.ToLower(strings.Trim(s.Domain, "."))
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// PublicHost returns the host name of the public URL, "" when it has none.
+func PublicHost(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return ""
+	}
+	return HostName(u.Hostname())
+}
+
+// SiteLabel returns the label of a site host, a HostName one level under domain: "slug" (the live
+// deployment) or "slug--id" (that deployment); ok is false for any other host.
+func SiteLabel(host, domain string) (label string, ok bool) {
+	label, ok = strings.CutSuffix(host, "."+strings.ToLower(strings.Trim(domain, ".")))
+	if !ok || label == "" || strings.Contains(label, ".") {
+		return "", false
+	}
+	return label, true
+}
+
+// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment),
+// <slug>--<id>.<Domain> (that deployment) or a project's custom domain (its live deployment), on
+// any port; every other request, and one for the public URL's own host, goes to next.
+func (s *Sites) Handler(next http.Handler) http.Handler {
+	publicHost := PublicHost(s.PublicURL)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.TrimSuffix(strings.ToLower(host), ".")
-		label, ok := strings.CutSuffix(host, suffix)
-		if !ok || host == publicHost || label == "" || strings.Contains(label, ".") {
+		host := HostName(r.Host)
+		if host == publicHost {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.serveSite(w, r, label)
+		if label, ok := SiteLabel(host, s.Domain); ok {
+			s.serveSite(w, r, label)
+			return
+		}
+		p, err := s.Store.ProjectByDomain(host)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.Log.Error("looking up a custom domain", "host", host, "err", err)
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.serveDeployment(w, r, p, p.ActiveDeploymentID)
 	})
 }
 
 // serveSite serves one request for the site named by a host label: "slug" or "slug--id".
 func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	slug, rawID, preview := strings.Cut(label, "--")
 	p, err := s.Store.ProjectBySlug(slug)
 	if err != nil {
@@ -77,6 +104,17 @@ func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 			return
 		}
 	}
+	s.serveDeployment(w, r, p, id)
+}
+
+// serveDeployment serves one request for deployment id of project p, 0 being none.
+func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store.Project, id int64) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	slug := p.Slug
 	if id == 0 {
 		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", slug), http.StatusNotFound)
 		return

@@ -13,8 +13,19 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// lookup is a store of one project, blog, with deployments 1 (live) and 2 (failed).
+// lookup is a store of one project, blog, with deployments 1 (live) and 2 (failed) and the custom
+// domain blog.example.org, and of a project at www.example.net with no live deployment.
 type lookup struct{}
+
+func (lookup) ProjectByDomain(name string) (*store.Project, error) {
+	switch name {
+	case "blog.example.org":
+		return &store.Project{ID: 1, Slug: "blog", ActiveDeploymentID: 1}, nil
+	case "www.example.net":
+		return &store.Project{ID: 2, Slug: "shop"}, nil
+	}
+	return nil, store.ErrNotFound
+}
 
 func (lookup) ProjectBySlug(slug string) (*store.Project, error) {
 	if slug != "blog" {
@@ -60,6 +71,11 @@ func TestSitesByHost(t *testing.T) {
 		{"GET", "deploy.sites.example.com", http.StatusOK, "api"},
 		{"GET", "a.blog.sites.example.com", http.StatusOK, "api"},
 		{"GET", "example.com", http.StatusOK, "api"},
+		{"GET", "Blog.Example.org:443", http.StatusOK, "home"},
+		{"HEAD", "blog.example.org", http.StatusOK, ""},
+		{"DELETE", "blog.example.org", http.StatusMethodNotAllowed, "405 method not allowed\n"},
+		{"GET", "www.example.net", http.StatusNotFound, "shop has no live deployment yet.\n"},
+		{"GET", "example.org", http.StatusOK, "api"},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest(tt.method, "/", nil)

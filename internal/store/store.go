@@ -22,6 +22,8 @@
 //	deployed_commits     project id ‖ commit SHA → id of the commit's newest deployment, kept when
 //	                     that deployment is pruned (with branch_heads, the stale-delivery check)
 //	notifications        notification target id → Notification (where events are told)
+//	domains              custom domain (lower-case ASCII) → project id (a domain belongs to one
+//	                     project; the project lists its own in Project.Domains)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -62,10 +64,11 @@ var (
 	branchHeadsBucket        = []byte("branch_heads")
 	deployedCommitsBucket    = []byte("deployed_commits")
 	notificationsBucket      = []byte("notifications")
+	domainsBucket            = []byte("domains")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, notificationsBucket}
+		branchHeadsBucket, deployedCommitsBucket, notificationsBucket, domainsBucket}
 	schemaKey = []byte("schema")
 )
 
