@@ -138,6 +138,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newStatusCommand(a),
 		newBackupCommand(a),
 		newNotifyCommand(a),
+		newDomainCommand(a),
 		newLoginCommand(a),
 		newVersionCommand(a),
 	)
