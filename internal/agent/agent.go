@@ -278,6 +278,26 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		servers = append(servers, server{a.httpServer(a.metrics.tokenlessHandler()), mln})
 		a.log.Info("serving /metrics without a token", "metrics_listen", mln.Addr().String())
 	}
+	if a.cfg.TLS.Enabled {
+		certs, err := a.newCertificates()
+		if err != nil {
+			return err
+		}
+		defer certs.cache.Stop()
+		httpsLn, err := net.Listen("tcp", a.cfg.TLS.Listen)
+		if err != nil {
+			return fmt.Errorf("listening on %s (tls.listen): %w", a.cfg.TLS.Listen, err)
+		}
+		defer httpsLn.Close() // on an early return; Shutdown closes it otherwise
+		httpLn, err := net.Listen("tcp", a.cfg.TLS.HTTPListen)
+		if err != nil {
+			return fmt.Errorf("listening on %s (tls.http_listen): %w", a.cfg.TLS.HTTPListen, err)
+		}
+		defer httpLn.Close()
+		servers = append(servers, certs.servers(a, apiServer.Handler, httpsLn, httpLn)...)
+		a.log.Info("serving HTTPS with certificates obtained on demand", "tls_listen", httpsLn.Addr().String(),
+			"tls_http_listen", httpLn.Addr().String())
+	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"data_dir", a.cfg.DataDir, "version", Version)
 	workCtx, stopWork := context.WithCancelCause(context.Background())

@@ -21,6 +21,7 @@ type metrics struct {
 	deployments       *prometheus.CounterVec
 	buildDuration     prometheus.Histogram
 	publishDuration   *prometheus.HistogramVec
+	certFailures      prometheus.Counter
 }
 
 // durationBuckets span a few seconds to the default build timeout.
@@ -58,6 +59,10 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 			Help:    "Time to publish a built deployment (upload and purge on the oss target), by target.",
 			Buckets: []float64{.01, .05, .1, .5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"target"}),
+		certFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "miaobu_tls_certificate_failures_total",
+			Help: "Certificates that could not be obtained or renewed from the ACME CA (tls.enabled).",
+		}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
 	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
@@ -71,7 +76,7 @@ func newMetrics(queueDepth, running func() float64) *metrics {
 	for _, target := range []string{"local", "oss"} {
 		m.publishDuration.WithLabelValues(target)
 	}
-	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration,
+	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration, m.certFailures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_builds_running", Help: "Builds running in this agent."}, running),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
