@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
@@ -61,6 +62,8 @@ type Agent struct {
 	reporter *report.Reporter
 	// notifier tells notification targets of deployment events through the outbox.
 	notifier *notify.Notifier
+	// certs is the agent's own HTTPS while Serve runs with tls.enabled, else nil.
+	certs atomic.Pointer[certificates]
 }
 
 // New builds an agent on an open store; the admin token file is created on first start.
@@ -284,6 +287,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		defer certs.cache.Stop()
+		a.certs.Store(certs)
 		httpsLn, err := net.Listen("tcp", a.cfg.TLS.Listen)
 		if err != nil {
 			return fmt.Errorf("listening on %s (tls.listen): %w", a.cfg.TLS.Listen, err)

@@ -4,17 +4,23 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/miaobu/miaobu/internal/api"
 )
 
 // certificates is the agent's own HTTPS: certificates from an ACME CA, each obtained at the first
@@ -23,6 +29,8 @@ type certificates struct {
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
 	cache  *certmagic.Cache
+	// failures holds the error of each name whose last attempt failed, until one succeeds.
+	failures sync.Map
 }
 
 // newCertificates sets up on-demand issuance for tls.* of the agent's configuration.
@@ -65,9 +73,14 @@ func (a *Agent) newCertificates() (*certificates, error) {
 			return nil
 		}},
 		OnEvent: func(_ context.Context, event string, data map[string]any) error {
-			if event == "cert_failed" {
+			name, _ := data["identifier"].(string)
+			switch event {
+			case "cert_failed":
 				a.metrics.certFailures.Inc()
-				a.log.Warn("obtaining a certificate failed", "domain", data["identifier"], "err", data["error"])
+				a.log.Warn("obtaining a certificate failed", "domain", name, "err", data["error"])
+				c.failures.Store(name, fmt.Sprint(data["error"]))
+			case "cert_obtained":
+				c.failures.Delete(name)
 			}
 			return nil
 		},
@@ -109,4 +122,45 @@ func (c *certificates) servers(a *Agent, site http.Handler, httpsLn, httpLn net.
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
 	})
 	return []server{{secure, tls.NewListener(httpsLn, tlsCfg)}, {a.httpServer(c.issuer.HTTPChallengeHandler(toHTTPS)), httpLn}}
+}
+
+// list returns every certificate kept under <data_dir>/certs, with its expiry, and every name whose
+// last attempt failed, sorted by name.
+func (c *certificates) list(dataDir string) []api.Certificate {
+	byName := map[string]*api.Certificate{}
+	files, _ := filepath.Glob(filepath.Join(dataDir, "certs", "certificates", "*", "*", "*.crt"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			continue
+		}
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSuffix(filepath.Base(file), ".crt")
+		// One name may hold certificates of several CAs (a changed tls.ca): show the latest.
+		if seen := byName[name]; seen == nil || seen.ExpiresAt.Before(leaf.NotAfter) {
+			expires := leaf.NotAfter.UTC()
+			byName[name] = &api.Certificate{Name: name, ExpiresAt: &expires}
+		}
+	}
+	c.failures.Range(func(k, v any) bool {
+		name, reason := k.(string), v.(string)
+		if byName[name] == nil {
+			byName[name] = &api.Certificate{Name: name}
+		}
+		byName[name].LastError = &reason
+		return true
+	})
+	out := make([]api.Certificate, 0, len(byName))
+	for _, cert := range byName {
+		out = append(out, *cert)
+	}
+	slices.SortFunc(out, func(a, b api.Certificate) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

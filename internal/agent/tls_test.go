@@ -137,6 +137,17 @@ func TestOnDemandTLS(t *testing.T) {
 	if want := "https://blog.sites.test:" + port + "/docs/?x=1"; resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
 		t.Fatalf("plain HTTP: %d to %q, want 301 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
+	var status api.Status
+	ta.call("GET", api.PathStatus, nil, http.StatusOK, &status)
+	if len(status.Certificates) != 2 {
+		t.Fatalf("status shows certificates %+v, want blog.sites.test and www.example.test", status.Certificates)
+	}
+	for i, name := range []string{"blog.sites.test", "www.example.test"} {
+		c := status.Certificates[i]
+		if c.Name != name || c.ExpiresAt == nil || !c.ExpiresAt.After(time.Now()) || c.LastError != nil {
+			t.Errorf("status shows certificate %+v, want %s, valid, no error", c, name)
+		}
+	}
 	if info, err := os.Stat(filepath.Join(ta.cfg.DataDir, "certs")); err != nil || info.Mode().Perm() != 0o700 {
 		t.Fatalf("certs directory: %v, %v", info, err)
 	}

@@ -281,6 +281,17 @@ type Status struct {
 	Sandbox   string          `json:"sandbox"`
 	Queue     QueueStatus     `json:"queue"`
 	Projects  []ProjectStatus `json:"projects"`
+	// Certificates are those the agent obtained for its own HTTPS (tls.enabled), and names whose
+	// last attempt failed.
+	Certificates []Certificate `json:"certificates"`
+}
+
+// Certificate is one name's certificate for the agent's own HTTPS: when it expires (null: none
+// obtained) and why the last attempt to obtain or renew it failed (null: it did not).
+type Certificate struct {
+	Name      string     `json:"name"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	LastError *string    `json:"last_error"`
 }
 
 // QueueStatus says how much work waits and runs; Concurrency 0 means building is paused.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
@@ -86,5 +87,24 @@ func TestDomainAddPrintsTheRecord(t *testing.T) {
 				t.Errorf("request %q, want %q", body, want)
 			}
 		})
+	}
+}
+
+func TestStatusShowsCertificates(t *testing.T) {
+	cliEnv(t)
+	expires := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
+	reason := "validating blog.example.com: connection refused\nmore detail"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.Status{Status: "ok", Projects: []api.ProjectStatus{{ID: 1, Slug: "blog"}},
+			Certificates: []api.Certificate{{Name: "blog.sites.example.com", ExpiresAt: &expires},
+				{Name: "www.example.com", LastError: &reason}}})
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
+	t.Setenv("MIAOBU_TOKEN", "t")
+	code, out, errOut := run("status")
+	want := "\nblog.sites.example.com\t" + expires.Local().Format("2006-01-02 15:04") + "\t-\nwww.example.com\t-\tvalidating blog.example.com: connection refused\n"
+	if code != 0 || !strings.HasSuffix(out, want) {
+		t.Fatalf("exit %d, stdout %q, want it to end with %q; stderr %q", code, out, want, errOut)
 	}
 }

@@ -88,5 +88,27 @@ func printStatus(a *app, st api.Status) error {
 			fmt.Fprintln(a.errOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
 		}
 	}
-	return nil
+	return printCertificates(a, st.Certificates)
+}
+
+// printCertificates shows the certificates of the agent's own HTTPS, if it has any: each name, when
+// its certificate expires and the error of its last failed attempt.
+func printCertificates(a *app, certs []api.Certificate) error {
+	if len(certs) == 0 {
+		return nil
+	}
+	t := a.term
+	rows := make([][]string, 0, len(certs))
+	for _, c := range certs {
+		expires, lastError := "-", "-"
+		if c.ExpiresAt != nil {
+			expires = c.ExpiresAt.Local().Format("2006-01-02 15:04")
+		}
+		if c.LastError != nil {
+			lastError = t.red(firstLine(*c.LastError))
+		}
+		rows = append(rows, []string{c.Name, expires, lastError})
+	}
+	fmt.Fprintln(a.out)
+	return t.table(a.out, []string{"CERTIFICATE", "EXPIRES", "LAST ERROR"}, rows)
 }
