@@ -20,13 +20,14 @@ import (
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
-// pebble is an ACME CA in the test process that validates every challenge without asking.
+// pebble is an ACME CA in the test process.
 type pebble struct {
 	// directory is its ACME directory URL; caRoot a PEM file trusted for it (tls.ca_root).
 	directory, caRoot string
@@ -36,16 +37,25 @@ type pebble struct {
 	orders atomic.Int64
 }
 
-// startPebble runs Pebble until the test ends.
-func startPebble(t *testing.T) *pebble {
+// startPebble runs Pebble until the test ends. With validate it checks challenges for real: HTTP-01
+// on the agent's tls.http_listen, TLS-ALPN-01 on its tls.listen, every name resolving to 127.0.0.1;
+// without, it takes every challenge as met.
+func startPebble(t *testing.T, validate bool, httpsAddr, httpAddr string) *pebble {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	dnsAddr := ""
+	if validate {
+		dnsAddr = loopbackDNS(t)
+	} else {
+		t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	}
+	_, httpsPort, _ := splitPort(httpsAddr)
+	_, httpPort, _ := splitPort(httpAddr)
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
 	quiet := log.New(io.Discard, "", 0)
 	certs := db.NewMemoryStore()
 	authority := ca.New(quiet, certs, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {}})
-	frontEnd := wfe.New(quiet, certs, va.New(quiet, 0, 0, false, "", certs), authority, []string{"pebble.letsencrypt.org"},
+	frontEnd := wfe.New(quiet, certs, va.New(quiet, httpPort, httpsPort, false, dnsAddr, certs), authority, []string{"pebble.letsencrypt.org"},
 		false, false, 0, 0)
 	front := frontEnd.Handler()
 	p := &pebble{roots: x509.NewCertPool()}
@@ -65,9 +75,65 @@ func startPebble(t *testing.T) *pebble {
 	return p
 }
 
-func TestOnDemandTLS(t *testing.T) {
-	ca := startPebble(t)
-	httpsAddr, httpAddr := freeAddr(t), freeAddr(t)
+// loopbackDNS runs a DNS server over TCP, as Pebble asks, that answers every A query with
+// 127.0.0.1, and returns its address.
+func loopbackDNS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Qtype == dns.TypeA {
+			m.Answer = []dns.RR{&dns.A{A: net.IPv4(127, 0, 0, 1), Hdr: dns.RR_Header{Name: q.Question[0].Name,
+				Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}}}
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// waitListening polls until addr accepts connections.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", addr)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never came up: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// httpsGet fetches path of host from the agent's HTTPS listener at addr, trusting only roots.
+func httpsGet(addr, host, path string, roots *x509.CertPool) (string, error) {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{ServerName: host, RootCAs: roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	resp, err := client.Get("https://" + host + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// startTLSAgent runs an agent with tls.enabled against ca on httpsAddr and httpAddr, with the
+// project blog live, and waits for its HTTPS listener.
+func startTLSAgent(t *testing.T, ca *pebble, httpsAddr, httpAddr string) (*testAgent, api.Project) {
+	t.Helper()
 	ta := startAgent(t, func(cfg *config.Config) {
 		cfg.Sites.Domain = "sites.test"
 		cfg.TLS = config.TLS{Enabled: true, CA: ca.directory, CARoot: ca.caRoot, Email: "ops@example.com",
@@ -76,34 +142,15 @@ func TestOnDemandTLS(t *testing.T) {
 	repo := gittest.New(t)
 	p := ta.addProject("blog", repo.Dir)
 	ta.deployed(ta.push(p, repo.Commit("site", map[string]string{"index.html": "home"})))
+	waitListening(t, httpsAddr)
+	return ta, p
+}
 
-	// get fetches path of host over HTTPS, trusting only Pebble's root.
-	get := func(host, path string) (string, error) {
-		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{ServerName: host, RootCAs: ca.roots},
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
-			}}}
-		resp, err := client.Get("https://" + host + path)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", httpsAddr)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the HTTPS listener never came up: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+func TestOnDemandTLS(t *testing.T) {
+	httpsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	ca := startPebble(t, false, httpsAddr, httpAddr)
+	ta, p := startTLSAgent(t, ca, httpsAddr, httpAddr)
+	get := func(host, path string) (string, error) { return httpsGet(httpsAddr, host, path, ca.roots) }
 
 	if body, err := get("blog.sites.test", "/"); err != nil || body != "home" {
 		t.Fatalf("the site over HTTPS: %q, %v", body, err)
@@ -150,5 +197,14 @@ func TestOnDemandTLS(t *testing.T) {
 	}
 	if info, err := os.Stat(filepath.Join(ta.cfg.DataDir, "certs")); err != nil || info.Mode().Perm() != 0o700 {
 		t.Fatalf("certs directory: %v, %v", info, err)
+	}
+}
+
+func TestOnDemandTLSValidatesChallenges(t *testing.T) {
+	httpsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	ca := startPebble(t, true, httpsAddr, httpAddr)
+	startTLSAgent(t, ca, httpsAddr, httpAddr)
+	if body, err := httpsGet(httpsAddr, "blog.sites.test", "/", ca.roots); err != nil || body != "home" {
+		t.Fatalf("the site over HTTPS after a validated challenge: %q, %v", body, err)
 	}
 }
