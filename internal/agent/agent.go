@@ -34,8 +34,9 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// Version is the agent's version, set by the CLI from its build information.
-var Version = "dev"
+// previewPurgeInterval is how often the files of previews removed longer than retention.previews
+// ago are looked for.
+const previewPurgeInterval = time.Hour
 
 // Agent is the running daemon.
 type Agent struct {
@@ -64,15 +65,18 @@ type Agent struct {
 	notifier *notify.Notifier
 	// certs is the agent's own HTTPS while Serve runs with tls.enabled, else nil.
 	certs atomic.Pointer[certificates]
+	// version is what the agent reports as its version: the binary's, given by the command line.
+	version string
 }
 
-// New builds an agent on an open store; the admin token file is created on first start.
-func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Agent, error) {
-	return newAgent(cfg, st, log, net.DefaultResolver)
+// New builds an agent of the given version on an open store; the admin token file is created on
+// first start.
+func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) (*Agent, error) {
+	return newAgent(cfg, st, log, version, net.DefaultResolver)
 }
 
 // newAgent is New with the resolver that looks up where custom domains point.
-func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, resolver domain.Resolver) (*Agent, error) {
+func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -89,10 +93,10 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, resolver do
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, started: time.Now(), stopping: make(chan struct{}),
+	a := &Agent{cfg: cfg, store: st, log: log, adminToken: token, version: version, started: time.Now(), stopping: make(chan struct{}),
 		builds:         &builds{wake: make(chan struct{}, 1), projects: map[int64]bool{}, cancel: map[int64]context.CancelCauseFunc{}},
 		trustedProxies: trustedProxies, webhookBodies: newByteBudget(cfg.Webhook.InflightBytes()),
-		outbox: outbox.New(st, outbox.Options{Logger: log}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache"))}
+		outbox: outbox.New(st, outbox.Options{Logger: log, KindConcurrency: map[string]int{notify.Kind: notify.Concurrency}}), caches: buildcache.New(filepath.Join(cfg.DataDir, "cache"))}
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
@@ -152,6 +156,9 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/domains", a.handle(a.listDomains))
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/domains", a.handle(a.addDomain))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/domains/{domain}", a.handle(a.removeDomain))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/previews", a.handle(a.listPreviews))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/previews/{alias}/approve", a.handle(a.approvePreview))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/previews/{alias}", a.handle(a.removePreview))
 	admin.HandleFunc("GET "+api.PathStatus, a.handle(a.status))
 	admin.Handle("GET "+api.PathMetrics, a.metrics.handler())
 	admin.HandleFunc("GET "+api.PathDeployments, a.handle(a.listDeployments))
@@ -216,8 +223,9 @@ func (a *Agent) cors(next http.Handler) http.Handler {
 	})
 }
 
-// Run serves on cfg.Listen until ctx is done, then shuts down within cfg.ShutdownTimeout.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// Run serves an agent of the given version on cfg.Listen until ctx is done, then shuts down within
+// cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
 	}
@@ -229,7 +237,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	a, err := New(cfg, st, log)
+	a, err := New(cfg, st, log, version)
 	if err != nil {
 		return err
 	}
@@ -303,7 +311,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 			"tls_http_listen", httpLn.Addr().String())
 	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
-		"data_dir", a.cfg.DataDir, "version", Version)
+		"data_dir", a.cfg.DataDir, "version", a.version)
 	workCtx, stopWork := context.WithCancelCause(context.Background())
 	defer stopWork(nil)
 	if err := a.startWorkers(workCtx); err != nil {
@@ -311,6 +319,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
 	waitOutbox := a.startOutbox(outboxCtx)
+	go a.domain.RunPreviewPurges(workCtx, previewPurgeInterval)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"io"
@@ -7,29 +7,31 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestAdminAPIRequiresToken(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
 	for _, tc := range []struct {
 		authorization string
 		status        int
 	}{
 		{"", http.StatusUnauthorized},
 		{"Bearer wrong", http.StatusUnauthorized},
-		{"Bearer " + ta.token + "x", http.StatusUnauthorized},
-		{"Bearer" + ta.token, http.StatusUnauthorized},
+		{"Bearer " + ta.Token + "x", http.StatusUnauthorized},
+		{"Bearer" + ta.Token, http.StatusUnauthorized},
 		{"Bearer", http.StatusUnauthorized},
-		{"Basic " + ta.token, http.StatusUnauthorized},
-		{"Bearer " + ta.token, http.StatusOK},
+		{"Basic " + ta.Token, http.StatusUnauthorized},
+		{"Bearer " + ta.Token, http.StatusOK},
 		// RFC 9110: the scheme is case-insensitive.
-		{"bearer " + ta.token, http.StatusOK},
-		{"BEARER " + ta.token, http.StatusOK},
-		{"bEaReR " + ta.token, http.StatusOK},
+		{"bearer " + ta.Token, http.StatusOK},
+		{"BEARER " + ta.Token, http.StatusOK},
+		{"bEaReR " + ta.Token, http.StatusOK},
 	} {
-		req, _ := http.NewRequest("GET", ta.server.URL+api.PathProjects, nil)
+		req, _ := http.NewRequest("GET", ta.URL+api.PathProjects, nil)
 		if tc.authorization != "" {
 			req.Header.Set("Authorization", tc.authorization)
 		}
@@ -40,13 +42,13 @@ func TestAdminAPIRequiresToken(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tc.status {
-			t.Errorf("Authorization %q: status %d, want %d", strings.Replace(tc.authorization, ta.token, "<token>", 1), resp.StatusCode, tc.status)
+			t.Errorf("Authorization %q: status %d, want %d", strings.Replace(tc.authorization, ta.Token, "<token>", 1), resp.StatusCode, tc.status)
 		}
 		if tc.status == http.StatusUnauthorized && strings.TrimSpace(string(body)) != `{"detail":"Not authenticated"}` {
-			t.Errorf("Authorization %q: body %s", strings.Replace(tc.authorization, ta.token, "<token>", 1), body)
+			t.Errorf("Authorization %q: body %s", strings.Replace(tc.authorization, ta.Token, "<token>", 1), body)
 		}
 	}
-	resp, err := http.Get(ta.server.URL + api.PathHealth)
+	resp, err := http.Get(ta.URL + api.PathHealth)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
@@ -54,9 +56,10 @@ func TestAdminAPIRequiresToken(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	cfg := testConfig(t)
+	t.Parallel()
+	cfg := agenttest.Config(t)
 	cfg.CORS.AllowedOrigins = []string{"https://admin.example.com"}
-	ta := startTestAgent(t, cfg)
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{APIOnly: true})
 	for _, tc := range []struct {
 		method, origin string
 		status         int
@@ -68,8 +71,8 @@ func TestCORS(t *testing.T) {
 		{"GET", "https://admin.example.com", http.StatusOK, "https://admin.example.com"},
 		{"GET", "", http.StatusOK, ""},
 	} {
-		req, _ := http.NewRequest(tc.method, ta.server.URL+api.PathProjects, nil)
-		req.Header.Set("Authorization", "Bearer "+ta.token)
+		req, _ := http.NewRequest(tc.method, ta.URL+api.PathProjects, nil)
+		req.Header.Set("Authorization", "Bearer "+ta.Token)
 		if tc.origin != "" {
 			req.Header.Set("Origin", tc.origin)
 		}
@@ -85,26 +88,27 @@ func TestCORS(t *testing.T) {
 }
 
 func TestProjectLifecycle(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "My Blog", "main")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("My Blog", "main"))
 	if p.Slug != "my-blog" || !p.WebhookConfigured || p.Repo != nil || !strings.HasSuffix(p.WebhookURL, "/api/v1/webhooks/github/1") {
 		t.Fatalf("created %+v", p)
 	}
 	var got api.Project
-	if code := ta.call(t, "GET", api.PathProjects+"/my-blog", nil, &got); code != 200 || got.ID != p.ID || got.WebhookSecret != "" {
+	if code := ta.Call(t, "GET", api.PathProjects+"/my-blog", nil, 0, &got); code != 200 || got.ID != p.ID || got.WebhookSecret != "" {
 		t.Fatalf("get by slug: %d %+v", code, got)
 	}
 	build := "npm run build:prod"
 	empty := ""
-	if code := ta.call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{BuildCommand: &build}, &got); code != 200 || got.BuildCommand != build {
+	if code := ta.Call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{BuildCommand: &build}, 0, &got); code != 200 || got.BuildCommand != build {
 		t.Fatalf("set build command: %d %+v", code, got)
 	}
-	if code := ta.call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{BuildCommand: &empty}, &got); code != 200 || got.BuildCommand != "" {
+	if code := ta.Call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{BuildCommand: &empty}, 0, &got); code != 200 || got.BuildCommand != "" {
 		t.Fatalf("back to detection: %d %+v", code, got)
 	}
 	outside := "../etc"
 	var e api.Error
-	if code := ta.call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{OutputDirectory: &outside}, &e); code != 400 || e.Detail == "" {
+	if code := ta.Call(t, "PATCH", api.PathProjects+"/1", api.ProjectUpdate{OutputDirectory: &outside}, 0, &e); code != 400 || e.Detail == "" {
 		t.Fatalf("output dir outside the repository: %d %+v", code, e)
 	}
 	for _, bad := range []api.ProjectCreate{
@@ -114,41 +118,42 @@ func TestProjectLifecycle(t *testing.T) {
 		{Name: "x", RepoURL: "https://example.com/x.git", Branch: "bad..name"},
 		{Name: "x", RepoURL: "https://example.com/x.git", Target: "s3"},
 	} {
-		if code := ta.call(t, "POST", api.PathProjects, bad, &e); code != 400 || e.Detail == "" {
+		if code := ta.Call(t, "POST", api.PathProjects, bad, 0, &e); code != 400 || e.Detail == "" {
 			t.Errorf("%+v accepted: %d", bad, code)
 		}
 	}
 	var list []api.Project
-	if ta.call(t, "GET", api.PathProjects, nil, &list); len(list) != 1 {
+	if ta.Call(t, "GET", api.PathProjects, nil, 0, &list); len(list) != 1 {
 		t.Fatalf("bad creates changed the project list: %d projects", len(list))
 	}
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "DELETE", api.PathProjects+"/1", nil, &answer); code != 200 || answer.Status != "success" {
+	if code := ta.Call(t, "DELETE", api.PathProjects+"/1", nil, 0, &answer); code != 200 || answer.Status != "success" {
 		t.Fatalf("delete: %d %+v", code, answer)
 	}
-	if code := ta.call(t, "GET", api.PathProjects+"/1", nil, &e); code != 404 || e.Detail != "Project 1 not found" {
+	if code := ta.Call(t, "GET", api.PathProjects+"/1", nil, 0, &e); code != 404 || e.Detail != "Project 1 not found" {
 		t.Fatalf("after delete: %d %+v", code, e)
 	}
 }
 
 func TestStatusAndMetrics(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
-	ta.send(t, id, delivery{event: "push", body: fixture(t, "push.with-new-branch.payload.json"), secret: p.WebhookSecret})
-	ta.send(t, id, delivery{event: "push", body: fixture(t, "push.with-new-branch.payload.json"), secret: "wrong"})
+	ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.with-new-branch.payload.json"), Secret: p.WebhookSecret})
+	ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.with-new-branch.payload.json"), Secret: "wrong"})
 
 	var st api.Status
-	if code := ta.call(t, "GET", api.PathStatus, nil, &st); code != 200 {
+	if code := ta.Call(t, "GET", api.PathStatus, nil, 0, &st); code != 200 {
 		t.Fatalf("status: %d", code)
 	}
-	if st.Status != "ok" || st.Queue.Queued != 1 || st.Queue.Concurrency != 2 || st.Sandbox != "none" || len(st.Projects) != 1 ||
+	if st.Status != "ok" || st.Version != agenttest.Version || st.Queue.Queued != 1 || st.Queue.Concurrency != 2 || st.Sandbox != "none" || len(st.Projects) != 1 ||
 		st.Projects[0].Last == nil || st.Projects[0].Last.Status != api.StatusQueued || st.Projects[0].Live != nil ||
 		!st.Projects[0].WebhookConfigured {
 		t.Fatalf("status %+v", st)
 	}
 
-	resp, err := http.Get(ta.server.URL + api.PathMetrics)
+	resp, err := http.Get(ta.URL + api.PathMetrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +161,8 @@ func TestStatusAndMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("metrics without the admin token: %d", resp.StatusCode)
 	}
-	req, _ := http.NewRequest("GET", ta.server.URL+api.PathMetrics, nil)
-	req.Header.Set("Authorization", "Bearer "+ta.token)
+	req, _ := http.NewRequest("GET", ta.URL+api.PathMetrics, nil)
+	req.Header.Set("Authorization", "Bearer "+ta.Token)
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +185,7 @@ func TestStatusAndMetrics(t *testing.T) {
 // TestWireValuesMatchStore keeps the API's status and trigger strings equal to the stored ones,
 // which the agent converts between at the transport edge.
 func TestWireValuesMatchStore(t *testing.T) {
+	t.Parallel()
 	for wire, stored := range map[string]string{
 		api.StatusQueued: string(store.StatusQueued), api.StatusCloning: string(store.StatusCloning),
 		api.StatusInstalling: string(store.StatusInstalling), api.StatusBuilding: string(store.StatusBuilding),

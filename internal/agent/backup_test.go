@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"fmt"
@@ -10,15 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestBackupIsAConsistentCopy(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	first := ta.addProject(t, "site", "main")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	first := ta.AddProject(t, remoteProject("site", "main"))
 
-	resp, err := http.Get(ta.server.URL + api.PathBackup)
+	resp, err := http.Get(ta.URL + api.PathBackup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,14 +34,14 @@ func TestBackupIsAConsistentCopy(t *testing.T) {
 	wg.Go(func() {
 		for i := range 20 {
 			p := &store.Project{Name: "busy", Slug: fmt.Sprintf("busy-%d", i), RepoURL: "https://example.com/busy.git", DefaultBranch: "main", Target: "local"}
-			if err := ta.store.CreateProject(p); err != nil {
+			if err := ta.Store.CreateProject(p); err != nil {
 				t.Error(err)
 			}
 		}
 	})
 	for i := range 3 {
-		req, _ := http.NewRequest("GET", ta.server.URL+api.PathBackup, nil)
-		req.Header.Set("Authorization", "Bearer "+ta.token)
+		req, _ := http.NewRequest("GET", ta.URL+api.PathBackup, nil)
+		req.Header.Set("Authorization", "Bearer "+ta.Token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,20 +13,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 // benchAgent is an agent without workers, for publishing and serving by hand.
-func benchAgent(b *testing.B) (*Agent, *store.Project) {
+func benchAgent(b *testing.B) (*agenttest.Agent, *store.Project) {
 	b.Helper()
-	cfg := &config.Config{DataDir: b.TempDir(), Listen: "127.0.0.1:8000", PublicURL: "http://127.0.0.1:8000",
-		Sites: config.Sites{Domain: "localhost"}, Target: "local", Retention: config.Retention{Deployments: 10}}
-	a := newTestAgent(b, cfg)
+	a := agenttest.StartWith(b, agenttest.Config(b), agenttest.Options{APIOnly: true})
 	p := &store.Project{Name: "bench", Slug: "bench", RepoURL: "/nowhere", DefaultBranch: "main", Target: "local"}
-	if err := a.store.CreateProject(p); err != nil {
+	if err := a.Store.CreateProject(p); err != nil {
 		b.Fatal(err)
 	}
 	return a, p
@@ -35,18 +32,18 @@ func benchAgent(b *testing.B) (*Agent, *store.Project) {
 
 // publishOnce publishes src as a new deployment of p and makes it live: the local target's share
 // of a deploy after the user's build.
-func publishOnce(b *testing.B, a *Agent, p *store.Project, src string) {
+func publishOnce(b *testing.B, a *agenttest.Agent, p *store.Project, src string) {
 	d := &store.Deployment{ProjectID: p.ID, CommitSHA: strings.Repeat("a", 40), Branch: "main", Trigger: "manual"}
-	if err := a.store.CreateDeployment(d); err != nil {
+	if err := a.Store.CreateDeployment(d); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := a.store.ClaimNext(func(int64) bool { return false }); err != nil {
+	if _, err := a.Store.ClaimNext(func(int64) bool { return false }); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := publish.Copy(src, a.domain.SiteDir(p.Slug, d.ID)); err != nil {
+	if _, err := publish.Copy(src, a.Domain().SiteDir(p.Slug, d.ID)); err != nil {
 		b.Fatal(err)
 	}
-	if err := a.publish(context.Background(), p, d, &pipeline.Result{}, discardLog(b)); err != nil {
+	if err := a.Publish(context.Background(), p, d, &pipeline.Result{}, discardLog(b)); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -65,7 +62,7 @@ func discardLog(b *testing.B) *pipeline.Log {
 // pointer switch).
 func BenchmarkPublishLocal(b *testing.B) {
 	a, p := benchAgent(b)
-	src := filepath.Join(a.cfg.DataDir, "builds", "out")
+	src := filepath.Join(a.Config.DataDir, "builds", "out")
 	chunk := bytes.Repeat([]byte("x"), 20*1024)
 	for i := range 1000 {
 		name := filepath.Join(src, fmt.Sprintf("dir%02d", i%50), fmt.Sprintf("file%04d.js", i))
@@ -85,7 +82,7 @@ func BenchmarkPublishLocal(b *testing.B) {
 // benchmarkServe measures requests per second for one path of the live site at 64 concurrent clients.
 func benchmarkServe(b *testing.B, path string) {
 	a, p := benchAgent(b)
-	src := filepath.Join(a.cfg.DataDir, "builds", "out")
+	src := filepath.Join(a.Config.DataDir, "builds", "out")
 	files := map[string][]byte{
 		"index.html":             []byte("<!doctype html><title>bench</title><h1>hello</h1>"),
 		"assets/app-3f9a1c2e.js": bytes.Repeat([]byte("a"), 100*1024),
@@ -99,15 +96,13 @@ func benchmarkServe(b *testing.B, path string) {
 		}
 	}
 	publishOnce(b, a, p, src)
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest("GET", srv.URL+path, nil)
+			req, _ := http.NewRequest("GET", a.URL+path, nil)
 			req.Host = "bench.localhost"
 			resp, err := client.Do(req)
 			if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"encoding/json"
@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestWebhookCutsHugeCommitMessage(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	var payload map[string]any
 	if err := json.Unmarshal(pushPayload(t, "master", fixtureSHA), &payload); err != nil {
 		t.Fatal(err)
@@ -22,7 +24,7 @@ func TestWebhookCutsHugeCommitMessage(t *testing.T) {
 	huge := strings.Repeat("a commit message that goes on ", 700_000) // about 20 MB
 	payload["head_commit"].(map[string]any)["message"] = huge
 	body, _ := json.Marshal(payload)
-	code, answer := ta.send(t, strconv.FormatInt(p.ID, 10), delivery{event: "push", body: body, secret: p.WebhookSecret})
+	code, answer := ta.Deliver(t, strconv.FormatInt(p.ID, 10), agenttest.Delivery{Event: "push", Body: body, Secret: p.WebhookSecret})
 	if code != http.StatusOK || answer["status"] != "success" {
 		t.Fatalf("push: %d %v", code, answer)
 	}
@@ -31,7 +33,7 @@ func TestWebhookCutsHugeCommitMessage(t *testing.T) {
 		t.Fatalf("the answer echoes a message of %d bytes", len(echoed))
 	}
 	var d api.Deployment
-	ta.call(t, "GET", fmt.Sprintf("%s/%v", api.PathDeployments, answer["deployment_id"]), nil, &d)
+	ta.Call(t, "GET", fmt.Sprintf("%s/%v", api.PathDeployments, answer["deployment_id"]), nil, 0, &d)
 	if d.CommitMessage != echoed {
 		t.Fatalf("stored a message of %d bytes, answered one of %d", len(d.CommitMessage), len(echoed))
 	}

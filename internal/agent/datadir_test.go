@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestRunRefusesLostStore(t *testing.T) {
-	cfg := testConfig(t)
+	t.Parallel()
+	cfg := agenttest.Config(t)
 	cfg.Listen = "127.0.0.1:0"
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -27,7 +30,7 @@ func TestRunRefusesLostStore(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err := agent.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), agenttest.Version)
 	db := filepath.Join(cfg.DataDir, store.FileName)
 	var damaged *store.DamagedError
 	if !errors.As(err, &damaged) || !strings.Contains(err.Error(), db+" is missing") || !strings.Contains(err.Error(), "miaobu backup") {
@@ -37,37 +40,27 @@ func TestRunRefusesLostStore(t *testing.T) {
 		t.Fatal("Run created a new store over the lost one")
 	}
 
-	// A brand-new data dir starts.
-	cfg = testConfig(t)
-	cfg.Listen = "127.0.0.1:0"
-	if err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatalf("Run on a new data dir: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestEmptyAdminTokenIsReplaced(t *testing.T) {
-	cfg := testConfig(t)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.AdminTokenFile(), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := newTestAgent(t, cfg)
-	data, err := os.ReadFile(cfg.AdminTokenFile())
-	if err != nil || len(a.adminToken) != 43 || string(data) != a.adminToken+"\n" {
-		t.Fatalf("token %q, file %q, %v", a.adminToken, data, err)
-	}
-	if info, _ := os.Stat(cfg.AdminTokenFile()); info.Mode().Perm() != 0o600 {
-		t.Fatalf("token file mode %v", info.Mode().Perm())
-	}
-	// The token written is the one kept.
-	again, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
-	if err != nil || again != a.adminToken {
-		t.Fatalf("second start: %q %v", again, err)
+	// A brand-new data dir starts, and so does one with an empty token made ready for the agent.
+	for _, token := range []*string{nil, ptr(""), ptr("\n")} { // nil: no token file
+		cfg = agenttest.Config(t)
+		cfg.Listen = "127.0.0.1:0"
+		if token != nil {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cfg.AdminTokenFile(), []byte(*token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := agent.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), agenttest.Version); err != nil {
+			t.Fatalf("Run on a new data dir (token %v): %v", token, err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); err != nil {
+			t.Fatal(err)
+		}
+		if data, err := os.ReadFile(cfg.AdminTokenFile()); err != nil || len(strings.TrimSpace(string(data))) != 43 {
+			t.Fatalf("token %v: the admin token is %q (%v)", token, data, err)
+		}
 	}
 }
 
@@ -80,14 +73,15 @@ func startLog(t *testing.T, cfg *config.Config) string {
 	}
 	defer st.Close()
 	var logs bytes.Buffer
-	if _, err := New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+	if _, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(&logs, nil)), agenttest.Version); err != nil {
 		t.Fatal(err)
 	}
 	return logs.String()
 }
 
 func TestWarnsAboutLoosePermissions(t *testing.T) {
-	cfg := testConfig(t)
+	t.Parallel()
+	cfg := agenttest.Config(t)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -119,9 +113,10 @@ func TestWarnsAboutLoosePermissions(t *testing.T) {
 // trusted proxies that cover every address, and expects a warning naming each risk; the defaults
 // and a loopback metrics listener give none.
 func TestWarnsAboutExposures(t *testing.T) {
+	t.Parallel()
 	start := func(change func(cfg *config.Config)) string {
 		t.Helper()
-		cfg := testConfig(t)
+		cfg := agenttest.Config(t)
 		change(cfg)
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			t.Fatal(err)

@@ -42,7 +42,8 @@ func (a *Agent) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	deployments, err := a.domain.Deployments(project, limit)
+	q := r.URL.Query()
+	deployments, err := a.domain.Deployments(project, limit, q.Get("environment"), q.Get("alias"))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"io"
@@ -8,17 +8,17 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
-	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
-// ask asks the public TLS ask endpoint about host and returns the status.
-func (ta *testAgent) ask(host string) int {
-	ta.t.Helper()
-	resp, err := http.Get(ta.url + api.PathTLSAsk + "?domain=" + url.QueryEscape(host))
+// ask asks the public TLS ask endpoint of ta about host and returns the status.
+func ask(t *testing.T, ta *agenttest.Agent, host string) int {
+	t.Helper()
+	resp, err := http.Get(ta.URL + api.PathTLSAsk + "?domain=" + url.QueryEscape(host))
 	if err != nil {
-		ta.t.Fatal(err)
+		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -26,35 +26,37 @@ func (ta *testAgent) ask(host string) int {
 }
 
 func TestCustomDomainsAndTheAskEndpoint(t *testing.T) {
-	ta := startAgent(t, func(cfg *config.Config) { cfg.PublicURL = "https://deploy.example.net" })
+	cfg := agenttest.Config(t)
+	cfg.PublicURL = "https://deploy.example.net"
+	ta := startWithHosts(t, cfg)
 	repo := gittest.New(t)
-	p := ta.addProject("blog", repo.Dir)
-	d := ta.deployed(ta.push(p, repo.Commit("site", map[string]string{"index.html": "home"})))
-	other := ta.addProject("docs", repo.Dir)
+	p := ta.AddProject(t, localProject("blog", repo.Dir))
+	d := ta.Deployed(t, ta.Push(t, p, repo.Commit("site", map[string]string{"index.html": "home"})))
+	other := ta.AddProject(t, localProject("docs", repo.Dir))
 
 	var added api.DomainAdded
-	ta.call("POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "WWW.Example.com"}, http.StatusCreated, &added)
+	ta.Call(t, "POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "WWW.Example.com"}, http.StatusCreated, &added)
 	want := api.DomainAdded{Domain: api.Domain{Domain: "www.example.com", ProjectID: p.ID, Project: "blog"},
 		DNSRecords: []api.DNSRecord{{Type: "CNAME", Name: "www.example.com", Value: "blog.localhost"}},
 		Addresses:  []string{"127.0.0.1"}, PointsHere: true}
 	if !slices.Equal(added.DNSRecords, want.DNSRecords) || added.Domain != want.Domain || !added.PointsHere {
 		t.Fatalf("POST domains: %+v, want %+v", added, want)
 	}
-	ta.call("POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "example.org"}, http.StatusCreated, &added)
+	ta.Call(t, "POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "example.org"}, http.StatusCreated, &added)
 	if want := []api.DNSRecord{{Type: "A", Name: "example.org", Value: "127.0.0.1"}}; !slices.Equal(added.DNSRecords, want) || added.PointsHere {
 		t.Fatalf("an apex: %+v, want records %v and not pointing here", added, want)
 	}
-	ta.call("POST", api.DomainsPath(other.Slug), api.DomainCreate{Domain: "www.example.com"}, http.StatusConflict, nil)
-	ta.call("POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "example.org:80"}, http.StatusBadRequest, nil)
-	ta.call("POST", api.DomainsPath("nope"), api.DomainCreate{Domain: "a.example.org"}, http.StatusNotFound, nil)
+	ta.Call(t, "POST", api.DomainsPath(other.Slug), api.DomainCreate{Domain: "www.example.com"}, http.StatusConflict, nil)
+	ta.Call(t, "POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "example.org:80"}, http.StatusBadRequest, nil)
+	ta.Call(t, "POST", api.DomainsPath("nope"), api.DomainCreate{Domain: "a.example.org"}, http.StatusNotFound, nil)
 	var list []api.Domain
-	ta.call("GET", api.DomainsPath(p.Slug), nil, http.StatusOK, &list)
+	ta.Call(t, "GET", api.DomainsPath(p.Slug), nil, http.StatusOK, &list)
 	if len(list) != 2 || list[0].Domain != "www.example.com" || list[1].Domain != "example.org" {
 		t.Fatalf("GET domains: %+v", list)
 	}
 
-	req, _ := http.NewRequest("GET", ta.url+"/", nil)
-	req.Host = "www.example.com:" + ta.port
+	req, _ := http.NewRequest("GET", ta.URL+"/", nil)
+	req.Host = "www.example.com:" + port(ta)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -70,19 +72,19 @@ func TestCustomDomainsAndTheAskEndpoint(t *testing.T) {
 		"blog--" + strconv.FormatInt(d.ID, 10) + ".localhost": 200, "docs--" + strconv.FormatInt(d.ID, 10) + ".localhost": 404,
 		"shop.localhost": 404, "example.com": 404, "": 404, "127.0.0.1": 404,
 	} {
-		if got := ta.ask(host); got != code {
+		if got := ask(t, ta, host); got != code {
 			t.Errorf("ask %q: %d, want %d", host, got, code)
 		}
 	}
 
-	ta.call("DELETE", api.DomainsPath(p.Slug)+"/www.example.com", nil, http.StatusOK, &list)
-	if len(list) != 1 || ta.ask("www.example.com") != http.StatusNotFound {
-		t.Fatalf("after DELETE: %+v, ask %d", list, ta.ask("www.example.com"))
+	ta.Call(t, "DELETE", api.DomainsPath(p.Slug)+"/www.example.com", nil, http.StatusOK, &list)
+	if len(list) != 1 || ask(t, ta, "www.example.com") != http.StatusNotFound {
+		t.Fatalf("after DELETE: %+v, ask %d", list, ask(t, ta, "www.example.com"))
 	}
-	ta.call("DELETE", api.DomainsPath(p.Slug)+"/www.example.com", nil, http.StatusNotFound, nil)
-	ta.call("DELETE", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, nil)
-	if got := ta.ask("example.org"); got != http.StatusNotFound {
+	ta.Call(t, "DELETE", api.DomainsPath(p.Slug)+"/www.example.com", nil, http.StatusNotFound, nil)
+	ta.Call(t, "DELETE", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, nil)
+	if got := ask(t, ta, "example.org"); got != http.StatusNotFound {
 		t.Fatalf("the domain of a deleted project: ask %d", got)
 	}
-	ta.call("POST", api.DomainsPath(other.Slug), api.DomainCreate{Domain: "example.org"}, http.StatusCreated, nil)
+	ta.Call(t, "POST", api.DomainsPath(other.Slug), api.DomainCreate{Domain: "example.org"}, http.StatusCreated, nil)
 }

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 // TestAnsweredDeliveriesSurviveSIGKILL kills the agent in the middle of a burst of signed pushes and
 // checks, after a restart on the same data dir, that every push answered success is recorded.
 func TestAnsweredDeliveriesSurviveSIGKILL(t *testing.T) {
+	// Not parallel: it restarts the agent on the same port.
 	if testing.Short() {
 		t.Skip("starts agent processes")
 	}
@@ -63,7 +65,7 @@ func TestAnsweredDeliveriesSurviveSIGKILL(t *testing.T) {
 				req.Header.Set("X-GitHub-Event", "push")
 				req.Header.Set("X-GitHub-Delivery", sha)
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-Hub-Signature-256", signOf("burst-secret", body))
+				req.Header.Set("X-Hub-Signature-256", github.Sign([]byte("burst-secret"), body))
 				resp, err := client.Do(req)
 				if err != nil {
 					return // the agent is gone

@@ -18,7 +18,7 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) error {
 	imp, err := a.domain.Import(r.Context(), domain.ImportRequest{Owner: r.PathValue("owner"), Repo: r.PathValue("repo"),
 		Branch: req.Branch, Name: req.Name, NoWebhook: req.NoWebhook, NoDeploy: req.NoDeploy,
 		Settings: domain.Settings{Target: &req.Target, BuildCommand: &req.BuildCommand, InstallCommand: &req.InstallCommand,
-			OutputDirectory: &req.OutputDirectory, RootDirectory: &req.RootDirectory}})
+			OutputDirectory: &req.OutputDirectory, RootDirectory: &req.RootDirectory, Triggers: req.TriggerSettings}})
 	if err != nil {
 		return err
 	}

@@ -1,16 +1,15 @@
-package agent
+package agent_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
@@ -26,16 +25,16 @@ const (
 )
 
 // githubAgent starts an agent whose GitHub is a fake serving repo, with cfg changed by configure.
-func githubAgent(t *testing.T, repo githubtest.Repo, configure func(*config.Config)) (*apiAgent, *githubtest.Server) {
+func githubAgent(t *testing.T, repo githubtest.Repo, configure func(*config.Config)) (*agenttest.Agent, *githubtest.Server) {
 	t.Helper()
 	gh := githubtest.New(t, ghToken)
 	gh.AddRepo(repo)
-	cfg := testConfig(t)
+	cfg := agenttest.Config(t)
 	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
 	if configure != nil {
 		configure(cfg)
 	}
-	return startTestAgent(t, cfg), gh
+	return agenttest.StartWith(t, cfg, agenttest.Options{APIOnly: true}), gh
 }
 
 // siteRepo is acme/site, a Vite project with an npm lockfile on branch main.
@@ -49,20 +48,13 @@ func siteRepo() githubtest.Repo {
 }
 
 // importRepo posts an import and returns the status, the decoded answer and the raw body.
-func (ta *apiAgent) importRepo(t *testing.T, repo string, req api.ImportRequest) (int, api.ImportResult, string) {
+func importRepo(t *testing.T, ta *agenttest.Agent, repo string, req api.ImportRequest) (int, api.ImportResult, string) {
 	t.Helper()
 	owner, name, _ := strings.Cut(repo, "/")
-	b, _ := json.Marshal(req)
-	httpReq, _ := http.NewRequest("POST", ta.server.URL+api.ImportPath(owner, name), bytes.NewReader(b))
-	httpReq.Header.Set("Authorization", "Bearer "+ta.token)
-	resp, err := http.DefaultClient.Do(httpReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	var raw json.RawMessage
+	status := ta.Call(t, "POST", api.ImportPath(owner, name), req, 0, &raw)
 	var out api.ImportResult
-	if resp.StatusCode == http.StatusCreated {
+	if status == http.StatusCreated {
 		if err := json.Unmarshal(raw, &out); err != nil {
 			t.Fatalf("import answer %s: %v", raw, err)
 		}
@@ -70,13 +62,13 @@ func (ta *apiAgent) importRepo(t *testing.T, repo string, req api.ImportRequest)
 	if strings.Contains(string(raw), ghToken) {
 		t.Errorf("import answer shows the GitHub token: %s", raw)
 	}
-	return resp.StatusCode, out, string(raw)
+	return status, out, string(raw)
 }
 
-// stored reads a project from the store, secret included.
-func (ta *apiAgent) stored(t *testing.T, id int64) *store.Project {
+// storedProject reads a project from the store, secret included.
+func storedProject(t *testing.T, ta *agenttest.Agent, id int64) *store.Project {
 	t.Helper()
-	p, err := ta.store.Project(id)
+	p, err := ta.Store.Project(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +89,7 @@ func checkRequests(t *testing.T, gh *githubtest.Server, want ...string) {
 }
 
 func TestImport(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		repo     githubtest.Repo
@@ -143,7 +136,7 @@ func TestImport(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ta, gh := githubAgent(t, tt.repo, nil)
-			code, res, raw := ta.importRepo(t, "acme/site", tt.req)
+			code, res, raw := importRepo(t, ta, "acme/site", tt.req)
 			if code != http.StatusCreated {
 				t.Fatalf("import = %d %s", code, raw)
 			}
@@ -152,7 +145,7 @@ func TestImport(t *testing.T) {
 				t.Errorf("detected = %+v\nwant       %+v", res.Detected, tt.detected)
 			}
 			p := res.Project
-			stored := ta.stored(t, p.ID)
+			stored := storedProject(t, ta, p.ID)
 			hookURL := fmt.Sprintf("%s/api/v1/webhooks/github/%d", publicURL, p.ID)
 			wantHooks := []githubtest.Hook{{ID: 101, URL: hookURL, Secret: stored.WebhookSecret, Events: github.HookEvents}}
 			if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, wantHooks) {
@@ -185,8 +178,9 @@ func TestImport(t *testing.T) {
 }
 
 func TestImportFlagsWin(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	code, res, raw := ta.importRepo(t, "acme/site", api.ImportRequest{Branch: "feature/x", Name: "Marketing Site",
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{Branch: "feature/x", Name: "Marketing Site",
 		BuildCommand: "npm run build:prod", OutputDirectory: "public", Target: "local", NoWebhook: true, NoDeploy: true})
 	if code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
@@ -199,16 +193,17 @@ func TestImportFlagsWin(t *testing.T) {
 	if res.Detected.CommitSHA != otherSHA || res.Webhook.Status != api.HookSkipped || res.Deployment != nil {
 		t.Errorf("answer = %+v", res)
 	}
-	if ta.stored(t, p.ID).WebhookSecret != "" {
+	if storedProject(t, ta, p.ID).WebhookSecret != "" {
 		t.Error("--no-webhook stored a secret")
 	}
 	checkRequests(t, gh, "GET /repos/acme/site", "GET /repos/acme/site/branches/feature%2Fx")
 }
 
 func TestImportHookRefused(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
 	gh.Fail("POST /repos/acme/site/hooks", http.StatusForbidden, "Resource not accessible by personal access token")
-	code, res, raw := ta.importRepo(t, "acme/site", api.ImportRequest{})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{})
 	if code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
@@ -222,14 +217,14 @@ func TestImportHookRefused(t *testing.T) {
 	if res.Project.WebhookConfigured || res.Project.WebhookID != nil || res.Deployment == nil {
 		t.Errorf("answer = %+v", res)
 	}
-	kept := ta.stored(t, res.Project.ID).WebhookSecret
+	kept := storedProject(t, ta, res.Project.ID).WebhookSecret
 	if len(kept) != 43 {
 		t.Fatalf("secret not kept after the failed hook: %q", kept)
 	}
 
 	// The retry uses the kept secret.
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "POST", api.WebhookSetupPath("site"), nil, &answer); code != http.StatusOK || answer.Status != "success" {
+	if code := ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, 0, &answer); code != http.StatusOK || answer.Status != "success" {
 		t.Fatalf("setup = %d %+v", code, answer)
 	}
 	if hooks := gh.Hooks("acme/site"); len(hooks) != 1 || hooks[0].Secret != kept || answer.WebhookID != hooks[0].ID {
@@ -238,15 +233,16 @@ func TestImportHookRefused(t *testing.T) {
 }
 
 func TestWebhookSetup(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
 	hookURL := publicURL + "/api/v1/webhooks/github/1"
 	setup := func(wantStatus string) api.WebhookAnswer {
 		t.Helper()
 		var answer api.WebhookAnswer
-		if code := ta.call(t, "POST", api.WebhookSetupPath("1"), nil, &answer); code != http.StatusOK || answer.Status != wantStatus || answer.WebhookURL != hookURL {
+		if code := ta.Call(t, "POST", api.WebhookSetupPath("1"), nil, 0, &answer); code != http.StatusOK || answer.Status != wantStatus || answer.WebhookURL != hookURL {
 			t.Fatalf("setup = %d %+v, want status %s", code, answer, wantStatus)
 		}
 		return answer
@@ -258,7 +254,7 @@ func TestWebhookSetup(t *testing.T) {
 	if again := setup("already_configured"); again.Message != "Webhook is already configured for this project" || again.WebhookID != 101 {
 		t.Errorf("second setup = %+v", again)
 	}
-	secret := ta.stored(t, 1).WebhookSecret
+	secret := storedProject(t, ta, 1).WebhookSecret
 	if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, []githubtest.Hook{{ID: 101, URL: hookURL, Secret: secret, Events: github.HookEvents}}) {
 		t.Errorf("hooks after two setups = %+v", hooks)
 	}
@@ -268,7 +264,7 @@ func TestWebhookSetup(t *testing.T) {
 	if recreated := setup("success"); recreated.WebhookID != 102 {
 		t.Errorf("setup after the hook was deleted = %+v", recreated)
 	}
-	if hooks := gh.Hooks("acme/site"); len(hooks) != 1 || hooks[0].Secret != secret || ta.stored(t, 1).WebhookID != 102 {
+	if hooks := gh.Hooks("acme/site"); len(hooks) != 1 || hooks[0].Secret != secret || storedProject(t, ta, 1).WebhookID != 102 {
 		t.Errorf("hooks = %+v", hooks)
 	}
 	checkRequests(t, gh, "GET /repos/acme/site", "GET /repos/acme/site/branches/main",
@@ -278,35 +274,37 @@ func TestWebhookSetup(t *testing.T) {
 }
 
 func TestWebhookSetupAfterPublicURLChange(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
-	ta.cfg.PublicURL = "https://new.example.com"
+	ta.Config.PublicURL = "https://new.example.com"
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "POST", api.WebhookSetupPath("site"), nil, &answer); code != http.StatusOK || answer.Status != "success" ||
+	if code := ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, 0, &answer); code != http.StatusOK || answer.Status != "success" ||
 		answer.WebhookID != 101 || answer.WebhookURL != "https://new.example.com/api/v1/webhooks/github/1" {
 		t.Fatalf("setup = %d %+v", code, answer)
 	}
-	want := []githubtest.Hook{{ID: 101, URL: answer.WebhookURL, Secret: ta.stored(t, 1).WebhookSecret, Events: github.HookEvents}}
+	want := []githubtest.Hook{{ID: 101, URL: answer.WebhookURL, Secret: storedProject(t, ta, 1).WebhookSecret, Events: github.HookEvents}}
 	if hooks := gh.Hooks("acme/site"); !reflect.DeepEqual(hooks, want) {
 		t.Errorf("hooks = %+v, want %+v", hooks, want)
 	}
 }
 
 func TestWebhookSetupAdoptsHookWithOurURL(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
 	hookURL := publicURL + "/api/v1/webhooks/github/1"
 	gh.AddHook("acme/site", "https://ci.example.com/hook", "other")
 	left := gh.AddHook("acme/site", hookURL, "left-by-an-earlier-install")
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "POST", api.WebhookSetupPath("site"), nil, &answer); code != http.StatusOK || answer.Status != "success" || answer.WebhookID != left {
+	if code := ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, 0, &answer); code != http.StatusOK || answer.Status != "success" || answer.WebhookID != left {
 		t.Fatalf("setup = %d %+v", code, answer)
 	}
-	p := ta.stored(t, 1)
+	p := storedProject(t, ta, 1)
 	hooks := gh.Hooks("acme/site")
 	if len(hooks) != 2 || hooks[1].ID != left || hooks[1].Secret != p.WebhookSecret || p.WebhookID != left {
 		t.Errorf("hooks = %+v, project hook %d", hooks, p.WebhookID)
@@ -316,21 +314,22 @@ func TestWebhookSetupAdoptsHookWithOurURL(t *testing.T) {
 }
 
 func TestWebhookDelete(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
 	gh.RemoveHook("acme/site", 101) // deleted by hand on GitHub: the DELETE answers 404
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "DELETE", api.WebhookDeletePath("site"), nil, &answer); code != http.StatusOK ||
+	if code := ta.Call(t, "DELETE", api.WebhookDeletePath("site"), nil, 0, &answer); code != http.StatusOK ||
 		answer != (api.WebhookAnswer{Status: "success", Message: "Webhook deleted successfully"}) {
 		t.Fatalf("delete = %d %+v", code, answer)
 	}
-	if p := ta.stored(t, 1); p.WebhookID != 0 || p.WebhookSecret != "" {
+	if p := storedProject(t, ta, 1); p.WebhookID != 0 || p.WebhookSecret != "" {
 		t.Errorf("project keeps its hook: %+v", p)
 	}
 	answer = api.WebhookAnswer{}
-	if code := ta.call(t, "DELETE", api.WebhookDeletePath("site"), nil, &answer); code != http.StatusOK ||
+	if code := ta.Call(t, "DELETE", api.WebhookDeletePath("site"), nil, 0, &answer); code != http.StatusOK ||
 		answer != (api.WebhookAnswer{Status: "not_configured", Message: "No webhook configured for this project"}) {
 		t.Fatalf("second delete = %d %+v", code, answer)
 	}
@@ -339,26 +338,27 @@ func TestWebhookDelete(t *testing.T) {
 }
 
 func TestWebhookRotate(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
-	before := ta.stored(t, 1).WebhookSecret
+	before := storedProject(t, ta, 1).WebhookSecret
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "POST", api.WebhookRotatePath("site"), nil, &answer); code != http.StatusOK ||
+	if code := ta.Call(t, "POST", api.WebhookRotatePath("site"), nil, 0, &answer); code != http.StatusOK ||
 		answer.Status != "success" || answer.WebhookSecret != "" || answer.WebhookID != 101 {
 		t.Fatalf("rotate = %d %+v", code, answer)
 	}
-	after := ta.stored(t, 1).WebhookSecret
+	after := storedProject(t, ta, 1).WebhookSecret
 	if after == before || len(after) != 43 || gh.Hooks("acme/site")[0].Secret != after {
 		t.Errorf("secret not rotated on GitHub and in the store together: GitHub %+v, store %q", gh.Hooks("acme/site"), after)
 	}
 
 	// A hand-made hook gets the new secret once, to paste into the forge.
-	manual := ta.addProject(t, "manual", "main")
+	manual := ta.AddProject(t, remoteProject("manual", "main"))
 	answer = api.WebhookAnswer{}
-	if code := ta.call(t, "POST", api.WebhookRotatePath("manual"), nil, &answer); code != http.StatusOK ||
-		answer.WebhookSecret == "" || answer.WebhookSecret == manual.WebhookSecret || answer.WebhookSecret != ta.stored(t, manual.ID).WebhookSecret {
+	if code := ta.Call(t, "POST", api.WebhookRotatePath("manual"), nil, 0, &answer); code != http.StatusOK ||
+		answer.WebhookSecret == "" || answer.WebhookSecret == manual.WebhookSecret || answer.WebhookSecret != storedProject(t, ta, manual.ID).WebhookSecret {
 		t.Errorf("rotate of a hand-made hook = %d %+v", code, answer)
 	}
 	checkRequests(t, gh, "GET /repos/acme/site", "GET /repos/acme/site/branches/main",
@@ -366,11 +366,12 @@ func TestWebhookRotate(t *testing.T) {
 }
 
 func TestProjectDeleteRemovesHook(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
-	if code := ta.call(t, "DELETE", projectsPath("site"), nil, nil); code != http.StatusOK {
+	if code := ta.Call(t, "DELETE", projectsPath("site"), nil, 0, nil); code != http.StatusOK {
 		t.Fatalf("delete = %d", code)
 	}
 	if hooks := gh.Hooks("acme/site"); len(hooks) != 0 {
@@ -384,12 +385,13 @@ func TestProjectDeleteRemovesHook(t *testing.T) {
 func projectsPath(ref string) string { return api.PathProjects + "/" + ref }
 
 func TestDeployResolvesTipThroughAPI(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
 	var d api.Deployment
-	if code := ta.call(t, "POST", projectsPath("site")+"/deploy", nil, &d); code != http.StatusCreated ||
+	if code := ta.Call(t, "POST", projectsPath("site")+"/deploy", nil, 0, &d); code != http.StatusCreated ||
 		d.CommitSHA != tipSHA || d.Trigger != api.TriggerManual || d.CommitAuthor != "Mona Lisa" {
 		t.Fatalf("deploy = %d %+v", code, d)
 	}
@@ -397,6 +399,7 @@ func TestDeployResolvesTipThroughAPI(t *testing.T) {
 }
 
 func TestImportErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		configure func(*config.Config)
@@ -470,14 +473,14 @@ func TestImportErrors(t *testing.T) {
 			if tt.prepare != nil {
 				tt.prepare(gh)
 			}
-			code, _, raw := ta.importRepo(t, tt.repo, tt.req)
+			code, _, raw := importRepo(t, ta, tt.repo, tt.req)
 			var e api.Error
 			_ = json.Unmarshal([]byte(raw), &e)
 			if code != tt.code || e.Detail != tt.detail {
 				t.Errorf("import = %d %q\nwant     %d %q", code, e.Detail, tt.code, tt.detail)
 			}
 			checkRequests(t, gh, tt.requests...)
-			if projects, _ := ta.store.Projects(); len(projects) != 0 {
+			if projects, _ := ta.Store.Projects(); len(projects) != 0 {
 				t.Errorf("a failed import stored %d projects", len(projects))
 			}
 		})
@@ -485,19 +488,21 @@ func TestImportErrors(t *testing.T) {
 }
 
 func TestImportTwiceConflicts(t *testing.T) {
+	t.Parallel()
 	ta, _ := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
-	code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true})
+	code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true})
 	if code != http.StatusConflict || !strings.Contains(raw, "repository acme/site is already imported as project 1") {
 		t.Errorf("second import = %d %s", code, raw)
 	}
 }
 
 func TestImportLoopbackWarning(t *testing.T) {
+	t.Parallel()
 	ta, _ := githubAgent(t, siteRepo(), func(c *config.Config) { c.PublicURL = "http://127.0.0.1:8000" })
-	code, res, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoDeploy: true})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoDeploy: true})
 	if code != http.StatusCreated || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "ngrok http 8000") ||
 		!strings.Contains(res.Warnings[0], "cloudflared tunnel --url http://127.0.0.1:8000") {
 		t.Errorf("import = %d %s", code, raw)

@@ -16,6 +16,7 @@ import (
 )
 
 func TestHandleMapsErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		err    error
 		code   int
@@ -60,6 +61,7 @@ func TestHandleMapsErrors(t *testing.T) {
 }
 
 func TestHandleWritesNothingMoreOnSuccess(t *testing.T) {
+	t.Parallel()
 	a := &Agent{}
 	w := httptest.NewRecorder()
 	a.handle(func(w http.ResponseWriter, _ *http.Request) error {

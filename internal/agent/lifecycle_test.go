@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/proctest"
 )
@@ -47,28 +48,29 @@ func (l *breakingListener) breakNow() {
 }
 
 func TestListenerFailureShutsDownLikeASignal(t *testing.T) {
+	t.Parallel()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := &breakingListener{Listener: inner, broken: make(chan struct{})}
-	ta, stop, done := serveAgent(t, ln, nil)
-	t.Cleanup(stop)
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{Listener: ln})
 	marker := fmt.Sprintf("miaobu-listener-%d", time.Now().UnixNano())
 	_, id := startSlowBuild(t, ta, marker)
 
 	ln.breakNow()
 	select {
-	case err = <-done:
-	case <-time.After(ta.cfg.ShutdownTimeout + 10*time.Second):
+	case <-ta.Done():
+	case <-time.After(ta.Config.ShutdownTimeout + 10*time.Second):
 		t.Fatal("Serve did not return after its listener failed")
 	}
+	err = ta.Stop()
 	if !errors.Is(err, errAcceptBroke) {
 		t.Fatalf("Serve returned %v, want the listener's error", err)
 	}
 	// What Run does next is close the store: by now the build must have stopped and been queued
 	// again, not be left running against a closed store.
-	d, err := ta.agent.store.Deployment(id)
+	d, err := ta.Store.Deployment(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestListenerFailureShutsDownLikeASignal(t *testing.T) {
 	if left := proctest.WithMarker(marker); len(left) > 0 {
 		t.Errorf("build processes left running: %v", left)
 	}
-	if log, _ := os.ReadFile(ta.agent.domain.LogPath(id)); !strings.Contains(string(log), "queued again") {
+	if log, _ := os.ReadFile(ta.Domain().LogPath(id)); !strings.Contains(string(log), "queued again") {
 		t.Errorf("the build log does not say the deployment was queued again:\n%s", log)
 	}
 }

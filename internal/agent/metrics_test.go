@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"fmt"
@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
-	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 )
 
 // assertMetrics fails the test for each of want that the agent's /metrics lacks.
-func assertMetrics(t *testing.T, ta *testAgent, want ...string) {
+func assertMetrics(t *testing.T, ta *agenttest.Agent, want ...string) {
 	t.Helper()
-	body := ta.text(api.PathMetrics)
+	body := ta.Text(t, api.PathMetrics)
 	for _, line := range want {
 		if !strings.Contains(body, "\n"+line+"\n") {
 			t.Errorf("metrics lack %q", line)
@@ -26,7 +26,8 @@ func assertMetrics(t *testing.T, ta *testAgent, want ...string) {
 }
 
 func TestDeploymentMetricsCountEveryCancellation(t *testing.T) {
-	ta := startAgent(t, nil)
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
 	// Every final status and target is exposed at zero before the first deployment ends, so a
 	// rate() or increase() sees the first event.
 	assertMetrics(t, ta,
@@ -38,14 +39,14 @@ func TestDeploymentMetricsCountEveryCancellation(t *testing.T) {
 
 	marker := fmt.Sprintf("miaobu-metrics-%d", time.Now().UnixNano())
 	p, repo, running := startBuildSleeping(t, ta, marker, time.Minute)
-	superseded := ta.push(p, repo.Commit("second", nodeSite("second")))
-	queued := ta.push(p, repo.Commit("third", nodeSite("third")))
-	if d := ta.wait(superseded); d.Status != api.StatusCancelled {
+	superseded := ta.Push(t, p, repo.Commit("second", nodeSite("second")))
+	queued := ta.Push(t, p, repo.Commit("third", nodeSite("third")))
+	if d := ta.Wait(t, superseded); d.Status != api.StatusCancelled {
 		t.Fatalf("the second push was %s, want it superseded by the third", d.Status)
 	}
-	ta.call("POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, queued), nil, http.StatusOK, nil)
-	ta.call("POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, running), nil, http.StatusOK, nil)
-	if d := ta.wait(running); d.Status != api.StatusCancelled {
+	ta.Call(t, "POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, queued), nil, http.StatusOK, nil)
+	ta.Call(t, "POST", fmt.Sprintf("%s/%d/cancel", api.PathDeployments, running), nil, http.StatusOK, nil)
+	if d := ta.Wait(t, running); d.Status != api.StatusCancelled {
 		t.Fatalf("the running build ended %s, want cancelled", d.Status)
 	}
 	assertMetrics(t, ta,
@@ -55,13 +56,11 @@ func TestDeploymentMetricsCountEveryCancellation(t *testing.T) {
 }
 
 func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
+	t.Parallel()
 	metricsAddr := freeAddr(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta, stop, done := serveAgent(t, ln, func(cfg *config.Config) { cfg.Metrics.Listen = metricsAddr })
-	t.Cleanup(stop)
+	cfg := agenttest.Config(t)
+	cfg.Metrics.Listen = metricsAddr
+	ta := agenttest.Start(t, cfg)
 	get := func(url string) (int, string, error) {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -71,8 +70,11 @@ func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), err
 	}
-	var code int
-	var body string
+	var (
+		code int
+		body string
+		err  error
+	)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if code, body, err = get("http://" + metricsAddr + api.PathMetrics); err == nil {
 			break
@@ -90,12 +92,11 @@ func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
 			t.Errorf("GET %s on metrics.listen: %d %v, want 404", path, code, err)
 		}
 	}
-	if code, _, err := get(ta.url + api.PathMetrics); err != nil || code != http.StatusUnauthorized {
+	if code, _, err := get(ta.URL + api.PathMetrics); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("GET /metrics on the main listener without a token: %d %v, want 401", code, err)
 	}
 
-	stop()
-	if err := <-done; err != nil {
+	if err := ta.Stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 	if _, _, err := get("http://" + metricsAddr + api.PathMetrics); err == nil {
@@ -106,7 +107,8 @@ func TestMetricsListenServesMetricsWithoutToken(t *testing.T) {
 // TestWebhookDeliveryMetricsStartAtZero scrapes a fresh agent: every event and outcome of a
 // delivery is exported at zero, so that a rate() or increase() sees the first delivery.
 func TestWebhookDeliveryMetricsStartAtZero(t *testing.T) {
-	ta := startAgent(t, nil)
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
 	var want []string
 	for _, event := range []string{"push", "ping", "pull_request", "deployment", "other"} {
 		for _, outcome := range domain.Outcomes {
@@ -119,9 +121,12 @@ func TestWebhookDeliveryMetricsStartAtZero(t *testing.T) {
 // TestListenersRefuseHugeHeaders sends 256 KiB of headers to the agent's listener and to the
 // metrics listener: headers are held outside any budget, so both answer 431 long before 1 MiB.
 func TestListenersRefuseHugeHeaders(t *testing.T) {
+	t.Parallel()
 	metricsAddr := freeAddr(t)
-	ta := startAgent(t, func(cfg *config.Config) { cfg.Metrics.Listen = metricsAddr })
-	for _, addr := range []string{strings.TrimPrefix(ta.url, "http://"), metricsAddr} {
+	cfg := agenttest.Config(t)
+	cfg.Metrics.Listen = metricsAddr
+	ta := agenttest.Start(t, cfg)
+	for _, addr := range []string{strings.TrimPrefix(ta.URL, "http://"), metricsAddr} {
 		var conn net.Conn
 		var err error
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"encoding/json"
@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
-	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
@@ -44,33 +44,36 @@ func (h *hookReceiver) seen() []string {
 }
 
 func TestNotificationsThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	recv := &hookReceiver{}
 	srv := httptest.NewServer(recv)
 	t.Cleanup(srv.Close)
-	ta := startAgent(t, func(cfg *config.Config) { cfg.Notifications.AllowPrivateNetworks = true })
+	cfg := agenttest.Config(t)
+	cfg.Notifications.AllowPrivateNetworks = true
+	ta := agenttest.Start(t, cfg)
 	repo := gittest.New(t)
-	p := ta.addProject("site", repo.Dir)
+	p := ta.AddProject(t, localProject("site", repo.Dir))
 
 	var created api.Notification
-	ta.call("POST", api.PathNotifications, api.NotificationCreate{Type: "webhook", Target: srv.URL + "/hooks/miaobu?key=k",
+	ta.Call(t, "POST", api.PathNotifications, api.NotificationCreate{Type: "webhook", Target: srv.URL + "/hooks/miaobu?key=k",
 		ProjectID: &p.ID, Events: []string{"deploy.started", "deploy.succeeded"}}, http.StatusCreated, &created)
 	if !strings.HasPrefix(created.Secret, "whsec_") || created.Target != srv.URL+"/hooks/…" || *created.ProjectID != p.ID ||
 		created.DisabledReason != nil {
 		t.Fatalf("created %+v", created)
 	}
-	list := ta.text(api.PathNotifications)
+	list := ta.Text(t, api.PathNotifications)
 	if strings.Contains(list, created.Secret) || strings.Contains(list, "key=k") || !strings.Contains(list, `"disabled_reason":null`) {
 		t.Fatalf("the list shows a secret, or no disabled_reason: %s", list)
 	}
 
 	var answer api.NotificationTest
-	ta.call("POST", api.NotificationPath(fmt.Sprint(created.ID))+"/test", nil, http.StatusOK, &answer)
+	ta.Call(t, "POST", api.NotificationPath(fmt.Sprint(created.ID))+"/test", nil, http.StatusOK, &answer)
 	if answer.StatusCode != http.StatusOK || answer.Response != "thanks" {
 		t.Fatalf("test answer %+v", answer)
 	}
 
-	id := ta.push(p, repo.Commit("hello", map[string]string{"index.html": "hi"}))
-	ta.deployed(id)
+	id := ta.Push(t, p, repo.Commit("hello", map[string]string{"index.html": "hi"}))
+	ta.Deployed(t, id)
 	for deadline := time.Now().Add(10 * time.Second); len(recv.seen()) < 3; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the receiver got %v", recv.seen())
@@ -80,23 +83,22 @@ func TestNotificationsThroughTheAPI(t *testing.T) {
 		t.Fatalf("the receiver got %s", got)
 	}
 
-	ta.call("DELETE", api.NotificationPath(fmt.Sprint(created.ID)), nil, http.StatusOK, nil)
-	ta.call("DELETE", api.NotificationPath(fmt.Sprint(created.ID)), nil, http.StatusNotFound, nil)
-	ta.call("POST", api.NotificationPath("nope")+"/test", nil, http.StatusNotFound, nil)
+	ta.Call(t, "DELETE", api.NotificationPath(fmt.Sprint(created.ID)), nil, http.StatusOK, nil)
+	ta.Call(t, "DELETE", api.NotificationPath(fmt.Sprint(created.ID)), nil, http.StatusNotFound, nil)
+	ta.Call(t, "POST", api.NotificationPath("nope")+"/test", nil, http.StatusNotFound, nil)
 	missing := int64(999)
-	ta.call("POST", api.PathNotifications, api.NotificationCreate{Type: "slack", Target: srv.URL + "/x", ProjectID: &missing},
-		http.StatusNotFound, nil)
+	ta.Call(t, "POST", api.PathNotifications, api.NotificationCreate{Type: "slack", Target: srv.URL + "/x", ProjectID: &missing}, http.StatusNotFound, nil)
 }
 
 func TestPrivateNotificationTargetsAreRefused(t *testing.T) {
-	ta := startAgent(t, nil)
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
 	var refusal api.Error
-	ta.call("POST", api.PathNotifications, api.NotificationCreate{Type: "discord", Target: "http://169.254.169.254/api/webhooks/1/token"},
-		http.StatusBadRequest, &refusal)
+	ta.Call(t, "POST", api.PathNotifications, api.NotificationCreate{Type: "discord", Target: "http://169.254.169.254/api/webhooks/1/token"}, http.StatusBadRequest, &refusal)
 	if !strings.Contains(refusal.Detail, "notifications.allow_private_networks") || strings.Contains(refusal.Detail, "token") {
 		t.Fatalf("refusal %q: want the setting named and the token not", refusal.Detail)
 	}
-	ta.call("POST", api.PathNotifications, api.NotificationCreate{Type: "email", Target: "ops@example.com"}, http.StatusBadRequest, &refusal)
+	ta.Call(t, "POST", api.PathNotifications, api.NotificationCreate{Type: "email", Target: "ops@example.com"}, http.StatusBadRequest, &refusal)
 	if !strings.Contains(refusal.Detail, "smtp.host") {
 		t.Fatalf("an email target without smtp.*: %q", refusal.Detail)
 	}

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/cdn/cdnfake"
 	"github.com/miaobu/miaobu/internal/config"
@@ -17,21 +18,22 @@ import (
 // against a fake OSS and a fake CDN: the first push uploads the site, a one-page change uploads that
 // page and purges its URLs only, and a rollback re-publishes the earlier output.
 func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
+	t.Parallel()
 	bucket := ossfake.New(t, "sites")
 	cdnAPI := cdnfake.New(t, "AKID-test", "secret-never-logged")
-	ta := startAgent(t, func(cfg *config.Config) {
-		cfg.OSS = config.OSS{Endpoint: bucket.URL, Bucket: "sites", Prefix: "projects/{slug}/", Concurrency: 4, MaxDelete: 1000,
-			AccessKeyID: "AKID-test", AccessKeySecret: "secret-never-logged"}
-		cfg.CDN = config.CDN{Provider: "aliyun", Domain: "{slug}.cdn.example.com", Endpoint: cdnAPI.URL, MaxURLs: 500}
-	})
+	cfg := agenttest.Config(t)
+	cfg.OSS = config.OSS{Endpoint: bucket.URL, Bucket: "sites", Prefix: "projects/{slug}/", Concurrency: 4, MaxDelete: 1000,
+		AccessKeyID: "AKID-test", AccessKeySecret: "secret-never-logged"}
+	cfg.CDN = config.CDN{Provider: "aliyun", Domain: "{slug}.cdn.example.com", Endpoint: cdnAPI.URL, MaxURLs: 500}
+	ta := agenttest.Start(t, cfg)
 	repo := gittest.New(t)
 	var p api.Project
-	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "shop", RepoURL: repo.Dir, Branch: "main", Target: "oss"}, http.StatusCreated, &p)
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "shop", RepoURL: repo.Dir, Branch: "main", Target: "oss"}, http.StatusCreated, &p)
 	if p.SiteURL != "https://shop.cdn.example.com/" {
 		t.Fatalf("site URL %q", p.SiteURL)
 	}
 	files := map[string]string{"index.html": "home v1", "about/index.html": "about v1", "assets/app-3f9a1c2e.js": "js"}
-	first := ta.deployed(ta.push(p, repo.Commit("first", files)))
+	first := ta.Deployed(t, ta.Push(t, p, repo.Commit("first", files)))
 	if first.URL != p.SiteURL || !first.Live {
 		t.Fatalf("first deployment: %+v", first)
 	}
@@ -48,7 +50,7 @@ func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
 	bucket.ResetCounts()
 	callsBefore := len(cdnAPI.Calls())
 	files["about/index.html"] = "about v2"
-	second := ta.deployed(ta.push(p, repo.Commit("second", files)))
+	second := ta.Deployed(t, ta.Push(t, p, repo.Commit("second", files)))
 	if about, _ := bucket.Object("projects/shop/about/index.html"); string(about.Body) != "about v2" {
 		t.Fatalf("about page not updated: %q", about.Body)
 	}
@@ -64,20 +66,20 @@ func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
 	if !slices.Equal(purged, want) {
 		t.Errorf("purged %v, want %v", purged, want)
 	}
-	if log := ta.log(second.ID); strings.Contains(log, "secret-never-logged") || !strings.Contains(log, "oss://sites/projects/shop/") {
+	if log := ta.Log(t, second.ID); strings.Contains(log, "secret-never-logged") || !strings.Contains(log, "oss://sites/projects/shop/") {
 		t.Errorf("build log:\n%s", log)
 	}
 
 	// A failed purge is a warning: the deployment still succeeds.
 	cdnAPI.FailWith(http.StatusInternalServerError)
 	files["index.html"] = "home v3"
-	third := ta.deployed(ta.push(p, repo.Commit("third", files)))
-	if log := ta.log(third.ID); !strings.Contains(log, "WARNING: the CDN purge failed") {
+	third := ta.Deployed(t, ta.Push(t, p, repo.Commit("third", files)))
+	if log := ta.Log(t, third.ID); !strings.Contains(log, "WARNING: the CDN purge failed") {
 		t.Errorf("a failed purge left no warning in the log:\n%s", log)
 	}
 
 	var rolled api.Deployment
-	ta.call("POST", api.PathProjects+"/shop/rollback", api.RollbackRequest{DeploymentID: first.ID}, http.StatusOK, &rolled)
+	ta.Call(t, "POST", api.PathProjects+"/shop/rollback", api.RollbackRequest{DeploymentID: first.ID}, http.StatusOK, &rolled)
 	if rolled.ID != first.ID {
 		t.Fatalf("rolled back to %d", rolled.ID)
 	}
@@ -87,9 +89,10 @@ func TestOSSTargetPublishesPurgesAndRollsBack(t *testing.T) {
 }
 
 func TestOSSTargetNeedsConfiguration(t *testing.T) {
-	ta := startAgent(t, nil)
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
 	var e api.Error
-	ta.call("POST", api.PathProjects, api.ProjectCreate{Name: "shop", RepoURL: "/tmp/x", Branch: "main", Target: "oss"}, http.StatusBadRequest, &e)
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "shop", RepoURL: "/tmp/x", Branch: "main", Target: "oss"}, http.StatusBadRequest, &e)
 	if !strings.Contains(e.Detail, "oss.endpoint") || !strings.Contains(e.Detail, "oss.access_key_secret") {
 		t.Fatalf("answer %q", e.Detail)
 	}

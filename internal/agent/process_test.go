@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"fmt"
@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/proctest"
 )
@@ -83,14 +85,14 @@ func startAgentProcess(t *testing.T, data, addr string, env ...string) *agentPro
 	}
 }
 
-// client is a testAgent view of the process, for its API helpers.
-func (p *agentProcess) client() *testAgent {
+// client is the API of the process, for agenttest's helpers.
+func (p *agentProcess) client() *agenttest.Agent {
 	token, err := os.ReadFile(filepath.Join(p.data, "admin-token"))
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(p.addr)
-	return &testAgent{t: p.t, url: "http://" + p.addr, port: port, token: strings.TrimSpace(string(token))}
+	return &agenttest.Agent{URL: "http://" + p.addr, Token: strings.TrimSpace(string(token)),
+		Config: &config.Config{Listen: p.addr, Sites: config.Sites{Domain: "localhost"}}}
 }
 
 // freeAddr returns a loopback address nothing listens on.
@@ -106,30 +108,31 @@ func freeAddr(t *testing.T) string {
 
 // startSlowBuild creates a project whose build runs a node process tagged with marker for a few
 // seconds, pushes it and waits until it is building.
-func startSlowBuild(t *testing.T, ta *testAgent, marker string) (api.Project, int64) {
+func startSlowBuild(t *testing.T, ta *agenttest.Agent, marker string) (api.Project, int64) {
 	t.Helper()
 	p, _, id := startBuildSleeping(t, ta, marker, 3*time.Second)
 	return p, id
 }
 
 // startBuildSleeping is startSlowBuild with a build that sleeps for d; it also returns the repository.
-func startBuildSleeping(t *testing.T, ta *testAgent, marker string, d time.Duration) (api.Project, *gittest.Repo, int64) {
+func startBuildSleeping(t *testing.T, ta *agenttest.Agent, marker string, d time.Duration) (api.Project, *gittest.Repo, int64) {
 	t.Helper()
 	repo := gittest.New(t)
-	p := ta.addProject("slow", repo.Dir)
-	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
+	p := ta.AddProject(t, localProject("slow", repo.Dir))
+	ta.Call(t, "PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
 		BuildCommand: ptr("node build.js " + marker)}, http.StatusOK, nil)
-	ta.call("PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": fmt.Sprint(d.Milliseconds())}, http.StatusOK, nil)
-	id := ta.push(p, repo.Commit("slow", nodeSite("survived")))
+	ta.Call(t, "PUT", api.PathProjects+"/"+p.Slug+"/env", map[string]string{"SLEEP": fmt.Sprint(d.Milliseconds())}, http.StatusOK, nil)
+	id := ta.Push(t, p, repo.Commit("slow", nodeSite("survived")))
 	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(marker)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the build never started:\n%s", ta.log(id))
+			t.Fatalf("the build never started:\n%s", ta.Log(t, id))
 		}
 	}
 	return p, repo, id
 }
 
 func TestSIGTERMMidBuildQueuesItAgain(t *testing.T) {
+	// Not parallel: it times the shutdown and restarts the agent on the same port.
 	data, addr := t.TempDir(), freeAddr(t)
 	proc := startAgentProcess(t, data, addr)
 	ta := proc.client()
@@ -152,16 +155,17 @@ func TestSIGTERMMidBuildQueuesItAgain(t *testing.T) {
 	}
 
 	ta = startAgentProcess(t, data, addr).client()
-	d := ta.deployed(id)
-	if _, body := ta.get(p.Slug, "/"); body != "survived" || !d.Live {
+	d := ta.Deployed(t, id)
+	if _, body := ta.Site(t, p.Slug, "/"); body != "survived" || !d.Live {
 		t.Errorf("after restart the site serves %q (live %v)", body, d.Live)
 	}
-	if log := ta.log(id); !strings.Contains(log, "queued again") {
+	if log := ta.Log(t, id); !strings.Contains(log, "queued again") {
 		t.Errorf("the log does not say the build was queued again:\n%s", log)
 	}
 }
 
 func TestSIGKILLMidBuildNeverLeavesItStuck(t *testing.T) {
+	// Not parallel: it restarts the agent on the same port.
 	data, addr := t.TempDir(), freeAddr(t)
 	proc := startAgentProcess(t, data, addr)
 	ta := proc.client()
@@ -173,12 +177,12 @@ func TestSIGKILLMidBuildNeverLeavesItStuck(t *testing.T) {
 	_ = proc.cmd.Wait()
 
 	ta = startAgentProcess(t, data, addr).client()
-	d := ta.wait(id)
+	d := ta.Wait(t, id)
 	if d.Status != api.StatusDeployed && d.Status != api.StatusFailed {
 		t.Fatalf("after SIGKILL and restart the deployment ended %s", d.Status)
 	}
 	if d.Status == api.StatusDeployed {
-		if _, body := ta.get(p.Slug, "/"); body != "survived" {
+		if _, body := ta.Site(t, p.Slug, "/"); body != "survived" {
 			t.Errorf("after restart the site serves %q", body)
 		}
 	}
@@ -187,6 +191,7 @@ func TestSIGKILLMidBuildNeverLeavesItStuck(t *testing.T) {
 // TestSIGKILLOfTheAgentKillsItsBuild kills an agent that builds without a sandbox; neither the build's
 // foreground process nor one that cleared its environment and left the build's session may outlive it.
 func TestSIGKILLOfTheAgentKillsItsBuild(t *testing.T) {
+	// Not parallel: it kills an agent process and times how soon its build follows.
 	data, addr := t.TempDir(), freeAddr(t)
 	proc := startAgentProcess(t, data, addr, "MIAOBU_BUILD_SANDBOX=none")
 	ta := proc.client()
@@ -194,13 +199,13 @@ func TestSIGKILLOfTheAgentKillsItsBuild(t *testing.T) {
 	stray, foreground := fmt.Sprintf("300.%d", n), fmt.Sprintf("301.%d", n)
 	t.Cleanup(func() { proctest.KillWithMarker(stray); proctest.KillWithMarker(foreground) })
 	repo := gittest.New(t)
-	p := ta.addProject("stray", repo.Dir)
-	ta.call("PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
+	p := ta.AddProject(t, localProject("stray", repo.Dir))
+	ta.Call(t, "PATCH", api.PathProjects+"/"+p.Slug, api.ProjectUpdate{InstallCommand: ptr("true"),
 		BuildCommand: ptr("env -i setsid sh -c 'sleep " + stray + "' > /dev/null 2>&1 < /dev/null & sleep " + foreground)}, http.StatusOK, nil)
-	id := ta.push(p, repo.Commit("stray", map[string]string{"index.html": "x"}))
+	id := ta.Push(t, p, repo.Commit("stray", map[string]string{"index.html": "x"}))
 	for deadline := time.Now().Add(30 * time.Second); len(proctest.WithMarker(stray)) == 0 || len(proctest.WithMarker(foreground)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the build never started:\n%s", ta.log(id))
+			t.Fatalf("the build never started:\n%s", ta.Log(t, id))
 		}
 	}
 	if err := proc.cmd.Process.Kill(); err != nil {

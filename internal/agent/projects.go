@@ -37,7 +37,7 @@ func (a *Agent) createProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := a.domain.CreateProject(r.Context(), domain.NewProject{Name: req.Name, RepoURL: req.RepoURL, Branch: req.Branch,
 		Settings: domain.Settings{Target: &req.Target, BuildCommand: &req.BuildCommand, InstallCommand: &req.InstallCommand,
-			OutputDirectory: &req.OutputDirectory, RootDirectory: &req.RootDirectory}})
+			OutputDirectory: &req.OutputDirectory, RootDirectory: &req.RootDirectory, Triggers: req.TriggerSettings}})
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,8 @@ func (a *Agent) updateProject(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := a.domain.UpdateProject(r.PathValue("id"), domain.ProjectChange{Branch: req.Branch,
 		Settings: domain.Settings{Target: req.Target, Framework: req.Framework, BuildCommand: req.BuildCommand,
-			InstallCommand: req.InstallCommand, OutputDirectory: req.OutputDirectory, RootDirectory: req.RootDirectory}})
+			InstallCommand: req.InstallCommand, OutputDirectory: req.OutputDirectory, RootDirectory: req.RootDirectory,
+			Triggers: req.TriggerSettings}})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"encoding/json"
@@ -7,11 +7,13 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
@@ -19,6 +21,22 @@ import (
 	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/store"
 )
+
+// deliverEvent delivers body as a signed event to p's webhook and returns the agent's answer.
+func deliverEvent(t *testing.T, ta *agenttest.Agent, p api.Project, event string, body []byte) (int, api.WebhookAnswer) {
+	t.Helper()
+	code, got := ta.Deliver(t, strconv.FormatInt(p.ID, 10), agenttest.Delivery{Event: event, Body: body,
+		Secret: p.WebhookSecret, GUID: strconv.FormatInt(time.Now().UnixNano(), 10)})
+	raw, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer api.WebhookAnswer
+	if err := json.Unmarshal(raw, &answer); err != nil {
+		t.Fatal(err)
+	}
+	return code, answer
+}
 
 // deploymentPayload is the real deployment event fixture changed to deploy sha to environment, made
 // by miaobu when fromMiaobu.
@@ -65,20 +83,21 @@ func githubDeployment(gh *githubtest.Server, id int64) (githubtest.Deployment, b
 // before puts it live without a build, and one of a commit never built builds it and reports to
 // that deployment.
 func TestReportsAndDeploymentEvents(t *testing.T) {
+	t.Parallel()
 	repo := gittest.New(t)
 	first := repo.Commit("first", map[string]string{"index.html": "version one"})
 	gh := githubtest.New(t, ghToken)
 	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": first},
 		Files: map[string]string{"index.html": "version one"}, CloneURL: repo.Dir})
-	ta := startAgent(t, func(cfg *config.Config) {
-		cfg.GitHub = config.GitHub{APIURL: gh.URL, Token: ghToken, Statuses: true, Deployments: true}
-	})
+	cfg := agenttest.Config(t)
+	cfg.GitHub = config.GitHub{APIURL: gh.URL, Token: ghToken, Statuses: true, Deployments: true}
+	ta := agenttest.Start(t, cfg)
 	var imported api.ImportResult
-	ta.call("POST", api.ImportPath("acme", "site"), api.ImportRequest{}, http.StatusCreated, &imported)
+	ta.Call(t, "POST", api.ImportPath("acme", "site"), api.ImportRequest{}, http.StatusCreated, &imported)
 	p := imported.Project
-	hook := api.Project{ID: p.ID, WebhookSecret: gh.Hooks("acme/site")[0].Secret}
-	ta.deployed(imported.Deployment.ID)
-	siteURL := fmt.Sprintf("http://site.localhost:%s/", ta.port)
+	hook := api.Project{ID: p.ID, DefaultBranch: "main", WebhookSecret: gh.Hooks("acme/site")[0].Secret}
+	ta.Deployed(t, imported.Deployment.ID)
+	siteURL := fmt.Sprintf("http://site.localhost:%s/", port(ta))
 
 	waitGitHub(t, "the success of deployment 1", func() bool {
 		s := gh.Statuses("acme/site")
@@ -86,7 +105,7 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	})
 	last := gh.Statuses("acme/site")[len(gh.Statuses("acme/site"))-1]
 	if last.SHA != first || last.Context != "miaobu/site" || !strings.HasPrefix(last.Description, "Live in ") ||
-		last.TargetURL != ta.cfg.PublicURL+"/deployments/1" {
+		last.TargetURL != ta.Config.PublicURL+"/deployments/1" {
 		t.Errorf("final commit status %+v", last)
 	}
 	waitGitHub(t, "the Deployment of deployment 1", func() bool {
@@ -100,31 +119,31 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	}
 
 	second := repo.Commit("second", map[string]string{"index.html": "version two"})
-	ta.deployed(ta.push(hook, second))
+	ta.Deployed(t, ta.Push(t, hook, second))
 
 	// miaobu's own deployments come back as deployment events: ignored.
-	code, answer := ta.deliverEvent(hook, "deployment", deploymentPayload(t, own.ID, first, "production", true))
+	code, answer := deliverEvent(t, ta, hook, "deployment", deploymentPayload(t, own.ID, first, "production", true))
 	if code != http.StatusOK || answer.Status != "ignored" || answer.Message != "Deployment created by miaobu ignored" {
 		t.Errorf("miaobu's own deployment event: %d %+v", code, answer)
 	}
-	code, answer = ta.deliverEvent(hook, "deployment", deploymentPayload(t, 77, first, "staging", false))
+	code, answer = deliverEvent(t, ta, hook, "deployment", deploymentPayload(t, 77, first, "staging", false))
 	if code != http.StatusOK || answer.Status != "ignored" || answer.Message != "Deployment to environment 'staging' ignored (only 'production' deploys)" {
 		t.Errorf("a staging deployment event: %d %+v", code, answer)
 	}
 
 	// Rolling back from GitHub: the first build goes live again, nothing is built.
 	rollback := gh.AddDeployment("acme/site", githubtest.Deployment{Ref: "main", Environment: "production", Payload: "{}"})
-	code, answer = ta.deliverEvent(hook, "deployment", deploymentPayload(t, rollback, first, "production", false))
+	code, answer = deliverEvent(t, ta, hook, "deployment", deploymentPayload(t, rollback, first, "production", false))
 	want := api.WebhookAnswer{Status: "success", Message: "Deployment triggered for commit " + first[:7], DeploymentID: 1,
 		CommitSHA: first, CommitMessage: imported.Deployment.CommitMessage, Branch: "main"}
 	if code != http.StatusOK || answer != want {
 		t.Fatalf("rollback deployment event: %d %+v, want %+v", code, answer, want)
 	}
-	if _, body := ta.get(p.Slug, "/"); body != "version one" {
+	if _, body := ta.Site(t, p.Slug, "/"); body != "version one" {
 		t.Errorf("after the rollback from GitHub the site serves %q", body)
 	}
 	var history []api.Deployment
-	ta.call("GET", api.PathDeployments+"?project_id=site", nil, http.StatusOK, &history)
+	ta.Call(t, "GET", api.PathDeployments+"?project_id=site", nil, http.StatusOK, &history)
 	if len(history) != 2 || !history[1].Live {
 		t.Errorf("after the rollback from GitHub: %d deployments, the first live %v; want 2 and no build", len(history), len(history) == 2 && history[1].Live)
 	}
@@ -134,18 +153,18 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	})
 	d, _ := githubDeployment(gh, rollback)
 	if wantStatus := (githubtest.DeploymentStatus{State: "success", Description: "Live again: deployment #1", EnvironmentURL: siteURL,
-		LogURL: ta.cfg.PublicURL + "/deployments/1"}); !reflect.DeepEqual(d.Statuses, []githubtest.DeploymentStatus{wantStatus}) {
+		LogURL: ta.Config.PublicURL + "/deployments/1"}); !reflect.DeepEqual(d.Statuses, []githubtest.DeploymentStatus{wantStatus}) {
 		t.Errorf("statuses of the rollback deployment %+v, want %+v", d.Statuses, wantStatus)
 	}
 
 	// A commit never built is built, and reports to the deployment made on GitHub.
 	third := repo.Commit("third", map[string]string{"index.html": "version three"})
 	made := gh.AddDeployment("acme/site", githubtest.Deployment{Ref: third, Environment: "production", Payload: "{}"})
-	code, answer = ta.deliverEvent(hook, "deployment", deploymentPayload(t, made, third, "production", false))
+	code, answer = deliverEvent(t, ta, hook, "deployment", deploymentPayload(t, made, third, "production", false))
 	if code != http.StatusOK || answer.Status != "success" || answer.DeploymentID != 3 || answer.CommitSHA != third {
 		t.Fatalf("deployment event of a new commit: %d %+v", code, answer)
 	}
-	built := ta.deployed(3)
+	built := ta.Deployed(t, 3)
 	if built.Trigger != api.TriggerGitHubDeployment || !built.Live {
 		t.Errorf("deployment 3: trigger %s live %v", built.Trigger, built.Live)
 	}
@@ -162,7 +181,7 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	}
 
 	// A rollback in miaobu is reported to the deployment's own GitHub Deployment.
-	ta.call("POST", api.PathProjects+"/site/rollback", api.RollbackRequest{DeploymentID: 2}, http.StatusOK, nil)
+	ta.Call(t, "POST", api.PathProjects+"/site/rollback", api.RollbackRequest{DeploymentID: 2}, http.StatusOK, nil)
 	waitGitHub(t, "the success of the rollback to deployment 2", func() bool {
 		d := gh.Deployments("acme/site")
 		return len(d) == 4 && len(d[1].Statuses) == 3
@@ -175,24 +194,25 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 // TestWebhookSetupAddsMissingEvents sets up a project whose hook predates the deployment events:
 // status and project show say what it lacks, and setup PATCHes the events with the secret.
 func TestWebhookSetupAddsMissingEvents(t *testing.T) {
+	t.Parallel()
 	ta, gh := githubAgent(t, siteRepo(), nil)
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true, NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
 	old := gh.AddHook("acme/site", publicURL+"/api/v1/webhooks/github/1", "an-older-secret-of-43-characters-aaaaaaaaaa")
-	if _, err := ta.store.UpdateProject(1, func(p *store.Project) error {
+	if _, err := ta.Store.UpdateProject(1, func(p *store.Project) error {
 		p.WebhookID, p.WebhookSecret = old, "an-older-secret-of-43-characters-aaaaaaaaaa"
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	var status api.Status
-	ta.call(t, "GET", api.PathStatus, nil, &status)
+	ta.Call(t, "GET", api.PathStatus, nil, 0, &status)
 	if got := status.Projects[0].WebhookEventsMissing; !slices.Equal(got, []string{"pull_request", "deployment"}) {
 		t.Errorf("status: webhook_events_missing %q", got)
 	}
 	var answer api.WebhookAnswer
-	if code := ta.call(t, "POST", api.WebhookSetupPath("site"), nil, &answer); code != http.StatusOK || answer.Status != "already_configured" ||
+	if code := ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, 0, &answer); code != http.StatusOK || answer.Status != "already_configured" ||
 		answer.Message != "Webhook is already configured for this project; it now also sends pull_request and deployment events" {
 		t.Fatalf("setup = %d %+v", code, answer)
 	}
@@ -201,11 +221,11 @@ func TestWebhookSetupAddsMissingEvents(t *testing.T) {
 		t.Errorf("hooks on GitHub %+v", hooks)
 	}
 	var p api.Project
-	ta.call(t, "GET", api.PathProjects+"/site", nil, &p)
+	ta.Call(t, "GET", api.PathProjects+"/site", nil, 0, &p)
 	if len(p.WebhookEventsMissing) != 0 || p.WebhookEventsMissing == nil {
 		t.Errorf("after setup: webhook_events_missing %q, want []", p.WebhookEventsMissing)
 	}
-	if code := ta.call(t, "POST", api.WebhookSetupPath("site"), nil, &answer); code != http.StatusOK || answer.Message != "Webhook is already configured for this project" {
+	if code := ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, 0, &answer); code != http.StatusOK || answer.Message != "Webhook is already configured for this project" {
 		t.Errorf("second setup = %d %+v", code, answer)
 	}
 	checkRequests(t, gh, "GET /repos/acme/site", "GET /repos/acme/site/branches/main",
@@ -213,17 +233,18 @@ func TestWebhookSetupAddsMissingEvents(t *testing.T) {
 }
 
 func TestProjectShowsWhatIsReported(t *testing.T) {
+	t.Parallel()
 	ta, _ := githubAgent(t, siteRepo(), func(cfg *config.Config) { cfg.GitHub.Deployments = false })
-	if code, _, raw := ta.importRepo(t, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
+	if code, _, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoDeploy: true}); code != http.StatusCreated {
 		t.Fatalf("import = %d %s", code, raw)
 	}
-	byHand := ta.addProject(t, "by-hand", "main")
+	byHand := ta.AddProject(t, remoteProject("by-hand", "main"))
 	var p api.Project
-	ta.call(t, "GET", api.PathProjects+"/site", nil, &p)
+	ta.Call(t, "GET", api.PathProjects+"/site", nil, 0, &p)
 	if want := (api.GitHubReports{Statuses: true, Note: "github.deployments is off"}); p.GitHubReports != want {
 		t.Errorf("imported project: github_reports %+v, want %+v", p.GitHubReports, want)
 	}
-	ta.call(t, "GET", api.PathProjects+"/"+byHand.Slug, nil, &p)
+	ta.Call(t, "GET", api.PathProjects+"/"+byHand.Slug, nil, 0, &p)
 	if want := (api.GitHubReports{Note: "added by hand, not imported from GitHub"}); p.GitHubReports != want {
 		t.Errorf("project added by hand: github_reports %+v, want %+v", p.GitHubReports, want)
 	}
@@ -232,6 +253,7 @@ func TestProjectShowsWhatIsReported(t *testing.T) {
 // TestReportSentAfterKill kills the agent after a build is recorded deployed but before GitHub,
 // down at the time, got its status: the next start sends it.
 func TestReportSentAfterKill(t *testing.T) {
+	// Not parallel: it restarts the agent on the same port.
 	if testing.Short() {
 		t.Skip("starts agent processes")
 	}
@@ -256,8 +278,8 @@ func TestReportSentAfterKill(t *testing.T) {
 	env := []string{"MIAOBU_GITHUB_TOKEN=" + ghToken}
 	proc := startAgentProcess(t, data, addr, append(env, "MIAOBU_GITHUB_API_URL="+down.URL)...)
 	ta := proc.client()
-	id := ta.push(api.Project{ID: project.ID, WebhookSecret: "kill-secret"}, sha)
-	ta.deployed(id)
+	id := ta.Push(t, api.Project{ID: project.ID, DefaultBranch: "main", WebhookSecret: "kill-secret"}, sha)
+	ta.Deployed(t, id)
 	if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

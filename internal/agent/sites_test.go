@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bufio"
@@ -8,24 +8,25 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
 // rawGet sends target exactly as written, which an http.Client would clean or escape first, to the
 // site label and returns the answer.
-func (ta *testAgent) rawGet(label, target string) *http.Response {
-	ta.t.Helper()
-	conn, err := net.Dial("tcp", "127.0.0.1:"+ta.port)
+func rawGet(t *testing.T, ta *agenttest.Agent, label, target string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", "127.0.0.1:"+port(ta))
 	if err != nil {
-		ta.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s.localhost:%s\r\nConnection: close\r\n\r\n", target, label, ta.port); err != nil {
-		ta.t.Fatal(err)
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s.localhost:%s\r\nConnection: close\r\n\r\n", target, label, port(ta)); err != nil {
+		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		ta.t.Fatalf("GET %s: %v", target, err)
+		t.Fatalf("GET %s: %v", target, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -33,10 +34,11 @@ func (ta *testAgent) rawGet(label, target string) *http.Response {
 }
 
 func TestDirectoryRedirectStaysOnTheSite(t *testing.T) {
-	ta := startAgent(t, nil)
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
 	repo := gittest.New(t)
-	p := ta.addProject("redirects", repo.Dir)
-	ta.deployed(ta.push(p, repo.Commit("site", map[string]string{
+	p := ta.AddProject(t, localProject("redirects", repo.Dir))
+	ta.Deployed(t, ta.Push(t, p, repo.Commit("site", map[string]string{
 		"index.html": "home", "docs/index.html": "docs",
 		// Directories named like hosts: a redirect to them must stay a path of this site.
 		"evil.com/index.html": "evil", `\evil.com/index.html`: "backslash",
@@ -61,7 +63,7 @@ func TestDirectoryRedirectStaysOnTheSite(t *testing.T) {
 		{"/docs/..%2F%2Fevil.com", "/evil.com/"},
 		{"//evil.com/..?next=//evil.com", "/?next=//evil.com"},
 	} {
-		resp := ta.rawGet(p.Slug, tc.target)
+		resp := rawGet(t, ta, p.Slug, tc.target)
 		loc := resp.Header.Get("Location")
 		if resp.StatusCode != http.StatusMovedPermanently || loc != tc.location {
 			t.Errorf("GET %s: %d Location %q, want 301 to %q", tc.target, resp.StatusCode, loc, tc.location)
@@ -72,7 +74,7 @@ func TestDirectoryRedirectStaysOnTheSite(t *testing.T) {
 	}
 	// Where a redirect points, the directory is served.
 	for location, body := range map[string]string{"/evil.com/": "evil", "/%5Cevil.com/": "backslash"} {
-		if resp, got := ta.get(p.Slug, location); resp.StatusCode != http.StatusOK || got != body {
+		if resp, got := ta.Site(t, p.Slug, location); resp.StatusCode != http.StatusOK || got != body {
 			t.Errorf("GET %s: %d %q, want %q", location, resp.StatusCode, got, body)
 		}
 	}

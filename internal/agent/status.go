@@ -25,7 +25,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := api.Status{Status: "ok", Version: Version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
+	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue:        api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency},
 		Certificates: []api.Certificate{}}
@@ -47,6 +47,15 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 			if d, err := a.store.Deployment(p.ActiveDeploymentID); err == nil {
 				live := a.deploymentView(d, p)
 				ps.Live = &live
+			}
+		}
+		previews, err := a.store.Previews(p.ID)
+		if err != nil {
+			return err
+		}
+		for _, pv := range previews {
+			if !pv.Removed() {
+				ps.Previews++
 			}
 		}
 		out.Projects = append(out.Projects, ps)

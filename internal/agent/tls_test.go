@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
@@ -48,8 +50,7 @@ func startPebble(t *testing.T, validate bool, httpsAddr, httpAddr string) *pebbl
 	} else {
 		t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
 	}
-	_, httpsPort, _ := splitPort(httpsAddr)
-	_, httpPort, _ := splitPort(httpAddr)
+	httpsPort, httpPort := portNumber(t, httpsAddr), portNumber(t, httpAddr)
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
 	quiet := log.New(io.Discard, "", 0)
@@ -73,6 +74,20 @@ func startPebble(t *testing.T, validate bool, httpsAddr, httpAddr string) *pebbl
 	}
 	p.roots.AppendCertsFromPEM(authority.GetRootCert(0).PEM())
 	return p
+}
+
+// portNumber is the port of addr, a host:port.
+func portNumber(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // loopbackDNS runs a DNS server over TCP, as Pebble asks, that answers every A query with
@@ -132,16 +147,16 @@ func httpsGet(addr, host, path string, roots *x509.CertPool) (string, error) {
 
 // startTLSAgent runs an agent with tls.enabled against ca on httpsAddr and httpAddr, with the
 // project blog live, and waits for its HTTPS listener.
-func startTLSAgent(t *testing.T, ca *pebble, httpsAddr, httpAddr string) (*testAgent, api.Project) {
+func startTLSAgent(t *testing.T, ca *pebble, httpsAddr, httpAddr string) (*agenttest.Agent, api.Project) {
 	t.Helper()
-	ta := startAgent(t, func(cfg *config.Config) {
-		cfg.Sites.Domain = "sites.test"
-		cfg.TLS = config.TLS{Enabled: true, CA: ca.directory, CARoot: ca.caRoot, Email: "ops@example.com",
-			Listen: httpsAddr, HTTPListen: httpAddr}
-	})
+	cfg := agenttest.Config(t)
+	cfg.Sites.Domain = "sites.test"
+	cfg.TLS = config.TLS{Enabled: true, CA: ca.directory, CARoot: ca.caRoot, Email: "ops@example.com",
+		Listen: httpsAddr, HTTPListen: httpAddr}
+	ta := startWithHosts(t, cfg)
 	repo := gittest.New(t)
-	p := ta.addProject("blog", repo.Dir)
-	ta.deployed(ta.push(p, repo.Commit("site", map[string]string{"index.html": "home"})))
+	p := ta.AddProject(t, localProject("blog", repo.Dir))
+	ta.Deployed(t, ta.Push(t, p, repo.Commit("site", map[string]string{"index.html": "home"})))
 	waitListening(t, httpsAddr)
 	return ta, p
 }
@@ -167,7 +182,7 @@ func TestOnDemandTLS(t *testing.T) {
 		t.Fatalf("names the agent does not serve made %d orders", n-1)
 	}
 
-	ta.call("POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "www.example.test"}, http.StatusCreated, nil)
+	ta.Call(t, "POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "www.example.test"}, http.StatusCreated, nil)
 	if body, err := get("www.example.test", "/"); err != nil || body != "home" {
 		t.Fatalf("the custom domain over HTTPS: %q, %v", body, err)
 	}
@@ -185,7 +200,7 @@ func TestOnDemandTLS(t *testing.T) {
 		t.Fatalf("plain HTTP: %d to %q, want 301 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 	var status api.Status
-	ta.call("GET", api.PathStatus, nil, http.StatusOK, &status)
+	ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
 	if len(status.Certificates) != 2 {
 		t.Fatalf("status shows certificates %+v, want blog.sites.test and www.example.test", status.Certificates)
 	}
@@ -195,7 +210,7 @@ func TestOnDemandTLS(t *testing.T) {
 			t.Errorf("status shows certificate %+v, want %s, valid, no error", c, name)
 		}
 	}
-	if info, err := os.Stat(filepath.Join(ta.cfg.DataDir, "certs")); err != nil || info.Mode().Perm() != 0o700 {
+	if info, err := os.Stat(filepath.Join(ta.Config.DataDir, "certs")); err != nil || info.Mode().Perm() != 0o700 {
 		t.Fatalf("certs directory: %v, %v", info, err)
 	}
 }

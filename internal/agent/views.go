@@ -15,6 +15,8 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Target: p.Target,
 		WebhookConfigured: p.WebhookConfigured(), WebhookURL: a.domain.WebhookURL(p.ID), SiteURL: a.domain.LiveURL(p),
 		CreatedAt: p.CreatedAt, Detection: detectionView(p.Detected), CacheBytes: a.cacheBytes(p),
+		PreviewBranches: nonNil(p.PreviewBranches), PRPreviews: p.PRPreviews, ForkPreviews: p.ForkPreviews,
+		WatchPaths: nonNil(p.WatchPaths), Trigger: p.TriggerMode,
 		WebhookEventsMissing: domain.WebhookEventsMissing(p), GitHubReports: a.reporter.Summary(p),
 	}
 	if p.Repo != "" {
@@ -28,6 +30,30 @@ func (a *Agent) projectView(p *store.Project) api.Project {
 	if p.ActiveDeploymentID != 0 {
 		active := p.ActiveDeploymentID
 		v.ActiveDeploymentID = &active
+	}
+	return v
+}
+
+// nonNil is list, or an empty list for nil, so that JSON shows [] rather than null.
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+// previewView turns a stored preview of p into its API form.
+func (a *Agent) previewView(p *store.Project, pv *store.Preview) api.Preview {
+	v := api.Preview{Alias: pv.Alias, Branch: pv.Branch, Fork: pv.Fork, HeadSHA: pv.HeadSHA,
+		AwaitingApproval: domain.AwaitingApproval(p, pv), URL: a.domain.PreviewURL(p, pv.Alias, pv.PullRequest, pv.Branch),
+		CreatedAt: pv.CreatedAt, RemovedAt: pv.RemovedAt}
+	if pv.PullRequest != 0 {
+		n := pv.PullRequest
+		v.PullRequest = &n
+	}
+	if pv.ActiveDeploymentID != 0 {
+		id := pv.ActiveDeploymentID
+		v.DeploymentID = &id
 	}
 	return v
 }
@@ -47,10 +73,14 @@ func (a *Agent) deploymentView(d *store.Deployment, p *store.Project) api.Deploy
 		ID: d.ID, ProjectID: d.ProjectID, CommitSHA: d.CommitSHA, CommitMessage: d.CommitMessage,
 		CommitAuthor: d.CommitAuthor, Branch: d.Branch, Trigger: string(d.Trigger), Status: string(d.Status),
 		ErrorMessage: d.ErrorMessage, CreatedAt: d.CreatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-		BuildTimeSeconds: d.BuildTimeSeconds, Detection: detectionView(d.Detected),
+		BuildTimeSeconds: d.BuildTimeSeconds, Detection: detectionView(d.Detected), Environment: d.Environment, Alias: d.Alias,
+	}
+	if d.PullRequest != 0 {
+		n := d.PullRequest
+		v.PullRequest = &n
 	}
 	if p != nil {
-		v.Live = p.ActiveDeploymentID == d.ID
+		v.Live = a.domain.IsLive(p, d)
 		if d.Status == store.StatusDeployed {
 			v.URL = a.domain.DeploymentURL(p, d)
 		}

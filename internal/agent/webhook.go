@@ -126,6 +126,9 @@ func (a *Agent) webhookDone(log *slog.Logger, start time.Time, event string, rec
 	if receipt.CommitSHA != "" {
 		log = log.With("commit", receipt.CommitSHA[:7])
 	}
+	if receipt.Reason != "" {
+		log = log.With("reason", receipt.Reason)
+	}
 	log.Info("webhook", "outcome", receipt.Outcome, "duration_ms", float64(elapsed.Microseconds())/1000)
 }
 

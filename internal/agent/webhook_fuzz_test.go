@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -8,15 +8,17 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/github"
 )
 
 // FuzzWebhook sends arbitrary events, content types, signatures and bodies: the handler never panics,
 // never answers 5xx, and never creates a deployment without a valid signature, or from another event
 // than a push or a deployment.
 func FuzzWebhook(f *testing.F) {
-	ta := startTestAgent(f, testConfig(f))
-	p := ta.addProject(f, "site", "master")
+	ta := agenttest.StartWith(f, agenttest.Config(f), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(f, remoteProject("site", "master"))
 	path := api.PathWebhookPrefix + strconv.FormatInt(p.ID, 10)
 	for _, name := range []string{"push.with-new-branch.payload.json", "push.payload.json", "ping.payload.json"} {
 		body := fixture(f, name)
@@ -33,21 +35,21 @@ func FuzzWebhook(f *testing.F) {
 
 	handler := ta.Handler()
 	f.Fuzz(func(t *testing.T, event, contentType string, signed bool, body []byte) {
-		before := ta.deploymentCount(t)
+		before := deploymentCount(t, ta)
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.Header.Set("X-GitHub-Event", event)
 		req.Header.Set("Content-Type", contentType)
 		if signed {
-			req.Header.Set("X-Hub-Signature-256", signOf(p.WebhookSecret, body))
+			req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(p.WebhookSecret), body))
 		} else {
-			req.Header.Set("X-Hub-Signature-256", signOf("wrong", body))
+			req.Header.Set("X-Hub-Signature-256", github.Sign([]byte("wrong"), body))
 		}
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("status %d for event %q body %q: %s", rec.Code, event, body, rec.Body)
 		}
-		after := ta.deploymentCount(t)
+		after := deploymentCount(t, ta)
 		if !signed && (after != before || rec.Code != http.StatusUnauthorized) {
 			t.Fatalf("unsigned delivery answered %d and changed deployments %d → %d", rec.Code, before, after)
 		}

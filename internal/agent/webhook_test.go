@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"bytes"
@@ -12,7 +12,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/gittest"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -20,9 +23,9 @@ import (
 const fixtureSHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 // deploymentCount returns how many deployments the agent has stored.
-func (ta *apiAgent) deploymentCount(t testing.TB) int {
+func deploymentCount(t testing.TB, ta *agenttest.Agent) int {
 	t.Helper()
-	all, err := ta.store.Deployments(0, 0)
+	all, err := ta.Store.Deployments(0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,13 +34,14 @@ func (ta *apiAgent) deploymentCount(t testing.TB) int {
 
 // TestWebhookContractTable drives every row of the contract's webhook table with GitHub's payloads.
 func TestWebhookContractTable(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
 	secret := p.WebhookSecret
 
 	unconfigured := &store.Project{Name: "bare", Slug: "bare", RepoURL: "https://example.com/bare.git", DefaultBranch: "main", Target: "local"}
-	if err := ta.store.CreateProject(unconfigured); err != nil {
+	if err := ta.Store.CreateProject(unconfigured); err != nil {
 		t.Fatal(err)
 	}
 	deletion := pushPayload(t, "master", "0000000000000000000000000000000000000000")
@@ -50,82 +54,77 @@ func TestWebhookContractTable(t *testing.T) {
 	rows := []struct {
 		name      string
 		project   string
-		d         delivery
+		d         agenttest.Delivery
 		status    int
 		want      map[string]any
 		deploysTo int // deployments stored after the row
 	}{
-		{"no such project", "999", delivery{event: "push", body: newBranch, secret: secret},
+		{"no such project", "999", agenttest.Delivery{Event: "push", Body: newBranch, Secret: secret},
 			404, map[string]any{"detail": "Project 999 not found"}, 0},
-		{"project id not a number", "abc", delivery{event: "push", body: newBranch, secret: secret},
+		{"project id not a number", "abc", agenttest.Delivery{Event: "push", Body: newBranch, Secret: secret},
 			404, map[string]any{"detail": "Project abc not found"}, 0},
-		{"project has no webhook secret", strconv.FormatInt(unconfigured.ID, 10), delivery{event: "push", body: newBranch, secret: secret},
+		{"project has no webhook secret", strconv.FormatInt(unconfigured.ID, 10), agenttest.Delivery{Event: "push", Body: newBranch, Secret: secret},
 			400, map[string]any{"detail": "Webhook not configured for this project"}, 0},
-		{"signature missing", id, delivery{event: "push", body: newBranch},
+		{"signature missing", id, agenttest.Delivery{Event: "push", Body: newBranch},
 			401, map[string]any{"detail": "Invalid webhook signature"}, 0},
-		{"signature wrong secret", id, delivery{event: "push", body: newBranch, secret: "not-the-secret"},
+		{"signature wrong secret", id, agenttest.Delivery{Event: "push", Body: newBranch, Secret: "not-the-secret"},
 			401, map[string]any{"detail": "Invalid webhook signature"}, 0},
-		{"signature malformed", id, delivery{event: "push", body: newBranch, signature: "sha256=zz"},
+		{"signature malformed", id, agenttest.Delivery{Event: "push", Body: newBranch, Signature: "sha256=zz"},
 			401, map[string]any{"detail": "Invalid webhook signature"}, 0},
-		{"signature without sha256= prefix", id, delivery{event: "push", body: newBranch, signature: strings.TrimPrefix(signOf(secret, newBranch), "sha256=")},
+		{"signature without sha256= prefix", id, agenttest.Delivery{Event: "push", Body: newBranch, Signature: strings.TrimPrefix(github.Sign([]byte(secret), newBranch), "sha256=")},
 			401, map[string]any{"detail": "Invalid webhook signature"}, 0},
-		{"SHA-1 header alone", id, delivery{event: "push", body: newBranch, signature: "sha1=" + strings.Repeat("a", 40)},
+		{"SHA-1 header alone", id, agenttest.Delivery{Event: "push", Body: newBranch, Signature: "sha1=" + strings.Repeat("a", 40)},
 			401, map[string]any{"detail": "Invalid webhook signature"}, 0},
-		{"signature of another body", id, delivery{event: "push", body: newBranch, signature: signOf(secret, []byte("{}"))},
+		{"signature of another body", id, agenttest.Delivery{Event: "push", Body: newBranch, Signature: github.Sign([]byte(secret), []byte("{}"))},
 			401, map[string]any{"detail": "Invalid webhook signature"}, 0},
-		{"ping", id, delivery{event: "ping", body: fixture(t, "ping.payload.json"), secret: secret},
+		{"ping", id, agenttest.Delivery{Event: "ping", Body: fixture(t, "ping.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ok", "message": "Webhook received and verified", "project_id": float64(p.ID)}, 0},
-		{"ping with app_id", id, delivery{event: "ping", body: fixture(t, "ping.with-app_id.payload.json"), secret: secret},
+		{"ping with app_id", id, agenttest.Delivery{Event: "ping", Body: fixture(t, "ping.with-app_id.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ok", "message": "Webhook received and verified", "project_id": float64(p.ID)}, 0},
-		{"ping from an organization", id, delivery{event: "ping", body: fixture(t, "ping.with-organization.payload.json"), secret: secret},
+		{"ping from an organization", id, agenttest.Delivery{Event: "ping", Body: fixture(t, "ping.with-organization.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ok", "message": "Webhook received and verified", "project_id": float64(p.ID)}, 0},
-		{"other event", id, delivery{event: "issues", body: []byte(`{"action":"opened"}`), secret: secret},
+		{"other event", id, agenttest.Delivery{Event: "issues", Body: []byte(`{"action":"opened"}`), Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Event type 'issues' is not handled"}, 0},
-		{"signed body that is not JSON", id, delivery{event: "push", body: []byte("not json"), secret: secret},
+		{"signed body that is not JSON", id, agenttest.Delivery{Event: "push", Body: []byte("not json"), Secret: secret},
 			400, map[string]any{"detail": "Invalid JSON payload"}, 0},
-		{"signed JSON that is not a push", id, delivery{event: "push", body: []byte(`{"zen":"x"}`), secret: secret},
+		{"signed JSON that is not a push", id, agenttest.Delivery{Event: "push", Body: []byte(`{"zen":"x"}`), Secret: secret},
 			400, map[string]any{"detail": "Invalid JSON payload"}, 0},
-		{"signed push with a bad commit id", id, delivery{event: "push", body: pushPayload(t, "master", "nope"), secret: secret},
+		{"signed push with a bad commit id", id, agenttest.Delivery{Event: "push", Body: pushPayload(t, "master", "nope"), Secret: secret},
 			400, map[string]any{"detail": "Invalid JSON payload"}, 0},
-		{"tag deletion", id, delivery{event: "push", body: fixture(t, "push.payload.json"), secret: secret},
+		{"tag deletion", id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Push to 'refs/tags/simple-tag' ignored (not a branch)"}, 0},
-		{"tag deletion with installation", id, delivery{event: "push", body: fixture(t, "push.with-installation.payload.json"), secret: secret},
+		{"tag deletion with installation", id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.with-installation.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Push to 'refs/tags/simple-tag' ignored (not a branch)"}, 0},
-		{"tag deletion in an organization", id, delivery{event: "push", body: fixture(t, "push.with-organization.payload.json"), secret: secret},
+		{"tag deletion in an organization", id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.with-organization.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Push to 'refs/tags/simple-tag' ignored (not a branch)"}, 0},
-		{"tag deletion 1", id, delivery{event: "push", body: fixture(t, "push.1.payload.json"), secret: secret},
+		{"tag deletion 1", id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.1.payload.json"), Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Push to 'refs/tags/simple-tag' ignored (not a branch)"}, 0},
-		{"deletion of the deployed branch", id, delivery{event: "push", body: deletion, secret: secret},
+		{"deletion of the deployed branch", id, agenttest.Delivery{Event: "push", Body: deletion, Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Deletion of branch 'master' ignored"}, 0},
-		{"push to another branch", id, delivery{event: "push", body: pushPayload(t, "feature/test", fixtureSHA), secret: secret},
+		{"push to another branch", id, agenttest.Delivery{Event: "push", Body: pushPayload(t, "feature/test", fixtureSHA), Secret: secret},
 			200, map[string]any{"status": "ignored", "message": "Push to 'feature/test' ignored (only 'master' triggers deployment)"}, 0},
-		{"push to the branch", id, delivery{event: "push", body: newBranch, secret: secret},
+		{"push to the branch", id, agenttest.Delivery{Event: "push", Body: newBranch, Secret: secret},
 			200, map[string]any{"status": "success", "message": "Deployment triggered for commit 6113728", "deployment_id": float64(1),
 				"commit_sha": fixtureSHA, "commit_message": "Initial commit", "branch": "master"}, 1},
-		{"the same commit again", id, delivery{event: "push", body: fixture(t, "push.with-no-username-committer.payload.json"), secret: secret},
+		{"the same commit again", id, agenttest.Delivery{Event: "push", Body: fixture(t, "push.with-no-username-committer.payload.json"), Secret: secret},
 			200, map[string]any{"status": "skipped", "message": "Deployment for commit 6113728 already exists", "deployment_id": float64(1)}, 1},
-		{"uppercase hex signature", id, delivery{event: "push", body: newBranch, signature: "sha256=" + strings.ToUpper(signOf(secret, newBranch)[7:])},
+		{"uppercase hex signature", id, agenttest.Delivery{Event: "push", Body: newBranch, Signature: "sha256=" + strings.ToUpper(github.Sign([]byte(secret), newBranch)[7:])},
 			200, map[string]any{"status": "skipped", "message": "Deployment for commit 6113728 already exists", "deployment_id": float64(1)}, 1},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
-			status, got := ta.send(t, row.project, row.d)
+			status, got := ta.Deliver(t, row.project, row.d)
 			if status != row.status {
 				t.Errorf("status %d, want %d (%v)", status, row.status, got)
 			}
 			if !equalJSON(got, row.want) {
 				t.Errorf("body %v\nwant %v", got, row.want)
 			}
-			if n := ta.deploymentCount(t); n != row.deploysTo {
+			if n := deploymentCount(t, ta); n != row.deploysTo {
 				t.Errorf("%d deployments stored, want %d", n, row.deploysTo)
 			}
 		})
 	}
-}
-
-// signOf is the X-Hub-Signature-256 of body under secret, computed independently of the code under test.
-func signOf(secret string, body []byte) string {
-	return (&signer{secret}).sign(body)
 }
 
 // equalJSON compares two decoded JSON objects.
@@ -136,36 +135,38 @@ func equalJSON(a, b map[string]any) bool {
 }
 
 func TestWebhookBodyTooLarge(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
-	body := bytes.Repeat([]byte(" "), MaxWebhookBody+1)
-	status, got := ta.send(t, strconv.FormatInt(p.ID, 10), delivery{event: "push", body: body, secret: p.WebhookSecret})
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
+	body := bytes.Repeat([]byte(" "), agent.MaxWebhookBody+1)
+	status, got := ta.Deliver(t, strconv.FormatInt(p.ID, 10), agenttest.Delivery{Event: "push", Body: body, Secret: p.WebhookSecret})
 	if status != http.StatusRequestEntityTooLarge || got["detail"] != "Payload too large" {
 		t.Fatalf("got %d %v", status, got)
 	}
 }
 
 func TestWebhookFormBodies(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
 	payload := pushPayload(t, "master", strings.Repeat("a", 40))
 	form := []byte("payload=" + url.QueryEscape(string(payload)))
 
 	// GitHub signs the raw form body.
-	status, got := ta.send(t, id, delivery{event: "push", body: form, secret: p.WebhookSecret, contentType: "application/x-www-form-urlencoded"})
+	status, got := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: form, Secret: p.WebhookSecret, ContentType: "application/x-www-form-urlencoded"})
 	if status != 200 || got["status"] != "success" {
 		t.Fatalf("GitHub form body: %d %v", status, got)
 	}
 	// Gitea and Forgejo sign the JSON inside payload=.
 	payload = pushPayload(t, "master", strings.Repeat("b", 40))
 	form = []byte("payload=" + url.QueryEscape(string(payload)))
-	status, got = ta.send(t, id, delivery{event: "push", body: form, signature: signOf(p.WebhookSecret, payload), contentType: "application/x-www-form-urlencoded"})
+	status, got = ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: form, Signature: github.Sign([]byte(p.WebhookSecret), payload), ContentType: "application/x-www-form-urlencoded"})
 	if status != 200 || got["status"] != "success" || got["commit_sha"] != strings.Repeat("b", 40) {
 		t.Fatalf("Gitea form body: %d %v", status, got)
 	}
 	// A form body signed over something else is refused.
-	status, _ = ta.send(t, id, delivery{event: "push", body: form, signature: signOf(p.WebhookSecret, []byte("x")), contentType: "application/x-www-form-urlencoded"})
+	status, _ = ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: form, Signature: github.Sign([]byte(p.WebhookSecret), []byte("x")), ContentType: "application/x-www-form-urlencoded"})
 	if status != http.StatusUnauthorized {
 		t.Fatalf("wrongly signed form body: %d", status)
 	}
@@ -173,15 +174,16 @@ func TestWebhookFormBodies(t *testing.T) {
 
 // TestWebhookRetriesFailedCommit checks a commit whose deployment failed or was cancelled deploys again.
 func TestWebhookRetriesFailedCommit(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
 	body := fixture(t, "push.with-new-branch.payload.json")
-	_, first := ta.send(t, id, delivery{event: "push", body: body, secret: p.WebhookSecret})
-	if err := ta.store.Fail(1, api.StatusFailed, "boom"); err != nil {
+	_, first := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: body, Secret: p.WebhookSecret})
+	if err := ta.Store.Fail(1, api.StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
-	_, again := ta.send(t, id, delivery{event: "push", body: body, secret: p.WebhookSecret})
+	_, again := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: body, Secret: p.WebhookSecret})
 	if first["status"] != "success" || again["status"] != "success" || again["deployment_id"] != float64(2) {
 		t.Fatalf("redelivery after a failure: %v then %v", first, again)
 	}
@@ -189,12 +191,13 @@ func TestWebhookRetriesFailedCommit(t *testing.T) {
 
 // TestWebhookSupersedesQueued checks a newer push cancels the project's older queued deployment.
 func TestWebhookSupersedesQueued(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
-	ta.send(t, id, delivery{event: "push", body: pushPayload(t, "master", strings.Repeat("1", 40)), secret: p.WebhookSecret})
-	ta.send(t, id, delivery{event: "push", body: pushPayload(t, "master", strings.Repeat("2", 40)), secret: p.WebhookSecret})
-	older, err := ta.store.Deployment(1)
+	ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: pushPayload(t, "master", strings.Repeat("1", 40)), Secret: p.WebhookSecret})
+	ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: pushPayload(t, "master", strings.Repeat("2", 40)), Secret: p.WebhookSecret})
+	older, err := ta.Store.Deployment(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,15 +205,16 @@ func TestWebhookSupersedesQueued(t *testing.T) {
 		t.Fatalf("older deployment: %s %q", older.Status, older.ErrorMessage)
 	}
 	// The superseded commit is no longer queued, so a force-push back to it deploys it.
-	_, got := ta.send(t, id, delivery{event: "push", body: movePayload(t, "master", strings.Repeat("2", 40), strings.Repeat("1", 40)), secret: p.WebhookSecret})
+	_, got := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: movePayload(t, "master", strings.Repeat("2", 40), strings.Repeat("1", 40)), Secret: p.WebhookSecret})
 	if got["status"] != "success" {
 		t.Fatalf("force-push back to a superseded commit: %v", got)
 	}
 }
 
 func TestWebhookConcurrentSameCommit(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
 	body := fixture(t, "push.with-new-branch.payload.json")
 	var wg sync.WaitGroup
@@ -219,7 +223,7 @@ func TestWebhookConcurrentSameCommit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, results[i] = ta.send(t, id, delivery{event: "push", body: body, secret: p.WebhookSecret, guid: fmt.Sprint("g", i)})
+			_, results[i] = ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: body, Secret: p.WebhookSecret, GUID: fmt.Sprint("g", i)})
 		}()
 	}
 	wg.Wait()
@@ -235,18 +239,19 @@ func TestWebhookConcurrentSameCommit(t *testing.T) {
 			}
 		}
 	}
-	if success != 1 || skipped != 199 || ta.deploymentCount(t) != 1 {
-		t.Fatalf("%d success, %d skipped, %d deployments; want 1, 199, 1", success, skipped, ta.deploymentCount(t))
+	if success != 1 || skipped != 199 || deploymentCount(t, ta) != 1 {
+		t.Fatalf("%d success, %d skipped, %d deployments; want 1, 199, 1", success, skipped, deploymentCount(t, ta))
 	}
-	deliveries, err := ta.store.Deliveries(p.ID, 0)
+	deliveries, err := ta.Store.Deliveries(p.ID, 0)
 	if err != nil || len(deliveries) != 200 {
 		t.Fatalf("%d deliveries recorded, want 200 (%v)", len(deliveries), err)
 	}
 }
 
 func TestWebhookConcurrentDistinctCommits(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
 	var wg sync.WaitGroup
 	ids := make([]any, 200)
@@ -255,7 +260,7 @@ func TestWebhookConcurrentDistinctCommits(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			sha := fmt.Sprintf("%040x", i+1)
-			_, got := ta.send(t, id, delivery{event: "push", body: pushPayload(t, "master", sha), secret: p.WebhookSecret, guid: sha})
+			_, got := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: pushPayload(t, "master", sha), Secret: p.WebhookSecret, GUID: sha})
 			if got["status"] != "success" || got["commit_sha"] != sha {
 				t.Errorf("push %d: %v", i, got)
 			}
@@ -263,7 +268,7 @@ func TestWebhookConcurrentDistinctCommits(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	all, err := ta.store.Deployments(p.ID, 0)
+	all, err := ta.Store.Deployments(p.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,12 +291,13 @@ func TestWebhookConcurrentDistinctCommits(t *testing.T) {
 // TestWebhookOtherMethods checks that the webhook path answers every method but POST with 405 and
 // Allow: POST, with or without the admin token, instead of sending it to the admin API.
 func TestWebhookOtherMethods(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	for _, method := range []string{"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"} {
 		for _, project := range []string{strconv.FormatInt(p.ID, 10), "999"} {
-			req, _ := http.NewRequest(method, ta.server.URL+api.PathWebhookPrefix+project, nil)
-			req.Header.Set("Authorization", "Bearer "+ta.token)
+			req, _ := http.NewRequest(method, ta.URL+api.PathWebhookPrefix+project, nil)
+			req.Header.Set("Authorization", "Bearer "+ta.Token)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -312,48 +318,51 @@ func TestWebhookOtherMethods(t *testing.T) {
 // branch has moved on: it is ignored and production stays on the newer commit, while a force-push
 // back to the old commit (its before is the branch's last pushed commit) deploys it.
 func TestWebhookStaleDeliveryKeepsProduction(t *testing.T) {
-	ta := startAgent(t, nil)
+	t.Parallel()
+	ta := agenttest.Start(t, agenttest.Config(t))
 	repo := gittest.New(t)
-	p := ta.addProject("site", repo.Dir)
+	p := ta.AddProject(t, localProject("site", repo.Dir))
 	a := repo.Commit("A", map[string]string{"index.html": "version A"})
 	b := repo.Commit("B", map[string]string{"index.html": "version B"})
 	zero := strings.Repeat("0", 40)
 
 	pushA := movePayload(t, "main", zero, a)
-	deliverSuccess := func(body []byte) api.Deployment {
+	id := strconv.FormatInt(p.ID, 10)
+	deliverSuccess := func(guid string, body []byte) api.Deployment {
 		t.Helper()
-		status, answer := ta.deliver(p, body)
-		if status != http.StatusOK || answer.Status != "success" {
-			t.Fatalf("push: %d %+v", status, answer)
+		status, answer := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: body, Secret: p.WebhookSecret, GUID: guid})
+		deployment, _ := answer["deployment_id"].(float64)
+		if status != http.StatusOK || answer["status"] != "success" {
+			t.Fatalf("push: %d %v", status, answer)
 		}
-		return ta.deployed(answer.DeploymentID)
+		return ta.Deployed(t, int64(deployment))
 	}
-	deliverSuccess(pushA)
-	deployedB := deliverSuccess(movePayload(t, "main", a, b))
+	deliverSuccess("push-a", pushA)
+	deployedB := deliverSuccess("push-b", movePayload(t, "main", a, b))
 
-	status, answer := ta.deliver(p, pushA)
-	if status != http.StatusOK || answer.Status != "ignored" || answer.Message != "Stale delivery: branch 'main' has moved on" || answer.DeploymentID != 0 {
-		t.Fatalf("replayed push of A: %d %+v", status, answer)
+	status, answer := ta.Deliver(t, id, agenttest.Delivery{Event: "push", Body: pushA, Secret: p.WebhookSecret, GUID: "replay-a"})
+	if status != http.StatusOK || answer["status"] != "ignored" || answer["message"] != "Stale delivery: branch 'main' has moved on" || answer["deployment_id"] != nil {
+		t.Fatalf("replayed push of A: %d %v", status, answer)
 	}
 	var project api.Project
-	ta.call("GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &project)
+	ta.Call(t, "GET", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, &project)
 	if project.ActiveDeploymentID == nil || *project.ActiveDeploymentID != deployedB.ID {
 		t.Fatalf("production is %v after the replay, want #%d", project.ActiveDeploymentID, deployedB.ID)
 	}
-	if _, body := ta.get(p.Slug, "/"); body != "version B" {
+	if _, body := ta.Site(t, p.Slug, "/"); body != "version B" {
 		t.Fatalf("after the replay the site serves %q", body)
 	}
 	var deployments []api.Deployment
-	ta.call("GET", api.PathDeployments+"?project_id="+strconv.FormatInt(p.ID, 10), nil, http.StatusOK, &deployments)
+	ta.Call(t, "GET", api.PathDeployments+"?project_id="+strconv.FormatInt(p.ID, 10), nil, http.StatusOK, &deployments)
 	if len(deployments) != 2 {
 		t.Fatalf("%d deployments after the replay, want 2", len(deployments))
 	}
 
-	back := deliverSuccess(movePayload(t, "main", b, a))
+	back := deliverSuccess("push-back", movePayload(t, "main", b, a))
 	if back.CommitSHA != a || back.ID <= deployedB.ID {
 		t.Fatalf("force-push back to A deployed %+v", back)
 	}
-	if _, body := ta.get(p.Slug, "/"); body != "version A" {
+	if _, body := ta.Site(t, p.Slug, "/"); body != "version A" {
 		t.Fatalf("after the force-push back to A the site serves %q", body)
 	}
 }
@@ -362,8 +371,9 @@ func TestWebhookStaleDeliveryKeepsProduction(t *testing.T) {
 // and X-GitHub-Event: each is answered, and what is stored is at most 64 bytes of [A-Za-z0-9_-],
 // while GitHub's own values are kept as sent.
 func TestWebhookBoundsDeliveryHeaders(t *testing.T) {
-	ta := startTestAgent(t, testConfig(t))
-	p := ta.addProject(t, "site", "master")
+	t.Parallel()
+	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{APIOnly: true})
+	p := ta.AddProject(t, remoteProject("site", "master"))
 	id := strconv.FormatInt(p.ID, 10)
 	ping := fixture(t, "ping.payload.json")
 	long := strings.Repeat("a", 60<<10)
@@ -378,12 +388,12 @@ func TestWebhookBoundsDeliveryHeaders(t *testing.T) {
 		{"load-1", "repository_vulnerability_alert", "load-1", "repository_vulnerability_alert", "ignored"},
 		{"load-2", long, "load-2", long[:64], "ignored"},
 	} {
-		status, got := ta.send(t, id, delivery{event: tc.event, guid: tc.guid, body: ping, secret: p.WebhookSecret})
+		status, got := ta.Deliver(t, id, agenttest.Delivery{Event: tc.event, GUID: tc.guid, Body: ping, Secret: p.WebhookSecret})
 		if status != http.StatusOK || got["status"] != tc.wantStatus || len(fmt.Sprint(got["message"])) > 200 {
 			t.Fatalf("guid %.20q event %.20q: %d %v", tc.guid, tc.event, status, got)
 		}
 		var deliveries []api.Delivery
-		if code := ta.call(t, "GET", api.PathDeliveries+"?project_id="+id+"&limit=1", nil, &deliveries); code != http.StatusOK || len(deliveries) != 1 {
+		if code := ta.Call(t, "GET", api.PathDeliveries+"?project_id="+id+"&limit=1", nil, 0, &deliveries); code != http.StatusOK || len(deliveries) != 1 {
 			t.Fatalf("deliveries: %d %v", code, deliveries)
 		}
 		if d := deliveries[0]; d.GUID != tc.wantGUID || d.Event != tc.wantEvent {

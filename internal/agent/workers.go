@@ -193,7 +193,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env, ClearCache: d.NoCache,
-		PublishDir: a.domain.SiteDir(p.Slug, d.ID),
+		PullRequest: d.PullRequest, Fork: d.Fork, PublishDir: a.domain.SiteDir(p.Slug, d.ID),
 		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
 			return a.store.SetStatus(d.ID, status)
@@ -221,6 +221,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 	if err != nil {
 		_ = os.RemoveAll(job.PublishDir)
 		a.buildFailed(log, blog, d, err, context.Cause(bctx))
+		a.trimCache(log, p) // a failed build fills the package managers' stores too
 		return
 	}
 	a.prune(log, p)
@@ -282,12 +283,19 @@ func (a *Agent) prune(log *slog.Logger, p *store.Project) {
 	if len(gone) > 0 {
 		log.Info("pruned old deployments", "count", len(gone))
 	}
-	if limit := a.cfg.Retention.CacheBytes; limit > 0 {
-		if freed, err := a.caches.Trim(p.ID, limit); err != nil {
-			log.Warn("trimming the build cache", "err", err)
-		} else if freed > 0 {
-			log.Info("trimmed the build cache to retention.cache_bytes", "freed", freed, "limit", limit)
-		}
+	a.trimCache(log, p)
+}
+
+// trimCache trims a project's build cache to retention.cache_bytes once a build of it has ended.
+func (a *Agent) trimCache(log *slog.Logger, p *store.Project) {
+	limit := a.cfg.Retention.CacheBytes
+	if limit <= 0 {
+		return
+	}
+	if freed, err := a.caches.Trim(p.ID, limit); err != nil {
+		log.Warn("trimming the build cache", "err", err)
+	} else if freed > 0 {
+		log.Info("trimmed the build cache to retention.cache_bytes", "freed", freed, "limit", limit)
 	}
 }
 

@@ -36,6 +36,22 @@ type Project struct {
 	CacheBytes int64 `json:"cache_bytes"`
 	// Detection is what the newest build of the project detected.
 	Detection
+	// Trigger rules (contract section 7).
+	PreviewBranches []string `json:"preview_branches"`
+	PRPreviews      bool     `json:"pr_previews"`
+	ForkPreviews    string   `json:"fork_previews"`
+	WatchPaths      []string `json:"watch_paths"`
+	Trigger         string   `json:"trigger"`
+}
+
+// TriggerSettings are a project's trigger rules (contract section 7) in the body of a create, an
+// import or an update: a nil field means the default on create and import, and no change on update.
+type TriggerSettings struct {
+	PreviewBranches *[]string `json:"preview_branches,omitempty"`
+	PRPreviews      *bool     `json:"pr_previews,omitempty"`
+	ForkPreviews    *string   `json:"fork_previews,omitempty"`
+	WatchPaths      *[]string `json:"watch_paths,omitempty"`
+	Trigger         *string   `json:"trigger,omitempty"`
 }
 
 // GitHubReports says which reports of a project's deployments reach GitHub.
@@ -67,6 +83,7 @@ type ProjectCreate struct {
 	InstallCommand  string `json:"install_command,omitempty"`
 	OutputDirectory string `json:"output_directory,omitempty"`
 	RootDirectory   string `json:"root_directory,omitempty"`
+	TriggerSettings
 }
 
 // ProjectUpdate is the body of PATCH /api/v1/projects/{id}; a nil field is left alone and an empty
@@ -79,6 +96,7 @@ type ProjectUpdate struct {
 	InstallCommand  *string `json:"install_command,omitempty"`
 	OutputDirectory *string `json:"output_directory,omitempty"`
 	RootDirectory   *string `json:"root_directory,omitempty"`
+	TriggerSettings
 }
 
 // Deployment statuses, in the order a successful build passes through them.
@@ -123,6 +141,29 @@ type Deployment struct {
 	Live             bool       `json:"live"`
 	// Detection is what this deployment's build detected.
 	Detection
+	// Environment is production or preview; Alias names the preview ("" for production), whose
+	// URL is then URL.
+	Environment string `json:"environment"`
+	Alias       string `json:"alias"`
+	PullRequest *int   `json:"pull_request"`
+}
+
+// Preview is one preview alias of a project as the API shows it: a pull request's or a preview
+// branch's, with its live deployment and URL.
+type Preview struct {
+	Alias       string `json:"alias"`
+	Branch      string `json:"branch"`
+	PullRequest *int   `json:"pull_request"`
+	// Fork says the pull request comes from another repository; its head commits wait for
+	// approval unless the project's fork_previews is on.
+	Fork             bool   `json:"fork"`
+	HeadSHA          string `json:"head_sha"`
+	AwaitingApproval bool   `json:"awaiting_approval"`
+	// DeploymentID is the live deployment, null before the first build goes live.
+	DeploymentID *int64     `json:"deployment_id"`
+	URL          string     `json:"url"`
+	CreatedAt    time.Time  `json:"created_at"`
+	RemovedAt    *time.Time `json:"removed_at"`
 }
 
 // DeployRequest is the body of POST /api/v1/projects/{id}/deploy; every field is optional.
@@ -178,6 +219,7 @@ type ImportRequest struct {
 	RootDirectory   string `json:"root_directory,omitempty"`
 	NoWebhook       bool   `json:"no_webhook,omitempty"`
 	NoDeploy        bool   `json:"no_deploy,omitempty"`
+	TriggerSettings
 }
 
 // Detected is what import detected from the repository at the branch tip.
@@ -252,6 +294,21 @@ func ImportPath(owner, repo string) string {
 	return PathRepositories + "/" + url.PathEscape(owner) + "/" + url.PathEscape(repo) + "/import"
 }
 
+// PreviewsPath is the route of the previews of a project named by id or slug.
+func PreviewsPath(project string) string {
+	return PathProjects + "/" + url.PathEscape(project) + "/previews"
+}
+
+// PreviewPath is the route of one preview alias of a project.
+func PreviewPath(project, alias string) string {
+	return PreviewsPath(project) + "/" + url.PathEscape(alias)
+}
+
+// ApprovePath is the route that approves the current head of a pull request's fork preview.
+func ApprovePath(project, alias string) string {
+	return PreviewPath(project, alias) + "/approve"
+}
+
 // WebhookSetupPath is the route that creates the GitHub hook of a project named by id or slug.
 func WebhookSetupPath(project string) string {
 	return PathProjectWebhooks + "/" + url.PathEscape(project) + "/setup"
@@ -311,6 +368,8 @@ type ProjectStatus struct {
 	WebhookEventsMissing []string    `json:"webhook_events_missing"`
 	Live                 *Deployment `json:"live"`
 	Last                 *Deployment `json:"last"`
+	// Previews counts the previews that are up (not removed).
+	Previews int `json:"previews"`
 	// CacheBytes is the disk space the project's build cache takes.
 	CacheBytes int64 `json:"cache_bytes"`
 }

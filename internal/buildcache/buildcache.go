@@ -34,11 +34,15 @@ type Caches struct {
 	// measurement that overlapped a change is not remembered.
 	sizes      map[int64]int64
 	generation map[int64]int
+	// open counts the builds using each project's cache; clearing holds the projects whose cache
+	// Clear removes when the last of them ends.
+	open     map[int64]int
+	clearing map[int64]bool
 }
 
 // New returns the caches kept in dir.
 func New(dir string) *Caches {
-	return &Caches{dir: dir, sizes: map[int64]int64{}, generation: map[int64]int{}}
+	return &Caches{dir: dir, sizes: map[int64]int64{}, generation: map[int64]int{}, open: map[int64]int{}, clearing: map[int64]bool{}}
 }
 
 // projectDir is project id's cache directory.
@@ -60,12 +64,34 @@ func (c *Caches) Open(id int64) (*Project, error) {
 	}
 	p.info = info
 	c.changed(id)
+	c.mu.Lock()
+	c.open[id]++
+	c.mu.Unlock()
 	return p, nil
 }
 
-// Clear removes project id's cache and returns the bytes it held; a build running meanwhile keeps
-// nothing of what it took.
+// Clear removes project id's cache and returns the bytes it held; while a build uses the cache it
+// only measures it and marks it, and the cache is removed when the build ends, which keeps nothing
+// of what it took: the build's directories do not vanish under its feet.
 func (c *Caches) Clear(id int64) (int64, error) {
+	c.mu.Lock()
+	inUse := c.open[id] > 0
+	if inUse {
+		c.clearing[id] = true
+	}
+	c.mu.Unlock()
+	if inUse {
+		size, err := c.Size(id)
+		if err != nil {
+			return 0, fmt.Errorf("clearing the build cache: %w", err)
+		}
+		return size, nil
+	}
+	return c.remove(id)
+}
+
+// remove removes project id's cache and returns the bytes it held.
+func (c *Caches) remove(id int64) (int64, error) {
 	defer c.changed(id)
 	trash := filepath.Join(c.dir, trashDir)
 	if err := os.MkdirAll(trash, 0o700); err != nil {
@@ -204,6 +230,9 @@ type Project struct {
 	dir    string
 	// info is the directory when the build opened it: a cache cleared since is another directory.
 	info os.FileInfo
+	// trees and sum are the node_modules directories Installed recorded and their fingerprint.
+	trees []string
+	sum   string
 }
 
 // Git is the path of the project's kept git repository.
@@ -213,8 +242,25 @@ func (p *Project) Git() string { return filepath.Join(p.dir, gitDir) }
 // build writes to itself.
 func (p *Project) Stores() string { return filepath.Join(p.dir, storesDir) }
 
-// Close records that the build has changed the cache, so its size is measured again.
-func (p *Project) Close() { p.caches.changed(p.id) }
+// Close records that the build has changed the cache, so its size is measured again, and removes the
+// cache if it was cleared while it was in use and the build was the last to use it.
+func (p *Project) Close() error {
+	c := p.caches
+	c.changed(p.id)
+	c.mu.Lock()
+	c.open[p.id]--
+	cleared := c.open[p.id] == 0 && c.clearing[p.id]
+	if c.open[p.id] == 0 {
+		delete(c.open, p.id)
+		delete(c.clearing, p.id)
+	}
+	c.mu.Unlock()
+	if !cleared {
+		return nil
+	}
+	_, err := c.remove(p.id)
+	return err
+}
 
 // errCleared says the cache was cleared while the build ran: what the build would keep was taken
 // from the cache before, or would be filed in a cache nobody asked for.
@@ -222,6 +268,12 @@ var errCleared = errors.New("the build cache was cleared during the build: nothi
 
 // cleared reports whether the project's cache was cleared since the build opened it.
 func (p *Project) cleared() bool {
+	p.caches.mu.Lock()
+	clearing := p.caches.clearing[p.id]
+	p.caches.mu.Unlock()
+	if clearing {
+		return true
+	}
 	info, err := os.Stat(p.dir)
 	return err != nil || !os.SameFile(info, p.info)
 }

@@ -152,6 +152,14 @@ func installed(t *testing.T, src, stamp string) {
 	})
 }
 
+// record is Installed, failing the test on an error.
+func record(t *testing.T, p *Project, src string) {
+	t.Helper()
+	if err := p.Installed(src); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // checkout is a new checkout of the project installed makes, without its node_modules.
 func checkout(t *testing.T) string {
 	t.Helper()
@@ -168,15 +176,15 @@ func TestDependenciesGoBackAndForthByRename(t *testing.T) {
 	}
 	src := checkout(t)
 	installed(t, src, "first")
-	inode := func(path string) uint64 {
+	stat := func(path string) os.FileInfo {
 		info, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _, _ := usage(info)
-		return id.ino
+		return info
 	}
-	before := inode(filepath.Join(src, "node_modules", "dep", "index.js"))
+	before := stat(filepath.Join(src, "node_modules", "dep", "index.js"))
+	record(t, p, src)
 	if n, err := p.KeepDeps("k1", src); err != nil || n != 2 {
 		t.Fatalf("KeepDeps = %d, %v; want both node_modules kept", n, err)
 	}
@@ -191,13 +199,14 @@ func TestDependenciesGoBackAndForthByRename(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(next, "packages", "a", "node_modules", "x.js")); string(got) != "first" {
 		t.Errorf("workspace dependencies = %q", got)
 	}
-	if after := inode(filepath.Join(next, "node_modules", "dep", "index.js")); after != before {
+	if after := stat(filepath.Join(next, "node_modules", "dep", "index.js")); !os.SameFile(after, before) {
 		t.Error("the dependencies were copied, not renamed")
 	}
 	// Taken, the entry is incomplete: a crash now must not leave an entry that looks usable.
 	if hit, _ := p.TakeDeps("k1", checkout(t)); hit {
 		t.Error("an entry whose dependencies are out was taken again")
 	}
+	record(t, p, next)
 	if n, err := p.KeepDeps("k1", next); err != nil || n != 2 {
 		t.Fatalf("KeepDeps after the build = %d, %v", n, err)
 	}
@@ -253,6 +262,7 @@ func TestDamagedEntriesAreNeverUsed(t *testing.T) {
 			}
 			src := checkout(t)
 			installed(t, src, "first")
+			record(t, p, src)
 			if _, err := p.KeepDeps("k1", src); err != nil {
 				t.Fatal(err)
 			}
@@ -281,6 +291,7 @@ func TestWhatIsNotKept(t *testing.T) {
 		src := checkout(t)
 		installed(t, src, "pnp")
 		write(t, src, map[string]string{".pnp.cjs": "module.exports = {}"})
+		record(t, p, src)
 		if n, err := p.KeepDeps("k1", src); n != 0 || err != nil {
 			t.Errorf("KeepDeps = %d, %v; want nothing kept", n, err)
 		}
@@ -293,8 +304,14 @@ func TestWhatIsNotKept(t *testing.T) {
 		p, _ := caches.Open(1)
 		src := checkout(t)
 		installed(t, src, "x")
-		if _, err := caches.Clear(1); err != nil {
-			t.Fatal(err)
+		record(t, p, src)
+		write(t, p.Stores(), map[string]string{"npm/x": "in use"})
+		if freed, err := caches.Clear(1); err != nil || freed == 0 {
+			t.Fatalf("Clear = %d, %v; want what the cache holds", freed, err)
+		}
+		// The running build's directories stay until it ends.
+		if !exists(t, filepath.Join(p.Stores(), "npm", "x")) {
+			t.Fatal("Clear removed the stores of a build still running")
 		}
 		if _, err := p.KeepDeps("k1", src); !errors.Is(err, errCleared) {
 			t.Errorf("KeepDeps = %v, want errCleared", err)
@@ -302,10 +319,63 @@ func TestWhatIsNotKept(t *testing.T) {
 		if _, err := p.KeepFramework(src, ".", true); !errors.Is(err, errCleared) {
 			t.Errorf("KeepFramework = %v, want errCleared", err)
 		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if exists(t, caches.projectDir(1)) {
-			t.Error("a build filed what it took into a cache cleared meanwhile")
+			t.Error("the cache cleared during the build is still there once it ended")
 		}
 	})
+}
+
+func TestOnlyTheInstalledDependenciesUnchangedAreKept(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		build func(t *testing.T, src string)
+		want  int
+	}{
+		{"a build that changes nothing", func(*testing.T, string) {}, 2},
+		{"a build that fills the framework caches", func(t *testing.T, src string) {
+			write(t, src, map[string]string{"node_modules/.cache/x": "c", "node_modules/.vite/y": "v"})
+		}, 2},
+		{"a build that makes a node_modules of its own", func(t *testing.T, src string) {
+			write(t, src, map[string]string{".next/standalone/node_modules/x.js": "x"})
+		}, 2},
+		{"a build that appends to a dependency", func(t *testing.T, src string) {
+			f, err := os.OpenFile(filepath.Join(src, "node_modules", "dep", "index.js"), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString("poisoned"); err != nil {
+				t.Fatal(err)
+			}
+		}, 0},
+		{"a build that adds a file to a dependency", func(t *testing.T, src string) {
+			write(t, src, map[string]string{"packages/a/node_modules/planted.js": "x"})
+		}, 0},
+		{"a build that removes a dependency", func(t *testing.T, src string) {
+			os.RemoveAll(filepath.Join(src, "packages", "a", "node_modules"))
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := New(t.TempDir()).Open(1)
+			src := checkout(t)
+			installed(t, src, "first")
+			record(t, p, src)
+			tc.build(t, src)
+			n, err := p.KeepDeps("k1", src)
+			if n != tc.want || (tc.want == 0) != errors.Is(err, ErrDepsChanged) {
+				t.Fatalf("KeepDeps = %d, %v; want %d kept", n, err, tc.want)
+			}
+			if tc.want == 0 && exists(t, filepath.Join(p.dir, depsDir)) {
+				t.Error("an entry remains after the build changed its dependencies")
+			}
+			if exists(t, filepath.Join(p.entry("k1"), treeDir, ".next")) {
+				t.Error("a node_modules the build made was kept")
+			}
+		})
+	}
 }
 
 func TestFrameworkCachesFromOneSuccessToTheNextBuild(t *testing.T) {

@@ -2,6 +2,7 @@ package buildcache
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -131,26 +132,44 @@ func realDir(src, rel string) error {
 	return nil
 }
 
-// KeepDeps moves the node_modules directories of the checkout src into the entry of key, which
-// replaces every other entry, and returns how many it kept: none, and no entry remains, when the
-// install made none or was a Plug'n'Play one.
+// Installed records the node_modules directories of the checkout src as the install left them, or
+// as TakeDeps put them, with a fingerprint of what they hold: KeepDeps keeps those directories
+// only, and only unchanged, so nothing the build made or changed is reused.
+func (p *Project) Installed(src string) error {
+	trees, err := findTrees(src)
+	if err != nil {
+		return err
+	}
+	sum, err := fingerprint(src, trees)
+	if err != nil {
+		return err
+	}
+	p.trees, p.sum = trees, sum
+	return nil
+}
+
+// ErrDepsChanged is KeepDeps's error when the build changed the installed dependencies.
+var ErrDepsChanged = errors.New("dependencies changed during the build; not kept")
+
+// KeepDeps moves the node_modules directories Installed recorded out of the checkout src into the
+// entry of key, which replaces every other entry, and returns how many it kept: none, and no entry
+// remains, when the install made none, was a Plug'n'Play one, or the build changed them.
 func (p *Project) KeepDeps(key, src string) (int, error) {
 	if p.cleared() {
 		return 0, errCleared
 	}
-	trees, err := findTrees(src)
-	if err != nil {
-		return 0, p.dropDeps(err)
-	}
-	if len(trees) == 0 {
+	if len(p.trees) == 0 {
 		return 0, p.dropDeps(errNoEntry)
+	}
+	if sum, err := fingerprint(src, p.trees); err != nil || sum != p.sum {
+		return 0, p.dropDeps(errors.Join(ErrDepsChanged, err))
 	}
 	deps := filepath.Join(p.dir, depsDir)
 	tmp, err := tempDir(deps)
 	if err != nil {
 		return 0, err
 	}
-	if err := fill(tmp, src, trees, key); err != nil {
+	if err := fill(tmp, src, p.trees, key); err != nil {
 		_ = os.RemoveAll(tmp)
 		return 0, err
 	}
@@ -162,7 +181,54 @@ func (p *Project) KeepDeps(key, src string) (int, error) {
 		_ = os.RemoveAll(tmp)
 		return 0, err
 	}
-	return len(trees), syncDir(deps)
+	return len(p.trees), syncDir(deps)
+}
+
+// DropDeps removes the project's dependency entries, after a build that failed: what it took from
+// the cache or installed may be what made it fail.
+func (p *Project) DropDeps() error {
+	if p.cleared() {
+		return nil
+	}
+	return p.dropDeps(errNoEntry)
+}
+
+// fingerprint hashes the path and mode of everything in the trees of the checkout src, and the
+// size and modification time of what is not a directory, but for the framework caches in them,
+// which the build may change.
+func fingerprint(src string, trees []string) (string, error) {
+	h := sha256.New()
+	for _, tree := range trees {
+		dir := filepath.Join(src, filepath.FromSlash(tree))
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			if d.IsDir() && slices.Contains(frameworkPaths, path.Join(modulesDir, strings.TrimPrefix(rel, tree+"/"))) {
+				return fs.SkipDir
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				// Its time and size change with its entries, a framework cache's among them.
+				fmt.Fprintf(h, "%q %v\n", rel, info.Mode())
+				return nil
+			}
+			fmt.Fprintf(h, "%q %v %d %d\n", rel, info.Mode(), info.Size(), info.ModTime().UnixNano())
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // fill moves trees from src into the temporary entry tmp and writes its manifest, last and synced.

@@ -3,46 +3,42 @@ package cli
 import (
 	"context"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/config"
 )
 
-// agentOptions are the flags of `miaobu agent`.
+// agentOptions are the inputs of `miaobu agent`; its flags are read by Config.
 type agentOptions struct {
-	app *app
+	IO     *ioStreams
+	Config func() (*config.Config, error)
+	// Version is what the agent reports as its version.
+	Version string
 }
 
-// newAgentCommand builds `miaobu agent`.
-func newAgentCommand(a *app) *cobra.Command {
-	opts := &agentOptions{app: a}
+// newCmdAgent builds `miaobu agent`; a test's runF runs instead of agentRun.
+func newCmdAgent(f *factory, runF func(context.Context, *agentOptions) error) *cobra.Command {
+	runF = runOr(runF, agentRun)
+	opts := &agentOptions{IO: f.IO, Config: f.Config, Version: f.Build.String()}
 	cmd := &cobra.Command{
 		Use:   "agent [--listen ADDR] [--public-url URL]",
 		Short: "Run the daemon: receive webhooks, build and serve sites",
 		Args:  exactArgs(0),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return opts.run(cmd.Context()) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runF(cmd.Context(), opts) },
 	}
 	cmd.Flags().String("listen", "", "listen address (default 127.0.0.1:8000)")
 	cmd.Flags().String("public-url", "", "URL GitHub uses to reach this agent (default http://<listen>)")
 	return cmd
 }
 
-// run runs the agent until SIGINT or SIGTERM.
-func (o *agentOptions) run(ctx context.Context) error {
-	cfg, err := o.app.config()
+// agentRun runs the agent until ctx is done, which Main's SIGINT and SIGTERM handling does.
+func agentRun(ctx context.Context, opts *agentOptions) error {
+	cfg, err := opts.Config()
 	if err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	agent.Version = versionString()
-	log := slog.New(slog.NewTextHandler(o.app.errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return agent.Run(ctx, cfg, log)
+	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return agent.Run(ctx, cfg, log, opts.Version)
 }

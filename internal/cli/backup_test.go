@@ -8,18 +8,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestBackupRestoresOnAnotherAgent(t *testing.T) {
-	cliEnv(t)
-	startAgent(t)
+	t.Parallel()
+	run := startAgentCLI(t, nil, agenttest.Options{APIOnly: true}).run
 	if code, _, errOut := run("project", "add", "blog", "--repo-url", "https://example.com/blog.git", "--branch", "main"); code != 0 {
 		t.Fatalf("project add: %d %s", code, errOut)
 	}
-	file := filepath.Join(t.TempDir(), "backups", "miaobu-backup.db")
+	file := filepath.Join(t.TempDir(), "miaobu-backup.db")
 	code, out, errOut := run("backup", file)
 	if code != 0 || out != "" || !strings.Contains(errOut, "Backed up the store to "+file) || !strings.Contains(errOut, "<data_dir>/miaobu.db") {
 		t.Fatalf("backup: %d %q %q", code, out, errOut)
@@ -35,7 +37,8 @@ func TestBackupRestoresOnAnotherAgent(t *testing.T) {
 
 	// Restore: a new data dir whose store is the backup, and an agent on it.
 	for _, copyOf := range []string{"file", "stdout"} {
-		dataDir := cliEnv(t)
+		cfg := agenttest.Config(t)
+		dataDir := cfg.DataDir
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -46,8 +49,7 @@ func TestBackupRestoresOnAnotherAgent(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dataDir, store.FileName), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		startAgent(t)
-		code, out, errOut = run("project", "list")
+		code, out, errOut = startAgentCLI(t, cfg, agenttest.Options{APIOnly: true}).run("project", "list")
 		if code != 0 || !strings.HasPrefix(out, "1\tblog\tmain\t") {
 			t.Fatalf("projects of the agent restored from %s: %d %q %s", copyOf, code, out, errOut)
 		}
@@ -85,5 +87,51 @@ func TestBackupCutShortLeavesNoFile(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func TestBackupRefusesTheStoreOfARunningAgent(t *testing.T) {
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run, dataDir := cli.run, cli.Config.DataDir
+	linked := filepath.Join(t.TempDir(), "linked.db")
+	if err := os.Link(filepath.Join(dataDir, store.FileName), linked); err != nil {
+		t.Fatal(err)
+	}
+	// The store of another agent, running on another data dir.
+	otherDir := t.TempDir()
+	other, err := store.Open(otherDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, file := range []string{filepath.Join(dataDir, store.FileName), linked, filepath.Join(otherDir, store.FileName)} {
+		before, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := run("backup", file)
+		if code != 1 || !strings.Contains(errOut, file+" is the store of a running agent: choose another file") {
+			t.Errorf("backup %s: %d %q", file, code, errOut)
+		}
+		if after, err := os.Stat(file); err != nil || !os.SameFile(before, after) || after.ModTime() != before.ModTime() {
+			t.Errorf("backup %s replaced the store: %v", file, err)
+		}
+	}
+	if code, _, errOut := run("project", "list"); code != 0 {
+		t.Fatalf("the agent no longer answers: %d %s", code, errOut)
+	}
+}
+
+func TestBackupNeedsAnExistingDirectory(t *testing.T) {
+	t.Parallel()
+	run := startAgentCLI(t, nil, agenttest.Options{APIOnly: true}).run
+	dir := filepath.Join(t.TempDir(), "nonexistent", "dir")
+	code, _, errOut := run("backup", filepath.Join(dir, "x.db"))
+	if code != 1 || !strings.Contains(errOut, dir+" is not a directory") {
+		t.Fatalf("backup: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		t.Fatalf("backup created a directory: %v", err)
 	}
 }

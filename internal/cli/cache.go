@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -8,34 +9,29 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 )
 
-// newCacheCommand builds `miaobu cache`.
-func newCacheCommand(a *app) *cobra.Command {
+// newCmdCache builds `miaobu cache`.
+func newCmdCache(f *factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "cache", Short: "Manage a project's build cache (kept repository, dependencies, framework caches)"}
-	cmd.AddCommand(newCacheClearCommand(a))
+	cmd.AddCommand(newCmdCacheClear(f, nil))
 	return cmd
 }
 
-func newCacheClearCommand(a *app) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "clear PROJECT",
-		Short: "Remove a project's build cache: its next build starts from nothing",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out api.CacheCleared
-			if err := a.call(cmd.Context(), "DELETE", projectPath(args[0])+"/cache", nil, &out); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, out)
-			}
-			fmt.Fprintf(a.errOut, "%s Cleared the build cache of %s (%s freed)\n", a.errTerm.green("✓"), args[0], formatSize(out.FreedBytes))
-			return nil
-		},
+// newCmdCacheClear builds `miaobu cache clear`; a test's runF runs instead of cacheClearRun.
+func newCmdCacheClear(f *factory, runF func(context.Context, *projectOptions) error) *cobra.Command {
+	return newProjectCommand(f, "clear PROJECT", "Remove a project's build cache: its next build starts from nothing", runOr(runF, cacheClearRun))
+}
+
+// cacheClearRun removes the project's build cache.
+func cacheClearRun(ctx context.Context, opts *projectOptions) error {
+	var out api.CacheCleared
+	if err := call(ctx, opts.Client, "DELETE", projectPath(opts.Project)+"/cache", nil, &out); err != nil {
+		return err
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
-	return cmd
+	if opts.JSON {
+		return printJSON(opts.IO.Out, out)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s Cleared the build cache of %s (%s freed)\n", opts.IO.ErrTerm.green("✓"), opts.Project, formatSize(out.FreedBytes))
+	return nil
 }
 
 // formatSize shows a number of bytes in binary units.

@@ -6,17 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-
-	"github.com/miaobu/miaobu/internal/config"
 )
 
-// Exit statuses of the CLI.
+// Exit statuses of the CLI; a command stopped by SIGINT or SIGTERM has failed and exits with
+// exitFailure, as the contract allows no other status.
 const (
 	exitOK      = 0
 	exitFailure = 1
@@ -34,69 +33,47 @@ type silentError struct{}
 
 func (silentError) Error() string { return "" }
 
-// app is what every command shares: the streams and the lazily loaded configuration and client.
-type app struct {
-	out, errOut io.Writer
-	flags       *pflag.FlagSet // the running command's flags, inherited ones included
-	cfg         *config.Config
-	term        *terminal // styles what goes to out
-	errTerm     *terminal // styles what goes to errOut
-}
+// interruptedError is a command stopped by SIGINT or SIGTERM; next, when set, says what became of
+// the work it was watching.
+type interruptedError struct{ next string }
 
-// config loads the configuration once, from the root command's flags.
-func (a *app) config() (*config.Config, error) {
-	if a.cfg == nil {
-		cfg, err := config.Load(a.flags)
-		if err != nil {
-			return nil, err
-		}
-		a.cfg = cfg
+func (e interruptedError) Error() string {
+	if e.next == "" {
+		return "interrupted"
 	}
-	return a.cfg, nil
+	return "interrupted: " + e.next
 }
 
-// client returns an agent client built from the configuration.
-func (a *app) client() (*client, error) {
-	cfg, err := a.config()
-	if err != nil {
-		return nil, err
-	}
-	return newClient(cfg), nil
-}
-
-// call sends one request to the agent, decoding the JSON answer into out when it is not nil.
-func (a *app) call(ctx context.Context, method, path string, in, out any) error {
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	return c.do(ctx, method, path, in, out)
-}
-
-// Main runs the command line with the process's arguments and streams and returns the exit status.
+// Main runs the command line with the process's arguments and streams and returns the exit status;
+// SIGINT and SIGTERM cancel the running command's context.
 func Main() int {
-	return Run(os.Args[1:], os.Stdout, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return execute(ctx, newFactory(os.Stdout, os.Stderr), os.Args[1:])
 }
 
-// Run runs the command line with the given arguments and streams and returns the exit status.
-func Run(args []string, stdout, stderr io.Writer) int {
-	a := &app{out: stdout, errOut: stderr, term: newTerminal(stdout), errTerm: newTerminal(stderr)}
-	root := newRootCommand(a)
+// execute runs the command line with args and the factory's streams until ctx is done, and returns
+// the exit status.
+func execute(ctx context.Context, f *factory, args []string) int {
+	root := newCmdRoot(f)
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	err := root.Execute()
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = interruptedError{}
+	}
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, new(silentError)):
 		return exitFailure
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "error: %s\nRun '%s --help' for usage.\n", clean(err.Error()), commandPath(root, args))
+		fmt.Fprintf(f.IO.ErrOut, "error: %s\nRun '%s --help' for usage.\n", clean(err.Error()), commandPath(root, args))
 		return exitUsage
 	default:
 		// An error may quote what the agent or GitHub said.
-		fmt.Fprintf(stderr, "error: %s\n", clean(err.Error()))
+		fmt.Fprintf(f.IO.ErrOut, "error: %s\n", clean(err.Error()))
 		return exitFailure
 	}
 }
@@ -109,8 +86,8 @@ func commandPath(root *cobra.Command, args []string) string {
 	return root.Name()
 }
 
-// newRootCommand builds the command tree.
-func newRootCommand(a *app) *cobra.Command {
+// newCmdRoot builds the command tree.
+func newCmdRoot(f *factory) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "miaobu",
 		Short:         "Push-to-deploy for static frontends, on your own server",
@@ -123,24 +100,25 @@ func newRootCommand(a *app) *cobra.Command {
 	flags.String("data-dir", "", "data directory (default $XDG_DATA_HOME/miaobu)")
 	flags.String("agent", "", "agent URL (default http://<listen>)")
 	flags.String("token", "", "admin token (default: the agent's <data_dir>/admin-token)")
-	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.flags = cmd.Flags() }
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { f.flags = cmd.Flags() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		newAgentCommand(a),
-		newImportCommand(a),
-		newProjectCommand(a),
-		newWebhookCommand(a),
-		newDeploymentCommand(a),
-		newDeployCommand(a),
-		newEnvCommand(a),
-		newRollbackCommand(a),
-		newCacheCommand(a),
-		newStatusCommand(a),
-		newBackupCommand(a),
-		newNotifyCommand(a),
-		newDomainCommand(a),
-		newLoginCommand(a),
-		newVersionCommand(a),
+		newCmdAgent(f, nil),
+		newCmdImport(f, nil),
+		newCmdProject(f),
+		newCmdWebhook(f),
+		newCmdDeployment(f),
+		newCmdDeploy(f, nil),
+		newCmdEnv(f),
+		newCmdRollback(f, nil),
+		newCmdPreview(f),
+		newCmdCache(f),
+		newCmdStatus(f, nil),
+		newCmdBackup(f, nil),
+		newCmdNotify(f),
+		newCmdDomain(f),
+		newCmdLogin(f, nil),
+		newCmdVersion(f, nil),
 	)
 	requireSubcommands(root)
 	return root
@@ -171,6 +149,14 @@ func requireSubcommands(cmd *cobra.Command) {
 		}
 		return usageError{fmt.Errorf("%s needs a subcommand: %s", cmd.CommandPath(), strings.Join(names, ", "))}
 	}
+}
+
+// runOr returns runF, which a test passes to see the options a command parsed, or else run.
+func runOr[T any](runF, run func(context.Context, *T) error) func(context.Context, *T) error {
+	if runF != nil {
+		return runF
+	}
+	return run
 }
 
 // exactArgs is cobra.ExactArgs whose error is a usage error.

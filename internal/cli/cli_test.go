@@ -2,18 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/miaobu/miaobu/internal/agent"
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -31,40 +29,39 @@ func cliEnv(t *testing.T) string {
 	return dataDir
 }
 
-// newAgent builds an agent on the CLI's data dir whose store closes when the test ends.
-func newAgent(t *testing.T) (*agent.Agent, *store.Store) {
+// agentCLI is the command line of a machine whose agent runs for the test: it reads the agent's
+// configuration, never the process's environment, so that tests using it can run in parallel.
+type agentCLI struct{ *agenttest.Agent }
+
+// startAgentCLI runs an agent with cfg (agenttest's default when nil) as opts say and returns the
+// command line pointed at it.
+func startAgentCLI(t *testing.T, cfg *config.Config, opts agenttest.Options) *agentCLI {
 	t.Helper()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
+	if cfg == nil {
+		cfg = agenttest.Config(t)
 	}
-	st, err := store.Open(cfg.DataDir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	a, err := agent.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, st
+	return &agentCLI{agenttest.StartWith(t, cfg, opts)}
 }
 
-// startAgent serves an agent's API (no builds) on the CLI's data dir, points the CLI at it and
-// returns its store.
-func startAgent(t *testing.T) *store.Store {
-	t.Helper()
-	a, st := newAgent(t)
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
-	return st
+// factory returns a factory that writes to stdout and stderr and reads the agent's configuration.
+func (c *agentCLI) factory(stdout, stderr io.Writer) *factory {
+	f := newFactory(stdout, stderr)
+	f.Config = func() (*config.Config, error) { return c.Config, nil }
+	return f
 }
 
-// run runs the CLI and returns its exit status, stdout and stderr.
-func run(args ...string) (int, string, string) {
+// run runs the command line and returns its exit status, stdout and stderr.
+func (c *agentCLI) run(args ...string) (int, string, string) { return runWith(c.factory, args) }
+
+// run runs the command line configured by the process's environment and returns its exit status,
+// stdout and stderr.
+func run(args ...string) (int, string, string) { return runWith(newFactory, args) }
+
+// runWith runs the command line with the factory that newF makes and returns its exit status,
+// stdout and stderr.
+func runWith(newF func(stdout, stderr io.Writer) *factory, args []string) (int, string, string) {
 	var out, errOut bytes.Buffer
-	code := Run(args, &out, &errOut)
+	code := execute(context.Background(), newF(&out, &errOut), args)
 	return code, out.String(), errOut.String()
 }
 
@@ -130,8 +127,9 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestProjectCommands(t *testing.T) {
-	cliEnv(t)
-	startAgent(t)
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run := cli.run
 	repo := gitRepo(t, "trunk")
 	code, out, errOut := run("project", "add", "Docs Site", "--repo-url", repo, "--json")
 	if code != 0 {
@@ -186,11 +184,9 @@ func TestProjectCommands(t *testing.T) {
 // TestWhatReachesGitHub shows, for a project whose hook predates the deployment events and one
 // added by hand, what is reported to GitHub and which hook lacks events.
 func TestWhatReachesGitHub(t *testing.T) {
-	cliEnv(t)
-	for _, name := range []string{"MIAOBU_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN"} {
-		t.Setenv(name, "")
-	}
-	st := startAgent(t)
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run, st := cli.run, cli.Store
 	old := &store.Project{Name: "site", Slug: "site", Repo: "acme/site", RepoURL: "https://github.com/acme/site.git", DefaultBranch: "main",
 		Target: "local", WebhookID: 7, WebhookSecret: "s"}
 	if err := st.CreateProject(old); err != nil {

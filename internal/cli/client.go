@@ -23,9 +23,11 @@ type client struct {
 	streaming *http.Client
 }
 
-// newClient returns a client for the agent named by cfg.
-func newClient(cfg *config.Config) *client {
-	return &client{cfg: cfg, http: &http.Client{Timeout: 2 * time.Minute}, streaming: &http.Client{}}
+// newClient returns a client for the agent named by cfg that sends its requests through hc.
+func newClient(cfg *config.Config, hc *http.Client) *client {
+	timed, streaming := *hc, *hc
+	timed.Timeout, streaming.Timeout = 2*time.Minute, 0
+	return &client{cfg: cfg, http: &timed, streaming: &streaming}
 }
 
 // apiError is an error answer from the agent.
@@ -69,6 +71,16 @@ func (c *client) token() (string, error) {
 	return token, nil
 }
 
+// call sends one request to the agent through a client from connect, decoding the JSON answer into
+// out when it is not nil.
+func call(ctx context.Context, connect func() (*client, error), method, path string, in, out any) error {
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, in, out)
+}
+
 // do sends a request with a JSON body (when in is not nil) and decodes a JSON answer into out (when not nil).
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
 	resp, err := c.send(ctx, method, path, in)
@@ -81,6 +93,9 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("reading the agent's answer to %s %s: %w", method, path, err)
 	}
 	return nil

@@ -1,21 +1,23 @@
 package cli
 
 import (
+	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 // complete runs the CLI's hidden __complete command as a shell does and returns the offered
 // words, their descriptions and the directive line.
-func complete(t *testing.T, args ...string) (words []string, descriptions map[string]string, directive string) {
+func (c *agentCLI) complete(t *testing.T, args ...string) (words []string, descriptions map[string]string, directive string) {
 	t.Helper()
-	code, out, errOut := run(append([]string{"__complete"}, args...)...)
+	code, out, errOut := c.run(append([]string{"__complete"}, args...)...)
 	if code != 0 {
 		t.Fatalf("__complete %q: exit %d, stderr %q", args, code, errOut)
 	}
@@ -55,8 +57,9 @@ func storeDeployment(t *testing.T, st *store.Store, projectID int64, commit stri
 }
 
 func TestCompletionAsksTheAgent(t *testing.T) {
-	cliEnv(t)
-	st := startAgent(t)
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run, st := cli.run, cli.Store
 	repo := gitRepo(t, "main")
 	for _, name := range []string{"Docs Site", "blog"} {
 		if code, _, errOut := run("project", "add", name, "--repo-url", repo); code != 0 {
@@ -95,7 +98,7 @@ func TestCompletionAsksTheAgent(t *testing.T) {
 		{[]string{"rollback", "docs-site", ""}, []string{"1"}},
 		{[]string{"rollback", "blog", ""}, nil},
 	} {
-		words, _, directive := complete(t, tc.args...)
+		words, _, directive := cli.complete(t, tc.args...)
 		slices.Sort(words)
 		want := slices.Clone(tc.want)
 		slices.Sort(want)
@@ -103,11 +106,11 @@ func TestCompletionAsksTheAgent(t *testing.T) {
 			t.Errorf("%q: completions %q %s, want %q %s", tc.args, words, directive, want, noFiles)
 		}
 	}
-	_, descriptions, _ := complete(t, "deployment", "show", "")
+	_, descriptions, _ := cli.complete(t, "deployment", "show", "")
 	if got := descriptions["1"]; got != "docs-site deployed aaaaaaa main" {
 		t.Errorf("description of deployment 1: %q", got)
 	}
-	if _, descriptions, _ = complete(t, "deploy", ""); descriptions["docs-site"] != "Docs Site" {
+	if _, descriptions, _ = cli.complete(t, "deploy", ""); descriptions["docs-site"] != "Docs Site" {
 		t.Errorf("description of project docs-site: %q", descriptions["docs-site"])
 	}
 }
@@ -136,5 +139,45 @@ func TestEveryProjectOrDeploymentArgumentCompletes(t *testing.T) {
 			t.Errorf("%s (%s) does not complete its argument", cmd.CommandPath(), cmd.Use)
 		}
 	}
-	walk(newRootCommand(&app{}))
+	walk(newCmdRoot(newFactory(io.Discard, io.Discard)))
+}
+
+func TestPreviewCompletion(t *testing.T) {
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run, st := cli.run, cli.Store
+	if code, _, errOut := run("project", "add", "blog", "--repo-url", gitRepo(t, "main")); code != 0 {
+		t.Fatalf("project add: %s", errOut)
+	}
+	for _, p := range []store.Push{
+		{ProjectID: 1, CommitSHA: strings.Repeat("a", 40), Branch: "feature", Alias: "pr-3", PullRequest: 3},
+		{ProjectID: 1, CommitSHA: strings.Repeat("b", 40), Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true},
+		{ProjectID: 1, CommitSHA: strings.Repeat("c", 40), Branch: "x", Alias: "git-x"},
+	} {
+		if _, err := st.RecordPush(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := st.RemovePreview(1, "git-x", "branch deleted"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"preview", "list", ""}, []string{"blog"}},
+		{[]string{"preview", "approve", ""}, []string{"blog"}},
+		{[]string{"preview", "approve", "blog", ""}, []string{"7"}},
+		{[]string{"preview", "remove", "blog", ""}, []string{"pr-3", "pr-7"}},
+		{[]string{"preview", "remove", "blog", "pr-7", ""}, nil},
+	} {
+		words, _, directive := cli.complete(t, tc.args...)
+		slices.Sort(words)
+		if !slices.Equal(words, tc.want) || directive != noFiles {
+			t.Errorf("%q: completions %q %s, want %q %s", tc.args, words, directive, tc.want, noFiles)
+		}
+	}
+	if _, descriptions, _ := cli.complete(t, "preview", "approve", "blog", ""); descriptions["7"] != "PR #7 (patch-1) from a fork" {
+		t.Errorf("description of PR 7: %q", descriptions["7"])
+	}
 }

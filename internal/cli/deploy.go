@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,67 +14,75 @@ import (
 
 // deployOptions are the inputs of `miaobu deploy`.
 type deployOptions struct {
-	app     *app
-	project string
-	commit  string
-	branch  string
-	wait    bool
-	noCache bool
-	json    bool
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	Commit  string
+	Branch  string
+	Wait    bool
+	NoCache bool
+	JSON    bool
 }
 
-func newDeployCommand(a *app) *cobra.Command {
-	opts := &deployOptions{app: a}
+// newCmdDeploy builds `miaobu deploy`; a test's runF runs instead of deployRun.
+func newCmdDeploy(f *factory, runF func(context.Context, *deployOptions) error) *cobra.Command {
+	runF = runOr(runF, deployRun)
+	opts := &deployOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "deploy PROJECT [--commit SHA | --branch B] [--wait] [--no-cache]",
 		Short: "Deploy a commit now (default: the tip of the project's branch)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.project = args[0]
-			if opts.commit != "" && opts.branch != "" {
+			opts.Project = args[0]
+			if opts.Commit != "" && opts.Branch != "" {
 				return usageError{fmt.Errorf("give --commit or --branch, not both")}
 			}
-			return opts.run(cmd.Context())
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	cmd.Flags().StringVar(&opts.commit, "commit", "", "full SHA of the commit to deploy")
-	cmd.Flags().StringVar(&opts.branch, "branch", "", "deploy the tip of this branch")
-	cmd.Flags().BoolVar(&opts.wait, "wait", false, "show progress until the deployment ends; exit non-zero if it fails")
-	cmd.Flags().BoolVar(&opts.noCache, "no-cache", false, "clear the project's build cache first: the build starts from nothing")
-	jsonFlag(cmd, &opts.json)
+	cmd.ValidArgsFunction = completeProject(f)
+	cmd.Flags().StringVar(&opts.Commit, "commit", "", "full SHA of the commit to deploy")
+	cmd.Flags().StringVar(&opts.Branch, "branch", "", "deploy the tip of this branch")
+	cmd.Flags().BoolVar(&opts.Wait, "wait", false, "show progress until the deployment ends; exit non-zero if it fails")
+	cmd.Flags().BoolVar(&opts.NoCache, "no-cache", false, "clear the project's build cache first: the build starts from nothing")
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func (o *deployOptions) run(ctx context.Context) error {
-	c, err := o.app.client()
+// deployRun queues the deployment and, with --wait, follows it to its end.
+func deployRun(ctx context.Context, opts *deployOptions) error {
+	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
 	var d api.Deployment
-	req := api.DeployRequest{CommitSHA: o.commit, Branch: o.branch, NoCache: o.noCache}
-	if err := c.do(ctx, "POST", projectPath(o.project)+"/deploy", req, &d); err != nil {
+	req := api.DeployRequest{CommitSHA: opts.Commit, Branch: opts.Branch, NoCache: opts.NoCache}
+	if err := c.do(ctx, "POST", projectPath(opts.Project)+"/deploy", req, &d); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.errOut, "Queued deployment #%d of %s (%s)\n", d.ID, clean(shortSHA(d.CommitSHA)), clean(d.Branch))
-	if o.wait {
-		if d, err = waitForDeployment(ctx, o.app, c, d.ID); err != nil {
+	fmt.Fprintf(opts.IO.ErrOut, "Queued deployment #%d of %s (%s)\n", d.ID, clean(shortSHA(d.CommitSHA)), clean(d.Branch))
+	if opts.Wait {
+		id := d.ID
+		if d, err = waitForDeployment(ctx, opts.IO, c, id); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return interruptedError{fmt.Sprintf("deployment #%d goes on in the agent; follow it with: miaobu deployment logs %d -f", id, id)}
+			}
 			return err
 		}
 	}
-	if o.json {
-		if err := printJSON(o.app.out, d); err != nil {
+	if opts.JSON {
+		if err := printJSON(opts.IO.Out, d); err != nil {
 			return err
 		}
 	}
-	return deploymentOutcome(o.app, d, o.wait)
+	return deploymentOutcome(ctx, opts.IO, c, d, opts.Wait)
 }
 
 // waitForDeployment shows a deployment's build log as it is written and returns the deployment once
 // it has ended.
-func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.Deployment, error) {
+func waitForDeployment(ctx context.Context, ios *ioStreams, c *client, id int64) (api.Deployment, error) {
 	ref := strconv.FormatInt(id, 10)
-	if err := copyLog(ctx, c, ref, true, a.errOut, a.errTerm.colour()); err != nil {
+	if err := copyLog(ctx, c, ref, true, ios.ErrOut, ios.ErrTerm.colour()); err != nil {
 		return api.Deployment{}, err
 	}
 	// The log ends when the deployment does, or when the agent stops: then wait for its status.
@@ -95,68 +104,85 @@ func waitForDeployment(ctx context.Context, a *app, c *client, id int64) (api.De
 }
 
 // deploymentOutcome reports how a waited-for deployment ended and fails the command if it did not succeed.
-func deploymentOutcome(a *app, d api.Deployment, waited bool) error {
+func deploymentOutcome(ctx context.Context, ios *ioStreams, c *client, d api.Deployment, waited bool) error {
 	cleanStrings(&d)
 	if !waited {
-		if !a.term.isTTY {
+		if !ios.Term.isTTY {
 			return nil
 		}
-		fmt.Fprintf(a.errOut, "Follow it with: miaobu deployment logs %d -f\n", d.ID)
+		fmt.Fprintf(ios.ErrOut, "Follow it with: miaobu deployment logs %d -f\n", d.ID)
 		return nil
 	}
 	switch d.Status {
 	case api.StatusDeployed:
 		if !d.Live {
-			fmt.Fprintf(a.errOut, "%s Deployed: %s (a newer deployment is live)\n", a.errTerm.green("✓"), d.URL)
+			fmt.Fprintf(ios.ErrOut, "%s Deployed: %s (a newer deployment is live)\n", ios.ErrTerm.green("✓"), d.URL)
 			return nil
 		}
 		var p api.Project
-		if err := a.call(context.Background(), "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
+		if err := c.do(ctx, "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
 			return err
 		}
 		cleanStrings(&p)
-		fmt.Fprintf(a.errOut, "%s Live at %s\n", a.errTerm.green("✓"), p.SiteURL)
+		fmt.Fprintf(ios.ErrOut, "%s Live at %s\n", ios.ErrTerm.green("✓"), p.SiteURL)
 		if d.URL != p.SiteURL {
-			fmt.Fprintf(a.errOut, "  This deployment stays at %s\n", d.URL)
+			fmt.Fprintf(ios.ErrOut, "  This deployment stays at %s\n", d.URL)
 		}
 		return nil
 	case api.StatusCancelled:
-		fmt.Fprintf(a.errOut, "%s Deployment #%d was cancelled: %s\n", a.errTerm.yellow("!"), d.ID, d.ErrorMessage)
+		fmt.Fprintf(ios.ErrOut, "%s Deployment #%d was cancelled: %s\n", ios.ErrTerm.yellow("!"), d.ID, d.ErrorMessage)
 	default:
-		fmt.Fprintf(a.errOut, "%s Deployment #%d failed: %s\n", a.errTerm.red("✗"), d.ID, d.ErrorMessage)
-		fmt.Fprintf(a.errOut, "See the build log with: miaobu deployment logs %d\n", d.ID)
+		fmt.Fprintf(ios.ErrOut, "%s Deployment #%d failed: %s\n", ios.ErrTerm.red("✗"), d.ID, d.ErrorMessage)
+		fmt.Fprintf(ios.ErrOut, "See the build log with: miaobu deployment logs %d\n", d.ID)
 	}
 	return silentError{}
 }
 
-func newRollbackCommand(a *app) *cobra.Command {
-	var asJSON bool
+// rollbackOptions are the inputs of `miaobu rollback`.
+type rollbackOptions struct {
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	// DeploymentID is the deployment to make live; 0 means the one before the live one.
+	DeploymentID int64
+	JSON         bool
+}
+
+// newCmdRollback builds `miaobu rollback`; a test's runF runs instead of rollbackRun.
+func newCmdRollback(f *factory, runF func(context.Context, *rollbackOptions) error) *cobra.Command {
+	runF = runOr(runF, rollbackRun)
+	opts := &rollbackOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "rollback PROJECT [DEPLOYMENT]",
 		Short: "Make an earlier successful deployment live again (default: the one before the live one)",
 		Args:  rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var req api.RollbackRequest
+			opts.Project = args[0]
 			if len(args) == 2 {
 				id, err := strconv.ParseInt(args[1], 10, 64)
 				if err != nil {
 					return usageError{fmt.Errorf("deployment id must be a number, not %q", args[1])}
 				}
-				req.DeploymentID = id
+				opts.DeploymentID = id
 			}
-			var d api.Deployment
-			if err := a.call(cmd.Context(), "POST", projectPath(args[0])+"/rollback", req, &d); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, d)
-			}
-			cleanStrings(&d)
-			fmt.Fprintf(a.errOut, "%s Deployment #%d (%s) is live again: %s\n", a.errTerm.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
-			return nil
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeRollback(a)
-	jsonFlag(cmd, &asJSON)
+	cmd.ValidArgsFunction = completeRollback(f)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
+}
+
+// rollbackRun makes the deployment live again.
+func rollbackRun(ctx context.Context, opts *rollbackOptions) error {
+	var d api.Deployment
+	if err := call(ctx, opts.Client, "POST", projectPath(opts.Project)+"/rollback", api.RollbackRequest{DeploymentID: opts.DeploymentID}, &d); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, d)
+	}
+	cleanStrings(&d)
+	fmt.Fprintf(opts.IO.ErrOut, "%s Deployment #%d (%s) is live again: %s\n", opts.IO.ErrTerm.green("✓"), d.ID, shortSHA(d.CommitSHA), d.URL)
+	return nil
 }

@@ -13,11 +13,11 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 )
 
-// newDeploymentCommand builds `miaobu deployment`.
-func newDeploymentCommand(a *app) *cobra.Command {
+// newCmdDeployment builds `miaobu deployment`.
+func newCmdDeployment(f *factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "deployment", Aliases: []string{"deployments"}, Short: "Inspect and control deployments"}
-	cmd.AddCommand(newDeploymentListCommand(a), newDeploymentShowCommand(a), newDeploymentLogsCommand(a),
-		newDeploymentCancelCommand(a))
+	cmd.AddCommand(newCmdDeploymentList(f, nil), newCmdDeploymentShow(f, nil), newCmdDeploymentLogs(f, nil),
+		newCmdDeploymentCancel(f, nil))
 	return cmd
 }
 
@@ -32,59 +32,101 @@ func deploymentID(arg string) (string, error) {
 	return arg, nil
 }
 
-func newDeploymentListCommand(a *app) *cobra.Command {
-	var (
-		limit  int
-		asJSON bool
-	)
+// historyOptions are the inputs of a history listing: of deployments or of webhook deliveries.
+type historyOptions struct {
+	IO     *ioStreams
+	Client func() (*client, error)
+	// Project is the project whose history is listed; empty means every project's.
+	Project string
+	Limit   int
+	JSON    bool
+}
+
+// newHistoryCommand builds a history listing of what, with an optional PROJECT, that fills opts
+// and runs run.
+func newHistoryCommand(f *factory, opts *historyOptions, use, short, what string, run func(context.Context) error) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "list [PROJECT] [--limit N]",
-		Aliases: []string{"ls"},
-		Short:   "List deployments, newest first",
-		Args:    rangeArgs(0, 1),
+		Use:   use,
+		Short: short,
+		Args:  rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			query, err := historyQuery(limit, args)
-			if err != nil {
-				return err
+			if opts.Limit < 1 {
+				return usageError{fmt.Errorf("--limit must be at least 1")}
 			}
-			var deployments []api.Deployment
-			if err := a.call(cmd.Context(), "GET", api.PathDeployments+query, nil, &deployments); err != nil {
-				return err
+			if len(args) == 1 {
+				opts.Project = args[0]
 			}
-			if asJSON {
-				return printJSON(a.out, deployments)
-			}
-			cleanStrings(&deployments)
-			if len(deployments) == 0 {
-				fmt.Fprintln(a.errOut, "No deployments yet.")
-				return nil
-			}
-			slugs, err := projectSlugs(cmd.Context(), a)
-			if err != nil {
-				return err
-			}
-			rows := make([][]string, 0, len(deployments))
-			for _, d := range deployments {
-				status := a.term.status(d.Status)
-				if d.Live {
-					status += " " + a.term.green("(live)")
-				}
-				rows = append(rows, []string{strconv.FormatInt(d.ID, 10), slugs[d.ProjectID], status,
-					shortSHA(d.CommitSHA), d.Branch, d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
-			}
-			return a.term.table(a.out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TRIGGER", "CREATED", "MESSAGE"}, rows)
+			return run(cmd.Context())
 		},
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	cmd.Flags().IntVar(&limit, "limit", 20, "how many deployments to show")
-	jsonFlag(cmd, &asJSON)
+	cmd.ValidArgsFunction = completeProject(f)
+	cmd.Flags().IntVar(&opts.Limit, "limit", 20, "how many "+what+" to show")
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
+// deploymentListOptions are the inputs of `miaobu deployment list`.
+type deploymentListOptions struct {
+	historyOptions
+	// Environment is production or preview, and Alias one preview's alias; empty means any.
+	Environment, Alias string
+}
+
+// newCmdDeploymentList builds `miaobu deployment list`; a test's runF runs instead of deploymentListRun.
+func newCmdDeploymentList(f *factory, runF func(context.Context, *deploymentListOptions) error) *cobra.Command {
+	runF = runOr(runF, deploymentListRun)
+	opts := &deploymentListOptions{historyOptions: historyOptions{IO: f.IO, Client: f.Client}}
+	cmd := newHistoryCommand(f, &opts.historyOptions, "list [PROJECT] [--limit N] [--environment production|preview] [--alias ALIAS]",
+		"List deployments, newest first", "deployments", func(ctx context.Context) error {
+			if opts.Environment != "" && opts.Environment != "production" && opts.Environment != "preview" {
+				return usageError{fmt.Errorf("--environment must be production or preview, not %q", opts.Environment)}
+			}
+			return runF(ctx, opts)
+		})
+	cmd.Aliases = []string{"ls"}
+	cmd.Flags().StringVar(&opts.Environment, "environment", "", "only production or only preview deployments")
+	cmd.Flags().StringVar(&opts.Alias, "alias", "", "only the deployments of one preview alias, such as pr-12")
+	return cmd
+}
+
+// environmentOf names where a deployment goes: production, or its preview alias.
+func environmentOf(d api.Deployment) string {
+	if d.Alias == "" {
+		return "production"
+	}
+	return "preview " + d.Alias
+}
+
+// deploymentListRun lists the deployments.
+func deploymentListRun(ctx context.Context, opts *deploymentListOptions) error {
+	filters := url.Values{}
+	if opts.Environment != "" {
+		filters.Set("environment", opts.Environment)
+	}
+	if opts.Alias != "" {
+		filters.Set("alias", opts.Alias)
+	}
+	deployments, slugs, err := fetchHistory[api.Deployment](ctx, &opts.historyOptions, api.PathDeployments, filters, "No deployments yet.")
+	if err != nil || slugs == nil {
+		return err
+	}
+	t := opts.IO.Term
+	rows := make([][]string, 0, len(deployments))
+	for _, d := range deployments {
+		status := t.status(d.Status)
+		if d.Live {
+			status += " " + t.green("(live)")
+		}
+		rows = append(rows, []string{strconv.FormatInt(d.ID, 10), slugs[d.ProjectID], status,
+			shortSHA(d.CommitSHA), d.Branch, environmentOf(d), d.Trigger, ago(d.CreatedAt), firstLine(d.CommitMessage)})
+	}
+	return t.table(opts.IO.Out, []string{"ID", "PROJECT", "STATUS", "COMMIT", "BRANCH", "TO", "TRIGGER", "CREATED", "MESSAGE"}, rows)
+}
+
 // projectSlugs maps every project's id to its slug, for tables that name projects.
-func projectSlugs(ctx context.Context, a *app) (map[int64]string, error) {
+func projectSlugs(ctx context.Context, c *client) (map[int64]string, error) {
 	var projects []api.Project
-	if err := a.call(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
+	if err := c.do(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
 		return nil, err
 	}
 	cleanStrings(&projects)
@@ -95,16 +137,40 @@ func projectSlugs(ctx context.Context, a *app) (map[int64]string, error) {
 	return slugs, nil
 }
 
-// historyQuery is the query string of a history listing: --limit, and the optional PROJECT argument.
-func historyQuery(limit int, args []string) (string, error) {
-	if limit < 1 {
-		return "", usageError{fmt.Errorf("--limit must be at least 1")}
+// fetchHistory GETs the history listing at path, narrowed by filters, and, unless it printed it as
+// JSON or said none (nothing more to show: slugs is nil), returns its rows with the slugs of the
+// projects they name.
+func fetchHistory[T any](ctx context.Context, opts *historyOptions, path string, filters url.Values, none string) (rows []T, slugs map[int64]string, err error) {
+	c, err := opts.Client()
+	if err != nil {
+		return nil, nil, err
 	}
+	if err := c.do(ctx, "GET", path+historyQuery(opts.Limit, opts.Project, filters), nil, &rows); err != nil {
+		return nil, nil, err
+	}
+	if opts.JSON {
+		return nil, nil, printJSON(opts.IO.Out, rows)
+	}
+	cleanStrings(&rows)
+	if len(rows) == 0 {
+		fmt.Fprintln(opts.IO.ErrOut, none)
+		return nil, nil, nil
+	}
+	slugs, err = projectSlugs(ctx, c)
+	return rows, slugs, err
+}
+
+// historyQuery is the query string of a history listing: the limit, the project unless it is
+// empty, and filters.
+func historyQuery(limit int, project string, filters url.Values) string {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
-	if len(args) == 1 {
-		q.Set("project_id", args[0])
+	for name, values := range filters {
+		q[name] = values
 	}
-	return "?" + q.Encode(), nil
+	if project != "" {
+		q.Set("project_id", project)
+	}
+	return "?" + q.Encode()
 }
 
 // getDeployment fetches one deployment.
@@ -115,11 +181,12 @@ func getDeployment(ctx context.Context, c *client, id string) (api.Deployment, e
 }
 
 // printDeployment shows a deployment's details.
-func printDeployment(a *app, d api.Deployment) error {
+func printDeployment(ios *ioStreams, d api.Deployment) error {
 	cleanStrings(&d)
-	status := a.term.status(d.Status)
+	t := ios.Term
+	status := t.status(d.Status)
 	if d.Live {
-		status += " " + a.term.green("(live)")
+		status += " " + t.green("(live)")
 	}
 	pairs := [][2]string{
 		{"Deployment", fmt.Sprintf("#%d of project %d", d.ID, d.ProjectID)},
@@ -127,6 +194,7 @@ func printDeployment(a *app, d api.Deployment) error {
 		{"Commit", fmt.Sprintf("%s %s", shortSHA(d.CommitSHA), firstLine(d.CommitMessage))},
 		{"Author", orDash(d.CommitAuthor)},
 		{"Branch", d.Branch},
+		{"To", environmentOf(d)},
 		{"Trigger", d.Trigger},
 		{"Created", d.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 	}
@@ -139,36 +207,54 @@ func printDeployment(a *app, d api.Deployment) error {
 	// The first line of an error says what failed; the excerpt of the build's output follows the fields.
 	first, excerpt, _ := strings.Cut(d.ErrorMessage, "\n")
 	if first != "" {
-		pairs = append(pairs, [2]string{"Error", a.term.red(first)})
+		pairs = append(pairs, [2]string{"Error", t.red(first)})
 	}
-	if err := a.term.fields(a.out, pairs); err != nil || excerpt == "" {
+	if err := t.fields(ios.Out, pairs); err != nil || excerpt == "" {
 		return err
 	}
-	_, err := fmt.Fprintf(a.out, "\n%s\n", excerpt)
+	_, err := fmt.Fprintf(ios.Out, "\n%s\n", excerpt)
 	return err
 }
 
-func newDeploymentShowCommand(a *app) *cobra.Command {
-	cmd := newDeploymentActionCommand(a, "show", "Show a deployment", "GET", "",
-		func(d api.Deployment) error { return printDeployment(a, d) })
-	cmd.ValidArgsFunction = completeDeployment(a, anyDeployment)
+// deploymentActionOptions are the inputs of a command on one deployment: show or cancel.
+type deploymentActionOptions struct {
+	IO     *ioStreams
+	Client func() (*client, error)
+	ID     string
+	JSON   bool
+}
+
+// newCmdDeploymentShow builds `miaobu deployment show`; a test's runF runs instead of deploymentShowRun.
+func newCmdDeploymentShow(f *factory, runF func(context.Context, *deploymentActionOptions) error) *cobra.Command {
+	cmd := newDeploymentActionCommand(f, "show", "Show a deployment", runOr(runF, deploymentShowRun))
+	cmd.ValidArgsFunction = completeDeployment(f, anyDeployment)
 	return cmd
 }
 
-func newDeploymentCancelCommand(a *app) *cobra.Command {
-	cmd := newDeploymentActionCommand(a, "cancel", "Cancel a queued or running deployment", "POST", "/cancel",
-		func(d api.Deployment) error {
-			_, err := fmt.Fprintf(a.errOut, "%s Cancelled deployment #%d\n", a.errTerm.green("✓"), d.ID)
-			return err
-		})
-	cmd.ValidArgsFunction = completeDeployment(a, unfinished)
+// deploymentShowRun shows the deployment.
+func deploymentShowRun(ctx context.Context, opts *deploymentActionOptions) error {
+	return deploymentAction(ctx, opts, "GET", "", func(d api.Deployment) error { return printDeployment(opts.IO, d) })
+}
+
+// newCmdDeploymentCancel builds `miaobu deployment cancel`; a test's runF runs instead of
+// deploymentCancelRun.
+func newCmdDeploymentCancel(f *factory, runF func(context.Context, *deploymentActionOptions) error) *cobra.Command {
+	cmd := newDeploymentActionCommand(f, "cancel", "Cancel a queued or running deployment", runOr(runF, deploymentCancelRun))
+	cmd.ValidArgsFunction = completeDeployment(f, unfinished)
 	return cmd
 }
 
-// newDeploymentActionCommand builds a command on one deployment ID: it sends method to the
-// deployment's route plus suffix and shows the deployment answered, as JSON with --json.
-func newDeploymentActionCommand(a *app, name, short, method, suffix string, show func(api.Deployment) error) *cobra.Command {
-	var asJSON bool
+// deploymentCancelRun cancels the deployment.
+func deploymentCancelRun(ctx context.Context, opts *deploymentActionOptions) error {
+	return deploymentAction(ctx, opts, "POST", "/cancel", func(d api.Deployment) error {
+		_, err := fmt.Fprintf(opts.IO.ErrOut, "%s Cancelled deployment #%d\n", opts.IO.ErrTerm.green("✓"), d.ID)
+		return err
+	})
+}
+
+// newDeploymentActionCommand builds a command named name on one deployment ID that runs run.
+func newDeploymentActionCommand(f *factory, name, short string, run func(context.Context, *deploymentActionOptions) error) *cobra.Command {
+	opts := &deploymentActionOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   name + " ID",
 		Short: short,
@@ -178,18 +264,25 @@ func newDeploymentActionCommand(a *app, name, short, method, suffix string, show
 			if err != nil {
 				return err
 			}
-			var d api.Deployment
-			if err := a.call(cmd.Context(), method, deploymentPath(id)+suffix, nil, &d); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, d)
-			}
-			return show(d)
+			opts.ID = id
+			return run(cmd.Context(), opts)
 		},
 	}
-	jsonFlag(cmd, &asJSON)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
+}
+
+// deploymentAction sends method to the deployment's route plus suffix and shows the deployment
+// answered, as JSON with --json.
+func deploymentAction(ctx context.Context, opts *deploymentActionOptions, method, suffix string, show func(api.Deployment) error) error {
+	var d api.Deployment
+	if err := call(ctx, opts.Client, method, deploymentPath(opts.ID)+suffix, nil, &d); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, d)
+	}
+	return show(d)
 }
 
 // logsPath is the API path of a deployment's build log.
@@ -220,8 +313,18 @@ func copyLog(ctx context.Context, c *client, id string, follow bool, out io.Writ
 	return ctx.Err()
 }
 
-func newDeploymentLogsCommand(a *app) *cobra.Command {
-	var follow bool
+// deploymentLogsOptions are the inputs of `miaobu deployment logs`.
+type deploymentLogsOptions struct {
+	IO     *ioStreams
+	Client func() (*client, error)
+	ID     string
+	Follow bool
+}
+
+// newCmdDeploymentLogs builds `miaobu deployment logs`; a test's runF runs instead of deploymentLogsRun.
+func newCmdDeploymentLogs(f *factory, runF func(context.Context, *deploymentLogsOptions) error) *cobra.Command {
+	runF = runOr(runF, deploymentLogsRun)
+	opts := &deploymentLogsOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "logs ID [-f]",
 		Short: "Show a deployment's build log",
@@ -231,14 +334,20 @@ func newDeploymentLogsCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			return copyLog(cmd.Context(), c, id, follow, a.out, a.term.colour())
+			opts.ID = id
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeDeployment(a, anyDeployment)
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the deployment ends")
+	cmd.ValidArgsFunction = completeDeployment(f, anyDeployment)
+	cmd.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "follow the log until the deployment ends")
 	return cmd
+}
+
+// deploymentLogsRun writes the build log to stdout.
+func deploymentLogsRun(ctx context.Context, opts *deploymentLogsOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	return copyLog(ctx, c, opts.ID, opts.Follow, opts.IO.Out, opts.IO.Term.colour())
 }

@@ -9,13 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
 func TestDomainListAndRemove(t *testing.T) {
-	cliEnv(t)
-	st := startAgent(t)
+	t.Parallel()
+	cli := startAgentCLI(t, nil, agenttest.Options{APIOnly: true})
+	run, st := cli.run, cli.Store
 	for _, p := range []*store.Project{{Name: "blog", Slug: "blog", RepoURL: "/r", Target: "local"}, {Name: "docs", Slug: "docs", RepoURL: "/r", Target: "local"}} {
 		if err := st.CreateProject(p); err != nil {
 			t.Fatal(err)

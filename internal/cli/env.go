@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,112 +11,128 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 )
 
-// newEnvCommand builds `miaobu env`.
-func newEnvCommand(a *app) *cobra.Command {
+// newCmdEnv builds `miaobu env`.
+func newCmdEnv(f *factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "env", Short: "Manage a project's build variables (values are never shown again)"}
-	cmd.AddCommand(newEnvSetCommand(a), newEnvUnsetCommand(a), newEnvListCommand(a))
+	cmd.AddCommand(newCmdEnvSet(f, nil), newCmdEnvUnset(f, nil), newCmdEnvList(f, nil))
 	return cmd
 }
 
-// printEnv shows variable names, one a line.
-func printEnv(a *app, vars []api.EnvVar, asJSON bool) error {
-	if asJSON {
-		return printJSON(a.out, vars)
-	}
-	if len(vars) == 0 {
-		fmt.Fprintln(a.errOut, "No build variables.")
-		return nil
-	}
-	for _, v := range vars {
-		fmt.Fprintln(a.out, clean(v.Name))
-	}
-	return nil
+// envSetOptions are the inputs of `miaobu env set`.
+type envSetOptions struct {
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	Vars    map[string]string
+	JSON    bool
 }
 
-func newEnvSetCommand(a *app) *cobra.Command {
-	var asJSON bool
+// newCmdEnvSet builds `miaobu env set`; a test's runF runs instead of envSetRun.
+func newCmdEnvSet(f *factory, runF func(context.Context, *envSetOptions) error) *cobra.Command {
+	runF = runOr(runF, envSetRun)
+	opts := &envSetOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "set PROJECT KEY=VALUE...",
 		Short: "Set build variables",
 		Args:  wrapArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vars := map[string]string{}
+			opts.Project, opts.Vars = args[0], map[string]string{}
 			for _, arg := range args[1:] {
 				name, value, ok := strings.Cut(arg, "=")
 				if !ok || name == "" {
 					return usageError{fmt.Errorf("%q is not KEY=VALUE", arg)}
 				}
-				vars[name] = value
+				opts.Vars[name] = value
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var out []api.EnvVar
-			if err := c.do(cmd.Context(), "PUT", projectPath(args[0])+"/env", vars, &out); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, out)
-			}
-			fmt.Fprintf(a.errOut, "%s Set %d variable(s) of %s; they apply from the next deployment\n", a.errTerm.green("✓"), len(vars), args[0])
-			return nil
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
+	cmd.ValidArgsFunction = completeProject(f)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func newEnvUnsetCommand(a *app) *cobra.Command {
-	var asJSON bool
+// envSetRun sets the variables.
+func envSetRun(ctx context.Context, opts *envSetOptions) error {
+	var out []api.EnvVar
+	if err := call(ctx, opts.Client, "PUT", projectPath(opts.Project)+"/env", opts.Vars, &out); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, out)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s Set %d variable(s) of %s; they apply from the next deployment\n", opts.IO.ErrTerm.green("✓"), len(opts.Vars), opts.Project)
+	return nil
+}
+
+// envUnsetOptions are the inputs of `miaobu env unset`.
+type envUnsetOptions struct {
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	Names   []string
+	JSON    bool
+}
+
+// newCmdEnvUnset builds `miaobu env unset`; a test's runF runs instead of envUnsetRun.
+func newCmdEnvUnset(f *factory, runF func(context.Context, *envUnsetOptions) error) *cobra.Command {
+	runF = runOr(runF, envUnsetRun)
+	opts := &envUnsetOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "unset PROJECT KEY...",
 		Short: "Remove build variables",
 		Args:  wrapArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var out []api.EnvVar
-			for _, name := range args[1:] {
-				if err := c.do(cmd.Context(), "DELETE", projectPath(args[0])+"/env/"+url.PathEscape(name), nil, &out); err != nil {
-					return err
-				}
-			}
-			if asJSON {
-				return printJSON(a.out, out)
-			}
-			fmt.Fprintf(a.errOut, "%s Removed %s from %s\n", a.errTerm.green("✓"), strings.Join(args[1:], ", "), args[0])
-			return nil
+			opts.Project, opts.Names = args[0], args[1:]
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
+	cmd.ValidArgsFunction = completeProject(f)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func newEnvListCommand(a *app) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list PROJECT",
-		Aliases: []string{"ls"},
-		Short:   "List the names of build variables",
-		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			var out []api.EnvVar
-			if err := c.do(cmd.Context(), "GET", projectPath(args[0])+"/env", nil, &out); err != nil {
-				return err
-			}
-			return printEnv(a, out, asJSON)
-		},
+// envUnsetRun removes the variables, one request each.
+func envUnsetRun(ctx context.Context, opts *envUnsetOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
+	var out []api.EnvVar
+	for _, name := range opts.Names {
+		if err := c.do(ctx, "DELETE", projectPath(opts.Project)+"/env/"+url.PathEscape(name), nil, &out); err != nil {
+			return err
+		}
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, out)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s Removed %s from %s\n", opts.IO.ErrTerm.green("✓"), strings.Join(opts.Names, ", "), opts.Project)
+	return nil
+}
+
+// newCmdEnvList builds `miaobu env list`; a test's runF runs instead of envListRun.
+func newCmdEnvList(f *factory, runF func(context.Context, *projectOptions) error) *cobra.Command {
+	cmd := newProjectCommand(f, "list PROJECT", "List the names of build variables", runOr(runF, envListRun))
+	cmd.Aliases = []string{"ls"}
 	return cmd
+}
+
+// envListRun shows the variables' names, one a line.
+func envListRun(ctx context.Context, opts *projectOptions) error {
+	var vars []api.EnvVar
+	if err := call(ctx, opts.Client, "GET", projectPath(opts.Project)+"/env", nil, &vars); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, vars)
+	}
+	if len(vars) == 0 {
+		fmt.Fprintln(opts.IO.ErrOut, "No build variables.")
+		return nil
+	}
+	for _, v := range vars {
+		fmt.Fprintln(opts.IO.Out, clean(v.Name))
+	}
+	return nil
 }

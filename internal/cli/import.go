@@ -12,18 +12,23 @@ import (
 
 // importOptions are the inputs of `miaobu import`.
 type importOptions struct {
-	app         *app
-	owner, repo string
-	branch      string
-	name        string
-	build       buildFlags
-	noWebhook   bool
-	noDeploy    bool
-	json        bool
+	IO          *ioStreams
+	Client      func() (*client, error)
+	Owner, Repo string
+	Branch      string
+	Name        string
+	Build       buildFlags
+	Triggers    api.TriggerSettings
+	NoWebhook   bool
+	NoDeploy    bool
+	JSON        bool
 }
 
-func newImportCommand(a *app) *cobra.Command {
-	opts := &importOptions{app: a}
+// newCmdImport builds `miaobu import`; a test's runF runs instead of importRun.
+func newCmdImport(f *factory, runF func(context.Context, *importOptions) error) *cobra.Command {
+	runF = runOr(runF, importRun)
+	opts := &importOptions{IO: f.IO, Client: f.Client}
+	var triggers triggerFlags
 	cmd := &cobra.Command{
 		Use:   "import OWNER/REPO [--branch B] [--name N] [--no-webhook] [--no-deploy]",
 		Short: "Import a GitHub repository: detect its build, create its webhook and deploy it",
@@ -33,47 +38,48 @@ func newImportCommand(a *app) *cobra.Command {
 			"a commit status and a GitHub Deployment. Build settings given as flags are stored and win over\n" +
 			"detection; the others are detected again from each commit at build time.",
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			owner, repo, ok := strings.Cut(strings.TrimSuffix(args[0], ".git"), "/")
 			if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
 				return usageError{fmt.Errorf("%q is not OWNER/REPO, such as octocat/hello-world", args[0])}
 			}
-			opts.owner, opts.repo = owner, repo
-			return opts.run(cmd.Context())
+			if opts.Triggers, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
+			}
+			opts.Owner, opts.Repo = owner, repo
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.branch, "branch", "", "branch whose pushes deploy (default: the repository's default branch)")
-	cmd.Flags().StringVar(&opts.name, "name", "", "project name, from which the slug is made (default: the repository's name)")
-	cmd.Flags().BoolVar(&opts.noWebhook, "no-webhook", false, "do not create the GitHub webhook")
-	cmd.Flags().BoolVar(&opts.noDeploy, "no-deploy", false, "do not queue the first deployment")
-	opts.build.register(cmd)
-	jsonFlag(cmd, &opts.json)
+	cmd.Flags().StringVar(&opts.Branch, "branch", "", "branch whose pushes deploy (default: the repository's default branch)")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "project name, from which the slug is made (default: the repository's name)")
+	cmd.Flags().BoolVar(&opts.NoWebhook, "no-webhook", false, "do not create the GitHub webhook")
+	cmd.Flags().BoolVar(&opts.NoDeploy, "no-deploy", false, "do not queue the first deployment")
+	opts.Build.register(cmd)
+	triggers.register(cmd)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func (o *importOptions) run(ctx context.Context) error {
-	c, err := o.app.client()
-	if err != nil {
-		return err
-	}
-	req := api.ImportRequest{Branch: o.branch, Name: o.name, Target: o.build.target,
-		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
-		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir,
-		NoWebhook: o.noWebhook, NoDeploy: o.noDeploy}
+// importRun imports the repository and shows the project it became.
+func importRun(ctx context.Context, opts *importOptions) error {
+	req := api.ImportRequest{Branch: opts.Branch, Name: opts.Name, Target: opts.Build.target,
+		BuildCommand: opts.Build.buildCommand, InstallCommand: opts.Build.installCommand,
+		OutputDirectory: opts.Build.outputDir, RootDirectory: opts.Build.rootDir,
+		NoWebhook: opts.NoWebhook, NoDeploy: opts.NoDeploy, TriggerSettings: opts.Triggers}
 	var res api.ImportResult
-	if err := c.do(ctx, "POST", api.ImportPath(o.owner, o.repo), req, &res); err != nil {
+	if err := call(ctx, opts.Client, "POST", api.ImportPath(opts.Owner, opts.Repo), req, &res); err != nil {
 		return err
 	}
-	t, et := o.app.term, o.app.errTerm
+	t, et := opts.IO.Term, opts.IO.ErrTerm
 	for _, w := range res.Warnings {
-		fmt.Fprintf(o.app.errOut, "%s %s\n", et.yellow("!"), clean(w))
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", et.yellow("!"), clean(w))
 	}
-	if o.json {
-		return printJSON(o.app.out, res)
+	if opts.JSON {
+		return printJSON(opts.IO.Out, res)
 	}
 	cleanStrings(&res)
 	p, d := res.Project, res.Detected
-	fmt.Fprintf(o.app.errOut, "%s Imported %s as project %s (id %d)\n", et.green("✓"), *p.Repo, et.bold(p.Slug), p.ID)
+	fmt.Fprintf(opts.IO.ErrOut, "%s Imported %s as project %s (id %d)\n", et.green("✓"), *p.Repo, et.bold(p.Slug), p.ID)
 	// A setting given as a flag is the project's; the others are what detection found at the tip.
 	setting := func(own, detected string) string {
 		switch {
@@ -108,14 +114,14 @@ func (o *importOptions) run(ctx context.Context) error {
 		pairs = append(pairs, [2]string{"Root", p.RootDirectory})
 	}
 	pairs = append(pairs, [2]string{"Webhook", webhook}, [2]string{"Deployment", deployment}, [2]string{"URL", p.SiteURL})
-	if err := t.fields(o.app.out, pairs); err != nil {
+	if err := t.fields(opts.IO.Out, pairs); err != nil {
 		return err
 	}
 	for _, note := range d.Notes {
-		fmt.Fprintf(o.app.errOut, "%s %s\n", et.faint("note:"), note)
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", et.faint("note:"), note)
 	}
 	if res.Deployment != nil && t.isTTY {
-		fmt.Fprintf(o.app.errOut, "Follow it with: miaobu deployment logs %d -f\n", res.Deployment.ID)
+		fmt.Fprintf(opts.IO.ErrOut, "Follow it with: miaobu deployment logs %d -f\n", res.Deployment.ID)
 	}
 	return nil
 }

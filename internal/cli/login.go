@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -17,13 +18,17 @@ import (
 // loginCheckTimeout bounds the check that the agent accepts the token, so a wrong host fails fast.
 const loginCheckTimeout = 30 * time.Second
 
-// loginOptions are the inputs of `miaobu login`.
+// loginOptions are the inputs of `miaobu login`; the agent's URL and the token are read by Config.
 type loginOptions struct {
-	app *app
+	IO         *ioStreams
+	Config     func() (*config.Config, error)
+	HTTPClient func() (*http.Client, error)
 }
 
-func newLoginCommand(a *app) *cobra.Command {
-	opts := &loginOptions{app: a}
+// newCmdLogin builds `miaobu login`; a test's runF runs instead of loginRun.
+func newCmdLogin(f *factory, runF func(context.Context, *loginOptions) error) *cobra.Command {
+	runF = runOr(runF, loginRun)
+	opts := &loginOptions{IO: f.IO, Config: f.Config, HTTPClient: f.HTTPClient}
 	return &cobra.Command{
 		Use:   "login --agent URL --token TOKEN",
 		Short: "Save a remote agent's address and admin token in the CLI's config file",
@@ -35,13 +40,14 @@ func newLoginCommand(a *app) *cobra.Command {
 			if !cmd.Flags().Changed("agent") {
 				return usageError{errors.New("--agent URL is required")}
 			}
-			return opts.run(cmd.Context())
+			return runF(cmd.Context(), opts)
 		},
 	}
 }
 
-func (o *loginOptions) run(ctx context.Context) error {
-	cfg, err := config.Load(o.app.flags)
+// loginRun checks that the agent accepts the token, then saves both.
+func loginRun(ctx context.Context, opts *loginOptions) error {
+	cfg, err := opts.Config()
 	if err != nil {
 		return err
 	}
@@ -53,19 +59,23 @@ func (o *loginOptions) run(ctx context.Context) error {
 		return usageError{fmt.Errorf("--agent must be an http(s) URL such as https://miaobu.example.com, not %q", cfg.AgentURL)}
 	}
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		fmt.Fprintf(o.app.errOut, "%s %s sends the admin token in clear text: put TLS in front of the agent and use https://\n", o.app.errTerm.yellow("warning:"), cfg.AgentURL)
+		fmt.Fprintf(opts.IO.ErrOut, "%s %s sends the admin token in clear text: put TLS in front of the agent and use https://\n", opts.IO.ErrTerm.yellow("warning:"), cfg.AgentURL)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, loginCheckTimeout)
 	defer cancel()
+	hc, err := opts.HTTPClient()
+	if err != nil {
+		return err
+	}
 	var projects []api.Project
-	if err := newClient(cfg).do(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
+	if err := newClient(cfg, hc).do(ctx, "GET", api.PathProjects, nil, &projects); err != nil {
 		return fmt.Errorf("login failed, nothing was saved: %w", err)
 	}
 	if err := config.SetKeys(cfg.File, map[string]string{"agent_url": cfg.AgentURL, "token": cfg.Token}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.errOut, "%s Logged in to %s: agent_url and token saved in %s\n", o.app.errTerm.green("✓"), cfg.AgentURL, cfg.File)
+	fmt.Fprintf(opts.IO.ErrOut, "%s Logged in to %s: agent_url and token saved in %s\n", opts.IO.ErrTerm.green("✓"), cfg.AgentURL, cfg.File)
 	return nil
 }
 

@@ -8,13 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 )
 
 func TestNotifyCommands(t *testing.T) {
-	cliEnv(t)
-	t.Setenv("MIAOBU_NOTIFICATIONS_ALLOW_PRIVATE_NETWORKS", "true")
-	startAgent(t)
+	t.Parallel()
+	cfg := agenttest.Config(t)
+	cfg.Notifications.AllowPrivateNetworks = true
+	cli := startAgentCLI(t, cfg, agenttest.Options{APIOnly: true})
+	run := cli.run
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if strings.Contains(r.URL.Path, "gone") {
@@ -57,14 +60,14 @@ func TestNotifyCommands(t *testing.T) {
 		t.Fatalf("notify test 2: exit %d, %q", code, out)
 	}
 
-	words, _, directive := complete(t, "notify", "test", "")
+	words, _, directive := cli.complete(t, "notify", "test", "")
 	if strings.Join(words, ",") != "1,2" || directive != noFiles {
 		t.Fatalf("completing notify test: %q %s", words, directive)
 	}
-	if words, _, _ := complete(t, "notify", "add", ""); strings.Join(words, ",") != "slack,discord,webhook,email" {
+	if words, _, _ := cli.complete(t, "notify", "add", ""); strings.Join(words, ",") != "slack,discord,webhook,email" {
 		t.Fatalf("completing notify add: %q", words)
 	}
-	if words, _, _ := complete(t, "notify", "add", "slack", "https://x", "--project", ""); strings.Join(words, ",") != "blog" {
+	if words, _, _ := cli.complete(t, "notify", "add", "slack", "https://x", "--project", ""); strings.Join(words, ",") != "blog" {
 		t.Fatalf("completing --project: %q", words)
 	}
 
@@ -76,5 +79,9 @@ func TestNotifyCommands(t *testing.T) {
 	}
 	if code, _, _ := run("notify", "add", "pager", "x"); code != 2 {
 		t.Fatalf("an unknown type: exit %d, want 2", code)
+	}
+	want := "notify add takes a type (slack, discord, webhook, email) and one URL or email address, not 3 arguments"
+	if code, _, errOut := run("notify", "add", "slack", "a", "b"); code != 2 || !strings.Contains(errOut, want) {
+		t.Fatalf("notify add with a URL too many: exit %d, %q; want 2 and %q", code, errOut, want)
 	}
 }

@@ -13,11 +13,11 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 )
 
-// newProjectCommand builds `miaobu project`.
-func newProjectCommand(a *app) *cobra.Command {
+// newCmdProject builds `miaobu project`.
+func newCmdProject(f *factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "project", Short: "Manage projects"}
-	cmd.AddCommand(newProjectAddCommand(a), newProjectListCommand(a), newProjectShowCommand(a),
-		newProjectSetCommand(a), newProjectDeleteCommand(a))
+	cmd.AddCommand(newCmdProjectAdd(f, nil), newCmdProjectList(f, nil), newCmdProjectShow(f, nil),
+		newCmdProjectSet(f, nil), newCmdProjectDelete(f, nil))
 	return cmd
 }
 
@@ -40,32 +40,41 @@ func (f *buildFlags) register(cmd *cobra.Command) {
 
 // projectAddOptions are the inputs of `miaobu project add`.
 type projectAddOptions struct {
-	app     *app
-	name    string
-	repoURL string
-	branch  string
-	build   buildFlags
-	json    bool
+	IO       *ioStreams
+	Client   func() (*client, error)
+	Name     string
+	RepoURL  string
+	Branch   string
+	Build    buildFlags
+	Triggers api.TriggerSettings
+	JSON     bool
 }
 
-func newProjectAddCommand(a *app) *cobra.Command {
-	opts := &projectAddOptions{app: a}
+// newCmdProjectAdd builds `miaobu project add`; a test's runF runs instead of projectAddRun.
+func newCmdProjectAdd(f *factory, runF func(context.Context, *projectAddOptions) error) *cobra.Command {
+	runF = runOr(runF, projectAddRun)
+	opts := &projectAddOptions{IO: f.IO, Client: f.Client}
+	var triggers triggerFlags
 	cmd := &cobra.Command{
 		Use:   "add NAME --repo-url URL",
 		Short: "Add a project from any git URL (its webhook is set up by hand)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.name = args[0]
-			if opts.repoURL == "" {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			opts.Name = args[0]
+			if opts.RepoURL == "" {
 				return usageError{fmt.Errorf("--repo-url is required")}
 			}
-			return opts.run(cmd.Context())
+			if opts.Triggers, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
+			}
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.repoURL, "repo-url", "", "git URL: https://, ssh://, git@host:path, file:// or a local path")
-	cmd.Flags().StringVar(&opts.branch, "branch", "", "branch whose pushes deploy (default: the remote's HEAD branch, else main)")
-	jsonFlag(cmd, &opts.json)
-	opts.build.register(cmd)
+	cmd.Flags().StringVar(&opts.RepoURL, "repo-url", "", "git URL: https://, ssh://, git@host:path, file:// or a local path")
+	cmd.Flags().StringVar(&opts.Branch, "branch", "", "branch whose pushes deploy (default: the remote's HEAD branch, else main)")
+	jsonFlag(cmd, &opts.JSON)
+	opts.Build.register(cmd)
+	triggers.register(cmd)
 	return cmd
 }
 
@@ -77,38 +86,35 @@ func localRepoURL(raw string) (string, error) {
 	return filepath.Abs(raw)
 }
 
-func (o *projectAddOptions) run(ctx context.Context) error {
-	c, err := o.app.client()
+// projectAddRun creates the project and shows how to set its webhook up.
+func projectAddRun(ctx context.Context, opts *projectAddOptions) error {
+	repoURL, err := localRepoURL(opts.RepoURL)
 	if err != nil {
 		return err
 	}
-	repoURL, err := localRepoURL(o.repoURL)
-	if err != nil {
-		return err
-	}
-	req := api.ProjectCreate{Name: o.name, RepoURL: repoURL, Branch: o.branch, Target: o.build.target,
-		BuildCommand: o.build.buildCommand, InstallCommand: o.build.installCommand,
-		OutputDirectory: o.build.outputDir, RootDirectory: o.build.rootDir}
+	req := api.ProjectCreate{Name: opts.Name, RepoURL: repoURL, Branch: opts.Branch, Target: opts.Build.target,
+		BuildCommand: opts.Build.buildCommand, InstallCommand: opts.Build.installCommand,
+		OutputDirectory: opts.Build.outputDir, RootDirectory: opts.Build.rootDir, TriggerSettings: opts.Triggers}
 	var p api.Project
-	if err := c.do(ctx, "POST", api.PathProjects, req, &p); err != nil {
+	if err := call(ctx, opts.Client, "POST", api.PathProjects, req, &p); err != nil {
 		return err
 	}
-	if o.json {
-		return printJSON(o.app.out, p)
+	if opts.JSON {
+		return printJSON(opts.IO.Out, p)
 	}
 	cleanStrings(&p)
-	et := o.app.errTerm
-	fmt.Fprintf(o.app.errOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
-	fmt.Fprintf(o.app.errOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
-	if err := o.app.term.fields(o.app.out, [][2]string{
+	et := opts.IO.ErrTerm
+	fmt.Fprintf(opts.IO.ErrOut, "%s Created project %s (id %d), deploying pushes to %s\n", et.green("✓"), et.bold(p.Slug), p.ID, p.DefaultBranch)
+	fmt.Fprintf(opts.IO.ErrOut, "Add a webhook to the repository (GitHub: Settings → Webhooks → Add webhook; Gitea/Forgejo alike):\n")
+	if err := opts.IO.Term.fields(opts.IO.Out, [][2]string{
 		{"Payload URL", p.WebhookURL},
 		{"Content type", "application/json"},
 		{"Secret", p.WebhookSecret},
-		{"Events", "Just the push event"},
+		{"Events", "Pushes and Pull requests"},
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.app.errOut, "The secret is shown only this once. Deploy now with: miaobu deploy %s --wait\n", p.Slug)
+	fmt.Fprintf(opts.IO.ErrOut, "The secret is shown only this once. Deploy now with: miaobu deploy %s --wait\n", p.Slug)
 	return nil
 }
 
@@ -117,40 +123,52 @@ func jsonFlag(cmd *cobra.Command, v *bool) {
 	cmd.Flags().BoolVar(v, "json", false, "print JSON")
 }
 
-func newProjectListCommand(a *app) *cobra.Command {
-	var asJSON bool
+// projectListOptions are the inputs of `miaobu project list`.
+type projectListOptions struct {
+	IO     *ioStreams
+	Client func() (*client, error)
+	JSON   bool
+}
+
+// newCmdProjectList builds `miaobu project list`; a test's runF runs instead of projectListRun.
+func newCmdProjectList(f *factory, runF func(context.Context, *projectListOptions) error) *cobra.Command {
+	runF = runOr(runF, projectListRun)
+	opts := &projectListOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List projects",
 		Args:    exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var projects []api.Project
-			if err := a.call(cmd.Context(), "GET", api.PathProjects, nil, &projects); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, projects)
-			}
-			cleanStrings(&projects)
-			if len(projects) == 0 {
-				fmt.Fprintln(a.errOut, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
-				return nil
-			}
-			rows := make([][]string, 0, len(projects))
-			for _, p := range projects {
-				live := "-"
-				if p.ActiveDeploymentID != nil {
-					live = "#" + strconv.FormatInt(*p.ActiveDeploymentID, 10)
-				}
-				rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, p.DefaultBranch, p.Target,
-					a.term.webhookBadge(p.WebhookConfigured), live, p.SiteURL})
-			}
-			return a.term.table(a.out, []string{"ID", "SLUG", "BRANCH", "TARGET", "WEBHOOK", "LIVE", "URL"}, rows)
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runF(cmd.Context(), opts) },
 	}
-	jsonFlag(cmd, &asJSON)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
+}
+
+// projectListRun lists the projects.
+func projectListRun(ctx context.Context, opts *projectListOptions) error {
+	var projects []api.Project
+	if err := call(ctx, opts.Client, "GET", api.PathProjects, nil, &projects); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, projects)
+	}
+	cleanStrings(&projects)
+	if len(projects) == 0 {
+		fmt.Fprintln(opts.IO.ErrOut, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
+		return nil
+	}
+	rows := make([][]string, 0, len(projects))
+	for _, p := range projects {
+		live := "-"
+		if p.ActiveDeploymentID != nil {
+			live = "#" + strconv.FormatInt(*p.ActiveDeploymentID, 10)
+		}
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, p.DefaultBranch, p.Target,
+			opts.IO.Term.webhookBadge(p.WebhookConfigured), live, p.SiteURL})
+	}
+	return opts.IO.Term.table(opts.IO.Out, []string{"ID", "SLUG", "BRANCH", "TARGET", "WEBHOOK", "LIVE", "URL"}, rows)
 }
 
 // orDetected shows a build setting, or that it is detected at build time with what the project's
@@ -165,6 +183,29 @@ func orDetected(set string, detected *string) string {
 		return "(detected at build: none)"
 	}
 	return "(detected at build: " + *detected + ")"
+}
+
+// watching says which paths a push must change to deploy.
+func watching(globs []string) string {
+	if len(globs) == 0 {
+		return "every path"
+	}
+	return strings.Join(globs, ", ")
+}
+
+// previewRules says which pull requests and branches deploy previews.
+func previewRules(p api.Project) string {
+	var rules []string
+	if p.PRPreviews {
+		rules = append(rules, "pull requests (from forks: "+p.ForkPreviews+")")
+	}
+	if len(p.PreviewBranches) > 0 {
+		rules = append(rules, "branches "+strings.Join(p.PreviewBranches, ", "))
+	}
+	if len(rules) == 0 {
+		return "none"
+	}
+	return strings.Join(rules, "; ")
 }
 
 // githubReports says which reports of a project's deployments reach GitHub.
@@ -192,7 +233,7 @@ func eventsMissing(slug string, missing []string) string {
 }
 
 // printProject shows a project's details.
-func printProject(a *app, p api.Project) error {
+func printProject(ios *ioStreams, p api.Project) error {
 	cleanStrings(&p)
 	repo := p.RepoURL
 	if p.Repo != nil {
@@ -206,15 +247,19 @@ func printProject(a *app, p api.Project) error {
 	if root == "" {
 		root = "."
 	}
-	webhook := a.term.webhookBadge(p.WebhookConfigured) + "  " + a.term.faint(p.WebhookURL)
+	t := ios.Term
+	webhook := t.webhookBadge(p.WebhookConfigured) + "  " + t.faint(p.WebhookURL)
 	if len(p.WebhookEventsMissing) > 0 {
-		webhook += "  " + a.term.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
+		webhook += "  " + t.yellow(eventsMissing(p.Slug, p.WebhookEventsMissing))
 	}
-	return a.term.fields(a.out, [][2]string{
-		{"Project", fmt.Sprintf("%s (id %d)", a.term.bold(p.Slug), p.ID)},
+	return t.fields(ios.Out, [][2]string{
+		{"Project", fmt.Sprintf("%s (id %d)", t.bold(p.Slug), p.ID)},
 		{"Name", p.Name},
 		{"Repository", repo},
 		{"Deploys", "pushes to branch " + p.DefaultBranch},
+		{"Previews", previewRules(p)},
+		{"Watching", watching(p.WatchPaths)},
+		{"Trigger", p.Trigger},
 		{"Webhook", webhook},
 		{"GitHub", githubReports(p.GitHubReports)},
 		{"Framework", orDetected(p.Framework, p.DetectedFramework)},
@@ -230,92 +275,142 @@ func printProject(a *app, p api.Project) error {
 	})
 }
 
-func newProjectShowCommand(a *app) *cobra.Command {
-	var asJSON bool
+// projectOptions are the inputs of a command on one project: show or delete.
+type projectOptions struct {
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	JSON    bool
+}
+
+// newProjectCommand builds a command named by use on one PROJECT that runs run.
+func newProjectCommand(f *factory, use, short string, run func(context.Context, *projectOptions) error) *cobra.Command {
+	opts := &projectOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
-		Use:   "show PROJECT",
-		Short: "Show a project, its webhook badge and the branch that deploys",
+		Use:   use,
+		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var p api.Project
-			if err := a.call(cmd.Context(), "GET", projectPath(args[0]), nil, &p); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, p)
-			}
-			return printProject(a, p)
+			opts.Project = args[0]
+			return run(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
+	cmd.ValidArgsFunction = completeProject(f)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func newProjectSetCommand(a *app) *cobra.Command {
+// newCmdProjectShow builds `miaobu project show`; a test's runF runs instead of projectShowRun.
+func newCmdProjectShow(f *factory, runF func(context.Context, *projectOptions) error) *cobra.Command {
+	return newProjectCommand(f, "show PROJECT", "Show a project, its webhook badge, the branch that deploys and its previews", runOr(runF, projectShowRun))
+}
+
+// projectShowRun shows the project and its previews.
+func projectShowRun(ctx context.Context, opts *projectOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	var p api.Project
+	if err := c.do(ctx, "GET", projectPath(opts.Project), nil, &p); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, p)
+	}
+	if err := printProject(opts.IO, p); err != nil {
+		return err
+	}
+	var previews []api.Preview
+	if err := c.do(ctx, "GET", api.PreviewsPath(opts.Project), nil, &previews); err != nil || len(previews) == 0 {
+		return err
+	}
+	fmt.Fprintln(opts.IO.Out)
+	return printPreviews(opts.IO, previews)
+}
+
+// projectSetOptions are the inputs of `miaobu project set`.
+type projectSetOptions struct {
+	IO      *ioStreams
+	Client  func() (*client, error)
+	Project string
+	// Update holds the settings whose flags were given.
+	Update api.ProjectUpdate
+	JSON   bool
+}
+
+// newCmdProjectSet builds `miaobu project set`; a test's runF runs instead of projectSetRun.
+func newCmdProjectSet(f *factory, runF func(context.Context, *projectSetOptions) error) *cobra.Command {
+	runF = runOr(runF, projectSetRun)
+	opts := &projectSetOptions{IO: f.IO, Client: f.Client}
 	var (
-		build  buildFlags
-		branch string
-		asJSON bool
+		build    buildFlags
+		triggers triggerFlags
+		branch   string
 	)
 	cmd := &cobra.Command{
-		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D]",
-		Short: "Change a project's settings (an empty value returns a setting to detection)",
+		Use:   "set PROJECT [--branch B] [--target T] [--build-command C] [--install-command C] [--output-dir D] [--root-dir D] [--preview-branches G,...] [--pr-previews=BOOL] [--fork-previews off|approve|on] [--watch-paths G,...] [--trigger webhook|poll]",
+		Short: "Change a project's settings (an empty value returns a setting to detection or empties a list)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var req api.ProjectUpdate
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			opts.Project = args[0]
+			if opts.Update.TriggerSettings, err = triggers.settings(cmd.Flags()); err != nil {
+				return err
+			}
 			changed := func(name string, v *string) *string {
 				if cmd.Flags().Changed(name) {
 					return v
 				}
 				return nil
 			}
+			req := &opts.Update
 			req.Branch = changed("branch", &branch)
 			req.Target = changed("target", &build.target)
 			req.BuildCommand = changed("build-command", &build.buildCommand)
 			req.InstallCommand = changed("install-command", &build.installCommand)
 			req.OutputDirectory = changed("output-dir", &build.outputDir)
 			req.RootDirectory = changed("root-dir", &build.rootDir)
-			if req == (api.ProjectUpdate{}) {
+			if *req == (api.ProjectUpdate{}) {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting flag")}
 			}
-			var p api.Project
-			if err := a.call(cmd.Context(), "PATCH", projectPath(args[0]), req, &p); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, p)
-			}
-			fmt.Fprintf(a.errOut, "%s Updated project %s\n", a.errTerm.green("✓"), clean(p.Slug))
-			return printProject(a, p)
+			return runF(cmd.Context(), opts)
 		},
 	}
-	cmd.ValidArgsFunction = completeProject(a)
+	cmd.ValidArgsFunction = completeProject(f)
 	cmd.Flags().StringVar(&branch, "branch", "", "branch whose pushes deploy")
 	build.register(cmd)
-	jsonFlag(cmd, &asJSON)
+	triggers.register(cmd)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-func newProjectDeleteCommand(a *app) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "delete PROJECT",
-		Short: "Delete a project, its GitHub webhook, deployments and files",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var answer api.WebhookAnswer
-			if err := a.call(cmd.Context(), "DELETE", projectPath(args[0]), nil, &answer); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, answer)
-			}
-			fmt.Fprintf(a.errOut, "%s %s\n", a.errTerm.green("✓"), clean(answer.Message))
-			return nil
-		},
+// projectSetRun changes the project's settings and shows it.
+func projectSetRun(ctx context.Context, opts *projectSetOptions) error {
+	var p api.Project
+	if err := call(ctx, opts.Client, "PATCH", projectPath(opts.Project), opts.Update, &p); err != nil {
+		return err
 	}
-	cmd.ValidArgsFunction = completeProject(a)
-	jsonFlag(cmd, &asJSON)
-	return cmd
+	if opts.JSON {
+		return printJSON(opts.IO.Out, p)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s Updated project %s\n", opts.IO.ErrTerm.green("✓"), clean(p.Slug))
+	return printProject(opts.IO, p)
+}
+
+// newCmdProjectDelete builds `miaobu project delete`; a test's runF runs instead of projectDeleteRun.
+func newCmdProjectDelete(f *factory, runF func(context.Context, *projectOptions) error) *cobra.Command {
+	return newProjectCommand(f, "delete PROJECT", "Delete a project, its GitHub webhook, deployments and files", runOr(runF, projectDeleteRun))
+}
+
+// projectDeleteRun deletes the project.
+func projectDeleteRun(ctx context.Context, opts *projectOptions) error {
+	var answer api.WebhookAnswer
+	if err := call(ctx, opts.Client, "DELETE", projectPath(opts.Project), nil, &answer); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, answer)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.IO.ErrTerm.green("✓"), clean(answer.Message))
+	return nil
 }

@@ -4,9 +4,6 @@ package cli_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +21,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/miaobu/miaobu/internal/cli"
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 )
 
@@ -68,6 +66,7 @@ func TestScripts(t *testing.T) {
 			"waitagent":  waitAgent,
 			"hooksecret": hookSecret,
 			"push":       push,
+			"pr":         pullRequest,
 			"headsha":    headSHA,
 			"jsonenv":    jsonEnv,
 			"fetch":      fetch,
@@ -121,21 +120,44 @@ func push(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: push BRANCH SHA")
 	}
-	body, err := json.Marshal(map[string]any{
+	deliver(ts, neg, "push", map[string]any{
 		"ref": "refs/heads/" + args[0], "before": "0000000000000000000000000000000000000000", "after": args[1],
 		"created": false, "deleted": false, "forced": false,
 		"head_commit": map[string]any{"id": args[1], "message": "Update index.html", "author": map[string]any{"name": "Mona Lisa"}},
 		"repository":  map[string]any{"full_name": "acme/site", "default_branch": "main"},
 	})
+}
+
+// pullRequest delivers a pull_request event of action args[0] for pull request args[1] whose head
+// is commit args[2] of branch args[3] in the project's own repository, like push.
+func pullRequest(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 4 {
+		ts.Fatalf("usage: pr ACTION NUMBER SHA BRANCH")
+	}
+	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	mac := hmac.New(sha256.New, []byte(ts.Getenv("SECRET")))
-	mac.Write(body)
+	repo := map[string]any{"full_name": "acme/site", "default_branch": "main"}
+	deliver(ts, neg, "pull_request", map[string]any{
+		"action": args[0], "number": n,
+		"pull_request": map[string]any{"number": n, "title": "Change the greeting", "user": map[string]any{"login": "mona"},
+			"state": "open", "merged": args[0] == "closed",
+			"head": map[string]any{"ref": args[3], "sha": args[2], "repo": repo},
+			"base": map[string]any{"ref": "main", "sha": "0000000000000000000000000000000000000000", "repo": repo}},
+		"repository": repo,
+	})
+}
+
+// deliver posts a webhook delivery of event with payload to $HOOK_URL, signed with $SECRET, and
+// writes the agent's status code and answer to stdout.
+func deliver(ts *testscript.TestScript, neg bool, event string, payload map[string]any) {
+	body, err := json.Marshal(payload)
+	ts.Check(err)
 	req, err := http.NewRequest("POST", ts.Getenv("HOOK_URL"), bytes.NewReader(body))
 	ts.Check(err)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", time.Now().UnixNano()))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", github.Sign([]byte(ts.Getenv("SECRET")), body))
 	resp, err := http.DefaultClient.Do(req)
 	ts.Check(err)
 	defer resp.Body.Close()
@@ -143,7 +165,7 @@ func push(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	fmt.Fprintf(ts.Stdout(), "%d %s", resp.StatusCode, answer)
 	if failed := resp.StatusCode != http.StatusOK; failed != neg {
-		ts.Fatalf("push answered %d", resp.StatusCode)
+		ts.Fatalf("%s answered %d", event, resp.StatusCode)
 	}
 }
 

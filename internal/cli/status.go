@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -10,31 +11,43 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 )
 
-func newStatusCommand(a *app) *cobra.Command {
-	var asJSON bool
+// statusOptions are the inputs of `miaobu status`.
+type statusOptions struct {
+	IO     *ioStreams
+	Client func() (*client, error)
+	JSON   bool
+}
+
+// newCmdStatus builds `miaobu status`; a test's runF runs instead of statusRun.
+func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) *cobra.Command {
+	runF = runOr(runF, statusRun)
+	opts := &statusOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the agent's health, queue and each project's live deployment",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st api.Status
-			if err := a.call(cmd.Context(), "GET", api.PathStatus, nil, &st); err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(a.out, st)
-			}
-			cleanStrings(&st)
-			return printStatus(a, st)
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runF(cmd.Context(), opts) },
 	}
-	jsonFlag(cmd, &asJSON)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
+// statusRun shows the agent's status.
+func statusRun(ctx context.Context, opts *statusOptions) error {
+	var st api.Status
+	if err := call(ctx, opts.Client, "GET", api.PathStatus, nil, &st); err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, st)
+	}
+	cleanStrings(&st)
+	return printStatus(opts.IO, st)
+}
+
 // printStatus shows the status screen: a summary box, then one line per project.
-func printStatus(a *app, st api.Status) error {
-	t := a.term
+func printStatus(ios *ioStreams, st api.Status) error {
+	t := ios.Term
 	queue := fmt.Sprintf("%d queued, %d building", st.Queue.Queued, st.Queue.Running)
 	if st.Queue.Concurrency == 0 {
 		queue += " " + t.yellow("(building paused: build.concurrency is 0)")
@@ -59,13 +72,13 @@ func printStatus(a *app, st api.Status) error {
 			}
 			lines += fmt.Sprintf("%s %s", t.faint(fmt.Sprintf("%-11s", p[0]+":")), p[1])
 		}
-		fmt.Fprintln(a.out, box.Render(lines))
-	} else if err := t.fields(a.out, summary); err != nil {
+		fmt.Fprintln(ios.Out, box.Render(lines))
+	} else if err := t.fields(ios.Out, summary); err != nil {
 		return err
 	}
-	fmt.Fprintln(a.out)
+	fmt.Fprintln(ios.Out)
 	if len(st.Projects) == 0 {
-		fmt.Fprintln(a.out, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
+		fmt.Fprintln(ios.Out, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
 		return nil
 	}
 	rows := make([][]string, 0, len(st.Projects))
@@ -78,26 +91,26 @@ func printStatus(a *app, st api.Status) error {
 			last = fmt.Sprintf("#%d %s %s", p.Last.ID, t.status(p.Last.Status), ago(p.Last.CreatedAt))
 		}
 		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Slug, t.webhookBadge(p.WebhookConfigured), live, last,
-			formatSize(p.CacheBytes), p.SiteURL})
+			strconv.Itoa(p.Previews), formatSize(p.CacheBytes), p.SiteURL})
 	}
-	if err := t.table(a.out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "CACHE", "URL"}, rows); err != nil {
+	if err := t.table(ios.Out, []string{"ID", "PROJECT", "WEBHOOK", "LIVE", "LAST", "PREVIEWS", "CACHE", "URL"}, rows); err != nil {
 		return err
 	}
 	for _, p := range st.Projects {
 		if len(p.WebhookEventsMissing) > 0 {
-			fmt.Fprintln(a.errOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
+			fmt.Fprintln(ios.ErrOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
 		}
 	}
-	return printCertificates(a, st.Certificates)
+	return printCertificates(ios, st.Certificates)
 }
 
 // printCertificates shows the certificates of the agent's own HTTPS, if it has any: each name, when
 // its certificate expires and the error of its last failed attempt.
-func printCertificates(a *app, certs []api.Certificate) error {
+func printCertificates(ios *ioStreams, certs []api.Certificate) error {
 	if len(certs) == 0 {
 		return nil
 	}
-	t := a.term
+	t := ios.Term
 	rows := make([][]string, 0, len(certs))
 	for _, c := range certs {
 		expires, lastError := "-", "-"
@@ -109,6 +122,6 @@ func printCertificates(a *app, certs []api.Certificate) error {
 		}
 		rows = append(rows, []string{c.Name, expires, lastError})
 	}
-	fmt.Fprintln(a.out)
-	return t.table(a.out, []string{"CERTIFICATE", "EXPIRES", "LAST ERROR"}, rows)
+	fmt.Fprintln(ios.Out)
+	return t.table(ios.Out, []string{"CERTIFICATE", "EXPIRES", "LAST ERROR"}, rows)
 }

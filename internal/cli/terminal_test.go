@@ -4,12 +4,10 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,33 +16,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// serveAgent runs an agent with its build workers on a loopback port until the test ends and points
-// the CLI at it.
-func serveAgent(t *testing.T) {
-	t.Helper()
-	a, _ := newAgent(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	// Registered after newAgent's: the agent stops before its store closes.
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	t.Setenv("MIAOBU_AGENT_URL", "http://"+ln.Addr().String())
-}
+	"github.com/miaobu/miaobu/internal/agent/agenttest"
+)
 
 // runOnTerminal runs the CLI with stdout on a pseudo-terminal and returns its exit status and what
 // the terminal received.
-func runOnTerminal(t *testing.T, args ...string) (int, string) {
+func runOnTerminal(t *testing.T, newF func(stdout, stderr io.Writer) *factory, args ...string) (int, string) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -71,7 +49,7 @@ func runOnTerminal(t *testing.T, args ...string) (int, string) {
 		}
 		received <- out.String()
 	}()
-	code := Run(args, tty, io.Discard)
+	code := execute(t.Context(), newF(tty, io.Discard), args)
 	tty.Close()
 	return code, strings.ReplaceAll(<-received, "\r\n", "\n")
 }
@@ -81,7 +59,8 @@ func runOnTerminal(t *testing.T, args ...string) (int, string) {
 func TestOutsideTextCannotDriveTheTerminal(t *testing.T) {
 	cliEnv(t)
 	t.Setenv("TERM", "xterm-256color")
-	serveAgent(t)
+	cli := startAgentCLI(t, nil, agenttest.Options{})
+	run := cli.run
 	const message = "Fix \x1b[31mred\x1b[0m header\x1b]0;pwned\x07\n\nBody \x1b[2J\u202eline"
 	repo := t.TempDir()
 	if err := os.WriteFile(filepath.Join(repo, "index.html"), []byte("<h1>hi</h1>"), 0o644); err != nil {
@@ -138,26 +117,55 @@ func TestOutsideTextCannotDriveTheTerminal(t *testing.T) {
 
 	// On a terminal, the build log keeps its colours but nothing else; tables keep none of the
 	// commit's.
-	code, out = runOnTerminal(t, "deployment", "logs", "1")
+	code, out = runOnTerminal(t, cli.factory, "deployment", "logs", "1")
 	if code != 0 || !strings.Contains(out, "Commit: Fix \x1b[31mred\x1b[0m header") || strings.Contains(out, "\x1b]") ||
 		strings.Contains(out, "pwned") || strings.Contains(out, "\x1b[1A") {
 		t.Errorf("logs on a terminal: %d %q", code, out)
 	}
 	for _, args := range [][]string{{"deployment", "list"}, {"status"}} {
-		code, out = runOnTerminal(t, args...)
+		code, out = runOnTerminal(t, cli.factory, args...)
 		if code != 0 || !strings.Contains(out, shown) || strings.Contains(out, "\x1b]") || strings.Contains(out, "pwned") {
 			t.Errorf("%v on a terminal: %d %q", args, code, out)
 		}
 	}
 	t.Setenv("NO_COLOR", "1")
-	if code, out = runOnTerminal(t, "deployment", "logs", "1"); code != 0 || strings.Contains(out, "\x1b") {
+	if code, out = runOnTerminal(t, cli.factory, "deployment", "logs", "1"); code != 0 || strings.Contains(out, "\x1b") {
 		t.Errorf("logs on a terminal with NO_COLOR: %d %q", code, out)
 	}
 }
 
 func TestBackupRefusesToWriteToATerminal(t *testing.T) {
 	cliEnv(t)
-	if code, out := runOnTerminal(t, "backup", "-"); code != 2 || out != "" {
+	if code, out := runOnTerminal(t, newFactory, "backup", "-"); code != 2 || out != "" {
 		t.Fatalf("backup - on a terminal: %d %q", code, out)
+	}
+}
+
+// TestBuildCannotUnmaskTheTokenWithControls runs a build without a sandbox that prints the admin
+// token cut in two by a carriage return, a colour reset, a backspace and a title set, which the CLI
+// removes: neither the log nor `deploy --wait` may then show the token whole.
+func TestBuildCannotUnmaskTheTokenWithControls(t *testing.T) {
+	cfg := agenttest.Config(t)
+	cfg.Build.Sandbox = "none"
+	run, dataDir := startAgentCLI(t, cfg, agenttest.Options{}).run, cfg.DataDir
+	repo := gitRepo(t, "main")
+	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := fmt.Sprintf(`t=$(cat %s); h=$(printf %%s "$t" | cut -c1-20); r=$(printf %%s "$t" | cut -c21-); `+
+		`printf 'cr %%s\r%%s\nsgr %%s\033[0m%%s\nbs %%s\b%%s\nosc %%s\033]0;x\007%%s\n' "$h" "$r" "$h" "$r" "$h" "$r" "$h" "$r"; mkdir -p dist; echo x > dist/index.html`,
+		filepath.Join(dataDir, "admin-token"))
+	if code, _, errOut := run("project", "add", "site", "--repo-url", repo, "--build-command", build, "--output-dir", "dist"); code != 0 {
+		t.Fatalf("project add: %d %s", code, errOut)
+	}
+	code, _, waited := run("deploy", "site", "--wait")
+	_, logs, _ := run("deployment", "logs", "1")
+	secret := strings.TrimSpace(string(token))
+	if code != 0 || !strings.Contains(logs, "osc ********") {
+		t.Fatalf("deploy: %d %s\nlogs: %s", code, waited, logs)
+	}
+	if strings.Contains(waited, secret) || strings.Contains(logs, secret) {
+		t.Errorf("the admin token is shown:\n%s\n%s", waited, logs)
 	}
 }

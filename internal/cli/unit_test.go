@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestSystemdUnitListensOnLoopbackBehindTheProxy(t *testing.T) {
 	t.Setenv("MIAOBU_LISTEN", "")
 	t.Setenv("MIAOBU_CONFIG", "")
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	cmd := newAgentCommand(&app{})
+	cmd := newCmdAgent(newFactory(io.Discard, io.Discard), nil)
 	if err := cmd.ParseFlags(args[2:]); err != nil {
 		t.Fatalf("the unit's agent flags: %v", err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 
@@ -21,9 +22,8 @@ type buildInfo struct {
 	Date    string `json:"date"`
 }
 
-// versionString is the version, commit and build date as one line.
-func versionString() string {
-	b := currentBuild()
+// String is the version, commit and build date as one line.
+func (b buildInfo) String() string {
 	return fmt.Sprintf("%s (commit %s, built %s)", b.Version, orDash(b.Commit), orDash(b.Date))
 }
 
@@ -52,20 +52,32 @@ func currentBuild() buildInfo {
 	return buildInfo{Version: v, Commit: c, Date: d}
 }
 
-func newVersionCommand(a *app) *cobra.Command {
-	var asJSON bool
+// versionOptions are the inputs of `miaobu version`.
+type versionOptions struct {
+	IO    *ioStreams
+	Build buildInfo
+	JSON  bool
+}
+
+// newCmdVersion builds `miaobu version`; a test's runF runs instead of versionRun.
+func newCmdVersion(f *factory, runF func(context.Context, *versionOptions) error) *cobra.Command {
+	runF = runOr(runF, versionRun)
+	opts := &versionOptions{IO: f.IO, Build: f.Build}
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Show miaobu's version",
 		Args:  exactArgs(0),
-		RunE: func(*cobra.Command, []string) error {
-			if asJSON {
-				return printJSON(a.out, currentBuild())
-			}
-			_, err := fmt.Fprintln(a.out, "miaobu "+versionString())
-			return err
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runF(cmd.Context(), opts) },
 	}
-	jsonFlag(cmd, &asJSON)
+	jsonFlag(cmd, &opts.JSON)
 	return cmd
+}
+
+// versionRun shows the version.
+func versionRun(_ context.Context, opts *versionOptions) error {
+	if opts.JSON {
+		return printJSON(opts.IO.Out, opts.Build)
+	}
+	_, err := fmt.Fprintln(opts.IO.Out, "miaobu "+opts.Build.String())
+	return err
 }

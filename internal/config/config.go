@@ -133,8 +133,12 @@ type Build struct {
 
 // Retention says how much history is kept.
 type Retention struct {
-	// Deployments is how many successful deployments are kept per project.
+	// Deployments is how many successful deployments are kept per project, for production and for
+	// each preview apart.
 	Deployments int `mapstructure:"deployments"`
+	// Previews is how long the files of a closed pull request's or deleted branch's preview are
+	// kept after it was taken down.
+	Previews time.Duration `mapstructure:"previews"`
 	// CacheBytes bounds each project's build cache: past it, after a successful deployment, the
 	// package managers' stores go first, then the framework caches, then the rest; 0 sets no bound.
 	CacheBytes int64 `mapstructure:"cache_bytes"`
@@ -216,6 +220,7 @@ var envNames = map[string][]string{
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
 	"build.sandbox":         {"MIAOBU_BUILD_SANDBOX"},
 	"retention.deployments": {"MIAOBU_RETENTION_DEPLOYMENTS"},
+	"retention.previews":    {"MIAOBU_RETENTION_PREVIEWS"},
 	"retention.cache_bytes": {"MIAOBU_RETENTION_CACHE_BYTES"},
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
@@ -262,6 +267,23 @@ var flagNames = map[string]string{
 // flags may be nil; the config file comes from --config, then MIAOBU_CONFIG, then the XDG default,
 // and a missing file is fine (`miaobu login` creates it).
 func Load(flags *pflag.FlagSet) (*Config, error) {
+	return load(flags, true)
+}
+
+// Defaults returns the configuration that Load gives when no flag, environment variable or config
+// file sets anything, on dataDir: every key at its default, for code that must not depend on the
+// process's environment, such as tests that run agents side by side.
+func Defaults(dataDir string) (*Config, error) {
+	cfg, err := load(nil, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = dataDir
+	return cfg, nil
+}
+
+// load is Load; without outside, it reads neither flags, the environment nor a config file.
+func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v := viper.New()
 	home, _ := os.UserHomeDir()
 	v.SetDefault("data_dir", xdgDir("XDG_DATA_HOME", filepath.Join(home, ".local", "share")))
@@ -278,6 +300,7 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("build.timeout", 15*time.Minute)
 	v.SetDefault("build.sandbox", "auto")
 	v.SetDefault("retention.deployments", 10)
+	v.SetDefault("retention.previews", 168*time.Hour)
 	v.SetDefault("retention.cache_bytes", 2<<30)
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
@@ -309,16 +332,43 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetDefault("smtp.from", "")
 	v.SetDefault("notifications.allow_private_networks", false)
 
+	var file string
+	if outside {
+		var err error
+		if file, err = readOutside(v, flags, home); err != nil {
+			return nil, err
+		}
+	}
+
+	cfg := &Config{}
+	if err := v.Unmarshal(cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.File = file
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Listen
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.AgentURL == "" {
+		cfg.AgentURL = "http://" + dialable(cfg.Listen)
+	}
+	cfg.AgentURL = strings.TrimRight(cfg.AgentURL, "/")
+	return cfg, cfg.validate()
+}
+
+// readOutside binds v to the environment and to flags, reads the config file into it and returns the
+// file's path.
+func readOutside(v *viper.Viper, flags *pflag.FlagSet, home string) (string, error) {
 	for key, names := range envNames {
 		if err := v.BindEnv(append([]string{key}, names...)...); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	if flags != nil {
 		for key, name := range flagNames {
 			if f := flags.Lookup(name); f != nil {
 				if err := v.BindPFlag(key, f); err != nil {
-					return nil, err
+					return "", err
 				}
 			}
 		}
@@ -337,24 +387,10 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("reading config file %s: %w", file, err)
+			return "", fmt.Errorf("reading config file %s: %w", file, err)
 		}
 	}
-
-	cfg := &Config{}
-	if err := v.Unmarshal(cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	cfg.File = file
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + cfg.Listen
-	}
-	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	if cfg.AgentURL == "" {
-		cfg.AgentURL = "http://" + dialable(cfg.Listen)
-	}
-	cfg.AgentURL = strings.TrimRight(cfg.AgentURL, "/")
-	return cfg, cfg.validate()
+	return file, nil
 }
 
 // xdgDir returns $env/miaobu when env is set, else fallback/miaobu.
@@ -402,6 +438,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
+	}
+	if c.Retention.Previews < 0 {
+		return fmt.Errorf("retention.previews must be a duration such as 168h, not %s", c.Retention.Previews)
 	}
 	if c.Retention.CacheBytes < 0 {
 		return fmt.Errorf("retention.cache_bytes must be 0 (no bound) or more, not %d", c.Retention.CacheBytes)

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("addresses %q %q %q", cfg.Listen, cfg.PublicURL, cfg.AgentURL)
 	}
 	if cfg.Build.Concurrency != 2 || cfg.Build.Timeout != 15*time.Minute || cfg.Build.Sandbox != "auto" ||
-		cfg.Retention.Deployments != 10 || cfg.Retention.CacheBytes != 2<<30 || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
+		cfg.Retention.Deployments != 10 || cfg.Retention.CacheBytes != 2<<30 || cfg.Retention.Previews != 168*time.Hour || cfg.ShutdownTimeout != 10*time.Second || cfg.Target != "local" ||
 		cfg.OSS.Prefix != "projects/{slug}/" || cfg.OSS.Concurrency != 16 || cfg.OSS.MaxDelete != 1000 ||
 		cfg.CDN.Provider != "none" || cfg.CDN.MaxURLs != 500 || cfg.Sites.Domain != "localhost" ||
 		cfg.GitHub.APIURL != "https://api.github.com/" || strings.Join(cfg.TrustedProxies, ",") != "127.0.0.0/8,::1/128" ||
@@ -55,6 +56,35 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.DataDir != "/xdg/data/miaobu" || cfg.File != "/xdg/config/miaobu/config.yaml" {
 		t.Errorf("XDG paths %q %q", cfg.DataDir, cfg.File)
+	}
+}
+
+// TestDefaultsFunctionIgnoresTheOutside checks that Defaults is what Load gives with nothing set,
+// even where the environment and a config file set every kind of key.
+func TestDefaultsFunctionIgnoresTheOutside(t *testing.T) {
+	isolate(t)
+	loaded, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte("target: oss\nsites:\n  domain: sites.example.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIAOBU_CONFIG", file)
+	t.Setenv("MIAOBU_LISTEN", "0.0.0.0:9000")
+	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "7")
+	t.Setenv("GITHUB_TOKEN", "ghp_from_the_environment")
+	cfg, err := Defaults("/srv/miaobu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/srv/miaobu" || cfg.File != "" {
+		t.Errorf("data dir %q, file %q", cfg.DataDir, cfg.File)
+	}
+	cfg.DataDir, cfg.File = loaded.DataDir, loaded.File
+	if !reflect.DeepEqual(cfg, loaded) {
+		t.Errorf("Defaults %+v\nLoad with nothing set %+v", cfg, loaded)
 	}
 }
 
@@ -81,13 +111,14 @@ func TestPrecedence(t *testing.T) {
 	t.Setenv("MIAOBU_BUILD_CONCURRENCY", "0")
 	t.Setenv("MIAOBU_RETENTION_CACHE_BYTES", "0")
 	t.Setenv("MIAOBU_CORS_ALLOWED_ORIGINS", "https://b.example.com,https://c.example.com")
+	t.Setenv("MIAOBU_RETENTION_PREVIEWS", "36h")
 	t.Setenv("MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES", "2097152")
 	cfg, err = Load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:7100" || cfg.PublicURL != "https://backend.example.com" || cfg.GitHub.Token != "from-gh" || cfg.Webhook.MaxInflightBytes != 2<<20 ||
-		cfg.Build.Concurrency != 0 || cfg.Retention.CacheBytes != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
+		cfg.Retention.Previews != 36*time.Hour || cfg.Build.Concurrency != 0 || cfg.Retention.CacheBytes != 0 || strings.Join(cfg.CORS.AllowedOrigins, " ") != "https://b.example.com https://c.example.com" {
 		t.Fatalf("environment values %+v", cfg)
 	}
 	t.Setenv("MIAOBU_PUBLIC_URL", "https://miaobu.example.com")
@@ -144,6 +175,7 @@ func TestInvalidValues(t *testing.T) {
 		"MIAOBU_LISTEN":                     "8000",
 		"MIAOBU_PUBLIC_URL":                 "ftp://x",
 		"MIAOBU_WEBHOOK_MAX_INFLIGHT_BYTES": "64",
+		"MIAOBU_RETENTION_PREVIEWS":         "-1h",
 	} {
 		isolate(t)
 		t.Setenv(env, value)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Outcome names what became of a webhook delivery, in the agent's metrics and log.
@@ -29,12 +31,13 @@ const (
 	OutcomeStale          Outcome = "stale"
 	OutcomeSkipped        Outcome = "skipped"
 	OutcomeSuccess        Outcome = "success"
+	OutcomeRemoved        Outcome = "removed"
 )
 
 // Outcomes lists every Outcome, for the metrics to export each from the start.
 var Outcomes = []Outcome{OutcomeNotFound, OutcomeTooLarge, OutcomeUnreadable, OutcomeTimeout, OutcomeNotConfigured,
 	OutcomeBadSignature, OutcomeInvalidPayload, OutcomeBusy, OutcomeUnavailable, OutcomePing, OutcomeIgnored,
-	OutcomeStale, OutcomeSkipped, OutcomeSuccess}
+	OutcomeStale, OutcomeSkipped, OutcomeSuccess, OutcomeRemoved}
 
 // Delivery is one webhook request addressed to a project, its body read.
 type Delivery struct {
@@ -47,12 +50,14 @@ type Delivery struct {
 	Body                   []byte
 }
 
-// Verified is a delivery whose signature checked out, its push or deployment parsed: recording it
-// needs no body.
+// Verified is a delivery whose signature checked out, its push, pull request or deployment parsed:
+// recording it needs no body.
 type Verified struct {
 	GUID, Event, RemoteAddr string
 	// Push is the payload of a push event, nil for another event.
 	Push *github.Push
+	// PullRequest is the payload of a pull_request event, nil for another event.
+	PullRequest *github.PullRequest
 	// Deployment is the payload of a deployment event, nil for another event.
 	Deployment *github.DeploymentEvent
 }
@@ -71,6 +76,9 @@ type Receipt struct {
 	// CommitSHA is the pushed commit, once the push is valid; CommitMessage and Branch are set with
 	// it for a success.
 	CommitSHA, CommitMessage, Branch string
+	// Reason says, for the log, why the delivery was ignored or skipped, or why it builds although
+	// the project watches paths.
+	Reason string
 }
 
 // refused is the Receipt and error of a delivery to p refused with outcome.
@@ -116,6 +124,8 @@ func (s *Service) Verify(p *store.Project, d Delivery) (Verified, Receipt, error
 		v.Push, err = github.ParsePush(payload)
 	case "deployment":
 		v.Deployment, err = github.ParseDeployment(payload)
+	case "pull_request":
+		v.PullRequest, err = github.ParsePullRequest(payload)
 	}
 	if err != nil {
 		receipt, err := refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
@@ -133,51 +143,208 @@ func (s *Service) Receive(ctx context.Context, p *store.Project, v Verified) (Re
 		return s.record(ctx, p, v, store.OutcomePing, Receipt{Outcome: OutcomePing, Status: "ok", Message: "Webhook received and verified"})
 	case "push":
 		return s.receivePush(ctx, p, v)
+	case "pull_request":
+		return s.receivePullRequest(ctx, p, v)
 	case "deployment":
 		return s.receiveDeployment(ctx, p, v)
 	}
 	return s.ignore(ctx, p, v, fmt.Sprintf("Event type '%s' is not handled", v.Event))
 }
 
-// receivePush records a verified push: a branch other than the production one is ignored, so is a
-// replayed old delivery, and the pushed commit is deployed unless a deployment of it is queued,
-// running or live.
+// receivePush records a verified push by the rows of contract sections 5 and 7: a branch that
+// deploys neither to production nor to a preview is ignored, the deletion of a preview branch takes
+// its preview down, a skip marker or a change outside the watched paths skips the push, so does a
+// replayed old delivery, and the pushed commit is deployed to the branch's alias unless a
+// deployment of it there is queued, running or live.
 func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
 	push := v.Push
 	branch, isBranch := push.Branch()
-	switch {
-	case !isBranch:
+	if !isBranch {
 		return s.ignore(ctx, p, v, fmt.Sprintf("Push to '%s' ignored (not a branch)", push.Ref))
+	}
+	alias, deploys := trigger.Environment(branch, p.DefaultBranch, p.PreviewBranches)
+	switch {
+	case push.IsDeletion() && alias != "":
+		return s.previewGone(ctx, p, v, alias, "branch deleted", fmt.Sprintf("Preview for branch '%s' removed", branch))
 	case push.IsDeletion():
 		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored", branch))
-	case branch != p.DefaultBranch:
+	case !deploys:
 		return s.ignore(ctx, p, v, fmt.Sprintf("Push to '%s' ignored (only '%s' triggers deployment)", branch, p.DefaultBranch))
 	}
 	sha, message, author := push.Commit()
 	if !github.ValidSHA(sha) {
 		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
 	}
+	if marker, found := trigger.SkipMarker(message); found {
+		return s.skip(ctx, p, v, sha, "commit message contains "+marker)
+	}
+	var why string
+	if len(p.WatchPaths) > 0 {
+		last, err := s.lastDeployedCommit(p, alias)
+		if err != nil {
+			return recordFailed(p, err)
+		}
+		decision := trigger.Watched(p.WatchPaths, trigger.Change{Before: push.Before, Forced: push.Forced,
+			Commits: push.Commits, Files: push.Files}, last)
+		if !decision.Build {
+			return s.skip(ctx, p, v, sha, decision.Reason)
+		}
+		why = decision.Reason
+	}
 	res, err := s.store.RecordPush(ctx, store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: sha,
-		CommitMessage: message, CommitAuthor: author, Branch: branch, Before: push.Before, RemoteAddr: v.RemoteAddr})
+		CommitMessage: message, CommitAuthor: author, Branch: branch, Before: push.Before, RemoteAddr: v.RemoteAddr, Alias: alias})
 	switch {
 	case err != nil:
 		return recordFailed(p, err)
 	case res.Stale:
 		// A replayed old delivery (its signature stays valid forever) must not roll the site back.
-		return Receipt{Outcome: OutcomeStale, Status: "ignored", Message: fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch),
-			ProjectID: p.ID, CommitSHA: sha}, nil
+		message := fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)
+		return Receipt{Outcome: OutcomeStale, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: sha, Reason: message}, nil
 	case res.Duplicate:
 		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]),
-			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha}, nil
+			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, Reason: why}, nil
 	}
 	s.builds.Wake()
 	return Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", sha[:7]),
-		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: store.LimitCommitMessage(message), Branch: branch}, nil
+		ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, CommitMessage: store.LimitCommitMessage(message), Branch: branch,
+		Reason: why}, nil
+}
+
+// lastDeployedCommit is the commit live on a project's alias ("" for production), "" when none is.
+func (s *Service) lastDeployedCommit(p *store.Project, alias string) (string, error) {
+	live := p.ActiveDeploymentID
+	if alias != "" {
+		pv, err := s.store.Preview(p.ID, alias)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", nil
+		case err != nil:
+			return "", err
+		case pv.Removed():
+			return "", nil
+		}
+		live = pv.ActiveDeploymentID
+	}
+	if live == 0 {
+		return "", nil
+	}
+	d, err := s.store.Deployment(live)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return d.CommitSHA, nil
+}
+
+// receivePullRequest records a verified pull_request delivery by the rows of contract section 7:
+// closed takes the preview down; opened, reopened and synchronize deploy the head commit as the
+// preview pr-<n> unless previews are off, it is a fork's that waits for approval, or its message
+// has a skip marker; the label miaobu:preview approves a fork's head commit; the rest is ignored.
+func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
+	pr := v.PullRequest
+	alias := trigger.PullRequestAlias(pr.Number)
+	approval := false
+	switch pr.Action {
+	case "closed":
+		return s.previewGone(ctx, p, v, alias, "pull request closed", fmt.Sprintf("Preview for PR #%d removed", pr.Number))
+	case "opened", "reopened", "synchronize":
+	case "labeled":
+		if pr.Label != ApproveLabel {
+			return s.ignore(ctx, p, v, fmt.Sprintf("Label '%s' ignored (only '%s' approves a fork's preview)", pr.Label, ApproveLabel))
+		}
+		approval = true
+	default:
+		return s.ignore(ctx, p, v, fmt.Sprintf("Pull request action '%s' ignored", pr.Action))
+	}
+	if !p.PRPreviews {
+		return s.ignore(ctx, p, v, "Pull request previews are off for this project")
+	}
+	if !github.ValidSHA(pr.HeadSHA) {
+		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
+	}
+	fork := pr.IsFork()
+	switch {
+	case fork && p.ForkPreviews == trigger.ForkPreviewsOff:
+		return s.ignore(ctx, p, v, fmt.Sprintf("PR #%d is from a fork, and previews of forks are off for this project", pr.Number))
+	case approval && (!fork || p.ForkPreviews != trigger.ForkPreviewsApprove):
+		return s.ignore(ctx, p, v, fmt.Sprintf("Label '%s' ignored: PR #%d needs no approval", pr.Label, pr.Number))
+	}
+	message, author := s.headCommit(ctx, p, pr.HeadSHA)
+	if marker, found := trigger.SkipMarker(message); found && !approval {
+		return s.skip(ctx, p, v, pr.HeadSHA, "commit message contains "+marker)
+	}
+	hold := false
+	if fork && !approval && p.ForkPreviews == trigger.ForkPreviewsApprove {
+		pv, err := s.store.Preview(p.ID, alias)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return recordFailed(p, err)
+		}
+		hold = pv == nil || pv.ApprovedSHA != pr.HeadSHA
+	}
+	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
+		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, RemoteAddr: v.RemoteAddr,
+		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval}
+	res, err := s.store.RecordPush(ctx, push)
+	switch {
+	case err != nil:
+		return recordFailed(p, err)
+	case hold:
+		s.report(s.log.With("project", p.ID, "alias", alias), "a fork's pull request", s.reports.AwaitingApproval(p, pr.Number, alias, pr.HeadSHA))
+		message := fmt.Sprintf("PR #%d is from a fork: approve it with 'miaobu preview approve' or the %s label", pr.Number, ApproveLabel)
+		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: pr.HeadSHA, Reason: message}, nil
+	}
+	return s.previewReceipt(p, pr.Number, push, res), nil
+}
+
+// headCommitTimeout bounds asking GitHub for a pull request's head commit while GitHub waits for
+// the webhook's answer.
+const headCommitTimeout = 5 * time.Second
+
+// headCommit asks GitHub for the message and author of a pull request's head commit, which its
+// payload lacks; without an answer both are empty (the build then reads them from the clone), and
+// no skip marker can be found.
+func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) (message, author string) {
+	if p.Repo == "" || s.github == nil {
+		return "", ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, headCommitTimeout)
+	defer cancel()
+	owner, name := splitRepo(p.Repo)
+	c, err := s.github.CommitInfo(ctx, owner, name, sha)
+	if err != nil {
+		s.log.Warn("reading a pull request's head commit: its skip markers are not checked", "project", p.ID, "commit", sha[:7], "err", err)
+		return "", ""
+	}
+	return c.Message, c.Author
+}
+
+// previewGone takes the preview alias of p down for a delivery (a closed pull request, a deleted
+// branch) and answers with done; a delivery for an alias that has no preview is ignored.
+func (s *Service) previewGone(ctx context.Context, p *store.Project, v Verified, alias, reason, done string) (Receipt, error) {
+	if _, err := s.takeDown(p, alias, reason); errors.Is(err, store.ErrNotFound) {
+		return s.ignore(ctx, p, v, fmt.Sprintf("%s has no preview: nothing to remove", alias))
+	} else if err != nil {
+		return recordFailed(p, err)
+	}
+	return s.record(ctx, p, v, store.OutcomeRemoved, Receipt{Outcome: OutcomeRemoved, Status: "ok", Message: done, Reason: reason})
+}
+
+// skip records a delivery whose commit sha is not deployed for reason, answers why, and tells GitHub
+// so, so that a required check does not wait for it forever.
+func (s *Service) skip(ctx context.Context, p *store.Project, v Verified, sha, reason string) (Receipt, error) {
+	receipt, err := s.ignore(ctx, p, v, "Skipped: "+reason)
+	if err == nil {
+		receipt.CommitSHA = sha
+		s.report(s.log.With("project", p.ID, "commit", sha[:7]), "a skipped commit", s.reports.Skipped(p, sha, reason))
+	}
+	return receipt, err
 }
 
 // ignore durably records a delivery that is ignored and answers why.
 func (s *Service) ignore(ctx context.Context, p *store.Project, v Verified, message string) (Receipt, error) {
-	return s.record(ctx, p, v, store.OutcomeIgnored, Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message})
+	return s.record(ctx, p, v, store.OutcomeIgnored, Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, Reason: message})
 }
 
 // record durably records a delivery to p that creates no deployment, with the deployment of

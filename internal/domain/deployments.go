@@ -9,16 +9,27 @@ import (
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Deployments returns up to limit deployments, newest first, of the project ref names or, with ref
-// empty, of every project.
-func (s *Service) Deployments(ref string, limit int) ([]*store.Deployment, error) {
+// empty, of every project; of one environment (production or preview) and one alias when they
+// are not empty.
+func (s *Service) Deployments(ref string, limit int, environment, alias string) ([]*store.Deployment, error) {
+	if environment != "" && environment != store.EnvironmentProduction && environment != store.EnvironmentPreview {
+		return nil, Errorf(Invalid, "environment must be production or preview, not %q", environment)
+	}
 	projectID, err := s.projectFilter(ref)
 	if err != nil {
 		return nil, err
 	}
-	deployments, err := s.store.Deployments(projectID, limit)
+	var keep func(*store.Deployment) bool
+	if environment != "" || alias != "" {
+		keep = func(d *store.Deployment) bool {
+			return (environment == "" || d.Environment == environment) && (alias == "" || d.Alias == alias)
+		}
+	}
+	deployments, err := s.store.DeploymentsWhere(projectID, limit, keep)
 	return deployments, storeError(err, fmt.Sprintf("Project %s not found", ref))
 }
 
@@ -73,8 +84,9 @@ func byID[T any](ref, kind string, get func(id int64) (T, error)) (T, error) {
 }
 
 // Deploy queues a manual deployment of a commit of the project ref names, by default of the tip of
-// its production branch; it is always built, with no duplicate check, and with noCache from nothing:
-// the project's build cache is cleared first.
+// its production branch; it is always built, with no duplicate check, skip marker or watched path,
+// and with noCache from nothing: the project's build cache is cleared first. A commit of a preview
+// branch goes to that branch's preview.
 func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noCache bool) (*store.Deployment, *store.Project, error) {
 	p, err := s.Project(ref)
 	if err != nil {
@@ -89,7 +101,8 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noC
 	if sha != "" && !github.ValidSHA(sha) {
 		return nil, nil, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commitSHA)
 	}
-	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, NoCache: noCache}
+	alias, _ := trigger.Environment(branch, p.DefaultBranch, p.PreviewBranches)
+	d := &store.Deployment{ProjectID: p.ID, CommitSHA: sha, Branch: branch, Trigger: store.TriggerManual, NoCache: noCache, Alias: alias}
 	switch {
 	case sha == "" && p.Repo != "":
 		owner, name := splitRepo(p.Repo)
@@ -151,7 +164,18 @@ func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) 
 	if d.Status != store.StatusDeployed {
 		return nil, nil, Errorf(Conflict, "Deployment %d is %s: only successful deployments can go live", d.ID, d.Status)
 	}
-	if d.ID == p.ActiveDeploymentID {
+	live := p.ActiveDeploymentID
+	if d.Alias != "" {
+		pv, err := s.store.Preview(p.ID, d.Alias)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && pv.Removed()) {
+			return nil, nil, Errorf(Conflict, "Deployment %d belongs to the preview %s, which was removed", d.ID, d.Alias)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		live = pv.ActiveDeploymentID
+	}
+	if d.ID == live {
 		return nil, nil, Errorf(Conflict, "Deployment %d is already live", d.ID)
 	}
 	if err := s.goLive(ctx, p, d); err != nil {
@@ -161,19 +185,21 @@ func (s *Service) Rollback(ctx context.Context, ref string, deploymentID int64) 
 		return nil, nil, err
 	}
 	log := s.log.With("project", p.ID, "deployment", d.ID)
-	s.reportLiveAgain(log, p, d, 0)
+	if d.Alias == "" { // GitHub's production environment; a preview's rollback is miaobu's own
+		s.report(log, "a rollback", s.reports.LiveAgain(p, d, 0))
+	}
 	log.Info("rolled back")
 	return d, p, nil
 }
 
-// previousDeployment is the newest successful deployment of p older than its live one.
+// previousDeployment is the newest successful production deployment of p older than its live one.
 func (s *Service) previousDeployment(p *store.Project) (int64, error) {
 	history, err := s.store.Deployments(p.ID, 0)
 	if err != nil {
 		return 0, storeError(err, fmt.Sprintf("Project %s not found", p.Slug))
 	}
 	for _, d := range history {
-		if d.Status == store.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
+		if d.Alias == "" && d.Status == store.StatusDeployed && d.ID != p.ActiveDeploymentID && (p.ActiveDeploymentID == 0 || d.ID < p.ActiveDeploymentID) {
 			return d.ID, nil
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
@@ -35,6 +36,7 @@ type Store interface {
 
 	Deployment(id int64) (*store.Deployment, error)
 	Deployments(projectID int64, limit int) ([]*store.Deployment, error)
+	DeploymentsWhere(projectID int64, limit int, keep func(*store.Deployment) bool) ([]*store.Deployment, error)
 	CreateDeployment(d *store.Deployment) error
 	Cancel(id int64) (*store.Deployment, error)
 	UpdateRunning(id int64, change func(d *store.Deployment)) error
@@ -47,6 +49,12 @@ type Store interface {
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
 	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
+
+	Preview(projectID int64, alias string) (*store.Preview, error)
+	Previews(projectID int64) ([]*store.Preview, error)
+	ApprovePreview(p store.Push) (store.PushResult, error)
+	RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error)
+	PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, error)
 
 	EnqueueMessage(m outbox.Message) (int64, error)
 
@@ -68,6 +76,15 @@ type Reports interface {
 	LiveAgain(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
 	// Resume reports to GitHub again for a project whose reports GitHub refused.
 	Resume(projectID int64)
+	// Skipped returns the messages that report a push of p's commit sha skipped for reason.
+	Skipped(p *store.Project, sha, reason string) []outbox.Message
+	// Inactive returns the messages that report deployment d, the last of p's preview alias, no
+	// longer served.
+	Inactive(p *store.Project, d *store.Deployment, alias string) []outbox.Message
+	// AwaitingApproval and Removed return the messages that update pull request n's sticky comment:
+	// its fork's head commit sha waits for approval, or its preview alias was taken down.
+	AwaitingApproval(p *store.Project, n int, alias, sha string) []outbox.Message
+	Removed(p *store.Project, n int, alias, sha string) []outbox.Message
 }
 
 // Builds is the part of the build queue the domain drives: waking workers for a new deployment and

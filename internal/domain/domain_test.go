@@ -315,6 +315,11 @@ func TestDeleteProjectRemovesFiles(t *testing.T) {
 	f := newFixture(t, nil)
 	p := f.addProject(t, "blog")
 	site := f.svc.SiteDir(p.Slug, 1)
+	d, _, err := f.svc.Deploy(context.Background(), "blog", tipSHA, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deployment's build is running: it has the cache open.
 	cache, err := f.svc.caches.Open(p.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -325,8 +330,17 @@ func TestDeleteProjectRemovesFiles(t *testing.T) {
 	if _, err := f.svc.DeleteProject(context.Background(), "blog"); err != nil {
 		t.Fatal(err)
 	}
+	if !slices.Equal(f.queue.stopped, []int64{d.ID}) {
+		t.Errorf("stopped %v, want the project's build %d", f.queue.stopped, d.ID)
+	}
 	if _, err := os.Stat(filepath.Dir(site)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the project's sites are still there: %v", err)
+	}
+	if _, err := os.Stat(cache.Stores()); err != nil {
+		t.Errorf("the build cache went before the build using it ended: %v", err)
+	}
+	if err := cache.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Dir(cache.Stores())); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the project's build cache is still there: %v", err)
@@ -349,6 +363,9 @@ func TestClearCacheAndDeployWithoutIt(t *testing.T) {
 	if err != nil || cleared.ID != p.ID || freed == 0 {
 		t.Errorf("ClearCache = %v, %d, %v", cleared, freed, err)
 	}
+	if err := cache.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(cache.Stores()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cache is still there: %v", err)
 	}
@@ -361,5 +378,18 @@ func TestClearCacheAndDeployWithoutIt(t *testing.T) {
 	}
 	if stored, _ := f.store.Deployment(d.ID); !stored.NoCache {
 		t.Error("the deployment does not remember to start from nothing")
+	}
+}
+
+func TestBranchTipSaysWhatGitSaid(t *testing.T) {
+	for _, tc := range []struct{ name, url, want string }{
+		{"deleted", filepath.Join(t.TempDir(), "deleted"), "repository not found"},
+		{"unreachable", "http://127.0.0.1:1/site.git", "cannot reach the repository: "},
+	} {
+		_, err := branchTip(context.Background(), tc.url, "main")
+		var de *Error
+		if !errors.As(err, &de) || de.Kind != Upstream || !strings.Contains(de.Detail, "could not read branch main of "+tc.url+": "+tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }

@@ -86,6 +86,7 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Imported, err
 	}
 	p := &store.Project{Name: projectName, Slug: projectName, Repo: full, RepoURL: repo.CloneURL, Private: repo.Private,
 		DefaultBranch: branch, Target: s.cfg.Target}
+	defaultTriggers(p)
 	applySettings(req.Settings, p)
 	if !req.NoWebhook {
 		// Made before the project is stored, so it is kept even when creating the hook fails.

@@ -12,9 +12,10 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// Release publishes a built deployment to its project's target and records it deployed: live unless
-// a deployment created after it is live already, when it stays available at its preview URL. It
-// writes its progress to log and returns how long the target took, 0 when it did not publish.
+// Release publishes a built deployment to its target and records it deployed: live on its alias
+// (production, or a preview on the agent's own site server) unless a deployment of that alias
+// created after it is live already, when it stays available at its preview URL. It writes its
+// progress to log and returns how long the target took, 0 when it did not publish.
 func (s *Service) Release(ctx context.Context, p *store.Project, d *store.Deployment, framework string, spa bool, log io.Writer) (time.Duration, error) {
 	err := s.store.UpdateRunning(d.ID, func(d *store.Deployment) { d.Framework, d.SPA = framework, spa })
 	if err != nil {
@@ -28,17 +29,17 @@ func (s *Service) Release(ctx context.Context, p *store.Project, d *store.Deploy
 	}
 	var took time.Duration
 	if mayGoLive {
-		target, err := s.targets.For(p.Target)
+		target, err := s.targetOf(p, d)
 		if err != nil {
 			return 0, err
 		}
 		step := func(status store.Status) error { return s.store.SetStatus(d.ID, status) }
 		start := time.Now()
-		if err := target.Activate(ctx, s.release(p, d, log, step), ""); err != nil {
+		if err := target.Activate(ctx, s.release(p, d, log, step), d.Alias); err != nil {
 			return 0, err
 		}
 		took = time.Since(start)
-		logf(log, "==> Live at %s", s.LiveURL(p))
+		logf(log, "==> Live at %s", s.aliasURL(p, d))
 	} else {
 		logf(log, "A newer deployment is live already: this one stays available at its preview URL")
 	}
@@ -59,17 +60,26 @@ func (s *Service) Release(ctx context.Context, p *store.Project, d *store.Deploy
 func (s *Service) goLive(ctx context.Context, p *store.Project, d *store.Deployment) error {
 	unlock := s.lockPublishing(p.ID)
 	defer unlock()
-	target, err := s.targets.For(p.Target)
+	target, err := s.targetOf(p, d)
 	if err != nil {
 		return &Error{Kind: Conflict, Detail: "Rollback failed: " + err.Error()}
 	}
-	if err := target.Activate(ctx, s.release(p, d, io.Discard, func(store.Status) error { return nil }), ""); err != nil {
+	if err := target.Activate(ctx, s.release(p, d, io.Discard, func(store.Status) error { return nil }), d.Alias); err != nil {
 		if gone := (*publish.GoneError)(nil); errors.As(err, &gone) {
 			return &Error{Kind: Conflict, Detail: "Rollback failed: " + err.Error()}
 		}
 		return &Error{Kind: Upstream, Detail: "Rollback failed: " + err.Error(), Err: err}
 	}
 	return s.store.Rollback(p.ID, d.ID)
+}
+
+// targetOf is where deployment d of p goes live: the project's target for production, the agent's
+// own site server for a preview, whatever the project's target.
+func (s *Service) targetOf(p *store.Project, d *store.Deployment) (publish.Target, error) {
+	if d.Alias != "" {
+		return s.targets.For("local")
+	}
+	return s.targets.For(p.Target)
 }
 
 // release is the kept deployment d of p on its way to its target.

@@ -5,20 +5,24 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Settings are the optional build settings of a request: a nil field is left alone, and an empty
-// one returns the setting to detection (an empty target keeps the project's).
+// one returns the setting to detection (an empty target keeps the project's). Triggers are the
+// trigger rules of contract section 7, a nil one left alone (or its default for a new project).
 type Settings struct {
 	Target, Framework, BuildCommand, InstallCommand, OutputDirectory, RootDirectory *string
+	Triggers                                                                        api.TriggerSettings
 }
 
 // NewProject is a project from any git URL, its hook set up by hand (`miaobu project add`).
@@ -80,6 +84,7 @@ func (s *Service) CreateProject(ctx context.Context, req NewProject) (*store.Pro
 	}
 	p := &store.Project{Name: name, Slug: name, RepoURL: req.RepoURL, DefaultBranch: branch, Target: s.cfg.Target,
 		WebhookSecret: secret}
+	defaultTriggers(p)
 	applySettings(req.Settings, p)
 	if err := s.store.CreateProject(p); err != nil {
 		return nil, storeError(err, "")
@@ -125,6 +130,10 @@ func (s *Service) DeleteProject(ctx context.Context, ref string) (*store.Project
 	gone, err := s.store.DeleteProject(p.ID)
 	if err != nil {
 		return nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
+	}
+	// Its builds stop before its files go, rather than run on without them until build.timeout.
+	for _, d := range gone {
+		s.builds.Stop(d.ID)
 	}
 	s.removeProjectFiles(p, gone)
 	s.log.Info("project deleted", "project", p.ID, "slug", p.Slug, "deployments", len(gone))
@@ -175,7 +184,35 @@ func (s *Service) validateSettings(set Settings) error {
 			}
 		}
 	}
+	return validateTriggers(set.Triggers)
+}
+
+// validateTriggers checks the trigger rules that are set.
+func validateTriggers(t api.TriggerSettings) error {
+	for name, globs := range map[string]*[]string{"preview_branches": t.PreviewBranches, "watch_paths": t.WatchPaths} {
+		if globs != nil {
+			if err := trigger.Validate(*globs); err != nil {
+				return Errorf(Invalid, "%s: %v", name, err)
+			}
+		}
+	}
+	if t.ForkPreviews != nil {
+		if err := trigger.CheckForkPreviews(*t.ForkPreviews); err != nil {
+			return Errorf(Invalid, "fork_previews %v", err)
+		}
+	}
+	if t.Trigger != nil {
+		if err := trigger.CheckMode(*t.Trigger); err != nil {
+			return Errorf(Invalid, "trigger %v", err)
+		}
+	}
 	return nil
+}
+
+// defaultTriggers gives a new project the default trigger rules: pull request previews on, forks
+// after approval, new commits by webhook, no preview branches and every path watched.
+func defaultTriggers(p *store.Project) {
+	p.PRPreviews, p.ForkPreviews, p.TriggerMode = true, trigger.ForkPreviewsApprove, trigger.ModeWebhook
 }
 
 // applySettings copies the settings that are set onto p; an empty target keeps p's target.
@@ -194,6 +231,22 @@ func applySettings(set Settings, p *store.Project) {
 	}
 	if p.RootDirectory != "" {
 		p.RootDirectory = filepath.ToSlash(filepath.Clean(p.RootDirectory))
+	}
+	t := set.Triggers
+	if t.PreviewBranches != nil {
+		p.PreviewBranches = *t.PreviewBranches
+	}
+	if t.WatchPaths != nil {
+		p.WatchPaths = *t.WatchPaths
+	}
+	if t.PRPreviews != nil {
+		p.PRPreviews = *t.PRPreviews
+	}
+	if t.ForkPreviews != nil {
+		p.ForkPreviews = *t.ForkPreviews
+	}
+	if t.Trigger != nil {
+		p.TriggerMode = *t.Trigger
 	}
 }
 
@@ -259,13 +312,13 @@ func validateRepoURL(raw string) error {
 	return Errorf(Invalid, "%q is not a git URL (https://, ssh://, git@host:path, file:// or an absolute path)", raw)
 }
 
-// gitCommand runs git against a remote with no prompt for credentials, bounded by timeout.
+// gitCommand runs git against a remote with no prompt for credentials, bounded by timeout, through
+// the pipeline's git, which reaps it and explains its failures.
 func gitCommand(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
-	return cmd.Output()
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
+	return pipeline.Git(ctx, "", env, nil, args...)
 }
 
 // remoteHeadBranch asks the remote for the branch its HEAD points at, defaulting to main.
@@ -288,7 +341,7 @@ func remoteHeadBranch(ctx context.Context, repoURL string) string {
 func branchTip(ctx context.Context, repoURL, branch string) (string, error) {
 	out, err := gitCommand(ctx, 30*time.Second, "ls-remote", "--", repoURL, "refs/heads/"+branch)
 	if err != nil {
-		return "", &Error{Kind: Upstream, Detail: fmt.Sprintf("could not read branch %s of %s: git ls-remote failed (%v)", branch, repoURL, err), Err: err}
+		return "", &Error{Kind: Upstream, Detail: fmt.Sprintf("could not read branch %s of %s: %v", branch, repoURL, err), Err: err}
 	}
 	sha, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\t")
 	if !github.ValidSHA(sha) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -63,19 +64,18 @@ func (s *Service) liveAgain(ctx context.Context, p *store.Project, e *github.Dep
 		if live, err := s.store.Project(p.ID); err == nil {
 			p = live
 		}
-		s.reportLiveAgain(log, p, d, e.ID)
+		s.report(log, "a rollback", s.reports.LiveAgain(p, d, e.ID))
 		return d
 	}
 	return nil
 }
 
-// reportLiveAgain queues the report that an earlier deployment d of p is live again, to the GitHub
-// Deployment githubID that asked for it or, with 0, to d's own; a failure is logged, as nothing
-// about GitHub fails a deployment.
-func (s *Service) reportLiveAgain(log *slog.Logger, p *store.Project, d *store.Deployment, githubID int64) {
-	for _, m := range s.reports.LiveAgain(p, d, githubID) {
+// report queues messages to GitHub about what; a failure is logged, as nothing about GitHub fails
+// a deployment.
+func (s *Service) report(log *slog.Logger, what string, messages []outbox.Message) {
+	for _, m := range messages {
 		if _, err := s.store.EnqueueMessage(m); err != nil {
-			log.Warn("queueing the report of a rollback to GitHub", "deployment", d.ID, "err", err)
+			log.Warn("queueing the report to GitHub of "+what, "kind", m.Kind, "err", err)
 		}
 	}
 }

@@ -113,6 +113,32 @@ type Commit struct {
 	Author  string // the git author's name, else the GitHub login
 }
 
+// CommitInfo returns the commit sha of owner/repo with its message and author (GET
+// /repos/{o}/{r}/commits/{sha}); a pull request's payload carries neither.
+func (c *Client) CommitInfo(ctx context.Context, owner, repo, sha string) (Commit, error) {
+	if err := c.check(owner, repo); err != nil {
+		return Commit{}, err
+	}
+	if !ValidSHA(sha) {
+		return Commit{}, fmt.Errorf("%q is not a full commit SHA", sha)
+	}
+	rc, resp, err := c.gh.Repositories.GetCommit(ctx, owner, repo, sha, nil)
+	if err != nil {
+		return Commit{}, c.apiError(err, resp, fmt.Sprintf("commit %s not found in %s/%s, or the token cannot see the repository", sha[:7], owner, repo), "")
+	}
+	return commitOf(rc), nil
+}
+
+// commitOf is the commit of a repository commit, its author named by git or, failing that, by
+// their GitHub login.
+func commitOf(rc *gogithub.RepositoryCommit) Commit {
+	author := rc.GetCommit().GetAuthor().GetName()
+	if author == "" {
+		author = rc.GetAuthor().GetLogin()
+	}
+	return Commit{SHA: rc.GetSHA(), Message: rc.GetCommit().GetMessage(), Author: author}
+}
+
 // BranchTip returns the commit at the tip of branch in owner/repo.
 func (c *Client) BranchTip(ctx context.Context, owner, repo, branch string) (Commit, error) {
 	if err := c.check(owner, repo); err != nil {
@@ -136,9 +162,5 @@ func (c *Client) BranchTip(ctx context.Context, owner, repo, branch string) (Com
 		return Commit{}, &Error{Kind: ErrUnavailable, StatusCode: resp.StatusCode,
 			Message: fmt.Sprintf("GitHub answered no commit SHA for branch %s of %s/%s", branch, owner, repo)}
 	}
-	author := rc.GetCommit().GetAuthor().GetName()
-	if author == "" {
-		author = rc.GetAuthor().GetLogin()
-	}
-	return Commit{SHA: rc.GetSHA(), Message: rc.GetCommit().GetMessage(), Author: author}, nil
+	return commitOf(rc), nil
 }

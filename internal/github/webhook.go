@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fastjson"
@@ -122,14 +123,19 @@ func unescapeInPlace(s []byte) ([]byte, bool) {
 	return s[:n], true
 }
 
-// Push is the part of a push payload that a deployment needs.
+// Push is the part of a push payload that a deployment and the trigger rules need.
 type Push struct {
 	Ref string
 	// Before is the commit the ref pointed at before the push (all zeros for a new ref).
 	Before     string
 	After      string
 	Deleted    bool
+	Forced     bool
 	HeadCommit *HeadCommit
+	// Commits is the length of the payload's commits list, which GitHub cuts at 2048.
+	Commits int
+	// Files is the union of the commits' added, modified and removed paths, sorted.
+	Files []string
 }
 
 // HeadCommit is the pushed commit of a push payload.
@@ -137,73 +143,147 @@ type HeadCommit struct {
 	ID, Message, AuthorName string
 }
 
-// ErrInvalidPayload is returned for a body that is not a push payload.
-var ErrInvalidPayload = errors.New("invalid push payload")
+// ErrInvalidPayload is returned for a body that is not a payload of its event.
+var ErrInvalidPayload = errors.New("invalid webhook payload")
 
-// pushParsers are reused across deliveries: a push payload is validated and indexed without
-// allocating, several times faster than decoding it with encoding/json, which matters on the
-// webhook's hot path. The parser alone lets control characters through inside strings, so the
-// payload is validated strictly first.
-var pushParsers fastjson.ParserPool
+// parsers are reused across deliveries: a payload is validated and indexed without allocating,
+// several times faster than decoding it with encoding/json, which matters on the webhook's hot
+// path. The parser alone lets control characters through inside strings, so the payload is
+// validated strictly first.
+var parsers fastjson.ParserPool
 
-// ParsePush validates a push payload as JSON and extracts the fields a deployment needs; a
-// missing or empty ref, or a field of the wrong type, makes it invalid.
-func ParsePush(payload []byte) (*Push, error) {
+// parseObject validates payload strictly and calls read with its top-level object, from a pooled
+// parser that must not be used after read returns.
+func parseObject(payload []byte, read func(v *fastjson.Value) error) error {
 	if fastjson.ValidateBytes(payload) != nil {
-		return nil, ErrInvalidPayload
+		return ErrInvalidPayload
 	}
-	parser := pushParsers.Get()
-	defer pushParsers.Put(parser)
+	parser := parsers.Get()
+	defer parsers.Put(parser)
 	v, err := parser.ParseBytes(payload)
 	if err != nil || v.Type() != fastjson.TypeObject {
-		return nil, ErrInvalidPayload
+		return ErrInvalidPayload
 	}
+	return read(v)
+}
+
+// ParsePush validates a push payload as JSON and extracts the fields a deployment and the trigger
+// rules need; a missing or empty ref, or a field of the wrong type, makes it invalid.
+func ParsePush(payload []byte) (*Push, error) {
 	var p Push
-	ok := true
-	p.Ref, ok = stringField(v, ok, "ref")
-	p.Before, ok = stringField(v, ok, "before")
-	p.After, ok = stringField(v, ok, "after")
-	switch deleted := v.Get("deleted"); {
-	case deleted == nil || deleted.Type() == fastjson.TypeNull:
-	case deleted.Type() == fastjson.TypeTrue:
-		p.Deleted = true
-	case deleted.Type() != fastjson.TypeFalse:
-		ok = false
-	}
-	switch head := v.Get("head_commit"); {
-	case head == nil || head.Type() == fastjson.TypeNull:
-	case head.Type() == fastjson.TypeObject:
-		p.HeadCommit = &HeadCommit{}
-		p.HeadCommit.ID, ok = stringField(head, ok, "id")
-		p.HeadCommit.Message, ok = stringField(head, ok, "message")
-		if author := head.Get("author"); author != nil && author.Type() != fastjson.TypeNull {
-			if author.Type() != fastjson.TypeObject {
-				ok = false
-			}
-			p.HeadCommit.AuthorName, ok = stringField(author, ok, "name")
-		}
-	default:
-		ok = false
-	}
-	if !ok || p.Ref == "" {
-		return nil, ErrInvalidPayload
+	if err := parseObject(payload, func(v *fastjson.Value) error { return p.read(v) }); err != nil {
+		return nil, err
 	}
 	return &p, nil
 }
 
+// read fills p from a push payload's top-level object.
+func (p *Push) read(v *fastjson.Value) error {
+	ok := true
+	p.Ref, ok = stringField(v, ok, "ref")
+	p.Before, ok = stringField(v, ok, "before")
+	p.After, ok = stringField(v, ok, "after")
+	p.Deleted, ok = boolField(v, ok, "deleted")
+	p.Forced, ok = boolField(v, ok, "forced")
+	head, ok := objectField(v, ok, "head_commit", false)
+	if head != nil {
+		p.HeadCommit = &HeadCommit{}
+		p.HeadCommit.ID, ok = stringField(head, ok, "id")
+		p.HeadCommit.Message, ok = stringField(head, ok, "message")
+		var author *fastjson.Value
+		author, ok = objectField(head, ok, "author", false)
+		p.HeadCommit.AuthorName, ok = stringField(author, ok, "name")
+	}
+	p.Commits, p.Files, ok = changedFiles(v, ok)
+	if !ok || p.Ref == "" {
+		return ErrInvalidPayload
+	}
+	return nil
+}
+
+// changedFiles returns the length of a push payload's commits list and the union of their added,
+// modified and removed paths, sorted, and whether all is still well.
+func changedFiles(v *fastjson.Value, ok bool) (int, []string, bool) {
+	list := v.Get("commits")
+	if list == nil || list.Type() == fastjson.TypeNull {
+		return 0, nil, ok
+	}
+	commits, err := list.Array()
+	if err != nil {
+		return 0, nil, false
+	}
+	var files []string
+	for _, commit := range commits {
+		if commit.Type() != fastjson.TypeObject {
+			return 0, nil, false
+		}
+		for _, key := range [...]string{"added", "modified", "removed"} {
+			paths := commit.Get(key)
+			if paths == nil || paths.Type() == fastjson.TypeNull {
+				continue
+			}
+			items, err := paths.Array()
+			if err != nil {
+				return 0, nil, false
+			}
+			for _, item := range items {
+				file, isString := text(item)
+				if !isString {
+					return 0, nil, false
+				}
+				files = append(files, file)
+			}
+		}
+	}
+	slices.Sort(files)
+	return len(commits), slices.Compact(files), ok
+}
+
 // stringField returns the string at key of object v (empty when absent or null) and whether all is
-// still well: ok turns false when the field has another type. Invalid UTF-8 is replaced, as
-// encoding/json does, so what reaches the store and logs is valid text.
+// still well: ok turns false when the field has another type.
 func stringField(v *fastjson.Value, ok bool, key string) (string, bool) {
 	field := v.Get(key)
 	if field == nil || field.Type() == fastjson.TypeNull {
 		return "", ok
 	}
-	b, err := field.StringBytes()
+	s, isString := text(field)
+	return s, ok && isString
+}
+
+// text returns the text of a JSON string and true, or false for another type. Invalid UTF-8 is
+// replaced, as encoding/json does, so what reaches the store and logs is valid text.
+func text(v *fastjson.Value) (string, bool) {
+	b, err := v.StringBytes()
 	if err != nil {
 		return "", false
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), ok
+	return strings.ToValidUTF8(string(b), "\uFFFD"), true
+}
+
+// objectField returns the object at key of object v and whether all is still well: ok turns false
+// when the field has another type, or is absent or null while required. An absent or null field
+// gives nil, whose fields read as absent too.
+func objectField(v *fastjson.Value, ok bool, key string, required bool) (*fastjson.Value, bool) {
+	switch field := v.Get(key); {
+	case field == nil || field.Type() == fastjson.TypeNull:
+		return nil, ok && !required
+	case field.Type() != fastjson.TypeObject:
+		return nil, false
+	default:
+		return field, ok
+	}
+}
+
+// boolField returns the boolean at key of object v (false when absent or null) and whether all is
+// still well: ok turns false when the field has another type.
+func boolField(v *fastjson.Value, ok bool, key string) (bool, bool) {
+	switch field := v.Get(key); {
+	case field == nil || field.Type() == fastjson.TypeNull, field.Type() == fastjson.TypeFalse:
+		return false, ok
+	case field.Type() == fastjson.TypeTrue:
+		return true, ok
+	}
+	return false, false
 }
 
 // zeroSHA is the "after" of a push that deletes a ref.

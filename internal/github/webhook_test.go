@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,26 +81,40 @@ func TestNewWebhookSecret(t *testing.T) {
 	}
 }
 
-// FuzzParsePush feeds arbitrary bodies: never a panic, and nothing that is not valid JSON is accepted.
-func FuzzParsePush(f *testing.F) {
+// FuzzParsePayload feeds arbitrary bodies to the push and pull_request parsers: never a panic,
+// nothing that is not valid JSON is accepted, and an accepted pull request has an action and a
+// positive number.
+func FuzzParsePayload(f *testing.F) {
+	for _, name := range []string{"pull_request.opened.json", "pull_request.labeled.fork.json", "pull_request.synchronize.deleted-fork.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Add([]byte(`{"action":"opened","number":1,"pull_request":{"head":{"repo":null},"base":{}}}`))
+	f.Add([]byte(`{"action":"closed","pull_request":{"number":3,"merged":true,"head":{},"base":{}},"label":null}`))
 	f.Add([]byte(`{"ref":"refs/heads/main","after":"` + strings.Repeat("a", 40) + `"}`))
 	f.Add([]byte(`{"ref":"refs/heads/main","deleted":true,"head_commit":null}`))
 	f.Add([]byte(`{"ref":"refs/heads/main","head_commit":{"id":"x","author":{"name":"\u00e9"}}} `))
 	f.Add([]byte(`{"ref":"refs/heads/main"} trailing`))
 	f.Add([]byte(`payload=%7B%7D`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		p, err := ParsePush(body)
-		if err != nil {
-			return
-		}
-		if !json.Valid(body) {
-			t.Fatalf("accepted invalid JSON %q", body)
-		}
-		p.Branch()
-		p.Commit()
-		p.IsDeletion()
 		if payload, err := DecodeFormPayload(bytes.Clone(body)); err == nil {
 			_, _ = ParsePush(payload)
+			_, _ = ParsePullRequest(payload)
+		}
+		if p, err := ParsePush(body); err == nil {
+			if !json.Valid(body) {
+				t.Fatalf("accepted invalid JSON %q as a push", body)
+			}
+			p.Branch()
+			p.Commit()
+			p.IsDeletion()
+		}
+		if p, err := ParsePullRequest(body); err == nil {
+			if !json.Valid(body) || p.Action == "" || p.Number <= 0 {
+				t.Fatalf("accepted %q as pull request %+v", body, p)
+			}
+			if p.HeadRepo == "" && !p.IsFork() {
+				t.Fatalf("a pull request without a head repository is not a fork: %q", body)
+			}
 		}
 	})
 }
@@ -162,11 +175,16 @@ func FuzzDecodeFormPayload(f *testing.F) {
 // FuzzParsePushFields builds push payloads with encoding/json and checks ParsePush reads back
 // exactly the fields that were written, whatever their text.
 func FuzzParsePushFields(f *testing.F) {
-	f.Add("refs/heads/main", strings.Repeat("b", 40), strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x")
-	f.Add("refs/tags/v1", "", "", true, false, "", "", "")
-	f.Add("refs/heads/\xff", "\x01", "\u2028", false, true, "\x00", "é", "\xc3")
-	f.Fuzz(func(t *testing.T, ref, before, after string, deleted, hasHead bool, message, author, filler string) {
-		payload := map[string]any{"ref": ref, "before": before, "after": after, "deleted": deleted, "head_commit": nil,
+	f.Add("refs/heads/main", strings.Repeat("a", 40), false, true, "Fix: \"quotes\"\n", "Ada", "x", false, "src/a.ts", "docs/b.md")
+	f.Add("refs/tags/v1", "", true, false, "", "", "", true, "", "")
+	f.Add("refs/heads/\xff", "\u2028", false, true, "\x00", "é", "\xc3", false, "a\xffb", "a\xfeb")
+	f.Fuzz(func(t *testing.T, ref, after string, deleted, hasHead bool, message, author, filler string, forced bool, file1, file2 string) {
+		commits := []any{
+			map[string]any{"id": filler, "added": []string{file1}, "modified": []string{}, "removed": nil},
+			map[string]any{"id": after, "modified": []string{file2, file1}, "removed": []string{file2}},
+		}
+		payload := map[string]any{"ref": ref, "before": filler, "after": after, "deleted": deleted, "forced": forced,
+			"head_commit": nil, "commits": commits,
 			"repository": map[string]any{"full_name": filler, "ref": "not this one", "topics": []any{filler, 1.5, nil}}}
 		if hasHead {
 			payload["head_commit"] = map[string]any{"id": after, "message": message, "author": map[string]any{"name": author, "email": filler}}
@@ -176,9 +194,13 @@ func FuzzParsePushFields(f *testing.F) {
 			t.Fatal(err)
 		}
 		var want struct {
-			Ref        string `json:"ref"`
-			Before     string `json:"before"`
-			After      string `json:"after"`
+			Ref     string `json:"ref"`
+			Before  string `json:"before"`
+			After   string `json:"after"`
+			Commits []struct {
+				Added    []string `json:"added"`
+				Modified []string `json:"modified"`
+			} `json:"commits"`
 			HeadCommit *struct {
 				Message string `json:"message"`
 				Author  struct {
@@ -199,8 +221,14 @@ func FuzzParsePushFields(f *testing.F) {
 		if err != nil {
 			t.Fatalf("refused %s: %v", body, err)
 		}
-		if p.Ref != want.Ref || p.Before != want.Before || p.After != want.After || p.Deleted != deleted || (p.HeadCommit != nil) != hasHead {
+		if p.Ref != want.Ref || p.Before != want.Before || p.After != want.After || p.Deleted != deleted || p.Forced != forced ||
+			(p.HeadCommit != nil) != hasHead {
 			t.Fatalf("read %+v from %s", p, body)
+		}
+		files := []string{want.Commits[0].Added[0], want.Commits[1].Modified[0]}
+		slices.Sort(files)
+		if p.Commits != 2 || !slices.Equal(p.Files, slices.Compact(files)) {
+			t.Fatalf("read %d commits and files %q from %s", p.Commits, p.Files, body)
 		}
 		if hasHead && (p.HeadCommit.ID != want.After || p.HeadCommit.Message != want.HeadCommit.Message || p.HeadCommit.AuthorName != want.HeadCommit.Author.Name) {
 			t.Fatalf("read head commit %+v from %s", p.HeadCommit, body)
@@ -213,6 +241,9 @@ func TestParsePushRefusesWrongTypes(t *testing.T) {
 		`{"ref":1}`, `{"ref":"refs/heads/main","after":2}`, `{"ref":"refs/heads/main","before":[]}`, `{"ref":"refs/heads/main","deleted":"yes"}`,
 		`{"ref":"refs/heads/main","head_commit":"abc"}`, `{"ref":"refs/heads/main","head_commit":{"id":1}}`,
 		`{"ref":"refs/heads/main","head_commit":{"author":"Ada"}}`, `[]`, `"refs/heads/main"`, `{"ref":"x"`,
+		`{"ref":"refs/heads/main","before":1}`, `{"ref":"refs/heads/main","forced":"yes"}`, `{"ref":"refs/heads/main","commits":{}}`,
+		`{"ref":"refs/heads/main","commits":[1]}`, `{"ref":"refs/heads/main","commits":[{"added":"a.txt"}]}`,
+		`{"ref":"refs/heads/main","commits":[{"modified":[1]}]}`, `{"ref":"refs/heads/main","commits":[{"removed":[null]}]}`,
 	} {
 		if _, err := ParsePush([]byte(body)); err == nil {
 			t.Errorf("accepted %s", body)
@@ -222,10 +253,7 @@ func TestParsePushRefusesWrongTypes(t *testing.T) {
 
 // BenchmarkParsePush measures extracting the push fields from a real 8.8 KB payload.
 func BenchmarkParsePush(b *testing.B) {
-	body, err := os.ReadFile(filepath.Join("..", "agent", "testdata", "github-payloads", "push.with-new-branch.payload.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := readFixture(b, "real/push.with-new-branch.payload.json")
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		if _, err := ParsePush(body); err != nil {

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -98,6 +99,25 @@ func TestRetriesAfterA500KeepTheWebhookID(t *testing.T) {
 	}
 }
 
+// answerOnce sends a message to a target of typ through a worker that retries after an hour,
+// with a receiver that answers code and answer, and returns once the attempt's outcome is
+// recorded, with the messages then pending.
+func answerOnce(t *testing.T, typ string, code int, answer string) (*store.Store, *receiver, *Notifier, *store.Notification, []outbox.Message) {
+	t.Helper()
+	st := openStore(t, storeDir(t))
+	r := newReceiver(t, func(int) (int, http.Header, string) { return code, nil, answer })
+	n := newTestNotifier(st, Options{})
+	target := addTarget(t, st, typ, r.URL+"/services/T/B/X")
+	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
+	enqueue(t, st, n, target, event.DeployFailed)
+	var p []outbox.Message
+	eventually(t, "the first attempt's outcome", func() bool {
+		p = pending(t, st)
+		return len(r.requests()) == 1 && (len(p) == 0 || p[0].Attempts == 1)
+	})
+	return st, r, n, target, p
+}
+
 func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 	for _, tc := range []struct {
 		name, typ, answer string
@@ -107,13 +127,10 @@ func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 		{"slack archived", TypeSlack, "channel_is_archived", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := openStore(t, storeDir(t))
-			r := newReceiver(t, func(int) (int, http.Header, string) { return tc.code, nil, tc.answer })
-			n := newTestNotifier(st, Options{})
-			target := addTarget(t, st, tc.typ, r.URL+"/services/T/B/X")
-			runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}})
-			enqueue(t, st, n, target, event.DeployFailed)
-			eventually(t, "the message dropped", func() bool { return len(pending(t, st)) == 0 })
+			st, r, n, target, p := answerOnce(t, tc.typ, tc.code, tc.answer)
+			if len(p) != 0 {
+				t.Fatalf("pending %+v, want the message dropped", p)
+			}
 			got, err := st.Notification(target.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -245,6 +262,9 @@ func TestNewTargetChecksItsInput(t *testing.T) {
 		{TypeSlack, "https://user:token@public.test/x", "", "no user name"},
 		{TypeWebhook, "https://public.test/x", "deploy.exploded", "unknown event"},
 		{TypeWebhook, "https://nowhere.test/x", "", "no such host"},
+		{TypeWebhook, "https://public.test:99999/x", "", "port must be from 1 to 65535"},
+		{TypeWebhook, "https://public.test:0/x", "", "port must be from 1 to 65535"},
+		{TypeSlack, "https://public.test/" + strings.Repeat("x", 2030), "", "at most 2048 characters"},
 		{TypeEmail, "Ops <ops@example.com>", "", "not an email address"},
 		{TypeEmail, "ops@example.com", "", "no mail server"},
 	} {
@@ -257,7 +277,7 @@ func TestNewTargetChecksItsInput(t *testing.T) {
 			t.Errorf("NewTarget(%s, %s, %v): %v, want an error saying %q", tc.typ, tc.target, events, err, tc.want)
 		}
 	}
-	w, err := n.NewTarget(context.Background(), TypeWebhook, "https://public.test/x", 3, []string{"deploy.started", "deploy.started"})
+	w, err := n.NewTarget(context.Background(), TypeWebhook, "https://public.test:8443/x", 3, []string{"deploy.started", "deploy.started"})
 	if err != nil || !strings.HasPrefix(w.Secret, "whsec_") || len(w.Events) != 1 || w.ProjectID != 3 {
 		t.Fatalf("a webhook target: %+v, %v; want a secret, one event and project 3", w, err)
 	}
@@ -343,5 +363,79 @@ func TestTestReportsWhatTheReceiverAnswered(t *testing.T) {
 	}
 	if got, err := st.Notification(1); err != nil || got.DisabledReason != "" {
 		t.Fatalf("a test disabled the target: %+v, %v", got, err)
+	}
+}
+
+func TestAFailingMessageDelaysNoLaterOne(t *testing.T) {
+	st := openStore(t, storeDir(t))
+	r := newReceiver(t, func(n int) (int, http.Header, string) {
+		if n == 0 {
+			return http.StatusInternalServerError, nil, "database is down"
+		}
+		return http.StatusOK, nil, "ok"
+	})
+	n := newTestNotifier(st, Options{})
+	target := addTarget(t, st, TypeWebhook, r.URL+"/hook")
+	enqueue(t, st, n, target, event.DeployStarted)
+	enqueue(t, st, n, target, event.DeploySucceeded)
+	// The first message waits an hour after failing; the second goes out meanwhile.
+	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}, Concurrency: 1})
+	eventually(t, "the later message sent", func() bool {
+		reqs := r.requests()
+		return len(reqs) == 2 && strings.Contains(reqs[1].body, `"type":"deploy.succeeded"`)
+	})
+	if p := pending(t, st); len(p) != 1 || p[0].Attempts != 1 || !strings.Contains(string(p[0].Payload), `"deploy.started"`) {
+		t.Fatalf("pending %+v, want only the failed deploy.started, waiting for its retry", p)
+	}
+}
+
+func TestInternalSeesIPv4InsideIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		addr     string
+		internal bool
+	}{
+		{"::127.0.0.1", true},          // IPv4-compatible
+		{"::1", true},                  // loopback, also IPv4-compatible 0.0.0.1
+		{"::ffff:0:7f00:1", true},      // SIIT
+		{"::ffff:0:cb00:7107", false},  // SIIT of a public address
+		{"::ffff:10.0.0.1", true},      // IPv4-mapped
+		{"64:ff9b::a00:1", true},       // well-known NAT64
+		{"64:ff9b::cb00:7107", false},  // well-known NAT64 of a public address
+		{"64:ff9b:1::7f00:1", true},    // local-use NAT64
+		{"64:ff9b:1::cb00:7107", true}, // local-use NAT64 goes through the operator's own translator
+		{"2002:7f00:1::", true},        // 6to4 of loopback
+		{"2002:c0a8:101::", true},      // 6to4 of 192.168.1.1
+		{"2002:cb00:7107::1", false},   // 6to4 of a public address
+		{"fec0::1", true},              // site-local
+		{"fc00::1", true},              // unique local
+		{"2606:4700::1111", false},
+	} {
+		if got := internal(netip.MustParseAddr(tc.addr)); got != tc.internal {
+			t.Errorf("internal(%s) = %v, want %v", tc.addr, got, tc.internal)
+		}
+	}
+}
+
+func TestEveryNon2xxIsRetriedButSlacksPermanentErrors(t *testing.T) {
+	for _, tc := range []struct {
+		typ, answer string
+		code        int
+		retried     bool
+	}{
+		{TypeWebhook, "moved", http.StatusFound, true},
+		{TypeWebhook, "bad request", http.StatusBadRequest, true},
+		{TypeDiscord, "not found", http.StatusNotFound, true},
+		{TypeWebhook, "unauthorized", http.StatusUnauthorized, true},
+		{TypeWebhook, "down", http.StatusInternalServerError, true},
+		{TypeSlack, "invalid_payload", http.StatusBadRequest, false},
+		{TypeSlack, "invalid_token", http.StatusForbidden, false},
+		{TypeSlack, "no_service", http.StatusNotFound, false},
+	} {
+		t.Run(fmt.Sprintf("%s %d %s", tc.typ, tc.code, tc.answer), func(t *testing.T) {
+			_, _, _, _, p := answerOnce(t, tc.typ, tc.code, tc.answer)
+			if retried := len(p) == 1; retried != tc.retried {
+				t.Fatalf("waiting for a retry: %v, want %v (pending %+v)", retried, tc.retried, p)
+			}
+		})
 	}
 }

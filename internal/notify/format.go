@@ -16,6 +16,16 @@ import (
 // maxLine is the most characters of a commit subject or error line a chat message shows.
 const maxLine = 300
 
+// Limits of the receivers, in characters: a longer value makes them refuse the whole message.
+const (
+	slackSectionMax       = 3000
+	slackFieldMax         = 2000
+	discordContentMax     = 2000
+	discordTitleMax       = 256
+	discordDescriptionMax = 4096
+	discordFieldMax       = 1024
+)
+
 // summary is what every format tells of a payload, in plain text; each format escapes it its own way.
 type summary struct {
 	Title   string
@@ -127,7 +137,9 @@ type slackButton struct {
 func slackBody(p payload) ([]byte, error) {
 	s := summarize(p)
 	esc := slackEscaper.Replace
-	text := esc(s.Title)
+	// The title leaves room in the lead section for the two lines of at most maxLine characters,
+	// which escaping may lengthen; a field's value leaves room for its label.
+	text := cut(esc(s.Title), slackSectionMax/2)
 	lead := "*" + text + "*"
 	for _, line := range []string{s.Subject, s.Error} {
 		if line != "" {
@@ -135,10 +147,11 @@ func slackBody(p payload) ([]byte, error) {
 			lead += "\n" + esc(line)
 		}
 	}
+	text, lead = cut(text, slackSectionMax), cut(lead, slackSectionMax)
 	blocks := []slackBlock{{Type: "section", Text: &slackText{"mrkdwn", lead}}}
 	var fields []slackText
 	for _, f := range s.facts() {
-		value := esc(f[1])
+		value := cut(esc(f[1]), slackFieldMax-100)
 		if f[0] == "Commit" {
 			value = "`" + value + "`"
 		}
@@ -197,13 +210,13 @@ func discordBody(p payload) ([]byte, error) {
 			lines = append(lines, esc(line))
 		}
 	}
-	embed := discordEmbed{Title: esc(s.Title), Description: strings.Join(lines, "\n"), URL: s.LogURL, Color: s.Colour,
-		Timestamp: p.Timestamp.Format(time.RFC3339)}
+	embed := discordEmbed{Title: cut(esc(s.Title), discordTitleMax), Description: cut(strings.Join(lines, "\n"), discordDescriptionMax),
+		URL: s.LogURL, Color: s.Colour, Timestamp: p.Timestamp.Format(time.RFC3339)}
 	for _, f := range s.facts() {
-		embed.Fields = append(embed.Fields, discordField{f[0], esc(f[1]), true})
+		embed.Fields = append(embed.Fields, discordField{f[0], cut(esc(f[1]), discordFieldMax), true})
 	}
 	if s.Site != "" {
-		embed.Fields = append(embed.Fields, discordField{"Site", s.Site, false})
+		embed.Fields = append(embed.Fields, discordField{"Site", cut(s.Site, discordFieldMax), false})
 	}
 	type mentions struct {
 		Parse []string `json:"parse"`
@@ -212,7 +225,7 @@ func discordBody(p payload) ([]byte, error) {
 		Content         string         `json:"content"`
 		Embeds          []discordEmbed `json:"embeds"`
 		AllowedMentions mentions       `json:"allowed_mentions"`
-	}{esc(s.Title), []discordEmbed{embed}, mentions{Parse: []string{}}})
+	}{cut(esc(s.Title), discordContentMax), []discordEmbed{embed}, mentions{Parse: []string{}}})
 }
 
 // webhookData is the data of a Standard Webhooks body: the API's objects.

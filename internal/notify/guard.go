@@ -28,25 +28,41 @@ func (e *PrivateError) Error() string {
 
 // internalPrefixes are ranges that net/netip's predicates do not cover but that reach no public
 // receiver: "this network", carrier-grade NAT, IETF protocol assignments, benchmarking, reserved
-// and broadcast.
+// and broadcast; local-use NAT64, whose translator is the operator's own; and the deprecated
+// IPv6 site-local range.
 var internalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"),
 	netip.MustParsePrefix("192.0.0.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("fec0::/10"),
 }
 
-// nat64 is the well-known NAT64 prefix, whose addresses embed an IPv4 address.
-var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+// embeddings are the IPv6 ranges whose addresses carry an IPv4 address, which reaches the host
+// it names, and the offset of its four bytes: well-known NAT64, SIIT, IPv4-compatible and 6to4.
+var embeddings = []struct {
+	prefix netip.Prefix
+	at     int
+}{
+	{netip.MustParsePrefix("64:ff9b::/96"), 12},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), 12},
+	{netip.MustParsePrefix("::/96"), 12},
+	{netip.MustParsePrefix("2002::/16"), 2},
+}
 
 // internal reports whether addr is one notifications may not reach: loopback, private,
-// link-local, multicast, unspecified, or another range that is no public host.
+// link-local, multicast, unspecified, or another range that is no public host, also when it is
+// embedded in an IPv6 address.
 func internal(addr netip.Addr) bool {
 	addr = addr.Unmap()
-	if nat64.Contains(addr) {
-		b := addr.As16()
-		addr = netip.AddrFrom4([4]byte(b[12:]))
+	for _, e := range embeddings {
+		if e.prefix.Contains(addr) {
+			b := addr.As16()
+			addr = netip.AddrFrom4([4]byte(b[e.at : e.at+4]))
+			break
+		}
 	}
 	if addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
 		addr.IsInterfaceLocalMulticast() || addr.IsMulticast() || addr.IsUnspecified() {

@@ -35,6 +35,10 @@ const (
 // EventTest is the event of the message `miaobu notify test` sends.
 const EventTest = "notification.test"
 
+// Concurrency is how many notifications the outbox sends at once: more than its default, as each
+// receiver that hangs holds a slot for the whole send timeout.
+const Concurrency = 16
+
 // DefaultMinInterval is the least time between two messages to one target (Slack allows about one
 // message a second).
 const DefaultMinInterval = time.Second
@@ -131,10 +135,12 @@ func (n *Notifier) logURL(id int64) string {
 }
 
 // Message returns the outbox message that tells target t of e; it is the store's Notifier. Each
-// target's messages share a key, so they go out in order and one slow receiver delays no other.
+// message has a key of its own, so it follows its own retry schedule and one that keeps failing
+// delays no later one (the pacer, not the key, spaces a target's messages).
 func (n *Notifier) Message(t store.Notification, e store.Event) outbox.Message {
-	raw, _ := json.Marshal(n.eventPayload(t.ID, e)) // API objects always encode
-	return outbox.Message{Kind: Kind, Key: "notify:" + strconv.FormatInt(t.ID, 10), Payload: raw}
+	p := n.eventPayload(t.ID, e)
+	raw, _ := json.Marshal(p) // API objects always encode
+	return outbox.Message{Kind: Kind, Key: "notify:" + strconv.FormatInt(t.ID, 10) + ":" + p.WebhookID, Payload: raw}
 }
 
 // Answer is what a receiver answered: an HTTP status or SMTP reply code and the start of its text.
@@ -168,7 +174,11 @@ func (n *Notifier) Send(ctx context.Context, m outbox.Message) error {
 }
 
 // judge turns a receiver's answer into the outcome of an attempt, disabling the target when the
-// receiver says it is gone.
+// receiver says it is gone. As Standard Webhooks asks, every other answer that is not 2xx is
+// retried on the schedule, redirects (never followed) and 4xx included, since a receiver that is
+// being set up or moved answers them for a while; only Slack's answers that name a payload it
+// cannot read (our fault: the same body fails every time) or a webhook that no longer exists
+// drop the message at once.
 func (n *Notifier) judge(t *store.Notification, a *reply) error {
 	code := a.Code
 	err := fmt.Errorf("%s target %d answered %d: %s", t.Type, t.ID, code, a.Text)
@@ -182,12 +192,12 @@ func (n *Notifier) judge(t *store.Notification, a *reply) error {
 		}
 		n.opts.Log.Warn("notification target disabled", "notification", t.ID, "reason", reason)
 		return outbox.Permanent(err)
+	case t.Type == TypeSlack && slackPermanent(a.Text):
+		return outbox.Permanent(err)
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		return outbox.RetryAfter(err, a.RetryAfter)
 	case code >= 300 && code < 400:
-		return outbox.Permanent(fmt.Errorf("%s target %d answered %d, a redirect, which is not followed", t.Type, t.ID, code))
-	case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooEarly:
-		return outbox.Permanent(err)
+		return fmt.Errorf("%s target %d answered %d, a redirect, which is not followed", t.Type, t.ID, code)
 	}
 	return err
 }

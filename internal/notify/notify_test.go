@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/event"
@@ -264,13 +266,14 @@ func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
 		`"install_command":"","build_command":"","output_directory":"","root_directory":"","target":"","webhook_id":null,` +
 		`"webhook_configured":false,"webhook_url":"","active_deployment_id":null,"site_url":"http://blog.localhost:8000/",` +
 		`"created_at":"2025-06-01T11:00:00Z","webhook_events_missing":null,"github_reports":{"statuses":false,"deployments":false},` +
-		`"cache_bytes":0,"detected_framework":null,"detected_install_command":null,"detected_build_command":null,"detected_output_directory":null},` +
+		`"cache_bytes":0,"detected_framework":null,"detected_install_command":null,"detected_build_command":null,"detected_output_directory":null,` +
+		`"preview_branches":null,"pr_previews":false,"fork_previews":"","watch_paths":null,"trigger":""},` +
 		`"deployment":{"id":42,"project_id":7,"commit_sha":"0123456789abcdef0123456789abcdef01234567",` +
 		`"commit_message":"Fix <b>bold</b> & _stars_ @everyone\n\nSecond paragraph","commit_author":"Ada <ada@example.com>",` +
 		`"branch":"main","trigger":"webhook","status":"failed","error_message":"build: ` + "`npm run build`" + ` exited with status 1\nmore output",` +
 		`"created_at":"2025-06-01T11:59:00Z","started_at":null,"finished_at":null,"build_time_seconds":65.4,` +
 		`"url":"http://blog--42.localhost:8000/","live":false,"detected_framework":null,"detected_install_command":null,` +
-		`"detected_build_command":null,"detected_output_directory":null}}}`
+		`"detected_build_command":null,"detected_output_directory":null,"environment":"","alias":"","pull_request":null}}}`
 	if req.body != want {
 		t.Fatalf("webhook body\n got %s\nwant %s", req.body, want)
 	}
@@ -375,3 +378,76 @@ func (c *blockingClock) At(time.Time) <-chan time.Time { return nil }
 
 // storeDir returns a fresh data directory for a store.
 func storeDir(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }
+
+func TestChatMessagesKeepWithinTheReceiversLimits(t *testing.T) {
+	e := sampleEvent(event.DeployFailed)
+	e.Project.Name = strings.Repeat("<p>", 1000)
+	e.Deployment.Branch = strings.Repeat("b", 1205)
+	p := newTestNotifier(nil, Options{}).eventPayload(1, e)
+	within := func(what, s string, limit int) {
+		t.Helper()
+		if n := utf8.RuneCountInString(s); n > limit || n == 0 {
+			t.Errorf("%s has %d characters, want 1 to %d", what, n, limit)
+		}
+	}
+
+	raw, err := slackBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slack struct {
+		Text   string       `json:"text"`
+		Blocks []slackBlock `json:"blocks"`
+	}
+	if err := json.Unmarshal(raw, &slack); err != nil {
+		t.Fatal(err)
+	}
+	within("Slack's text", slack.Text, 3000)
+	within("Slack's lead section", slack.Blocks[0].Text.Text, 3000)
+	for _, f := range slack.Blocks[1].Fields {
+		within("a Slack field", f.Text, 2000)
+	}
+
+	raw, err = discordBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var discord struct {
+		Content string         `json:"content"`
+		Embeds  []discordEmbed `json:"embeds"`
+	}
+	if err := json.Unmarshal(raw, &discord); err != nil {
+		t.Fatal(err)
+	}
+	within("Discord's content", discord.Content, 2000)
+	within("Discord's embed title", discord.Embeds[0].Title, 256)
+	within("Discord's embed description", discord.Embeds[0].Description, 4096)
+	for _, f := range discord.Embeds[0].Fields {
+		within("the Discord field "+f.Name, f.Value, 1024)
+	}
+	if !strings.HasSuffix(discord.Embeds[0].Fields[1].Value, "…") {
+		t.Errorf("the cut commit field %q does not end in …", discord.Embeds[0].Fields[1].Value)
+	}
+}
+
+func TestUnknownCommitDetailsAreLeftOut(t *testing.T) {
+	// A manual deployment learns its commit's message and author only once it is cloned, after
+	// deploy.started.
+	e := sampleEvent(event.DeployStarted)
+	e.Deployment.CommitMessage, e.Deployment.CommitAuthor = "", ""
+	p := newTestNotifier(nil, Options{}).eventPayload(1, e)
+	slack, err := slackBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discord, err := discordBody(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, _ := emailParts(p)
+	for name, body := range map[string]string{"Slack": string(slack), "Discord": string(discord), "email": text} {
+		if strings.Contains(body, "Author") || strings.Contains(body, `(#42)*\n`) || strings.Contains(body, `"description"`) {
+			t.Errorf("the %s message shows empty commit details: %s", name, body)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +29,8 @@ type reply struct {
 // maxExcerpt is the most characters of a receiver's answer kept for errors and `notify test`.
 const maxExcerpt = 200
 
-// maxRetryAfter caps the wait a receiver may ask for, so that one cannot hold its target's later
-// messages for ever; it is the longest wait of the outbox's schedule.
+// maxRetryAfter caps the wait a receiver may ask for, so that one cannot hold a message for ever;
+// it is the longest wait of the outbox's schedule.
 const maxRetryAfter = 10 * time.Hour
 
 // deliver sends p to target t once, in the target's format, and returns the receiver's answer.
@@ -130,6 +131,16 @@ func retryAfter(header string, body []byte, now time.Time) time.Duration {
 
 // archived reports whether a receiver's answer is Slack's for a channel that was archived.
 func archived(text string) bool { return strings.Contains(text, "channel_is_archived") }
+
+// slackPermanentErrors are Slack's answers that no retry changes: a payload it cannot read, and a
+// webhook or workspace that is gone or may not post.
+var slackPermanentErrors = []string{"invalid_payload", "invalid_token", "no_service", "no_active_hooks",
+	"channel_not_found", "team_disabled", "action_prohibited", "posting_to_general_channel_denied"}
+
+// slackPermanent reports whether a receiver's answer is one of slackPermanentErrors.
+func slackPermanent(text string) bool {
+	return slices.ContainsFunc(slackPermanentErrors, func(e string) bool { return strings.Contains(text, e) })
+}
 
 // pacer spaces the messages to each target by at least an interval.
 type pacer struct {

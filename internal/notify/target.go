@@ -6,12 +6,16 @@ import (
 	"net/mail"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/event"
 	"github.com/miaobu/miaobu/internal/store"
 )
+
+// maxURL is the longest target URL accepted; chat services' webhook URLs are far shorter.
+const maxURL = 2048
 
 // NewTarget returns the target that `miaobu notify add` asks for, checked and ready to store: its
 // type is known, its URL is http(s) to a host that is no internal address (or its email address
@@ -37,9 +41,15 @@ func (n *Notifier) NewTarget(ctx context.Context, typ, target string, projectID 
 		t.Target = target
 		return t, nil
 	}
+	if len(target) > maxURL {
+		return nil, fmt.Errorf("a %s target's URL may have at most %d characters, not %d", typ, maxURL, len(target))
+	}
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("a %s target needs an http(s) URL with a host and no user name (got %s)", typ, Mask(target))
+	}
+	if port, err := strconv.Atoi(u.Port()); u.Port() != "" && (err != nil || port < 1 || port > 65535) {
+		return nil, fmt.Errorf("a %s target's port must be from 1 to 65535 (got %s)", typ, Mask(target))
 	}
 	if _, err := n.resolve(ctx, u.Hostname()); err != nil {
 		return nil, fmt.Errorf("cannot send to %s: %w", Mask(target), err)

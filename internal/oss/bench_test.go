@@ -52,7 +52,7 @@ func benchSite(b *testing.B, n int) (string, int64, string) {
 }
 
 func benchConfig(fake *ossfake.Server, cache string) Config {
-	return Config{Endpoint: fake.URL, Bucket: testBucket, Prefix: testPrefix, AccessKeyID: testKeyID, AccessKeySecret: testSecret, HashCachePath: cache}
+	return Config{Endpoint: fake.URL, Bucket: testBucket, Prefix: testPrefix, AccessKeyID: testKeyID, AccessKeySecret: testSecret, HashCachePath: cache, RetryBase: time.Millisecond}
 }
 
 func benchFake(b *testing.B, latency time.Duration) *ossfake.Server {

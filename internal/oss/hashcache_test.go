@@ -8,6 +8,7 @@ import (
 )
 
 func TestHashCacheRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := hashCache{
 		{"index.html", 12, 1700000000123456789, 1700000000123456790, 42}: {1, 2, 3},
 		{"docs/a b+c%41.html", 0, -5, 0, 0}:                              {0xff},
@@ -31,6 +32,7 @@ func TestHashCacheRoundTrip(t *testing.T) {
 }
 
 func TestHashCacheRejectsDamage(t *testing.T) {
+	t.Parallel()
 	for _, data := range []string{
 		"",
 		"something else\n",

@@ -30,9 +30,6 @@ const listPageSize = 1000
 // maxAttempts bounds the tries of one request that fails with a 5xx or a network error.
 const maxAttempts = 4
 
-// retryBase is the first backoff between tries; it doubles each time, with jitter.
-var retryBase = 200 * time.Millisecond
-
 var errUnknownManifest = errors.New("unknown manifest version")
 
 // remoteObject is one listed object.
@@ -68,6 +65,9 @@ func (cfg Config) normalize() (Config, error) {
 	}
 	if cfg.MaxDelete <= 0 {
 		cfg.MaxDelete = DefaultMaxDelete
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = DefaultRetryBase
 	}
 	return cfg, nil
 }
@@ -219,7 +219,7 @@ func (s *syncer) retry(ctx context.Context, do func() error) error {
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
-			d := retryBase << (attempt - 1)
+			d := s.cfg.RetryBase << (attempt - 1)
 			d += rand.N(d/2 + 1)
 			select {
 			case <-ctx.Done():

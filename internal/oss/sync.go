@@ -26,6 +26,10 @@ const DefaultConcurrency = 16
 // DefaultMaxDelete is the most stale objects one Sync deletes when Config.MaxDelete is not set.
 const DefaultMaxDelete = 1000
 
+// DefaultRetryBase is the first backoff before a failed request is tried again when
+// Config.RetryBase is not set.
+const DefaultRetryBase = 200 * time.Millisecond
+
 // Config says where and how Sync publishes.
 type Config struct {
 	// Endpoint is the OSS endpoint URL, such as https://oss-cn-hangzhou.aliyuncs.com; a bare host means https.
@@ -45,6 +49,9 @@ type Config struct {
 	// path, size and modification time (on Linux and macOS also inode and change time), so a
 	// redeploy does not hash unchanged files again; empty disables the cache.
 	HashCachePath string
+	// RetryBase is the first backoff before a request that failed with a 5xx, a 429 or a network
+	// error is tried again; it doubles with each try, with jitter. Zero means DefaultRetryBase.
+	RetryBase time.Duration
 }
 
 // Result counts what a Sync did.

@@ -28,11 +28,6 @@ const (
 	testSecret = "secretValue0001"
 )
 
-func TestMain(m *testing.M) {
-	retryBase = time.Millisecond
-	os.Exit(m.Run())
-}
-
 // env is a fake bucket, a site directory and a config pointing at both.
 type env struct {
 	t    *testing.T
@@ -49,7 +44,7 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, fake: fake, dir: t.TempDir(), cfg: Config{
 		Endpoint: fake.URL, Bucket: testBucket, Prefix: testPrefix,
 		AccessKeyID: testKeyID, AccessKeySecret: testSecret,
-		HashCachePath: filepath.Join(t.TempDir(), "hashes"),
+		HashCachePath: filepath.Join(t.TempDir(), "hashes"), RetryBase: time.Millisecond,
 	}}
 }
 
@@ -144,6 +139,7 @@ func site() map[string]string {
 }
 
 func TestFirstDeployOrdersAssetsBeforePages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	var mu sync.Mutex
@@ -197,6 +193,7 @@ func TestFirstDeployOrdersAssetsBeforePages(t *testing.T) {
 }
 
 func TestNoopRedeployUploadsNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	e.mustSync()
@@ -214,6 +211,7 @@ func TestNoopRedeployUploadsNothing(t *testing.T) {
 }
 
 func TestOnePageChangeUploadsThePageAndTheManifest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	files := site()
 	e.write(files)
@@ -240,6 +238,7 @@ func TestOnePageChangeUploadsThePageAndTheManifest(t *testing.T) {
 }
 
 func TestDeletedFilesAndKeptHashedAssets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	files := site()
 	e.write(files)
@@ -271,6 +270,7 @@ func TestDeletedFilesAndKeptHashedAssets(t *testing.T) {
 }
 
 func TestAssetFailureLeavesPagesUntouched(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	files := site()
 	e.write(files)
@@ -308,6 +308,7 @@ func TestAssetFailureLeavesPagesUntouched(t *testing.T) {
 }
 
 func TestTransientErrorsAreRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	var mu sync.Mutex
@@ -330,6 +331,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 }
 
 func TestInterruptedDeployConverges(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		stop func(cancel context.CancelFunc) int
@@ -409,6 +411,7 @@ func TestInterruptedDeployConverges(t *testing.T) {
 }
 
 func TestHeaderChangeReuploads(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	e.mustSync()
@@ -448,6 +451,7 @@ func TestHeaderChangeReuploads(t *testing.T) {
 }
 
 func TestForeignMultipartObjectIsCheckedByMetadata(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	files := map[string]string{"index.html": "<p>hi</p>", "video.mp4": "pretend video"}
 	e.write(files)
@@ -462,6 +466,7 @@ func TestForeignMultipartObjectIsCheckedByMetadata(t *testing.T) {
 }
 
 func TestMaxDeleteCapsDeletes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.cfg.MaxDelete = 2
 	files := map[string]string{"index.html": "x"}
@@ -484,6 +489,7 @@ func TestMaxDeleteCapsDeletes(t *testing.T) {
 }
 
 func TestManyFilesPageTheListingAndBatchTheDeletes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("uploads 2,500 files")
 	}
@@ -508,6 +514,7 @@ func TestManyFilesPageTheListingAndBatchTheDeletes(t *testing.T) {
 }
 
 func TestCredentialsNeverInLogsOrErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	e.fake.RequireAccessKeyID("someoneElse")
@@ -526,6 +533,7 @@ func TestCredentialsNeverInLogsOrErrors(t *testing.T) {
 }
 
 func TestHashCacheIsUsedAndPrivate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	e.mustSync()
@@ -557,6 +565,7 @@ func TestHashCacheIsUsedAndPrivate(t *testing.T) {
 }
 
 func TestSameSizeEditWithRestoredTimeIsSeen(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(site())
 	e.mustSync()
@@ -579,6 +588,7 @@ func TestSameSizeEditWithRestoredTimeIsSeen(t *testing.T) {
 }
 
 func TestLinksAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{"index.html": "home"})
 	secret := filepath.Join(t.TempDir(), "admin-token")
@@ -605,6 +615,7 @@ func TestLinksAreNotFollowed(t *testing.T) {
 }
 
 func TestEmptyBuildOutputIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write(map[string]string{})
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
@@ -616,6 +627,7 @@ func TestEmptyBuildOutputIsRefused(t *testing.T) {
 }
 
 func TestConfigNormalize(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in       Config
 		endpoint string
@@ -632,13 +644,14 @@ func TestConfigNormalize(t *testing.T) {
 			t.Errorf("%+v: err %v", tc.in, err)
 			continue
 		}
-		if !tc.wantErr && (got.Endpoint != tc.endpoint || got.Prefix != tc.prefix || got.Concurrency != DefaultConcurrency || got.MaxDelete != DefaultMaxDelete) {
+		if !tc.wantErr && (got.Endpoint != tc.endpoint || got.Prefix != tc.prefix || got.Concurrency != DefaultConcurrency || got.MaxDelete != DefaultMaxDelete || got.RetryBase != DefaultRetryBase) {
 			t.Errorf("%+v normalized to %+v", tc.in, got)
 		}
 	}
 }
 
 func TestLargeFileIsStreamed(t *testing.T) {
+	// Not parallel: it measures the whole process's allocations.
 	if testing.Short() {
 		t.Skip("uploads 128 MiB")
 	}

@@ -85,8 +85,11 @@ type Options struct {
 	Schedule []time.Duration
 	// SendTimeout bounds one attempt.
 	SendTimeout time.Duration
-	// Concurrency is how many messages, each of a different key, are sent at once.
+	// Concurrency is how many messages of one kind, each of a different key, are sent at once; every
+	// kind has slots of its own, so receivers that hang hold up no other kind.
 	Concurrency int
+	// KindConcurrency overrides Concurrency for the kinds it names.
+	KindConcurrency map[string]int
 	// PollInterval is the longest the Worker sleeps without looking at the store.
 	PollInterval time.Duration
 	// Clock gives the time; the system clock by default.
@@ -142,38 +145,53 @@ func (w *Worker) sender(kind string) Sender {
 	return w.senders[kind]
 }
 
+// limit returns how many messages of kind may be sent at once.
+func (w *Worker) limit(kind string) int {
+	if n := w.opts.KindConcurrency[kind]; n > 0 {
+		return n
+	}
+	return w.opts.Concurrency
+}
+
 // Run sends due messages until ctx is cancelled, then waits for the sends under way, which ctx
 // cancels too, and returns; an interrupted send stays in the store for the next Run.
 func (w *Worker) Run(ctx context.Context) {
 	var sends sync.WaitGroup
 	defer sends.Wait()
-	busy := map[string]bool{} // keys with a send under way
-	// Each send reports its key once, and at most Concurrency are under way, so this never blocks.
-	finished := make(chan string, w.opts.Concurrency)
+	busy := map[string]bool{}   // keys with a send under way
+	running := map[string]int{} // sends under way of each kind
+	finished := make(chan Message)
 	for {
 		now := w.opts.Clock.Now()
 		wake := now.Add(w.opts.PollInterval)
-		if free := w.opts.Concurrency - len(busy); free > 0 {
-			due, next, err := w.store.DueMessages(now, free, func(key string) bool { return busy[key] })
-			if err != nil {
-				w.opts.Logger.Error("outbox: reading due messages", "error", err)
+		// Every due message is read, as the kinds' free slots decide which of them go out.
+		due, next, err := w.store.DueMessages(now, 0, func(key string) bool { return busy[key] })
+		if err != nil {
+			w.opts.Logger.Error("outbox: reading due messages", "error", err)
+		}
+		for _, m := range due {
+			if running[m.Kind] >= w.limit(m.Kind) {
+				continue // sent when one of its kind finishes
 			}
-			for _, m := range due {
-				busy[m.Key] = true
-				sends.Go(func() {
-					w.attempt(ctx, m)
-					finished <- m.Key
-				})
-			}
-			if !next.IsZero() && next.Before(wake) {
-				wake = next
-			}
+			busy[m.Key] = true
+			running[m.Kind]++
+			sends.Go(func() {
+				w.attempt(ctx, m)
+				select {
+				case finished <- m:
+				case <-ctx.Done():
+				}
+			})
+		}
+		if !next.IsZero() && next.Before(wake) {
+			wake = next
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case key := <-finished:
-			delete(busy, key)
+		case m := <-finished:
+			delete(busy, m.Key)
+			running[m.Kind]--
 		case <-w.store.MessageEnqueued():
 		case <-w.opts.Clock.At(wake):
 		}

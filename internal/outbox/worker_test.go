@@ -386,3 +386,29 @@ func TestUnregisteredKindWaitsForSender(t *testing.T) {
 		t.Fatalf("sent %v, want %v", r.ids(), []int64{id})
 	}
 }
+
+func TestHangingKindDoesNotDelayAnother(t *testing.T) {
+	h := newHarness(t)
+	release := make(chan struct{})
+	defer close(release)
+	hanging := &recorder{answer: func(ctx context.Context, _ outbox.Message, _ int) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}}
+	reports := &recorder{}
+	w, _ := h.start(t, outbox.Options{Concurrency: 2, KindConcurrency: map[string]int{"notify": 3}}, reports)
+	w.Register("notify", hanging.send)
+	for i := range 3 {
+		h.enqueue(t, "notify", fmt.Sprintf("notify:%d", i))
+	}
+	eventually(t, "all three hanging sends under way", func() bool { return len(hanging.ids()) == 3 })
+
+	// The notify kind fills its three slots; another kind still has its own.
+	report := h.enqueue(t, "test", "deployment:1")
+	eventually(t, "the report sent while the notifications hang", func() bool { return slices.Contains(reports.ids(), report) })
+	again := h.enqueue(t, "notify", "notify:3")
+	never(t, "a fourth notification sent while its kind's three slots are taken", func() bool { return slices.Contains(hanging.ids(), again) })
+}

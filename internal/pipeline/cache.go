@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 
@@ -17,7 +18,7 @@ type keeping struct {
 	// hit says they were taken from the cache rather than installed.
 	key string
 	hit bool
-	// framework says framework caches were put in place; built that the build command succeeded.
+	// framework says framework caches were put in place; built that the build succeeded.
 	framework, built bool
 }
 
@@ -39,12 +40,27 @@ func (k *keeping) takeDeps(settings buildSettings, env map[string]string, log *L
 	return hit
 }
 
-// takeFramework puts the framework caches kept by the last successful build in place.
+// installed records the installed dependencies, so what the build changes of them is not kept.
+func (k *keeping) installed(log *Log) {
+	if k.key == "" {
+		return
+	}
+	if err := k.cache.Installed(k.src); err != nil {
+		log.Printf("Build cache: dependencies not kept: %v", err)
+		k.key = ""
+	}
+}
+
+// takeFramework puts the framework caches kept by the last successful build in place, unless the
+// dependencies were installed afresh: caches made with other dependencies are not for them.
 func (k *keeping) takeFramework(log *Log) {
 	if k.cache == nil {
 		return
 	}
 	k.framework = true
+	if k.key != "" && !k.hit {
+		return
+	}
 	put, made, err := k.cache.TakeFramework(k.src, k.root)
 	if err == nil {
 		err = k.builder.handDirsToBuildUser(made)
@@ -59,7 +75,8 @@ func (k *keeping) takeFramework(log *Log) {
 }
 
 // giveBack moves the framework caches and the installed dependencies out of the checkout into the
-// cache, framework caches first since some live in node_modules.
+// cache, framework caches first since some live in node_modules; after a failed build it discards
+// them.
 func (k *keeping) giveBack(log *Log) {
 	if k.cache == nil {
 		return
@@ -72,8 +89,16 @@ func (k *keeping) giveBack(log *Log) {
 	if k.key == "" {
 		return
 	}
+	if !k.built {
+		if err := k.cache.DropDeps(); err != nil {
+			log.Printf("Build cache: dependencies not discarded: %v", err)
+		}
+		return
+	}
 	n, err := k.cache.KeepDeps(k.key, k.src)
 	switch {
+	case errors.Is(err, buildcache.ErrDepsChanged):
+		log.Printf("Build cache: %v", buildcache.ErrDepsChanged)
 	case err != nil:
 		log.Printf("Build cache: dependencies not kept: %v", err)
 	case n == 0:

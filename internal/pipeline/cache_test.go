@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -154,6 +155,37 @@ func TestFailedOrKilledInstallsLeaveNothingToSkipTo(t *testing.T) {
 	}
 }
 
+func TestCacheClearedDuringTheInstallWaitsForTheBuild(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	job := testJob(data, r, r.Commit("first", lockedSite("1.0.0")), 1)
+	job.InstallCommand = "sleep 1 && " + stampedInstall
+	cleared := make(chan error, 1)
+	go func() {
+		checkedOut := filepath.Join(data, "builds", "1", "src", "package-lock.json")
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(checkedOut); err == nil {
+				break
+			}
+		}
+		_, err := b.Caches.Clear(1)
+		cleared <- err
+	}()
+	_, log, err := build(t, context.Background(), b, data, job)
+	if err != nil {
+		t.Fatalf("the build whose cache was cleared failed: %v\n%s", err, log)
+	}
+	if err := <-cleared; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log, "the build cache was cleared during the build: nothing is kept") {
+		t.Errorf("the log does not say the build kept nothing:\n%s", log)
+	}
+	if _, err := os.Stat(filepath.Join(data, "cache", "1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the cache cleared during the build is still there after it: %v", err)
+	}
+}
+
 func TestAnEntryLeftIncompleteIsDiscarded(t *testing.T) {
 	b, data := testBuilder(t)
 	r := gittest.New(t)
@@ -214,6 +246,56 @@ if (process.env.FAIL) process.exit(1);
 		}
 		if got := readFile(t, filepath.Join(job.PublishDir, "index.html")); got != want {
 			t.Errorf("build %d counted %q runs, want %q (a failed build's caches are dropped)\n%s", id, got, want, log)
+		}
+	}
+}
+
+func TestWhatABuildDoesToItsDependenciesIsNotReused(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	// Every build plants a framework cache; some also write into the dependencies, or fail.
+	site := func(version, extra string) map[string]string {
+		files := lockedSite(version)
+		files["build.js"] += `fs.mkdirSync("node_modules/.cache", {recursive: true});
+fs.writeFileSync("node_modules/.cache/planted", "x");
+` + extra
+		return files
+	}
+	steps := []struct {
+		name            string
+		files           map[string]string
+		fails, installs bool
+		logs            string
+	}{
+		{name: "the first build", files: site("1.0.0", ""), installs: true},
+		{name: "a build that writes into its dependencies", files: site("1.0.0", `fs.appendFileSync("node_modules/.stamp", " POISONED");`),
+			logs: "Build cache: dependencies changed during the build; not kept"},
+		{name: "the revert", files: site("1.0.0", ""), installs: true},
+		{name: "a failed build", files: site("1.0.0", "process.exit(1);"), fails: true},
+		{name: "the build after it", files: site("1.0.0", ""), installs: true},
+		{name: "new dependencies", files: site("1.0.1", ""), installs: true},
+		{name: "the same dependencies", files: site("1.0.1", "// changed"), installs: false},
+	}
+	for i, step := range steps {
+		id := int64(i + 1)
+		job := testJob(data, r, r.Commit(step.name, step.files), id)
+		job.InstallCommand = stampedInstall
+		if step.installs {
+			// A framework cache is put into the dependencies it was made with only.
+			job.BuildCommand = "test ! -e node_modules/.cache/planted && npm run build"
+		}
+		_, log, err := build(t, context.Background(), b, data, job)
+		if (err != nil) != step.fails {
+			t.Fatalf("%s: %v\n%s", step.name, err, log)
+		}
+		if installed := strings.Contains(log, "==> Installing: "+stampedInstall); installed != step.installs {
+			t.Errorf("%s: installed = %v, want %v:\n%s", step.name, installed, step.installs, log)
+		}
+		if !strings.Contains(log, step.logs) {
+			t.Errorf("%s: the log does not say %q:\n%s", step.name, step.logs, log)
+		}
+		if !step.fails && strings.Contains(readFile(t, filepath.Join(job.PublishDir, "index.html")), "POISONED") {
+			t.Errorf("%s: built with dependencies an earlier build wrote into", step.name)
 		}
 	}
 }
@@ -336,6 +418,31 @@ func TestACommitTheRemoteLacksKeepsTheKeptRepository(t *testing.T) {
 	after, err := os.Stat(filepath.Join(kept, "config"))
 	if err != nil || !os.SameFile(before, after) || countObjects(t, kept) != objects {
 		t.Errorf("a commit missing from the remote cost the kept repository (%v)\n%s", err, log)
+	}
+}
+
+func TestACommitForcePushedAwayIsNotBuiltFromTheKeptRepository(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	first := r.Commit("first", map[string]string{"index.html": "v1"})
+	leaked := r.Commit("leak", map[string]string{"index.html": "leaked"})
+	if _, log, err := build(t, context.Background(), b, data, testJob(data, r, leaked, 1)); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	r.Git("reset", "--quiet", "--hard", first)
+	rewritten := r.Commit("rewrite", map[string]string{"index.html": "v2"})
+	r.Git("reflog", "expire", "--expire=now", "--all")
+	r.Git("gc", "--quiet", "--prune=now")
+	if _, log, err := build(t, context.Background(), b, data, testJob(data, r, rewritten, 2)); err != nil {
+		t.Fatalf("build of the new tip: %v\n%s", err, log)
+	}
+	for id, noCache := range map[int64]bool{3: false, 4: true} {
+		job := testJob(data, r, leaked, id)
+		job.NoCache = noCache
+		_, log, err := build(t, context.Background(), b, data, job)
+		if err == nil || !strings.Contains(err.Error(), "commit "+leaked[:7]+" is not in the repository (force-pushed away?)") {
+			t.Errorf("build of the commit force-pushed away (no cache: %v): err = %v, want it not in the repository\n%s", noCache, err, log)
+		}
 	}
 }
 

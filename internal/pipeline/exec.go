@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -27,10 +28,19 @@ const (
 // auto, a missing or unusable bubblewrap is a warning (returned) that says why, with bwrap it is an
 // error. An agent running as root is warned about too.
 func ResolveSandbox(mode string) (bwrap, warning string, err error) {
+	return resolveSandbox(mode, probeTimeout)
+}
+
+// probeTimeout bounds how long bubblewrap may take to create the trial sandbox: a bwrap that hangs
+// would otherwise stall the agent's start without a word.
+const probeTimeout = 10 * time.Second
+
+// resolveSandbox is ResolveSandbox with the trial sandbox bounded by timeout.
+func resolveSandbox(mode string, timeout time.Duration) (bwrap, warning string, err error) {
 	if mode == SandboxNone {
 		return "", "builds run WITHOUT a sandbox (build.sandbox is none): " + unsandboxedRisk(), nil
 	}
-	bwrap, unusable := probeBubblewrap()
+	bwrap, unusable := probeBubblewrap(timeout)
 	switch {
 	case unusable == "" && asRoot():
 		return bwrap, "the agent runs as root: builds run in the sandbox as uid " + strconv.Itoa(buildUser) +
@@ -61,9 +71,9 @@ const buildUser = 65534
 // asRoot reports whether the agent runs as root.
 func asRoot() bool { return os.Geteuid() == 0 }
 
-// probeBubblewrap finds bwrap and creates one sandbox with it, since namespaces can be forbidden (an
-// unprivileged container); unusable says why there is no bwrap to use, "" when there is.
-func probeBubblewrap() (bwrap, unusable string) {
+// probeBubblewrap finds bwrap and creates one sandbox with it within timeout, since namespaces can be
+// forbidden (an unprivileged container); unusable says why there is no bwrap to use, "" when there is.
+func probeBubblewrap(timeout time.Duration) (bwrap, unusable string) {
 	bwrap, err := exec.LookPath("bwrap")
 	if err != nil {
 		return "", "bubblewrap is not installed (apt-get install bubblewrap)"
@@ -72,9 +82,20 @@ func probeBubblewrap() (bwrap, unusable string) {
 	if err != nil {
 		return "", err.Error()
 	}
-	out, err := exec.Command(bwrap, slices.Concat(sandboxBase(bwrap)[1:], []string{"--"}, drop, []string{"true"})...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bwrap, slices.Concat(sandboxBase(bwrap)[1:], []string{"--"}, drop, []string{"true"})...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = startTracked(cmd)
+	if err == nil {
+		err = waitTracked(cmd)
+	}
+	if ctx.Err() != nil {
+		return "", fmt.Sprintf("bubblewrap (%s) did not answer within %s", bwrap, timeout)
+	}
 	if err != nil {
-		why := strings.ReplaceAll(strings.TrimSpace(string(out)), "\n", "; ")
+		why := strings.ReplaceAll(strings.TrimSpace(out.String()), "\n", "; ")
 		if why == "" {
 			why = err.Error()
 		}
@@ -121,8 +142,8 @@ func (b *Builder) run(ctx context.Context, ws *workspace, c command, log *Log) e
 	cmd.Stdin = nil
 	var mu sync.Mutex
 	var kept []string
-	stdout := &lineWriter{log: log, mu: &mu, kept: &kept}
-	stderr := &lineWriter{log: log, mu: &mu, kept: &kept}
+	stdout := newLineWriter(log, &mu, &kept)
+	stderr := newLineWriter(log, &mu, &kept)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = waitDelay
 	if err := startTracked(cmd); err != nil {

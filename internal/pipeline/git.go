@@ -66,7 +66,7 @@ func (b *Builder) checkout(ctx context.Context, job Job, ws *workspace, log *Log
 
 // fetch fetches job.CommitSHA into the bare repository dir, which it creates when there is none: a
 // shallow fetch of that commit, and, for a server that refuses to serve a commit by its id, a fetch
-// of the branch. The repository is fetched into by URL, so neither the URL nor a token is ever
+// of the branch, which must contain it. The repository is fetched into by URL, so neither the URL nor a token is ever
 // written into it.
 func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) error {
 	short := job.CommitSHA[:min(7, len(job.CommitSHA))]
@@ -83,6 +83,9 @@ func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) erro
 	kept := b.gitIn(ctx, job, dir, log)
 	// No garbage collection left running in the background while the build reads the repository.
 	fetch := []string{"-c", "gc.autoDetach=false", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"}
+	if job.Fork {
+		return fetchPullHead(kept, fetch, job)
+	}
 	if _, err := kept(slices.Concat(fetch, []string{"--depth=1", "--", job.RepoURL, "+" + job.CommitSHA + ":" + keptRef})...); err != nil {
 		// A missing repository, refused credentials or an unreachable host fail the branch the same way.
 		if !isMissing(err) {
@@ -95,6 +98,38 @@ func (b *Builder) fetch(ctx context.Context, job Job, dir string, log *Log) erro
 			}
 			return fmt.Errorf("cloning %s: %w", job.RepoURL, err)
 		}
+		// The kept repository may still hold the commit from before it was force-pushed away: it
+		// is built only if the remote still has it, as a fresh clone would.
+		if _, err := kept("merge-base", "--is-ancestor", job.CommitSHA, keptRef); err != nil {
+			return errNotInRepository(short)
+		}
+	}
+	return nil
+}
+
+// errNotInRepository is the error of a commit the repository does not hold.
+func errNotInRepository(short string) error {
+	return fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
+}
+
+// fetchPullHead fetches the head of a fork's pull request into the bare repository of kept from
+// the project's own repository, as refs/pull/<n>/head, and checks that it is the recorded commit:
+// the fork itself is never asked.
+func fetchPullHead(kept func(args ...string) ([]byte, error), fetch []string, job Job) error {
+	ref := fmt.Sprintf("refs/pull/%d/head", job.PullRequest)
+	if _, err := kept(slices.Concat(fetch, []string{"--depth=1", "--", job.RepoURL, "+" + ref + ":" + keptRef})...); err != nil {
+		if isMissing(err) {
+			return fmt.Errorf("%s is not in the repository: was pull request #%d closed?", ref, job.PullRequest)
+		}
+		return fmt.Errorf("fetching %s of %s: %w", ref, job.RepoURL, err)
+	}
+	head, err := kept("rev-parse", keptRef)
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(head)); got != job.CommitSHA {
+		return fmt.Errorf("the head of pull request #%d is now %s, not the recorded commit %s",
+			job.PullRequest, got[:min(7, len(got))], job.CommitSHA[:min(7, len(job.CommitSHA))])
 	}
 	return nil
 }
@@ -113,7 +148,7 @@ func (b *Builder) checkoutFrom(ctx context.Context, job Job, kept, src string, l
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", job.CommitSHA); err != nil {
 		if isMissing(err) {
-			return "", "", fmt.Errorf("commit %s is not in the repository (force-pushed away?)", short)
+			return "", "", errNotInRepository(short)
 		}
 		return "", "", fmt.Errorf("checking out commit %s: %w", short, err)
 	}
@@ -157,22 +192,7 @@ func borrow(src, kept string) error {
 // in a few words what git said, with the log's secrets masked.
 func (b *Builder) gitIn(ctx context.Context, job Job, dir string, log *Log) func(args ...string) ([]byte, error) {
 	return func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = b.gitEnv(job)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := startTracked(cmd)
-		if err == nil {
-			err = waitTracked(cmd)
-		}
-		out := stdout.Bytes()
-		if err != nil {
-			if failure := explainGit(log.Redact(stderr.String())); failure.summary != "" {
-				return out, &failure
-			}
-			return out, fmt.Errorf("git %s: %w", gitVerb(args), err)
-		}
-		return out, nil
+		return Git(ctx, dir, b.gitEnv(job), log.Redact, args...)
 	}
 }
 
@@ -188,8 +208,34 @@ func gitVerb(args []string) string {
 	return "git"
 }
 
+// Git runs git with args in dir (none: the agent's) and env, started like a build's commands so that
+// it is killed whole with ctx and reaped, and returns its stdout. When git fails, the error says in a
+// few words what git wrote on stderr, passed through redact (when not nil) first.
+func Git(ctx context.Context, dir string, env []string, redact func(string) string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir, cmd.Env = dir, env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startTracked(cmd)
+	if err == nil {
+		err = waitTracked(cmd)
+	}
+	if err != nil {
+		text := stderr.String()
+		if redact != nil {
+			text = redact(text)
+		}
+		if failure := explainGit(text); failure.summary != "" {
+			return stdout.Bytes(), &failure
+		}
+		return stdout.Bytes(), fmt.Errorf("git %s: %w", gitVerb(args), err)
+	}
+	return stdout.Bytes(), nil
+}
+
 // gitEnv is git's environment: the agent's home (for its SSH keys and known hosts) but none of its
-// other variables, no prompts, and the GitHub token as an HTTP header, never in the URL.
+// other variables, no prompts, and the GitHub token as an HTTP header, never in the URL (nor at
+// all for a fork's pull request).
 func (b *Builder) gitEnv(job Job) []string {
 	env := []string{"PATH=" + b.path(), "GIT_TERMINAL_PROMPT=0", "GIT_SSH_COMMAND=ssh -o BatchMode=yes", "LANG=C"}
 	for _, name := range []string{"HOME", "SSH_AUTH_SOCK"} {
@@ -197,7 +243,7 @@ func (b *Builder) gitEnv(job Job) []string {
 			env = append(env, name+"="+v)
 		}
 	}
-	if u, err := url.Parse(job.RepoURL); err == nil && job.GitHub && b.GitHubToken != "" && u.Scheme == "https" {
+	if u, err := url.Parse(job.RepoURL); err == nil && job.GitHub && !job.Fork && b.GitHubToken != "" && u.Scheme == "https" {
 		basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + b.GitHubToken))
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
 			"GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)

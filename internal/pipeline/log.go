@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/miaobu/miaobu/internal/termsafe"
 )
 
 // minSecretLength is the shortest secret value that is masked in a build log: masking every "1" or
@@ -19,12 +22,17 @@ const minSecretLength = 4
 // mask replaces secret values in build logs.
 const mask = "********"
 
+// logText is how text is cleaned before it is masked and stored: what a terminal would act on is
+// dropped but colours, and a carriage return becomes a line break, so that what any reader of the
+// log renders, through its own cleaning or on a terminal, is the text that was masked.
+var logText = termsafe.Sanitizer{KeepSGR: true, NewlineForCR: true}
+
 // Log is a deployment's build log: one file, every line timestamped and written as it is produced,
-// with the project's secret values masked.
+// cleaned like logText and with the project's secret values masked.
 type Log struct {
 	mu      sync.Mutex
 	f       *os.File
-	secrets []string
+	secrets []string // cleaned, longest first
 	now     func() time.Time
 }
 
@@ -40,6 +48,8 @@ func OpenLog(path string, secrets []string) (*Log, error) {
 	}
 	l := &Log{f: f, now: time.Now}
 	for _, s := range secrets {
+		// Secrets are looked for in the visible text of the log, so they are cleaned the same way.
+		s = termsafe.Sanitizer{NewlineForCR: true}.Clean(s)
 		if len(s) >= minSecretLength {
 			l.secrets = append(l.secrets, s)
 		}
@@ -52,7 +62,7 @@ func OpenLog(path string, secrets []string) (*Log, error) {
 			}
 		}
 	}
-	// Longest first, so a secret that contains another is masked whole.
+	// Longest first, for splitUnfinished.
 	slices.SortFunc(l.secrets, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
 	l.secrets = slices.Compact(l.secrets)
 	return l, nil
@@ -60,8 +70,8 @@ func OpenLog(path string, secrets []string) (*Log, error) {
 
 // Printf writes one line (or several, each timestamped) to the log.
 func (l *Log) Printf(format string, args ...any) {
-	for _, line := range strings.Split(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n") {
-		l.line(line)
+	for _, line := range strings.Split(strings.TrimRight(l.Redact(fmt.Sprintf(format, args...)), "\n"), "\n") {
+		l.write(line)
 	}
 }
 
@@ -71,29 +81,102 @@ func (l *Log) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// line writes one timestamped, masked line.
-func (l *Log) line(s string) {
-	s = l.Redact(strings.TrimRight(s, "\r"))
+// write writes one timestamped line of cleaned, masked text.
+func (l *Log) write(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, _ = fmt.Fprintf(l.f, "[%s] %s\n", l.now().Format("2006-01-02 15:04:05"), s)
+	_, _ = fmt.Fprintf(l.f, "[%s] %s\n", l.now().Format("2006-01-02 15:04:05"), line)
 }
 
-// Redact masks the log's secrets in s.
+// Redact cleans s as the log does and masks the log's secrets in it.
 func (l *Log) Redact(s string) string {
-	for _, secret := range l.secrets {
-		s = strings.ReplaceAll(s, secret, mask)
-	}
-	return s
+	return l.mask(logText.Clean(s))
 }
 
-// unfinishedSecret is how many bytes at the end of masked text may be the start of a secret whose
-// rest has not been written yet: one less than the longest secret's length.
-func (l *Log) unfinishedSecret() int {
+// mask replaces each secret found in the visible text of s, cleaned text, with the mask, and with it
+// the colour sequences inside the secret, so that no colour splits a secret that a reader then sees
+// whole.
+func (l *Log) mask(s string) string {
 	if len(l.secrets) == 0 {
-		return 0
+		return s
 	}
-	return len(l.secrets[0]) - 1
+	vis, at := visible(s)
+	var spans [][2]int
+	for _, secret := range l.secrets {
+		for i := 0; ; {
+			j := strings.Index(vis[i:], secret)
+			if j < 0 {
+				break
+			}
+			spans = append(spans, [2]int{i + j, i + j + len(secret)})
+			i += j + 1
+		}
+	}
+	if len(spans) == 0 {
+		return s
+	}
+	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+	var out strings.Builder
+	from, end := 0, -1 // end: where the span being masked ends in vis
+	for _, span := range spans {
+		if span[0] <= end {
+			end = max(end, span[1])
+			continue
+		}
+		if end >= 0 {
+			from = at[end-1] + 1
+		}
+		out.WriteString(s[from:at[span[0]]])
+		out.WriteString(mask)
+		end = span[1]
+	}
+	out.WriteString(s[at[end-1]+1:])
+	return out.String()
+}
+
+// visible returns the text of s, cleaned text, without its colour sequences, and where each of its
+// bytes is in s.
+func visible(s string) (string, []int) {
+	vis := make([]byte, 0, len(s))
+	at := make([]int, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		// In cleaned text an escape only starts a colour sequence, which ends with 'm'.
+		if s[i] == 0x1b {
+			if n := strings.IndexByte(s[i:], 'm'); n > 0 {
+				i += n
+				continue
+			}
+		}
+		vis = append(vis, s[i])
+		at = append(at, i)
+	}
+	return string(vis), at
+}
+
+// splitUnfinished splits s, cleaned and masked text, before the end that may hold the start of a
+// secret whose rest has not been written yet: its last visible bytes, one fewer than the longest
+// secret has. The colour sequences among them go with the head, which keeps the tail short.
+func (l *Log) splitUnfinished(s string) (head, tail string) {
+	if len(l.secrets) == 0 {
+		return s, ""
+	}
+	vis, at := visible(s)
+	start := max(0, len(vis)-(len(l.secrets[0])-1))
+	for start > 0 && start < len(vis) && !utf8.RuneStart(vis[start]) {
+		start--
+	}
+	if start == len(vis) {
+		return s, ""
+	}
+	h := []byte(s[:at[start]])
+	for i, k := at[start], start; i < len(s); i++ {
+		if k < len(at) && at[k] == i {
+			k++
+			continue
+		}
+		h = append(h, s[i])
+	}
+	return string(h), vis[start:]
 }
 
 // Close closes the log file.
@@ -104,8 +187,14 @@ func (l *Log) Close() error { return l.f.Close() }
 type lineWriter struct {
 	log     *Log
 	mu      *sync.Mutex // shared by a step's stdout and stderr writers
-	partial []byte
+	clean   termsafe.Sanitizer
+	partial []byte // cleaned output not logged yet
 	kept    *[]string
+}
+
+// newLineWriter returns a lineWriter to log that keeps lines in kept under mu.
+func newLineWriter(log *Log, mu *sync.Mutex, kept *[]string) *lineWriter {
+	return &lineWriter{log: log, mu: mu, clean: logText, kept: kept}
 }
 
 // maxKeptLines bounds the lines kept from one step for its error message.
@@ -117,42 +206,40 @@ const maxLineLength = 64 << 10
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.partial = append(w.partial, p...)
+	w.partial = w.clean.Append(w.partial, p)
 	for {
 		i := bytes.IndexByte(w.partial, '\n')
 		if i < 0 {
 			break
 		}
-		w.emit(string(w.partial[:i]))
+		w.emit(w.log.mask(string(w.partial[:i])))
 		w.partial = w.partial[i+1:]
 	}
 	if len(w.partial) > maxLineLength {
 		// Masked before it is cut, and the end that may hold the start of a secret still on its way is
 		// kept for later: a secret must not reach the log in two unmasked halves.
-		masked := w.log.Redact(string(w.partial))
-		if cut := len(masked) - w.log.unfinishedSecret(); cut > 0 {
-			w.emit(masked[:cut])
-			w.partial = append(w.partial[:0], masked[cut:]...)
-		}
+		head, tail := w.log.splitUnfinished(w.log.mask(string(w.partial)))
+		w.emit(head)
+		w.partial = append(w.partial[:0], tail...)
 	}
 	return len(p), nil
 }
 
-// emit logs one line and keeps it.
+// emit logs one masked line and keeps it.
 func (w *lineWriter) emit(line string) {
-	w.log.line(line)
+	w.log.write(line)
 	if len(*w.kept) >= maxKeptLines {
 		*w.kept = (*w.kept)[1:]
 	}
-	*w.kept = append(*w.kept, w.log.Redact(strings.TrimRight(line, "\r")))
+	*w.kept = append(*w.kept, line)
 }
 
 // flush logs a last line that had no newline.
 func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.partial) > 0 {
-		w.emit(string(w.partial))
+	if w.partial = w.clean.Finish(w.partial); len(w.partial) > 0 {
+		w.emit(w.log.mask(string(w.partial)))
 		w.partial = w.partial[:0]
 	}
 }

@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/miaobu/miaobu/internal/termsafe"
 )
 
 // openTestLog opens a build log in a temporary directory that masks secret, with a step's writer on it.
@@ -15,7 +18,7 @@ func openTestLog(t *testing.T, secret string) (*Log, *lineWriter, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return log, &lineWriter{log: log, mu: &sync.Mutex{}, kept: &[]string{}}, path
+	return log, newLineWriter(log, &sync.Mutex{}, &[]string{}), path
 }
 
 func TestMultiLineSecretIsMaskedLineByLine(t *testing.T) {
@@ -55,4 +58,78 @@ func TestSecretAcrossTheLongLineSplitIsMasked(t *testing.T) {
 			t.Errorf("cut at %d: the log lost its text or the mask:\n%.200s…%s", cut, text, text[len(text)-100:])
 		}
 	}
+}
+
+// splitters are what a build may put inside a secret to keep it from being masked: a carriage
+// return, a colour reset, a backspace and a title set, all removed by a reader of the log.
+var splitters = []string{"\r", "\x1b[0m", "\b", "\x1b]0;x\a"}
+
+func TestSecretSplitByControlCharactersIsMasked(t *testing.T) {
+	const secret = "split-secret-0123456789abcdef"
+	for _, splitter := range splitters {
+		log, w, path := openTestLog(t, secret)
+		_, _ = w.Write([]byte("\x1b[31mred\x1b[0m " + secret[:10] + splitter + secret[10:] + " after\n"))
+		log.Printf("printed %s", secret[:10]+splitter+secret[10:])
+		w.flush()
+		log.Close()
+		text := readFile(t, path)
+		shown := termsafe.Sanitizer{}.Clean(text) // what `miaobu deployment logs` shows on a pipe
+		if strings.Contains(shown, secret) || strings.Contains(strings.Join(*w.kept, "\n"), secret) {
+			t.Errorf("split by %q: the secret is shown:\n%q", splitter, text)
+		}
+		if splitter != "\r" && strings.Count(text, mask) != 2 {
+			t.Errorf("split by %q: the secret is not masked:\n%q", splitter, text)
+		}
+		if !strings.Contains(text, "\x1b[31mred\x1b[0m ") || !strings.Contains(text, " after\n") {
+			t.Errorf("split by %q: the log lost its colours or text:\n%q", splitter, text)
+		}
+		if strings.ContainsAny(text, "\r\b\a") || strings.Contains(text, "\x1b]") {
+			t.Errorf("split by %q: the log keeps what a terminal acts on:\n%q", splitter, text)
+		}
+	}
+}
+
+// FuzzLogShowsNoSecret writes any output, split anywhere and past the long-line cut, to a log that
+// masks a secret: no line's visible text holds the secret and, for output without line breaks, neither
+// do the lines read one after the other.
+func FuzzLogShowsNoSecret(f *testing.F) {
+	for _, splitter := range splitters {
+		f.Add([]byte("a secret-value"+splitter+"-0123 b"), "secret-value-0123", uint(9), uint(3))
+	}
+	f.Add([]byte("x secret-value-0123\x1b[0m"), "secret-value-0123", uint(5), uint(10))
+	f.Add([]byte("\x1b[31mab\x1b[0mcd\x1b[1mef"), "abcdef", uint(4), uint(2))
+	f.Fuzz(func(t *testing.T, out []byte, secret string, split, pad uint) {
+		// A secret with the mask's character can be made by masking; lines break at a newline.
+		if strings.ContainsAny(secret, "*\n\r") {
+			t.Skip()
+		}
+		log, w, path := openTestLog(t, secret)
+		// Past the long-line cut when pad is small.
+		filler := []byte(strings.Repeat("-", max(0, maxLineLength-int(pad%64))))
+		in := append(filler, out...)
+		cut := len(filler) + int(split%uint(len(out)+1))
+		_, _ = w.Write(in[:cut])
+		_, _ = w.Write(in[cut:])
+		w.flush()
+		log.Close()
+		var joined strings.Builder
+		for _, line := range strings.Split(strings.TrimSuffix(readFile(t, path), "\n"), "\n") {
+			_, text, _ := strings.Cut(line, "] ")
+			vis, _ := visible(text)
+			for _, s := range log.secrets {
+				if strings.Contains(vis, s) {
+					t.Fatalf("%q shows secret %q in line %q", out, s, line)
+				}
+			}
+			joined.WriteString(vis)
+		}
+		if bytes.ContainsAny(out, "\n\r") {
+			return
+		}
+		for _, s := range log.secrets {
+			if strings.Contains(joined.String(), s) {
+				t.Fatalf("%q cut at %d shows secret %q across lines", out, cut, s)
+			}
+		}
+	})
 }

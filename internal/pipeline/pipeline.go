@@ -58,6 +58,12 @@ type Job struct {
 	Env map[string]string
 	// NoCache keeps the build away from the project's build cache: it neither reads nor writes it.
 	NoCache bool
+	// PullRequest is the number of the pull request whose head commit this is, 0 for a branch.
+	PullRequest int
+	// Fork marks an untrusted build of a pull request from another repository: its commit is
+	// fetched as refs/pull/<n>/head of the project's repository and must be CommitSHA, and it runs
+	// in the sandbox only, without Env, the GitHub token or the build cache.
+	Fork bool
 	// ClearCache discards the project's build cache before the build, which starts from nothing.
 	ClearCache bool
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
@@ -94,9 +100,15 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	start := time.Now()
 	log.Printf("Deployment #%d of commit %s (branch %s, trigger %s)", job.DeploymentID, job.CommitSHA, job.Branch, job.Trigger)
 	if job.CommitMessage != "" || job.CommitAuthor != "" {
-		log.Printf("Commit: %s — %s", firstLine(job.CommitMessage), job.CommitAuthor)
+		logCommit(log, job.CommitMessage, job.CommitAuthor)
 	}
-	if b.Bwrap == "" {
+	if job.Fork {
+		if b.Bwrap == "" {
+			return nil, ErrForkNeedsSandbox
+		}
+		log.Printf("Pull request #%d comes from a fork: built in the sandbox, without the project's variables, token or cache", job.PullRequest)
+		job.Env, job.NoCache = nil, true
+	} else if b.Bwrap == "" {
 		log.Printf("WARNING: no sandbox: %s", unsandboxedRisk())
 	}
 	ws, err := b.newWorkspace(job, log)
@@ -105,7 +117,11 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 	}
 	defer os.RemoveAll(ws.root)
 	if ws.cache != nil {
-		defer ws.cache.Close()
+		defer func() {
+			if err := ws.cache.Close(); err != nil {
+				log.Printf("Build cache: clearing it after the build: %v", err)
+			}
+		}()
 	}
 
 	log.Printf("==> Cloning %s at %s", withoutPassword(job.RepoURL), job.CommitSHA)
@@ -117,7 +133,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, fmt.Errorf("handing the workspace to the build user: %w", err)
 	}
 	if job.CommitMessage == "" && job.CommitAuthor == "" {
-		log.Printf("Commit: %s — %s", firstLine(message), author)
+		logCommit(log, message, author)
 		if job.Commit != nil {
 			job.Commit(message, author)
 		}
@@ -147,6 +163,7 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 				return nil, err
 			}
 		}
+		kept.installed(log)
 	}
 	if settings.BuildCommand != "" {
 		kept.takeFramework(log)
@@ -159,7 +176,6 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		if err := b.run(ctx, ws, command{name: "build", shell: settings.BuildCommand, dir: projectDir, env: buildEnv}, log); err != nil {
 			return nil, err
 		}
-		kept.built = true
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -179,8 +195,13 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		return nil, err
 	}
 	log.Printf("Published %s in %.2fs; build took %.1fs", plural(files, "file"), time.Since(copyStart).Seconds(), time.Since(start).Seconds())
+	kept.built = true
 	return &Result{Settings: settings.Settings, Files: files}, nil
 }
+
+// ErrForkNeedsSandbox is the error of a fork's pull request on an agent that has no sandbox.
+var ErrForkNeedsSandbox = errors.New("pull requests from forks are built only in the sandbox, and this agent has none: " +
+	"install bubblewrap (build.sandbox: auto or bwrap), or approve nothing from forks until then")
 
 // cloneInTime is checkout bounded by the clone timeout; when ctx ends or the time is up it returns why.
 func (b *Builder) cloneInTime(ctx context.Context, job Job, ws *workspace, log *Log) (message, author string, err error) {
@@ -355,10 +376,11 @@ func listDirs(src, rootDir string) string {
 	return "; directories present: " + strings.Join(names, ", ")
 }
 
-// firstLine is the first line of a commit message.
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+// logCommit logs the first line of a commit's message and its author, cut as the deployment keeps
+// them: a message read from git may be of any size.
+func logCommit(log *Log, message, author string) {
+	line, _, _ := strings.Cut(store.LimitCommitMessage(message), "\n")
+	log.Printf("Commit: %s — %s", line, store.LimitCommitAuthor(author))
 }
 
 // orNone shows an empty command as (none).

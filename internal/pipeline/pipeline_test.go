@@ -436,16 +436,23 @@ func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).Ma
 
 // TestStrayProcessesDieWithTheStep runs builds without the sandbox whose background processes try to
 // outlive them: leaving the build's session, clearing their environment, double forking, and killing
-// the process that watches the step. None may survive the step.
+// the process that watches the step, once the stray process has left the step's session. None may
+// survive the step, nor make it wait: they sleep far longer than the bound on the build's time.
 func TestStrayProcessesDieWithTheStep(t *testing.T) {
 	if err := AdoptOrphans(); err != nil {
 		t.Fatal(err)
 	}
+	// %[1]s is the marker that the stray processes' command lines hold, %[2]s the file a stray
+	// process creates once it has left the step's session.
+	const stray = `sh -c 'touch %[2]s; exec sleep %[1]s' > /dev/null 2>&1 < /dev/null`
+	const settled = `until [ -e %[2]s ]; do sleep 0.01; done`
 	for name, command := range map[string]string{
-		"setsid":                    `setsid sleep %s > /dev/null 2>&1 < /dev/null & sleep 0.3`,
-		"env -i and setsid":         `env -i setsid sh -c 'sleep %s' > /dev/null 2>&1 < /dev/null & sleep 0.3`,
-		"double fork":               `(env -i setsid sh -c 'sleep %s' > /dev/null 2>&1 < /dev/null &); sleep 0.3`,
-		"the step's watcher killed": `env -i setsid sh -c 'sleep %s' > /dev/null 2>&1 < /dev/null & sleep 0.3; [ $PPID = ` + strconv.Itoa(os.Getpid()) + ` ] || kill -9 $PPID; sleep 5`,
+		"setsid":            `setsid ` + stray + ` & ` + settled,
+		"env -i and setsid": `env -i setsid ` + stray + ` & ` + settled,
+		"double fork":       `(env -i setsid ` + stray + ` &); ` + settled,
+		// Were the step to outlive its watcher, its own marked sleep would survive it.
+		"the step's watcher killed": `env -i setsid ` + stray + ` & ` + settled + `; [ $PPID = ` + strconv.Itoa(os.Getpid()) +
+			` ] || kill -9 $PPID; sleep %[1]s`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, data := testBuilder(t)
@@ -455,10 +462,10 @@ func TestStrayProcessesDieWithTheStep(t *testing.T) {
 			r := gittest.New(t)
 			job := testJob(data, r, r.Commit("daemon", map[string]string{"index.html": "x"}), 1)
 			job.InstallCommand = "true"
-			job.BuildCommand = fmt.Sprintf(command, marker)
+			job.BuildCommand = fmt.Sprintf(command, marker, filepath.Join(t.TempDir(), "settled"))
 			start := time.Now()
 			_, log, _ := build(t, context.Background(), b, data, job)
-			if time.Since(start) > 4*time.Second {
+			if time.Since(start) > time.Minute {
 				t.Errorf("the step waited for its stray processes:\n%s", log)
 			}
 			if left := proctest.WithMarker(marker); len(left) > 0 {
@@ -479,5 +486,25 @@ func TestBuildLogHidesCredentialsInRepoURLs(t *testing.T) {
 		if got := withoutPassword(raw); got != want {
 			t.Errorf("withoutPassword(%q) = %q, want %q", raw, got, want)
 		}
+	}
+}
+
+func TestHugeCommitMessageIsCutInTheLog(t *testing.T) {
+	b, data := testBuilder(t)
+	r := gittest.New(t)
+	r.Commit("static", map[string]string{"index.html": "<h1>hi</h1>"})
+	huge := strings.Repeat("a commit message that goes on ", 700_000) // about 20 MB, on one line
+	messageFile := filepath.Join(t.TempDir(), "message")
+	if err := os.WriteFile(messageFile, []byte(huge), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.Git("commit", "--quiet", "--amend", "-F", messageFile)
+	// A manual deploy: the message is read from git.
+	_, log, err := build(t, context.Background(), b, data, testJob(data, r, r.Git("rev-parse", "HEAD"), 1))
+	if err != nil {
+		t.Fatalf("build: %v\n%.2000s", err, log)
+	}
+	if want := "Commit: " + store.LimitCommitMessage(huge) + " — Ada\n"; len(log) > 2*store.MaxCommitMessage+2000 || !strings.Contains(log, want) {
+		t.Fatalf("a log of %d bytes, without the cut message:\n%.2000s", len(log), log)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/gittest"
 )
@@ -168,5 +169,27 @@ func TestRootWarning(t *testing.T) {
 		if !strings.Contains(warning, want) {
 			t.Errorf("warning lacks %q: %s", want, warning)
 		}
+	}
+}
+
+func TestHangingBubblewrapSaysSo(t *testing.T) {
+	bin := t.TempDir()
+	// The sleep outlives the shell that is killed: the probe must not wait for it either.
+	if err := os.WriteFile(filepath.Join(bin, "bwrap"), []byte("#!/bin/sh\nsleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	why := "bubblewrap (" + filepath.Join(bin, "bwrap") + ") did not answer within 200ms"
+	start := time.Now()
+	bwrap, warning, err := resolveSandbox(SandboxAuto, 200*time.Millisecond)
+	if bwrap != "" || err != nil || !strings.Contains(warning, why) {
+		t.Errorf("auto: resolveSandbox = %q, %q, %v; want no sandbox and a warning saying why", bwrap, warning, err)
+	}
+	_, _, err = resolveSandbox(SandboxBwrap, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), why) {
+		t.Errorf("bwrap: err = %v, want it to say bubblewrap did not answer", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the probes took %s", took)
 	}
 }

@@ -25,13 +25,17 @@ const (
 	// KindDeployment is a status of the GitHub Deployment of a deployment, created with its first
 	// status (github.deployments).
 	KindDeployment = "github.deployment"
+	// KindComment is the sticky comment of a pull request's preview, created once and then edited.
+	KindComment = "github.comment"
 )
 
 // Store is what a Reporter reads and records while it sends: the deployment a report is about,
-// and the GitHub Deployment made for it.
+// the GitHub Deployment made for it, and a pull request preview's sticky comment.
 type Store interface {
 	Deployment(id int64) (*store.Deployment, error)
 	SetGitHubDeployment(id, githubID int64) error
+	Preview(projectID int64, alias string) (*store.Preview, error)
+	SetPreviewComment(projectID int64, alias string, commentID int64) error
 }
 
 // Options configure a Reporter.
@@ -91,6 +95,9 @@ type payload struct {
 	// GitHubDeploymentID names the GitHub Deployment when the message is made (one made on GitHub);
 	// otherwise it is read from the deployment when sent, and created then if there is none.
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
+	// PullRequest and Alias name the pull request and preview of a comment.
+	PullRequest int    `json:"pull_request,omitempty"`
+	Alias       string `json:"alias,omitempty"`
 }
 
 // message wraps p as an outbox message of kind under key.
@@ -100,15 +107,18 @@ func message(kind, key string, p payload) outbox.Message {
 }
 
 // reports reports whether kind is reported for project p: it has a repository, there is a token,
-// and kind is turned on. A pause does not count here: a paused report is dropped when its turn comes.
+// and kind is turned on (comments always are). A pause does not count here: a paused report is
+// dropped when its turn comes.
 func (r *Reporter) reports(p *store.Project, kind string) bool {
-	if p.Repo == "" || !r.opts.HasToken {
+	switch {
+	case p.Repo == "" || !r.opts.HasToken:
 		return false
-	}
-	if kind == KindStatus {
+	case kind == KindStatus:
 		return r.opts.Statuses
+	case kind == KindDeployment:
+		return r.opts.Deployments
 	}
-	return r.opts.Deployments
+	return true
 }
 
 // Transition returns the messages that report d's new status; it is the store's Reporter, called
@@ -126,12 +136,15 @@ func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Mess
 	if state, description, ok := deploymentState(&p, &d); ok && r.reports(&p, KindDeployment) {
 		s := base(&p, &d)
 		s.State, s.Description, s.LogURL = state, description, r.page(&d)
-		s.Environment, s.Production, s.Transient = environment("")
+		s.Environment, s.Production, s.Transient = environment(d.Alias)
 		if state == "success" {
 			s.EnvironmentURL = r.siteURL(&p, &d)
 		}
 		s.GitHubDeploymentID = d.GitHubDeploymentID
 		out = append(out, message(KindDeployment, KindDeployment+":"+id, s))
+	}
+	if d.PullRequest != 0 {
+		out = append(out, r.buildComment(&p, &d)...)
 	}
 	return out
 }
@@ -146,9 +159,10 @@ func (r *Reporter) page(d *store.Deployment) string {
 	return r.opts.PublicURL + "/deployments/" + strconv.FormatInt(d.ID, 10)
 }
 
-// siteURL is where a successful deployment is seen: the live site while it is live.
+// siteURL is where a successful deployment is seen: the live site while it is live, a preview's
+// alias.
 func (r *Reporter) siteURL(p *store.Project, d *store.Deployment) string {
-	if p.ActiveDeploymentID == d.ID {
+	if d.Alias == "" && p.ActiveDeploymentID == d.ID {
 		return r.opts.LiveURL(p)
 	}
 	return r.opts.DeploymentURL(p, d)
@@ -211,7 +225,9 @@ func deployedDescription(p *store.Project, d *store.Deployment) string {
 	if d.BuildTimeSeconds != nil {
 		took = " in " + (time.Duration(*d.BuildTimeSeconds * float64(time.Second))).Round(time.Second).String()
 	}
-	if p.ActiveDeploymentID != d.ID {
+	// A preview's live deployment is the preview's, not the project's: a preview that goes live
+	// goes live on its own alias.
+	if d.Alias == "" && p.ActiveDeploymentID != d.ID {
 		return "Deployed" + took + "; a newer deployment is live"
 	}
 	return "Live" + took

@@ -18,6 +18,7 @@ import (
 func (r *Reporter) Register(w *outbox.Worker) {
 	w.Register(KindStatus, r.sendStatus)
 	w.Register(KindDeployment, r.sendDeployment)
+	w.Register(KindComment, r.sendComment)
 }
 
 // decode reads the payload of m, refusing for good one that is not a report.
@@ -105,7 +106,7 @@ func (r *Reporter) outcome(s payload, kind string, err error) error {
 }
 
 // kindNames are what the log and project show call each kind.
-var kindNames = map[string]string{KindStatus: "commit statuses", KindDeployment: "deployments"}
+var kindNames = map[string]string{KindStatus: "commit statuses", KindDeployment: "deployments", KindComment: "pull request comments"}
 
 // pause stops reports of kind for s's project until Resume, logging why once.
 func (r *Reporter) pause(s payload, kind string, err error) {

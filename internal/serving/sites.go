@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Lookup is what Sites reads of the store.
@@ -22,6 +23,8 @@ type Lookup interface {
 	ProjectBySlug(slug string) (*store.Project, error)
 	ProjectByDomain(name string) (*store.Project, error)
 	Deployment(id int64) (*store.Deployment, error)
+	Preview(projectID int64, alias string) (*store.Preview, error)
+	Previews(projectID int64) ([]*store.Preview, error)
 }
 
 // Sites serves the local target's kept deployments by Host.
@@ -63,8 +66,8 @@ func SiteLabel(host, domain string) (label string, ok bool) {
 }
 
 // Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment),
-// <slug>--<id>.<Domain> (that deployment) or a project's custom domain (its live deployment), on
-// any port; every other request, and one for the public URL's own host, goes to next.
+// <slug>--<id>.<Domain> (that deployment), a preview's host label such as <slug>--pr-12.<Domain>
+// (the preview's live deployment) or a project's custom domain (its live deployment), on any port; every other request, and one for the public URL's own host, goes to next.
 func (s *Sites) Handler(next http.Handler) http.Handler {
 	publicHost := PublicHost(s.PublicURL)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,38 +88,58 @@ func (s *Sites) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.serveDeployment(w, r, p, p.ActiveDeploymentID)
+		if methodAllowed(w, r) {
+			s.serveDeployment(w, r, p, p.ActiveDeploymentID, p.Slug, false)
+		}
 	})
 }
 
-// serveSite serves one request for the site named by a host label: "slug" or "slug--id".
+// serveSite serves one request for the site named by a host label: "slug", "slug--id" or a
+// preview's label.
 func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) {
-	slug, rawID, preview := strings.Cut(label, "--")
+	if !methodAllowed(w, r) {
+		return
+	}
+	slug, rest, qualified := strings.Cut(label, "--")
 	p, err := s.Store.ProjectBySlug(slug)
 	if err != nil {
 		s.siteError(w, r, err, fmt.Sprintf("No site %s here.", slug))
 		return
 	}
-	id := p.ActiveDeploymentID
-	if preview {
-		if id, err = strconv.ParseInt(rawID, 10, 64); err != nil {
-			http.Error(w, fmt.Sprintf("No deployment %s of %s here.", rawID, slug), http.StatusNotFound)
-			return
+	id, what := p.ActiveDeploymentID, slug
+	if qualified {
+		if id, err = strconv.ParseInt(rest, 10, 64); err != nil {
+			pv, err := s.preview(p, label, rest)
+			if err != nil {
+				s.siteError(w, r, err, fmt.Sprintf("No deployment %s of %s here.", rest, slug))
+				return
+			}
+			if pv.Removed() {
+				http.Error(w, "404 preview removed", http.StatusNotFound)
+				return
+			}
+			id, what = pv.ActiveDeploymentID, pv.Alias+" of "+slug
 		}
 	}
-	s.serveDeployment(w, r, p, id)
+	s.serveDeployment(w, r, p, id, what, qualified && strconv.FormatInt(id, 10) == rest)
 }
 
-// serveDeployment serves one request for deployment id of project p, 0 being none.
-func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store.Project, id int64) {
+// methodAllowed answers 405 to a request that is neither GET nor HEAD and reports whether it is.
+func methodAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
-		return
+		return false
 	}
+	return true
+}
+
+// serveDeployment serves one request for deployment id of project p, 0 being none; what names the
+// site in the answer when there is none, and byID is set when the host named the deployment's id.
+func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store.Project, id int64, what string, byID bool) {
 	slug := p.Slug
 	if id == 0 {
-		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", slug), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", what), http.StatusNotFound)
 		return
 	}
 	d, err := s.Store.Deployment(id)
@@ -127,6 +150,13 @@ func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store
 		s.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
 		return
 	}
+	if d.Alias != "" && byID {
+		// A removed preview's deployments are not served by their own hosts either.
+		if pv, err := s.Store.Preview(p.ID, d.Alias); err != nil || pv.Removed() {
+			http.Error(w, "404 preview removed", http.StatusNotFound)
+			return
+		}
+	}
 	root, err := os.OpenRoot(s.Dir(p.Slug, d.ID))
 	if err != nil {
 		s.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
@@ -134,6 +164,28 @@ func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store
 	}
 	defer root.Close()
 	serveSiteFile(w, r, root, d)
+}
+
+// preview finds the preview of p whose host label is label: the alias rest itself, or, for a label
+// cut to 63 characters, the preview whose label it is.
+func (s *Sites) preview(p *store.Project, label, rest string) (*store.Preview, error) {
+	pv, err := s.Store.Preview(p.ID, rest)
+	if err == nil && trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
+		return pv, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	previews, err := s.Store.Previews(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, pv := range previews {
+		if trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
+			return pv, nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 // siteError answers a site request that found nothing (404) or failed (500).

@@ -9,12 +9,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
-// lookup is a store of one project, blog, with deployments 1 (live) and 2 (failed) and the custom
-// domain blog.example.org, and of a project at www.example.net with no live deployment.
+// longBranch is a branch whose preview's host label is cut to 63 characters.
+const longBranch = "feature/a-very-long-branch-name-that-goes-on-and-on-and-on-forever-and-ever"
+
+// lookup is a store of one project, blog, with deployments 1 (live) and 2 (failed), the custom
+// domain blog.example.org, and previews: pr-12 live on 3, pr-7 removed (it was live on 4), the long
+// branch's live on 5, pr-9 with none; and of a project at www.example.net with no live deployment.
 type lookup struct{}
 
 func (lookup) ProjectByDomain(name string) (*store.Project, error) {
@@ -25,6 +31,27 @@ func (lookup) ProjectByDomain(name string) (*store.Project, error) {
 		return &store.Project{ID: 2, Slug: "shop"}, nil
 	}
 	return nil, store.ErrNotFound
+}
+
+// previews are the previews of blog.
+var previews = []*store.Preview{
+	{ProjectID: 1, Alias: "git-" + trigger.BranchSlug(longBranch), Branch: longBranch, ActiveDeploymentID: 5},
+	{ProjectID: 1, Alias: "pr-12", PullRequest: 12, Branch: "feature/x", ActiveDeploymentID: 3},
+	{ProjectID: 1, Alias: "pr-7", PullRequest: 7, Branch: "patch-1", ActiveDeploymentID: 4, RemovedAt: &time.Time{}},
+	{ProjectID: 1, Alias: "pr-9", PullRequest: 9, Branch: "wip"},
+}
+
+func (lookup) Preview(projectID int64, alias string) (*store.Preview, error) {
+	for _, pv := range previews {
+		if pv.ProjectID == projectID && pv.Alias == alias {
+			return pv, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+func (lookup) Previews(projectID int64) ([]*store.Preview, error) {
+	return previews, nil
 }
 
 func (lookup) ProjectBySlug(slug string) (*store.Project, error) {
@@ -40,6 +67,8 @@ func (lookup) Deployment(id int64) (*store.Deployment, error) {
 		return &store.Deployment{ID: 1, ProjectID: 1, Status: store.StatusDeployed}, nil
 	case 2:
 		return &store.Deployment{ID: 2, ProjectID: 1, Status: store.StatusFailed}, nil
+	case 3, 4, 5:
+		return &store.Deployment{ID: id, ProjectID: 1, Status: store.StatusDeployed, Alias: map[int64]string{3: "pr-12", 4: "pr-7", 5: previews[0].Alias}[id]}, nil
 	}
 	return nil, store.ErrNotFound
 }
@@ -50,8 +79,13 @@ func TestSitesByHost(t *testing.T) {
 	if err := os.MkdirAll(dir("blog", 1), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir("blog", 1), "index.html"), []byte("home"), 0o600); err != nil {
-		t.Fatal(err)
+	for id, body := range map[int64]string{1: "home", 3: "pr-12", 4: "pr-7", 5: "long"} {
+		if err := os.MkdirAll(dir("blog", id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir("blog", id), "index.html"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sites := &Sites{Store: lookup{}, Dir: dir, Domain: "sites.example.com", PublicURL: "https://deploy.sites.example.com",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -66,6 +100,14 @@ func TestSitesByHost(t *testing.T) {
 		{"GET", "blog--1.sites.example.com", http.StatusOK, "home"},
 		{"GET", "blog--2.sites.example.com", http.StatusNotFound, "No deployment 2 of blog here.\n"},
 		{"GET", "blog--x.sites.example.com", http.StatusNotFound, "No deployment x of blog here.\n"},
+		{"GET", "blog--pr-12.sites.example.com", http.StatusOK, "pr-12"},
+		{"GET", "blog--3.sites.example.com", http.StatusOK, "pr-12"},
+		{"GET", "blog--pr-7.sites.example.com", http.StatusNotFound, "404 preview removed\n"},
+		{"GET", "blog--4.sites.example.com", http.StatusNotFound, "404 preview removed\n"},
+		{"GET", "blog--pr-9.sites.example.com", http.StatusNotFound, "pr-9 of blog has no live deployment yet.\n"},
+		{"GET", "blog--pr-99.sites.example.com", http.StatusNotFound, "No deployment pr-99 of blog here.\n"},
+		{"GET", trigger.HostLabel("blog", previews[0].Alias, 0, longBranch) + ".sites.example.com", http.StatusOK, "long"},
+		{"GET", "blog--" + previews[0].Alias + ".sites.example.com", http.StatusNotFound, "No deployment " + previews[0].Alias + " of blog here.\n"},
 		{"GET", "shop.sites.example.com", http.StatusNotFound, "No site shop here.\n"},
 		{"POST", "blog.sites.example.com", http.StatusMethodNotAllowed, "405 method not allowed\n"},
 		{"GET", "deploy.sites.example.com", http.StatusOK, "api"},

@@ -33,6 +33,14 @@ type Deployment struct {
 	SPA bool `json:"spa,omitempty"`
 	// Detected is what detection found in the commit, once the build has looked.
 	Detected *DetectedSettings `json:"detected,omitempty"`
+	// Environment is EnvironmentProduction or EnvironmentPreview, set from Alias when the deployment
+	// is created; Alias names its preview ("" for production); ordering, duplicates and
+	// latest-wins hold per project and alias.
+	Environment string `json:"environment"`
+	Alias       string `json:"alias,omitempty"`
+	PullRequest int    `json:"pull_request,omitempty"`
+	// Fork marks the build of a fork's pull request: no variables, no token, no cache, sandbox only.
+	Fork bool `json:"fork,omitempty"`
 	// GitHubDeploymentID is the deployment on GitHub that reports this one, 0 until one is made.
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
@@ -73,6 +81,8 @@ const (
 	TriggerManual   Trigger = "manual"
 	TriggerImport   Trigger = "import"
 	TriggerRollback Trigger = "rollback"
+	// TriggerPullRequest is a pull request's update, or the approval of a fork's head commit.
+	TriggerPullRequest Trigger = "pull_request"
 	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
 	TriggerGitHubDeployment Trigger = "github_deployment"
 )
@@ -101,7 +111,7 @@ func loadDeployment(tx *bolt.Tx, id int64) (*Deployment, error) {
 // deployment is created or learns its commit (webhook, deploy, import, the build) passes here.
 func saveDeployment(tx *bolt.Tx, d *Deployment) error {
 	d.CommitMessage = LimitCommitMessage(d.CommitMessage)
-	d.CommitAuthor = limitText(d.CommitAuthor, maxCommitAuthor)
+	d.CommitAuthor = LimitCommitAuthor(d.CommitAuthor)
 	return put(bucket(tx, deploymentsBucket), itob(d.ID), d)
 }
 
@@ -117,6 +127,12 @@ func LimitCommitMessage(message string) string {
 	return limitText(message, MaxCommitMessage)
 }
 
+// LimitCommitAuthor returns author as a deployment keeps it: whole, or cut like LimitCommitMessage
+// to maxCommitAuthor bytes.
+func LimitCommitAuthor(author string) string {
+	return limitText(author, maxCommitAuthor)
+}
+
 // limitText returns s whole when it has at most limit bytes, else cut at a character boundary so
 // that, with "…" appended, it has at most limit bytes.
 func limitText(s string, limit int) string {
@@ -130,8 +146,19 @@ func limitText(s string, limit int) string {
 	return s[:cut] + "…"
 }
 
-// activeDeploymentID returns the live deployment of a project inside tx, 0 when none.
-func activeDeploymentID(tx *bolt.Tx, projectID int64) (int64, error) {
+// liveID returns the live deployment of a project's alias ("" for production) inside tx, 0 when
+// none.
+func liveID(tx *bolt.Tx, projectID int64, alias string) (int64, error) {
+	if alias != "" {
+		p, err := loadPreview(tx, projectID, alias)
+		if errors.Is(err, ErrNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		return p.ActiveDeploymentID, nil
+	}
 	var p Project
 	if err := get(bucket(tx, projectsBucket), itob(projectID), &p); err != nil {
 		return 0, err
@@ -139,7 +166,28 @@ func activeDeploymentID(tx *bolt.Tx, projectID int64) (int64, error) {
 	return p.ActiveDeploymentID, nil
 }
 
-// createDeployment stores d as a new queued deployment and cancels the project's older queued ones.
+// aliasDeployments returns the deployments of a project's alias that the index bucket named index
+// (queued, running or project_deployments) lists, oldest first.
+func aliasDeployments(tx *bolt.Tx, index []byte, projectID int64, alias string) ([]*Deployment, error) {
+	ids, err := pairedIDs(bucket(tx, index), itob(projectID))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Deployment
+	for _, id := range ids {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if d.Alias == alias {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// createDeployment stores d as a new queued deployment and cancels the older queued ones of its
+// project and alias.
 func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) error {
 	deployments := bucket(tx, deploymentsBucket)
 	seq, err := deployments.NextSequence()
@@ -147,13 +195,16 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 		return err
 	}
 	d.ID, d.Status, d.CreatedAt = int64(seq), StatusQueued, now
-	queued := bucket(tx, queuedBucket)
-	older, err := pairedIDs(queued, itob(d.ProjectID))
+	d.Environment = EnvironmentProduction
+	if d.Alias != "" {
+		d.Environment = EnvironmentPreview
+	}
+	older, err := aliasDeployments(tx, queuedBucket, d.ProjectID, d.Alias)
 	if err != nil {
 		return err
 	}
-	for _, id := range older {
-		if err := s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
+	for _, old := range older {
+		if err := s.finish(tx, old.ID, StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), now); err != nil {
 			return err
 		}
 	}
@@ -163,22 +214,30 @@ func (s *Store) createDeployment(tx *bolt.Tx, d *Deployment, now time.Time) erro
 	if err := bucket(tx, projectDeploymentsBucket).Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
 		return err
 	}
-	if err := queued.Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
+	if err := bucket(tx, queuedBucket).Put(pairKey(d.ProjectID, d.ID), nil); err != nil {
 		return err
 	}
-	if err := bucket(tx, deployedCommitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID)); err != nil {
+	if err := bucket(tx, deployedCommitsBucket).Put(commitKey(d.ProjectID, d.Alias, d.CommitSHA), itob(d.ID)); err != nil {
 		return err
 	}
-	return bucket(tx, commitsBucket).Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID))
+	return bucket(tx, commitsBucket).Put(commitKey(d.ProjectID, d.Alias, d.CommitSHA), itob(d.ID))
 }
 
-// CreateDeployment queues d (a manual, import or retried build) without the duplicate check.
+// CreateDeployment queues d (a manual, import or retried build) without the duplicate check; a
+// deployment to a preview alias brings the preview up with d's commit as its head.
 func (s *Store) CreateDeployment(d *Deployment) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if _, err := activeDeploymentID(tx, d.ProjectID); err != nil {
-			return err
+		if bucket(tx, projectsBucket).Get(itob(d.ProjectID)) == nil {
+			return ErrNotFound
 		}
-		return s.createDeployment(tx, d, time.Now().UTC())
+		now := time.Now().UTC()
+		if d.Alias != "" {
+			head := PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}
+			if _, err := notePreviewHead(tx, d.ProjectID, d.Alias, head, now); err != nil {
+				return err
+			}
+		}
+		return s.createDeployment(tx, d, now)
 	})
 }
 
@@ -194,7 +253,8 @@ func pairedIDs(b *bolt.Bucket, prefix []byte) ([]int64, error) {
 }
 
 // finish moves deployment id to a terminal status inside tx and drops it from the queue, the running
-// set and, unless it is live, the commit index; the OnFinish function hears of it once tx commits.
+// set and, unless it is live on its alias, the commit index; the OnFinish function hears of it once
+// tx commits.
 func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now time.Time) error {
 	d, err := loadDeployment(tx, id)
 	if err != nil {
@@ -221,7 +281,7 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 	if err := bucket(tx, runningBucket).Delete(key); err != nil {
 		return err
 	}
-	active, err := activeDeploymentID(tx, d.ProjectID)
+	active, err := liveID(tx, d.ProjectID, d.Alias)
 	if err != nil || active == d.ID {
 		return err
 	}
@@ -229,14 +289,14 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 }
 
 // releaseCommit points the commit index entry of d's commit at another deployment of the same commit
-// that is still queued, running or live, or deletes it when there is none.
+// and alias that is still queued, running or live, or deletes it when there is none.
 func releaseCommit(tx *bolt.Tx, d *Deployment) error {
 	commits := bucket(tx, commitsBucket)
-	key := commitKey(d.ProjectID, d.CommitSHA)
+	key := commitKey(d.ProjectID, d.Alias, d.CommitSHA)
 	if v := commits.Get(key); v == nil || btoi(v) != d.ID {
 		return nil
 	}
-	active, err := activeDeploymentID(tx, d.ProjectID)
+	active, err := liveID(tx, d.ProjectID, d.Alias)
 	if err != nil {
 		return err
 	}
@@ -256,7 +316,7 @@ func releaseCommit(tx *bolt.Tx, d *Deployment) error {
 		if err != nil {
 			return err
 		}
-		if other.CommitSHA == d.CommitSHA {
+		if other.CommitSHA == d.CommitSHA && other.Alias == d.Alias {
 			return commits.Put(key, itob(id))
 		}
 	}
@@ -275,14 +335,23 @@ func (s *Store) Deployment(id int64) (*Deployment, error) {
 
 // Deployments returns up to limit deployments, newest first, of one project or, with projectID 0, of all.
 func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
+	return s.DeploymentsWhere(projectID, limit, nil)
+}
+
+// DeploymentsWhere is Deployments of only the deployments keep accepts (all when keep is nil).
+func (s *Store) DeploymentsWhere(projectID int64, limit int, keep func(*Deployment) bool) ([]*Deployment, error) {
 	var out []*Deployment
+	add := func(d *Deployment) bool {
+		if keep == nil || keep(d) {
+			out = append(out, d)
+		}
+		return limit <= 0 || len(out) < limit
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		deployments := bucket(tx, deploymentsBucket)
-		more := func() bool { return limit <= 0 || len(out) < limit }
 		if projectID == 0 {
 			return iterateBackward(deployments, nil, func(_ []byte, d Deployment) (bool, error) {
-				out = append(out, &d)
-				return more(), nil
+				return add(&d), nil
 			})
 		}
 		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
@@ -293,8 +362,7 @@ func (s *Store) Deployments(projectID int64, limit int) ([]*Deployment, error) {
 			if err := get(deployments, k[8:], &d); err != nil {
 				return false, err
 			}
-			out = append(out, &d)
-			return more(), nil
+			return add(&d), nil
 		})
 	})
 	return out, err
@@ -419,8 +487,8 @@ func (s *Store) Cancel(id int64) (*Deployment, error) {
 	return d, err
 }
 
-// MayGoLive reports whether a finished build of deployment id may become live: no deployment created
-// after it is live already.
+// MayGoLive reports whether a finished build of deployment id may become live: no deployment of its
+// alias created after it is live already.
 func (s *Store) MayGoLive(id int64) (bool, error) {
 	ok := false
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -428,15 +496,15 @@ func (s *Store) MayGoLive(id int64) (bool, error) {
 		if err != nil {
 			return err
 		}
-		active, err := activeDeploymentID(tx, d.ProjectID)
+		active, err := liveID(tx, d.ProjectID, d.Alias)
 		ok = active < id && !d.Terminal()
 		return err
 	})
 	return ok, err
 }
 
-// Complete marks a running deployment deployed and makes it live unless a deployment created after it
-// is live already; it reports whether it went live.
+// Complete marks a running deployment deployed and makes it live on its alias unless a deployment of
+// the alias created after it is live already; it reports whether it went live.
 func (s *Store) Complete(id int64) (live bool, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		d, err := loadDeployment(tx, id)
@@ -446,12 +514,12 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 		if d.Terminal() {
 			return ErrFinished
 		}
-		active, err := activeDeploymentID(tx, d.ProjectID)
+		active, err := liveID(tx, d.ProjectID, d.Alias)
 		if err != nil {
 			return err
 		}
 		if live = active < id; live {
-			if err := setLive(tx, d.ProjectID, id); err != nil {
+			if err := setLive(tx, d, id); err != nil {
 				return err
 			}
 		}
@@ -460,17 +528,12 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 	return live, err
 }
 
-// setLive makes deployment id the live deployment of its project inside tx and keeps the commit index
-// right for the deployment it replaces.
-func setLive(tx *bolt.Tx, projectID, id int64) error {
-	projects := bucket(tx, projectsBucket)
-	var p Project
-	if err := get(projects, itob(projectID), &p); err != nil {
-		return err
-	}
-	previous := p.ActiveDeploymentID
-	p.ActiveDeploymentID = id
-	if err := put(projects, itob(projectID), &p); err != nil {
+// setLive makes d, whose id is id, the live deployment of its project's alias inside tx and keeps
+// the commit index right for the deployment it replaces.
+func setLive(tx *bolt.Tx, d *Deployment, id int64) error {
+	projectID := d.ProjectID
+	previous, err := swapLive(tx, d, id)
+	if err != nil {
 		return err
 	}
 	if previous != 0 && previous != id {
@@ -484,18 +547,34 @@ func setLive(tx *bolt.Tx, projectID, id int64) error {
 			}
 		}
 	}
-	d, err := loadDeployment(tx, id)
-	if err != nil {
-		return err
-	}
 	commits := bucket(tx, commitsBucket)
-	if commits.Get(commitKey(projectID, d.CommitSHA)) == nil {
-		return commits.Put(commitKey(projectID, d.CommitSHA), itob(id))
+	if key := commitKey(projectID, d.Alias, d.CommitSHA); commits.Get(key) == nil {
+		return commits.Put(key, itob(id))
 	}
 	return nil
 }
 
-// Rollback makes an earlier successful deployment of the project live at once.
+// swapLive stores id as the live deployment of d's project and alias inside tx and returns the one
+// it replaces.
+func swapLive(tx *bolt.Tx, d *Deployment, id int64) (previous int64, err error) {
+	if d.Alias != "" {
+		p, err := loadPreview(tx, d.ProjectID, d.Alias)
+		if err != nil {
+			return 0, err
+		}
+		previous, p.ActiveDeploymentID = p.ActiveDeploymentID, id
+		return previous, savePreview(tx, p)
+	}
+	projects := bucket(tx, projectsBucket)
+	var p Project
+	if err := get(projects, itob(d.ProjectID), &p); err != nil {
+		return 0, err
+	}
+	previous, p.ActiveDeploymentID = p.ActiveDeploymentID, id
+	return previous, put(projects, itob(d.ProjectID), &p)
+}
+
+// Rollback makes an earlier successful deployment of the project live again at once on its alias.
 func (s *Store) Rollback(projectID, id int64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		d, err := loadDeployment(tx, id)
@@ -505,12 +584,17 @@ func (s *Store) Rollback(projectID, id int64) error {
 		if d.ProjectID != projectID || d.Status != StatusDeployed {
 			return fmt.Errorf("deployment %d is not a successful deployment of project %d", id, projectID)
 		}
-		return setLive(tx, projectID, id)
+		if d.Alias != "" {
+			if p, err := loadPreview(tx, projectID, d.Alias); err != nil || p.Removed() {
+				return fmt.Errorf("deployment %d belongs to preview %s, which was removed", id, d.Alias)
+			}
+		}
+		return setLive(tx, d, id)
 	})
 }
 
 // Requeue puts a deployment whose build was interrupted by a shutdown back in the queue, or cancels
-// it when a newer deployment of its project is queued.
+// it when a newer deployment of its project and alias is queued.
 func (s *Store) Requeue(id int64) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return s.requeue(tx, id, time.Now().UTC()) })
 }
@@ -524,13 +608,13 @@ func (s *Store) requeue(tx *bolt.Tx, id int64, now time.Time) error {
 	if d.Terminal() {
 		return nil
 	}
-	queued, err := pairedIDs(bucket(tx, queuedBucket), itob(d.ProjectID))
+	queued, err := aliasDeployments(tx, queuedBucket, d.ProjectID, d.Alias)
 	if err != nil {
 		return err
 	}
 	for _, newer := range queued {
-		if newer > id {
-			return s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", newer), now)
+		if newer.ID > id {
+			return s.finish(tx, id, StatusCancelled, fmt.Sprintf("superseded by #%d", newer.ID), now)
 		}
 	}
 	d.Status, d.StartedAt = StatusQueued, nil
@@ -592,9 +676,10 @@ func (s *Store) QueueDepth() (int, error) {
 	return n, err
 }
 
-// PruneDeployments deletes a project's deployments beyond the newest keep successful ones (the live
-// one always kept and counted among them) and the failed or cancelled ones older than the oldest kept success, returning them so
-// their files and logs can be removed.
+// PruneDeployments deletes, for production and for each preview alias of a project apart, the
+// deployments beyond the newest keep successful ones (the live one always kept and counted among
+// them) and the failed or cancelled ones older than the oldest kept success, returning them so their
+// files and logs can be removed.
 func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, error) {
 	history, err := s.Deployments(projectID, 0)
 	if err != nil {
@@ -602,34 +687,42 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*Deployment, erro
 	}
 	var gone []*Deployment
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		active, err := activeDeploymentID(tx, projectID)
-		if err != nil {
-			return err
-		}
-		// The live deployment is always kept and counts as one of the keep.
-		kept := 0
-		if active != 0 {
-			kept = 1
-		}
+		live, kept := map[string]int64{}, map[string]int{}
 		for _, d := range history {
+			active, seen := live[d.Alias]
+			if !seen {
+				if active, err = liveID(tx, projectID, d.Alias); err != nil {
+					return err
+				}
+				live[d.Alias] = active
+				// The live deployment is always kept and counts as one of the keep.
+				if active != 0 {
+					kept[d.Alias] = 1
+				}
+			}
 			switch {
 			case !d.Terminal() || d.ID == active:
 				continue
-			case d.Status == StatusDeployed && kept < keep:
-				kept++
+			case d.Status == StatusDeployed && kept[d.Alias] < keep:
+				kept[d.Alias]++
 				continue
-			case d.Status != StatusDeployed && kept < keep:
+			case d.Status != StatusDeployed && kept[d.Alias] < keep:
 				continue
 			}
 			gone = append(gone, d)
-			if err := bucket(tx, deploymentsBucket).Delete(itob(d.ID)); err != nil {
-				return err
-			}
-			if err := bucket(tx, projectDeploymentsBucket).Delete(pairKey(projectID, d.ID)); err != nil {
+			if err := deleteDeployment(tx, d); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return gone, err
+}
+
+// deleteDeployment deletes the record of a finished deployment inside tx.
+func deleteDeployment(tx *bolt.Tx, d *Deployment) error {
+	if err := bucket(tx, deploymentsBucket).Delete(itob(d.ID)); err != nil {
+		return err
+	}
+	return bucket(tx, projectDeploymentsBucket).Delete(pairKey(d.ProjectID, d.ID))
 }

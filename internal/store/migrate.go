@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +27,7 @@ var migrations = []migration{
 	{version: 2, name: "push history for the stale-delivery rule", apply: func(tx *bolt.Tx) error {
 		return fillPushHistory(tx.Bucket(rootBucket))
 	}},
+	{version: 3, name: "production and preview aliases", apply: migrateAliases},
 }
 
 // ErrNewerSchema is returned by Open for a store that a newer miaobu has migrated.
@@ -76,4 +78,69 @@ func migrate(tx *bolt.Tx, steps []migration) error {
 		}
 	}
 	return meta.Put(schemaKey, []byte(strconv.Itoa(latest)))
+}
+
+// migrateAliases is schema version 3: deployments gain an environment and an alias, all of them so
+// far production's (alias ""); the commits and deployed_commits indexes are keyed by alias too;
+// projects get the preview settings' defaults. Values are edited as JSON objects, so that the step
+// keeps meaning what it means whatever the types become later.
+func migrateAliases(tx *bolt.Tx) error {
+	if err := editObjects(bucket(tx, deploymentsBucket), func(d map[string]json.RawMessage) {
+		d["environment"] = json.RawMessage(`"production"`)
+	}); err != nil {
+		return err
+	}
+	if err := editObjects(bucket(tx, projectsBucket), func(p map[string]json.RawMessage) {
+		p["pr_previews"] = json.RawMessage(`true`)
+		p["fork_previews"] = json.RawMessage(`"approve"`)
+	}); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{commitsBucket, deployedCommitsBucket} {
+		b := bucket(tx, name)
+		type entry struct{ key, id []byte }
+		var old []entry
+		err := iterate(b, nil, func(k []byte, _ struct{}) (bool, error) {
+			// A key without alias is project id ‖ commit SHA: hex, no NUL after the id.
+			if len(k) > 8 && k[8] != 0 {
+				old = append(old, entry{append([]byte(nil), k...), append([]byte(nil), b.Get(k)...)})
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range old {
+			if err := b.Delete(e.key); err != nil {
+				return err
+			}
+			if err := b.Put(commitKey(btoi(e.key[:8]), "", string(e.key[8:])), e.id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// editObjects rewrites every value of b, a JSON object, with edit.
+func editObjects(b *bolt.Bucket, edit func(map[string]json.RawMessage)) error {
+	type entry struct {
+		key   []byte
+		value map[string]json.RawMessage
+	}
+	var edited []entry
+	err := iterate(b, nil, func(k []byte, v map[string]json.RawMessage) (bool, error) {
+		edit(v)
+		edited = append(edited, entry{append([]byte(nil), k...), v})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range edited {
+		if err := put(b, e.key, e.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -72,8 +72,9 @@ func (s *Store) notify(tx *bolt.Tx, e Event) error {
 }
 
 // notifyDeployment enqueues inside tx the notifications of the new status of d, of project p:
-// started when a build claims it; succeeded, and recovered when the project's previous deployment
-// had failed, or failed when it ends. A cancelled deployment, and any other status, tells nothing.
+// started when a build claims it; succeeded, and recovered when the previous production deployment
+// had failed, or preview ready for a preview's, or failed when it ends. A cancelled deployment, and
+// any other status, tells nothing.
 func (s *Store) notifyDeployment(tx *bolt.Tx, p *Project, d *Deployment, now time.Time) error {
 	if s.notifier.Load() == nil {
 		return nil
@@ -85,6 +86,10 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, p *Project, d *Deployment, now tim
 	case StatusFailed:
 		names = []string{event.DeployFailed}
 	case StatusDeployed:
+		if d.Alias != "" {
+			names = []string{event.PreviewReady}
+			break
+		}
 		names = []string{event.DeploySucceeded}
 		failed, err := previousFailed(tx, d)
 		if err != nil {
@@ -104,8 +109,8 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, p *Project, d *Deployment, now tim
 	return nil
 }
 
-// previousFailed reports whether the newest deployment of d's project before d that succeeded or
-// failed (cancelled ones say nothing of the site) failed.
+// previousFailed reports whether the newest deployment of d's project and alias before d that
+// succeeded or failed (cancelled ones say nothing of the site) failed.
 func previousFailed(tx *bolt.Tx, d *Deployment) (bool, error) {
 	failed := false
 	deployments := bucket(tx, deploymentsBucket)
@@ -116,6 +121,9 @@ func previousFailed(tx *bolt.Tx, d *Deployment) (bool, error) {
 		var prev Deployment
 		if err := get(deployments, k[8:], &prev); err != nil {
 			return false, err
+		}
+		if prev.Alias != d.Alias {
+			return true, nil
 		}
 		switch prev.Status {
 		case StatusFailed:

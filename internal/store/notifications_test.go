@@ -154,3 +154,36 @@ func TestDeploymentEventsReachTheirSubscribers(t *testing.T) {
 		t.Fatalf("told\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// TestPreviewEvents: a preview that goes live is ready, not a production success, a failed preview
+// does not make production's next success a recovery, and a removed preview is told removed.
+func TestPreviewEvents(t *testing.T) {
+	s, _ := openTest(t)
+	blog := newProject(t, s, "blog")
+	all := addNotification(t, s, 0, event.All...)
+	s.OnNotify(func(n Notification, e Event) outbox.Message {
+		payload, _ := json.Marshal(told{n.ID, e.Name, e.Deployment.ID, e.Deployment.Status})
+		return outbox.Message{Kind: "test", Key: fmt.Sprint("notify:", n.ID), Payload: payload}
+	})
+	pushTo(t, s, blog, "pr-3", 3, "a")
+	failed := claimAndEnd(t, s, StatusFailed)
+	pushTo(t, s, blog, "pr-3", 3, "b")
+	ready := claimAndEnd(t, s, StatusDeployed)
+	push(t, s, blog, "c")
+	production := claimAndEnd(t, s, StatusDeployed)
+	if _, _, err := s.RemovePreview(blog.ID, "pr-3", "pull request closed"); err != nil {
+		t.Fatal(err)
+	}
+	want := []told{
+		{all.ID, event.DeployStarted, failed, StatusCloning},
+		{all.ID, event.DeployFailed, failed, StatusFailed},
+		{all.ID, event.DeployStarted, ready, StatusCloning},
+		{all.ID, event.PreviewReady, ready, StatusDeployed},
+		{all.ID, event.DeployStarted, production, StatusCloning},
+		{all.ID, event.DeploySucceeded, production, StatusDeployed},
+		{all.ID, event.PreviewRemoved, ready, StatusDeployed},
+	}
+	if got := toldSoFar(t, s); !slices.Equal(got, want) {
+		t.Fatalf("told\n%+v\nwant\n%+v", got, want)
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,6 +40,14 @@ type Project struct {
 	DetectedBy int64             `json:"detected_by,omitempty"`
 	// Domains are the project's custom domains, in the order they were added.
 	Domains []string `json:"domains,omitempty"`
+	// Trigger rules (contract section 7, checked by package trigger): PreviewBranches and WatchPaths
+	// are glob lists with "!" excludes; ForkPreviews is off, approve or on; TriggerMode is webhook
+	// or poll.
+	PreviewBranches []string `json:"preview_branches,omitempty"`
+	PRPreviews      bool     `json:"pr_previews"`
+	ForkPreviews    string   `json:"fork_previews"`
+	WatchPaths      []string `json:"watch_paths,omitempty"`
+	TriggerMode     string   `json:"trigger,omitempty"`
 }
 
 // WebhookConfigured reports whether signed pushes can arrive: a GitHub project whose hook exists,
@@ -90,6 +99,8 @@ func (s *Store) CreateProject(p *Project) error {
 		}
 		p.ID = int64(id)
 		p.Slug = uniqueSlug(p.Slug, func(s string) bool { return slugs.Get([]byte(s)) != nil })
+		// The safe defaults of the trigger rules (schema version 3) when the caller set none.
+		p.ForkPreviews, p.TriggerMode = cmp.Or(p.ForkPreviews, "approve"), cmp.Or(p.TriggerMode, "webhook")
 		if p.CreatedAt.IsZero() {
 			p.CreatedAt = time.Now().UTC()
 		}
@@ -191,7 +202,8 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 			return err
 		}
 		prefix := itob(id)
-		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket, deployedCommitsBucket} {
+		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket,
+			deployedCommitsBucket, previewsBucket} {
 			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
 				return err
 			}

@@ -1,8 +1,8 @@
-// Package store owns miaobu's durable state: projects, deployments, the commit index, the record
-// of webhook deliveries, the outbox of messages to send and the notification targets, in one bbolt
-// file.
+// Package store owns miaobu's durable state: projects, their previews, deployments, the commit
+// index, the record of webhook deliveries, the outbox of messages to send and the notification
+// targets, in one bbolt file.
 //
-// Schema (version 1). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
+// Schema (version 3). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
 //	meta                 "schema" → the schema version, in decimal
@@ -13,14 +13,18 @@
 //	project_deployments  project id ‖ deployment id → empty (a project's history, oldest first)
 //	queued               project id ‖ deployment id → empty (deployments waiting for a worker)
 //	running              project id ‖ deployment id → empty (deployments a worker has claimed)
-//	commits              project id ‖ commit SHA → deployment id (a deployment of that commit that is
-//	                     queued, running or live: the duplicate check is this one lookup)
+//	commits              project id ‖ alias ‖ NUL ‖ commit SHA → deployment id (a deployment of that
+//	                     commit to that alias, "" for production, that is queued, running or live:
+//	                     the duplicate check is this one lookup)
+//	previews             project id ‖ alias → Preview (a pull request's or preview branch's alias,
+//	                     its head and its live deployment)
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
 //	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
-//	deployed_commits     project id ‖ commit SHA → id of the commit's newest deployment, kept when
-//	                     that deployment is pruned (with branch_heads, the stale-delivery check)
+//	deployed_commits     project id ‖ alias ‖ NUL ‖ commit SHA → id of the commit's newest deployment
+//	                     to that alias, kept when that deployment is pruned (with branch_heads, the
+//	                     stale-delivery check)
 //	notifications        notification target id → Notification (where events are told)
 //	domains              custom domain (lower-case ASCII) → project id (a domain belongs to one
 //	                     project; the project lists its own in Project.Domains)
@@ -63,12 +67,13 @@ var (
 	outboxBucket             = []byte("outbox")
 	branchHeadsBucket        = []byte("branch_heads")
 	deployedCommitsBucket    = []byte("deployed_commits")
+	previewsBucket           = []byte("previews")
 	notificationsBucket      = []byte("notifications")
 	domainsBucket            = []byte("domains")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, notificationsBucket, domainsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket}
 	schemaKey = []byte("schema")
 )
 
@@ -180,8 +185,15 @@ func btoi(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
 // pairKey is the key of a (parent id, child id) pair.
 func pairKey(a, b int64) []byte { return append(itob(a), itob(b)...) }
 
-// commitKey is the commits-index key of a project's commit.
-func commitKey(projectID int64, sha string) []byte { return append(itob(projectID), sha...) }
+// commitKey is the commits-index key of a commit deployed to a project's alias ("" for production).
+func commitKey(projectID int64, alias, sha string) []byte {
+	return append(aliasCommitsPrefix(projectID, alias), sha...)
+}
+
+// aliasCommitsPrefix is the beginning of the commits-index keys of a project's alias.
+func aliasCommitsPrefix(projectID int64, alias string) []byte {
+	return append(append(itob(projectID), alias...), 0)
+}
 
 // get decodes the JSON value at key into v, returning ErrNotFound when absent.
 func get(b *bolt.Bucket, key []byte, v any) error {

@@ -107,7 +107,8 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
 	})
 }
 
-// Push is a verified push of a project's deployment branch.
+// Push is a verified push, or pull request update, that deploys a commit to one of a project's
+// aliases: production ("") or a preview.
 type Push struct {
 	ProjectID     int64
 	DeliveryID    string
@@ -118,16 +119,27 @@ type Push struct {
 	// Before is the commit the branch pointed at before the push, as the payload says.
 	Before     string
 	RemoteAddr string
+	// Alias is the preview the push deploys to, "" for production. PullRequest, for a pull
+	// request's update, makes the deployment's trigger pull_request; Fork marks one from a fork.
+	Alias       string
+	PullRequest int
+	Fork        bool
+	// Hold records the preview's new head without deploying it: a fork's commit waiting for
+	// approval. Approve records the commit as approved as it deploys it.
+	Hold, Approve bool
 }
 
-// PushResult says what RecordPush did: created a deployment, found one of the same commit, or
-// refused a stale delivery.
+// PushResult says what RecordPush did: created a deployment, found one of the same commit and
+// alias, refused a stale delivery, or held a preview's head.
 type PushResult struct {
 	DeploymentID int64
 	Duplicate    bool
-	// Stale says the push replays an old delivery: its commit was deployed before, and the branch
-	// has moved on since (it is neither the branch's last pushed commit nor the push's before).
+	// Stale says the push replays an old delivery: its commit was deployed before to the same
+	// alias, and the branch has moved on since (it is neither the branch's last pushed commit nor
+	// the push's before).
 	Stale bool
+	// Preview is the preview the push updated, nil for production.
+	Preview *Preview
 }
 
 // Delivery outcomes.
@@ -136,44 +148,34 @@ const (
 	OutcomeSkipped = "skipped"
 	OutcomeIgnored = "ignored"
 	OutcomePing    = "ok"
+	OutcomeRemoved = "removed"
 )
 
 // RecordPush durably records a push: nothing for a stale delivery, else a new queued deployment
-// unless one of the same commit is queued, running or live, and the branch's new head; the delivery
-// in every case. It returns after the group commit is on disk.
+// unless one of the same commit is queued, running or live on the same alias, the branch's new head
+// and, for a preview, the preview's; the delivery in every case. It returns after the group commit
+// is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
-	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
-		res = PushResult{}
-		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now, RemoteAddr: p.RemoteAddr}
-		heads, headKey := bucket(tx, branchHeadsBucket), branchKey(p.ProjectID, p.Branch)
-		if head := string(heads.Get(headKey)); head != "" && head != p.CommitSHA && head != p.Before &&
-			bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)) != nil {
-			res.Stale, delivery.Outcome = true, OutcomeIgnored
-			return addDelivery(tx, &delivery)
-		}
-		if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.CommitSHA)); v != nil {
-			res = PushResult{DeploymentID: btoi(v), Duplicate: true}
-			delivery.Outcome, delivery.DeploymentID = OutcomeSkipped, res.DeploymentID
-			if err := heads.Put(headKey, []byte(p.CommitSHA)); err != nil {
-				return err
-			}
-			return addDelivery(tx, &delivery)
-		}
+	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) (err error) {
 		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
 			projectGone = true // deleted since the handler read it; failing here would fail the whole group
 			return nil
 		}
-		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: TriggerWebhook, DeliveryID: p.DeliveryID}
-		if err := s.createDeployment(tx, d, now); err != nil {
+		if res, err = s.recordPush(tx, p, now); err != nil {
 			return err
 		}
-		res.DeploymentID = d.ID
-		delivery.Outcome, delivery.DeploymentID = OutcomeSuccess, d.ID
-		if err := heads.Put(headKey, []byte(p.CommitSHA)); err != nil {
-			return err
+		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now,
+			RemoteAddr: p.RemoteAddr, Outcome: OutcomeSuccess, DeploymentID: res.DeploymentID}
+		if p.PullRequest != 0 {
+			delivery.Event = "pull_request"
+		}
+		switch {
+		case res.Stale || p.Hold:
+			delivery.Outcome = OutcomeIgnored
+		case res.Duplicate:
+			delivery.Outcome = OutcomeSkipped
 		}
 		return addDelivery(tx, &delivery)
 	})
@@ -181,6 +183,74 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 		err = ErrNotFound
 	}
 	return res, err
+}
+
+// ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
+// records it as approved, like RecordPush with Approve set but for a delivery: the approval came
+// from the API.
+func (s *Store) ApprovePreview(p Push) (PushResult, error) {
+	var res PushResult
+	p.Approve = true
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
+			return ErrNotFound
+		}
+		res, err = s.recordPush(tx, p, time.Now().UTC())
+		return err
+	})
+	return res, err
+}
+
+// recordPush is RecordPush inside tx, for a project that exists, without the delivery.
+func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, error) {
+	var res PushResult
+	// The stale rule and branch heads are about branches; a pull request's updates are its own.
+	var heads *bolt.Bucket
+	headKey := branchKey(p.ProjectID, p.Branch)
+	if p.PullRequest == 0 {
+		heads = bucket(tx, branchHeadsBucket)
+		if head := string(heads.Get(headKey)); head != "" && head != p.CommitSHA && head != p.Before &&
+			bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil {
+			res.Stale = true
+			return res, nil
+		}
+	}
+	if p.Alias != "" {
+		preview, err := notePreviewHead(tx, p.ProjectID, p.Alias,
+			PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+		if err != nil {
+			return res, err
+		}
+		if p.Approve {
+			preview.ApprovedSHA = p.CommitSHA
+			if err := savePreview(tx, preview); err != nil {
+				return res, err
+			}
+		}
+		res.Preview = preview
+	}
+	if p.Hold {
+		return res, nil
+	}
+	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
+		res.DeploymentID, res.Duplicate = btoi(v), true
+	} else {
+		trigger := TriggerWebhook
+		if p.PullRequest != 0 {
+			trigger = TriggerPullRequest
+		}
+		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
+			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
+			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}
+		if err := s.createDeployment(tx, d, now); err != nil {
+			return res, err
+		}
+		res.DeploymentID = d.ID
+	}
+	if heads != nil {
+		return res, heads.Put(headKey, []byte(p.CommitSHA))
+	}
+	return res, nil
 }
 
 // Deliveries returns up to limit delivery records, newest first, of one project or, with projectID 0, of all.
@@ -206,7 +276,7 @@ func fillPushHistory(root *bolt.Bucket) error {
 	heads, deployed := root.Bucket(branchHeadsBucket), root.Bucket(deployedCommitsBucket)
 	// Deployments are in id order, so the last push of a branch is its head.
 	return iterate(root.Bucket(deploymentsBucket), nil, func(_ []byte, d Deployment) (bool, error) {
-		if err := deployed.Put(commitKey(d.ProjectID, d.CommitSHA), itob(d.ID)); err != nil {
+		if err := deployed.Put(commitKey(d.ProjectID, d.Alias, d.CommitSHA), itob(d.ID)); err != nil {
 			return false, err
 		}
 		if d.Trigger != TriggerWebhook {

@@ -101,6 +101,7 @@ type repoState struct {
 	hooks       []Hook
 	statuses    []Status
 	deployments []Deployment
+	comments    []Comment
 }
 
 // failure is an answer that replaces the next answer to one request.
@@ -124,6 +125,10 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.createDeployment)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.createDeploymentStatus)
+	mux.HandleFunc("GET /user", s.getUser)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{n}/comments", s.listComments)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{n}/comments", s.createComment)
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.editComment)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("fake GitHub: unexpected request %s %s", r.Method, r.URL)
 		reply(w, http.StatusTeapot, map[string]string{"message": "unexpected request"})

@@ -30,6 +30,7 @@ func newBucket(t *testing.T) (*Server, *oss.Bucket) {
 }
 
 func TestPutKeepsHeadersAndFormatsETags(t *testing.T) {
+	t.Parallel()
 	s, b := newBucket(t)
 	body := []byte("hello")
 	err := b.PutObject("dir/a b+c%41.html", bytes.NewReader(body), oss.ContentType("text/html; charset=utf-8"),
@@ -54,6 +55,7 @@ func TestPutKeepsHeadersAndFormatsETags(t *testing.T) {
 }
 
 func TestPutChecksContentMD5(t *testing.T) {
+	t.Parallel()
 	_, b := newBucket(t)
 	wrong := md5.Sum([]byte("other"))
 	err := b.PutObject("k", strings.NewReader("body"), oss.ContentMD5(base64.StdEncoding.EncodeToString(wrong[:])))
@@ -64,6 +66,7 @@ func TestPutChecksContentMD5(t *testing.T) {
 }
 
 func TestListPagesWithURLEncoding(t *testing.T) {
+	t.Parallel()
 	s, b := newBucket(t)
 	keys := []string{"p/a b", "p/c+d", "p/e%41", "p/f&<g>", "q/outside"}
 	for _, k := range keys {
@@ -102,6 +105,7 @@ func TestListPagesWithURLEncoding(t *testing.T) {
 }
 
 func TestMultiDeleteLimit(t *testing.T) {
+	t.Parallel()
 	s, b := newBucket(t)
 	var keys []string
 	for i := range 1001 {
@@ -122,6 +126,7 @@ func TestMultiDeleteLimit(t *testing.T) {
 }
 
 func TestFaultsLatencyAndAccessKey(t *testing.T) {
+	t.Parallel()
 	s, b := newBucket(t)
 	s.SetFault(func(op Op, key string) int {
 		if op == OpPut && key == "bad" {

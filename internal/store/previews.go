@@ -1,0 +1,232 @@
+package store
+
+import (
+	"errors"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/miaobu/miaobu/internal/event"
+)
+
+// Deployment environments: production deploys the project's default branch, a preview one alias.
+const (
+	EnvironmentProduction = "production"
+	EnvironmentPreview    = "preview"
+)
+
+// Preview is one alias of a project besides production: a pull request's (pr-<n>) or a preview
+// branch's (git-<branch-slug>), with its live deployment.
+type Preview struct {
+	ProjectID int64  `json:"project_id"`
+	Alias     string `json:"alias"`
+	// Branch is the head branch: the preview branch, or the pull request's head ref.
+	Branch      string `json:"branch"`
+	PullRequest int    `json:"pull_request,omitempty"`
+	// Fork says the pull request's head repository is not the project's (or was deleted).
+	Fork bool `json:"fork,omitempty"`
+	// HeadSHA is the newest head commit seen; ApprovedSHA the fork head commit last approved.
+	HeadSHA            string `json:"head_sha"`
+	ApprovedSHA        string `json:"approved_sha,omitempty"`
+	ActiveDeploymentID int64  `json:"active_deployment_id,omitempty"`
+	// CommentID is the pull request's sticky comment on GitHub, once it exists.
+	CommentID int64     `json:"comment_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// RemovedAt is when the alias was taken down (pull request closed, branch deleted, preview
+	// remove); its files are deleted once retention.previews has passed since.
+	RemovedAt *time.Time `json:"removed_at,omitempty"`
+}
+
+// Removed reports whether the preview was taken down.
+func (p *Preview) Removed() bool { return p.RemovedAt != nil }
+
+// previewKey is the previews key of a project's alias.
+func previewKey(projectID int64, alias string) []byte { return append(itob(projectID), alias...) }
+
+// loadPreview reads a project's preview inside tx.
+func loadPreview(tx *bolt.Tx, projectID int64, alias string) (*Preview, error) {
+	var p Preview
+	if err := get(bucket(tx, previewsBucket), previewKey(projectID, alias), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// savePreview writes p inside tx.
+func savePreview(tx *bolt.Tx, p *Preview) error {
+	return put(bucket(tx, previewsBucket), previewKey(p.ProjectID, p.Alias), p)
+}
+
+// PreviewHead is what a push or pull request update says about a preview's head.
+type PreviewHead struct {
+	Branch      string
+	PullRequest int
+	Fork        bool
+	SHA         string
+}
+
+// notePreviewHead creates or updates the preview alias of a project inside tx with a new head; a
+// preview taken down comes back up.
+func notePreviewHead(tx *bolt.Tx, projectID int64, alias string, head PreviewHead, now time.Time) (*Preview, error) {
+	p, err := loadPreview(tx, projectID, alias)
+	if errors.Is(err, ErrNotFound) {
+		p, err = &Preview{ProjectID: projectID, Alias: alias, CreatedAt: now}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
+	return p, savePreview(tx, p)
+}
+
+// Preview returns a project's preview with the given alias.
+func (s *Store) Preview(projectID int64, alias string) (*Preview, error) {
+	var p *Preview
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		p, err = loadPreview(tx, projectID, alias)
+		return err
+	})
+	return p, err
+}
+
+// Previews returns a project's previews, removed ones included, in alias order.
+func (s *Store) Previews(projectID int64) ([]*Preview, error) {
+	var out []*Preview
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
+			return ErrNotFound
+		}
+		return iterate(bucket(tx, previewsBucket), itob(projectID), func(_ []byte, p Preview) (bool, error) {
+			out = append(out, &p)
+			return true, nil
+		})
+	})
+	return out, err
+}
+
+// SetPreviewComment records the id of a pull request preview's sticky comment.
+func (s *Store) SetPreviewComment(projectID int64, alias string, commentID int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		p, err := loadPreview(tx, projectID, alias)
+		if err != nil {
+			return err
+		}
+		p.CommentID = commentID
+		return savePreview(tx, p)
+	})
+}
+
+// RemovePreview takes a preview down at once: its alias serves nothing from now on, its queued and
+// running deployments are cancelled and its commits no longer count as deployed, so that a reopened
+// pull request or a branch pushed again builds again. It returns the preview as it was before and the cancelled deployments;
+// removing a preview already removed changes nothing.
+func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, []*Deployment, error) {
+	var (
+		before    *Preview
+		cancelled []*Deployment
+	)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		p, err := loadPreview(tx, projectID, alias)
+		if err != nil {
+			return err
+		}
+		copied := *p
+		before = &copied
+		if p.Removed() {
+			return nil
+		}
+		now := time.Now().UTC()
+		p.RemovedAt = &now
+		if err := savePreview(tx, p); err != nil {
+			return err
+		}
+		if err := s.notifyRemoved(tx, p, now); err != nil {
+			return err
+		}
+		for _, index := range [][]byte{queuedBucket, runningBucket} {
+			unfinished, err := aliasDeployments(tx, index, projectID, alias)
+			if err != nil {
+				return err
+			}
+			for _, d := range unfinished {
+				if err := s.finish(tx, d.ID, StatusCancelled, reason, now); err != nil {
+					return err
+				}
+				if d, err = loadDeployment(tx, d.ID); err != nil {
+					return err
+				}
+				cancelled = append(cancelled, d)
+			}
+		}
+		// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
+		// deploy it afresh, neither as a duplicate nor as a stale delivery.
+		for _, index := range [][]byte{commitsBucket, deployedCommitsBucket} {
+			if err := deletePrefix(bucket(tx, index), aliasCommitsPrefix(projectID, alias)); err != nil {
+				return err
+			}
+		}
+		if p.PullRequest == 0 {
+			return bucket(tx, branchHeadsBucket).Delete(branchKey(projectID, p.Branch))
+		}
+		return nil
+	})
+	return before, cancelled, err
+}
+
+// notifyRemoved enqueues inside tx the notifications that preview p, just taken down, is removed,
+// about the deployment that was live on it (none when nothing went live).
+func (s *Store) notifyRemoved(tx *bolt.Tx, p *Preview, now time.Time) error {
+	if p.ActiveDeploymentID == 0 {
+		return nil
+	}
+	d, err := loadDeployment(tx, p.ActiveDeploymentID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var project Project
+	if err := get(bucket(tx, projectsBucket), itob(p.ProjectID), &project); err != nil {
+		return err
+	}
+	return s.notify(tx, Event{Name: event.PreviewRemoved, Project: project, Deployment: *d, At: now})
+}
+
+// PurgeRemovedPreviews deletes the previews taken down before cutoff, with all their deployments,
+// and returns those deployments so that their files and logs can be removed.
+func (s *Store) PurgeRemovedPreviews(cutoff time.Time) ([]*Deployment, error) {
+	var gone []*Deployment
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var expired []*Preview
+		err := iterate(bucket(tx, previewsBucket), nil, func(_ []byte, p Preview) (bool, error) {
+			if p.Removed() && p.RemovedAt.Before(cutoff) {
+				expired = append(expired, &p)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range expired {
+			history, err := aliasDeployments(tx, projectDeploymentsBucket, p.ProjectID, p.Alias)
+			if err != nil {
+				return err
+			}
+			for _, d := range history {
+				if !d.Terminal() {
+					continue
+				}
+				if err := deleteDeployment(tx, d); err != nil {
+					return err
+				}
+				gone = append(gone, d)
+			}
+			if err := bucket(tx, previewsBucket).Delete(previewKey(p.ProjectID, p.Alias)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return gone, err
+}
