@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
@@ -70,6 +71,8 @@ type Agent struct {
 	clock clock.Clock
 	// poller finds new commits without webhooks; nil until Serve starts it.
 	poller *poll.Poller
+	// certs is the agent's own HTTPS while Serve runs with tls.enabled, else nil.
+	certs atomic.Pointer[certificates]
 	// version is what the agent reports as its version: the binary's, given by the command line.
 	version string
 }
@@ -77,6 +80,11 @@ type Agent struct {
 // New builds an agent of the given version on an open store; the admin token file is created on
 // first start.
 func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) (*Agent, error) {
+	return newAgent(cfg, st, log, version, net.DefaultResolver)
+}
+
+// newAgent is New with the resolver that looks up where custom domains point.
+func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -101,7 +109,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -140,6 +148,7 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
 	mux.HandleFunc(api.PathWebhookPrefix+"{project_id}", webhookMethodNotAllowed)
+	mux.HandleFunc("GET "+api.PathTLSAsk, a.handle(a.tlsAsk))
 
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET "+api.PathProjects, a.handle(a.listProjects))
@@ -153,6 +162,9 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/env", a.handle(a.listEnv))
 	admin.HandleFunc("PUT "+api.PathProjects+"/{id}/env", a.handle(a.setEnv))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/env/{name}", a.handle(a.unsetEnv))
+	admin.HandleFunc("GET "+api.PathProjects+"/{id}/domains", a.handle(a.listDomains))
+	admin.HandleFunc("POST "+api.PathProjects+"/{id}/domains", a.handle(a.addDomain))
+	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/domains/{domain}", a.handle(a.removeDomain))
 	admin.HandleFunc("GET "+api.PathProjects+"/{id}/previews", a.handle(a.listPreviews))
 	admin.HandleFunc("POST "+api.PathProjects+"/{id}/previews/{alias}/approve", a.handle(a.approvePreview))
 	admin.HandleFunc("DELETE "+api.PathProjects+"/{id}/previews/{alias}", a.handle(a.removePreview))
@@ -285,6 +297,27 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		defer mln.Close() // on an early return; Shutdown closes it otherwise
 		servers = append(servers, server{a.httpServer(a.metrics.tokenlessHandler()), mln})
 		a.log.Info("serving /metrics without a token", "metrics_listen", mln.Addr().String())
+	}
+	if a.cfg.TLS.Enabled {
+		certs, err := a.newCertificates()
+		if err != nil {
+			return err
+		}
+		defer certs.cache.Stop()
+		a.certs.Store(certs)
+		httpsLn, err := net.Listen("tcp", a.cfg.TLS.Listen)
+		if err != nil {
+			return fmt.Errorf("listening on %s (tls.listen): %w", a.cfg.TLS.Listen, err)
+		}
+		defer httpsLn.Close() // on an early return; Shutdown closes it otherwise
+		httpLn, err := net.Listen("tcp", a.cfg.TLS.HTTPListen)
+		if err != nil {
+			return fmt.Errorf("listening on %s (tls.http_listen): %w", a.cfg.TLS.HTTPListen, err)
+		}
+		defer httpLn.Close()
+		servers = append(servers, certs.servers(a, apiServer.Handler, httpsLn, httpLn)...)
+		a.log.Info("serving HTTPS with certificates obtained on demand", "tls_listen", httpsLn.Addr().String(),
+			"tls_http_listen", httpLn.Addr().String())
 	}
 	a.log.Info("agent started", "listen", ln.Addr().String(), "public_url", a.cfg.PublicURL,
 		"data_dir", a.cfg.DataDir, "version", a.version)

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/clock"
+	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/pipeline"
 	"github.com/miaobu/miaobu/internal/store"
@@ -41,3 +43,8 @@ func (a *Agent) WebhookBodies() (inUse int64, waiting int) {
 
 // SetClock replaces the clock that drives the poller; call it before Serve.
 func (a *Agent) SetClock(c clock.Clock) { a.clock = c }
+
+// NewWithResolver is New with the resolver that looks up where custom domains point.
+func NewWithResolver(cfg *config.Config, st *store.Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
+	return newAgent(cfg, st, log, version, resolver)
+}

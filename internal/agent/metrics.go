@@ -23,6 +23,7 @@ type metrics struct {
 	buildDuration     prometheus.Histogram
 	publishDuration   *prometheus.HistogramVec
 	polls             *prometheus.CounterVec
+	certFailures      prometheus.Counter
 }
 
 // durationBuckets span a few seconds to the default build timeout.
@@ -64,6 +65,10 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 			Name: "miaobu_polls_total",
 			Help: "Checks of projects with trigger poll for new commits, by result: changed, unchanged or error.",
 		}, []string{"result"}),
+		certFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "miaobu_tls_certificate_failures_total",
+			Help: "Certificates that could not be obtained or renewed from the ACME CA (tls.enabled).",
+		}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
 	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
@@ -80,7 +85,7 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 	for _, result := range []string{poll.ResultChanged, poll.ResultUnchanged, poll.ResultError} {
 		m.polls.WithLabelValues(result)
 	}
-	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration, m.polls,
+	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration, m.polls, m.certFailures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_builds_running", Help: "Builds running in this agent."}, running),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_github_rate_limit_remaining",

@@ -27,7 +27,11 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
-		Queue: api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}}
+		Queue:        api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency},
+		Certificates: []api.Certificate{}}
+	if certs := a.certs.Load(); certs != nil {
+		out.Certificates = certs.list(a.cfg.DataDir)
+	}
 	for _, p := range projects {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
 			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p),

@@ -351,6 +351,17 @@ type Status struct {
 	Sandbox   string          `json:"sandbox"`
 	Queue     QueueStatus     `json:"queue"`
 	Projects  []ProjectStatus `json:"projects"`
+	// Certificates are those the agent obtained for its own HTTPS (tls.enabled), and names whose
+	// last attempt failed.
+	Certificates []Certificate `json:"certificates"`
+}
+
+// Certificate is one name's certificate for the agent's own HTTPS: when it expires (null: none
+// obtained) and why the last attempt to obtain or renew it failed (null: it did not).
+type Certificate struct {
+	Name      string     `json:"name"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	LastError *string    `json:"last_error"`
 }
 
 // QueueStatus says how much work waits and runs; Concurrency 0 means building is paused.
@@ -436,4 +447,40 @@ type NotificationCreate struct {
 type NotificationTest struct {
 	StatusCode int    `json:"status_code"`
 	Response   string `json:"response"`
+}
+
+// DomainsPath is the route of the custom domains of project ref.
+func DomainsPath(ref string) string { return PathProjects + "/" + url.PathEscape(ref) + "/domains" }
+
+// PathTLSAsk is the public route that says whether the agent serves a name (?domain=HOST), for a
+// TLS server in front that gets certificates on demand: 200 yes, 404 no.
+const PathTLSAsk = "/api/v1/tls/ask"
+
+// Domain is a custom domain of a project.
+type Domain struct {
+	Domain    string `json:"domain"`
+	ProjectID int64  `json:"project_id"`
+	Project   string `json:"project"`
+}
+
+// DomainCreate is the body of POST /api/v1/projects/{id}/domains.
+type DomainCreate struct {
+	Domain string `json:"domain"`
+}
+
+// DNSRecord is a DNS record to create: Type CNAME, A or AAAA, at Name, pointing to Value.
+type DNSRecord struct {
+	Type  string `json:"type"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// DomainAdded is the answer of POST /api/v1/projects/{id}/domains: the domain, the DNS records to
+// create (for an apex, none when the agent does not know its own addresses), what the name resolves
+// to now and whether that is the agent.
+type DomainAdded struct {
+	Domain
+	DNSRecords []DNSRecord `json:"dns_records"`
+	Addresses  []string    `json:"addresses"`
+	PointsHere bool        `json:"points_here"`
 }

@@ -116,6 +116,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdStatus(f, nil),
 		newCmdBackup(f, nil),
 		newCmdNotify(f),
+		newCmdDomain(f),
 		newCmdLogin(f, nil),
 		newCmdVersion(f, nil),
 	)

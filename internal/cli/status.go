@@ -105,5 +105,27 @@ func printStatus(ios *ioStreams, st api.Status) error {
 			fmt.Fprintln(ios.ErrOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
 		}
 	}
-	return nil
+	return printCertificates(ios, st.Certificates)
+}
+
+// printCertificates shows the certificates of the agent's own HTTPS, if it has any: each name, when
+// its certificate expires and the error of its last failed attempt.
+func printCertificates(ios *ioStreams, certs []api.Certificate) error {
+	if len(certs) == 0 {
+		return nil
+	}
+	t := ios.Term
+	rows := make([][]string, 0, len(certs))
+	for _, c := range certs {
+		expires, lastError := "-", "-"
+		if c.ExpiresAt != nil {
+			expires = c.ExpiresAt.Local().Format("2006-01-02 15:04")
+		}
+		if c.LastError != nil {
+			lastError = t.red(firstLine(*c.LastError))
+		}
+		rows = append(rows, []string{c.Name, expires, lastError})
+	}
+	fmt.Fprintln(ios.Out)
+	return t.table(ios.Out, []string{"CERTIFICATE", "EXPIRES", "LAST ERROR"}, rows)
 }

@@ -45,6 +45,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// Metrics configures a listener of its own for Prometheus.
 	Metrics Metrics `mapstructure:"metrics"`
+	// TLS configures HTTPS served by the agent itself.
+	TLS TLS `mapstructure:"tls"`
 	// Target is the default publish target of new projects: local or oss.
 	Target string `mapstructure:"target"`
 	// OSS configures the Alibaba Cloud OSS target.
@@ -175,6 +177,23 @@ type Metrics struct {
 	Listen string `mapstructure:"listen"`
 }
 
+// TLS configures HTTPS served by the agent itself, with certificates from an ACME CA obtained at
+// the first handshake for each name the agent serves.
+type TLS struct {
+	// Enabled turns HTTPS on.
+	Enabled bool `mapstructure:"enabled"`
+	// Email is the ACME account's contact; may be empty.
+	Email string `mapstructure:"email"`
+	// CA is the ACME directory URL; empty: Let's Encrypt's production directory.
+	CA string `mapstructure:"ca"`
+	// CARoot is a PEM file trusted for the ACME server, for a test CA; empty: the system's roots.
+	CARoot string `mapstructure:"ca_root"`
+	// Listen is the host:port of HTTPS.
+	Listen string `mapstructure:"listen"`
+	// HTTPListen is the host:port that answers ACME HTTP challenges and redirects the rest to HTTPS.
+	HTTPListen string `mapstructure:"http_listen"`
+}
+
 // OSS configures the Alibaba Cloud OSS target.
 type OSS struct {
 	// Endpoint is a URL such as https://oss-cn-hangzhou.aliyuncs.com; a bare host means https.
@@ -226,6 +245,12 @@ var envNames = map[string][]string{
 	"cors.allowed_origins":  {"MIAOBU_CORS_ALLOWED_ORIGINS"},
 	"shutdown_timeout":      {"MIAOBU_SHUTDOWN_TIMEOUT"},
 	"metrics.listen":        {"MIAOBU_METRICS_LISTEN"},
+	"tls.enabled":           {"MIAOBU_TLS"},
+	"tls.email":             {"MIAOBU_TLS_EMAIL"},
+	"tls.ca":                {"MIAOBU_TLS_CA"},
+	"tls.ca_root":           {"MIAOBU_TLS_CA_ROOT"},
+	"tls.listen":            {"MIAOBU_TLS_LISTEN"},
+	"tls.http_listen":       {"MIAOBU_TLS_HTTP_LISTEN"},
 	"target":                {"MIAOBU_TARGET"},
 	"oss.endpoint":          {"MIAOBU_OSS_ENDPOINT"},
 	"oss.bucket":            {"MIAOBU_OSS_BUCKET"},
@@ -302,6 +327,12 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("cors.allowed_origins", []string{})
 	v.SetDefault("shutdown_timeout", 10*time.Second)
 	v.SetDefault("metrics.listen", "")
+	v.SetDefault("tls.enabled", false)
+	v.SetDefault("tls.email", "")
+	v.SetDefault("tls.ca", "")
+	v.SetDefault("tls.ca_root", "")
+	v.SetDefault("tls.listen", ":443")
+	v.SetDefault("tls.http_listen", ":80")
 	v.SetDefault("target", "local")
 	v.SetDefault("oss.endpoint", "")
 	v.SetDefault("oss.bucket", "")

@@ -297,3 +297,27 @@ func TestNotificationSettingsFromTheEnvironment(t *testing.T) {
 		t.Fatalf("smtp %+v, allow_private_networks %v", cfg.SMTP, cfg.Notifications.AllowPrivateNetworks)
 	}
 }
+
+func TestTLSKeys(t *testing.T) {
+	isolate(t)
+	cfg, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (TLS{Listen: ":443", HTTPListen: ":80"}); cfg.TLS != want {
+		t.Errorf("defaults %+v, want %+v", cfg.TLS, want)
+	}
+	for name, value := range map[string]string{"MIAOBU_TLS": "true", "MIAOBU_TLS_EMAIL": "ops@example.com",
+		"MIAOBU_TLS_CA": "https://ca.example.com/dir", "MIAOBU_TLS_CA_ROOT": "/etc/ca.pem",
+		"MIAOBU_TLS_LISTEN": "127.0.0.1:8443", "MIAOBU_TLS_HTTP_LISTEN": "127.0.0.1:8080"} {
+		t.Setenv(name, value)
+	}
+	if cfg, err = Load(nil); err != nil {
+		t.Fatal(err)
+	}
+	want := TLS{Enabled: true, Email: "ops@example.com", CA: "https://ca.example.com/dir", CARoot: "/etc/ca.pem",
+		Listen: "127.0.0.1:8443", HTTPListen: "127.0.0.1:8080"}
+	if cfg.TLS != want {
+		t.Errorf("from the environment %+v, want %+v", cfg.TLS, want)
+	}
+}

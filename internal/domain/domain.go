@@ -8,6 +8,7 @@ package domain
 import (
 	"context"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -63,6 +64,10 @@ type Store interface {
 	Notification(id int64) (*store.Notification, error)
 	CreateNotification(n *store.Notification) error
 	DeleteNotification(id int64) error
+
+	AddDomain(projectID int64, name string) (*store.Project, error)
+	RemoveDomain(projectID int64, name string) (*store.Project, error)
+	ProjectByDomain(name string) (*store.Project, error)
 }
 
 // Reports are the reports to GitHub that the domain makes itself; those of a deployment's changes
@@ -105,7 +110,9 @@ type Options struct {
 	Notifier *notify.Notifier
 	// Caches holds each project's build cache.
 	Caches *buildcache.Caches
-	Log    *slog.Logger
+	// Resolver looks up where custom domains point; nil: the system's resolver.
+	Resolver Resolver
+	Log      *slog.Logger
 }
 
 // Service carries out the domain's operations; it is safe for concurrent use.
@@ -118,6 +125,7 @@ type Service struct {
 	targets  *publish.Targets
 	notifier *notify.Notifier
 	caches   *buildcache.Caches
+	resolver Resolver
 	log      *slog.Logger
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
@@ -129,8 +137,12 @@ type Service struct {
 
 // New returns a Service with opts.
 func New(opts Options) *Service {
+	resolver := opts.Resolver
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
 	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		notifier: opts.Notifier, caches: opts.Caches, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
+		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
 }
 
 // LogPath is the build log file of a deployment.

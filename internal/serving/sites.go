@@ -21,6 +21,7 @@ import (
 // Lookup is what Sites reads of the store.
 type Lookup interface {
 	ProjectBySlug(slug string) (*store.Project, error)
+	ProjectByDomain(name string) (*store.Project, error)
 	Deployment(id int64) (*store.Deployment, error)
 	Preview(projectID int64, alias string) (*store.Preview, error)
 	Previews(projectID int64) ([]*store.Preview, error)
@@ -36,37 +37,67 @@ type Sites struct {
 	Log               *slog.Logger
 }
 
-// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment),
-// <slug>--<id>.<Domain> (that deployment) or a preview's host label such as <slug>--pr-12.<Domain>
-// (the preview's live deployment), on any port; every other request, and one for the public URL's
-// own host, goes to next.
-func (s *Sites) Handler(next http.Handler) http.Handler {
-	publicHost := ""
-	if u, err := url.Parse(s.PublicURL); err == nil {
-		publicHost = strings.ToLower(u.Hostname())
+// HostName returns the host name of a Host header or a TLS server name: lower case, without its
+// port or a final dot.
+func HostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	suffix := "." + strings.ToLower(strings.Trim(s.Domain, "."))
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// PublicHost returns the host name of the public URL, "" when it has none.
+func PublicHost(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return ""
+	}
+	return HostName(u.Hostname())
+}
+
+// SiteLabel returns the label of a site host, a HostName one level under domain: "slug" (the live
+// deployment) or "slug--id" (that deployment); ok is false for any other host.
+func SiteLabel(host, domain string) (label string, ok bool) {
+	label, ok = strings.CutSuffix(host, "."+strings.ToLower(strings.Trim(domain, ".")))
+	if !ok || label == "" || strings.Contains(label, ".") {
+		return "", false
+	}
+	return label, true
+}
+
+// Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment),
+// <slug>--<id>.<Domain> (that deployment), a preview's host label such as <slug>--pr-12.<Domain>
+// (the preview's live deployment) or a project's custom domain (its live deployment), on any port; every other request, and one for the public URL's own host, goes to next.
+func (s *Sites) Handler(next http.Handler) http.Handler {
+	publicHost := PublicHost(s.PublicURL)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.TrimSuffix(strings.ToLower(host), ".")
-		label, ok := strings.CutSuffix(host, suffix)
-		if !ok || host == publicHost || label == "" || strings.Contains(label, ".") {
+		host := HostName(r.Host)
+		if host == publicHost {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.serveSite(w, r, label)
+		if label, ok := SiteLabel(host, s.Domain); ok {
+			s.serveSite(w, r, label)
+			return
+		}
+		p, err := s.Store.ProjectByDomain(host)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.Log.Error("looking up a custom domain", "host", host, "err", err)
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if methodAllowed(w, r) {
+			s.serveDeployment(w, r, p, p.ActiveDeploymentID, p.Slug, false)
+		}
 	})
 }
 
 // serveSite serves one request for the site named by a host label: "slug", "slug--id" or a
 // preview's label.
 func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+	if !methodAllowed(w, r) {
 		return
 	}
 	slug, rest, qualified := strings.Cut(label, "--")
@@ -90,6 +121,23 @@ func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 			id, what = pv.ActiveDeploymentID, pv.Alias+" of "+slug
 		}
 	}
+	s.serveDeployment(w, r, p, id, what, qualified && strconv.FormatInt(id, 10) == rest)
+}
+
+// methodAllowed answers 405 to a request that is neither GET nor HEAD and reports whether it is.
+func methodAllowed(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
+}
+
+// serveDeployment serves one request for deployment id of project p, 0 being none; what names the
+// site in the answer when there is none, and byID is set when the host named the deployment's id.
+func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store.Project, id int64, what string, byID bool) {
+	slug := p.Slug
 	if id == 0 {
 		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", what), http.StatusNotFound)
 		return
@@ -102,7 +150,7 @@ func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) 
 		s.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
 		return
 	}
-	if d.Alias != "" && qualified && strconv.FormatInt(id, 10) == rest {
+	if d.Alias != "" && byID {
 		// A removed preview's deployments are not served by their own hosts either.
 		if pv, err := s.Store.Preview(p.ID, d.Alias); err != nil || pv.Removed() {
 			http.Error(w, "404 preview removed", http.StatusNotFound)

@@ -18,9 +18,20 @@ import (
 // longBranch is a branch whose preview's host label is cut to 63 characters.
 const longBranch = "feature/a-very-long-branch-name-that-goes-on-and-on-and-on-forever-and-ever"
 
-// lookup is a store of one project, blog, with deployments 1 (live) and 2 (failed), and previews:
-// pr-12 live on 3, pr-7 removed (it was live on 4), the long branch's live on 5, pr-9 with none.
+// lookup is a store of one project, blog, with deployments 1 (live) and 2 (failed), the custom
+// domain blog.example.org, and previews: pr-12 live on 3, pr-7 removed (it was live on 4), the long
+// branch's live on 5, pr-9 with none; and of a project at www.example.net with no live deployment.
 type lookup struct{}
+
+func (lookup) ProjectByDomain(name string) (*store.Project, error) {
+	switch name {
+	case "blog.example.org":
+		return &store.Project{ID: 1, Slug: "blog", ActiveDeploymentID: 1}, nil
+	case "www.example.net":
+		return &store.Project{ID: 2, Slug: "shop"}, nil
+	}
+	return nil, store.ErrNotFound
+}
 
 // previews are the previews of blog.
 var previews = []*store.Preview{
@@ -102,6 +113,11 @@ func TestSitesByHost(t *testing.T) {
 		{"GET", "deploy.sites.example.com", http.StatusOK, "api"},
 		{"GET", "a.blog.sites.example.com", http.StatusOK, "api"},
 		{"GET", "example.com", http.StatusOK, "api"},
+		{"GET", "Blog.Example.org:443", http.StatusOK, "home"},
+		{"HEAD", "blog.example.org", http.StatusOK, ""},
+		{"DELETE", "blog.example.org", http.StatusMethodNotAllowed, "405 method not allowed\n"},
+		{"GET", "www.example.net", http.StatusNotFound, "shop has no live deployment yet.\n"},
+		{"GET", "example.org", http.StatusOK, "api"},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest(tt.method, "/", nil)

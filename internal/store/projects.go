@@ -38,6 +38,8 @@ type Project struct {
 	// Detected is what the build of deployment DetectedBy, the newest to get that far, detected.
 	Detected   *DetectedSettings `json:"detected,omitempty"`
 	DetectedBy int64             `json:"detected_by,omitempty"`
+	// Domains are the project's custom domains, in the order they were added.
+	Domains []string `json:"domains,omitempty"`
 	// Trigger rules (contract section 7, checked by package trigger): PreviewBranches and WatchPaths
 	// are glob lists with "!" excludes; ForkPreviews is off, approve or on; TriggerMode is webhook
 	// or poll.
@@ -126,9 +128,14 @@ func (s *Store) Project(id int64) (*Project, error) {
 
 // ProjectBySlug returns the project with the given slug.
 func (s *Store) ProjectBySlug(slug string) (*Project, error) {
+	return s.projectByIndex(projectSlugsBucket, slug)
+}
+
+// projectByIndex returns the project that key names in index, a bucket of keys to project ids.
+func (s *Store) projectByIndex(index []byte, key string) (*Project, error) {
 	var p Project
 	err := s.db.View(func(tx *bolt.Tx) error {
-		id := bucket(tx, projectSlugsBucket).Get([]byte(slug))
+		id := bucket(tx, index).Get([]byte(key))
 		if id == nil {
 			return ErrNotFound
 		}
@@ -225,6 +232,11 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 		}
 		if p.Repo != "" {
 			if err := bucket(tx, projectReposBucket).Delete(repoKey(p.Repo, p.RootDirectory)); err != nil {
+				return err
+			}
+		}
+		for _, name := range p.Domains {
+			if err := bucket(tx, domainsBucket).Delete([]byte(name)); err != nil {
 				return err
 			}
 		}

@@ -26,6 +26,8 @@
 //	                     to that alias, kept when that deployment is pruned (with branch_heads, the
 //	                     stale-delivery check)
 //	notifications        notification target id → Notification (where events are told)
+//	domains              custom domain (lower-case ASCII) → project id (a domain belongs to one
+//	                     project; the project lists its own in Project.Domains)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -67,10 +69,11 @@ var (
 	deployedCommitsBucket    = []byte("deployed_commits")
 	previewsBucket           = []byte("previews")
 	notificationsBucket      = []byte("notifications")
+	domainsBucket            = []byte("domains")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket}
 	schemaKey = []byte("schema")
 )
 

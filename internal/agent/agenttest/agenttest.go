@@ -73,6 +73,8 @@ type Options struct {
 	Log *slog.Logger
 	// Prepare, when not nil, is called on the agent before it serves (to replace its clock, say).
 	Prepare func(a *agent.Agent)
+	// New builds the agent, as agent.New does when nil.
+	New func(cfg *config.Config, st *store.Store, log *slog.Logger, version string) (*agent.Agent, error)
 }
 
 // Start runs an agent with cfg, serving its API, sites and build workers on a loopback listener
@@ -100,7 +102,7 @@ func StartWith(t testing.TB, cfg *config.Config, opts Options) *Agent {
 	if cfg.AgentURL == "" {
 		cfg.AgentURL = "http://" + addr
 	}
-	a, st := open(t, cfg, opts.Log)
+	a, st := open(t, cfg, opts.Log, opts.New)
 	if opts.Prepare != nil {
 		opts.Prepare(a)
 	}
@@ -137,9 +139,9 @@ func StartWith(t testing.TB, cfg *config.Config, opts Options) *Agent {
 	return ta
 }
 
-// open builds an agent with cfg on a store in cfg.DataDir, logging to log (nil discards it), and
-// returns it with its store, which closes when the test ends.
-func open(t testing.TB, cfg *config.Config, log *slog.Logger) (*agent.Agent, *store.Store) {
+// open builds an agent with cfg on a store in cfg.DataDir, logging to log (nil discards it), by
+// newAgent (nil means agent.New), and returns it with its store, which closes when the test ends.
+func open(t testing.TB, cfg *config.Config, log *slog.Logger, newAgent func(*config.Config, *store.Store, *slog.Logger, string) (*agent.Agent, error)) (*agent.Agent, *store.Store) {
 	t.Helper()
 	st, err := store.Open(cfg.DataDir, time.Second)
 	if err != nil {
@@ -149,7 +151,10 @@ func open(t testing.TB, cfg *config.Config, log *slog.Logger) (*agent.Agent, *st
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a, err := agent.New(cfg, st, log, Version)
+	if newAgent == nil {
+		newAgent = agent.New
+	}
+	a, err := newAgent(cfg, st, log, Version)
 	if err != nil {
 		t.Fatal(err)
 	}

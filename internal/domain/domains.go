@@ -1,0 +1,173 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/miaobu/miaobu/internal/serving"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// Resolver looks up the addresses of a host name; *net.Resolver is the real one.
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// DNSRecord is a DNS record to create: Type CNAME, A or AAAA, at Name, pointing to Value.
+type DNSRecord struct {
+	Type, Name, Value string
+}
+
+// DomainAdded is a custom domain just attached, with how to point it at the agent.
+type DomainAdded struct {
+	Project *store.Project
+	Domain  string
+	// Records are the records to create: a CNAME to the project's site host, or for an apex A and
+	// AAAA records to the site host's addresses (none when those are not known).
+	Records []DNSRecord
+	// Addresses are what the domain resolves to now, none when it does not resolve; PointsHere
+	// says whether one of them is an address of the project's site host.
+	Addresses  []string
+	PointsHere bool
+}
+
+// hostNames converts a custom domain to the ASCII form DNS and TLS use, as lookups do (IDNA 2008
+// with the UTS 46 mapping, so upper case and full-width forms become the name they stand for), and
+// refuses what no DNS name may be.
+var hostNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true), idna.Transitional(false))
+
+// normalizeDomain returns the lower-case ASCII form of a custom domain, or an Invalid error saying
+// why raw cannot be one.
+func (s *Service) normalizeDomain(raw string) (string, error) {
+	name := strings.TrimSuffix(strings.TrimSpace(raw), ".")
+	if name == "" {
+		return "", Errorf(Invalid, "A domain is required")
+	}
+	if strings.ContainsAny(name, ":/*@?#[]\\ ") {
+		return "", Errorf(Invalid, "%q is not a host name: give the name alone, without a scheme, port, path or wildcard", raw)
+	}
+	ascii, err := hostNames.ToASCII(name)
+	if err != nil {
+		return "", Errorf(Invalid, "%q is not a valid host name: %v", raw, err)
+	}
+	switch sites := strings.ToLower(strings.Trim(s.cfg.Sites.Domain, ".")); {
+	case net.ParseIP(ascii) != nil:
+		return "", Errorf(Invalid, "%s is an IP address; a custom domain is a host name", ascii)
+	case !strings.Contains(ascii, "."):
+		return "", Errorf(Invalid, "%s is not a fully qualified domain name", ascii)
+	case ascii == serving.PublicHost(s.cfg.PublicURL):
+		return "", Errorf(Invalid, "%s is the host of the agent's public URL", ascii)
+	case ascii == sites || strings.HasSuffix(ascii, "."+sites):
+		return "", Errorf(Invalid, "%s is under sites.domain (%s), whose names are the sites' own hosts", ascii, sites)
+	}
+	return ascii, nil
+}
+
+// AddDomain attaches a custom domain to the project ref names: its live site is served at that host
+// from now on. A name that is not a host name, or one the agent uses for itself, is Invalid; one
+// that a project already has is a Conflict. It then looks up where the name points, which is
+// advice only: a failed lookup is no failure.
+func (s *Service) AddDomain(ctx context.Context, ref, raw string) (*DomainAdded, error) {
+	p, err := s.Project(ref)
+	if err != nil {
+		return nil, err
+	}
+	name, err := s.normalizeDomain(raw)
+	if err != nil {
+		return nil, err
+	}
+	if p, err = s.store.AddDomain(p.ID, name); err != nil {
+		return nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
+	}
+	s.log.Info("custom domain added", "project", p.ID, "domain", name)
+	siteHost := p.Slug + "." + strings.Trim(s.cfg.Sites.Domain, ".")
+	here := s.lookup(ctx, siteHost)
+	added := &DomainAdded{Project: p, Domain: name, Addresses: s.lookup(ctx, name)}
+	if apex, err := publicsuffix.EffectiveTLDPlusOne(name); err == nil && apex == name {
+		for _, addr := range here {
+			kind := "A"
+			if ip := net.ParseIP(addr); ip.To4() == nil {
+				kind = "AAAA"
+			}
+			added.Records = append(added.Records, DNSRecord{Type: kind, Name: name, Value: addr})
+		}
+	} else {
+		added.Records = []DNSRecord{{Type: "CNAME", Name: name, Value: siteHost}}
+	}
+	added.PointsHere = slices.ContainsFunc(added.Addresses, func(a string) bool { return slices.Contains(here, a) })
+	return added, nil
+}
+
+// lookup returns the addresses host resolves to, none when it does not resolve.
+func (s *Service) lookup(ctx context.Context, host string) []string {
+	addrs, err := s.resolver.LookupHost(ctx, host)
+	if err != nil {
+		s.log.Debug("looking up a host", "host", host, "err", err)
+		return nil
+	}
+	return addrs
+}
+
+// RemoveDomain detaches a custom domain from the project ref names.
+func (s *Service) RemoveDomain(ref, raw string) (*store.Project, error) {
+	p, err := s.Project(ref)
+	if err != nil {
+		return nil, err
+	}
+	name, err := hostNames.ToASCII(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	if err != nil {
+		name = raw
+	}
+	if p, err = s.store.RemoveDomain(p.ID, name); err != nil {
+		return nil, storeError(err, fmt.Sprintf("%s is not a domain of %s", raw, ref))
+	}
+	s.log.Info("custom domain removed", "project", p.ID, "domain", name)
+	return p, nil
+}
+
+// Serves reports whether the agent serves host, a Host or TLS server name: the public URL's host,
+// <slug>.<sites.domain> of a project, <slug>--<id>.<sites.domain> of one of its deployments, or a
+// custom domain. It is the one rule that says which names may get a certificate.
+func (s *Service) Serves(host string) (bool, error) {
+	host = serving.HostName(host)
+	if host == "" {
+		return false, nil
+	}
+	if host == serving.PublicHost(s.cfg.PublicURL) {
+		return true, nil
+	}
+	found := func(err error) (bool, error) {
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	label, ok := serving.SiteLabel(host, s.cfg.Sites.Domain)
+	if !ok {
+		_, err := s.store.ProjectByDomain(host)
+		return found(err)
+	}
+	slug, rawID, preview := strings.Cut(label, "--")
+	p, err := s.store.ProjectBySlug(slug)
+	if !preview || err != nil {
+		return found(err)
+	}
+	id, err := strconv.ParseInt(rawID, 10, 64)
+	if err != nil {
+		return false, nil
+	}
+	d, err := s.store.Deployment(id)
+	if err != nil {
+		return found(err)
+	}
+	return d.ProjectID == p.ID, nil
+}

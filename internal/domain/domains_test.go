@@ -1,0 +1,140 @@
+package domain
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+// hosts is a resolver of fixed answers; any other name does not resolve.
+type hosts map[string][]string
+
+func (h hosts) LookupHost(_ context.Context, host string) ([]string, error) {
+	if addrs, ok := h[host]; ok {
+		return addrs, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func TestAddDomainChecksTheName(t *testing.T) {
+	f := newFixture(t, nil)
+	p := f.addProject(t, "blog")
+	f.addProject(t, "docs")
+	f.svc.resolver = hosts{}
+	tests := []struct {
+		raw, want, invalid string
+	}{
+		{raw: "Blog.Example.COM.", want: "blog.example.com"},
+		{raw: "bücher.example", want: "xn--bcher-kva.example"},
+		{raw: "xn--bcher-kva.example", invalid: "xn--bcher-kva.example is already a domain of blog"},
+		{raw: "", invalid: "A domain is required"},
+		{raw: "example.com:8443", invalid: `"example.com:8443" is not a host name: give the name alone, without a scheme, port, path or wildcard`},
+		{raw: "https://example.com/", invalid: `"https://example.com/" is not a host name: give the name alone, without a scheme, port, path or wildcard`},
+		{raw: "*.example.com", invalid: `"*.example.com" is not a host name: give the name alone, without a scheme, port, path or wildcard`},
+		{raw: "under_score.example.com", invalid: `"under_score.example.com" is not a valid host name: idna: disallowed rune U+005F`},
+		{raw: "10.0.0.1", invalid: "10.0.0.1 is an IP address; a custom domain is a host name"},
+		{raw: "intranet", invalid: "intranet is not a fully qualified domain name"},
+		{raw: "Deploy.example.com", invalid: "deploy.example.com is the host of the agent's public URL"},
+		{raw: "docs.localhost", invalid: "docs.localhost is under sites.domain (localhost), whose names are the sites' own hosts"},
+	}
+	for _, tt := range tests {
+		added, err := f.svc.AddDomain(context.Background(), "blog", tt.raw)
+		if tt.invalid != "" {
+			var e *Error
+			if !errors.As(err, &e) || e.Detail != tt.invalid {
+				t.Errorf("AddDomain(%q): %v, want %q", tt.raw, err, tt.invalid)
+			}
+			continue
+		}
+		if err != nil || added.Domain != tt.want || added.Project.ID != p.ID {
+			t.Errorf("AddDomain(%q): %+v, %v; want %s", tt.raw, added, err, tt.want)
+		}
+	}
+	_, err := f.svc.AddDomain(context.Background(), "docs", "BLOG.example.com")
+	checkError(t, err, Conflict, "blog.example.com is already a domain of project 1")
+	_, err = f.svc.AddDomain(context.Background(), "shop", "shop.example.com")
+	checkError(t, err, NotFound, "Project shop not found")
+	_, err = f.svc.RemoveDomain("docs", "blog.example.com")
+	checkError(t, err, NotFound, "blog.example.com is not a domain of docs")
+	got, err := f.svc.RemoveDomain("blog", "Bücher.example")
+	if err != nil || !slices.Equal(got.Domains, []string{"blog.example.com"}) {
+		t.Fatalf("RemoveDomain by its Unicode form: %v, domains %v", err, got)
+	}
+}
+
+func TestAddDomainSaysWhichRecord(t *testing.T) {
+	f := newFixture(t, nil)
+	f.addProject(t, "blog")
+	f.svc.resolver = hosts{
+		"blog.localhost":   {"203.0.113.7", "2001:db8::7"},
+		"www.example.com":  {"203.0.113.7"},
+		"example.co.uk":    {"198.51.100.1"},
+		"docs.example.com": {"198.51.100.1"},
+	}
+	tests := []struct {
+		domain     string
+		records    []DNSRecord
+		pointsHere bool
+	}{
+		{"www.example.com", []DNSRecord{{"CNAME", "www.example.com", "blog.localhost"}}, true},
+		{"docs.example.com", []DNSRecord{{"CNAME", "docs.example.com", "blog.localhost"}}, false},
+		{"new.example.com", []DNSRecord{{"CNAME", "new.example.com", "blog.localhost"}}, false},
+		{"example.co.uk", []DNSRecord{{"A", "example.co.uk", "203.0.113.7"}, {"AAAA", "example.co.uk", "2001:db8::7"}}, false},
+	}
+	for _, tt := range tests {
+		added, err := f.svc.AddDomain(context.Background(), "blog", tt.domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(added.Records, tt.records) || added.PointsHere != tt.pointsHere ||
+			!slices.Equal(added.Addresses, f.svc.resolver.(hosts)[tt.domain]) {
+			t.Errorf("%s: records %v, addresses %v, points here %v; want %v, %v", tt.domain, added.Records, added.Addresses,
+				added.PointsHere, tt.records, tt.pointsHere)
+		}
+	}
+}
+
+func TestServes(t *testing.T) {
+	f := newFixture(t, nil)
+	blog, docs := f.addProject(t, "blog"), f.addProject(t, "docs")
+	deployment := f.deployKept(t, blog, tipSHA)
+	f.svc.resolver = hosts{}
+	if _, err := f.svc.AddDomain(context.Background(), "docs", "docs.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(deployment, 10)
+	tests := []struct {
+		host string
+		want bool
+	}{
+		{"deploy.example.com", true},
+		{"DEPLOY.example.com.:443", true},
+		{"blog.localhost", true},
+		{"docs.localhost", true},
+		{"blog--" + id + ".localhost", true},
+		{"docs--" + id + ".localhost", false},
+		{"blog--999.localhost", false},
+		{"blog--x.localhost", false},
+		{"shop.localhost", false},
+		{"a.blog.localhost", false},
+		{"localhost", false},
+		{"docs.example.org", true},
+		{"www.docs.example.org", false},
+		{"example.org", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got, err := f.svc.Serves(tt.host); err != nil || got != tt.want {
+			t.Errorf("Serves(%q) = %v, %v; want %v", tt.host, got, err, tt.want)
+		}
+	}
+	if _, err := f.svc.DeleteProject(context.Background(), strconv.FormatInt(docs.ID, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.svc.Serves("docs.example.org"); err != nil || got {
+		t.Errorf("the domain of a deleted project: %v, %v", got, err)
+	}
+}
