@@ -47,6 +47,8 @@ type Store interface {
 	RecordDelivery(ctx context.Context, d store.Delivery) error
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
 	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
+	HandledGitHubDeployment(projectID, githubID int64) (bool, error)
+	HandleGitHubDeployment(projectID, githubID, id int64) error
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 
 	Preview(projectID int64, alias string) (*store.Preview, error)

@@ -2,7 +2,7 @@
 // index, the record of webhook deliveries, the outbox of messages to send and the notification
 // targets, in one bbolt file.
 //
-// Schema (version 3). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
+// Schema (version 4). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
 //	meta                 "schema" → the schema version, in decimal
@@ -26,6 +26,8 @@
 //	                     to that alias, kept when that deployment is pruned (with branch_heads, the
 //	                     stale-delivery check)
 //	notifications        notification target id → Notification (where events are told)
+//	github_deployments   project id ‖ GitHub deployment id → deployment id (the deployment events
+//	                     already acted on, built or put live again; a replay changes nothing)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -67,10 +69,11 @@ var (
 	deployedCommitsBucket    = []byte("deployed_commits")
 	previewsBucket           = []byte("previews")
 	notificationsBucket      = []byte("notifications")
+	githubDeploymentsBucket  = []byte("github_deployments")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, githubDeploymentsBucket}
 	schemaKey = []byte("schema")
 )
 
