@@ -189,6 +189,25 @@ func TestReportsAndDeploymentEvents(t *testing.T) {
 	if s := gh.Deployments("acme/site")[1]; s.Payload != `{"miaobu":{"deployment_id":2}}` || s.Statuses[2].Description != "Live again: deployment #2" {
 		t.Errorf("deployment 2 on GitHub after the rollback: %+v", s)
 	}
+
+	// Replayed deployment events change nothing: neither the rollback nor the build happens again.
+	for _, replay := range []struct {
+		id  int64
+		sha string
+	}{{rollback, first}, {made, third}} {
+		code, answer = deliverEvent(t, ta, hook, "deployment", deploymentPayload(t, replay.id, replay.sha, "production", false))
+		want := api.WebhookAnswer{Status: "ignored", Message: fmt.Sprintf("GitHub deployment %d was already handled", replay.id)}
+		if code != http.StatusOK || answer != want {
+			t.Errorf("replayed deployment event %d: %d %+v, want %+v", replay.id, code, answer, want)
+		}
+	}
+	ta.Call(t, "GET", api.PathDeployments+"?project_id=site", nil, http.StatusOK, &history)
+	if len(history) != 3 || !history[1].Live {
+		t.Errorf("after the replays: %d deployments, deployment 2 live %v; want 3 and deployment 2 still live", len(history), len(history) == 3 && history[1].Live)
+	}
+	if _, body := ta.Site(t, p.Slug, "/"); body != "version two" {
+		t.Errorf("after the replays the site serves %q, want deployment 2's", body)
+	}
 }
 
 // TestWebhookSetupAddsMissingEvents sets up a project whose hook predates the deployment events:

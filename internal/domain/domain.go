@@ -50,6 +50,8 @@ type Store interface {
 	HeadMissing(projectID int64, branch, sha string) (bool, error)
 	DeployHead(ctx context.Context, d *store.Deployment) (bool, error)
 	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
+	HandledGitHubDeployment(projectID, githubID int64) (bool, error)
+	HandleGitHubDeployment(projectID, githubID, id int64) error
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 
 	Preview(projectID int64, alias string) (*store.Preview, error)

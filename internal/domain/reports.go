@@ -14,7 +14,8 @@ import (
 // receiveDeployment records a verified deployment event by contract section 7: a deployment made on
 // GitHub for production, not by miaobu, puts its commit live. A kept successful deployment of the
 // commit goes live at once, like a rollback; otherwise the commit is built. The GitHub deployment
-// then receives the statuses.
+// then receives the statuses. A GitHub deployment already handled, such as a replayed event, is
+// ignored.
 func (s *Service) receiveDeployment(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
 	e := v.Deployment
 	switch {
@@ -22,6 +23,11 @@ func (s *Service) receiveDeployment(ctx context.Context, p *store.Project, v Ver
 		return s.ignore(ctx, p, v, "Deployment created by miaobu ignored")
 	case !strings.EqualFold(e.Environment, "production"):
 		return s.ignore(ctx, p, v, fmt.Sprintf("Deployment to environment '%s' ignored (only 'production' deploys)", e.Environment))
+	}
+	if handled, err := s.store.HandledGitHubDeployment(p.ID, e.ID); err != nil {
+		return recordFailed(p, err)
+	} else if handled {
+		return s.ignore(ctx, p, v, fmt.Sprintf("GitHub deployment %d was already handled", e.ID))
 	}
 	success := Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", e.SHA[:7]),
 		ProjectID: p.ID, CommitSHA: e.SHA, Branch: p.DefaultBranch}
@@ -61,6 +67,9 @@ func (s *Service) liveAgain(ctx context.Context, p *store.Project, e *github.Dep
 				return nil
 			}
 			log.Info("rolled back", "deployment", d.ID)
+		}
+		if err := s.store.HandleGitHubDeployment(p.ID, e.ID, d.ID); err != nil {
+			log.Warn("deployment event: recording it as handled", "err", err)
 		}
 		if live, err := s.store.Project(p.ID); err == nil {
 			p = live

@@ -33,6 +33,7 @@ const (
 // the GitHub Deployment made for it, and a pull request preview's sticky comment.
 type Store interface {
 	Deployment(id int64) (*store.Deployment, error)
+	Deployments(projectID int64, limit int) ([]*store.Deployment, error)
 	SetGitHubDeployment(id, githubID int64) error
 	Preview(projectID int64, alias string) (*store.Preview, error)
 	SetPreviewComment(projectID int64, alias string, commentID int64) error
@@ -131,7 +132,7 @@ func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Mess
 		s := base(&p, &d)
 		s.Status, s.State, s.Description = string(d.Status), state, description
 		s.TargetURL, s.Context = r.page(&d), "miaobu/"+p.Slug
-		out = append(out, message(KindStatus, KindStatus+":"+id, s))
+		out = append(out, message(KindStatus, statusKey(p.ID, d.CommitSHA), s))
 	}
 	if state, description, ok := deploymentState(&p, &d); ok && r.reports(&p, KindDeployment) {
 		s := base(&p, &d)
@@ -259,7 +260,13 @@ func (r *Reporter) Skipped(p *store.Project, sha, reason string) []outbox.Messag
 	}
 	s := payload{ProjectID: p.ID, Slug: p.Slug, Repo: p.Repo, SHA: sha, State: "success", Description: "Skipped: " + reason,
 		Context: "miaobu/" + p.Slug}
-	return []outbox.Message{message(KindStatus, fmt.Sprintf("%s:%d:%s", KindStatus, p.ID, sha), s)}
+	return []outbox.Message{message(KindStatus, statusKey(p.ID, sha), s)}
+}
+
+// statusKey orders the commit statuses of project's commit sha: GitHub keeps one per commit and
+// context, so those of every deployment of the commit are sent in turn.
+func statusKey(project int64, sha string) string {
+	return fmt.Sprintf("%s:%d:%s", KindStatus, project, sha)
 }
 
 // Inactive returns the report that deployment d, the last one of p's preview alias, is no longer

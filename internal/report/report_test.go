@@ -414,6 +414,39 @@ func TestServerErrorRetriedInOrder(t *testing.T) {
 	}
 }
 
+// TestSupersededStatusOfTheLiveCommit supersedes deployment #1 of commit a with #2 of the same
+// commit, which goes live, and fails the first two commit statuses with 500: #1's "Superseded"
+// status, retried, must not end after #2's success, as GitHub keeps one status per commit.
+func TestSupersededStatusOfTheLiveCommit(t *testing.T) {
+	e := newEnv(t, options{statuses: true})
+	first := e.push(t, "a")
+	second, err := e.store.RecordGitHubDeployment(context.Background(), store.GitHubDeployment{ProjectID: e.project.ID,
+		DeliveryID: "d-again", CommitSHA: sha("a"), Branch: "main", GitHubID: 77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.store.Deployment(first); d.Status != store.StatusCancelled {
+		t.Fatalf("deployment #%d is %s, want superseded", first, d.Status)
+	}
+	e.claim(t)
+	if _, err := e.store.Complete(second); err != nil {
+		t.Fatal(err)
+	}
+	e.gh.Fail("POST /repos/acme/site/statuses/"+sha("a"), 500, "Server Error")
+	e.gh.Fail("POST /repos/acme/site/statuses/"+sha("a"), 500, "Server Error")
+	e.start()
+	waitFor(t, "an empty outbox", func() bool {
+		due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 0 && next.IsZero()
+	})
+	d, _ := e.store.Deployment(second)
+	live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+	checkStatuses(t, e.gh.Statuses("acme/site"), []githubtest.Status{status("a", second, "success", live)})
+	if n := len(e.gh.Requests()); n != 3 {
+		t.Errorf("GitHub saw %d requests, want 3 (two failed)", n)
+	}
+}
+
 // TestRateLimitWaits answers a commit status with 429 and Retry-After: 1; the retry waits for it,
 // not for the worker's 20 ms schedule.
 func TestRateLimitWaits(t *testing.T) {
@@ -492,7 +525,11 @@ func TestWhatIsReported(t *testing.T) {
 			var kinds []string
 			for _, m := range e.reporter.Transition(*e.project, d) {
 				kinds = append(kinds, m.Kind)
-				if want := m.Kind + ":3"; m.Key != want {
+				want := m.Kind + ":3"
+				if m.Kind == report.KindStatus {
+					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a")) // GitHub keeps a status per commit
+				}
+				if m.Key != want {
 					t.Errorf("key %q, want %q", m.Key, want)
 				}
 			}

@@ -31,11 +31,12 @@ func decode(m outbox.Message) (payload, string, string, error) {
 	return s, owner, repo, nil
 }
 
-// sendStatus sets a commit status; a pending one that is outdated when its turn comes is dropped,
-// as a later report of the same deployment says more.
+// sendStatus sets a commit status; one that is outdated when its turn comes is dropped: a pending
+// one of a deployment that has moved on, and any of a deployment that a newer deployment of the
+// same commit follows, as the later reports say more.
 func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 	s, owner, repo, err := decode(m)
-	if err != nil || r.isPaused(s.ProjectID, KindStatus) || (s.State == "pending" && r.outdated(s)) {
+	if err != nil || r.isPaused(s.ProjectID, KindStatus) || (s.State == "pending" && r.outdated(s)) || r.followed(s) {
 		return err
 	}
 	err = r.opts.GitHub.CreateStatus(ctx, owner, repo, s.SHA, github.CommitStatus{State: s.State, Description: s.Description,
@@ -48,6 +49,27 @@ func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 func (r *Reporter) outdated(s payload) bool {
 	d, err := r.opts.Store.Deployment(s.DeploymentID)
 	return errors.Is(err, store.ErrNotFound) || (err == nil && string(d.Status) != s.Status)
+}
+
+// followed reports whether a newer deployment of the same project and commit follows the one of s,
+// so that its statuses, queued after those of s, are the last GitHub gets for the commit.
+func (r *Reporter) followed(s payload) bool {
+	if s.DeploymentID == 0 {
+		return false
+	}
+	newer, err := r.opts.Store.Deployments(s.ProjectID, 0)
+	if err != nil {
+		return false
+	}
+	for _, d := range newer {
+		if d.ID <= s.DeploymentID {
+			return false
+		}
+		if d.CommitSHA == s.SHA {
+			return true
+		}
+	}
+	return false
 }
 
 // sendDeployment adds a status to the deployment's GitHub Deployment, creating that first when

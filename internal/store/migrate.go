@@ -28,6 +28,7 @@ var migrations = []migration{
 		return fillPushHistory(tx.Bucket(rootBucket))
 	}},
 	{version: 3, name: "production and preview aliases", apply: migrateAliases},
+	{version: 4, name: "GitHub deployments already handled", apply: fillGitHubDeployments},
 }
 
 // ErrNewerSchema is returned by Open for a store that a newer miaobu has migrated.
@@ -120,6 +121,18 @@ func migrateAliases(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// fillGitHubDeployments is schema version 4: the GitHub deployments that deployments were built for
+// are recorded as handled.
+func fillGitHubDeployments(tx *bolt.Tx) error {
+	handled := bucket(tx, githubDeploymentsBucket)
+	return iterate(bucket(tx, deploymentsBucket), nil, func(_ []byte, d Deployment) (bool, error) {
+		if d.Trigger != TriggerGitHubDeployment || d.GitHubDeploymentID == 0 {
+			return true, nil
+		}
+		return true, handled.Put(pairKey(d.ProjectID, d.GitHubDeploymentID), itob(d.ID))
+	})
 }
 
 // editObjects rewrites every value of b, a JSON object, with edit.

@@ -203,7 +203,7 @@ func (s *Store) DeleteProject(id int64) ([]*Deployment, error) {
 		}
 		prefix := itob(id)
 		for _, name := range [][]byte{projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, branchHeadsBucket,
-			deployedCommitsBucket, previewsBucket} {
+			deployedCommitsBucket, previewsBucket, githubDeploymentsBucket} {
 			if err := deletePrefix(bucket(tx, name), prefix); err != nil {
 				return err
 			}

@@ -84,6 +84,9 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g GitHubDeployment) 
 			return err
 		}
 		id = d.ID
+		if err := handleGitHubDeployment(tx, g.ProjectID, g.GitHubID, d.ID); err != nil {
+			return err
+		}
 		return addDelivery(tx, &Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID, Outcome: OutcomeSuccess,
 			DeploymentID: d.ID, ReceivedAt: now, RemoteAddr: g.RemoteAddr})
 	})
@@ -91,4 +94,27 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g GitHubDeployment) 
 		err = ErrNotFound
 	}
 	return id, err
+}
+
+// HandleGitHubDeployment records that project's GitHub deployment githubID was acted on by
+// deployment id, put live again.
+func (s *Store) HandleGitHubDeployment(projectID, githubID, id int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return handleGitHubDeployment(tx, projectID, githubID, id) })
+}
+
+// handleGitHubDeployment records inside tx that project's GitHub deployment githubID was acted on
+// by deployment id.
+func handleGitHubDeployment(tx *bolt.Tx, projectID, githubID, id int64) error {
+	return bucket(tx, githubDeploymentsBucket).Put(pairKey(projectID, githubID), itob(id))
+}
+
+// HandledGitHubDeployment reports whether project's GitHub deployment githubID was already acted
+// on: built, or put live again.
+func (s *Store) HandledGitHubDeployment(projectID, githubID int64) (bool, error) {
+	var handled bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		handled = bucket(tx, githubDeploymentsBucket).Get(pairKey(projectID, githubID)) != nil
+		return nil
+	})
+	return handled, err
 }

@@ -121,4 +121,48 @@ func TestRecordGitHubDeployment(t *testing.T) {
 	if _, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID + 1, CommitSHA: sha("b"), GitHubID: 56}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("for a missing project: %v", err)
 	}
+	if err := s.HandleGitHubDeployment(p.ID, 57, live); err != nil {
+		t.Fatal(err)
+	}
+	for githubID, want := range map[int64]bool{55: true, 56: false, 57: true} {
+		if handled, err := s.HandledGitHubDeployment(p.ID, githubID); err != nil || handled != want {
+			t.Errorf("GitHub deployment %d handled %v, %v; want %v", githubID, handled, err, want)
+		}
+	}
+	if _, err := s.DeleteProject(p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if handled, err := s.HandledGitHubDeployment(p.ID, 55); err != nil || handled {
+		t.Errorf("GitHub deployment 55 of the deleted project handled %v, %v", handled, err)
+	}
+}
+
+// TestMigrateGitHubDeployments opens a store written at schema version 3: the GitHub deployments
+// that deployments were built for count as handled, those of miaobu's own deployments do not.
+func TestMigrateGitHubDeployments(t *testing.T) {
+	all := migrations
+	useMigrations(t, all[:2])
+	s, dir := openTest(t)
+	p := newProject(t, s, "site")
+	if _, err := s.RecordGitHubDeployment(context.Background(), GitHubDeployment{ProjectID: p.ID, DeliveryID: "guid-1", CommitSHA: sha("a"),
+		Branch: "main", GitHubID: 55}); err != nil {
+		t.Fatal(err)
+	}
+	own := push(t, s, p, "b").DeploymentID
+	if err := s.SetGitHubDeployment(own, 56); err != nil {
+		t.Fatal(err)
+	}
+	// Version 3 had no record of handled GitHub deployments.
+	if err := s.db.Update(func(tx *bolt.Tx) error { return bucket(tx, githubDeploymentsBucket).Delete(pairKey(p.ID, 55)) }); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	migrations = all
+	s = reopen(t, dir)
+	for githubID, want := range map[int64]bool{55: true, 56: false} {
+		if handled, err := s.HandledGitHubDeployment(p.ID, githubID); err != nil || handled != want {
+			t.Errorf("GitHub deployment %d handled %v, %v after the upgrade; want %v", githubID, handled, err, want)
+		}
+	}
 }

@@ -2,7 +2,7 @@
 // index, the record of webhook deliveries, the outbox of messages to send and the notification
 // targets, in one bbolt file.
 //
-// Schema (version 3). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
+// Schema (version 4). Every bucket lives inside the root bucket "v1"; keys that are ids are 8-byte
 // big-endian integers, so bbolt's byte order is id order; values are JSON.
 //
 //	meta                 "schema" → the schema version, in decimal
@@ -28,6 +28,8 @@
 //	notifications        notification target id → Notification (where events are told)
 //	domains              custom domain (lower-case ASCII) → project id (a domain belongs to one
 //	                     project; the project lists its own in Project.Domains)
+//	github_deployments   project id ‖ GitHub deployment id → deployment id (the deployment events
+//	                     already acted on, built or put live again; a replay changes nothing)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -70,10 +72,11 @@ var (
 	previewsBucket           = []byte("previews")
 	notificationsBucket      = []byte("notifications")
 	domainsBucket            = []byte("domains")
+	githubDeploymentsBucket  = []byte("github_deployments")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket, githubDeploymentsBucket}
 	schemaKey = []byte("schema")
 )
 
