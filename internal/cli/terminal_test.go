@@ -59,6 +59,7 @@ func runOnTerminal(t *testing.T, newF func(stdout, stderr io.Writer) *factory, a
 func TestOutsideTextCannotDriveTheTerminal(t *testing.T) {
 	cliEnv(t)
 	t.Setenv("TERM", "xterm-256color")
+	t.Setenv("CI", "") // the terminal library takes any CI for a terminal without colours
 	cli := startAgentCLI(t, nil, agenttest.Options{})
 	run := cli.run
 	const message = "Fix \x1b[31mred\x1b[0m header\x1b]0;pwned\x07\n\nBody \x1b[2J\u202eline"
