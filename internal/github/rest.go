@@ -47,9 +47,18 @@ func New(opts Options) (*Client, error) {
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
 		return nil, fmt.Errorf("GitHub API URL %q is not an http(s) URL such as %s", opts.APIURL, DefaultAPIURL)
 	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if opts.HTTPClient != nil {
+		copied := *opts.HTTPClient
+		hc = &copied
+	}
+	// The token is added by the transport to every request, redirected ones too: follow no
+	// redirect away from the API's host, so that it never reaches another server.
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Host != base.Host || len(via) >= 10 {
+			return fmt.Errorf("GitHub API redirected to %s://%s, away from %s: not followed", req.URL.Scheme, req.URL.Host, base.Host)
+		}
+		return nil
 	}
 	gh := gogithub.NewClient(hc)
 	if opts.Token != "" {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/miaobu/miaobu/internal/github"
@@ -245,5 +246,33 @@ func TestUnreachable(t *testing.T) {
 	checkError(t, err, github.ErrUnavailable, "")
 	if !strings.Contains(err.Error(), "cannot reach GitHub at "+srv.URL+"/") {
 		t.Errorf("error %q does not say where it looked", err)
+	}
+}
+
+func TestTokenNeverFollowsARedirectToAnotherHost(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			t.Errorf("the token reached another server: %q", r.Header.Get("Authorization"))
+		}
+	}))
+	defer other.Close()
+	// 127.0.0.1 and localhost are different hosts to the client.
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, otherURL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer api.Close()
+	c, err := github.New(github.Options{APIURL: api.URL, Token: "ghp_secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Repository(context.Background(), "acme", "site")
+	if err == nil || elsewhere.Load() != 0 {
+		t.Fatalf("a redirect to another host: err %v, %d requests there", err, elsewhere.Load())
+	}
+	if strings.Contains(err.Error(), "ghp_secret") {
+		t.Fatalf("the error shows the token: %v", err)
 	}
 }
