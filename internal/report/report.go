@@ -33,7 +33,7 @@ const (
 // the GitHub Deployment made for it, and a pull request preview's sticky comment.
 type Store interface {
 	Deployment(id int64) (*store.Deployment, error)
-	Deployments(projectID int64, limit int) ([]*store.Deployment, error)
+	DeploymentsWhere(projectID int64, limit int, keep func(*store.Deployment) bool) ([]*store.Deployment, error)
 	SetGitHubDeployment(id, githubID int64) error
 	Preview(projectID int64, alias string) (*store.Preview, error)
 	SetPreviewComment(projectID int64, alias string, commentID int64) error

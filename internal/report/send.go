@@ -57,19 +57,11 @@ func (r *Reporter) followed(s payload) bool {
 	if s.DeploymentID == 0 {
 		return false
 	}
-	newer, err := r.opts.Store.Deployments(s.ProjectID, 0)
-	if err != nil {
-		return false
-	}
-	for _, d := range newer {
-		if d.ID <= s.DeploymentID {
-			return false
-		}
-		if d.CommitSHA == s.SHA {
-			return true
-		}
-	}
-	return false
+	// Newest first, the walk stops at the first newer deployment of the commit or at s's own.
+	first, err := r.opts.Store.DeploymentsWhere(s.ProjectID, 1, func(d *store.Deployment) bool {
+		return d.ID <= s.DeploymentID || d.CommitSHA == s.SHA
+	})
+	return err == nil && len(first) == 1 && first[0].ID > s.DeploymentID
 }
 
 // sendDeployment adds a status to the deployment's GitHub Deployment, creating that first when
