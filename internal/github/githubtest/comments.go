@@ -112,10 +112,8 @@ func (s *Server) editComment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	i := slices.IndexFunc(st.comments, func(c Comment) bool { return c.ID == id })
-	if i < 0 {
-		notFound(w)
+	i, ok := byID(w, r, st.comments, func(c Comment) int64 { return c.ID })
+	if !ok {
 		return
 	}
 	if st.comments[i].Login != Login {

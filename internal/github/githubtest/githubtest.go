@@ -477,8 +477,13 @@ func (s *Server) createHook(w http.ResponseWriter, r *http.Request) {
 
 // hook returns the index of the request's hook in st, or answers 404.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request, st *repoState) (int, bool) {
+	return byID(w, r, st.hooks, func(h Hook) int64 { return h.ID })
+}
+
+// byID returns the index in items of the one whose id is the request's {id}, or answers 404.
+func byID[T any](w http.ResponseWriter, r *http.Request, items []T, idOf func(T) int64) (int, bool) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	i := slices.IndexFunc(st.hooks, func(h Hook) bool { return h.ID == id })
+	i := slices.IndexFunc(items, func(item T) bool { return idOf(item) == id })
 	if i < 0 {
 		notFound(w)
 	}
@@ -633,10 +638,8 @@ func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return
 	}
-	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	i := slices.IndexFunc(st.deployments, func(d Deployment) bool { return d.ID == id })
-	if i < 0 {
-		notFound(w)
+	i, ok := byID(w, r, st.deployments, func(d Deployment) int64 { return d.ID })
+	if !ok {
 		return
 	}
 	envURL, _ := body["environment_url"].(string)
