@@ -45,6 +45,8 @@ type Deployment struct {
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
 	NoCache bool `json:"no_cache,omitempty"`
+	// Node is the clustered agent that runs (or ran) the build; empty on a single agent.
+	Node string `json:"node,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
