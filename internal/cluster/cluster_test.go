@@ -135,3 +135,101 @@ func TestConcurrentDeliveriesOfOneCommitMakeOneDeployment(t *testing.T) {
 		t.Fatalf("%d deliveries recorded, want 100", len(deliveries))
 	}
 }
+
+// claimWithin polls s for a build to claim until one comes or timeout passes.
+func claimWithin(t *testing.T, s *Store, timeout time.Duration) *store.Deployment {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		d, err := s.ClaimNext(func(int64) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != nil {
+			return d
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing to claim on %s within %s", s.Node().Name(), timeout)
+	return nil
+}
+
+// push records a push of sha to alias ("" for production) through s.
+func push(t *testing.T, s *Store, p *store.Project, alias, sha string) int64 {
+	t.Helper()
+	res, err := s.RecordPush(context.Background(), store.Push{ProjectID: p.ID, DeliveryID: sha, CommitSHA: sha, Branch: "main", Alias: alias})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.DeploymentID
+}
+
+func TestOneBuildOfAProjectAtATime(t *testing.T) {
+	stores := startCluster(t, 3*time.Second)
+	p := addProject(t, stores[0])
+	push(t, stores[0], p, "", "1111111111111111111111111111111111111111")
+	push(t, stores[1], p, "git-next", "2222222222222222222222222222222222222222")
+	first := claimWithin(t, stores[0], 5*time.Second)
+	if first.Node != "n1" {
+		t.Fatalf("claimed deployment's node = %q, want n1", first.Node)
+	}
+	// Both tokens stay unclaimed elsewhere while n1 builds, across several renewals of its lease.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		for _, s := range stores[1:] {
+			if d, err := s.ClaimNext(func(int64) {}); err != nil || d != nil {
+				t.Fatalf("%s claimed %+v (err %v) while n1 builds project %d", s.Node().Name(), d, err, p.ID)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if live, err := stores[0].Complete(first.ID); err != nil || !live {
+		t.Fatalf("Complete = %v, %v; want live", live, err)
+	}
+	second := claimWithin(t, stores[2], 10*time.Second)
+	if second.ID == first.ID || second.Node != "n3" {
+		t.Fatalf("second claim = %+v", second)
+	}
+}
+
+func TestBuildWhoseLeaseWasLostNeverGoesLive(t *testing.T) {
+	stores := startCluster(t, 3*time.Second)
+	p := addProject(t, stores[0])
+	push(t, stores[0], p, "", "3333333333333333333333333333333333333333")
+	lost := make(chan int64, 1)
+	var d *store.Deployment
+	for d == nil {
+		var err error
+		if d, err = stores[0].ClaimNext(func(id int64) { lost <- id }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// n1 is cut off: its lease is gone as if it had expired, and the reconciler takes the build over.
+	if err := stores[1].leases.Purge(context.Background(), projectLease(p.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[1].reconcileOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := claimWithin(t, stores[1], 10*time.Second)
+	if again.ID != d.ID || again.Attempts != 1 {
+		t.Fatalf("taken over: %+v, want deployment %d on its second attempt", again, d.ID)
+	}
+	select {
+	case id := <-lost:
+		if id != d.ID {
+			t.Fatalf("lost callback for %d, want %d", id, d.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("n1 was not told that it lost its lease")
+	}
+	if _, err := stores[0].Complete(d.ID); err != store.ErrFinished {
+		t.Fatalf("n1's Complete after losing its lease = %v, want ErrFinished", err)
+	}
+	if live, err := stores[1].Complete(d.ID); err != nil || !live {
+		t.Fatalf("n2's Complete = %v, %v; want live", live, err)
+	}
+	got, err := stores[2].Project(p.ID)
+	if err != nil || got.ActiveDeploymentID != d.ID {
+		t.Fatalf("live deployment = %d (%v), want %d", got.ActiveDeploymentID, err, d.ID)
+	}
+}
