@@ -23,6 +23,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/clock"
+	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
@@ -43,7 +44,7 @@ const previewPurgeInterval = time.Hour
 // Agent is the running daemon.
 type Agent struct {
 	cfg        *config.Config
-	store      *store.Store
+	store      Store
 	log        *slog.Logger
 	adminToken string
 	metrics    *metrics
@@ -75,6 +76,8 @@ type Agent struct {
 	certs atomic.Pointer[certificates]
 	// version is what the agent reports as its version: the binary's, given by the command line.
 	version string
+	// cluster is the cluster's store when the agent is one node of a cluster, else nil.
+	cluster *cluster.Store
 }
 
 // New builds an agent of the given version on an open store; the admin token file is created on
@@ -83,8 +86,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	return newAgent(cfg, st, log, version, net.DefaultResolver)
 }
 
-// newAgent is New with the resolver that looks up where custom domains point.
-func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
+// newAgent is New on any Store, with the resolver that looks up where custom domains point.
+func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -187,7 +190,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
-	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
+	sites := &serving.Sites{Store: a.store, Dir: a.siteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
 	return sites.Handler(a.cors(mux))
 }
 
@@ -237,6 +240,9 @@ func (a *Agent) cors(next http.Handler) http.Handler {
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
+	}
+	if cfg.Cluster.Enabled() {
+		return runClustered(ctx, cfg, log, version)
 	}
 	if err := refuseLostStore(cfg); err != nil {
 		return err
@@ -324,6 +330,9 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	workCtx, stopWork := context.WithCancelCause(context.Background())
 	defer stopWork(nil)
 	if err := a.startWorkers(workCtx); err != nil {
+		return err
+	}
+	if err := a.startCluster(workCtx); err != nil {
 		return err
 	}
 	pollerDone := a.startPoller(workCtx)

@@ -18,6 +18,13 @@ func (a *Agent) sandboxName() string {
 // status answers GET /api/v1/status: health, version, queue, sandbox and every project's state.
 func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	queued, err := a.store.QueueDepth()
+	if err != nil && a.cluster != nil {
+		// Without a quorum nothing can be read: the cluster's own state is still worth showing.
+		return writeJSON(w, http.StatusOK, api.Status{Status: "no quorum", Version: a.version,
+			PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(), Sandbox: a.sandboxName(), Projects: []api.ProjectStatus{},
+			Queue: api.QueueStatus{Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}, Certificates: []api.Certificate{},
+			Cluster: a.clusterView()})
+	}
 	if err != nil {
 		return err
 	}
@@ -28,7 +35,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue:        api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency},
-		Certificates: []api.Certificate{}}
+		Certificates: []api.Certificate{}, Cluster: a.clusterView()}
 	if certs := a.certs.Load(); certs != nil {
 		out.Certificates = certs.list(a.cfg.DataDir)
 	}

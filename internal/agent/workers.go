@@ -42,11 +42,14 @@ func (b *builds) Wake() {
 }
 
 // Stop stops the build of a deployment if a worker is running it.
-func (b *builds) Stop(deploymentID int64) {
+func (b *builds) Stop(deploymentID int64) { b.stop(deploymentID, errCancelled) }
+
+// stop stops the build of a deployment with cause if a worker is running it.
+func (b *builds) stop(deploymentID int64, cause error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cancel := b.cancel[deploymentID]; cancel != nil {
-		cancel(errCancelled)
+		cancel(cause)
 	}
 }
 
@@ -230,6 +233,12 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 // publish hands a built deployment to the domain, which records it deployed and live unless a
 // newer deployment is live already.
 func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployment, res *pipeline.Result, blog *pipeline.Log) error {
+	if a.cluster != nil && (p.Target == "local" || d.Alias != "") {
+		// Every node serves every site: the output goes to the cluster before it can go live.
+		if err := a.cluster.PutSite(ctx, d.ID, a.domain.SiteDir(p.Slug, d.ID)); err != nil {
+			return fmt.Errorf("storing the output in the cluster: %w", err)
+		}
+	}
 	took, err := a.domain.Release(ctx, p, d, res.Settings.Framework, res.Settings.SPA, blog)
 	if err != nil {
 		return err
@@ -249,6 +258,9 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 			log.Error("build: queueing again", "err", err)
 		}
 		log.Info("build interrupted by shutdown, queued again")
+	case errors.Is(cause, errLeaseLost):
+		blog.Printf("This node lost its lease on the project: another node builds deployment #%d", d.ID)
+		log.Warn("build stopped: the lease was lost")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
 		log.Info("build cancelled")

@@ -141,7 +141,7 @@ func claimWithin(t *testing.T, s *Store, timeout time.Duration) *store.Deploymen
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		d, err := s.ClaimNext(func(int64) {})
+		d, err := s.ClaimNext(func(int64) bool { return false })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestOneBuildOfAProjectAtATime(t *testing.T) {
 	// Both tokens stay unclaimed elsewhere while n1 builds, across several renewals of its lease.
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 		for _, s := range stores[1:] {
-			if d, err := s.ClaimNext(func(int64) {}); err != nil || d != nil {
+			if d, err := s.ClaimNext(func(int64) bool { return false }); err != nil || d != nil {
 				t.Fatalf("%s claimed %+v (err %v) while n1 builds project %d", s.Node().Name(), d, err, p.ID)
 			}
 		}
@@ -196,13 +196,8 @@ func TestBuildWhoseLeaseWasLostNeverGoesLive(t *testing.T) {
 	p := addProject(t, stores[0])
 	push(t, stores[0], p, "", "3333333333333333333333333333333333333333")
 	lost := make(chan int64, 1)
-	var d *store.Deployment
-	for d == nil {
-		var err error
-		if d, err = stores[0].ClaimNext(func(id int64) { lost <- id }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stores[0].OnLeaseLost(func(id int64) { lost <- id })
+	d := claimWithin(t, stores[0], 5*time.Second)
 	// n1 is cut off: its lease is gone as if it had expired, and the reconciler takes the build over.
 	if err := stores[1].leases.Purge(context.Background(), projectLease(p.ID)); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -617,13 +616,6 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*store.Deployment
 		_ = s.sites.Delete(ctx, siteObject(d.ID))
 	}
 	return gone, nil
-}
-
-// EnqueueMessage would keep a message for GitHub or a notification target; the outbox does not
-// run on a cluster yet, so the message is dropped with a log line.
-func (s *Store) EnqueueMessage(m outbox.Message) (int64, error) {
-	s.log.Debug("cluster: outbox message dropped (the outbox runs on a single agent only)", "kind", m.Kind, "key", m.Key)
-	return 0, nil
 }
 
 // RemovePreview takes a preview alias down; not available on a cluster yet.

@@ -153,11 +153,14 @@ func (s *Store) Wakeups(wake func()) (func(), error) {
 // tokenRetry is how soon a token whose project is being built elsewhere is offered again.
 const tokenRetry = time.Second
 
+// OnLeaseLost makes the store call fn with the deployment of every build of this node whose lease or
+// claim is taken over from now on: the build must stop, and cannot go live.
+func (s *Store) OnLeaseLost(fn func(deploymentID int64)) { s.leaseLost.Store(&fn) }
+
 // ClaimNext takes a build token, if one waits, and the lease of its project, and marks the oldest
 // queued deployment of the token's alias running on this node with a new epoch; it returns nil
-// when there is nothing to build now. lost is called if the claim is later taken over. busy is
-// not consulted: the lease keeps one build of a project at a time across the cluster.
-func (s *Store) ClaimNext(lost func(deploymentID int64)) (*store.Deployment, error) {
+// when there is nothing to build now, or the token's project is one busy reports.
+func (s *Store) ClaimNext(busy func(projectID int64) bool) (*store.Deployment, error) {
 	ctx, cancel := opContext()
 	defer cancel()
 	batch, err := s.builders.FetchNoWait(1)
@@ -165,22 +168,25 @@ func (s *Store) ClaimNext(lost func(deploymentID int64)) (*store.Deployment, err
 		return nil, unavailable(err)
 	}
 	for msg := range batch.Messages() {
-		return s.claimToken(ctx, msg, lost)
+		return s.claimToken(ctx, msg, busy)
 	}
 	return nil, unavailable(batch.Error())
 }
 
 // claimToken is ClaimNext of one token.
-func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, lost func(deploymentID int64)) (*store.Deployment, error) {
+func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(projectID int64) bool) (*store.Deployment, error) {
 	projectID, alias, ok := parseJobSubject(msg.Subject())
 	if !ok {
 		return nil, msg.Term()
 	}
+	if busy(projectID) {
+		return nil, msg.NakWithDelay(tokenRetry)
+	}
 	c := &claim{}
 	l, err := s.acquire(ctx, projectLease(projectID), func() {
 		c.lost.Store(true)
-		if id := c.id.Load(); id != 0 {
-			lost(id)
+		if fn := s.leaseLost.Load(); fn != nil && c.id.Load() != 0 {
+			(*fn)(c.id.Load())
 		}
 	})
 	if err != nil {

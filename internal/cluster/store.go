@@ -57,6 +57,8 @@ type Store struct {
 	claims map[int64]*claim
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status store.Status)]
+	// leaseLost is told of every build of this node whose claim was taken over (see OnLeaseLost).
+	leaseLost atomic.Pointer[func(deploymentID int64)]
 }
 
 // Open creates the buckets and streams that are missing (every node does, idempotently) and
@@ -81,38 +83,84 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		{&s.meta, jetstream.KeyValueConfig{Bucket: "meta", History: 1}},
 	}
 	for _, b := range buckets {
-		b.cfg.Replicas, b.cfg.Storage = Replicas, jetstream.FileStorage
-		kv, err := node.js.CreateOrUpdateKeyValue(ctx, b.cfg)
+		err := ensure(ctx, func(ctx context.Context) (err error) {
+			*b.kv, err = createBucket(ctx, node.js, b.cfg)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("creating the %s bucket: %w", b.cfg.Bucket, err)
 		}
-		*b.kv = kv
 	}
-	var err error
-	// Latest wins: a new token of a project's alias replaces the one waiting.
-	s.jobs, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"},
-		Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
-		Replicas: Replicas, Storage: jetstream.FileStorage})
+	err := ensure(ctx, func(ctx context.Context) (err error) {
+		// Latest wins: a new token of a project's alias replaces the one waiting.
+		s.jobs, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"},
+			Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
+			Replicas: Replicas, Storage: jetstream.FileStorage})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the JOBS stream: %w", err)
 	}
-	// Pulled only when a build slot is free, one token at a time.
-	s.builders, err = s.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "builders",
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute, Replicas: Replicas})
+	err = ensure(ctx, func(ctx context.Context) (err error) {
+		// Pulled only when a build slot is free, one token at a time.
+		s.builders, err = s.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "builders",
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute, Replicas: Replicas})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the builders consumer: %w", err)
 	}
-	s.deliveries, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DELIVERIES", Subjects: []string{"deliveries.>"},
-		MaxMsgs: maxDeliveries, Replicas: Replicas, Storage: jetstream.FileStorage})
+	err = ensure(ctx, func(ctx context.Context) (err error) {
+		s.deliveries, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DELIVERIES", Subjects: []string{"deliveries.>"},
+			MaxMsgs: maxDeliveries, Replicas: Replicas, Storage: jetstream.FileStorage})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the DELIVERIES stream: %w", err)
 	}
-	s.sites, err = node.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "sites",
-		Replicas: Replicas, Storage: jetstream.FileStorage})
+	err = ensure(ctx, func(ctx context.Context) (err error) {
+		s.sites, err = node.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "sites",
+			Replicas: Replicas, Storage: jetstream.FileStorage})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the sites object store: %w", err)
 	}
 	return s, nil
+}
+
+// createBucket creates or updates a key-value bucket whose reads go to its stream's leader: the
+// stream nats.go makes for a bucket answers reads from any replica (direct get), and a replica
+// that lags would not yet know what another node just wrote, such as a new project.
+func createBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	duplicates := 2 * time.Minute
+	if cfg.TTL > 0 && cfg.TTL < duplicates {
+		duplicates = cfg.TTL
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "KV_" + cfg.Bucket, Subjects: []string{"$KV." + cfg.Bucket + ".>"},
+		MaxMsgsPerSubject: int64(cfg.History), MaxBytes: -1, MaxAge: cfg.TTL, MaxMsgSize: -1, Storage: jetstream.FileStorage,
+		Replicas: Replicas, AllowRollup: true, DenyDelete: true, Duplicates: duplicates, MaxMsgs: -1, MaxConsumers: -1,
+		Discard: jetstream.DiscardNew})
+	if err != nil {
+		return nil, err
+	}
+	return js.KeyValue(ctx, cfg.Bucket)
+}
+
+// ensureAttempt bounds one attempt to create a bucket or stream: the server leaves unanswered a
+// create that races another node's create of the same stream, so a late attempt is made again.
+const ensureAttempt = 3 * time.Second
+
+// ensure runs create with a deadline of ensureAttempt until it succeeds or ctx ends.
+func ensure(ctx context.Context, create func(ctx context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		err := create(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // maxDeliveries is how many delivery records are kept.
@@ -736,4 +784,21 @@ func (s *Store) AdminToken(ctx context.Context, token string) (string, error) {
 		return "", unavailable(err)
 	}
 	return string(e.Value()), nil
+}
+
+// DisableNotification records why a notification target is no longer sent to.
+func (s *Store) DisableNotification(id int64, reason string) error {
+	ctx, cancel := opContext()
+	defer cancel()
+	for {
+		var n store.Notification
+		rev, err := getJSON(ctx, s.notifications, idKey(id), &n)
+		if err != nil {
+			return err
+		}
+		n.DisabledReason = reason
+		if err := casJSON(ctx, s.notifications, idKey(id), &n, rev); !conflicted(err) {
+			return unavailable(err)
+		}
+	}
 }

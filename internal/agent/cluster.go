@@ -1,0 +1,122 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/cluster"
+	"github.com/miaobu/miaobu/internal/config"
+)
+
+// clusterStartTimeout bounds how long a clustered agent waits at start for a quorum of its peers.
+const clusterStartTimeout = 2 * time.Minute
+
+// errLeaseLost ends a build whose lease another node took over.
+var errLeaseLost = errors.New("another node took this build over: this node lost its lease")
+
+// runClustered is Run for an agent that is one node of a cluster (cluster.peers set): it starts the
+// embedded NATS node, opens the cluster's store and takes the cluster's admin token.
+func runClustered(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
+	startCtx, cancel := context.WithTimeout(ctx, clusterStartTimeout)
+	defer cancel()
+	node, err := cluster.StartNode(startCtx, cluster.NodeOptions{Name: cfg.Cluster.Node, Listen: cfg.Cluster.Listen,
+		Peers: cfg.Cluster.Peers, Secret: cfg.Cluster.Secret, Dir: cfg.DataDir, Log: log})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	cs, err := cluster.Open(startCtx, node, cluster.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	if err := takeClusterToken(startCtx, cfg, cs); err != nil {
+		return err
+	}
+	a, err := newAgent(cfg, cs, log, version, net.DefaultResolver)
+	if err != nil {
+		return err
+	}
+	a.cluster = cs
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	log.Info("cluster node started", "node", node.Name(), "cluster_listen", cfg.Cluster.Listen, "peers", len(cfg.Cluster.Peers))
+	return a.Serve(ctx, ln)
+}
+
+// takeClusterToken makes the cluster's admin token this node's: the first node stores its own,
+// and every node writes the stored one to its <data_dir>/admin-token.
+func takeClusterToken(ctx context.Context, cfg *config.Config, cs *cluster.Store) error {
+	local, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
+	if err != nil {
+		return err
+	}
+	token, err := cs.AdminToken(ctx, local)
+	if err != nil {
+		return fmt.Errorf("reading the cluster's admin token: %w", err)
+	}
+	if token == local {
+		return nil
+	}
+	if err := config.WriteFileAtomic(cfg.AdminTokenFile(), strings.NewReader(token+"\n")); err != nil {
+		return fmt.Errorf("writing admin token: %w", err)
+	}
+	return nil
+}
+
+// startCluster runs what a clustered agent does besides a single one's work until ctx ends: it
+// reconciles the build queue when it holds the reconciler lease, wakes its workers for tokens
+// published anywhere, and stops builds whose lease is lost. It returns at once on a single agent.
+func (a *Agent) startCluster(ctx context.Context) error {
+	if a.cluster == nil {
+		return nil
+	}
+	a.cluster.OnLeaseLost(func(id int64) { a.builds.stop(id, errLeaseLost) })
+	unsubscribe, err := a.cluster.Wakeups(a.builds.Wake)
+	if err != nil {
+		return fmt.Errorf("subscribing to build tokens: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		unsubscribe()
+	}()
+	go a.cluster.Reconcile(ctx)
+	return nil
+}
+
+// siteDir is where deployment id of project slug is served from; on a cluster, its files are
+// fetched from the cluster's object store the first time this node needs them.
+func (a *Agent) siteDir(slug string, id int64) string {
+	dir := a.domain.SiteDir(slug, id)
+	if a.cluster == nil {
+		return dir
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.cluster.FetchSite(ctx, id, dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		a.log.Warn("fetching a deployment's files from the cluster", "deployment", id, "dir", filepath.Base(dir), "err", err)
+	}
+	return dir
+}
+
+// clusterView is the cluster as this node sees it, for the status; nil on a single agent.
+func (a *Agent) clusterView() *api.Cluster {
+	if a.cluster == nil {
+		return nil
+	}
+	h := a.cluster.Node().Health()
+	out := &api.Cluster{Node: h.Node, Quorum: h.Quorum, Members: make([]api.ClusterMember, 0, len(h.Members))}
+	for _, m := range h.Members {
+		out.Members = append(out.Members, api.ClusterMember{Node: m.Node, Address: m.Address, Leader: m.Leader, Current: m.Current})
+	}
+	return out
+}
