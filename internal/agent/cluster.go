@@ -27,13 +27,16 @@ var errLeaseLost = errors.New("another node took this build over: this node lost
 func runClustered(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
 	startCtx, cancel := context.WithTimeout(ctx, clusterStartTimeout)
 	defer cancel()
+	log.Info("starting the cluster node: waiting for a quorum of cluster.peers", "node", cfg.Cluster.Node,
+		"cluster_listen", cfg.Cluster.Listen, "peers", len(cfg.Cluster.Peers))
 	node, err := cluster.StartNode(startCtx, cluster.NodeOptions{Name: cfg.Cluster.Node, Listen: cfg.Cluster.Listen,
 		Peers: cfg.Cluster.Peers, Secret: cfg.Cluster.Secret, Dir: cfg.DataDir, Log: log})
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	cs, err := cluster.Open(startCtx, node, cluster.Options{Log: log})
+	log.Info("the cluster has a quorum: opening its store")
+	cs, err := cluster.Open(startCtx, node, cluster.Options{LeaseTTL: cfg.Cluster.LeaseTTL, Log: log})
 	if err != nil {
 		return err
 	}
@@ -49,7 +52,6 @@ func runClustered(ctx context.Context, cfg *config.Config, log *slog.Logger, ver
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	log.Info("cluster node started", "node", node.Name(), "cluster_listen", cfg.Cluster.Listen, "peers", len(cfg.Cluster.Peers))
 	return a.Serve(ctx, ln)
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -82,49 +83,51 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		{&s.leases, jetstream.KeyValueConfig{Bucket: "leases", History: 1, TTL: s.leaseTTL}},
 		{&s.meta, jetstream.KeyValueConfig{Bucket: "meta", History: 1}},
 	}
+	// Each bucket and stream is a Raft group of its own whose first leader takes seconds to elect:
+	// they are created at once so that the elections overlap.
+	var g errgroup.Group
 	for _, b := range buckets {
-		err := ensure(ctx, func(ctx context.Context) (err error) {
-			*b.kv, err = createBucket(ctx, node.js, b.cfg)
+		g.Go(func() error {
+			return s.ensure(ctx, "the "+b.cfg.Bucket+" bucket", func(ctx context.Context) (err error) {
+				*b.kv, err = createBucket(ctx, node.js, b.cfg)
+				return err
+			})
+		})
+	}
+	g.Go(func() error {
+		err := s.ensure(ctx, "the JOBS stream", func(ctx context.Context) (err error) {
+			// Latest wins: a new token of a project's alias replaces the one waiting.
+			s.jobs, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"},
+				Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
+				Replicas: Replicas, Storage: jetstream.FileStorage})
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("creating the %s bucket: %w", b.cfg.Bucket, err)
+			return err
 		}
-	}
-	err := ensure(ctx, func(ctx context.Context) (err error) {
-		// Latest wins: a new token of a project's alias replaces the one waiting.
-		s.jobs, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"},
-			Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
-			Replicas: Replicas, Storage: jetstream.FileStorage})
-		return err
+		return s.ensure(ctx, "the builders consumer", func(ctx context.Context) (err error) {
+			// Pulled only when a build slot is free, one token at a time.
+			s.builders, err = s.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "builders",
+				AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute, Replicas: Replicas})
+			return err
+		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the JOBS stream: %w", err)
-	}
-	err = ensure(ctx, func(ctx context.Context) (err error) {
-		// Pulled only when a build slot is free, one token at a time.
-		s.builders, err = s.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "builders",
-			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute, Replicas: Replicas})
-		return err
+	g.Go(func() error {
+		return s.ensure(ctx, "the DELIVERIES stream", func(ctx context.Context) (err error) {
+			s.deliveries, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DELIVERIES", Subjects: []string{"deliveries.>"},
+				MaxMsgs: maxDeliveries, Replicas: Replicas, Storage: jetstream.FileStorage})
+			return err
+		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the builders consumer: %w", err)
-	}
-	err = ensure(ctx, func(ctx context.Context) (err error) {
-		s.deliveries, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DELIVERIES", Subjects: []string{"deliveries.>"},
-			MaxMsgs: maxDeliveries, Replicas: Replicas, Storage: jetstream.FileStorage})
-		return err
+	g.Go(func() error {
+		return s.ensure(ctx, "the sites object store", func(ctx context.Context) (err error) {
+			s.sites, err = node.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "sites",
+				Replicas: Replicas, Storage: jetstream.FileStorage})
+			return err
+		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the DELIVERIES stream: %w", err)
-	}
-	err = ensure(ctx, func(ctx context.Context) (err error) {
-		s.sites, err = node.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "sites",
-			Replicas: Replicas, Storage: jetstream.FileStorage})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the sites object store: %w", err)
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -149,17 +152,21 @@ func createBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 
 // ensureAttempt bounds one attempt to create a bucket or stream: the server leaves unanswered a
 // create that races another node's create of the same stream, so a late attempt is made again.
-const ensureAttempt = 3 * time.Second
+const ensureAttempt = 10 * time.Second
 
 // ensure runs create with a deadline of ensureAttempt until it succeeds or ctx ends.
-func ensure(ctx context.Context, create func(ctx context.Context) error) error {
+func (s *Store) ensure(ctx context.Context, what string, create func(ctx context.Context) error) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
 		err := create(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil {
-			return err
+		if err == nil {
+			return nil
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("creating %s: %w", what, err)
+		}
+		s.log.Info("cluster: creating "+what+" again", "err", err)
 	}
 }
 

@@ -84,6 +84,9 @@ type Cluster struct {
 	Peers []string `mapstructure:"peers"`
 	// Secret authenticates the route connections; the same on every node.
 	Secret string `mapstructure:"secret"`
+	// LeaseTTL is how long a node's lease on a project's build outlives its last renewal: how soon
+	// another node takes over the build of a node that died.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
 }
 
 // Enabled reports whether the agent runs clustered.
@@ -102,6 +105,8 @@ func (c Cluster) validate() error {
 		return errors.New("cluster.listen is required when cluster.peers is set: the host:port of the route connections")
 	case c.Secret == "":
 		return errors.New("cluster.secret is required when cluster.peers is set: it authenticates the route connections")
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("cluster.lease_ttl must be at least 1s, not %s", c.LeaseTTL)
 	case len(c.Peers) < MinClusterVoters:
 		return fmt.Errorf("cluster.peers lists %d voting nodes: a cluster needs at least %d, since fewer survive no failure",
 			len(c.Peers), MinClusterVoters)
@@ -319,6 +324,7 @@ var envNames = map[string][]string{
 	"cluster.listen":                       {"MIAOBU_CLUSTER_LISTEN"},
 	"cluster.peers":                        {"MIAOBU_CLUSTER_PEERS"},
 	"cluster.secret":                       {"MIAOBU_CLUSTER_SECRET"},
+	"cluster.lease_ttl":                    {"MIAOBU_CLUSTER_LEASE_TTL"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -408,6 +414,7 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("cluster.listen", "")
 	v.SetDefault("cluster.peers", []string{})
 	v.SetDefault("cluster.secret", "")
+	v.SetDefault("cluster.lease_ttl", time.Minute)
 
 	var file string
 	if outside {
