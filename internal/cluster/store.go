@@ -53,9 +53,11 @@ type Store struct {
 	builders                                                                       jetstream.Consumer
 	sites                                                                          jetstream.ObjectStore
 
-	// claims are the builds this node runs, by deployment id.
-	mu     sync.Mutex
-	claims map[int64]*claim
+	// claims are the builds this node runs, by deployment id; recordLocks serialise this node's
+	// changes of each project's record (see changeRecord).
+	mu          sync.Mutex
+	claims      map[int64]*claim
+	recordLocks map[int64]*sync.Mutex
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status store.Status)]
 	// leaseLost is told of every build of this node whose claim was taken over (see OnLeaseLost).
@@ -65,7 +67,7 @@ type Store struct {
 // Open creates the buckets and streams that are missing (every node does, idempotently) and
 // returns the Store on node.
 func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
-	s := &Store{node: node, log: opts.Log, leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL), claims: map[int64]*claim{}}
+	s := &Store{node: node, log: opts.Log, leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL), claims: map[int64]*claim{}, recordLocks: map[int64]*sync.Mutex{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -416,8 +418,12 @@ func (s *Store) record(ctx context.Context, id int64) (*projectRecord, uint64, e
 }
 
 // changeRecord applies change to a project's record and writes it back if nobody wrote it
-// meanwhile, trying again on a fresh read otherwise; change may run several times.
+// meanwhile, trying again on a fresh read otherwise; change may run several times. The changes of
+// one project made on this node wait for each other, so that only other nodes' make them try again:
+// a burst of webhooks for one project would otherwise retry each other's writes over and over.
 func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *projectRecord) error) (*projectRecord, error) {
+	unlock := s.lockRecord(id)
+	defer unlock()
 	for {
 		r, rev, err := s.record(ctx, id)
 		if err != nil {
@@ -431,6 +437,19 @@ func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *proje
 			return r, err
 		}
 	}
+}
+
+// lockRecord takes this node's lock on a project's record and returns the unlock function.
+func (s *Store) lockRecord(id int64) func() {
+	s.mu.Lock()
+	l, ok := s.recordLocks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		s.recordLocks[id] = l
+	}
+	s.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // Project returns the project with the given id.
