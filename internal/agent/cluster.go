@@ -40,6 +40,7 @@ func runClustered(ctx context.Context, cfg *config.Config, log *slog.Logger, ver
 	if err != nil {
 		return err
 	}
+	defer cs.Close()
 	if err := takeClusterToken(startCtx, cfg, cs); err != nil {
 		return err
 	}

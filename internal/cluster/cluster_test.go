@@ -2,12 +2,16 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -38,39 +42,82 @@ func peersOf(addrs []string) []string {
 	return peers
 }
 
-// startCluster starts three in-process nodes on loopback and opens a Store on each.
-func startCluster(t *testing.T, leaseTTL time.Duration) []*Store {
+// testLeaseTTL is the lease TTL of the tests' cluster: short, so that a lost lease shows soon.
+const testLeaseTTL = 3 * time.Second
+
+var (
+	sharedOnce   sync.Once
+	sharedStores []*Store
+	sharedNodes  []*Node
+	sharedErr    error
+	sharedDirs   []string
+)
+
+// TestMain closes the cluster the tests share once they have run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, n := range sharedNodes {
+		if n != nil {
+			n.Close()
+		}
+	}
+	for _, dir := range sharedDirs {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// startCluster returns the stores of three in-process nodes on loopback, started on first use and
+// shared by the tests, which keep apart by using projects of their own.
+func startCluster(t *testing.T) []*Store {
 	t.Helper()
-	addrs := freeAddrs(t, 3)
-	nodes := make([]*Node, 3)
-	errs := make([]error, 3)
+	sharedOnce.Do(func() { sharedNodes, sharedStores, sharedErr = newCluster() })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return sharedStores
+}
+
+// newCluster starts three nodes at once, as three agents starting together do, and opens a Store
+// on each, also at once.
+func newCluster() ([]*Node, []*Store, error) {
+	var addrs []string
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	for range 3 {
+		dir, err := os.MkdirTemp("", "miaobu-cluster-test")
+		if err != nil {
+			return nil, nil, err
+		}
+		sharedDirs = append(sharedDirs, dir)
+	}
+	nodes, stores, errs := make([]*Node, 3), make([]*Store, 3), make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range 3 {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
 			defer cancel()
+			dir := sharedDirs[i]
 			nodes[i], errs[i] = StartNode(ctx, NodeOptions{Name: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: peersOf(addrs),
-				Secret: "test-secret", Dir: t.TempDir()})
+				Secret: "test-secret", Dir: dir})
+			if errs[i] == nil {
+				stores[i], errs[i] = Open(ctx, nodes[i], Options{LeaseTTL: testLeaseTTL})
+			}
 		})
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
+			return nodes, nil, fmt.Errorf("node %d: %w", i+1, err)
 		}
-		t.Cleanup(nodes[i].Close)
 	}
-	stores := make([]*Store, 3)
-	for i, n := range nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
-		s, err := Open(ctx, n, Options{LeaseTTL: leaseTTL})
-		cancel()
-		if err != nil {
-			t.Fatalf("opening the store on node %d: %v", i+1, err)
-		}
-		stores[i] = s
-	}
-	return stores
+	return nodes, stores, nil
 }
 
 // addProject creates a project through s.
@@ -92,7 +139,7 @@ func TestStartNodeRefusesFewerThanThreePeers(t *testing.T) {
 }
 
 func TestConcurrentDeliveriesOfOneCommitMakeOneDeployment(t *testing.T) {
-	stores := startCluster(t, DefaultLeaseTTL)
+	stores := startCluster(t)
 	p := addProject(t, stores[0])
 	sha := "0123456789abcdef0123456789abcdef01234567"
 	results := make([]store.PushResult, 100)
@@ -136,12 +183,13 @@ func TestConcurrentDeliveriesOfOneCommitMakeOneDeployment(t *testing.T) {
 	}
 }
 
-// claimWithin polls s for a build to claim until one comes or timeout passes.
-func claimWithin(t *testing.T, s *Store, timeout time.Duration) *store.Deployment {
+// claimWithin polls s for a build of project p to claim until one comes or timeout passes; the
+// builds of other tests' projects it claims meanwhile are failed.
+func claimWithin(t *testing.T, s *Store, p *store.Project, timeout time.Duration) *store.Deployment {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		d, err := s.ClaimNext(func(int64) bool { return false })
+		d, err := claimOf(s, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,6 +200,19 @@ func claimWithin(t *testing.T, s *Store, timeout time.Duration) *store.Deploymen
 	}
 	t.Fatalf("nothing to claim on %s within %s", s.Node().Name(), timeout)
 	return nil
+}
+
+// claimOf claims a build on s once, failing at once one of another project than p, which an
+// earlier test left queued; it returns p's claimed deployment, or nil.
+func claimOf(s *Store, p *store.Project) (*store.Deployment, error) {
+	d, err := s.ClaimNext(func(int64) bool { return false })
+	if err != nil || d == nil {
+		return nil, err
+	}
+	if d.ProjectID != p.ID {
+		return nil, s.Fail(d.ID, store.StatusFailed, "left by another test")
+	}
+	return d, nil
 }
 
 // push records a push of sha to alias ("" for production) through s.
@@ -165,18 +226,18 @@ func push(t *testing.T, s *Store, p *store.Project, alias, sha string) int64 {
 }
 
 func TestOneBuildOfAProjectAtATime(t *testing.T) {
-	stores := startCluster(t, 3*time.Second)
+	stores := startCluster(t)
 	p := addProject(t, stores[0])
 	push(t, stores[0], p, "", "1111111111111111111111111111111111111111")
 	push(t, stores[1], p, "git-next", "2222222222222222222222222222222222222222")
-	first := claimWithin(t, stores[0], 5*time.Second)
+	first := claimWithin(t, stores[0], p, 5*time.Second)
 	if first.Node != "n1" {
 		t.Fatalf("claimed deployment's node = %q, want n1", first.Node)
 	}
 	// Both tokens stay unclaimed elsewhere while n1 builds, across several renewals of its lease.
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 		for _, s := range stores[1:] {
-			if d, err := s.ClaimNext(func(int64) bool { return false }); err != nil || d != nil {
+			if d, err := claimOf(s, p); err != nil || d != nil {
 				t.Fatalf("%s claimed %+v (err %v) while n1 builds project %d", s.Node().Name(), d, err, p.ID)
 			}
 		}
@@ -185,19 +246,19 @@ func TestOneBuildOfAProjectAtATime(t *testing.T) {
 	if live, err := stores[0].Complete(first.ID); err != nil || !live {
 		t.Fatalf("Complete = %v, %v; want live", live, err)
 	}
-	second := claimWithin(t, stores[2], 10*time.Second)
+	second := claimWithin(t, stores[2], p, 10*time.Second)
 	if second.ID == first.ID || second.Node != "n3" {
 		t.Fatalf("second claim = %+v", second)
 	}
 }
 
 func TestBuildWhoseLeaseWasLostNeverGoesLive(t *testing.T) {
-	stores := startCluster(t, 3*time.Second)
+	stores := startCluster(t)
 	p := addProject(t, stores[0])
 	push(t, stores[0], p, "", "3333333333333333333333333333333333333333")
 	lost := make(chan int64, 1)
 	stores[0].OnLeaseLost(func(id int64) { lost <- id })
-	d := claimWithin(t, stores[0], 5*time.Second)
+	d := claimWithin(t, stores[0], p, 5*time.Second)
 	// n1 is cut off: its lease is gone as if it had expired, and the reconciler takes the build over.
 	if err := stores[1].leases.Purge(context.Background(), projectLease(p.ID)); err != nil {
 		t.Fatal(err)
@@ -205,7 +266,7 @@ func TestBuildWhoseLeaseWasLostNeverGoesLive(t *testing.T) {
 	if err := stores[1].reconcileOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	again := claimWithin(t, stores[1], 10*time.Second)
+	again := claimWithin(t, stores[1], p, 10*time.Second)
 	if again.ID != d.ID || again.Attempts != 1 {
 		t.Fatalf("taken over: %+v, want deployment %d on its second attempt", again, d.ID)
 	}
@@ -226,5 +287,58 @@ func TestBuildWhoseLeaseWasLostNeverGoesLive(t *testing.T) {
 	got, err := stores[2].Project(p.ID)
 	if err != nil || got.ActiveDeploymentID != d.ID {
 		t.Fatalf("live deployment = %d (%v), want %d", got.ActiveDeploymentID, err, d.ID)
+	}
+}
+
+func TestOutboxIsSentByOneNodeAndReportsEveryStatus(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	for _, s := range stores {
+		s.OnTransition(func(q store.Project, d store.Deployment) []outbox.Message {
+			if q.ID != p.ID {
+				return nil
+			}
+			return []outbox.Message{{Kind: "test", Key: fmt.Sprintf("deployment:%d", d.ID),
+				Payload: []byte(fmt.Sprintf(`{"status":%q,"node":%q}`, d.Status, d.Node))}}
+		})
+		t.Cleanup(func() { s.OnTransition(func(store.Project, store.Deployment) []outbox.Message { return nil }) })
+	}
+	id := push(t, stores[1], p, "", "4444444444444444444444444444444444444444")
+	d := claimWithin(t, stores[2], p, 10*time.Second)
+	if live, err := stores[2].Complete(d.ID); err != nil || !live {
+		t.Fatalf("Complete = %v, %v", live, err)
+	}
+	var statuses []string
+	senders := map[string]bool{}
+	for deadline := time.Now().Add(15 * time.Second); len(statuses) < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("reports sent: %v, want queued, cloning and deployed", statuses)
+		}
+		for _, s := range stores {
+			due, _, err := s.DueMessages(time.Now(), 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range due {
+				if m.Key != fmt.Sprintf("deployment:%d", id) {
+					continue
+				}
+				senders[s.Node().Name()] = true
+				var body struct{ Status string }
+				if err := json.Unmarshal(m.Payload, &body); err != nil {
+					t.Fatal(err)
+				}
+				statuses = append(statuses, body.Status)
+				if err := s.DeleteMessage(m.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if strings.Join(statuses, ",") != "queued,cloning,deployed" {
+		t.Fatalf("reports in the order sent: %v, want queued, cloning, deployed", statuses)
+	}
+	if len(senders) != 1 {
+		t.Fatalf("messages sent by %v, want one node", senders)
 	}
 }

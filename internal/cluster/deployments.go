@@ -62,6 +62,7 @@ func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status
 		if finished := s.finished.Load(); finished != nil {
 			(*finished)(status)
 		}
+		s.transition(ctx, d)
 	}
 	return d, err
 }
@@ -152,6 +153,7 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	if err := casJSON(ctx, s.deployments, idKey(d.ID), d, 0); err != nil {
 		return err
 	}
+	s.transition(ctx, d)
 	for _, old := range nd.superseded {
 		_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID))
 		if err != nil && !errors.Is(err, store.ErrFinished) && !errors.Is(err, store.ErrNotFound) {
@@ -255,14 +257,18 @@ func (s *Store) SetStatus(id int64, status store.Status) error {
 	if c := s.claimOf(id); c != nil && c.lost.Load() {
 		return store.ErrFinished
 	}
-	_, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
+	d, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
 		if d.Terminal() {
 			return store.ErrFinished
 		}
 		d.Status = status
 		return nil
 	})
-	return unavailable(err)
+	if err != nil {
+		return unavailable(err)
+	}
+	s.transition(ctx, d)
+	return nil
 }
 
 // RecordDetected records what the build of a running deployment detected, on the deployment and,

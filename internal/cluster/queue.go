@@ -245,6 +245,7 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 	}
 	// The claim is in the record now: the reconciler takes it over if this node dies.
 	_ = msg.Ack()
+	s.transition(ctx, d)
 	return d, nil
 }
 
@@ -306,15 +307,17 @@ func (s *Store) requeue(ctx context.Context, d *store.Deployment, held func(r *p
 		_, err := s.endDeployment(ctx, d.ID, outcome, message)
 		return err
 	}
-	if _, err := s.changeDeployment(ctx, d.ID, func(d *store.Deployment) error {
+	d, err = s.changeDeployment(ctx, d.ID, func(d *store.Deployment) error {
 		d.Status, d.StartedAt, d.Node = store.StatusQueued, nil, ""
 		if counting {
 			d.Attempts++
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
+	s.transition(ctx, d)
 	return s.publishToken(ctx, d.ProjectID, d.Alias)
 }
 

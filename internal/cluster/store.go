@@ -48,10 +48,10 @@ type Store struct {
 	log      *slog.Logger
 	leaseTTL time.Duration
 
-	projects, deployments, slugs, repos, domains, notifications, ids, leases, meta jetstream.KeyValue
-	jobs, deliveries                                                               jetstream.Stream
-	builders                                                                       jetstream.Consumer
-	sites                                                                          jetstream.ObjectStore
+	projects, deployments, slugs, repos, domains, notifications, ids, leases, meta, outbox jetstream.KeyValue
+	jobs, deliveries                                                                       jetstream.Stream
+	builders                                                                               jetstream.Consumer
+	sites                                                                                  jetstream.ObjectStore
 
 	// claims are the builds this node runs, by deployment id; recordLocks serialise this node's
 	// changes of each project's record (see changeRecord).
@@ -62,12 +62,19 @@ type Store struct {
 	finished atomic.Pointer[func(status store.Status)]
 	// leaseLost is told of every build of this node whose claim was taken over (see OnLeaseLost).
 	leaseLost atomic.Pointer[func(deploymentID int64)]
+	// reporter and notifier make the outbox messages of a deployment's changes (see OnTransition
+	// and OnNotify); enqueued wakes the outbox worker, and sender holds the outbox lease.
+	reporter atomic.Pointer[store.Reporter]
+	notifier atomic.Pointer[store.Notifier]
+	enqueued chan struct{}
+	sender   sender
 }
 
 // Open creates the buckets and streams that are missing (every node does, idempotently) and
 // returns the Store on node.
 func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
-	s := &Store{node: node, log: opts.Log, leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL), claims: map[int64]*claim{}, recordLocks: map[int64]*sync.Mutex{}}
+	s := &Store{node: node, log: opts.Log, leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL), claims: map[int64]*claim{}, recordLocks: map[int64]*sync.Mutex{},
+		enqueued: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -84,6 +91,7 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		{&s.ids, jetstream.KeyValueConfig{Bucket: "ids", History: 1}},
 		{&s.leases, jetstream.KeyValueConfig{Bucket: "leases", History: 1, TTL: s.leaseTTL}},
 		{&s.meta, jetstream.KeyValueConfig{Bucket: "meta", History: 1}},
+		{&s.outbox, jetstream.KeyValueConfig{Bucket: "outbox", History: 1}},
 	}
 	// Each bucket and stream is a Raft group of its own whose first leader takes seconds to elect:
 	// they are created at once so that the elections overlap.
@@ -129,6 +137,9 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		})
 	})
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := s.listenForEnqueued(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -744,6 +755,11 @@ func (s *Store) SetPreviewComment(projectID int64, alias string, commentID int64
 func (s *Store) Notifications() ([]*store.Notification, error) {
 	ctx, cancel := opContext()
 	defer cancel()
+	return s.notificationsWith(ctx)
+}
+
+// notificationsWith is Notifications with ctx.
+func (s *Store) notificationsWith(ctx context.Context) ([]*store.Notification, error) {
 	keys, err := s.notifications.ListKeys(ctx)
 	if err != nil {
 		return nil, err
