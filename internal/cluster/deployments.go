@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -140,8 +141,8 @@ func (s *Store) add(ctx context.Context, r *projectRecord, nd *newDeployment) er
 	return nil
 }
 
-// write stores a deployment that its project's record now queues, cancels those it supersedes
-// and hands a build token to the workers.
+// write stores a deployment that its project's record now queues, then at once cancels those it
+// supersedes and hands a build token to the workers.
 func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) error {
 	d := nd.d
 	d.Status, d.CreatedAt = store.StatusQueued, now
@@ -153,14 +154,22 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	if err := casJSON(ctx, s.deployments, idKey(d.ID), d, 0); err != nil {
 		return err
 	}
-	s.transition(ctx, d)
+	var g errgroup.Group
 	for _, old := range nd.superseded {
-		_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID))
-		if err != nil && !errors.Is(err, store.ErrFinished) && !errors.Is(err, store.ErrNotFound) {
+		g.Go(func() error {
+			_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID))
+			if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
 			return err
-		}
+		})
 	}
-	return s.publishToken(ctx, d.ProjectID, d.Alias)
+	g.Go(func() error { return s.publishToken(ctx, d.ProjectID, d.Alias) })
+	g.Go(func() error {
+		s.transition(ctx, d)
+		return nil
+	})
+	return g.Wait()
 }
 
 // CreateDeployment queues d (a manual, import or retried build) without the duplicate check; a
@@ -419,7 +428,7 @@ func (s *Store) Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	res, err := s.recordPush(ctx, p)
+	res, nd, err := s.recordPush(ctx, p)
 	if err != nil {
 		return res, unavailable(err)
 	}
@@ -434,7 +443,13 @@ func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult,
 	case res.Duplicate:
 		delivery.Outcome = store.OutcomeSkipped
 	}
-	return res, unavailable(s.addDelivery(ctx, delivery))
+	// The deployment and the delivery record are written at once; the answer waits for both.
+	var g errgroup.Group
+	if nd.created {
+		g.Go(func() error { return s.write(ctx, nd, time.Now().UTC()) })
+	}
+	g.Go(func() error { return s.addDelivery(ctx, delivery) })
+	return res, unavailable(g.Wait())
 }
 
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
@@ -443,12 +458,16 @@ func (s *Store) ApprovePreview(p store.Push) (store.PushResult, error) {
 	ctx, cancel := opContext()
 	defer cancel()
 	p.Approve = true
-	res, err := s.recordPush(ctx, p)
+	res, nd, err := s.recordPush(ctx, p)
+	if err == nil && nd.created {
+		err = s.write(ctx, nd, time.Now().UTC())
+	}
 	return res, unavailable(err)
 }
 
-// recordPush is RecordPush without the delivery.
-func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult, error) {
+// recordPush is RecordPush without the delivery and without writing the deployment it creates,
+// which it returns.
+func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult, *newDeployment, error) {
 	var res store.PushResult
 	now := time.Now().UTC()
 	nd := &newDeployment{d: &store.Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
@@ -501,10 +520,7 @@ func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult,
 		}
 		return nil
 	})
-	if err != nil || !nd.created {
-		return res, err
-	}
-	return res, s.write(ctx, nd, now)
+	return res, nd, err
 }
 
 // HeadMissing reports whether commit sha, the head of branch, needs a production deployment: none

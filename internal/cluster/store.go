@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -435,7 +436,7 @@ func (s *Store) record(ctx context.Context, id int64) (*projectRecord, uint64, e
 func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *projectRecord) error) (*projectRecord, error) {
 	unlock := s.lockRecord(id)
 	defer unlock()
-	for {
+	for attempt := 1; ; attempt++ {
 		r, rev, err := s.record(ctx, id)
 		if err != nil {
 			return nil, err
@@ -446,6 +447,12 @@ func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *proje
 		err = casJSON(ctx, s.projects, idKey(id), r, rev)
 		if !conflicted(err) {
 			return r, err
+		}
+		// Another node wrote first: nodes that lost the race all at once try again at different times.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(rand.N(time.Duration(min(attempt, 10)) * time.Millisecond)):
 		}
 	}
 }
