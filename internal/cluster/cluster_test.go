@@ -218,7 +218,11 @@ func claimOf(s *Store, p *store.Project) (*store.Deployment, error) {
 // push records a push of sha to alias ("" for production) through s.
 func push(t *testing.T, s *Store, p *store.Project, alias, sha string) int64 {
 	t.Helper()
-	res, err := s.RecordPush(context.Background(), store.Push{ProjectID: p.ID, DeliveryID: sha, CommitSHA: sha, Branch: "main", Alias: alias})
+	branch := "main"
+	if alias != "" {
+		branch = alias
+	}
+	res, err := s.RecordPush(context.Background(), store.Push{ProjectID: p.ID, DeliveryID: sha, CommitSHA: sha, Branch: branch, Alias: alias})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,5 +344,28 @@ func TestOutboxIsSentByOneNodeAndReportsEveryStatus(t *testing.T) {
 	}
 	if len(senders) != 1 {
 		t.Fatalf("messages sent by %v, want one node", senders)
+	}
+}
+
+func TestRemovedPreviewBuildsItsCommitAgain(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	sha := "5555555555555555555555555555555555555555"
+	first := push(t, stores[0], p, "git-topic", sha)
+	d := claimWithin(t, stores[1], p, 10*time.Second)
+	if live, err := stores[1].Complete(d.ID); err != nil || !live || d.ID != first {
+		t.Fatalf("Complete of %d (pushed %d) = %v, %v", d.ID, first, live, err)
+	}
+	before, cancelled, err := stores[2].RemovePreview(p.ID, "git-topic", "branch deleted")
+	if err != nil || before.ActiveDeploymentID != first || len(cancelled) != 0 {
+		t.Fatalf("RemovePreview = %+v, %v, %v", before, cancelled, err)
+	}
+	if pv, err := stores[0].Preview(p.ID, "git-topic"); err != nil || !pv.Removed() {
+		t.Fatalf("preview after removal = %+v, %v", pv, err)
+	}
+	res, err := stores[0].RecordPush(context.Background(), store.Push{ProjectID: p.ID, DeliveryID: "again", CommitSHA: sha,
+		Branch: "git-topic", Alias: "git-topic"})
+	if err != nil || res.Duplicate || res.Stale || res.DeploymentID <= first {
+		t.Fatalf("push of the removed preview's commit = %+v, %v; want a new deployment", res, err)
 	}
 }

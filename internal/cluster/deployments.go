@@ -640,27 +640,6 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*store.Deployment
 	return gone, nil
 }
 
-// RemovePreview takes a preview alias down; not available on a cluster yet.
-func (s *Store) RemovePreview(int64, string, string) (*store.Preview, []*store.Deployment, error) {
-	return nil, nil, errNotClustered
-}
-
-// PurgeRemovedPreviews finds previews removed before cutoff; a cluster has none yet, since
-// RemovePreview does not run on one.
-func (s *Store) PurgeRemovedPreviews(time.Time) ([]*store.Deployment, error) { return nil, nil }
-
-// RecordGitHubDeployment records a deployment asked for on GitHub; not available on a cluster yet.
-func (s *Store) RecordGitHubDeployment(context.Context, store.GitHubDeployment) (int64, error) {
-	return 0, errNotClustered
-}
-
-// HandledGitHubDeployment reports whether a GitHub deployment was acted on; not available on a
-// cluster yet.
-func (s *Store) HandledGitHubDeployment(int64, int64) (bool, error) { return false, errNotClustered }
-
-// HandleGitHubDeployment records a GitHub deployment as acted on; not available on a cluster yet.
-func (s *Store) HandleGitHubDeployment(int64, int64, int64) error { return errNotClustered }
-
 // SetGitHubDeployment records the GitHub deployment that reports deployment id.
 func (s *Store) SetGitHubDeployment(id, githubID int64) error {
 	ctx, cancel := opContext()

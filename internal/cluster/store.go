@@ -32,9 +32,6 @@ const DefaultLeaseTTL = time.Minute
 // ErrUnavailable wraps the failures of writes the cluster could not acknowledge (no quorum).
 var ErrUnavailable = errors.New("the cluster has no quorum")
 
-// errNotClustered is returned by the operations that run on a single agent only so far.
-var errNotClustered = errors.New("not available on a cluster of agents yet")
-
 // Options configure a Store.
 type Options struct {
 	// LeaseTTL is how long a lease outlives its last renewal; 0 means DefaultLeaseTTL.
@@ -273,6 +270,9 @@ type projectRecord struct {
 	// History lists the project's deployments, oldest first; LastID is the newest ever created.
 	History []int64 `json:"history,omitempty"`
 	LastID  int64   `json:"last_id,omitempty"`
+	// GitHubDeployments maps the GitHub deployments acted on (built, or put live again) to the
+	// deployment that did.
+	GitHubDeployments map[int64]int64 `json:"github_deployments,omitempty"`
 	// Epoch counts claims of builds: a build holds the epoch of its claim, and a change of it
 	// fences the build out.
 	Epoch int64 `json:"epoch,omitempty"`
@@ -415,6 +415,9 @@ func (r *projectRecord) fill() {
 	}
 	if r.Previews == nil {
 		r.Previews = map[string]*store.Preview{}
+	}
+	if r.GitHubDeployments == nil {
+		r.GitHubDeployments = map[int64]int64{}
 	}
 }
 
