@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,6 +110,16 @@ func (a *Agent) siteDir(slug string, id int64) string {
 		a.log.Warn("fetching a deployment's files from the cluster", "deployment", id, "dir", filepath.Base(dir), "err", err)
 	}
 	return dir
+}
+
+// pollsHere returns whether this node polls and reconciles a project: on a single agent every
+// project, on a cluster those that its current members agree this node owns.
+func (a *Agent) pollsHere() func(projectID int64) bool {
+	if a.cluster == nil {
+		return func(int64) bool { return true }
+	}
+	h := a.cluster.Node().Health()
+	return func(projectID int64) bool { return h.Owner(strconv.FormatInt(projectID, 10)) == h.Node }
 }
 
 // clusterView is the cluster as this node sees it, for the status; nil on a single agent.

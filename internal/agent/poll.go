@@ -30,14 +30,19 @@ func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
 	return stopped
 }
 
-// pollProjects lists every project as the poller sees it.
+// pollProjects lists every project as the poller sees it; on a cluster, only those this node polls
+// and reconciles (each project is polled by one node).
 func (a *Agent) pollProjects() ([]poll.Project, error) {
 	projects, err := a.domain.Projects()
 	if err != nil {
 		return nil, err
 	}
+	owns := a.pollsHere()
 	out := make([]poll.Project, 0, len(projects))
 	for _, p := range projects {
+		if !owns(p.ID) {
+			continue
+		}
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
 			Poll: p.TriggerMode == trigger.ModePoll})
 	}

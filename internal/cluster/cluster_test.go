@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -367,5 +368,27 @@ func TestRemovedPreviewBuildsItsCommitAgain(t *testing.T) {
 		Branch: "git-topic", Alias: "git-topic"})
 	if err != nil || res.Duplicate || res.Stale || res.DeploymentID <= first {
 		t.Fatalf("push of the removed preview's commit = %+v, %v; want a new deployment", res, err)
+	}
+}
+
+func TestOwnerMovesOnlyTheKeysOfALostMember(t *testing.T) {
+	all := Health{Members: []Member{{Node: "a", Current: true}, {Node: "b", Current: true}, {Node: "c", Current: true}}}
+	lost := Health{Members: []Member{{Node: "a", Current: true}, {Node: "b", Current: true}, {Node: "c"}}}
+	owned := map[string]int{}
+	for key := range 300 {
+		k := strconv.Itoa(key)
+		before, after := all.Owner(k), lost.Owner(k)
+		owned[before]++
+		if before != "c" && after != before {
+			t.Fatalf("key %s moved from %s to %s though %s is still current", k, before, after, before)
+		}
+		if after == "c" || after == "" {
+			t.Fatalf("key %s owned by %q after c was lost", k, after)
+		}
+	}
+	for _, node := range []string{"a", "b", "c"} {
+		if owned[node] < 60 {
+			t.Fatalf("node %s owns %d of 300 keys: %v", node, owned[node], owned)
+		}
 	}
 }

@@ -25,8 +25,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -269,3 +271,20 @@ func (l *natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(f
 
 // Tracef drops trace lines.
 func (l *natsLogger) Tracef(string, ...any) {}
+
+// Owner returns the current member that owns key (rendezvous hashing): every node that sees the
+// same members picks the same one, and when a member is lost only its keys move. It returns ""
+// when no member is current.
+func (h Health) Owner(key string) string {
+	owner, best := "", uint64(0)
+	for _, m := range h.Members {
+		if !m.Current {
+			continue
+		}
+		sum := sha256.Sum256([]byte(m.Node + "\x00" + key))
+		if score := binary.BigEndian.Uint64(sum[:8]); owner == "" || score > best {
+			owner, best = m.Node, score
+		}
+	}
+	return owner
+}
