@@ -122,6 +122,19 @@ func (a *Agent) pollsHere() func(projectID int64) bool {
 	return func(projectID int64) bool { return h.Owner(strconv.FormatInt(projectID, 10)) == h.Node }
 }
 
+// shareLog gives the other nodes of a cluster the build log of deployment id as it is now, for
+// those asked for it; it does nothing on a single agent.
+func (a *Agent) shareLog(log *slog.Logger, id int64) {
+	if a.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.cluster.PutLog(ctx, id, a.domain.LogPath(id)); err != nil {
+		log.Warn("sharing the build log with the cluster", "err", err)
+	}
+}
+
 // clusterView is the cluster as this node sees it, for the status; nil on a single agent.
 func (a *Agent) clusterView() *api.Cluster {
 	if a.cluster == nil {

@@ -87,6 +87,9 @@ func TestClusterBuildsOnceAndServesEverywhere(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "clustered") {
 			t.Fatalf("%s serves %d %q", ta.Config.Cluster.Node, resp.StatusCode, body)
 		}
+		if log := ta.Log(t, id); !strings.Contains(log, fmt.Sprintf("Deployment #%d succeeded", id)) {
+			t.Fatalf("%s shows the build log of %s:\n%s", ta.Config.Cluster.Node, *d.Node, log)
+		}
 	}
 	var st api.Status
 	agents[2].Call(t, "GET", api.PathStatus, nil, http.StatusOK, &st)

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"time"
@@ -32,6 +33,10 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 	if f != nil {
 		defer f.Close()
 	}
+	if f == nil && a.cluster != nil {
+		// Built by another node, or not built yet: the log is the copy the building node shares.
+		return a.sharedLog(w, r, d.ID, follow == "1" || follow == "true")
+	}
 	if follow != "1" && follow != "true" {
 		if f != nil {
 			_, _ = io.Copy(w, f)
@@ -59,6 +64,42 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if ended || errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-a.stopping:
+			return nil
+		case <-time.After(logPollInterval):
+		}
+	}
+}
+
+// sharedLog answers a log request from the copy of the log that the node building the deployment
+// shares with the cluster, at each step of the build and at its end; following, it sends what
+// each new copy adds until the deployment has ended.
+func (a *Agent) sharedLog(w http.ResponseWriter, r *http.Request, id int64, follow bool) error {
+	sent := 0
+	if follow {
+		w.WriteHeader(http.StatusOK)
+	}
+	rc := http.NewResponseController(w)
+	for {
+		current, err := a.store.Deployment(id)
+		ended := err != nil || current.Terminal()
+		data, err := a.cluster.Log(r.Context(), id)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if len(data) > sent {
+			if _, err := w.Write(data[sent:]); err != nil {
+				return nil
+			}
+			sent = len(data)
+			_ = rc.Flush()
+		}
+		if !follow || ended {
 			return nil
 		}
 		select {

@@ -185,6 +185,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		a.failBeforeLog(log, d.ID, err.Error())
 		return
 	}
+	defer a.shareLog(log, d.ID) // after the log is closed: deferred calls run last first
 	defer blog.Close()
 
 	log.Info("build started", "commit", d.CommitSHA[:7])
@@ -199,6 +200,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		PullRequest: d.PullRequest, Fork: d.Fork, PublishDir: a.domain.SiteDir(p.Slug, d.ID),
 		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
+			a.shareLog(log, d.ID)
 			return a.store.SetStatus(d.ID, status)
 		},
 		Commit: func(message, author string) {

@@ -636,6 +636,7 @@ func (s *Store) PruneDeployments(projectID int64, keep int) ([]*store.Deployment
 	for _, d := range gone {
 		_ = s.deployments.Delete(ctx, idKey(d.ID))
 		_ = s.sites.Delete(ctx, siteObject(d.ID))
+		_ = s.sites.Delete(ctx, logObject(d.ID))
 	}
 	return gone, nil
 }

@@ -143,6 +143,7 @@ func (s *Store) PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, err
 		for _, d := range purged {
 			_ = s.deployments.Delete(ctx, idKey(d.ID))
 			_ = s.sites.Delete(ctx, siteObject(d.ID))
+			_ = s.sites.Delete(ctx, logObject(d.ID))
 		}
 		gone = append(gone, purged...)
 	}

@@ -149,3 +149,27 @@ func writeFile(path string, r io.Reader) error {
 	}
 	return f.Close()
 }
+
+// logObject is the object store name of a deployment's build log.
+func logObject(deploymentID int64) string { return strconv.FormatInt(deploymentID, 10) + ".log" }
+
+// PutLog shares the build log of deployment id, the file at path as it is now, with every node.
+func (s *Store) PutLog(ctx context.Context, id int64, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = s.sites.Put(ctx, jetstream.ObjectMeta{Name: logObject(id)}, f)
+	return unavailable(err)
+}
+
+// Log returns the build log of deployment id as its building node last shared it; fs.ErrNotExist
+// when it shared none.
+func (s *Store) Log(ctx context.Context, id int64) ([]byte, error) {
+	data, err := s.sites.GetBytes(ctx, logObject(id))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fs.ErrNotExist
+	}
+	return data, unavailable(err)
+}
