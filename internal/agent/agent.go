@@ -112,7 +112,7 @@ func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, re
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, SiteFiles: a.siteDir, Log: log})
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)

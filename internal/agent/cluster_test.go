@@ -82,10 +82,20 @@ func TestClusterBuildsOnceAndServesEverywhere(t *testing.T) {
 	if d.Node == nil || !strings.HasPrefix(*d.Node, "node-") {
 		t.Fatalf("deployment node = %v, want the node that built it", d.Node)
 	}
+	second := agents[0].Deployed(t, agents[0].Push(t, p, repo.Commit("second", map[string]string{"index.html": "<h1>second</h1>"})))
+	// Rolled back through a node that did not build the first deployment, and has not served it:
+	// the node fetches its files from the cluster.
+	roller := agents[0]
+	for _, ta := range agents {
+		if ta.Config.Cluster.Node != *d.Node && ta.Config.Cluster.Node != *second.Node {
+			roller = ta
+		}
+	}
+	roller.Call(t, "POST", api.PathProjects+"/"+p.Slug+"/rollback", api.RollbackRequest{DeploymentID: id}, http.StatusOK, nil)
 	for _, ta := range agents {
 		resp, body := ta.Site(t, p.Slug, "/")
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "clustered") {
-			t.Fatalf("%s serves %d %q", ta.Config.Cluster.Node, resp.StatusCode, body)
+		if want := "clustered"; resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("%s serves %d %q, want %q", ta.Config.Cluster.Node, resp.StatusCode, body, want)
 		}
 		if log := ta.Log(t, id); !strings.Contains(log, fmt.Sprintf("Deployment #%d succeeded", id)) {
 			t.Fatalf("%s shows the build log of %s:\n%s", ta.Config.Cluster.Node, *d.Node, log)
