@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -52,7 +54,29 @@ var (
 	sharedNodes  []*Node
 	sharedErr    error
 	sharedDirs   []string
+	// sharedLog is what the nodes of the shared cluster logged.
+	sharedLog syncBuffer
 )
+
+// syncBuffer is a buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // TestMain closes the cluster the tests share once they have run.
 func TestMain(m *testing.M) {
@@ -106,7 +130,7 @@ func newCluster() ([]*Node, []*Store, error) {
 			defer cancel()
 			dir := sharedDirs[i]
 			nodes[i], errs[i] = StartNode(ctx, NodeOptions{Name: fmt.Sprintf("n%d", i+1), Listen: addrs[i], Peers: peersOf(addrs),
-				Secret: "test-secret", Dir: dir})
+				Secret: "test-secret", Dir: dir, Log: slog.New(slog.NewTextHandler(&sharedLog, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			if errs[i] == nil {
 				stores[i], errs[i] = Open(ctx, nodes[i], Options{LeaseTTL: testLeaseTTL})
 			}
@@ -390,5 +414,19 @@ func TestOwnerMovesOnlyTheKeysOfALostMember(t *testing.T) {
 		if owned[node] < 60 {
 			t.Fatalf("node %s owns %d of 300 keys: %v", node, owned[node], owned)
 		}
+	}
+}
+
+func TestRouteSecretNeverLogged(t *testing.T) {
+	startCluster(t)
+	log := sharedLog.String()
+	if !strings.Contains(log, "Route connection created") {
+		t.Fatalf("the nodes logged no route connection:\n%s", log)
+	}
+	if strings.Contains(log, "test-secret") {
+		t.Fatal("a node logged cluster.secret")
+	}
+	if strings.Contains(log, "Plaintext passwords") {
+		t.Fatal("a node holds a password in clear: it should hold only its bcrypt hash")
 	}
 }

@@ -26,7 +26,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -42,6 +41,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // clusterName is the NATS cluster name every miaobu node uses.
@@ -77,9 +77,7 @@ type NodeOptions struct {
 	Secret string
 	// Dir is where JetStream keeps its files.
 	Dir string
-	// RouteTLS, when set, encrypts and authenticates the routes.
-	RouteTLS *tls.Config
-	Log      *slog.Logger
+	Log *slog.Logger
 }
 
 // Node is a running embedded NATS server with JetStream and this process's connection to it.
@@ -115,13 +113,21 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server keeps only bcrypt hashes of the passwords it checks; the route URLs carry the secret.
+	routeHash, err := bcrypt.GenerateFromPassword([]byte(opts.Secret), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	clientHash, err := bcrypt.GenerateFromPassword([]byte(clientPassword), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
 	so := &server.Options{ServerName: opts.Name, JetStream: true, StoreDir: filepath.Join(opts.Dir, "jetstream"),
 		// Every acknowledged write is on a quorum's disks: the Raft log is fsynced per append.
 		SyncAlways: true, NoSigs: true,
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, Username: localUser, Password: clientPassword,
-		Cluster: server.ClusterOpts{Name: clusterName, Host: host, Port: port, Username: routeUser, Password: opts.Secret,
-			TLSConfig: opts.RouteTLS, TLSTimeout: 5},
-		Routes: routes}
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, Username: localUser, Password: string(clientHash),
+		Cluster: server.ClusterOpts{Name: clusterName, Host: host, Port: port, Username: routeUser, Password: string(routeHash)},
+		Routes:  routes}
 	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("starting the cluster node: %w", err)
