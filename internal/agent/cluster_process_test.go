@@ -117,6 +117,39 @@ func pushOnce(n *clusterNode, p api.Project, sha string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// waitThroughElection polls deployment id through node n until it has ended, for at most 90
+// seconds, taking the 503s of the node's elections in its stride, and fails the test unless it
+// was deployed.
+func waitThroughElection(t *testing.T, n *clusterNode, id int64) api.Deployment {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		req, err := http.NewRequest("GET", fmt.Sprintf("%s%s/%d", n.api.URL, api.PathDeployments, id), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+n.api.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d api.Deployment
+		err = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable:
+			continue
+		case resp.StatusCode != http.StatusOK || err != nil:
+			t.Fatalf("GET deployment %d through %s: %d %v", id, n.name, resp.StatusCode, err)
+		case d.Status == api.StatusDeployed:
+			return d
+		case d.Status == api.StatusFailed || d.Status == api.StatusCancelled:
+			t.Fatalf("deployment %d ended %s: %s\n%s", id, d.Status, d.ErrorMessage, n.api.Log(t, id))
+		}
+	}
+	t.Fatalf("deployment %d did not end within 90s", id)
+	return api.Deployment{}
+}
+
 // fakeSHA is a commit SHA made from i.
 func fakeSHA(i int) string {
 	sum := sha1.Sum([]byte(strconv.Itoa(i)))
@@ -208,7 +241,7 @@ func TestClusterTakesOverTheBuildOfAKilledNode(t *testing.T) {
 		}
 	}
 	builder.kill(t)
-	d := survivors[0].api.Deployed(t, id)
+	d := waitThroughElection(t, survivors[0], id)
 	if d.Node == nil || *d.Node == builder.name {
 		t.Fatalf("deployment %d finished on %v, want a node other than the killed %s", id, d.Node, builder.name)
 	}

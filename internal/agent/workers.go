@@ -261,7 +261,11 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		}
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errLeaseLost):
-		blog.Printf("This node lost its lease on the project: another node builds deployment #%d", d.ID)
+		blog.Printf("This node lost its lease on the project: deployment #%d is built again, here or by another node", d.ID)
+		// Queued again unless another node has taken the build over already, which Requeue checks.
+		if err := a.store.Requeue(d.ID); err != nil && !errors.Is(err, store.ErrFinished) {
+			log.Error("build: queueing again", "err", err)
+		}
 		log.Warn("build stopped: the lease was lost")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)

@@ -216,6 +216,9 @@ func (s *Store) fail(id int64, status store.Status, message string, fenced bool)
 		return nil, store.ErrFinished
 	}
 	c := s.claimOf(id)
+	if fenced {
+		defer s.release(id)
+	}
 	_, err = s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
 		if fenced && c != nil && r.Running[id].Epoch != c.epoch {
 			return store.ErrFinished
@@ -225,9 +228,6 @@ func (s *Store) fail(id int64, status store.Status, message string, fenced bool)
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, unavailable(err)
-	}
-	if fenced {
-		s.release(id)
 	}
 	d, err = s.endDeployment(ctx, id, status, message)
 	return d, unavailable(err)
@@ -331,6 +331,7 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 		return false, store.ErrFinished
 	}
 	c := s.claimOf(id)
+	defer s.release(id)
 	_, err = s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
 		running, ok := r.Running[id]
 		if !ok || (c != nil && running.Epoch != c.epoch) {
@@ -347,7 +348,6 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 	if err != nil {
 		return false, unavailable(err)
 	}
-	s.release(id)
 	_, err = s.endDeployment(ctx, id, store.StatusDeployed, "")
 	return live, unavailable(err)
 }

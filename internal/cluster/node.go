@@ -133,7 +133,7 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 		Cluster: server.ClusterOpts{Name: clusterName, Host: host, Port: port, Username: routeUser, Password: string(routeHash),
 			// A bcrypt check takes a while on a busy machine.
 			AuthTimeout: routeAuthTimeout.Seconds()},
-		Routes:  routes}
+		Routes: routes}
 	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("starting the cluster node: %w", err)

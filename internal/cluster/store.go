@@ -29,7 +29,8 @@ const opTimeout = 5 * time.Second
 // DefaultLeaseTTL is how long a build's lease on its project outlives its last renewal.
 const DefaultLeaseTTL = time.Minute
 
-// ErrUnavailable wraps the failures of writes the cluster could not acknowledge (no quorum).
+// ErrUnavailable wraps the failures of reads and writes the cluster could not answer (no quorum,
+// or leaders being elected).
 var ErrUnavailable = errors.New("the cluster has no quorum")
 
 // Options configure a Store.
@@ -227,7 +228,7 @@ func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uin
 		return 0, store.ErrNotFound
 	}
 	if err != nil {
-		return 0, err
+		return 0, unavailable(err)
 	}
 	return e.Revision(), json.Unmarshal(e.Value(), v)
 }
@@ -513,7 +514,7 @@ func (s *Store) projectByIndex(index jetstream.KeyValue, key string) (*store.Pro
 func (s *Store) records(ctx context.Context) ([]*projectRecord, error) {
 	keys, err := s.projects.ListKeys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	var out []*projectRecord
 	for key := range keys.Keys() {
