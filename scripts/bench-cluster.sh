@@ -1,7 +1,8 @@
 #!/bin/sh
 # Three clustered agents beside one single (bbolt) agent, in the same run on this machine:
 #   webhooks - signed pushes of distinct commits fired by cmd/miaobu-load with building paused: at
-#              the single agent, at one clustered node, and round-robin at the three nodes;
+#              the single agent, at one clustered node, and round-robin at the three nodes; all to
+#              one project, then spread over 16 projects;
 #   builds   - PROJECTS projects deployed at once, each build sleeping 2 s, with build.concurrency
 #              1 on every agent: how long until all are live on one agent and on three.
 # Every agent listens on loopback; the cluster's nodes share this machine's disk and cores.
@@ -88,6 +89,29 @@ add_load_project() {
 		sed -n 's/.*"webhook_secret": "\(.*\)".*/\1/p'
 }
 
+# add_spread_projects PORT DATA_DIR NODES adds 16 projects and prints, comma-separated, the
+# webhook URLs of each project on each of NODES ports (8191 and on; PORT alone when NODES is 0;
+# with NODES "affinity", each project on one of the three nodes only, as a balancer that hashes
+# the path sends it), then on a second line their secrets in the same order.
+add_spread_projects() {
+	urls="" secrets=""
+	for i in $(seq 16); do
+		out=$(cli "$1" "$2" project add "spread-$i" --repo-url "https://example.com/s$i.git" --branch main --json)
+		id=$(printf '%s\n' "$out" | sed -n 's/^  "id": \([0-9]*\),/\1/p')
+		secret=$(printf '%s\n' "$out" | sed -n 's/.*"webhook_secret": "\(.*\)".*/\1/p')
+		case $3 in
+		0) ports=$1 ;;
+		affinity) ports=$((8191 + i % 3)) ;;
+		*) ports=$(seq 8191 $((8190 + $3))) ;;
+		esac
+		for port in $ports; do
+			urls="$urls${urls:+,}http://127.0.0.1:$port$hook$id"
+			secrets="$secrets${secrets:+,}$secret"
+		done
+	done
+	printf '%s\n%s\n' "$urls" "$secrets"
+}
+
 # load URLS SECRET CLIENTS runs miaobu-load and prints its result line.
 load() {
 	"$work/miaobu-load" -url "$1" -secret "$2" -c "$3" -n "$deliveries" -warmup 100
@@ -99,6 +123,8 @@ start_single 0
 secret=$(add_load_project 8190 single)
 echo "single agent, 1 client:          $(load "http://127.0.0.1:8190${hook}1" "$secret" 1)"
 echo "single agent, $clients clients:         $(load "http://127.0.0.1:8190${hook}1" "$secret" "$clients")"
+spread=$(add_spread_projects 8190 single 0)
+echo "single agent, $clients clients, 16 projects: $(load "$(echo "$spread" | sed -n 1p)" "$(echo "$spread" | sed -n 2p)" "$clients")"
 stop_agents
 start_cluster 0
 secret=$(add_load_project 8191 node1)
@@ -107,6 +133,12 @@ echo "one clustered node, 1 client:    $(load "http://127.0.0.1:8191${hook}$id" 
 echo "one clustered node, $clients clients:   $(load "http://127.0.0.1:8191${hook}$id" "$secret" "$clients")"
 urls="http://127.0.0.1:8191${hook}$id,http://127.0.0.1:8192${hook}$id,http://127.0.0.1:8193${hook}$id"
 echo "three nodes round-robin, $clients clients: $(load "$urls" "$secret" "$clients")"
+spread=$(add_spread_projects 8191 node1 1)
+echo "one clustered node, $clients clients, 16 projects: $(load "$(echo "$spread" | sed -n 1p)" "$(echo "$spread" | sed -n 2p)" "$clients")"
+spread=$(add_spread_projects 8191 node1 3)
+echo "three nodes round-robin, $clients clients, 16 projects: $(load "$(echo "$spread" | sed -n 1p)" "$(echo "$spread" | sed -n 2p)" "$clients")"
+spread=$(add_spread_projects 8191 node1 affinity)
+echo "three nodes, a project's pushes to one node, $clients clients, 16 projects: $(load "$(echo "$spread" | sed -n 1p)" "$(echo "$spread" | sed -n 2p)" "$clients")"
 stop_agents
 
 # The site every project builds: a build script that takes 2 s, no dependencies to install.

@@ -32,7 +32,7 @@ var pushTemplate []byte
 
 func main() {
 	target := flag.String("url", "", "webhook URL, e.g. http://127.0.0.1:8000/api/v1/webhooks/github/1; several, comma-separated, take turns")
-	secret := flag.String("secret", "", "webhook secret (or MIAOBU_LOAD_SECRET)")
+	secret := flag.String("secret", "", "webhook secret (or MIAOBU_LOAD_SECRET); several, comma-separated, go with the URLs in turn")
 	clients := flag.Int("c", 1, "concurrent clients")
 	total := flag.Int("n", 2000, "deliveries to send")
 	branch := flag.String("branch", "main", "branch the pushes go to")
@@ -53,7 +53,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "miaobu-load:", err)
 		os.Exit(1)
 	}
-	l := &load{urls: strings.Split(*target, ","), secret: []byte(*secret), client: &http.Client{
+	l := &load{urls: strings.Split(*target, ","), secrets: strings.Split(*secret, ","), client: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients, MaxIdleConns: 4 * *clients},
 	}}
@@ -188,7 +188,7 @@ func makeBodies(n int, branch string) ([][]byte, error) {
 // load sends deliveries and keeps count of the ones that failed.
 type load struct {
 	urls     []string
-	secret   []byte
+	secrets  []string
 	client   *http.Client
 	failures atomic.Int64
 }
@@ -225,7 +225,7 @@ func (l *load) run(bodies [][]byte, clients int) result {
 
 // send posts one signed delivery and returns how long the answer took.
 func (l *load) send(body []byte, i int) time.Duration {
-	mac := hmac.New(sha256.New, l.secret)
+	mac := hmac.New(sha256.New, []byte(l.secrets[i%len(l.urls)%len(l.secrets)]))
 	mac.Write(body)
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, l.urls[i%len(l.urls)], bytes.NewReader(body))
 	if err != nil {
