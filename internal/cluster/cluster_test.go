@@ -431,3 +431,14 @@ func TestRouteSecretNeverLogged(t *testing.T) {
 		t.Fatal("a node holds a password in clear: it should hold only its bcrypt hash")
 	}
 }
+
+func TestForgetOldestKeepsTheNewest(t *testing.T) {
+	m := map[string]int64{}
+	for i := range 1500 {
+		m[strconv.Itoa(i)] = int64(i + 1)
+	}
+	forgetOldest(m, 1000)
+	if len(m) != 1000 || m["499"] != 0 || m["500"] != 501 || m["1499"] != 1500 {
+		t.Fatalf("kept %d entries, 499 → %d, 500 → %d, 1499 → %d; want the newest 1000", len(m), m["499"], m["500"], m["1499"])
+	}
+}

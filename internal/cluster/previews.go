@@ -162,6 +162,7 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g store.GitHubDeploy
 			return err
 		}
 		r.GitHubDeployments[g.GitHubID] = nd.d.ID
+		forgetOldest(r.GitHubDeployments, maxRemembered)
 		return nil
 	})
 	if err != nil {
@@ -181,6 +182,7 @@ func (s *Store) HandleGitHubDeployment(projectID, githubID, id int64) error {
 	defer cancel()
 	_, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
 		r.GitHubDeployments[githubID] = id
+		forgetOldest(r.GitHubDeployments, maxRemembered)
 		return nil
 	})
 	return unavailable(err)

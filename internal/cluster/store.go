@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -380,9 +381,25 @@ func (r *projectRecord) enqueue(id int64, alias, sha string) []int64 {
 	r.Queued[id] = slot{Alias: alias, SHA: sha}
 	r.Commits[commitKey(alias, sha)] = id
 	r.Deployed[commitKey(alias, sha)] = id
+	forgetOldest(r.Deployed, maxRemembered)
 	r.History = append(r.History, id)
 	r.LastID = id
 	return superseded
+}
+
+// maxRemembered bounds the commits a project's record remembers as deployed, and the GitHub
+// deployments it remembers as handled: every change reads and writes the whole record. A replay of
+// a delivery older than that many deployments is no longer recognised as stale.
+const maxRemembered = 1000
+
+// forgetOldest deletes from m the entries of the oldest deployments beyond the newest limit.
+func forgetOldest[K comparable](m map[K]int64, limit int) {
+	if len(m) <= limit {
+		return
+	}
+	ids := slices.Sorted(maps.Values(m))
+	cutoff := ids[len(ids)-limit]
+	maps.DeleteFunc(m, func(_ K, id int64) bool { return id < cutoff })
 }
 
 // notePreviewHead creates or updates a preview with a new head; a preview taken down comes back up.
