@@ -442,3 +442,30 @@ func TestForgetOldestKeepsTheNewest(t *testing.T) {
 		t.Fatalf("kept %d entries, 499 → %d, 500 → %d, 1499 → %d; want the newest 1000", len(m), m["499"], m["500"], m["1499"])
 	}
 }
+
+func TestReconcilerEndsADeploymentWhoseEndWasNotRecorded(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	id := push(t, stores[0], p, "", "6666666666666666666666666666666666666666")
+	d := claimWithin(t, stores[1], p, 10*time.Second)
+	// n2 dies after making the deployment live in the project's record, before recording it deployed.
+	_, err := stores[1].changeRecord(context.Background(), p.ID, func(r *projectRecord) error {
+		if err := r.setLive(id, "", d.CommitSHA); err != nil {
+			return err
+		}
+		r.finish(id)
+		return nil
+	})
+	if err != nil || d.ID != id {
+		t.Fatalf("claimed %d (pushed %d): %v", d.ID, id, err)
+	}
+	for range 2 {
+		if err := stores[2].reconcileOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := stores[0].Deployment(id)
+	if err != nil || got.Status != store.StatusDeployed {
+		t.Fatalf("deployment after two reconciler passes: %+v, %v; want deployed", got, err)
+	}
+}

@@ -13,12 +13,19 @@
 //	KV domains       base64url(domain) → project id
 //	KV notifications notification id → store.Notification
 //	KV ids           one key per kind; a put's revision is a new id, unique and increasing
-//	KV leases        "project.<id>" → the node building it, "reconciler" → the node reconciling
-//	                 (a bucket TTL: a lease not renewed expires)
+//	KV leases        "project.<id>" → the node building it, "reconciler" → the node reconciling,
+//	                 "outbox" → the node sending the outbox (a bucket TTL: a lease not renewed
+//	                 expires)
 //	KV meta          "admin-token" → the cluster's admin token
+//	KV outbox        message id → outbox.Message (reports and notifications not yet sent)
 //	stream JOBS      work queue of build tokens "jobs.<project>.<alias>", one per subject (latest wins)
 //	stream DELIVERIES the record of webhook deliveries, "deliveries.<project>"
-//	object store SITES "<deployment id>.tar": the local target's outputs
+//	object store sites "<deployment id>.tar": the local target's outputs; "<deployment id>.log":
+//	                 the build logs, as their building node last shared them
+//
+// Reads go to each stream's leader, so that a node reads what another has just written. A change
+// that spans keys writes the project's record first (the truth), then the rest; the reconciler
+// repairs what a node that died in between left.
 package cluster
 
 import (

@@ -422,6 +422,7 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stranded := map[int64]bool{}
 	for _, r := range records {
 		aliases := map[string]bool{}
 		for _, sl := range r.Queued {
@@ -432,6 +433,45 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := s.endStranded(octx, r, stranded); err != nil {
+			return err
+		}
+	}
+	s.stranded = stranded
+	return nil
+}
+
+// endStranded ends the deployments of r that its record no longer queues or runs but that are
+// not finished: a node died between the change of the record and that of the deployment. Only
+// those found so at the previous pass too are ended (the others may be changing now): live ones
+// as deployed, others as failed. It adds the ones found to stranded.
+func (s *Store) endStranded(ctx context.Context, r *projectRecord, stranded map[int64]bool) error {
+	for _, id := range r.History {
+		if _, queued := r.Queued[id]; queued {
+			continue
+		}
+		if _, running := r.Running[id]; running {
+			continue
+		}
+		d, _, err := s.deployment(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && d.Terminal()) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !s.stranded[id] {
+			stranded[id] = true
+			continue
+		}
+		status, message := store.StatusFailed, "the node recording the end of this deployment stopped; deploy again to retry"
+		if r.liveID(d.Alias) == id {
+			status, message = store.StatusDeployed, ""
+		}
+		if _, err := s.endDeployment(ctx, id, status, message); err != nil && !errors.Is(err, store.ErrFinished) {
+			return err
+		}
+		s.log.Warn("cluster: ended a deployment whose end was not recorded", "project", d.ProjectID, "deployment", id, "status", status)
 	}
 	return nil
 }

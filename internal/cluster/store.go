@@ -68,6 +68,9 @@ type Store struct {
 	notifier atomic.Pointer[store.Notifier]
 	enqueued chan struct{}
 	sender   sender
+	// stranded are the deployments the reconciler's last pass found unfinished outside their
+	// project's queue and running set (see endStranded); only the reconciler uses it.
+	stranded map[int64]bool
 }
 
 // Open creates the buckets and streams that are missing (every node does, idempotently) and
