@@ -157,6 +157,9 @@ func fakeSHA(i int) string {
 }
 
 func TestClusterKeepsEveryAnsweredPushThroughSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three agent processes through elections for half a minute")
+	}
 	// Building paused: the deployments stay queued, and the test is about what was recorded.
 	nodes := startClusterProcesses(t, "MIAOBU_BUILD_CONCURRENCY=0")
 	p := nodes[0].api.AddProject(t, localProject("burst", t.TempDir()))
@@ -223,6 +226,9 @@ func TestClusterKeepsEveryAnsweredPushThroughSIGKILL(t *testing.T) {
 }
 
 func TestClusterTakesOverTheBuildOfAKilledNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three agent processes through elections and a lease expiry for half a minute")
+	}
 	nodes := startClusterProcesses(t)
 	marker := fmt.Sprintf("miaobu-cluster-%d", time.Now().UnixNano())
 	p, _, id := startBuildSleeping(t, nodes[0].api, marker, 4*time.Second)

@@ -17,8 +17,9 @@ import (
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
-// clusterStartTimeout bounds how long three clustered agents take to elect a leader and answer.
-const clusterStartTimeout = 30 * time.Second
+// clusterStartTimeout bounds how long three clustered agents take to elect a leader and answer:
+// seconds usually, much longer on a busy machine under the race detector.
+const clusterStartTimeout = 90 * time.Second
 
 // startClusterAgents runs three agents on loopback as one cluster, each through agent.Run as
 // `miaobu agent` does, until the test ends, and returns their APIs.
