@@ -273,7 +273,7 @@ func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
 		`"branch":"main","trigger":"webhook","status":"failed","error_message":"build: ` + "`npm run build`" + ` exited with status 1\nmore output",` +
 		`"created_at":"2025-06-01T11:59:00Z","started_at":null,"finished_at":null,"build_time_seconds":65.4,` +
 		`"url":"http://blog--42.localhost:8000/","live":false,"detected_framework":null,"detected_install_command":null,` +
-		`"detected_build_command":null,"detected_output_directory":null,"environment":"","alias":"","pull_request":null}}}`
+		`"detected_build_command":null,"detected_output_directory":null,"environment":"","alias":"","pull_request":null,"node":null}}}`
 	if req.body != want {
 		t.Fatalf("webhook body\n got %s\nwant %s", req.body, want)
 	}
