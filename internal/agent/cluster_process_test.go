@@ -24,9 +24,11 @@ import (
 // clusterNode is one `miaobu agent` process of a cluster.
 type clusterNode struct {
 	name string
-	cmd  *exec.Cmd
-	log  string
-	api  *agenttest.Agent
+	// env is the environment the node's process adds to the test's.
+	env []string
+	cmd *exec.Cmd
+	log string
+	api *agenttest.Agent
 }
 
 // startClusterProcesses runs three `miaobu agent` processes on loopback as one cluster, with a
@@ -42,25 +44,39 @@ func startClusterProcesses(t *testing.T, env ...string) []*clusterNode {
 	var nodes []*clusterNode
 	for i := range 3 {
 		data, addr, name := t.TempDir(), freeAddr(t), fmt.Sprintf("node-%d", i+1)
-		cmd := exec.Command(miaobuBinary(t), "agent")
-		cmd.Env = append(os.Environ(), "MIAOBU_DATA_DIR="+data, "MIAOBU_LISTEN="+addr, "MIAOBU_SHUTDOWN_TIMEOUT=3s",
-			"XDG_CONFIG_HOME="+filepath.Join(data, "config"), "MIAOBU_BUILD_CONCURRENCY=1", "MIAOBU_BUILD_SANDBOX=none",
-			"MIAOBU_CLUSTER_NODE="+name, "MIAOBU_CLUSTER_LISTEN="+routes[i], "MIAOBU_CLUSTER_PEERS="+strings.Join(peers, ","),
-			"MIAOBU_CLUSTER_SECRET=route-secret", "MIAOBU_CLUSTER_LEASE_TTL=3s")
-		cmd.Env = append(cmd.Env, env...)
-		logPath := filepath.Join(t.TempDir(), name+".log")
-		logFile, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
-		nodes = append(nodes, &clusterNode{name: name, cmd: cmd, log: logPath,
-			api: &agenttest.Agent{URL: "http://" + addr, Config: &config.Config{Listen: addr, DataDir: data, Sites: config.Sites{Domain: "localhost"}}}})
+		n := &clusterNode{name: name, log: filepath.Join(t.TempDir(), name+".log"),
+			api: &agenttest.Agent{URL: "http://" + addr, Config: &config.Config{Listen: addr, DataDir: data, Sites: config.Sites{Domain: "localhost"}}}}
+		n.env = append([]string{"MIAOBU_DATA_DIR=" + data, "MIAOBU_LISTEN=" + addr, "MIAOBU_SHUTDOWN_TIMEOUT=3s",
+			"XDG_CONFIG_HOME=" + filepath.Join(data, "config"), "MIAOBU_BUILD_CONCURRENCY=1", "MIAOBU_BUILD_SANDBOX=none",
+			"MIAOBU_CLUSTER_NODE=" + name, "MIAOBU_CLUSTER_LISTEN=" + routes[i], "MIAOBU_CLUSTER_PEERS=" + strings.Join(peers, ","),
+			"MIAOBU_CLUSTER_SECRET=route-secret", "MIAOBU_CLUSTER_LEASE_TTL=3s"}, env...)
+		n.start(t)
+		nodes = append(nodes, n)
 	}
+	waitForNodes(t, nodes...)
+	return nodes
+}
+
+// start runs the node's process, on its data dir, logging to its log file.
+func (n *clusterNode) start(t *testing.T) {
+	t.Helper()
+	n.cmd = exec.Command(miaobuBinary(t), "agent")
+	n.cmd.Env = append(os.Environ(), n.env...)
+	logFile, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.cmd
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() })
+}
+
+// waitForNodes waits until every node answers and has its admin token.
+func waitForNodes(t *testing.T, nodes ...*clusterNode) {
+	t.Helper()
 	deadline := time.Now().Add(clusterStartTimeout)
 	for _, n := range nodes {
 		for {
@@ -82,7 +98,6 @@ func startClusterProcesses(t *testing.T, env ...string) []*clusterNode {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return nodes
 }
 
 // kill ends a node with SIGKILL.
@@ -255,5 +270,15 @@ func TestClusterTakesOverTheBuildOfAKilledNode(t *testing.T) {
 		if resp, body := n.api.Site(t, p.Slug, "/"); resp.StatusCode != http.StatusOK || body != "survived" {
 			t.Fatalf("%s serves %d %q", n.name, resp.StatusCode, body)
 		}
+	}
+
+	// The killed node, restarted on its data dir, catches up by itself and serves the site too.
+	builder.start(t)
+	waitForNodes(t, builder)
+	if d := waitThroughElection(t, builder, id); d.Node == nil || *d.Node == builder.name {
+		t.Fatalf("after its restart %s sees deployment %d built by %v", builder.name, id, d.Node)
+	}
+	if resp, body := builder.api.Site(t, p.Slug, "/"); resp.StatusCode != http.StatusOK || body != "survived" {
+		t.Fatalf("restarted %s serves %d %q", builder.name, resp.StatusCode, body)
 	}
 }
