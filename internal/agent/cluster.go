@@ -20,8 +20,9 @@ import (
 // clusterStartTimeout bounds how long a clustered agent waits at start for a quorum of its peers.
 const clusterStartTimeout = 2 * time.Minute
 
-// errLeaseLost ends a build whose lease another node took over.
-var errLeaseLost = errors.New("another node took this build over: this node lost its lease")
+// errLeaseLost ends a build that this node no longer holds: cancelled through another node, or
+// taken over after its lease was lost.
+var errLeaseLost = errors.New("this node no longer holds the build: it was cancelled, or another node took it over")
 
 // runClustered is Run for an agent that is one node of a cluster (cluster.peers set): it starts the
 // embedded NATS node, opens the cluster's store and takes the cluster's admin token.

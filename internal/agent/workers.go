@@ -261,12 +261,12 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		}
 		log.Info("build interrupted by shutdown, queued again")
 	case errors.Is(cause, errLeaseLost):
-		blog.Printf("This node lost its lease on the project: deployment #%d is built again, here or by another node", d.ID)
+		blog.Printf("This node no longer holds the build of deployment #%d: it was cancelled, or its lease was lost and it is built again", d.ID)
 		// Queued again unless another node has taken the build over already, which Requeue checks.
 		if err := a.store.Requeue(d.ID); err != nil && !errors.Is(err, store.ErrFinished) {
 			log.Error("build: queueing again", "err", err)
 		}
-		log.Warn("build stopped: the lease was lost")
+		log.Warn("build stopped: this node no longer holds it")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
 		log.Info("build cancelled")

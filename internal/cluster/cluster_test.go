@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -467,5 +468,32 @@ func TestReconcilerEndsADeploymentWhoseEndWasNotRecorded(t *testing.T) {
 	got, err := stores[0].Deployment(id)
 	if err != nil || got.Status != store.StatusDeployed {
 		t.Fatalf("deployment after two reconciler passes: %+v, %v; want deployed", got, err)
+	}
+}
+
+func TestCancelThroughAnotherNodeStopsTheBuild(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	lost := make(chan int64, 1)
+	stores[0].OnLeaseLost(func(id int64) { lost <- id })
+	t.Cleanup(func() { stores[0].OnLeaseLost(func(int64) {}) })
+	push(t, stores[1], p, "", "8888888888888888888888888888888888888888")
+	d := claimWithin(t, stores[0], p, 10*time.Second)
+	if _, err := stores[2].Cancel(d.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-lost:
+		if id != d.ID {
+			t.Fatalf("n1 was told to stop %d, want %d", id, d.ID)
+		}
+	case <-time.After(3 * testLeaseTTL):
+		t.Fatal("n1 was not told that the build it runs was cancelled through n3")
+	}
+	if err := stores[0].Requeue(d.ID); !errors.Is(err, store.ErrFinished) {
+		t.Fatalf("Requeue of the cancelled build = %v, want ErrFinished", err)
+	}
+	if got, err := stores[1].Deployment(d.ID); err != nil || got.Status != store.StatusCancelled {
+		t.Fatalf("deployment = %+v, %v; want cancelled", got, err)
 	}
 }

@@ -128,7 +128,7 @@ func (s *Store) holdOutbox(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	s.sender.lost.Store(false)
-	l, err := s.acquire(ctx, outboxLease, func() { s.sender.lost.Store(true) })
+	l, err := s.acquire(ctx, outboxLease, func() { s.sender.lost.Store(true) }, nil)
 	if err != nil || l == nil {
 		return false, err
 	}

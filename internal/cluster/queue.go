@@ -28,8 +28,10 @@ type claim struct {
 
 // lease is a key of the leases bucket held by this node while it renews it.
 type lease struct {
-	key  string
-	rev  atomic.Uint64
+	key string
+	rev atomic.Uint64
+	// held, when set, is asked after each renewal whether what the lease is for still holds.
+	held func(ctx context.Context) bool
 	stop chan struct{}
 	done chan struct{}
 }
@@ -40,8 +42,10 @@ func projectLease(projectID int64) string { return "project." + strconv.FormatIn
 // reconcilerLease is the lease key of the node that reconciles.
 const reconcilerLease = "reconciler"
 
-// acquire takes the lease key for this node; it returns nil when another node holds it.
-func (s *Store) acquire(ctx context.Context, key string, lost func()) (*lease, error) {
+// acquire takes the lease key for this node; it returns nil when another node holds it. lost is
+// called once if the lease is lost, or if held (nil: always) says after a renewal that what the
+// lease is for no longer holds.
+func (s *Store) acquire(ctx context.Context, key string, lost func(), held func(ctx context.Context) bool) (*lease, error) {
 	rev, err := s.leases.Create(ctx, key, []byte(s.node.name))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, nil
@@ -49,7 +53,7 @@ func (s *Store) acquire(ctx context.Context, key string, lost func()) (*lease, e
 	if err != nil {
 		return nil, err
 	}
-	l := &lease{key: key, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &lease{key: key, held: held, stop: make(chan struct{}), done: make(chan struct{})}
 	l.rev.Store(rev)
 	go s.renew(l, lost)
 	return l, nil
@@ -69,8 +73,12 @@ func (s *Store) renew(l *lease, lost func()) {
 		}
 		ctx, cancel := opContext()
 		rev, err := s.leases.Update(ctx, l.key, []byte(s.node.name), l.rev.Load())
+		stillHeld := err != nil || l.held == nil || l.held(ctx)
 		cancel()
 		switch {
+		case !stillHeld:
+			lost()
+			return
 		case err == nil:
 			l.rev.Store(rev)
 		case conflicted(err) || errors.Is(err, jetstream.ErrKeyNotFound):
@@ -188,6 +196,15 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 		if fn := s.leaseLost.Load(); fn != nil && c.id.Load() != 0 {
 			(*fn)(c.id.Load())
 		}
+	}, func(ctx context.Context) bool {
+		// The build is still this node's while its claim is the record's: a cancel through any
+		// node, or a takeover, ends it within a renewal.
+		id := c.id.Load()
+		if id == 0 {
+			return true
+		}
+		r, _, err := s.record(ctx, projectID)
+		return err != nil || r.Running[id].Epoch == c.epoch
 	})
 	if err != nil {
 		_ = msg.Nak()
@@ -394,7 +411,7 @@ func (s *Store) Reconcile(ctx context.Context) {
 		if held == nil {
 			octx, cancel := opContext()
 			lost.Store(false)
-			l, err := s.acquire(octx, reconcilerLease, func() { lost.Store(true) })
+			l, err := s.acquire(octx, reconcilerLease, func() { lost.Store(true) }, nil)
 			cancel()
 			if err != nil || l == nil {
 				continue
