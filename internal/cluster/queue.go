@@ -340,10 +340,16 @@ func (s *Store) requeue(ctx context.Context, d *store.Deployment, held func(r *p
 
 // RecoverInterrupted runs at start: the deployments the record says this node was building when
 // it stopped are queued again once, and fail on a second interruption; it returns them.
+// While the cluster settles at start (leaders being elected) it tries again for up to a minute.
 func (s *Store) RecoverInterrupted() ([]*store.Deployment, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return s.takeOver(ctx, func(sl slot, _ bool) bool { return sl.Node == s.node.name })
+	var touched []*store.Deployment
+	err := s.retry(ctx, "recovering the deployments this node was building", func(ctx context.Context) (err error) {
+		touched, err = s.takeOver(ctx, func(sl slot, _ bool) bool { return sl.Node == s.node.name })
+		return err
+	})
+	return touched, unavailable(err)
 }
 
 // takeOver queues again the running deployments that orphaned reports orphaned (given whether

@@ -101,14 +101,14 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 	var g errgroup.Group
 	for _, b := range buckets {
 		g.Go(func() error {
-			return s.ensure(ctx, "the "+b.cfg.Bucket+" bucket", func(ctx context.Context) (err error) {
+			return s.retry(ctx, "creating the "+b.cfg.Bucket+" bucket", func(ctx context.Context) (err error) {
 				*b.kv, err = createBucket(ctx, node.js, b.cfg)
 				return err
 			})
 		})
 	}
 	g.Go(func() error {
-		err := s.ensure(ctx, "the JOBS stream", func(ctx context.Context) (err error) {
+		err := s.retry(ctx, "creating the JOBS stream", func(ctx context.Context) (err error) {
 			// Latest wins: a new token of a project's alias replaces the one waiting.
 			s.jobs, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"},
 				Retention: jetstream.WorkQueuePolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
@@ -118,7 +118,7 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		if err != nil {
 			return err
 		}
-		return s.ensure(ctx, "the builders consumer", func(ctx context.Context) (err error) {
+		return s.retry(ctx, "creating the builders consumer", func(ctx context.Context) (err error) {
 			// Pulled only when a build slot is free, one token at a time.
 			s.builders, err = s.jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "builders",
 				AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Minute, Replicas: Replicas})
@@ -126,14 +126,14 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		})
 	})
 	g.Go(func() error {
-		return s.ensure(ctx, "the DELIVERIES stream", func(ctx context.Context) (err error) {
+		return s.retry(ctx, "creating the DELIVERIES stream", func(ctx context.Context) (err error) {
 			s.deliveries, err = node.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DELIVERIES", Subjects: []string{"deliveries.>"},
 				MaxMsgs: maxDeliveries, Replicas: Replicas, Storage: jetstream.FileStorage})
 			return err
 		})
 	})
 	g.Go(func() error {
-		return s.ensure(ctx, "the sites object store", func(ctx context.Context) (err error) {
+		return s.retry(ctx, "creating the sites object store", func(ctx context.Context) (err error) {
 			s.sites, err = node.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "sites",
 				Replicas: Replicas, Storage: jetstream.FileStorage})
 			return err
@@ -166,23 +166,26 @@ func createBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 	return js.KeyValue(ctx, cfg.Bucket)
 }
 
-// ensureAttempt bounds one attempt to create a bucket or stream: the server leaves unanswered a
-// create that races another node's create of the same stream, so a late attempt is made again.
-const ensureAttempt = 10 * time.Second
+// retryAttempt bounds one attempt of retry: the server leaves unanswered a create that races
+// another node's create of the same stream, so a late attempt is made again.
+const retryAttempt = 10 * time.Second
 
-// ensure runs create with a deadline of ensureAttempt until it succeeds or ctx ends.
-func (s *Store) ensure(ctx context.Context, what string, create func(ctx context.Context) error) error {
+// retry runs attempt, each time with a deadline of retryAttempt, until it succeeds or ctx ends:
+// while a cluster starts, its leaders are still being elected. what names the work, for the log.
+func (s *Store) retry(ctx context.Context, what string, attempt func(ctx context.Context) error) error {
 	for {
-		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
-		err := create(actx)
+		actx, cancel := context.WithTimeout(ctx, retryAttempt)
+		err := attempt(actx)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("creating %s: %w", what, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(200 * time.Millisecond):
 		}
-		s.log.Info("cluster: creating "+what+" again", "err", err)
+		s.log.Info("cluster: trying again: "+what, "err", err)
 	}
 }
 
@@ -843,20 +846,27 @@ func (s *Store) DeleteNotification(id int64) error {
 }
 
 // AdminToken returns the cluster's admin token: the one stored by the first node, or token, which
-// becomes it when none is stored yet.
+// becomes it when none is stored yet. While the cluster settles (leaders being elected) it tries
+// again until ctx ends.
 func (s *Store) AdminToken(ctx context.Context, token string) (string, error) {
-	_, err := s.meta.Create(ctx, "admin-token", []byte(token))
-	if err == nil {
-		return token, nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return "", unavailable(err)
-	}
-	e, err := s.meta.Get(ctx, "admin-token")
-	if err != nil {
-		return "", unavailable(err)
-	}
-	return string(e.Value()), nil
+	var stored string
+	err := s.retry(ctx, "reading the admin token", func(ctx context.Context) error {
+		_, err := s.meta.Create(ctx, "admin-token", []byte(token))
+		if err == nil {
+			stored = token
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		e, err := s.meta.Get(ctx, "admin-token")
+		if err != nil {
+			return err
+		}
+		stored = string(e.Value())
+		return nil
+	})
+	return stored, unavailable(err)
 }
 
 // DisableNotification records why a notification target is no longer sent to.
