@@ -125,6 +125,8 @@ func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 	}{
 		{"410", TypeWebhook, "gone", http.StatusGone},
 		{"slack archived", TypeSlack, "channel_is_archived", http.StatusForbidden},
+		{"discord webhook deleted", TypeDiscord, `{"message": "Unknown Webhook", "code": 10015}`, http.StatusNotFound},
+		{"discord token revoked", TypeDiscord, `{"message": "Invalid Webhook Token", "code": 50027}`, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, r, n, target, p := answerOnce(t, tc.typ, tc.code, tc.answer)
@@ -394,20 +396,23 @@ func TestInternalSeesIPv4InsideIPv6(t *testing.T) {
 		addr     string
 		internal bool
 	}{
-		{"::127.0.0.1", true},          // IPv4-compatible
-		{"::1", true},                  // loopback, also IPv4-compatible 0.0.0.1
-		{"::ffff:0:7f00:1", true},      // SIIT
-		{"::ffff:0:cb00:7107", false},  // SIIT of a public address
-		{"::ffff:10.0.0.1", true},      // IPv4-mapped
-		{"64:ff9b::a00:1", true},       // well-known NAT64
-		{"64:ff9b::cb00:7107", false},  // well-known NAT64 of a public address
-		{"64:ff9b:1::7f00:1", true},    // local-use NAT64
-		{"64:ff9b:1::cb00:7107", true}, // local-use NAT64 goes through the operator's own translator
-		{"2002:7f00:1::", true},        // 6to4 of loopback
-		{"2002:c0a8:101::", true},      // 6to4 of 192.168.1.1
-		{"2002:cb00:7107::1", false},   // 6to4 of a public address
-		{"fec0::1", true},              // site-local
-		{"fc00::1", true},              // unique local
+		{"::127.0.0.1", true},                          // IPv4-compatible
+		{"::1", true},                                  // loopback, also IPv4-compatible 0.0.0.1
+		{"::ffff:0:7f00:1", true},                      // SIIT
+		{"::ffff:0:cb00:7107", false},                  // SIIT of a public address
+		{"::ffff:10.0.0.1", true},                      // IPv4-mapped
+		{"64:ff9b::a00:1", true},                       // well-known NAT64
+		{"64:ff9b::cb00:7107", false},                  // well-known NAT64 of a public address
+		{"64:ff9b:1::7f00:1", true},                    // local-use NAT64
+		{"64:ff9b:1::cb00:7107", true},                 // local-use NAT64 goes through the operator's own translator
+		{"2002:7f00:1::", true},                        // 6to4 of loopback
+		{"2002:c0a8:101::", true},                      // 6to4 of 192.168.1.1
+		{"2002:cb00:7107::1", false},                   // 6to4 of a public address
+		{"fec0::1", true},                              // site-local
+		{"2001:0:4136:e378:8000:63bf:80ff:fffe", true}, // Teredo of client 127.0.0.1
+		{"2001:0:cb00:7107::1", true},                  // Teredo reaches an IPv4 address through a relay
+		{"2001:4860::8888", false},                     // a public address just after Teredo's range
+		{"fc00::1", true},                              // unique local
 		{"2606:4700::1111", false},
 	} {
 		if got := internal(netip.MustParseAddr(tc.addr)); got != tc.internal {

@@ -133,6 +133,18 @@ func retryAfter(header string, body []byte, now time.Time) time.Duration {
 // archived reports whether a receiver's answer is Slack's for a channel that was archived.
 func archived(text string) bool { return strings.Contains(text, "channel_is_archived") }
 
+// discordGoneCodes are Discord's error codes for a webhook that was deleted (Unknown Webhook) or
+// whose token was revoked (Invalid Webhook Token): no retry reaches it again.
+var discordGoneCodes = []int{10015, 50027}
+
+// discordGone reports whether a receiver's answer is Discord's for a webhook that is gone.
+func discordGone(text string) bool {
+	var answer struct {
+		Code int `json:"code"`
+	}
+	return json.Unmarshal([]byte(text), &answer) == nil && slices.Contains(discordGoneCodes, answer.Code)
+}
+
 // slackPermanentErrors are Slack's answers that no retry changes: a payload it cannot read, and a
 // webhook or workspace that is gone or may not post.
 var slackPermanentErrors = []string{"invalid_payload", "invalid_token", "no_service", "no_active_hooks",
