@@ -165,7 +165,7 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified)
 	alias, deploys := trigger.Environment(branch, p.DefaultBranch, p.PreviewBranches)
 	switch {
 	case push.IsDeletion() && alias != "":
-		return s.previewGone(ctx, p, v, alias, "branch deleted", fmt.Sprintf("Preview for branch '%s' removed", branch))
+		return s.branchDeleted(ctx, p, v, branch, alias)
 	case push.IsDeletion():
 		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored", branch))
 	case !deploys:
@@ -200,6 +200,9 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified)
 		// A replayed old delivery (its signature stays valid forever) must not roll the site back.
 		message := fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)
 		return Receipt{Outcome: OutcomeStale, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: sha, Reason: message}, nil
+	case res.Taken != nil:
+		message := fmt.Sprintf("Push to '%s' ignored: its preview URL belongs to branch '%s' (preview %s)", branch, res.Taken.Branch, res.Taken.Alias)
+		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: sha, Reason: message}, nil
 	case res.Duplicate:
 		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]),
 			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, Reason: why}, nil
@@ -326,6 +329,23 @@ func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) 
 		return "", ""
 	}
 	return c.Message, c.Author
+}
+
+// branchDeleted records the deletion of a preview branch of p, so that replays of its older pushes
+// are stale, and takes its preview alias down when the branch owns it.
+func (s *Service) branchDeleted(ctx context.Context, p *store.Project, v Verified, branch, alias string) (Receipt, error) {
+	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, alias, "branch deleted")
+	switch {
+	case err != nil:
+		return recordFailed(p, err)
+	case pv == nil:
+		return s.ignore(ctx, p, v, fmt.Sprintf("%s has no preview: nothing to remove", alias))
+	case pv.Branch != branch || pv.PullRequest != 0:
+		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored: preview %s belongs to branch '%s'", branch, alias, pv.Branch))
+	}
+	s.previewDown(p, pv, cancelled, "branch deleted")
+	return s.record(ctx, p, v, store.OutcomeRemoved, Receipt{Outcome: OutcomeRemoved, Status: "ok",
+		Message: fmt.Sprintf("Preview for branch '%s' removed", branch), Reason: "branch deleted"})
 }
 
 // previewGone takes the preview alias of p down for a delivery (a closed pull request, a deleted

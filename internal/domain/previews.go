@@ -118,11 +118,20 @@ func (s *Service) takeDown(p *store.Project, alias, reason string) (*store.Previ
 	if err != nil {
 		return nil, err
 	}
+	s.previewDown(p, pv, cancelled, reason)
+	return pv, nil
+}
+
+// previewDown stops the builds of the deployments cancelled by taking preview pv of p down for
+// reason, and reports the removal to GitHub; pv is the preview as it was before, and nothing is
+// done when it was down already.
+func (s *Service) previewDown(p *store.Project, pv *store.Preview, cancelled []*store.Deployment, reason string) {
+	alias := pv.Alias
 	for _, d := range cancelled {
 		s.builds.Stop(d.ID)
 	}
 	if pv.Removed() {
-		return pv, nil
+		return
 	}
 	log := s.log.With("project", p.ID, "alias", alias)
 	log.Info("preview removed", "reason", reason, "cancelled", len(cancelled))
@@ -134,7 +143,6 @@ func (s *Service) takeDown(p *store.Project, alias, reason string) (*store.Previ
 	if pv.PullRequest != 0 {
 		s.report(log, "a removed preview", s.reports.Removed(p, pv.PullRequest, alias, pv.HeadSHA))
 	}
-	return pv, nil
 }
 
 // PurgeRemovedPreviews deletes the previews taken down more than retention.previews before now,

@@ -392,3 +392,22 @@ func TestStaleRulePerAlias(t *testing.T) {
 		t.Fatalf("the branch created again at a: %+v", again)
 	}
 }
+
+// TestManualDeployRespectsAliasOwner: a manual deployment of a branch whose alias another branch's
+// preview holds is refused, naming the owner; the owner's preview keeps its head.
+func TestManualDeployRespectsAliasOwner(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	owner := &Deployment{ProjectID: p.ID, CommitSHA: sha("a"), Branch: "feature/a", Trigger: TriggerManual, Alias: "git-feature-a"}
+	if err := s.CreateDeployment(owner); err != nil {
+		t.Fatal(err)
+	}
+	other := &Deployment{ProjectID: p.ID, CommitSHA: sha("b"), Branch: "Feature/A", Trigger: TriggerManual, Alias: "git-feature-a"}
+	var taken *AliasTakenError
+	if err := s.CreateDeployment(other); !errors.As(err, &taken) || taken.Branch != "feature/a" || taken.Alias != "git-feature-a" {
+		t.Fatalf("deploying another branch to the alias: %v", err)
+	}
+	if pv := preview(t, s, p, "git-feature-a"); pv.Branch != "feature/a" || pv.HeadSHA != sha("a") {
+		t.Fatalf("preview %+v", pv)
+	}
+}

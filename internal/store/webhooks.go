@@ -144,6 +144,9 @@ type PushResult struct {
 	Stale bool
 	// Closed says the push updates a pull request whose preview was removed, without Reopen.
 	Closed bool
+	// Taken says the push's branch deploys to a preview another branch holds; nothing was recorded
+	// but the delivery.
+	Taken *AliasTakenError
 	// Preview is the preview the push updated, nil for production.
 	Preview *Preview
 }
@@ -178,7 +181,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			delivery.Event = "pull_request"
 		}
 		switch {
-		case res.Stale || res.Closed || p.Hold:
+		case res.Stale || res.Closed || res.Taken != nil || p.Hold:
 			delivery.Outcome = OutcomeIgnored
 		case res.Duplicate:
 			delivery.Outcome = OutcomeSkipped
@@ -230,14 +233,25 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 			head = pv.HeadSHA
 		}
 	}
-	if head != "" && head != p.CommitSHA && head != p.Before &&
-		bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil {
+	deployedBefore := bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil
+	switch {
+	case head == DeletedHead && deployedBefore:
+		// The branch was deleted since: a push of a commit its alias had then was sent before the
+		// deletion, even one that created the branch; only a new commit brings the alias back.
+		res.Stale = true
+		return res, nil
+	case head != "" && head != p.CommitSHA && head != p.Before && deployedBefore:
 		res.Stale = true
 		return res, nil
 	}
 	if p.Alias != "" {
 		preview, err := notePreviewHead(tx, p.ProjectID, p.Alias,
 			PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+		var taken *AliasTakenError
+		if errors.As(err, &taken) {
+			res.Taken = taken
+			return res, nil
+		}
 		if err != nil {
 			return res, err
 		}
