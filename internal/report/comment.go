@@ -33,7 +33,7 @@ func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.
 // from a fork, waits for an approval.
 func (r *Reporter) AwaitingApproval(p *store.Project, n int, alias, sha string) []outbox.Message {
 	return r.comment(p, n, alias, sha, 0,
-		fmt.Sprintf("🔒 Waiting for approval: this pull request comes from a fork. Run `miaobu preview approve %s %d` or add the `miaobu:preview` label", p.Slug, n), "")
+		fmt.Sprintf("🔒 Waiting for approval: this pull request comes from a fork. Run `miaobu preview approve %s %d --commit %s` once you have reviewed it, or add the `miaobu:preview` label", p.Slug, n, sha), "")
 }
 
 // Removed returns the report to the sticky comment of pull request n, whose preview alias was

@@ -242,6 +242,17 @@ func TestHoldAndApproveForkHeads(t *testing.T) {
 	if deliveries, _ := s.Deliveries(p.ID, 0); len(deliveries) != 1 {
 		t.Fatalf("an approval through the API recorded a delivery: %+v", deliveries)
 	}
+	// The fork pushes g: an approval of f, read before, approves nothing and leaves g held.
+	if _, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "fork-2", CommitSHA: sha("e"), Before: sha("f"),
+		Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApprovePreview(approve); !errors.Is(err, ErrHeadMoved) {
+		t.Fatalf("approving a commit that is no longer the head: %v", err)
+	}
+	if pv := preview(t, s, p, "pr-7"); pv.HeadSHA != sha("e") || pv.ApprovedSHA != sha("f") {
+		t.Fatalf("preview after the refused approval: %+v", pv)
+	}
 	approve.ProjectID = 999
 	if _, err := s.ApprovePreview(approve); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("approve in an unknown project: %v", err)

@@ -194,15 +194,26 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	return res, err
 }
 
+// ErrHeadMoved is returned by ApprovePreview when the pull request's head is no longer the commit
+// approved.
+var ErrHeadMoved = errors.New("the pull request's head is another commit")
+
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
 // records it as approved, like RecordPush with Approve set but for a delivery: the approval came
-// from the API.
+// from the API. It returns ErrHeadMoved when the preview's head is another commit by then.
 func (s *Store) ApprovePreview(p Push) (PushResult, error) {
 	var res PushResult
 	p.Approve = true
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
 		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
 			return ErrNotFound
+		}
+		pv, err := loadPreview(tx, p.ProjectID, p.Alias)
+		if err != nil {
+			return err
+		}
+		if !pv.Removed() && pv.HeadSHA != p.CommitSHA {
+			return ErrHeadMoved
 		}
 		res, err = s.recordPush(tx, p, time.Now().UTC())
 		return err
