@@ -12,8 +12,8 @@ import (
 )
 
 // buildComment returns the report of a pull request preview's deployment d to its sticky comment:
-// building when queued, then ready with the preview's URL, or failed; nothing for the other steps,
-// nor for a deployment cancelled (a newer one, or the preview's removal, says more).
+// building when queued, then ready with the preview's URL, failed, or skipped; nothing for the
+// other steps, nor for a deployment cancelled (a newer one, or the preview's removal, says more).
 func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.Message {
 	var state, url string
 	switch d.Status {
@@ -23,6 +23,8 @@ func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.
 		state, url = "✅ Ready", r.opts.DeploymentURL(p, d)
 	case store.StatusFailed:
 		state = "❌ " + failedDescription(d)
+	case store.StatusSkipped:
+		state = "⏭️ " + d.ErrorMessage
 	default:
 		return nil
 	}

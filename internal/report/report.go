@@ -197,6 +197,8 @@ func commitState(p *store.Project, d *store.Deployment) (state, description stri
 		return "failure", failedDescription(d)
 	case store.StatusCancelled:
 		return "error", cancelledDescription(d)
+	case store.StatusSkipped:
+		return "success", d.ErrorMessage
 	}
 	if description, ok := stepDescriptions[d.Status]; ok {
 		return "pending", description
@@ -216,6 +218,8 @@ func deploymentState(p *store.Project, d *store.Deployment) (state, description 
 		return "failure", failedDescription(d), true
 	case store.StatusCancelled:
 		return "error", cancelledDescription(d), true
+	case store.StatusSkipped:
+		return "inactive", d.ErrorMessage, true
 	}
 	return "", "", false
 }

@@ -45,6 +45,10 @@ type Deployment struct {
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
 	NoCache bool `json:"no_cache,omitempty"`
+	// SkipMarkers says the commit's message was unknown when the deployment was made (a pull
+	// request's update): the build reads it from the clone and skips the deployment when it has a
+	// skip marker.
+	SkipMarkers bool `json:"skip_markers,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -70,6 +74,8 @@ const (
 	StatusDeployed   Status = "deployed"
 	StatusFailed     Status = "failed"
 	StatusCancelled  Status = "cancelled"
+	// StatusSkipped ends a deployment whose commit's message, read by its build, has a skip marker.
+	StatusSkipped Status = "skipped"
 )
 
 // Trigger is what created a deployment; the values are the API's.
@@ -96,7 +102,7 @@ func (d *Deployment) Terminal() bool { return IsTerminal(d.Status) }
 
 // IsTerminal reports whether status is one a deployment never leaves.
 func IsTerminal(status Status) bool {
-	return status == StatusDeployed || status == StatusFailed || status == StatusCancelled
+	return status == StatusDeployed || status == StatusFailed || status == StatusCancelled || status == StatusSkipped
 }
 
 // ErrFinished is returned when a change is asked of a deployment that has already finished.
@@ -471,7 +477,7 @@ func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
 	})
 }
 
-// Fail ends a deployment as failed or cancelled with a message.
+// Fail ends a deployment as failed, cancelled or skipped with a message.
 func (s *Store) Fail(id int64, status Status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return s.finish(tx, id, status, message, time.Now().UTC())

@@ -131,6 +131,8 @@ type Push struct {
 	// Reopen lets a pull request's update bring its removed preview back up (opened, reopened);
 	// without it the update of a closed pull request is refused.
 	Reopen bool
+	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known yet.
+	SkipMarkers bool
 }
 
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
@@ -286,7 +288,7 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
-			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}
+			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return res, err
 		}
