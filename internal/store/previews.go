@@ -91,7 +91,9 @@ func notePreviewHead(tx *bolt.Tx, projectID int64, alias string, head PreviewHea
 		}
 	}
 	p, err := loadPreview(tx, projectID, alias)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || err == nil && p.Branch != head.Branch && head.PullRequest == 0 {
+		// A branch taking over the alias of another one, deleted or removed, starts afresh: the
+		// alias serves none of the other branch's deployments.
 		p, err = &Preview{ProjectID: projectID, Alias: alias, CreatedAt: now}, nil
 	}
 	if err != nil {

@@ -422,3 +422,35 @@ func TestManualDeployRespectsAliasOwner(t *testing.T) {
 		t.Fatalf("preview %+v", pv)
 	}
 }
+
+// TestAliasTakenOverAfterDeletion: once the owner branch is deleted, another branch with the same
+// alias takes it, and the alias serves nothing of the old owner's until the new branch's build is
+// live.
+func TestAliasTakenOverAfterDeletion(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	pushBranch := func(branch, c string) PushResult {
+		t.Helper()
+		res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: branch + c, CommitSHA: sha(c),
+			Before: DeletedHead, Branch: branch, Alias: "git-feature-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	complete(t, s, pushBranch("feature/a", "a").DeploymentID)
+	if taken := pushBranch("feature/a-", "b"); taken.Taken == nil || taken.Taken.Branch != "feature/a" || taken.DeploymentID != 0 {
+		t.Fatalf("push of the other branch: %+v", taken)
+	}
+	if before, _, err := s.DeleteBranch(p.ID, "feature/a-", "git-feature-a", "branch deleted"); err != nil || before.Branch != "feature/a" ||
+		preview(t, s, p, "git-feature-a").Removed() {
+		t.Fatalf("deleting the other branch: %+v %v", before, err)
+	}
+	if _, _, err := s.DeleteBranch(p.ID, "feature/a", "git-feature-a", "branch deleted"); err != nil {
+		t.Fatal(err)
+	}
+	res := pushBranch("feature/a-", "c")
+	if res.Taken != nil || res.DeploymentID == 0 || res.Preview.Branch != "feature/a-" || res.Preview.ActiveDeploymentID != 0 {
+		t.Fatalf("the other branch after the owner's deletion: %+v %+v", res, res.Preview)
+	}
+}
