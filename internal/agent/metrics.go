@@ -71,7 +71,7 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 		}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
-	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled, store.StatusSkipped} {
+	for _, status := range []store.Status{store.StatusDeployed, store.StatusFailed, store.StatusCancelled} {
 		m.deployments.WithLabelValues(string(status))
 	}
 	for _, event := range eventLabels {

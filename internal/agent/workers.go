@@ -240,8 +240,8 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	return nil
 }
 
-// buildFailed records how a build ended without success: queued again at shutdown, cancelled,
-// skipped for a skip marker, or failed.
+// buildFailed records how a build ended without success: queued again at shutdown, cancelled
+// (also for a skip marker in its commit's message), or failed.
 func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deployment, err, cause error) {
 	var skipped *pipeline.SkippedError
 	switch {
@@ -255,8 +255,8 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 		blog.Printf("Deployment #%d was cancelled", d.ID)
 		log.Info("build cancelled")
 	case errors.As(err, &skipped):
-		blog.Printf("Deployment #%d skipped", d.ID)
-		if err := a.store.Fail(d.ID, store.StatusSkipped, skipped.Error()); err != nil && !errors.Is(err, store.ErrFinished) {
+		blog.Printf("Deployment #%d was cancelled: its commit is skipped", d.ID)
+		if err := a.store.Skip(d.ID, skipped.Error()); err != nil && !errors.Is(err, store.ErrFinished) {
 			log.Error("build: recording the skip", "err", err)
 		}
 		log.Info("build skipped", "reason", skipped.Reason)

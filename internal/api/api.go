@@ -119,9 +119,6 @@ const (
 	StatusDeployed   = "deployed"
 	StatusFailed     = "failed"
 	StatusCancelled  = "cancelled"
-	// StatusSkipped ends a pull request's deployment whose head commit's message, read from the
-	// clone, has a skip marker; error_message says which.
-	StatusSkipped = "skipped"
 )
 
 // Deployment triggers.

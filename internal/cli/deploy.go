@@ -92,7 +92,7 @@ func waitForDeployment(ctx context.Context, ios *ioStreams, c *client, id int64)
 			return d, err
 		}
 		switch d.Status {
-		case api.StatusDeployed, api.StatusFailed, api.StatusCancelled, api.StatusSkipped:
+		case api.StatusDeployed, api.StatusFailed, api.StatusCancelled:
 			return d, nil
 		}
 		select {

@@ -67,7 +67,7 @@ func (t *terminal) status(s string) string {
 		return t.green(s)
 	case api.StatusFailed:
 		return t.red(s)
-	case api.StatusCancelled, api.StatusSkipped:
+	case api.StatusCancelled:
 		return t.faint(s)
 	default:
 		return t.yellow(s)

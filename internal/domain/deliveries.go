@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
@@ -242,9 +243,8 @@ func (s *Service) lastDeployedCommit(p *store.Project, alias string) (string, er
 
 // receivePullRequest records a verified pull_request delivery by the rows of contract section 7:
 // closed takes the preview down; opened, reopened and synchronize deploy the head commit as the
-// preview pr-<n> unless previews are off or it is a fork's that waits for approval (its build
-// skips it if its message has a skip marker); the label miaobu:preview approves a fork's head
-// commit; the rest is ignored.
+// preview pr-<n> unless previews are off, it is a fork's that waits for approval, or its message
+// has a skip marker; the label miaobu:preview approves a fork's head commit; the rest is ignored.
 func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
 	pr := v.PullRequest
 	alias := trigger.PullRequestAlias(pr.Number)
@@ -274,6 +274,11 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 	case approval && (!fork || p.ForkPreviews != trigger.ForkPreviewsApprove):
 		return s.ignore(ctx, p, v, fmt.Sprintf("Label '%s' ignored: PR #%d needs no approval", pr.Label, pr.Number))
 	}
+	// An approval, like a manual deployment, ignores markers.
+	message, author, known := s.headCommit(ctx, p, pr.HeadSHA)
+	if marker, found := trigger.SkipMarker(message); found && !approval {
+		return s.skip(ctx, p, v, pr.HeadSHA, "commit message contains "+marker)
+	}
 	hold := false
 	if fork && !approval && p.ForkPreviews == trigger.ForkPreviewsApprove {
 		pv, err := s.store.Preview(p.ID, alias)
@@ -282,13 +287,13 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		}
 		hold = pv == nil || pv.ApprovedSHA != pr.HeadSHA
 	}
-	// The payload lacks the head commit's message: the build reads it from the clone and skips the
-	// deployment on a skip marker, so that the answer waits for no request to GitHub and works for
-	// any forge. An approval, like a manual deployment, ignores markers.
+	// A message GitHub did not tell is read by the build from the clone, which cancels the
+	// deployment on a skip marker: the update is not lost to a slow GitHub, nor its marker to a
+	// project without GitHub access.
 	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
-		Branch: pr.HeadRef, Before: pr.Before, RemoteAddr: v.RemoteAddr,
+		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, Before: pr.Before, RemoteAddr: v.RemoteAddr,
 		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval,
-		Reopen: pr.Action == "opened" || pr.Action == "reopened", SkipMarkers: !approval}
+		Reopen: pr.Action == "opened" || pr.Action == "reopened", SkipMarkers: !known && !approval}
 	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:
@@ -306,6 +311,31 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: pr.HeadSHA, Reason: message}, nil
 	}
 	return s.previewReceipt(p, pr.Number, push, res), nil
+}
+
+// headCommitTimeout bounds asking GitHub for a pull request's head commit while GitHub waits for
+// the webhook's answer.
+const headCommitTimeout = 5 * time.Second
+
+// headCommit asks GitHub for the message and author of a pull request's head commit, which its
+// payload lacks, and reports whether it got them. Without an answer (a project without a GitHub
+// repository or token, an error, no answer within s.headCommitTimeout) both are empty: the build
+// reads them from the clone.
+func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) (message, author string, known bool) {
+	if p.Repo == "" || s.github == nil {
+		return "", "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.headCommitTimeout)
+	defer cancel()
+	owner, name := splitRepo(p.Repo)
+	c, err := s.github.CommitInfo(ctx, owner, name, sha)
+	if err != nil {
+		if !errors.Is(err, github.ErrNoToken) {
+			s.log.Warn("reading a pull request's head commit: its build checks its skip markers", "project", p.ID, "commit", sha[:7], "err", err)
+		}
+		return "", "", false
+	}
+	return c.Message, c.Author, true
 }
 
 // branchDeleted records the deletion of a preview branch of p, so that replays of its older pushes

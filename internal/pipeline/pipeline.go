@@ -89,6 +89,7 @@ type Result struct {
 }
 
 // SkippedError ends a build that stops after its clone: its commit's message has a skip marker.
+// The deployment is then cancelled with Error as its message, not failed.
 type SkippedError struct {
 	// Reason says why, such as "commit message contains [skip ci]".
 	Reason string

@@ -12,8 +12,9 @@ import (
 )
 
 // buildComment returns the report of a pull request preview's deployment d to its sticky comment:
-// building when queued, then ready with the preview's URL, failed, or skipped; nothing for the
-// other steps, nor for a deployment cancelled (a newer one, or the preview's removal, says more).
+// building when queued, then ready with the preview's URL, failed, or skipped for a skip marker;
+// nothing for the other steps, nor for a deployment cancelled otherwise (a newer one, or the
+// preview's removal, says more).
 func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.Message {
 	var state, url string
 	switch d.Status {
@@ -23,7 +24,10 @@ func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.
 		state, url = "✅ Ready", r.opts.DeploymentURL(p, d)
 	case store.StatusFailed:
 		state = "❌ " + failedDescription(d)
-	case store.StatusSkipped:
+	case store.StatusCancelled:
+		if !d.Skipped {
+			return nil
+		}
 		state = "⏭️ " + d.ErrorMessage
 	default:
 		return nil

@@ -46,9 +46,12 @@ type Deployment struct {
 	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
 	NoCache bool `json:"no_cache,omitempty"`
 	// SkipMarkers says the commit's message was unknown when the deployment was made (a pull
-	// request's update): the build reads it from the clone and skips the deployment when it has a
-	// skip marker.
+	// request's update that GitHub did not tell about): the build reads it from the clone and
+	// cancels the deployment when it has a skip marker.
 	SkipMarkers bool `json:"skip_markers,omitempty"`
+	// Skipped marks a deployment that its build cancelled for a skip marker in its commit's message
+	// (Skip): ErrorMessage says which, and GitHub hears of it as a skip, not as a cancellation.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -74,8 +77,6 @@ const (
 	StatusDeployed   Status = "deployed"
 	StatusFailed     Status = "failed"
 	StatusCancelled  Status = "cancelled"
-	// StatusSkipped ends a deployment whose commit's message, read by its build, has a skip marker.
-	StatusSkipped Status = "skipped"
 )
 
 // Trigger is what created a deployment; the values are the API's.
@@ -102,7 +103,7 @@ func (d *Deployment) Terminal() bool { return IsTerminal(d.Status) }
 
 // IsTerminal reports whether status is one a deployment never leaves.
 func IsTerminal(status Status) bool {
-	return status == StatusDeployed || status == StatusFailed || status == StatusCancelled || status == StatusSkipped
+	return status == StatusDeployed || status == StatusFailed || status == StatusCancelled
 }
 
 // ErrFinished is returned when a change is asked of a deployment that has already finished.
@@ -270,6 +271,11 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 	if err != nil {
 		return err
 	}
+	return s.finishDeployment(tx, d, status, message, now)
+}
+
+// finishDeployment is finish of d, loaded from tx.
+func (s *Store) finishDeployment(tx *bolt.Tx, d *Deployment, status Status, message string, now time.Time) error {
 	if d.Terminal() {
 		return ErrFinished
 	}
@@ -477,10 +483,24 @@ func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
 	})
 }
 
-// Fail ends a deployment as failed, cancelled or skipped with a message.
+// Fail ends a deployment as failed or cancelled with a message.
 func (s *Store) Fail(id int64, status Status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return s.finish(tx, id, status, message, time.Now().UTC())
+	})
+}
+
+// Skip ends a deployment whose build found a skip marker in its commit's message: cancelled, marked
+// Skipped, with message ("Skipped: commit message contains [skip ci]"). It returns ErrFinished for
+// a deployment that has finished.
+func (s *Store) Skip(id int64, message string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		d.Skipped = true
+		return s.finishDeployment(tx, d, StatusCancelled, message, time.Now().UTC())
 	})
 }
 

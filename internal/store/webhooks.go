@@ -131,7 +131,7 @@ type Push struct {
 	// Reopen lets a pull request's update bring its removed preview back up (opened, reopened);
 	// without it the update of a closed pull request is refused.
 	Reopen bool
-	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known yet.
+	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known.
 	SkipMarkers bool
 }
 
