@@ -194,6 +194,14 @@ type CacheCleared struct {
 	FreedBytes int64 `json:"freed_bytes"`
 }
 
+// ApproveRequest is the body of POST /api/v1/projects/{id}/previews/pr-{n}/approve, which may be
+// left out.
+type ApproveRequest struct {
+	// CommitSHA, when set, is the head commit the reviewer looked at: the approval applies only
+	// while the pull request's head is that commit.
+	CommitSHA string `json:"commit_sha,omitempty"`
+}
+
 // RollbackRequest is the body of POST /api/v1/projects/{id}/rollback.
 type RollbackRequest struct {
 	DeploymentID int64 `json:"deployment_id,omitempty"`
@@ -317,7 +325,7 @@ func PreviewPath(project, alias string) string {
 	return PreviewsPath(project) + "/" + url.PathEscape(alias)
 }
 
-// ApprovePath is the route that approves the current head of a pull request's fork preview.
+// ApprovePath is the route that approves the head commit of a pull request's fork preview.
 func ApprovePath(project, alias string) string {
 	return PreviewPath(project, alias) + "/approve"
 }

@@ -116,7 +116,10 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noC
 			return nil, nil, err
 		}
 	}
-	if err := s.store.CreateDeployment(d); err != nil {
+	var taken *store.AliasTakenError
+	if err := s.store.CreateDeployment(d); errors.As(err, &taken) {
+		return nil, nil, Errorf(Conflict, "Branch '%s' cannot deploy a preview: its preview URL belongs to branch '%s' (preview %s)", branch, taken.Branch, taken.Alias)
+	} else if err != nil {
 		return nil, nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
 	}
 	s.builds.Wake()

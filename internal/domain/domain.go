@@ -58,6 +58,7 @@ type Store interface {
 	Previews(projectID int64) ([]*store.Preview, error)
 	ApprovePreview(p store.Push) (store.PushResult, error)
 	RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error)
+	DeleteBranch(projectID int64, branch, alias, reason string) (*store.Preview, []*store.Deployment, error)
 	PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, error)
 
 	EnqueueMessage(m outbox.Message) (int64, error)
@@ -129,6 +130,9 @@ type Service struct {
 	caches   *buildcache.Caches
 	resolver Resolver
 	log      *slog.Logger
+	// headCommitTimeout bounds the webhook's question to GitHub about a pull request's head commit:
+	// the constant headCommitTimeout, shorter in tests.
+	headCommitTimeout time.Duration
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
 	hooks sync.Mutex
@@ -144,7 +148,8 @@ func New(opts Options) *Service {
 		resolver = net.DefaultResolver
 	}
 	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, log: opts.Log, publishLocks: map[int64]*sync.Mutex{}}
+		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, log: opts.Log, headCommitTimeout: headCommitTimeout,
+		publishLocks: map[int64]*sync.Mutex{}}
 }
 
 // LogPath is the build log file of a deployment.

@@ -12,8 +12,9 @@ import (
 )
 
 // buildComment returns the report of a pull request preview's deployment d to its sticky comment:
-// building when queued, then ready with the preview's URL, or failed; nothing for the other steps,
-// nor for a deployment cancelled (a newer one, or the preview's removal, says more).
+// building when queued, then ready with the preview's URL, failed, or skipped for a skip marker;
+// nothing for the other steps, nor for a deployment cancelled otherwise (a newer one, or the
+// preview's removal, says more).
 func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.Message {
 	var state, url string
 	switch d.Status {
@@ -23,6 +24,11 @@ func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.
 		state, url = "✅ Ready", r.opts.DeploymentURL(p, d)
 	case store.StatusFailed:
 		state = "❌ " + failedDescription(d)
+	case store.StatusCancelled:
+		if !d.Skipped {
+			return nil
+		}
+		state = "⏭️ " + d.ErrorMessage
 	default:
 		return nil
 	}
@@ -33,7 +39,7 @@ func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.
 // from a fork, waits for an approval.
 func (r *Reporter) AwaitingApproval(p *store.Project, n int, alias, sha string) []outbox.Message {
 	return r.comment(p, n, alias, sha, 0,
-		fmt.Sprintf("🔒 Waiting for approval: this pull request comes from a fork. Run `miaobu preview approve %s %d` or add the `miaobu:preview` label", p.Slug, n), "")
+		fmt.Sprintf("🔒 Waiting for approval: this pull request comes from a fork. Run `miaobu preview approve %s %d --commit %s` once you have reviewed it, or add the `miaobu:preview` label", p.Slug, n, sha), "")
 }
 
 // Removed returns the report to the sticky comment of pull request n, whose preview alias was

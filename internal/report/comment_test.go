@@ -95,7 +95,7 @@ func TestCommentFoundAgain(t *testing.T) {
 	})
 	comments := e.gh.Comments("acme/site")
 	if comments[0].Edits != 0 || comments[1].ID != own || !strings.Contains(comments[1].Body, "🔒 Waiting for approval") ||
-		!strings.Contains(comments[1].Body, "miaobu preview approve site 7") {
+		!strings.Contains(comments[1].Body, "miaobu preview approve site 7 --commit "+sha("f")) {
 		t.Errorf("comments %+v", comments)
 	}
 	if pv, _ := e.store.Preview(e.project.ID, "pr-7"); pv.CommentID != own {

@@ -196,6 +196,10 @@ func commitState(p *store.Project, d *store.Deployment) (state, description stri
 	case store.StatusFailed:
 		return "failure", failedDescription(d)
 	case store.StatusCancelled:
+		if d.Skipped {
+			// A required check must not wait for a commit that asked not to be built.
+			return "success", d.ErrorMessage
+		}
 		return "error", cancelledDescription(d)
 	}
 	if description, ok := stepDescriptions[d.Status]; ok {
@@ -215,6 +219,9 @@ func deploymentState(p *store.Project, d *store.Deployment) (state, description 
 	case store.StatusFailed:
 		return "failure", failedDescription(d), true
 	case store.StatusCancelled:
+		if d.Skipped {
+			return "inactive", d.ErrorMessage, true
+		}
 		return "error", cancelledDescription(d), true
 	}
 	return "", "", false

@@ -561,6 +561,8 @@ func TestDescriptions(t *testing.T) {
 		{store.Deployment{Status: store.StatusFailed}, false, "failure", "Build failed"},
 		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "cancelled by user"}, false, "error", "Cancelled"},
 		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "superseded by #9"}, false, "error", "Superseded by #9"},
+		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "Skipped: commit message contains [no ci]", Skipped: true}, false,
+			"success", "Skipped: commit message contains [no ci]"},
 	} {
 		tc.d.ID, tc.d.CommitSHA = 5, sha("a")
 		p := *e.project

@@ -167,7 +167,8 @@ func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store
 }
 
 // preview finds the preview of p whose host label is label: the alias rest itself, or, for a label
-// cut to 63 characters, the preview whose label it is.
+// cut to 63 characters, the preview whose label it is, one that is up before one taken down (whose
+// label another branch may have taken since).
 func (s *Sites) preview(p *store.Project, label, rest string) (*store.Preview, error) {
 	pv, err := s.Store.Preview(p.ID, rest)
 	if err == nil && trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
@@ -180,12 +181,20 @@ func (s *Sites) preview(p *store.Project, label, rest string) (*store.Preview, e
 	if err != nil {
 		return nil, err
 	}
+	var removed *store.Preview
 	for _, pv := range previews {
-		if trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
+		switch {
+		case trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) != label:
+		case !pv.Removed():
 			return pv, nil
+		case removed == nil:
+			removed = pv
 		}
 	}
-	return nil, store.ErrNotFound
+	if removed == nil {
+		return nil, store.ErrNotFound
+	}
+	return removed, nil
 }
 
 // siteError answers a site request that found nothing (404) or failed (500).

@@ -129,3 +129,51 @@ func TestSitesByHost(t *testing.T) {
 		}
 	}
 }
+
+// takenLabel is blog with two long branches whose cut host labels are the same: the preview of the
+// first was taken down, and the second's is up.
+type takenLabel struct {
+	lookup
+	previews []*store.Preview
+}
+
+func (takenLabel) Preview(int64, string) (*store.Preview, error) {
+	return nil, store.ErrNotFound
+}
+
+func (l takenLabel) Previews(int64) ([]*store.Preview, error) { return l.previews, nil }
+
+// TestCutLabelServesThePreviewThatIsUp: of two previews sharing a cut label, the one up is served,
+// whichever comes first.
+func TestCutLabelServesThePreviewThatIsUp(t *testing.T) {
+	labels := map[string]string{}
+	var first, second string
+	for n := 0; second == ""; n++ {
+		branch := longBranch + "-" + strconv.Itoa(n)
+		label := trigger.HostLabel("blog", "git-"+trigger.BranchSlug(branch), 0, branch)
+		if other, ok := labels[label]; ok {
+			first, second = other, branch
+		}
+		labels[label] = branch
+	}
+	root := t.TempDir()
+	dir := func(slug string, id int64) string { return filepath.Join(root, slug, strconv.FormatInt(id, 10)) }
+	if err := os.MkdirAll(dir("blog", 5), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir("blog", 5), "index.html"), []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := takenLabel{previews: []*store.Preview{
+		{ProjectID: 1, Alias: "git-" + trigger.BranchSlug(first), Branch: first, ActiveDeploymentID: 4, RemovedAt: &time.Time{}},
+		{ProjectID: 1, Alias: "git-" + trigger.BranchSlug(second), Branch: second, ActiveDeploymentID: 5},
+	}}
+	fake.lookup = lookup{}
+	sites := &Sites{Store: fake, Dir: dir, Domain: "sites.example.com", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := sites.Handler(http.NotFoundHandler())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://"+trigger.HostLabel("blog", fake.previews[1].Alias, 0, second)+".sites.example.com/", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "second" {
+		t.Errorf("answer %d %q", rec.Code, rec.Body.String())
+	}
+}

@@ -45,6 +45,13 @@ type Deployment struct {
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
 	NoCache bool `json:"no_cache,omitempty"`
+	// SkipMarkers says the commit's message was unknown when the deployment was made (a pull
+	// request's update that GitHub did not tell about): the build reads it from the clone and
+	// cancels the deployment when it has a skip marker.
+	SkipMarkers bool `json:"skip_markers,omitempty"`
+	// Skipped marks a deployment that its build cancelled for a skip marker in its commit's message
+	// (Skip): ErrorMessage says which, and GitHub hears of it as a skip, not as a cancellation.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -264,6 +271,11 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 	if err != nil {
 		return err
 	}
+	return s.finishDeployment(tx, d, status, message, now)
+}
+
+// finishDeployment is finish of d, loaded from tx.
+func (s *Store) finishDeployment(tx *bolt.Tx, d *Deployment, status Status, message string, now time.Time) error {
 	if d.Terminal() {
 		return ErrFinished
 	}
@@ -475,6 +487,20 @@ func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
 func (s *Store) Fail(id int64, status Status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return s.finish(tx, id, status, message, time.Now().UTC())
+	})
+}
+
+// Skip ends a deployment whose build found a skip marker in its commit's message: cancelled, marked
+// Skipped, with message ("Skipped: commit message contains [skip ci]"). It returns ErrFinished for
+// a deployment that has finished.
+func (s *Store) Skip(id int64, message string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		d.Skipped = true
+		return s.finishDeployment(tx, d, StatusCancelled, message, time.Now().UTC())
 	})
 }
 

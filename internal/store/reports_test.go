@@ -83,6 +83,34 @@ func TestTransitionReportCommitsWithTheChange(t *testing.T) {
 	}
 }
 
+// TestSkipIsAReportedCancellation: a deployment its build skipped for a marker ends cancelled,
+// marked Skipped in the report of that change, and releases its commit like any cancellation.
+func TestSkipIsAReportedCancellation(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	id := pushTo(t, s, p, "pr-2", 2, "a").DeploymentID
+	s.OnTransition(func(p Project, d Deployment) []outbox.Message {
+		payload := fmt.Sprintf(`{"status":%q,"skipped":%t,"message":%q}`, d.Status, d.Skipped, d.ErrorMessage)
+		return []outbox.Message{{Kind: "test", Key: "k", Payload: json.RawMessage(payload)}}
+	})
+	const message = "Skipped: commit message contains [ci skip]"
+	if err := s.Skip(id, message); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Deployment(id); err != nil || d.Status != StatusCancelled || !d.Skipped || d.ErrorMessage != message || d.FinishedAt == nil {
+		t.Errorf("deployment %+v, %v", d, err)
+	}
+	if got, want := outboxPayloads(t, s), []string{`{"status":"cancelled","skipped":true,"message":"` + message + `"}`}; !slices.Equal(got, want) {
+		t.Errorf("reports %q, want %q", got, want)
+	}
+	if err := s.Skip(id, message); !errors.Is(err, ErrFinished) {
+		t.Errorf("Skip of a finished deployment: %v", err)
+	}
+	if again := pushTo(t, s, p, "pr-2", 2, "a"); again.Duplicate {
+		t.Errorf("the skipped deployment still holds its commit: %+v", again)
+	}
+}
+
 func TestSetGitHubDeployment(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "site")

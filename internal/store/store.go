@@ -17,14 +17,16 @@
 //	                     commit to that alias, "" for production, that is queued, running or live:
 //	                     the duplicate check is this one lookup)
 //	previews             project id ‖ alias → Preview (a pull request's or preview branch's alias,
-//	                     its head and its live deployment)
+//	                     its head and its live deployment; a branch preview's Branch owns the alias
+//	                     and its host label while the preview is up)
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
-//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
+//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push, or
+//	                     DeletedHead once a preview branch is deleted
 //	deployed_commits     project id ‖ alias ‖ NUL ‖ commit SHA → id of the commit's newest deployment
-//	                     to that alias, kept when that deployment is pruned (with branch_heads, the
-//	                     stale-delivery check)
+//	                     to that alias, kept when that deployment is pruned or its preview removed
+//	                     (with branch_heads, the stale-delivery check)
 //	notifications        notification target id → Notification (where events are told)
 //	domains              custom domain (lower-case ASCII) → project id (a domain belongs to one
 //	                     project; the project lists its own in Project.Domains)

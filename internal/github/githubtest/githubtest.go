@@ -96,6 +96,8 @@ type Server struct {
 	nextID   int64
 	rate     *rateLimit
 	answers  []Answer
+	// done is closed when the test ends, to let go of stalled requests.
+	done chan struct{}
 }
 
 // repoState is a repository, its hooks, its open pull requests, the messages of its commits and
@@ -110,16 +112,18 @@ type repoState struct {
 	comments    []Comment
 }
 
-// failure is an answer that replaces the next answer to one request.
+// failure is an answer that replaces the next answer to one request; a stalled one is no answer.
 type failure struct {
 	status int
 	header map[string]string
 	body   string
+	stall  bool
 }
 
 // New starts a fake GitHub that accepts only requests authenticated with token; it stops when the test ends.
 func New(t testing.TB, token string) *Server {
-	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100, nextID: 5000}
+	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100, nextID: 5000,
+		done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /repos/{owner}/{repo}", s.getRepo)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch}", s.getBranch)
@@ -143,7 +147,10 @@ func New(t testing.TB, token string) *Server {
 	})
 	s.srv = httptest.NewServer(s.check(mux))
 	s.URL = s.srv.URL + "/"
-	t.Cleanup(s.srv.Close)
+	t.Cleanup(func() {
+		close(s.done)
+		s.srv.Close()
+	})
 	return s
 }
 
@@ -222,6 +229,14 @@ func (s *Server) FailWith(request string, status int, message string, header map
 	s.failures[request] = append(s.failures[request], failure{status: status, header: header, body: string(body)})
 }
 
+// Stall makes the next request "METHOD /path" go unanswered until the client gives up on it, as
+// when GitHub is slow.
+func (s *Server) Stall(request string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[request] = append(s.failures[request], failure{stall: true})
+}
+
 // Outage makes every later request answer status with a server error, as GitHub does when it is
 // down, until Outage(0).
 func (s *Server) Outage(status int) {
@@ -266,6 +281,11 @@ func (s *Server) check(next http.Handler) http.Handler {
 		switch {
 		case expired:
 			reply(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
+		case fail != nil && fail.stall:
+			select {
+			case <-r.Context().Done():
+			case <-s.done:
+			}
 		case fail != nil:
 			w.Header().Set("Content-Type", "application/json")
 			for k, v := range fail.header {
