@@ -379,17 +379,34 @@ func ParseDeployment(payload []byte) (*DeploymentEvent, error) {
 	return e, nil
 }
 
-// hasPayloadKey reports whether a deployment's payload, a JSON object or a string holding one (as
-// GitHub keeps a payload given as a string), has miaobu's key.
-func hasPayloadKey(raw json.RawMessage) bool {
+// payloadFields decodes a deployment's payload, a JSON object or a string holding one (as GitHub
+// keeps a payload given as a string); nil when it is neither.
+func payloadFields(raw json.RawMessage) map[string]json.RawMessage {
 	var text string
 	if json.Unmarshal(raw, &text) == nil {
 		raw = json.RawMessage(text)
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(raw, &fields) != nil {
-		return false
+		return nil
 	}
-	_, ok := fields[PayloadKey]
+	return fields
+}
+
+// hasPayloadKey reports whether a deployment's payload has miaobu's key.
+func hasPayloadKey(raw json.RawMessage) bool {
+	_, ok := payloadFields(raw)[PayloadKey]
 	return ok
+}
+
+// payloadDeploymentID returns the miaobu deployment a deployment's payload names, and false when it
+// names none.
+func payloadDeploymentID(raw json.RawMessage) (int64, bool) {
+	var own struct {
+		DeploymentID int64 `json:"deployment_id"`
+	}
+	if json.Unmarshal(payloadFields(raw)[PayloadKey], &own) != nil || own.DeploymentID == 0 {
+		return 0, false
+	}
+	return own.DeploymentID, true
 }

@@ -59,7 +59,7 @@ func newEnv(t *testing.T, o options) *env {
 	log := &logtest.Buffer{}
 	e := &env{store: st, gh: gh, log: log, stop: func() {}}
 	e.reporter = report.New(report.Options{GitHub: client, HasToken: !o.noToken, Statuses: o.statuses, Deployments: o.deployments,
-		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)),
+		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)), Backoff: outbox.Backoff{First: 20 * time.Millisecond, Max: 20 * time.Millisecond},
 		LiveURL: func(*store.Project) string { return liveURL },
 		DeploymentURL: func(p *store.Project, d *store.Deployment) string {
 			return fmt.Sprintf("https://%s--%d.example.com/", p.Slug, d.ID)
@@ -80,10 +80,9 @@ func newEnv(t *testing.T, o options) *env {
 	return e
 }
 
-// start runs an outbox worker that retries after 20 ms, until the test ends or stop.
+// start runs an outbox worker, whose reports are retried after 20 ms, until the test ends or stop.
 func (e *env) start() {
-	w := outbox.New(e.store, outbox.Options{Schedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
-		PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.log, nil))})
+	w := outbox.New(e.store, outbox.Options{PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.log, nil))})
 	e.reporter.Register(w)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -462,10 +461,10 @@ func TestRateLimitWaits(t *testing.T) {
 	}
 }
 
-// TestRefusalPausesTheKind answers the first commit status with 403: it is logged once, with the
-// permission the token lacks, and no commit status is sent for the project until Resume, while
-// deployments still are.
-func TestRefusalPausesTheKind(t *testing.T) {
+// TestRefusalHoldsTheKindUntilResume answers the first commit status with 403: it is logged once,
+// with the permission the token lacks, and the commit statuses of the project wait in the outbox,
+// while deployments are still reported, until Resume sends them, in order.
+func TestRefusalHoldsTheKindUntilResume(t *testing.T) {
 	e := newEnv(t, options{statuses: true, deployments: true})
 	e.gh.Fail("POST /repos/acme/site/statuses/"+sha("a"), 403, "Resource not accessible by personal access token")
 	e.start()
@@ -481,10 +480,12 @@ func TestRefusalPausesTheKind(t *testing.T) {
 	if err := e.store.Fail(second, store.StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
+	e.enqueue(t, e.reporter.Skipped(e.project, sha("d"), "first reason"))
+	e.enqueue(t, e.reporter.Skipped(e.project, sha("d"), "second reason"))
 	e.deployments(t, 2, 4)
-	waitFor(t, "an empty outbox", func() bool {
+	waitFor(t, "only the held commit statuses left in the outbox", func() bool {
 		due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
-		return err == nil && len(due) == 0 && next.IsZero()
+		return err == nil && next.IsZero() && len(due) == 3 && !slices.ContainsFunc(due, func(m outbox.Message) bool { return m.Kind != report.KindStatus })
 	})
 	if got := e.gh.Statuses("acme/site"); len(got) != 0 {
 		t.Errorf("commit statuses sent while paused: %+v", got)
@@ -499,7 +500,21 @@ func TestRefusalPausesTheKind(t *testing.T) {
 
 	e.reporter.Resume(e.project.ID)
 	third := e.push(t, "c")
-	checkStatuses(t, e.statuses(t, 1), []githubtest.Status{status("c", third, "pending", "Queued")})
+	waitFor(t, "an empty outbox", func() bool {
+		due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 0 && next.IsZero()
+	})
+	// Of each deployment the last state is sent (the pending ones are outdated by then), and the
+	// reports of commit d in the order they were made.
+	a, _ := e.store.Deployment(first)
+	live := "Live in " + time.Duration(*a.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+	got := e.gh.Statuses("acme/site")
+	slices.SortStableFunc(got, func(a, b githubtest.Status) int { return strings.Compare(a.SHA, b.SHA) })
+	checkStatuses(t, got, []githubtest.Status{
+		status("a", first, "success", live), status("b", second, "failure", "Build failed: boom"), status("c", third, "pending", "Queued"),
+		{SHA: sha("d"), State: "success", Description: "Skipped: first reason", Context: "miaobu/site"},
+		{SHA: sha("d"), State: "success", Description: "Skipped: second reason", Context: "miaobu/site"},
+	})
 	if s := e.reporter.Summary(e.project); !s.Statuses || !s.Deployments || s.Note != "" {
 		t.Errorf("Summary after Resume = %+v", s)
 	}
