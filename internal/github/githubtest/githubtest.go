@@ -103,6 +103,14 @@ type Server struct {
 // Loss is how the answer to a request that the fake handles is lost on its way back.
 type Loss int
 
+// String names the loss.
+func (l Loss) String() string {
+	if l == Hung {
+		return "hung"
+	}
+	return "dropped"
+}
+
 // Losses of an answer.
 const (
 	// Dropped closes the connection instead of answering, as a crash or a network failure does.
@@ -188,6 +196,14 @@ func (s *Server) AddDeployment(repo string, d Deployment) int64 {
 	d.ID = s.nextID
 	s.repos[repo].deployments = append(s.repos[repo].deployments, d)
 	return d.ID
+}
+
+// RemoveDeployment deletes deployment id of repo, as a user may on GitHub.
+func (s *Server) RemoveDeployment(repo string, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.repos[repo]
+	st.deployments = slices.DeleteFunc(st.deployments, func(d Deployment) bool { return d.ID == id })
 }
 
 // Statuses returns the commit statuses repo received, in order.
