@@ -9,13 +9,10 @@ import (
 	"github.com/miaobu/miaobu/internal/clock"
 )
 
-// DefaultWriteInterval is the least time between two requests that create or change content on
-// GitHub (POST, PATCH, PUT, DELETE) with one token: GitHub's secondary rate limit allows about 80
-// of them a minute, and a backlog of reports drained at once would exceed it.
-const DefaultWriteInterval = time.Second
-
-// pacer spaces the requests that create content, in the order they ask, by interval: the first one
-// after a quiet period goes at once.
+// pacer spaces the requests that create or change content (POST, PATCH, PUT, DELETE) of one token,
+// in the order they ask, by interval: GitHub's secondary rate limit allows about 80 of them a
+// minute, which a backlog of reports drained at once would exceed. The first one after a quiet
+// period goes at once.
 type pacer struct {
 	interval time.Duration
 	clock    clock.Clock

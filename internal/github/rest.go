@@ -27,8 +27,8 @@ type Options struct {
 	Token string
 	// HTTPClient sends the requests; nil means a client with a 30-second timeout.
 	HTTPClient *http.Client
-	// WriteInterval is the least time between two requests that create or change content, such as
-	// DefaultWriteInterval; zero sends them at once.
+	// WriteInterval is the least time between two requests that create or change content
+	// (github.write_interval); zero sends them at once.
 	WriteInterval time.Duration
 	// Clock paces those requests; the system clock when nil.
 	Clock clock.Clock

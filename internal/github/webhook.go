@@ -334,6 +334,10 @@ const PayloadKey = "miaobu"
 
 // DeploymentEvent is the part of a deployment event that a deployment made on GitHub needs.
 type DeploymentEvent struct {
+	// Action is what happened to the deployment: GitHub sends created.
+	Action string
+	// Repository is the OWNER/REPO the deployment was made in.
+	Repository string
 	// ID is GitHub's id of the deployment, to which its statuses are posted.
 	ID int64
 	// SHA is the full SHA of the commit to deploy.
@@ -354,6 +358,10 @@ var ErrInvalidDeployment = errors.New("invalid deployment payload")
 // deployment has a positive id, a full commit SHA and an environment, every field of the right type.
 func ParseDeployment(payload []byte) (*DeploymentEvent, error) {
 	var body struct {
+		Action     string `json:"action"`
+		Repository struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
 		Deployment *struct {
 			ID          int64           `json:"id"`
 			SHA         string          `json:"sha"`
@@ -372,7 +380,8 @@ func ParseDeployment(payload []byte) (*DeploymentEvent, error) {
 	if d.ID <= 0 || !ValidSHA(d.SHA) || d.Environment == "" {
 		return nil, ErrInvalidDeployment
 	}
-	e := &DeploymentEvent{ID: d.ID, SHA: d.SHA, Ref: d.Ref, Environment: d.Environment, FromMiaobu: hasPayloadKey(d.Payload)}
+	e := &DeploymentEvent{Action: body.Action, Repository: body.Repository.FullName, ID: d.ID, SHA: d.SHA, Ref: d.Ref,
+		Environment: d.Environment, FromMiaobu: hasPayloadKey(d.Payload)}
 	if d.Creator != nil {
 		e.Creator = d.Creator.Login
 	}

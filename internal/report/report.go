@@ -314,3 +314,17 @@ func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int
 	}
 	return []outbox.Message{message(KindDeployment, key, s)}
 }
+
+// AlreadyDeploying returns the report to the GitHub Deployment githubID, asked for on GitHub, that
+// deployment d of p, of the same commit, is already queued or running, so that it is not built
+// twice: the GitHub Deployment becomes inactive, its log link pointing at d.
+func (r *Reporter) AlreadyDeploying(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message {
+	if !r.reports(p, KindDeployment) {
+		return nil
+	}
+	s := base(p, d)
+	s.State, s.Description, s.LogURL = "inactive", fmt.Sprintf("Already deploying this commit: deployment #%d", d.ID), r.page(d)
+	s.Environment, s.Production, s.Transient = environment("")
+	s.GitHubDeploymentID = githubID
+	return []outbox.Message{message(KindDeployment, fmt.Sprintf("%s:github-%d", KindDeployment, githubID), s)}
+}
