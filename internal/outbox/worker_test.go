@@ -461,7 +461,7 @@ func TestHeldUntilReleased(t *testing.T) {
 		}
 		return nil
 	}}
-	w, stop := h.start(t, outbox.Options{}, r)
+	_, stop := h.start(t, outbox.Options{}, r)
 	first, second := h.enqueue(t, "test", "deployment:1"), h.enqueue(t, "test", "deployment:1")
 	third := h.enqueue(t, "test", "deployment:2")
 	other := h.enqueue(t, "test", "other")
@@ -479,7 +479,7 @@ func TestHeldUntilReleased(t *testing.T) {
 	// A restart tries them again: still paused, they are held again.
 	stop()
 	attempts := len(r.ids())
-	w, _ = h.start(t, outbox.Options{}, r)
+	w, _ := h.start(t, outbox.Options{}, r)
 	eventually(t, "the held messages tried once after the restart", func() bool { return len(r.ids()) == attempts+2 })
 
 	paused.Delete("project:1")
