@@ -149,6 +149,9 @@ type Worker struct {
 	backoff map[string]Backoff
 	// held maps the key of each held message to the group that releases it.
 	held map[string]string
+	// releases counts the calls of Release, so that a message held by a send that a release
+	// overlapped is tried again instead.
+	releases int
 	// settled holds the kinds with a Backoff that have no message waiting for a retry, as far as
 	// the Worker knows: a kind missing here may have some, from an earlier Run.
 	settled map[string]bool
@@ -213,6 +216,7 @@ func (w *Worker) backoffOf(kind string) (Backoff, bool) {
 // Release sends again the messages held for group (see Hold), in order.
 func (w *Worker) Release(group string) {
 	w.mu.Lock()
+	w.releases++
 	for key, g := range w.held {
 		if g == group {
 			delete(w.held, key)
@@ -233,11 +237,22 @@ func (w *Worker) isHeld(key string) bool {
 	return ok
 }
 
-// hold keeps the messages of key until group is released.
-func (w *Worker) hold(key, group string) {
+// releaseCount returns how many times Release was called.
+func (w *Worker) releaseCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.held[key] = group
+	return w.releases
+}
+
+// hold keeps the messages of key until group is released, unless a release came after the send
+// that asks for it started (releasesBefore counts those before): the send may have seen the state
+// the release ended, so the message is tried again.
+func (w *Worker) hold(key, group string, releasesBefore int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.releases == releasesBefore {
+		w.held[key] = group
+	}
 }
 
 // longestWait is the longest the Worker makes a message of kind wait for its next attempt.
@@ -310,6 +325,7 @@ func (w *Worker) Run(ctx context.Context) {
 // otherwise scheduled for another attempt.
 func (w *Worker) attempt(ctx context.Context, m Message) {
 	log := w.opts.Logger.With("message", m.ID, "kind", m.Kind, "key", m.Key)
+	releases := w.releaseCount()
 	err := w.send(ctx, m)
 	if err != nil && ctx.Err() != nil {
 		log.Info("outbox: send interrupted by shutdown; it is sent again at the next start")
@@ -326,7 +342,7 @@ func (w *Worker) attempt(ctx context.Context, m Message) {
 		}
 		return
 	case held:
-		w.hold(m.Key, group)
+		w.hold(m.Key, group, releases)
 		return
 	case isPermanent(err):
 		log.Warn("outbox: dropping message after a permanent error", "attempts", attempts, "error", err)

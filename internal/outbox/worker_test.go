@@ -525,3 +525,23 @@ func TestStoredWaitCappedAtStart(t *testing.T) {
 	h.clock.Advance(outbox.MaxRetryAfter)
 	eventually(t, "the message sent within the hour", func() bool { return len(h.pending(t)) == 0 })
 }
+
+// TestReleaseDuringSend releases a group while a send that ends held for it is under way: the send
+// may have seen the pause the release ended, so the message is tried again rather than held.
+func TestReleaseDuringSend(t *testing.T) {
+	h := newHarness(t)
+	released := make(chan struct{})
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n == 0 {
+			<-released
+			return outbox.Hold(errors.New("403 Forbidden"), "project:1")
+		}
+		return nil
+	}}
+	w, _ := h.start(t, outbox.Options{}, r)
+	h.enqueue(t, "test", "deployment:1")
+	eventually(t, "the first send under way", func() bool { return len(r.ids()) == 1 })
+	w.Release("project:1")
+	close(released)
+	eventually(t, "the message sent by a second attempt", func() bool { return len(h.pending(t)) == 0 })
+}
