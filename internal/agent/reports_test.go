@@ -444,3 +444,30 @@ func TestDeploymentEventsNotActedOn(t *testing.T) {
 		t.Errorf("after the ignored events: deployments %+v, GitHub deployment handled %v (%v)", history, handled, err)
 	}
 }
+
+// TestRefusedReportsSentAfterWebhookSetup refuses the first commit status with 403: the reports of
+// the project wait, and `webhook setup` (after the token got its permission) sends them.
+func TestRefusedReportsSentAfterWebhookSetup(t *testing.T) {
+	t.Parallel()
+	ta, gh, hook := queuedGitHubAgent(t)
+	gh.Fail("POST /repos/acme/site/statuses/"+otherSHA, http.StatusForbidden, "Resource not accessible by personal access token")
+	first := ta.Push(t, hook, otherSHA)
+	waitGitHub(t, "the refused commit status", func() bool {
+		return slices.Contains(gh.Requests(), "POST /repos/acme/site/statuses/"+otherSHA)
+	})
+	var p api.Project
+	ta.Call(t, "GET", api.PathProjects+"/site", nil, http.StatusOK, &p)
+	if p.GitHubReports.Statuses || !strings.Contains(p.GitHubReports.Note, "commit statuses paused") {
+		t.Errorf("github_reports while refused: %+v", p.GitHubReports)
+	}
+	if got := gh.Statuses("acme/site"); len(got) != 0 {
+		t.Fatalf("commit statuses %+v before the setup", got)
+	}
+	ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, http.StatusOK, nil)
+	want := githubtest.Status{SHA: otherSHA, State: "pending", Description: "Queued",
+		TargetURL: fmt.Sprintf("%s/deployments/%d", publicURL, first), Context: "miaobu/site"}
+	waitGitHub(t, "the held commit status", func() bool {
+		got := gh.Statuses("acme/site")
+		return len(got) == 1 && got[0] == want
+	})
+}
