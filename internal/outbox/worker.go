@@ -44,16 +44,16 @@ func isPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// MaxRetryAfter bounds the wait a receiver may ask for with RetryAfter: a bogus answer (a rate
-// limit said to reset years ahead) delays a message by at most this.
+// MaxRetryAfter bounds the wait a receiver may ask for with RetryAfter for a kind retried with a
+// Backoff: a bogus answer (a rate limit said to reset years ahead) delays its message by at most
+// this. The kinds on the schedule bound it themselves.
 const MaxRetryAfter = time.Hour
 
-// retryAfter returns the delay err was marked with by RetryAfter, at most MaxRetryAfter; zero when
-// none.
+// retryAfter returns the delay err was marked with by RetryAfter, zero when none.
 func retryAfter(err error) time.Duration {
 	var r *retryAfterError
 	if errors.As(err, &r) {
-		return min(r.delay, MaxRetryAfter)
+		return r.delay
 	}
 	return 0
 }
@@ -255,13 +255,13 @@ func (w *Worker) hold(key, group string, releasesBefore int) {
 	}
 }
 
-// longestWait is the longest the Worker makes a message of kind wait for its next attempt.
+// longestWait is the longest the Worker makes a message of kind wait for its next attempt, a wait
+// asked for by the receiver aside for a kind on the schedule.
 func (w *Worker) longestWait(kind string) time.Duration {
-	longest := w.opts.Schedule[len(w.opts.Schedule)-1]
 	if b, ok := w.backoffOf(kind); ok {
-		longest = b.Max
+		return max(time.Duration(float64(b.Max)*(1+jitter)), MaxRetryAfter)
 	}
-	return max(time.Duration(float64(longest)*(1+jitter)), MaxRetryAfter)
+	return time.Duration(float64(w.opts.Schedule[len(w.opts.Schedule)-1]) * (1 + jitter))
 }
 
 // limit returns how many messages of kind may be sent at once.
@@ -355,11 +355,10 @@ func (w *Worker) attempt(ctx context.Context, m Message) {
 	}
 	var delay time.Duration
 	if forever {
-		delay = backoff.wait(attempts)
+		delay = max(spread(backoff.wait(attempts)), min(retryAfter(err), MaxRetryAfter))
 	} else {
-		delay = w.opts.Schedule[attempts-1]
+		delay = max(spread(w.opts.Schedule[attempts-1]), retryAfter(err))
 	}
-	delay = max(spread(delay), retryAfter(err))
 	next := w.opts.Clock.Now().Add(delay)
 	if err := w.store.RetryMessage(m.ID, next, err.Error()); err != nil {
 		log.Error("outbox: recording a failed attempt", "error", err)

@@ -493,14 +493,14 @@ func TestHeldUntilReleased(t *testing.T) {
 
 func TestRetryAfterBounded(t *testing.T) {
 	h := newHarness(t)
-	h.enqueue(t, "test", "deployment:1")
+	h.enqueue(t, "github", "deployment:1")
 	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
 		if n == 0 {
 			return outbox.RetryAfter(errors.New("rate limit resets in 2030"), 5*365*24*time.Hour)
 		}
 		return nil
 	}}
-	h.start(t, outbox.Options{}, r)
+	h.startWith(t, outbox.Options{}, func(w *outbox.Worker) { w.RegisterWithBackoff("github", r.send, gitHubBackoff) })
 	failed := h.waitAttempts(t, 1)
 	if want := h.clock.Now().Add(outbox.MaxRetryAfter); !failed.NextAttemptAt.Equal(want) {
 		t.Fatalf("retry at %v, want at most an hour later, %v", failed.NextAttemptAt, want)
