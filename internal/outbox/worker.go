@@ -85,7 +85,8 @@ func heldGroup(err error) (string, bool) {
 // Backoff retries the failed messages of a kind without ever giving up on them (until a permanent
 // error): the wait doubles after each failed attempt from First up to Max, each spread by jitter.
 // Once a message of the kind is sent, the other messages of the kind waiting for a retry are tried
-// at once, so that a backlog left by an outage drains as soon as the receiver answers again.
+// at once, so that a backlog left by an outage drains as soon as the receiver answers again. A
+// wait the receiver asks for with RetryAfter counts for at most MaxRetryAfter.
 type Backoff struct {
 	First, Max time.Duration
 }
