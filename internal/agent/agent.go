@@ -93,7 +93,7 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version str
 	for _, risk := range cfg.Exposures() {
 		log.Warn(risk)
 	}
-	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token})
+	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token, WriteInterval: cfg.GitHub.WriteInterval})
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}

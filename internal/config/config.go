@@ -133,6 +133,9 @@ type GitHub struct {
 	Statuses bool `mapstructure:"statuses"`
 	// Deployments records each deployment as a GitHub Deployment (needs repo_deployment).
 	Deployments bool `mapstructure:"deployments"`
+	// WriteInterval is the least time between two requests that create content on GitHub (reports,
+	// comments, hooks), under GitHub's secondary rate limit of about 80 a minute; 0 sends them at once.
+	WriteInterval time.Duration `mapstructure:"write_interval"`
 }
 
 // Sites configures the local target's web server.
@@ -235,6 +238,7 @@ var envNames = map[string][]string{
 	"github.api_url":        {"MIAOBU_GITHUB_API_URL"},
 	"github.statuses":       {"MIAOBU_GITHUB_STATUSES"},
 	"github.deployments":    {"MIAOBU_GITHUB_DEPLOYMENTS"},
+	"github.write_interval": {"MIAOBU_GITHUB_WRITE_INTERVAL"},
 	"sites.domain":          {"MIAOBU_SITES_DOMAIN"},
 	"build.concurrency":     {"MIAOBU_BUILD_CONCURRENCY"},
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
@@ -317,6 +321,7 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("github.api_url", "https://api.github.com/")
 	v.SetDefault("github.statuses", true)
 	v.SetDefault("github.deployments", true)
+	v.SetDefault("github.write_interval", time.Second)
 	v.SetDefault("sites.domain", "localhost")
 	v.SetDefault("build.concurrency", 2)
 	v.SetDefault("build.timeout", 15*time.Minute)
@@ -462,6 +467,9 @@ func (c *Config) validate() error {
 	}
 	if c.Poll.Interval < MinPollInterval {
 		return fmt.Errorf("poll.interval must be at least %s, not %s", MinPollInterval, c.Poll.Interval)
+	}
+	if c.GitHub.WriteInterval < 0 {
+		return fmt.Errorf("github.write_interval must be 0 (no pacing) or a positive duration, not %s", c.GitHub.WriteInterval)
 	}
 	if c.Reconcile.Interval < 0 {
 		return fmt.Errorf("reconcile.interval must be 0 (at start only) or a positive duration, not %s", c.Reconcile.Interval)

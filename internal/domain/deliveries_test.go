@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func TestReceiveDeployment(t *testing.T) {
 	}
 	const newSHA = "fedcba9876543210fedcba9876543210fedcba98"
 	event := func(id int64, sha, environment, payload string) string {
-		return fmt.Sprintf(`{"deployment":{"id":%d,"sha":%q,"ref":"main","environment":%q,"payload":%s}}`, id, sha, environment, payload)
+		return fmt.Sprintf(`{"action":"created","deployment":{"id":%d,"sha":%q,"ref":"main","environment":%q,"payload":%s}}`, id, sha, environment, payload)
 	}
 	wakes := f.queue.wakes
 	tests := []struct {
@@ -115,6 +116,8 @@ func TestReceiveDeployment(t *testing.T) {
 		{"not a deployment", `{"deployment":{}}`, OutcomeInvalidPayload, "Invalid JSON payload", Invalid, 0},
 		{"made by miaobu", event(7, tipSHA, "production", `{"miaobu":{"deployment_id":1}}`), OutcomeIgnored,
 			"Deployment created by miaobu ignored", 0, 0},
+		{"another action", strings.Replace(event(11, tipSHA, "production", `{}`), `"created"`, `"updated"`, 1), OutcomeIgnored,
+			"Deployment action 'updated' ignored (only 'created' deploys)", 0, 0},
 		{"another environment", event(8, tipSHA, "staging", `{}`), OutcomeIgnored,
 			"Deployment to environment 'staging' ignored (only 'production' deploys)", 0, 0},
 		{"kept commit", event(9, tipSHA, "production", `{}`), OutcomeSuccess, "Deployment triggered for commit 6dcb09b", 0, kept},
@@ -150,8 +153,8 @@ func TestReceiveDeployment(t *testing.T) {
 		t.Errorf("newest deployment %+v, %v", built[0], err)
 	}
 	deliveries, err := f.store.Deliveries(p.ID, 0)
-	if err != nil || len(deliveries) != 4 {
-		t.Fatalf("%d deliveries recorded, want the 4 with a valid payload (%v)", len(deliveries), err)
+	if err != nil || len(deliveries) != 5 {
+		t.Fatalf("%d deliveries recorded, want the 5 with a valid payload (%v)", len(deliveries), err)
 	}
 	if d := deliveries[1]; d.GUID != "kept commit" || d.DeploymentID != kept || d.Outcome != store.OutcomeSuccess {
 		t.Errorf("delivery of the kept commit recorded as %+v", d)

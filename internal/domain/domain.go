@@ -49,7 +49,7 @@ type Store interface {
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
 	HeadMissing(projectID int64, branch, sha string) (bool, error)
 	DeployHead(ctx context.Context, d *store.Deployment) (bool, error)
-	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
+	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (store.GitHubDeploymentResult, error)
 	HandledGitHubDeployment(projectID, githubID int64) (bool, error)
 	HandleGitHubDeployment(projectID, githubID, id int64) error
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
@@ -79,6 +79,9 @@ type Reports interface {
 	// LiveAgain returns the messages that report an earlier deployment d of p live again: to the
 	// GitHub Deployment githubID that asked for it or, with 0, to d's own.
 	LiveAgain(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
+	// AlreadyDeploying returns the messages that tell the GitHub Deployment githubID that
+	// deployment d of p, of the same commit, is already queued or running instead.
+	AlreadyDeploying(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
 	// Resume reports to GitHub again for a project whose reports GitHub refused.
 	Resume(projectID int64)
 	// Skipped returns the messages that report a push of p's commit sha skipped for reason.

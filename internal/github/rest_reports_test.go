@@ -123,8 +123,22 @@ func TestDeploymentReportsRefused(t *testing.T) {
 	)
 	_, err := c.CreateDeployment(ctx, "acme", "site", github.Deployment{Ref: reportSHA, Environment: "production", Description: "d", Production: true, MiaobuID: 1})
 	checkError(t, err, github.ErrForbidden, refused)
+	// A 404 on one deployment's statuses says it was deleted, not that a permission is missing.
 	err = c.CreateDeploymentStatus(ctx, "acme", "site", 5, github.DeploymentStatus{State: "inactive", Description: "Preview removed"})
-	checkError(t, err, github.ErrNotFound, refused)
+	checkError(t, err, github.ErrNotFound, "GitHub deployment 5 of acme/site no longer exists (deleted on GitHub)")
+}
+
+func TestFindDeployment(t *testing.T) {
+	list := `[{"id":9,"payload":{"miaobu":{"deployment_id":4}}},{"id":8,"payload":"{\"miaobu\":{\"deployment_id\":3}}"},{"id":7,"payload":{}}]`
+	c := fakeGitHub(t, "/",
+		call{method: "GET", path: "/repos/acme/site/deployments", query: "environment=production&per_page=100&sha=" + reportSHA, status: 200, reply: list},
+		call{method: "GET", path: "/repos/acme/site/deployments", query: "environment=production&per_page=100&sha=" + reportSHA, status: 200, reply: list},
+	)
+	for miaobuID, want := range map[int64]int64{3: 8, 5: 0} {
+		if got, err := c.FindDeployment(ctx, "acme", "site", reportSHA, "production", miaobuID); err != nil || got != want {
+			t.Errorf("FindDeployment of miaobu deployment %d = %d, %v; want %d", miaobuID, got, err, want)
+		}
+	}
 }
 
 func TestReportsWithoutToken(t *testing.T) {

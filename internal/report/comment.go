@@ -81,7 +81,10 @@ func commentBody(s payload) string {
 // one GitHub finds by its marker, or a new one, whose id the preview then keeps.
 func (r *Reporter) sendComment(ctx context.Context, m outbox.Message) error {
 	s, owner, repo, err := decode(m)
-	if err != nil || r.isPaused(s.ProjectID, KindComment) {
+	if err != nil {
+		return err
+	}
+	if err := r.held(s, KindComment); err != nil {
 		return err
 	}
 	pv, err := r.opts.Store.Preview(s.ProjectID, s.Alias)

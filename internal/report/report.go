@@ -54,20 +54,34 @@ type Options struct {
 	DeploymentURL func(p *store.Project, d *store.Deployment) string
 	Store         Store
 	Log           *slog.Logger
+	// Backoff is how failed reports are retried, never given up on; DefaultBackoff when zero.
+	Backoff outbox.Backoff
 }
+
+// DefaultBackoff retries a report after 2 seconds, then twice as long each time up to 12.5 minutes
+// (10 to 15 with the outbox's jitter): a blip of GitHub delays reports by seconds, an outage of any
+// length by a quarter of an hour at most once it ends.
+var DefaultBackoff = outbox.Backoff{First: 2 * time.Second, Max: 12*time.Minute + 30*time.Second}
 
 // Reporter reports deployments to GitHub; it is safe for concurrent use.
 type Reporter struct {
 	opts Options
 
 	mu sync.Mutex
+	// worker sends the reports, and holds those of a paused kind until Resume releases them.
+	worker *outbox.Worker
 	// paused holds, for each project, the kinds of report GitHub refused since the last Resume.
 	paused map[int64]map[string]bool
+	// gone holds the GitHub deployments found deleted on GitHub, whose statuses are dropped.
+	gone map[int64]bool
 }
 
 // New returns a Reporter with opts.
 func New(opts Options) *Reporter {
-	return &Reporter{opts: opts, paused: map[int64]map[string]bool{}}
+	if opts.Backoff == (outbox.Backoff{}) {
+		opts.Backoff = DefaultBackoff
+	}
+	return &Reporter{opts: opts, paused: map[int64]map[string]bool{}, gone: map[int64]bool{}}
 }
 
 // payload is the JSON of a report message: everything its request needs, fixed when the change it
@@ -109,7 +123,7 @@ func message(kind, key string, p payload) outbox.Message {
 
 // reports reports whether kind is reported for project p: it has a repository, there is a token,
 // and kind is turned on (comments always are). A pause does not count here: a paused report is
-// dropped when its turn comes.
+// held in the outbox until the pause ends.
 func (r *Reporter) reports(p *store.Project, kind string) bool {
 	switch {
 	case p.Repo == "" || !r.opts.HasToken:
@@ -306,4 +320,18 @@ func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int
 		key = KindDeployment + ":" + strconv.FormatInt(d.ID, 10)
 	}
 	return []outbox.Message{message(KindDeployment, key, s)}
+}
+
+// AlreadyDeploying returns the report to the GitHub Deployment githubID, asked for on GitHub, that
+// deployment d of p, of the same commit, is already queued or running, so that it is not built
+// twice: the GitHub Deployment becomes inactive, its log link pointing at d.
+func (r *Reporter) AlreadyDeploying(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message {
+	if !r.reports(p, KindDeployment) {
+		return nil
+	}
+	s := base(p, d)
+	s.State, s.Description, s.LogURL = "inactive", fmt.Sprintf("Already deploying this commit: deployment #%d", d.ID), r.page(d)
+	s.Environment, s.Production, s.Transient = environment("")
+	s.GitHubDeploymentID = githubID
+	return []outbox.Message{message(KindDeployment, fmt.Sprintf("%s:github-%d", KindDeployment, githubID), s)}
 }

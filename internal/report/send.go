@@ -14,11 +14,14 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// Register makes w send the reports of r.
+// Register makes w send the reports of r, retrying them until GitHub takes them.
 func (r *Reporter) Register(w *outbox.Worker) {
-	w.Register(KindStatus, r.sendStatus)
-	w.Register(KindDeployment, r.sendDeployment)
-	w.Register(KindComment, r.sendComment)
+	r.mu.Lock()
+	r.worker = w
+	r.mu.Unlock()
+	w.RegisterWithBackoff(KindStatus, r.sendStatus, r.opts.Backoff)
+	w.RegisterWithBackoff(KindDeployment, r.sendDeployment, r.opts.Backoff)
+	w.RegisterWithBackoff(KindComment, r.sendComment, r.opts.Backoff)
 }
 
 // decode reads the payload of m, refusing for good one that is not a report.
@@ -36,8 +39,14 @@ func decode(m outbox.Message) (payload, string, string, error) {
 // same commit follows, as the later reports say more.
 func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 	s, owner, repo, err := decode(m)
-	if err != nil || r.isPaused(s.ProjectID, KindStatus) || (s.State == "pending" && r.outdated(s)) || r.followed(s) {
+	if err != nil {
 		return err
+	}
+	if err := r.held(s, KindStatus); err != nil {
+		return err
+	}
+	if (s.State == "pending" && r.outdated(s)) || r.followed(s) {
+		return nil
 	}
 	err = r.opts.GitHub.CreateStatus(ctx, owner, repo, s.SHA, github.CommitStatus{State: s.State, Description: s.Description,
 		TargetURL: s.TargetURL, Context: s.Context})
@@ -65,10 +74,14 @@ func (r *Reporter) followed(s payload) bool {
 }
 
 // sendDeployment adds a status to the deployment's GitHub Deployment, creating that first when
-// the deployment has none yet and remembering it on the deployment.
+// the deployment has none yet and remembering it on the deployment. A GitHub Deployment deleted on
+// GitHub gets no more statuses.
 func (r *Reporter) sendDeployment(ctx context.Context, m outbox.Message) error {
 	s, owner, repo, err := decode(m)
-	if err != nil || r.isPaused(s.ProjectID, KindDeployment) {
+	if err != nil {
+		return err
+	}
+	if err := r.held(s, KindDeployment); err != nil {
 		return err
 	}
 	id := s.GitHubDeploymentID
@@ -82,10 +95,7 @@ func (r *Reporter) sendDeployment(ctx context.Context, m outbox.Message) error {
 			return err
 		}
 		if id = d.GitHubDeploymentID; id == 0 {
-			id, err = r.opts.GitHub.CreateDeployment(ctx, owner, repo, github.Deployment{Ref: s.SHA, Environment: s.Environment,
-				Description: fmt.Sprintf("miaobu deployment #%d", s.DeploymentID), Production: s.Production, Transient: s.Transient,
-				MiaobuID: s.DeploymentID})
-			if err != nil {
+			if id, err = r.findOrCreate(ctx, owner, repo, s); err != nil {
 				return r.outcome(s, KindDeployment, err)
 			}
 			if err := r.opts.Store.SetGitHubDeployment(s.DeploymentID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -93,14 +103,53 @@ func (r *Reporter) sendDeployment(ctx context.Context, m outbox.Message) error {
 			}
 		}
 	}
+	if r.isGone(id) {
+		return nil
+	}
 	err = r.opts.GitHub.CreateDeploymentStatus(ctx, owner, repo, id, github.DeploymentStatus{State: s.State, Description: s.Description,
 		EnvironmentURL: s.EnvironmentURL, LogURL: s.LogURL})
+	if errors.Is(err, github.ErrNotFound) {
+		r.markGone(s, id, err)
+		return nil
+	}
 	return r.outcome(s, KindDeployment, err)
 }
 
+// findOrCreate returns the GitHub Deployment of s's deployment: the one an earlier attempt made
+// although its answer was lost (a timeout, the agent killed), else a new one.
+func (r *Reporter) findOrCreate(ctx context.Context, owner, repo string, s payload) (int64, error) {
+	id, err := r.opts.GitHub.FindDeployment(ctx, owner, repo, s.SHA, s.Environment, s.DeploymentID)
+	if err != nil || id != 0 {
+		return id, err
+	}
+	return r.opts.GitHub.CreateDeployment(ctx, owner, repo, github.Deployment{Ref: s.SHA, Environment: s.Environment,
+		Description: fmt.Sprintf("miaobu deployment #%d", s.DeploymentID), Production: s.Production, Transient: s.Transient,
+		MiaobuID: s.DeploymentID})
+}
+
+// markGone drops, from now on, the statuses of GitHub Deployment id, which GitHub no longer has,
+// logging it once.
+func (r *Reporter) markGone(s payload, id int64, err error) {
+	r.mu.Lock()
+	already := r.gone[id]
+	r.gone[id] = true
+	r.mu.Unlock()
+	if !already {
+		r.opts.Log.Warn("github: a GitHub deployment was deleted on GitHub; its statuses are dropped", "project", s.ProjectID,
+			"deployment", s.DeploymentID, "github_deployment", id, "err", err)
+	}
+}
+
+// isGone reports whether GitHub Deployment id was found deleted on GitHub.
+func (r *Reporter) isGone(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone[id]
+}
+
 // outcome turns a failed request into what the outbox does next: a refusal (401, 403, 404) pauses
-// the kind for the project and drops the report, a rate limit waits as long as GitHub asks, an
-// outage is retried on the schedule, and anything else is dropped.
+// the kind for the project and holds the report until Resume, a rate limit waits as long as GitHub
+// asks, an outage is retried until it ends, and anything else is dropped.
 func (r *Reporter) outcome(s payload, kind string, err error) error {
 	var e *github.Error
 	switch {
@@ -108,7 +157,7 @@ func (r *Reporter) outcome(s payload, kind string, err error) error {
 		return nil
 	case errors.Is(err, github.ErrForbidden), errors.Is(err, github.ErrNotFound), errors.Is(err, github.ErrUnauthorized):
 		r.pause(s, kind, err)
-		return nil
+		return outbox.Hold(err, pauseGroup(s.ProjectID, kind))
 	case errors.Is(err, github.ErrRateLimited) && errors.As(err, &e):
 		return outbox.RetryAfter(err, time.Until(e.ResetAt))
 	case errors.As(err, &e) && e.Retryable():
@@ -132,7 +181,7 @@ func (r *Reporter) pause(s payload, kind string, err error) {
 	r.paused[s.ProjectID][kind] = true
 	r.mu.Unlock()
 	if !already {
-		r.opts.Log.Warn(fmt.Sprintf("github: reporting %s is paused for this project until `miaobu webhook setup %s` or a restart", kindNames[kind], s.Slug),
+		r.opts.Log.Warn(fmt.Sprintf("github: reporting %s is paused for this project until `miaobu webhook setup %s` or a restart; they wait in the outbox until then", kindNames[kind], s.Slug),
 			"project", s.ProjectID, "repo", s.Repo, "err", err)
 	}
 }
@@ -144,12 +193,36 @@ func (r *Reporter) isPaused(project int64, kind string) bool {
 	return r.paused[project][kind]
 }
 
+// errPaused is why a report of a paused kind waits.
+var errPaused = errors.New("reports of this kind are paused for the project: GitHub refused one")
+
+// held returns the error that holds s, a report of kind, in the outbox while kind is paused for its
+// project; nil when it is not.
+func (r *Reporter) held(s payload, kind string) error {
+	if !r.isPaused(s.ProjectID, kind) {
+		return nil
+	}
+	return outbox.Hold(errPaused, pauseGroup(s.ProjectID, kind))
+}
+
+// pauseGroup names the reports of kind of project held while kind is paused for it.
+func pauseGroup(project int64, kind string) string {
+	return fmt.Sprintf("%s:%d", kind, project)
+}
+
 // Resume reports to GitHub again for project, after its token or permissions may have changed
-// (`miaobu webhook setup`).
+// (`miaobu webhook setup`): the reports held while a kind was paused are sent, in order.
 func (r *Reporter) Resume(project int64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	delete(r.paused, project)
+	w := r.worker
+	r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	for _, kind := range []string{KindStatus, KindDeployment, KindComment} {
+		w.Release(pauseGroup(project, kind))
+	}
 }
 
 // Summary says which reports of p's deployments reach GitHub, and why the others do not.
