@@ -49,8 +49,10 @@ type Agent struct {
 	metrics    *metrics
 	started    time.Time
 	domain     *domain.Service
-	builder    *pipeline.Builder
-	builds     *builds
+	// sites serves the local target's sites by Host and says which names the agent serves.
+	sites   *serving.Sites
+	builder *pipeline.Builder
+	builds  *builds
 	// caches holds each project's build cache.
 	caches *buildcache.Caches
 	// stopping is closed when the agent starts shutting down, to end log streams.
@@ -110,6 +112,7 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version str
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
 		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
+	a.sites = &serving.Sites{Store: st, Dir: a.domain.SiteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -187,8 +190,7 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
-	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
-	return sites.Handler(a.cors(mux))
+	return a.sites.Handler(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time;

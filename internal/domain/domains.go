@@ -2,11 +2,9 @@ package domain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -117,57 +115,21 @@ func (s *Service) lookup(ctx context.Context, host string) []string {
 	return addrs
 }
 
-// RemoveDomain detaches a custom domain from the project ref names.
-func (s *Service) RemoveDomain(ref, raw string) (*store.Project, error) {
+// RemoveDomain detaches a custom domain from the project ref names and returns the project and the
+// domain's normal form.
+func (s *Service) RemoveDomain(ref, raw string) (*store.Project, string, error) {
 	p, err := s.Project(ref)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	name, err := hostNames.ToASCII(strings.TrimSuffix(strings.TrimSpace(raw), "."))
 	if err != nil {
 		name = raw
 	}
-	if p, err = s.store.RemoveDomain(p.ID, name); err != nil {
-		return nil, storeError(err, fmt.Sprintf("%s is not a domain of %s", raw, ref))
+	left, err := s.store.RemoveDomain(p.ID, name)
+	if err != nil {
+		return nil, "", storeError(err, fmt.Sprintf("%s is not a domain of %s", name, p.Slug))
 	}
 	s.log.Info("custom domain removed", "project", p.ID, "domain", name)
-	return p, nil
-}
-
-// Serves reports whether the agent serves host, a Host or TLS server name: the public URL's host,
-// <slug>.<sites.domain> of a project, <slug>--<id>.<sites.domain> of one of its deployments, or a
-// custom domain. It is the one rule that says which names may get a certificate.
-func (s *Service) Serves(host string) (bool, error) {
-	host = serving.HostName(host)
-	if host == "" {
-		return false, nil
-	}
-	if host == serving.PublicHost(s.cfg.PublicURL) {
-		return true, nil
-	}
-	found := func(err error) (bool, error) {
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	label, ok := serving.SiteLabel(host, s.cfg.Sites.Domain)
-	if !ok {
-		_, err := s.store.ProjectByDomain(host)
-		return found(err)
-	}
-	slug, rawID, preview := strings.Cut(label, "--")
-	p, err := s.store.ProjectBySlug(slug)
-	if !preview || err != nil {
-		return found(err)
-	}
-	id, err := strconv.ParseInt(rawID, 10, 64)
-	if err != nil {
-		return false, nil
-	}
-	d, err := s.store.Deployment(id)
-	if err != nil {
-		return found(err)
-	}
-	return d.ProjectID == p.ID, nil
+	return left, name, nil
 }
