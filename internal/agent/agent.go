@@ -259,6 +259,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	return a.Serve(ctx, ln)
 }
 
+// warnDomainConflicts logs each custom domain that the configuration has made one of the agent's own names.
+func (a *Agent) warnDomainConflicts() error {
+	conflicts, err := a.domain.DomainConflicts()
+	for _, conflict := range conflicts {
+		a.log.Warn(conflict)
+	}
+	return err
+}
+
 // server is one of the agent's HTTP servers and the listener it serves on.
 type server struct {
 	http *http.Server
@@ -287,6 +296,12 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if reason := a.cfg.PublicURLUnreachable(); reason != "" {
 		a.log.Warn(reason)
+	}
+	for _, risk := range a.cfg.TLSRisks() {
+		a.log.Warn(risk)
+	}
+	if err := a.warnDomainConflicts(); err != nil {
+		return err
 	}
 	apiServer := a.httpServer(a.Handler())
 	apiServer.RegisterOnShutdown(func() { close(a.stopping) })

@@ -57,17 +57,51 @@ func (s *Service) normalizeDomain(raw string) (string, error) {
 	if err != nil {
 		return "", Errorf(Invalid, "%q is not a valid host name: %v", raw, err)
 	}
-	switch sites := strings.ToLower(strings.Trim(s.cfg.Sites.Domain, ".")); {
+	switch {
 	case net.ParseIP(ascii) != nil:
 		return "", Errorf(Invalid, "%s is an IP address; a custom domain is a host name", ascii)
+	case serving.EndsInNumber(ascii):
+		return "", Errorf(Invalid, "%s ends in a number, so browsers read it as an IP address; a custom domain is a host name", ascii)
+	case s.agentsOwn(ascii) != "":
+		return "", Errorf(Invalid, "%s is %s", ascii, s.agentsOwn(ascii))
+	case ascii == "localhost" || strings.HasSuffix(ascii, ".localhost"):
+		return "", Errorf(Invalid, "%s is a name every machine keeps for itself; a custom domain is a public host name", ascii)
 	case !strings.Contains(ascii, "."):
 		return "", Errorf(Invalid, "%s is not a fully qualified domain name", ascii)
-	case ascii == serving.PublicHost(s.cfg.PublicURL):
-		return "", Errorf(Invalid, "%s is the host of the agent's public URL", ascii)
-	case ascii == sites || strings.HasSuffix(ascii, "."+sites):
-		return "", Errorf(Invalid, "%s is under sites.domain (%s), whose names are the sites' own hosts", ascii, sites)
 	}
 	return ascii, nil
+}
+
+// agentsOwn says which of the agent's own names name is, "" when none: the public URL's host, or
+// a name under sites.domain.
+func (s *Service) agentsOwn(name string) string {
+	sites := strings.ToLower(strings.Trim(s.cfg.Sites.Domain, "."))
+	switch {
+	case name == serving.PublicHost(s.cfg.PublicURL):
+		return "the host of the agent's public URL"
+	case name == sites || strings.HasSuffix(name, "."+sites):
+		return fmt.Sprintf("under sites.domain (%s), whose names are the sites' own hosts", sites)
+	}
+	return ""
+}
+
+// DomainConflicts describes each custom domain that the configuration has made one of the agent's
+// own names since it was added (a changed sites.domain or public_url), naming it and its project.
+func (s *Service) DomainConflicts() ([]string, error) {
+	projects, err := s.store.Projects()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range projects {
+		for _, name := range p.Domains {
+			if taken := s.agentsOwn(name); taken != "" {
+				out = append(out, fmt.Sprintf("custom domain %s of project %s is now %s, where the project's site is not served: "+
+					"remove it with 'miaobu domain remove %s %s', or change the configuration back", name, p.Slug, taken, p.Slug, name))
+			}
+		}
+	}
+	return out, nil
 }
 
 // AddDomain attaches a custom domain to the project ref names: its live site is served at that host

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,10 @@ func TestAddDomainChecksTheName(t *testing.T) {
 		{raw: "*.example.com", invalid: `"*.example.com" is not a host name: give the name alone, without a scheme, port, path or wildcard`},
 		{raw: "under_score.example.com", invalid: `"under_score.example.com" is not a valid host name: idna: disallowed rune U+005F`},
 		{raw: "10.0.0.1", invalid: "10.0.0.1 is an IP address; a custom domain is a host name"},
+		{raw: "127.1", invalid: "127.1 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
+		{raw: "0x7f.1", invalid: "0x7f.1 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
+		{raw: "www.example.0x1F", invalid: "www.example.0x1f ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
+		{raw: "1.2.3.4.5", invalid: "1.2.3.4.5 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
 		{raw: "intranet", invalid: "intranet is not a fully qualified domain name"},
 		{raw: "Deploy.example.com", invalid: "deploy.example.com is the host of the agent's public URL"},
 		{raw: "docs.localhost", invalid: "docs.localhost is under sites.domain (localhost), whose names are the sites' own hosts"},
@@ -61,6 +66,11 @@ func TestAddDomainChecksTheName(t *testing.T) {
 	got, name, err := f.svc.RemoveDomain("blog", "Bücher.example")
 	if err != nil || name != "xn--bcher-kva.example" || !slices.Equal(got.Domains, []string{"blog.example.com"}) {
 		t.Fatalf("RemoveDomain by its Unicode form: %v, %q, domains %v", err, name, got)
+	}
+	f.svc.cfg.Sites.Domain = "sites.example.net"
+	for _, raw := range []string{"app.localhost", "LOCALHOST"} {
+		_, err := f.svc.AddDomain(context.Background(), "blog", raw)
+		checkError(t, err, Invalid, strings.ToLower(raw)+" is a name every machine keeps for itself; a custom domain is a public host name")
 	}
 }
 
@@ -93,5 +103,31 @@ func TestAddDomainSaysWhichRecord(t *testing.T) {
 			t.Errorf("%s: records %v, addresses %v, points here %v; want %v, %v", tt.domain, added.Records, added.Addresses,
 				added.PointsHere, tt.records, tt.pointsHere)
 		}
+	}
+}
+
+func TestDomainConflictsAfterAConfigurationChange(t *testing.T) {
+	f := newFixture(t, nil)
+	f.addProject(t, "blog")
+	f.svc.resolver = hosts{}
+	for _, name := range []string{"www.example.org", "deploy.example.net", "shop.example.net"} {
+		if _, err := f.svc.AddDomain(context.Background(), "blog", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := f.svc.DomainConflicts(); err != nil || len(got) != 0 {
+		t.Fatalf("before the change: %q, %v", got, err)
+	}
+	f.svc.cfg.Sites.Domain = "example.org"
+	f.svc.cfg.PublicURL = "https://deploy.example.net:8443"
+	got, err := f.svc.DomainConflicts()
+	want := []string{
+		"custom domain www.example.org of project blog is now under sites.domain (example.org), whose names are the sites' own hosts, " +
+			"where the project's site is not served: remove it with 'miaobu domain remove blog www.example.org', or change the configuration back",
+		"custom domain deploy.example.net of project blog is now the host of the agent's public URL, " +
+			"where the project's site is not served: remove it with 'miaobu domain remove blog deploy.example.net', or change the configuration back",
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("DomainConflicts:\n%q, %v\nwant\n%q", got, err, want)
 	}
 }

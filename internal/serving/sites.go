@@ -187,7 +187,7 @@ func (s *Sites) find(host string) (*site, error) {
 	}
 	// A deployment is named by its id as written by FormatInt alone, so that one deployment has
 	// one host, not one per leading zero or sign.
-	if id, err := strconv.ParseInt(rest, 10, 64); err == nil && strconv.FormatInt(id, 10) == rest {
+	if id, err := strconv.ParseInt(rest, 10, 64); err == nil && id > 0 && strconv.FormatInt(id, 10) == rest {
 		found, err := s.live(p, id, slug)
 		if err != nil || found.deployment.Alias == "" {
 			return found, err
