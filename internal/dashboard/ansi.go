@@ -85,7 +85,12 @@ func (r *logRenderer) line(s string) string {
 			}
 			i = end + 1
 		case c == 0x1b:
-			i += 2 // a two-byte escape
+			// Any other escape: intermediate bytes, then one final byte.
+			i++
+			for i < len(s) && s[i] >= 0x20 && s[i] <= 0x2f {
+				i++
+			}
+			i++
 		case c < 0x20 && c != '\t', c == 0x7f:
 			i++
 		default:
