@@ -127,6 +127,9 @@ func (d *Dashboard) Handler() http.Handler {
 	signedIn.HandleFunc("GET /deployments/{id}", d.handle(d.deploymentPage))
 	signedIn.HandleFunc("GET /deployments/{id}/log", d.handle(d.logStream))
 	signedIn.HandleFunc("POST /deployments/{id}/cancel", d.handle(d.cancel))
+	signedIn.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.errorPage(w, http.StatusNotFound, "There is no such page.")
+	})
 	mux.Handle("/", d.requireSession(signedIn))
 	return securityHeaders(d.sameOrigin(mux))
 }
