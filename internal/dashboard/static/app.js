@@ -5,8 +5,7 @@
 function refreshTimes() {
   const format = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
-  for (const el of document.querySelectorAll("time[datetime]")) {
-    if (el.textContent === el.title) continue; // an absolute time
+  for (const el of document.querySelectorAll("time[data-relative]")) {
     const seconds = (Date.parse(el.dateTime) - Date.now()) / 1000;
     const unit = units.find(([, size]) => Math.abs(seconds) >= size);
     el.textContent = unit ? format.format(Math.round(seconds / unit[1]), unit[0]) : "just now";
