@@ -11,6 +11,7 @@ import (
 
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
@@ -351,4 +352,96 @@ func readEvents(t *testing.T, ta *agenttest.Agent, path, session, lastEventID st
 		}
 	}
 	return events
+}
+
+func TestFormsActAsTheCommandsDo(t *testing.T) {
+	t.Parallel()
+	gh := githubtest.New(t, "ghp_forms")
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main",
+		Branches: map[string]string{"main": "6dcb09b5b57875f334f61aebed695e2e4193db5e"}, Files: map[string]string{"index.html": "hi"}})
+	cfg := agenttest.Config(t)
+	cfg.GitHub.APIURL, cfg.GitHub.Token = gh.URL, "ghp_forms"
+	// Without build workers, deployments stay queued.
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{APIOnly: true})
+	var imported api.ImportResult
+	ta.Call(t, "POST", api.ImportPath("acme", "site"), api.ImportRequest{NoWebhook: true, NoDeploy: true}, http.StatusCreated, &imported)
+	slug := imported.Project.Slug
+	session := signIn(t, ta)
+	page := func(path string) string {
+		t.Helper()
+		resp, body := send(t, ta, "GET", path, nil, session)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+		return body
+	}
+	act := func(path string, form url.Values) string {
+		t.Helper()
+		resp, body := postForm(t, ta, path, form, session)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
+		}
+		return resp.Header.Get("Location")
+	}
+
+	if body := page("/projects/" + slug); !strings.Contains(body, "✗ Not configured") || !strings.Contains(body, `action="/projects/`+slug+`/webhook/setup"`) {
+		t.Errorf("project page before setup:\n%s", body)
+	}
+	if to := act("/projects/"+slug+"/webhook/setup", url.Values{}); to != "/projects/"+slug+"?webhook=created" || len(gh.Hooks("acme/site")) != 1 {
+		t.Errorf("setup went to %q; hooks %v", to, gh.Hooks("acme/site"))
+	}
+	if body := page("/projects/" + slug + "?webhook=created"); !strings.Contains(body, "✓ Enabled") || !strings.Contains(body, "Webhook created on GitHub.") {
+		t.Errorf("project page after setup:\n%s", body)
+	}
+	secret := gh.Hooks("acme/site")[0].Secret
+	act("/projects/"+slug+"/webhook/rotate", url.Values{})
+	if hooks := gh.Hooks("acme/site"); len(hooks) != 1 || hooks[0].Secret == secret {
+		t.Errorf("rotate left hooks %v", hooks)
+	}
+	if body := page("/projects/" + slug + "?webhook=rotated"); strings.Contains(body, gh.Hooks("acme/site")[0].Secret) {
+		t.Error("the project page shows the webhook secret")
+	}
+	// A push signed with the new secret shows in the deliveries with its sender.
+	deployment := ta.Push(t, api.Project{ID: imported.Project.ID, DefaultBranch: "main", WebhookSecret: gh.Hooks("acme/site")[0].Secret},
+		"6dcb09b5b57875f334f61aebed695e2e4193db5e")
+	if body := page("/projects/" + slug); !strings.Contains(body, "<td>push</td><td>success</td><td><code>127.0.0.1</code></td>") {
+		t.Errorf("recent deliveries:\n%s", body)
+	}
+	act("/projects/"+slug+"/webhook/delete", url.Values{})
+	if hooks := gh.Hooks("acme/site"); len(hooks) != 0 {
+		t.Errorf("delete left hooks %v", hooks)
+	}
+
+	id := strconv.FormatInt(deployment, 10)
+	if to := act("/deployments/"+id+"/cancel", url.Values{}); to != "/deployments/"+id {
+		t.Errorf("cancel went to %q", to)
+	}
+	var cancelled api.Deployment
+	ta.Call(t, "GET", api.PathDeployments+"/"+id, nil, http.StatusOK, &cancelled)
+	if cancelled.Status != api.StatusCancelled {
+		t.Errorf("after Cancel the deployment is %s", cancelled.Status)
+	}
+	to := act("/projects/"+slug+"/deploy", url.Values{"commit_sha": {cancelled.CommitSHA}, "branch": {"main"}, "no_cache": {"1"}})
+	var redeployed api.Deployment
+	ta.Call(t, "GET", api.PathDeployments+"/"+strings.TrimPrefix(to, "/deployments/"), nil, http.StatusOK, &redeployed)
+	if redeployed.CommitSHA != cancelled.CommitSHA || redeployed.Trigger != api.TriggerManual || redeployed.ID == cancelled.ID {
+		t.Errorf("redeploy without cache made %+v", redeployed)
+	}
+	if resp, body := postForm(t, ta, "/projects/"+slug+"/rollback", url.Values{"deployment_id": {id}}, session); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(body, "notice bad") {
+		t.Errorf("rollback to a cancelled deployment: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestHandMadeHooksAreLeftToTheCLI(t *testing.T) {
+	t.Parallel()
+	ta, p, _ := deployedSite(t, "first")
+	session := signIn(t, ta)
+	if _, body := send(t, ta, "GET", "/projects/"+p.Slug, nil, session); strings.Contains(body, "/webhook/rotate") || !strings.Contains(body, "miaobu webhook rotate") {
+		t.Errorf("project page of a hand-made hook:\n%s", body)
+	}
+	if resp, body := postForm(t, ta, "/projects/"+p.Slug+"/webhook/rotate", url.Values{}, session); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(body, "set up by hand") {
+		t.Errorf("rotate of a hand-made hook: %d %s", resp.StatusCode, body)
+	}
 }
