@@ -24,6 +24,7 @@ import (
 	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/dashboard"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
@@ -77,6 +78,8 @@ type Agent struct {
 	certs atomic.Pointer[certificates]
 	// version is what the agent reports as its version: the binary's, given by the command line.
 	version string
+	// dashboard is the web dashboard on the API host.
+	dashboard *dashboard.Dashboard
 }
 
 // New builds an agent of the given version on an open store; the admin token file is created on
@@ -113,6 +116,10 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version str
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
 		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
 	a.sites = &serving.Sites{Store: st, Dir: a.domain.SiteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
+	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,
+		PublicURL: cfg.PublicURL, AdminToken: token, Stopping: a.stopping, Log: log}); err != nil {
+		return nil, err
+	}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -188,8 +195,10 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("POST "+api.PathNotifications, a.handle(a.createNotification))
 	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.handle(a.deleteNotification))
 	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
+	admin.HandleFunc("POST "+api.PathLoginCodes, a.handle(a.createLoginCode))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
+	mux.Handle("/", a.dashboard.Handler())
 	return a.sites.Handler(a.cors(mux))
 }
 

@@ -15,15 +15,24 @@ func (a *Agent) sandboxName() string {
 	return "none"
 }
 
-// status answers GET /api/v1/status: health, version, queue, sandbox and every project's state.
+// status answers GET /api/v1/status.
 func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
-	queued, err := a.store.QueueDepth()
+	out, err := a.statusView()
 	if err != nil {
 		return err
 	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// statusView is the agent's status: health, version, queue, sandbox and every project's state.
+func (a *Agent) statusView() (api.Status, error) {
+	queued, err := a.store.QueueDepth()
+	if err != nil {
+		return api.Status{}, err
+	}
 	projects, err := a.domain.Projects()
 	if err != nil {
-		return err
+		return api.Status{}, err
 	}
 	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
@@ -38,7 +47,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 			Trigger: p.TriggerMode, PollStatus: a.pollStatus(p.ID)}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
-			return err
+			return api.Status{}, err
 		}
 		if len(recent) == 1 {
 			last := a.deploymentView(recent[0], p)
@@ -52,7 +61,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		}
 		previews, err := a.store.Previews(p.ID)
 		if err != nil {
-			return err
+			return api.Status{}, err
 		}
 		for _, pv := range previews {
 			if !pv.Removed() {
@@ -61,5 +70,5 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Projects = append(out.Projects, ps)
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return out, nil
 }

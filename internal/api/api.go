@@ -308,6 +308,7 @@ const (
 	PathProjectWebhooks = "/api/v1/webhooks/projects"
 	PathDeliveries      = "/api/v1/webhooks/deliveries"
 	PathBackup          = "/api/v1/backup"
+	PathLoginCodes      = "/api/v1/dashboard/login-codes"
 )
 
 // ImportPath is the import route of the GitHub repository owner/repo.
@@ -491,4 +492,12 @@ type DomainAdded struct {
 	DNSRecords []DNSRecord `json:"dns_records"`
 	Addresses  []string    `json:"addresses"`
 	PointsHere bool        `json:"points_here"`
+}
+
+// LoginCode is the answer of POST /api/v1/dashboard/login-codes: a code that signs in to the
+// dashboard once, before ExpiresAt, and the link that carries it.
+type LoginCode struct {
+	Code      string    `json:"code"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }

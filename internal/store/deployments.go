@@ -79,6 +79,10 @@ const (
 	StatusCancelled  Status = "cancelled"
 )
 
+// Statuses lists every deployment status, in the order of StatusQueued to StatusCancelled.
+var Statuses = []Status{StatusQueued, StatusCloning, StatusInstalling, StatusBuilding, StatusUploading, StatusPurging,
+	StatusDeployed, StatusFailed, StatusCancelled}
+
 // Trigger is what created a deployment; the values are the API's.
 type Trigger string
 

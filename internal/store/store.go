@@ -32,6 +32,8 @@
 //	                     project; the project lists its own in Project.Domains)
 //	github_deployments   project id ‖ GitHub deployment id → deployment id (the deployment events
 //	                     already acted on, built or put live again; a replay changes nothing)
+//	login_codes          SHA-256 of a dashboard login code → Expiring (usable once, until it expires)
+//	sessions             SHA-256 of a dashboard session token → Expiring (a signed-in browser)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -75,10 +77,13 @@ var (
 	notificationsBucket      = []byte("notifications")
 	domainsBucket            = []byte("domains")
 	githubDeploymentsBucket  = []byte("github_deployments")
+	loginCodesBucket         = []byte("login_codes")
+	sessionsBucket           = []byte("sessions")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket, githubDeploymentsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket, githubDeploymentsBucket,
+		loginCodesBucket, sessionsBucket}
 	schemaKey = []byte("schema")
 )
 
