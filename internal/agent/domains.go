@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -51,12 +52,18 @@ func (a *Agent) removeDomain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.forgetCertificate(r.Context(), p, name)
+	return writeJSON(w, http.StatusOK, domainsView(p))
+}
+
+// forgetCertificate deletes the certificate of name, a custom domain p no longer has, when the agent
+// serves HTTPS itself.
+func (a *Agent) forgetCertificate(ctx context.Context, p *store.Project, name string) {
 	if certs := a.certs.Load(); certs != nil {
-		if err := certs.forget(r.Context(), name); err != nil {
+		if err := certs.forget(ctx, name); err != nil {
 			a.log.Warn("deleting the certificate of a removed domain", "project", p.ID, "domain", name, "err", err)
 		}
 	}
-	return writeJSON(w, http.StatusOK, domainsView(p))
 }
 
 // tlsAsk answers whether the agent serves ?domain=HOST: 200 or 404, for a TLS server in front that

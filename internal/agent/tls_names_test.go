@@ -139,6 +139,14 @@ func TestTLSOnlyForServedNames(t *testing.T) {
 	if want := []string{"blog--" + preview.Alias + ".sites.test"}; strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("status lists certificates %v, want %v", names, want)
 	}
+	ta.Call(t, "POST", api.DomainsPath(p.Slug), api.DomainCreate{Domain: "old.example.test"}, http.StatusCreated, nil)
+	if body, err := httpsGet(httpsAddr, "old.example.test", "/", ca.roots); err != nil || body != "home" {
+		t.Fatalf("another custom domain over HTTPS: %q, %v", body, err)
+	}
+	ta.Call(t, "DELETE", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, nil)
+	if err := handshake(httpsAddr, "old.example.test"); err == nil {
+		t.Error("the domain of a deleted project still gets its certificate")
+	}
 }
 
 // TestTLSCertificateStorage: a certs directory the agent cannot write stops it at start; one that
