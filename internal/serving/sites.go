@@ -90,8 +90,8 @@ func IsHostName(name string) bool {
 // EndsInNumber reports whether the last label of a host name is a number, decimal or 0x hex, which
 // makes browsers and URL parsers read the whole name as an IPv4 address.
 func EndsInNumber(name string) bool {
-	last := name[strings.LastIndex(strings.TrimSuffix(name, "."), ".")+1:]
-	last = strings.TrimSuffix(last, ".")
+	name = strings.TrimSuffix(name, ".")
+	last := name[strings.LastIndex(name, ".")+1:]
 	digits := "0123456789"
 	if hex, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
 		last, digits = hex, "0123456789abcdef"
@@ -182,7 +182,10 @@ func (s *Sites) find(host string) (*site, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, unserved(fmt.Sprintf("No site %s here.", slug))
 	}
-	if err != nil || !qualified {
+	if err != nil {
+		return nil, err
+	}
+	if !qualified {
 		return s.live(p, p.ActiveDeploymentID, slug)
 	}
 	// A deployment is named by its id as written by FormatInt alone, so that one deployment has
