@@ -161,9 +161,13 @@ func (c *certificates) getCertificate(get func(*tls.ClientHelloInfo) (*tls.Certi
 		if err == nil || errors.Is(err, errNotServed) || errors.Is(err, errBackingOff) || slices.Contains(hello.SupportedProtos, acmez.ACMETLS1Protocol) {
 			return cert, err
 		}
-		// The name as certmagic decided on it, which passed the decision.
+		// The name as certmagic decides on it; only a served one is remembered, so that names of
+		// anyone's choosing never fill the memory of failures.
 		name, nameErr := idna.Lookup.ToASCII(hello.ServerName)
-		if nameErr == nil && !c.failures.recordedSince(name, start) {
+		if nameErr != nil || c.failures.recordedSince(name, start) {
+			return cert, err
+		}
+		if ok, lookupErr := c.serves(name); lookupErr == nil && ok {
 			c.fail(name, err.Error())
 		}
 		return cert, err
