@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -37,12 +37,6 @@ type DomainAdded struct {
 	PointsHere bool
 }
 
-// hostNames converts a custom domain to the ASCII form DNS and TLS use, as lookups do (IDNA 2008
-// with the UTS 46 mapping, so upper case and full-width forms become the name they stand for), and
-// refuses what no DNS name may be.
-var hostNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
-	idna.VerifyDNSLength(true), idna.Transitional(false))
-
 // normalizeDomain returns the lower-case ASCII form of a custom domain, or an Invalid error saying
 // why raw cannot be one.
 func (s *Service) normalizeDomain(raw string) (string, error) {
@@ -53,7 +47,7 @@ func (s *Service) normalizeDomain(raw string) (string, error) {
 	if strings.ContainsAny(name, ":/*@?#[]\\ ") {
 		return "", Errorf(Invalid, "%q is not a host name: give the name alone, without a scheme, port, path or wildcard", raw)
 	}
-	ascii, err := hostNames.ToASCII(name)
+	ascii, err := api.DomainName(name)
 	if err != nil {
 		return "", Errorf(Invalid, "%q is not a valid host name: %v", raw, err)
 	}
@@ -156,7 +150,7 @@ func (s *Service) RemoveDomain(ref, raw string) (*store.Project, string, error) 
 	if err != nil {
 		return nil, "", err
 	}
-	name, err := hostNames.ToASCII(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	name, err := api.DomainName(raw)
 	if err != nil {
 		name = raw
 	}
