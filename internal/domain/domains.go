@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/publicsuffix"
 
@@ -44,6 +45,9 @@ func (s *Service) normalizeDomain(raw string) (string, error) {
 	if name == "" {
 		return "", Errorf(Invalid, "A domain is required")
 	}
+	if !utf8.ValidString(name) {
+		return "", Errorf(Invalid, "%q is not a host name: it is not valid UTF-8", raw)
+	}
 	if strings.ContainsAny(name, ":/*@?#[]\\ ") {
 		return "", Errorf(Invalid, "%q is not a host name: give the name alone, without a scheme, port, path or wildcard", raw)
 	}
@@ -56,6 +60,8 @@ func (s *Service) normalizeDomain(raw string) (string, error) {
 		return "", Errorf(Invalid, "%s is an IP address; a custom domain is a host name", ascii)
 	case serving.EndsInNumber(ascii):
 		return "", Errorf(Invalid, "%s ends in a number, so browsers read it as an IP address; a custom domain is a host name", ascii)
+	case !serving.IsHostName(ascii):
+		return "", Errorf(Invalid, "%q is not a valid host name: it has an empty label", raw)
 	case s.agentsOwn(ascii) != "":
 		return "", Errorf(Invalid, "%s is %s", ascii, s.agentsOwn(ascii))
 	case ascii == "localhost" || strings.HasSuffix(ascii, ".localhost"):

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/serving"
 )
 
 // hosts is a resolver of fixed answers; any other name does not resolve.
@@ -41,6 +44,8 @@ func TestAddDomainChecksTheName(t *testing.T) {
 		{raw: "www.example.0x1F", invalid: "www.example.0x1f ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
 		{raw: "1.2.3.4.5", invalid: "1.2.3.4.5 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
 		{raw: "intranet", invalid: "intranet is not a fully qualified domain name"},
+		{raw: "Blog...", invalid: `"Blog..." is not a valid host name: it has an empty label`},
+		{raw: "0.\x91", invalid: `"0.\x91" is not a host name: it is not valid UTF-8`},
 		{raw: "Deploy.example.com", invalid: "deploy.example.com is the host of the agent's public URL"},
 		{raw: "docs.localhost", invalid: "docs.localhost is under sites.domain (localhost), whose names are the sites' own hosts"},
 	}
@@ -130,4 +135,25 @@ func TestDomainConflictsAfterAConfigurationChange(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("DomainConflicts:\n%q, %v\nwant\n%q", got, err, want)
 	}
+}
+
+// FuzzNormalizeDomain: a custom domain accepted is a plain host name, the one the TLS decision and
+// the ask endpoint accept, and normalizing it again changes nothing.
+func FuzzNormalizeDomain(f *testing.F) {
+	for _, seed := range []string{"WWW.Example.com.", "bücher.example", "127.1", "0x7f.1", "a.localhost", "-a.example.com", "example.com:443", "ａｂｃ.example"} {
+		f.Add(seed)
+	}
+	svc := &Service{cfg: &config.Config{PublicURL: "https://deploy.example.com", Sites: config.Sites{Domain: "sites.example.com"}}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		name, err := svc.normalizeDomain(raw)
+		if err != nil {
+			return
+		}
+		if !serving.IsHostName(name) {
+			t.Fatalf("normalizeDomain(%q) = %q, which is not a plain host name", raw, name)
+		}
+		if again, err := svc.normalizeDomain(name); err != nil || again != name {
+			t.Fatalf("normalizeDomain(%q) = %q, then %q, %v", raw, name, again, err)
+		}
+	})
 }
