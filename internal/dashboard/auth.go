@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
+	"unicode"
 )
 
 const (
@@ -16,8 +18,6 @@ const (
 	LoginCodeLifetime = 5 * time.Minute
 	// SessionLifetime is how long a sign-in lasts.
 	SessionLifetime = 12 * time.Hour
-	// sessionCookie is the name of the session cookie.
-	sessionCookie = "miaobu_session"
 )
 
 // IssueLoginCode records a new one-time login code and returns it with the sign-in URL it goes in
@@ -85,7 +85,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: session, Path: "/", Expires: expires,
+	http.SetCookie(w, &http.Cookie{Name: d.cookieName, Value: session, Path: "/", Expires: expires,
 		MaxAge: int(SessionLifetime / time.Second), HttpOnly: true, Secure: d.secureCookie, SameSite: http.SameSiteStrictMode})
 	d.opts.Log.Info("dashboard sign-in")
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -93,13 +93,13 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 
 // logout ends the session and clears its cookie.
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	for _, c := range r.CookiesNamed(d.cookieName) {
 		if err := d.opts.Sessions.DeleteSession(digest(c.Value)); err != nil {
 			d.fail(w, r, err)
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: d.cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: d.secureCookie, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -109,11 +109,16 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		valid := false
-		if c, err := r.Cookie(sessionCookie); err == nil {
+		// Every cookie of the name counts: a site under sites.domain may have set one of the same name
+		// for the parent domain, which the browser sends as well, and perhaps first.
+		for _, c := range r.CookiesNamed(d.cookieName) {
 			var err error
 			if valid, err = d.opts.Sessions.SessionValid(digest(c.Value), time.Now()); err != nil {
 				d.fail(w, r, err)
 				return
+			}
+			if valid {
+				break
 			}
 		}
 		switch {
@@ -131,13 +136,20 @@ func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 	})
 }
 
-// localPath is p when it is a path on this host, else "/": a sign-in never sends the browser to
-// another site.
+// localPath is p, cleaned, when it is a plain path on this host (with its query), else "/": a
+// sign-in never sends the browser to another site, whichever way a browser reads backslashes,
+// control characters or dot segments.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	u, err := url.Parse(p)
+	if err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") ||
+		strings.ContainsFunc(p, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
 		return "/"
 	}
-	return p
+	clean := &url.URL{Path: path.Clean(u.Path), RawQuery: u.RawQuery}
+	if strings.HasPrefix(clean.Path, "//") || strings.Contains(clean.Path, "\\") {
+		return "/"
+	}
+	return clean.String()
 }
 
 // fail answers an unexpected failure with a 500 page, logging it.
