@@ -117,7 +117,8 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version str
 		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
 	a.sites = &serving.Sites{Store: st, Dir: a.domain.SiteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
 	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,
-		PublicURL: cfg.PublicURL, AdminToken: token, Stopping: a.stopping, Log: log}); err != nil {
+		PublicURL: cfg.PublicURL, AdminToken: token, ClientAddr: func(r *http.Request) string { return clientAddr(r, trustedProxies) },
+		Stopping: a.stopping, Log: log}); err != nil {
 		return nil, err
 	}
 	a.metrics = newMetrics(func() float64 {

@@ -20,6 +20,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/store"
+	"golang.org/x/time/rate"
 )
 
 //go:embed templates/*.html
@@ -37,7 +38,7 @@ type Views interface {
 	Status() (api.Status, error)
 }
 
-// Sessions keeps the dashboard's login codes and sessions by the SHA-256 of their secrets;
+// Sessions keeps the dashboard's login codes and sessions by a hash of their secrets;
 // *store.Store implements it.
 type Sessions interface {
 	CreateLoginCode(hash []byte, expires time.Time) error
@@ -45,6 +46,7 @@ type Sessions interface {
 	CreateSession(hash []byte, expires time.Time) error
 	SessionValid(hash []byte, now time.Time) (bool, error)
 	DeleteSession(hash []byte) error
+	EndSessions() error
 }
 
 // Options are what a Dashboard works with.
@@ -56,8 +58,10 @@ type Options struct {
 	// PublicURL is the agent's public_url: the origin that forms may post from, and https there
 	// makes the session cookie Secure.
 	PublicURL string
-	// AdminToken also signs in, on the login page.
+	// AdminToken also signs in, on the login page, and keys the hashes of sessions and login codes.
 	AdminToken string
+	// ClientAddr is the address of the client a request came from, through trusted proxies.
+	ClientAddr func(r *http.Request) string
 	// Stopping is closed when the agent shuts down, to end live logs.
 	Stopping <-chan struct{}
 	Log      *slog.Logger
@@ -74,6 +78,7 @@ type Dashboard struct {
 	// taking a cookie of that name from any other host (a site under sites.domain); plain http does
 	// not allow the prefix.
 	cookieName string
+	signIns    signInThrottle
 }
 
 // New parses the dashboard's templates and returns it.
@@ -82,7 +87,7 @@ func New(opts Options) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{opts: opts, pages: pages, cookieName: "miaobu_session"}
+	d := &Dashboard{opts: opts, pages: pages, cookieName: "miaobu_session", signIns: signInThrottle{byAddr: map[string]*rate.Limiter{}}}
 	// The configuration has checked that public_url is an http(s) URL.
 	if u, err := url.Parse(opts.PublicURL); err == nil && u.Host != "" {
 		d.publicOrigin = origin(u.Scheme, u.Host)

@@ -2,13 +2,18 @@ package dashboard
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/store"
 )
+
+// errSessionEnded ends a live log whose session has ended.
+var errSessionEnded = errors.New("the session has ended")
 
 // logStream sends a deployment's build log as Server-Sent Events until the deployment ends: "line"
 // events of rendered lines, each batch's id the log's byte offset after it, "status" when the
@@ -39,6 +44,10 @@ func (d *Dashboard) logStream(w http.ResponseWriter, r *http.Request) error {
 	status := ""
 	// Once the answer has begun, a failure (the client gone, the deployment deleted) can only end it.
 	_ = d.opts.Domain.FollowLog(r.Context(), dep.ID, d.opts.Stopping, func(current *store.Deployment, chunk []byte) error {
+		// A stream ends with its session (a sign-out, everywhere or here).
+		if valid, err := d.opts.Sessions.SessionValid(session(r), time.Now()); err != nil || !valid {
+			return errSessionEnded
+		}
 		pending = append(pending, chunk...)
 		if current.Terminal() && len(pending) > 0 && pending[len(pending)-1] != '\n' {
 			pending = append(pending, '\n')
