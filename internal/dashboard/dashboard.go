@@ -79,6 +79,7 @@ type Dashboard struct {
 	// not allow the prefix.
 	cookieName string
 	signIns    signInThrottle
+	streams    streamCounts
 }
 
 // New parses the dashboard's templates and returns it.
@@ -87,7 +88,8 @@ func New(opts Options) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{opts: opts, pages: pages, cookieName: "miaobu_session", signIns: signInThrottle{byAddr: map[string]*rate.Limiter{}}}
+	d := &Dashboard{opts: opts, pages: pages, cookieName: "miaobu_session", signIns: signInThrottle{byAddr: map[string]*rate.Limiter{}},
+		streams: streamCounts{bySession: map[string]int{}}}
 	// The configuration has checked that public_url is an http(s) URL.
 	if u, err := url.Parse(opts.PublicURL); err == nil && u.Host != "" {
 		d.publicOrigin = origin(u.Scheme, u.Host)
@@ -149,6 +151,7 @@ func (d *Dashboard) Handler() http.Handler {
 	signedIn.HandleFunc("POST /projects/{ref}/webhook/{action}", d.handle(d.webhook))
 	signedIn.HandleFunc("GET /deployments/{id}", d.handle(d.deploymentPage))
 	signedIn.HandleFunc("GET /deployments/{id}/log", d.handle(d.logStream))
+	signedIn.HandleFunc("GET /deployments/{id}/log.txt", d.handle(d.rawLog))
 	signedIn.HandleFunc("POST /deployments/{id}/cancel", d.handle(d.cancel))
 	signedIn.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, http.StatusNotFound, "There is no such page.")
