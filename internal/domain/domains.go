@@ -85,6 +85,16 @@ func (s *Service) agentsOwn(name string) string {
 	return ""
 }
 
+// checkSlug refuses a project name whose slug would be the label of the public URL's host under
+// sites.domain: that site's host is the dashboard's, which answers it instead.
+func (s *Service) checkSlug(name string) error {
+	host := serving.PublicHost(s.cfg.PublicURL)
+	if label, ok := serving.SiteLabel(host, s.cfg.Sites.Domain); ok && store.Slugify(name) == label {
+		return Errorf(Invalid, "Project %s would be served at %s, the host of the agent's public URL, where the dashboard answers: choose another name", label, host)
+	}
+	return nil
+}
+
 // DomainConflicts describes each custom domain that the configuration has made one of the agent's
 // own names since it was added (a changed sites.domain or public_url), naming it and its project.
 func (s *Service) DomainConflicts() ([]string, error) {
