@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -89,31 +89,40 @@ func (d *Dashboard) logStream(w http.ResponseWriter, r *http.Request) error {
 		if done && len(pending) > 0 && pending[len(pending)-1] != '\n' {
 			pending = append(pending, '\n')
 		}
-		var event strings.Builder
+		// Written as it is rendered, rather than gathered first, so that a stream holds no more than
+		// a chunk of the log while a slow client keeps it waiting.
+		var err error
+		write := func(parts ...string) {
+			for _, part := range parts {
+				if err == nil {
+					_, err = io.WriteString(w, part)
+				}
+			}
+		}
 		rest := pending
 		for {
 			i := bytes.IndexByte(rest, '\n')
 			if i < 0 {
 				break
 			}
-			event.WriteString("data: " + renderer.line(string(rest[:i])) + "\n")
+			write("data: ", renderer.line(string(rest[:i])), "\n")
 			rest = rest[i+1:]
 			offset += int64(i + 1)
+		}
+		if len(rest) < len(pending) {
+			write("id: ", strconv.FormatInt(offset, 10), "\nevent: line\n\n")
 		}
 		// What is left is the start of a line still being written; it is moved to the front, so
 		// that pending never holds more than a chunk and that line.
 		pending = append(pending[:0], rest...)
-		if event.Len() > 0 {
-			event.WriteString("id: " + strconv.FormatInt(offset, 10) + "\nevent: line\n\n")
-		}
 		if s := string(current.Status); s != status {
 			status = s
-			event.WriteString("event: status\ndata: " + s + "\n\n")
+			write("event: status\ndata: ", s, "\n\n")
 		}
 		if done {
-			event.WriteString("event: end\ndata: " + status + "\n\n")
+			write("event: end\ndata: ", status, "\n\n")
 		}
-		if _, err := fmt.Fprint(w, event.String()); err != nil {
+		if err != nil {
 			return err
 		}
 		return rc.Flush()

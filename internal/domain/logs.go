@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/store"
@@ -16,6 +17,10 @@ const logPollInterval = 200 * time.Millisecond
 // logChunkBytes bounds what FollowLog reads at a time, so that a follower of a long log holds only
 // that much of it.
 const logChunkBytes = 32 << 10
+
+// logChunks are the buffers FollowLog reads into, held only while a chunk is emitted: a follower
+// that waits for more of the log holds none.
+var logChunks = sync.Pool{New: func() any { return new([logChunkBytes]byte) }}
 
 // FollowLog reads deployment id's build log from byte offset from as it is written and calls emit
 // with the deployment as last read, the next bytes of the log (none at times, at most
@@ -29,7 +34,6 @@ func (s *Service) FollowLog(ctx context.Context, id, from int64, stop <-chan str
 			f.Close()
 		}
 	}()
-	buf := make([]byte, logChunkBytes)
 	var d *store.Deployment
 	behind := false // the last read filled buf: more of the log is waiting
 	for {
@@ -51,16 +55,21 @@ func (s *Service) FollowLog(ctx context.Context, id, from int64, stop <-chan str
 				}
 			}
 		}
+		buf := logChunks.Get().(*[logChunkBytes]byte)
 		n := 0
+		var err error
 		if f != nil {
-			var err error
-			if n, err = io.ReadFull(f, buf); err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-				return err
+			if n, err = io.ReadFull(f, buf[:]); err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = nil
 			}
 		}
 		behind = n == len(buf)
 		done := d.Terminal() && !behind
-		if err := emit(d, buf[:n], done); err != nil {
+		if err == nil {
+			err = emit(d, buf[:n], done)
+		}
+		logChunks.Put(buf)
+		if err != nil {
 			return err
 		}
 		if done {
