@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
@@ -83,9 +84,9 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	addr := d.opts.ClientAddr(r)
 	if wait := d.signIns.wait(addr); wait > 0 {
 		d.opts.Log.Warn("dashboard sign-in throttled", "remote_addr", addr)
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 		d.renderOrFail(w, r, http.StatusTooManyRequests, "login", loginData{base: base{Title: "Sign in"}, Next: next,
-			Message: "Too many failed sign-ins from this address: wait a minute, then try again."})
+			Message: fmt.Sprintf("Too many failed sign-ins from this address: try again in %s.", wait.Round(time.Second))})
 		return
 	}
 	ok := false
@@ -179,11 +180,8 @@ func localPath(p string) string {
 		strings.ContainsFunc(p, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
 		return "/"
 	}
-	clean := &url.URL{Path: path.Clean(u.Path), RawQuery: u.RawQuery}
-	if strings.HasPrefix(clean.Path, "//") || strings.Contains(clean.Path, "\\") {
-		return "/"
-	}
-	return clean.String()
+	// Cleaning also turns the "//" an escaped slash may leave into "/".
+	return (&url.URL{Path: path.Clean(u.Path), RawQuery: u.RawQuery}).String()
 }
 
 // fail answers an unexpected failure with a 500 page, logging it.

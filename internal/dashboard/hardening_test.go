@@ -82,6 +82,8 @@ func TestSignInGoesOnlyToALocalPath(t *testing.T) {
 		"https://evil.example/": "/",
 		"evil.example":          "/",
 		"/a/../status":          "/status",
+		"/%2F/evil.example":     "/evil.example",
+		"/%5Cevil.example":      "/%5Cevil.example",
 	} {
 		resp, _ := postForm(t, ta, "/login", url.Values{"token": {ta.Token}, "next": {next}}, "")
 		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != want {
