@@ -55,8 +55,8 @@ type Options struct {
 	Domain   *domain.Service
 	Views    Views
 	Sessions Sessions
-	// PublicURL is the agent's public_url: the origin that forms may post from, and https there
-	// makes the session cookie Secure.
+	// PublicURL is the agent's public_url: the only origin that forms may post from when set, and
+	// https there makes the session cookie Secure and __Host-.
 	PublicURL string
 	// AdminToken also signs in, on the login page, and keys the hashes of sessions and login codes.
 	AdminToken string
