@@ -734,3 +734,40 @@ func TestRateLimitResetFarAhead(t *testing.T) {
 		t.Errorf("retried at %v, after %v", m.NextAttemptAt, latest)
 	}
 }
+
+// TestRateLimit403DoesNotPause answers a commit status and a deployment with the 403s of GitHub's
+// rate limits, primary (no request left) and secondary (saying no time): neither pauses its kind,
+// both wait to be retried, the secondary one at least the minute GitHub's documentation asks for.
+func TestRateLimit403DoesNotPause(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	reset := time.Now().Add(10 * time.Minute)
+	e.gh.FailWith("POST /repos/acme/site/statuses/"+sha("a"), http.StatusForbidden, "API rate limit exceeded for user ID 1.",
+		map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.gh.FailWith("POST /repos/acme/site/deployments", http.StatusForbidden,
+		"You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later.",
+		map[string]string{"X-RateLimit-Remaining": "4990", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.push(t, "a")
+	e.claim(t)
+	e.start()
+	var due []outbox.Message
+	waitFor(t, "both reports limited once", func() bool {
+		var err error
+		due, _, err = e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 2 && due[0].Attempts == 1 && due[1].Attempts == 1
+	})
+	for _, m := range due {
+		earliest := time.Now().Add(50 * time.Second)
+		if m.Kind == report.KindStatus {
+			earliest = reset.Add(-time.Second)
+		}
+		if m.NextAttemptAt.Before(earliest) {
+			t.Errorf("%s retried at %v, before %v", m.Kind, m.NextAttemptAt, earliest)
+		}
+	}
+	if s := e.reporter.Summary(e.project); !s.Statuses || !s.Deployments || s.Note != "" {
+		t.Errorf("Summary after rate limits = %+v", s)
+	}
+	if log := e.log.String(); strings.Contains(log, "paused") {
+		t.Errorf("a rate limit paused reporting:\n%s", log)
+	}
+}
