@@ -34,6 +34,7 @@ const (
 type Store interface {
 	Deployment(id int64) (*store.Deployment, error)
 	DeploymentsWhere(projectID int64, limit int, keep func(*store.Deployment) bool) ([]*store.Deployment, error)
+	NewestDeploymentOf(projectID int64, alias, sha string) (*store.Deployment, error)
 	SetGitHubDeployment(id, githubID int64) error
 	Preview(projectID int64, alias string) (*store.Preview, error)
 	SetPreviewComment(projectID int64, alias string, commentID int64) error
@@ -285,7 +286,13 @@ func (r *Reporter) Skipped(p *store.Project, sha, reason string) []outbox.Messag
 }
 
 // statusKey orders the commit statuses of project's commit sha: GitHub keeps one per commit and
-// context, so those of every deployment of the commit are sent in turn.
+// context, so those of every deployment of the commit are sent in turn, and the last one sent is
+// what GitHub shows. A commit can be deployed to production and to previews; its status speaks
+// for production first. So, when its turn comes, a status is dropped if it is outdated: a pending
+// one of a deployment that has moved on, any of a deployment followed by a newer deployment of the
+// commit to the same environment (production, or the previews), and any of a preview of a commit
+// whose newest production deployment is deployed (a preview, even one cancelled or superseded
+// afterwards, never takes production's success away). A preview never drops a production status.
 func statusKey(project int64, sha string) string {
 	return fmt.Sprintf("%s:%d:%s", KindStatus, project, sha)
 }

@@ -771,3 +771,63 @@ func TestRateLimit403DoesNotPause(t *testing.T) {
 		t.Errorf("a rate limit paused reporting:\n%s", log)
 	}
 }
+
+// TestPreviewOfTheLiveCommit deploys commit a to production and, while it builds, as pull request
+// 13's preview, which commit b then supersedes; then a preview branch deploys commit a too. The
+// status of commit a on GitHub must end with production's success: neither the newer preview nor
+// its "Superseded" error takes it away, whatever the order the reports go out in.
+func TestPreviewOfTheLiveCommit(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		t.Run(fmt.Sprintf("worker running %v", running), func(t *testing.T) {
+			e := newEnv(t, options{statuses: true})
+			if running {
+				e.start()
+			}
+			production := e.push(t, "a")
+			e.claim(t)
+			preview := func(c, alias string, n int) int64 {
+				t.Helper()
+				res, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "d-" + alias + c,
+					CommitSHA: sha(c), Branch: alias, Alias: alias, PullRequest: n})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.DeploymentID
+			}
+			preview("a", "pr-13", 13)
+			next := preview("b", "pr-13", 13)
+			if _, err := e.store.Complete(production); err != nil {
+				t.Fatal(err)
+			}
+			if d := e.claim(t); d.ID != next {
+				t.Fatalf("claimed #%d, want #%d", d.ID, next)
+			}
+			if _, err := e.store.Complete(next); err != nil {
+				t.Fatal(err)
+			}
+			branch := preview("a", "git-feature", 0)
+			e.claim(t)
+			if _, err := e.store.Complete(branch); err != nil {
+				t.Fatal(err)
+			}
+			if !running {
+				e.start()
+			}
+			waitFor(t, "an empty outbox", func() bool {
+				due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+				return err == nil && len(due) == 0 && next.IsZero()
+			})
+			var onA []githubtest.Status
+			for _, s := range e.gh.Statuses("acme/site") {
+				if s.SHA == sha("a") {
+					onA = append(onA, s)
+				}
+			}
+			d, _ := e.store.Deployment(production)
+			live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+			if len(onA) == 0 || onA[len(onA)-1] != status("a", production, "success", live) {
+				t.Errorf("statuses of commit a end with %+v, want production's success", onA)
+			}
+		})
+	}
+}
