@@ -141,7 +141,6 @@ func (r *Reporter) reports(p *store.Project, kind string) bool {
 // inside the transaction of the change.
 func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Message {
 	var out []outbox.Message
-	id := strconv.FormatInt(d.ID, 10)
 	if r.reports(&p, KindStatus) {
 		state, description := commitState(&p, &d)
 		s := base(&p, &d)
@@ -157,7 +156,7 @@ func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Mess
 			s.EnvironmentURL = r.siteURL(&p, &d)
 		}
 		s.GitHubDeploymentID = d.GitHubDeploymentID
-		out = append(out, message(KindDeployment, KindDeployment+":"+id, s))
+		out = append(out, message(KindDeployment, deploymentKey(p.ID, s.Environment), s))
 	}
 	if d.PullRequest != 0 {
 		out = append(out, r.buildComment(&p, &d)...)
@@ -297,6 +296,14 @@ func statusKey(project int64, sha string) string {
 	return fmt.Sprintf("%s:%d:%s", KindStatus, project, sha)
 }
 
+// deploymentKey orders the reports of project's GitHub environment: they are sent one after the
+// other, in miaobu's order, so that GitHub creates the environment's deployments and gets their
+// statuses in that order too, also when an outage delayed them, and its last success, the one it
+// shows as active, is the newest one's.
+func deploymentKey(project int64, environment string) string {
+	return fmt.Sprintf("%s:%d:%s", KindDeployment, project, environment)
+}
+
 // Inactive returns the report that deployment d, the last one of p's preview alias, is no longer
 // served: its GitHub Deployment becomes inactive (GitHub shows a transient one as destroyed).
 func (r *Reporter) Inactive(p *store.Project, d *store.Deployment, alias string) []outbox.Message {
@@ -307,7 +314,7 @@ func (r *Reporter) Inactive(p *store.Project, d *store.Deployment, alias string)
 	s.State, s.Description = "inactive", "Preview removed"
 	s.Environment, s.Production, s.Transient = environment(alias)
 	s.GitHubDeploymentID = d.GitHubDeploymentID
-	return []outbox.Message{message(KindDeployment, KindDeployment+":"+strconv.FormatInt(d.ID, 10), s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }
 
 // LiveAgain returns the report that an earlier deployment d of p is live again (a rollback): a
@@ -321,12 +328,10 @@ func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int
 	s.State, s.Description, s.LogURL = "success", fmt.Sprintf("Live again: deployment #%d", d.ID), r.page(d)
 	s.Environment, s.Production, s.Transient = environment("")
 	s.EnvironmentURL, s.GitHubDeploymentID = r.opts.LiveURL(p), githubID
-	key := fmt.Sprintf("%s:github-%d", KindDeployment, githubID)
 	if githubID == 0 {
 		s.GitHubDeploymentID = d.GitHubDeploymentID
-		key = KindDeployment + ":" + strconv.FormatInt(d.ID, 10)
 	}
-	return []outbox.Message{message(KindDeployment, key, s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }
 
 // AlreadyDeploying returns the report to the GitHub Deployment githubID, asked for on GitHub, that
@@ -340,5 +345,5 @@ func (r *Reporter) AlreadyDeploying(p *store.Project, d *store.Deployment, githu
 	s.State, s.Description, s.LogURL = "inactive", fmt.Sprintf("Already deploying this commit: deployment #%d", d.ID), r.page(d)
 	s.Environment, s.Production, s.Transient = environment("")
 	s.GitHubDeploymentID = githubID
-	return []outbox.Message{message(KindDeployment, fmt.Sprintf("%s:github-%d", KindDeployment, githubID), s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }

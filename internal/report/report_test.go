@@ -552,9 +552,10 @@ func TestWhatIsReported(t *testing.T) {
 			var kinds []string
 			for _, m := range e.reporter.Transition(*e.project, d) {
 				kinds = append(kinds, m.Kind)
-				want := m.Kind + ":3"
+				// GitHub keeps a status per commit, and shows an environment's last success as active.
+				want := fmt.Sprintf("%s:%d:production", m.Kind, e.project.ID)
 				if m.Kind == report.KindStatus {
-					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a")) // GitHub keeps a status per commit
+					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a"))
 				}
 				if m.Key != want {
 					t.Errorf("key %q, want %q", m.Key, want)
@@ -829,5 +830,29 @@ func TestPreviewOfTheLiveCommit(t *testing.T) {
 				t.Errorf("statuses of commit a end with %+v, want production's success", onA)
 			}
 		})
+	}
+}
+
+// TestDeploymentsOfAnEnvironmentInOrder fails the creation of the first of three production
+// deployments' GitHub Deployments: the others wait for it, so that GitHub creates them, and gets
+// their statuses, in miaobu's order, and shows the newest one's success last.
+func TestDeploymentsOfAnEnvironmentInOrder(t *testing.T) {
+	e := newEnv(t, options{deployments: true})
+	var ids []int64
+	for _, c := range []string{"a", "b", "c"} {
+		id := e.push(t, c)
+		e.claim(t)
+		if _, err := e.store.Complete(id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	e.gh.Fail("POST /repos/acme/site/deployments", 502, "Server Error")
+	e.start()
+	e.deployments(t, 3, 6)
+	for i, d := range e.gh.Deployments("acme/site") {
+		if want := fmt.Sprintf(`{"miaobu":{"deployment_id":%d}}`, ids[i]); d.Payload != want {
+			t.Errorf("GitHub Deployment %d is of %s, want %s", i, d.Payload, want)
+		}
 	}
 }
