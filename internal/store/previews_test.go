@@ -442,11 +442,11 @@ func TestAliasTakenOverAfterDeletion(t *testing.T) {
 	if taken := pushBranch("feature/a-", "b"); taken.Taken == nil || taken.Taken.Branch != "feature/a" || taken.DeploymentID != 0 {
 		t.Fatalf("push of the other branch: %+v", taken)
 	}
-	if before, _, err := s.DeleteBranch(p.ID, "feature/a-", "git-feature-a", "branch deleted"); err != nil || before.Branch != "feature/a" ||
+	if before, _, err := s.DeleteBranch(p.ID, "feature/a-", sha("b"), "git-feature-a", "branch deleted"); err != nil || before.Branch != "feature/a" ||
 		preview(t, s, p, "git-feature-a").Removed() {
 		t.Fatalf("deleting the other branch: %+v %v", before, err)
 	}
-	if _, _, err := s.DeleteBranch(p.ID, "feature/a", "git-feature-a", "branch deleted"); err != nil {
+	if _, _, err := s.DeleteBranch(p.ID, "feature/a", sha("a"), "git-feature-a", "branch deleted"); err != nil {
 		t.Fatal(err)
 	}
 	res := pushBranch("feature/a-", "c")
