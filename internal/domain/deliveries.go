@@ -293,7 +293,7 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
 		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, Before: pr.Before, RemoteAddr: v.RemoteAddr,
 		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval,
-		Reopen: pr.Action == "opened" || pr.Action == "reopened", SkipMarkers: !known && !approval}
+		Reopen: pr.Action == "reopened", SkipMarkers: !known && !approval}
 	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:
