@@ -102,3 +102,20 @@ func TestCommentFoundAgain(t *testing.T) {
 		t.Errorf("the preview keeps comment %d, want %d", pv.CommentID, own)
 	}
 }
+
+// TestCommentRefusalShowsInSummary refuses a pull request's comment: the project's summary says
+// that comments are paused, as it does for the other kinds.
+func TestCommentRefusalShowsInSummary(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.gh.Fail("POST /repos/acme/site/issues/12/comments", 403, "Resource not accessible by personal access token")
+	e.start()
+	if _, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "pr", CommitSHA: sha("a"),
+		Branch: "feature", Alias: "pr-12", PullRequest: 12}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "comments paused", func() bool { return strings.Contains(e.log.String(), "paused") })
+	s := e.reporter.Summary(e.project)
+	if !s.Statuses || !s.Deployments || !strings.Contains(s.Note, "pull request comments paused") || !strings.Contains(s.Note, "miaobu webhook setup site") {
+		t.Errorf("Summary with comments paused = %+v", s)
+	}
+}

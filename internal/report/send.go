@@ -233,7 +233,8 @@ func (r *Reporter) Resume(project int64) {
 	}
 }
 
-// Summary says which reports of p's deployments reach GitHub, and why the others do not.
+// Summary says which reports of p's deployments reach GitHub, why the others do not, and whether
+// pull request comments are paused.
 func (r *Reporter) Summary(p *store.Project) api.GitHubReports {
 	switch {
 	case p.Repo == "":
@@ -252,9 +253,17 @@ func (r *Reporter) Summary(p *store.Project) api.GitHubReports {
 			notes = append(notes, k.key+" is off")
 		case r.isPaused(p.ID, k.kind):
 			*k.on = false
-			notes = append(notes, fmt.Sprintf("%s paused: GitHub refused them (see the agent's log); run `miaobu webhook setup %s` once the token may", kindNames[k.kind], p.Slug))
+			notes = append(notes, pausedNote(k.kind, p.Slug))
 		}
+	}
+	if r.isPaused(p.ID, KindComment) {
+		notes = append(notes, pausedNote(KindComment, p.Slug))
 	}
 	out.Note = strings.Join(notes, "; ")
 	return out
+}
+
+// pausedNote says that reports of kind are paused for the project slug, and how to resume them.
+func pausedNote(kind, slug string) string {
+	return fmt.Sprintf("%s paused: GitHub refused them (see the agent's log); run `miaobu webhook setup %s` once the token may", kindNames[kind], slug)
 }
