@@ -73,6 +73,9 @@ func newEnv(t *testing.T, o options) *env {
 		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)), Backoff: o.backoff,
 		LiveURL: func(*store.Project) string { return liveURL },
 		DeploymentURL: func(p *store.Project, d *store.Deployment) string {
+			if d.Alias != "" {
+				return fmt.Sprintf("https://%s--%s.example.com/", p.Slug, d.Alias) // a preview is seen at its alias
+			}
 			return fmt.Sprintf("https://%s--%d.example.com/", p.Slug, d.ID)
 		}})
 	st.OnTransition(e.reporter.Transition)
