@@ -147,7 +147,8 @@ func TestForgedLabelCollisionTakesNoPreview(t *testing.T) {
 
 // TestReplayAfterBranchDeletionIsStale: once a preview branch is deleted, replayed pushes from
 // before the deletion (an update, or the push that created the branch) are stale and leave the
-// alias down; a push creating the branch again at a new commit deploys.
+// alias down; a push creating the branch again at a new commit deploys, and only a deletion of
+// that commit takes it down again.
 func TestReplayAfterBranchDeletionIsStale(t *testing.T) {
 	t.Parallel()
 	branches := []string{"feature/**"}
@@ -169,4 +170,10 @@ func TestReplayAfterBranchDeletionIsStale(t *testing.T) {
 		t.Fatalf("the branch created again: %+v", pv)
 	}
 	expect(t, ta, p, updated, "ignored", stale)
+	// The first deletion replayed, from before the branch came back, leaves the new preview up.
+	expect(t, ta, p, branchPush(t, branch, b, zeroSHA), "ignored", stale)
+	if pv := previewOf(t, ta, alias); pv.RemovedAt != nil || pv.HeadSHA != c {
+		t.Fatalf("a replayed deletion took the branch created again down: %+v", pv)
+	}
+	expect(t, ta, p, branchPush(t, branch, c, zeroSHA), "ok", "Preview for branch 'feature/x' removed")
 }

@@ -72,7 +72,8 @@ type GitHubReports struct {
 	Statuses bool `json:"statuses"`
 	// Deployments is true when each deployment is a GitHub Deployment.
 	Deployments bool `json:"deployments"`
-	// Note says why what is false is, empty when both are true.
+	// Note says why what is false is, and whether pull request comments are paused; empty when
+	// both are true and nothing is paused.
 	Note string `json:"note,omitempty"`
 }
 

@@ -293,7 +293,7 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
 		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, Before: pr.Before, RemoteAddr: v.RemoteAddr,
 		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval,
-		Reopen: pr.Action == "opened" || pr.Action == "reopened", SkipMarkers: !known && !approval}
+		Reopen: pr.Action == "reopened", SkipMarkers: !known && !approval}
 	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:
@@ -339,10 +339,14 @@ func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) 
 }
 
 // branchDeleted records the deletion of a preview branch of p, so that replays of its older pushes
-// are stale, and takes its preview alias down when the branch owns it.
+// are stale, and takes its preview alias down when the branch owns it; the replay of a deletion
+// from before the branch was pushed again is stale.
 func (s *Service) branchDeleted(ctx context.Context, p *store.Project, v Verified, branch, alias string) (Receipt, error) {
-	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, alias, "branch deleted")
+	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, v.Push.Before, alias, "branch deleted")
 	switch {
+	case errors.Is(err, store.ErrStaleDeletion):
+		message := fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)
+		return s.record(ctx, p, v, store.OutcomeIgnored, Receipt{Outcome: OutcomeStale, Status: "ignored", Message: message, Reason: message})
 	case err != nil:
 		return recordFailed(p, err)
 	case pv == nil:

@@ -58,7 +58,7 @@ type Store interface {
 	Previews(projectID int64) ([]*store.Preview, error)
 	ApprovePreview(p store.Push) (store.PushResult, error)
 	RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error)
-	DeleteBranch(projectID int64, branch, alias, reason string) (*store.Preview, []*store.Deployment, error)
+	DeleteBranch(projectID int64, branch, last, alias, reason string) (*store.Preview, []*store.Deployment, error)
 	PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, error)
 
 	EnqueueMessage(m outbox.Message) (int64, error)

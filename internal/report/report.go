@@ -34,6 +34,7 @@ const (
 type Store interface {
 	Deployment(id int64) (*store.Deployment, error)
 	DeploymentsWhere(projectID int64, limit int, keep func(*store.Deployment) bool) ([]*store.Deployment, error)
+	NewestDeploymentOf(projectID int64, alias, sha string) (*store.Deployment, error)
 	SetGitHubDeployment(id, githubID int64) error
 	Preview(projectID int64, alias string) (*store.Preview, error)
 	SetPreviewComment(projectID int64, alias string, commentID int64) error
@@ -140,7 +141,6 @@ func (r *Reporter) reports(p *store.Project, kind string) bool {
 // inside the transaction of the change.
 func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Message {
 	var out []outbox.Message
-	id := strconv.FormatInt(d.ID, 10)
 	if r.reports(&p, KindStatus) {
 		state, description := commitState(&p, &d)
 		s := base(&p, &d)
@@ -156,7 +156,7 @@ func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Mess
 			s.EnvironmentURL = r.siteURL(&p, &d)
 		}
 		s.GitHubDeploymentID = d.GitHubDeploymentID
-		out = append(out, message(KindDeployment, KindDeployment+":"+id, s))
+		out = append(out, message(KindDeployment, deploymentKey(p.ID, s.Environment), s))
 	}
 	if d.PullRequest != 0 {
 		out = append(out, r.buildComment(&p, &d)...)
@@ -285,9 +285,23 @@ func (r *Reporter) Skipped(p *store.Project, sha, reason string) []outbox.Messag
 }
 
 // statusKey orders the commit statuses of project's commit sha: GitHub keeps one per commit and
-// context, so those of every deployment of the commit are sent in turn.
+// context, so those of every deployment of the commit are sent in turn, and the last one sent is
+// what GitHub shows. A commit can be deployed to production and to previews; its status speaks
+// for production first. So, when its turn comes, a status is dropped if it is outdated: a pending
+// one of a deployment that has moved on, any of a deployment followed by a newer deployment of the
+// commit to the same environment (production, or the previews), and any of a preview of a commit
+// whose newest production deployment is deployed (a preview, even one cancelled or superseded
+// afterwards, never takes production's success away). A preview never drops a production status.
 func statusKey(project int64, sha string) string {
 	return fmt.Sprintf("%s:%d:%s", KindStatus, project, sha)
+}
+
+// deploymentKey orders the reports of project's GitHub environment: they are sent one after the
+// other, in miaobu's order, so that GitHub creates the environment's deployments and gets their
+// statuses in that order too, also when an outage delayed them, and its last success, the one it
+// shows as active, is the newest one's.
+func deploymentKey(project int64, environment string) string {
+	return fmt.Sprintf("%s:%d:%s", KindDeployment, project, environment)
 }
 
 // Inactive returns the report that deployment d, the last one of p's preview alias, is no longer
@@ -300,7 +314,7 @@ func (r *Reporter) Inactive(p *store.Project, d *store.Deployment, alias string)
 	s.State, s.Description = "inactive", "Preview removed"
 	s.Environment, s.Production, s.Transient = environment(alias)
 	s.GitHubDeploymentID = d.GitHubDeploymentID
-	return []outbox.Message{message(KindDeployment, KindDeployment+":"+strconv.FormatInt(d.ID, 10), s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }
 
 // LiveAgain returns the report that an earlier deployment d of p is live again (a rollback): a
@@ -314,12 +328,10 @@ func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int
 	s.State, s.Description, s.LogURL = "success", fmt.Sprintf("Live again: deployment #%d", d.ID), r.page(d)
 	s.Environment, s.Production, s.Transient = environment("")
 	s.EnvironmentURL, s.GitHubDeploymentID = r.opts.LiveURL(p), githubID
-	key := fmt.Sprintf("%s:github-%d", KindDeployment, githubID)
 	if githubID == 0 {
 		s.GitHubDeploymentID = d.GitHubDeploymentID
-		key = KindDeployment + ":" + strconv.FormatInt(d.ID, 10)
 	}
-	return []outbox.Message{message(KindDeployment, key, s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }
 
 // AlreadyDeploying returns the report to the GitHub Deployment githubID, asked for on GitHub, that
@@ -333,5 +345,5 @@ func (r *Reporter) AlreadyDeploying(p *store.Project, d *store.Deployment, githu
 	s.State, s.Description, s.LogURL = "inactive", fmt.Sprintf("Already deploying this commit: deployment #%d", d.ID), r.page(d)
 	s.Environment, s.Production, s.Transient = environment("")
 	s.GitHubDeploymentID = githubID
-	return []outbox.Message{message(KindDeployment, fmt.Sprintf("%s:github-%d", KindDeployment, githubID), s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }

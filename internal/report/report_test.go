@@ -73,6 +73,9 @@ func newEnv(t *testing.T, o options) *env {
 		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)), Backoff: o.backoff,
 		LiveURL: func(*store.Project) string { return liveURL },
 		DeploymentURL: func(p *store.Project, d *store.Deployment) string {
+			if d.Alias != "" {
+				return fmt.Sprintf("https://%s--%s.example.com/", p.Slug, d.Alias) // a preview is seen at its alias
+			}
 			return fmt.Sprintf("https://%s--%d.example.com/", p.Slug, d.ID)
 		}})
 	st.OnTransition(e.reporter.Transition)
@@ -552,9 +555,10 @@ func TestWhatIsReported(t *testing.T) {
 			var kinds []string
 			for _, m := range e.reporter.Transition(*e.project, d) {
 				kinds = append(kinds, m.Kind)
-				want := m.Kind + ":3"
+				// GitHub keeps a status per commit, and shows an environment's last success as active.
+				want := fmt.Sprintf("%s:%d:production", m.Kind, e.project.ID)
 				if m.Kind == report.KindStatus {
-					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a")) // GitHub keeps a status per commit
+					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a"))
 				}
 				if m.Key != want {
 					t.Errorf("key %q, want %q", m.Key, want)
@@ -732,5 +736,126 @@ func TestRateLimitResetFarAhead(t *testing.T) {
 	})
 	if latest := time.Now().Add(outbox.MaxRetryAfter); m.NextAttemptAt.After(latest) {
 		t.Errorf("retried at %v, after %v", m.NextAttemptAt, latest)
+	}
+}
+
+// TestRateLimit403DoesNotPause answers a commit status and a deployment with the 403s of GitHub's
+// rate limits, primary (no request left) and secondary (saying no time): neither pauses its kind,
+// both wait to be retried, the secondary one at least the minute GitHub's documentation asks for.
+func TestRateLimit403DoesNotPause(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	reset := time.Now().Add(10 * time.Minute)
+	e.gh.FailWith("POST /repos/acme/site/statuses/"+sha("a"), http.StatusForbidden, "API rate limit exceeded for user ID 1.",
+		map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.gh.FailWith("POST /repos/acme/site/deployments", http.StatusForbidden,
+		"You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later.",
+		map[string]string{"X-RateLimit-Remaining": "4990", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.push(t, "a")
+	e.claim(t)
+	e.start()
+	var due []outbox.Message
+	waitFor(t, "both reports limited once", func() bool {
+		var err error
+		due, _, err = e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 2 && due[0].Attempts == 1 && due[1].Attempts == 1
+	})
+	for _, m := range due {
+		earliest := time.Now().Add(50 * time.Second)
+		if m.Kind == report.KindStatus {
+			earliest = reset.Add(-time.Second)
+		}
+		if m.NextAttemptAt.Before(earliest) {
+			t.Errorf("%s retried at %v, before %v", m.Kind, m.NextAttemptAt, earliest)
+		}
+	}
+	if s := e.reporter.Summary(e.project); !s.Statuses || !s.Deployments || s.Note != "" {
+		t.Errorf("Summary after rate limits = %+v", s)
+	}
+	if log := e.log.String(); strings.Contains(log, "paused") {
+		t.Errorf("a rate limit paused reporting:\n%s", log)
+	}
+}
+
+// TestPreviewOfTheLiveCommit deploys commit a to production and, while it builds, as pull request
+// 13's preview, which commit b then supersedes; then a preview branch deploys commit a too. The
+// status of commit a on GitHub must end with production's success: neither the newer preview nor
+// its "Superseded" error takes it away, whatever the order the reports go out in.
+func TestPreviewOfTheLiveCommit(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		t.Run(fmt.Sprintf("worker running %v", running), func(t *testing.T) {
+			e := newEnv(t, options{statuses: true})
+			if running {
+				e.start()
+			}
+			production := e.push(t, "a")
+			e.claim(t)
+			preview := func(c, alias string, n int) int64 {
+				t.Helper()
+				res, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "d-" + alias + c,
+					CommitSHA: sha(c), Branch: alias, Alias: alias, PullRequest: n})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.DeploymentID
+			}
+			preview("a", "pr-13", 13)
+			next := preview("b", "pr-13", 13)
+			if _, err := e.store.Complete(production); err != nil {
+				t.Fatal(err)
+			}
+			if d := e.claim(t); d.ID != next {
+				t.Fatalf("claimed #%d, want #%d", d.ID, next)
+			}
+			if _, err := e.store.Complete(next); err != nil {
+				t.Fatal(err)
+			}
+			branch := preview("a", "git-feature", 0)
+			e.claim(t)
+			if _, err := e.store.Complete(branch); err != nil {
+				t.Fatal(err)
+			}
+			if !running {
+				e.start()
+			}
+			waitFor(t, "an empty outbox", func() bool {
+				due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+				return err == nil && len(due) == 0 && next.IsZero()
+			})
+			var onA []githubtest.Status
+			for _, s := range e.gh.Statuses("acme/site") {
+				if s.SHA == sha("a") {
+					onA = append(onA, s)
+				}
+			}
+			d, _ := e.store.Deployment(production)
+			live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+			if len(onA) == 0 || onA[len(onA)-1] != status("a", production, "success", live) {
+				t.Errorf("statuses of commit a end with %+v, want production's success", onA)
+			}
+		})
+	}
+}
+
+// TestDeploymentsOfAnEnvironmentInOrder fails the creation of the first of three production
+// deployments' GitHub Deployments: the others wait for it, so that GitHub creates them, and gets
+// their statuses, in miaobu's order, and shows the newest one's success last.
+func TestDeploymentsOfAnEnvironmentInOrder(t *testing.T) {
+	e := newEnv(t, options{deployments: true})
+	var ids []int64
+	for _, c := range []string{"a", "b", "c"} {
+		id := e.push(t, c)
+		e.claim(t)
+		if _, err := e.store.Complete(id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	e.gh.Fail("POST /repos/acme/site/deployments", 502, "Server Error")
+	e.start()
+	e.deployments(t, 3, 6)
+	for i, d := range e.gh.Deployments("acme/site") {
+		if want := fmt.Sprintf(`{"miaobu":{"deployment_id":%d}}`, ids[i]); d.Payload != want {
+			t.Errorf("GitHub Deployment %d is of %s, want %s", i, d.Payload, want)
+		}
 	}
 }

@@ -34,9 +34,7 @@ func decode(m outbox.Message) (payload, string, string, error) {
 	return s, owner, repo, nil
 }
 
-// sendStatus sets a commit status; one that is outdated when its turn comes is dropped: a pending
-// one of a deployment that has moved on, and any of a deployment that a newer deployment of the
-// same commit follows, as the later reports say more.
+// sendStatus sets a commit status, unless it is outdated when its turn comes (see statusKey).
 func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 	s, owner, repo, err := decode(m)
 	if err != nil {
@@ -45,7 +43,7 @@ func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 	if err := r.held(s, KindStatus); err != nil {
 		return err
 	}
-	if (s.State == "pending" && r.outdated(s)) || r.followed(s) {
+	if r.outdated(s) {
 		return nil
 	}
 	err = r.opts.GitHub.CreateStatus(ctx, owner, repo, s.SHA, github.CommitStatus{State: s.State, Description: s.Description,
@@ -53,24 +51,34 @@ func (r *Reporter) sendStatus(ctx context.Context, m outbox.Message) error {
 	return r.outcome(s, KindStatus, err)
 }
 
-// outdated reports whether the deployment of a pending status has moved on to another status or
-// is gone.
+// outdated reports whether commit status s says less than the statuses GitHub gets after it, or
+// got, for the commit: s is a pending one of a deployment that has moved on or is gone, a newer
+// deployment of the commit to the same environment follows its deployment, or its deployment is a
+// preview of a commit that production deployed.
 func (r *Reporter) outdated(s payload) bool {
-	d, err := r.opts.Store.Deployment(s.DeploymentID)
-	return errors.Is(err, store.ErrNotFound) || (err == nil && string(d.Status) != s.Status)
-}
-
-// followed reports whether a newer deployment of the same project and commit follows the one of s,
-// so that its statuses, queued after those of s, are the last GitHub gets for the commit.
-func (r *Reporter) followed(s payload) bool {
 	if s.DeploymentID == 0 {
 		return false
 	}
-	// Newest first, the walk stops at the first newer deployment of the commit or at s's own.
-	first, err := r.opts.Store.DeploymentsWhere(s.ProjectID, 1, func(d *store.Deployment) bool {
-		return d.ID <= s.DeploymentID || d.CommitSHA == s.SHA
+	d, err := r.opts.Store.Deployment(s.DeploymentID)
+	if err != nil {
+		return s.State == "pending" && errors.Is(err, store.ErrNotFound)
+	}
+	if s.State == "pending" && string(d.Status) != s.Status {
+		return true
+	}
+	// Newest first, the walk stops at the first newer deployment of the commit and environment, or
+	// at d itself.
+	first, err := r.opts.Store.DeploymentsWhere(s.ProjectID, 1, func(o *store.Deployment) bool {
+		return o.ID <= d.ID || o.CommitSHA == d.CommitSHA && o.Environment == d.Environment
 	})
-	return err == nil && len(first) == 1 && first[0].ID > s.DeploymentID
+	if err == nil && len(first) == 1 && first[0].ID > d.ID {
+		return true
+	}
+	if d.Environment != store.EnvironmentPreview {
+		return false
+	}
+	production, err := r.opts.Store.NewestDeploymentOf(s.ProjectID, "", d.CommitSHA)
+	return err == nil && production.Status == store.StatusDeployed
 }
 
 // sendDeployment adds a status to the deployment's GitHub Deployment, creating that first when
@@ -225,7 +233,8 @@ func (r *Reporter) Resume(project int64) {
 	}
 }
 
-// Summary says which reports of p's deployments reach GitHub, and why the others do not.
+// Summary says which reports of p's deployments reach GitHub, why the others do not, and whether
+// pull request comments are paused.
 func (r *Reporter) Summary(p *store.Project) api.GitHubReports {
 	switch {
 	case p.Repo == "":
@@ -244,9 +253,17 @@ func (r *Reporter) Summary(p *store.Project) api.GitHubReports {
 			notes = append(notes, k.key+" is off")
 		case r.isPaused(p.ID, k.kind):
 			*k.on = false
-			notes = append(notes, fmt.Sprintf("%s paused: GitHub refused them (see the agent's log); run `miaobu webhook setup %s` once the token may", kindNames[k.kind], p.Slug))
+			notes = append(notes, pausedNote(k.kind, p.Slug))
 		}
+	}
+	if r.isPaused(p.ID, KindComment) {
+		notes = append(notes, pausedNote(KindComment, p.Slug))
 	}
 	out.Note = strings.Join(notes, "; ")
 	return out
+}
+
+// pausedNote says that reports of kind are paused for the project slug, and how to resume them.
+func pausedNote(kind, slug string) string {
+	return fmt.Sprintf("%s paused: GitHub refused them (see the agent's log); run `miaobu webhook setup %s` once the token may", kindNames[kind], slug)
 }

@@ -388,6 +388,21 @@ func (s *Store) DeploymentsWhere(projectID int64, limit int, keep func(*Deployme
 	return out, err
 }
 
+// NewestDeploymentOf returns the newest deployment of commit sha to project's alias ("" for
+// production), ErrNotFound when there is none left.
+func (s *Store) NewestDeploymentOf(projectID int64, alias, sha string) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		id := bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, sha))
+		if id == nil {
+			return ErrNotFound
+		}
+		d, err = loadDeployment(tx, btoi(id))
+		return err
+	})
+	return d, err
+}
+
 // ClaimNext takes the oldest queued deployment whose project is not busy, marks it cloning and
 // returns it; it returns nil when there is nothing to claim.
 func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) {

@@ -182,11 +182,18 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, 
 // DeletedHead is the head recorded for a deleted branch: the all-zero SHA of a deletion's push.
 const DeletedHead = "0000000000000000000000000000000000000000"
 
-// DeleteBranch records that a preview branch was deleted, so that a replayed push of a commit its
-// alias had before is stale (see RecordPush), and takes the alias down like RemovePreview when the
-// branch owns it. It returns the preview as it was before, nil when the alias has none; one whose
-// Branch is another is not touched. The cancelled deployments come with it.
-func (s *Store) DeleteBranch(projectID int64, branch, alias, reason string) (*Preview, []*Deployment, error) {
+// ErrStaleDeletion is returned by DeleteBranch for a replayed old deletion: the branch was pushed
+// again since, from another commit than the one deleted.
+var ErrStaleDeletion = errors.New("the branch has moved on since its deletion")
+
+// DeleteBranch records that a preview branch was deleted at commit last (the deletion's before),
+// so that a replayed push of a commit its alias had before is stale (see RecordPush), and takes the
+// alias down like RemovePreview when the branch owns it. It returns the preview as it was before,
+// nil when the alias has none; one whose Branch is another is not touched. The cancelled
+// deployments come with it. A deletion whose last commit the alias deployed but is not the
+// branch's last pushed head is a replay from before the branch was pushed again: it changes
+// nothing and returns ErrStaleDeletion.
+func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string) (*Preview, []*Deployment, error) {
 	var (
 		before    *Preview
 		cancelled []*Deployment
@@ -194,6 +201,11 @@ func (s *Store) DeleteBranch(projectID int64, branch, alias, reason string) (*Pr
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
 			return ErrNotFound
+		}
+		head := string(bucket(tx, branchHeadsBucket).Get(branchKey(projectID, branch)))
+		if head != "" && head != DeletedHead && head != last &&
+			bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, last)) != nil {
+			return ErrStaleDeletion
 		}
 		pv, err := loadPreview(tx, projectID, alias)
 		switch {

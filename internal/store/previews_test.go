@@ -199,14 +199,25 @@ func TestRemovePreview(t *testing.T) {
 		t.Fatalf("removing an unknown preview: %v", err)
 	}
 
-	// A late update of the closed pull request leaves the alias down; reopened with the same head,
-	// the commit builds again, and the alias is up again.
+	// A late update of the closed pull request leaves the alias down; reopened with the head it was
+	// closed at, the commit builds again, and the alias is up again.
 	if late := pushTo(t, s, p, "pr-3", 3, "a"); !late.Closed || late.DeploymentID != 0 || !preview(t, s, p, "pr-3").Removed() {
 		t.Fatalf("late update: %+v", late)
 	}
-	reopened, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "reopened", CommitSHA: sha("a"),
-		Branch: "feature", Alias: "pr-3", PullRequest: 3, Reopen: true})
-	if err != nil || reopened.Duplicate || reopened.DeploymentID <= prod.DeploymentID || reopened.Preview.Removed() {
+	reopen := func(c string) PushResult {
+		t.Helper()
+		res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "reopened-" + c, CommitSHA: sha(c),
+			Branch: "feature", Alias: "pr-3", PullRequest: 3, Reopen: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// Reopened at a commit it had before the head it was closed at: a replay.
+	if replay := reopen("a"); !replay.Stale || replay.DeploymentID != 0 || !preview(t, s, p, "pr-3").Removed() {
+		t.Fatalf("replayed reopen: %+v", replay)
+	}
+	if reopened := reopen("b"); reopened.Duplicate || reopened.DeploymentID <= prod.DeploymentID || reopened.Preview.Removed() {
 		t.Fatalf("reopened: %+v", reopened)
 	}
 }
@@ -442,11 +453,11 @@ func TestAliasTakenOverAfterDeletion(t *testing.T) {
 	if taken := pushBranch("feature/a-", "b"); taken.Taken == nil || taken.Taken.Branch != "feature/a" || taken.DeploymentID != 0 {
 		t.Fatalf("push of the other branch: %+v", taken)
 	}
-	if before, _, err := s.DeleteBranch(p.ID, "feature/a-", "git-feature-a", "branch deleted"); err != nil || before.Branch != "feature/a" ||
+	if before, _, err := s.DeleteBranch(p.ID, "feature/a-", sha("b"), "git-feature-a", "branch deleted"); err != nil || before.Branch != "feature/a" ||
 		preview(t, s, p, "git-feature-a").Removed() {
 		t.Fatalf("deleting the other branch: %+v %v", before, err)
 	}
-	if _, _, err := s.DeleteBranch(p.ID, "feature/a", "git-feature-a", "branch deleted"); err != nil {
+	if _, _, err := s.DeleteBranch(p.ID, "feature/a", sha("a"), "git-feature-a", "branch deleted"); err != nil {
 		t.Fatal(err)
 	}
 	res := pushBranch("feature/a-", "c")

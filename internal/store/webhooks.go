@@ -128,8 +128,8 @@ type Push struct {
 	// Hold records the preview's new head without deploying it: a fork's commit waiting for
 	// approval. Approve records the commit as approved as it deploys it.
 	Hold, Approve bool
-	// Reopen lets a pull request's update bring its removed preview back up (opened, reopened);
-	// without it the update of a closed pull request is refused.
+	// Reopen lets a pull request's update bring its removed preview back up (reopened); without it
+	// the update of a closed pull request is refused.
 	Reopen bool
 	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known.
 	SkipMarkers bool
@@ -242,7 +242,9 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 		case pv.Removed() && !p.Reopen:
 			res.Closed = true
 			return res, nil
-		case !pv.Removed():
+		default:
+			// A removed preview keeps the head its pull request was closed at: reopened, it comes
+			// back at that head or at a new commit, not at an older one it deployed (a replay).
 			head = pv.HeadSHA
 		}
 	}
