@@ -10,6 +10,7 @@ import (
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/clock/clocktest"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
@@ -137,5 +138,37 @@ func TestPushesMissedWhileStoppedDeployAtStart(t *testing.T) {
 	want := []string{first[:7] + " webhook", third[:7] + " reconcile"}
 	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deployments %v, want %v: the older missed commit must never be built", got, want)
+	}
+}
+
+// TestImportedPolledProjectIsCheckedAtOnce imports a repository with trigger poll: its first check
+// comes at once, as for `project add --trigger poll`, not when the poller next reads the project list.
+func TestImportedPolledProjectIsCheckedAtOnce(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	gh := githubtest.New(t, ghToken)
+	gh.AddRepo(siteRepo())
+	cfg := agenttest.Config(t)
+	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
+	cfg.Build.Concurrency = 0
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
+		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
+	if code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	// The clock stands still: only a check started by the import itself reads the branch.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var status api.Status
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if ps := status.Projects[0]; ps.LastPollAt != nil && ps.NextPollAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an imported project with trigger poll was not checked: %+v\nGitHub received %q", status.Projects[0], gh.Requests())
+		}
+	}
+	if d := history(t, ta, res.Project); len(d) != 1 || d[0] != tipSHA[:7]+" import" {
+		t.Errorf("deployments %q, want the import's alone", d)
 	}
 }
