@@ -72,7 +72,8 @@ const (
 type Deployer interface {
 	// Missing reports whether h needs a deployment: no deployment of its commit is queued,
 	// running or live, and the newest deployment of its branch or pull request is not of that
-	// commit either (that one was tried, or rolled back from: a push or `miaobu deploy` retries).
+	// commit either (that one was tried, or rolled back from: a push or `miaobu deploy` retries);
+	// a deployment of another commit that a user chose is passed over, like a rollback.
 	Missing(p Project, h Head) (bool, error)
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
