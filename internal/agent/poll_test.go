@@ -3,6 +3,8 @@ package agent_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -170,5 +172,60 @@ func TestImportedPolledProjectIsCheckedAtOnce(t *testing.T) {
 	}
 	if d := history(t, ta, res.Project); len(d) != 1 || d[0] != tipSHA[:7]+" import" {
 		t.Errorf("deployments %q, want the import's alone", d)
+	}
+}
+
+// TestFailedReconcileAtStartIsRetried starts the agent while a project's remote is unreachable (a
+// laptop whose network is not up yet): status shows the failure, and the push missed meanwhile is
+// deployed once the remote is back, without waiting for reconcile.interval.
+func TestFailedReconcileAtStartIsRetried(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	repo := gittest.New(t)
+	first := repo.Commit("first", map[string]string{"index.html": "version one"})
+	cfg := agenttest.Config(t)
+	cfg.DataDir = data
+	ta := agenttest.Start(t, cfg)
+	p := ta.AddProject(t, localProject("site", repo.Dir))
+	ta.Deployed(t, ta.Push(t, p, first))
+	if err := ta.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := repo.Commit("second", map[string]string{"index.html": "version two"})
+	away := filepath.Join(t.TempDir(), "away")
+	if err := os.Rename(repo.Dir, away); err != nil {
+		t.Fatal(err)
+	}
+
+	clock := clocktest.New(time.Now())
+	cfg = agenttest.Config(t)
+	cfg.DataDir, cfg.Reconcile.Interval = data, 0
+	ta = agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	var status api.Status
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if ps := status.Projects[0]; ps.LastReconcileError != nil {
+			if ps.ReconcileRetryAt == nil || ps.ReconcileRetryAt.Sub(clock.Now()) > 15*time.Second {
+				t.Fatalf("status %+v: the retry is not 15 s away", ps)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status shows no failed reconciliation: %+v", status.Projects[0])
+		}
+	}
+	if err := os.Rename(away, repo.Dir); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(15 * time.Second)
+	if d := deploymentOf(t, ta, p, second); d.Status != api.StatusDeployed || d.Trigger != api.TriggerReconcile || !d.Live {
+		t.Fatalf("after the remote came back: %+v\n%s", d, ta.Log(t, d.ID))
+	}
+	ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+	if ps := status.Projects[0]; ps.LastReconcileError != nil || ps.ReconcileRetryAt != nil {
+		t.Errorf("status after a successful reconciliation: %+v", ps)
 	}
 }
