@@ -70,6 +70,11 @@ func (d pollDeployer) Deploy(ctx context.Context, p poll.Project, h poll.Head, c
 	return dep.ID, nil
 }
 
+// Skip reports a head skipped for reason to GitHub, as a skipped push is.
+func (d pollDeployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
+	return d.a.domain.SkipHead(p.ID, h.SHA, reason)
+}
+
 // rateRemaining is what polling last heard of the GitHub token's rate limit, NaN before it heard.
 func (a *Agent) rateRemaining() float64 {
 	if a.poller == nil {

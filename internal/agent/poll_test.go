@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/clock/clocktest"
+	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
@@ -227,5 +230,40 @@ func TestFailedReconcileAtStartIsRetried(t *testing.T) {
 	ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
 	if ps := status.Projects[0]; ps.LastReconcileError != nil || ps.ReconcileRetryAt != nil {
 		t.Errorf("status after a successful reconciliation: %+v", ps)
+	}
+}
+
+// TestPolledHeadSkippedIsReported polls a GitHub project whose new head has a skip marker: it is not
+// deployed, and GitHub's commit status says it was skipped, as for a skipped push.
+func TestPolledHeadSkippedIsReported(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	gh := githubtest.New(t, ghToken)
+	gh.AddRepo(siteRepo())
+	cfg := agenttest.Config(t)
+	cfg.GitHub = config.GitHub{APIURL: gh.URL, Token: ghToken, Statuses: true}
+	cfg.PublicURL, cfg.Build.Concurrency = publicURL, 0
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
+		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
+	if code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	skipped := strings.Repeat("5", 40)
+	gh.SetBranch("acme/site", "main", skipped)
+	gh.SetMessage("acme/site", skipped, "Draft the docs [skip ci]")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		clock.Advance(10 * time.Second)
+		if slices.ContainsFunc(gh.Statuses("acme/site"), func(s githubtest.Status) bool {
+			return s.SHA == skipped && s.State == "success" && s.Description == "Skipped: commit message contains [skip ci]"
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Skipped status for the polled head: %+v", gh.Statuses("acme/site"))
+		}
+	}
+	if d := history(t, ta, res.Project); len(d) != 1 {
+		t.Errorf("deployments %q, want the import's alone", d)
 	}
 }

@@ -78,6 +78,9 @@ type Deployer interface {
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
 	Deploy(ctx context.Context, p Project, h Head, cause Cause) (int64, error)
+	// Skip tells that h is not deployed for reason (such as "commit message contains [skip ci]"),
+	// as a skipped push does: GitHub's commit status says so.
+	Skip(ctx context.Context, p Project, h Head, reason string) error
 }
 
 // Git reads git remotes as the builds do, with their environment and credentials.
@@ -595,7 +598,7 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 			log = log.With("pull_request", h.PullRequest)
 		}
 		log.Info("new commit skipped: its message contains " + marker)
-		return true, nil
+		return true, p.opts.Deployer.Skip(ctx, pr, h, "commit message contains "+marker)
 	}
 	_, err = p.opts.Deployer.Deploy(ctx, pr, h, cause)
 	return false, err

@@ -41,6 +41,15 @@ type deployment struct {
 type deployer struct {
 	mu   sync.Mutex
 	done []deployment
+	// skips are the heads skipped, as "project sha7 reason".
+	skips []string
+}
+
+func (d *deployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.skips = append(d.skips, fmt.Sprintf("%d %s %s", p.ID, h.SHA[:7], reason))
+	return nil
 }
 
 func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
@@ -210,7 +219,7 @@ func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
 	}
 
 	// A head with a skip marker is not deployed, and the next head is.
-	repo.Commit("Draft the docs [Skip CI]", map[string]string{"index.html": "c"})
+	c := repo.Commit("Draft the docs [Skip CI]", map[string]string{"index.html": "c"})
 	h.runFor(70 * time.Second)
 	if got := h.deployer.deployments(); len(got) != 2 {
 		t.Fatalf("a head with a skip marker was deployed: %q", got)
@@ -218,6 +227,11 @@ func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
 	if !strings.Contains(h.log.String(), "its message contains [Skip CI]") {
 		t.Errorf("no log line tells the skip:\n%s", h.log)
 	}
+	h.deployer.mu.Lock()
+	if want := []string{"1 " + c[:7] + " commit message contains [Skip CI]"}; !slices.Equal(h.deployer.skips, want) {
+		t.Errorf("skips reported %q, want %q (once, for GitHub's commit status)", h.deployer.skips, want)
+	}
+	h.deployer.mu.Unlock()
 	d := repo.Commit("Publish the docs", map[string]string{"index.html": "d"})
 	h.runFor(70 * time.Second)
 	if got := h.deployer.deployments(); len(got) != 3 || got[2] != "1 main "+d[:7]+" poll Publish the docs" {
