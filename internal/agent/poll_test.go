@@ -267,3 +267,39 @@ func TestPolledHeadSkippedIsReported(t *testing.T) {
 		t.Errorf("deployments %q, want the import's alone", d)
 	}
 }
+
+// TestPolledHeadsFollowWatchPaths polls a project that watches docs/**: a commit outside it is not
+// deployed, the next one inside it is.
+func TestPolledHeadsFollowWatchPaths(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	cfg := agenttest.Config(t)
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	repo := gittest.New(t)
+	first := repo.Commit("first", map[string]string{"index.html": "version one", "docs/a.md": "a"})
+	var p api.Project
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "docs", RepoURL: "file://" + repo.Dir, TriggerSettings: api.TriggerSettings{
+		Trigger: ptr(api.ProjectTriggerPoll), WatchPaths: &[]string{"docs/**"}}}, http.StatusCreated, &p)
+	deploymentOf(t, ta, p, first)
+	outside := repo.Commit("Tweak the page", map[string]string{"index.html": "version two"})
+	clock.Advance(90 * time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var status api.Status
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if at := status.Projects[0].LastPollAt; at != nil && at.After(clock.Now().Add(-time.Minute)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no check after the commit outside docs/: %+v", status.Projects[0])
+		}
+	}
+	inside := repo.Commit("Write the guide", map[string]string{"index.html": "version three", "docs/guide.md": "g"})
+	clock.Advance(90 * time.Second)
+	if d := deploymentOf(t, ta, p, inside); d.Status != api.StatusDeployed || d.Trigger != api.TriggerPoll {
+		t.Fatalf("the commit changing docs/: %+v", d)
+	}
+	want := []string{first[:7] + " poll", inside[:7] + " poll"}
+	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("deployments %v, want %v: %s changes no watched path", got, want, outside[:7])
+	}
+}

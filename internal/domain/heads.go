@@ -45,3 +45,12 @@ func (s *Service) SkipHead(projectID int64, sha, reason string) error {
 	s.report(s.log.With("project", p.ID, "commit", sha[:7]), "a skipped commit", s.reports.Skipped(p, sha, reason))
 	return nil
 }
+
+// LiveCommit returns the commit live in the production of project projectID, "" when none is.
+func (s *Service) LiveCommit(projectID int64) (string, error) {
+	p, err := s.store.Project(projectID)
+	if err != nil {
+		return "", err
+	}
+	return s.lastDeployedCommit(p, "")
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type Project struct {
 	// PullRequests asks for the heads of the open pull requests too (GitHub repositories only),
 	// for projects that deploy previews of them.
 	PullRequests bool
+	// WatchPaths are the project's watch_paths: a production head none of whose changed files
+	// since the last deployed commit matches is skipped.
+	WatchPaths []string
 }
 
 // Head is the commit at the head of a branch or pull request.
@@ -78,6 +82,8 @@ type Deployer interface {
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
 	Deploy(ctx context.Context, p Project, h Head, cause Cause) (int64, error)
+	// LastDeployed returns the commit live in p's production, "" when none is.
+	LastDeployed(p Project) (string, error)
 	// Skip tells that h is not deployed for reason (such as "commit message contains [skip ci]"),
 	// as a skipped push does: GitHub's commit status says so.
 	Skip(ctx context.Context, p Project, h Head, reason string) error
@@ -89,6 +95,8 @@ type Git interface {
 	LsRemote(ctx context.Context, repoURL string, github bool, refs ...string) (map[string]string, error)
 	// CommitInfo returns the message and author of sha, the head of branch.
 	CommitInfo(ctx context.Context, repoURL string, github bool, branch, sha string) (message, author string, err error)
+	// ChangedFiles returns the paths that differ between commits from and to.
+	ChangedFiles(ctx context.Context, repoURL string, github bool, from, to string) ([]string, error)
 }
 
 // Results of a poll, the values of the result label of the polls metric.
@@ -592,16 +600,42 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
 		return false, err
 	}
+	log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
+	if h.PullRequest != 0 {
+		log = log.With("pull_request", h.PullRequest)
+	}
 	if marker, ok := trigger.SkipMarker(h.Message); ok {
-		log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
-		if h.PullRequest != 0 {
-			log = log.With("pull_request", h.PullRequest)
-		}
 		log.Info("new commit skipped: its message contains " + marker)
 		return true, p.opts.Deployer.Skip(ctx, pr, h, "commit message contains "+marker)
 	}
+	if h.PullRequest == 0 && len(pr.WatchPaths) > 0 {
+		watched, err := p.watched(ctx, log, pr, h)
+		if err != nil {
+			return false, err
+		}
+		if !watched {
+			log.Info("new commit skipped: " + trigger.NoWatchedChange)
+			return true, p.opts.Deployer.Skip(ctx, pr, h, trigger.NoWatchedChange)
+		}
+	}
 	_, err = p.opts.Deployer.Deploy(ctx, pr, h, cause)
 	return false, err
+}
+
+// watched reports whether production head h changes a file that matches the project's watch paths
+// since the commit live in production; when the changed files cannot be read, it says yes and
+// logs why (a build too many is better than a change missed, contract section 7).
+func (p *Poller) watched(ctx context.Context, log *slog.Logger, pr Project, h Head) (bool, error) {
+	last, err := p.opts.Deployer.LastDeployed(pr)
+	if err != nil || last == "" || last == h.SHA {
+		return true, err
+	}
+	files, err := p.opts.Git.ChangedFiles(ctx, pr.RepoURL, pr.Repo != "", last, h.SHA)
+	if err != nil {
+		log.Info("watch paths: the files changed since the live commit are unknown, deploying", "live", last[:min(7, len(last))], "err", err)
+		return true, nil
+	}
+	return slices.ContainsFunc(files, func(f string) bool { return trigger.Match(pr.WatchPaths, f) }), nil
 }
 
 // source returns how a project's repository is read.

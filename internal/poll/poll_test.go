@@ -58,6 +58,17 @@ func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
 	return !slices.ContainsFunc(d.done, func(x deployment) bool { return x.project == p.ID && x.head.SHA == h.SHA }), nil
 }
 
+func (d *deployer) LastDeployed(p poll.Project) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, x := range slices.Backward(d.done) {
+		if x.project == p.ID {
+			return x.head.SHA, nil
+		}
+	}
+	return "", nil
+}
+
 func (d *deployer) Deploy(_ context.Context, p poll.Project, h poll.Head, cause poll.Cause) (int64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -640,5 +651,38 @@ func TestSecondaryRateLimitPausesEveryProject(t *testing.T) {
 	}
 	if answers := gh.Answers()[seen:]; len(answers) != 0 {
 		t.Errorf("requests during the Retry-After: %+v", answers)
+	}
+}
+
+// TestWatchPathsOfPolledHeads polls a project that watches docs/**: a head that changes other files
+// since the last deployed commit is skipped and reported, one that changes a watched file deploys,
+// and one whose changes cannot be read (the last deployed commit is gone from the remote) deploys.
+func TestWatchPathsOfPolledHeads(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"docs/index.md": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true, WatchPaths: []string{"docs/**"}})
+	b := repo.Commit("Tweak the code", map[string]string{"src/main.js": "b"})
+	h.runFor(70 * time.Second)
+	c := repo.Commit("Write the guide", map[string]string{"docs/guide.md": "c"})
+	h.runFor(70 * time.Second)
+	want := []string{"1 main " + a[:7] + " reconcile first", "1 main " + c[:7] + " poll Write the guide"}
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Fatalf("deployments %q, want %q", got, want)
+	}
+	h.deployer.mu.Lock()
+	if want := []string{"1 " + b[:7] + " no changed file matches watch_paths"}; !slices.Equal(h.deployer.skips, want) {
+		t.Errorf("skips reported %q, want %q", h.deployer.skips, want)
+	}
+	h.deployer.mu.Unlock()
+
+	// A force-push drops the last deployed commit: what changed cannot be told, so the head deploys.
+	repo.Git("reset", "--hard", "--quiet", a)
+	repo.Git("reflog", "expire", "--expire=now", "--all")
+	repo.Git("gc", "--prune=now", "--quiet")
+	d := repo.Commit("Rewrite the code", map[string]string{"src/other.js": "d"})
+	h.runFor(70 * time.Second)
+	if got := h.deployer.deployments(); len(got) != 3 || got[2] != "1 main "+d[:7]+" poll Rewrite the code" {
+		t.Fatalf("after a force-push: %q", got)
 	}
 }
