@@ -50,8 +50,10 @@ type Agent struct {
 	metrics    *metrics
 	started    time.Time
 	domain     *domain.Service
-	builder    *pipeline.Builder
-	builds     *builds
+	// sites serves the local target's sites by Host and says which names the agent serves.
+	sites   *serving.Sites
+	builder *pipeline.Builder
+	builds  *builds
 	// caches holds each project's build cache.
 	caches *buildcache.Caches
 	// stopping is closed when the agent starts shutting down, to end log streams.
@@ -113,8 +115,10 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version str
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
 		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
+	a.sites = &serving.Sites{Store: st, Dir: a.domain.SiteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
 	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,
-		PublicURL: cfg.PublicURL, AdminToken: token, Stopping: a.stopping, Log: log}); err != nil {
+		PublicURL: cfg.PublicURL, AdminToken: token, ClientAddr: func(r *http.Request) string { return clientAddr(r, trustedProxies) },
+		Stopping: a.stopping, Log: log}); err != nil {
 		return nil, err
 	}
 	a.metrics = newMetrics(func() float64 {
@@ -196,8 +200,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
 	mux.Handle("/", a.dashboard.Handler())
-	sites := &serving.Sites{Store: a.store, Dir: a.domain.SiteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
-	return sites.Handler(a.cors(mux))
+	return a.sites.Handler(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time;
@@ -266,6 +269,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	return a.Serve(ctx, ln)
 }
 
+// warnDomainConflicts logs each custom domain that the configuration has made one of the agent's own names.
+func (a *Agent) warnDomainConflicts() error {
+	conflicts, err := a.domain.DomainConflicts()
+	for _, conflict := range conflicts {
+		a.log.Warn(conflict)
+	}
+	return err
+}
+
 // server is one of the agent's HTTP servers and the listener it serves on.
 type server struct {
 	http *http.Server
@@ -294,6 +306,12 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if reason := a.cfg.PublicURLUnreachable(); reason != "" {
 		a.log.Warn(reason)
+	}
+	for _, risk := range a.cfg.TLSRisks() {
+		a.log.Warn(risk)
+	}
+	if err := a.warnDomainConflicts(); err != nil {
+		return err
 	}
 	apiServer := a.httpServer(a.Handler())
 	apiServer.RegisterOnShutdown(func() { close(a.stopping) })

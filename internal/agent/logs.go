@@ -37,7 +37,7 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
 	// Once the answer has begun, a failure (the client gone, the deployment deleted) can only end it.
-	_ = a.domain.FollowLog(r.Context(), d.ID, a.stopping, func(_ *store.Deployment, chunk []byte) error {
+	_ = a.domain.FollowLog(r.Context(), d.ID, 0, a.stopping, func(_ *store.Deployment, chunk []byte, _ bool) error {
 		if _, err := w.Write(chunk); err != nil {
 			return err
 		}

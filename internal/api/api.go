@@ -3,7 +3,10 @@ package api
 
 import (
 	"net/url"
+	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // Project is a deployable site as the API shows it; the webhook secret appears only once, in WebhookSecret.
@@ -465,6 +468,19 @@ type NotificationTest struct {
 
 // DomainsPath is the route of the custom domains of project ref.
 func DomainsPath(ref string) string { return PathProjects + "/" + url.PathEscape(ref) + "/domains" }
+
+// domainNames converts a custom domain to the ASCII form DNS and TLS use, as lookups do (IDNA 2008
+// with the UTS 46 mapping, so upper case and full-width forms become the name they stand for), and
+// refuses what no DNS name may be.
+var domainNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true), idna.Transitional(false))
+
+// DomainName returns a custom domain in the form the agent stores and compares it: without spaces
+// around it or a final dot, in lower-case ASCII (bücher.example is xn--bcher-kva.example); the
+// error says why raw is no DNS name.
+func DomainName(raw string) (string, error) {
+	return domainNames.ToASCII(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+}
 
 // PathTLSAsk is the public route that says whether the agent serves a name (?domain=HOST), for a
 // TLS server in front that gets certificates on demand: 200 yes, 404 no.

@@ -37,7 +37,7 @@ func TestDomainListAndRemove(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got) != 1 || got[0] != (api.Domain{Domain: "docs.example.org", ProjectID: 2, Project: "docs"}) {
 		t.Fatalf("domain list docs --json: exit %d, %q", code, out)
 	}
-	if code, _, errOut := run("domain", "remove", "blog", "WWW.example.com"); code != 0 || !strings.Contains(errOut, "Removed WWW.example.com from blog") {
+	if code, _, errOut := run("domain", "remove", "blog", "WWW.example.com"); code != 0 || !strings.Contains(errOut, "Removed www.example.com from blog") {
 		t.Fatalf("domain remove: exit %d, stderr %q", code, errOut)
 	}
 	if code, out, errOut := run("domain", "list", "blog"); code != 0 || out != "" || errOut != "No custom domains.\n" {

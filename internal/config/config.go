@@ -579,6 +579,34 @@ func (c *Config) Exposures() []string {
 	return out
 }
 
+// TLSRisks explains each way in which tls.enabled is set up to fail or to mislead: Let's Encrypt,
+// the default CA, asked for names under localhost, which it refuses; a public URL whose host is an IP
+// address, which gets no certificate on demand; a public URL over plain http. None without TLS.
+func (c *Config) TLSRisks() []string {
+	if !c.TLS.Enabled {
+		return nil
+	}
+	var out []string
+	sites := strings.ToLower(strings.Trim(c.Sites.Domain, "."))
+	if c.TLS.CA == "" && (sites == "localhost" || strings.HasSuffix(sites, ".localhost")) {
+		out = append(out, fmt.Sprintf("tls.enabled with Let's Encrypt (no tls.ca) gets no certificate for the sites under sites.domain %s: "+
+			"set sites.domain to a domain whose DNS points at this server, or tls.ca to an ACME CA of your own", sites))
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return out
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		out = append(out, fmt.Sprintf("public_url %s names an IP address, which gets no certificate on demand, so HTTPS to it fails: "+
+			"give public_url a host name whose DNS points at this server", c.PublicURL))
+	}
+	if u.Scheme == "http" {
+		out = append(out, fmt.Sprintf("public_url %s is http:// while tls.enabled: webhook URLs, links and logins go over plain HTTP; "+
+			"set public_url to its https:// form", c.PublicURL))
+	}
+	return out
+}
+
 // AdminTokenFile is the file where the agent keeps its admin token.
 func (c *Config) AdminTokenFile() string { return filepath.Join(c.DataDir, "admin-token") }
 

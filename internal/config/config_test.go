@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,5 +342,31 @@ func TestTLSKeys(t *testing.T) {
 		Listen: "127.0.0.1:8443", HTTPListen: "127.0.0.1:8080"}
 	if cfg.TLS != want {
 		t.Errorf("from the environment %+v, want %+v", cfg.TLS, want)
+	}
+}
+
+func TestTLSRisks(t *testing.T) {
+	tests := []struct {
+		tls        TLS
+		sites, url string
+		want       []string
+	}{
+		{TLS{}, "localhost", "http://127.0.0.1:8000", nil},
+		{TLS{Enabled: true}, "sites.example.com", "https://deploy.example.com", nil},
+		{TLS{Enabled: true, CA: "https://ca.example.com/dir"}, "localhost", "https://deploy.example.com", nil},
+		{TLS{Enabled: true}, "Localhost.", "https://deploy.example.com", []string{"tls.enabled with Let's Encrypt (no tls.ca) gets no certificate " +
+			"for the sites under sites.domain localhost: set sites.domain to a domain whose DNS points at this server, or tls.ca to an ACME CA of your own"}},
+		{TLS{Enabled: true}, "apps.localhost", "https://deploy.example.com", []string{"tls.enabled with Let's Encrypt (no tls.ca) gets no certificate " +
+			"for the sites under sites.domain apps.localhost: set sites.domain to a domain whose DNS points at this server, or tls.ca to an ACME CA of your own"}},
+		{TLS{Enabled: true, CA: "https://ca.example.com/dir"}, "sites.example.com", "https://[2001:db8::1]:8443", []string{"public_url " +
+			"https://[2001:db8::1]:8443 names an IP address, which gets no certificate on demand, so HTTPS to it fails: give public_url a host name whose DNS points at this server"}},
+		{TLS{Enabled: true, CA: "https://ca.example.com/dir"}, "sites.example.com", "http://deploy.example.com", []string{"public_url " +
+			"http://deploy.example.com is http:// while tls.enabled: webhook URLs, links and logins go over plain HTTP; set public_url to its https:// form"}},
+	}
+	for _, tt := range tests {
+		cfg := &Config{TLS: tt.tls, Sites: Sites{Domain: tt.sites}, PublicURL: tt.url}
+		if got := cfg.TLSRisks(); !slices.Equal(got, tt.want) {
+			t.Errorf("%+v, %s, %s: %q, want %q", tt.tls, tt.sites, tt.url, got, tt.want)
+		}
 	}
 }

@@ -1,14 +1,23 @@
 package dashboard
 
 import (
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
+	"path"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
+
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -16,8 +25,6 @@ const (
 	LoginCodeLifetime = 5 * time.Minute
 	// SessionLifetime is how long a sign-in lasts.
 	SessionLifetime = 12 * time.Hour
-	// sessionCookie is the name of the session cookie.
-	sessionCookie = "miaobu_session"
 )
 
 // IssueLoginCode records a new one-time login code and returns it with the sign-in URL it goes in
@@ -25,7 +32,7 @@ const (
 func (d *Dashboard) IssueLoginCode() (code, loginURL string, expires time.Time, err error) {
 	code = randomSecret()
 	expires = time.Now().Add(LoginCodeLifetime)
-	if err := d.opts.Sessions.CreateLoginCode(digest(code), expires); err != nil {
+	if err := d.opts.Sessions.CreateLoginCode(d.digest(code), expires); err != nil {
 		return "", "", time.Time{}, err
 	}
 	return code, strings.TrimSuffix(d.opts.PublicURL, "/") + "/login?code=" + url.QueryEscape(code), expires.UTC(), nil
@@ -38,10 +45,22 @@ func randomSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// digest is the SHA-256 of a secret, the only form in which the store keeps it.
-func digest(secret string) []byte {
-	sum := sha256.Sum256([]byte(secret))
-	return sum[:]
+// digest is the HMAC-SHA256 of a secret keyed with the admin token, the only form in which the store
+// keeps it: replacing the admin token (the remedy when it leaks) ends every session and login code
+// made under the old one.
+func (d *Dashboard) digest(secret string) []byte {
+	mac := hmac.New(sha256.New, []byte(d.opts.AdminToken))
+	mac.Write([]byte(secret))
+	return mac.Sum(nil)
+}
+
+// sessionKey is the context key of the signed-in request's session, as digest made it.
+type sessionKey struct{}
+
+// session is the digest of the session a signed-in request came with.
+func session(r *http.Request) []byte {
+	hash, _ := r.Context().Value(sessionKey{}).([]byte)
+	return hash
 }
 
 // loginData is what the login page shows.
@@ -57,14 +76,23 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	d.renderOrFail(w, r, http.StatusOK, "login", loginData{base: base{Title: "Sign in"}, Code: q.Get("code"), Next: localPath(q.Get("next"))})
 }
 
-// login signs in with a login code or the admin token and starts a session.
+// login signs in with a login code or the admin token and starts a session; an address that failed
+// too often is refused for a while.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	code, token := r.PostFormValue("code"), r.PostFormValue("token")
 	next := localPath(r.PostFormValue("next"))
+	addr := d.opts.ClientAddr(r)
+	if wait := d.signIns.wait(addr); wait > 0 {
+		d.opts.Log.Warn("dashboard sign-in throttled", "remote_addr", addr)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		d.renderOrFail(w, r, http.StatusTooManyRequests, "login", loginData{base: base{Title: "Sign in"}, Next: next,
+			Message: fmt.Sprintf("Too many failed sign-ins from this address: try again in %s.", wait.Round(time.Second))})
+		return
+	}
 	ok := false
 	switch {
 	case code != "":
-		valid, err := d.opts.Sessions.UseLoginCode(digest(code), time.Now())
+		valid, err := d.opts.Sessions.UseLoginCode(d.digest(code), time.Now())
 		if err != nil {
 			d.fail(w, r, err)
 			return
@@ -74,32 +102,37 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		ok = subtle.ConstantTimeCompare([]byte(token), []byte(d.opts.AdminToken)) == 1
 	}
 	if !ok {
-		d.opts.Log.Warn("dashboard sign-in refused", "code_given", code != "", "token_given", token != "")
+		d.signIns.failed(addr)
+		d.opts.Log.Warn("dashboard sign-in refused", "remote_addr", addr, "code_given", code != "", "token_given", token != "")
 		d.renderOrFail(w, r, http.StatusForbidden, "login", loginData{base: base{Title: "Sign in"}, Next: next,
 			Message: "That code or token does not sign in: a code works once, for 5 minutes. Run `miaobu dashboard` for a new one."})
 		return
 	}
 	session := randomSecret()
 	expires := time.Now().Add(SessionLifetime)
-	if err := d.opts.Sessions.CreateSession(digest(session), expires); err != nil {
+	if err := d.opts.Sessions.CreateSession(d.digest(session), expires); err != nil {
 		d.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: session, Path: "/", Expires: expires,
+	http.SetCookie(w, &http.Cookie{Name: d.cookieName, Value: session, Path: "/", Expires: expires,
 		MaxAge: int(SessionLifetime / time.Second), HttpOnly: true, Secure: d.secureCookie, SameSite: http.SameSiteStrictMode})
-	d.opts.Log.Info("dashboard sign-in")
+	d.opts.Log.Info("dashboard sign-in", "remote_addr", addr)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// logout ends the session and clears its cookie.
+// logout ends the session, or with "everywhere" every session, and clears its cookie.
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
-		if err := d.opts.Sessions.DeleteSession(digest(c.Value)); err != nil {
+	if r.PostFormValue("everywhere") != "" {
+		if err := d.opts.Sessions.EndSessions(); err != nil {
 			d.fail(w, r, err)
 			return
 		}
+		d.opts.Log.Info("dashboard signed out everywhere", "remote_addr", d.opts.ClientAddr(r))
+	} else if err := d.opts.Sessions.DeleteSession(session(r)); err != nil {
+		d.fail(w, r, err)
+		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: d.cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: d.secureCookie, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -108,17 +141,24 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 // sign in and comes back after; anything else is refused.
 func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		valid := false
-		if c, err := r.Cookie(sessionCookie); err == nil {
-			var err error
-			if valid, err = d.opts.Sessions.SessionValid(digest(c.Value), time.Now()); err != nil {
+		var valid []byte
+		// Every cookie of the name counts: a site under sites.domain may have set one of the same name
+		// for the parent domain, which the browser sends as well, and perhaps first.
+		for _, c := range r.CookiesNamed(d.cookieName) {
+			hash := d.digest(c.Value)
+			ok, err := d.opts.Sessions.SessionValid(hash, time.Now())
+			if err != nil {
 				d.fail(w, r, err)
 				return
 			}
+			if ok {
+				valid = hash
+				break
+			}
 		}
 		switch {
-		case valid:
-			next.ServeHTTP(w, r)
+		case valid != nil:
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, valid)))
 		case r.Method != http.MethodGet && r.Method != http.MethodHead:
 			d.errorPage(w, http.StatusUnauthorized, "Not signed in, or the session has ended: sign in again.")
 		case r.Header.Get("Sec-Fetch-Site") == "cross-site" && r.Header.Get("Sec-Fetch-Mode") == "navigate":
@@ -131,13 +171,17 @@ func (d *Dashboard) requireSession(next http.Handler) http.Handler {
 	})
 }
 
-// localPath is p when it is a path on this host, else "/": a sign-in never sends the browser to
-// another site.
+// localPath is p, cleaned, when it is a plain path on this host (with its query), else "/": a
+// sign-in never sends the browser to another site, whichever way a browser reads backslashes,
+// control characters or dot segments.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	u, err := url.Parse(p)
+	if err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") ||
+		strings.ContainsFunc(p, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
 		return "/"
 	}
-	return p
+	// Cleaning also turns the "//" an escaped slash may leave into "/".
+	return (&url.URL{Path: path.Clean(u.Path), RawQuery: u.RawQuery}).String()
 }
 
 // fail answers an unexpected failure with a 500 page, logging it.
@@ -150,5 +194,61 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (d *Dashboard) renderOrFail(w http.ResponseWriter, r *http.Request, code int, page string, data any) {
 	if err := d.render(w, code, page, data); err != nil {
 		d.fail(w, r, err)
+	}
+}
+
+const (
+	// signInBurst is how many sign-ins an address may fail in a row, and signInEvery how often it
+	// earns one more try after that.
+	signInBurst = 10
+	signInEvery = 6 * time.Second
+	// maxThrottled bounds the addresses whose failures are remembered.
+	maxThrottled = 10000
+)
+
+// signInThrottle remembers the failed sign-ins of each client address, as a token bucket.
+type signInThrottle struct {
+	mu     sync.Mutex
+	byAddr map[string]*rate.Limiter
+}
+
+// wait is how long addr must wait before it may try to sign in again; 0 when it may now.
+func (t *signInThrottle) wait(addr string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.byAddr[addr]
+	if l == nil {
+		return 0
+	}
+	return time.Duration(max(0, 1-l.Tokens()) * float64(signInEvery))
+}
+
+// failed records a failed sign-in from addr.
+func (t *signInThrottle) failed(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.byAddr[addr]
+	if l == nil {
+		if len(t.byAddr) >= maxThrottled {
+			t.forget()
+		}
+		l = rate.NewLimiter(rate.Every(signInEvery), signInBurst)
+		t.byAddr[addr] = l
+	}
+	l.Allow()
+}
+
+// forget drops the addresses whose buckets have filled up again, or, when none has, one of them.
+func (t *signInThrottle) forget() {
+	for addr, l := range t.byAddr {
+		if l.Tokens() >= signInBurst {
+			delete(t.byAddr, addr)
+		}
+	}
+	for addr := range t.byAddr {
+		if len(t.byAddr) < maxThrottled {
+			break
+		}
+		delete(t.byAddr, addr)
 	}
 }

@@ -2,6 +2,8 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -309,5 +311,29 @@ func shoot(t *testing.T, tab context.Context, url, name string) {
 	}
 	if err := os.WriteFile(filepath.Join("..", "..", "docs", name), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBrowserArrivesSignedInFromAnotherSite(t *testing.T) {
+	tab := newTab(t)
+	ta, _, d := deployedSite(t, "linked from chat")
+	signInWithLink(t, ta, tab)
+	page := ta.URL + "/deployments/" + strconv.FormatInt(d.ID, 10)
+	// Another site (localhost is not the dashboard's 127.0.0.1) links to the page, directly and
+	// through a redirect as mail and chat services' link trackers do.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, page, http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<a id="direct" href="%s">direct</a> <a id="tracked" href="/redirect">tracked</a>`, page)
+	}))
+	t.Cleanup(other.Close)
+	_, port, _ := net.SplitHostPort(other.Listener.Addr().String())
+	for _, link := range []string{"direct", "tracked"} {
+		do(t, tab, 20*time.Second, chromedp.Navigate("http://localhost:"+port+"/"), chromedp.WaitVisible(chromedp.ID(link)),
+			chromedp.Click(chromedp.ID(link)))
+		waitFor(t, tab, 10*time.Second, `location.href === `+strconv.Quote(page)+` && !!document.querySelector("main h1")?.textContent.startsWith("Deployment #")`)
 	}
 }

@@ -10,14 +10,17 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/store"
+	"golang.org/x/time/rate"
 )
 
 //go:embed templates/*.html
@@ -35,7 +38,7 @@ type Views interface {
 	Status() (api.Status, error)
 }
 
-// Sessions keeps the dashboard's login codes and sessions by the SHA-256 of their secrets;
+// Sessions keeps the dashboard's login codes and sessions by a hash of their secrets;
 // *store.Store implements it.
 type Sessions interface {
 	CreateLoginCode(hash []byte, expires time.Time) error
@@ -43,6 +46,7 @@ type Sessions interface {
 	CreateSession(hash []byte, expires time.Time) error
 	SessionValid(hash []byte, now time.Time) (bool, error)
 	DeleteSession(hash []byte) error
+	EndSessions() error
 }
 
 // Options are what a Dashboard works with.
@@ -51,11 +55,13 @@ type Options struct {
 	Domain   *domain.Service
 	Views    Views
 	Sessions Sessions
-	// PublicURL is the agent's public_url: the origin that forms may post from, and https there
-	// makes the session cookie Secure.
+	// PublicURL is the agent's public_url: the only origin that forms may post from when set, and
+	// https there makes the session cookie Secure and __Host-.
 	PublicURL string
-	// AdminToken also signs in, on the login page.
+	// AdminToken also signs in, on the login page, and keys the hashes of sessions and login codes.
 	AdminToken string
+	// ClientAddr is the address of the client a request came from, through trusted proxies.
+	ClientAddr func(r *http.Request) string
 	// Stopping is closed when the agent shuts down, to end live logs.
 	Stopping <-chan struct{}
 	Log      *slog.Logger
@@ -63,28 +69,48 @@ type Options struct {
 
 // Dashboard serves the dashboard's pages.
 type Dashboard struct {
-	opts         Options
-	pages        map[string]*template.Template
-	origins      *http.CrossOriginProtection
+	opts  Options
+	pages map[string]*template.Template
+	// publicOrigin is the public URL's origin, "" without a public URL.
+	publicOrigin string
 	secureCookie bool
+	// cookieName is the session cookie's name: over https the __Host- prefix keeps browsers from
+	// taking a cookie of that name from any other host (a site under sites.domain); plain http does
+	// not allow the prefix.
+	cookieName string
+	signIns    signInThrottle
+	streams    streamCounts
 }
 
 // New parses the dashboard's templates and returns it.
 func New(opts Options) (*Dashboard, error) {
-	origins := http.NewCrossOriginProtection()
-	// Forms post from the public URL's origin even behind a proxy that rewrites Host; the
-	// configuration has checked that it is an http(s) URL.
-	u, err := url.Parse(opts.PublicURL)
-	if err == nil && u.Host != "" {
-		if err := origins.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
-			return nil, fmt.Errorf("public_url: %w", err)
-		}
-	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
-	return &Dashboard{opts: opts, pages: pages, origins: origins, secureCookie: strings.HasPrefix(opts.PublicURL, "https://")}, nil
+	d := &Dashboard{opts: opts, pages: pages, cookieName: "miaobu_session", signIns: signInThrottle{byAddr: map[string]*rate.Limiter{}},
+		streams: streamCounts{bySession: map[string]int{}}}
+	// The configuration has checked that public_url is an http(s) URL.
+	if u, err := url.Parse(opts.PublicURL); err == nil && u.Host != "" {
+		d.publicOrigin = origin(u.Scheme, u.Host)
+		if u.Scheme == "https" {
+			d.secureCookie, d.cookieName = true, "__Host-miaobu_session"
+		}
+	}
+	return d, nil
+}
+
+// origin is the Origin a browser sends for pages at scheme and host, without the scheme's default port.
+func origin(scheme, host string) string {
+	scheme = strings.ToLower(scheme)
+	host = strings.ToLower(host)
+	if h, port, err := net.SplitHostPort(host); err == nil && (scheme == "http" && port == "80" || scheme == "https" && port == "443") {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	return scheme + "://" + host
 }
 
 // parsePages parses each page template together with the layout.
@@ -112,8 +138,7 @@ func parsePages() (map[string]*template.Template, error) {
 // come from the dashboard's own origin, and every page but the login page needs a session.
 func (d *Dashboard) Handler() http.Handler {
 	mux := http.NewServeMux()
-	static, _ := fs.Sub(staticFiles, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", d.staticFiles()))
 	mux.HandleFunc("GET /login", d.loginPage)
 	mux.HandleFunc("POST /login", d.login)
 	signedIn := http.NewServeMux()
@@ -126,12 +151,50 @@ func (d *Dashboard) Handler() http.Handler {
 	signedIn.HandleFunc("POST /projects/{ref}/webhook/{action}", d.handle(d.webhook))
 	signedIn.HandleFunc("GET /deployments/{id}", d.handle(d.deploymentPage))
 	signedIn.HandleFunc("GET /deployments/{id}/log", d.handle(d.logStream))
+	signedIn.HandleFunc("GET /deployments/{id}/log.txt", d.handle(d.rawLog))
 	signedIn.HandleFunc("POST /deployments/{id}/cancel", d.handle(d.cancel))
 	signedIn.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, http.StatusNotFound, "There is no such page.")
 	})
 	mux.Handle("/", d.requireSession(signedIn))
-	return securityHeaders(d.sameOrigin(mux))
+	return securityHeaders(d.sameOrigin(d.parseForms(mux)))
+}
+
+// staticFiles serves the embedded static files, and no listing of their directory.
+func (d *Dashboard) staticFiles() http.Handler {
+	static, _ := fs.Sub(staticFiles, "static")
+	files := http.FileServerFS(static)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if info, err := fs.Stat(static, name); err != nil || info.IsDir() {
+			d.errorPage(w, http.StatusNotFound, "There is no such file.")
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+// maxFormBytes bounds the body of a dashboard form, whose largest holds a commit and a branch.
+const maxFormBytes = 64 << 10
+
+// parseForms parses the form of every POST before its handler reads it, refusing a body over
+// maxFormBytes or one that does not parse: a handler never acts on a form it could not read whole,
+// with its defaults in place of the fields lost.
+func (d *Dashboard) parseForms(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+					d.errorPage(w, http.StatusRequestEntityTooLarge, "This form was too large: the dashboard's forms are a few fields.")
+					return
+				}
+				d.errorPage(w, http.StatusBadRequest, "This form could not be read: "+err.Error())
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // contentSecurityPolicy lets pages load only the dashboard's own script, style and images: no
@@ -154,17 +217,13 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin refuses a state-changing request that a browser sent from another site (by Origin or
-// Sec-Fetch-Site), and one that shows neither header: every browser sends at least one with a
-// form's POST, and the dashboard has no other clients.
+// sameOrigin refuses a state-changing request whose Origin is not the dashboard's own, or, without
+// Origin, whose Sec-Fetch-Site is not same-origin: every browser sends at least one of the two with
+// a form's POST, and the dashboard has no other clients.
 func (d *Dashboard) sameOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := d.origins.Check(r)
-		if err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead &&
-			r.Header.Get("Origin") == "" && r.Header.Get("Sec-Fetch-Site") == "" {
-			err = errors.New("request names no origin")
-		}
-		if err != nil {
+		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+		if o := r.Header.Get("Origin"); !safe && (o != "" && o != d.origin(r) || o == "" && r.Header.Get("Sec-Fetch-Site") != "same-origin") {
 			d.opts.Log.Warn("dashboard refused a cross-origin request", "method", r.Method, "path", r.URL.Path,
 				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 			d.errorPage(w, http.StatusForbidden, "This request came from another site, so it was refused. Use the dashboard's own buttons.")
@@ -172,6 +231,18 @@ func (d *Dashboard) sameOrigin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// origin is the dashboard's own origin: the public URL's, else that of the host the request names.
+func (d *Dashboard) origin(r *http.Request) string {
+	if d.publicOrigin != "" {
+		return d.publicOrigin
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return origin(scheme, r.Host)
 }
 
 // pageFunc is a dashboard handler that returns its failure instead of answering it.

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"fmt"
 	"html/template"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,15 @@ var funcs = template.FuncMap{
 	"firstLine": func(s string) string { first, _, _ := strings.Cut(s, "\n"); return first },
 	"seconds":   func(s float64) string { return (time.Duration(s*10) * time.Second / 10).String() },
 	"running":   func(status string) bool { return !store.IsTerminal(store.Status(status)) },
+	"size":      size,
+}
+
+// size says how many bytes n is in KiB, or MiB from 1 MiB on.
+func size(n int64) string {
+	if n < 1<<20 {
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 }
 
 // ago says how long before now t was, in the largest whole unit.

@@ -1,8 +1,10 @@
 package dashboard
 
 import (
+	"bytes"
 	"errors"
 	"html/template"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -106,34 +108,41 @@ type deploymentData struct {
 	base
 	Project    api.Project
 	Deployment api.Deployment
-	// Log is the log's complete lines so far, rendered; Stream is where the rest streams from, ""
-	// once the deployment has ended.
+	// Log is the log's last complete lines so far, rendered; Stream is where the rest streams from,
+	// "" once the deployment has ended.
 	Log    []template.HTML
 	Stream string
+	// LogSize is the log's length, and Shown how much of its end the page shows.
+	LogSize, Shown int64
 	// Redeploy is set when the same commit can be deployed again, Rollback when it can go live again.
 	Redeploy, Rollback bool
 }
 
-// deploymentPage shows a deployment, its build log so far and the actions it allows.
+// pageLogBytes is how much of a build log's end the deployment page shows: the whole log is a link
+// away, and a page of every line of a long log would take the agent's memory and the browser's.
+const pageLogBytes = 256 << 10
+
+// deploymentPage shows a deployment, the end of its build log so far and the actions it allows.
 func (d *Dashboard) deploymentPage(w http.ResponseWriter, r *http.Request) error {
 	dep, p, err := d.opts.Domain.Deployment(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	log, err := os.ReadFile(d.opts.Domain.LogPath(dep.ID))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The status is read before the log: the log is complete once the deployment has ended.
+	start, log, size, err := logTail(d.opts.Domain.LogPath(dep.ID), pageLogBytes)
+	if err != nil {
 		return err
 	}
 	view := d.opts.Views.Deployment(dep, p)
 	data := deploymentData{base: base{Title: "Deployment #" + strconv.FormatInt(dep.ID, 10), SignedIn: true},
-		Project: d.opts.Views.Project(p), Deployment: view,
+		Project: d.opts.Views.Project(p), Deployment: view, LogSize: size, Shown: size - start,
 		Redeploy: dep.CommitSHA != "" && dep.PullRequest == 0,
 		Rollback: dep.Status == store.StatusDeployed && !view.Live && dep.Environment == store.EnvironmentProduction}
 	complete := len(log)
 	if !dep.Terminal() {
 		// The last line may still be written: it comes with the stream.
-		complete = strings.LastIndexByte(string(log), '\n') + 1
-		data.Stream = "/deployments/" + strconv.FormatInt(dep.ID, 10) + "/log?from=" + strconv.Itoa(complete)
+		complete = bytes.LastIndexByte(log, '\n') + 1
+		data.Stream = deploymentPath(dep.ID) + "/log?from=" + strconv.FormatInt(start+int64(complete), 10)
 	}
 	renderer := newLogRenderer()
 	for line := range strings.Lines(string(log[:complete])) {
@@ -141,6 +150,55 @@ func (d *Dashboard) deploymentPage(w http.ResponseWriter, r *http.Request) error
 		data.Log = append(data.Log, template.HTML(renderer.line(strings.TrimSuffix(line, "\n"))))
 	}
 	return d.render(w, http.StatusOK, "deployment", data)
+}
+
+// logTail reads the lines in the last n bytes of the log at path: from start, the offset of the
+// first whole line in them, to size, the log's length. A missing log is empty.
+func logTail(path string, n int64) (start int64, tail []byte, size int64, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil, 0, nil
+	}
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	size = info.Size()
+	start = max(0, size-n)
+	tail = make([]byte, size-start)
+	if _, err := f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
+		return 0, nil, 0, err
+	}
+	if start > 0 {
+		// The first line in the tail is cut short: it starts after the first line break.
+		i := bytes.IndexByte(tail, '\n') + 1
+		start, tail = start+int64(i), tail[i:]
+	}
+	return start, tail, size, nil
+}
+
+// rawLog answers with the deployment's whole build log as text, as `miaobu deployment logs` shows it.
+func (d *Dashboard) rawLog(w http.ResponseWriter, r *http.Request) error {
+	dep, _, err := d.opts.Domain.Deployment(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(d.opts.Domain.LogPath(dep.ID))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if f == nil {
+		return nil
+	}
+	defer f.Close()
+	// Once the answer has begun, a failure (the client gone) can only end it.
+	_, _ = io.Copy(w, f)
+	return nil
 }
 
 // statusPage shows the agent's health, queue, sandbox, certificates and polled projects.

@@ -7,18 +7,19 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Expiring is the stored value of a dashboard login code or session: only its SHA-256 is the key, so
-// a copy of the store (a backup) holds nothing that signs in.
+// Expiring is the stored value of a dashboard login code or session: only a hash of it is the key (the
+// dashboard's, keyed with the admin token), so a copy of the store (a backup) holds nothing that
+// signs in.
 type Expiring struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// CreateLoginCode records the SHA-256 of a dashboard login code, usable once until expires.
+// CreateLoginCode records the hash of a dashboard login code, usable once until expires.
 func (s *Store) CreateLoginCode(hash []byte, expires time.Time) error {
 	return s.putExpiring(loginCodesBucket, hash, expires)
 }
 
-// UseLoginCode deletes the login code whose SHA-256 is hash and reports whether it was there and not
+// UseLoginCode deletes the login code whose hash is hash and reports whether it was there and not
 // expired at now: a code signs in once, and one tried after it expired is gone too.
 func (s *Store) UseLoginCode(hash []byte, now time.Time) (bool, error) {
 	valid := false
@@ -37,12 +38,12 @@ func (s *Store) UseLoginCode(hash []byte, now time.Time) (bool, error) {
 	return valid, err
 }
 
-// CreateSession records the SHA-256 of a dashboard session token, valid until expires.
+// CreateSession records the hash of a dashboard session token, valid until expires.
 func (s *Store) CreateSession(hash []byte, expires time.Time) error {
 	return s.putExpiring(sessionsBucket, hash, expires)
 }
 
-// SessionValid reports whether the session whose token's SHA-256 is hash exists and has not expired
+// SessionValid reports whether the session whose token's hash is hash exists and has not expired
 // at now.
 func (s *Store) SessionValid(hash []byte, now time.Time) (bool, error) {
 	var e Expiring
@@ -53,7 +54,7 @@ func (s *Store) SessionValid(hash []byte, now time.Time) (bool, error) {
 	return err == nil && now.Before(e.ExpiresAt), err
 }
 
-// DeleteSession ends the session whose token's SHA-256 is hash; ending one that is gone is no error.
+// DeleteSession ends the session whose token's hash is hash; ending one that is gone is no error.
 func (s *Store) DeleteSession(hash []byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return bucket(tx, sessionsBucket).Delete(hash) })
 }
@@ -80,5 +81,16 @@ func (s *Store) putExpiring(name, hash []byte, expires time.Time) error {
 			}
 		}
 		return put(b, hash, Expiring{ExpiresAt: expires.UTC()})
+	})
+}
+
+// EndSessions ends every dashboard session.
+func (s *Store) EndSessions() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(rootBucket).DeleteBucket(sessionsBucket); err != nil {
+			return err
+		}
+		_, err := tx.Bucket(rootBucket).CreateBucket(sessionsBucket)
+		return err
 	})
 }

@@ -32,8 +32,8 @@
 //	                     project; the project lists its own in Project.Domains)
 //	github_deployments   project id ‖ GitHub deployment id → deployment id (the deployment events
 //	                     already acted on, built or put live again; a replay changes nothing)
-//	login_codes          SHA-256 of a dashboard login code → Expiring (usable once, until it expires)
-//	sessions             SHA-256 of a dashboard session token → Expiring (a signed-in browser)
+//	login_codes          keyed hash of a dashboard login code → Expiring (usable once, until it expires)
+//	sessions             keyed hash of a dashboard session token → Expiring (a signed-in browser)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
