@@ -686,3 +686,18 @@ func TestWatchPathsOfPolledHeads(t *testing.T) {
 		t.Fatalf("after a force-push: %q", got)
 	}
 }
+
+// TestHangingGitHubRequestTimesOut stalls GitHub's answer to a poll: the check ends at its timeout
+// and says so.
+func TestHangingGitHubRequestTimesOut(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute, CheckTimeout: 2 * time.Second}, githubProject(1, false))
+	gh.Stall("GET /repos/acme/site/commits/main")
+	for h.status(1).LastPollError == "" {
+		h.step()
+	}
+	if st := h.status(1); st.LastPollError != "the GitHub request for the branch head timed out after 2s" {
+		t.Errorf("status %+v", st)
+	}
+}
