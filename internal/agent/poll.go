@@ -39,7 +39,7 @@ func (a *Agent) pollProjects() ([]poll.Project, error) {
 	out := make([]poll.Project, 0, len(projects))
 	for _, p := range projects {
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
-			Poll: p.TriggerMode == trigger.ModePoll})
+			Poll: p.TriggerMode == trigger.ModePoll, WatchPaths: p.WatchPaths})
 	}
 	return out, nil
 }
@@ -68,6 +68,16 @@ func (d pollDeployer) Deploy(ctx context.Context, p poll.Project, h poll.Head, c
 		return 0, err
 	}
 	return dep.ID, nil
+}
+
+// LastDeployed returns the commit live in the project's production, "" when none is.
+func (d pollDeployer) LastDeployed(p poll.Project) (string, error) {
+	return d.a.domain.LiveCommit(p.ID)
+}
+
+// Skip reports a head skipped for reason to GitHub, as a skipped push is.
+func (d pollDeployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
+	return d.a.domain.SkipHead(p.ID, h.SHA, reason)
 }
 
 // rateRemaining is what polling last heard of the GitHub token's rate limit, NaN before it heard.

@@ -45,6 +45,11 @@ func (a *Agent) statusView() (api.Status, error) {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
 			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p),
 			Trigger: p.TriggerMode, PollStatus: a.pollStatus(p.ID)}
+		if a.poller != nil {
+			if message, retryAt, failed := a.poller.ReconcileError(p.ID); failed {
+				ps.LastReconcileError, ps.ReconcileRetryAt = &message, &retryAt
+			}
+		}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
 			return api.Status{}, err

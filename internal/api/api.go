@@ -401,6 +401,11 @@ type ProjectStatus struct {
 	// CacheBytes is the disk space the project's build cache takes.
 	CacheBytes int64 `json:"cache_bytes"`
 	PollStatus
+	// LastReconcileError says why the last reconciliation of the project's heads with its
+	// deployments failed, null when it did not.
+	LastReconcileError *string `json:"last_reconcile_error"`
+	// ReconcileRetryAt is when a failed reconciliation is tried again, null when none failed.
+	ReconcileRetryAt *time.Time `json:"reconcile_retry_at"`
 }
 
 // PollStatus is how the polling of a project with trigger poll goes; every field is null for a

@@ -110,3 +110,20 @@ func TestStatusShowsCertificates(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, want it to end with %q; stderr %q", code, out, want, errOut)
 	}
 }
+
+func TestStatusShowsFailedReconciliation(t *testing.T) {
+	cliEnv(t)
+	reason := "reading the branches of the repository: repository not found"
+	retryAt := time.Now().Add(time.Minute + 30*time.Second)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.Status{Status: "ok", Projects: []api.ProjectStatus{{ID: 1, Slug: "blog",
+			LastReconcileError: &reason, ReconcileRetryAt: &retryAt}}})
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
+	t.Setenv("MIAOBU_TOKEN", "t")
+	code, out, errOut := run("status")
+	if want := "blog: reconciliation failed, tried again in 1m: " + reason + "\n"; code != 0 || !strings.Contains(errOut, want) {
+		t.Fatalf("exit %d, stderr %q, want %q; stdout %q", code, errOut, want, out)
+	}
+}

@@ -91,6 +91,9 @@ type Notifications struct {
 // MinPollInterval is the shortest poll.interval.
 const MinPollInterval = 15 * time.Second
 
+// MinReconcileInterval is the shortest reconcile.interval other than 0.
+const MinReconcileInterval = time.Minute
+
 // Poll configures how projects with trigger poll look for new commits.
 type Poll struct {
 	// Interval is how often each project's branch heads are read (±10%), at least MinPollInterval.
@@ -100,7 +103,8 @@ type Poll struct {
 // Reconcile configures the comparison of every project's branch heads with its deployments, which
 // deploys the heads that have none (a push missed while the agent was down).
 type Reconcile struct {
-	// Interval is how often it runs after the run at start; 0 runs it at start only.
+	// Interval is how often it runs after the run at start, at least MinReconcileInterval; 0 runs it
+	// at start only.
 	Interval time.Duration `mapstructure:"interval"`
 }
 
@@ -466,13 +470,14 @@ func (c *Config) validate() error {
 		return errors.New("build.timeout and shutdown_timeout must be positive durations such as 15m or 10s")
 	}
 	if c.Poll.Interval < MinPollInterval {
-		return fmt.Errorf("poll.interval must be at least %s, not %s", MinPollInterval, c.Poll.Interval)
+		return fmt.Errorf("poll.interval must be at least %s, not %s%s", MinPollInterval, c.Poll.Interval, unitHint(c.Poll.Interval, "60s"))
 	}
 	if c.GitHub.WriteInterval < 0 {
 		return fmt.Errorf("github.write_interval must be 0 (no pacing) or a positive duration, not %s", c.GitHub.WriteInterval)
 	}
-	if c.Reconcile.Interval < 0 {
-		return fmt.Errorf("reconcile.interval must be 0 (at start only) or a positive duration, not %s", c.Reconcile.Interval)
+	if c.Reconcile.Interval != 0 && c.Reconcile.Interval < MinReconcileInterval {
+		return fmt.Errorf("reconcile.interval must be 0 (at start only) or at least %s, not %s%s",
+			MinReconcileInterval, c.Reconcile.Interval, unitHint(c.Reconcile.Interval, "10m"))
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
@@ -635,4 +640,13 @@ func (c *Config) OSSMissing() error {
 		return fmt.Errorf("the oss target needs %s in the agent's configuration (or their MIAOBU_ variables)", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// unitHint is what to add to the refusal of an interval d that is under a second, most likely a
+// number written without its unit (YAML's 10 is 10ns): a reminder of the unit, such as example.
+func unitHint(d time.Duration, example string) string {
+	if d <= 0 || d >= time.Second {
+		return ""
+	}
+	return " (a number without a unit is nanoseconds: write a duration such as " + example + ")"
 }

@@ -209,6 +209,28 @@ func TestInvalidValues(t *testing.T) {
 	}
 }
 
+// TestUnitlessReconcileInterval writes reconcile.interval without a unit, which YAML reads as
+// nanoseconds: it is refused like a poll.interval under its minimum, not run in a busy loop.
+func TestUnitlessReconcileInterval(t *testing.T) {
+	for value, shown := range map[string]string{"10": "10ns (a number without a unit is nanoseconds: write a duration such as 10m)", "1ns": "1ns (", "59s": "59s"} {
+		isolate(t)
+		file := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(file, []byte("reconcile:\n  interval: "+value+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("MIAOBU_CONFIG", file)
+		_, err := Load(nil)
+		if err == nil || !strings.Contains(err.Error(), "reconcile.interval must be 0 (at start only) or at least 1m0s, not "+shown) {
+			t.Errorf("reconcile.interval %s: %v", value, err)
+		}
+	}
+	isolate(t)
+	t.Setenv("MIAOBU_RECONCILE_INTERVAL", "1m")
+	if cfg, err := Load(nil); err != nil || cfg.Reconcile.Interval != time.Minute {
+		t.Errorf("the shortest reconcile.interval: %v", err)
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	isolate(t)
 	t.Setenv("MIAOBU_TRUSTED_PROXIES", "10.1.2.3/8, 192.0.2.1,2001:db8::/32,::ffff:198.51.100.7")

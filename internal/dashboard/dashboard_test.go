@@ -5,14 +5,17 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // noRedirects is a client that shows redirects instead of following them.
@@ -443,5 +446,33 @@ func TestHandMadeHooksAreLeftToTheCLI(t *testing.T) {
 	if resp, body := postForm(t, ta, "/projects/"+p.Slug+"/webhook/rotate", url.Values{}, session); resp.StatusCode != http.StatusBadRequest ||
 		!strings.Contains(body, "set up by hand") {
 		t.Errorf("rotate of a hand-made hook: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStatusShowsFailedReconciliation starts the agent while a project's remote is unreachable:
+// the status page names the project and the error.
+func TestStatusShowsFailedReconciliation(t *testing.T) {
+	t.Parallel()
+	cfg := agenttest.Config(t)
+	st, err := store.Open(cfg.DataDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &store.Project{Name: "notes", Slug: "notes", RepoURL: filepath.Join(t.TempDir(), "missing"), DefaultBranch: "main", Target: "local"}
+	if err := st.CreateProject(p); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ta := agenttest.Start(t, cfg)
+	session := signIn(t, ta)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, body := send(t, ta, "GET", "/status", nil, session)
+		if strings.Contains(body, "Failed reconciliations") && strings.Contains(body, `<a href="/projects/notes">notes</a>`) &&
+			strings.Contains(body, "repository not found") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the status page does not show the failed reconciliation:\n%s", body)
+		}
 	}
 }

@@ -201,21 +201,26 @@ func (d *Dashboard) rawLog(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// statusPage shows the agent's health, queue, sandbox, certificates and polled projects.
+// statusPage shows the agent's health, queue, sandbox, certificates, polled projects and failed
+// reconciliations.
 func (d *Dashboard) statusPage(w http.ResponseWriter, r *http.Request) error {
 	st, err := d.opts.Views.Status()
 	if err != nil {
 		return err
 	}
-	var polled []api.ProjectStatus
+	var polled, unreconciled []api.ProjectStatus
 	for _, p := range st.Projects {
 		if p.Trigger == api.ProjectTriggerPoll {
 			polled = append(polled, p)
 		}
+		if p.LastReconcileError != nil {
+			unreconciled = append(unreconciled, p)
+		}
 	}
 	return d.render(w, http.StatusOK, "status", struct {
 		base
-		Status api.Status
-		Polled []api.ProjectStatus
-	}{base{Title: "Status", SignedIn: true}, st, polled})
+		Status       api.Status
+		Polled       []api.ProjectStatus
+		Unreconciled []api.ProjectStatus
+	}{base{Title: "Status", SignedIn: true}, st, polled, unreconciled})
 }

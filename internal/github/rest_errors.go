@@ -169,8 +169,12 @@ func rateLimited(e *Error, reset time.Time) *Error {
 		return e
 	}
 	e.ResetAt = reset
+	layout, now := "15:04:05 MST", time.Now().UTC()
+	if reset.UTC().YearDay() != now.YearDay() || reset.UTC().Year() != now.Year() {
+		layout = "2006-01-02 15:04:05 MST" // a time of day alone would read as today's
+	}
 	e.Message = fmt.Sprintf("GitHub API rate limit exceeded: it resets at %s (in %s)",
-		reset.UTC().Format("15:04:05 MST"), max(time.Until(reset), 0).Round(time.Second))
+		reset.UTC().Format(layout), max(time.Until(reset), 0).Round(time.Second))
 	return e
 }
 

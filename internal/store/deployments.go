@@ -102,6 +102,12 @@ const (
 	TriggerGitHubDeployment Trigger = "github_deployment"
 )
 
+// chosen reports whether a deployment of this trigger is of a commit that a user picked, rather than
+// the head of its branch: a manual deployment or a GitHub deployment event.
+func (t Trigger) chosen() bool {
+	return t == TriggerManual || t == TriggerGitHubDeployment
+}
+
 // Terminal reports whether the deployment has finished, successfully or not.
 func (d *Deployment) Terminal() bool { return IsTerminal(d.Status) }
 
