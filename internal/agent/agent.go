@@ -25,6 +25,7 @@ import (
 	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/dashboard"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/notify"
@@ -50,8 +51,10 @@ type Agent struct {
 	metrics    *metrics
 	started    time.Time
 	domain     *domain.Service
-	builder    *pipeline.Builder
-	builds     *builds
+	// sites serves the local target's sites by Host and says which names the agent serves.
+	sites   *serving.Sites
+	builder *pipeline.Builder
+	builds  *builds
 	// caches holds each project's build cache.
 	caches *buildcache.Caches
 	// stopping is closed when the agent starts shutting down, to end log streams.
@@ -78,6 +81,8 @@ type Agent struct {
 	version string
 	// cluster is the cluster's store when the agent is one node of a cluster, else nil.
 	cluster *cluster.Store
+	// dashboard is the web dashboard on the API host.
+	dashboard *dashboard.Dashboard
 }
 
 // New builds an agent of the given version on an open store; the admin token file is created on
@@ -96,7 +101,7 @@ func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, re
 	for _, risk := range cfg.Exposures() {
 		log.Warn(risk)
 	}
-	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token})
+	gh, err := github.New(github.Options{APIURL: cfg.GitHub.APIURL, Token: cfg.GitHub.Token, WriteInterval: cfg.GitHub.WriteInterval})
 	if err != nil {
 		return nil, fmt.Errorf("github.api_url: %w", err)
 	}
@@ -113,6 +118,12 @@ func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, re
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
 		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, SiteFiles: a.siteDir, Log: log})
+	a.sites = &serving.Sites{Store: st, Dir: a.siteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
+	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,
+		PublicURL: cfg.PublicURL, AdminToken: token, ClientAddr: func(r *http.Request) string { return clientAddr(r, trustedProxies) },
+		Stopping: a.stopping, Log: log}); err != nil {
+		return nil, err
+	}
 	a.metrics = newMetrics(func() float64 {
 		n, _ := st.QueueDepth()
 		return float64(n)
@@ -188,10 +199,11 @@ func (a *Agent) Handler() http.Handler {
 	admin.HandleFunc("POST "+api.PathNotifications, a.handle(a.createNotification))
 	admin.HandleFunc("DELETE "+api.PathNotifications+"/{id}", a.handle(a.deleteNotification))
 	admin.HandleFunc("POST "+api.PathNotifications+"/{id}/test", a.handle(a.testNotification))
+	admin.HandleFunc("POST "+api.PathLoginCodes, a.handle(a.createLoginCode))
 	mux.Handle("/api/", a.requireAdmin(admin))
 	mux.Handle(api.PathMetrics, a.requireAdmin(admin))
-	sites := &serving.Sites{Store: a.store, Dir: a.siteDir, Domain: a.cfg.Sites.Domain, PublicURL: a.cfg.PublicURL, Log: a.log}
-	return sites.Handler(a.cors(mux))
+	mux.Handle("/", a.dashboard.Handler())
+	return a.sites.Handler(a.cors(mux))
 }
 
 // requireAdmin lets a request through only with the admin bearer token, compared in constant time;
@@ -263,6 +275,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	return a.Serve(ctx, ln)
 }
 
+// warnDomainConflicts logs each custom domain that the configuration has made one of the agent's own names.
+func (a *Agent) warnDomainConflicts() error {
+	conflicts, err := a.domain.DomainConflicts()
+	for _, conflict := range conflicts {
+		a.log.Warn(conflict)
+	}
+	return err
+}
+
 // server is one of the agent's HTTP servers and the listener it serves on.
 type server struct {
 	http *http.Server
@@ -291,6 +312,12 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if reason := a.cfg.PublicURLUnreachable(); reason != "" {
 		a.log.Warn(reason)
+	}
+	for _, risk := range a.cfg.TLSRisks() {
+		a.log.Warn(risk)
+	}
+	if err := a.warnDomainConflicts(); err != nil {
+		return err
 	}
 	apiServer := a.httpServer(a.Handler())
 	apiServer.RegisterOnShutdown(func() { close(a.stopping) })

@@ -43,7 +43,7 @@ func (a *Agent) listDeployments(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	deployments, err := a.domain.Deployments(project, limit, q.Get("environment"), q.Get("alias"))
+	deployments, err := a.domain.Deployments(project, limit, domain.DeploymentFilter{Environment: q.Get("environment"), Alias: q.Get("alias")})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -47,18 +48,29 @@ func (a *Agent) addDomain(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *Agent) removeDomain(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.domain.RemoveDomain(r.PathValue("id"), r.PathValue("domain"))
+	p, name, err := a.domain.RemoveDomain(r.PathValue("id"), r.PathValue("domain"))
 	if err != nil {
 		return err
 	}
+	a.forgetCertificate(r.Context(), p, name)
 	return writeJSON(w, http.StatusOK, domainsView(p))
 }
 
+// forgetCertificate deletes the certificate of name, a custom domain p no longer has, when the agent
+// serves HTTPS itself.
+func (a *Agent) forgetCertificate(ctx context.Context, p *store.Project, name string) {
+	if certs := a.certs.Load(); certs != nil {
+		if err := certs.forget(ctx, name); err != nil {
+			a.log.Warn("deleting the certificate of a removed domain", "project", p.ID, "domain", name, "err", err)
+		}
+	}
+}
+
 // tlsAsk answers whether the agent serves ?domain=HOST: 200 or 404, for a TLS server in front that
-// asks before it gets a certificate.
+// asks before it gets a certificate; HOST must be a plain host name, as the agent's own TLS sees it.
 func (a *Agent) tlsAsk(w http.ResponseWriter, r *http.Request) error {
 	host := r.URL.Query().Get("domain")
-	ok, err := a.domain.Serves(host)
+	ok, err := a.sites.Serves(host)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ func (a *Agent) importRepository(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.wakePoller()
 	return writeJSON(w, http.StatusCreated, a.importView(imp))
 }
 

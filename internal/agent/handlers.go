@@ -37,38 +37,11 @@ func (a *Agent) writeFailure(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusInternalServerError, "Internal error: see the agent's log")
 		return
 	}
-	code := statusOf(e.Kind)
+	code := domain.HTTPStatus(e.Kind)
 	if e.Err != nil {
 		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", e.Err)
 	}
 	writeError(w, code, e.Detail)
-}
-
-// statusOf is the HTTP status of a kind of domain error.
-func statusOf(kind domain.Kind) int {
-	switch kind {
-	case domain.NotFound:
-		return http.StatusNotFound
-	case domain.Conflict:
-		return http.StatusConflict
-	case domain.Invalid:
-		return http.StatusBadRequest
-	case domain.Unauthorized:
-		return http.StatusUnauthorized
-	case domain.Forbidden:
-		return http.StatusForbidden
-	case domain.RateLimited:
-		return http.StatusTooManyRequests
-	case domain.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case domain.TooSlow:
-		return http.StatusRequestTimeout
-	case domain.Upstream:
-		return http.StatusBadGateway
-	case domain.Unavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 // writeJSON answers with v as JSON; it returns nil, for a handler to return, as a client that went

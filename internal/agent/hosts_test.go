@@ -36,7 +36,13 @@ func (h hostsResolver) LookupHost(_ context.Context, host string) ([]string, err
 // startWithHosts is agenttest.Start with testHosts as the resolver of custom domains.
 func startWithHosts(t *testing.T, cfg *config.Config) *agenttest.Agent {
 	t.Helper()
-	return agenttest.StartWith(t, cfg, agenttest.Options{
+	return startWithHostsLogging(t, cfg, nil)
+}
+
+// startWithHostsLogging is startWithHosts logging to log (nil discards it).
+func startWithHostsLogging(t *testing.T, cfg *config.Config, log *slog.Logger) *agenttest.Agent {
+	t.Helper()
+	return agenttest.StartWith(t, cfg, agenttest.Options{Log: log,
 		New: func(cfg *config.Config, st *store.Store, log *slog.Logger, version string) (*agent.Agent, error) {
 			return agent.NewWithResolver(cfg, st, log, version, testHosts)
 		}})

@@ -8,11 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/store"
 )
-
-// logPollInterval is how often a followed log is checked for new lines.
-const logPollInterval = 200 * time.Millisecond
 
 // deploymentLogs answers GET /api/v1/deployments/{id}/logs with the build log as text; with
 // ?follow=1 it streams the log as it is written until the deployment ends.
@@ -26,54 +24,35 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	f, err := os.Open(a.domain.LogPath(d.ID))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if f != nil {
-		defer f.Close()
-	}
-	if f == nil && a.cluster != nil {
-		// Built by another node, or not built yet: the log is the copy the building node shares.
-		return a.sharedLog(w, r, d.ID, follow == "1" || follow == "true")
+	if a.cluster != nil {
+		if _, err := os.Stat(a.domain.LogPath(d.ID)); errors.Is(err, os.ErrNotExist) {
+			// Built by another node, or not built yet: the log is the copy the building node shares.
+			return a.sharedLog(w, r, d.ID, follow == "1" || follow == "true")
+		}
 	}
 	if follow != "1" && follow != "true" {
-		if f != nil {
-			_, _ = io.Copy(w, f)
+		f, err := os.Open(a.domain.LogPath(d.ID))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
 		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, _ = io.Copy(w, f)
 		return nil
 	}
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
-	for {
-		// The status is read before the file: the log is complete once the deployment has ended.
-		current, err := a.store.Deployment(d.ID)
-		ended := err != nil || current.Terminal()
-		if f == nil {
-			if f, err = os.Open(a.domain.LogPath(d.ID)); err == nil {
-				defer f.Close()
-			}
+	// Once the answer has begun, a failure (the client gone, the deployment deleted) can only end it.
+	_ = a.domain.FollowLog(r.Context(), d.ID, 0, a.stopping, func(_ *store.Deployment, chunk []byte, _ bool) error {
+		if _, err := w.Write(chunk); err != nil {
+			return err
 		}
-		if f != nil {
-			if _, err := io.Copy(w, f); err != nil {
-				return nil
-			}
-			if rc.Flush() != nil {
-				return nil
-			}
-		}
-		if ended || errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		select {
-		case <-r.Context().Done():
-			return nil
-		case <-a.stopping:
-			return nil
-		case <-time.After(logPollInterval):
-		}
-	}
+		return rc.Flush()
+	})
+	return nil
 }
 
 // sharedLog answers a log request from the copy of the log that the node building the deployment
@@ -107,7 +86,7 @@ func (a *Agent) sharedLog(w http.ResponseWriter, r *http.Request, id int64, foll
 			return nil
 		case <-a.stopping:
 			return nil
-		case <-time.After(logPollInterval):
+		case <-time.After(domain.LogPollInterval):
 		}
 	}
 }

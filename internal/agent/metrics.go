@@ -24,6 +24,7 @@ type metrics struct {
 	publishDuration   *prometheus.HistogramVec
 	polls             *prometheus.CounterVec
 	certFailures      prometheus.Counter
+	handshakeErrors   prometheus.Counter
 }
 
 // durationBuckets span a few seconds to the default build timeout.
@@ -67,7 +68,11 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 		}, []string{"result"}),
 		certFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "miaobu_tls_certificate_failures_total",
-			Help: "Certificates that could not be obtained or renewed from the ACME CA (tls.enabled).",
+			Help: "Certificates that could not be obtained, renewed or stored (tls.enabled).",
+		}),
+		handshakeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "miaobu_tls_handshake_errors_total",
+			Help: "TLS handshakes of the agent's HTTPS listener that failed, such as those for names it does not serve (tls.enabled).",
 		}),
 	}
 	// Every label value is exported from the start, at zero, so that the first event is an increase.
@@ -85,7 +90,7 @@ func newMetrics(queueDepth, running, rateRemaining func() float64) *metrics {
 	for _, result := range []string{poll.ResultChanged, poll.ResultUnchanged, poll.ResultError} {
 		m.polls.WithLabelValues(result)
 	}
-	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration, m.polls, m.certFailures,
+	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.webhookLatency, m.deployments, m.buildDuration, m.publishDuration, m.polls, m.certFailures, m.handshakeErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_queue_depth", Help: "Deployments waiting for a worker."}, queueDepth),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_builds_running", Help: "Builds running in this agent."}, running),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "miaobu_github_rate_limit_remaining",

@@ -44,7 +44,7 @@ func (a *Agent) pollProjects() ([]poll.Project, error) {
 			continue
 		}
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
-			Poll: p.TriggerMode == trigger.ModePoll})
+			Poll: p.TriggerMode == trigger.ModePoll, WatchPaths: p.WatchPaths})
 	}
 	return out, nil
 }
@@ -73,6 +73,16 @@ func (d pollDeployer) Deploy(ctx context.Context, p poll.Project, h poll.Head, c
 		return 0, err
 	}
 	return dep.ID, nil
+}
+
+// LastDeployed returns the commit live in the project's production, "" when none is.
+func (d pollDeployer) LastDeployed(p poll.Project) (string, error) {
+	return d.a.domain.LiveCommit(p.ID)
+}
+
+// Skip reports a head skipped for reason to GitHub, as a skipped push is.
+func (d pollDeployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
+	return d.a.domain.SkipHead(p.ID, h.SHA, reason)
 }
 
 // rateRemaining is what polling last heard of the GitHub token's rate limit, NaN before it heard.

@@ -3,6 +3,10 @@ package agent_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +14,8 @@ import (
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/clock/clocktest"
+	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/github/githubtest"
 	"github.com/miaobu/miaobu/internal/gittest"
 )
 
@@ -137,5 +143,163 @@ func TestPushesMissedWhileStoppedDeployAtStart(t *testing.T) {
 	want := []string{first[:7] + " webhook", third[:7] + " reconcile"}
 	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deployments %v, want %v: the older missed commit must never be built", got, want)
+	}
+}
+
+// TestImportedPolledProjectIsCheckedAtOnce imports a repository with trigger poll: its first check
+// comes at once, as for `project add --trigger poll`, not when the poller next reads the project list.
+func TestImportedPolledProjectIsCheckedAtOnce(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	gh := githubtest.New(t, ghToken)
+	gh.AddRepo(siteRepo())
+	cfg := agenttest.Config(t)
+	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
+	cfg.Build.Concurrency = 0
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
+		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
+	if code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	// The clock stands still: only a check started by the import itself reads the branch.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var status api.Status
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if ps := status.Projects[0]; ps.LastPollAt != nil && ps.NextPollAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an imported project with trigger poll was not checked: %+v\nGitHub received %q", status.Projects[0], gh.Requests())
+		}
+	}
+	if d := history(t, ta, res.Project); len(d) != 1 || d[0] != tipSHA[:7]+" import" {
+		t.Errorf("deployments %q, want the import's alone", d)
+	}
+}
+
+// TestFailedReconcileAtStartIsRetried starts the agent while a project's remote is unreachable (a
+// laptop whose network is not up yet): status shows the failure, and the push missed meanwhile is
+// deployed once the remote is back, without waiting for reconcile.interval.
+func TestFailedReconcileAtStartIsRetried(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	repo := gittest.New(t)
+	first := repo.Commit("first", map[string]string{"index.html": "version one"})
+	cfg := agenttest.Config(t)
+	cfg.DataDir = data
+	ta := agenttest.Start(t, cfg)
+	p := ta.AddProject(t, localProject("site", repo.Dir))
+	ta.Deployed(t, ta.Push(t, p, first))
+	if err := ta.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := repo.Commit("second", map[string]string{"index.html": "version two"})
+	away := filepath.Join(t.TempDir(), "away")
+	if err := os.Rename(repo.Dir, away); err != nil {
+		t.Fatal(err)
+	}
+
+	clock := clocktest.New(time.Now())
+	cfg = agenttest.Config(t)
+	cfg.DataDir, cfg.Reconcile.Interval = data, 0
+	ta = agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	var status api.Status
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if ps := status.Projects[0]; ps.LastReconcileError != nil {
+			if ps.ReconcileRetryAt == nil || ps.ReconcileRetryAt.Sub(clock.Now()) > 15*time.Second {
+				t.Fatalf("status %+v: the retry is not 15 s away", ps)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status shows no failed reconciliation: %+v", status.Projects[0])
+		}
+	}
+	if err := os.Rename(away, repo.Dir); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(15 * time.Second)
+	if d := deploymentOf(t, ta, p, second); d.Status != api.StatusDeployed || d.Trigger != api.TriggerReconcile || !d.Live {
+		t.Fatalf("after the remote came back: %+v\n%s", d, ta.Log(t, d.ID))
+	}
+	ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+	if ps := status.Projects[0]; ps.LastReconcileError != nil || ps.ReconcileRetryAt != nil {
+		t.Errorf("status after a successful reconciliation: %+v", ps)
+	}
+}
+
+// TestPolledHeadSkippedIsReported polls a GitHub project whose new head has a skip marker: it is not
+// deployed, and GitHub's commit status says it was skipped, as for a skipped push.
+func TestPolledHeadSkippedIsReported(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	gh := githubtest.New(t, ghToken)
+	gh.AddRepo(siteRepo())
+	cfg := agenttest.Config(t)
+	cfg.GitHub = config.GitHub{APIURL: gh.URL, Token: ghToken, Statuses: true}
+	cfg.PublicURL, cfg.Build.Concurrency = publicURL, 0
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
+		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
+	if code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	skipped := strings.Repeat("5", 40)
+	gh.SetBranch("acme/site", "main", skipped)
+	gh.SetMessage("acme/site", skipped, "Draft the docs [skip ci]")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		clock.Advance(10 * time.Second)
+		if slices.ContainsFunc(gh.Statuses("acme/site"), func(s githubtest.Status) bool {
+			return s.SHA == skipped && s.State == "success" && s.Description == "Skipped: commit message contains [skip ci]"
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Skipped status for the polled head: %+v", gh.Statuses("acme/site"))
+		}
+	}
+	if d := history(t, ta, res.Project); len(d) != 1 {
+		t.Errorf("deployments %q, want the import's alone", d)
+	}
+}
+
+// TestPolledHeadsFollowWatchPaths polls a project that watches docs/**: a commit outside it is not
+// deployed, the next one inside it is.
+func TestPolledHeadsFollowWatchPaths(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	cfg := agenttest.Config(t)
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	repo := gittest.New(t)
+	first := repo.Commit("first", map[string]string{"index.html": "version one", "docs/a.md": "a"})
+	var p api.Project
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "docs", RepoURL: "file://" + repo.Dir, TriggerSettings: api.TriggerSettings{
+		Trigger: ptr(api.ProjectTriggerPoll), WatchPaths: &[]string{"docs/**"}}}, http.StatusCreated, &p)
+	deploymentOf(t, ta, p, first)
+	outside := repo.Commit("Tweak the page", map[string]string{"index.html": "version two"})
+	clock.Advance(90 * time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var status api.Status
+		ta.Call(t, "GET", api.PathStatus, nil, http.StatusOK, &status)
+		if at := status.Projects[0].LastPollAt; at != nil && at.After(clock.Now().Add(-time.Minute)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no check after the commit outside docs/: %+v", status.Projects[0])
+		}
+	}
+	inside := repo.Commit("Write the guide", map[string]string{"index.html": "version three", "docs/guide.md": "g"})
+	clock.Advance(90 * time.Second)
+	if d := deploymentOf(t, ta, p, inside); d.Status != api.StatusDeployed || d.Trigger != api.TriggerPoll {
+		t.Fatalf("the commit changing docs/: %+v", d)
+	}
+	want := []string{first[:7] + " poll", inside[:7] + " poll"}
+	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("deployments %v, want %v: %s changes no watched path", got, want, outside[:7])
 	}
 }

@@ -21,9 +21,13 @@ func (a *Agent) listPreviews(w http.ResponseWriter, r *http.Request) error {
 }
 
 // approvePreview answers POST /api/v1/projects/{id}/previews/pr-{n}/approve: the fork's current
-// head commit is built.
+// head commit, or the one the body names if it is still the head, is built.
 func (a *Agent) approvePreview(w http.ResponseWriter, r *http.Request) error {
-	receipt, err := a.domain.ApprovePreview(r.PathValue("id"), r.PathValue("alias"))
+	var req api.ApproveRequest
+	if err := decodeOptionalBody(w, r, &req); err != nil {
+		return err
+	}
+	receipt, err := a.domain.ApprovePreview(r.PathValue("id"), r.PathValue("alias"), req.CommitSHA)
 	if err != nil {
 		return err
 	}

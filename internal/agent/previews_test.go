@@ -189,7 +189,8 @@ func TestPullRequestPreviews(t *testing.T) {
 
 // TestLateAndReplayedPullRequestUpdates: a replayed old head of a pull request does not roll its
 // preview back, though a force-push back to it does; a late update of a closed pull request does
-// not bring its preview back, only reopening does.
+// not bring its preview back, only reopening does; a replayed opened, or a replayed reopened of a
+// commit the pull request had before the head it was closed at, does not either.
 func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 	ta, p := previewAgent(t, api.TriggerSettings{})
 	opened := githubtest.Payload(t, "pull_request.opened.json", nil)
@@ -197,6 +198,16 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 	oldSynchronize := githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
 		doc["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = openedHead
 	})
+	// GitHub's reopened has no before, only the head it is reopened at: the one it was closed at, or
+	// a later commit (GitHub refuses to reopen a pull request whose branch was force-pushed).
+	reopened := func(head string) []byte {
+		return githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
+			doc["action"] = "reopened"
+			delete(doc, "before")
+			delete(doc, "after")
+			doc["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = head
+		})
+	}
 	deployments := func(want int) func(t *testing.T) {
 		return func(t *testing.T) {
 			if n := deploymentCount(t, ta); n != want {
@@ -226,12 +237,20 @@ func TestLateAndReplayedPullRequestUpdates(t *testing.T) {
 				t.Errorf("preview %+v, %v: a late update brought it back", pv, err)
 			}
 		}},
-		{"reopened", "pull_request", githubtest.Payload(t, "pull_request.synchronize.json", func(doc map[string]any) {
-			doc["action"] = "reopened"
-		}), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
-			"deployment_id": float64(4), "commit_sha": syncHead, "branch": "feature/landing-page"}, func(t *testing.T) {
-			if pv, err := ta.Store.Preview(p.ID, "pr-2"); err != nil || pv.Removed() || pv.HeadSHA != syncHead {
+		{"reopened", "pull_request", reopened(openedHead), map[string]any{"status": "success", "message": "Preview deployment triggered for PR #2",
+			"deployment_id": float64(4), "commit_sha": openedHead, "branch": "feature/landing-page"}, func(t *testing.T) {
+			if pv, err := ta.Store.Preview(p.ID, "pr-2"); err != nil || pv.Removed() || pv.HeadSHA != openedHead {
 				t.Errorf("reopened preview %+v, %v", pv, err)
+			}
+		}},
+		{"closed again", "pull_request", githubtest.Payload(t, "pull_request.closed.json", nil),
+			map[string]any{"status": "ok", "message": "Preview for PR #2 removed"}, nil},
+		// A pull request is opened once: an opened delivery after its close is a replay.
+		{"opened replayed after the close", "pull_request", opened, closed, deployments(4)},
+		{"an old reopened replayed", "pull_request", reopened(syncHead), stale, func(t *testing.T) {
+			deployments(4)(t)
+			if pv, err := ta.Store.Preview(p.ID, "pr-2"); err != nil || !pv.Removed() {
+				t.Errorf("preview %+v, %v: a replay brought it back", pv, err)
 			}
 		}},
 	})

@@ -68,6 +68,9 @@ func (a *Agent) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for _, name := range p.Domains {
+		a.forgetCertificate(r.Context(), p, name)
+	}
 	return writeJSON(w, http.StatusOK, api.WebhookAnswer{Status: "success", Message: fmt.Sprintf("Project %s deleted", p.Slug)})
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ func deliverEvent(t *testing.T, ta *agenttest.Agent, p api.Project, event string
 	return code, answer
 }
 
-// deploymentPayload is the real deployment event fixture changed to deploy sha to environment, made
-// by miaobu when fromMiaobu.
+// deploymentPayload is the real deployment event fixture changed to deploy sha to environment in
+// acme/site, made by miaobu when fromMiaobu.
 func deploymentPayload(t *testing.T, id int64, sha, environment string, fromMiaobu bool) []byte {
 	t.Helper()
 	var p map[string]any
@@ -48,6 +49,7 @@ func deploymentPayload(t *testing.T, id int64, sha, environment string, fromMiao
 	}
 	d := p["deployment"].(map[string]any)
 	d["id"], d["sha"], d["ref"], d["environment"] = id, sha, "main", environment
+	p["repository"].(map[string]any)["full_name"] = "acme/site"
 	if fromMiaobu {
 		d["payload"] = map[string]any{"miaobu": map[string]any{"deployment_id": 1}}
 	}
@@ -328,4 +330,145 @@ func TestReportSentAfterKill(t *testing.T) {
 	if b, err := os.ReadFile(proc.cmd.Stdout.(*os.File).Name()); err == nil && strings.Contains(string(b), ghToken) {
 		t.Error("the agent's log shows the GitHub token")
 	}
+}
+
+// queuedGitHubAgent imports acme/site from a fake GitHub into an agent that records deployments
+// but builds none (build.concurrency 0) and sends its reports, and returns the project with its
+// hook's secret.
+func queuedGitHubAgent(t *testing.T) (*agenttest.Agent, *githubtest.Server, api.Project) {
+	t.Helper()
+	gh := githubtest.New(t, ghToken)
+	gh.AddRepo(siteRepo())
+	cfg := agenttest.Config(t)
+	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
+	cfg.Build.Concurrency = 0
+	ta := agenttest.Start(t, cfg)
+	code, imported, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoDeploy: true})
+	if code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	return ta, gh, api.Project{ID: imported.Project.ID, DefaultBranch: "main", WebhookSecret: gh.Hooks("acme/site")[0].Secret}
+}
+
+// TestConcurrentDeploymentEventsBuildOnce delivers ten deployment events, made on GitHub at once,
+// of a commit never built: one deployment is created, the others are skipped as duplicates of it,
+// as pushes are, and their GitHub deployments are told which deployment is under way.
+func TestConcurrentDeploymentEventsBuildOnce(t *testing.T) {
+	t.Parallel()
+	ta, gh, hook := queuedGitHubAgent(t)
+	ids := make([]int64, 10)
+	for i := range ids {
+		ids[i] = gh.AddDeployment("acme/site", githubtest.Deployment{Ref: otherSHA, Environment: "production", Payload: "{}"})
+	}
+	answers := make([]api.WebhookAnswer, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			code, answer := deliverEvent(t, ta, hook, "deployment", deploymentPayload(t, id, otherSHA, "production", false))
+			if code != http.StatusOK {
+				t.Errorf("deployment event %d: %d %+v", id, code, answer)
+			}
+			answers[i] = answer
+		})
+	}
+	wg.Wait()
+	var history []api.Deployment
+	ta.Call(t, "GET", api.PathDeployments+"?project_id=site", nil, http.StatusOK, &history)
+	if len(history) != 1 {
+		t.Fatalf("%d deployments of the commit, want 1: %+v", len(history), history)
+	}
+	built, skipped := 0, 0
+	for _, a := range answers {
+		switch {
+		case a.Status == "success" && a.DeploymentID == history[0].ID:
+			built++
+		case a.Status == "skipped" && a.DeploymentID == history[0].ID && a.Message == "Deployment for commit "+otherSHA[:7]+" already exists":
+			skipped++
+		default:
+			t.Errorf("answer %+v", a)
+		}
+	}
+	if built != 1 || skipped != 9 {
+		t.Errorf("%d answers triggered a deployment and %d were skipped, want 1 and 9", built, skipped)
+	}
+	want := []githubtest.DeploymentStatus{{State: "inactive", Description: fmt.Sprintf("Already deploying this commit: deployment #%d", history[0].ID),
+		LogURL: fmt.Sprintf("%s/deployments/%d", publicURL, history[0].ID)}}
+	waitGitHub(t, "the statuses of the nine duplicates", func() bool {
+		n := 0
+		for _, d := range gh.Deployments("acme/site") {
+			if reflect.DeepEqual(d.Statuses, want) {
+				n++
+			}
+		}
+		return n == 9
+	})
+}
+
+// TestDeploymentEventsNotActedOn delivers deployment events of another repository, and with
+// another action than created: each is ignored, with a message that says why, and changes nothing.
+func TestDeploymentEventsNotActedOn(t *testing.T) {
+	t.Parallel()
+	ta, gh, hook := queuedGitHubAgent(t)
+	id := gh.AddDeployment("acme/site", githubtest.Deployment{Ref: otherSHA, Environment: "production", Payload: "{}"})
+	for _, tc := range []struct {
+		name    string
+		edit    func(p map[string]any)
+		message string
+	}{
+		{"another repository", func(p map[string]any) { p["repository"].(map[string]any)["full_name"] = "mallory/site" },
+			"Deployment in repository 'mallory/site' ignored (this project deploys 'acme/site')"},
+		{"another action", func(p map[string]any) { p["action"] = "deleted" },
+			"Deployment action 'deleted' ignored (only 'created' deploys)"},
+		{"no action", func(p map[string]any) { delete(p, "action") },
+			"Deployment action '' ignored (only 'created' deploys)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p map[string]any
+			if err := json.Unmarshal(deploymentPayload(t, id, otherSHA, "production", false), &p); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(p)
+			body, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, answer := deliverEvent(t, ta, hook, "deployment", body)
+			if want := (api.WebhookAnswer{Status: "ignored", Message: tc.message}); code != http.StatusOK || answer != want {
+				t.Errorf("answer %d %+v, want 200 %+v", code, answer, want)
+			}
+		})
+	}
+	var history []api.Deployment
+	ta.Call(t, "GET", api.PathDeployments+"?project_id=site", nil, http.StatusOK, &history)
+	if handled, err := ta.Store.HandledGitHubDeployment(1, id); len(history) != 0 || err != nil || handled {
+		t.Errorf("after the ignored events: deployments %+v, GitHub deployment handled %v (%v)", history, handled, err)
+	}
+}
+
+// TestRefusedReportsSentAfterWebhookSetup refuses the first commit status with 403: the reports of
+// the project wait, and `webhook setup` (after the token got its permission) sends them.
+func TestRefusedReportsSentAfterWebhookSetup(t *testing.T) {
+	t.Parallel()
+	ta, gh, hook := queuedGitHubAgent(t)
+	gh.Fail("POST /repos/acme/site/statuses/"+otherSHA, http.StatusForbidden, "Resource not accessible by personal access token")
+	first := ta.Push(t, hook, otherSHA)
+	waitGitHub(t, "the refused commit status", func() bool {
+		return slices.Contains(gh.Requests(), "POST /repos/acme/site/statuses/"+otherSHA)
+	})
+	// The agent records the pause just after GitHub's refusal reaches it.
+	waitGitHub(t, "the project showing commit statuses paused", func() bool {
+		var p api.Project
+		ta.Call(t, "GET", api.PathProjects+"/site", nil, http.StatusOK, &p)
+		return !p.GitHubReports.Statuses && strings.Contains(p.GitHubReports.Note, "commit statuses paused")
+	})
+	if got := gh.Statuses("acme/site"); len(got) != 0 {
+		t.Fatalf("commit statuses %+v before the setup", got)
+	}
+	ta.Call(t, "POST", api.WebhookSetupPath("site"), nil, http.StatusOK, nil)
+	want := githubtest.Status{SHA: otherSHA, State: "pending", Description: "Queued",
+		TargetURL: fmt.Sprintf("%s/deployments/%d", publicURL, first), Context: "miaobu/site"}
+	waitGitHub(t, "the held commit status", func() bool {
+		got := gh.Statuses("acme/site")
+		return len(got) == 1 && got[0] == want
+	})
 }

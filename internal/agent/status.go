@@ -15,9 +15,9 @@ func (a *Agent) sandboxName() string {
 	return "none"
 }
 
-// status answers GET /api/v1/status: health, version, queue, sandbox and every project's state.
+// status answers GET /api/v1/status.
 func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
-	queued, err := a.store.QueueDepth()
+	out, err := a.statusView()
 	if err != nil && a.cluster != nil {
 		// Without a quorum nothing can be read: the cluster's own state is still worth showing.
 		return writeJSON(w, http.StatusOK, api.Status{Status: "no quorum", Version: a.version,
@@ -28,9 +28,18 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// statusView is the agent's status: health, version, queue, sandbox and every project's state.
+func (a *Agent) statusView() (api.Status, error) {
+	queued, err := a.store.QueueDepth()
+	if err != nil {
+		return api.Status{}, err
+	}
 	projects, err := a.domain.Projects()
 	if err != nil {
-		return err
+		return api.Status{}, err
 	}
 	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
@@ -43,9 +52,14 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		ps := api.ProjectStatus{ID: p.ID, Slug: p.Slug, SiteURL: a.domain.LiveURL(p), WebhookConfigured: p.WebhookConfigured(),
 			WebhookEventsMissing: domain.WebhookEventsMissing(p), CacheBytes: a.cacheBytes(p),
 			Trigger: p.TriggerMode, PollStatus: a.pollStatus(p.ID)}
+		if a.poller != nil {
+			if message, retryAt, failed := a.poller.ReconcileError(p.ID); failed {
+				ps.LastReconcileError, ps.ReconcileRetryAt = &message, &retryAt
+			}
+		}
 		recent, err := a.store.Deployments(p.ID, 1)
 		if err != nil {
-			return err
+			return api.Status{}, err
 		}
 		if len(recent) == 1 {
 			last := a.deploymentView(recent[0], p)
@@ -59,7 +73,7 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		}
 		previews, err := a.store.Previews(p.ID)
 		if err != nil {
-			return err
+			return api.Status{}, err
 		}
 		for _, pv := range previews {
 			if !pv.Removed() {
@@ -68,5 +82,5 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Projects = append(out.Projects, ps)
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return out, nil
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"io"
 
+	"github.com/miaobu/miaobu/internal/dashboard"
 	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/outbox"
@@ -18,6 +19,7 @@ type Store interface {
 	report.Store
 	notify.Store
 	outbox.Store
+	dashboard.Sessions
 
 	// ClaimNext takes the oldest queued deployment whose project busy does not report (and, on a
 	// cluster, whose project no other node builds), marks it cloning and returns it; nil when there
@@ -27,6 +29,8 @@ type Store interface {
 	Requeue(id int64) error
 	// Fail ends a deployment as failed or cancelled with a message.
 	Fail(id int64, status store.Status, message string) error
+	// Skip ends a deployment cancelled for a skip marker its build found in the commit's message.
+	Skip(id int64, message string) error
 	// RecoverInterrupted queues again, once, the deployments this agent was building when it stopped.
 	RecoverInterrupted() ([]*store.Deployment, error)
 	// RecordDetected records what the build of a running deployment detected.

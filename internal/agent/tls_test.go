@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -145,20 +146,35 @@ func httpsGet(addr, host, path string, roots *x509.CertPool) (string, error) {
 	return string(b), err
 }
 
-// startTLSAgent runs an agent with tls.enabled against ca on httpsAddr and httpAddr, with the
-// project blog live, and waits for its HTTPS listener.
-func startTLSAgent(t *testing.T, ca *pebble, httpsAddr, httpAddr string) (*agenttest.Agent, api.Project) {
+// tlsConfig is the configuration of a test agent with tls.enabled against ca on httpsAddr and
+// httpAddr, its sites under sites.test.
+func tlsConfig(t *testing.T, ca *pebble, httpsAddr, httpAddr string) *config.Config {
 	t.Helper()
 	cfg := agenttest.Config(t)
 	cfg.Sites.Domain = "sites.test"
 	cfg.TLS = config.TLS{Enabled: true, CA: ca.directory, CARoot: ca.caRoot, Email: "ops@example.com",
 		Listen: httpsAddr, HTTPListen: httpAddr}
-	ta := startWithHosts(t, cfg)
+	return cfg
+}
+
+// startTLSAgent runs an agent with tlsConfig, with the project blog live, and waits for its HTTPS
+// listener.
+func startTLSAgent(t *testing.T, ca *pebble, httpsAddr, httpAddr string) (*agenttest.Agent, api.Project) {
+	t.Helper()
+	ta, p, _ := startTLSAgentLogging(t, ca, httpsAddr, httpAddr, nil)
+	return ta, p
+}
+
+// startTLSAgentLogging is startTLSAgent logging to log (nil discards it); blog's repository is
+// returned too.
+func startTLSAgentLogging(t *testing.T, ca *pebble, httpsAddr, httpAddr string, log *slog.Logger) (*agenttest.Agent, api.Project, *gittest.Repo) {
+	t.Helper()
+	ta := startWithHostsLogging(t, tlsConfig(t, ca, httpsAddr, httpAddr), log)
 	repo := gittest.New(t)
 	p := ta.AddProject(t, localProject("blog", repo.Dir))
 	ta.Deployed(t, ta.Push(t, p, repo.Commit("site", map[string]string{"index.html": "home"})))
 	waitListening(t, httpsAddr)
-	return ta, p
+	return ta, p, repo
 }
 
 func TestOnDemandTLS(t *testing.T) {

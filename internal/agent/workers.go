@@ -197,7 +197,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		Branch: d.Branch, Trigger: d.Trigger, CommitMessage: d.CommitMessage, CommitAuthor: d.CommitAuthor,
 		Framework: p.Framework, InstallCommand: p.InstallCommand, BuildCommand: p.BuildCommand,
 		OutputDirectory: p.OutputDirectory, RootDirectory: p.RootDirectory, Env: p.Env, ClearCache: d.NoCache,
-		PullRequest: d.PullRequest, Fork: d.Fork, PublishDir: a.domain.SiteDir(p.Slug, d.ID),
+		PullRequest: d.PullRequest, Fork: d.Fork, SkipMarkers: d.SkipMarkers, PublishDir: a.domain.SiteDir(p.Slug, d.ID),
 		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
 			a.shareLog(log, d.ID)
@@ -251,8 +251,10 @@ func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployme
 	return nil
 }
 
-// buildFailed records how a build ended without success: queued again at shutdown, cancelled, or failed.
+// buildFailed records how a build ended without success: queued again at shutdown, cancelled
+// (also for a skip marker in its commit's message), or failed.
 func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deployment, err, cause error) {
+	var skipped *pipeline.SkippedError
 	switch {
 	case errors.Is(cause, errShutdown):
 		blog.Printf("The agent is shutting down: this deployment is queued again for its next start")
@@ -270,6 +272,12 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
 		log.Info("build cancelled")
+	case errors.As(err, &skipped):
+		blog.Printf("Deployment #%d was cancelled: its commit is skipped", d.ID)
+		if err := a.store.Skip(d.ID, skipped.Error()); err != nil && !errors.Is(err, store.ErrFinished) {
+			log.Error("build: recording the skip", "err", err)
+		}
+		log.Info("build skipped", "reason", skipped.Reason)
 	default:
 		if cause != nil {
 			err = cause

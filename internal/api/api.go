@@ -3,7 +3,10 @@ package api
 
 import (
 	"net/url"
+	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // Project is a deployable site as the API shows it; the webhook secret appears only once, in WebhookSecret.
@@ -69,7 +72,8 @@ type GitHubReports struct {
 	Statuses bool `json:"statuses"`
 	// Deployments is true when each deployment is a GitHub Deployment.
 	Deployments bool `json:"deployments"`
-	// Note says why what is false is, empty when both are true.
+	// Note says why what is false is, and whether pull request comments are paused; empty when
+	// both are true and nothing is paused.
 	Note string `json:"note,omitempty"`
 }
 
@@ -196,6 +200,14 @@ type CacheCleared struct {
 	FreedBytes int64 `json:"freed_bytes"`
 }
 
+// ApproveRequest is the body of POST /api/v1/projects/{id}/previews/pr-{n}/approve, which may be
+// left out.
+type ApproveRequest struct {
+	// CommitSHA, when set, is the head commit the reviewer looked at: the approval applies only
+	// while the pull request's head is that commit.
+	CommitSHA string `json:"commit_sha,omitempty"`
+}
+
 // RollbackRequest is the body of POST /api/v1/projects/{id}/rollback.
 type RollbackRequest struct {
 	DeploymentID int64 `json:"deployment_id,omitempty"`
@@ -302,6 +314,7 @@ const (
 	PathProjectWebhooks = "/api/v1/webhooks/projects"
 	PathDeliveries      = "/api/v1/webhooks/deliveries"
 	PathBackup          = "/api/v1/backup"
+	PathLoginCodes      = "/api/v1/dashboard/login-codes"
 )
 
 // ImportPath is the import route of the GitHub repository owner/repo.
@@ -319,7 +332,7 @@ func PreviewPath(project, alias string) string {
 	return PreviewsPath(project) + "/" + url.PathEscape(alias)
 }
 
-// ApprovePath is the route that approves the current head of a pull request's fork preview.
+// ApprovePath is the route that approves the head commit of a pull request's fork preview.
 func ApprovePath(project, alias string) string {
 	return PreviewPath(project, alias) + "/approve"
 }
@@ -409,6 +422,11 @@ type ProjectStatus struct {
 	// CacheBytes is the disk space the project's build cache takes.
 	CacheBytes int64 `json:"cache_bytes"`
 	PollStatus
+	// LastReconcileError says why the last reconciliation of the project's heads with its
+	// deployments failed, null when it did not.
+	LastReconcileError *string `json:"last_reconcile_error"`
+	// ReconcileRetryAt is when a failed reconciliation is tried again, null when none failed.
+	ReconcileRetryAt *time.Time `json:"reconcile_retry_at"`
 }
 
 // PollStatus is how the polling of a project with trigger poll goes; every field is null for a
@@ -473,6 +491,19 @@ type NotificationTest struct {
 // DomainsPath is the route of the custom domains of project ref.
 func DomainsPath(ref string) string { return PathProjects + "/" + url.PathEscape(ref) + "/domains" }
 
+// domainNames converts a custom domain to the ASCII form DNS and TLS use, as lookups do (IDNA 2008
+// with the UTS 46 mapping, so upper case and full-width forms become the name they stand for), and
+// refuses what no DNS name may be.
+var domainNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
+	idna.VerifyDNSLength(true), idna.Transitional(false))
+
+// DomainName returns a custom domain in the form the agent stores and compares it: without spaces
+// around it or a final dot, in lower-case ASCII (bücher.example is xn--bcher-kva.example); the
+// error says why raw is no DNS name.
+func DomainName(raw string) (string, error) {
+	return domainNames.ToASCII(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+}
+
 // PathTLSAsk is the public route that says whether the agent serves a name (?domain=HOST), for a
 // TLS server in front that gets certificates on demand: 200 yes, 404 no.
 const PathTLSAsk = "/api/v1/tls/ask"
@@ -504,4 +535,12 @@ type DomainAdded struct {
 	DNSRecords []DNSRecord `json:"dns_records"`
 	Addresses  []string    `json:"addresses"`
 	PointsHere bool        `json:"points_here"`
+}
+
+// LoginCode is the answer of POST /api/v1/dashboard/login-codes: a code that signs in to the
+// dashboard once, before ExpiresAt, and the link that carries it.
+type LoginCode struct {
+	Code      string    `json:"code"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -117,6 +117,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdBackup(f, nil),
 		newCmdNotify(f),
 		newCmdDomain(f),
+		newCmdDashboard(f, nil),
 		newCmdLogin(f, nil),
 		newCmdVersion(f, nil),
 	)

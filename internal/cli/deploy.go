@@ -119,6 +119,10 @@ func deploymentOutcome(ctx context.Context, ios *ioStreams, c *client, d api.Dep
 			fmt.Fprintf(ios.ErrOut, "%s Deployed: %s (a newer deployment is live)\n", ios.ErrTerm.green("✓"), d.URL)
 			return nil
 		}
+		if d.Environment == "preview" {
+			fmt.Fprintf(ios.ErrOut, "%s Live at %s\n", ios.ErrTerm.green("✓"), d.URL)
+			return nil
+		}
 		var p api.Project
 		if err := c.do(ctx, "GET", projectPath(strconv.FormatInt(d.ProjectID, 10)), nil, &p); err != nil {
 			return err

@@ -49,6 +49,21 @@ func TestDeployWaitStreamsTheLogAndSucceeds(t *testing.T) {
 	}
 }
 
+func TestDeployWaitOfAPreviewShowsThePreviewURL(t *testing.T) {
+	t.Parallel()
+	cli := newStubCLI(t)
+	preview := ended(api.StatusDeployed, true, "")
+	preview.Branch, preview.Environment, preview.Alias, preview.URL = "feat-x", "preview", "git-feat-x", "http://site--git-feat-x.localhost:8000/"
+	cli.reg.Register("deploy", httpstub.REST("POST", "/api/v1/projects/site/deploy"), httpstub.JSONResponse(queued))
+	cli.reg.Register("log", httpstub.REST("GET", "/api/v1/deployments/7/logs?follow=1"), httpstub.StringResponse("built\n"))
+	cli.reg.Register("deployment", httpstub.REST("GET", "/api/v1/deployments/7"), httpstub.JSONResponse(preview))
+
+	code := cli.run(t.Context(), "deploy", "site", "--branch", "feat-x", "--wait")
+	if want := "built\n✓ Live at http://site--git-feat-x.localhost:8000/\n"; code != 0 || !strings.HasSuffix(cli.stderr.String(), want) {
+		t.Fatalf("exit %d, stderr %q, want it to end with %q", code, cli.stderr, want)
+	}
+}
+
 func TestDeployWaitFailureExitsOne(t *testing.T) {
 	t.Parallel()
 	cli := newStubCLI(t)

@@ -101,7 +101,11 @@ func domainRemoveRun(ctx context.Context, opts *domainOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, left)
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "%s Removed %s from %s\n", opts.IO.ErrTerm.green("✓"), clean(opts.Domain), clean(opts.Project))
+	name, err := api.DomainName(opts.Domain)
+	if err != nil {
+		name = opts.Domain
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "%s Removed %s from %s\n", opts.IO.ErrTerm.green("✓"), clean(name), clean(opts.Project))
 	return nil
 }
 

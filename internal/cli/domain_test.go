@@ -37,7 +37,7 @@ func TestDomainListAndRemove(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got) != 1 || got[0] != (api.Domain{Domain: "docs.example.org", ProjectID: 2, Project: "docs"}) {
 		t.Fatalf("domain list docs --json: exit %d, %q", code, out)
 	}
-	if code, _, errOut := run("domain", "remove", "blog", "WWW.example.com"); code != 0 || !strings.Contains(errOut, "Removed WWW.example.com from blog") {
+	if code, _, errOut := run("domain", "remove", "blog", "WWW.example.com"); code != 0 || !strings.Contains(errOut, "Removed www.example.com from blog") {
 		t.Fatalf("domain remove: exit %d, stderr %q", code, errOut)
 	}
 	if code, out, errOut := run("domain", "list", "blog"); code != 0 || out != "" || errOut != "No custom domains.\n" {
@@ -108,5 +108,22 @@ func TestStatusShowsCertificates(t *testing.T) {
 	want := "\nblog.sites.example.com\t" + expires.Local().Format("2006-01-02 15:04") + "\t-\nwww.example.com\t-\tvalidating blog.example.com: connection refused\n"
 	if code != 0 || !strings.HasSuffix(out, want) {
 		t.Fatalf("exit %d, stdout %q, want it to end with %q; stderr %q", code, out, want, errOut)
+	}
+}
+
+func TestStatusShowsFailedReconciliation(t *testing.T) {
+	cliEnv(t)
+	reason := "reading the branches of the repository: repository not found"
+	retryAt := time.Now().Add(time.Minute + 30*time.Second)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.Status{Status: "ok", Projects: []api.ProjectStatus{{ID: 1, Slug: "blog",
+			LastReconcileError: &reason, ReconcileRetryAt: &retryAt}}})
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("MIAOBU_AGENT_URL", srv.URL)
+	t.Setenv("MIAOBU_TOKEN", "t")
+	code, out, errOut := run("status")
+	if want := "blog: reconciliation failed, tried again in 1m: " + reason + "\n"; code != 0 || !strings.Contains(errOut, want) {
+		t.Fatalf("exit %d, stderr %q, want %q; stdout %q", code, errOut, want, out)
 	}
 }

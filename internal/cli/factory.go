@@ -29,13 +29,15 @@ type factory struct {
 	HTTPClient func() (*http.Client, error)
 	// Build is the CLI's version, which `miaobu version` shows and the agent reports.
 	Build buildInfo
+	// OpenBrowser shows a URL in the user's browser.
+	OpenBrowser func(url string) error
 	// flags are the running command's flags, inherited ones included, which Config reads.
 	flags *pflag.FlagSet
 }
 
 // newFactory returns the factory of a process writing to stdout and stderr.
 func newFactory(stdout, stderr io.Writer) *factory {
-	f := &factory{IO: newIOStreams(stdout, stderr), Build: currentBuild(),
+	f := &factory{IO: newIOStreams(stdout, stderr), Build: currentBuild(), OpenBrowser: openBrowser,
 		HTTPClient: func() (*http.Client, error) { return &http.Client{}, nil }}
 	var cfg *config.Config
 	f.Config = func() (*config.Config, error) {

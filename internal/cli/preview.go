@@ -85,7 +85,9 @@ type previewOptions struct {
 	Project string
 	// Alias is the preview's alias: pr-<number> for a pull request's.
 	Alias string
-	JSON  bool
+	// Commit is, for approve, the head commit the reviewer looked at ("" for the current head).
+	Commit string
+	JSON   bool
 }
 
 // newCmdPreviewApprove builds `miaobu preview approve`; a test's runF runs instead of previewApproveRun.
@@ -93,11 +95,12 @@ func newCmdPreviewApprove(f *factory, runF func(context.Context, *previewOptions
 	runF = runOr(runF, previewApproveRun)
 	opts := &previewOptions{IO: f.IO, Client: f.Client}
 	cmd := &cobra.Command{
-		Use:   "approve PROJECT PR",
+		Use:   "approve PROJECT PR [--commit SHA]",
 		Short: "Build the current head commit of a pull request from a fork",
 		Long: "Approve the current head commit of a pull request from a fork and build it as the preview\n" +
 			"pr-<PR>, without the project's variables, token or cache, in the sandbox. Each new head\n" +
-			"commit needs a new approval; adding the label miaobu:preview on GitHub does the same.",
+			"commit needs a new approval; adding the label miaobu:preview on GitHub does the same.\n" +
+			"With --commit, the approval applies only if the head is still the commit you reviewed.",
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(args[1], "#"), "pr-"))
@@ -114,20 +117,22 @@ func newCmdPreviewApprove(f *factory, runF func(context.Context, *previewOptions
 		}
 		return strconv.Itoa(*p.PullRequest), true
 	})
+	cmd.Flags().StringVar(&opts.Commit, "commit", "", "full SHA of the head commit you reviewed: nothing is approved if the head is another")
 	jsonFlag(cmd, &opts.JSON)
 	return cmd
 }
 
-// previewApproveRun approves the pull request's head commit.
+// previewApproveRun approves the pull request's head commit and says which commit that is.
 func previewApproveRun(ctx context.Context, opts *previewOptions) error {
 	var answer api.WebhookAnswer
-	if err := call(ctx, opts.Client, "POST", api.ApprovePath(opts.Project, opts.Alias), nil, &answer); err != nil {
+	if err := call(ctx, opts.Client, "POST", api.ApprovePath(opts.Project, opts.Alias), api.ApproveRequest{CommitSHA: opts.Commit}, &answer); err != nil {
 		return err
 	}
 	if opts.JSON {
 		return printJSON(opts.IO.Out, answer)
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "%s %s\n", opts.IO.ErrTerm.green("✓"), clean(answer.Message))
+	fmt.Fprintf(opts.IO.ErrOut, "%s Approved commit %s for preview %s\n", opts.IO.ErrTerm.green("✓"), clean(answer.CommitSHA), opts.Alias)
+	fmt.Fprintln(opts.IO.ErrOut, clean(answer.Message))
 	if answer.DeploymentID != 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "Follow it with: miaobu deployment logs %d -f\n", answer.DeploymentID)
 	}

@@ -163,19 +163,24 @@ func push(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // pullRequest delivers a pull_request event of action args[0] for pull request args[1] whose head
-// is commit args[2] of branch args[3] in the project's own repository, like push.
+// is commit args[2] of branch args[3] in the project's own repository, like push, or with args[4]
+// "fork" in a fork of it.
 func pullRequest(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 4 {
-		ts.Fatalf("usage: pr ACTION NUMBER SHA BRANCH")
+	if len(args) != 4 && (len(args) != 5 || args[4] != "fork") {
+		ts.Fatalf("usage: pr ACTION NUMBER SHA BRANCH [fork]")
 	}
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
 	repo := map[string]any{"full_name": "acme/site", "default_branch": "main"}
+	head := repo
+	if len(args) == 5 {
+		head = map[string]any{"full_name": "mona/site", "default_branch": "main"}
+	}
 	deliver(ts, neg, "pull_request", map[string]any{
 		"action": args[0], "number": n,
 		"pull_request": map[string]any{"number": n, "title": "Change the greeting", "user": map[string]any{"login": "mona"},
 			"state": "open", "merged": args[0] == "closed",
-			"head": map[string]any{"ref": args[3], "sha": args[2], "repo": repo},
+			"head": map[string]any{"ref": args[3], "sha": args[2], "repo": head},
 			"base": map[string]any{"ref": "main", "sha": "0000000000000000000000000000000000000000", "repo": repo}},
 		"repository": repo,
 	})

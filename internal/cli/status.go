@@ -114,6 +114,10 @@ func printStatus(ios *ioStreams, st api.Status) error {
 		if len(p.WebhookEventsMissing) > 0 {
 			fmt.Fprintln(ios.ErrOut, t.yellow(p.Slug+": "+eventsMissing(p.Slug, p.WebhookEventsMissing)))
 		}
+		if p.LastReconcileError != nil && p.ReconcileRetryAt != nil {
+			fmt.Fprintln(ios.ErrOut, t.red(fmt.Sprintf("%s: reconciliation failed, tried again %s: %s",
+				p.Slug, until(*p.ReconcileRetryAt), *p.LastReconcileError)))
+		}
 	}
 	return printCertificates(ios, st.Certificates)
 }

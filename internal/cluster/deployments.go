@@ -661,3 +661,29 @@ func sortedIDs(set map[int64]slot) []int64 {
 	slices.SortFunc(ids, cmp.Compare)
 	return ids
 }
+
+// Skip ends a deployment whose build found a skip marker in its commit's message: cancelled, marked
+// Skipped, with message; it returns ErrFinished for a deployment that has finished.
+func (s *Store) Skip(id int64, message string) error {
+	if err := s.UpdateRunning(id, func(d *store.Deployment) { d.Skipped = true }); err != nil {
+		return err
+	}
+	return s.Fail(id, store.StatusCancelled, message)
+}
+
+// NewestDeploymentOf returns the newest deployment of commit sha to project's alias ("" for
+// production), ErrNotFound when there is none left.
+func (s *Store) NewestDeploymentOf(projectID int64, alias, sha string) (*store.Deployment, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	r, _, err := s.record(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := r.Deployed[commitKey(alias, sha)]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	d, _, err := s.deployment(ctx, id)
+	return d, err
+}

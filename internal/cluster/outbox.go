@@ -165,6 +165,58 @@ func (s *Store) RetryMessage(id int64, next time.Time, lastError string) error {
 	}
 }
 
+// WakeMessages makes every message of kind that waits for a retry after now due at now, keeping
+// its count of failed attempts.
+func (s *Store) WakeMessages(kind string, now time.Time) error {
+	return s.updateMessages(func(m *outbox.Message) bool {
+		if m.Kind != kind || !m.NextAttemptAt.After(now) {
+			return false
+		}
+		m.NextAttemptAt = now.UTC()
+		return true
+	})
+}
+
+// CapRetries moves every message due later than now plus longest(its kind) to that time.
+func (s *Store) CapRetries(now time.Time, longest func(kind string) time.Duration) error {
+	return s.updateMessages(func(m *outbox.Message) bool {
+		latest := now.Add(longest(m.Kind))
+		if !m.NextAttemptAt.After(latest) {
+			return false
+		}
+		m.NextAttemptAt = latest.UTC()
+		return true
+	})
+}
+
+// updateMessages rewrites every message of the outbox that change changes (returning true), each
+// by compare-and-set: a message tried again or deleted since it was read is left as it is.
+func (s *Store) updateMessages(change func(m *outbox.Message) bool) error {
+	ctx, cancel := opContext()
+	defer cancel()
+	keys, err := s.outbox.ListKeys(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	for key := range keys.Keys() {
+		var m outbox.Message
+		rev, err := getJSON(ctx, s.outbox, key, &m)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		if !change(&m) {
+			continue
+		}
+		if err := casJSON(ctx, s.outbox, key, &m, rev); err != nil && !conflicted(err) {
+			return unavailable(err)
+		}
+	}
+	return nil
+}
+
 // DeleteMessage removes message id from the outbox; removing a message that is gone is no error.
 func (s *Store) DeleteMessage(id int64) error {
 	ctx, cancel := opContext()

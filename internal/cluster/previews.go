@@ -76,6 +76,45 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*store.Pre
 	return before, cancelled, nil
 }
 
+// DeleteBranch records that a preview branch was deleted at commit last (the deletion's before) and
+// takes its alias down like RemovePreview when the branch owns it, returning the preview as it was
+// before (nil when the alias has none) and the cancelled deployments. A deletion whose last commit
+// the alias deployed but is not the branch's last pushed head is a replay: it changes nothing and
+// returns ErrStaleDeletion. Unlike on a single agent, the check, the removal and the record of the
+// deletion are three writes, and the alias's deployed commits are forgotten with it.
+func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string) (*store.Preview, []*store.Deployment, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	r, _, err := s.record(ctx, projectID)
+	if err != nil {
+		return nil, nil, err
+	}
+	head := r.Heads[branch]
+	if _, deployed := r.Deployed[commitKey(alias, last)]; deployed && head != "" && head != store.DeletedHead && head != last {
+		return nil, nil, store.ErrStaleDeletion
+	}
+	var before *store.Preview
+	var cancelled []*store.Deployment
+	switch p := r.Previews[alias]; {
+	case p == nil:
+	case p.PullRequest == 0 && p.Branch == branch:
+		if before, cancelled, err = s.RemovePreview(projectID, alias, reason); err != nil {
+			return nil, nil, err
+		}
+	default:
+		copied := *p
+		before = &copied
+	}
+	_, err = s.changeRecord(ctx, projectID, func(r *projectRecord) error {
+		if r.Heads == nil {
+			r.Heads = map[string]string{}
+		}
+		r.Heads[branch] = store.DeletedHead
+		return nil
+	})
+	return before, cancelled, unavailable(err)
+}
+
 // notifyRemoved enqueues the notifications that a preview of p, on which deployment id was live,
 // is removed.
 func (s *Store) notifyRemoved(ctx context.Context, p *store.Project, id int64) {
@@ -150,29 +189,51 @@ func (s *Store) PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, err
 	return gone, nil
 }
 
-// RecordGitHubDeployment durably records a deployment asked for on GitHub: a new queued deployment
-// of its commit, without the duplicate check (as `miaobu deploy`), and the delivery.
-func (s *Store) RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error) {
+// RecordGitHubDeployment durably records a deployment asked for on GitHub and its delivery: a new
+// queued production deployment of its commit, unless the GitHub deployment was handled before or,
+// by the duplicate rule of pushes, a deployment of the commit is queued, running or live for
+// production; the check and the record are one compare-and-set of the project's record.
+func (s *Store) RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (store.GitHubDeploymentResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	nd := &newDeployment{d: &store.Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch,
-		Trigger: store.TriggerGitHubDeployment, DeliveryID: g.DeliveryID, GitHubDeploymentID: g.GitHubID}}
+	var res store.GitHubDeploymentResult
+	var nd *newDeployment
 	_, err := s.changeRecord(ctx, g.ProjectID, func(r *projectRecord) error {
-		if err := s.add(ctx, r, nd); err != nil {
-			return err
+		res, nd = store.GitHubDeploymentResult{}, nil
+		if id, handled := r.GitHubDeployments[g.GitHubID]; handled {
+			res.DeploymentID, res.Handled = id, true
+			return nil
 		}
-		r.GitHubDeployments[g.GitHubID] = nd.d.ID
+		if id, duplicate := r.Commits[commitKey("", g.CommitSHA)]; duplicate {
+			res.DeploymentID, res.Duplicate = id, true
+		} else {
+			nd = &newDeployment{d: &store.Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch,
+				Trigger: store.TriggerGitHubDeployment, DeliveryID: g.DeliveryID, GitHubDeploymentID: g.GitHubID}}
+			if err := s.add(ctx, r, nd); err != nil {
+				return err
+			}
+			res.DeploymentID = nd.d.ID
+		}
+		r.GitHubDeployments[g.GitHubID] = res.DeploymentID
 		forgetOldest(r.GitHubDeployments, maxRemembered)
 		return nil
 	})
 	if err != nil {
-		return 0, unavailable(err)
+		return res, unavailable(err)
 	}
-	if err := s.write(ctx, nd, time.Now().UTC()); err != nil {
-		return 0, unavailable(err)
+	delivery := store.Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID, Outcome: store.OutcomeSuccess,
+		DeploymentID: res.DeploymentID, RemoteAddr: g.RemoteAddr}
+	switch {
+	case res.Handled:
+		delivery.Outcome, delivery.DeploymentID = store.OutcomeIgnored, 0
+	case res.Duplicate:
+		delivery.Outcome = store.OutcomeSkipped
+	default:
+		if err := s.write(ctx, nd, time.Now().UTC()); err != nil {
+			return res, unavailable(err)
+		}
 	}
-	return nd.d.ID, unavailable(s.addDelivery(ctx, store.Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID,
-		Outcome: store.OutcomeSuccess, DeploymentID: nd.d.ID, RemoteAddr: g.RemoteAddr}))
+	return res, unavailable(s.addDelivery(ctx, delivery))
 }
 
 // HandleGitHubDeployment records that project's GitHub deployment githubID was acted on by

@@ -48,7 +48,7 @@ type Store struct {
 	log      *slog.Logger
 	leaseTTL time.Duration
 
-	projects, deployments, slugs, repos, domains, notifications, ids, leases, meta, outbox jetstream.KeyValue
+	projects, deployments, slugs, repos, domains, notifications, ids, leases, meta, outbox, sessions jetstream.KeyValue
 	jobs, deliveries                                                                       jetstream.Stream
 	builders                                                                               jetstream.Consumer
 	sites                                                                                  jetstream.ObjectStore
@@ -95,6 +95,7 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 		{&s.leases, jetstream.KeyValueConfig{Bucket: "leases", History: 1, TTL: s.leaseTTL}},
 		{&s.meta, jetstream.KeyValueConfig{Bucket: "meta", History: 1}},
 		{&s.outbox, jetstream.KeyValueConfig{Bucket: "outbox", History: 1}},
+		{&s.sessions, jetstream.KeyValueConfig{Bucket: "sessions", History: 1, TTL: sessionsTTL}},
 	}
 	// Each bucket and stream is a Raft group of its own whose first leader takes seconds to elect:
 	// they are created at once so that the elections overlap.

@@ -137,6 +137,9 @@ type Notifications struct {
 // MinPollInterval is the shortest poll.interval.
 const MinPollInterval = 15 * time.Second
 
+// MinReconcileInterval is the shortest reconcile.interval other than 0.
+const MinReconcileInterval = time.Minute
+
 // Poll configures how projects with trigger poll look for new commits.
 type Poll struct {
 	// Interval is how often each project's branch heads are read (±10%), at least MinPollInterval.
@@ -146,7 +149,8 @@ type Poll struct {
 // Reconcile configures the comparison of every project's branch heads with its deployments, which
 // deploys the heads that have none (a push missed while the agent was down).
 type Reconcile struct {
-	// Interval is how often it runs after the run at start; 0 runs it at start only.
+	// Interval is how often it runs after the run at start, at least MinReconcileInterval; 0 runs it
+	// at start only.
 	Interval time.Duration `mapstructure:"interval"`
 }
 
@@ -179,6 +183,9 @@ type GitHub struct {
 	Statuses bool `mapstructure:"statuses"`
 	// Deployments records each deployment as a GitHub Deployment (needs repo_deployment).
 	Deployments bool `mapstructure:"deployments"`
+	// WriteInterval is the least time between two requests that create content on GitHub (reports,
+	// comments, hooks), under GitHub's secondary rate limit of about 80 a minute; 0 sends them at once.
+	WriteInterval time.Duration `mapstructure:"write_interval"`
 }
 
 // Sites configures the local target's web server.
@@ -281,6 +288,7 @@ var envNames = map[string][]string{
 	"github.api_url":        {"MIAOBU_GITHUB_API_URL"},
 	"github.statuses":       {"MIAOBU_GITHUB_STATUSES"},
 	"github.deployments":    {"MIAOBU_GITHUB_DEPLOYMENTS"},
+	"github.write_interval": {"MIAOBU_GITHUB_WRITE_INTERVAL"},
 	"sites.domain":          {"MIAOBU_SITES_DOMAIN"},
 	"build.concurrency":     {"MIAOBU_BUILD_CONCURRENCY"},
 	"build.timeout":         {"MIAOBU_BUILD_TIMEOUT"},
@@ -372,6 +380,7 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("github.api_url", "https://api.github.com/")
 	v.SetDefault("github.statuses", true)
 	v.SetDefault("github.deployments", true)
+	v.SetDefault("github.write_interval", time.Second)
 	v.SetDefault("sites.domain", "localhost")
 	v.SetDefault("build.concurrency", 2)
 	v.SetDefault("build.timeout", 15*time.Minute)
@@ -524,10 +533,14 @@ func (c *Config) validate() error {
 		return errors.New("build.timeout and shutdown_timeout must be positive durations such as 15m or 10s")
 	}
 	if c.Poll.Interval < MinPollInterval {
-		return fmt.Errorf("poll.interval must be at least %s, not %s", MinPollInterval, c.Poll.Interval)
+		return fmt.Errorf("poll.interval must be at least %s, not %s%s", MinPollInterval, c.Poll.Interval, unitHint(c.Poll.Interval, "60s"))
 	}
-	if c.Reconcile.Interval < 0 {
-		return fmt.Errorf("reconcile.interval must be 0 (at start only) or a positive duration, not %s", c.Reconcile.Interval)
+	if c.GitHub.WriteInterval < 0 {
+		return fmt.Errorf("github.write_interval must be 0 (no pacing) or a positive duration, not %s", c.GitHub.WriteInterval)
+	}
+	if c.Reconcile.Interval != 0 && c.Reconcile.Interval < MinReconcileInterval {
+		return fmt.Errorf("reconcile.interval must be 0 (at start only) or at least %s, not %s%s",
+			MinReconcileInterval, c.Reconcile.Interval, unitHint(c.Reconcile.Interval, "10m"))
 	}
 	if c.Retention.Deployments < 1 {
 		return fmt.Errorf("retention.deployments must be at least 1, not %d", c.Retention.Deployments)
@@ -629,6 +642,34 @@ func (c *Config) Exposures() []string {
 	return out
 }
 
+// TLSRisks explains each way in which tls.enabled is set up to fail or to mislead: Let's Encrypt,
+// the default CA, asked for names under localhost, which it refuses; a public URL whose host is an IP
+// address, which gets no certificate on demand; a public URL over plain http. None without TLS.
+func (c *Config) TLSRisks() []string {
+	if !c.TLS.Enabled {
+		return nil
+	}
+	var out []string
+	sites := strings.ToLower(strings.Trim(c.Sites.Domain, "."))
+	if c.TLS.CA == "" && (sites == "localhost" || strings.HasSuffix(sites, ".localhost")) {
+		out = append(out, fmt.Sprintf("tls.enabled with Let's Encrypt (no tls.ca) gets no certificate for the sites under sites.domain %s: "+
+			"set sites.domain to a domain whose DNS points at this server, or tls.ca to an ACME CA of your own", sites))
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return out
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		out = append(out, fmt.Sprintf("public_url %s names an IP address, which gets no certificate on demand, so HTTPS to it fails: "+
+			"give public_url a host name whose DNS points at this server", c.PublicURL))
+	}
+	if u.Scheme == "http" {
+		out = append(out, fmt.Sprintf("public_url %s is http:// while tls.enabled: webhook URLs, links and logins go over plain HTTP; "+
+			"set public_url to its https:// form", c.PublicURL))
+	}
+	return out
+}
+
 // AdminTokenFile is the file where the agent keeps its admin token.
 func (c *Config) AdminTokenFile() string { return filepath.Join(c.DataDir, "admin-token") }
 
@@ -662,4 +703,13 @@ func (c *Config) OSSMissing() error {
 		return fmt.Errorf("the oss target needs %s in the agent's configuration (or their MIAOBU_ variables)", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// unitHint is what to add to the refusal of an interval d that is under a second, most likely a
+// number written without its unit (YAML's 10 is 10ns): a reminder of the unit, such as example.
+func unitHint(d time.Duration, example string) string {
+	if d <= 0 || d >= time.Second {
+		return ""
+	}
+	return " (a number without a unit is nanoseconds: write a duration such as " + example + ")"
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,28 @@ func TestInvalidValues(t *testing.T) {
 	}
 }
 
+// TestUnitlessReconcileInterval writes reconcile.interval without a unit, which YAML reads as
+// nanoseconds: it is refused like a poll.interval under its minimum, not run in a busy loop.
+func TestUnitlessReconcileInterval(t *testing.T) {
+	for value, shown := range map[string]string{"10": "10ns (a number without a unit is nanoseconds: write a duration such as 10m)", "1ns": "1ns (", "59s": "59s"} {
+		isolate(t)
+		file := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(file, []byte("reconcile:\n  interval: "+value+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("MIAOBU_CONFIG", file)
+		_, err := Load(nil)
+		if err == nil || !strings.Contains(err.Error(), "reconcile.interval must be 0 (at start only) or at least 1m0s, not "+shown) {
+			t.Errorf("reconcile.interval %s: %v", value, err)
+		}
+	}
+	isolate(t)
+	t.Setenv("MIAOBU_RECONCILE_INTERVAL", "1m")
+	if cfg, err := Load(nil); err != nil || cfg.Reconcile.Interval != time.Minute {
+		t.Errorf("the shortest reconcile.interval: %v", err)
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	isolate(t)
 	t.Setenv("MIAOBU_TRUSTED_PROXIES", "10.1.2.3/8, 192.0.2.1,2001:db8::/32,::ffff:198.51.100.7")
@@ -319,5 +342,31 @@ func TestTLSKeys(t *testing.T) {
 		Listen: "127.0.0.1:8443", HTTPListen: "127.0.0.1:8080"}
 	if cfg.TLS != want {
 		t.Errorf("from the environment %+v, want %+v", cfg.TLS, want)
+	}
+}
+
+func TestTLSRisks(t *testing.T) {
+	tests := []struct {
+		tls        TLS
+		sites, url string
+		want       []string
+	}{
+		{TLS{}, "localhost", "http://127.0.0.1:8000", nil},
+		{TLS{Enabled: true}, "sites.example.com", "https://deploy.example.com", nil},
+		{TLS{Enabled: true, CA: "https://ca.example.com/dir"}, "localhost", "https://deploy.example.com", nil},
+		{TLS{Enabled: true}, "Localhost.", "https://deploy.example.com", []string{"tls.enabled with Let's Encrypt (no tls.ca) gets no certificate " +
+			"for the sites under sites.domain localhost: set sites.domain to a domain whose DNS points at this server, or tls.ca to an ACME CA of your own"}},
+		{TLS{Enabled: true}, "apps.localhost", "https://deploy.example.com", []string{"tls.enabled with Let's Encrypt (no tls.ca) gets no certificate " +
+			"for the sites under sites.domain apps.localhost: set sites.domain to a domain whose DNS points at this server, or tls.ca to an ACME CA of your own"}},
+		{TLS{Enabled: true, CA: "https://ca.example.com/dir"}, "sites.example.com", "https://[2001:db8::1]:8443", []string{"public_url " +
+			"https://[2001:db8::1]:8443 names an IP address, which gets no certificate on demand, so HTTPS to it fails: give public_url a host name whose DNS points at this server"}},
+		{TLS{Enabled: true, CA: "https://ca.example.com/dir"}, "sites.example.com", "http://deploy.example.com", []string{"public_url " +
+			"http://deploy.example.com is http:// while tls.enabled: webhook URLs, links and logins go over plain HTTP; set public_url to its https:// form"}},
+	}
+	for _, tt := range tests {
+		cfg := &Config{TLS: tt.tls, Sites: Sites{Domain: tt.sites}, PublicURL: tt.url}
+		if got := cfg.TLSRisks(); !slices.Equal(got, tt.want) {
+			t.Errorf("%+v, %s, %s: %q, want %q", tt.tls, tt.sites, tt.url, got, tt.want)
+		}
 	}
 }

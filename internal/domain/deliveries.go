@@ -165,7 +165,7 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified)
 	alias, deploys := trigger.Environment(branch, p.DefaultBranch, p.PreviewBranches)
 	switch {
 	case push.IsDeletion() && alias != "":
-		return s.previewGone(ctx, p, v, alias, "branch deleted", fmt.Sprintf("Preview for branch '%s' removed", branch))
+		return s.branchDeleted(ctx, p, v, branch, alias)
 	case push.IsDeletion():
 		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored", branch))
 	case !deploys:
@@ -200,6 +200,9 @@ func (s *Service) receivePush(ctx context.Context, p *store.Project, v Verified)
 		// A replayed old delivery (its signature stays valid forever) must not roll the site back.
 		message := fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)
 		return Receipt{Outcome: OutcomeStale, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: sha, Reason: message}, nil
+	case res.Taken != nil:
+		message := fmt.Sprintf("Push to '%s' ignored: its preview URL belongs to branch '%s' (preview %s)", branch, res.Taken.Branch, res.Taken.Alias)
+		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: message, ProjectID: p.ID, CommitSHA: sha, Reason: message}, nil
 	case res.Duplicate:
 		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", sha[:7]),
 			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: sha, Reason: why}, nil
@@ -271,7 +274,8 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 	case approval && (!fork || p.ForkPreviews != trigger.ForkPreviewsApprove):
 		return s.ignore(ctx, p, v, fmt.Sprintf("Label '%s' ignored: PR #%d needs no approval", pr.Label, pr.Number))
 	}
-	message, author := s.headCommit(ctx, p, pr.HeadSHA)
+	// An approval, like a manual deployment, ignores markers.
+	message, author, known := s.headCommit(ctx, p, pr.HeadSHA)
 	if marker, found := trigger.SkipMarker(message); found && !approval {
 		return s.skip(ctx, p, v, pr.HeadSHA, "commit message contains "+marker)
 	}
@@ -283,10 +287,13 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		}
 		hold = pv == nil || pv.ApprovedSHA != pr.HeadSHA
 	}
+	// A message GitHub did not tell is read by the build from the clone, which cancels the
+	// deployment on a skip marker: the update is not lost to a slow GitHub, nor its marker to a
+	// project without GitHub access.
 	push := store.Push{ProjectID: p.ID, DeliveryID: v.GUID, CommitSHA: pr.HeadSHA,
 		CommitMessage: message, CommitAuthor: author, Branch: pr.HeadRef, Before: pr.Before, RemoteAddr: v.RemoteAddr,
 		Alias: alias, PullRequest: pr.Number, Fork: fork, Hold: hold, Approve: approval,
-		Reopen: pr.Action == "opened" || pr.Action == "reopened"}
+		Reopen: pr.Action == "reopened", SkipMarkers: !known && !approval}
 	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:
@@ -311,21 +318,45 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 const headCommitTimeout = 5 * time.Second
 
 // headCommit asks GitHub for the message and author of a pull request's head commit, which its
-// payload lacks; without an answer both are empty (the build then reads them from the clone), and
-// no skip marker can be found.
-func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) (message, author string) {
+// payload lacks, and reports whether it got them. Without an answer (a project without a GitHub
+// repository or token, an error, no answer within s.headCommitTimeout) both are empty: the build
+// reads them from the clone.
+func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) (message, author string, known bool) {
 	if p.Repo == "" || s.github == nil {
-		return "", ""
+		return "", "", false
 	}
-	ctx, cancel := context.WithTimeout(ctx, headCommitTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.headCommitTimeout)
 	defer cancel()
 	owner, name := splitRepo(p.Repo)
 	c, err := s.github.CommitInfo(ctx, owner, name, sha)
 	if err != nil {
-		s.log.Warn("reading a pull request's head commit: its skip markers are not checked", "project", p.ID, "commit", sha[:7], "err", err)
-		return "", ""
+		if !errors.Is(err, github.ErrNoToken) {
+			s.log.Warn("reading a pull request's head commit: its build checks its skip markers", "project", p.ID, "commit", sha[:7], "err", err)
+		}
+		return "", "", false
 	}
-	return c.Message, c.Author
+	return c.Message, c.Author, true
+}
+
+// branchDeleted records the deletion of a preview branch of p, so that replays of its older pushes
+// are stale, and takes its preview alias down when the branch owns it; the replay of a deletion
+// from before the branch was pushed again is stale.
+func (s *Service) branchDeleted(ctx context.Context, p *store.Project, v Verified, branch, alias string) (Receipt, error) {
+	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, v.Push.Before, alias, "branch deleted")
+	switch {
+	case errors.Is(err, store.ErrStaleDeletion):
+		message := fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)
+		return s.record(ctx, p, v, store.OutcomeIgnored, Receipt{Outcome: OutcomeStale, Status: "ignored", Message: message, Reason: message})
+	case err != nil:
+		return recordFailed(p, err)
+	case pv == nil:
+		return s.ignore(ctx, p, v, fmt.Sprintf("%s has no preview: nothing to remove", alias))
+	case pv.Branch != branch || pv.PullRequest != 0:
+		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored: preview %s belongs to branch '%s'", branch, alias, pv.Branch))
+	}
+	s.previewDown(p, pv, cancelled, "branch deleted")
+	return s.record(ctx, p, v, store.OutcomeRemoved, Receipt{Outcome: OutcomeRemoved, Status: "ok",
+		Message: fmt.Sprintf("Preview for branch '%s' removed", branch), Reason: "branch deleted"})
 }
 
 // previewGone takes the preview alias of p down for a delivery (a closed pull request, a deleted

@@ -3,7 +3,11 @@ package domain
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
@@ -99,7 +103,7 @@ func TestReceiveDeployment(t *testing.T) {
 	}
 	const newSHA = "fedcba9876543210fedcba9876543210fedcba98"
 	event := func(id int64, sha, environment, payload string) string {
-		return fmt.Sprintf(`{"deployment":{"id":%d,"sha":%q,"ref":"main","environment":%q,"payload":%s}}`, id, sha, environment, payload)
+		return fmt.Sprintf(`{"action":"created","deployment":{"id":%d,"sha":%q,"ref":"main","environment":%q,"payload":%s}}`, id, sha, environment, payload)
 	}
 	wakes := f.queue.wakes
 	tests := []struct {
@@ -112,6 +116,8 @@ func TestReceiveDeployment(t *testing.T) {
 		{"not a deployment", `{"deployment":{}}`, OutcomeInvalidPayload, "Invalid JSON payload", Invalid, 0},
 		{"made by miaobu", event(7, tipSHA, "production", `{"miaobu":{"deployment_id":1}}`), OutcomeIgnored,
 			"Deployment created by miaobu ignored", 0, 0},
+		{"another action", strings.Replace(event(11, tipSHA, "production", `{}`), `"created"`, `"updated"`, 1), OutcomeIgnored,
+			"Deployment action 'updated' ignored (only 'created' deploys)", 0, 0},
 		{"another environment", event(8, tipSHA, "staging", `{}`), OutcomeIgnored,
 			"Deployment to environment 'staging' ignored (only 'production' deploys)", 0, 0},
 		{"kept commit", event(9, tipSHA, "production", `{}`), OutcomeSuccess, "Deployment triggered for commit 6dcb09b", 0, kept},
@@ -147,10 +153,80 @@ func TestReceiveDeployment(t *testing.T) {
 		t.Errorf("newest deployment %+v, %v", built[0], err)
 	}
 	deliveries, err := f.store.Deliveries(p.ID, 0)
-	if err != nil || len(deliveries) != 4 {
-		t.Fatalf("%d deliveries recorded, want the 4 with a valid payload (%v)", len(deliveries), err)
+	if err != nil || len(deliveries) != 5 {
+		t.Fatalf("%d deliveries recorded, want the 5 with a valid payload (%v)", len(deliveries), err)
 	}
 	if d := deliveries[1]; d.GUID != "kept commit" || d.DeploymentID != kept || d.Outcome != store.OutcomeSuccess {
 		t.Errorf("delivery of the kept commit recorded as %+v", d)
+	}
+}
+
+// TestPullRequestHeadCommitFailsOpen: the webhook reads a pull request's head commit from GitHub,
+// within a bound, to skip an update whose message has a marker; when it cannot know the message
+// (GitHub fails or says nothing in time, a project without a GitHub repository) it records the
+// update all the same, leaving the markers to the build.
+func TestPullRequestHeadCommitFailsOpen(t *testing.T) {
+	f := newFixture(t, nil)
+	f.svc.headCommitTimeout = 300 * time.Millisecond
+	ctx := context.Background()
+	imp, err := f.svc.Import(ctx, ImportRequest{Owner: "acme", Repo: "site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, byHand := imp.Project, f.addProject(t, "blog")
+	const skipping = "Draft the pricing page [skip ci]"
+	tests := []struct {
+		name    string
+		p       *store.Project
+		github  func(request string) // what the fake GitHub does with the question
+		message string               // the commit message GitHub knows
+		outcome Outcome
+		answer  string
+		// a deployment is recorded with this commit message, or leaving the markers to its build
+		commitMessage string
+		skipMarkers   bool
+	}{
+		{"GitHub tells a marker", hub, nil, skipping, OutcomeIgnored, "Skipped: commit message contains [skip ci]", "", false},
+		{"GitHub tells no marker", hub, nil, "Draft the pricing page", OutcomeSuccess, "Preview deployment triggered for PR #2",
+			"Draft the pricing page", false},
+		{"GitHub fails", hub, func(request string) { f.github.Fail(request, http.StatusInternalServerError, "Server Error") }, skipping,
+			OutcomeSuccess, "Preview deployment triggered for PR #3", "", true},
+		{"GitHub says nothing in time", hub, f.github.Stall, skipping, OutcomeSuccess, "Preview deployment triggered for PR #4", "", true},
+		{"no GitHub repository", byHand, nil, skipping, OutcomeSuccess, "Preview deployment triggered for PR #5", "", true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, sha := i+1, fmt.Sprintf("%040x", 0xc0ffee00+i)
+			request := "GET /repos/acme/site/commits/" + sha
+			f.github.SetMessage("acme/site", sha, tt.message)
+			if tt.github != nil {
+				tt.github(request)
+			}
+			body := fmt.Sprintf(`{"action":"opened","number":%d,"pull_request":{"number":%d,`+
+				`"head":{"sha":%q,"ref":"pricing","repo":{"full_name":"acme/site"}},"base":{"ref":"main","repo":{"full_name":"acme/site"}}}}`,
+				n, n, sha)
+			start := time.Now()
+			receipt, err := f.receive(tt.p, Delivery{GUID: tt.name, Event: "pull_request",
+				Signature: github.Sign([]byte(tt.p.WebhookSecret), []byte(body)), ContentType: "application/json", Body: []byte(body)})
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("answered after %s", took)
+			}
+			if err != nil || receipt.Outcome != tt.outcome || receipt.Message != tt.answer {
+				t.Fatalf("receipt %+v %v, want %s %q", receipt, err, tt.outcome, tt.answer)
+			}
+			if asked := slices.Contains(f.github.Requests(), request); asked != (tt.p == hub) {
+				t.Errorf("asked GitHub for the head commit: %t", asked)
+			}
+			if tt.outcome != OutcomeSuccess {
+				if receipt.DeploymentID != 0 {
+					t.Errorf("deployment %d recorded", receipt.DeploymentID)
+				}
+				return
+			}
+			d, err := f.store.Deployment(receipt.DeploymentID)
+			if err != nil || d.CommitMessage != tt.commitMessage || d.SkipMarkers != tt.skipMarkers || d.Status != store.StatusQueued {
+				t.Errorf("deployment %+v %v, want message %q and skip markers %t", d, err, tt.commitMessage, tt.skipMarkers)
+			}
+		})
 	}
 }

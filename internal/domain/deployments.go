@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,24 +13,41 @@ import (
 	"github.com/miaobu/miaobu/internal/trigger"
 )
 
+// DeploymentFilter narrows a history listing; an empty field keeps every value.
+type DeploymentFilter struct {
+	// Environment is production or preview.
+	Environment string
+	// Alias is a preview's alias ("" is no filter, not production's alias).
+	Alias  string
+	Status string
+	Branch string
+}
+
+// keeps returns the filter as a test of deployments, nil when it keeps them all.
+func (f DeploymentFilter) keeps() func(*store.Deployment) bool {
+	if f == (DeploymentFilter{}) {
+		return nil
+	}
+	return func(d *store.Deployment) bool {
+		return (f.Environment == "" || d.Environment == f.Environment) && (f.Alias == "" || d.Alias == f.Alias) &&
+			(f.Status == "" || string(d.Status) == f.Status) && (f.Branch == "" || d.Branch == f.Branch)
+	}
+}
+
 // Deployments returns up to limit deployments, newest first, of the project ref names or, with ref
-// empty, of every project; of one environment (production or preview) and one alias when they
-// are not empty.
-func (s *Service) Deployments(ref string, limit int, environment, alias string) ([]*store.Deployment, error) {
-	if environment != "" && environment != store.EnvironmentProduction && environment != store.EnvironmentPreview {
-		return nil, Errorf(Invalid, "environment must be production or preview, not %q", environment)
+// empty, of every project, that filter keeps.
+func (s *Service) Deployments(ref string, limit int, filter DeploymentFilter) ([]*store.Deployment, error) {
+	if e := filter.Environment; e != "" && e != store.EnvironmentProduction && e != store.EnvironmentPreview {
+		return nil, Errorf(Invalid, "environment must be production or preview, not %q", e)
+	}
+	if filter.Status != "" && !slices.Contains(store.Statuses, store.Status(filter.Status)) {
+		return nil, Errorf(Invalid, "%q is not a deployment status", filter.Status)
 	}
 	projectID, err := s.projectFilter(ref)
 	if err != nil {
 		return nil, err
 	}
-	var keep func(*store.Deployment) bool
-	if environment != "" || alias != "" {
-		keep = func(d *store.Deployment) bool {
-			return (environment == "" || d.Environment == environment) && (alias == "" || d.Alias == alias)
-		}
-	}
-	deployments, err := s.store.DeploymentsWhere(projectID, limit, keep)
+	deployments, err := s.store.DeploymentsWhere(projectID, limit, filter.keeps())
 	return deployments, storeError(err, fmt.Sprintf("Project %s not found", ref))
 }
 
@@ -116,7 +134,10 @@ func (s *Service) Deploy(ctx context.Context, ref, commitSHA, branch string, noC
 			return nil, nil, err
 		}
 	}
-	if err := s.store.CreateDeployment(d); err != nil {
+	var taken *store.AliasTakenError
+	if err := s.store.CreateDeployment(d); errors.As(err, &taken) {
+		return nil, nil, Errorf(Conflict, "Branch '%s' cannot deploy a preview: its preview URL belongs to branch '%s' (preview %s)", branch, taken.Branch, taken.Alias)
+	} else if err != nil {
 		return nil, nil, storeError(err, fmt.Sprintf("Project %s not found", ref))
 	}
 	s.builds.Wake()

@@ -49,7 +49,7 @@ type Store interface {
 	RecordPush(ctx context.Context, p store.Push) (store.PushResult, error)
 	HeadMissing(projectID int64, branch, sha string) (bool, error)
 	DeployHead(ctx context.Context, d *store.Deployment) (bool, error)
-	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (int64, error)
+	RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (store.GitHubDeploymentResult, error)
 	HandledGitHubDeployment(projectID, githubID int64) (bool, error)
 	HandleGitHubDeployment(projectID, githubID, id int64) error
 	Deliveries(projectID int64, limit int) ([]store.Delivery, error)
@@ -58,6 +58,7 @@ type Store interface {
 	Previews(projectID int64) ([]*store.Preview, error)
 	ApprovePreview(p store.Push) (store.PushResult, error)
 	RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error)
+	DeleteBranch(projectID int64, branch, last, alias, reason string) (*store.Preview, []*store.Deployment, error)
 	PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, error)
 
 	EnqueueMessage(m outbox.Message) (int64, error)
@@ -78,6 +79,9 @@ type Reports interface {
 	// LiveAgain returns the messages that report an earlier deployment d of p live again: to the
 	// GitHub Deployment githubID that asked for it or, with 0, to d's own.
 	LiveAgain(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
+	// AlreadyDeploying returns the messages that tell the GitHub Deployment githubID that
+	// deployment d of p, of the same commit, is already queued or running instead.
+	AlreadyDeploying(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message
 	// Resume reports to GitHub again for a project whose reports GitHub refused.
 	Resume(projectID int64)
 	// Skipped returns the messages that report a push of p's commit sha skipped for reason.
@@ -134,6 +138,9 @@ type Service struct {
 	// siteFiles is Options.SiteFiles, or SiteDir.
 	siteFiles func(slug string, deploymentID int64) string
 	log       *slog.Logger
+	// headCommitTimeout bounds the webhook's question to GitHub about a pull request's head commit:
+	// the constant headCommitTimeout, shorter in tests.
+	headCommitTimeout time.Duration
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
 	hooks sync.Mutex
@@ -150,7 +157,7 @@ func New(opts Options) *Service {
 	}
 	s := &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
 		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, siteFiles: opts.SiteFiles, log: opts.Log,
-		publishLocks: map[int64]*sync.Mutex{}}
+		headCommitTimeout: headCommitTimeout, publishLocks: map[int64]*sync.Mutex{}}
 	if s.siteFiles == nil {
 		s.siteFiles = s.SiteDir
 	}

@@ -2,16 +2,15 @@ package domain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
+	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/serving"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -39,12 +38,6 @@ type DomainAdded struct {
 	PointsHere bool
 }
 
-// hostNames converts a custom domain to the ASCII form DNS and TLS use, as lookups do (IDNA 2008
-// with the UTS 46 mapping, so upper case and full-width forms become the name they stand for), and
-// refuses what no DNS name may be.
-var hostNames = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.StrictDomainName(true),
-	idna.VerifyDNSLength(true), idna.Transitional(false))
-
 // normalizeDomain returns the lower-case ASCII form of a custom domain, or an Invalid error saying
 // why raw cannot be one.
 func (s *Service) normalizeDomain(raw string) (string, error) {
@@ -52,24 +45,73 @@ func (s *Service) normalizeDomain(raw string) (string, error) {
 	if name == "" {
 		return "", Errorf(Invalid, "A domain is required")
 	}
+	if !utf8.ValidString(name) {
+		return "", Errorf(Invalid, "%q is not a host name: it is not valid UTF-8", raw)
+	}
 	if strings.ContainsAny(name, ":/*@?#[]\\ ") {
 		return "", Errorf(Invalid, "%q is not a host name: give the name alone, without a scheme, port, path or wildcard", raw)
 	}
-	ascii, err := hostNames.ToASCII(name)
+	ascii, err := api.DomainName(name)
 	if err != nil {
 		return "", Errorf(Invalid, "%q is not a valid host name: %v", raw, err)
 	}
-	switch sites := strings.ToLower(strings.Trim(s.cfg.Sites.Domain, ".")); {
+	switch {
 	case net.ParseIP(ascii) != nil:
 		return "", Errorf(Invalid, "%s is an IP address; a custom domain is a host name", ascii)
+	case serving.EndsInNumber(ascii):
+		return "", Errorf(Invalid, "%s ends in a number, so browsers read it as an IP address; a custom domain is a host name", ascii)
+	case !serving.IsHostName(ascii):
+		return "", Errorf(Invalid, "%q is not a valid host name: it has an empty label", raw)
+	case s.agentsOwn(ascii) != "":
+		return "", Errorf(Invalid, "%s is %s", ascii, s.agentsOwn(ascii))
+	case ascii == "localhost" || strings.HasSuffix(ascii, ".localhost"):
+		return "", Errorf(Invalid, "%s is a name every machine keeps for itself; a custom domain is a public host name", ascii)
 	case !strings.Contains(ascii, "."):
 		return "", Errorf(Invalid, "%s is not a fully qualified domain name", ascii)
-	case ascii == serving.PublicHost(s.cfg.PublicURL):
-		return "", Errorf(Invalid, "%s is the host of the agent's public URL", ascii)
-	case ascii == sites || strings.HasSuffix(ascii, "."+sites):
-		return "", Errorf(Invalid, "%s is under sites.domain (%s), whose names are the sites' own hosts", ascii, sites)
 	}
 	return ascii, nil
+}
+
+// agentsOwn says which of the agent's own names name is, "" when none: the public URL's host, or
+// a name under sites.domain.
+func (s *Service) agentsOwn(name string) string {
+	sites := strings.ToLower(strings.Trim(s.cfg.Sites.Domain, "."))
+	switch {
+	case name == serving.PublicHost(s.cfg.PublicURL):
+		return "the host of the agent's public URL"
+	case name == sites || strings.HasSuffix(name, "."+sites):
+		return fmt.Sprintf("under sites.domain (%s), whose names are the sites' own hosts", sites)
+	}
+	return ""
+}
+
+// checkSlug refuses a project name whose slug would be the label of the public URL's host under
+// sites.domain: that site's host is the dashboard's, which answers it instead.
+func (s *Service) checkSlug(name string) error {
+	host := serving.PublicHost(s.cfg.PublicURL)
+	if label, ok := serving.SiteLabel(host, s.cfg.Sites.Domain); ok && store.Slugify(name) == label {
+		return Errorf(Invalid, "Project %s would be served at %s, the host of the agent's public URL, where the dashboard answers: choose another name", label, host)
+	}
+	return nil
+}
+
+// DomainConflicts describes each custom domain that the configuration has made one of the agent's
+// own names since it was added (a changed sites.domain or public_url), naming it and its project.
+func (s *Service) DomainConflicts() ([]string, error) {
+	projects, err := s.store.Projects()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range projects {
+		for _, name := range p.Domains {
+			if taken := s.agentsOwn(name); taken != "" {
+				out = append(out, fmt.Sprintf("custom domain %s of project %s is now %s, where the project's site is not served: "+
+					"remove it with 'miaobu domain remove %s %s', or change the configuration back", name, p.Slug, taken, p.Slug, name))
+			}
+		}
+	}
+	return out, nil
 }
 
 // AddDomain attaches a custom domain to the project ref names: its live site is served at that host
@@ -117,57 +159,21 @@ func (s *Service) lookup(ctx context.Context, host string) []string {
 	return addrs
 }
 
-// RemoveDomain detaches a custom domain from the project ref names.
-func (s *Service) RemoveDomain(ref, raw string) (*store.Project, error) {
+// RemoveDomain detaches a custom domain from the project ref names and returns the project and the
+// domain's normal form.
+func (s *Service) RemoveDomain(ref, raw string) (*store.Project, string, error) {
 	p, err := s.Project(ref)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	name, err := hostNames.ToASCII(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	name, err := api.DomainName(raw)
 	if err != nil {
 		name = raw
 	}
-	if p, err = s.store.RemoveDomain(p.ID, name); err != nil {
-		return nil, storeError(err, fmt.Sprintf("%s is not a domain of %s", raw, ref))
+	left, err := s.store.RemoveDomain(p.ID, name)
+	if err != nil {
+		return nil, "", storeError(err, fmt.Sprintf("%s is not a domain of %s", name, p.Slug))
 	}
 	s.log.Info("custom domain removed", "project", p.ID, "domain", name)
-	return p, nil
-}
-
-// Serves reports whether the agent serves host, a Host or TLS server name: the public URL's host,
-// <slug>.<sites.domain> of a project, <slug>--<id>.<sites.domain> of one of its deployments, or a
-// custom domain. It is the one rule that says which names may get a certificate.
-func (s *Service) Serves(host string) (bool, error) {
-	host = serving.HostName(host)
-	if host == "" {
-		return false, nil
-	}
-	if host == serving.PublicHost(s.cfg.PublicURL) {
-		return true, nil
-	}
-	found := func(err error) (bool, error) {
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	label, ok := serving.SiteLabel(host, s.cfg.Sites.Domain)
-	if !ok {
-		_, err := s.store.ProjectByDomain(host)
-		return found(err)
-	}
-	slug, rawID, preview := strings.Cut(label, "--")
-	p, err := s.store.ProjectBySlug(slug)
-	if !preview || err != nil {
-		return found(err)
-	}
-	id, err := strconv.ParseInt(rawID, 10, 64)
-	if err != nil {
-		return false, nil
-	}
-	d, err := s.store.Deployment(id)
-	if err != nil {
-		return found(err)
-	}
-	return d.ProjectID == p.ID, nil
+	return left, name, nil
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net"
 	"slices"
-	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/serving"
 )
 
 // hosts is a resolver of fixed answers; any other name does not resolve.
@@ -36,7 +39,13 @@ func TestAddDomainChecksTheName(t *testing.T) {
 		{raw: "*.example.com", invalid: `"*.example.com" is not a host name: give the name alone, without a scheme, port, path or wildcard`},
 		{raw: "under_score.example.com", invalid: `"under_score.example.com" is not a valid host name: idna: disallowed rune U+005F`},
 		{raw: "10.0.0.1", invalid: "10.0.0.1 is an IP address; a custom domain is a host name"},
+		{raw: "127.1", invalid: "127.1 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
+		{raw: "0x7f.1", invalid: "0x7f.1 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
+		{raw: "www.example.0x1F", invalid: "www.example.0x1f ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
+		{raw: "1.2.3.4.5", invalid: "1.2.3.4.5 ends in a number, so browsers read it as an IP address; a custom domain is a host name"},
 		{raw: "intranet", invalid: "intranet is not a fully qualified domain name"},
+		{raw: "Blog...", invalid: `"Blog..." is not a valid host name: it has an empty label`},
+		{raw: "0.\x91", invalid: `"0.\x91" is not a host name: it is not valid UTF-8`},
 		{raw: "Deploy.example.com", invalid: "deploy.example.com is the host of the agent's public URL"},
 		{raw: "docs.localhost", invalid: "docs.localhost is under sites.domain (localhost), whose names are the sites' own hosts"},
 	}
@@ -57,11 +66,16 @@ func TestAddDomainChecksTheName(t *testing.T) {
 	checkError(t, err, Conflict, "blog.example.com is already a domain of project 1")
 	_, err = f.svc.AddDomain(context.Background(), "shop", "shop.example.com")
 	checkError(t, err, NotFound, "Project shop not found")
-	_, err = f.svc.RemoveDomain("docs", "blog.example.com")
+	_, _, err = f.svc.RemoveDomain("2", "Blog.example.com")
 	checkError(t, err, NotFound, "blog.example.com is not a domain of docs")
-	got, err := f.svc.RemoveDomain("blog", "Bücher.example")
-	if err != nil || !slices.Equal(got.Domains, []string{"blog.example.com"}) {
-		t.Fatalf("RemoveDomain by its Unicode form: %v, domains %v", err, got)
+	got, name, err := f.svc.RemoveDomain("blog", "Bücher.example")
+	if err != nil || name != "xn--bcher-kva.example" || !slices.Equal(got.Domains, []string{"blog.example.com"}) {
+		t.Fatalf("RemoveDomain by its Unicode form: %v, %q, domains %v", err, name, got)
+	}
+	f.svc.cfg.Sites.Domain = "sites.example.net"
+	for _, raw := range []string{"app.localhost", "LOCALHOST"} {
+		_, err := f.svc.AddDomain(context.Background(), "blog", raw)
+		checkError(t, err, Invalid, strings.ToLower(raw)+" is a name every machine keeps for itself; a custom domain is a public host name")
 	}
 }
 
@@ -97,44 +111,49 @@ func TestAddDomainSaysWhichRecord(t *testing.T) {
 	}
 }
 
-func TestServes(t *testing.T) {
+func TestDomainConflictsAfterAConfigurationChange(t *testing.T) {
 	f := newFixture(t, nil)
-	blog, docs := f.addProject(t, "blog"), f.addProject(t, "docs")
-	deployment := f.deployKept(t, blog, tipSHA)
+	f.addProject(t, "blog")
 	f.svc.resolver = hosts{}
-	if _, err := f.svc.AddDomain(context.Background(), "docs", "docs.example.org"); err != nil {
-		t.Fatal(err)
-	}
-	id := strconv.FormatInt(deployment, 10)
-	tests := []struct {
-		host string
-		want bool
-	}{
-		{"deploy.example.com", true},
-		{"DEPLOY.example.com.:443", true},
-		{"blog.localhost", true},
-		{"docs.localhost", true},
-		{"blog--" + id + ".localhost", true},
-		{"docs--" + id + ".localhost", false},
-		{"blog--999.localhost", false},
-		{"blog--x.localhost", false},
-		{"shop.localhost", false},
-		{"a.blog.localhost", false},
-		{"localhost", false},
-		{"docs.example.org", true},
-		{"www.docs.example.org", false},
-		{"example.org", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got, err := f.svc.Serves(tt.host); err != nil || got != tt.want {
-			t.Errorf("Serves(%q) = %v, %v; want %v", tt.host, got, err, tt.want)
+	for _, name := range []string{"www.example.org", "deploy.example.net", "shop.example.net"} {
+		if _, err := f.svc.AddDomain(context.Background(), "blog", name); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if _, err := f.svc.DeleteProject(context.Background(), strconv.FormatInt(docs.ID, 10)); err != nil {
-		t.Fatal(err)
+	if got, err := f.svc.DomainConflicts(); err != nil || len(got) != 0 {
+		t.Fatalf("before the change: %q, %v", got, err)
 	}
-	if got, err := f.svc.Serves("docs.example.org"); err != nil || got {
-		t.Errorf("the domain of a deleted project: %v, %v", got, err)
+	f.svc.cfg.Sites.Domain = "example.org"
+	f.svc.cfg.PublicURL = "https://deploy.example.net:8443"
+	got, err := f.svc.DomainConflicts()
+	want := []string{
+		"custom domain www.example.org of project blog is now under sites.domain (example.org), whose names are the sites' own hosts, " +
+			"where the project's site is not served: remove it with 'miaobu domain remove blog www.example.org', or change the configuration back",
+		"custom domain deploy.example.net of project blog is now the host of the agent's public URL, " +
+			"where the project's site is not served: remove it with 'miaobu domain remove blog deploy.example.net', or change the configuration back",
 	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("DomainConflicts:\n%q, %v\nwant\n%q", got, err, want)
+	}
+}
+
+// FuzzNormalizeDomain: a custom domain accepted is a plain host name, the one the TLS decision and
+// the ask endpoint accept, and normalizing it again changes nothing.
+func FuzzNormalizeDomain(f *testing.F) {
+	for _, seed := range []string{"WWW.Example.com.", "bücher.example", "127.1", "0x7f.1", "a.localhost", "-a.example.com", "example.com:443", "ａｂｃ.example"} {
+		f.Add(seed)
+	}
+	svc := &Service{cfg: &config.Config{PublicURL: "https://deploy.example.com", Sites: config.Sites{Domain: "sites.example.com"}}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		name, err := svc.normalizeDomain(raw)
+		if err != nil {
+			return
+		}
+		if !serving.IsHostName(name) {
+			t.Fatalf("normalizeDomain(%q) = %q, which is not a plain host name", raw, name)
+		}
+		if again, err := svc.normalizeDomain(name); err != nil || again != name {
+			t.Fatalf("normalizeDomain(%q) = %q, then %q, %v", raw, name, again, err)
+		}
+	})
 }

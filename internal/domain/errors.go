@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
@@ -89,4 +90,31 @@ func storeError(err error, notFound string) error {
 		return &Error{Kind: NotFound, Detail: notFound}
 	}
 	return err
+}
+
+// HTTPStatus is the HTTP status that answers an error of kind, for the API and the dashboard alike.
+func HTTPStatus(kind Kind) int {
+	switch kind {
+	case NotFound:
+		return http.StatusNotFound
+	case Conflict:
+		return http.StatusConflict
+	case Invalid:
+		return http.StatusBadRequest
+	case Unauthorized:
+		return http.StatusUnauthorized
+	case Forbidden:
+		return http.StatusForbidden
+	case RateLimited:
+		return http.StatusTooManyRequests
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case TooSlow:
+		return http.StatusRequestTimeout
+	case Upstream:
+		return http.StatusBadGateway
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }

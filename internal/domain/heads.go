@@ -34,3 +34,23 @@ func (s *Service) DeployHead(ctx context.Context, h Head) (*store.Deployment, er
 		"trigger", d.Trigger)
 	return d, nil
 }
+
+// SkipHead reports to GitHub that commit sha, a head found by polling or reconciliation, is not
+// deployed for reason, as a skipped push is reported, so that a required check does not wait for it.
+func (s *Service) SkipHead(projectID int64, sha, reason string) error {
+	p, err := s.store.Project(projectID)
+	if err != nil {
+		return err
+	}
+	s.report(s.log.With("project", p.ID, "commit", sha[:7]), "a skipped commit", s.reports.Skipped(p, sha, reason))
+	return nil
+}
+
+// LiveCommit returns the commit live in the production of project projectID, "" when none is.
+func (s *Service) LiveCommit(projectID int64) (string, error) {
+	p, err := s.store.Project(projectID)
+	if err != nil {
+		return "", err
+	}
+	return s.lastDeployedCommit(p, "")
+}

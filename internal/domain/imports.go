@@ -89,6 +89,9 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Imported, err
 			projectName += "-" + path.Base(root)
 		}
 	}
+	if err := s.checkSlug(projectName); err != nil {
+		return nil, err
+	}
 	p := &store.Project{Name: projectName, Slug: projectName, Repo: full, RepoURL: repo.CloneURL, Private: repo.Private,
 		DefaultBranch: branch, Target: s.cfg.Target}
 	defaultTriggers(p)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/github"
 	"github.com/miaobu/miaobu/internal/store"
 	"github.com/miaobu/miaobu/internal/trigger"
 )
@@ -53,10 +54,15 @@ func AwaitingApproval(p *store.Project, pv *store.Preview) bool {
 	return pv.Fork && !pv.Removed() && p.ForkPreviews == trigger.ForkPreviewsApprove && pv.ApprovedSHA != pv.HeadSHA
 }
 
-// ApprovePreview approves the current head commit of the fork's pull request whose preview is
-// alias (pr-<n>) in the project ref names, and queues its build unless it is queued, running or
-// live already.
-func (s *Service) ApprovePreview(ref, alias string) (Receipt, error) {
+// ApprovePreview approves the head commit of the fork's pull request whose preview is alias
+// (pr-<n>) in the project ref names, and queues its build unless it is queued, running or live
+// already. With commit set, the approval applies only if the head is still that commit (the one
+// the reviewer looked at); otherwise it is a Conflict naming the current head.
+func (s *Service) ApprovePreview(ref, alias, commit string) (Receipt, error) {
+	sha := strings.ToLower(commit)
+	if sha != "" && !github.ValidSHA(sha) {
+		return Receipt{}, Errorf(Invalid, "%q is not a full commit SHA (40 hex characters)", commit)
+	}
 	p, err := s.Project(ref)
 	if err != nil {
 		return Receipt{}, err
@@ -74,9 +80,17 @@ func (s *Service) ApprovePreview(ref, alias string) (Receipt, error) {
 		return Receipt{}, Errorf(Conflict, "PR #%d is not from a fork: it needs no approval", pv.PullRequest)
 	case p.ForkPreviews == trigger.ForkPreviewsOff:
 		return Receipt{}, Errorf(Conflict, "Previews of pull requests from forks are off for %s: set --fork-previews approve first", p.Slug)
+	case sha != "" && sha != pv.HeadSHA:
+		return Receipt{}, headMoved(pv, sha)
 	}
 	res, err := s.store.ApprovePreview(store.Push{ProjectID: p.ID, CommitSHA: pv.HeadSHA, Branch: pv.Branch,
 		Alias: alias, PullRequest: pv.PullRequest, Fork: true})
+	if errors.Is(err, store.ErrHeadMoved) {
+		// The pull request moved on between the check and the approval: the new head is unreviewed.
+		if pv, err = s.store.Preview(p.ID, alias); err == nil {
+			return Receipt{}, headMoved(pv, sha)
+		}
+	}
 	if err != nil {
 		return Receipt{}, storeError(err, fmt.Sprintf("Project %s not found", ref))
 	}
@@ -85,6 +99,17 @@ func (s *Service) ApprovePreview(ref, alias string) (Receipt, error) {
 	}
 	s.log.Info("fork preview approved", "project", p.ID, "alias", alias, "commit", pv.HeadSHA[:7], "deployment", res.DeploymentID)
 	return s.previewReceipt(p, pv.PullRequest, store.Push{CommitSHA: pv.HeadSHA, Branch: pv.Branch}, res), nil
+}
+
+// headMoved is the Conflict of an approval of commit sha ("" for the head read before) of pull
+// request preview pv, whose head is another commit now.
+func headMoved(pv *store.Preview, sha string) error {
+	if sha == "" {
+		return Errorf(Conflict, "PR #%d's head moved to %s while it was approved: nothing was approved; review it, then approve it with --commit %s",
+			pv.PullRequest, pv.HeadSHA, pv.HeadSHA)
+	}
+	return Errorf(Conflict, "PR #%d's head is %s, not %s: nothing was approved; review it, then approve it with --commit %s",
+		pv.PullRequest, pv.HeadSHA, sha, pv.HeadSHA)
 }
 
 // previewReceipt is the answer to the head commit of pull request n, pushed as push and recorded
@@ -118,11 +143,20 @@ func (s *Service) takeDown(p *store.Project, alias, reason string) (*store.Previ
 	if err != nil {
 		return nil, err
 	}
+	s.previewDown(p, pv, cancelled, reason)
+	return pv, nil
+}
+
+// previewDown stops the builds of the deployments cancelled by taking preview pv of p down for
+// reason, and reports the removal to GitHub; pv is the preview as it was before, and nothing is
+// done when it was down already.
+func (s *Service) previewDown(p *store.Project, pv *store.Preview, cancelled []*store.Deployment, reason string) {
+	alias := pv.Alias
 	for _, d := range cancelled {
 		s.builds.Stop(d.ID)
 	}
 	if pv.Removed() {
-		return pv, nil
+		return
 	}
 	log := s.log.With("project", p.ID, "alias", alias)
 	log.Info("preview removed", "reason", reason, "cancelled", len(cancelled))
@@ -134,7 +168,6 @@ func (s *Service) takeDown(p *store.Project, alias, reason string) (*store.Previ
 	if pv.PullRequest != 0 {
 		s.report(log, "a removed preview", s.reports.Removed(p, pv.PullRequest, alias, pv.HeadSHA))
 	}
-	return pv, nil
 }
 
 // PurgeRemovedPreviews deletes the previews taken down more than retention.previews before now,

@@ -66,6 +66,9 @@ func (s *Service) CreateProject(ctx context.Context, req NewProject) (*store.Pro
 	if name == "" {
 		return nil, Errorf(Invalid, "A project needs a name")
 	}
+	if err := s.checkSlug(name); err != nil {
+		return nil, err
+	}
 	if err := validateRepoURL(req.RepoURL); err != nil {
 		return nil, err
 	}

@@ -12,22 +12,29 @@ import (
 )
 
 // receiveDeployment records a verified deployment event by contract section 7: a deployment made on
-// GitHub for production, not by miaobu, puts its commit live. A kept successful deployment of the
-// commit goes live at once, like a rollback; otherwise the commit is built. The GitHub deployment
-// then receives the statuses. A GitHub deployment already handled, such as a replayed event, is
-// ignored.
+// GitHub for production in the project's repository, not by miaobu, puts its commit live. A kept
+// successful deployment of the commit goes live at once, like a rollback; otherwise the commit is
+// built, unless a deployment of it is queued, running or live for production (the duplicate rule
+// of pushes). The GitHub deployment then receives the statuses. A GitHub deployment already
+// handled, such as a replayed event, is ignored, and so is any action but created.
 func (s *Service) receiveDeployment(ctx context.Context, p *store.Project, v Verified) (Receipt, error) {
 	e := v.Deployment
 	switch {
+	case e.Action != "created":
+		return s.ignore(ctx, p, v, fmt.Sprintf("Deployment action '%s' ignored (only 'created' deploys)", e.Action))
+	case p.Repo != "" && !strings.EqualFold(e.Repository, p.Repo):
+		// A hook made by hand names no repository of the project's to compare with.
+		return s.ignore(ctx, p, v, fmt.Sprintf("Deployment in repository '%s' ignored (this project deploys '%s')", e.Repository, p.Repo))
 	case e.FromMiaobu:
 		return s.ignore(ctx, p, v, "Deployment created by miaobu ignored")
 	case !strings.EqualFold(e.Environment, "production"):
 		return s.ignore(ctx, p, v, fmt.Sprintf("Deployment to environment '%s' ignored (only 'production' deploys)", e.Environment))
 	}
-	if handled, err := s.store.HandledGitHubDeployment(p.ID, e.ID); err != nil {
+	handled := fmt.Sprintf("GitHub deployment %d was already handled", e.ID)
+	if done, err := s.store.HandledGitHubDeployment(p.ID, e.ID); err != nil {
 		return recordFailed(p, err)
-	} else if handled {
-		return s.ignore(ctx, p, v, fmt.Sprintf("GitHub deployment %d was already handled", e.ID))
+	} else if done {
+		return s.ignore(ctx, p, v, handled)
 	}
 	success := Receipt{Outcome: OutcomeSuccess, Status: "success", Message: fmt.Sprintf("Deployment triggered for commit %s", e.SHA[:7]),
 		ProjectID: p.ID, CommitSHA: e.SHA, Branch: p.DefaultBranch}
@@ -35,13 +42,24 @@ func (s *Service) receiveDeployment(ctx context.Context, p *store.Project, v Ver
 		success.DeploymentID, success.CommitMessage = kept.ID, kept.CommitMessage
 		return s.record(ctx, p, v, store.OutcomeSuccess, success)
 	}
-	id, err := s.store.RecordGitHubDeployment(ctx, store.GitHubDeployment{ProjectID: p.ID, DeliveryID: v.GUID,
+	res, err := s.store.RecordGitHubDeployment(ctx, store.GitHubDeployment{ProjectID: p.ID, DeliveryID: v.GUID,
 		CommitSHA: e.SHA, Branch: p.DefaultBranch, GitHubID: e.ID, RemoteAddr: v.RemoteAddr})
-	if err != nil {
+	switch {
+	case err != nil:
 		return recordFailed(p, err)
+	case res.Handled:
+		// A replay of the same event that arrived together with it.
+		return Receipt{Outcome: OutcomeIgnored, Status: "ignored", Message: handled, ProjectID: p.ID, CommitSHA: e.SHA, Reason: handled}, nil
+	case res.Duplicate:
+		if d, err := s.store.Deployment(res.DeploymentID); err == nil {
+			s.report(s.log.With("project", p.ID, "deployment", d.ID, "github_deployment", e.ID), "a deployment already under way",
+				s.reports.AlreadyDeploying(p, d, e.ID))
+		}
+		return Receipt{Outcome: OutcomeSkipped, Status: "skipped", Message: fmt.Sprintf("Deployment for commit %s already exists", e.SHA[:7]),
+			ProjectID: p.ID, DeploymentID: res.DeploymentID, CommitSHA: e.SHA}, nil
 	}
 	s.builds.Wake()
-	success.DeploymentID = id
+	success.DeploymentID = res.DeploymentID
 	return success, nil
 }
 

@@ -17,8 +17,8 @@ func TestParseDeploymentRealPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DeploymentEvent{ID: 145988746, SHA: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", Ref: "master",
-		Environment: "production", Creator: "Codertocat"}
+	want := DeploymentEvent{Action: "created", Repository: "Codertocat/Hello-World", ID: 145988746,
+		SHA: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", Ref: "master", Environment: "production", Creator: "Codertocat"}
 	if *got != want {
 		t.Errorf("ParseDeployment = %+v, want %+v", *got, want)
 	}
@@ -96,8 +96,9 @@ func FuzzParseDeployment(f *testing.F) {
 		if e.FromMiaobu {
 			payload[PayloadKey] = map[string]any{}
 		}
-		again, err := json.Marshal(map[string]any{"deployment": map[string]any{"id": e.ID, "sha": e.SHA, "ref": e.Ref,
-			"environment": e.Environment, "payload": payload, "creator": map[string]any{"login": e.Creator}}})
+		again, err := json.Marshal(map[string]any{"action": e.Action, "repository": map[string]any{"full_name": e.Repository},
+			"deployment": map[string]any{"id": e.ID, "sha": e.SHA, "ref": e.Ref, "environment": e.Environment, "payload": payload,
+				"creator": map[string]any{"login": e.Creator}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	gogithub "github.com/google/go-github/v60/github"
+
+	"github.com/miaobu/miaobu/internal/clock"
 )
 
 // DefaultAPIURL is the REST API root of github.com.
@@ -25,6 +27,11 @@ type Options struct {
 	Token string
 	// HTTPClient sends the requests; nil means a client with a 30-second timeout.
 	HTTPClient *http.Client
+	// WriteInterval is the least time between two requests that create or change content
+	// (github.write_interval); zero sends them at once.
+	WriteInterval time.Duration
+	// Clock paces those requests; the system clock when nil.
+	Clock clock.Clock
 }
 
 // Client calls the GitHub REST API on behalf of the agent; it is safe for concurrent use.
@@ -59,6 +66,16 @@ func New(opts Options) (*Client, error) {
 			return fmt.Errorf("GitHub API redirected to %s://%s, away from %s: not followed", req.URL.Scheme, req.URL.Host, base.Host)
 		}
 		return nil
+	}
+	if opts.WriteInterval > 0 {
+		next, clk := hc.Transport, opts.Clock
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		if clk == nil {
+			clk = clock.System{}
+		}
+		hc.Transport = &pacedTransport{pacer: &pacer{interval: opts.WriteInterval, clock: clk}, next: next}
 	}
 	gh := gogithub.NewClient(hc)
 	if opts.Token != "" {

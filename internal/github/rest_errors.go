@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ type Error struct {
 	Kind error
 	// StatusCode is the HTTP status of GitHub's answer, 0 when none arrived.
 	StatusCode int
-	// ResetAt is, for ErrRateLimited, when GitHub accepts requests again (zero when unknown).
+	// ResetAt is, for ErrRateLimited, when GitHub accepts requests again, or may when it said no time.
 	ResetAt time.Time
 	// Message says what happened and what to do; it never contains the token.
 	Message string
@@ -72,21 +73,23 @@ func (c *Client) apiError(err error, resp *gogithub.Response, notFound, forbidde
 	case errors.As(err, &rate):
 		return rateLimited(e, rate.Rate.Reset.Time)
 	case errors.As(err, &abuse):
-		e.Kind = ErrRateLimited
-		e.Message = "GitHub's secondary rate limit refused the request: retry in a few minutes"
+		wait := unknownWait
 		if abuse.RetryAfter != nil {
-			e.ResetAt = time.Now().Add(*abuse.RetryAfter)
-			e.Message = fmt.Sprintf("GitHub's secondary rate limit refused the request: retry in %s", abuse.RetryAfter.Round(time.Second))
+			wait = *abuse.RetryAfter
 		}
-		return e
+		return secondaryLimited(e, wait)
 	case resp != nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests) &&
 		resp.Header.Get("X-RateLimit-Remaining") == "0":
 		// Calls that go-github does not parse (GetBranch) still carry the rate headers.
 		return rateLimited(e, resp.Rate.Reset.Time)
 	case resp != nil && (resp.StatusCode == http.StatusTooManyRequests ||
-		resp.StatusCode == http.StatusForbidden && resp.Header.Get("Retry-After") != ""):
-		// A secondary limit that go-github does not recognise: a 429, or a 403 that says when to retry.
-		return rateLimited(e, retryAt(resp.Response))
+		resp.StatusCode == http.StatusForbidden && (resp.Header.Get("Retry-After") != "" || mentionsRateLimit(err))):
+		// A secondary limit that go-github does not recognise: a 429, or a 403 that says when to
+		// retry or says it is a rate limit, without the documentation link go-github looks for.
+		if at := retryAt(resp.Response); !at.IsZero() {
+			return rateLimited(e, at)
+		}
+		return secondaryLimited(e, unknownWait)
 	}
 	switch e.StatusCode {
 	case 0:
@@ -118,11 +121,15 @@ func (e *Error) Retryable() bool {
 	return e.Kind == ErrRateLimited || (e.Kind == ErrUnavailable && (e.StatusCode == 0 || e.StatusCode >= 500))
 }
 
-// retryAt is when an answer says to try again: after its Retry-After seconds, else at its
-// x-ratelimit-reset time; zero when it says neither.
+// retryAt is when a secondary limit's answer says to try again: after its Retry-After seconds, else
+// at its x-ratelimit-reset time unless it says requests remain (that reset is the primary limit's,
+// which did not refuse); zero when it says neither.
 func retryAt(resp *http.Response) time.Time {
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
 		return time.Now().Add(time.Duration(s) * time.Second)
+	}
+	if resp.Header.Get("X-RateLimit-Remaining") != "" {
+		return time.Time{}
 	}
 	if s, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil && s > 0 {
 		return time.Unix(s, 0)
@@ -130,16 +137,44 @@ func retryAt(resp *http.Response) time.Time {
 	return time.Time{}
 }
 
-// rateLimited fills e for a primary rate limit that resets at reset.
+// unknownWait is how long to wait after a rate limit whose answer says no time: at least a
+// minute, as GitHub's documentation of rate limits asks.
+const unknownWait = time.Minute
+
+// rateLimitPhrases are what GitHub's message says when it refuses a request for its rate: the
+// primary limit, the secondary one, and the older name of the latter.
+var rateLimitPhrases = []string{"rate limit", "abuse detection"}
+
+// mentionsRateLimit reports whether GitHub's message in err says that a rate limit refused the request.
+func mentionsRateLimit(err error) bool {
+	message := strings.ToLower(githubMessage(err))
+	return slices.ContainsFunc(rateLimitPhrases, func(phrase string) bool { return strings.Contains(message, phrase) })
+}
+
+// secondaryLimited fills e for a secondary rate limit that lifts after wait.
+func secondaryLimited(e *Error, wait time.Duration) *Error {
+	e.Kind = ErrRateLimited
+	e.ResetAt = time.Now().Add(wait)
+	e.Message = fmt.Sprintf("GitHub's secondary rate limit refused the request: retry in %s", wait.Round(time.Second))
+	return e
+}
+
+// rateLimited fills e for a primary rate limit that resets at reset, or, when the answer said no
+// time (reset is zero), in unknownWait.
 func rateLimited(e *Error, reset time.Time) *Error {
 	e.Kind = ErrRateLimited
-	e.ResetAt = reset
 	if reset.IsZero() {
-		e.Message = "GitHub API rate limit exceeded: retry later"
+		e.ResetAt = time.Now().Add(unknownWait)
+		e.Message = fmt.Sprintf("GitHub API rate limit exceeded: retry in %s", unknownWait)
 		return e
 	}
+	e.ResetAt = reset
+	layout, now := "15:04:05 MST", time.Now().UTC()
+	if reset.UTC().YearDay() != now.YearDay() || reset.UTC().Year() != now.Year() {
+		layout = "2006-01-02 15:04:05 MST" // a time of day alone would read as today's
+	}
 	e.Message = fmt.Sprintf("GitHub API rate limit exceeded: it resets at %s (in %s)",
-		reset.UTC().Format("15:04:05 MST"), max(time.Until(reset), 0).Round(time.Second))
+		reset.UTC().Format(layout), max(time.Until(reset), 0).Round(time.Second))
 	return e
 }
 

@@ -115,8 +115,31 @@ type DeploymentStatus struct {
 	LogURL string
 }
 
+// FindDeployment returns the id of the deployment of commit sha to environment in owner/repo that
+// carries miaobu deployment miaobuID in its payload (GET /repos/{o}/{r}/deployments?sha=&environment=),
+// 0 when there is none: a creation whose answer was lost may have made it.
+func (c *Client) FindDeployment(ctx context.Context, owner, repo, sha, environment string, miaobuID int64) (int64, error) {
+	if err := c.check(owner, repo); err != nil {
+		return 0, err
+	}
+	// Newest first: one made by a lost answer is among the latest of its commit and environment.
+	found, resp, err := c.gh.Repositories.ListDeployments(ctx, owner, repo, &gogithub.DeploymentsListOptions{SHA: sha,
+		Environment: environment, ListOptions: gogithub.ListOptions{PerPage: 100}})
+	if err != nil {
+		refused := fmt.Sprintf(deploymentRefused, owner+"/"+repo)
+		return 0, c.apiError(err, resp, refused, refused)
+	}
+	for _, d := range found {
+		if id, ok := payloadDeploymentID(d.Payload); ok && id == miaobuID {
+			return d.GetID(), nil
+		}
+	}
+	return 0, nil
+}
+
 // CreateDeploymentStatus adds s to deployment id of owner/repo (POST
-// /repos/{o}/{r}/deployments/{id}/statuses).
+// /repos/{o}/{r}/deployments/{id}/statuses). A 404 is an ErrNotFound that says the deployment is
+// gone: deleted on GitHub.
 func (c *Client) CreateDeploymentStatus(ctx context.Context, owner, repo string, id int64, s DeploymentStatus) error {
 	if err := c.check(owner, repo); err != nil {
 		return err
@@ -131,8 +154,8 @@ func (c *Client) CreateDeploymentStatus(ctx context.Context, owner, repo string,
 	}
 	_, resp, err := c.gh.Repositories.CreateDeploymentStatus(ctx, owner, repo, id, req)
 	if err != nil {
-		refused := fmt.Sprintf(deploymentRefused, owner+"/"+repo)
-		return c.apiError(err, resp, refused, refused)
+		return c.apiError(err, resp, fmt.Sprintf("GitHub deployment %d of %s/%s no longer exists (deleted on GitHub)", id, owner, repo),
+			fmt.Sprintf(deploymentRefused, owner+"/"+repo))
 	}
 	return nil
 }

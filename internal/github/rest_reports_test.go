@@ -80,6 +80,7 @@ func TestReportErrors(t *testing.T) {
 		retryable bool
 		message   string
 		waits     time.Duration // at least this long until ResetAt
+		before    time.Duration // at most this long until ResetAt, when not zero
 	}{
 		{name: "forbidden", status: 403, reply: `{"message":"Resource not accessible by personal access token"}`, kind: github.ErrForbidden,
 			message: "GitHub refused to set a commit status on acme/site: the token needs the repo:status scope (classic token; repo includes it) or Commit statuses: write (fine-grained token)"},
@@ -94,6 +95,19 @@ func TestReportErrors(t *testing.T) {
 			kind: github.ErrRateLimited, retryable: true, waits: 50 * time.Minute},
 		{name: "secondary limit as a 403", status: 403, header: map[string]string{"Retry-After": "30"}, reply: `{"message":"You have exceeded a secondary rate limit"}`,
 			kind: github.ErrRateLimited, retryable: true, waits: 20 * time.Second},
+		{name: "primary limit as a 403", status: 403,
+			header: map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(reset, 10)},
+			reply:  `{"message":"API rate limit exceeded for user ID 1.","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}`,
+			kind:   github.ErrRateLimited, retryable: true, waits: 50 * time.Minute},
+		// GitHub's documentation: without Retry-After, and with requests left, wait at least a minute
+		// (not until the primary limit's reset).
+		{name: "secondary limit as a 403 that says no time", status: 403,
+			header: map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4990", "X-RateLimit-Reset": strconv.FormatInt(reset, 10)},
+			reply:  `{"message":"You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later."}`,
+			kind:   github.ErrRateLimited, retryable: true, waits: 55 * time.Second, before: 2 * time.Minute,
+			message: "GitHub's secondary rate limit refused the request: retry in 1m0s"},
+		{name: "too many requests that say no time", status: 429, reply: `{"message":"slow down"}`,
+			kind: github.ErrRateLimited, retryable: true, waits: 55 * time.Second, before: 2 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fakeGitHub(t, "/", call{method: "POST", path: statusPath, body: statusBody, status: tc.status, header: tc.header, reply: tc.reply})
@@ -109,6 +123,9 @@ func TestReportErrors(t *testing.T) {
 			if tc.waits > 0 && time.Until(e.ResetAt) < tc.waits {
 				t.Errorf("ResetAt is in %s, want at least %s", time.Until(e.ResetAt), tc.waits)
 			}
+			if tc.before > 0 && time.Until(e.ResetAt) > tc.before {
+				t.Errorf("ResetAt is in %s, want at most %s", time.Until(e.ResetAt), tc.before)
+			}
 		})
 	}
 }
@@ -123,8 +140,22 @@ func TestDeploymentReportsRefused(t *testing.T) {
 	)
 	_, err := c.CreateDeployment(ctx, "acme", "site", github.Deployment{Ref: reportSHA, Environment: "production", Description: "d", Production: true, MiaobuID: 1})
 	checkError(t, err, github.ErrForbidden, refused)
+	// A 404 on one deployment's statuses says it was deleted, not that a permission is missing.
 	err = c.CreateDeploymentStatus(ctx, "acme", "site", 5, github.DeploymentStatus{State: "inactive", Description: "Preview removed"})
-	checkError(t, err, github.ErrNotFound, refused)
+	checkError(t, err, github.ErrNotFound, "GitHub deployment 5 of acme/site no longer exists (deleted on GitHub)")
+}
+
+func TestFindDeployment(t *testing.T) {
+	list := `[{"id":9,"payload":{"miaobu":{"deployment_id":4}}},{"id":8,"payload":"{\"miaobu\":{\"deployment_id\":3}}"},{"id":7,"payload":{}}]`
+	c := fakeGitHub(t, "/",
+		call{method: "GET", path: "/repos/acme/site/deployments", query: "environment=production&per_page=100&sha=" + reportSHA, status: 200, reply: list},
+		call{method: "GET", path: "/repos/acme/site/deployments", query: "environment=production&per_page=100&sha=" + reportSHA, status: 200, reply: list},
+	)
+	for miaobuID, want := range map[int64]int64{3: 8, 5: 0} {
+		if got, err := c.FindDeployment(ctx, "acme", "site", reportSHA, "production", miaobuID); err != nil || got != want {
+			t.Errorf("FindDeployment of miaobu deployment %d = %d, %v; want %d", miaobuID, got, err, want)
+		}
+	}
 }
 
 func TestReportsWithoutToken(t *testing.T) {

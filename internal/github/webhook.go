@@ -334,6 +334,10 @@ const PayloadKey = "miaobu"
 
 // DeploymentEvent is the part of a deployment event that a deployment made on GitHub needs.
 type DeploymentEvent struct {
+	// Action is what happened to the deployment: GitHub sends created.
+	Action string
+	// Repository is the OWNER/REPO the deployment was made in.
+	Repository string
 	// ID is GitHub's id of the deployment, to which its statuses are posted.
 	ID int64
 	// SHA is the full SHA of the commit to deploy.
@@ -354,6 +358,10 @@ var ErrInvalidDeployment = errors.New("invalid deployment payload")
 // deployment has a positive id, a full commit SHA and an environment, every field of the right type.
 func ParseDeployment(payload []byte) (*DeploymentEvent, error) {
 	var body struct {
+		Action     string `json:"action"`
+		Repository struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
 		Deployment *struct {
 			ID          int64           `json:"id"`
 			SHA         string          `json:"sha"`
@@ -372,24 +380,42 @@ func ParseDeployment(payload []byte) (*DeploymentEvent, error) {
 	if d.ID <= 0 || !ValidSHA(d.SHA) || d.Environment == "" {
 		return nil, ErrInvalidDeployment
 	}
-	e := &DeploymentEvent{ID: d.ID, SHA: d.SHA, Ref: d.Ref, Environment: d.Environment, FromMiaobu: hasPayloadKey(d.Payload)}
+	e := &DeploymentEvent{Action: body.Action, Repository: body.Repository.FullName, ID: d.ID, SHA: d.SHA, Ref: d.Ref,
+		Environment: d.Environment, FromMiaobu: hasPayloadKey(d.Payload)}
 	if d.Creator != nil {
 		e.Creator = d.Creator.Login
 	}
 	return e, nil
 }
 
-// hasPayloadKey reports whether a deployment's payload, a JSON object or a string holding one (as
-// GitHub keeps a payload given as a string), has miaobu's key.
-func hasPayloadKey(raw json.RawMessage) bool {
+// payloadFields decodes a deployment's payload, a JSON object or a string holding one (as GitHub
+// keeps a payload given as a string); nil when it is neither.
+func payloadFields(raw json.RawMessage) map[string]json.RawMessage {
 	var text string
 	if json.Unmarshal(raw, &text) == nil {
 		raw = json.RawMessage(text)
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(raw, &fields) != nil {
-		return false
+		return nil
 	}
-	_, ok := fields[PayloadKey]
+	return fields
+}
+
+// hasPayloadKey reports whether a deployment's payload has miaobu's key.
+func hasPayloadKey(raw json.RawMessage) bool {
+	_, ok := payloadFields(raw)[PayloadKey]
 	return ok
+}
+
+// payloadDeploymentID returns the miaobu deployment a deployment's payload names, and false when it
+// names none.
+func payloadDeploymentID(raw json.RawMessage) (int64, bool) {
+	var own struct {
+		DeploymentID int64 `json:"deployment_id"`
+	}
+	if json.Unmarshal(payloadFields(raw)[PayloadKey], &own) != nil || own.DeploymentID == 0 {
+		return 0, false
+	}
+	return own.DeploymentID, true
 }

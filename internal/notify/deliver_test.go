@@ -125,6 +125,8 @@ func TestReceiverGoneDisablesTheTarget(t *testing.T) {
 	}{
 		{"410", TypeWebhook, "gone", http.StatusGone},
 		{"slack archived", TypeSlack, "channel_is_archived", http.StatusForbidden},
+		{"discord webhook deleted", TypeDiscord, `{"message": "Unknown Webhook", "code": 10015}`, http.StatusNotFound},
+		{"discord token revoked", TypeDiscord, `{"message": "Invalid Webhook Token", "code": 50027}`, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, r, n, target, p := answerOnce(t, tc.typ, tc.code, tc.answer)
@@ -384,8 +386,36 @@ func TestAFailingMessageDelaysNoLaterOne(t *testing.T) {
 		reqs := r.requests()
 		return len(reqs) == 2 && strings.Contains(reqs[1].body, `"type":"deploy.succeeded"`)
 	})
-	if p := pending(t, st); len(p) != 1 || p[0].Attempts != 1 || !strings.Contains(string(p[0].Payload), `"deploy.started"`) {
-		t.Fatalf("pending %+v, want only the failed deploy.started, waiting for its retry", p)
+	// The receiver has answered; the Worker deletes the sent message just after.
+	eventually(t, "only the failed deploy.started pending, waiting for its retry", func() bool {
+		p := pending(t, st)
+		return len(p) == 1 && p[0].Attempts == 1 && strings.Contains(string(p[0].Payload), `"deploy.started"`)
+	})
+	if reqs := r.requests(); len(reqs) != 2 {
+		t.Fatalf("%d requests, want the failed one and the later one only", len(reqs))
+	}
+}
+
+func TestABacklogForOneTargetIsPacedNotFailed(t *testing.T) {
+	st := openStore(t, storeDir(t))
+	r := newReceiver(t, func(int) (int, http.Header, string) { return http.StatusOK, nil, "ok" })
+	// Forty messages a target may get one of every 20 ms take 800 ms, far past the 200 ms an
+	// attempt may last: waiting for the turn inside the attempt would fail most of them.
+	n := newTestNotifier(st, Options{MinInterval: 20 * time.Millisecond})
+	target := addTarget(t, st, TypeWebhook, r.URL+"/hook")
+	const backlog = 40
+	for range backlog {
+		enqueue(t, st, n, target, event.DeployFailed)
+	}
+	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}, SendTimeout: 200 * time.Millisecond,
+		Concurrency: Concurrency})
+	eventually(t, "every message of the backlog sent", func() bool {
+		return len(r.requests()) == backlog && len(pending(t, st)) == 0
+	})
+	// Paced, the last request starts at least 39 intervals after the first.
+	reqs := r.requests()
+	if span := reqs[len(reqs)-1].at.Sub(reqs[0].at); span < 700*time.Millisecond {
+		t.Fatalf("the backlog went out in %s, want it paced over about 780 ms", span)
 	}
 }
 
@@ -394,20 +424,23 @@ func TestInternalSeesIPv4InsideIPv6(t *testing.T) {
 		addr     string
 		internal bool
 	}{
-		{"::127.0.0.1", true},          // IPv4-compatible
-		{"::1", true},                  // loopback, also IPv4-compatible 0.0.0.1
-		{"::ffff:0:7f00:1", true},      // SIIT
-		{"::ffff:0:cb00:7107", false},  // SIIT of a public address
-		{"::ffff:10.0.0.1", true},      // IPv4-mapped
-		{"64:ff9b::a00:1", true},       // well-known NAT64
-		{"64:ff9b::cb00:7107", false},  // well-known NAT64 of a public address
-		{"64:ff9b:1::7f00:1", true},    // local-use NAT64
-		{"64:ff9b:1::cb00:7107", true}, // local-use NAT64 goes through the operator's own translator
-		{"2002:7f00:1::", true},        // 6to4 of loopback
-		{"2002:c0a8:101::", true},      // 6to4 of 192.168.1.1
-		{"2002:cb00:7107::1", false},   // 6to4 of a public address
-		{"fec0::1", true},              // site-local
-		{"fc00::1", true},              // unique local
+		{"::127.0.0.1", true},                          // IPv4-compatible
+		{"::1", true},                                  // loopback, also IPv4-compatible 0.0.0.1
+		{"::ffff:0:7f00:1", true},                      // SIIT
+		{"::ffff:0:cb00:7107", false},                  // SIIT of a public address
+		{"::ffff:10.0.0.1", true},                      // IPv4-mapped
+		{"64:ff9b::a00:1", true},                       // well-known NAT64
+		{"64:ff9b::cb00:7107", false},                  // well-known NAT64 of a public address
+		{"64:ff9b:1::7f00:1", true},                    // local-use NAT64
+		{"64:ff9b:1::cb00:7107", true},                 // local-use NAT64 goes through the operator's own translator
+		{"2002:7f00:1::", true},                        // 6to4 of loopback
+		{"2002:c0a8:101::", true},                      // 6to4 of 192.168.1.1
+		{"2002:cb00:7107::1", false},                   // 6to4 of a public address
+		{"fec0::1", true},                              // site-local
+		{"2001:0:4136:e378:8000:63bf:80ff:fffe", true}, // Teredo of client 127.0.0.1
+		{"2001:0:cb00:7107::1", true},                  // Teredo reaches an IPv4 address through a relay
+		{"2001:4860::8888", false},                     // a public address just after Teredo's range
+		{"fc00::1", true},                              // unique local
 		{"2606:4700::1111", false},
 	} {
 		if got := internal(netip.MustParseAddr(tc.addr)); got != tc.internal {

@@ -28,8 +28,9 @@ func (e *PrivateError) Error() string {
 
 // internalPrefixes are ranges that net/netip's predicates do not cover but that reach no public
 // receiver: "this network", carrier-grade NAT, IETF protocol assignments, benchmarking, reserved
-// and broadcast; local-use NAT64, whose translator is the operator's own; and the deprecated
-// IPv6 site-local range.
+// and broadcast; local-use NAT64, whose translator is the operator's own; Teredo, whose relays
+// carry a connection on to an IPv4 address hidden in the address; and the deprecated IPv6
+// site-local range.
 var internalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"),
@@ -37,6 +38,7 @@ var internalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("2001::/32"),
 	netip.MustParsePrefix("fec0::/10"),
 }
 

@@ -152,7 +152,7 @@ type Answer struct {
 
 // Send delivers one notification message; it is the outbox Sender of Kind. A target that is gone,
 // disabled or refused drops the message; one whose receiver answers 410 (or Slack's
-// channel_is_archived) is disabled.
+// channel_is_archived, or Discord's Unknown Webhook) is disabled.
 func (n *Notifier) Send(ctx context.Context, m outbox.Message) error {
 	var p payload
 	if err := json.Unmarshal(m.Payload, &p); err != nil {
@@ -167,7 +167,11 @@ func (n *Notifier) Send(ctx context.Context, m outbox.Message) error {
 	case t.DisabledReason != "":
 		return outbox.Permanent(fmt.Errorf("notification target %d is disabled: %s", t.ID, t.DisabledReason))
 	}
-	answer, err := n.deliver(ctx, t, p)
+	longest := maxTurnWait
+	if deadline, ok := ctx.Deadline(); ok {
+		longest = min(longest, time.Until(deadline)/3) // the rest of the send timeout is the request's
+	}
+	answer, err := n.deliver(ctx, t, p, longest)
 	if err != nil {
 		return err
 	}
@@ -175,18 +179,19 @@ func (n *Notifier) Send(ctx context.Context, m outbox.Message) error {
 }
 
 // judge turns a receiver's answer into the outcome of an attempt, disabling the target when the
-// receiver says it is gone. As Standard Webhooks asks, every other answer that is not 2xx is
-// retried on the schedule, redirects (never followed) and 4xx included, since a receiver that is
-// being set up or moved answers them for a while; only Slack's answers that name a payload it
-// cannot read (our fault: the same body fails every time) or a webhook that no longer exists
-// drop the message at once.
+// receiver says it is gone (410, Slack's archived channel, Discord's deleted webhook or revoked
+// token). As Standard Webhooks asks, every other answer that is not 2xx is retried on the
+// schedule, redirects (never followed) and 4xx included, since a receiver that is being set up or
+// moved answers them for a while; only Slack's answers that name a payload it cannot read (our
+// fault: the same body fails every time) or a webhook that no longer exists drop the message at
+// once.
 func (n *Notifier) judge(t *store.Notification, a *reply) error {
 	code := a.Code
 	err := fmt.Errorf("%s target %d answered %d: %s", t.Type, t.ID, code, a.Text)
 	switch {
 	case t.Type == TypeEmail || (code >= 200 && code < 300):
 		return nil
-	case code == http.StatusGone || archived(a.Text):
+	case code == http.StatusGone || archived(a.Text) || (t.Type == TypeDiscord && discordGone(a.Text)):
 		reason := fmt.Sprintf("the receiver answered %d %s", code, a.Text)
 		if derr := n.opts.Store.DisableNotification(t.ID, reason); derr != nil {
 			return fmt.Errorf("disabling notification target %d: %w", t.ID, derr)
@@ -213,7 +218,7 @@ func (n *Notifier) Test(ctx context.Context, t *store.Notification, sample *stor
 	}
 	ctx, cancel := context.WithTimeout(ctx, outbox.DefaultSendTimeout)
 	defer cancel()
-	a, err := n.deliver(ctx, t, p)
+	a, err := n.deliver(ctx, t, p, outbox.DefaultSendTimeout)
 	if err != nil {
 		return nil, err
 	}

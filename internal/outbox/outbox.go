@@ -85,4 +85,8 @@ type Store interface {
 	DeleteMessage(id int64) error
 	// MessageEnqueued receives a value after messages have been enqueued, to wake the Worker.
 	MessageEnqueued() <-chan struct{}
+	// WakeMessages makes every message of kind that waits for a retry after now due at now.
+	WakeMessages(kind string, now time.Time) error
+	// CapRetries moves every message due later than now plus longest(its kind) to that time.
+	CapRetries(now time.Time, longest func(kind string) time.Duration) error
 }

@@ -79,11 +79,19 @@ func (h *harness) open(t *testing.T) {
 // ends; stop returns once Run has returned.
 func (h *harness) start(t *testing.T, opts outbox.Options, r *recorder) (w *outbox.Worker, stop func()) {
 	t.Helper()
+	return h.startWith(t, opts, func(w *outbox.Worker) {
+		if r != nil {
+			w.Register("test", r.send)
+		}
+	})
+}
+
+// startWith is start with the senders that register registers before the worker runs.
+func (h *harness) startWith(t *testing.T, opts outbox.Options, register func(w *outbox.Worker)) (w *outbox.Worker, stop func()) {
+	t.Helper()
 	opts.Clock, opts.Logger = h.clock, slog.New(slog.NewTextHandler(h.log, nil))
 	w = outbox.New(h.store, opts)
-	if r != nil {
-		w.Register("test", r.send)
-	}
+	register(w)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -365,4 +373,198 @@ func TestHangingKindDoesNotDelayAnother(t *testing.T) {
 	eventually(t, "the report sent while the notifications hang", func() bool { return slices.Contains(reports.ids(), report) })
 	again := h.enqueue(t, "notify", "notify:3")
 	never(t, "a fourth notification sent while its kind's three slots are taken", func() bool { return slices.Contains(hanging.ids(), again) })
+}
+
+// gitHubBackoff is a Backoff like the one of the reports to GitHub.
+var gitHubBackoff = outbox.Backoff{First: 2 * time.Second, Max: 12*time.Minute + 30*time.Second}
+
+func TestBackoffNeverGivesUp(t *testing.T) {
+	h := newHarness(t)
+	h.enqueue(t, "github", "deployment:1")
+	r := &recorder{answer: func(context.Context, outbox.Message, int) error { return errUnavailable }}
+	h.startWith(t, outbox.Options{}, func(w *outbox.Worker) { w.RegisterWithBackoff("github", r.send, gitHubBackoff) })
+
+	// Two days of failures: the waits start small, double, and stay within 10 to 15 minutes.
+	var waited time.Duration
+	for n := 1; waited < 48*time.Hour; n++ {
+		failed := h.waitAttempts(t, n)
+		wait := failed.NextAttemptAt.Sub(h.clock.Now())
+		want := min(gitHubBackoff.First<<min(n-1, 20), gitHubBackoff.Max)
+		if wait < want*4/5 || wait > want*6/5 {
+			t.Fatalf("after failure %d: retry in %v, want %v ± 20%%", n, wait, want)
+		}
+		h.clock.Advance(wait)
+		waited += wait
+	}
+	if p := h.pending(t); len(p) != 1 {
+		t.Fatalf("after two days of failures the outbox holds %+v, want the message still", p)
+	}
+	if strings.Contains(h.log.String(), "giving up") {
+		t.Fatalf("the worker gave up:\n%s", h.log.String())
+	}
+}
+
+func TestBackoffWakesKindOnSuccess(t *testing.T) {
+	h := newHarness(t)
+	var down sync.Map // key → failing
+	down.Store("deployment:1", true)
+	down.Store("deployment:2", true)
+	r := &recorder{answer: func(_ context.Context, m outbox.Message, _ int) error {
+		if _, failing := down.Load(m.Key); failing {
+			return errUnavailable
+		}
+		return nil
+	}}
+	notifications := &recorder{answer: func(context.Context, outbox.Message, int) error { return errUnavailable }}
+	h.startWith(t, outbox.Options{}, func(w *outbox.Worker) {
+		w.Register("test", notifications.send)
+		w.RegisterWithBackoff("github", r.send, gitHubBackoff)
+	})
+
+	h.enqueue(t, "github", "deployment:1")
+	h.enqueue(t, "github", "deployment:2")
+	notification := h.enqueue(t, "test", "notify:1")
+	// Each waits a while: the first retries of an outage that lasts.
+	for n := 1; n <= 5; n++ {
+		eventually(t, fmt.Sprintf("failure %d of each", n), func() bool {
+			p := h.pending(t)
+			return len(p) == 3 && p[0].Attempts == n && p[1].Attempts == n && p[2].Attempts >= 1
+		})
+		if n < 5 {
+			h.clock.Advance(gitHubBackoff.First << n)
+		}
+	}
+	// GitHub answers again: a new report is sent, and the two waiting are tried at once.
+	down.Delete("deployment:1")
+	down.Delete("deployment:2")
+	third := h.enqueue(t, "github", "deployment:3")
+	eventually(t, "the waiting reports sent without the clock moving", func() bool {
+		p := h.pending(t)
+		return len(p) == 1 && p[0].ID == notification
+	})
+	if got := r.ids(); !slices.Contains(got, third) || got[len(got)-1] == third {
+		t.Errorf("attempts %v: the new report should be sent before the two waiting ones", got)
+	}
+	// A notification keeps the schedule of contract section 10.
+	if p := h.pending(t); !p[0].NextAttemptAt.After(h.clock.Now()) {
+		t.Errorf("the notification waiting for its retry was woken: %+v", p[0])
+	}
+}
+
+func TestHeldUntilReleased(t *testing.T) {
+	h := newHarness(t)
+	var paused sync.Map // group → paused
+	paused.Store("project:1", true)
+	r := &recorder{answer: func(_ context.Context, m outbox.Message, _ int) error {
+		if _, ok := paused.Load("project:1"); ok && m.Key != "other" {
+			return outbox.Hold(errors.New("403 Forbidden"), "project:1")
+		}
+		return nil
+	}}
+	_, stop := h.start(t, outbox.Options{}, r)
+	first, second := h.enqueue(t, "test", "deployment:1"), h.enqueue(t, "test", "deployment:1")
+	third := h.enqueue(t, "test", "deployment:2")
+	other := h.enqueue(t, "test", "other")
+	eventually(t, "the other key sent and both keys held", func() bool {
+		return len(h.pending(t)) == 2 && slices.Contains(r.ids(), other) && slices.Contains(r.ids(), third)
+	})
+	h.clock.Advance(24 * time.Hour)
+	never(t, "a held message attempted again", func() bool { return len(r.ids()) > 3 })
+	for _, m := range h.pending(t) {
+		if m.Attempts != 0 {
+			t.Errorf("held message %d counts %d failed attempts, want none", m.ID, m.Attempts)
+		}
+	}
+
+	// A restart tries them again: still paused, they are held again.
+	stop()
+	attempts := len(r.ids())
+	w, _ := h.start(t, outbox.Options{}, r)
+	eventually(t, "the held messages tried once after the restart", func() bool { return len(r.ids()) == attempts+2 })
+
+	paused.Delete("project:1")
+	w.Release("project:1")
+	eventually(t, "the held messages sent", func() bool { return len(h.pending(t)) == 0 })
+	got := r.ids()[attempts+2:]
+	if !slices.Equal(got, []int64{first, third, second}) && !slices.Equal(got, []int64{third, first, second}) {
+		t.Errorf("sent after the release: %v, want %d before %d, and %d", got, first, second, third)
+	}
+}
+
+func TestRetryAfterBounded(t *testing.T) {
+	h := newHarness(t)
+	h.enqueue(t, "github", "deployment:1")
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n == 0 {
+			return outbox.RetryAfter(errors.New("rate limit resets in 2030"), 5*365*24*time.Hour)
+		}
+		return nil
+	}}
+	h.startWith(t, outbox.Options{}, func(w *outbox.Worker) { w.RegisterWithBackoff("github", r.send, gitHubBackoff) })
+	failed := h.waitAttempts(t, 1)
+	if want := h.clock.Now().Add(outbox.MaxRetryAfter); !failed.NextAttemptAt.Equal(want) {
+		t.Fatalf("retry at %v, want at most an hour later, %v", failed.NextAttemptAt, want)
+	}
+	h.clock.Advance(outbox.MaxRetryAfter)
+	eventually(t, "the retry after the hour", func() bool { return len(h.pending(t)) == 0 })
+}
+
+func TestStoredWaitCappedAtStart(t *testing.T) {
+	h := newHarness(t)
+	id := h.enqueue(t, "github", "deployment:1")
+	// Recorded by an earlier version from a rate limit said to reset years ahead.
+	if err := h.store.RetryMessage(id, h.clock.Now().Add(5*365*24*time.Hour), "rate limited"); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	h.startWith(t, outbox.Options{}, func(w *outbox.Worker) { w.RegisterWithBackoff("github", r.send, gitHubBackoff) })
+	eventually(t, "the stored wait capped", func() bool {
+		p := h.pending(t)
+		return len(p) == 1 && p[0].NextAttemptAt.Equal(h.clock.Now().Add(outbox.MaxRetryAfter))
+	})
+	h.clock.Advance(outbox.MaxRetryAfter)
+	eventually(t, "the message sent within the hour", func() bool { return len(h.pending(t)) == 0 })
+}
+
+// TestReleaseDuringSend releases a group while a send that ends held for it is under way: the send
+// may have seen the pause the release ended, so the message is tried again rather than held.
+func TestReleaseDuringSend(t *testing.T) {
+	h := newHarness(t)
+	released := make(chan struct{})
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n == 0 {
+			<-released
+			return outbox.Hold(errors.New("403 Forbidden"), "project:1")
+		}
+		return nil
+	}}
+	w, _ := h.start(t, outbox.Options{}, r)
+	h.enqueue(t, "test", "deployment:1")
+	eventually(t, "the first send under way", func() bool { return len(r.ids()) == 1 })
+	w.Release("project:1")
+	close(released)
+	eventually(t, "the message sent by a second attempt", func() bool { return len(h.pending(t)) == 0 })
+}
+
+func TestLaterCountsNoAttempt(t *testing.T) {
+	h := newHarness(t)
+	turn := h.clock.Now().Add(time.Minute)
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n == 0 {
+			return outbox.Later(errors.New("not its turn yet"), turn)
+		}
+		return nil
+	}}
+	h.start(t, outbox.Options{Schedule: []time.Duration{time.Hour}}, r)
+	id := h.enqueue(t, "test", "target:1")
+	eventually(t, "the message put off", func() bool { return len(r.ids()) == 1 })
+	never(t, "the message sent before its turn", func() bool { return len(r.ids()) > 1 })
+	if p := h.pending(t); len(p) != 1 || p[0].Attempts != 0 || p[0].LastError != "" {
+		t.Fatalf("pending %+v, want the message with no failed attempt recorded", p)
+	}
+	h.clock.Advance(time.Minute)
+	eventually(t, "the message sent at its turn", func() bool { return len(h.pending(t)) == 0 })
+	if got := r.ids(); !slices.Equal(got, []int64{id, id}) {
+		t.Fatalf("attempts %v, want message %d twice", got, id)
+	}
 }

@@ -27,13 +27,20 @@ const mask = "********"
 // log renders, through its own cleaning or on a terminal, is the text that was masked.
 var logText = termsafe.Sanitizer{KeepSGR: true, NewlineForCR: true}
 
+// MaxLogBytes bounds a build log's file: the lines that would take it further are dropped, after one
+// line that says so, so that a build's output cannot fill the disk or the memory of its readers.
+const MaxLogBytes = 16 << 20
+
 // Log is a deployment's build log: one file, every line timestamped and written as it is produced,
-// cleaned like logText and with the project's secret values masked.
+// cleaned like logText and with the project's secret values masked, and cut at MaxLogBytes.
 type Log struct {
 	mu      sync.Mutex
 	f       *os.File
 	secrets []string // cleaned, longest first
 	now     func() time.Time
+	// size is the file's length, limit what it may grow to, and cut is set once a line was dropped.
+	size, limit int64
+	cut         bool
 }
 
 // OpenLog opens the build log at path for appending (a build queued again continues its log),
@@ -46,7 +53,12 @@ func OpenLog(path string, secrets []string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the build log: %w", err)
 	}
-	l := &Log{f: f, now: time.Now}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading the build log: %w", err)
+	}
+	l := &Log{f: f, now: time.Now, size: info.Size(), limit: MaxLogBytes}
 	for _, s := range secrets {
 		// Secrets are looked for in the visible text of the log, so they are cleaned the same way.
 		s = termsafe.Sanitizer{NewlineForCR: true}.Clean(s)
@@ -81,11 +93,21 @@ func (l *Log) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// write writes one timestamped line of cleaned, masked text.
+// write writes one timestamped line of cleaned, masked text, unless the log was cut; the line that
+// would take the log past its limit is replaced by one that says it was cut.
 func (l *Log) write(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, _ = fmt.Fprintf(l.f, "[%s] %s\n", l.now().Format("2006-01-02 15:04:05"), line)
+	if l.cut {
+		return
+	}
+	stamped := "[" + l.now().Format("2006-01-02 15:04:05") + "] "
+	if l.size+int64(len(stamped)+len(line)+1) > l.limit {
+		l.cut = true
+		line = fmt.Sprintf("The build log reached %d MiB: the rest of the build's output is not logged.", MaxLogBytes>>20)
+	}
+	n, _ := l.f.WriteString(stamped + line + "\n")
+	l.size += int64(n)
 }
 
 // Redact cleans s as the log does and masks the log's secrets in it.

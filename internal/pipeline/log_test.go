@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -132,4 +133,38 @@ func FuzzLogShowsNoSecret(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLogIsCutAtItsLimit(t *testing.T) {
+	log, w, path := openTestLog(t, "")
+	log.limit = 1000
+	for range 100 {
+		_, _ = w.Write([]byte(strings.Repeat("x", 40) + "\n"))
+	}
+	log.Printf("published")
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(b) > 1000+200 || !strings.Contains(lines[len(lines)-1], "the rest of the build's output is not logged") ||
+		strings.Count(string(b), "not logged") != 1 {
+		t.Fatalf("a log past its limit, %d bytes:\n%s", len(b), b)
+	}
+	// A build queued again continues its log, which stays cut.
+	again, err := OpenLog(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.limit = 1000
+	again.Printf("queued again")
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "queued again") {
+		t.Errorf("a cut log grew on:\n%s", b)
+	}
 }

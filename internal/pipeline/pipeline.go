@@ -21,6 +21,7 @@ import (
 	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/publish"
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Builder runs builds; one Builder serves every worker of an agent.
@@ -66,6 +67,9 @@ type Job struct {
 	Fork bool
 	// ClearCache discards the project's build cache before the build, which starts from nothing.
 	ClearCache bool
+	// SkipMarkers makes the build stop with a *SkippedError after the clone when the commit's
+	// message has a skip marker.
+	SkipMarkers bool
 	// PublishDir is where the output is copied: <data_dir>/sites/<slug>/<deployment_id>.
 	PublishDir string
 	// Step is told each status the build enters; an error from it stops the build.
@@ -83,6 +87,16 @@ type Result struct {
 	// Files is the number of files published.
 	Files int
 }
+
+// SkippedError ends a build that stops after its clone: its commit's message has a skip marker.
+// The deployment is then cancelled with Error as its message, not failed.
+type SkippedError struct {
+	// Reason says why, such as "commit message contains [skip ci]".
+	Reason string
+}
+
+// Error is the deployment's message: "Skipped: " and the reason.
+func (e *SkippedError) Error() string { return "Skipped: " + e.Reason }
 
 // workspace is the directory tree of one build.
 type workspace struct {
@@ -137,6 +151,11 @@ func (b *Builder) Build(ctx context.Context, job Job, log *Log) (*Result, error)
 		if job.Commit != nil {
 			job.Commit(message, author)
 		}
+	}
+	if marker, found := trigger.SkipMarker(message); found && job.SkipMarkers {
+		skipped := &SkippedError{Reason: "commit message contains " + marker}
+		log.Printf("==> %s", skipped)
+		return nil, skipped
 	}
 
 	settings, err := b.settings(job, ws.src, log)

@@ -75,3 +75,30 @@ func redactURL(repoURL string) func(string) string {
 		return s
 	}
 }
+
+// ChangedFiles returns the paths that differ between commits from and to of the repository at
+// repoURL, read from a fetch of the two commits alone (their trees, no file contents) into a
+// temporary repository under WorkRoot. It fails when the remote does not serve a commit by its id
+// (or no longer has it); callers then cannot tell what changed.
+func (b *Builder) ChangedFiles(ctx context.Context, repoURL string, github bool, from, to string) ([]string, error) {
+	if err := os.MkdirAll(b.WorkRoot, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(b.WorkRoot, "changes-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	env, redact := b.gitEnv(Job{RepoURL: repoURL, GitHub: github}), redactURL(repoURL)
+	if _, err := Git(ctx, dir, env, redact, "init", "--quiet", "--bare"); err != nil {
+		return nil, err
+	}
+	if _, err := Git(ctx, dir, env, redact, "fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags", "--", repoURL, from, to); err != nil {
+		return nil, fmt.Errorf("fetching commits %s and %s: %w", from[:min(7, len(from))], to[:min(7, len(to))], err)
+	}
+	out, err := Git(ctx, dir, env, redact, "diff", "--name-only", "--no-renames", "-z", from, to, "--")
+	if err != nil {
+		return nil, err
+	}
+	return strings.FieldsFunc(string(out), func(r rune) bool { return r == 0 }), nil
+}

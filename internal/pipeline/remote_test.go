@@ -54,3 +54,18 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestChangedFiles(t *testing.T) {
+	b, _ := testBuilder(t)
+	r := gittest.New(t)
+	first := r.Commit("first", map[string]string{"index.html": "x", "docs/a.md": "a"})
+	r.Commit("second", map[string]string{"docs/a.md": "b"})
+	third := r.Commit("third", map[string]string{"src/main.js": "c"})
+	files, err := b.ChangedFiles(context.Background(), "file://"+r.Dir, false, first, third)
+	if err != nil || strings.Join(files, " ") != "docs/a.md src/main.js" {
+		t.Fatalf("ChangedFiles = %q, %v", files, err)
+	}
+	if _, err := b.ChangedFiles(context.Background(), "file://"+r.Dir, false, strings.Repeat("0", 40), third); err == nil {
+		t.Error("no error for a commit the remote does not have")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ type Project struct {
 	// PullRequests asks for the heads of the open pull requests too (GitHub repositories only),
 	// for projects that deploy previews of them.
 	PullRequests bool
+	// WatchPaths are the project's watch_paths: a production head none of whose changed files
+	// since the last deployed commit matches is skipped.
+	WatchPaths []string
 }
 
 // Head is the commit at the head of a branch or pull request.
@@ -72,11 +76,17 @@ const (
 type Deployer interface {
 	// Missing reports whether h needs a deployment: no deployment of its commit is queued,
 	// running or live, and the newest deployment of its branch or pull request is not of that
-	// commit either (that one was tried, or rolled back from: a push or `miaobu deploy` retries).
+	// commit either (that one was tried, or rolled back from: a push or `miaobu deploy` retries);
+	// a deployment of another commit that a user chose is passed over, like a rollback.
 	Missing(p Project, h Head) (bool, error)
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
 	Deploy(ctx context.Context, p Project, h Head, cause Cause) (int64, error)
+	// LastDeployed returns the commit live in p's production, "" when none is.
+	LastDeployed(p Project) (string, error)
+	// Skip tells that h is not deployed for reason (such as "commit message contains [skip ci]"),
+	// as a skipped push does: GitHub's commit status says so.
+	Skip(ctx context.Context, p Project, h Head, reason string) error
 }
 
 // Git reads git remotes as the builds do, with their environment and credentials.
@@ -85,6 +95,8 @@ type Git interface {
 	LsRemote(ctx context.Context, repoURL string, github bool, refs ...string) (map[string]string, error)
 	// CommitInfo returns the message and author of sha, the head of branch.
 	CommitInfo(ctx context.Context, repoURL string, github bool, branch, sha string) (message, author string, err error)
+	// ChangedFiles returns the paths that differ between commits from and to.
+	ChangedFiles(ctx context.Context, repoURL string, github bool, from, to string) ([]string, error)
 }
 
 // Results of a poll, the values of the result label of the polls metric.
@@ -107,8 +119,10 @@ type Options struct {
 	Git    Git
 	// Interval is poll.interval; Reconcile is reconcile.interval, 0 for a reconciliation at start only.
 	Interval, Reconcile time.Duration
-	// Concurrency is how many projects are checked at once; 4 when 0.
+	// Concurrency is how many projects are checked or reconciled at once; 4 when 0.
 	Concurrency int
+	// CheckTimeout bounds each check and reconciliation of one project; DefaultCheckTimeout when 0.
+	CheckTimeout time.Duration
 	// Clock is the system clock when nil.
 	Clock clock.Clock
 	Log   *slog.Logger
@@ -116,24 +130,50 @@ type Options struct {
 	Observe func(result string)
 }
 
-// checkTimeout bounds one check of one project.
-const checkTimeout = time.Minute
+// DefaultCheckTimeout is the CheckTimeout of Options that leave it zero.
+const DefaultCheckTimeout = 30 * time.Second
+
+// Waits before a failed reconciliation of a project is tried again: the first, doubled after each
+// failure up to reconcile.interval, or maxReconcileRetry when it is longer or 0.
+const (
+	firstReconcileRetry = 15 * time.Second
+	maxReconcileRetry   = 10 * time.Minute
+)
 
 // refresh is the longest the poller sleeps without reading the project list again.
 const refresh = time.Minute
 
-// Poller polls and reconciles projects; it is safe for concurrent use.
+// Poller polls and reconciles projects; it is safe for concurrent use. Each project is checked or
+// reconciled on its own, Concurrency at a time, so that a slow or hanging remote holds up no other.
 type Poller struct {
 	opts   Options
 	github *githubSource
 	git    *gitSource
 	wake   chan struct{}
+	// limit holds a token for each check or reconciliation that runs.
+	limit chan struct{}
 
 	mu sync.Mutex
 	// memos are what each project's heads were when last handled.
 	memos map[int64]*memo
 	// slots are the schedule of the projects with trigger poll.
 	slots map[int64]*slot
+	// reconciles are the projects whose reconciliation is due, at start, every reconcile.interval,
+	// or again after a failure.
+	reconciles map[int64]*reconciliation
+	// busy holds the projects whose check or reconciliation runs.
+	busy map[int64]bool
+	// sleepUntil is when the loop wakes next, zero while it is awake.
+	sleepUntil time.Time
+}
+
+// reconciliation is a project's reconciliation that is due at a time, and its failures so far.
+type reconciliation struct {
+	at time.Time
+	// github reports that the project is read through the GitHub API.
+	github    bool
+	failures  int
+	lastError string
 }
 
 // memo is what the poller remembers of a project's heads: the SHA it last handled per head key,
@@ -150,16 +190,20 @@ func New(opts Options) *Poller {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
 	}
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = DefaultCheckTimeout
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	p := &Poller{opts: opts, git: &gitSource{git: opts.Git}, wake: make(chan struct{}, 1),
-		memos: map[int64]*memo{}, slots: map[int64]*slot{}}
+	p := &Poller{opts: opts, git: &gitSource{git: opts.Git, timeout: opts.CheckTimeout}, wake: make(chan struct{}, 1),
+		limit: make(chan struct{}, opts.Concurrency), memos: map[int64]*memo{}, slots: map[int64]*slot{},
+		reconciles: map[int64]*reconciliation{}, busy: map[int64]bool{}}
 	if opts.GitHub != nil {
-		p.github = newGitHubSource(opts.GitHub, opts.Clock)
+		p.github = newGitHubSource(opts.GitHub, opts.Clock, opts.CheckTimeout)
 	}
 	return p
 }
@@ -209,41 +253,72 @@ func (p *Poller) RateRemaining() (int, bool) {
 	return p.github.remaining()
 }
 
-// Run reconciles every project, then polls and reconciles on schedule until ctx ends.
+// ReconcileError returns why the last reconciliation of project id failed and when it is tried
+// again, false when its last reconciliation did not fail.
+func (p *Poller) ReconcileError(id int64) (message string, retryAt time.Time, failed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.reconciles[id]
+	if !ok || r.lastError == "" {
+		return "", time.Time{}, false
+	}
+	return r.lastError, r.at.UTC(), true
+}
+
+// job is a check (a poll) or a reconciliation of one project.
+type job struct {
+	project Project
+	cause   Cause
+}
+
+// Run reconciles every project, then polls and reconciles on schedule until ctx ends. It starts
+// each due check and reconciliation without waiting for the others, and returns once they have ended.
 func (p *Poller) Run(ctx context.Context) {
+	var jobs sync.WaitGroup
+	defer jobs.Wait()
 	c := p.opts.Clock
-	var nextReconcile time.Time // zero until the reconciliation at start has run
+	var nextReconcile time.Time // zero until the reconciliation at start is due
 	for ctx.Err() == nil {
-		wake := c.Now().Add(refresh)
+		now := c.Now()
+		wake := now.Add(refresh)
 		// A project list that cannot be read is not an empty one: this round waits for the next.
-		if projects, err := p.opts.Projects(); err != nil {
+		projects, err := p.opts.Projects()
+		if err != nil {
 			p.opts.Log.Error("poll: reading the projects", "err", err)
 		} else {
-			p.sync(projects, c.Now(), nextReconcile.IsZero())
-			if nextReconcile.IsZero() || (p.opts.Reconcile > 0 && !c.Now().Before(nextReconcile)) {
-				p.reconcile(ctx, projects)
-				nextReconcile = c.Now().Add(p.opts.Reconcile)
+			p.sync(projects, now, nextReconcile.IsZero())
+			if nextReconcile.IsZero() || (p.opts.Reconcile > 0 && !now.Before(nextReconcile)) {
+				p.reconcileAll(projects, now)
+				nextReconcile = now.Add(p.opts.Reconcile)
 			}
-			p.checkDue(ctx, projects, c.Now())
-			wake = c.Now().Add(refresh)
+			for _, j := range p.due(projects, now) {
+				jobs.Go(func() { p.run(ctx, j) })
+			}
 			if p.opts.Reconcile > 0 && nextReconcile.Before(wake) {
 				wake = nextReconcile
 			}
-			if next := p.nextDue(); !next.IsZero() && next.Before(wake) {
-				wake = next
-			}
 		}
+		p.mu.Lock()
+		if next := p.nextDue(); err == nil && !next.IsZero() && next.Before(wake) {
+			wake = next
+		}
+		timer := c.At(wake)
+		p.sleepUntil = wake
+		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-p.wake:
-		case <-c.At(wake):
+		case <-timer:
 		}
+		p.mu.Lock()
+		p.sleepUntil = time.Time{}
+		p.mu.Unlock()
 	}
 }
 
 // sync makes the memos and the schedule follow the project list: new polled projects get a slot,
-// spread over the interval, and deleted ones are forgotten. At start, the reconciliation has just
-// looked at every project, so no first check is due at once.
+// spread over the interval, and deleted ones are forgotten. At start, the reconciliation is about
+// to look at every project, so no first check is due at once.
 func (p *Poller) sync(projects []Project, now time.Time, start bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -256,21 +331,27 @@ func (p *Poller) sync(projects []Project, now time.Time, start bool) {
 		}
 	}
 	maps.DeleteFunc(p.memos, func(id int64, _ *memo) bool { return !live[id] })
+	maps.DeleteFunc(p.reconciles, func(id int64, _ *reconciliation) bool { return !live[id] })
 	added := 0
 	if start {
 		added = 1
 	}
 	for _, pr := range projects {
-		_, ok := p.slots[pr.ID]
+		s, ok := p.slots[pr.ID]
 		switch {
 		case pr.Poll && !ok:
 			// New projects' first checks come one after the other over an interval, so that many
 			// projects added at once (or at start) are not polled in the same second.
-			p.slots[pr.ID] = newSlot(now.Add(time.Duration(added) * p.opts.Interval / time.Duration(polled)))
+			s = newSlot(now.Add(time.Duration(added) * p.opts.Interval / time.Duration(polled)))
+			p.slots[pr.ID] = s
 			added++
 		case !pr.Poll && ok:
 			delete(p.slots, pr.ID)
+			continue
+		case !pr.Poll:
+			continue
 		}
+		s.github = p.onGitHub(pr)
 	}
 	maps.DeleteFunc(p.slots, func(id int64, _ *slot) bool { return !live[id] })
 	if p.github != nil {
@@ -278,76 +359,141 @@ func (p *Poller) sync(projects []Project, now time.Time, start bool) {
 	}
 }
 
-// nextDue returns when the next check is due, zero when no project is polled.
-func (p *Poller) nextDue() time.Time {
+// reconcileAll makes the reconciliation of every project due at now.
+func (p *Poller) reconcileAll(projects []Project, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var next time.Time
-	for _, s := range p.slots {
-		if next.IsZero() || s.next.Before(next) {
-			next = s.next
+	for _, pr := range projects {
+		r, ok := p.reconciles[pr.ID]
+		if !ok {
+			r = &reconciliation{}
+			p.reconciles[pr.ID] = r
 		}
+		r.at, r.github = now, p.onGitHub(pr)
+	}
+}
+
+// nextDue returns when the next check or reconciliation of a project that is not busy is due, zero
+// when none is. It runs with p.mu held.
+func (p *Poller) nextDue() time.Time {
+	var next time.Time
+	earlier := func(id int64, t time.Time) {
+		if !p.busy[id] && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for id, s := range p.slots {
+		earlier(id, s.next)
+	}
+	for id, r := range p.reconciles {
+		earlier(id, r.at)
 	}
 	return next
 }
 
-// checkDue checks the polled projects whose check is due at now, Concurrency at a time, and returns
-// once every check has ended. During a rate-limit pause, the checks of GitHub projects move to their
-// first slot after it.
-func (p *Poller) checkDue(ctx context.Context, projects []Project, now time.Time) {
-	var due []Project
+// due returns the checks and reconciliations due at now of the projects that are not busy, and
+// marks those projects busy. A due reconciliation comes before a check: it looks at every head.
+// During a rate-limit pause, the work of GitHub projects moves to after it.
+func (p *Poller) due(projects []Project, now time.Time) []job {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	var jobs []job
 	for _, pr := range projects {
-		s, ok := p.slots[pr.ID]
-		if !ok {
+		if p.busy[pr.ID] {
 			continue
 		}
 		if until := p.source(pr).pausedUntil(); until.After(now) {
-			if s.next.Before(until) {
-				s.schedule(until, p.opts.Interval)
-			}
+			p.holdGitHub(until)
 			continue
 		}
-		if !s.next.After(now) {
-			due = append(due, pr)
+		if r, ok := p.reconciles[pr.ID]; ok && !r.at.After(now) {
+			jobs = append(jobs, job{pr, CauseReconcile})
+		} else if s, ok := p.slots[pr.ID]; ok && !s.next.After(now) {
+			jobs = append(jobs, job{pr, CausePoll})
+		} else {
+			continue
+		}
+		p.busy[pr.ID] = true
+	}
+	return jobs
+}
+
+// holdGitHub moves the checks and reconciliations of the GitHub projects that are not busy to
+// after until, the end of a rate-limit pause: GitHub asks for no request with the token until then.
+// It runs with p.mu held.
+func (p *Poller) holdGitHub(until time.Time) {
+	for id, s := range p.slots {
+		if s.github && !p.busy[id] && s.next.Before(until) {
+			s.schedule(until, p.opts.Interval)
 		}
 	}
-	p.mu.Unlock()
-	p.each(ctx, due, p.check)
+	for id, r := range p.reconciles {
+		if r.github && !p.busy[id] && r.at.Before(until) {
+			r.at = until
+		}
+	}
 }
 
-// each runs fn for every project, Concurrency at a time, and returns once all have ended.
-func (p *Poller) each(ctx context.Context, projects []Project, fn func(ctx context.Context, pr Project)) {
-	var wg sync.WaitGroup
-	limit := make(chan struct{}, p.opts.Concurrency)
-	for _, pr := range projects {
-		limit <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-limit }()
-			fn(ctx, pr)
-		})
+// run runs job j, once a slot of the Concurrency is free, then records its outcome and wakes the
+// loop if the project's next check or reconciliation comes before the loop would wake.
+func (p *Poller) run(ctx context.Context, j job) {
+	select {
+	case p.limit <- struct{}{}:
+	case <-ctx.Done():
+		p.mu.Lock()
+		delete(p.busy, j.project.ID)
+		p.mu.Unlock()
+		return
 	}
-	wg.Wait()
-}
-
-// check polls one project: it reads its heads and handles every head that changed since the last
-// check, then schedules the next check (later after failures).
-func (p *Poller) check(ctx context.Context, pr Project) {
-	src := p.source(pr)
-	changed, err := p.visit(ctx, src, pr, CausePoll)
-	result := ResultUnchanged
-	switch {
-	case err != nil:
-		result = ResultError
-	case changed:
-		result = ResultChanged
-	}
-	if p.opts.Observe != nil {
+	src := p.source(j.project)
+	changed, err := p.visit(ctx, src, j.project, j.cause)
+	<-p.limit
+	if j.cause == CausePoll && p.opts.Observe != nil {
+		result := ResultUnchanged
+		switch {
+		case err != nil:
+			result = ResultError
+		case changed:
+			result = ResultChanged
+		}
 		p.opts.Observe(result)
 	}
 	now := p.opts.Clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	delete(p.busy, j.project.ID)
+	if j.cause == CausePoll {
+		p.checked(ctx, j.project, src, now, err)
+	} else {
+		p.reconciled(ctx, j.project, now, err)
+	}
+	if until := src.pausedUntil(); until.After(now) {
+		p.holdGitHub(until)
+	}
+	if p.sleepUntil.IsZero() || p.sleepUntil.After(p.dueOf(j.project.ID)) {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dueOf returns when project id's next check or reconciliation is due, far in the future when none
+// is. It runs with p.mu held.
+func (p *Poller) dueOf(id int64) time.Time {
+	next := time.Unix(1<<62, 0)
+	if s, ok := p.slots[id]; ok {
+		next = s.next
+	}
+	if r, ok := p.reconciles[id]; ok && r.at.Before(next) {
+		next = r.at
+	}
+	return next
+}
+
+// checked records the outcome of a check of a polled project at now and schedules the next one
+// (later after failures). It runs with p.mu held.
+func (p *Poller) checked(ctx context.Context, pr Project, src source, now time.Time, err error) {
 	s, ok := p.slots[pr.ID]
 	if !ok {
 		return // deleted, or no longer polled, meanwhile
@@ -362,42 +508,38 @@ func (p *Poller) check(ctx context.Context, pr Project) {
 	}
 }
 
-// reconcile compares the heads of every project with its deployments and deploys the heads that
-// have none. Projects read through GitHub wait for the next reconciliation while the rate limit
-// is paused.
-func (p *Poller) reconcile(ctx context.Context, projects []Project) {
-	now := p.opts.Clock.Now()
-	var ready []Project
-	waiting, until := 0, time.Time{}
-	for _, pr := range projects {
-		if paused := p.source(pr).pausedUntil(); paused.After(now) {
-			waiting, until = waiting+1, paused
-			continue
-		}
-		ready = append(ready, pr)
+// reconciled records the outcome of a reconciliation of a project at now: a failed one is tried
+// again after firstReconcileRetry, twice as long after each failure in a row, up to
+// reconcile.interval (maxReconcileRetry when that is longer or 0). It runs with p.mu held.
+func (p *Poller) reconciled(ctx context.Context, pr Project, now time.Time, err error) {
+	// For a polled project this was a check too; its schedule stays.
+	if s, ok := p.slots[pr.ID]; ok {
+		s.record(now, err)
 	}
-	if waiting > 0 {
-		p.opts.Log.Warn("reconcile: projects on GitHub wait for the next reconciliation, the rate limit is low",
-			"projects", waiting, "rate_limit_reset", until.UTC())
+	r, ok := p.reconciles[pr.ID]
+	if !ok {
+		return // deleted meanwhile
 	}
-	p.each(ctx, ready, func(ctx context.Context, pr Project) {
-		_, err := p.visit(ctx, p.source(pr), pr, CauseReconcile)
-		if err != nil && ctx.Err() == nil {
-			p.opts.Log.Warn("reconcile: reading the project's heads failed", "project", pr.ID, "err", err)
+	if err == nil || ctx.Err() != nil {
+		if err == nil {
+			delete(p.reconciles, pr.ID)
 		}
-		// For a polled project this was a check too; its schedule stays.
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if s, ok := p.slots[pr.ID]; ok {
-			s.record(p.opts.Clock.Now(), err)
-		}
-	})
+		return
+	}
+	limit := maxReconcileRetry
+	if p.opts.Reconcile > 0 && p.opts.Reconcile < limit {
+		limit = p.opts.Reconcile
+	}
+	r.failures++
+	r.lastError = err.Error()
+	r.at = now.Add(min(firstReconcileRetry<<min(r.failures-1, 16), limit))
+	p.opts.Log.Warn("reconcile: reading the project's heads failed", "project", pr.ID, "err", err, "retry_at", r.at.UTC())
 }
 
 // visit reads the heads of a project and handles them: for a poll, the heads that changed since
 // they were last handled; for a reconciliation, every head. It reports whether a head changed.
 func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause) (changed bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.opts.CheckTimeout)
 	defer cancel()
 	heads, err := src.heads(ctx, pr)
 	if err != nil {
@@ -458,22 +600,53 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
 		return false, err
 	}
+	log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
+	if h.PullRequest != 0 {
+		log = log.With("pull_request", h.PullRequest)
+	}
 	if marker, ok := trigger.SkipMarker(h.Message); ok {
-		log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
-		if h.PullRequest != 0 {
-			log = log.With("pull_request", h.PullRequest)
-		}
 		log.Info("new commit skipped: its message contains " + marker)
-		return true, nil
+		return true, p.opts.Deployer.Skip(ctx, pr, h, "commit message contains "+marker)
+	}
+	if h.PullRequest == 0 && len(pr.WatchPaths) > 0 {
+		watched, err := p.watched(ctx, log, pr, h)
+		if err != nil {
+			return false, err
+		}
+		if !watched {
+			log.Info("new commit skipped: " + trigger.NoWatchedChange)
+			return true, p.opts.Deployer.Skip(ctx, pr, h, trigger.NoWatchedChange)
+		}
 	}
 	_, err = p.opts.Deployer.Deploy(ctx, pr, h, cause)
 	return false, err
 }
 
+// watched reports whether production head h changes a file that matches the project's watch paths
+// since the commit live in production; when the changed files cannot be read, it says yes and
+// logs why (a build too many is better than a change missed, contract section 7).
+func (p *Poller) watched(ctx context.Context, log *slog.Logger, pr Project, h Head) (bool, error) {
+	last, err := p.opts.Deployer.LastDeployed(pr)
+	if err != nil || last == "" || last == h.SHA {
+		return true, err
+	}
+	files, err := p.opts.Git.ChangedFiles(ctx, pr.RepoURL, pr.Repo != "", last, h.SHA)
+	if err != nil {
+		log.Info("watch paths: the files changed since the live commit are unknown, deploying", "live", last[:min(7, len(last))], "err", err)
+		return true, nil
+	}
+	return slices.ContainsFunc(files, func(f string) bool { return trigger.Match(pr.WatchPaths, f) }), nil
+}
+
 // source returns how a project's repository is read.
 func (p *Poller) source(pr Project) source {
-	if pr.Repo != "" && p.github != nil {
+	if p.onGitHub(pr) {
 		return p.github
 	}
 	return p.git
+}
+
+// onGitHub reports whether a project's repository is read through the GitHub API, with the token.
+func (p *Poller) onGitHub(pr Project) bool {
+	return pr.Repo != "" && p.github != nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,12 +41,32 @@ type deployment struct {
 type deployer struct {
 	mu   sync.Mutex
 	done []deployment
+	// skips are the heads skipped, as "project sha7 reason".
+	skips []string
+}
+
+func (d *deployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.skips = append(d.skips, fmt.Sprintf("%d %s %s", p.ID, h.SHA[:7], reason))
+	return nil
 }
 
 func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return !slices.ContainsFunc(d.done, func(x deployment) bool { return x.project == p.ID && x.head.SHA == h.SHA }), nil
+}
+
+func (d *deployer) LastDeployed(p poll.Project) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, x := range slices.Backward(d.done) {
+		if x.project == p.ID {
+			return x.head.SHA, nil
+		}
+	}
+	return "", nil
 }
 
 func (d *deployer) Deploy(_ context.Context, p poll.Project, h poll.Head, cause poll.Cause) (int64, error) {
@@ -90,8 +112,17 @@ func newHarness(t *testing.T, gh *githubtest.Server, opts poll.Options, projects
 	return newHarnessOf(t, &harness{projects: projects}, gh, opts)
 }
 
-// newHarnessOf starts the harness h, whose projects and unreadable are set.
+// newHarnessOf starts the harness h, whose projects and unreadable are set, and waits until the
+// reconciliation at start and the first round are over.
 func newHarnessOf(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Options) *harness {
+	t.Helper()
+	startHarness(t, h, gh, opts)
+	h.settle()
+	return h
+}
+
+// startHarness starts the harness h, whose projects and unreadable are set.
+func startHarness(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Options) {
 	t.Helper()
 	h.t, h.clock, h.deployer, h.log = t, clocktest.New(start), &deployer{}, &logtest.Buffer{}
 	if gh != nil {
@@ -122,19 +153,27 @@ func newHarnessOf(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Opt
 	done := make(chan struct{})
 	go func() { defer close(done); h.poller.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	<-h.clock.Asleep() // the reconciliation at start and the first round are over
-	return h
+}
+
+// settle waits until the poller sleeps with nothing running, and returns when it wakes next.
+func (h *harness) settle() time.Time {
+	h.t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if wake, ok := h.poller.Settled(h.clock.Now()); ok {
+			return wake
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("the poller did not settle within a minute")
+		}
+	}
 }
 
 // step advances the clock to the poller's next wake-up and returns once its round is over.
 func (h *harness) step() time.Time {
 	h.t.Helper()
-	next, ok := h.clock.Next()
-	if !ok {
-		h.t.Fatal("the poller is not waiting for the clock")
-	}
+	next := h.settle()
 	h.clock.Advance(next.Sub(h.clock.Now()))
-	<-h.clock.Asleep()
+	h.settle()
 	return h.clock.Now()
 }
 
@@ -191,7 +230,7 @@ func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
 	}
 
 	// A head with a skip marker is not deployed, and the next head is.
-	repo.Commit("Draft the docs [Skip CI]", map[string]string{"index.html": "c"})
+	c := repo.Commit("Draft the docs [Skip CI]", map[string]string{"index.html": "c"})
 	h.runFor(70 * time.Second)
 	if got := h.deployer.deployments(); len(got) != 2 {
 		t.Fatalf("a head with a skip marker was deployed: %q", got)
@@ -199,6 +238,11 @@ func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
 	if !strings.Contains(h.log.String(), "its message contains [Skip CI]") {
 		t.Errorf("no log line tells the skip:\n%s", h.log)
 	}
+	h.deployer.mu.Lock()
+	if want := []string{"1 " + c[:7] + " commit message contains [Skip CI]"}; !slices.Equal(h.deployer.skips, want) {
+		t.Errorf("skips reported %q, want %q (once, for GitHub's commit status)", h.deployer.skips, want)
+	}
+	h.deployer.mu.Unlock()
 	d := repo.Commit("Publish the docs", map[string]string{"index.html": "d"})
 	h.runFor(70 * time.Second)
 	if got := h.deployer.deployments(); len(got) != 3 || got[2] != "1 main "+d[:7]+" poll Publish the docs" {
@@ -223,9 +267,6 @@ func TestReconcileAtStartDeploysOnlyTheNewestHead(t *testing.T) {
 	}
 	// With reconcile.interval 0, a project that is not polled is never read again.
 	repo.Commit("third", map[string]string{"index.html": "c"})
-	if _, waiting := h.clock.Next(); !waiting {
-		t.Fatal("the poller is not waiting")
-	}
 	h.runFor(time.Hour)
 	if got := h.deployer.deployments(); len(got) != 2 {
 		t.Fatalf("reconcile.interval 0 reconciled again: %q", got)
@@ -346,7 +387,7 @@ func TestRateLimitPausesUntilReset(t *testing.T) {
 	if st.NextPollAt == nil || st.NextPollAt.Before(reset) || !strings.Contains(st.LastPollError, "rate limit") {
 		t.Fatalf("status %+v, want the next check after the reset at %s and the rate limit as the error", st, reset)
 	}
-	for h.clock.Now().Before(reset) {
+	for h.settle().Before(reset) {
 		h.step()
 	}
 	if n := len(gh.Answers()); n != 1 {
@@ -461,5 +502,202 @@ func TestUnreadableProjectListIsNotEmpty(t *testing.T) {
 	h.step()
 	if after, ok := h.poller.Status(1); !ok || !after.NextPollAt.Equal(*before.NextPollAt) {
 		t.Errorf("a failed read of the list changed the schedule: %+v, then %+v", before, after)
+	}
+}
+
+// hangingRemote returns the URL of a git daemon that accepts connections and never answers.
+func hangingRemote(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "git://" + ln.Addr().String() + "/site.git"
+}
+
+// waitForDeployment waits until want is among the deployments, failing the test if project
+// hanging has ended its check or reconciliation first.
+func (h *harness) waitForDeployment(want string, hanging int64) {
+	h.t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if slices.Contains(h.deployer.deployments(), want) {
+			return
+		}
+		if st, _ := h.poller.Status(hanging); st.LastPollError != "" {
+			h.t.Fatalf("%q waited for project %d's remote, which failed with %q first", want, hanging, st.LastPollError)
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no deployment %q: %q", want, h.deployer.deployments())
+		}
+	}
+}
+
+// TestHangingRemoteHoldsUpNoOtherProject polls a project whose remote never answers beside one
+// whose remote does: the second deploys its heads while the first hangs, and the first's check
+// ends at its timeout with an error that says so.
+func TestHangingRemoteHoldsUpNoOtherProject(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	h := &harness{projects: []poll.Project{
+		{ID: 1, Slug: "hangs", RepoURL: hangingRemote(t), Branch: "main", Poll: true},
+		{ID: 2, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true},
+	}}
+	startHarness(t, h, nil, poll.Options{Interval: time.Minute, CheckTimeout: 3 * time.Second})
+	h.waitForDeployment("2 main "+a[:7]+" reconcile first", 1)
+
+	b := repo.Commit("second", map[string]string{"index.html": "b"})
+	next := h.status(2).NextPollAt
+	h.clock.Advance(next.Sub(h.clock.Now()))
+	h.waitForDeployment("2 main "+b[:7]+" poll second", 1)
+
+	h.settle()
+	if st := h.status(1); st.LastPollError != "git ls-remote timed out after 3s" {
+		t.Errorf("status of the project whose remote hangs: %+v", st)
+	}
+}
+
+func TestFailedReconcileIsRetried(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	away := filepath.Join(t.TempDir(), "away")
+	if err := os.Rename(repo.Dir, away); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute, Reconcile: 0},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main"})
+	last := start
+	for _, wait := range []time.Duration{15 * time.Second, 30 * time.Second, time.Minute} {
+		message, retryAt, failed := h.poller.ReconcileError(1)
+		if !failed || !strings.Contains(message, "repository not found") || !retryAt.Equal(last.Add(wait)) {
+			t.Fatalf("reconcile error %q, retry at %s (%v), want a retry at %s", message, retryAt, failed, last.Add(wait))
+		}
+		for h.clock.Now().Before(retryAt) {
+			h.step()
+		}
+		last = retryAt
+	}
+	// The remote is back (the network is up): the next retry deploys the head, and the error is gone.
+	if err := os.Rename(away, repo.Dir); err != nil {
+		t.Fatal(err)
+	}
+	h.runFor(2 * time.Minute)
+	if got, want := h.deployer.deployments(), []string{"1 main " + a[:7] + " reconcile first"}; !slices.Equal(got, want) {
+		t.Fatalf("deployments %q, want %q", got, want)
+	}
+	if message, _, failed := h.poller.ReconcileError(1); failed {
+		t.Errorf("reconcile error %q after a successful reconciliation", message)
+	}
+}
+
+// TestRateLimitWaitsAtMostAnHour is answered a reset a day away: polling waits an hour, GitHub's
+// window, and the error shows the reset's date.
+func TestRateLimitWaitsAtMostAnHour(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	gh.SetRateLimit(5000, 0, start.Add(24*time.Hour))
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, githubProject(1, false))
+	st := h.status(1)
+	if st.NextPollAt == nil || st.NextPollAt.After(start.Add(time.Hour+66*time.Second)) || !strings.Contains(st.LastPollError, "resets at 2025-06-02 12:00:00 UTC") {
+		t.Fatalf("status %+v, want the next check within an hour and the reset's date", st)
+	}
+	gh.SetRateLimit(5000, 5000, start.Add(24*time.Hour))
+	h.runFor(time.Hour + 2*time.Minute)
+	if got := h.deployer.deployments(); len(got) != 1 {
+		t.Errorf("deployments an hour later: %q", got)
+	}
+}
+
+// TestSecondaryRateLimitPausesEveryProject answers one project's poll with a secondary rate limit:
+// GitHub asks for no request with the token until its Retry-After, so every project waits.
+func TestSecondaryRateLimitPausesEveryProject(t *testing.T) {
+	gh := githubtest.New(t, token)
+	other := poll.Project{ID: 2, Slug: "other", Repo: "acme/other", RepoURL: "https://github.com/acme/other.git", Branch: "main", Poll: true}
+	for _, name := range []string{"acme/site", "acme/other"} {
+		gh.AddRepo(githubtest.Repo{FullName: name, DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, githubProject(1, false), other)
+	gh.FailWith("GET /repos/acme/site/commits/main", http.StatusTooManyRequests, "You have exceeded a secondary rate limit",
+		map[string]string{"Retry-After": "600"})
+	for !strings.Contains(h.status(1).LastPollError, "rate limit") {
+		h.step()
+	}
+	until := h.clock.Now().Add(600 * time.Second)
+	if st := h.status(2); st.NextPollAt.Before(until) {
+		t.Errorf("the other project's next check at %s, before the Retry-After of the token ends at %s", st.NextPollAt, until)
+	}
+	seen := len(gh.Answers())
+	for h.settle().Before(until) {
+		h.step()
+	}
+	if answers := gh.Answers()[seen:]; len(answers) != 0 {
+		t.Errorf("requests during the Retry-After: %+v", answers)
+	}
+}
+
+// TestWatchPathsOfPolledHeads polls a project that watches docs/**: a head that changes other files
+// since the last deployed commit is skipped and reported, one that changes a watched file deploys,
+// and one whose changes cannot be read (the last deployed commit is gone from the remote) deploys.
+func TestWatchPathsOfPolledHeads(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"docs/index.md": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true, WatchPaths: []string{"docs/**"}})
+	b := repo.Commit("Tweak the code", map[string]string{"src/main.js": "b"})
+	h.runFor(70 * time.Second)
+	c := repo.Commit("Write the guide", map[string]string{"docs/guide.md": "c"})
+	h.runFor(70 * time.Second)
+	want := []string{"1 main " + a[:7] + " reconcile first", "1 main " + c[:7] + " poll Write the guide"}
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Fatalf("deployments %q, want %q", got, want)
+	}
+	h.deployer.mu.Lock()
+	if want := []string{"1 " + b[:7] + " no changed file matches watch_paths"}; !slices.Equal(h.deployer.skips, want) {
+		t.Errorf("skips reported %q, want %q", h.deployer.skips, want)
+	}
+	h.deployer.mu.Unlock()
+
+	// A force-push drops the last deployed commit: what changed cannot be told, so the head deploys.
+	repo.Git("reset", "--hard", "--quiet", a)
+	repo.Git("reflog", "expire", "--expire=now", "--all")
+	repo.Git("gc", "--prune=now", "--quiet")
+	d := repo.Commit("Rewrite the code", map[string]string{"src/other.js": "d"})
+	h.runFor(70 * time.Second)
+	if got := h.deployer.deployments(); len(got) != 3 || got[2] != "1 main "+d[:7]+" poll Rewrite the code" {
+		t.Fatalf("after a force-push: %q", got)
+	}
+}
+
+// TestHangingGitHubRequestTimesOut stalls GitHub's answer to a poll: the check ends at its timeout
+// and says so.
+func TestHangingGitHubRequestTimesOut(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute, CheckTimeout: 2 * time.Second}, githubProject(1, false))
+	gh.Stall("GET /repos/acme/site/commits/main")
+	for h.status(1).LastPollError == "" {
+		h.step()
+	}
+	if st := h.status(1); st.LastPollError != "the GitHub request for the branch head timed out after 2s" {
+		t.Errorf("status %+v", st)
 	}
 }

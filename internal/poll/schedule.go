@@ -19,7 +19,9 @@ type slot struct {
 	// next is when the next check is due.
 	next time.Time
 	// failures counts the checks that failed in a row.
-	failures  int
+	failures int
+	// github reports that the project is read through the GitHub API.
+	github    bool
 	lastPoll  time.Time
 	lastError string
 }

@@ -26,13 +26,15 @@ type source interface {
 // gitSource reads any git remote with `git ls-remote`, one call per project and check.
 type gitSource struct {
 	git Git
+	// timeout is the CheckTimeout that ends the git commands of a check.
+	timeout time.Duration
 }
 
 func (g *gitSource) heads(ctx context.Context, p Project) ([]Head, error) {
 	ref := "refs/heads/" + p.Branch
 	refs, err := g.git.LsRemote(ctx, p.RepoURL, p.Repo != "", ref)
 	if err != nil {
-		return nil, err
+		return nil, timedOut(ctx, err, "git ls-remote", g.timeout)
 	}
 	sha, ok := refs[ref]
 	if !ok {
@@ -42,7 +44,17 @@ func (g *gitSource) heads(ctx context.Context, p Project) ([]Head, error) {
 }
 
 func (g *gitSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {
-	return g.git.CommitInfo(ctx, p.RepoURL, p.Repo != "", h.Branch, h.SHA)
+	message, author, err := g.git.CommitInfo(ctx, p.RepoURL, p.Repo != "", h.Branch, h.SHA)
+	return message, author, timedOut(ctx, err, "git fetch of the head commit", g.timeout)
+}
+
+// timedOut returns err, the failure of what under ctx, or when ctx's deadline ended it (the killed
+// git process or the cancelled request says nothing of why) that what timed out after timeout.
+func timedOut(ctx context.Context, err error, what string, timeout time.Duration) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s timed out after %s", what, timeout)
+	}
+	return err
 }
 
 func (g *gitSource) pausedUntil() time.Time { return time.Time{} }
@@ -51,12 +63,18 @@ func (g *gitSource) pausedUntil() time.Time { return time.Time{} }
 // leaving the rest to the agent's other calls (imports, reports).
 const lowRate = 0.1
 
+// maxPause is the longest rate-limit pause: GitHub's primary limit is per hour, so a reset or a
+// Retry-After further away is a wrong clock or a wrong answer, not a reason to stop for a day.
+const maxPause = time.Hour
+
 // githubSource reads GitHub repositories through the REST API with conditional requests: it keeps
 // the last SHA of each branch and the ETag of each pull request listing, so an unchanged
 // repository costs no rate limit. It pauses every request while the rate limit is low or spent.
 type githubSource struct {
 	gh    *github.Client
 	clock clock.Clock
+	// timeout is the CheckTimeout that ends the requests of a check.
+	timeout time.Duration
 
 	mu sync.Mutex
 	// shas are the last SHA seen of each project's production branch, pulls the last listing of
@@ -79,9 +97,9 @@ type pullListing struct {
 	heads      []Head
 }
 
-// newGitHubSource returns a githubSource of gh.
-func newGitHubSource(gh *github.Client, c clock.Clock) *githubSource {
-	return &githubSource{gh: gh, clock: c, shas: map[int64]knownHead{}, pulls: map[int64]*pullListing{}}
+// newGitHubSource returns a githubSource of gh whose requests end after timeout.
+func newGitHubSource(gh *github.Client, c clock.Clock, timeout time.Duration) *githubSource {
+	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[int64]knownHead{}, pulls: map[int64]*pullListing{}}
 }
 
 func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, error) {
@@ -95,7 +113,7 @@ func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, error) {
 	sha, _, rate, err := g.gh.HeadSHA(ctx, owner, name, p.Branch, known.sha)
 	g.observe(rate, err)
 	if err != nil {
-		return nil, err
+		return nil, timedOut(ctx, err, "the GitHub request for the branch head", g.timeout)
 	}
 	g.mu.Lock()
 	known.sha = sha
@@ -122,7 +140,7 @@ func (g *githubSource) openPullRequests(ctx context.Context, p Project, owner, n
 	prs, newETag, changed, rate, err := g.gh.OpenPullRequests(ctx, owner, name, etag)
 	g.observe(rate, err)
 	if err != nil {
-		return nil, err
+		return nil, timedOut(ctx, err, "the GitHub request for the open pull requests", g.timeout)
 	}
 	if !changed {
 		return last.heads, nil
@@ -141,13 +159,14 @@ func (g *githubSource) commit(ctx context.Context, p Project, h Head) (string, s
 	owner, name, _ := strings.Cut(p.Repo, "/")
 	c, err := g.gh.CommitInfo(ctx, owner, name, h.SHA)
 	if err != nil {
-		return "", "", err
+		return "", "", timedOut(ctx, err, "the GitHub request for the head commit", g.timeout)
 	}
 	return c.Message, c.Author, nil
 }
 
 // observe keeps what an answer said of the rate limit and pauses polling when the limit is spent
-// (until its reset, or longer when a Retry-After asks) or below lowRate (until its reset).
+// (until its reset, or longer when a Retry-After asks) or below lowRate (until its reset), for at
+// most maxPause.
 func (g *githubSource) observe(rate github.Rate, err error) {
 	now := g.clock.Now()
 	g.mu.Lock()
@@ -167,6 +186,9 @@ func (g *githubSource) observe(rate github.Rate, err error) {
 		}
 	case rate.Limit > 0 && float64(rate.Remaining) < lowRate*float64(rate.Limit):
 		until = rate.Reset
+	}
+	if limit := now.Add(maxPause); until.After(limit) {
+		until = limit
 	}
 	g.pause = later(g.pause, until)
 }

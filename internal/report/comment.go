@@ -12,28 +12,35 @@ import (
 )
 
 // buildComment returns the report of a pull request preview's deployment d to its sticky comment:
-// building when queued, then ready with the preview's URL, or failed; nothing for the other steps,
-// nor for a deployment cancelled (a newer one, or the preview's removal, says more).
+// building when queued, then ready, failed, or skipped for a skip marker; nothing for the other
+// steps, nor for a deployment cancelled otherwise (a newer one, or the preview's removal, says
+// more). Each links the preview's URL, shown while the preview serves a build (see sendComment):
+// the alias keeps serving the previous build while an update builds, fails or is skipped.
 func (r *Reporter) buildComment(p *store.Project, d *store.Deployment) []outbox.Message {
-	var state, url string
+	var state string
 	switch d.Status {
 	case store.StatusQueued:
 		state = "⏳ Building"
 	case store.StatusDeployed:
-		state, url = "✅ Ready", r.opts.DeploymentURL(p, d)
+		state = "✅ Ready"
 	case store.StatusFailed:
 		state = "❌ " + failedDescription(d)
+	case store.StatusCancelled:
+		if !d.Skipped {
+			return nil
+		}
+		state = "⏭️ " + d.ErrorMessage
 	default:
 		return nil
 	}
-	return r.comment(p, d.PullRequest, d.Alias, d.CommitSHA, d.ID, state, url)
+	return r.comment(p, d.PullRequest, d.Alias, d.CommitSHA, d.ID, state, r.opts.DeploymentURL(p, d))
 }
 
 // AwaitingApproval returns the report to pull request n's sticky comment that its head commit sha,
 // from a fork, waits for an approval.
 func (r *Reporter) AwaitingApproval(p *store.Project, n int, alias, sha string) []outbox.Message {
 	return r.comment(p, n, alias, sha, 0,
-		fmt.Sprintf("🔒 Waiting for approval: this pull request comes from a fork. Run `miaobu preview approve %s %d` or add the `miaobu:preview` label", p.Slug, n), "")
+		fmt.Sprintf("🔒 Waiting for approval: this pull request comes from a fork. Run `miaobu preview approve %s %d --commit %s` once you have reviewed it, or add the `miaobu:preview` label", p.Slug, n, sha), "")
 }
 
 // Removed returns the report to the sticky comment of pull request n, whose preview alias was
@@ -43,7 +50,7 @@ func (r *Reporter) Removed(p *store.Project, n int, alias, sha string) []outbox.
 }
 
 // comment returns the report that makes pull request n's sticky comment say state, with the
-// preview's url (empty: none yet), the commit and, for deployment id (0: none), its log.
+// preview's url (empty: none), the commit and, for deployment id (0: none), its log.
 func (r *Reporter) comment(p *store.Project, n int, alias, sha string, id int64, state, url string) []outbox.Message {
 	if !r.reports(p, KindComment) {
 		return nil
@@ -72,10 +79,14 @@ func commentBody(s payload) string {
 }
 
 // sendComment writes a pull request's sticky comment: the one whose id its preview keeps, or the
-// one GitHub finds by its marker, or a new one, whose id the preview then keeps.
+// one GitHub finds by its marker, or a new one, whose id the preview then keeps. The preview's URL
+// is left out while the preview serves no build.
 func (r *Reporter) sendComment(ctx context.Context, m outbox.Message) error {
 	s, owner, repo, err := decode(m)
-	if err != nil || r.isPaused(s.ProjectID, KindComment) {
+	if err != nil {
+		return err
+	}
+	if err := r.held(s, KindComment); err != nil {
 		return err
 	}
 	pv, err := r.opts.Store.Preview(s.ProjectID, s.Alias)
@@ -84,6 +95,9 @@ func (r *Reporter) sendComment(ctx context.Context, m outbox.Message) error {
 	}
 	if err != nil {
 		return err
+	}
+	if pv.ActiveDeploymentID == 0 || pv.Removed() {
+		s.EnvironmentURL = "" // the alias serves nothing yet, or no longer
 	}
 	id, err := r.opts.GitHub.UpsertComment(ctx, owner, repo, s.PullRequest, pv.CommentID, github.PreviewMarker(s.Slug), commentBody(s))
 	if err != nil {

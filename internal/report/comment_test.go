@@ -50,7 +50,7 @@ func TestStickyPreviewComment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := e.comment(t, 1)
-	if !strings.Contains(ready.Body, "✅ Ready") || !strings.Contains(ready.Body, fmt.Sprintf("| Preview | https://site--%d.example.com/ |", id)) {
+	if !strings.Contains(ready.Body, "✅ Ready") || !strings.Contains(ready.Body, "| Preview | https://site--pr-12.example.com/ |") {
 		t.Errorf("comment once live: %+v", ready)
 	}
 	if pv, err := e.store.Preview(e.project.ID, "pr-12"); err != nil || pv.CommentID != ready.ID {
@@ -95,10 +95,56 @@ func TestCommentFoundAgain(t *testing.T) {
 	})
 	comments := e.gh.Comments("acme/site")
 	if comments[0].Edits != 0 || comments[1].ID != own || !strings.Contains(comments[1].Body, "🔒 Waiting for approval") ||
-		!strings.Contains(comments[1].Body, "miaobu preview approve site 7") {
+		!strings.Contains(comments[1].Body, "miaobu preview approve site 7 --commit "+sha("f")) {
 		t.Errorf("comments %+v", comments)
 	}
 	if pv, _ := e.store.Preview(e.project.ID, "pr-7"); pv.CommentID != own {
 		t.Errorf("the preview keeps comment %d, want %d", pv.CommentID, own)
+	}
+}
+
+// TestCommentRefusalShowsInSummary refuses a pull request's comment: the project's summary says
+// that comments are paused, as it does for the other kinds.
+func TestCommentRefusalShowsInSummary(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.gh.Fail("POST /repos/acme/site/issues/12/comments", 403, "Resource not accessible by personal access token")
+	e.start()
+	if _, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "pr", CommitSHA: sha("a"),
+		Branch: "feature", Alias: "pr-12", PullRequest: 12}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "comments paused", func() bool { return strings.Contains(e.log.String(), "paused") })
+	s := e.reporter.Summary(e.project)
+	if !s.Statuses || !s.Deployments || !strings.Contains(s.Note, "pull request comments paused") || !strings.Contains(s.Note, "miaobu webhook setup site") {
+		t.Errorf("Summary with comments paused = %+v", s)
+	}
+}
+
+// TestSkippedUpdateKeepsThePreviewLink skips pull request 12's second head for a skip marker: the
+// comment says so, and still links the preview, which serves the first head's build.
+func TestSkippedUpdateKeepsThePreviewLink(t *testing.T) {
+	e := newEnv(t, options{})
+	e.start()
+	update := func(c string) int64 {
+		t.Helper()
+		res, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "pr-" + c, CommitSHA: sha(c),
+			Branch: "feature", Alias: "pr-12", PullRequest: 12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.claim(t)
+		return res.DeploymentID
+	}
+	if _, err := e.store.Complete(update("a")); err != nil {
+		t.Fatal(err)
+	}
+	e.comment(t, 1)
+	if err := e.store.Skip(update("b"), "Skipped: commit message contains [skip ci]"); err != nil {
+		t.Fatal(err)
+	}
+	const link = "| Preview | https://site--pr-12.example.com/ |"
+	if skipped := e.comment(t, 3); !strings.Contains(skipped.Body, "⏭️ Skipped: commit message contains [skip ci]") ||
+		!strings.Contains(skipped.Body, link) || !strings.Contains(skipped.Body, "| Commit | `bbbbbbb` |") {
+		t.Errorf("comment of the skipped update:\n%s", skipped.Body)
 	}
 }

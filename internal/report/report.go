@@ -34,6 +34,7 @@ const (
 type Store interface {
 	Deployment(id int64) (*store.Deployment, error)
 	DeploymentsWhere(projectID int64, limit int, keep func(*store.Deployment) bool) ([]*store.Deployment, error)
+	NewestDeploymentOf(projectID int64, alias, sha string) (*store.Deployment, error)
 	SetGitHubDeployment(id, githubID int64) error
 	Preview(projectID int64, alias string) (*store.Preview, error)
 	SetPreviewComment(projectID int64, alias string, commentID int64) error
@@ -54,20 +55,34 @@ type Options struct {
 	DeploymentURL func(p *store.Project, d *store.Deployment) string
 	Store         Store
 	Log           *slog.Logger
+	// Backoff is how failed reports are retried, never given up on; DefaultBackoff when zero.
+	Backoff outbox.Backoff
 }
+
+// DefaultBackoff retries a report after 2 seconds, then twice as long each time up to 12.5 minutes
+// (10 to 15 with the outbox's jitter): a blip of GitHub delays reports by seconds, an outage of any
+// length by a quarter of an hour at most once it ends.
+var DefaultBackoff = outbox.Backoff{First: 2 * time.Second, Max: 12*time.Minute + 30*time.Second}
 
 // Reporter reports deployments to GitHub; it is safe for concurrent use.
 type Reporter struct {
 	opts Options
 
 	mu sync.Mutex
+	// worker sends the reports, and holds those of a paused kind until Resume releases them.
+	worker *outbox.Worker
 	// paused holds, for each project, the kinds of report GitHub refused since the last Resume.
 	paused map[int64]map[string]bool
+	// gone holds the GitHub deployments found deleted on GitHub, whose statuses are dropped.
+	gone map[int64]bool
 }
 
 // New returns a Reporter with opts.
 func New(opts Options) *Reporter {
-	return &Reporter{opts: opts, paused: map[int64]map[string]bool{}}
+	if opts.Backoff == (outbox.Backoff{}) {
+		opts.Backoff = DefaultBackoff
+	}
+	return &Reporter{opts: opts, paused: map[int64]map[string]bool{}, gone: map[int64]bool{}}
 }
 
 // payload is the JSON of a report message: everything its request needs, fixed when the change it
@@ -109,7 +124,7 @@ func message(kind, key string, p payload) outbox.Message {
 
 // reports reports whether kind is reported for project p: it has a repository, there is a token,
 // and kind is turned on (comments always are). A pause does not count here: a paused report is
-// dropped when its turn comes.
+// held in the outbox until the pause ends.
 func (r *Reporter) reports(p *store.Project, kind string) bool {
 	switch {
 	case p.Repo == "" || !r.opts.HasToken:
@@ -126,7 +141,6 @@ func (r *Reporter) reports(p *store.Project, kind string) bool {
 // inside the transaction of the change.
 func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Message {
 	var out []outbox.Message
-	id := strconv.FormatInt(d.ID, 10)
 	if r.reports(&p, KindStatus) {
 		state, description := commitState(&p, &d)
 		s := base(&p, &d)
@@ -142,7 +156,7 @@ func (r *Reporter) Transition(p store.Project, d store.Deployment) []outbox.Mess
 			s.EnvironmentURL = r.siteURL(&p, &d)
 		}
 		s.GitHubDeploymentID = d.GitHubDeploymentID
-		out = append(out, message(KindDeployment, KindDeployment+":"+id, s))
+		out = append(out, message(KindDeployment, deploymentKey(p.ID, s.Environment), s))
 	}
 	if d.PullRequest != 0 {
 		out = append(out, r.buildComment(&p, &d)...)
@@ -196,6 +210,10 @@ func commitState(p *store.Project, d *store.Deployment) (state, description stri
 	case store.StatusFailed:
 		return "failure", failedDescription(d)
 	case store.StatusCancelled:
+		if d.Skipped {
+			// A required check must not wait for a commit that asked not to be built.
+			return "success", d.ErrorMessage
+		}
 		return "error", cancelledDescription(d)
 	}
 	if description, ok := stepDescriptions[d.Status]; ok {
@@ -215,6 +233,9 @@ func deploymentState(p *store.Project, d *store.Deployment) (state, description 
 	case store.StatusFailed:
 		return "failure", failedDescription(d), true
 	case store.StatusCancelled:
+		if d.Skipped {
+			return "inactive", d.ErrorMessage, true
+		}
 		return "error", cancelledDescription(d), true
 	}
 	return "", "", false
@@ -264,9 +285,23 @@ func (r *Reporter) Skipped(p *store.Project, sha, reason string) []outbox.Messag
 }
 
 // statusKey orders the commit statuses of project's commit sha: GitHub keeps one per commit and
-// context, so those of every deployment of the commit are sent in turn.
+// context, so those of every deployment of the commit are sent in turn, and the last one sent is
+// what GitHub shows. A commit can be deployed to production and to previews; its status speaks
+// for production first. So, when its turn comes, a status is dropped if it is outdated: a pending
+// one of a deployment that has moved on, any of a deployment followed by a newer deployment of the
+// commit to the same environment (production, or the previews), and any of a preview of a commit
+// whose newest production deployment is deployed (a preview, even one cancelled or superseded
+// afterwards, never takes production's success away). A preview never drops a production status.
 func statusKey(project int64, sha string) string {
 	return fmt.Sprintf("%s:%d:%s", KindStatus, project, sha)
+}
+
+// deploymentKey orders the reports of project's GitHub environment: they are sent one after the
+// other, in miaobu's order, so that GitHub creates the environment's deployments and gets their
+// statuses in that order too, also when an outage delayed them, and its last success, the one it
+// shows as active, is the newest one's.
+func deploymentKey(project int64, environment string) string {
+	return fmt.Sprintf("%s:%d:%s", KindDeployment, project, environment)
 }
 
 // Inactive returns the report that deployment d, the last one of p's preview alias, is no longer
@@ -279,7 +314,7 @@ func (r *Reporter) Inactive(p *store.Project, d *store.Deployment, alias string)
 	s.State, s.Description = "inactive", "Preview removed"
 	s.Environment, s.Production, s.Transient = environment(alias)
 	s.GitHubDeploymentID = d.GitHubDeploymentID
-	return []outbox.Message{message(KindDeployment, KindDeployment+":"+strconv.FormatInt(d.ID, 10), s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }
 
 // LiveAgain returns the report that an earlier deployment d of p is live again (a rollback): a
@@ -293,10 +328,22 @@ func (r *Reporter) LiveAgain(p *store.Project, d *store.Deployment, githubID int
 	s.State, s.Description, s.LogURL = "success", fmt.Sprintf("Live again: deployment #%d", d.ID), r.page(d)
 	s.Environment, s.Production, s.Transient = environment("")
 	s.EnvironmentURL, s.GitHubDeploymentID = r.opts.LiveURL(p), githubID
-	key := fmt.Sprintf("%s:github-%d", KindDeployment, githubID)
 	if githubID == 0 {
 		s.GitHubDeploymentID = d.GitHubDeploymentID
-		key = KindDeployment + ":" + strconv.FormatInt(d.ID, 10)
 	}
-	return []outbox.Message{message(KindDeployment, key, s)}
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
+}
+
+// AlreadyDeploying returns the report to the GitHub Deployment githubID, asked for on GitHub, that
+// deployment d of p, of the same commit, is already queued or running, so that it is not built
+// twice: the GitHub Deployment becomes inactive, its log link pointing at d.
+func (r *Reporter) AlreadyDeploying(p *store.Project, d *store.Deployment, githubID int64) []outbox.Message {
+	if !r.reports(p, KindDeployment) {
+		return nil
+	}
+	s := base(p, d)
+	s.State, s.Description, s.LogURL = "inactive", fmt.Sprintf("Already deploying this commit: deployment #%d", d.ID), r.page(d)
+	s.Environment, s.Production, s.Transient = environment("")
+	s.GitHubDeploymentID = githubID
+	return []outbox.Message{message(KindDeployment, deploymentKey(p.ID, s.Environment), s)}
 }

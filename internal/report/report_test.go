@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +39,17 @@ type env struct {
 	project  *store.Project
 	log      *logtest.Buffer
 	stop     func()
+	// sendTimeout is the outbox's SendTimeout.
+	sendTimeout time.Duration
 }
 
 // options are the Reporter's options of a test, before the environment fills them.
 type options struct {
 	statuses, deployments, noToken, byHand bool
+	// backoff is how failed reports are retried: after 20 ms when zero.
+	backoff outbox.Backoff
+	// sendTimeout bounds an attempt: the outbox's default when zero.
+	sendTimeout time.Duration
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -57,11 +65,17 @@ func newEnv(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	log := &logtest.Buffer{}
-	e := &env{store: st, gh: gh, log: log, stop: func() {}}
+	e := &env{store: st, gh: gh, log: log, stop: func() {}, sendTimeout: o.sendTimeout}
+	if o.backoff == (outbox.Backoff{}) {
+		o.backoff = outbox.Backoff{First: 20 * time.Millisecond, Max: 20 * time.Millisecond}
+	}
 	e.reporter = report.New(report.Options{GitHub: client, HasToken: !o.noToken, Statuses: o.statuses, Deployments: o.deployments,
-		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)),
+		PublicURL: publicURL, Store: st, Log: slog.New(slog.NewTextHandler(log, nil)), Backoff: o.backoff,
 		LiveURL: func(*store.Project) string { return liveURL },
 		DeploymentURL: func(p *store.Project, d *store.Deployment) string {
+			if d.Alias != "" {
+				return fmt.Sprintf("https://%s--%s.example.com/", p.Slug, d.Alias) // a preview is seen at its alias
+			}
 			return fmt.Sprintf("https://%s--%d.example.com/", p.Slug, d.ID)
 		}})
 	st.OnTransition(e.reporter.Transition)
@@ -80,10 +94,10 @@ func newEnv(t *testing.T, o options) *env {
 	return e
 }
 
-// start runs an outbox worker that retries after 20 ms, until the test ends or stop.
+// start runs an outbox worker, whose reports are retried after 20 ms, until the test ends or stop.
 func (e *env) start() {
-	w := outbox.New(e.store, outbox.Options{Schedule: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond},
-		PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.log, nil))})
+	w := outbox.New(e.store, outbox.Options{PollInterval: 20 * time.Millisecond, SendTimeout: e.sendTimeout,
+		Logger: slog.New(slog.NewTextHandler(e.log, nil))})
 	e.reporter.Register(w)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -420,11 +434,11 @@ func TestServerErrorRetriedInOrder(t *testing.T) {
 func TestSupersededStatusOfTheLiveCommit(t *testing.T) {
 	e := newEnv(t, options{statuses: true})
 	first := e.push(t, "a")
-	second, err := e.store.RecordGitHubDeployment(context.Background(), store.GitHubDeployment{ProjectID: e.project.ID,
-		DeliveryID: "d-again", CommitSHA: sha("a"), Branch: "main", GitHubID: 77})
-	if err != nil {
+	again := &store.Deployment{ProjectID: e.project.ID, CommitSHA: sha("a"), Branch: "main", Trigger: store.TriggerManual}
+	if err := e.store.CreateDeployment(again); err != nil {
 		t.Fatal(err)
 	}
+	second := again.ID
 	if d, _ := e.store.Deployment(first); d.Status != store.StatusCancelled {
 		t.Fatalf("deployment #%d is %s, want superseded", first, d.Status)
 	}
@@ -462,10 +476,10 @@ func TestRateLimitWaits(t *testing.T) {
 	}
 }
 
-// TestRefusalPausesTheKind answers the first commit status with 403: it is logged once, with the
-// permission the token lacks, and no commit status is sent for the project until Resume, while
-// deployments still are.
-func TestRefusalPausesTheKind(t *testing.T) {
+// TestRefusalHoldsTheKindUntilResume answers the first commit status with 403: it is logged once,
+// with the permission the token lacks, and the commit statuses of the project wait in the outbox,
+// while deployments are still reported, until Resume sends them, in order.
+func TestRefusalHoldsTheKindUntilResume(t *testing.T) {
 	e := newEnv(t, options{statuses: true, deployments: true})
 	e.gh.Fail("POST /repos/acme/site/statuses/"+sha("a"), 403, "Resource not accessible by personal access token")
 	e.start()
@@ -481,10 +495,12 @@ func TestRefusalPausesTheKind(t *testing.T) {
 	if err := e.store.Fail(second, store.StatusFailed, "boom"); err != nil {
 		t.Fatal(err)
 	}
+	e.enqueue(t, e.reporter.Skipped(e.project, sha("d"), "first reason"))
+	e.enqueue(t, e.reporter.Skipped(e.project, sha("d"), "second reason"))
 	e.deployments(t, 2, 4)
-	waitFor(t, "an empty outbox", func() bool {
+	waitFor(t, "only the held commit statuses left in the outbox", func() bool {
 		due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
-		return err == nil && len(due) == 0 && next.IsZero()
+		return err == nil && next.IsZero() && len(due) == 3 && !slices.ContainsFunc(due, func(m outbox.Message) bool { return m.Kind != report.KindStatus })
 	})
 	if got := e.gh.Statuses("acme/site"); len(got) != 0 {
 		t.Errorf("commit statuses sent while paused: %+v", got)
@@ -499,7 +515,21 @@ func TestRefusalPausesTheKind(t *testing.T) {
 
 	e.reporter.Resume(e.project.ID)
 	third := e.push(t, "c")
-	checkStatuses(t, e.statuses(t, 1), []githubtest.Status{status("c", third, "pending", "Queued")})
+	waitFor(t, "an empty outbox", func() bool {
+		due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 0 && next.IsZero()
+	})
+	// Of each deployment the last state is sent (the pending ones are outdated by then), and the
+	// reports of commit d in the order they were made.
+	a, _ := e.store.Deployment(first)
+	live := "Live in " + time.Duration(*a.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+	got := e.gh.Statuses("acme/site")
+	slices.SortStableFunc(got, func(a, b githubtest.Status) int { return strings.Compare(a.SHA, b.SHA) })
+	checkStatuses(t, got, []githubtest.Status{
+		status("a", first, "success", live), status("b", second, "failure", "Build failed: boom"), status("c", third, "pending", "Queued"),
+		{SHA: sha("d"), State: "success", Description: "Skipped: first reason", Context: "miaobu/site"},
+		{SHA: sha("d"), State: "success", Description: "Skipped: second reason", Context: "miaobu/site"},
+	})
 	if s := e.reporter.Summary(e.project); !s.Statuses || !s.Deployments || s.Note != "" {
 		t.Errorf("Summary after Resume = %+v", s)
 	}
@@ -525,9 +555,10 @@ func TestWhatIsReported(t *testing.T) {
 			var kinds []string
 			for _, m := range e.reporter.Transition(*e.project, d) {
 				kinds = append(kinds, m.Kind)
-				want := m.Kind + ":3"
+				// GitHub keeps a status per commit, and shows an environment's last success as active.
+				want := fmt.Sprintf("%s:%d:production", m.Kind, e.project.ID)
 				if m.Kind == report.KindStatus {
-					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a")) // GitHub keeps a status per commit
+					want = fmt.Sprintf("%s:%d:%s", m.Kind, e.project.ID, sha("a"))
 				}
 				if m.Key != want {
 					t.Errorf("key %q, want %q", m.Key, want)
@@ -561,6 +592,8 @@ func TestDescriptions(t *testing.T) {
 		{store.Deployment{Status: store.StatusFailed}, false, "failure", "Build failed"},
 		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "cancelled by user"}, false, "error", "Cancelled"},
 		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "superseded by #9"}, false, "error", "Superseded by #9"},
+		{store.Deployment{Status: store.StatusCancelled, ErrorMessage: "Skipped: commit message contains [no ci]", Skipped: true}, false,
+			"success", "Skipped: commit message contains [no ci]"},
 	} {
 		tc.d.ID, tc.d.CommitSHA = 5, sha("a")
 		p := *e.project
@@ -570,6 +603,259 @@ func TestDescriptions(t *testing.T) {
 		messages := e.reporter.Transition(p, tc.d)
 		if len(messages) != 1 || !strings.Contains(string(messages[0].Payload), fmt.Sprintf(`"state":%q,"description":%q`, tc.state, tc.want)) {
 			t.Errorf("%s: %+v, want state %s and %q", tc.d.Status, messages, tc.state, tc.want)
+		}
+	}
+}
+
+// outboxEmpty waits until every report has left the outbox.
+func (e *env) outboxEmpty(t *testing.T) {
+	t.Helper()
+	waitFor(t, "an empty outbox", func() bool {
+		due, next, err := e.store.DueMessages(time.Now().Add(1000*time.Hour), 0, nil)
+		return err == nil && len(due) == 0 && next.IsZero()
+	})
+}
+
+// TestOutageOfAnyLength fails every request for longer than any schedule of retries lasts: no
+// report is given up on, and all reach GitHub once it answers again.
+func TestOutageOfAnyLength(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	e.gh.Outage(http.StatusBadGateway)
+	e.start()
+	id := e.push(t, "a")
+	e.claim(t)
+	if _, err := e.store.Complete(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "30 failed requests", func() bool { return len(e.gh.Requests()) >= 30 })
+	e.gh.Outage(0)
+	e.deployments(t, 1, 2)
+	if got := e.statuses(t, 1); got[len(got)-1].State != "success" {
+		t.Errorf("commit statuses %+v, want the success last", got)
+	}
+	if log := e.log.String(); strings.Contains(log, "giving up") {
+		t.Errorf("a report was given up on:\n%s", log)
+	}
+}
+
+// TestSuccessWakesWaitingReports fails the reports of a deployment once, so that they wait an
+// hour; as soon as another report of the kind goes through, they are sent, not an hour later.
+func TestSuccessWakesWaitingReports(t *testing.T) {
+	e := newEnv(t, options{statuses: true, backoff: outbox.Backoff{First: time.Hour, Max: time.Hour}})
+	e.gh.Outage(http.StatusServiceUnavailable)
+	e.start()
+	id := e.push(t, "a")
+	waitFor(t, "the failed attempt", func() bool {
+		due, next, err := e.store.DueMessages(time.Now(), 0, nil)
+		return err == nil && len(due) == 0 && next.After(time.Now().Add(30*time.Minute))
+	})
+	e.gh.Outage(0)
+	e.enqueue(t, e.reporter.Skipped(e.project, sha("b"), "commit message contains [skip ci]"))
+	got := e.statuses(t, 2)
+	slices.SortStableFunc(got, func(a, b githubtest.Status) int { return strings.Compare(a.SHA, b.SHA) })
+	checkStatuses(t, got, []githubtest.Status{status("a", id, "pending", "Queued"),
+		{SHA: sha("b"), State: "success", Description: "Skipped: commit message contains [skip ci]", Context: "miaobu/site"}})
+}
+
+// TestDeletedGitHubDeployment deletes a deployment's GitHub Deployment on GitHub: its later statuses
+// are dropped, logged once without talk of permissions, and the other deployments are reported.
+func TestDeletedGitHubDeployment(t *testing.T) {
+	e := newEnv(t, options{deployments: true})
+	e.start()
+	first := e.push(t, "a")
+	e.claim(t)
+	e.deployments(t, 1, 1)
+	e.gh.RemoveDeployment("acme/site", e.gh.Deployments("acme/site")[0].ID)
+	if _, err := e.store.Complete(first); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := e.store.Deployment(first)
+	e.enqueue(t, e.reporter.LiveAgain(e.project, d, 0))
+	second := e.push(t, "b")
+	e.claim(t)
+	if err := e.store.Fail(second, store.StatusFailed, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	checkDeployments(t, e.deployments(t, 1, 2), []githubtest.Deployment{production("b", second, 0,
+		githubtest.DeploymentStatus{State: "in_progress", Description: "Building", LogURL: logURL(second)},
+		githubtest.DeploymentStatus{State: "failure", Description: "Build failed: boom", LogURL: logURL(second)})})
+	e.outboxEmpty(t)
+	log := e.log.String()
+	if n := strings.Count(log, "was deleted on GitHub; its statuses are dropped"); n != 1 || strings.Contains(log, "paused") || strings.Contains(log, "repo_deployment") {
+		t.Errorf("log, which should say once that the deployment was deleted, and nothing of permissions:\n%s", log)
+	}
+	if s := e.reporter.Summary(e.project); !s.Deployments {
+		t.Errorf("Summary = %+v, want deployments reported", s)
+	}
+}
+
+// TestLostCreationAnswer makes GitHub create the deployment but lose the answer: the retry finds
+// the deployment made and reports to it instead of making a second one.
+func TestLostCreationAnswer(t *testing.T) {
+	for _, loss := range []githubtest.Loss{githubtest.Dropped, githubtest.Hung} {
+		t.Run(fmt.Sprint(loss), func(t *testing.T) {
+			e := newEnv(t, options{deployments: true, sendTimeout: time.Second})
+			e.gh.LoseAnswer("POST /repos/acme/site/deployments", loss)
+			id := e.push(t, "a")
+			e.claim(t)
+			if _, err := e.store.Complete(id); err != nil {
+				t.Fatal(err)
+			}
+			e.start()
+			e.outboxEmpty(t)
+			d, _ := e.store.Deployment(id)
+			live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+			got := e.gh.Deployments("acme/site")
+			checkDeployments(t, got, []githubtest.Deployment{production("a", id, 0,
+				githubtest.DeploymentStatus{State: "in_progress", Description: "Building", LogURL: logURL(id)},
+				githubtest.DeploymentStatus{State: "success", Description: live, EnvironmentURL: liveURL, LogURL: logURL(id)})})
+			if len(got) == 1 && d.GitHubDeploymentID != got[0].ID {
+				t.Errorf("deployment remembers GitHub deployment %d, GitHub made %d", d.GitHubDeploymentID, got[0].ID)
+			}
+		})
+	}
+}
+
+// TestRateLimitResetFarAhead answers with a primary rate limit that claims to reset in 2030: the
+// report is tried again within the hour, not in years.
+func TestRateLimitResetFarAhead(t *testing.T) {
+	e := newEnv(t, options{statuses: true})
+	reset := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.gh.FailWith("POST /repos/acme/site/statuses/"+sha("a"), http.StatusForbidden, "API rate limit exceeded",
+		map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.push(t, "a")
+	e.start()
+	var m outbox.Message
+	waitFor(t, "the limited attempt", func() bool {
+		due, _, err := e.store.DueMessages(time.Now().Add(100000*time.Hour), 0, nil)
+		if err != nil || len(due) != 1 {
+			return false
+		}
+		m = due[0]
+		return m.Attempts == 1
+	})
+	if latest := time.Now().Add(outbox.MaxRetryAfter); m.NextAttemptAt.After(latest) {
+		t.Errorf("retried at %v, after %v", m.NextAttemptAt, latest)
+	}
+}
+
+// TestRateLimit403DoesNotPause answers a commit status and a deployment with the 403s of GitHub's
+// rate limits, primary (no request left) and secondary (saying no time): neither pauses its kind,
+// both wait to be retried, the secondary one at least the minute GitHub's documentation asks for.
+func TestRateLimit403DoesNotPause(t *testing.T) {
+	e := newEnv(t, options{statuses: true, deployments: true})
+	reset := time.Now().Add(10 * time.Minute)
+	e.gh.FailWith("POST /repos/acme/site/statuses/"+sha("a"), http.StatusForbidden, "API rate limit exceeded for user ID 1.",
+		map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.gh.FailWith("POST /repos/acme/site/deployments", http.StatusForbidden,
+		"You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later.",
+		map[string]string{"X-RateLimit-Remaining": "4990", "X-RateLimit-Limit": "5000", "X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	e.push(t, "a")
+	e.claim(t)
+	e.start()
+	var due []outbox.Message
+	waitFor(t, "both reports limited once", func() bool {
+		var err error
+		due, _, err = e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+		return err == nil && len(due) == 2 && due[0].Attempts == 1 && due[1].Attempts == 1
+	})
+	for _, m := range due {
+		earliest := time.Now().Add(50 * time.Second)
+		if m.Kind == report.KindStatus {
+			earliest = reset.Add(-time.Second)
+		}
+		if m.NextAttemptAt.Before(earliest) {
+			t.Errorf("%s retried at %v, before %v", m.Kind, m.NextAttemptAt, earliest)
+		}
+	}
+	if s := e.reporter.Summary(e.project); !s.Statuses || !s.Deployments || s.Note != "" {
+		t.Errorf("Summary after rate limits = %+v", s)
+	}
+	if log := e.log.String(); strings.Contains(log, "paused") {
+		t.Errorf("a rate limit paused reporting:\n%s", log)
+	}
+}
+
+// TestPreviewOfTheLiveCommit deploys commit a to production and, while it builds, as pull request
+// 13's preview, which commit b then supersedes; then a preview branch deploys commit a too. The
+// status of commit a on GitHub must end with production's success: neither the newer preview nor
+// its "Superseded" error takes it away, whatever the order the reports go out in.
+func TestPreviewOfTheLiveCommit(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		t.Run(fmt.Sprintf("worker running %v", running), func(t *testing.T) {
+			e := newEnv(t, options{statuses: true})
+			if running {
+				e.start()
+			}
+			production := e.push(t, "a")
+			e.claim(t)
+			preview := func(c, alias string, n int) int64 {
+				t.Helper()
+				res, err := e.store.RecordPush(context.Background(), store.Push{ProjectID: e.project.ID, DeliveryID: "d-" + alias + c,
+					CommitSHA: sha(c), Branch: alias, Alias: alias, PullRequest: n})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.DeploymentID
+			}
+			preview("a", "pr-13", 13)
+			next := preview("b", "pr-13", 13)
+			if _, err := e.store.Complete(production); err != nil {
+				t.Fatal(err)
+			}
+			if d := e.claim(t); d.ID != next {
+				t.Fatalf("claimed #%d, want #%d", d.ID, next)
+			}
+			if _, err := e.store.Complete(next); err != nil {
+				t.Fatal(err)
+			}
+			branch := preview("a", "git-feature", 0)
+			e.claim(t)
+			if _, err := e.store.Complete(branch); err != nil {
+				t.Fatal(err)
+			}
+			if !running {
+				e.start()
+			}
+			waitFor(t, "an empty outbox", func() bool {
+				due, next, err := e.store.DueMessages(time.Now().Add(time.Hour), 0, nil)
+				return err == nil && len(due) == 0 && next.IsZero()
+			})
+			var onA []githubtest.Status
+			for _, s := range e.gh.Statuses("acme/site") {
+				if s.SHA == sha("a") {
+					onA = append(onA, s)
+				}
+			}
+			d, _ := e.store.Deployment(production)
+			live := "Live in " + time.Duration(*d.BuildTimeSeconds*float64(time.Second)).Round(time.Second).String()
+			if len(onA) == 0 || onA[len(onA)-1] != status("a", production, "success", live) {
+				t.Errorf("statuses of commit a end with %+v, want production's success", onA)
+			}
+		})
+	}
+}
+
+// TestDeploymentsOfAnEnvironmentInOrder fails the creation of the first of three production
+// deployments' GitHub Deployments: the others wait for it, so that GitHub creates them, and gets
+// their statuses, in miaobu's order, and shows the newest one's success last.
+func TestDeploymentsOfAnEnvironmentInOrder(t *testing.T) {
+	e := newEnv(t, options{deployments: true})
+	var ids []int64
+	for _, c := range []string{"a", "b", "c"} {
+		id := e.push(t, c)
+		e.claim(t)
+		if _, err := e.store.Complete(id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	e.gh.Fail("POST /repos/acme/site/deployments", 502, "Server Error")
+	e.start()
+	e.deployments(t, 3, 6)
+	for i, d := range e.gh.Deployments("acme/site") {
+		if want := fmt.Sprintf(`{"miaobu":{"deployment_id":%d}}`, ids[i]); d.Payload != want {
+			t.Errorf("GitHub Deployment %d is of %s, want %s", i, d.Payload, want)
 		}
 	}
 }

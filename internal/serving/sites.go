@@ -65,63 +65,173 @@ func SiteLabel(host, domain string) (label string, ok bool) {
 	return label, true
 }
 
+// IsHostName reports whether name is a plain host name in the form TLS and DNS use: lower-case
+// ASCII letters, digits and hyphens in dot-separated labels of 1 to 63 characters, 253 at most,
+// with no port, no final dot, and no last label that clients read as a number (as in 127.1 or
+// 0x7f.1, which they take for IPv4 addresses).
+func IsHostName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	labels := strings.Split(name, ".")
+	for _, label := range labels {
+		if label == "" || len(label) > trigger.MaxLabel || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return !EndsInNumber(name)
+}
+
+// EndsInNumber reports whether the last label of a host name is a number, decimal or 0x hex, which
+// makes browsers and URL parsers read the whole name as an IPv4 address.
+func EndsInNumber(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	last := name[strings.LastIndex(name, ".")+1:]
+	digits := "0123456789"
+	if hex, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		last, digits = hex, "0123456789abcdef"
+	} else if last == "" {
+		return false
+	}
+	return strings.Trim(last, digits) == ""
+}
+
+// errNotASite is the answer of find for a host that is no site's: the public URL's host, or one
+// neither under the domain nor a custom domain; its requests go to the API.
+var errNotASite = errors.New("not a site host")
+
+// unserved is the answer of find for a site host that names nothing served; it says why, in the
+// words of the 404 page.
+type unserved string
+
+func (u unserved) Error() string { return string(u) }
+
+// site is what a site host names: a project and the deployment it serves, nil when the project has
+// no live deployment yet (what then names the site in the 404 page).
+type site struct {
+	project    *store.Project
+	deployment *store.Deployment
+	what       string
+}
+
+// Serves reports whether the agent answers for name, a TLS server name or the domain of a TLS ask:
+// the public URL's host, or a site host that names a project (its own host or a custom domain), a
+// kept deployment by its id, or a preview that is up. It is the one rule of which names get a
+// certificate, and it agrees with Handler because both ask find.
+func (s *Sites) Serves(name string) (bool, error) {
+	if !IsHostName(name) {
+		return false, nil
+	}
+	if name == PublicHost(s.PublicURL) {
+		return true, nil
+	}
+	_, err := s.find(name)
+	var u unserved
+	if errors.Is(err, errNotASite) || errors.As(err, &u) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Handler serves the sites to requests whose Host is <slug>.<Domain> (the live deployment),
 // <slug>--<id>.<Domain> (that deployment), a preview's host label such as <slug>--pr-12.<Domain>
-// (the preview's live deployment) or a project's custom domain (its live deployment), on any port; every other request, and one for the public URL's own host, goes to next.
+// (the preview's live deployment) or a project's custom domain (its live deployment), on any port;
+// every other request, and one for the public URL's own host, goes to next.
 func (s *Sites) Handler(next http.Handler) http.Handler {
-	publicHost := PublicHost(s.PublicURL)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := HostName(r.Host)
-		if host == publicHost {
+		found, err := s.find(HostName(r.Host))
+		if errors.Is(err, errNotASite) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if label, ok := SiteLabel(host, s.Domain); ok {
-			s.serveSite(w, r, label)
+		if !methodAllowed(w, r) {
 			return
 		}
-		p, err := s.Store.ProjectByDomain(host)
 		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				s.Log.Error("looking up a custom domain", "host", host, "err", err)
-			}
-			next.ServeHTTP(w, r)
+			s.siteError(w, r, err, "")
 			return
 		}
-		if methodAllowed(w, r) {
-			s.serveDeployment(w, r, p, p.ActiveDeploymentID, p.Slug, false)
-		}
+		s.serveDeployment(w, r, found)
 	})
 }
 
-// serveSite serves one request for the site named by a host label: "slug", "slug--id" or a
-// preview's label.
-func (s *Sites) serveSite(w http.ResponseWriter, r *http.Request, label string) {
-	if !methodAllowed(w, r) {
-		return
+// find returns what host, a HostName, names: errNotASite for no site host, an unserved error for
+// a site host that names nothing served.
+func (s *Sites) find(host string) (*site, error) {
+	if host == PublicHost(s.PublicURL) {
+		return nil, errNotASite
+	}
+	label, ok := SiteLabel(host, s.Domain)
+	if !ok {
+		p, err := s.Store.ProjectByDomain(host)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errNotASite
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking up a custom domain: %w", err)
+		}
+		return s.live(p, p.ActiveDeploymentID, p.Slug)
 	}
 	slug, rest, qualified := strings.Cut(label, "--")
 	p, err := s.Store.ProjectBySlug(slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unserved(fmt.Sprintf("No site %s here.", slug))
+	}
 	if err != nil {
-		s.siteError(w, r, err, fmt.Sprintf("No site %s here.", slug))
-		return
+		return nil, err
 	}
-	id, what := p.ActiveDeploymentID, slug
-	if qualified {
-		if id, err = strconv.ParseInt(rest, 10, 64); err != nil {
-			pv, err := s.preview(p, label, rest)
-			if err != nil {
-				s.siteError(w, r, err, fmt.Sprintf("No deployment %s of %s here.", rest, slug))
-				return
-			}
-			if pv.Removed() {
-				http.Error(w, "404 preview removed", http.StatusNotFound)
-				return
-			}
-			id, what = pv.ActiveDeploymentID, pv.Alias+" of "+slug
+	if !qualified {
+		return s.live(p, p.ActiveDeploymentID, slug)
+	}
+	// A deployment is named by its id as written by FormatInt alone, so that one deployment has
+	// one host, not one per leading zero or sign.
+	if id, err := strconv.ParseInt(rest, 10, 64); err == nil && id > 0 && strconv.FormatInt(id, 10) == rest {
+		found, err := s.live(p, id, slug)
+		if err != nil || found.deployment.Alias == "" {
+			return found, err
 		}
+		// A removed preview's deployments are not served by their own hosts either.
+		if pv, err := s.Store.Preview(p.ID, found.deployment.Alias); err != nil || pv.Removed() {
+			return nil, unserved("404 preview removed")
+		}
+		return found, nil
 	}
-	s.serveDeployment(w, r, p, id, what, qualified && strconv.FormatInt(id, 10) == rest)
+	pv, err := s.preview(p, label, rest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unserved(fmt.Sprintf("No deployment %s of %s here.", rest, slug))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if pv.Removed() {
+		return nil, unserved("404 preview removed")
+	}
+	what := pv.Alias + " of " + slug
+	if pv.ActiveDeploymentID == 0 {
+		return nil, unserved(what + " has no live deployment yet.")
+	}
+	return s.live(p, pv.ActiveDeploymentID, what)
+}
+
+// live returns the site of deployment id of project p, 0 being none yet; the deployment must be
+// one of p's that went live.
+func (s *Sites) live(p *store.Project, id int64, what string) (*site, error) {
+	if id == 0 {
+		return &site{project: p, what: what}, nil
+	}
+	d, err := s.Store.Deployment(id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (d.ProjectID != p.ID || d.Status != store.StatusDeployed)) {
+		return nil, unserved(fmt.Sprintf("No deployment %d of %s here.", id, p.Slug))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &site{project: p, deployment: d, what: what}, nil
 }
 
 // methodAllowed answers 405 to a request that is neither GET nor HEAD and reports whether it is.
@@ -134,32 +244,16 @@ func methodAllowed(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// serveDeployment serves one request for deployment id of project p, 0 being none; what names the
-// site in the answer when there is none, and byID is set when the host named the deployment's id.
-func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store.Project, id int64, what string, byID bool) {
-	slug := p.Slug
-	if id == 0 {
-		http.Error(w, fmt.Sprintf("%s has no live deployment yet.", what), http.StatusNotFound)
+// serveDeployment serves one request for a site's deployment.
+func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, found *site) {
+	d := found.deployment
+	if d == nil {
+		http.Error(w, found.what+" has no live deployment yet.", http.StatusNotFound)
 		return
 	}
-	d, err := s.Store.Deployment(id)
-	if err == nil && (d.ProjectID != p.ID || d.Status != store.StatusDeployed) {
-		err = store.ErrNotFound
-	}
+	root, err := os.OpenRoot(s.Dir(found.project.Slug, d.ID))
 	if err != nil {
-		s.siteError(w, r, err, fmt.Sprintf("No deployment %d of %s here.", id, slug))
-		return
-	}
-	if d.Alias != "" && byID {
-		// A removed preview's deployments are not served by their own hosts either.
-		if pv, err := s.Store.Preview(p.ID, d.Alias); err != nil || pv.Removed() {
-			http.Error(w, "404 preview removed", http.StatusNotFound)
-			return
-		}
-	}
-	root, err := os.OpenRoot(s.Dir(p.Slug, d.ID))
-	if err != nil {
-		s.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", id, slug))
+		s.siteError(w, r, err, fmt.Sprintf("The files of deployment %d of %s are gone.", d.ID, found.project.Slug))
 		return
 	}
 	defer root.Close()
@@ -167,7 +261,8 @@ func (s *Sites) serveDeployment(w http.ResponseWriter, r *http.Request, p *store
 }
 
 // preview finds the preview of p whose host label is label: the alias rest itself, or, for a label
-// cut to 63 characters, the preview whose label it is.
+// cut to 63 characters, the preview whose label it is, one that is up before one taken down (whose
+// label another branch may have taken since).
 func (s *Sites) preview(p *store.Project, label, rest string) (*store.Preview, error) {
 	pv, err := s.Store.Preview(p.ID, rest)
 	if err == nil && trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
@@ -180,17 +275,31 @@ func (s *Sites) preview(p *store.Project, label, rest string) (*store.Preview, e
 	if err != nil {
 		return nil, err
 	}
+	var removed *store.Preview
 	for _, pv := range previews {
-		if trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) == label {
+		switch {
+		case trigger.HostLabel(p.Slug, pv.Alias, pv.PullRequest, pv.Branch) != label:
+		case !pv.Removed():
 			return pv, nil
+		case removed == nil:
+			removed = pv
 		}
 	}
-	return nil, store.ErrNotFound
+	if removed == nil {
+		return nil, store.ErrNotFound
+	}
+	return removed, nil
 }
 
-// siteError answers a site request that found nothing (404) or failed (500).
+// siteError answers a site request that found nothing (404, with the unserved error's words, else
+// notFound) or failed (500).
 func (s *Sites) siteError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+	var u unserved
+	if errors.As(err, &u) {
+		http.Error(w, string(u), http.StatusNotFound)
+		return
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, notFound, http.StatusNotFound)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +101,9 @@ func TestSitesByHost(t *testing.T) {
 		{"GET", "blog--1.sites.example.com", http.StatusOK, "home"},
 		{"GET", "blog--2.sites.example.com", http.StatusNotFound, "No deployment 2 of blog here.\n"},
 		{"GET", "blog--x.sites.example.com", http.StatusNotFound, "No deployment x of blog here.\n"},
+		{"GET", "blog--01.sites.example.com", http.StatusNotFound, "No deployment 01 of blog here.\n"},
+		{"GET", "blog--+1.sites.example.com", http.StatusNotFound, "No deployment +1 of blog here.\n"},
+		{"GET", "blog--0.sites.example.com", http.StatusNotFound, "No deployment 0 of blog here.\n"},
 		{"GET", "blog--pr-12.sites.example.com", http.StatusOK, "pr-12"},
 		{"GET", "blog--3.sites.example.com", http.StatusOK, "pr-12"},
 		{"GET", "blog--pr-7.sites.example.com", http.StatusNotFound, "404 preview removed\n"},
@@ -128,4 +132,140 @@ func TestSitesByHost(t *testing.T) {
 			t.Errorf("%s %s: %d %q, want %d %q", tt.method, tt.host, w.Code, w.Body, tt.code, tt.body)
 		}
 	}
+}
+
+// takenLabel is blog with two long branches whose cut host labels are the same: the preview of the
+// first was taken down, and the second's is up.
+type takenLabel struct {
+	lookup
+	previews []*store.Preview
+}
+
+func (takenLabel) Preview(int64, string) (*store.Preview, error) {
+	return nil, store.ErrNotFound
+}
+
+func (l takenLabel) Previews(int64) ([]*store.Preview, error) { return l.previews, nil }
+
+// TestCutLabelServesThePreviewThatIsUp: of two previews sharing a cut label, the one up is served,
+// whichever comes first.
+func TestCutLabelServesThePreviewThatIsUp(t *testing.T) {
+	labels := map[string]string{}
+	var first, second string
+	for n := 0; second == ""; n++ {
+		branch := longBranch + "-" + strconv.Itoa(n)
+		label := trigger.HostLabel("blog", "git-"+trigger.BranchSlug(branch), 0, branch)
+		if other, ok := labels[label]; ok {
+			first, second = other, branch
+		}
+		labels[label] = branch
+	}
+	root := t.TempDir()
+	dir := func(slug string, id int64) string { return filepath.Join(root, slug, strconv.FormatInt(id, 10)) }
+	if err := os.MkdirAll(dir("blog", 5), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir("blog", 5), "index.html"), []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := takenLabel{previews: []*store.Preview{
+		{ProjectID: 1, Alias: "git-" + trigger.BranchSlug(first), Branch: first, ActiveDeploymentID: 4, RemovedAt: &time.Time{}},
+		{ProjectID: 1, Alias: "git-" + trigger.BranchSlug(second), Branch: second, ActiveDeploymentID: 5},
+	}}
+	fake.lookup = lookup{}
+	sites := &Sites{Store: fake, Dir: dir, Domain: "sites.example.com", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := sites.Handler(http.NotFoundHandler())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://"+trigger.HostLabel("blog", fake.previews[1].Alias, 0, second)+".sites.example.com/", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "second" {
+		t.Errorf("answer %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestServesAgreesWithHandler: a name is served exactly when the handler answers its site, or it is
+// the public URL's host, and only in its plain form.
+func TestServesAgreesWithHandler(t *testing.T) {
+	sites := &Sites{Store: lookup{}, Dir: func(string, int64) string { return t.TempDir() }, Domain: "sites.example.com",
+		PublicURL: "https://deploy.example.net:8443", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"deploy.example.net", true},
+		{"blog.sites.example.com", true},
+		{"blog--1.sites.example.com", true},
+		{"blog--3.sites.example.com", true},
+		{"blog--pr-12.sites.example.com", true},
+		{trigger.HostLabel("blog", previews[0].Alias, 0, longBranch) + ".sites.example.com", true},
+		{"blog.example.org", true},
+		{"www.example.net", true},
+		{"blog--01.sites.example.com", false},
+		{"blog--0001.sites.example.com", false},
+		{"blog--+1.sites.example.com", false},
+		{"blog--0.sites.example.com", false},
+		{"blog---1.sites.example.com", false},
+		{"blog--2.sites.example.com", false},
+		{"blog--4.sites.example.com", false},
+		{"blog--pr-7.sites.example.com", false},
+		{"blog--pr-9.sites.example.com", false},
+		{"blog--pr-99.sites.example.com", false},
+		{"shop.sites.example.com", false},
+		{"a.blog.sites.example.com", false},
+		{"sites.example.com", false},
+		{"example.org", false},
+		{"BLOG.sites.example.com", false},
+		{"blog.sites.example.com.", false},
+		{"blog.sites.example.com:443", false},
+		{"127.0.0.1", false},
+		{"[::1]", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got, err := sites.Serves(tt.name); err != nil || got != tt.want {
+			t.Errorf("Serves(%q) = %v, %v; want %v", tt.name, got, err, tt.want)
+		}
+	}
+}
+
+func TestIsHostName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"example.com": true, "a-b.example": true, "xn--bcher-kva.example": true, "localhost": true, "1.example.com": true,
+		"example.com.": false, "Example.com": false, "example.com:80": false, "a..b": false, "-a.example": false,
+		"a-.example": false, "under_score.example": false, "127.0.0.1": false, "127.1": false, "0x7f.1": false,
+		"example.0x1f": false, "example.0x": false, "example.123": false, strings.Repeat("a", 64) + ".example": false,
+		strings.Repeat("a.", 127) + "a": false, "": false,
+	} {
+		if got := IsHostName(name); got != want {
+			t.Errorf("IsHostName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// FuzzServes: whatever the name, Serves answers without an error, only for plain host names, and a
+// deployment host only by its id's one spelling.
+func FuzzServes(f *testing.F) {
+	for _, seed := range []string{"blog--1.sites.example.com", "blog--01.sites.example.com", "blog--+1.sites.example.com",
+		"blog--pr-12.sites.example.com", "blog.example.org", "BLOG.sites.example.com.", "0x7f.1", "[::1]:443"} {
+		f.Add(seed)
+	}
+	sites := &Sites{Store: lookup{}, Domain: "sites.example.com", PublicURL: "https://deploy.example.net",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	f.Fuzz(func(t *testing.T, name string) {
+		ok, err := sites.Serves(name)
+		if err != nil {
+			t.Fatalf("Serves(%q): %v", name, err)
+		}
+		if !ok {
+			return
+		}
+		if !IsHostName(name) {
+			t.Fatalf("Serves(%q) though it is not a plain host name", name)
+		}
+		label, _ := SiteLabel(name, sites.Domain)
+		if _, rest, _ := strings.Cut(label, "--"); strings.Trim(rest, "0123456789") == "" && rest != "" {
+			if id, err := strconv.ParseInt(rest, 10, 64); err != nil || strconv.FormatInt(id, 10) != rest {
+				t.Fatalf("Serves(%q): deployment %q is not spelt as its id", name, rest)
+			}
+		}
+	})
 }

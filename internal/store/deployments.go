@@ -47,6 +47,13 @@ type Deployment struct {
 	NoCache bool `json:"no_cache,omitempty"`
 	// Node is the clustered agent that runs (or ran) the build; empty on a single agent.
 	Node string `json:"node,omitempty"`
+	// SkipMarkers says the commit's message was unknown when the deployment was made (a pull
+	// request's update that GitHub did not tell about): the build reads it from the clone and
+	// cancels the deployment when it has a skip marker.
+	SkipMarkers bool `json:"skip_markers,omitempty"`
+	// Skipped marks a deployment that its build cancelled for a skip marker in its commit's message
+	// (Skip): ErrorMessage says which, and GitHub hears of it as a skip, not as a cancellation.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // DetectedSettings are the build settings detection found in a commit: what a build uses wherever
@@ -74,6 +81,10 @@ const (
 	StatusCancelled  Status = "cancelled"
 )
 
+// Statuses lists every deployment status, in the order of StatusQueued to StatusCancelled.
+var Statuses = []Status{StatusQueued, StatusCloning, StatusInstalling, StatusBuilding, StatusUploading, StatusPurging,
+	StatusDeployed, StatusFailed, StatusCancelled}
+
 // Trigger is what created a deployment; the values are the API's.
 type Trigger string
 
@@ -92,6 +103,12 @@ const (
 	// TriggerGitHubDeployment is a deployment asked for on GitHub (a deployment event).
 	TriggerGitHubDeployment Trigger = "github_deployment"
 )
+
+// chosen reports whether a deployment of this trigger is of a commit that a user picked, rather than
+// the head of its branch: a manual deployment or a GitHub deployment event.
+func (t Trigger) chosen() bool {
+	return t == TriggerManual || t == TriggerGitHubDeployment
+}
 
 // Terminal reports whether the deployment has finished, successfully or not.
 func (d *Deployment) Terminal() bool { return IsTerminal(d.Status) }
@@ -266,6 +283,11 @@ func (s *Store) finish(tx *bolt.Tx, id int64, status Status, message string, now
 	if err != nil {
 		return err
 	}
+	return s.finishDeployment(tx, d, status, message, now)
+}
+
+// finishDeployment is finish of d, loaded from tx.
+func (s *Store) finishDeployment(tx *bolt.Tx, d *Deployment, status Status, message string, now time.Time) error {
 	if d.Terminal() {
 		return ErrFinished
 	}
@@ -374,6 +396,21 @@ func (s *Store) DeploymentsWhere(projectID int64, limit int, keep func(*Deployme
 	return out, err
 }
 
+// NewestDeploymentOf returns the newest deployment of commit sha to project's alias ("" for
+// production), ErrNotFound when there is none left.
+func (s *Store) NewestDeploymentOf(projectID int64, alias, sha string) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		id := bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, sha))
+		if id == nil {
+			return ErrNotFound
+		}
+		d, err = loadDeployment(tx, btoi(id))
+		return err
+	})
+	return d, err
+}
+
 // ClaimNext takes the oldest queued deployment whose project is not busy, marks it cloning and
 // returns it; it returns nil when there is nothing to claim.
 func (s *Store) ClaimNext(busy func(projectID int64) bool) (*Deployment, error) {
@@ -477,6 +514,20 @@ func (s *Store) RecordDetected(id int64, detected DetectedSettings) error {
 func (s *Store) Fail(id int64, status Status, message string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return s.finish(tx, id, status, message, time.Now().UTC())
+	})
+}
+
+// Skip ends a deployment whose build found a skip marker in its commit's message: cancelled, marked
+// Skipped, with message ("Skipped: commit message contains [skip ci]"). It returns ErrFinished for
+// a deployment that has finished.
+func (s *Store) Skip(id int64, message string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		d, err := loadDeployment(tx, id)
+		if err != nil {
+			return err
+		}
+		d.Skipped = true
+		return s.finishDeployment(tx, d, StatusCancelled, message, time.Now().UTC())
 	})
 }
 

@@ -10,7 +10,9 @@ import (
 // HeadMissing reports whether commit sha, the head of branch, needs a production deployment: none
 // of its production deployments is queued, running or live, and the newest production deployment
 // of the branch is not of it either (that one was tried and failed, was cancelled, or was rolled
-// back from; a push or a manual deployment tries it again, reconciliation does not).
+// back from; a push or a manual deployment tries it again, reconciliation does not). Deployments of
+// other commits that a user chose (manual, or by a GitHub deployment event) are passed over, like
+// a rollback: the head they replaced stays replaced until the branch moves on.
 func (s *Store) HeadMissing(projectID int64, branch, sha string) (bool, error) {
 	missing := false
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
@@ -35,7 +37,7 @@ func headMissing(tx *bolt.Tx, projectID int64, branch, sha string) (bool, error)
 		if err := get(deployments, k[8:], &d); err != nil {
 			return false, err
 		}
-		if d.Alias != "" || d.Branch != branch {
+		if d.Alias != "" || d.Branch != branch || (d.CommitSHA != sha && d.Trigger.chosen()) {
 			return true, nil
 		}
 		missing = d.CommitSHA != sha

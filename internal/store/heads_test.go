@@ -108,3 +108,33 @@ func TestHeadsFoundByPollingMoveTheBranch(t *testing.T) {
 		t.Errorf("a replay of b's delivery after polling deployed c: %+v, want stale", replay)
 	}
 }
+
+// TestHeadMissingAfterAChosenCommit deploys an older commit of the production branch by hand (or by
+// a GitHub deployment event), which is a choice like a rollback: the head it replaced is not missing
+// until the branch moves on.
+func TestHeadMissingAfterAChosenCommit(t *testing.T) {
+	for _, chosen := range []Trigger{TriggerManual, TriggerGitHubDeployment} {
+		t.Run(string(chosen), func(t *testing.T) {
+			s, _ := openTest(t)
+			p := newProject(t, s, "site")
+			deployHead(t, s, p, "a")
+			run(t, s, StatusDeployed)
+			deployHead(t, s, p, "b")
+			run(t, s, StatusDeployed)
+			if err := s.CreateDeployment(&Deployment{ProjectID: p.ID, CommitSHA: sha("a"), Branch: "main", Trigger: chosen}); err != nil {
+				t.Fatal(err)
+			}
+			run(t, s, StatusDeployed)
+			if m, err := s.HeadMissing(p.ID, "main", sha("b")); err != nil || m {
+				t.Fatalf("the head replaced by a %s deployment of an older commit is missing: %v %v", chosen, m, err)
+			}
+			if _, created := deployHead(t, s, p, "b"); created {
+				t.Fatal("reconciliation redeployed the head replaced by the chosen commit")
+			}
+			// A new head deploys, as after a rollback.
+			if _, created := deployHead(t, s, p, "c"); !created {
+				t.Fatal("a new head after the chosen commit was not deployed")
+			}
+		})
+	}
+}

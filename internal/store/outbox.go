@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,4 +78,65 @@ func (s *Store) RetryMessage(id int64, next time.Time, lastError string) error {
 // DeleteMessage removes message id from the outbox; removing a message that is gone is no error.
 func (s *Store) DeleteMessage(id int64) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return bucket(tx, outboxBucket).Delete(itob(id)) })
+}
+
+// WakeMessages makes every message of kind that waits for a retry after now due at now, keeping
+// its count of failed attempts.
+func (s *Store) WakeMessages(kind string, now time.Time) error {
+	return s.updateMessages(func(m *outbox.Message) bool {
+		if m.Kind != kind || !m.NextAttemptAt.After(now) {
+			return false
+		}
+		m.NextAttemptAt = now.UTC()
+		return true
+	})
+}
+
+// CapRetries moves every message due later than now plus longest(its kind) to that time: a wait
+// recorded from a bogus answer (a rate limit said to reset years ahead) or a changed schedule
+// ends within what the worker would wait today.
+func (s *Store) CapRetries(now time.Time, longest func(kind string) time.Duration) error {
+	return s.updateMessages(func(m *outbox.Message) bool {
+		latest := now.Add(longest(m.Kind))
+		if !m.NextAttemptAt.After(latest) {
+			return false
+		}
+		m.NextAttemptAt = latest.UTC()
+		return true
+	})
+}
+
+// updateMessages rewrites, in one transaction, every message of the outbox that change changes
+// (returning true); it writes nothing when change changes none.
+func (s *Store) updateMessages(change func(m *outbox.Message) bool) error {
+	var changed []outbox.Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return iterate(bucket(tx, outboxBucket), nil, func(_ []byte, m outbox.Message) (bool, error) {
+			if change(&m) {
+				changed = append(changed, m)
+			}
+			return true, nil
+		})
+	})
+	if err != nil || len(changed) == 0 {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := bucket(tx, outboxBucket)
+		for _, m := range changed {
+			var current outbox.Message
+			switch err := get(b, itob(m.ID), &current); {
+			case errors.Is(err, ErrNotFound):
+				continue // sent or given up since it was read
+			case err != nil:
+				return err
+			case current.Attempts != m.Attempts:
+				continue // tried again since it was read: its new time stands
+			}
+			if err := put(b, itob(m.ID), &m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -2,11 +2,13 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/miaobu/miaobu/internal/event"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // Deployment environments: production deploys the project's default branch, a preview one alias.
@@ -65,11 +67,33 @@ type PreviewHead struct {
 	SHA         string
 }
 
+// AliasTakenError is the refusal of a branch's head for a preview whose alias, or host label,
+// belongs to another branch: branches whose slugs collide (feature/a and feature/a-), or whose
+// cut labels share their hash, do not share a preview.
+type AliasTakenError struct {
+	// Alias is the owner's preview alias, Branch the owner.
+	Alias, Branch string
+}
+
+// Error says which branch holds the preview.
+func (e *AliasTakenError) Error() string {
+	return fmt.Sprintf("preview %s belongs to branch '%s'", e.Alias, e.Branch)
+}
+
 // notePreviewHead creates or updates the preview alias of a project inside tx with a new head; a
-// preview taken down comes back up.
+// preview taken down comes back up. A branch's head is refused with an *AliasTakenError when
+// another branch's preview that is up has the alias or the same host label: an alias belongs to
+// the first branch that deployed to it until its preview is taken down.
 func notePreviewHead(tx *bolt.Tx, projectID int64, alias string, head PreviewHead, now time.Time) (*Preview, error) {
+	if head.PullRequest == 0 {
+		if err := checkBranchOwner(tx, projectID, alias, head.Branch); err != nil {
+			return nil, err
+		}
+	}
 	p, err := loadPreview(tx, projectID, alias)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || err == nil && p.Branch != head.Branch && head.PullRequest == 0 {
+		// A branch taking over the alias of another one, deleted or removed, starts afresh: the
+		// alias serves none of the other branch's deployments.
 		p, err = &Preview{ProjectID: projectID, Alias: alias, CreatedAt: now}, nil
 	}
 	if err != nil {
@@ -77,6 +101,29 @@ func notePreviewHead(tx *bolt.Tx, projectID int64, alias string, head PreviewHea
 	}
 	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
 	return p, savePreview(tx, p)
+}
+
+// checkBranchOwner returns an *AliasTakenError when a branch preview of the project that is up and
+// belongs to another branch than branch has alias, or the host label alias of branch would have.
+func checkBranchOwner(tx *bolt.Tx, projectID int64, alias, branch string) error {
+	var project Project
+	if err := get(bucket(tx, projectsBucket), itob(projectID), &project); err != nil {
+		return err
+	}
+	label := trigger.HostLabel(project.Slug, alias, 0, branch)
+	var taken error
+	err := iterate(bucket(tx, previewsBucket), itob(projectID), func(_ []byte, pv Preview) (bool, error) {
+		if pv.PullRequest == 0 && !pv.Removed() && pv.Branch != branch &&
+			(pv.Alias == alias || trigger.HostLabel(project.Slug, pv.Alias, 0, pv.Branch) == label) {
+			taken = &AliasTakenError{Alias: pv.Alias, Branch: pv.Branch}
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	return taken
 }
 
 // Preview returns a project's preview with the given alias.
@@ -117,60 +164,110 @@ func (s *Store) SetPreviewComment(projectID int64, alias string, commentID int64
 }
 
 // RemovePreview takes a preview down at once: its alias serves nothing from now on, its queued and
-// running deployments are cancelled and its commits no longer count as deployed, so that a reopened
-// pull request or a branch pushed again builds again. It returns the preview as it was before and the cancelled deployments;
-// removing a preview already removed changes nothing.
+// running deployments are cancelled and its commits no longer count as queued, running or live,
+// so that a reopened pull request or a branch pushed again builds again. It returns the preview as
+// it was before and the cancelled deployments; removing a preview already removed changes nothing.
 func (s *Store) RemovePreview(projectID int64, alias, reason string) (*Preview, []*Deployment, error) {
 	var (
 		before    *Preview
 		cancelled []*Deployment
 	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		p, err := loadPreview(tx, projectID, alias)
-		if err != nil {
-			return err
-		}
-		copied := *p
-		before = &copied
-		if p.Removed() {
-			return nil
-		}
-		now := time.Now().UTC()
-		p.RemovedAt = &now
-		if err := savePreview(tx, p); err != nil {
-			return err
-		}
-		if err := s.notifyRemoved(tx, p, now); err != nil {
-			return err
-		}
-		for _, index := range [][]byte{queuedBucket, runningBucket} {
-			unfinished, err := aliasDeployments(tx, index, projectID, alias)
-			if err != nil {
-				return err
-			}
-			for _, d := range unfinished {
-				if err := s.finish(tx, d.ID, StatusCancelled, reason, now); err != nil {
-					return err
-				}
-				if d, err = loadDeployment(tx, d.ID); err != nil {
-					return err
-				}
-				cancelled = append(cancelled, d)
-			}
-		}
-		// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
-		// deploy it afresh, neither as a duplicate nor as a stale delivery.
-		for _, index := range [][]byte{commitsBucket, deployedCommitsBucket} {
-			if err := deletePrefix(bucket(tx, index), aliasCommitsPrefix(projectID, alias)); err != nil {
-				return err
-			}
-		}
-		if p.PullRequest == 0 {
-			return bucket(tx, branchHeadsBucket).Delete(branchKey(projectID, p.Branch))
-		}
-		return nil
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		before, cancelled, err = s.removePreview(tx, projectID, alias, reason)
+		return err
 	})
 	return before, cancelled, err
+}
+
+// DeletedHead is the head recorded for a deleted branch: the all-zero SHA of a deletion's push.
+const DeletedHead = "0000000000000000000000000000000000000000"
+
+// ErrStaleDeletion is returned by DeleteBranch for a replayed old deletion: the branch was pushed
+// again since, from another commit than the one deleted.
+var ErrStaleDeletion = errors.New("the branch has moved on since its deletion")
+
+// DeleteBranch records that a preview branch was deleted at commit last (the deletion's before),
+// so that a replayed push of a commit its alias had before is stale (see RecordPush), and takes the
+// alias down like RemovePreview when the branch owns it. It returns the preview as it was before,
+// nil when the alias has none; one whose Branch is another is not touched. The cancelled
+// deployments come with it. A deletion whose last commit the alias deployed but is not the
+// branch's last pushed head is a replay from before the branch was pushed again: it changes
+// nothing and returns ErrStaleDeletion.
+func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string) (*Preview, []*Deployment, error) {
+	var (
+		before    *Preview
+		cancelled []*Deployment
+	)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if bucket(tx, projectsBucket).Get(itob(projectID)) == nil {
+			return ErrNotFound
+		}
+		head := string(bucket(tx, branchHeadsBucket).Get(branchKey(projectID, branch)))
+		if head != "" && head != DeletedHead && head != last &&
+			bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, last)) != nil {
+			return ErrStaleDeletion
+		}
+		pv, err := loadPreview(tx, projectID, alias)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		case pv.PullRequest == 0 && pv.Branch == branch:
+			if before, cancelled, err = s.removePreview(tx, projectID, alias, reason); err != nil {
+				return err
+			}
+		default:
+			before = pv
+		}
+		return bucket(tx, branchHeadsBucket).Put(branchKey(projectID, branch), []byte(DeletedHead))
+	})
+	return before, cancelled, err
+}
+
+// removePreview is RemovePreview inside tx.
+func (s *Store) removePreview(tx *bolt.Tx, projectID int64, alias, reason string) (*Preview, []*Deployment, error) {
+	p, err := loadPreview(tx, projectID, alias)
+	if err != nil {
+		return nil, nil, err
+	}
+	before := *p
+	if p.Removed() {
+		return &before, nil, nil
+	}
+	now := time.Now().UTC()
+	p.RemovedAt = &now
+	if err := savePreview(tx, p); err != nil {
+		return nil, nil, err
+	}
+	if err := s.notifyRemoved(tx, p, now); err != nil {
+		return nil, nil, err
+	}
+	var cancelled []*Deployment
+	for _, index := range [][]byte{queuedBucket, runningBucket} {
+		unfinished, err := aliasDeployments(tx, index, projectID, alias)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, d := range unfinished {
+			if err := s.finish(tx, d.ID, StatusCancelled, reason, now); err != nil {
+				return nil, nil, err
+			}
+			if d, err = loadDeployment(tx, d.ID); err != nil {
+				return nil, nil, err
+			}
+			cancelled = append(cancelled, d)
+		}
+	}
+	// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
+	// deploy it afresh, not as a duplicate; deployed_commits stays, for the stale rule after a
+	// branch's deletion.
+	if err := deletePrefix(bucket(tx, commitsBucket), aliasCommitsPrefix(projectID, alias)); err != nil {
+		return nil, nil, err
+	}
+	if p.PullRequest == 0 {
+		return &before, cancelled, bucket(tx, branchHeadsBucket).Delete(branchKey(projectID, p.Branch))
+	}
+	return &before, cancelled, nil
 }
 
 // notifyRemoved enqueues inside tx the notifications that preview p, just taken down, is removed,

@@ -199,14 +199,25 @@ func TestRemovePreview(t *testing.T) {
 		t.Fatalf("removing an unknown preview: %v", err)
 	}
 
-	// A late update of the closed pull request leaves the alias down; reopened with the same head,
-	// the commit builds again, and the alias is up again.
+	// A late update of the closed pull request leaves the alias down; reopened with the head it was
+	// closed at, the commit builds again, and the alias is up again.
 	if late := pushTo(t, s, p, "pr-3", 3, "a"); !late.Closed || late.DeploymentID != 0 || !preview(t, s, p, "pr-3").Removed() {
 		t.Fatalf("late update: %+v", late)
 	}
-	reopened, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "reopened", CommitSHA: sha("a"),
-		Branch: "feature", Alias: "pr-3", PullRequest: 3, Reopen: true})
-	if err != nil || reopened.Duplicate || reopened.DeploymentID <= prod.DeploymentID || reopened.Preview.Removed() {
+	reopen := func(c string) PushResult {
+		t.Helper()
+		res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "reopened-" + c, CommitSHA: sha(c),
+			Branch: "feature", Alias: "pr-3", PullRequest: 3, Reopen: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// Reopened at a commit it had before the head it was closed at: a replay.
+	if replay := reopen("a"); !replay.Stale || replay.DeploymentID != 0 || !preview(t, s, p, "pr-3").Removed() {
+		t.Fatalf("replayed reopen: %+v", replay)
+	}
+	if reopened := reopen("b"); reopened.Duplicate || reopened.DeploymentID <= prod.DeploymentID || reopened.Preview.Removed() {
 		t.Fatalf("reopened: %+v", reopened)
 	}
 }
@@ -241,6 +252,17 @@ func TestHoldAndApproveForkHeads(t *testing.T) {
 	}
 	if deliveries, _ := s.Deliveries(p.ID, 0); len(deliveries) != 1 {
 		t.Fatalf("an approval through the API recorded a delivery: %+v", deliveries)
+	}
+	// The fork pushes g: an approval of f, read before, approves nothing and leaves g held.
+	if _, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: "fork-2", CommitSHA: sha("e"), Before: sha("f"),
+		Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApprovePreview(approve); !errors.Is(err, ErrHeadMoved) {
+		t.Fatalf("approving a commit that is no longer the head: %v", err)
+	}
+	if pv := preview(t, s, p, "pr-7"); pv.HeadSHA != sha("e") || pv.ApprovedSHA != sha("f") {
+		t.Fatalf("preview after the refused approval: %+v", pv)
 	}
 	approve.ProjectID = 999
 	if _, err := s.ApprovePreview(approve); !errors.Is(err, ErrNotFound) {
@@ -390,5 +412,56 @@ func TestStaleRulePerAlias(t *testing.T) {
 	}
 	if again := toFeature("0", "a"); again.Stale || again.Duplicate || again.DeploymentID == 0 || again.Preview.Removed() {
 		t.Fatalf("the branch created again at a: %+v", again)
+	}
+}
+
+// TestManualDeployRespectsAliasOwner: a manual deployment of a branch whose alias another branch's
+// preview holds is refused, naming the owner; the owner's preview keeps its head.
+func TestManualDeployRespectsAliasOwner(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	owner := &Deployment{ProjectID: p.ID, CommitSHA: sha("a"), Branch: "feature/a", Trigger: TriggerManual, Alias: "git-feature-a"}
+	if err := s.CreateDeployment(owner); err != nil {
+		t.Fatal(err)
+	}
+	other := &Deployment{ProjectID: p.ID, CommitSHA: sha("b"), Branch: "Feature/A", Trigger: TriggerManual, Alias: "git-feature-a"}
+	var taken *AliasTakenError
+	if err := s.CreateDeployment(other); !errors.As(err, &taken) || taken.Branch != "feature/a" || taken.Alias != "git-feature-a" {
+		t.Fatalf("deploying another branch to the alias: %v", err)
+	}
+	if pv := preview(t, s, p, "git-feature-a"); pv.Branch != "feature/a" || pv.HeadSHA != sha("a") {
+		t.Fatalf("preview %+v", pv)
+	}
+}
+
+// TestAliasTakenOverAfterDeletion: once the owner branch is deleted, another branch with the same
+// alias takes it, and the alias serves nothing of the old owner's until the new branch's build is
+// live.
+func TestAliasTakenOverAfterDeletion(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	pushBranch := func(branch, c string) PushResult {
+		t.Helper()
+		res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, DeliveryID: branch + c, CommitSHA: sha(c),
+			Before: DeletedHead, Branch: branch, Alias: "git-feature-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	complete(t, s, pushBranch("feature/a", "a").DeploymentID)
+	if taken := pushBranch("feature/a-", "b"); taken.Taken == nil || taken.Taken.Branch != "feature/a" || taken.DeploymentID != 0 {
+		t.Fatalf("push of the other branch: %+v", taken)
+	}
+	if before, _, err := s.DeleteBranch(p.ID, "feature/a-", sha("b"), "git-feature-a", "branch deleted"); err != nil || before.Branch != "feature/a" ||
+		preview(t, s, p, "git-feature-a").Removed() {
+		t.Fatalf("deleting the other branch: %+v %v", before, err)
+	}
+	if _, _, err := s.DeleteBranch(p.ID, "feature/a", sha("a"), "git-feature-a", "branch deleted"); err != nil {
+		t.Fatal(err)
+	}
+	res := pushBranch("feature/a-", "c")
+	if res.Taken != nil || res.DeploymentID == 0 || res.Preview.Branch != "feature/a-" || res.Preview.ActiveDeploymentID != 0 {
+		t.Fatalf("the other branch after the owner's deletion: %+v %+v", res, res.Preview)
 	}
 }

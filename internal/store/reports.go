@@ -68,32 +68,59 @@ type GitHubDeployment struct {
 	RemoteAddr string
 }
 
-// RecordGitHubDeployment durably records a deployment asked for on GitHub: a new queued deployment
-// of its commit, without the duplicate check (as `miaobu deploy`), and the delivery. It returns the
-// deployment's id once the group commit is on disk.
-func (s *Store) RecordGitHubDeployment(ctx context.Context, g GitHubDeployment) (int64, error) {
-	var id int64
+// GitHubDeploymentResult says what RecordGitHubDeployment did.
+type GitHubDeploymentResult struct {
+	// DeploymentID is the deployment created, or the one of the same commit that is queued,
+	// running or live for production (Duplicate), or the one that handled the GitHub deployment
+	// before (Handled).
+	DeploymentID int64
+	// Duplicate says a deployment of the commit was queued, running or live for production, so
+	// none was created, as for a push; the GitHub deployment now counts as handled by it.
+	Duplicate bool
+	// Handled says the GitHub deployment was acted on before (a replayed event): nothing changed.
+	Handled bool
+}
+
+// RecordGitHubDeployment durably records a deployment asked for on GitHub and its delivery: a new
+// queued production deployment of its commit, unless the GitHub deployment was handled before or,
+// by the duplicate rule of pushes, a deployment of the commit is queued, running or live for
+// production. It returns once the group commit is on disk.
+func (s *Store) RecordGitHubDeployment(ctx context.Context, g GitHubDeployment) (GitHubDeploymentResult, error) {
+	var res GitHubDeploymentResult
+	projectGone := false
 	err := s.groupCommit(ctx, func(tx *bolt.Tx, now time.Time) error {
+		res = GitHubDeploymentResult{}
 		if bucket(tx, projectsBucket).Get(itob(g.ProjectID)) == nil {
-			id = 0 // deleted since the handler read it; failing here would fail the whole group
+			projectGone = true // deleted since the handler read it; failing here would fail the whole group
 			return nil
 		}
-		d := &Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch, Trigger: TriggerGitHubDeployment,
-			DeliveryID: g.DeliveryID, GitHubDeploymentID: g.GitHubID}
-		if err := s.createDeployment(tx, d, now); err != nil {
+		delivery := &Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID, Outcome: OutcomeSuccess,
+			ReceivedAt: now, RemoteAddr: g.RemoteAddr}
+		if v := bucket(tx, githubDeploymentsBucket).Get(pairKey(g.ProjectID, g.GitHubID)); v != nil {
+			res.DeploymentID, res.Handled = btoi(v), true
+			delivery.Outcome = OutcomeIgnored
+			return addDelivery(tx, delivery)
+		}
+		if v := bucket(tx, commitsBucket).Get(commitKey(g.ProjectID, "", g.CommitSHA)); v != nil {
+			res.DeploymentID, res.Duplicate = btoi(v), true
+			delivery.Outcome, delivery.DeploymentID = OutcomeSkipped, res.DeploymentID
+		} else {
+			d := &Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch, Trigger: TriggerGitHubDeployment,
+				DeliveryID: g.DeliveryID, GitHubDeploymentID: g.GitHubID}
+			if err := s.createDeployment(tx, d, now); err != nil {
+				return err
+			}
+			res.DeploymentID, delivery.DeploymentID = d.ID, d.ID
+		}
+		if err := handleGitHubDeployment(tx, g.ProjectID, g.GitHubID, res.DeploymentID); err != nil {
 			return err
 		}
-		id = d.ID
-		if err := handleGitHubDeployment(tx, g.ProjectID, g.GitHubID, d.ID); err != nil {
-			return err
-		}
-		return addDelivery(tx, &Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID, Outcome: OutcomeSuccess,
-			DeploymentID: d.ID, ReceivedAt: now, RemoteAddr: g.RemoteAddr})
+		return addDelivery(tx, delivery)
 	})
-	if err == nil && id == 0 {
+	if err == nil && projectGone {
 		err = ErrNotFound
 	}
-	return id, err
+	return res, err
 }
 
 // HandleGitHubDeployment records that project's GitHub deployment githubID was acted on by

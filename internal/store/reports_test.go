@@ -83,6 +83,34 @@ func TestTransitionReportCommitsWithTheChange(t *testing.T) {
 	}
 }
 
+// TestSkipIsAReportedCancellation: a deployment its build skipped for a marker ends cancelled,
+// marked Skipped in the report of that change, and releases its commit like any cancellation.
+func TestSkipIsAReportedCancellation(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	id := pushTo(t, s, p, "pr-2", 2, "a").DeploymentID
+	s.OnTransition(func(p Project, d Deployment) []outbox.Message {
+		payload := fmt.Sprintf(`{"status":%q,"skipped":%t,"message":%q}`, d.Status, d.Skipped, d.ErrorMessage)
+		return []outbox.Message{{Kind: "test", Key: "k", Payload: json.RawMessage(payload)}}
+	})
+	const message = "Skipped: commit message contains [ci skip]"
+	if err := s.Skip(id, message); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Deployment(id); err != nil || d.Status != StatusCancelled || !d.Skipped || d.ErrorMessage != message || d.FinishedAt == nil {
+		t.Errorf("deployment %+v, %v", d, err)
+	}
+	if got, want := outboxPayloads(t, s), []string{`{"status":"cancelled","skipped":true,"message":"` + message + `"}`}; !slices.Equal(got, want) {
+		t.Errorf("reports %q, want %q", got, want)
+	}
+	if err := s.Skip(id, message); !errors.Is(err, ErrFinished) {
+		t.Errorf("Skip of a finished deployment: %v", err)
+	}
+	if again := pushTo(t, s, p, "pr-2", 2, "a"); again.Duplicate {
+		t.Errorf("the skipped deployment still holds its commit: %+v", again)
+	}
+}
+
 func TestSetGitHubDeployment(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "site")
@@ -104,15 +132,17 @@ func TestSetGitHubDeployment(t *testing.T) {
 func TestRecordGitHubDeployment(t *testing.T) {
 	s, _ := openTest(t)
 	p := newProject(t, s, "site")
-	live := push(t, s, p, "a").DeploymentID
+	queued := push(t, s, p, "a").DeploymentID
 	ctx := context.Background()
-	id, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID, DeliveryID: "guid-1", CommitSHA: sha("a"), Branch: "main", GitHubID: 55})
+	res, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID, DeliveryID: "guid-1", CommitSHA: sha("b"), Branch: "main", GitHubID: 55})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := res.DeploymentID
 	d, err := s.Deployment(id)
-	if err != nil || id == live || d.Trigger != TriggerGitHubDeployment || d.GitHubDeploymentID != 55 || d.CommitSHA != sha("a") || d.Status != StatusQueued {
-		t.Fatalf("deployment %d: %+v, %v; want a new queued github_deployment of commit a reported to 55", id, d, err)
+	if err != nil || res.Duplicate || res.Handled || d.Trigger != TriggerGitHubDeployment || d.GitHubDeploymentID != 55 ||
+		d.CommitSHA != sha("b") || d.Status != StatusQueued {
+		t.Fatalf("deployment %+v (%+v), %v; want a new queued github_deployment of commit b reported to 55", d, res, err)
 	}
 	deliveries, err := s.Deliveries(p.ID, 1)
 	if err != nil || len(deliveries) != 1 || deliveries[0].Event != "deployment" || deliveries[0].DeploymentID != id || deliveries[0].Outcome != OutcomeSuccess {
@@ -121,7 +151,7 @@ func TestRecordGitHubDeployment(t *testing.T) {
 	if _, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID + 1, CommitSHA: sha("b"), GitHubID: 56}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("for a missing project: %v", err)
 	}
-	if err := s.HandleGitHubDeployment(p.ID, 57, live); err != nil {
+	if err := s.HandleGitHubDeployment(p.ID, 57, queued); err != nil {
 		t.Fatal(err)
 	}
 	for githubID, want := range map[int64]bool{55: true, 56: false, 57: true} {
@@ -134,6 +164,36 @@ func TestRecordGitHubDeployment(t *testing.T) {
 	}
 	if handled, err := s.HandledGitHubDeployment(p.ID, 55); err != nil || handled {
 		t.Errorf("GitHub deployment 55 of the deleted project handled %v, %v", handled, err)
+	}
+}
+
+// TestRecordGitHubDeploymentDuplicates records GitHub deployments of a commit already queued, and
+// one handled before: neither creates a deployment, as the duplicate rule of pushes asks.
+func TestRecordGitHubDeploymentDuplicates(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	queued := push(t, s, p, "a").DeploymentID
+	ctx := context.Background()
+	for _, tc := range []struct {
+		githubID int64
+		want     GitHubDeploymentResult
+		outcome  string
+	}{
+		{60, GitHubDeploymentResult{DeploymentID: queued, Duplicate: true}, OutcomeSkipped},
+		{60, GitHubDeploymentResult{DeploymentID: queued, Handled: true}, OutcomeIgnored},
+		{61, GitHubDeploymentResult{DeploymentID: queued, Duplicate: true}, OutcomeSkipped},
+	} {
+		res, err := s.RecordGitHubDeployment(ctx, GitHubDeployment{ProjectID: p.ID, DeliveryID: fmt.Sprint("guid-", tc.githubID),
+			CommitSHA: sha("a"), Branch: "main", GitHubID: tc.githubID})
+		if err != nil || res != tc.want {
+			t.Errorf("GitHub deployment %d: %+v, %v; want %+v", tc.githubID, res, err, tc.want)
+		}
+		if deliveries, err := s.Deliveries(p.ID, 1); err != nil || deliveries[0].Outcome != tc.outcome {
+			t.Errorf("GitHub deployment %d: delivery %+v, %v; want %s", tc.githubID, deliveries, err, tc.outcome)
+		}
+	}
+	if all, err := s.Deployments(p.ID, 0); err != nil || len(all) != 1 {
+		t.Errorf("deployments %+v, %v; want only the push's", all, err)
 	}
 }
 

@@ -17,19 +17,23 @@
 //	                     commit to that alias, "" for production, that is queued, running or live:
 //	                     the duplicate check is this one lookup)
 //	previews             project id ‖ alias → Preview (a pull request's or preview branch's alias,
-//	                     its head and its live deployment)
+//	                     its head and its live deployment; a branch preview's Branch owns the alias
+//	                     and its host label while the preview is up)
 //	deliveries           delivery sequence → Delivery
 //	outbox               message id → outbox.Message (reports and notifications not yet sent, oldest
 //	                     first; only the oldest message of a key is sent, so a key's messages keep order)
-//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push
+//	branch_heads         project id ‖ branch → commit SHA of the branch's last accepted push, or
+//	                     DeletedHead once a preview branch is deleted
 //	deployed_commits     project id ‖ alias ‖ NUL ‖ commit SHA → id of the commit's newest deployment
-//	                     to that alias, kept when that deployment is pruned (with branch_heads, the
-//	                     stale-delivery check)
+//	                     to that alias, kept when that deployment is pruned or its preview removed
+//	                     (with branch_heads, the stale-delivery check)
 //	notifications        notification target id → Notification (where events are told)
 //	domains              custom domain (lower-case ASCII) → project id (a domain belongs to one
 //	                     project; the project lists its own in Project.Domains)
 //	github_deployments   project id ‖ GitHub deployment id → deployment id (the deployment events
 //	                     already acted on, built or put live again; a replay changes nothing)
+//	login_codes          keyed hash of a dashboard login code → Expiring (usable once, until it expires)
+//	sessions             keyed hash of a dashboard session token → Expiring (a signed-in browser)
 //
 // Project and deployment ids come from the sequences of their buckets and are never reused.
 //
@@ -73,10 +77,13 @@ var (
 	notificationsBucket      = []byte("notifications")
 	domainsBucket            = []byte("domains")
 	githubDeploymentsBucket  = []byte("github_deployments")
+	loginCodesBucket         = []byte("login_codes")
+	sessionsBucket           = []byte("sessions")
 
 	allBuckets = [][]byte{metaBucket, projectsBucket, projectSlugsBucket, projectReposBucket, deploymentsBucket,
 		projectDeploymentsBucket, queuedBucket, runningBucket, commitsBucket, deliveriesBucket, outboxBucket,
-		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket, githubDeploymentsBucket}
+		branchHeadsBucket, deployedCommitsBucket, previewsBucket, notificationsBucket, domainsBucket, githubDeploymentsBucket,
+		loginCodesBucket, sessionsBucket}
 	schemaKey = []byte("schema")
 )
 

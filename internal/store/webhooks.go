@@ -128,9 +128,11 @@ type Push struct {
 	// Hold records the preview's new head without deploying it: a fork's commit waiting for
 	// approval. Approve records the commit as approved as it deploys it.
 	Hold, Approve bool
-	// Reopen lets a pull request's update bring its removed preview back up (opened, reopened);
-	// without it the update of a closed pull request is refused.
+	// Reopen lets a pull request's update bring its removed preview back up (reopened); without it
+	// the update of a closed pull request is refused.
 	Reopen bool
+	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known.
+	SkipMarkers bool
 }
 
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
@@ -144,6 +146,9 @@ type PushResult struct {
 	Stale bool
 	// Closed says the push updates a pull request whose preview was removed, without Reopen.
 	Closed bool
+	// Taken says the push's branch deploys to a preview another branch holds; nothing was recorded
+	// but the delivery.
+	Taken *AliasTakenError
 	// Preview is the preview the push updated, nil for production.
 	Preview *Preview
 }
@@ -178,7 +183,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			delivery.Event = "pull_request"
 		}
 		switch {
-		case res.Stale || res.Closed || p.Hold:
+		case res.Stale || res.Closed || res.Taken != nil || p.Hold:
 			delivery.Outcome = OutcomeIgnored
 		case res.Duplicate:
 			delivery.Outcome = OutcomeSkipped
@@ -191,15 +196,26 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	return res, err
 }
 
+// ErrHeadMoved is returned by ApprovePreview when the pull request's head is no longer the commit
+// approved.
+var ErrHeadMoved = errors.New("the pull request's head is another commit")
+
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
 // records it as approved, like RecordPush with Approve set but for a delivery: the approval came
-// from the API.
+// from the API. It returns ErrHeadMoved when the preview's head is another commit by then.
 func (s *Store) ApprovePreview(p Push) (PushResult, error) {
 	var res PushResult
 	p.Approve = true
 	err := s.db.Update(func(tx *bolt.Tx) (err error) {
 		if bucket(tx, projectsBucket).Get(itob(p.ProjectID)) == nil {
 			return ErrNotFound
+		}
+		pv, err := loadPreview(tx, p.ProjectID, p.Alias)
+		if err != nil {
+			return err
+		}
+		if !pv.Removed() && pv.HeadSHA != p.CommitSHA {
+			return ErrHeadMoved
 		}
 		res, err = s.recordPush(tx, p, time.Now().UTC())
 		return err
@@ -226,18 +242,31 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 		case pv.Removed() && !p.Reopen:
 			res.Closed = true
 			return res, nil
-		case !pv.Removed():
+		default:
+			// A removed preview keeps the head its pull request was closed at: reopened, it comes
+			// back at that head or at a new commit, not at an older one it deployed (a replay).
 			head = pv.HeadSHA
 		}
 	}
-	if head != "" && head != p.CommitSHA && head != p.Before &&
-		bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil {
+	deployedBefore := bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil
+	switch {
+	case head == DeletedHead && deployedBefore:
+		// The branch was deleted since: a push of a commit its alias had then was sent before the
+		// deletion, even one that created the branch; only a new commit brings the alias back.
+		res.Stale = true
+		return res, nil
+	case head != "" && head != p.CommitSHA && head != p.Before && deployedBefore:
 		res.Stale = true
 		return res, nil
 	}
 	if p.Alias != "" {
 		preview, err := notePreviewHead(tx, p.ProjectID, p.Alias,
 			PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+		var taken *AliasTakenError
+		if errors.As(err, &taken) {
+			res.Taken = taken
+			return res, nil
+		}
 		if err != nil {
 			return res, err
 		}
@@ -261,7 +290,7 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
-			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}
+			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return res, err
 		}

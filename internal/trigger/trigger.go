@@ -189,7 +189,9 @@ func BranchAlias(branch string) string {
 }
 
 // BranchSlug returns branch lowercased, with every run of other characters than a-z and 0-9
-// turned into "-" and no "-" at either end.
+// turned into "-" and no "-" at either end; a branch with no ASCII letter or digit, whose slug
+// would be empty, gets the first 6 hex digits of the SHA-256 of its name instead, so that its host
+// label stays a valid DNS label.
 func BranchSlug(branch string) string {
 	var b strings.Builder
 	dash := false
@@ -202,7 +204,16 @@ func BranchSlug(branch string) string {
 			dash = true
 		}
 	}
-	return strings.Trim(b.String(), "-")
+	if slug := strings.Trim(b.String(), "-"); slug != "" {
+		return slug
+	}
+	return nameHash(branch)
+}
+
+// nameHash returns the first 6 hex digits of the SHA-256 of name.
+func nameHash(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])[:6]
 }
 
 // MaxLabel is the longest host label DNS allows.
@@ -220,7 +231,6 @@ func HostLabel(slug, alias string, pullRequest int, branch string) string {
 	if pullRequest != 0 {
 		branch = alias
 	}
-	sum := sha256.Sum256([]byte(branch))
-	suffix := "-" + hex.EncodeToString(sum[:])[:6]
+	suffix := "-" + nameHash(branch)
 	return strings.TrimRight(label[:MaxLabel-len(suffix)], "-") + suffix
 }

@@ -52,7 +52,8 @@ type Agent struct {
 }
 
 // Config returns the configuration of every key at its default on a temporary data dir, but with
-// no public_url or agent_url: Start sets those to its listener's URL unless the test sets them.
+// no public_url or agent_url (Start sets those to its listener's URL unless the test sets them) and
+// no pacing of the requests to the fake GitHub.
 func Config(t testing.TB) *config.Config {
 	t.Helper()
 	cfg, err := config.Defaults(filepath.Join(t.TempDir(), "data"))
@@ -60,6 +61,7 @@ func Config(t testing.TB) *config.Config {
 		t.Fatal(err)
 	}
 	cfg.PublicURL, cfg.AgentURL = "", ""
+	cfg.GitHub.WriteInterval = 0
 	return cfg
 }
 
@@ -350,6 +352,13 @@ func (ta *Agent) Site(t testing.TB, label, path string, header ...string) (*http
 	}
 	_, port, _ := net.SplitHostPort(ta.Config.Listen)
 	req.Host = label + "." + ta.Config.Sites.Domain + ":" + port
+	return Do(t, req, header...)
+}
+
+// Do sends req with header's name and value pairs, not following redirects, and returns the
+// response and its body.
+func Do(t testing.TB, req *http.Request, header ...string) (*http.Response, string) {
+	t.Helper()
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

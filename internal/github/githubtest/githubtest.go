@@ -1,9 +1,9 @@
 // Package githubtest is a fake of the GitHub REST API for tests: it serves repositories, branch
 // tips (also as polling asks for them, with ETags and 304s), open pull requests, files and hooks,
-// and records commit statuses, deployments and deployment statuses, the way GitHub does, through
-// exactly the endpoints of contract section 6. It fails the test on any other request, a wrong
-// token, a hook body that is not the contract's hook, or a report whose body is not one that
-// miaobu sends.
+// records commit statuses, deployments and deployment statuses and lists deployments, the way
+// GitHub does, through exactly the endpoints of contract section 6. It fails the test on any other
+// request, a wrong token, a hook body that is not the contract's hook, or a report whose body is
+// not one that miaobu sends.
 package githubtest
 
 import (
@@ -96,7 +96,30 @@ type Server struct {
 	nextID   int64
 	rate     *rateLimit
 	answers  []Answer
+	// done is closed when the test ends, to let go of stalled requests.
+	done chan struct{}
+	// lost holds, for a request, how the answers to its next occurrences are lost.
+	lost map[string][]Loss
 }
+
+// Loss is how the answer to a request that the fake handles is lost on its way back.
+type Loss int
+
+// String names the loss.
+func (l Loss) String() string {
+	if l == Hung {
+		return "hung"
+	}
+	return "dropped"
+}
+
+// Losses of an answer.
+const (
+	// Dropped closes the connection instead of answering, as a crash or a network failure does.
+	Dropped Loss = iota + 1
+	// Hung answers nothing until the client gives up, as when it times out.
+	Hung
+)
 
 // repoState is a repository, its hooks, its open pull requests, the messages of its commits and
 // what was reported to it.
@@ -110,16 +133,18 @@ type repoState struct {
 	comments    []Comment
 }
 
-// failure is an answer that replaces the next answer to one request.
+// failure is an answer that replaces the next answer to one request; a stalled one is no answer.
 type failure struct {
 	status int
 	header map[string]string
 	body   string
+	stall  bool
 }
 
 // New starts a fake GitHub that accepts only requests authenticated with token; it stops when the test ends.
 func New(t testing.TB, token string) *Server {
-	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100, nextID: 5000}
+	s := &Server{t: t, token: token, repos: map[string]*repoState{}, failures: map[string][]failure{}, nextHook: 100, nextID: 5000,
+		done: make(chan struct{}), lost: map[string][]Loss{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /repos/{owner}/{repo}", s.getRepo)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch}", s.getBranch)
@@ -131,6 +156,7 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}", s.getCommit)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.listDeployments)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.createDeployment)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.createDeploymentStatus)
 	mux.HandleFunc("GET /user", s.getUser)
@@ -143,7 +169,10 @@ func New(t testing.TB, token string) *Server {
 	})
 	s.srv = httptest.NewServer(s.check(mux))
 	s.URL = s.srv.URL + "/"
-	t.Cleanup(s.srv.Close)
+	t.Cleanup(func() {
+		close(s.done)
+		s.srv.Close()
+	})
 	return s
 }
 
@@ -173,6 +202,14 @@ func (s *Server) AddDeployment(repo string, d Deployment) int64 {
 	d.ID = s.nextID
 	s.repos[repo].deployments = append(s.repos[repo].deployments, d)
 	return d.ID
+}
+
+// RemoveDeployment deletes deployment id of repo, as a user may on GitHub.
+func (s *Server) RemoveDeployment(repo string, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.repos[repo]
+	st.deployments = slices.DeleteFunc(st.deployments, func(d Deployment) bool { return d.ID == id })
 }
 
 // Statuses returns the commit statuses repo received, in order.
@@ -222,6 +259,22 @@ func (s *Server) FailWith(request string, status int, message string, header map
 	s.failures[request] = append(s.failures[request], failure{status: status, header: header, body: string(body)})
 }
 
+// Stall makes the next request "METHOD /path" go unanswered until the client gives up on it, as
+// when GitHub is slow.
+func (s *Server) Stall(request string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[request] = append(s.failures[request], failure{stall: true})
+}
+
+// LoseAnswer makes the fake handle the next request "METHOD /path" as usual, then lose its answer
+// as loss says.
+func (s *Server) LoseAnswer(request string, loss Loss) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost[request] = append(s.lost[request], loss)
+}
+
 // Outage makes every later request answer status with a server error, as GitHub does when it is
 // down, until Outage(0).
 func (s *Server) Outage(status int) {
@@ -252,6 +305,10 @@ func (s *Server) check(next http.Handler) http.Handler {
 		s.requests = append(s.requests, request)
 		expired := s.expired
 		var fail *failure
+		var loss Loss
+		if l := s.lost[request]; len(l) > 0 {
+			loss, s.lost[request] = l[0], l[1:]
+		}
 		if f := s.failures[request]; len(f) > 0 {
 			fail, s.failures[request] = &f[0], f[1:]
 		} else if s.outage != 0 {
@@ -266,6 +323,8 @@ func (s *Server) check(next http.Handler) http.Handler {
 		switch {
 		case expired:
 			reply(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
+		case fail != nil && fail.stall:
+			s.hang(r)
 		case fail != nil:
 			w.Header().Set("Content-Type", "application/json")
 			for k, v := range fail.header {
@@ -273,10 +332,36 @@ func (s *Server) check(next http.Handler) http.Handler {
 			}
 			w.WriteHeader(fail.status)
 			io.WriteString(w, fail.body)
+		case loss != 0:
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			s.lose(w, r, loss)
 		default:
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// lose answers r, already handled, by loss: closing the connection, or waiting for the client to
+// give up.
+func (s *Server) lose(w http.ResponseWriter, r *http.Request, loss Loss) {
+	if loss == Hung {
+		s.hang(r)
+		return
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.t.Errorf("fake GitHub: dropping the answer to %s %s: %v", r.Method, r.URL.Path, err)
+		return
+	}
+	conn.Close()
+}
+
+// hang answers r nothing until its client gives up or the test ends.
+func (s *Server) hang(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.done:
+	}
 }
 
 // reply answers status with v as JSON.
@@ -624,6 +709,37 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
 		Description: body["description"].(string), Production: body["production_environment"].(bool),
 		Transient: body["transient_environment"].(bool), Payload: string(payload)})
 	reply(w, http.StatusCreated, map[string]any{"id": s.nextID, "sha": body["ref"], "ref": body["ref"], "environment": body["environment"]})
+}
+
+// listDeployments lists the deployments of a commit SHA and environment, newest first, as miaobu
+// asks before it creates one.
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sha, environment := q.Get("sha"), q.Get("environment")
+	if len(q) != 3 || q.Get("per_page") != "100" || environment == "" {
+		s.t.Errorf("fake GitHub: deployments listed with query %q, want sha, environment and per_page=100", r.URL.RawQuery)
+	}
+	if !s.fullSHA(w, sha) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	list := []map[string]any{}
+	for _, d := range slices.Backward(st.deployments) {
+		if d.Ref != sha || d.Environment != environment {
+			continue
+		}
+		payload := json.RawMessage(d.Payload)
+		if !json.Valid(payload) {
+			payload = json.RawMessage("{}")
+		}
+		list = append(list, map[string]any{"id": d.ID, "sha": d.Ref, "ref": d.Ref, "environment": d.Environment, "payload": payload})
+	}
+	reply(w, http.StatusOK, list)
 }
 
 func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request) {
