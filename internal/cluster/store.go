@@ -49,9 +49,9 @@ type Store struct {
 	leaseTTL time.Duration
 
 	projects, deployments, slugs, repos, domains, notifications, ids, leases, meta, outbox, sessions jetstream.KeyValue
-	jobs, deliveries                                                                       jetstream.Stream
-	builders                                                                               jetstream.Consumer
-	sites                                                                                  jetstream.ObjectStore
+	jobs, deliveries                                                                                 jetstream.Stream
+	builders                                                                                         jetstream.Consumer
+	sites                                                                                            jetstream.ObjectStore
 
 	// claims are the builds this node runs, by deployment id; recordLocks serialise this node's
 	// changes of each project's record (see changeRecord).
