@@ -181,7 +181,10 @@ func (s *Store) CreateDeployment(d *store.Deployment) error {
 	nd := &newDeployment{d: d}
 	_, err := s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
 		if d.Alias != "" {
-			r.notePreviewHead(d.Alias, store.PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}, now)
+			head := store.PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}
+			if _, err := r.notePreviewHead(d.Alias, head, now); err != nil {
+				return err
+			}
 		}
 		return s.add(ctx, r, nd)
 	})
@@ -438,7 +441,7 @@ func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult,
 		delivery.Event = "pull_request"
 	}
 	switch {
-	case res.Stale || res.Closed || p.Hold:
+	case res.Stale || res.Closed || res.Taken != nil || p.Hold:
 		delivery.Outcome = store.OutcomeIgnored
 	case res.Duplicate:
 		delivery.Outcome = store.OutcomeSkipped
@@ -497,7 +500,15 @@ func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult,
 			return nil
 		}
 		if p.Alias != "" {
-			preview := r.notePreviewHead(p.Alias, store.PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+			preview, err := r.notePreviewHead(p.Alias, store.PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+			var taken *store.AliasTakenError
+			if errors.As(err, &taken) {
+				res.Taken = taken
+				return nil
+			}
+			if err != nil {
+				return err
+			}
 			if p.Approve {
 				preview.ApprovedSHA = p.CommitSHA
 			}

@@ -211,7 +211,8 @@ func unavailable(err error) error {
 		return err
 	}
 	var conflict *store.ConflictError
-	if errors.As(err, &conflict) {
+	var taken *store.AliasTakenError
+	if errors.As(err, &conflict) || errors.As(err, &taken) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -409,15 +410,20 @@ func forgetOldest[K comparable](m map[K]int64, limit int) {
 	maps.DeleteFunc(m, func(_ K, id int64) bool { return id < cutoff })
 }
 
-// notePreviewHead creates or updates a preview with a new head; a preview taken down comes back up.
-func (r *projectRecord) notePreviewHead(alias string, head store.PreviewHead, now time.Time) *store.Preview {
-	p := r.Previews[alias]
-	if p == nil {
-		p = &store.Preview{ProjectID: r.Project.ID, Alias: alias, CreatedAt: now}
-		r.Previews[alias] = p
+// notePreviewHead creates or updates a preview with a new head (see store.NoteHead); a branch's
+// head is refused with an *store.AliasTakenError when another branch's preview withholds the alias
+// (see store.Preview.Withholds).
+func (r *projectRecord) notePreviewHead(alias string, head store.PreviewHead, now time.Time) (*store.Preview, error) {
+	if head.PullRequest == 0 {
+		for _, pv := range r.Previews {
+			if taken := pv.Withholds(r.Project.Slug, alias, head.Branch); taken != nil {
+				return nil, taken
+			}
+		}
 	}
-	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
-	return p
+	p := store.NoteHead(r.Previews[alias], r.Project.ID, alias, head, now)
+	r.Previews[alias] = p
+	return p, nil
 }
 
 // fill makes the record's maps usable after decoding.
