@@ -495,7 +495,7 @@ func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult,
 				}
 			}
 		}
-		if _, deployed := r.Deployed[commitKey(p.Alias, p.CommitSHA)]; deployed && head != "" && head != p.CommitSHA && head != p.Before {
+		if _, deployed := r.Deployed[commitKey(p.Alias, p.CommitSHA)]; p.Stale(head, deployed) {
 			res.Stale = true
 			return nil
 		}

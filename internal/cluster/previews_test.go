@@ -83,3 +83,54 @@ func TestAliasBelongsToOneBranch(t *testing.T) {
 		t.Fatalf("the other branch after the owner's deletion: %+v %+v", res, res.Preview)
 	}
 }
+
+// TestDeletedBranchKeepsItsCommitsStale mirrors the single agent's branch deletion: the deletion
+// takes the branch's preview down and keeps the commits its alias deployed, so that replayed
+// pushes from before it, even the one that created the branch, are stale on every node; a new
+// commit brings the branch back, and a replay of the old deletion then changes nothing.
+func TestDeletedBranchKeepsItsCommitsStale(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	a := pushBranch(t, stores[0], p, "topic", "git-topic", store.DeletedHead, "a")
+	completeOn(t, stores[1], p, a.DeploymentID)
+	b := pushBranch(t, stores[1], p, "topic", "git-topic", commit("a"), "b")
+	completeOn(t, stores[2], p, b.DeploymentID)
+
+	before, cancelled, err := stores[2].DeleteBranch(p.ID, "topic", commit("b"), "git-topic", "branch deleted")
+	if err != nil || before == nil || before.Removed() || before.ActiveDeploymentID != b.DeploymentID || len(cancelled) != 0 {
+		t.Fatalf("DeleteBranch = %+v, %+v, %v", before, cancelled, err)
+	}
+	if pv := previewOf(t, stores[0], p, "git-topic"); !pv.Removed() {
+		t.Fatalf("the deleted branch's preview is up: %+v", pv)
+	}
+	if d, err := stores[0].NewestDeploymentOf(p.ID, "git-topic", commit("b")); err != nil || d.ID != b.DeploymentID {
+		t.Fatalf("the deleted branch's deployed commit b: %+v %v", d, err)
+	}
+	for i, replay := range []store.PushResult{
+		pushBranch(t, stores[0], p, "topic", "git-topic", store.DeletedHead, "a"),
+		pushBranch(t, stores[1], p, "topic", "git-topic", commit("a"), "b"),
+	} {
+		if !replay.Stale || replay.DeploymentID != 0 {
+			t.Fatalf("replay %d after the deletion: %+v", i, replay)
+		}
+	}
+	if pv := previewOf(t, stores[2], p, "git-topic"); !pv.Removed() {
+		t.Fatalf("a replayed push brought the deleted branch's preview back: %+v", pv)
+	}
+
+	again := pushBranch(t, stores[2], p, "topic", "git-topic", store.DeletedHead, "c")
+	if again.Stale || again.Duplicate || again.DeploymentID == 0 || again.Preview.Removed() {
+		t.Fatalf("the branch pushed again at a new commit: %+v", again)
+	}
+	if _, _, err := stores[0].DeleteBranch(p.ID, "topic", commit("b"), "git-topic", "branch deleted"); !errors.Is(err, store.ErrStaleDeletion) {
+		t.Fatalf("a replay of the old deletion: %v, want ErrStaleDeletion", err)
+	}
+	if pv := previewOf(t, stores[1], p, "git-topic"); pv.Removed() || pv.HeadSHA != commit("c") {
+		t.Fatalf("the replayed deletion took the pushed-again branch's preview down: %+v", pv)
+	}
+	before, cancelled, err = stores[1].DeleteBranch(p.ID, "topic", commit("c"), "git-topic", "branch deleted")
+	if err != nil || before.HeadSHA != commit("c") || len(cancelled) != 1 || cancelled[0].ID != again.DeploymentID ||
+		cancelled[0].Status != store.StatusCancelled || cancelled[0].ErrorMessage != "branch deleted" {
+		t.Fatalf("deleting the branch again: %+v, %+v, %v", before, cancelled, err)
+	}
+}

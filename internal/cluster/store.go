@@ -205,10 +205,16 @@ func opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), opTimeout)
 }
 
-// unavailable wraps a failed write so that the caller can tell a missing quorum.
+// unavailable wraps a failed write so that the caller can tell a missing quorum; the store's
+// answers (not found, finished, refusals) pass unwrapped.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFinished) || errors.Is(err, ErrUnavailable) {
-		return err
+	if err == nil {
+		return nil
+	}
+	for _, answer := range []error{store.ErrNotFound, store.ErrFinished, store.ErrStaleDeletion, ErrUnavailable} {
+		if errors.Is(err, answer) {
+			return err
+		}
 	}
 	var conflict *store.ConflictError
 	var taken *store.AliasTakenError
@@ -274,7 +280,9 @@ type projectRecord struct {
 	Deployed map[string]int64 `json:"deployed,omitempty"`
 	// LiveSHA is the commit live on each alias.
 	LiveSHA map[string]string `json:"live_sha,omitempty"`
-	// Heads maps a branch to its last accepted push's commit.
+	// Heads maps a branch to its last accepted push's commit, or store.DeletedHead once a preview
+	// branch is deleted; Deployed keeps a preview's commits when it is taken down, for the stale
+	// check after its branch's deletion.
 	Heads    map[string]string         `json:"heads,omitempty"`
 	Previews map[string]*store.Preview `json:"previews,omitempty"`
 	// History lists the project's deployments, oldest first; LastID is the newest ever created.

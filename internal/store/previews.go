@@ -206,6 +206,13 @@ const DeletedHead = "0000000000000000000000000000000000000000"
 // again since, from another commit than the one deleted.
 var ErrStaleDeletion = errors.New("the branch has moved on since its deletion")
 
+// StaleDeletion reports whether the deletion of a branch at commit last replays an old one: the
+// branch's alias deployed last (deployed), and head, the branch's last pushed head, is another
+// commit (the branch was pushed again since).
+func StaleDeletion(head, last string, deployed bool) bool {
+	return deployed && head != "" && head != DeletedHead && head != last
+}
+
 // DeleteBranch records that a preview branch was deleted at commit last (the deletion's before),
 // so that a replayed push of a commit its alias had before is stale (see RecordPush), and takes the
 // alias down like RemovePreview when the branch owns it. It returns the preview as it was before,
@@ -223,8 +230,7 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 			return ErrNotFound
 		}
 		head := string(bucket(tx, branchHeadsBucket).Get(branchKey(projectID, branch)))
-		if head != "" && head != DeletedHead && head != last &&
-			bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, last)) != nil {
+		if StaleDeletion(head, last, bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, last)) != nil) {
 			return ErrStaleDeletion
 		}
 		pv, err := loadPreview(tx, projectID, alias)

@@ -135,6 +135,15 @@ type Push struct {
 	SkipMarkers bool
 }
 
+// Stale reports whether p replays an old delivery: its commit was deployed to its alias before
+// (deployed) and head, the last head of its branch or pull request ("" when none is known), is
+// neither its commit nor its before. After the branch's deletion (head DeletedHead) any commit the
+// alias had is stale, even one whose push created the branch: only a new commit brings the alias
+// back.
+func (p Push) Stale(head string, deployed bool) bool {
+	return deployed && (head == DeletedHead || head != "" && head != p.CommitSHA && head != p.Before)
+}
+
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
 // alias, refused a stale delivery, or held a preview's head.
 type PushResult struct {
@@ -248,14 +257,7 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 			head = pv.HeadSHA
 		}
 	}
-	deployedBefore := bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil
-	switch {
-	case head == DeletedHead && deployedBefore:
-		// The branch was deleted since: a push of a commit its alias had then was sent before the
-		// deletion, even one that created the branch; only a new commit brings the alias back.
-		res.Stale = true
-		return res, nil
-	case head != "" && head != p.CommitSHA && head != p.Before && deployedBefore:
+	if p.Stale(head, bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil) {
 		res.Stale = true
 		return res, nil
 	}
