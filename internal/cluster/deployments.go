@@ -431,7 +431,7 @@ func (s *Store) Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	res, nd, err := s.recordPush(ctx, p)
+	res, nd, err := s.recordPush(ctx, p, false)
 	if err != nil {
 		return res, unavailable(err)
 	}
@@ -456,12 +456,14 @@ func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult,
 }
 
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
-// records it as approved.
+// records it as approved, like RecordPush with Approve set but for a delivery: the approval came
+// from the API. It returns ErrHeadMoved when the preview's head is another commit by then, checked
+// in the same compare-and-set.
 func (s *Store) ApprovePreview(p store.Push) (store.PushResult, error) {
 	ctx, cancel := opContext()
 	defer cancel()
 	p.Approve = true
-	res, nd, err := s.recordPush(ctx, p)
+	res, nd, err := s.recordPush(ctx, p, true)
 	if err == nil && nd.created {
 		err = s.write(ctx, nd, time.Now().UTC())
 	}
@@ -469,8 +471,9 @@ func (s *Store) ApprovePreview(p store.Push) (store.PushResult, error) {
 }
 
 // recordPush is RecordPush without the delivery and without writing the deployment it creates,
-// which it returns.
-func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult, *newDeployment, error) {
+// which it returns; for an approval through the API (approval), the preview must exist and pass
+// store.Preview.CheckApproval.
+func (s *Store) recordPush(ctx context.Context, p store.Push, approval bool) (store.PushResult, *newDeployment, error) {
 	var res store.PushResult
 	now := time.Now().UTC()
 	nd := &newDeployment{d: &store.Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
@@ -481,18 +484,20 @@ func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult,
 	}
 	_, err := s.changeRecord(ctx, p.ProjectID, func(r *projectRecord) error {
 		res, nd.created, nd.superseded = store.PushResult{}, false, nil
+		if approval {
+			pv := r.Previews[p.Alias]
+			if pv == nil {
+				return store.ErrNotFound
+			}
+			if err := pv.CheckApproval(p.CommitSHA); err != nil {
+				return err
+			}
+		}
 		// Branch heads are about branches; a pull request's last head is its preview's.
 		head := r.Heads[p.Branch]
 		if p.PullRequest != 0 {
-			head = ""
-			if pv := r.Previews[p.Alias]; pv != nil {
-				if pv.Removed() && !p.Reopen {
-					res.Closed = true
-					return nil
-				}
-				if !pv.Removed() {
-					head = pv.HeadSHA
-				}
+			if head, res.Closed = p.PullRequestHead(r.Previews[p.Alias]); res.Closed {
+				return nil
 			}
 		}
 		if _, deployed := r.Deployed[commitKey(p.Alias, p.CommitSHA)]; p.Stale(head, deployed) {

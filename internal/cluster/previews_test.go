@@ -134,3 +134,81 @@ func TestDeletedBranchKeepsItsCommitsStale(t *testing.T) {
 		t.Fatalf("deleting the branch again: %+v, %+v, %v", before, cancelled, err)
 	}
 }
+
+// pushPR records through s an update of pull request 3 of project p to commit c: a reopened one
+// with reopen.
+func pushPR(t *testing.T, s *Store, p *store.Project, c string, reopen bool) store.PushResult {
+	t.Helper()
+	res, err := s.RecordPush(context.Background(), store.Push{ProjectID: p.ID, DeliveryID: "pr-3-" + c, CommitSHA: commit(c),
+		Branch: "feature", Alias: "pr-3", PullRequest: 3, Reopen: reopen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestClosedPullRequestKeepsItsHead mirrors the single agent's rules of closed pull requests: an
+// update without reopen (a replayed opened) is refused as closed, and the preview keeps the head
+// it was closed at, so a reopened at an older commit it deployed is stale while one at that head
+// builds again.
+func TestClosedPullRequestKeepsItsHead(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	live := pushPR(t, stores[0], p, "a", false)
+	completeOn(t, stores[1], p, live.DeploymentID)
+	queued := pushPR(t, stores[1], p, "b", false)
+	before, cancelled, err := stores[2].RemovePreview(p.ID, "pr-3", "pull request closed")
+	if err != nil || before.Removed() || len(cancelled) != 1 || cancelled[0].ID != queued.DeploymentID {
+		t.Fatalf("RemovePreview = %+v, %+v, %v", before, cancelled, err)
+	}
+
+	if late := pushPR(t, stores[0], p, "a", false); !late.Closed || late.DeploymentID != 0 {
+		t.Fatalf("a replayed opened after the close: %+v", late)
+	}
+	if deliveries, err := stores[1].Deliveries(p.ID, 1); err != nil || len(deliveries) != 1 || deliveries[0].Outcome != store.OutcomeIgnored {
+		t.Fatalf("the closed pull request's update's delivery: %+v %v", deliveries, err)
+	}
+	if replay := pushPR(t, stores[1], p, "a", true); !replay.Stale || replay.DeploymentID != 0 {
+		t.Fatalf("reopened at an older commit than the head it was closed at: %+v", replay)
+	}
+	if pv := previewOf(t, stores[2], p, "pr-3"); !pv.Removed() || pv.HeadSHA != commit("b") {
+		t.Fatalf("the closed preview after the refused updates: %+v", pv)
+	}
+	reopened := pushPR(t, stores[2], p, "b", true)
+	if reopened.Stale || reopened.Duplicate || reopened.DeploymentID <= queued.DeploymentID || reopened.Preview.Removed() {
+		t.Fatalf("reopened at the head it was closed at: %+v", reopened)
+	}
+}
+
+// TestApprovalIsOfTheHeadCommit mirrors the single agent's approval of a fork's head: approving
+// a commit that is no longer the pull request's head approves nothing, checked in the same change
+// as the approval.
+func TestApprovalIsOfTheHeadCommit(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	hold := func(s *Store, c, before string) {
+		t.Helper()
+		_, err := s.RecordPush(context.Background(), store.Push{ProjectID: p.ID, DeliveryID: "fork-" + c, CommitSHA: commit(c),
+			Before: before, Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true, Hold: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold(stores[0], "f", "")
+	approve := store.Push{ProjectID: p.ID, CommitSHA: commit("f"), Branch: "patch-1", Alias: "pr-7", PullRequest: 7, Fork: true}
+	res, err := stores[1].ApprovePreview(approve)
+	if err != nil || res.DeploymentID == 0 || res.Preview.ApprovedSHA != commit("f") {
+		t.Fatalf("approve: %+v %v", res, err)
+	}
+	hold(stores[2], "e", commit("f"))
+	if _, err := stores[0].ApprovePreview(approve); !errors.Is(err, store.ErrHeadMoved) {
+		t.Fatalf("approving a commit that is no longer the head: %v", err)
+	}
+	if pv := previewOf(t, stores[1], p, "pr-7"); pv.HeadSHA != commit("e") || pv.ApprovedSHA != commit("f") {
+		t.Fatalf("preview after the refused approval: %+v", pv)
+	}
+	approve.Alias = "pr-8"
+	if _, err := stores[2].ApprovePreview(approve); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("approving a preview that does not exist: %v", err)
+	}
+}

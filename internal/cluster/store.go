@@ -211,7 +211,7 @@ func unavailable(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, answer := range []error{store.ErrNotFound, store.ErrFinished, store.ErrStaleDeletion, ErrUnavailable} {
+	for _, answer := range []error{store.ErrNotFound, store.ErrFinished, store.ErrStaleDeletion, store.ErrHeadMoved, ErrUnavailable} {
 		if errors.Is(err, answer) {
 			return err
 		}

@@ -144,6 +144,21 @@ func (p Push) Stale(head string, deployed bool) bool {
 	return deployed && (head == DeletedHead || head != "" && head != p.CommitSHA && head != p.Before)
 }
 
+// PullRequestHead returns the last head of p's pull request, whose preview is pv (nil when it has
+// none), for the stale check (see Stale), and whether p updates a closed pull request (its preview
+// is removed and p does not reopen it), which is refused. A removed preview keeps the head its pull
+// request was closed at: reopened, it comes back at that head or at a new commit, not at an older
+// one it deployed (a replay).
+func (p Push) PullRequestHead(pv *Preview) (head string, closed bool) {
+	switch {
+	case pv == nil:
+		return "", false
+	case pv.Removed() && !p.Reopen:
+		return "", true
+	}
+	return pv.HeadSHA, false
+}
+
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
 // alias, refused a stale delivery, or held a preview's head.
 type PushResult struct {
@@ -209,6 +224,15 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 // approved.
 var ErrHeadMoved = errors.New("the pull request's head is another commit")
 
+// CheckApproval returns ErrHeadMoved when pv, the preview of a pull request whose head commit sha
+// is approved, is up at another head.
+func (pv *Preview) CheckApproval(sha string) error {
+	if !pv.Removed() && pv.HeadSHA != sha {
+		return ErrHeadMoved
+	}
+	return nil
+}
+
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
 // records it as approved, like RecordPush with Approve set but for a delivery: the approval came
 // from the API. It returns ErrHeadMoved when the preview's head is another commit by then.
@@ -223,8 +247,8 @@ func (s *Store) ApprovePreview(p Push) (PushResult, error) {
 		if err != nil {
 			return err
 		}
-		if !pv.Removed() && pv.HeadSHA != p.CommitSHA {
-			return ErrHeadMoved
+		if err := pv.CheckApproval(p.CommitSHA); err != nil {
+			return err
 		}
 		res, err = s.recordPush(tx, p, time.Now().UTC())
 		return err
@@ -244,17 +268,14 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 		head = string(heads.Get(headKey))
 	} else {
 		pv, err := loadPreview(tx, p.ProjectID, p.Alias)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
+		if errors.Is(err, ErrNotFound) {
+			pv, err = nil, nil
+		}
+		if err != nil {
 			return res, err
-		case pv.Removed() && !p.Reopen:
-			res.Closed = true
+		}
+		if head, res.Closed = p.PullRequestHead(pv); res.Closed {
 			return res, nil
-		default:
-			// A removed preview keeps the head its pull request was closed at: reopened, it comes
-			// back at that head or at a new commit, not at an older one it deployed (a replay).
-			head = pv.HeadSHA
 		}
 	}
 	if p.Stale(head, bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil) {
