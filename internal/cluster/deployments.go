@@ -541,7 +541,9 @@ func (s *Store) recordPush(ctx context.Context, p store.Push, approval bool) (st
 
 // HeadMissing reports whether commit sha, the head of branch, needs a production deployment: none
 // of its production deployments is queued, running or live, and the newest production deployment
-// of the branch is not of it either.
+// of the branch is not of it either. Deployments of other commits that a user chose (manual, or by
+// a GitHub deployment event) are passed over, like a rollback: the head they replaced stays
+// replaced until the branch moves on.
 func (s *Store) HeadMissing(projectID int64, branch, sha string) (bool, error) {
 	ctx, cancel := opContext()
 	defer cancel()
@@ -565,8 +567,8 @@ func (s *Store) headMissing(ctx context.Context, r *projectRecord, branch, sha s
 		if err != nil {
 			return false, err
 		}
-		if d.Alias == "" && d.Branch == branch {
-			return d.CommitSHA != sha, nil
+		if missing, settled := d.SettlesHead(branch, sha); settled {
+			return missing, nil
 		}
 	}
 	return true, nil
