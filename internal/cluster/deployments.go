@@ -476,12 +476,7 @@ func (s *Store) ApprovePreview(p store.Push) (store.PushResult, error) {
 func (s *Store) recordPush(ctx context.Context, p store.Push, approval bool) (store.PushResult, *newDeployment, error) {
 	var res store.PushResult
 	now := time.Now().UTC()
-	nd := &newDeployment{d: &store.Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: store.TriggerWebhook, DeliveryID: p.DeliveryID,
-		Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}}
-	if p.PullRequest != 0 {
-		nd.d.Trigger = store.TriggerPullRequest
-	}
+	nd := &newDeployment{d: p.Deployment()}
 	_, err := s.changeRecord(ctx, p.ProjectID, func(r *projectRecord) error {
 		res, nd.created, nd.superseded = store.PushResult{}, false, nil
 		if approval {

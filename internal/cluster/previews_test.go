@@ -212,3 +212,32 @@ func TestApprovalIsOfTheHeadCommit(t *testing.T) {
 		t.Fatalf("approving a preview that does not exist: %v", err)
 	}
 }
+
+// TestPullRequestUpdateLeavesSkipMarkersToTheBuild mirrors the single agent's skip markers: an
+// update whose commit message is unknown makes a deployment whose build reads it, and a build that
+// finds a marker ends it skipped, releasing its commit.
+func TestPullRequestUpdateLeavesSkipMarkersToTheBuild(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	update := store.Push{ProjectID: p.ID, DeliveryID: "pr-2-a", CommitSHA: commit("a"), Branch: "feature", Alias: "pr-2", PullRequest: 2,
+		SkipMarkers: true}
+	res, err := stores[0].RecordPush(context.Background(), update)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := stores[1].Deployment(res.DeploymentID); err != nil || !d.SkipMarkers || d.Trigger != store.TriggerPullRequest {
+		t.Fatalf("deployment of the update: %+v %v", d, err)
+	}
+	d := claimWithin(t, stores[2], p, 10*time.Second)
+	const message = "Skipped: commit message contains [ci skip]"
+	if err := stores[2].Skip(d.ID, message); err != nil || d.ID != res.DeploymentID {
+		t.Fatalf("Skip of %d (want %d): %v", d.ID, res.DeploymentID, err)
+	}
+	if d, err := stores[0].Deployment(d.ID); err != nil || d.Status != store.StatusCancelled || !d.Skipped || d.ErrorMessage != message {
+		t.Fatalf("skipped deployment: %+v %v", d, err)
+	}
+	update.DeliveryID = "pr-2-a-again"
+	if again, err := stores[1].RecordPush(context.Background(), update); err != nil || again.Duplicate || again.DeploymentID <= res.DeploymentID {
+		t.Fatalf("the skipped deployment still holds its commit: %+v %v", again, err)
+	}
+}

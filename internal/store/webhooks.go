@@ -159,6 +159,18 @@ func (p Push) PullRequestHead(pv *Preview) (head string, closed bool) {
 	return pv.HeadSHA, false
 }
 
+// Deployment returns the deployment that p creates, not yet stored: of its commit to its alias,
+// triggered by a webhook or, for a pull request's update, by the pull request.
+func (p Push) Deployment() *Deployment {
+	trigger := TriggerWebhook
+	if p.PullRequest != 0 {
+		trigger = TriggerPullRequest
+	}
+	return &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
+		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
+		Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
+}
+
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
 // alias, refused a stale delivery, or held a preview's head.
 type PushResult struct {
@@ -307,13 +319,7 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
 		res.DeploymentID, res.Duplicate = btoi(v), true
 	} else {
-		trigger := TriggerWebhook
-		if p.PullRequest != 0 {
-			trigger = TriggerPullRequest
-		}
-		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
-			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
+		d := p.Deployment()
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return res, err
 		}
