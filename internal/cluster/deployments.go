@@ -45,14 +45,14 @@ func (s *Store) changeDeployment(ctx context.Context, id int64, change func(d *s
 }
 
 // endDeployment moves a deployment, already dropped from its project's queue and running set, to a
-// terminal status; ErrFinished if it had ended already.
-func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status, message string) (*store.Deployment, error) {
+// terminal status, marked Skipped with skipped (see Skip); ErrFinished if it had ended already.
+func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status, message string, skipped bool) (*store.Deployment, error) {
 	now := time.Now().UTC()
 	d, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
 		if d.Terminal() {
 			return store.ErrFinished
 		}
-		d.Status, d.ErrorMessage, d.FinishedAt = status, message, &now
+		d.Status, d.ErrorMessage, d.FinishedAt, d.Skipped = status, message, &now, skipped
 		if d.StartedAt != nil {
 			secs := now.Sub(*d.StartedAt).Seconds()
 			d.BuildTimeSeconds = &secs
@@ -157,7 +157,7 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	var g errgroup.Group
 	for _, old := range nd.superseded {
 		g.Go(func() error {
-			_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID))
+			_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), false)
 			if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
@@ -197,18 +197,19 @@ func (s *Store) CreateDeployment(d *store.Deployment) error {
 // Cancel cancels a deployment that has not finished; it returns ErrFinished for one that has. A
 // build of it on any node stops at its next step, and cannot go live.
 func (s *Store) Cancel(id int64) (*store.Deployment, error) {
-	return s.fail(id, store.StatusCancelled, "cancelled by user", false)
+	return s.fail(id, store.StatusCancelled, "cancelled by user", false, false)
 }
 
 // Fail ends a deployment as failed or cancelled with a message; a build of this node whose claim
 // was taken over gets ErrFinished and changes nothing.
 func (s *Store) Fail(id int64, status store.Status, message string) error {
-	_, err := s.fail(id, status, message, true)
+	_, err := s.fail(id, status, message, true, false)
 	return err
 }
 
-// fail is Fail, checking this node's claim when fenced.
-func (s *Store) fail(id int64, status store.Status, message string, fenced bool) (*store.Deployment, error) {
+// fail is Fail, checking this node's claim when fenced, of a deployment marked Skipped with
+// skipped.
+func (s *Store) fail(id int64, status store.Status, message string, fenced, skipped bool) (*store.Deployment, error) {
 	ctx, cancel := opContext()
 	defer cancel()
 	d, _, err := s.deployment(ctx, id)
@@ -232,7 +233,7 @@ func (s *Store) fail(id int64, status store.Status, message string, fenced bool)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, unavailable(err)
 	}
-	d, err = s.endDeployment(ctx, id, status, message)
+	d, err = s.endDeployment(ctx, id, status, message, skipped)
 	return d, unavailable(err)
 }
 
@@ -351,7 +352,7 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 	if err != nil {
 		return false, unavailable(err)
 	}
-	_, err = s.endDeployment(ctx, id, store.StatusDeployed, "")
+	_, err = s.endDeployment(ctx, id, store.StatusDeployed, "", false)
 	return live, unavailable(err)
 }
 
@@ -676,12 +677,11 @@ func sortedIDs(set map[int64]slot) []int64 {
 }
 
 // Skip ends a deployment whose build found a skip marker in its commit's message: cancelled, marked
-// Skipped, with message; it returns ErrFinished for a deployment that has finished.
+// Skipped, with message, in one change of the deployment; it returns ErrFinished, changing nothing,
+// for a deployment that has finished or whose build here lost its claim.
 func (s *Store) Skip(id int64, message string) error {
-	if err := s.UpdateRunning(id, func(d *store.Deployment) { d.Skipped = true }); err != nil {
-		return err
-	}
-	return s.Fail(id, store.StatusCancelled, message)
+	_, err := s.fail(id, store.StatusCancelled, message, true, true)
+	return err
 }
 
 // NewestDeploymentOf returns the newest deployment of commit sha to project's alias ("" for

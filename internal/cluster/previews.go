@@ -117,7 +117,7 @@ func (r *projectRecord) removePreview(alias string, now time.Time) (removal, err
 func (s *Store) takenDown(ctx context.Context, p *store.Project, rm removal, reason string) ([]*store.Deployment, error) {
 	var cancelled []*store.Deployment
 	for _, id := range rm.unfinished {
-		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason)
+		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason, false)
 		if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
 			continue
 		}

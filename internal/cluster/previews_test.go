@@ -241,3 +241,31 @@ func TestPullRequestUpdateLeavesSkipMarkersToTheBuild(t *testing.T) {
 		t.Fatalf("the skipped deployment still holds its commit: %+v %v", again, err)
 	}
 }
+
+// TestSkipOfABuildWhoseLeaseWasLostChangesNothing: a node whose build was taken over cannot mark
+// the deployment skipped, which the node building it now would otherwise report as a skip.
+func TestSkipOfABuildWhoseLeaseWasLostChangesNothing(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	id := pushBranch(t, stores[0], p, "main", "", "", "9").DeploymentID
+	d := claimWithin(t, stores[0], p, 10*time.Second)
+	if err := stores[1].leases.Purge(context.Background(), projectLease(p.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[1].reconcileOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := claimWithin(t, stores[1], p, 10*time.Second)
+	if d.ID != id || again.ID != id {
+		t.Fatalf("claimed %d, then %d; want %d", d.ID, again.ID, id)
+	}
+	if err := stores[0].Skip(id, "Skipped: commit message contains [skip ci]"); !errors.Is(err, store.ErrFinished) {
+		t.Fatalf("Skip by the node that lost the build: %v, want ErrFinished", err)
+	}
+	if got, err := stores[2].Deployment(id); err != nil || got.Skipped || got.Terminal() {
+		t.Fatalf("deployment after the refused skip: %+v %v", got, err)
+	}
+	if live, err := stores[1].Complete(id); err != nil || !live {
+		t.Fatalf("Complete by the node that took the build over = %v, %v", live, err)
+	}
+}
