@@ -198,7 +198,8 @@ const (
 	OutcomeRemoved = "removed"
 )
 
-// RecordPush durably records a push: nothing for a stale delivery or a closed pull request's update, else a new queued deployment
+// RecordPush durably records a push: nothing for a stale delivery, a closed pull request's update or
+// a branch's push to an alias another branch holds (see PushResult), else a new queued deployment
 // unless one of the same commit is queued, running or live on the same alias, the branch's new head
 // and, for a preview, the preview's; the delivery in every case. It returns after the group commit
 // is on disk.
