@@ -81,10 +81,7 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	buckets := []struct {
-		kv  *jetstream.KeyValue
-		cfg jetstream.KeyValueConfig
-	}{
+	buckets := []bucketSpec{
 		{&s.projects, jetstream.KeyValueConfig{Bucket: "projects", History: 1}},
 		{&s.deployments, jetstream.KeyValueConfig{Bucket: "deployments", History: 1}},
 		{&s.slugs, jetstream.KeyValueConfig{Bucket: "slugs", History: 1}},
@@ -143,6 +140,9 @@ func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := s.waitForLeaders(ctx, buckets); err != nil {
+		return nil, err
+	}
 	if err := s.listenForEnqueued(); err != nil {
 		return nil, err
 	}
@@ -188,6 +188,38 @@ func (s *Store) retry(ctx context.Context, what string, attempt func(ctx context
 		}
 		s.log.Info("cluster: trying again: "+what, "err", err)
 	}
+}
+
+// bucketSpec is a key-value bucket of the store and its configuration.
+type bucketSpec struct {
+	kv  *jetstream.KeyValue
+	cfg jetstream.KeyValueConfig
+}
+
+// waitForLeaders returns once every bucket and stream answers a read from its leader: a created
+// stream may still be electing one, and the store is ready only once JetStream answers.
+func (s *Store) waitForLeaders(ctx context.Context, buckets []bucketSpec) error {
+	var g errgroup.Group
+	for _, b := range buckets {
+		g.Go(func() error {
+			return s.retry(ctx, "reading the "+b.cfg.Bucket+" bucket", func(ctx context.Context) error {
+				_, err := (*b.kv).Get(ctx, "ready")
+				if errors.Is(err, jetstream.ErrKeyNotFound) {
+					return nil
+				}
+				return err
+			})
+		})
+	}
+	for _, stream := range []jetstream.Stream{s.jobs, s.deliveries} {
+		g.Go(func() error {
+			return s.retry(ctx, "reading the "+stream.CachedInfo().Config.Name+" stream", func(ctx context.Context) error {
+				_, err := stream.Info(ctx)
+				return err
+			})
+		})
+	}
+	return g.Wait()
 }
 
 // maxDeliveries is how many delivery records are kept.
