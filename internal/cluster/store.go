@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
@@ -264,13 +265,41 @@ func encodedKey(text string) string { return base64.RawURLEncoding.EncodeToStrin
 
 // nextID returns a new id of kind, unique and larger than every id handed out before.
 func (s *Store) nextID(ctx context.Context, kind string) (int64, error) {
-	rev, err := s.ids.Put(ctx, kind, nil)
+	var rev uint64
+	err := whileElecting(ctx, func() (err error) {
+		rev, err = s.ids.Put(ctx, kind, nil)
+		return err
+	})
 	return int64(rev), err
+}
+
+// electionPause is how long whileElecting waits before asking a stream again.
+const electionPause = 100 * time.Millisecond
+
+// whileElecting runs op until it gets an answer, within ctx: a stream that is electing a leader
+// answers nobody for a moment (a request nobody received is safe to send again), and an
+// operation should wait that out rather than report the cluster unavailable.
+func whileElecting(ctx context.Context, op func() error) error {
+	for {
+		err := op()
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(electionPause):
+		}
+	}
 }
 
 // getJSON reads key of kv into v and returns its revision; store.ErrNotFound when absent.
 func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
-	e, err := kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err := whileElecting(ctx, func() (err error) {
+		e, err = kv.Get(ctx, key)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, store.ErrNotFound
 	}
@@ -286,12 +315,14 @@ func casJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev 
 	if err != nil {
 		return err
 	}
-	if rev == 0 {
-		_, err = kv.Create(ctx, key, data)
-	} else {
-		_, err = kv.Update(ctx, key, data, rev)
-	}
-	return err
+	return whileElecting(ctx, func() (err error) {
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, data)
+		} else {
+			_, err = kv.Update(ctx, key, data, rev)
+		}
+		return err
+	})
 }
 
 // conflicted reports whether err says another writer changed the key first.
