@@ -28,8 +28,8 @@ func (b *Builder) LsRemote(ctx context.Context, repoURL string, github bool, ref
 }
 
 // CommitInfo returns the message and author of commit sha, the head of branch in the repository at
-// repoURL, read from a shallow fetch of the branch into a temporary repository under WorkRoot
-// (servers need not serve a commit by its id). It fails when the branch has moved on since.
+// repoURL, read from a shallow fetch of the branch without file contents into a temporary
+// repository under WorkRoot (servers need not serve a commit by its id). It fails when the branch has moved on since.
 func (b *Builder) CommitInfo(ctx context.Context, repoURL string, github bool, branch, sha string) (message, author string, err error) {
 	if err := os.MkdirAll(b.WorkRoot, 0o700); err != nil {
 		return "", "", err
@@ -43,12 +43,21 @@ func (b *Builder) CommitInfo(ctx context.Context, repoURL string, github bool, b
 	if _, err := Git(ctx, dir, env, redact, "init", "--quiet", "--bare"); err != nil {
 		return "", "", err
 	}
-	if _, err := Git(ctx, dir, env, redact, "fetch", "--quiet", "--depth=1", "--no-tags", "--", repoURL, "refs/heads/"+branch); err != nil {
+	// The commit alone: no file of its tree is downloaded (a server without filters sends them anyway).
+	if _, err := Git(ctx, dir, env, redact, "fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags", "--", repoURL, "refs/heads/"+branch); err != nil {
 		return "", "", fmt.Errorf("fetching branch %s: %w", branch, err)
 	}
-	info, err := Git(ctx, dir, env, redact, "log", "-1", "--format=%an%x00%B", sha, "--")
+	// Asked of the fetched head, not of sha: git would fetch a missing sha from a filtered remote.
+	head, err := Git(ctx, dir, env, redact, "rev-parse", "FETCH_HEAD")
 	if err != nil {
+		return "", "", err
+	}
+	if strings.TrimSpace(string(head)) != sha {
 		return "", "", fmt.Errorf("branch %s has moved on from %s", branch, sha[:min(7, len(sha))])
+	}
+	info, err := Git(ctx, dir, env, redact, "log", "-1", "--format=%an%x00%B", "FETCH_HEAD", "--")
+	if err != nil {
+		return "", "", err
 	}
 	author, message, _ = strings.Cut(string(info), "\x00")
 	return strings.TrimSpace(message), author, nil
