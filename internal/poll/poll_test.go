@@ -43,6 +43,15 @@ type deployer struct {
 	done []deployment
 	// skips are the heads skipped, as "project sha7 reason".
 	skips []string
+	// closed are the pull requests whose previews were taken down, as "project #n".
+	closed []string
+}
+
+func (d *deployer) Close(_ context.Context, p poll.Project, n int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = append(d.closed, fmt.Sprintf("%d #%d", p.ID, n))
+	return nil
 }
 
 func (d *deployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
@@ -58,11 +67,11 @@ func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
 	return !slices.ContainsFunc(d.done, func(x deployment) bool { return x.project == p.ID && x.head.SHA == h.SHA }), nil
 }
 
-func (d *deployer) LastDeployed(p poll.Project) (string, error) {
+func (d *deployer) LastDeployed(p poll.Project, h poll.Head) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, x := range slices.Backward(d.done) {
-		if x.project == p.ID {
+		if x.project == p.ID && x.head.Branch == h.Branch && x.head.PullRequest == h.PullRequest {
 			return x.head.SHA, nil
 		}
 	}
@@ -357,7 +366,7 @@ func TestGitHubPollsAreConditional(t *testing.T) {
 			t.Errorf("a later listing was answered %q, want 304 for If-None-Match of the ETag", line)
 		}
 	}
-	if got, want := h.deployer.deployments(), []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 reconcile Tip of topic"}; !slices.Equal(got, want) {
+	if got, want := h.deployer.deployments(), []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 poll Tip of topic"}; !slices.Equal(got, want) {
 		t.Errorf("deployments %q, want %q", got, want)
 	}
 
@@ -697,7 +706,7 @@ func TestHangingGitHubRequestTimesOut(t *testing.T) {
 	for h.status(1).LastPollError == "" {
 		h.step()
 	}
-	if st := h.status(1); st.LastPollError != "the GitHub request for the branch head timed out after 2s" {
+	if st := h.status(1); st.LastPollError != "the GitHub request for the head of branch main timed out after 2s" {
 		t.Errorf("status %+v", st)
 	}
 }

@@ -133,6 +133,9 @@ type Push struct {
 	Reopen bool
 	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known.
 	SkipMarkers bool
+	// Trigger is the deployment's trigger for a head the agent found itself (TriggerPoll,
+	// TriggerReconcile), which has no DeliveryID and records no delivery; zero for a delivery.
+	Trigger Trigger
 }
 
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
@@ -164,7 +167,7 @@ const (
 
 // RecordPush durably records a push: nothing for a stale delivery or a closed pull request's update, else a new queued deployment
 // unless one of the same commit is queued, running or live on the same alias, the branch's new head
-// and, for a preview, the preview's; the delivery in every case. It returns after the group commit
+// and, for a preview, the preview's; the delivery in every case (a head the agent found itself is no delivery). It returns after the group commit
 // is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
@@ -174,7 +177,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			projectGone = true // deleted since the handler read it; failing here would fail the whole group
 			return nil
 		}
-		if res, err = s.recordPush(tx, p, now); err != nil {
+		if res, err = s.recordPush(tx, p, now); err != nil || p.DeliveryID == "" {
 			return err
 		}
 		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now,
@@ -284,9 +287,13 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
 		res.DeploymentID, res.Duplicate = btoi(v), true
 	} else {
-		trigger := TriggerWebhook
-		if p.PullRequest != 0 {
+		trigger := p.Trigger
+		switch {
+		case trigger != "":
+		case p.PullRequest != 0:
 			trigger = TriggerPullRequest
+		default:
+			trigger = TriggerWebhook
 		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
