@@ -1,7 +1,8 @@
 // Package poll finds new commits without webhooks (contract section 9): it reads the heads of the
-// production branches (and open pull requests) of projects with trigger poll every poll.interval,
-// spread over the interval, and reconciles every project's heads with its deployments at start and
-// every reconcile.interval, asking for a deployment of each head that has none.
+// production and preview branches (and open pull requests) of projects with trigger poll every
+// poll.interval, spread over the interval, and reconciles every project's heads of production and
+// of the previews that are up with its deployments at start and every reconcile.interval, asking
+// for a deployment of each head that has none.
 //
 // GitHub repositories are read through the REST API with conditional requests, which cost no rate
 // limit while nothing changes; any other git URL with one `git ls-remote` per project and check.

@@ -54,6 +54,13 @@ func (d *deployer) Close(_ context.Context, p poll.Project, n int) error {
 	return nil
 }
 
+// closedPullRequests returns the pull requests whose previews were taken down, in order.
+func (d *deployer) closedPullRequests() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.closed)
+}
+
 func (d *deployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -693,6 +700,55 @@ func TestWatchPathsOfPolledHeads(t *testing.T) {
 	h.runFor(70 * time.Second)
 	if got := h.deployer.deployments(); len(got) != 3 || got[2] != "1 main "+d[:7]+" poll Rewrite the code" {
 		t.Fatalf("after a force-push: %q", got)
+	}
+}
+
+// TestGitHubPreviewBranches polls a GitHub project whose preview_branches are staging and
+// feature/*, with the preview of feature/x up: reconciliation deploys feature/x's head, the next
+// check staging's, and a branch that only a pattern matches is not read.
+func TestGitHubPreviewBranches(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main",
+		Branches: map[string]string{"main": sha("a"), "staging": sha("5"), "feature/x": sha("f"), "feature/y": sha("e")}})
+	p := githubProject(1, false)
+	p.PreviewBranches = []string{"staging", "feature/*"}
+	p.Previews = []poll.Preview{{Branch: "feature/x"}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	want := []string{"1 main aaaaaaa reconcile Tip of main", "1 feature/x fffffff reconcile Tip of feature/x"}
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments at start %q, want %q", got, want)
+	}
+	h.runFor(70 * time.Second)
+	want = append(want, "1 staging 5555555 poll Tip of staging")
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments after a check %q, want %q", got, want)
+	}
+	for _, a := range gh.Answers() {
+		if strings.Contains(a.Request, "feature/y") || strings.Contains(a.Request, "feature%2Fy") {
+			t.Errorf("GitHub was asked %s", a.Request)
+		}
+	}
+}
+
+// TestGonePullRequestClosesItsPreview lists the open pull requests of a project whose pull request
+// #7 has a preview up: a listing that failed closes nothing, one read in full without #7 closes it.
+func TestGonePullRequestClosesItsPreview(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 8, HeadSHA: sha("8"), HeadRef: "fix"}})
+	gh.Fail("GET /repos/acme/site/pulls", http.StatusBadGateway, "Server Error")
+	p := githubProject(1, true)
+	p.Previews = []poll.Preview{{Branch: "topic", PullRequest: 7}, {Branch: "fix", PullRequest: 8}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	if _, _, failed := h.poller.ReconcileError(1); !failed {
+		t.Fatal("the reconciliation at start did not fail with the listing")
+	}
+	if got := h.deployer.closedPullRequests(); len(got) != 0 {
+		t.Fatalf("a failed listing closed %q", got)
+	}
+	h.runFor(20 * time.Second)
+	if got := h.deployer.closedPullRequests(); len(got) == 0 || got[0] != "1 #7" || slices.Contains(got, "1 #8") {
+		t.Errorf("closed %q after a listing without #7, want #7 alone", got)
 	}
 }
 

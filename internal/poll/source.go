@@ -123,7 +123,8 @@ func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, bool, erro
 		return nil, false, err
 	}
 	heads := []Head{{Branch: p.Branch, SHA: sha}}
-	for _, branch := range previewBranches(p) {
+	branches := previewBranches(p)
+	for _, branch := range branches {
 		sha, err := g.branchHead(ctx, p, owner, name, branch)
 		switch {
 		case errors.Is(err, github.ErrNotFound):
@@ -133,6 +134,11 @@ func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, bool, erro
 		}
 		heads = append(heads, Head{Branch: branch, SHA: sha})
 	}
+	g.mu.Lock()
+	maps.DeleteFunc(g.shas, func(k knownBranch, _ string) bool {
+		return k.project == p.ID && (k.repo != p.Repo || (k.branch != p.Branch && !slices.Contains(branches, k.branch)))
+	})
+	g.mu.Unlock()
 	if !p.PullRequests {
 		return heads, false, nil
 	}
