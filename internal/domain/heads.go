@@ -36,8 +36,9 @@ func (h Head) alias(p *store.Project) (string, bool) {
 
 // HeadMissing reports whether a head needs a deployment. For production: nothing of its commit is
 // queued, running or live, and its branch's newest deployment is not of it (see
-// store.Store.HeadMissing). For a preview: neither the alias's live deployment nor its newest is of
-// the commit (the newest was tried; a push retries it).
+// store.Store.HeadMissing). For a preview: it is not a fork's head that waits for approval, and
+// neither the alias's live deployment nor its newest is of the commit (the newest was tried; a
+// push retries it).
 func (s *Service) HeadMissing(h Head) (bool, error) {
 	p, err := s.store.Project(h.ProjectID)
 	if err != nil {
@@ -49,6 +50,15 @@ func (s *Service) HeadMissing(h Head) (bool, error) {
 		return false, nil
 	case alias == "":
 		return s.store.HeadMissing(h.ProjectID, h.Branch, h.SHA)
+	}
+	pv, err := s.store.Preview(p.ID, alias)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	case pv.HeadSHA == h.SHA && AwaitingApproval(p, pv):
+		return false, nil
 	}
 	live, err := s.lastDeployedCommit(p, alias)
 	if err != nil || live == h.SHA {
