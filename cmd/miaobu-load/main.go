@@ -1,6 +1,6 @@
 // Command miaobu-load fires signed push webhooks, each for a distinct commit, at a running agent (or
-// any receiver that checks X-Hub-Signature-256) from N concurrent clients, and prints latency
-// percentiles and deliveries per second. With -flood it also keeps sending large bodies with a wrong
+// any receiver that checks X-Hub-Signature-256), or round-robin at several (the nodes of a
+// cluster), from N concurrent clients, and prints latency percentiles and deliveries per second. With -flood it also keeps sending large bodies with a wrong
 // signature meanwhile, and with -pid it reports the agent's peak memory.
 package main
 
@@ -31,8 +31,8 @@ import (
 var pushTemplate []byte
 
 func main() {
-	target := flag.String("url", "", "webhook URL, e.g. http://127.0.0.1:8000/api/v1/webhooks/github/1")
-	secret := flag.String("secret", "", "webhook secret (or MIAOBU_LOAD_SECRET)")
+	target := flag.String("url", "", "webhook URL, e.g. http://127.0.0.1:8000/api/v1/webhooks/github/1; several, comma-separated, take turns")
+	secret := flag.String("secret", "", "webhook secret (or MIAOBU_LOAD_SECRET); several, comma-separated, go with the URLs in turn")
 	clients := flag.Int("c", 1, "concurrent clients")
 	total := flag.Int("n", 2000, "deliveries to send")
 	branch := flag.String("branch", "main", "branch the pushes go to")
@@ -53,11 +53,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "miaobu-load:", err)
 		os.Exit(1)
 	}
-	l := &load{url: *target, secret: []byte(*secret), client: &http.Client{
+	l := &load{urls: strings.Split(*target, ","), secrets: strings.Split(*secret, ","), client: &http.Client{
 		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients},
+		Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients, MaxIdleConns: 4 * *clients},
 	}}
-	f := startFlood(*target, *floods, *floodSize)
+	f := startFlood(l.urls[0], *floods, *floodSize)
 	l.run(bodies[:*warmup], *clients)
 	l.failures.Store(0)
 	res := l.run(bodies[*warmup:], *clients)
@@ -187,8 +187,8 @@ func makeBodies(n int, branch string) ([][]byte, error) {
 
 // load sends deliveries and keeps count of the ones that failed.
 type load struct {
-	url      string
-	secret   []byte
+	urls     []string
+	secrets  []string
 	client   *http.Client
 	failures atomic.Int64
 }
@@ -225,9 +225,9 @@ func (l *load) run(bodies [][]byte, clients int) result {
 
 // send posts one signed delivery and returns how long the answer took.
 func (l *load) send(body []byte, i int) time.Duration {
-	mac := hmac.New(sha256.New, l.secret)
+	mac := hmac.New(sha256.New, []byte(l.secrets[i%len(l.urls)%len(l.secrets)]))
 	mac.Write(body)
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, l.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, l.urls[i%len(l.urls)], bytes.NewReader(body))
 	if err != nil {
 		panic(err)
 	}

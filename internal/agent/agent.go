@@ -23,6 +23,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/clock"
+	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/dashboard"
 	"github.com/miaobu/miaobu/internal/domain"
@@ -44,7 +45,7 @@ const previewPurgeInterval = time.Hour
 // Agent is the running daemon.
 type Agent struct {
 	cfg        *config.Config
-	store      *store.Store
+	store      Store
 	log        *slog.Logger
 	adminToken string
 	metrics    *metrics
@@ -78,6 +79,8 @@ type Agent struct {
 	certs atomic.Pointer[certificates]
 	// version is what the agent reports as its version: the binary's, given by the command line.
 	version string
+	// cluster is the cluster's store when the agent is one node of a cluster, else nil.
+	cluster *cluster.Store
 	// dashboard is the web dashboard on the API host.
 	dashboard *dashboard.Dashboard
 }
@@ -88,8 +91,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, version string) 
 	return newAgent(cfg, st, log, version, net.DefaultResolver)
 }
 
-// newAgent is New with the resolver that looks up where custom domains point.
-func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
+// newAgent is New on any Store, with the resolver that looks up where custom domains point.
+func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, resolver domain.Resolver) (*Agent, error) {
 	token, err := loadOrCreateAdminToken(cfg.AdminTokenFile())
 	if err != nil {
 		return nil, err
@@ -114,8 +117,8 @@ func newAgent(cfg *config.Config, st *store.Store, log *slog.Logger, version str
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, Log: log})
-	a.sites = &serving.Sites{Store: st, Dir: a.domain.SiteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, SiteFiles: a.siteDir, Log: log})
+	a.sites = &serving.Sites{Store: st, Dir: a.siteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
 	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,
 		PublicURL: cfg.PublicURL, AdminToken: token, ClientAddr: func(r *http.Request) string { return clientAddr(r, trustedProxies) },
 		Stopping: a.stopping, Log: log}); err != nil {
@@ -250,6 +253,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	if err := protectEnvironment(); err != nil {
 		log.Warn("could not make the agent non-dumpable: builds without a sandbox may read its environment", "err", err)
 	}
+	if cfg.Cluster.Enabled() {
+		return runClustered(ctx, cfg, log, version)
+	}
 	if err := refuseLostStore(cfg); err != nil {
 		return err
 	}
@@ -351,6 +357,9 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	workCtx, stopWork := context.WithCancelCause(context.Background())
 	defer stopWork(nil)
 	if err := a.startWorkers(workCtx); err != nil {
+		return err
+	}
+	if err := a.startCluster(workCtx); err != nil {
 		return err
 	}
 	pollerDone := a.startPoller(workCtx)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/miaobu/miaobu/internal/api"
+	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/domain"
 )
 
@@ -26,7 +27,12 @@ func (a *Agent) handle(h handlerFunc) http.HandlerFunc {
 // request's method and path when it has a cause the detail does not show or is unexpected (500).
 func (a *Agent) writeFailure(w http.ResponseWriter, r *http.Request, err error) {
 	var e *domain.Error
-	if !errors.As(err, &e) {
+	if !errors.As(err, &e) && errors.Is(err, cluster.ErrUnavailable) {
+		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", http.StatusServiceUnavailable, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "The cluster has no quorum now: retry in a few seconds")
+		return
+	}
+	if e == nil {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "Internal error: see the agent's log")
 		return

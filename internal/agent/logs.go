@@ -3,9 +3,12 @@ package agent
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"time"
 
+	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -21,6 +24,12 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if a.cluster != nil {
+		if _, err := os.Stat(a.domain.LogPath(d.ID)); errors.Is(err, os.ErrNotExist) {
+			// Built by another node, or not built yet: the log is the copy the building node shares.
+			return a.sharedLog(w, r, d.ID, follow == "1" || follow == "true")
+		}
+	}
 	if follow != "1" && follow != "true" {
 		f, err := os.Open(a.domain.LogPath(d.ID))
 		if errors.Is(err, os.ErrNotExist) {
@@ -44,4 +53,40 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 		return rc.Flush()
 	})
 	return nil
+}
+
+// sharedLog answers a log request from the copy of the log that the node building the deployment
+// shares with the cluster, at each step of the build and at its end; following, it sends what
+// each new copy adds until the deployment has ended.
+func (a *Agent) sharedLog(w http.ResponseWriter, r *http.Request, id int64, follow bool) error {
+	sent := 0
+	if follow {
+		w.WriteHeader(http.StatusOK)
+	}
+	rc := http.NewResponseController(w)
+	for {
+		current, err := a.store.Deployment(id)
+		ended := err != nil || current.Terminal()
+		data, err := a.cluster.Log(r.Context(), id)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if len(data) > sent {
+			if _, err := w.Write(data[sent:]); err != nil {
+				return nil
+			}
+			sent = len(data)
+			_ = rc.Flush()
+		}
+		if !follow || ended {
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-a.stopping:
+			return nil
+		case <-time.After(domain.LogPollInterval):
+		}
+	}
 }

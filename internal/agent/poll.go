@@ -31,14 +31,19 @@ func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
 	return stopped
 }
 
-// pollProjects lists every project as the poller sees it, with the previews that are up.
+// pollProjects lists every project as the poller sees it, with the previews that are up; on a
+// cluster, only those this node polls and reconciles (each project is polled by one node).
 func (a *Agent) pollProjects() ([]poll.Project, error) {
 	projects, err := a.domain.Projects()
 	if err != nil {
 		return nil, err
 	}
+	owns := a.pollsHere()
 	out := make([]poll.Project, 0, len(projects))
 	for _, p := range projects {
+		if !owns(p.ID) {
+			continue
+		}
 		_, previews, err := a.domain.Previews(strconv.FormatInt(p.ID, 10))
 		if err != nil {
 			return nil, err

@@ -18,6 +18,13 @@ func (a *Agent) sandboxName() string {
 // status answers GET /api/v1/status.
 func (a *Agent) status(w http.ResponseWriter, r *http.Request) error {
 	out, err := a.statusView()
+	if err != nil && a.cluster != nil {
+		// Without a quorum nothing can be read: the cluster's own state is still worth showing.
+		return writeJSON(w, http.StatusOK, api.Status{Status: "no quorum", Version: a.version,
+			PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(), Sandbox: a.sandboxName(), Projects: []api.ProjectStatus{},
+			Queue: api.QueueStatus{Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency}, Certificates: []api.Certificate{},
+			Cluster: a.clusterView()})
+	}
 	if err != nil {
 		return err
 	}
@@ -37,7 +44,7 @@ func (a *Agent) statusView() (api.Status, error) {
 	out := api.Status{Status: "ok", Version: a.version, PublicURL: a.cfg.PublicURL, StartedAt: a.started.UTC(),
 		Sandbox: a.sandboxName(), Projects: make([]api.ProjectStatus, 0, len(projects)),
 		Queue:        api.QueueStatus{Queued: queued, Running: a.builds.running(), Concurrency: a.cfg.Build.Concurrency},
-		Certificates: []api.Certificate{}}
+		Certificates: []api.Certificate{}, Cluster: a.clusterView()}
 	if certs := a.certs.Load(); certs != nil {
 		out.Certificates = certs.list(a.cfg.DataDir)
 	}

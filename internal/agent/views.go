@@ -80,6 +80,10 @@ func (a *Agent) deploymentView(d *store.Deployment, p *store.Project) api.Deploy
 		n := d.PullRequest
 		v.PullRequest = &n
 	}
+	if d.Node != "" {
+		node := d.Node
+		v.Node = &node
+	}
 	if p != nil {
 		v.Live = a.domain.IsLive(p, d)
 		if d.Status == store.StatusDeployed {

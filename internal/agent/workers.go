@@ -42,11 +42,14 @@ func (b *builds) Wake() {
 }
 
 // Stop stops the build of a deployment if a worker is running it.
-func (b *builds) Stop(deploymentID int64) {
+func (b *builds) Stop(deploymentID int64) { b.stop(deploymentID, errCancelled) }
+
+// stop stops the build of a deployment with cause if a worker is running it.
+func (b *builds) stop(deploymentID int64, cause error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cancel := b.cancel[deploymentID]; cancel != nil {
-		cancel(errCancelled)
+		cancel(cause)
 	}
 }
 
@@ -182,6 +185,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		a.failBeforeLog(log, d.ID, err.Error())
 		return
 	}
+	defer a.shareLog(log, d.ID) // after the log is closed: deferred calls run last first
 	defer blog.Close()
 
 	log.Info("build started", "commit", d.CommitSHA[:7])
@@ -196,6 +200,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		PullRequest: d.PullRequest, Fork: d.Fork, SkipMarkers: d.SkipMarkers, PublishDir: a.domain.SiteDir(p.Slug, d.ID),
 		Step: func(status store.Status) error {
 			log.Info("build step", "status", status)
+			a.shareLog(log, d.ID)
 			return a.store.SetStatus(d.ID, status)
 		},
 		Commit: func(message, author string) {
@@ -230,6 +235,12 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 // publish hands a built deployment to the domain, which records it deployed and live unless a
 // newer deployment is live already.
 func (a *Agent) publish(ctx context.Context, p *store.Project, d *store.Deployment, res *pipeline.Result, blog *pipeline.Log) error {
+	if a.cluster != nil && (p.Target == "local" || d.Alias != "") {
+		// Every node serves every site: the output goes to the cluster before it can go live.
+		if err := a.cluster.PutSite(ctx, d.ID, a.domain.SiteDir(p.Slug, d.ID)); err != nil {
+			return fmt.Errorf("storing the output in the cluster: %w", err)
+		}
+	}
 	took, err := a.domain.Release(ctx, p, d, res.Settings.Framework, res.Settings.SPA, blog)
 	if err != nil {
 		return err
@@ -251,6 +262,13 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 			log.Error("build: queueing again", "err", err)
 		}
 		log.Info("build interrupted by shutdown, queued again")
+	case errors.Is(cause, errLeaseLost):
+		blog.Printf("This node no longer holds the build of deployment #%d: it was cancelled, or its lease was lost and it is built again", d.ID)
+		// Queued again unless another node has taken the build over already, which Requeue checks.
+		if err := a.store.Requeue(d.ID); err != nil && !errors.Is(err, store.ErrFinished) {
+			log.Error("build: queueing again", "err", err)
+		}
+		log.Warn("build stopped: this node no longer holds it")
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
 		log.Info("build cancelled")

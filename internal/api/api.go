@@ -163,6 +163,8 @@ type Deployment struct {
 	Environment string `json:"environment"`
 	Alias       string `json:"alias"`
 	PullRequest *int   `json:"pull_request"`
+	// Node is the clustered agent that runs or ran the build: null before that and on a single agent.
+	Node *string `json:"node"`
 }
 
 // Preview is one preview alias of a project as the API shows it: a pull request's or a preview
@@ -367,6 +369,25 @@ type Status struct {
 	// Certificates are those the agent obtained for its own HTTPS (tls.enabled), and names whose
 	// last attempt failed.
 	Certificates []Certificate `json:"certificates"`
+	// Cluster is the cluster of agents this one belongs to; absent on a single agent.
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+// Cluster is a cluster of agents as the answering node sees it: its members and whether a quorum
+// of them agree on a leader, without which nothing is written and webhooks get 503.
+type Cluster struct {
+	Node    string          `json:"node"`
+	Members []ClusterMember `json:"members"`
+	Quorum  bool            `json:"quorum"`
+}
+
+// ClusterMember is one voting node of a cluster: its name, route address, whether it leads the
+// cluster's metadata, and whether it is current (seen and caught up).
+type ClusterMember struct {
+	Node    string `json:"node"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Current bool   `json:"current"`
 }
 
 // Certificate is one name's certificate for the agent's own HTTPS: when it expires (null: none

@@ -23,13 +23,16 @@ func newCmdAgent(f *factory, runF func(context.Context, *agentOptions) error) *c
 	runF = runOr(runF, agentRun)
 	opts := &agentOptions{IO: f.IO, Config: f.Config, Version: f.Build.String()}
 	cmd := &cobra.Command{
-		Use:   "agent [--listen ADDR] [--public-url URL]",
+		Use:   "agent [--listen ADDR] [--public-url URL] [--cluster-node N --cluster-listen ADDR --cluster-peers URL,...]",
 		Short: "Run the daemon: receive webhooks, build and serve sites",
 		Args:  exactArgs(0),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runF(cmd.Context(), opts) },
 	}
 	cmd.Flags().String("listen", "", "listen address (default 127.0.0.1:8000)")
 	cmd.Flags().String("public-url", "", "URL GitHub uses to reach this agent (default http://<listen>)")
+	cmd.Flags().String("cluster-node", "", "this node's stable name in a cluster of agents")
+	cmd.Flags().String("cluster-listen", "", "host:port of the route connections between clustered agents")
+	cmd.Flags().StringSlice("cluster-peers", nil, "nats-route://host:port of every voting node, this one included")
 	return cmd
 }
 

@@ -63,6 +63,13 @@ func printStatus(ios *ioStreams, st api.Status) error {
 		{"Queue", queue},
 		{"Sandbox", sandbox},
 	}
+	if c := st.Cluster; c != nil {
+		quorum := t.green("quorum")
+		if !c.Quorum {
+			quorum = t.red("no quorum: webhooks get 503 until a majority of nodes is back")
+		}
+		summary = append(summary, [2]string{"Cluster", fmt.Sprintf("node %s, %d members, ", c.Node, len(c.Members)) + quorum})
+	}
 	if t.isTTY {
 		box := t.style().Border(lipgloss.RoundedBorder()).BorderForeground(lipgloss.Color("8")).Padding(0, 1)
 		var lines string
@@ -77,6 +84,9 @@ func printStatus(ios *ioStreams, st api.Status) error {
 		return err
 	}
 	fmt.Fprintln(ios.Out)
+	if err := printMembers(ios, st.Cluster); err != nil {
+		return err
+	}
 	if len(st.Projects) == 0 {
 		fmt.Fprintln(ios.Out, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
 		return nil
@@ -132,4 +142,33 @@ func printCertificates(ios *ioStreams, certs []api.Certificate) error {
 	}
 	fmt.Fprintln(ios.Out)
 	return t.table(ios.Out, []string{"CERTIFICATE", "EXPIRES", "LAST ERROR"}, rows)
+}
+
+// printMembers shows the members of the agent's cluster, if it belongs to one: each node, its route
+// address, whether it leads and whether it is current.
+func printMembers(ios *ioStreams, c *api.Cluster) error {
+	if c == nil {
+		return nil
+	}
+	t := ios.Term
+	rows := make([][]string, 0, len(c.Members))
+	for _, m := range c.Members {
+		role, state := "", t.green("current")
+		if m.Leader {
+			role = "leader"
+		}
+		if !m.Current {
+			state = t.red("unreachable or behind")
+		}
+		name := m.Node
+		if m.Node == c.Node {
+			name += " (this node)"
+		}
+		rows = append(rows, []string{name, m.Address, role, state})
+	}
+	if err := t.table(ios.Out, []string{"NODE", "ADDRESS", "ROLE", "STATE"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(ios.Out)
+	return nil
 }

@@ -66,6 +66,52 @@ type Config struct {
 	SMTP SMTP `mapstructure:"smtp"`
 	// Notifications configures outgoing notifications.
 	Notifications Notifications `mapstructure:"notifications"`
+	// Cluster makes the agent one of several that run as one on embedded NATS JetStream.
+	Cluster Cluster `mapstructure:"cluster"`
+}
+
+// MinClusterVoters is how many voting nodes a cluster needs: fewer survive no failure.
+const MinClusterVoters = 3
+
+// Cluster configures several agents that run as one (contract section 14).
+type Cluster struct {
+	// Node is this agent's stable name, unique in the cluster.
+	Node string `mapstructure:"node"`
+	// Listen is the host:port of the route connections between the nodes.
+	Listen string `mapstructure:"listen"`
+	// Peers are the nats-route://host:port URLs of every voting node, this one included; set, the
+	// agent runs clustered.
+	Peers []string `mapstructure:"peers"`
+	// Secret authenticates the route connections; the same on every node.
+	Secret string `mapstructure:"secret"`
+	// LeaseTTL is how long a node's lease on a project's build outlives its last renewal: how soon
+	// another node takes over the build of a node that died.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
+}
+
+// Enabled reports whether the agent runs clustered.
+func (c Cluster) Enabled() bool { return len(c.Peers) > 0 }
+
+// validate checks a clustered configuration: a node name, a route listener, a secret and at
+// least MinClusterVoters peers.
+func (c Cluster) validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	switch {
+	case c.Node == "":
+		return errors.New("cluster.node is required when cluster.peers is set: a stable name unique in the cluster")
+	case c.Listen == "":
+		return errors.New("cluster.listen is required when cluster.peers is set: the host:port of the route connections")
+	case c.Secret == "":
+		return errors.New("cluster.secret is required when cluster.peers is set: it authenticates the route connections")
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("cluster.lease_ttl must be at least 1s, not %s", c.LeaseTTL)
+	case len(c.Peers) < MinClusterVoters:
+		return fmt.Errorf("cluster.peers lists %d voting nodes: a cluster needs at least %d, since fewer survive no failure",
+			len(c.Peers), MinClusterVoters)
+	}
+	return nil
 }
 
 // SMTP is the mail server that email notifications are sent through.
@@ -282,6 +328,11 @@ var envNames = map[string][]string{
 	"smtp.password":                        {"MIAOBU_SMTP_PASSWORD"},
 	"smtp.from":                            {"MIAOBU_SMTP_FROM"},
 	"notifications.allow_private_networks": {"MIAOBU_NOTIFICATIONS_ALLOW_PRIVATE_NETWORKS"},
+	"cluster.node":                         {"MIAOBU_CLUSTER_NODE"},
+	"cluster.listen":                       {"MIAOBU_CLUSTER_LISTEN"},
+	"cluster.peers":                        {"MIAOBU_CLUSTER_PEERS"},
+	"cluster.secret":                       {"MIAOBU_CLUSTER_SECRET"},
+	"cluster.lease_ttl":                    {"MIAOBU_CLUSTER_LEASE_TTL"},
 }
 
 // flagNames maps keys to the flags that can set them, when the command defines those flags.
@@ -291,6 +342,10 @@ var flagNames = map[string]string{
 	"public_url": "public-url",
 	"agent_url":  "agent",
 	"token":      "token",
+
+	"cluster.node":   "cluster-node",
+	"cluster.listen": "cluster-listen",
+	"cluster.peers":  "cluster-peers",
 }
 
 // Load reads the configuration with the precedence flag > environment > config file > default.
@@ -364,6 +419,11 @@ func load(flags *pflag.FlagSet, outside bool) (*Config, error) {
 	v.SetDefault("smtp.password", "")
 	v.SetDefault("smtp.from", "")
 	v.SetDefault("notifications.allow_private_networks", false)
+	v.SetDefault("cluster.node", "")
+	v.SetDefault("cluster.listen", "")
+	v.SetDefault("cluster.peers", []string{})
+	v.SetDefault("cluster.secret", "")
+	v.SetDefault("cluster.lease_ttl", time.Minute)
 
 	var file string
 	if outside {
@@ -448,6 +508,9 @@ func dialable(listen string) string {
 
 // validate rejects values that would only fail later and further from their cause.
 func (c *Config) validate() error {
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
 	switch c.Build.Sandbox {
 	case "auto", "bwrap", "none":
 	default:

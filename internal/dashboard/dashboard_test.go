@@ -39,19 +39,7 @@ func send(t *testing.T, ta *agenttest.Agent, method, path string, form url.Value
 	if cookie != "" {
 		req.AddCookie(&http.Cookie{Name: "miaobu_session", Value: cookie})
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := noRedirects.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	return agenttest.Do(t, req, header...)
 }
 
 // postForm posts form as a browser does from the dashboard's own page.

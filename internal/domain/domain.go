@@ -118,7 +118,10 @@ type Options struct {
 	Caches *buildcache.Caches
 	// Resolver looks up where custom domains point; nil: the system's resolver.
 	Resolver Resolver
-	Log      *slog.Logger
+	// SiteFiles returns where a kept deployment's files are when it goes live, after fetching them
+	// if they are kept elsewhere (on another node of a cluster); nil: SiteDir.
+	SiteFiles func(slug string, deploymentID int64) string
+	Log       *slog.Logger
 }
 
 // Service carries out the domain's operations; it is safe for concurrent use.
@@ -132,7 +135,9 @@ type Service struct {
 	notifier *notify.Notifier
 	caches   *buildcache.Caches
 	resolver Resolver
-	log      *slog.Logger
+	// siteFiles is Options.SiteFiles, or SiteDir.
+	siteFiles func(slug string, deploymentID int64) string
+	log       *slog.Logger
 	// headCommitTimeout bounds the webhook's question to GitHub about a pull request's head commit:
 	// the constant headCommitTimeout, shorter in tests.
 	headCommitTimeout time.Duration
@@ -150,9 +155,13 @@ func New(opts Options) *Service {
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}
-	return &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, log: opts.Log, headCommitTimeout: headCommitTimeout,
-		publishLocks: map[int64]*sync.Mutex{}}
+	s := &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
+		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, siteFiles: opts.SiteFiles, log: opts.Log,
+		headCommitTimeout: headCommitTimeout, publishLocks: map[int64]*sync.Mutex{}}
+	if s.siteFiles == nil {
+		s.siteFiles = s.SiteDir
+	}
+	return s
 }
 
 // LogPath is the build log file of a deployment.

@@ -84,7 +84,7 @@ func (s *Service) targetOf(p *store.Project, d *store.Deployment) (publish.Targe
 
 // release is the kept deployment d of p on its way to its target.
 func (s *Service) release(p *store.Project, d *store.Deployment, log io.Writer, step func(store.Status) error) publish.Release {
-	return publish.Release{Project: p, Deployment: d, Dir: s.SiteDir(p.Slug, d.ID), Log: log, Step: step}
+	return publish.Release{Project: p, Deployment: d, Dir: s.siteFiles(p.Slug, d.ID), Log: log, Step: step}
 }
 
 // lockPublishing serialises what makes a project's deployment live (a finished build's publish and

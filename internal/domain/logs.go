@@ -11,8 +11,8 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// logPollInterval is how often a followed log is checked for new lines.
-const logPollInterval = 200 * time.Millisecond
+// LogPollInterval is how often a followed log is checked for new lines.
+const LogPollInterval = 200 * time.Millisecond
 
 // logChunkBytes bounds what FollowLog reads at a time, so that a follower of a long log holds only
 // that much of it.
@@ -75,7 +75,7 @@ func (s *Service) FollowLog(ctx context.Context, id, from int64, stop <-chan str
 		if done {
 			return nil
 		}
-		wait := logPollInterval
+		wait := LogPollInterval
 		if behind {
 			wait = 0
 		}

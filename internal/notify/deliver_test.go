@@ -396,6 +396,29 @@ func TestAFailingMessageDelaysNoLaterOne(t *testing.T) {
 	}
 }
 
+func TestABacklogForOneTargetIsPacedNotFailed(t *testing.T) {
+	st := openStore(t, storeDir(t))
+	r := newReceiver(t, func(int) (int, http.Header, string) { return http.StatusOK, nil, "ok" })
+	// Forty messages a target may get one of every 20 ms take 800 ms, far past the 200 ms an
+	// attempt may last: waiting for the turn inside the attempt would fail most of them.
+	n := newTestNotifier(st, Options{MinInterval: 20 * time.Millisecond})
+	target := addTarget(t, st, TypeWebhook, r.URL+"/hook")
+	const backlog = 40
+	for range backlog {
+		enqueue(t, st, n, target, event.DeployFailed)
+	}
+	runWorker(t, st, n, outbox.Options{Schedule: []time.Duration{time.Hour}, SendTimeout: 200 * time.Millisecond,
+		Concurrency: Concurrency})
+	eventually(t, "every message of the backlog sent", func() bool {
+		return len(r.requests()) == backlog && len(pending(t, st)) == 0
+	})
+	// Paced, the last request starts at least 39 intervals after the first.
+	reqs := r.requests()
+	if span := reqs[len(reqs)-1].at.Sub(reqs[0].at); span < 700*time.Millisecond {
+		t.Fatalf("the backlog went out in %s, want it paced over about 780 ms", span)
+	}
+}
+
 func TestInternalSeesIPv4InsideIPv6(t *testing.T) {
 	for _, tc := range []struct {
 		addr     string

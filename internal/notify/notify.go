@@ -167,7 +167,11 @@ func (n *Notifier) Send(ctx context.Context, m outbox.Message) error {
 	case t.DisabledReason != "":
 		return outbox.Permanent(fmt.Errorf("notification target %d is disabled: %s", t.ID, t.DisabledReason))
 	}
-	answer, err := n.deliver(ctx, t, p)
+	longest := maxTurnWait
+	if deadline, ok := ctx.Deadline(); ok {
+		longest = min(longest, time.Until(deadline)/3) // the rest of the send timeout is the request's
+	}
+	answer, err := n.deliver(ctx, t, p, longest)
 	if err != nil {
 		return err
 	}
@@ -214,7 +218,7 @@ func (n *Notifier) Test(ctx context.Context, t *store.Notification, sample *stor
 	}
 	ctx, cancel := context.WithTimeout(ctx, outbox.DefaultSendTimeout)
 	defer cancel()
-	a, err := n.deliver(ctx, t, p)
+	a, err := n.deliver(ctx, t, p, outbox.DefaultSendTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,7 @@ func sampleEvent(name string) store.Event {
 type request struct {
 	header http.Header
 	body   string
+	at     time.Time
 }
 
 // receiver is an HTTP receiver on loopback that records requests and answers as its test says.
@@ -86,7 +87,7 @@ func newReceiver(t *testing.T, answer func(n int) (int, http.Header, string)) *r
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		n := len(r.reqs)
-		r.reqs = append(r.reqs, request{req.Header.Clone(), string(body)})
+		r.reqs = append(r.reqs, request{req.Header.Clone(), string(body), time.Now()})
 		r.mu.Unlock()
 		code, header, text := http.StatusOK, http.Header{}, "ok"
 		if r.answer != nil {
@@ -125,7 +126,9 @@ func openStore(t *testing.T, dir string) *store.Store {
 func newTestNotifier(st Store, opts Options) *Notifier {
 	opts.Store, opts.Views, opts.PublicURL = st, testViews, "http://127.0.0.1:8000"
 	opts.AllowPrivateNetworks = true
-	opts.MinInterval = time.Nanosecond
+	if opts.MinInterval == 0 {
+		opts.MinInterval = time.Nanosecond
+	}
 	return New(opts)
 }
 
@@ -273,7 +276,7 @@ func TestWebhookIsStandardWebhooksSigned(t *testing.T) {
 		`"branch":"main","trigger":"webhook","status":"failed","error_message":"build: ` + "`npm run build`" + ` exited with status 1\nmore output",` +
 		`"created_at":"2025-06-01T11:59:00Z","started_at":null,"finished_at":null,"build_time_seconds":65.4,` +
 		`"url":"http://blog--42.localhost:8000/","live":false,"detected_framework":null,"detected_install_command":null,` +
-		`"detected_build_command":null,"detected_output_directory":null,"environment":"","alias":"","pull_request":null}}}`
+		`"detected_build_command":null,"detected_output_directory":null,"environment":"","alias":"","pull_request":null,"node":null}}}`
 	if req.body != want {
 		t.Fatalf("webhook body\n got %s\nwant %s", req.body, want)
 	}
@@ -351,7 +354,7 @@ func TestPacerSpacesEachTargetsMessages(t *testing.T) {
 	clock := &stepClock{now: eventAt}
 	p := newPacer(clock, time.Second)
 	for _, id := range []int64{1, 2, 1, 1} {
-		if err := p.wait(context.Background(), id); err != nil {
+		if err := p.wait(context.Background(), id, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -364,9 +367,35 @@ func TestPacerSpacesEachTargetsMessages(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	blocked := newPacer(&blockingClock{now: eventAt}, time.Hour)
-	_ = blocked.wait(ctx, 1)
-	if err := blocked.wait(ctx, 1); !errors.Is(err, context.Canceled) {
+	_ = blocked.wait(ctx, 1, 2*time.Hour)
+	if err := blocked.wait(ctx, 1, 2*time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a wait whose context ends: %v, want context.Canceled", err)
+	}
+}
+
+func TestPacerPutsOffATurnTooFarAway(t *testing.T) {
+	clock := &stepClock{now: eventAt}
+	p := newPacer(clock, time.Second)
+	for range 3 { // turns now, in 1 s and in 2 s are within the 2 s it may wait
+		if err := p.wait(context.Background(), 1, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := clock.Now()
+	err := p.wait(context.Background(), 1, time.Second) // the next turn is a second from now
+	if err != nil {
+		t.Fatalf("a turn a second away: %v, want it taken", err)
+	}
+	err = p.wait(context.Background(), 1, 500*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "paced") {
+		t.Fatalf("a turn too far away: %v, want it put off", err)
+	}
+	if clock.Now() != now.Add(time.Second) {
+		t.Fatalf("the clock moved to %v: a turn put off must not be waited for", clock.Now())
+	}
+	// The turn put off was not taken: the next message may have it.
+	if err := p.wait(context.Background(), 1, time.Second); err != nil {
+		t.Fatalf("the turn after one put off: %v, want it free", err)
 	}
 }
 

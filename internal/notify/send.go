@@ -34,9 +34,15 @@ const maxExcerpt = 200
 // it is the longest wait of the outbox's schedule.
 const maxRetryAfter = 10 * time.Hour
 
-// deliver sends p to target t once, in the target's format, and returns the receiver's answer.
-func (n *Notifier) deliver(ctx context.Context, t *store.Notification, p payload) (*reply, error) {
-	if err := n.pacer.wait(ctx, t.ID); err != nil {
+// maxTurnWait is the longest a message from the outbox waits for its target's turn within its
+// send: a later turn puts the message off to that turn instead, so that a backlog for one target
+// never spends the send timeout waiting.
+const maxTurnWait = 2 * time.Second
+
+// deliver sends p to target t once, in the target's format, and returns the receiver's answer; it
+// waits at most longest for the target's turn.
+func (n *Notifier) deliver(ctx context.Context, t *store.Notification, p payload, longest time.Duration) (*reply, error) {
+	if err := n.pacer.wait(ctx, t.ID, longest); err != nil {
 		return nil, err
 	}
 	var (
@@ -172,13 +178,18 @@ func newPacer(c clock.Clock, interval time.Duration) *pacer {
 	return &pacer{clock: c, interval: interval, next: map[int64]time.Time{}}
 }
 
-// wait returns once target id may get a message, having taken that turn, or when ctx ends.
-func (p *pacer) wait(ctx context.Context, id int64) error {
+// wait returns once target id may get a message, having taken that turn, or when ctx ends; when
+// the turn is more than longest away it takes none and returns an outbox.Later error for it.
+func (p *pacer) wait(ctx context.Context, id int64, longest time.Duration) error {
 	p.mu.Lock()
 	now := p.clock.Now()
 	turn := p.next[id]
 	if turn.Before(now) {
 		turn = now
+	}
+	if turn.Sub(now) > longest {
+		p.mu.Unlock()
+		return outbox.Later(fmt.Errorf("notification target %d is paced: its next turn is in %s", id, turn.Sub(now).Round(time.Second)), turn)
 	}
 	p.next[id] = turn.Add(p.interval)
 	p.mu.Unlock()

@@ -5,6 +5,7 @@ package outbox
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -25,6 +26,51 @@ type Message struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	CreatedAt     time.Time `json:"created_at"`
 	LastError     string    `json:"last_error,omitempty"`
+}
+
+// Check refuses a message that cannot be enqueued: without a kind or a key, or whose payload is
+// not JSON.
+func (m *Message) Check() error {
+	switch {
+	case m.Kind == "" || m.Key == "":
+		return errors.New("an outbox message needs a kind and a key")
+	case !json.Valid(m.Payload):
+		return errors.New("an outbox message's payload must be JSON")
+	}
+	return nil
+}
+
+// Picker chooses the due messages among a store's messages, given oldest first: only the oldest
+// message of each key is considered, skipping the keys busy reports (nil: none).
+type Picker struct {
+	Now   time.Time
+	Limit int
+	Busy  func(key string) bool
+	// Due are the messages due at Now, at most Limit (no limit when Limit <= 0); Next is the
+	// earliest time another of the oldest messages falls due, zero when none waits.
+	Due  []Message
+	Next time.Time
+	seen map[string]bool
+}
+
+// Add considers the next message, oldest first.
+func (p *Picker) Add(m Message) {
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	if p.seen[m.Key] {
+		return // behind an older message of its key
+	}
+	p.seen[m.Key] = true
+	switch {
+	case p.Busy != nil && p.Busy(m.Key):
+	case !m.NextAttemptAt.After(p.Now):
+		if p.Limit <= 0 || len(p.Due) < p.Limit {
+			p.Due = append(p.Due, m)
+		}
+	case p.Next.IsZero() || m.NextAttemptAt.Before(p.Next):
+		p.Next = m.NextAttemptAt
+	}
 }
 
 // Store keeps the outbox: the agent's bbolt store, or a replicated store in a cluster.

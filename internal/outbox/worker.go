@@ -58,6 +58,29 @@ func retryAfter(err error) time.Duration {
 	return 0
 }
 
+// laterError is an error that asks the Worker to try a message again at a time, as no failure.
+type laterError struct {
+	err error
+	at  time.Time
+}
+
+func (e *laterError) Error() string { return e.err.Error() }
+func (e *laterError) Unwrap() error { return e.err }
+
+// Later marks err as a turn not yet come (a receiver paced to a message a second): the Worker
+// sends the message again at at, counting no attempt and writing nothing to the store, so that a
+// restart sends it at once.
+func Later(err error, at time.Time) error { return &laterError{err, at} }
+
+// laterTime returns the time err was marked with by Later, and false when it was not.
+func laterTime(err error) (time.Time, bool) {
+	var l *laterError
+	if errors.As(err, &l) {
+		return l.at, true
+	}
+	return time.Time{}, false
+}
+
 // heldError is an error that asks the Worker to keep a message, unsent, until its group is released.
 type heldError struct {
 	err   error
@@ -150,6 +173,8 @@ type Worker struct {
 	backoff map[string]Backoff
 	// held maps the key of each held message to the group that releases it.
 	held map[string]string
+	// deferred maps the key of each message put off with Later to when it is tried again.
+	deferred map[string]time.Time
 	// releases counts the calls of Release, so that a message held by a send that a release
 	// overlapped is tried again instead.
 	releases int
@@ -179,7 +204,7 @@ func New(st Store, opts Options) *Worker {
 		opts.Logger = slog.Default()
 	}
 	return &Worker{store: st, opts: opts, wake: make(chan struct{}, 1), senders: map[string]Sender{}, backoff: map[string]Backoff{},
-		held: map[string]string{}, settled: map[string]bool{}}
+		held: map[string]string{}, deferred: map[string]time.Time{}, settled: map[string]bool{}}
 }
 
 // Register makes send the Sender of messages of kind. A message whose kind has no Sender fails and
@@ -228,6 +253,38 @@ func (w *Worker) Release(group string) {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// deferUntil puts the messages of key off until at.
+func (w *Worker) deferUntil(key string, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.deferred[key] = at
+}
+
+// isDeferred reports whether the messages of key are put off past now, forgetting a deferral that has ended.
+func (w *Worker) isDeferred(key string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.deferred[key]
+	if ok && !at.After(now) {
+		delete(w.deferred, key)
+		return false
+	}
+	return ok
+}
+
+// nextDeferred returns the earliest time a deferred message is tried again, zero when none is.
+func (w *Worker) nextDeferred() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var next time.Time
+	for _, at := range w.deferred {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next
 }
 
 // isHeld reports whether the messages of key are held.
@@ -288,7 +345,9 @@ func (w *Worker) Run(ctx context.Context) {
 		now := w.opts.Clock.Now()
 		wake := now.Add(w.opts.PollInterval)
 		// Every due message is read, as the kinds' free slots decide which of them go out.
-		due, next, err := w.store.DueMessages(now, 0, func(key string) bool { return busy[key] || w.isHeld(key) })
+		due, next, err := w.store.DueMessages(now, 0, func(key string) bool {
+			return busy[key] || w.isHeld(key) || w.isDeferred(key, now)
+		})
 		if err != nil {
 			w.opts.Logger.Error("outbox: reading due messages", "error", err)
 		}
@@ -306,8 +365,10 @@ func (w *Worker) Run(ctx context.Context) {
 				}
 			})
 		}
-		if !next.IsZero() && next.Before(wake) {
-			wake = next
+		for _, at := range []time.Time{next, w.nextDeferred()} {
+			if !at.IsZero() && at.Before(wake) {
+				wake = at
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -335,6 +396,7 @@ func (w *Worker) attempt(ctx context.Context, m Message) {
 	attempts := m.Attempts + 1
 	backoff, forever := w.backoffOf(m.Kind)
 	group, held := heldGroup(err)
+	later, deferred := laterTime(err)
 	switch {
 	case err == nil:
 		w.delete(log, m)
@@ -344,6 +406,9 @@ func (w *Worker) attempt(ctx context.Context, m Message) {
 		return
 	case held:
 		w.hold(m.Key, group, releases)
+		return
+	case deferred:
+		w.deferUntil(m.Key, later)
 		return
 	case isPermanent(err):
 		log.Warn("outbox: dropping message after a permanent error", "attempts", attempts, "error", err)

@@ -545,3 +545,26 @@ func TestReleaseDuringSend(t *testing.T) {
 	close(released)
 	eventually(t, "the message sent by a second attempt", func() bool { return len(h.pending(t)) == 0 })
 }
+
+func TestLaterCountsNoAttempt(t *testing.T) {
+	h := newHarness(t)
+	turn := h.clock.Now().Add(time.Minute)
+	r := &recorder{answer: func(_ context.Context, _ outbox.Message, n int) error {
+		if n == 0 {
+			return outbox.Later(errors.New("not its turn yet"), turn)
+		}
+		return nil
+	}}
+	h.start(t, outbox.Options{Schedule: []time.Duration{time.Hour}}, r)
+	id := h.enqueue(t, "test", "target:1")
+	eventually(t, "the message put off", func() bool { return len(r.ids()) == 1 })
+	never(t, "the message sent before its turn", func() bool { return len(r.ids()) > 1 })
+	if p := h.pending(t); len(p) != 1 || p[0].Attempts != 0 || p[0].LastError != "" {
+		t.Fatalf("pending %+v, want the message with no failed attempt recorded", p)
+	}
+	h.clock.Advance(time.Minute)
+	eventually(t, "the message sent at its turn", func() bool { return len(h.pending(t)) == 0 })
+	if got := r.ids(); !slices.Equal(got, []int64{id, id}) {
+		t.Fatalf("attempts %v, want message %d twice", got, id)
+	}
+}

@@ -45,6 +45,8 @@ type Deployment struct {
 	GitHubDeploymentID int64 `json:"github_deployment_id,omitempty"`
 	// NoCache asks for a build from nothing: the project's build cache is cleared before it.
 	NoCache bool `json:"no_cache,omitempty"`
+	// Node is the clustered agent that runs (or ran) the build; empty on a single agent.
+	Node string `json:"node,omitempty"`
 	// SkipMarkers says the commit's message was unknown when the deployment was made (a pull
 	// request's update that GitHub did not tell about): the build reads it from the clone and
 	// cancels the deployment when it has a skip marker.

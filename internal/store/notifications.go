@@ -54,7 +54,7 @@ func (s *Store) notify(tx *bolt.Tx, e Event) error {
 	}
 	var targets []Notification
 	err := iterate(bucket(tx, notificationsBucket), nil, func(_ []byte, n Notification) (bool, error) {
-		if n.DisabledReason == "" && (n.ProjectID == 0 || n.ProjectID == e.Project.ID) && slices.Contains(n.Events, e.Name) {
+		if n.Wants(e) {
 			targets = append(targets, n)
 		}
 		return true, nil
@@ -79,27 +79,9 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, p *Project, d *Deployment, now tim
 	if s.notifier.Load() == nil {
 		return nil
 	}
-	var names []string
-	switch d.Status {
-	case StatusCloning:
-		names = []string{event.DeployStarted}
-	case StatusFailed:
-		names = []string{event.DeployFailed}
-	case StatusDeployed:
-		if d.Alias != "" {
-			names = []string{event.PreviewReady}
-			break
-		}
-		names = []string{event.DeploySucceeded}
-		failed, err := previousFailed(tx, d)
-		if err != nil {
-			return err
-		}
-		if failed {
-			names = append(names, event.DeployRecovered)
-		}
-	default:
-		return nil
+	names, err := EventsOf(d, func() (bool, error) { return previousFailed(tx, d) })
+	if err != nil {
+		return err
 	}
 	for _, name := range names {
 		if err := s.notify(tx, Event{Name: name, Project: *p, Deployment: *d, At: now}); err != nil {
@@ -107,6 +89,29 @@ func (s *Store) notifyDeployment(tx *bolt.Tx, p *Project, d *Deployment, now tim
 		}
 	}
 	return nil
+}
+
+// EventsOf returns the events that the new status of d tells: started when a build claims it;
+// succeeded, and recovered when previousFailed says the previous production deployment had
+// failed, or preview ready for a preview's; failed when it fails. A cancelled deployment, and any
+// other status, tells nothing.
+func EventsOf(d *Deployment, previousFailed func() (bool, error)) ([]string, error) {
+	switch d.Status {
+	case StatusCloning:
+		return []string{event.DeployStarted}, nil
+	case StatusFailed:
+		return []string{event.DeployFailed}, nil
+	case StatusDeployed:
+		if d.Alias != "" {
+			return []string{event.PreviewReady}, nil
+		}
+		failed, err := previousFailed()
+		if err != nil || !failed {
+			return []string{event.DeploySucceeded}, err
+		}
+		return []string{event.DeploySucceeded, event.DeployRecovered}, nil
+	}
+	return nil, nil
 }
 
 // previousFailed reports whether the newest deployment of d's project and alias before d that
@@ -122,19 +127,31 @@ func previousFailed(tx *bolt.Tx, d *Deployment) (bool, error) {
 		if err := get(deployments, k[8:], &prev); err != nil {
 			return false, err
 		}
-		if prev.Alias != d.Alias {
-			return true, nil
-		}
-		switch prev.Status {
-		case StatusFailed:
-			failed = true
-			return false, nil
-		case StatusDeployed:
-			return false, nil
-		}
-		return true, nil
+		var settled bool
+		failed, settled = d.Settled(&prev)
+		return !settled, nil
 	})
 	return failed, err
+}
+
+// Settled says what an earlier deployment prev tells of the site before d, walking back from d:
+// settled when prev, of d's alias, succeeded or failed, and then whether it failed.
+func (d *Deployment) Settled(prev *Deployment) (failed, settled bool) {
+	if prev.Alias != d.Alias {
+		return false, false
+	}
+	switch prev.Status {
+	case StatusFailed:
+		return true, true
+	case StatusDeployed:
+		return false, true
+	}
+	return false, false
+}
+
+// Wants reports whether target n is told of e: it is enabled, covers e's project and subscribes to it.
+func (n *Notification) Wants(e Event) bool {
+	return n.DisabledReason == "" && (n.ProjectID == 0 || n.ProjectID == e.Project.ID) && slices.Contains(n.Events, e.Name)
 }
 
 // CreateNotification stores n as a new target, setting its id and creation time; a target of a

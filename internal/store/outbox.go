@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -23,11 +22,8 @@ func (s *Store) EnqueueMessage(m outbox.Message) (int64, error) {
 // enqueue adds m to the outbox inside tx, for a change whose report must commit with it (a
 // deployment's new state and its status on GitHub); it sets m's id and wakes the worker when tx commits.
 func (s *Store) enqueue(tx *bolt.Tx, m *outbox.Message, now time.Time) error {
-	switch {
-	case m.Kind == "" || m.Key == "":
-		return errors.New("an outbox message needs a kind and a key")
-	case !json.Valid(m.Payload):
-		return errors.New("an outbox message's payload must be JSON")
+	if err := m.Check(); err != nil {
+		return err
 	}
 	b := bucket(tx, outboxBucket)
 	seq, err := b.NextSequence()
@@ -55,26 +51,14 @@ func (s *Store) MessageEnqueued() <-chan struct{} { return s.enqueued }
 // only the oldest message of each key and skipping the keys busy reports (nil: none); next is the
 // earliest time another of those oldest messages falls due, zero when none waits.
 func (s *Store) DueMessages(now time.Time, limit int, busy func(key string) bool) (due []outbox.Message, next time.Time, err error) {
+	pick := outbox.Picker{Now: now, Limit: limit, Busy: busy}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		seen := map[string]bool{}
 		return iterate(bucket(tx, outboxBucket), nil, func(_ []byte, m outbox.Message) (bool, error) {
-			if seen[m.Key] {
-				return true, nil // behind an older message of its key
-			}
-			seen[m.Key] = true
-			switch {
-			case busy != nil && busy(m.Key):
-			case !m.NextAttemptAt.After(now):
-				if limit <= 0 || len(due) < limit {
-					due = append(due, m)
-				}
-			case next.IsZero() || m.NextAttemptAt.Before(next):
-				next = m.NextAttemptAt
-			}
+			pick.Add(m)
 			return true, nil
 		})
 	})
-	return due, next, err
+	return pick.Due, pick.Next, err
 }
 
 // RetryMessage records a failed attempt of message id with its error, to be tried again at next.

@@ -98,7 +98,7 @@ func (s *Store) CreateProject(p *Project) error {
 			return err
 		}
 		p.ID = int64(id)
-		p.Slug = uniqueSlug(p.Slug, func(s string) bool { return slugs.Get([]byte(s)) != nil })
+		p.Slug = UniqueSlug(p.Slug, func(s string) bool { return slugs.Get([]byte(s)) != nil })
 		// The safe defaults of the trigger rules (schema version 3) when the caller set none.
 		p.ForkPreviews, p.TriggerMode = cmp.Or(p.ForkPreviews, "approve"), cmp.Or(p.TriggerMode, "webhook")
 		if p.CreatedAt.IsZero() {

@@ -48,8 +48,8 @@ func Slugify(name string) string {
 	return slug
 }
 
-// uniqueSlug returns Slugify(base), or it with a numeric suffix when taken says it is in use.
-func uniqueSlug(base string, taken func(string) bool) string {
+// UniqueSlug returns Slugify(base), or it with a numeric suffix when taken says it is in use.
+func UniqueSlug(base string, taken func(string) bool) string {
 	slug := Slugify(base)
 	if !taken(slug) {
 		return slug

@@ -138,6 +138,18 @@ type Push struct {
 	Trigger Trigger
 }
 
+// DeploymentTrigger is the trigger of the deployment p creates: its Trigger when set, else
+// TriggerPullRequest for a pull request's update and TriggerWebhook for a push.
+func (p Push) DeploymentTrigger() Trigger {
+	switch {
+	case p.Trigger != "":
+		return p.Trigger
+	case p.PullRequest != 0:
+		return TriggerPullRequest
+	}
+	return TriggerWebhook
+}
+
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
 // alias, refused a stale delivery, or held a preview's head.
 type PushResult struct {
@@ -165,10 +177,10 @@ const (
 	OutcomeRemoved = "removed"
 )
 
-// RecordPush durably records a push: nothing for a stale delivery or a closed pull request's update, else a new queued deployment
-// unless one of the same commit is queued, running or live on the same alias, the branch's new head
-// and, for a preview, the preview's; the delivery in every case (a head the agent found itself is no delivery). It returns after the group commit
-// is on disk.
+// RecordPush durably records a push: nothing for a stale delivery or a closed pull request's
+// update, else a new queued deployment unless one of the same commit is queued, running or live on
+// the same alias, the branch's new head and, for a preview, the preview's; the delivery in every
+// case but a head the agent found itself, which is none. It returns after the group commit is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
@@ -287,16 +299,8 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
 		res.DeploymentID, res.Duplicate = btoi(v), true
 	} else {
-		trigger := p.Trigger
-		switch {
-		case trigger != "":
-		case p.PullRequest != 0:
-			trigger = TriggerPullRequest
-		default:
-			trigger = TriggerWebhook
-		}
 		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
+			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: p.DeploymentTrigger(), DeliveryID: p.DeliveryID,
 			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return res, err

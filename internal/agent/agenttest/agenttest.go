@@ -352,6 +352,13 @@ func (ta *Agent) Site(t testing.TB, label, path string, header ...string) (*http
 	}
 	_, port, _ := net.SplitHostPort(ta.Config.Listen)
 	req.Host = label + "." + ta.Config.Sites.Domain + ":" + port
+	return Do(t, req, header...)
+}
+
+// Do sends req with header's name and value pairs, not following redirects, and returns the
+// response and its body.
+func Do(t testing.TB, req *http.Request, header ...string) (*http.Response, string) {
+	t.Helper()
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -1,0 +1,309 @@
+// Package cluster runs several miaobu agents as one: each embeds a NATS server with JetStream
+// (SyncAlways, replicas 3, routes to every peer), and Store keeps miaobu's state in its key-value
+// buckets, its work-queue stream of build tokens and its object store of site outputs.
+//
+// Buckets and streams (all with 3 replicas, created idempotently by every node at start):
+//
+//	KV projects      project id → projectRecord: the project and every index of it that a change
+//	                 must see at once (queued and running deployments, the commit index, branch
+//	                 heads, previews, the build epoch); it changes only by compare-and-set
+//	KV deployments   deployment id → store.Deployment, changed by compare-and-set
+//	KV slugs         slug → project id (created once: slugs are unique)
+//	KV repos         base64url("owner/name" NUL root) → project id (one import per repository)
+//	KV domains       base64url(domain) → project id
+//	KV notifications notification id → store.Notification
+//	KV ids           one key per kind; a put's revision is a new id, unique and increasing
+//	KV leases        "project.<id>" → the node building it, "reconciler" → the node reconciling,
+//	                 "outbox" → the node sending the outbox (a bucket TTL: a lease not renewed
+//	                 expires)
+//	KV meta          "admin-token" → the cluster's admin token
+//	KV outbox        message id → outbox.Message (reports and notifications not yet sent)
+//	stream JOBS      work queue of build tokens "jobs.<project>.<alias>", one per subject (latest wins)
+//	stream DELIVERIES the record of webhook deliveries, "deliveries.<project>"
+//	object store sites "<deployment id>.tar": the local target's outputs; "<deployment id>.log":
+//	                 the build logs, as their building node last shared them
+//
+// Reads go to each stream's leader, so that a node reads what another has just written. A change
+// that spans keys writes the project's record first (the truth), then the rest; the reconciler
+// repairs what a node that died in between left.
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// clusterName is the NATS cluster name every miaobu node uses.
+const clusterName = "miaobu"
+
+// routeAuthTimeout bounds how long a connection may take to authenticate.
+const routeAuthTimeout = 10 * time.Second
+
+// localUser is the user name of this process's own connection to its node.
+const localUser = "local"
+
+// randomSecret returns 32 random bytes as text.
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// routeUser is the user name of the route connections; cluster.secret is their password.
+const routeUser = "miaobu"
+
+// Replicas is how many copies JetStream keeps of every bucket and stream.
+const Replicas = 3
+
+// NodeOptions configure an embedded NATS node.
+type NodeOptions struct {
+	// Name is the node's stable, unique name (cluster.node).
+	Name string
+	// Listen is the host:port of the route connections (cluster.listen).
+	Listen string
+	// Peers are the nats-route:// URLs of every voting node (cluster.peers).
+	Peers []string
+	// Secret authenticates the routes (cluster.secret).
+	Secret string
+	// Dir is where JetStream keeps its files.
+	Dir string
+	Log *slog.Logger
+}
+
+// Node is a running embedded NATS server with JetStream and this process's connection to it.
+type Node struct {
+	name   string
+	listen string
+	server *server.Server
+	conn   *nats.Conn
+	js     jetstream.JetStream
+}
+
+// StartNode starts the embedded NATS server and waits until JetStream answers (a metadata leader
+// is elected), at most until ctx ends; it refuses fewer than three peers.
+func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
+	if len(opts.Peers) < Replicas {
+		return nil, fmt.Errorf("cluster.peers lists %d voting nodes: a cluster needs at least %d", len(opts.Peers), Replicas)
+	}
+	host, portText, err := net.SplitHostPort(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.listen %q: %w", opts.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.listen %q: the port is not a number", opts.Listen)
+	}
+	routes, err := routeURLs(opts.Peers, opts.Secret)
+	if err != nil {
+		return nil, err
+	}
+	// The client port is needed: with DontListen the server never starts its routes. It listens on
+	// loopback only, on a random port, with a password this process alone knows.
+	clientPassword, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	// The server keeps only bcrypt hashes of the passwords it checks; the route URLs carry the secret.
+	routeHash, err := bcrypt.GenerateFromPassword([]byte(opts.Secret), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	// The local password is 32 random bytes: the lowest cost protects it as well and connects fast.
+	clientHash, err := bcrypt.GenerateFromPassword([]byte(clientPassword), bcrypt.MinCost)
+	if err != nil {
+		return nil, err
+	}
+	so := &server.Options{ServerName: opts.Name, JetStream: true, StoreDir: filepath.Join(opts.Dir, "jetstream"),
+		// Every acknowledged write is on a quorum's disks: the Raft log is fsynced per append.
+		SyncAlways: true, NoSigs: true,
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, Username: localUser, Password: string(clientHash),
+		Cluster: server.ClusterOpts{Name: clusterName, Host: host, Port: port, Username: routeUser, Password: string(routeHash),
+			// A bcrypt check takes a while on a busy machine.
+			AuthTimeout: routeAuthTimeout.Seconds()},
+		Routes: routes}
+	srv, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("starting the cluster node: %w", err)
+	}
+	if opts.Log != nil {
+		srv.SetLoggerV2(&natsLogger{log: opts.Log.With("component", "nats")}, false, false, false)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("the cluster node did not start within 10s")
+	}
+	conn, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(localUser, clientPassword), nats.Name(opts.Name),
+		nats.MaxReconnects(-1), nats.Timeout(routeAuthTimeout))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("connecting to the cluster node: %w", err)
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		conn.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	n := &Node{name: opts.Name, listen: opts.Listen, server: srv, conn: conn, js: js}
+	if err := n.waitForJetStream(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// routeURLs returns the peers as route URLs that carry the route credentials.
+func routeURLs(peers []string, secret string) ([]*url.URL, error) {
+	var routes []*url.URL
+	for _, peer := range peers {
+		u, err := url.Parse(peer)
+		if err != nil || u.Scheme != "nats-route" || u.Host == "" {
+			return nil, fmt.Errorf("cluster.peers: %q is not a nats-route://host:port URL", peer)
+		}
+		u.User = url.UserPassword(routeUser, secret)
+		routes = append(routes, u)
+	}
+	return routes, nil
+}
+
+// waitForJetStream polls JetStream until it answers, which it does once a metadata leader exists.
+func (n *Node) waitForJetStream(ctx context.Context) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := n.js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the cluster's quorum (are at least two of cluster.peers running?): %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.name }
+
+// Close closes the connection and shuts the NATS server down.
+func (n *Node) Close() {
+	n.conn.Close()
+	n.server.Shutdown()
+	n.server.WaitForShutdown()
+}
+
+// Member is one voting node of the cluster as this node sees it.
+type Member struct {
+	Node    string
+	Address string
+	Leader  bool
+	Current bool
+}
+
+// Health is the cluster as this node sees it: its members, and whether a quorum of them agree on a
+// leader, without which nothing can be written.
+type Health struct {
+	Node    string
+	Members []Member
+	Quorum  bool
+}
+
+// Health returns the members, the leader of the cluster's metadata and whether there is a quorum.
+func (n *Node) Health() Health {
+	h := Health{Node: n.name}
+	info, err := n.server.Jsz(&server.JSzOptions{})
+	if err != nil || info.Meta == nil {
+		return h
+	}
+	addresses := map[string]string{n.name: n.listen}
+	if routes, err := n.server.Routez(&server.RoutezOptions{}); err == nil {
+		for _, r := range routes.Routes {
+			if _, ok := addresses[r.RemoteName]; !ok && r.DidSolicit {
+				addresses[r.RemoteName] = net.JoinHostPort(r.IP, strconv.Itoa(r.Port))
+			}
+		}
+	}
+	meta := info.Meta
+	current := 0
+	self := Member{Node: n.name, Address: n.listen, Leader: meta.Leader == n.name, Current: meta.Leader != ""}
+	h.Members = append(h.Members, self)
+	if self.Current {
+		current++
+	}
+	for _, p := range meta.Replicas {
+		if p.Name == n.name {
+			continue
+		}
+		m := Member{Node: p.Name, Address: addresses[p.Name], Leader: p.Name == meta.Leader, Current: p.Current && !p.Offline}
+		if m.Current || m.Leader {
+			m.Current = true
+			current++
+		}
+		h.Members = append(h.Members, m)
+	}
+	slices.SortFunc(h.Members, func(a, b Member) int { return cmp.Compare(a.Node, b.Node) })
+	size := max(meta.Size, len(h.Members))
+	h.Quorum = meta.Leader != "" && current >= size/2+1
+	return h
+}
+
+// natsLogger turns the NATS server's log lines into the agent's, at a level below their own: the
+// server is chatty about routine cluster changes.
+type natsLogger struct{ log *slog.Logger }
+
+// Noticef logs a notice at debug level.
+func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// Warnf logs a warning.
+func (l *natsLogger) Warnf(format string, v ...any) { l.log.Warn(fmt.Sprintf(format, v...)) }
+
+// Fatalf logs a fatal error.
+func (l *natsLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+
+// Errorf logs an error.
+func (l *natsLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+
+// Debugf logs a debug line.
+func (l *natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// Tracef drops trace lines.
+func (l *natsLogger) Tracef(string, ...any) {}
+
+// Owner returns the current member that owns key (rendezvous hashing): every node that sees the
+// same members picks the same one, and when a member is lost only its keys move. It returns ""
+// when no member is current.
+func (h Health) Owner(key string) string {
+	owner, best := "", uint64(0)
+	for _, m := range h.Members {
+		if !m.Current {
+			continue
+		}
+		sum := sha256.Sum256([]byte(m.Node + "\x00" + key))
+		if score := binary.BigEndian.Uint64(sum[:8]); owner == "" || score > best {
+			owner, best = m.Node, score
+		}
+	}
+	return owner
+}

@@ -1,0 +1,263 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miaobu/miaobu/internal/event"
+	"github.com/miaobu/miaobu/internal/store"
+)
+
+// RemovePreview takes a preview down at once: its alias serves nothing from now on, its queued and
+// running deployments are cancelled (a build of one on any node cannot go live) and its commits no
+// longer count as deployed. It returns the preview as it was before and the cancelled deployments;
+// removing a preview already removed changes nothing.
+func (s *Store) RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	var before *store.Preview
+	var unfinished []int64
+	var wasLive int64
+	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
+		before, unfinished, wasLive = nil, nil, 0
+		p := r.Previews[alias]
+		if p == nil {
+			return store.ErrNotFound
+		}
+		copied := *p
+		before = &copied
+		if p.Removed() {
+			return nil
+		}
+		now := time.Now().UTC()
+		p.RemovedAt, wasLive = &now, p.ActiveDeploymentID
+		for _, set := range []map[int64]slot{r.Queued, r.Running} {
+			for id, sl := range set {
+				if sl.Alias == alias {
+					unfinished = append(unfinished, id)
+				}
+			}
+		}
+		for _, id := range unfinished {
+			r.finish(id)
+		}
+		// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
+		// deploy it afresh, neither as a duplicate nor as a stale delivery.
+		prefix := alias + "\x00"
+		maps.DeleteFunc(r.Commits, func(key string, _ int64) bool { return strings.HasPrefix(key, prefix) })
+		maps.DeleteFunc(r.Deployed, func(key string, _ int64) bool { return strings.HasPrefix(key, prefix) })
+		if p.PullRequest == 0 {
+			delete(r.Heads, p.Branch)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, unavailable(err)
+	}
+	slices.Sort(unfinished)
+	var cancelled []*store.Deployment
+	for _, id := range unfinished {
+		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason)
+		if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return before, cancelled, unavailable(err)
+		}
+		cancelled = append(cancelled, d)
+	}
+	if wasLive != 0 {
+		s.notifyRemoved(ctx, &r.Project, wasLive)
+	}
+	return before, cancelled, nil
+}
+
+// DeleteBranch records that a preview branch was deleted at commit last (the deletion's before) and
+// takes its alias down like RemovePreview when the branch owns it, returning the preview as it was
+// before (nil when the alias has none) and the cancelled deployments. A deletion whose last commit
+// the alias deployed but is not the branch's last pushed head is a replay: it changes nothing and
+// returns ErrStaleDeletion. Unlike on a single agent, the check, the removal and the record of the
+// deletion are three writes, and the alias's deployed commits are forgotten with it.
+func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string) (*store.Preview, []*store.Deployment, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	r, _, err := s.record(ctx, projectID)
+	if err != nil {
+		return nil, nil, err
+	}
+	head := r.Heads[branch]
+	if _, deployed := r.Deployed[commitKey(alias, last)]; deployed && head != "" && head != store.DeletedHead && head != last {
+		return nil, nil, store.ErrStaleDeletion
+	}
+	var before *store.Preview
+	var cancelled []*store.Deployment
+	switch p := r.Previews[alias]; {
+	case p == nil:
+	case p.PullRequest == 0 && p.Branch == branch:
+		if before, cancelled, err = s.RemovePreview(projectID, alias, reason); err != nil {
+			return nil, nil, err
+		}
+	default:
+		copied := *p
+		before = &copied
+	}
+	_, err = s.changeRecord(ctx, projectID, func(r *projectRecord) error {
+		if r.Heads == nil {
+			r.Heads = map[string]string{}
+		}
+		r.Heads[branch] = store.DeletedHead
+		return nil
+	})
+	return before, cancelled, unavailable(err)
+}
+
+// notifyRemoved enqueues the notifications that a preview of p, on which deployment id was live,
+// is removed.
+func (s *Store) notifyRemoved(ctx context.Context, p *store.Project, id int64) {
+	notifier := s.notifier.Load()
+	if notifier == nil {
+		return
+	}
+	d, _, err := s.deployment(ctx, id)
+	if err == nil {
+		var targets []*store.Notification
+		if targets, err = s.notificationsWith(ctx); err == nil {
+			e := store.Event{Name: event.PreviewRemoved, Project: *p, Deployment: *d, At: time.Now().UTC()}
+			for _, n := range targets {
+				if n.Wants(e) {
+					m := (*notifier)(*n, e)
+					err = errors.Join(err, s.enqueue(ctx, &m))
+				}
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("cluster: notifying of a removed preview", "deployment", id, "err", err)
+	}
+}
+
+// PurgeRemovedPreviews deletes the previews taken down before cutoff, with their finished
+// deployments, and returns those deployments so that their files and logs can be removed.
+func (s *Store) PurgeRemovedPreviews(cutoff time.Time) ([]*store.Deployment, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*opTimeout)
+	defer cancel()
+	records, err := s.records(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var gone []*store.Deployment
+	for _, r := range records {
+		var expired []string
+		for alias, p := range r.Previews {
+			if p.Removed() && p.RemovedAt.Before(cutoff) {
+				expired = append(expired, alias)
+			}
+		}
+		if len(expired) == 0 {
+			continue
+		}
+		var purged []*store.Deployment
+		for _, id := range r.History {
+			d, _, err := s.deployment(ctx, id)
+			if err == nil && d.Terminal() && slices.Contains(expired, d.Alias) {
+				purged = append(purged, d)
+			}
+		}
+		_, err := s.changeRecord(ctx, r.Project.ID, func(r *projectRecord) error {
+			for _, alias := range expired {
+				delete(r.Previews, alias)
+			}
+			r.History = slices.DeleteFunc(r.History, func(id int64) bool {
+				return slices.ContainsFunc(purged, func(d *store.Deployment) bool { return d.ID == id })
+			})
+			return nil
+		})
+		if err != nil {
+			return gone, unavailable(err)
+		}
+		for _, d := range purged {
+			_ = s.deployments.Delete(ctx, idKey(d.ID))
+			_ = s.sites.Delete(ctx, siteObject(d.ID))
+			_ = s.sites.Delete(ctx, logObject(d.ID))
+		}
+		gone = append(gone, purged...)
+	}
+	return gone, nil
+}
+
+// RecordGitHubDeployment durably records a deployment asked for on GitHub and its delivery: a new
+// queued production deployment of its commit, unless the GitHub deployment was handled before or,
+// by the duplicate rule of pushes, a deployment of the commit is queued, running or live for
+// production; the check and the record are one compare-and-set of the project's record.
+func (s *Store) RecordGitHubDeployment(ctx context.Context, g store.GitHubDeployment) (store.GitHubDeploymentResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var res store.GitHubDeploymentResult
+	var nd *newDeployment
+	_, err := s.changeRecord(ctx, g.ProjectID, func(r *projectRecord) error {
+		res, nd = store.GitHubDeploymentResult{}, nil
+		if id, handled := r.GitHubDeployments[g.GitHubID]; handled {
+			res.DeploymentID, res.Handled = id, true
+			return nil
+		}
+		if id, duplicate := r.Commits[commitKey("", g.CommitSHA)]; duplicate {
+			res.DeploymentID, res.Duplicate = id, true
+		} else {
+			nd = &newDeployment{d: &store.Deployment{ProjectID: g.ProjectID, CommitSHA: g.CommitSHA, Branch: g.Branch,
+				Trigger: store.TriggerGitHubDeployment, DeliveryID: g.DeliveryID, GitHubDeploymentID: g.GitHubID}}
+			if err := s.add(ctx, r, nd); err != nil {
+				return err
+			}
+			res.DeploymentID = nd.d.ID
+		}
+		r.GitHubDeployments[g.GitHubID] = res.DeploymentID
+		forgetOldest(r.GitHubDeployments, maxRemembered)
+		return nil
+	})
+	if err != nil {
+		return res, unavailable(err)
+	}
+	delivery := store.Delivery{GUID: g.DeliveryID, Event: "deployment", ProjectID: g.ProjectID, Outcome: store.OutcomeSuccess,
+		DeploymentID: res.DeploymentID, RemoteAddr: g.RemoteAddr}
+	switch {
+	case res.Handled:
+		delivery.Outcome, delivery.DeploymentID = store.OutcomeIgnored, 0
+	case res.Duplicate:
+		delivery.Outcome = store.OutcomeSkipped
+	default:
+		if err := s.write(ctx, nd, time.Now().UTC()); err != nil {
+			return res, unavailable(err)
+		}
+	}
+	return res, unavailable(s.addDelivery(ctx, delivery))
+}
+
+// HandleGitHubDeployment records that project's GitHub deployment githubID was acted on by
+// deployment id, put live again.
+func (s *Store) HandleGitHubDeployment(projectID, githubID, id int64) error {
+	ctx, cancel := opContext()
+	defer cancel()
+	_, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
+		r.GitHubDeployments[githubID] = id
+		forgetOldest(r.GitHubDeployments, maxRemembered)
+		return nil
+	})
+	return unavailable(err)
+}
+
+// HandledGitHubDeployment reports whether project's GitHub deployment githubID was already acted
+// on: built, or put live again.
+func (s *Store) HandledGitHubDeployment(projectID, githubID int64) (bool, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	r, _, err := s.record(ctx, projectID)
+	if err != nil {
+		return false, err
+	}
+	_, handled := r.GitHubDeployments[githubID]
+	return handled, nil
+}
