@@ -86,12 +86,25 @@ func TestPolledPullRequestPreviews(t *testing.T) {
 		t.Fatalf("import = %d %s", code, raw)
 	}
 	p := res.Project
-	head := strings.Repeat("c", 40)
-	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 12, HeadSHA: head, HeadRef: "feature/x"}})
+	// The import's own check comes first, so that the next one is a whole interval away.
+	waitForPoll(t, ta, time.Time{})
+	head, forkHead := strings.Repeat("c", 40), strings.Repeat("d", 40)
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 12, HeadSHA: head, HeadRef: "feature/x"},
+		{Number: 13, HeadSHA: forkHead, HeadRef: "patch-1", HeadRepo: "someone/site"}})
 	clock.Advance(70 * time.Second)
 	d := queuedOf(t, ta, p, head)
 	if d.Trigger != api.TriggerPoll || d.Alias != "pr-12" || d.PullRequest == nil || *d.PullRequest != 12 || d.CommitMessage != "Tip of feature/x" {
 		t.Fatalf("the pull request's head: %+v", d)
+	}
+	// A fork's head waits for an approval (fork_previews approve), as its opened event would.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		pv, err := ta.Store.Preview(p.ID, "pr-13")
+		if err == nil && pv.HeadSHA == forkHead && pv.Fork && pv.ApprovedSHA == "" && pv.ActiveDeploymentID == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fork's preview %+v, %v: want its head held for approval", pv, err)
+		}
 	}
 
 	listings := func() (answers []int) {
@@ -109,7 +122,7 @@ func TestPolledPullRequestPreviews(t *testing.T) {
 		t.Errorf("the next listing was answered %v, want one 304", got)
 	}
 	if got := history(t, ta, p); len(got) != 2 {
-		t.Errorf("deployments %v after an unchanged listing, want the import's and the preview's", got)
+		t.Errorf("deployments %v after an unchanged listing, want the import's and the same-repository preview's", got)
 	}
 
 	gh.SetPulls("acme/site", nil)
