@@ -43,8 +43,8 @@ type Project struct {
 	// Previews are the previews that are up: reconciliation looks at their heads alone, and a pull
 	// request's preview is taken down once the pull request is no longer open.
 	Previews []Preview
-	// WatchPaths are the project's watch_paths: a production head none of whose changed files
-	// since the last deployed commit matches is skipped.
+	// WatchPaths are the project's watch_paths: a branch head none of whose changed files since
+	// the commit live where it deploys matches is skipped.
 	WatchPaths []string
 }
 
@@ -103,7 +103,8 @@ type Deployer interface {
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
 	Deploy(ctx context.Context, p Project, h Head, cause Cause) (int64, error)
-	// LastDeployed returns the commit live where h deploys (p's production or h's preview), "" when none is.
+	// LastDeployed returns the commit live where h deploys (p's production or h's preview), ""
+	// when none is.
 	LastDeployed(p Project, h Head) (string, error)
 	// Skip tells that h is not deployed for reason (such as "commit message contains [skip ci]"),
 	// as a skipped push does: GitHub's commit status says so.
@@ -681,8 +682,9 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 }
 
 // watched reports whether branch head h changes a file that matches the project's watch paths
-// since the commit live where it deploys (production or its preview); when the changed files cannot be read, it says yes and
-// logs why (a build too many is better than a change missed, contract section 7).
+// since the commit live where it deploys (production or its preview); when the changed files
+// cannot be read, it says yes and logs why (a build too many is better than a change missed,
+// contract section 7).
 func (p *Poller) watched(ctx context.Context, log *slog.Logger, pr Project, h Head) (bool, error) {
 	last, err := p.opts.Deployer.LastDeployed(pr, h)
 	if err != nil || last == "" || last == h.SHA {
