@@ -730,6 +730,23 @@ func TestGitHubPreviewBranches(t *testing.T) {
 	}
 }
 
+// TestReconcileLooksAtPreviewsThatAreUp reconciles a webhook project with pull request #7's
+// preview up: #7's head is deployed, #8, which has no preview, is left to its webhook.
+func TestReconcileLooksAtPreviewsThatAreUp(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 7, HeadSHA: sha("7"), HeadRef: "topic"}, {Number: 8, HeadSHA: sha("8"), HeadRef: "fix"}})
+	p := githubProject(1, true)
+	p.Poll = false
+	p.Previews = []poll.Preview{{Branch: "topic", PullRequest: 7}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute, Reconcile: 10 * time.Minute}, p)
+	h.runFor(5 * time.Minute)
+	want := []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 reconcile Tip of topic"}
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments %q, want %q", got, want)
+	}
+}
+
 // TestGonePullRequestClosesItsPreview lists the open pull requests of a project whose pull request
 // #7 has a preview up: a listing that failed closes nothing, one read in full without #7 closes it.
 func TestGonePullRequestClosesItsPreview(t *testing.T) {
