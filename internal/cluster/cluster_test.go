@@ -21,7 +21,7 @@ import (
 
 // electionTimeout bounds the start of the tests' cluster: its nodes elect a leader for the cluster and
 // for each bucket, in seconds each, longer on a busy machine or under the race detector.
-const electionTimeout = 60 * time.Second
+const electionTimeout = 2 * time.Minute
 
 // freeAddrs returns n loopback addresses with free ports.
 func freeAddrs(t *testing.T, n int) []string {

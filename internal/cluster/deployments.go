@@ -45,14 +45,14 @@ func (s *Store) changeDeployment(ctx context.Context, id int64, change func(d *s
 }
 
 // endDeployment moves a deployment, already dropped from its project's queue and running set, to a
-// terminal status; ErrFinished if it had ended already.
-func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status, message string) (*store.Deployment, error) {
+// terminal status, marked Skipped with skipped (see Skip); ErrFinished if it had ended already.
+func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status, message string, skipped bool) (*store.Deployment, error) {
 	now := time.Now().UTC()
 	d, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
 		if d.Terminal() {
 			return store.ErrFinished
 		}
-		d.Status, d.ErrorMessage, d.FinishedAt = status, message, &now
+		d.Status, d.ErrorMessage, d.FinishedAt, d.Skipped = status, message, &now, skipped
 		if d.StartedAt != nil {
 			secs := now.Sub(*d.StartedAt).Seconds()
 			d.BuildTimeSeconds = &secs
@@ -157,7 +157,7 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	var g errgroup.Group
 	for _, old := range nd.superseded {
 		g.Go(func() error {
-			_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID))
+			_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), false)
 			if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
@@ -181,7 +181,10 @@ func (s *Store) CreateDeployment(d *store.Deployment) error {
 	nd := &newDeployment{d: d}
 	_, err := s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
 		if d.Alias != "" {
-			r.notePreviewHead(d.Alias, store.PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}, now)
+			head := store.PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}
+			if _, err := r.notePreviewHead(d.Alias, head, now); err != nil {
+				return err
+			}
 		}
 		return s.add(ctx, r, nd)
 	})
@@ -194,18 +197,19 @@ func (s *Store) CreateDeployment(d *store.Deployment) error {
 // Cancel cancels a deployment that has not finished; it returns ErrFinished for one that has. A
 // build of it on any node stops at its next step, and cannot go live.
 func (s *Store) Cancel(id int64) (*store.Deployment, error) {
-	return s.fail(id, store.StatusCancelled, "cancelled by user", false)
+	return s.fail(id, store.StatusCancelled, "cancelled by user", false, false)
 }
 
 // Fail ends a deployment as failed or cancelled with a message; a build of this node whose claim
 // was taken over gets ErrFinished and changes nothing.
 func (s *Store) Fail(id int64, status store.Status, message string) error {
-	_, err := s.fail(id, status, message, true)
+	_, err := s.fail(id, status, message, true, false)
 	return err
 }
 
-// fail is Fail, checking this node's claim when fenced.
-func (s *Store) fail(id int64, status store.Status, message string, fenced bool) (*store.Deployment, error) {
+// fail is Fail, checking this node's claim when fenced, of a deployment marked Skipped with
+// skipped.
+func (s *Store) fail(id int64, status store.Status, message string, fenced, skipped bool) (*store.Deployment, error) {
 	ctx, cancel := opContext()
 	defer cancel()
 	d, _, err := s.deployment(ctx, id)
@@ -229,7 +233,7 @@ func (s *Store) fail(id int64, status store.Status, message string, fenced bool)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, unavailable(err)
 	}
-	d, err = s.endDeployment(ctx, id, status, message)
+	d, err = s.endDeployment(ctx, id, status, message, skipped)
 	return d, unavailable(err)
 }
 
@@ -348,7 +352,7 @@ func (s *Store) Complete(id int64) (live bool, err error) {
 	if err != nil {
 		return false, unavailable(err)
 	}
-	_, err = s.endDeployment(ctx, id, store.StatusDeployed, "")
+	_, err = s.endDeployment(ctx, id, store.StatusDeployed, "", false)
 	return live, unavailable(err)
 }
 
@@ -420,16 +424,17 @@ func (s *Store) Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 	return out, nil
 }
 
-// RecordPush durably records a push: nothing for a stale delivery or a closed pull request's update,
-// else a new queued deployment unless one of the same commit is queued, running or live on the same
-// alias, the branch's new head and, for a preview, the preview's; the delivery in every case but a
-// head the agent found itself, which is none. It returns once a quorum of the nodes has the records
-// on disk; two nodes recording one commit at once both compare-and-set the project's record, so only
-// one creates the deployment.
+// RecordPush durably records a push: nothing for a stale delivery, a closed pull request's update
+// or a branch's push to an alias another branch holds (see store.PushResult), else a new queued
+// deployment unless one of the same commit is queued, running or live on the same alias, the
+// branch's new head and, for a preview, the preview's; the delivery in every case but a head the
+// agent found itself, which is none. It returns once a quorum of the nodes has the records on disk;
+// two nodes recording one commit at once both compare-and-set the project's record, so only one
+// creates the deployment.
 func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	res, nd, err := s.recordPush(ctx, p)
+	res, nd, err := s.recordPush(ctx, p, false)
 	if err != nil {
 		return res, unavailable(err)
 	}
@@ -439,7 +444,7 @@ func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult,
 		delivery.Event = "pull_request"
 	}
 	switch {
-	case res.Stale || res.Closed || p.Hold:
+	case res.Stale || res.Closed || res.Taken != nil || p.Hold:
 		delivery.Outcome = store.OutcomeIgnored
 	case res.Duplicate:
 		delivery.Outcome = store.OutcomeSkipped
@@ -456,12 +461,14 @@ func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult,
 }
 
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
-// records it as approved.
+// records it as approved, like RecordPush with Approve set but for a delivery: the approval came
+// from the API. It returns ErrHeadMoved when the preview's head is another commit by then, checked
+// in the same compare-and-set.
 func (s *Store) ApprovePreview(p store.Push) (store.PushResult, error) {
 	ctx, cancel := opContext()
 	defer cancel()
 	p.Approve = true
-	res, nd, err := s.recordPush(ctx, p)
+	res, nd, err := s.recordPush(ctx, p, true)
 	if err == nil && nd.created {
 		err = s.write(ctx, nd, time.Now().UTC())
 	}
@@ -469,35 +476,44 @@ func (s *Store) ApprovePreview(p store.Push) (store.PushResult, error) {
 }
 
 // recordPush is RecordPush without the delivery and without writing the deployment it creates,
-// which it returns.
-func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult, *newDeployment, error) {
+// which it returns; for an approval through the API (approval), the preview must exist and pass
+// store.Preview.CheckApproval.
+func (s *Store) recordPush(ctx context.Context, p store.Push, approval bool) (store.PushResult, *newDeployment, error) {
 	var res store.PushResult
 	now := time.Now().UTC()
-	nd := &newDeployment{d: &store.Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: p.DeploymentTrigger(), DeliveryID: p.DeliveryID,
-		Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork}}
+	nd := &newDeployment{d: p.Deployment()}
 	_, err := s.changeRecord(ctx, p.ProjectID, func(r *projectRecord) error {
 		res, nd.created, nd.superseded = store.PushResult{}, false, nil
+		if approval {
+			pv := r.Previews[p.Alias]
+			if pv == nil {
+				return store.ErrNotFound
+			}
+			if err := pv.CheckApproval(p.CommitSHA); err != nil {
+				return err
+			}
+		}
 		// Branch heads are about branches; a pull request's last head is its preview's.
 		head := r.Heads[p.Branch]
 		if p.PullRequest != 0 {
-			head = ""
-			if pv := r.Previews[p.Alias]; pv != nil {
-				if pv.Removed() && !p.Reopen {
-					res.Closed = true
-					return nil
-				}
-				if !pv.Removed() {
-					head = pv.HeadSHA
-				}
+			if head, res.Closed = p.PullRequestHead(r.Previews[p.Alias]); res.Closed {
+				return nil
 			}
 		}
-		if _, deployed := r.Deployed[commitKey(p.Alias, p.CommitSHA)]; deployed && head != "" && head != p.CommitSHA && head != p.Before {
+		if _, deployed := r.Deployed[commitKey(p.Alias, p.CommitSHA)]; p.Stale(head, deployed) {
 			res.Stale = true
 			return nil
 		}
 		if p.Alias != "" {
-			preview := r.notePreviewHead(p.Alias, store.PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+			preview, err := r.notePreviewHead(p.Alias, store.PreviewHead{Branch: p.Branch, PullRequest: p.PullRequest, Fork: p.Fork, SHA: p.CommitSHA}, now)
+			var taken *store.AliasTakenError
+			if errors.As(err, &taken) {
+				res.Taken = taken
+				return nil
+			}
+			if err != nil {
+				return err
+			}
 			if p.Approve {
 				preview.ApprovedSHA = p.CommitSHA
 			}
@@ -525,7 +541,9 @@ func (s *Store) recordPush(ctx context.Context, p store.Push) (store.PushResult,
 
 // HeadMissing reports whether commit sha, the head of branch, needs a production deployment: none
 // of its production deployments is queued, running or live, and the newest production deployment
-// of the branch is not of it either.
+// of the branch is not of it either. Deployments of other commits that a user chose (manual, or by
+// a GitHub deployment event) are passed over, like a rollback: the head they replaced stays
+// replaced until the branch moves on.
 func (s *Store) HeadMissing(projectID int64, branch, sha string) (bool, error) {
 	ctx, cancel := opContext()
 	defer cancel()
@@ -549,8 +567,8 @@ func (s *Store) headMissing(ctx context.Context, r *projectRecord, branch, sha s
 		if err != nil {
 			return false, err
 		}
-		if d.Alias == "" && d.Branch == branch {
-			return d.CommitSHA != sha, nil
+		if missing, settled := d.SettlesHead(branch, sha); settled {
+			return missing, nil
 		}
 	}
 	return true, nil
@@ -663,12 +681,11 @@ func sortedIDs(set map[int64]slot) []int64 {
 }
 
 // Skip ends a deployment whose build found a skip marker in its commit's message: cancelled, marked
-// Skipped, with message; it returns ErrFinished for a deployment that has finished.
+// Skipped, with message, in one change of the deployment; it returns ErrFinished, changing nothing,
+// for a deployment that has finished or whose build here lost its claim.
 func (s *Store) Skip(id int64, message string) error {
-	if err := s.UpdateRunning(id, func(d *store.Deployment) { d.Skipped = true }); err != nil {
-		return err
-	}
-	return s.Fail(id, store.StatusCancelled, message)
+	_, err := s.fail(id, store.StatusCancelled, message, true, true)
+	return err
 }
 
 // NewestDeploymentOf returns the newest deployment of commit sha to project's alias ("" for

@@ -14,105 +14,122 @@ import (
 
 // RemovePreview takes a preview down at once: its alias serves nothing from now on, its queued and
 // running deployments are cancelled (a build of one on any node cannot go live) and its commits no
-// longer count as deployed. It returns the preview as it was before and the cancelled deployments;
-// removing a preview already removed changes nothing.
+// longer count as queued, running or live, so that a reopened pull request or a branch pushed again
+// builds again. It returns the preview as it was before and the cancelled deployments; removing a
+// preview already removed changes nothing.
 func (s *Store) RemovePreview(projectID int64, alias, reason string) (*store.Preview, []*store.Deployment, error) {
 	ctx, cancel := opContext()
 	defer cancel()
-	var before *store.Preview
-	var unfinished []int64
-	var wasLive int64
-	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
-		before, unfinished, wasLive = nil, nil, 0
-		p := r.Previews[alias]
-		if p == nil {
-			return store.ErrNotFound
+	var rm removal
+	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
+		rm, err = r.removePreview(alias, time.Now().UTC())
+		return err
+	})
+	if err != nil {
+		return nil, nil, unavailable(err)
+	}
+	cancelled, err := s.takenDown(ctx, &r.Project, rm, reason)
+	return rm.before, cancelled, err
+}
+
+// DeleteBranch records that a preview branch was deleted at commit last (the deletion's before),
+// so that a replayed push of a commit its alias had before is stale (see store.Push.Stale), and
+// takes the alias down like RemovePreview when the branch owns it. It returns the preview as it
+// was before, nil when the alias has none; one whose Branch is another is not touched. The
+// cancelled deployments come with it. A replay of an old deletion (see store.StaleDeletion)
+// changes nothing and returns ErrStaleDeletion. The check, the removal and the record of the
+// deletion are one compare-and-set of the project's record.
+func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string) (*store.Preview, []*store.Deployment, error) {
+	ctx, cancel := opContext()
+	defer cancel()
+	var rm removal
+	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
+		rm = removal{}
+		if _, deployed := r.Deployed[commitKey(alias, last)]; store.StaleDeletion(r.Heads[branch], last, deployed) {
+			return store.ErrStaleDeletion
 		}
-		copied := *p
-		before = &copied
-		if p.Removed() {
-			return nil
-		}
-		now := time.Now().UTC()
-		p.RemovedAt, wasLive = &now, p.ActiveDeploymentID
-		for _, set := range []map[int64]slot{r.Queued, r.Running} {
-			for id, sl := range set {
-				if sl.Alias == alias {
-					unfinished = append(unfinished, id)
-				}
+		switch p := r.Previews[alias]; {
+		case p == nil:
+		case p.PullRequest == 0 && p.Branch == branch:
+			if rm, err = r.removePreview(alias, time.Now().UTC()); err != nil {
+				return err
 			}
+		default:
+			copied := *p
+			rm.before = &copied
 		}
-		for _, id := range unfinished {
-			r.finish(id)
-		}
-		// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
-		// deploy it afresh, neither as a duplicate nor as a stale delivery.
-		prefix := alias + "\x00"
-		maps.DeleteFunc(r.Commits, func(key string, _ int64) bool { return strings.HasPrefix(key, prefix) })
-		maps.DeleteFunc(r.Deployed, func(key string, _ int64) bool { return strings.HasPrefix(key, prefix) })
-		if p.PullRequest == 0 {
-			delete(r.Heads, p.Branch)
-		}
+		r.Heads[branch] = store.DeletedHead
 		return nil
 	})
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
-	slices.Sort(unfinished)
+	cancelled, err := s.takenDown(ctx, &r.Project, rm, reason)
+	return rm.before, cancelled, err
+}
+
+// removal is what taking a preview down changed in its project's record: the preview as it was
+// before, and the deployments left to end after the compare-and-set.
+type removal struct {
+	before *store.Preview
+	// unfinished were queued or running; wasLive was live on the preview, 0 when none was.
+	unfinished []int64
+	wasLive    int64
+}
+
+// removePreview takes preview alias down in r (see RemovePreview); store.ErrNotFound when r has
+// none.
+func (r *projectRecord) removePreview(alias string, now time.Time) (removal, error) {
+	p := r.Previews[alias]
+	if p == nil {
+		return removal{}, store.ErrNotFound
+	}
+	copied := *p
+	rm := removal{before: &copied}
+	if p.Removed() {
+		return rm, nil
+	}
+	p.RemovedAt, rm.wasLive = &now, p.ActiveDeploymentID
+	for _, set := range []map[int64]slot{r.Queued, r.Running} {
+		for id, sl := range set {
+			if sl.Alias == alias {
+				rm.unfinished = append(rm.unfinished, id)
+			}
+		}
+	}
+	slices.Sort(rm.unfinished)
+	for _, id := range rm.unfinished {
+		r.finish(id)
+	}
+	// A pull request reopened, or a branch pushed again, at a commit this alias had deployed must
+	// deploy it afresh, not as a duplicate; Deployed stays, for the stale rule after a branch's
+	// deletion.
+	prefix := alias + "\x00"
+	maps.DeleteFunc(r.Commits, func(key string, _ int64) bool { return strings.HasPrefix(key, prefix) })
+	if p.PullRequest == 0 {
+		delete(r.Heads, p.Branch)
+	}
+	return rm, nil
+}
+
+// takenDown cancels, for reason, the deployments that rm, the removal of a preview of p, left
+// unfinished and notifies of the removal; it returns the deployments it cancelled.
+func (s *Store) takenDown(ctx context.Context, p *store.Project, rm removal, reason string) ([]*store.Deployment, error) {
 	var cancelled []*store.Deployment
-	for _, id := range unfinished {
-		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason)
+	for _, id := range rm.unfinished {
+		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason, false)
 		if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return before, cancelled, unavailable(err)
+			return cancelled, unavailable(err)
 		}
 		cancelled = append(cancelled, d)
 	}
-	if wasLive != 0 {
-		s.notifyRemoved(ctx, &r.Project, wasLive)
+	if rm.wasLive != 0 {
+		s.notifyRemoved(ctx, p, rm.wasLive)
 	}
-	return before, cancelled, nil
-}
-
-// DeleteBranch records that a preview branch was deleted at commit last (the deletion's before) and
-// takes its alias down like RemovePreview when the branch owns it, returning the preview as it was
-// before (nil when the alias has none) and the cancelled deployments. A deletion whose last commit
-// the alias deployed but is not the branch's last pushed head is a replay: it changes nothing and
-// returns ErrStaleDeletion. Unlike on a single agent, the check, the removal and the record of the
-// deletion are three writes, and the alias's deployed commits are forgotten with it.
-func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string) (*store.Preview, []*store.Deployment, error) {
-	ctx, cancel := opContext()
-	defer cancel()
-	r, _, err := s.record(ctx, projectID)
-	if err != nil {
-		return nil, nil, err
-	}
-	head := r.Heads[branch]
-	if _, deployed := r.Deployed[commitKey(alias, last)]; deployed && head != "" && head != store.DeletedHead && head != last {
-		return nil, nil, store.ErrStaleDeletion
-	}
-	var before *store.Preview
-	var cancelled []*store.Deployment
-	switch p := r.Previews[alias]; {
-	case p == nil:
-	case p.PullRequest == 0 && p.Branch == branch:
-		if before, cancelled, err = s.RemovePreview(projectID, alias, reason); err != nil {
-			return nil, nil, err
-		}
-	default:
-		copied := *p
-		before = &copied
-	}
-	_, err = s.changeRecord(ctx, projectID, func(r *projectRecord) error {
-		if r.Heads == nil {
-			r.Heads = map[string]string{}
-		}
-		r.Heads[branch] = store.DeletedHead
-		return nil
-	})
-	return before, cancelled, unavailable(err)
+	return cancelled, nil
 }
 
 // notifyRemoved enqueues the notifications that a preview of p, on which deployment id was live,

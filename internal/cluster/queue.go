@@ -321,7 +321,7 @@ func (s *Store) requeue(ctx context.Context, d *store.Deployment, held func(r *p
 		return err
 	}
 	if outcome != "" {
-		_, err := s.endDeployment(ctx, d.ID, outcome, message)
+		_, err := s.endDeployment(ctx, d.ID, outcome, message, false)
 		return err
 	}
 	d, err = s.changeDeployment(ctx, d.ID, func(d *store.Deployment) error {
@@ -491,7 +491,7 @@ func (s *Store) endStranded(ctx context.Context, r *projectRecord, stranded map[
 		if r.liveID(d.Alias) == id {
 			status, message = store.StatusDeployed, ""
 		}
-		if _, err := s.endDeployment(ctx, id, status, message); err != nil && !errors.Is(err, store.ErrFinished) {
+		if _, err := s.endDeployment(ctx, id, status, message, false); err != nil && !errors.Is(err, store.ErrFinished) {
 			return err
 		}
 		s.log.Warn("cluster: ended a deployment whose end was not recorded", "project", d.ProjectID, "deployment", id, "status", status)

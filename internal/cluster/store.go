@@ -205,13 +205,20 @@ func opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), opTimeout)
 }
 
-// unavailable wraps a failed write so that the caller can tell a missing quorum.
+// unavailable wraps a failed write so that the caller can tell a missing quorum; the store's
+// answers (not found, finished, refusals) pass unwrapped.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFinished) || errors.Is(err, ErrUnavailable) {
-		return err
+	if err == nil {
+		return nil
+	}
+	for _, answer := range []error{store.ErrNotFound, store.ErrFinished, store.ErrStaleDeletion, store.ErrHeadMoved, ErrUnavailable} {
+		if errors.Is(err, answer) {
+			return err
+		}
 	}
 	var conflict *store.ConflictError
-	if errors.As(err, &conflict) {
+	var taken *store.AliasTakenError
+	if errors.As(err, &conflict) || errors.As(err, &taken) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -273,7 +280,9 @@ type projectRecord struct {
 	Deployed map[string]int64 `json:"deployed,omitempty"`
 	// LiveSHA is the commit live on each alias.
 	LiveSHA map[string]string `json:"live_sha,omitempty"`
-	// Heads maps a branch to its last accepted push's commit.
+	// Heads maps a branch to its last accepted push's commit, or store.DeletedHead once a preview
+	// branch is deleted; Deployed keeps a preview's commits when it is taken down, for the stale
+	// check after its branch's deletion.
 	Heads    map[string]string         `json:"heads,omitempty"`
 	Previews map[string]*store.Preview `json:"previews,omitempty"`
 	// History lists the project's deployments, oldest first; LastID is the newest ever created.
@@ -409,15 +418,20 @@ func forgetOldest[K comparable](m map[K]int64, limit int) {
 	maps.DeleteFunc(m, func(_ K, id int64) bool { return id < cutoff })
 }
 
-// notePreviewHead creates or updates a preview with a new head; a preview taken down comes back up.
-func (r *projectRecord) notePreviewHead(alias string, head store.PreviewHead, now time.Time) *store.Preview {
-	p := r.Previews[alias]
-	if p == nil {
-		p = &store.Preview{ProjectID: r.Project.ID, Alias: alias, CreatedAt: now}
-		r.Previews[alias] = p
+// notePreviewHead creates or updates a preview with a new head (see store.NoteHead); a branch's
+// head is refused with an *store.AliasTakenError when another branch's preview withholds the alias
+// (see store.Preview.Withholds).
+func (r *projectRecord) notePreviewHead(alias string, head store.PreviewHead, now time.Time) (*store.Preview, error) {
+	if head.PullRequest == 0 {
+		for _, pv := range r.Previews {
+			if taken := pv.Withholds(r.Project.Slug, alias, head.Branch); taken != nil {
+				return nil, taken
+			}
+		}
 	}
-	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
-	return p
+	p := store.NoteHead(r.Previews[alias], r.Project.ID, alias, head, now)
+	r.Previews[alias] = p
+	return p, nil
 }
 
 // fill makes the record's maps usable after decoding.

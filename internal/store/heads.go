@@ -37,13 +37,21 @@ func headMissing(tx *bolt.Tx, projectID int64, branch, sha string) (bool, error)
 		if err := get(deployments, k[8:], &d); err != nil {
 			return false, err
 		}
-		if d.Alias != "" || d.Branch != branch || (d.CommitSHA != sha && d.Trigger.chosen()) {
-			return true, nil
-		}
-		missing = d.CommitSHA != sha
-		return false, nil
+		var settled bool
+		missing, settled = d.SettlesHead(branch, sha)
+		return !settled, nil
 	})
 	return missing, err
+}
+
+// SettlesHead says what d, walking back from a project's newest deployment, tells of whether
+// commit sha, the head of branch, is missing (see HeadMissing): settled when d is a production
+// deployment of branch, of sha or of a commit nobody chose, and then whether sha is missing.
+func (d *Deployment) SettlesHead(branch, sha string) (missing, settled bool) {
+	if d.Alias != "" || d.Branch != branch || (d.CommitSHA != sha && d.Trigger.chosen()) {
+		return false, false
+	}
+	return d.CommitSHA != sha, true
 }
 
 // DeployHead durably queues d, a production deployment of the head of its branch that the agent

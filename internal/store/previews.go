@@ -80,10 +80,9 @@ func (e *AliasTakenError) Error() string {
 	return fmt.Sprintf("preview %s belongs to branch '%s'", e.Alias, e.Branch)
 }
 
-// notePreviewHead creates or updates the preview alias of a project inside tx with a new head; a
-// preview taken down comes back up. A branch's head is refused with an *AliasTakenError when
-// another branch's preview that is up has the alias or the same host label: an alias belongs to
-// the first branch that deployed to it until its preview is taken down.
+// notePreviewHead creates or updates the preview alias of a project inside tx with a new head (see
+// NoteHead); a branch's head is refused with an *AliasTakenError when another branch's preview that
+// is up has the alias or the same host label (see Preview.Withholds).
 func notePreviewHead(tx *bolt.Tx, projectID int64, alias string, head PreviewHead, now time.Time) (*Preview, error) {
 	if head.PullRequest == 0 {
 		if err := checkBranchOwner(tx, projectID, alias, head.Branch); err != nil {
@@ -91,31 +90,52 @@ func notePreviewHead(tx *bolt.Tx, projectID int64, alias string, head PreviewHea
 		}
 	}
 	p, err := loadPreview(tx, projectID, alias)
-	if errors.Is(err, ErrNotFound) || err == nil && p.Branch != head.Branch && head.PullRequest == 0 {
-		// A branch taking over the alias of another one, deleted or removed, starts afresh: the
-		// alias serves none of the other branch's deployments.
-		p, err = &Preview{ProjectID: projectID, Alias: alias, CreatedAt: now}, nil
+	if errors.Is(err, ErrNotFound) {
+		p, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
+	p = NoteHead(p, projectID, alias, head, now)
 	return p, savePreview(tx, p)
 }
 
-// checkBranchOwner returns an *AliasTakenError when a branch preview of the project that is up and
-// belongs to another branch than branch has alias, or the host label alias of branch would have.
+// NoteHead returns p, the preview alias of a project (nil when it has none), with a new head: a
+// preview taken down comes back up, and a branch taking over the alias of another one, deleted or
+// removed, starts afresh, serving none of the other branch's deployments.
+func NoteHead(p *Preview, projectID int64, alias string, head PreviewHead, now time.Time) *Preview {
+	if p == nil || p.Branch != head.Branch && head.PullRequest == 0 {
+		p = &Preview{ProjectID: projectID, Alias: alias, CreatedAt: now}
+	}
+	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
+	return p
+}
+
+// Withholds returns an *AliasTakenError when pv, a preview of the project whose slug is slug, keeps
+// branch from deploying to alias: an alias, and its host label, belong to the first branch that
+// deployed to it until its preview is taken down. It returns nil when pv is a pull request's, is
+// down, is branch's own, or has another alias and host label.
+func (pv *Preview) Withholds(slug, alias, branch string) *AliasTakenError {
+	if pv.PullRequest != 0 || pv.Removed() || pv.Branch == branch {
+		return nil
+	}
+	if pv.Alias != alias && trigger.HostLabel(slug, pv.Alias, 0, pv.Branch) != trigger.HostLabel(slug, alias, 0, branch) {
+		return nil
+	}
+	return &AliasTakenError{Alias: pv.Alias, Branch: pv.Branch}
+}
+
+// checkBranchOwner returns an *AliasTakenError when a preview of the project withholds alias from
+// branch (see Preview.Withholds).
 func checkBranchOwner(tx *bolt.Tx, projectID int64, alias, branch string) error {
 	var project Project
 	if err := get(bucket(tx, projectsBucket), itob(projectID), &project); err != nil {
 		return err
 	}
-	label := trigger.HostLabel(project.Slug, alias, 0, branch)
 	var taken error
 	err := iterate(bucket(tx, previewsBucket), itob(projectID), func(_ []byte, pv Preview) (bool, error) {
-		if pv.PullRequest == 0 && !pv.Removed() && pv.Branch != branch &&
-			(pv.Alias == alias || trigger.HostLabel(project.Slug, pv.Alias, 0, pv.Branch) == label) {
-			taken = &AliasTakenError{Alias: pv.Alias, Branch: pv.Branch}
+		if owner := pv.Withholds(project.Slug, alias, branch); owner != nil {
+			taken = owner
 			return false, nil
 		}
 		return true, nil
@@ -186,6 +206,13 @@ const DeletedHead = "0000000000000000000000000000000000000000"
 // again since, from another commit than the one deleted.
 var ErrStaleDeletion = errors.New("the branch has moved on since its deletion")
 
+// StaleDeletion reports whether the deletion of a branch at commit last replays an old one: the
+// branch's alias deployed last (deployed), and head, the branch's last pushed head, is another
+// commit (the branch was pushed again since).
+func StaleDeletion(head, last string, deployed bool) bool {
+	return deployed && head != "" && head != DeletedHead && head != last
+}
+
 // DeleteBranch records that a preview branch was deleted at commit last (the deletion's before),
 // so that a replayed push of a commit its alias had before is stale (see RecordPush), and takes the
 // alias down like RemovePreview when the branch owns it. It returns the preview as it was before,
@@ -203,8 +230,7 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 			return ErrNotFound
 		}
 		head := string(bucket(tx, branchHeadsBucket).Get(branchKey(projectID, branch)))
-		if head != "" && head != DeletedHead && head != last &&
-			bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, last)) != nil {
+		if StaleDeletion(head, last, bucket(tx, deployedCommitsBucket).Get(commitKey(projectID, alias, last)) != nil) {
 			return ErrStaleDeletion
 		}
 		pv, err := loadPreview(tx, projectID, alias)

@@ -483,3 +483,44 @@ func TestPolledPreviewHeadIsNoDelivery(t *testing.T) {
 		t.Errorf("deliveries %+v, %v, want none", deliveries, err)
 	}
 }
+
+// TestStaleRules is the spec of the stale rules both stores apply to pushes and branch deletions.
+func TestStaleRules(t *testing.T) {
+	pushes := []struct {
+		name     string
+		head     string
+		before   string
+		deployed bool
+		stale    bool
+	}{
+		{"a new commit", sha("b"), sha("b"), false, false},
+		{"a new commit after a deletion", DeletedHead, DeletedHead, false, false},
+		{"the head again", sha("a"), sha("0"), true, false},
+		{"a commit after the head", sha("b"), sha("b"), true, false},
+		{"no known head", "", sha("0"), true, false},
+		{"an older deployed commit", sha("b"), sha("0"), true, true},
+		{"a deployed commit after a deletion, even the one that created the branch", DeletedHead, DeletedHead, true, true},
+	}
+	for _, c := range pushes {
+		if got := (Push{CommitSHA: sha("a"), Before: c.before}).Stale(c.head, c.deployed); got != c.stale {
+			t.Errorf("push of %s: stale %v, want %v", c.name, got, c.stale)
+		}
+	}
+	deletions := []struct {
+		name     string
+		head     string
+		deployed bool
+		stale    bool
+	}{
+		{"at the branch's head", sha("a"), true, false},
+		{"at a commit the alias never deployed", sha("b"), false, false},
+		{"of a branch with no known head", "", true, false},
+		{"after an earlier deletion", DeletedHead, true, false},
+		{"from before the branch was pushed again", sha("b"), true, true},
+	}
+	for _, c := range deletions {
+		if got := StaleDeletion(c.head, sha("a"), c.deployed); got != c.stale {
+			t.Errorf("deletion %s: stale %v, want %v", c.name, got, c.stale)
+		}
+	}
+}

@@ -138,16 +138,45 @@ type Push struct {
 	Trigger Trigger
 }
 
-// DeploymentTrigger is the trigger of the deployment p creates: its Trigger when set, else
-// TriggerPullRequest for a pull request's update and TriggerWebhook for a push.
-func (p Push) DeploymentTrigger() Trigger {
+// Stale reports whether p replays an old delivery: its commit was deployed to its alias before
+// (deployed) and head, the last head of its branch or pull request ("" when none is known), is
+// neither its commit nor its before. After the branch's deletion (head DeletedHead) any commit the
+// alias had is stale, even one whose push created the branch: only a new commit brings the alias
+// back.
+func (p Push) Stale(head string, deployed bool) bool {
+	return deployed && (head == DeletedHead || head != "" && head != p.CommitSHA && head != p.Before)
+}
+
+// PullRequestHead returns the last head of p's pull request, whose preview is pv (nil when it has
+// none), for the stale check (see Stale), and whether p updates a closed pull request (its preview
+// is removed and p does not reopen it), which is refused. A removed preview keeps the head its pull
+// request was closed at: reopened, it comes back at that head or at a new commit, not at an older
+// one it deployed (a replay).
+func (p Push) PullRequestHead(pv *Preview) (head string, closed bool) {
 	switch {
-	case p.Trigger != "":
-		return p.Trigger
-	case p.PullRequest != 0:
-		return TriggerPullRequest
+	case pv == nil:
+		return "", false
+	case pv.Removed() && !p.Reopen:
+		return "", true
 	}
-	return TriggerWebhook
+	return pv.HeadSHA, false
+}
+
+// Deployment returns the deployment that p creates, not yet stored: of its commit to its alias,
+// triggered by p.Trigger when set, else by a webhook or, for a pull request's update, by the pull
+// request.
+func (p Push) Deployment() *Deployment {
+	trigger := p.Trigger
+	switch {
+	case trigger != "":
+	case p.PullRequest != 0:
+		trigger = TriggerPullRequest
+	default:
+		trigger = TriggerWebhook
+	}
+	return &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
+		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
+		Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
 }
 
 // PushResult says what RecordPush did: created a deployment, found one of the same commit and
@@ -177,10 +206,11 @@ const (
 	OutcomeRemoved = "removed"
 )
 
-// RecordPush durably records a push: nothing for a stale delivery or a closed pull request's
-// update, else a new queued deployment unless one of the same commit is queued, running or live on
-// the same alias, the branch's new head and, for a preview, the preview's; the delivery in every
-// case but a head the agent found itself, which is none. It returns after the group commit is on disk.
+// RecordPush durably records a push: nothing for a stale delivery, a closed pull request's update or
+// a branch's push to an alias another branch holds (see PushResult), else a new queued deployment
+// unless one of the same commit is queued, running or live on the same alias, the branch's new head
+// and, for a preview, the preview's; the delivery in every case but a head the agent found
+// itself, which is none. It returns after the group commit is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
@@ -215,6 +245,15 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 // approved.
 var ErrHeadMoved = errors.New("the pull request's head is another commit")
 
+// CheckApproval returns ErrHeadMoved when pv, the preview of a pull request whose head commit sha
+// is approved, is up at another head.
+func (pv *Preview) CheckApproval(sha string) error {
+	if !pv.Removed() && pv.HeadSHA != sha {
+		return ErrHeadMoved
+	}
+	return nil
+}
+
 // ApprovePreview deploys the fork head commit p.CommitSHA to the pull request preview p.Alias and
 // records it as approved, like RecordPush with Approve set but for a delivery: the approval came
 // from the API. It returns ErrHeadMoved when the preview's head is another commit by then.
@@ -229,8 +268,8 @@ func (s *Store) ApprovePreview(p Push) (PushResult, error) {
 		if err != nil {
 			return err
 		}
-		if !pv.Removed() && pv.HeadSHA != p.CommitSHA {
-			return ErrHeadMoved
+		if err := pv.CheckApproval(p.CommitSHA); err != nil {
+			return err
 		}
 		res, err = s.recordPush(tx, p, time.Now().UTC())
 		return err
@@ -250,27 +289,17 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 		head = string(heads.Get(headKey))
 	} else {
 		pv, err := loadPreview(tx, p.ProjectID, p.Alias)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
+		if errors.Is(err, ErrNotFound) {
+			pv, err = nil, nil
+		}
+		if err != nil {
 			return res, err
-		case pv.Removed() && !p.Reopen:
-			res.Closed = true
+		}
+		if head, res.Closed = p.PullRequestHead(pv); res.Closed {
 			return res, nil
-		default:
-			// A removed preview keeps the head its pull request was closed at: reopened, it comes
-			// back at that head or at a new commit, not at an older one it deployed (a replay).
-			head = pv.HeadSHA
 		}
 	}
-	deployedBefore := bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil
-	switch {
-	case head == DeletedHead && deployedBefore:
-		// The branch was deleted since: a push of a commit its alias had then was sent before the
-		// deletion, even one that created the branch; only a new commit brings the alias back.
-		res.Stale = true
-		return res, nil
-	case head != "" && head != p.CommitSHA && head != p.Before && deployedBefore:
+	if p.Stale(head, bucket(tx, deployedCommitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)) != nil) {
 		res.Stale = true
 		return res, nil
 	}
@@ -299,9 +328,7 @@ func (s *Store) recordPush(tx *bolt.Tx, p Push, now time.Time) (PushResult, erro
 	if v := bucket(tx, commitsBucket).Get(commitKey(p.ProjectID, p.Alias, p.CommitSHA)); v != nil {
 		res.DeploymentID, res.Duplicate = btoi(v), true
 	} else {
-		d := &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
-			CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: p.DeploymentTrigger(), DeliveryID: p.DeliveryID,
-			Alias: p.Alias, PullRequest: p.PullRequest, Fork: p.Fork, SkipMarkers: p.SkipMarkers}
+		d := p.Deployment()
 		if err := s.createDeployment(tx, d, now); err != nil {
 			return res, err
 		}
