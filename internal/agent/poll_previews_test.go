@@ -46,14 +46,15 @@ func TestPolledPreviewBranchGetsPreview(t *testing.T) {
 		t.Errorf("production serves %q", body)
 	}
 	clock.Advance(90 * time.Second)
-	waitForPoll(t, ta, clock.Now().Add(-time.Minute))
+	waitForPoll(t, ta, clock.Now().Add(-time.Second))
 	want := []string{first[:7] + " poll", login[:7] + " poll"}
 	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deployments %v, want %v: experiment is no preview branch, and an unchanged head deploys once", got, want)
 	}
 }
 
-// waitForPoll waits until the first polled project's last successful check is after since.
+// waitForPoll waits until the first polled project's last successful check is after since, by the
+// agent's clock.
 func waitForPoll(t *testing.T, ta *agenttest.Agent, since time.Time) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -106,6 +107,8 @@ func TestPolledPullRequestPreviews(t *testing.T) {
 			t.Fatalf("the fork's preview %+v, %v: want its head held for approval", pv, err)
 		}
 	}
+	// The check ends after the fork's head is held; the next is then a whole interval away.
+	waitForPoll(t, ta, clock.Now().Add(-time.Second))
 
 	listings := func() (answers []int) {
 		for _, a := range gh.Answers() {
@@ -117,7 +120,7 @@ func TestPolledPullRequestPreviews(t *testing.T) {
 	}
 	before := len(listings())
 	clock.Advance(70 * time.Second)
-	waitForPoll(t, ta, clock.Now().Add(-time.Minute))
+	waitForPoll(t, ta, clock.Now().Add(-time.Second))
 	if got := listings()[before:]; len(got) != 1 || got[0] != http.StatusNotModified {
 		t.Errorf("the next listing was answered %v, want one 304", got)
 	}
