@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"math"
+	"strconv"
 
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/domain"
@@ -30,8 +31,8 @@ func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
 	return stopped
 }
 
-// pollProjects lists every project as the poller sees it; on a cluster, only those this node polls
-// and reconciles (each project is polled by one node).
+// pollProjects lists every project as the poller sees it, with the previews that are up; on a
+// cluster, only those this node polls and reconciles (each project is polled by one node).
 func (a *Agent) pollProjects() ([]poll.Project, error) {
 	projects, err := a.domain.Projects()
 	if err != nil {
@@ -43,8 +44,19 @@ func (a *Agent) pollProjects() ([]poll.Project, error) {
 		if !owns(p.ID) {
 			continue
 		}
+		_, previews, err := a.domain.Previews(strconv.FormatInt(p.ID, 10))
+		if err != nil {
+			return nil, err
+		}
+		var up []poll.Preview
+		for _, pv := range previews {
+			if !pv.Removed() {
+				up = append(up, poll.Preview{Branch: pv.Branch, PullRequest: pv.PullRequest})
+			}
+		}
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
-			Poll: p.TriggerMode == trigger.ModePoll, WatchPaths: p.WatchPaths})
+			Poll: p.TriggerMode == trigger.ModePoll, PullRequests: p.PRPreviews, PreviewBranches: p.PreviewBranches,
+			Previews: up, WatchPaths: p.WatchPaths})
 	}
 	return out, nil
 }
@@ -60,29 +72,39 @@ func (a *Agent) wakePoller() {
 type pollDeployer struct{ a *Agent }
 
 // Missing reports whether the head has no deployment that is queued, running, live or its
-// branch's newest.
+// branch's (or preview's) newest.
 func (d pollDeployer) Missing(p poll.Project, h poll.Head) (bool, error) {
-	return d.a.domain.HeadMissing(p.ID, h.Branch, h.SHA)
+	return d.a.domain.HeadMissing(domainHead(p, h, ""))
 }
 
 // Deploy queues a deployment of the head, if it is still missing.
 func (d pollDeployer) Deploy(ctx context.Context, p poll.Project, h poll.Head, cause poll.Cause) (int64, error) {
-	dep, err := d.a.domain.DeployHead(ctx, domain.Head{ProjectID: p.ID, Branch: h.Branch, SHA: h.SHA, Message: h.Message,
-		Author: h.Author, Trigger: store.Trigger(cause)})
+	dep, err := d.a.domain.DeployHead(ctx, domainHead(p, h, store.Trigger(cause)))
 	if err != nil || dep == nil {
 		return 0, err
 	}
 	return dep.ID, nil
 }
 
-// LastDeployed returns the commit live in the project's production, "" when none is.
-func (d pollDeployer) LastDeployed(p poll.Project) (string, error) {
-	return d.a.domain.LiveCommit(p.ID)
+// LastDeployed returns the commit live where the head deploys, "" when none is.
+func (d pollDeployer) LastDeployed(p poll.Project, h poll.Head) (string, error) {
+	return d.a.domain.LastDeployed(domainHead(p, h, ""))
 }
 
 // Skip reports a head skipped for reason to GitHub, as a skipped push is.
 func (d pollDeployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
 	return d.a.domain.SkipHead(p.ID, h.SHA, reason)
+}
+
+// Close takes the preview of pull request n down, as its closed event does.
+func (d pollDeployer) Close(_ context.Context, p poll.Project, n int) error {
+	return d.a.domain.ClosePullRequest(p.ID, n)
+}
+
+// domainHead is head h of project p as the domain takes it, with trigger t.
+func domainHead(p poll.Project, h poll.Head, t store.Trigger) domain.Head {
+	return domain.Head{ProjectID: p.ID, Branch: h.Branch, SHA: h.SHA, Message: h.Message, Author: h.Author,
+		PullRequest: h.PullRequest, Fork: h.Fork, Before: h.Before, Trigger: t}
 }
 
 // rateRemaining is what polling last heard of the GitHub token's rate limit, NaN before it heard.

@@ -22,12 +22,18 @@ import (
 // deploymentOf waits until project p has a deployment of commit sha and returns it once it has ended.
 func deploymentOf(t *testing.T, ta *agenttest.Agent, p api.Project, sha string) api.Deployment {
 	t.Helper()
+	return ta.Wait(t, queuedOf(t, ta, p, sha).ID)
+}
+
+// queuedOf waits until project p has a deployment of commit sha and returns it.
+func queuedOf(t *testing.T, ta *agenttest.Agent, p api.Project, sha string) api.Deployment {
+	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var list []api.Deployment
 		ta.Call(t, "GET", fmt.Sprintf("%s?project_id=%d&limit=100", api.PathDeployments, p.ID), nil, http.StatusOK, &list)
 		for _, d := range list {
 			if d.CommitSHA == sha {
-				return ta.Wait(t, d.ID)
+				return d
 			}
 		}
 		if time.Now().After(deadline) {

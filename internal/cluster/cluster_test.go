@@ -397,6 +397,24 @@ func TestRemovedPreviewBuildsItsCommitAgain(t *testing.T) {
 	}
 }
 
+// TestPolledPreviewHeadIsNoDelivery records a preview head the agent found itself: its deployment
+// has trigger poll, and no delivery is recorded.
+func TestPolledPreviewHeadIsNoDelivery(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	res, err := stores[0].RecordPush(context.Background(), store.Push{ProjectID: p.ID, CommitSHA: "6666666666666666666666666666666666666666",
+		Branch: "topic", Alias: "git-topic", Trigger: store.TriggerPoll})
+	if err != nil || res.DeploymentID == 0 {
+		t.Fatalf("RecordPush = %+v, %v", res, err)
+	}
+	if d, err := stores[1].Deployment(res.DeploymentID); err != nil || d.Trigger != store.TriggerPoll || d.Alias != "git-topic" {
+		t.Fatalf("deployment %+v, %v", d, err)
+	}
+	if deliveries, err := stores[2].Deliveries(p.ID, 0); err != nil || len(deliveries) != 0 {
+		t.Errorf("deliveries %+v, %v, want none", deliveries, err)
+	}
+}
+
 func TestOwnerMovesOnlyTheKeysOfALostMember(t *testing.T) {
 	all := Health{Members: []Member{{Node: "a", Current: true}, {Node: "b", Current: true}, {Node: "c", Current: true}}}
 	lost := Health{Members: []Member{{Node: "a", Current: true}, {Node: "b", Current: true}, {Node: "c"}}}

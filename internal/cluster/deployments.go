@@ -427,9 +427,10 @@ func (s *Store) Deliveries(projectID int64, limit int) ([]store.Delivery, error)
 // RecordPush durably records a push: nothing for a stale delivery, a closed pull request's update
 // or a branch's push to an alias another branch holds (see store.PushResult), else a new queued
 // deployment unless one of the same commit is queued, running or live on the same alias, the
-// branch's new head and, for a preview, the preview's; the delivery in every case. It returns once
-// a quorum of the nodes has the records on disk; two nodes recording one commit at once both
-// compare-and-set the project's record, so only one creates the deployment.
+// branch's new head and, for a preview, the preview's; the delivery in every case but a head the
+// agent found itself, which is none. It returns once a quorum of the nodes has the records on disk;
+// two nodes recording one commit at once both compare-and-set the project's record, so only one
+// creates the deployment.
 func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -453,7 +454,9 @@ func (s *Store) RecordPush(ctx context.Context, p store.Push) (store.PushResult,
 	if nd.created {
 		g.Go(func() error { return s.write(ctx, nd, time.Now().UTC()) })
 	}
-	g.Go(func() error { return s.addDelivery(ctx, delivery) })
+	if p.DeliveryID != "" {
+		g.Go(func() error { return s.addDelivery(ctx, delivery) })
+	}
 	return res, unavailable(g.Wait())
 }
 

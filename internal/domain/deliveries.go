@@ -268,24 +268,20 @@ func (s *Service) receivePullRequest(ctx context.Context, p *store.Project, v Ve
 		return refused(p, OutcomeInvalidPayload, Invalid, "Invalid JSON payload")
 	}
 	fork := pr.IsFork()
-	switch {
-	case fork && p.ForkPreviews == trigger.ForkPreviewsOff:
-		return s.ignore(ctx, p, v, fmt.Sprintf("PR #%d is from a fork, and previews of forks are off for this project", pr.Number))
-	case approval && (!fork || p.ForkPreviews != trigger.ForkPreviewsApprove):
+	if approval && (!fork || p.ForkPreviews != trigger.ForkPreviewsApprove) {
 		return s.ignore(ctx, p, v, fmt.Sprintf("Label '%s' ignored: PR #%d needs no approval", pr.Label, pr.Number))
+	}
+	refusal, hold, err := s.forkRule(p, alias, pr.Number, pr.HeadSHA, fork, approval)
+	switch {
+	case err != nil:
+		return recordFailed(p, err)
+	case refusal != "":
+		return s.ignore(ctx, p, v, refusal)
 	}
 	// An approval, like a manual deployment, ignores markers.
 	message, author, known := s.headCommit(ctx, p, pr.HeadSHA)
 	if marker, found := trigger.SkipMarker(message); found && !approval {
 		return s.skip(ctx, p, v, pr.HeadSHA, "commit message contains "+marker)
-	}
-	hold := false
-	if fork && !approval && p.ForkPreviews == trigger.ForkPreviewsApprove {
-		pv, err := s.store.Preview(p.ID, alias)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return recordFailed(p, err)
-		}
-		hold = pv == nil || pv.ApprovedSHA != pr.HeadSHA
 	}
 	// A message GitHub did not tell is read by the build from the clone, which cancels the
 	// deployment on a skip marker: the update is not lost to a slow GitHub, nor its marker to a

@@ -2,27 +2,92 @@ package domain
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 
 	"github.com/miaobu/miaobu/internal/store"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
-// Head is the commit at the head of a project's branch, found by the agent itself.
+// Head is the commit at the head of a project's branch or open pull request, found by the agent itself.
 type Head struct {
 	ProjectID                    int64
 	Branch, SHA, Message, Author string
+	// PullRequest is the number of the open pull request whose head this is, 0 for a branch; Fork
+	// says the head comes from another repository than the base.
+	PullRequest int
+	Fork        bool
+	// Before is the commit the agent last saw at this head, "" when it saw none: a preview's head
+	// that moved back to it is deployed, as a push whose before it is.
+	Before string
 	// Trigger is store.TriggerPoll or store.TriggerReconcile.
 	Trigger store.Trigger
 }
 
-// HeadMissing reports whether a head needs a deployment: nothing of its commit is queued, running
-// or live, and its branch's newest deployment is not of it (see store.Store.HeadMissing).
-func (s *Service) HeadMissing(projectID int64, branch, sha string) (bool, error) {
-	return s.store.HeadMissing(projectID, branch, sha)
+// alias returns the preview alias head h of project p deploys to, "" for production, and whether
+// it deploys at all (a branch matching neither the default branch nor the preview branches does not).
+func (h Head) alias(p *store.Project) (string, bool) {
+	if h.PullRequest != 0 {
+		return trigger.PullRequestAlias(h.PullRequest), p.PRPreviews
+	}
+	return trigger.Environment(h.Branch, p.DefaultBranch, p.PreviewBranches)
+}
+
+// HeadMissing reports whether a head needs a deployment. For production: nothing of its commit is
+// queued, running or live, and its branch's newest deployment is not of it (see
+// store.Store.HeadMissing). For a preview: it is not a fork's head that waits for approval, and
+// neither the alias's live deployment nor its newest is of the commit (the newest was tried; a
+// push retries it).
+func (s *Service) HeadMissing(h Head) (bool, error) {
+	p, err := s.store.Project(h.ProjectID)
+	if err != nil {
+		return false, err
+	}
+	alias, deploys := h.alias(p)
+	switch {
+	case !deploys:
+		return false, nil
+	case alias == "":
+		return s.store.HeadMissing(h.ProjectID, h.Branch, h.SHA)
+	}
+	pv, err := s.store.Preview(p.ID, alias)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	case pv.HeadSHA == h.SHA && AwaitingApproval(p, pv):
+		return false, nil
+	}
+	live, err := s.lastDeployedCommit(p, alias)
+	if err != nil || live == h.SHA {
+		return false, err
+	}
+	newest, err := s.store.DeploymentsWhere(p.ID, 1, func(d *store.Deployment) bool { return d.Alias == alias })
+	if err != nil {
+		return false, err
+	}
+	return len(newest) == 0 || newest[0].CommitSHA != h.SHA, nil
 }
 
 // DeployHead queues a deployment of a head found by polling or reconciliation unless it is no
 // longer missing, checked again as it is stored; it returns the deployment, nil when none was made.
+// A preview's head is recorded as the push or pull request update it stands for, by the same rules
+// (alias ownership, fork approval, the stale rule, a closed pull request's preview).
 func (s *Service) DeployHead(ctx context.Context, h Head) (*store.Deployment, error) {
+	p, err := s.store.Project(h.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	alias, deploys := h.alias(p)
+	if !deploys {
+		return nil, nil
+	}
+	log := s.log.With("project", p.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", h.Trigger)
+	if alias != "" {
+		return s.deployPreviewHead(ctx, log, p, h, alias)
+	}
 	d := &store.Deployment{ProjectID: h.ProjectID, CommitSHA: h.SHA, CommitMessage: h.Message, CommitAuthor: h.Author,
 		Branch: h.Branch, Trigger: h.Trigger}
 	created, err := s.store.DeployHead(ctx, d)
@@ -30,9 +95,74 @@ func (s *Service) DeployHead(ctx context.Context, h Head) (*store.Deployment, er
 		return nil, err
 	}
 	s.builds.Wake()
-	s.log.Info("deployment queued", "project", d.ProjectID, "deployment", d.ID, "branch", d.Branch, "commit", d.CommitSHA[:7],
-		"trigger", d.Trigger)
+	log.Info("deployment queued", "deployment", d.ID)
 	return d, nil
+}
+
+// deployPreviewHead records head h of p as a push to its preview alias, as receivePush and
+// receivePullRequest do for a delivery, and returns the deployment it queued, nil when none.
+func (s *Service) deployPreviewHead(ctx context.Context, log *slog.Logger, p *store.Project, h Head, alias string) (*store.Deployment, error) {
+	hold := false
+	if h.PullRequest != 0 {
+		var refusal string
+		var err error
+		if refusal, hold, err = s.forkRule(p, alias, h.PullRequest, h.SHA, h.Fork, false); err != nil || refusal != "" {
+			if refusal != "" {
+				log.Info("head not deployed: " + refusal)
+			}
+			return nil, err
+		}
+	}
+	push := store.Push{ProjectID: p.ID, CommitSHA: h.SHA, CommitMessage: h.Message, CommitAuthor: h.Author, Branch: h.Branch,
+		Before: h.Before, Alias: alias, PullRequest: h.PullRequest, Fork: h.Fork, Hold: hold, Reopen: true, Trigger: h.Trigger}
+	res, err := s.store.RecordPush(ctx, push)
+	switch {
+	case err != nil:
+		return nil, err
+	case res.Stale || res.Closed:
+		log.Info("head not deployed: its branch or pull request has moved on")
+		return nil, nil
+	case res.Taken != nil:
+		log.Info(fmt.Sprintf("head not deployed: its preview URL belongs to branch '%s' (preview %s)", res.Taken.Branch, res.Taken.Alias))
+		return nil, nil
+	case hold:
+		s.report(s.log.With("project", p.ID, "alias", alias), "a fork's pull request", s.reports.AwaitingApproval(p, h.PullRequest, alias, h.SHA))
+		return nil, nil
+	case res.Duplicate:
+		return nil, nil
+	}
+	s.builds.Wake()
+	log.Info("deployment queued", "deployment", res.DeploymentID, "alias", alias)
+	return s.store.Deployment(res.DeploymentID)
+}
+
+// forkRule applies fork_previews to pull request n's head sha (approval is a miaobu:preview
+// label): it returns why the head is not deployed at all, or whether it waits for an approval.
+func (s *Service) forkRule(p *store.Project, alias string, n int, sha string, fork, approval bool) (refusal string, hold bool, err error) {
+	switch {
+	case fork && p.ForkPreviews == trigger.ForkPreviewsOff:
+		return fmt.Sprintf("PR #%d is from a fork, and previews of forks are off for this project", n), false, nil
+	case !fork || approval || p.ForkPreviews != trigger.ForkPreviewsApprove:
+		return "", false, nil
+	}
+	pv, err := s.store.Preview(p.ID, alias)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", false, err
+	}
+	return "", pv == nil || pv.ApprovedSHA != sha, nil
+}
+
+// ClosePullRequest takes down the preview of project projectID's pull request n, which is no
+// longer among the open pull requests, if it has one.
+func (s *Service) ClosePullRequest(projectID int64, n int) error {
+	p, err := s.store.Project(projectID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.takeDown(p, trigger.PullRequestAlias(n), "pull request closed"); !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // SkipHead reports to GitHub that commit sha, a head found by polling or reconciliation, is not
@@ -46,11 +176,13 @@ func (s *Service) SkipHead(projectID int64, sha, reason string) error {
 	return nil
 }
 
-// LiveCommit returns the commit live in the production of project projectID, "" when none is.
-func (s *Service) LiveCommit(projectID int64) (string, error) {
-	p, err := s.store.Project(projectID)
+// LastDeployed returns the commit live where head h deploys (production or its preview alias),
+// "" when none is.
+func (s *Service) LastDeployed(h Head) (string, error) {
+	p, err := s.store.Project(h.ProjectID)
 	if err != nil {
 		return "", err
 	}
-	return s.lastDeployedCommit(p, "")
+	alias, _ := h.alias(p)
+	return s.lastDeployedCommit(p, alias)
 }

@@ -72,7 +72,13 @@ func (p *PullRequest) read(v *fastjson.Value) error {
 // IsFork reports whether the head commit comes from another repository than the base: a fork,
 // including one that was deleted since.
 func (p *PullRequest) IsFork() bool {
-	return p.HeadRepo == "" || p.HeadRepo != p.BaseRepo
+	return isFork(p.HeadRepo, p.BaseRepo)
+}
+
+// isFork reports whether a pull request's head repository, "" when it was deleted, is another than
+// its base repository.
+func isFork(headRepo, baseRepo string) bool {
+	return headRepo == "" || headRepo != baseRepo
 }
 
 // numberField returns the positive integer at "number" of object v (0 when absent or null) and

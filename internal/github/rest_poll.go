@@ -75,6 +75,12 @@ type OpenPullRequest struct {
 	HeadRepo, BaseRepo string
 }
 
+// IsFork reports whether the head commit comes from another repository than the base, as
+// PullRequest.IsFork does.
+func (p OpenPullRequest) IsFork() bool {
+	return isFork(p.HeadRepo, p.BaseRepo)
+}
+
 // PullRequestPage is how many pull requests one page of the listing holds, GitHub's most.
 const PullRequestPage = 100
 

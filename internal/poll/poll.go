@@ -1,7 +1,8 @@
 // Package poll finds new commits without webhooks (contract section 9): it reads the heads of the
-// production branches (and open pull requests) of projects with trigger poll every poll.interval,
-// spread over the interval, and reconciles every project's heads with its deployments at start and
-// every reconcile.interval, asking for a deployment of each head that has none.
+// production and preview branches (and open pull requests) of projects with trigger poll every
+// poll.interval, spread over the interval, and reconciles every project's heads of production and
+// of the previews that are up with its deployments at start and every reconcile.interval, asking
+// for a deployment of each head that has none.
 //
 // GitHub repositories are read through the REST API with conditional requests, which cost no rate
 // limit while nothing changes; any other git URL with one `git ls-remote` per project and check.
@@ -37,28 +38,48 @@ type Project struct {
 	// PullRequests asks for the heads of the open pull requests too (GitHub repositories only),
 	// for projects that deploy previews of them.
 	PullRequests bool
-	// WatchPaths are the project's watch_paths: a production head none of whose changed files
-	// since the last deployed commit matches is skipped.
+	// PreviewBranches are the project's preview_branches: the branches whose heads deploy previews.
+	PreviewBranches []string
+	// Previews are the previews that are up: reconciliation looks at their heads alone, and a pull
+	// request's preview is taken down once the pull request is no longer open.
+	Previews []Preview
+	// WatchPaths are the project's watch_paths: a branch head none of whose changed files since
+	// the commit live where it deploys matches is skipped.
 	WatchPaths []string
+}
+
+// Preview is a preview that is up: of a branch, or of pull request PullRequest when it is not 0.
+type Preview struct {
+	Branch      string
+	PullRequest int
 }
 
 // Head is the commit at the head of a branch or pull request.
 type Head struct {
 	// Branch is the branch, for a pull request its head branch.
 	Branch string
-	// PullRequest is the pull request's number, 0 for a branch.
+	// PullRequest is the pull request's number, 0 for a branch; Fork says the pull request's head
+	// comes from another repository than the base.
 	PullRequest int
+	Fork        bool
 	SHA         string
+	// Before is the SHA the poller last handled at this head, "" when it handled none.
+	Before string
 	// Message and Author are the commit's, read before a deployment is asked for.
 	Message, Author string
 }
 
 // key names the branch or pull request of a head within its project.
 func (h Head) key() string {
-	if h.PullRequest != 0 {
-		return "pull/" + strconv.Itoa(h.PullRequest)
+	return Preview{Branch: h.Branch, PullRequest: h.PullRequest}.key()
+}
+
+// key names the branch or pull request of a preview within its project, as Head.key does.
+func (pv Preview) key() string {
+	if pv.PullRequest != 0 {
+		return "pull/" + strconv.Itoa(pv.PullRequest)
 	}
-	return "branch/" + h.Branch
+	return "branch/" + pv.Branch
 }
 
 // Cause says why the poller asks for a deployment; it is the trigger the deployment records.
@@ -82,11 +103,15 @@ type Deployer interface {
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
 	Deploy(ctx context.Context, p Project, h Head, cause Cause) (int64, error)
-	// LastDeployed returns the commit live in p's production, "" when none is.
-	LastDeployed(p Project) (string, error)
+	// LastDeployed returns the commit live where h deploys (p's production or h's preview), ""
+	// when none is.
+	LastDeployed(p Project, h Head) (string, error)
 	// Skip tells that h is not deployed for reason (such as "commit message contains [skip ci]"),
 	// as a skipped push does: GitHub's commit status says so.
 	Skip(ctx context.Context, p Project, h Head, reason string) error
+	// Close takes down the preview of p's pull request n, which is no longer open, as a closed
+	// pull request does.
+	Close(ctx context.Context, p Project, n int) error
 }
 
 // Git reads git remotes as the builds do, with their environment and credentials.
@@ -541,16 +566,29 @@ func (p *Poller) reconciled(ctx context.Context, pr Project, now time.Time, err 
 func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause) (changed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.CheckTimeout)
 	defer cancel()
-	heads, err := src.heads(ctx, pr)
+	heads, pullsListed, err := src.heads(ctx, pr)
 	if err != nil {
 		return false, err
 	}
 	m := p.memo(pr.ID, heads)
 	var errs []error
+	if pullsListed {
+		changed, errs = p.closeGone(ctx, pr, heads)
+	}
+	up := map[string]bool{}
+	for _, pv := range pr.Previews {
+		up[pv.key()] = true
+	}
 	for _, h := range heads {
 		k := h.key()
+		// Reconciliation looks at production and the previews that are up; a new preview is the
+		// polling's, so a head it passes over stays new for the next check.
+		if cause == CauseReconcile && (h.PullRequest != 0 || h.Branch != pr.Branch) && !up[k] {
+			continue
+		}
 		p.mu.Lock()
 		seen, skipped := m.seen[k] == h.SHA, m.skipped[k] == h.SHA
+		h.Before = m.seen[k]
 		p.mu.Unlock()
 		changed = changed || !seen
 		if skipped || (seen && cause == CausePoll) {
@@ -569,6 +607,27 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 		p.mu.Unlock()
 	}
 	return changed, errors.Join(errs...)
+}
+
+// closeGone takes down the previews of pr's pull requests that are not among the open ones in
+// heads, a listing read in full; it reports whether it took one down.
+func (p *Poller) closeGone(ctx context.Context, pr Project, heads []Head) (closed bool, errs []error) {
+	open := map[int]bool{}
+	for _, h := range heads {
+		open[h.PullRequest] = true
+	}
+	for _, pv := range pr.Previews {
+		if pv.PullRequest == 0 || open[pv.PullRequest] {
+			continue
+		}
+		p.opts.Log.Info("pull request no longer open, removing its preview", "project", pr.ID, "pull_request", pv.PullRequest)
+		if err := p.opts.Deployer.Close(ctx, pr, pv.PullRequest); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		closed = true
+	}
+	return closed, errs
 }
 
 // memo returns the memo of a project, forgetting the heads that are no longer there.
@@ -622,11 +681,12 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	return false, err
 }
 
-// watched reports whether production head h changes a file that matches the project's watch paths
-// since the commit live in production; when the changed files cannot be read, it says yes and
-// logs why (a build too many is better than a change missed, contract section 7).
+// watched reports whether branch head h changes a file that matches the project's watch paths
+// since the commit live where it deploys (production or its preview); when the changed files
+// cannot be read, it says yes and logs why (a build too many is better than a change missed,
+// contract section 7).
 func (p *Poller) watched(ctx context.Context, log *slog.Logger, pr Project, h Head) (bool, error) {
-	last, err := p.opts.Deployer.LastDeployed(pr)
+	last, err := p.opts.Deployer.LastDeployed(pr, h)
 	if err != nil || last == "" || last == h.SHA {
 		return true, err
 	}

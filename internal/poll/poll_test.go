@@ -43,6 +43,22 @@ type deployer struct {
 	done []deployment
 	// skips are the heads skipped, as "project sha7 reason".
 	skips []string
+	// closed are the pull requests whose previews were taken down, as "project #n".
+	closed []string
+}
+
+func (d *deployer) Close(_ context.Context, p poll.Project, n int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = append(d.closed, fmt.Sprintf("%d #%d", p.ID, n))
+	return nil
+}
+
+// closedPullRequests returns the pull requests whose previews were taken down, in order.
+func (d *deployer) closedPullRequests() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.closed)
 }
 
 func (d *deployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason string) error {
@@ -58,11 +74,11 @@ func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
 	return !slices.ContainsFunc(d.done, func(x deployment) bool { return x.project == p.ID && x.head.SHA == h.SHA }), nil
 }
 
-func (d *deployer) LastDeployed(p poll.Project) (string, error) {
+func (d *deployer) LastDeployed(p poll.Project, h poll.Head) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, x := range slices.Backward(d.done) {
-		if x.project == p.ID {
+		if x.project == p.ID && x.head.Branch == h.Branch && x.head.PullRequest == h.PullRequest {
 			return x.head.SHA, nil
 		}
 	}
@@ -357,7 +373,7 @@ func TestGitHubPollsAreConditional(t *testing.T) {
 			t.Errorf("a later listing was answered %q, want 304 for If-None-Match of the ETag", line)
 		}
 	}
-	if got, want := h.deployer.deployments(), []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 reconcile Tip of topic"}; !slices.Equal(got, want) {
+	if got, want := h.deployer.deployments(), []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 poll Tip of topic"}; !slices.Equal(got, want) {
 		t.Errorf("deployments %q, want %q", got, want)
 	}
 
@@ -687,6 +703,72 @@ func TestWatchPathsOfPolledHeads(t *testing.T) {
 	}
 }
 
+// TestGitHubPreviewBranches polls a GitHub project whose preview_branches are staging and
+// feature/*, with the preview of feature/x up: reconciliation deploys feature/x's head, the next
+// check staging's, and a branch that only a pattern matches is not read.
+func TestGitHubPreviewBranches(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main",
+		Branches: map[string]string{"main": sha("a"), "staging": sha("5"), "feature/x": sha("f"), "feature/y": sha("e")}})
+	p := githubProject(1, false)
+	p.PreviewBranches = []string{"staging", "feature/*"}
+	p.Previews = []poll.Preview{{Branch: "feature/x"}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	want := []string{"1 main aaaaaaa reconcile Tip of main", "1 feature/x fffffff reconcile Tip of feature/x"}
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments at start %q, want %q", got, want)
+	}
+	h.runFor(70 * time.Second)
+	want = append(want, "1 staging 5555555 poll Tip of staging")
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments after a check %q, want %q", got, want)
+	}
+	for _, a := range gh.Answers() {
+		if strings.Contains(a.Request, "feature/y") || strings.Contains(a.Request, "feature%2Fy") {
+			t.Errorf("GitHub was asked %s", a.Request)
+		}
+	}
+}
+
+// TestReconcileLooksAtPreviewsThatAreUp reconciles a webhook project with pull request #7's
+// preview up: #7's head is deployed, #8, which has no preview, is left to its webhook.
+func TestReconcileLooksAtPreviewsThatAreUp(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 7, HeadSHA: sha("7"), HeadRef: "topic"}, {Number: 8, HeadSHA: sha("8"), HeadRef: "fix"}})
+	p := githubProject(1, true)
+	p.Poll = false
+	p.Previews = []poll.Preview{{Branch: "topic", PullRequest: 7}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute, Reconcile: 10 * time.Minute}, p)
+	h.runFor(5 * time.Minute)
+	want := []string{"1 main aaaaaaa reconcile Tip of main", "1 #7 7777777 reconcile Tip of topic"}
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments %q, want %q", got, want)
+	}
+}
+
+// TestGonePullRequestClosesItsPreview lists the open pull requests of a project whose pull request
+// #7 has a preview up: a listing that failed closes nothing, one read in full without #7 closes it.
+func TestGonePullRequestClosesItsPreview(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	gh.SetPulls("acme/site", []githubtest.Pull{{Number: 8, HeadSHA: sha("8"), HeadRef: "fix"}})
+	gh.Fail("GET /repos/acme/site/pulls", http.StatusBadGateway, "Server Error")
+	p := githubProject(1, true)
+	p.Previews = []poll.Preview{{Branch: "topic", PullRequest: 7}, {Branch: "fix", PullRequest: 8}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	if _, _, failed := h.poller.ReconcileError(1); !failed {
+		t.Fatal("the reconciliation at start did not fail with the listing")
+	}
+	if got := h.deployer.closedPullRequests(); len(got) != 0 {
+		t.Fatalf("a failed listing closed %q", got)
+	}
+	h.runFor(20 * time.Second)
+	if got := h.deployer.closedPullRequests(); len(got) == 0 || got[0] != "1 #7" || slices.Contains(got, "1 #8") {
+		t.Errorf("closed %q after a listing without #7, want #7 alone", got)
+	}
+}
+
 // TestHangingGitHubRequestTimesOut stalls GitHub's answer to a poll: the check ends at its timeout
 // and says so.
 func TestHangingGitHubRequestTimesOut(t *testing.T) {
@@ -697,7 +779,7 @@ func TestHangingGitHubRequestTimesOut(t *testing.T) {
 	for h.status(1).LastPollError == "" {
 		h.step()
 	}
-	if st := h.status(1); st.LastPollError != "the GitHub request for the branch head timed out after 2s" {
+	if st := h.status(1); st.LastPollError != "the GitHub request for the head of branch main timed out after 2s" {
 		t.Errorf("status %+v", st)
 	}
 }

@@ -5,18 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/clock"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/trigger"
 )
 
 // source reads the heads of projects' repositories.
 type source interface {
-	// heads returns the heads of the production branch and, when asked, the open pull requests.
-	heads(ctx context.Context, p Project) ([]Head, error)
+	// heads returns the heads of the production branch, of the preview branches and, when asked,
+	// of the open pull requests; pullsListed reports that these are every open pull request.
+	heads(ctx context.Context, p Project) (heads []Head, pullsListed bool, err error)
 	// commit returns the message and author of a head's commit.
 	commit(ctx context.Context, p Project, h Head) (message, author string, err error)
 	// pausedUntil is when the source may be asked again after a rate limit, zero when it may now.
@@ -30,17 +33,27 @@ type gitSource struct {
 	timeout time.Duration
 }
 
-func (g *gitSource) heads(ctx context.Context, p Project) ([]Head, error) {
+func (g *gitSource) heads(ctx context.Context, p Project) ([]Head, bool, error) {
 	ref := "refs/heads/" + p.Branch
-	refs, err := g.git.LsRemote(ctx, p.RepoURL, p.Repo != "", ref)
+	pattern := ref
+	if len(p.PreviewBranches) > 0 {
+		pattern = "refs/heads/*"
+	}
+	refs, err := g.git.LsRemote(ctx, p.RepoURL, p.Repo != "", pattern)
 	if err != nil {
-		return nil, timedOut(ctx, err, "git ls-remote", g.timeout)
+		return nil, false, timedOut(ctx, err, "git ls-remote", g.timeout)
 	}
 	sha, ok := refs[ref]
 	if !ok {
-		return nil, fmt.Errorf("branch %s not found in the repository", p.Branch)
+		return nil, false, fmt.Errorf("branch %s not found in the repository", p.Branch)
 	}
-	return []Head{{Branch: p.Branch, SHA: sha}}, nil
+	heads := []Head{{Branch: p.Branch, SHA: sha}}
+	for _, r := range slices.Sorted(maps.Keys(refs)) {
+		if branch, ok := strings.CutPrefix(r, "refs/heads/"); ok && branch != p.Branch && trigger.Match(p.PreviewBranches, branch) {
+			heads = append(heads, Head{Branch: branch, SHA: refs[r]})
+		}
+	}
+	return heads, false, nil
 }
 
 func (g *gitSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {
@@ -77,18 +90,19 @@ type githubSource struct {
 	timeout time.Duration
 
 	mu sync.Mutex
-	// shas are the last SHA seen of each project's production branch, pulls the last listing of
-	// its open pull requests.
-	shas  map[int64]knownHead
+	// shas are the last SHA seen of each project's branches, pulls the last listing of its open
+	// pull requests.
+	shas  map[knownBranch]string
 	pulls map[int64]*pullListing
 	// rate is what GitHub said last of the rate limit; pause is when polling may go on.
 	rate  github.Rate
 	pause time.Time
 }
 
-// knownHead is the SHA last seen at the head of a branch of a repository.
-type knownHead struct {
-	repo, branch, sha string
+// knownBranch names a branch of a project's repository whose last SHA is kept.
+type knownBranch struct {
+	project      int64
+	repo, branch string
 }
 
 // pullListing is the last listing of a repository's open pull requests and its ETag.
@@ -99,32 +113,75 @@ type pullListing struct {
 
 // newGitHubSource returns a githubSource of gh whose requests end after timeout.
 func newGitHubSource(gh *github.Client, c clock.Clock, timeout time.Duration) *githubSource {
-	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[int64]knownHead{}, pulls: map[int64]*pullListing{}}
+	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[knownBranch]string{}, pulls: map[int64]*pullListing{}}
 }
 
-func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, error) {
+func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, bool, error) {
 	owner, name, _ := strings.Cut(p.Repo, "/")
-	g.mu.Lock()
-	known := g.shas[p.ID]
-	g.mu.Unlock()
-	if known.repo != p.Repo || known.branch != p.Branch {
-		known = knownHead{repo: p.Repo, branch: p.Branch}
-	}
-	sha, _, rate, err := g.gh.HeadSHA(ctx, owner, name, p.Branch, known.sha)
-	g.observe(rate, err)
+	sha, err := g.branchHead(ctx, p, owner, name, p.Branch)
 	if err != nil {
-		return nil, timedOut(ctx, err, "the GitHub request for the branch head", g.timeout)
+		return nil, false, err
+	}
+	heads := []Head{{Branch: p.Branch, SHA: sha}}
+	branches := previewBranches(p)
+	for _, branch := range branches {
+		sha, err := g.branchHead(ctx, p, owner, name, branch)
+		switch {
+		case errors.Is(err, github.ErrNotFound):
+			continue // deleted, or not pushed yet
+		case err != nil:
+			return nil, false, err
+		}
+		heads = append(heads, Head{Branch: branch, SHA: sha})
 	}
 	g.mu.Lock()
-	known.sha = sha
-	g.shas[p.ID] = known
+	maps.DeleteFunc(g.shas, func(k knownBranch, _ string) bool {
+		return k.project == p.ID && (k.repo != p.Repo || (k.branch != p.Branch && !slices.Contains(branches, k.branch)))
+	})
 	g.mu.Unlock()
-	heads := []Head{{Branch: p.Branch, SHA: sha}}
 	if !p.PullRequests {
-		return heads, nil
+		return heads, false, nil
 	}
 	pulls, err := g.openPullRequests(ctx, p, owner, name)
-	return append(heads, pulls...), err
+	return append(heads, pulls...), err == nil, err
+}
+
+// branchHead returns the SHA at the head of a branch of p's repository, asking GitHub with the SHA
+// it saw last, so that an unchanged branch costs no rate limit.
+func (g *githubSource) branchHead(ctx context.Context, p Project, owner, name, branch string) (string, error) {
+	key := knownBranch{project: p.ID, repo: p.Repo, branch: branch}
+	g.mu.Lock()
+	known := g.shas[key]
+	g.mu.Unlock()
+	sha, _, rate, err := g.gh.HeadSHA(ctx, owner, name, branch, known)
+	g.observe(rate, err)
+	if err != nil {
+		return "", timedOut(ctx, err, "the GitHub request for the head of branch "+branch, g.timeout)
+	}
+	g.mu.Lock()
+	g.shas[key] = sha
+	g.mu.Unlock()
+	return sha, nil
+}
+
+// previewBranches returns the preview branches of p whose heads are read through the GitHub API:
+// those with a preview up and those preview_branches names without a pattern, sorted. The API
+// lists no branches by pattern; other branches' previews start with their first push's webhook
+// or pull request.
+func previewBranches(p Project) []string {
+	var branches []string
+	for _, pv := range p.Previews {
+		if pv.PullRequest == 0 && pv.Branch != p.Branch {
+			branches = append(branches, pv.Branch)
+		}
+	}
+	for _, pattern := range p.PreviewBranches {
+		if !strings.ContainsAny(pattern, "*!") && pattern != p.Branch {
+			branches = append(branches, pattern)
+		}
+	}
+	slices.Sort(branches)
+	return slices.Compact(branches)
 }
 
 // openPullRequests returns the heads of the open pull requests of p's repository, from the last
@@ -147,7 +204,8 @@ func (g *githubSource) openPullRequests(ctx context.Context, p Project, owner, n
 	}
 	listing := &pullListing{repo: p.Repo, etag: newETag}
 	for _, pr := range prs {
-		listing.heads = append(listing.heads, Head{Branch: pr.HeadRef, PullRequest: pr.Number, SHA: pr.HeadSHA})
+		listing.heads = append(listing.heads, Head{Branch: pr.HeadRef, PullRequest: pr.Number, SHA: pr.HeadSHA,
+			Fork: pr.IsFork()})
 	}
 	g.mu.Lock()
 	g.pulls[p.ID] = listing
@@ -210,7 +268,7 @@ func (g *githubSource) remaining() (int, bool) {
 func (g *githubSource) forget(live map[int64]bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	maps.DeleteFunc(g.shas, func(id int64, _ knownHead) bool { return !live[id] })
+	maps.DeleteFunc(g.shas, func(k knownBranch, _ string) bool { return !live[k.project] })
 	maps.DeleteFunc(g.pulls, func(id int64, _ *pullListing) bool { return !live[id] })
 }
 

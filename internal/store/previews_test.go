@@ -466,6 +466,24 @@ func TestAliasTakenOverAfterDeletion(t *testing.T) {
 	}
 }
 
+// TestPolledPreviewHeadIsNoDelivery records a preview head the agent found itself: its deployment
+// has trigger poll, and no delivery is recorded.
+func TestPolledPreviewHeadIsNoDelivery(t *testing.T) {
+	s, _ := openTest(t)
+	p := newProject(t, s, "site")
+	res, err := s.RecordPush(context.Background(), Push{ProjectID: p.ID, CommitSHA: sha("a"), Branch: "topic", Alias: "git-topic",
+		Trigger: TriggerPoll})
+	if err != nil || res.DeploymentID == 0 {
+		t.Fatalf("RecordPush = %+v, %v", res, err)
+	}
+	if d, err := s.Deployment(res.DeploymentID); err != nil || d.Trigger != TriggerPoll || d.Alias != "git-topic" {
+		t.Fatalf("deployment %+v, %v", d, err)
+	}
+	if deliveries, err := s.Deliveries(p.ID, 0); err != nil || len(deliveries) != 0 {
+		t.Errorf("deliveries %+v, %v, want none", deliveries, err)
+	}
+}
+
 // TestStaleRules is the spec of the stale rules both stores apply to pushes and branch deletions.
 func TestStaleRules(t *testing.T) {
 	pushes := []struct {

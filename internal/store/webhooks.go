@@ -133,6 +133,9 @@ type Push struct {
 	Reopen bool
 	// SkipMarkers leaves the skip markers to the build: CommitMessage is not known.
 	SkipMarkers bool
+	// Trigger is the deployment's trigger for a head the agent found itself (TriggerPoll,
+	// TriggerReconcile), which has no DeliveryID and records no delivery; zero for a delivery.
+	Trigger Trigger
 }
 
 // Stale reports whether p replays an old delivery: its commit was deployed to its alias before
@@ -160,11 +163,16 @@ func (p Push) PullRequestHead(pv *Preview) (head string, closed bool) {
 }
 
 // Deployment returns the deployment that p creates, not yet stored: of its commit to its alias,
-// triggered by a webhook or, for a pull request's update, by the pull request.
+// triggered by p.Trigger when set, else by a webhook or, for a pull request's update, by the pull
+// request.
 func (p Push) Deployment() *Deployment {
-	trigger := TriggerWebhook
-	if p.PullRequest != 0 {
+	trigger := p.Trigger
+	switch {
+	case trigger != "":
+	case p.PullRequest != 0:
 		trigger = TriggerPullRequest
+	default:
+		trigger = TriggerWebhook
 	}
 	return &Deployment{ProjectID: p.ProjectID, CommitSHA: p.CommitSHA, CommitMessage: p.CommitMessage,
 		CommitAuthor: p.CommitAuthor, Branch: p.Branch, Trigger: trigger, DeliveryID: p.DeliveryID,
@@ -201,8 +209,8 @@ const (
 // RecordPush durably records a push: nothing for a stale delivery, a closed pull request's update or
 // a branch's push to an alias another branch holds (see PushResult), else a new queued deployment
 // unless one of the same commit is queued, running or live on the same alias, the branch's new head
-// and, for a preview, the preview's; the delivery in every case. It returns after the group commit
-// is on disk.
+// and, for a preview, the preview's; the delivery in every case but a head the agent found
+// itself, which is none. It returns after the group commit is on disk.
 func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 	var res PushResult
 	projectGone := false
@@ -211,7 +219,7 @@ func (s *Store) RecordPush(ctx context.Context, p Push) (PushResult, error) {
 			projectGone = true // deleted since the handler read it; failing here would fail the whole group
 			return nil
 		}
-		if res, err = s.recordPush(tx, p, now); err != nil {
+		if res, err = s.recordPush(tx, p, now); err != nil || p.DeliveryID == "" {
 			return err
 		}
 		delivery := Delivery{GUID: p.DeliveryID, Event: "push", ProjectID: p.ProjectID, ReceivedAt: now,

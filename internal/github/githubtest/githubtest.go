@@ -153,7 +153,7 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("POST /repos/{owner}/{repo}/hooks", s.createHook)
 	mux.HandleFunc("PATCH /repos/{owner}/{repo}/hooks/{id}", s.editHook)
 	mux.HandleFunc("DELETE /repos/{owner}/{repo}/hooks/{id}", s.deleteHook)
-	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}", s.getCommit)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref...}", s.getCommit)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.listDeployments)
