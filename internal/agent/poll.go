@@ -104,7 +104,7 @@ func (d pollDeployer) Close(_ context.Context, p poll.Project, n int) error {
 // domainHead is head h of project p as the domain takes it, with trigger t.
 func domainHead(p poll.Project, h poll.Head, t store.Trigger) domain.Head {
 	return domain.Head{ProjectID: p.ID, Branch: h.Branch, SHA: h.SHA, Message: h.Message, Author: h.Author,
-		PullRequest: h.PullRequest, Fork: h.Fork, Before: h.Before, Trigger: t}
+		MessageUnknown: h.MessageUnknown, PullRequest: h.PullRequest, Fork: h.Fork, Before: h.Before, Trigger: t}
 }
 
 // rateRemaining is what polling last heard of the GitHub token's rate limit, NaN before it heard.

@@ -14,6 +14,8 @@ import (
 type Head struct {
 	ProjectID                    int64
 	Branch, SHA, Message, Author string
+	// MessageUnknown says Message could not be read: the build reads the commit's skip markers.
+	MessageUnknown bool
 	// PullRequest is the number of the open pull request whose head this is, 0 for a branch; Fork
 	// says the head comes from another repository than the base.
 	PullRequest int
@@ -89,7 +91,7 @@ func (s *Service) DeployHead(ctx context.Context, h Head) (*store.Deployment, er
 		return s.deployPreviewHead(ctx, log, p, h, alias)
 	}
 	d := &store.Deployment{ProjectID: h.ProjectID, CommitSHA: h.SHA, CommitMessage: h.Message, CommitAuthor: h.Author,
-		Branch: h.Branch, Trigger: h.Trigger}
+		Branch: h.Branch, Trigger: h.Trigger, SkipMarkers: h.MessageUnknown}
 	created, err := s.store.DeployHead(ctx, d)
 	if err != nil || !created {
 		return nil, err
@@ -114,7 +116,8 @@ func (s *Service) deployPreviewHead(ctx context.Context, log *slog.Logger, p *st
 		}
 	}
 	push := store.Push{ProjectID: p.ID, CommitSHA: h.SHA, CommitMessage: h.Message, CommitAuthor: h.Author, Branch: h.Branch,
-		Before: h.Before, Alias: alias, PullRequest: h.PullRequest, Fork: h.Fork, Hold: hold, Reopen: true, Trigger: h.Trigger}
+		Before: h.Before, Alias: alias, PullRequest: h.PullRequest, Fork: h.Fork, Hold: hold, Reopen: true, Trigger: h.Trigger,
+		SkipMarkers: h.MessageUnknown}
 	res, err := s.store.RecordPush(ctx, push)
 	switch {
 	case err != nil:

@@ -65,8 +65,10 @@ type Head struct {
 	SHA         string
 	// Before is the SHA the poller last handled at this head, "" when it handled none.
 	Before string
-	// Message and Author are the commit's, read before a deployment is asked for.
+	// Message and Author are the commit's, read before a deployment is asked for; MessageUnknown
+	// says they could not be read, so that the build reads the skip markers itself.
 	Message, Author string
+	MessageUnknown  bool
 }
 
 // key names the branch or pull request of a head within its project.
@@ -656,12 +658,20 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	if err != nil || !missing {
 		return false, err
 	}
-	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
-		return false, err
-	}
 	log := p.opts.Log.With("project", pr.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", string(cause))
 	if h.PullRequest != 0 {
 		log = log.With("pull_request", h.PullRequest)
+	}
+	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return false, err
+		}
+		// A slow remote or a large head must not keep the commit from deploying: the build, which
+		// fetches it anyway, reads the skip markers (contract section 7 fails open too).
+		log.Info("the head commit's message could not be read, deploying; the build reads its skip markers", "err", err)
+		h.MessageUnknown = true
+		_, err = p.opts.Deployer.Deploy(ctx, pr, h, cause)
+		return false, err
 	}
 	if marker, ok := trigger.SkipMarker(h.Message); ok {
 		log.Info("new commit skipped: its message contains " + marker)

@@ -102,7 +102,11 @@ func (d *deployer) deployments() []string {
 		if x.head.PullRequest != 0 {
 			where = fmt.Sprintf("#%d", x.head.PullRequest)
 		}
-		out = append(out, fmt.Sprintf("%d %s %s %s %s", x.project, where, x.head.SHA[:7], x.cause, x.head.Message))
+		message := x.head.Message
+		if x.head.MessageUnknown {
+			message = "(message unknown)"
+		}
+		out = append(out, fmt.Sprintf("%d %s %s %s %s", x.project, where, x.head.SHA[:7], x.cause, message))
 	}
 	return out
 }
@@ -157,7 +161,9 @@ func startHarness(t *testing.T, h *harness, gh *githubtest.Server, opts poll.Opt
 		return slices.Clone(h.projects), nil
 	}
 	opts.Deployer, opts.Clock = h.deployer, h.clock
-	opts.Git = &pipeline.Builder{WorkRoot: filepath.Join(t.TempDir(), "builds")}
+	if opts.Git == nil {
+		opts.Git = &pipeline.Builder{WorkRoot: filepath.Join(t.TempDir(), "builds")}
+	}
 	opts.Log = slog.New(slog.NewTextHandler(h.log, nil))
 	opts.Observe = func(result string) {
 		h.mu.Lock()
@@ -216,6 +222,27 @@ func (h *harness) status(id int64) poll.Status {
 		h.t.Fatalf("project %d is not polled", id)
 	}
 	return st
+}
+
+// unreadableCommits is a remote whose heads can be listed but whose commits cannot be fetched in
+// time, as a slow link with a large head commit.
+type unreadableCommits struct{ *pipeline.Builder }
+
+func (unreadableCommits) CommitInfo(context.Context, string, bool, string, string) (string, string, error) {
+	return "", "", errors.New("git fetch of the head commit timed out after 30s")
+}
+
+func TestHeadWhoseMessageCannotBeReadDeploys(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute, Git: unreadableCommits{&pipeline.Builder{WorkRoot: t.TempDir()}}},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true})
+	if got, want := h.deployer.deployments(), []string{"1 main " + a[:7] + " reconcile (message unknown)"}; !slices.Equal(got, want) {
+		t.Fatalf("after start: %q, want %q (deployed, the build reading the skip markers)", got, want)
+	}
+	if st := h.status(1); st.LastPollError != "" {
+		t.Errorf("a check that deployed reports an error: %q", st.LastPollError)
+	}
 }
 
 func TestGitPollDeploysNewHeadsOnly(t *testing.T) {
