@@ -177,8 +177,10 @@ type Poller struct {
 	github *githubSource
 	git    *gitSource
 	wake   chan struct{}
-	// limit holds a token for each check or reconciliation that runs.
-	limit chan struct{}
+	// limit holds a token for each check or reconciliation that runs; failingLimit, for each of a
+	// project whose last one failed, so that remotes that keep hanging wait for each other and
+	// never for the slots of the others.
+	limit, failingLimit chan struct{}
 
 	mu sync.Mutex
 	// memos are what each project's heads were when last handled.
@@ -190,6 +192,8 @@ type Poller struct {
 	reconciles map[int64]*reconciliation
 	// busy holds the projects whose check or reconciliation runs.
 	busy map[int64]bool
+	// failing holds the projects whose last check or reconciliation failed.
+	failing map[int64]bool
 	// sleepUntil is when the loop wakes next, zero while it is awake.
 	sleepUntil time.Time
 }
@@ -227,7 +231,7 @@ func New(opts Options) *Poller {
 		opts.Log = slog.Default()
 	}
 	p := &Poller{opts: opts, git: &gitSource{git: opts.Git, timeout: opts.CheckTimeout}, wake: make(chan struct{}, 1),
-		limit: make(chan struct{}, opts.Concurrency), memos: map[int64]*memo{}, slots: map[int64]*slot{},
+		limit: make(chan struct{}, opts.Concurrency), failingLimit: make(chan struct{}, max(1, opts.Concurrency/2)), failing: map[int64]bool{}, memos: map[int64]*memo{}, slots: map[int64]*slot{},
 		reconciles: map[int64]*reconciliation{}, busy: map[int64]bool{}}
 	if opts.GitHub != nil {
 		p.github = newGitHubSource(opts.GitHub, opts.Clock, opts.CheckTimeout)
@@ -381,6 +385,7 @@ func (p *Poller) sync(projects []Project, now time.Time, start bool) {
 		s.github = p.onGitHub(pr)
 	}
 	maps.DeleteFunc(p.slots, func(id int64, _ *slot) bool { return !live[id] })
+	maps.DeleteFunc(p.failing, func(id int64, _ bool) bool { return !live[id] })
 	if p.github != nil {
 		p.github.forget(live)
 	}
@@ -461,11 +466,17 @@ func (p *Poller) holdGitHub(until time.Time) {
 	}
 }
 
-// run runs job j, once a slot of the Concurrency is free, then records its outcome and wakes the
+// run runs job j, once a slot of the Concurrency (or of the failing projects') is free, then records its outcome and wakes the
 // loop if the project's next check or reconciliation comes before the loop would wake.
 func (p *Poller) run(ctx context.Context, j job) {
+	p.mu.Lock()
+	lane := p.limit
+	if p.failing[j.project.ID] {
+		lane = p.failingLimit
+	}
+	p.mu.Unlock()
 	select {
-	case p.limit <- struct{}{}:
+	case lane <- struct{}{}:
 	case <-ctx.Done():
 		p.mu.Lock()
 		delete(p.busy, j.project.ID)
@@ -474,7 +485,7 @@ func (p *Poller) run(ctx context.Context, j job) {
 	}
 	src := p.source(j.project)
 	changed, err := p.visit(ctx, src, j.project, j.cause)
-	<-p.limit
+	<-lane
 	if j.cause == CausePoll && p.opts.Observe != nil {
 		result := ResultUnchanged
 		switch {
@@ -489,6 +500,11 @@ func (p *Poller) run(ctx context.Context, j job) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.busy, j.project.ID)
+	if err != nil {
+		p.failing[j.project.ID] = true
+	} else {
+		delete(p.failing, j.project.ID)
+	}
 	if j.cause == CausePoll {
 		p.checked(ctx, j.project, src, now, err)
 	} else {

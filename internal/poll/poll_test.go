@@ -619,6 +619,48 @@ func TestHangingRemoteHoldsUpNoOtherProject(t *testing.T) {
 	}
 }
 
+func TestHangingRemotesKeepToTheirOwnSlots(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	h := &harness{}
+	for id := range int64(3) { // more hanging remotes than there are slots
+		h.projects = append(h.projects, poll.Project{ID: id + 1, Slug: fmt.Sprintf("hangs%d", id), RepoURL: hangingRemote(t), Branch: "main", Poll: true})
+	}
+	h.projects = append(h.projects, poll.Project{ID: 4, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true})
+	const timeout = 5 * time.Second
+	startHarness(t, h, nil, poll.Options{Interval: time.Minute, CheckTimeout: timeout, Concurrency: 2})
+	h.until(func() bool {
+		for id := range int64(3) {
+			if st, _ := h.poller.Status(id + 1); st.LastPollError == "" {
+				return false
+			}
+		}
+		return slices.Contains(h.deployer.deployments(), "4 main "+a[:7]+" reconcile first")
+	})
+	// Checked again together, the hanging remotes take the failing projects' slot and leave the
+	// good project's free: its new head deploys long before their checks time out.
+	// The failed checks come back after 30 s, the good project's after a minute.
+	h.clock.Advance(45 * time.Second)
+	time.Sleep(200 * time.Millisecond) // lets the hanging checks start
+	b := repo.Commit("second", map[string]string{"index.html": "b"})
+	asked := time.Now()
+	h.clock.Advance(time.Minute)
+	h.until(func() bool { return slices.Contains(h.deployer.deployments(), "4 main "+b[:7]+" poll second") })
+	if waited := time.Since(asked); waited > timeout-time.Second {
+		t.Fatalf("the new head waited %s, as long as the hanging checks", waited)
+	}
+}
+
+// until waits, at most a minute, until cond holds.
+func (h *harness) until(cond func() bool) {
+	h.t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out; deployments: %q", h.deployer.deployments())
+		}
+	}
+}
+
 func TestFailedReconcileIsRetried(t *testing.T) {
 	repo := gittest.New(t)
 	a := repo.Commit("first", map[string]string{"index.html": "a"})
