@@ -78,24 +78,63 @@ func takeClusterToken(ctx context.Context, cfg *config.Config, cs *cluster.Store
 	return nil
 }
 
+// jetStreamCheckInterval is how often a clustered agent checks that JetStream is still on.
+const jetStreamCheckInterval = time.Second
+
 // startCluster runs what a clustered agent does besides a single one's work until ctx ends: it
 // reconciles the build queue when it holds the reconciler lease, wakes its workers for tokens
-// published anywhere, and stops builds whose lease is lost. It returns at once on a single agent.
-func (a *Agent) startCluster(ctx context.Context) error {
+// published anywhere, stops builds whose lease is lost, and reports on the returned channel when
+// JetStream was turned off on this node. It returns at once, with a nil channel, on a single agent.
+func (a *Agent) startCluster(ctx context.Context) (<-chan error, error) {
 	if a.cluster == nil {
-		return nil
+		return nil, nil
 	}
 	a.cluster.OnLeaseLost(func(id int64) { a.builds.stop(id, errLeaseLost) })
 	unsubscribe, err := a.cluster.Wakeups(a.builds.Wake)
 	if err != nil {
-		return fmt.Errorf("subscribing to build tokens: %w", err)
+		return nil, fmt.Errorf("subscribing to build tokens: %w", err)
 	}
 	go func() {
 		<-ctx.Done()
 		unsubscribe()
 	}()
 	go a.cluster.Reconcile(ctx)
-	return nil
+	failed := make(chan error, 1)
+	go a.watchJetStream(ctx, failed)
+	return failed, nil
+}
+
+// errJetStreamDisabled stops a node whose JetStream the embedded server turned off: it would
+// otherwise claim builds it cannot record and stay out of the cluster, while only a restart
+// brings JetStream back.
+var errJetStreamDisabled = errors.New("JetStream was disabled on this node (out of disk space or memory?): " +
+	"stopping so that the service manager restarts the agent once there is room again")
+
+// watchJetStream sends errJetStreamDisabled on failed once JetStream is off on this node, checking
+// until ctx ends.
+func (a *Agent) watchJetStream(ctx context.Context, failed chan<- error) {
+	tick := time.NewTicker(jetStreamCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if a.cluster.Node().JetStreamDisabled() {
+				failed <- errJetStreamDisabled
+				return
+			}
+		}
+	}
+}
+
+// clusterProblem returns why this node cannot do its share of the cluster's work, or "" when it
+// can or the agent is a single one.
+func (a *Agent) clusterProblem() string {
+	if a.cluster == nil {
+		return ""
+	}
+	return a.cluster.Node().Problem()
 }
 
 // siteDir is where deployment id of project slug is served from; on a cluster, its files are

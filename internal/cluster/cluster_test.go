@@ -497,3 +497,63 @@ func TestCancelThroughAnotherNodeStopsTheBuild(t *testing.T) {
 		t.Fatalf("deployment = %+v, %v; want cancelled", got, err)
 	}
 }
+
+// startNodes starts three nodes of a cluster of their own, at once, and stops them when the test
+// ends.
+func startNodes(t *testing.T) []*Node {
+	t.Helper()
+	addrs := freeAddrs(t, 3)
+	nodes, errs := make([]*Node, 3), make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
+			defer cancel()
+			nodes[i], errs[i] = StartNode(ctx, NodeOptions{Name: fmt.Sprintf("m%d", i+1), Listen: addrs[i], Peers: peersOf(addrs),
+				Secret: "test-secret", Dir: t.TempDir()})
+		})
+	}
+	wg.Wait()
+	for i, n := range nodes {
+		if n != nil {
+			t.Cleanup(n.Close)
+		}
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i+1, errs[i])
+		}
+	}
+	return nodes
+}
+
+// problemWithin polls n until its problem contains want.
+func problemWithin(t *testing.T, n *Node, want string) {
+	t.Helper()
+	deadline := time.Now().Add(electionTimeout)
+	for {
+		problem := n.Problem()
+		if strings.Contains(problem, want) && (want != "" || problem == "") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: problem %q, want %q", n.Name(), problem, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestProblemNamesDisabledJetStreamAndLostQuorum(t *testing.T) {
+	nodes := startNodes(t)
+	for _, n := range nodes {
+		problemWithin(t, n, "")
+	}
+	// What the embedded server does when it runs out of disk space.
+	if err := nodes[0].server.ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if !nodes[0].JetStreamDisabled() {
+		t.Fatal("JetStream still enabled after its shutdown")
+	}
+	problemWithin(t, nodes[0], "JetStream is disabled")
+	nodes[1].Close()
+	problemWithin(t, nodes[2], "no quorum")
+}

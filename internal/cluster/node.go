@@ -214,6 +214,21 @@ func (n *Node) Close() {
 	n.server.WaitForShutdown()
 }
 
+// JetStreamDisabled reports whether JetStream is off on this node: the embedded server turns it off
+// for good when it runs out of disk space or memory, and only a restart brings it back.
+func (n *Node) JetStreamDisabled() bool { return !n.server.JetStreamEnabled() }
+
+// Problem returns why this node cannot do its share of the cluster's work now, or "" when it can.
+func (n *Node) Problem() string {
+	if n.JetStreamDisabled() {
+		return "JetStream is disabled on this node (out of disk space or memory?)"
+	}
+	if !n.Health().Quorum {
+		return "the cluster has no quorum"
+	}
+	return ""
+}
+
 // Member is one voting node of the cluster as this node sees it.
 type Member struct {
 	Node    string
