@@ -158,10 +158,24 @@ func addProject(t *testing.T, s *Store) *store.Project {
 }
 
 func TestStartNodeRefusesFewerThanThreePeers(t *testing.T) {
-	addrs := freeAddrs(t, 2)
-	_, err := StartNode(context.Background(), NodeOptions{Name: "n1", Listen: addrs[0], Peers: peersOf(addrs), Secret: "x", Dir: t.TempDir()})
-	if err == nil {
-		t.Fatal("a node started with two peers")
+	addrs := freeAddrs(t, 4)
+	_, portB, _ := net.SplitHostPort(addrs[1])
+	tests := []struct {
+		name  string
+		peers []string
+		want  string
+	}{
+		{"two peers", addrs[:2], "2 distinct voting nodes"},
+		{"a peer twice", []string{addrs[0], addrs[1], addrs[1]}, "2 distinct voting nodes"},
+		{"itself thrice", []string{addrs[0], addrs[0], addrs[0]}, "1 distinct voting nodes"},
+		{"a peer by two names", []string{addrs[0], "localhost:" + portB, addrs[1]}, "2 distinct voting nodes"},
+		{"without itself", addrs[1:], "does not list this node's own cluster.listen"},
+	}
+	for _, tt := range tests {
+		_, err := StartNode(context.Background(), NodeOptions{Name: "n1", Listen: addrs[0], Peers: peersOf(tt.peers), Secret: "x", Dir: t.TempDir()})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
+		}
 	}
 }
 

@@ -102,9 +102,6 @@ type Node struct {
 // StartNode starts the embedded NATS server and waits until JetStream answers (a metadata leader
 // is elected), at most until ctx ends; it refuses fewer than three peers.
 func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
-	if len(opts.Peers) < Replicas {
-		return nil, fmt.Errorf("cluster.peers lists %d voting nodes: a cluster needs at least %d", len(opts.Peers), Replicas)
-	}
 	host, portText, err := net.SplitHostPort(opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.listen %q: %w", opts.Listen, err)
@@ -115,6 +112,9 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	}
 	routes, err := routeURLs(opts.Peers, opts.Secret)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkVoters(ctx, opts.Listen, routes); err != nil {
 		return nil, err
 	}
 	// The client port is needed: with DontListen the server never starts its routes. It listens on
@@ -185,6 +185,68 @@ func routeURLs(peers []string, secret string) ([]*url.URL, error) {
 		routes = append(routes, u)
 	}
 	return routes, nil
+}
+
+// checkVoters refuses peers that name fewer than Replicas distinct nodes (two peers are one node
+// when their addresses resolve to a common one) or that leave out this node's own listen address.
+func checkVoters(ctx context.Context, listen string, routes []*url.URL) error {
+	self, err := resolve(ctx, listen)
+	if err != nil {
+		return fmt.Errorf("cluster.listen %q: %w", listen, err)
+	}
+	seen := map[string]bool{}
+	voters, listed := 0, false
+	for _, route := range routes {
+		addrs, err := resolve(ctx, route.Host)
+		if err != nil {
+			return fmt.Errorf("cluster.peers: %q: %w", route.Host, err)
+		}
+		if !slices.ContainsFunc(addrs, func(a string) bool { return seen[a] }) {
+			voters++
+		}
+		for _, a := range addrs {
+			seen[a] = true
+		}
+		listed = listed || slices.ContainsFunc(addrs, func(a string) bool { return slices.Contains(self, a) })
+	}
+	if voters < Replicas {
+		return fmt.Errorf("cluster.peers names %d distinct voting nodes (of %d entries): a cluster needs at least %d", voters, len(routes), Replicas)
+	}
+	if !listed {
+		return fmt.Errorf("cluster.peers does not list this node's own cluster.listen %s: every node lists every voting node, itself included", listen)
+	}
+	return nil
+}
+
+// resolve returns the host:port addresses that address, a host:port, resolves to; an unspecified
+// host (listening on every interface) resolves to the port on each of this machine's addresses.
+func resolve(ctx context.Context, address string) ([]string, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	var ips []string
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		ifaces, err := net.InterfaceAddrs()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range ifaces {
+			if n, ok := a.(*net.IPNet); ok {
+				ips = append(ips, n.IP.String())
+			}
+		}
+	} else if ips, err = net.DefaultResolver.LookupHost(ctx, host); err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, ip := range ips {
+		if parsed := net.ParseIP(ip); parsed != nil {
+			ip = parsed.String()
+		}
+		addrs = append(addrs, net.JoinHostPort(ip, port))
+	}
+	return addrs, nil
 }
 
 // waitForJetStream polls JetStream until it answers, which it does once a metadata leader exists.
