@@ -571,3 +571,15 @@ func TestProblemNamesDisabledJetStreamAndLostQuorum(t *testing.T) {
 	nodes[1].Close()
 	problemWithin(t, nodes[2], "no quorum")
 }
+
+func TestRouteAuthFailureLoggedOnceAsAWrongSecret(t *testing.T) {
+	var out syncBuffer
+	l := &natsLogger{log: slog.New(slog.NewTextHandler(&out, nil))}
+	for i := range 50 {
+		l.Errorf("%s - rid:%d - Route Error 'Authorization Violation'", "127.0.0.1:6222", i)
+	}
+	log := out.String()
+	if n := strings.Count(log, "\n"); n != 1 || !strings.Contains(log, "cluster.secret does not match") {
+		t.Fatalf("%d lines logged for 50 refused routes, want one naming cluster.secret:\n%s", n, log)
+	}
+}

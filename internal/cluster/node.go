@@ -43,6 +43,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -348,7 +350,46 @@ func (n *Node) Health() Health {
 
 // natsLogger turns the NATS server's log lines into the agent's, at a level below their own: the
 // server is chatty about routine cluster changes.
-type natsLogger struct{ log *slog.Logger }
+type natsLogger struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	// lastAuthFailure is when each kind of route authentication failure was last logged.
+	lastAuthFailure map[string]time.Time
+}
+
+// routeAuthLogInterval is how often a route authentication failure, retried several times a
+// second, is logged at most.
+const routeAuthLogInterval = time.Minute
+
+// routeAuthFailures are what the server logs when a route fails to authenticate, and what it means.
+var routeAuthFailures = []struct{ logged, meaning string }{
+	{"Route Error 'Authorization Violation'", "a peer refused this node's route: this node's cluster.secret does not match the peers'"},
+	{"authentication error", "a node was refused a route: its cluster.secret does not match this node's"},
+}
+
+// routeAuthFailure logs a route authentication failure as what it means, at most once per
+// routeAuthLogInterval for each kind, and reports whether msg was one.
+func (l *natsLogger) routeAuthFailure(msg string) bool {
+	if !strings.Contains(msg, "rid:") {
+		return false
+	}
+	for _, f := range routeAuthFailures {
+		if !strings.Contains(msg, f.logged) {
+			continue
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if time.Since(l.lastAuthFailure[f.logged]) >= routeAuthLogInterval {
+			if l.lastAuthFailure == nil {
+				l.lastAuthFailure = map[string]time.Time{}
+			}
+			l.lastAuthFailure[f.logged] = time.Now()
+			l.log.Error(f.meaning, "nats", msg, "repeats_logged_every", routeAuthLogInterval.String())
+		}
+		return true
+	}
+	return false
+}
 
 // Noticef logs a notice at debug level.
 func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
@@ -359,8 +400,12 @@ func (l *natsLogger) Warnf(format string, v ...any) { l.log.Warn(fmt.Sprintf(for
 // Fatalf logs a fatal error.
 func (l *natsLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
 
-// Errorf logs an error.
-func (l *natsLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+// Errorf logs an error, a route authentication failure as what it means.
+func (l *natsLogger) Errorf(format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); !l.routeAuthFailure(msg) {
+		l.log.Error(msg)
+	}
+}
 
 // Debugf logs a debug line.
 func (l *natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
