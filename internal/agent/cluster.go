@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // clusterStartTimeout bounds how long a clustered agent waits at start for a quorum of its peers.
@@ -173,6 +175,25 @@ func (a *Agent) shareLog(log *slog.Logger, id int64) {
 	if err := a.cluster.PutLog(ctx, id, a.domain.LogPath(id)); err != nil {
 		log.Warn("sharing the build log with the cluster", "err", err)
 	}
+}
+
+// keepLog shares the build log of deployment id of project slug with the cluster once its build
+// ended, or, when the deployment was deleted meanwhile (its project deleted through another node,
+// which removed only its own copies), removes the log and the deployment's files from this node.
+// It does nothing on a single agent.
+func (a *Agent) keepLog(log *slog.Logger, slug string, id int64) {
+	if a.cluster == nil {
+		return
+	}
+	if _, err := a.store.Deployment(id); errors.Is(err, store.ErrNotFound) {
+		for _, path := range []string{a.domain.LogPath(id), a.domain.SiteDir(slug, id)} {
+			if err := os.RemoveAll(path); err != nil {
+				log.Warn("removing the files of a deleted deployment", "err", err)
+			}
+		}
+		return
+	}
+	a.shareLog(log, id)
 }
 
 // clusterView is the cluster as this node sees it, for the status; nil on a single agent.

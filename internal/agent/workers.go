@@ -190,7 +190,7 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 		}
 		return
 	}
-	defer a.shareLog(log, d.ID) // after the log is closed: deferred calls run last first
+	defer a.keepLog(log, p.Slug, d.ID) // after the log is closed: deferred calls run last first
 	defer blog.Close()
 
 	log.Info("build started", "commit", d.CommitSHA[:7])
