@@ -583,3 +583,29 @@ func TestRouteAuthFailureLoggedOnceAsAWrongSecret(t *testing.T) {
 		t.Fatalf("%d lines logged for 50 refused routes, want one naming cluster.secret:\n%s", n, log)
 	}
 }
+
+// On loopback every node has the same host, so a member whose routes were all dialed by it shows
+// only that host: never a port it dialed from.
+func TestHealthShowsEveryMemberCurrentAtItsRouteAddress(t *testing.T) {
+	startCluster(t)
+	listens := map[string]string{}
+	for _, n := range sharedNodes {
+		listens[n.name] = n.listen
+	}
+	for _, n := range sharedNodes {
+		for deadline := time.Now().Add(electionTimeout); ; time.Sleep(50 * time.Millisecond) {
+			h := n.Health()
+			ok := h.Quorum && len(h.Members) == len(listens)
+			for _, m := range h.Members {
+				host, _, _ := net.SplitHostPort(listens[m.Node])
+				ok = ok && m.Current && (m.Address == listens[m.Node] || m.Address == host)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s sees %+v, want every member current at %v", n.name, h, listens)
+			}
+		}
+	}
+}

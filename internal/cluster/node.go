@@ -96,6 +96,8 @@ type NodeOptions struct {
 type Node struct {
 	name   string
 	listen string
+	// peers are the host:port addresses of cluster.peers.
+	peers  []string
 	server *server.Server
 	conn   *nats.Conn
 	js     jetstream.JetStream
@@ -168,6 +170,9 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{name: opts.Name, listen: opts.Listen, server: srv, conn: conn, js: js}
+	for _, route := range routes {
+		n.peers = append(n.peers, route.Host)
+	}
 	if err := n.waitForJetStream(ctx); err != nil {
 		n.Close()
 		return nil, err
@@ -310,34 +315,25 @@ type Health struct {
 }
 
 // Health returns the members, the leader of the cluster's metadata and whether there is a quorum.
+// A member is current when it is online and either caught up as the leader last reported or
+// connected to this node by a route: a follower's view of the other followers is not kept up to date.
 func (n *Node) Health() Health {
 	h := Health{Node: n.name}
 	info, err := n.server.Jsz(&server.JSzOptions{})
 	if err != nil || info.Meta == nil {
 		return h
 	}
-	addresses := map[string]string{n.name: n.listen}
-	if routes, err := n.server.Routez(&server.RoutezOptions{}); err == nil {
-		for _, r := range routes.Routes {
-			if _, ok := addresses[r.RemoteName]; !ok && r.DidSolicit {
-				addresses[r.RemoteName] = net.JoinHostPort(r.IP, strconv.Itoa(r.Port))
-			}
-		}
-	}
+	addresses, connected := n.routeAddresses()
 	meta := info.Meta
-	current := 0
-	self := Member{Node: n.name, Address: n.listen, Leader: meta.Leader == n.name, Current: meta.Leader != ""}
-	h.Members = append(h.Members, self)
-	if self.Current {
-		current++
-	}
+	current := 1
+	h.Members = append(h.Members, Member{Node: n.name, Address: n.listen, Leader: meta.Leader == n.name, Current: true})
 	for _, p := range meta.Replicas {
 		if p.Name == n.name {
 			continue
 		}
-		m := Member{Node: p.Name, Address: addresses[p.Name], Leader: p.Name == meta.Leader, Current: p.Current && !p.Offline}
-		if m.Current || m.Leader {
-			m.Current = true
+		m := Member{Node: p.Name, Address: addresses[p.Name], Leader: p.Name == meta.Leader,
+			Current: p.Name == meta.Leader || (!p.Offline && (p.Current || connected[p.Name]))}
+		if m.Current {
 			current++
 		}
 		h.Members = append(h.Members, m)
@@ -346,6 +342,44 @@ func (n *Node) Health() Health {
 	size := max(meta.Size, len(h.Members))
 	h.Quorum = meta.Leader != "" && current >= size/2+1
 	return h
+}
+
+// routeAddresses returns the route address of each node connected to this one, by name, and which
+// are connected. A route at one of cluster.peers names that peer's address; one the peer dialed has
+// only its host, which names the peer's address when a single one of cluster.peers not yet taken
+// is on it.
+func (n *Node) routeAddresses() (addresses map[string]string, connected map[string]bool) {
+	addresses, connected = map[string]string{}, map[string]bool{}
+	routes, err := n.server.Routez(&server.RoutezOptions{})
+	if err != nil {
+		return addresses, connected
+	}
+	taken := map[string]bool{n.listen: true}
+	for _, r := range routes.Routes {
+		connected[r.RemoteName] = true
+		if address := net.JoinHostPort(r.IP, strconv.Itoa(r.Port)); slices.Contains(n.peers, address) {
+			addresses[r.RemoteName] = address
+			taken[address] = true
+		}
+	}
+	for _, r := range routes.Routes {
+		if _, ok := addresses[r.RemoteName]; ok {
+			continue
+		}
+		var candidates []string
+		for _, peer := range n.peers {
+			if host, _, err := net.SplitHostPort(peer); err == nil && host == r.IP && !taken[peer] {
+				candidates = append(candidates, peer)
+			}
+		}
+		if len(candidates) == 1 {
+			addresses[r.RemoteName] = candidates[0]
+			taken[candidates[0]] = true
+		} else {
+			addresses[r.RemoteName] = r.IP
+		}
+	}
+	return addresses, connected
 }
 
 // natsLogger turns the NATS server's log lines into the agent's, at a level below their own: the
