@@ -118,7 +118,8 @@ func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, re
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
 		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, SiteFiles: a.siteDir, Log: log})
-	a.sites = &serving.Sites{Store: st, Dir: a.siteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL, Log: log}
+	a.sites = &serving.Sites{Store: st, Dir: a.siteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL,
+		Unavailable: cluster.ErrUnavailable, Log: log}
 	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,
 		PublicURL: cfg.PublicURL, AdminToken: token, ClientAddr: func(r *http.Request) string { return clientAddr(r, trustedProxies) },
 		Stopping: a.stopping, Log: log}); err != nil {
@@ -158,6 +159,10 @@ func loadOrCreateAdminToken(path string) (string, error) {
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		if problem := a.clusterProblem(); problem != "" {
+			_ = writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "unavailable", Detail: problem})
+			return
+		}
 		_ = writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("POST "+api.PathWebhookPrefix+"{project_id}", a.handleWebhook)
@@ -301,9 +306,9 @@ func (a *Agent) httpServer(h http.Handler) *http.Server {
 }
 
 // Serve runs the agent, its build workers and the outbox worker on ln (and the metrics listener,
-// when configured) until ctx is done or a listener fails: it stops accepting requests, stops the
-// workers (their builds are queued again) and the outbox, and returns within the shutdown timeout,
-// with the listener's error if that was the cause.
+// when configured) until ctx is done, a listener fails or, clustered, JetStream is turned off on
+// this node: it stops accepting requests, stops the workers (their builds are queued again) and
+// the outbox, and returns within the shutdown timeout, with the failure if that was the cause.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Target == "oss" {
 		if err := a.cfg.OSSMissing(); err != nil {
@@ -359,7 +364,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.startWorkers(workCtx); err != nil {
 		return err
 	}
-	if err := a.startCluster(workCtx); err != nil {
+	clusterFailed, err := a.startCluster(workCtx)
+	if err != nil {
 		return err
 	}
 	pollerDone := a.startPoller(workCtx)
@@ -380,6 +386,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case failure = <-serveErr:
 		a.log.Error("a listener failed", "err", failure)
+	case failure = <-clusterFailed:
+		a.log.Error("stopping the agent", "err", failure)
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
@@ -397,11 +405,11 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	case <-sctx.Done():
 		a.log.Warn("the poller did not stop in time")
 	}
-	var err error
+	var shutdownFailure error
 	for range servers {
 		// Past the deadline, handlers still running were cut off; what they acknowledged is already durable.
 		if e := <-shutdownErr; e != nil && !errors.Is(e, context.DeadlineExceeded) {
-			err = e
+			shutdownFailure = e
 		}
 	}
 	// Last, as the builds and handlers stopped above may have enqueued messages (a send cut off here
@@ -412,5 +420,5 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	if failure != nil {
 		return failure
 	}
-	return err
+	return shutdownFailure
 }

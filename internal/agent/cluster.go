@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/config"
+	"github.com/miaobu/miaobu/internal/store"
 )
 
 // clusterStartTimeout bounds how long a clustered agent waits at start for a quorum of its peers.
@@ -78,24 +80,63 @@ func takeClusterToken(ctx context.Context, cfg *config.Config, cs *cluster.Store
 	return nil
 }
 
+// jetStreamCheckInterval is how often a clustered agent checks that JetStream is still on.
+const jetStreamCheckInterval = time.Second
+
 // startCluster runs what a clustered agent does besides a single one's work until ctx ends: it
 // reconciles the build queue when it holds the reconciler lease, wakes its workers for tokens
-// published anywhere, and stops builds whose lease is lost. It returns at once on a single agent.
-func (a *Agent) startCluster(ctx context.Context) error {
+// published anywhere, stops builds whose lease is lost, and reports on the returned channel when
+// JetStream was turned off on this node. It returns at once, with a nil channel, on a single agent.
+func (a *Agent) startCluster(ctx context.Context) (<-chan error, error) {
 	if a.cluster == nil {
-		return nil
+		return nil, nil
 	}
 	a.cluster.OnLeaseLost(func(id int64) { a.builds.stop(id, errLeaseLost) })
 	unsubscribe, err := a.cluster.Wakeups(a.builds.Wake)
 	if err != nil {
-		return fmt.Errorf("subscribing to build tokens: %w", err)
+		return nil, fmt.Errorf("subscribing to build tokens: %w", err)
 	}
 	go func() {
 		<-ctx.Done()
 		unsubscribe()
 	}()
 	go a.cluster.Reconcile(ctx)
-	return nil
+	failed := make(chan error, 1)
+	go a.watchJetStream(ctx, failed)
+	return failed, nil
+}
+
+// errJetStreamDisabled stops a node whose JetStream the embedded server turned off: it would
+// otherwise claim builds it cannot record and stay out of the cluster, while only a restart
+// brings JetStream back.
+var errJetStreamDisabled = errors.New("JetStream was disabled on this node (out of disk space or memory?): " +
+	"stopping so that the service manager restarts the agent once there is room again")
+
+// watchJetStream sends errJetStreamDisabled on failed once JetStream is off on this node, checking
+// until ctx ends.
+func (a *Agent) watchJetStream(ctx context.Context, failed chan<- error) {
+	tick := time.NewTicker(jetStreamCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if a.cluster.Node().JetStreamDisabled() {
+				failed <- errJetStreamDisabled
+				return
+			}
+		}
+	}
+}
+
+// clusterProblem returns why this node cannot do its share of the cluster's work, or "" when it
+// can or the agent is a single one.
+func (a *Agent) clusterProblem() string {
+	if a.cluster == nil {
+		return ""
+	}
+	return a.cluster.Node().Problem()
 }
 
 // siteDir is where deployment id of project slug is served from; on a cluster, its files are
@@ -134,6 +175,25 @@ func (a *Agent) shareLog(log *slog.Logger, id int64) {
 	if err := a.cluster.PutLog(ctx, id, a.domain.LogPath(id)); err != nil {
 		log.Warn("sharing the build log with the cluster", "err", err)
 	}
+}
+
+// keepLog shares the build log of deployment id of project slug with the cluster once its build
+// ended, or, when the deployment was deleted meanwhile (its project deleted through another node,
+// which removed only its own copies), removes the log and the deployment's files from this node.
+// It does nothing on a single agent.
+func (a *Agent) keepLog(log *slog.Logger, slug string, id int64) {
+	if a.cluster == nil {
+		return
+	}
+	if _, err := a.store.Deployment(id); errors.Is(err, store.ErrNotFound) {
+		for _, path := range []string{a.domain.LogPath(id), a.domain.SiteDir(slug, id)} {
+			if err := os.RemoveAll(path); err != nil {
+				log.Warn("removing the files of a deleted deployment", "err", err)
+			}
+		}
+		return
+	}
+	a.shareLog(log, id)
 }
 
 // clusterView is the cluster as this node sees it, for the status; nil on a single agent.

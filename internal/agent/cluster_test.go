@@ -2,10 +2,14 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/proctest"
 )
 
 // clusterStartTimeout bounds how long three clustered agents take to elect a leader and answer:
@@ -115,5 +120,38 @@ func TestClusterBuildsOnceAndServesEverywhere(t *testing.T) {
 	}
 	if leaders != 1 {
 		t.Fatalf("%d leaders in %+v", leaders, st.Cluster.Members)
+	}
+}
+
+func TestClusterDeletedProjectLeavesNoBuildLogOnTheBuildingNode(t *testing.T) {
+	agents := startClusterAgents(t)
+	marker := fmt.Sprintf("miaobu-cluster-delete-%d", time.Now().UnixNano())
+	p, _, id := startBuildSleeping(t, agents[0], marker, 20*time.Second)
+	var building *agenttest.Agent
+	for deadline := time.Now().Add(30 * time.Second); building == nil; time.Sleep(50 * time.Millisecond) {
+		var d api.Deployment
+		agents[0].Call(t, "GET", api.PathDeployments+"/"+strconv.FormatInt(id, 10), nil, http.StatusOK, &d)
+		for _, ta := range agents {
+			if d.Node != nil && *d.Node == ta.Config.Cluster.Node {
+				building = ta
+			}
+		}
+		if building == nil && time.Now().After(deadline) {
+			t.Fatal("the deployment never got a node")
+		}
+	}
+	deleter := agents[0]
+	if deleter == building {
+		deleter = agents[1]
+	}
+	deleter.Call(t, "DELETE", api.PathProjects+"/"+p.Slug, nil, http.StatusOK, nil)
+	logPath := filepath.Join(building.Config.DataDir, "logs", strconv.FormatInt(id, 10)+".log")
+	for deadline := time.Now().Add(clusterStartTimeout); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(logPath); errors.Is(err, fs.ErrNotExist) && len(proctest.WithMarker(marker)) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the build log of the deleted project's deployment is still on %s", building.Config.Cluster.Node)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/cluster"
 	"github.com/miaobu/miaobu/internal/detect"
 	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/pipeline"
@@ -176,16 +177,20 @@ func (a *Agent) build(ctx context.Context, d *store.Deployment) {
 	p, err := a.store.Project(d.ProjectID)
 	if err != nil {
 		log.Error("build: reading the project", "err", err)
-		a.failBeforeLog(log, d.ID, "could not read the project: "+err.Error())
+		if !a.requeueUnavailable(log, d.ID, err) {
+			a.failBeforeLog(log, d.ID, "could not read the project: "+err.Error())
+		}
 		return
 	}
 	blog, err := a.openBuildLog(p, d.ID)
 	if err != nil {
 		log.Error("build: opening the log", "err", err)
-		a.failBeforeLog(log, d.ID, err.Error())
+		if !a.requeueUnavailable(log, d.ID, err) {
+			a.failBeforeLog(log, d.ID, err.Error())
+		}
 		return
 	}
-	defer a.shareLog(log, d.ID) // after the log is closed: deferred calls run last first
+	defer a.keepLog(log, p.Slug, d.ID) // after the log is closed: deferred calls run last first
 	defer blog.Close()
 
 	log.Info("build started", "commit", d.CommitSHA[:7])
@@ -269,6 +274,9 @@ func (a *Agent) buildFailed(log *slog.Logger, blog *pipeline.Log, d *store.Deplo
 			log.Error("build: queueing again", "err", err)
 		}
 		log.Warn("build stopped: this node no longer holds it")
+	case errors.Is(err, cluster.ErrUnavailable):
+		blog.Printf("The cluster has no quorum: deployment #%d is queued again", d.ID)
+		a.requeueUnavailable(log, d.ID, err)
 	case errors.Is(cause, errCancelled), errors.Is(err, store.ErrFinished):
 		blog.Printf("Deployment #%d was cancelled", d.ID)
 		log.Info("build cancelled")
@@ -354,6 +362,21 @@ func (a *Agent) openBuildLog(p *store.Project, deploymentID int64) (*pipeline.Lo
 		secrets = append(secrets, t, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+t)))
 	}
 	return pipeline.OpenLog(a.domain.LogPath(deploymentID), secrets)
+}
+
+// requeueUnavailable queues deployment id again when err is the cluster's lack of a quorum, a
+// failure of the moment that must not fail the deployment for good, and reports whether it was.
+func (a *Agent) requeueUnavailable(log *slog.Logger, id int64, err error) bool {
+	if !errors.Is(err, cluster.ErrUnavailable) {
+		return false
+	}
+	log.Warn("build: the cluster has no quorum: queued again", "err", err)
+	// Without a quorum this may fail too: the build's lease, no longer renewed, then expires and
+	// another node builds the deployment.
+	if err := a.store.Requeue(id); err != nil && !errors.Is(err, store.ErrFinished) {
+		log.Error("build: queueing again", "err", err)
+	}
+	return true
 }
 
 // failBeforeLog records a deployment as failed before its build log exists, logging when even that fails

@@ -288,6 +288,8 @@ type ImportResult struct {
 // Health is the body of GET /healthz.
 type Health struct {
 	Status string `json:"status"`
+	// Detail says why a node answers 503: it cannot do its share of the cluster's work.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Delivery is one verified webhook delivery as the agent recorded it.

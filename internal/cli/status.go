@@ -87,6 +87,10 @@ func printStatus(ios *ioStreams, st api.Status) error {
 	if err := printMembers(ios, st.Cluster); err != nil {
 		return err
 	}
+	if st.Cluster != nil && !st.Cluster.Quorum {
+		fmt.Fprintln(ios.Out, "Projects unknown: they cannot be read without a quorum.")
+		return nil
+	}
 	if len(st.Projects) == 0 {
 		fmt.Fprintln(ios.Out, "No projects yet. Add one with `miaobu import OWNER/REPO` or `miaobu project add NAME --repo-url URL`.")
 		return nil

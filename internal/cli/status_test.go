@@ -17,9 +17,10 @@ func TestStatusShowsTheCluster(t *testing.T) {
 		quorum bool
 		want   []string
 	}{
-		{"quorum", true, []string{"node b, 3 members, quorum\n", "a\t10.8.0.1:6222\tleader\tcurrent\n",
+		{"quorum", true, []string{"node b, 3 members, quorum\n", "No projects yet.", "a\t10.8.0.1:6222\tleader\tcurrent\n",
 			"b (this node)\t10.8.0.2:6222\t\tcurrent\n", "c\t10.8.0.3:6222\t\tunreachable or behind\n"}},
-		{"no quorum", false, []string{"node b, 3 members, no quorum: webhooks get 503 until a majority of nodes is back\n"}},
+		{"no quorum", false, []string{"node b, 3 members, no quorum: webhooks get 503 until a majority of nodes is back\n",
+			"Projects unknown: they cannot be read without a quorum.\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

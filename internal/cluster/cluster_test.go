@@ -158,10 +158,24 @@ func addProject(t *testing.T, s *Store) *store.Project {
 }
 
 func TestStartNodeRefusesFewerThanThreePeers(t *testing.T) {
-	addrs := freeAddrs(t, 2)
-	_, err := StartNode(context.Background(), NodeOptions{Name: "n1", Listen: addrs[0], Peers: peersOf(addrs), Secret: "x", Dir: t.TempDir()})
-	if err == nil {
-		t.Fatal("a node started with two peers")
+	addrs := freeAddrs(t, 4)
+	_, portB, _ := net.SplitHostPort(addrs[1])
+	tests := []struct {
+		name  string
+		peers []string
+		want  string
+	}{
+		{"two peers", addrs[:2], "2 distinct voting nodes"},
+		{"a peer twice", []string{addrs[0], addrs[1], addrs[1]}, "2 distinct voting nodes"},
+		{"itself thrice", []string{addrs[0], addrs[0], addrs[0]}, "1 distinct voting nodes"},
+		{"a peer by two names", []string{addrs[0], "localhost:" + portB, addrs[1]}, "2 distinct voting nodes"},
+		{"without itself", addrs[1:], "does not list this node's own cluster.listen"},
+	}
+	for _, tt := range tests {
+		_, err := StartNode(context.Background(), NodeOptions{Name: "n1", Listen: addrs[0], Peers: peersOf(tt.peers), Secret: "x", Dir: t.TempDir()})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
+		}
 	}
 }
 
@@ -513,5 +527,103 @@ func TestCancelThroughAnotherNodeStopsTheBuild(t *testing.T) {
 	}
 	if got, err := stores[1].Deployment(d.ID); err != nil || got.Status != store.StatusCancelled {
 		t.Fatalf("deployment = %+v, %v; want cancelled", got, err)
+	}
+}
+
+// startNodes starts three nodes of a cluster of their own, at once, and stops them when the test
+// ends.
+func startNodes(t *testing.T) []*Node {
+	t.Helper()
+	addrs := freeAddrs(t, 3)
+	nodes, errs := make([]*Node, 3), make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
+			defer cancel()
+			nodes[i], errs[i] = StartNode(ctx, NodeOptions{Name: fmt.Sprintf("m%d", i+1), Listen: addrs[i], Peers: peersOf(addrs),
+				Secret: "test-secret", Dir: t.TempDir()})
+		})
+	}
+	wg.Wait()
+	for i, n := range nodes {
+		if n != nil {
+			t.Cleanup(n.Close)
+		}
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i+1, errs[i])
+		}
+	}
+	return nodes
+}
+
+// problemWithin polls n until its problem contains want.
+func problemWithin(t *testing.T, n *Node, want string) {
+	t.Helper()
+	deadline := time.Now().Add(electionTimeout)
+	for {
+		problem := n.Problem()
+		if strings.Contains(problem, want) && (want != "" || problem == "") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: problem %q, want %q", n.Name(), problem, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestProblemNamesDisabledJetStreamAndLostQuorum(t *testing.T) {
+	nodes := startNodes(t)
+	for _, n := range nodes {
+		problemWithin(t, n, "")
+	}
+	// What the embedded server does when it runs out of disk space.
+	if err := nodes[0].server.ShutdownJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if !nodes[0].JetStreamDisabled() {
+		t.Fatal("JetStream still enabled after its shutdown")
+	}
+	problemWithin(t, nodes[0], "JetStream is disabled")
+	nodes[1].Close()
+	problemWithin(t, nodes[2], "no quorum")
+}
+
+func TestRouteAuthFailureLoggedOnceAsAWrongSecret(t *testing.T) {
+	var out syncBuffer
+	l := &natsLogger{log: slog.New(slog.NewTextHandler(&out, nil))}
+	for i := range 50 {
+		l.Errorf("%s - rid:%d - Route Error 'Authorization Violation'", "127.0.0.1:6222", i)
+	}
+	log := out.String()
+	if n := strings.Count(log, "\n"); n != 1 || !strings.Contains(log, "cluster.secret does not match") {
+		t.Fatalf("%d lines logged for 50 refused routes, want one naming cluster.secret:\n%s", n, log)
+	}
+}
+
+// On loopback every node has the same host, so a member whose routes were all dialed by it shows
+// only that host: never a port it dialed from.
+func TestHealthShowsEveryMemberCurrentAtItsRouteAddress(t *testing.T) {
+	startCluster(t)
+	listens := map[string]string{}
+	for _, n := range sharedNodes {
+		listens[n.name] = n.listen
+	}
+	for _, n := range sharedNodes {
+		for deadline := time.Now().Add(electionTimeout); ; time.Sleep(50 * time.Millisecond) {
+			h := n.Health()
+			ok := h.Quorum && len(h.Members) == len(listens)
+			for _, m := range h.Members {
+				host, _, _ := net.SplitHostPort(listens[m.Node])
+				ok = ok && m.Current && (m.Address == listens[m.Node] || m.Address == host)
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s sees %+v, want every member current at %v", n.name, h, listens)
+			}
+		}
 	}
 }

@@ -43,6 +43,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -94,6 +96,8 @@ type NodeOptions struct {
 type Node struct {
 	name   string
 	listen string
+	// peers are the host:port addresses of cluster.peers.
+	peers  []string
 	server *server.Server
 	conn   *nats.Conn
 	js     jetstream.JetStream
@@ -102,9 +106,6 @@ type Node struct {
 // StartNode starts the embedded NATS server and waits until JetStream answers (a metadata leader
 // is elected), at most until ctx ends; it refuses fewer than three peers.
 func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
-	if len(opts.Peers) < Replicas {
-		return nil, fmt.Errorf("cluster.peers lists %d voting nodes: a cluster needs at least %d", len(opts.Peers), Replicas)
-	}
 	host, portText, err := net.SplitHostPort(opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.listen %q: %w", opts.Listen, err)
@@ -115,6 +116,9 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	}
 	routes, err := routeURLs(opts.Peers, opts.Secret)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkVoters(ctx, opts.Listen, routes); err != nil {
 		return nil, err
 	}
 	// The client port is needed: with DontListen the server never starts its routes. It listens on
@@ -166,6 +170,9 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{name: opts.Name, listen: opts.Listen, server: srv, conn: conn, js: js}
+	for _, route := range routes {
+		n.peers = append(n.peers, route.Host)
+	}
 	if err := n.waitForJetStream(ctx); err != nil {
 		n.Close()
 		return nil, err
@@ -185,6 +192,68 @@ func routeURLs(peers []string, secret string) ([]*url.URL, error) {
 		routes = append(routes, u)
 	}
 	return routes, nil
+}
+
+// checkVoters refuses peers that name fewer than Replicas distinct nodes (two peers are one node
+// when their addresses resolve to a common one) or that leave out this node's own listen address.
+func checkVoters(ctx context.Context, listen string, routes []*url.URL) error {
+	self, err := resolve(ctx, listen)
+	if err != nil {
+		return fmt.Errorf("cluster.listen %q: %w", listen, err)
+	}
+	seen := map[string]bool{}
+	voters, listed := 0, false
+	for _, route := range routes {
+		addrs, err := resolve(ctx, route.Host)
+		if err != nil {
+			return fmt.Errorf("cluster.peers: %q: %w", route.Host, err)
+		}
+		if !slices.ContainsFunc(addrs, func(a string) bool { return seen[a] }) {
+			voters++
+		}
+		for _, a := range addrs {
+			seen[a] = true
+		}
+		listed = listed || slices.ContainsFunc(addrs, func(a string) bool { return slices.Contains(self, a) })
+	}
+	if voters < Replicas {
+		return fmt.Errorf("cluster.peers names %d distinct voting nodes (of %d entries): a cluster needs at least %d", voters, len(routes), Replicas)
+	}
+	if !listed {
+		return fmt.Errorf("cluster.peers does not list this node's own cluster.listen %s: every node lists every voting node, itself included", listen)
+	}
+	return nil
+}
+
+// resolve returns the host:port addresses that address, a host:port, resolves to; an unspecified
+// host (listening on every interface) resolves to the port on each of this machine's addresses.
+func resolve(ctx context.Context, address string) ([]string, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	var ips []string
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		ifaces, err := net.InterfaceAddrs()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range ifaces {
+			if n, ok := a.(*net.IPNet); ok {
+				ips = append(ips, n.IP.String())
+			}
+		}
+	} else if ips, err = net.DefaultResolver.LookupHost(ctx, host); err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, ip := range ips {
+		if parsed := net.ParseIP(ip); parsed != nil {
+			ip = parsed.String()
+		}
+		addrs = append(addrs, net.JoinHostPort(ip, port))
+	}
+	return addrs, nil
 }
 
 // waitForJetStream polls JetStream until it answers, which it does once a metadata leader exists.
@@ -214,6 +283,21 @@ func (n *Node) Close() {
 	n.server.WaitForShutdown()
 }
 
+// JetStreamDisabled reports whether JetStream is off on this node: the embedded server turns it off
+// for good when it runs out of disk space or memory, and only a restart brings it back.
+func (n *Node) JetStreamDisabled() bool { return !n.server.JetStreamEnabled() }
+
+// Problem returns why this node cannot do its share of the cluster's work now, or "" when it can.
+func (n *Node) Problem() string {
+	if n.JetStreamDisabled() {
+		return "JetStream is disabled on this node (out of disk space or memory?)"
+	}
+	if !n.Health().Quorum {
+		return "the cluster has no quorum"
+	}
+	return ""
+}
+
 // Member is one voting node of the cluster as this node sees it.
 type Member struct {
 	Node    string
@@ -231,34 +315,25 @@ type Health struct {
 }
 
 // Health returns the members, the leader of the cluster's metadata and whether there is a quorum.
+// A member is current when it is online and either caught up as the leader last reported or
+// connected to this node by a route: a follower's view of the other followers is not kept up to date.
 func (n *Node) Health() Health {
 	h := Health{Node: n.name}
 	info, err := n.server.Jsz(&server.JSzOptions{})
 	if err != nil || info.Meta == nil {
 		return h
 	}
-	addresses := map[string]string{n.name: n.listen}
-	if routes, err := n.server.Routez(&server.RoutezOptions{}); err == nil {
-		for _, r := range routes.Routes {
-			if _, ok := addresses[r.RemoteName]; !ok && r.DidSolicit {
-				addresses[r.RemoteName] = net.JoinHostPort(r.IP, strconv.Itoa(r.Port))
-			}
-		}
-	}
+	addresses, connected := n.routeAddresses()
 	meta := info.Meta
-	current := 0
-	self := Member{Node: n.name, Address: n.listen, Leader: meta.Leader == n.name, Current: meta.Leader != ""}
-	h.Members = append(h.Members, self)
-	if self.Current {
-		current++
-	}
+	current := 1
+	h.Members = append(h.Members, Member{Node: n.name, Address: n.listen, Leader: meta.Leader == n.name, Current: true})
 	for _, p := range meta.Replicas {
 		if p.Name == n.name {
 			continue
 		}
-		m := Member{Node: p.Name, Address: addresses[p.Name], Leader: p.Name == meta.Leader, Current: p.Current && !p.Offline}
-		if m.Current || m.Leader {
-			m.Current = true
+		m := Member{Node: p.Name, Address: addresses[p.Name], Leader: p.Name == meta.Leader,
+			Current: p.Name == meta.Leader || (!p.Offline && (p.Current || connected[p.Name]))}
+		if m.Current {
 			current++
 		}
 		h.Members = append(h.Members, m)
@@ -269,9 +344,86 @@ func (n *Node) Health() Health {
 	return h
 }
 
+// routeAddresses returns the route address of each node connected to this one, by name, and which
+// are connected. A route at one of cluster.peers names that peer's address; one the peer dialed has
+// only its host, which names the peer's address when a single one of cluster.peers not yet taken
+// is on it.
+func (n *Node) routeAddresses() (addresses map[string]string, connected map[string]bool) {
+	addresses, connected = map[string]string{}, map[string]bool{}
+	routes, err := n.server.Routez(&server.RoutezOptions{})
+	if err != nil {
+		return addresses, connected
+	}
+	taken := map[string]bool{n.listen: true}
+	for _, r := range routes.Routes {
+		connected[r.RemoteName] = true
+		if address := net.JoinHostPort(r.IP, strconv.Itoa(r.Port)); slices.Contains(n.peers, address) {
+			addresses[r.RemoteName] = address
+			taken[address] = true
+		}
+	}
+	for _, r := range routes.Routes {
+		if _, ok := addresses[r.RemoteName]; ok {
+			continue
+		}
+		var candidates []string
+		for _, peer := range n.peers {
+			if host, _, err := net.SplitHostPort(peer); err == nil && host == r.IP && !taken[peer] {
+				candidates = append(candidates, peer)
+			}
+		}
+		if len(candidates) == 1 {
+			addresses[r.RemoteName] = candidates[0]
+			taken[candidates[0]] = true
+		} else {
+			addresses[r.RemoteName] = r.IP
+		}
+	}
+	return addresses, connected
+}
+
 // natsLogger turns the NATS server's log lines into the agent's, at a level below their own: the
 // server is chatty about routine cluster changes.
-type natsLogger struct{ log *slog.Logger }
+type natsLogger struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	// lastAuthFailure is when each kind of route authentication failure was last logged.
+	lastAuthFailure map[string]time.Time
+}
+
+// routeAuthLogInterval is how often a route authentication failure, retried several times a
+// second, is logged at most.
+const routeAuthLogInterval = time.Minute
+
+// routeAuthFailures are what the server logs when a route fails to authenticate, and what it means.
+var routeAuthFailures = []struct{ logged, meaning string }{
+	{"Route Error 'Authorization Violation'", "a peer refused this node's route: this node's cluster.secret does not match the peers'"},
+	{"authentication error", "a node was refused a route: its cluster.secret does not match this node's"},
+}
+
+// routeAuthFailure logs a route authentication failure as what it means, at most once per
+// routeAuthLogInterval for each kind, and reports whether msg was one.
+func (l *natsLogger) routeAuthFailure(msg string) bool {
+	if !strings.Contains(msg, "rid:") {
+		return false
+	}
+	for _, f := range routeAuthFailures {
+		if !strings.Contains(msg, f.logged) {
+			continue
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if time.Since(l.lastAuthFailure[f.logged]) >= routeAuthLogInterval {
+			if l.lastAuthFailure == nil {
+				l.lastAuthFailure = map[string]time.Time{}
+			}
+			l.lastAuthFailure[f.logged] = time.Now()
+			l.log.Error(f.meaning, "nats", msg, "repeats_logged_every", routeAuthLogInterval.String())
+		}
+		return true
+	}
+	return false
+}
 
 // Noticef logs a notice at debug level.
 func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
@@ -282,8 +434,12 @@ func (l *natsLogger) Warnf(format string, v ...any) { l.log.Warn(fmt.Sprintf(for
 // Fatalf logs a fatal error.
 func (l *natsLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
 
-// Errorf logs an error.
-func (l *natsLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+// Errorf logs an error, a route authentication failure as what it means.
+func (l *natsLogger) Errorf(format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); !l.routeAuthFailure(msg) {
+		l.log.Error(msg)
+	}
+}
 
 // Debugf logs a debug line.
 func (l *natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -279,12 +279,14 @@ func (s *Store) requeueOrDrop(id int64) {
 func (s *Store) Requeue(id int64) error {
 	ctx, cancel := opContext()
 	defer cancel()
+	// Released even when the deployment cannot be read: its lease then expires and another node
+	// builds it, instead of this node renewing the lease of a build it no longer runs.
+	c := s.claimOf(id)
+	defer s.release(id)
 	d, _, err := s.deployment(ctx, id)
 	if err != nil {
 		return err
 	}
-	c := s.claimOf(id)
-	defer s.release(id)
 	return unavailable(s.requeue(ctx, d, func(r *projectRecord) bool { return c == nil || r.Running[id].Epoch == c.epoch }, false))
 }
 

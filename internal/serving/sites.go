@@ -13,6 +13,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/miaobu/miaobu/internal/store"
 	"github.com/miaobu/miaobu/internal/trigger"
@@ -34,8 +36,17 @@ type Sites struct {
 	Dir func(slug string, deploymentID int64) string
 	// Domain is sites.domain; PublicURL's host is never a site, whatever the domain.
 	Domain, PublicURL string
-	Log               *slog.Logger
+	// Unavailable is the error the store's failures wrap when it cannot answer for now (a cluster
+	// without quorum): a host served before is then served from what it last was, and any other
+	// answers 503 with Retry-After instead of 500; nil on a store that is always available.
+	Unavailable error
+	Log         *slog.Logger
+	// lastFound maps each host served to what it named then, for when the store is unavailable.
+	lastFound sync.Map
 }
+
+// unavailableRetry is the Retry-After of a site request that the store could not answer.
+const unavailableRetry = 5 * time.Second
 
 // HostName returns the host name of a Host header or a TLS server name: lower case, without its
 // port or a final dot.
@@ -144,7 +155,8 @@ func (s *Sites) Serves(name string) (bool, error) {
 // every other request, and one for the public URL's own host, goes to next.
 func (s *Sites) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		found, err := s.find(HostName(r.Host))
+		host := HostName(r.Host)
+		found, err := s.find(host)
 		if errors.Is(err, errNotASite) {
 			next.ServeHTTP(w, r)
 			return
@@ -152,7 +164,18 @@ func (s *Sites) Handler(next http.Handler) http.Handler {
 		if !methodAllowed(w, r) {
 			return
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			s.lastFound.Store(host, found)
+		case s.Unavailable != nil && errors.Is(err, s.Unavailable):
+			last, ok := s.lastFound.Load(host)
+			if !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetry/time.Second)))
+				http.Error(w, "503 the site's record cannot be read now: retry in a few seconds", http.StatusServiceUnavailable)
+				return
+			}
+			found = last.(*site)
+		default:
 			s.siteError(w, r, err, "")
 			return
 		}

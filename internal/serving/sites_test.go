@@ -1,6 +1,8 @@
 package serving
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,4 +271,53 @@ func FuzzServes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// errUnavailable is the failure of a store that cannot answer for now.
+var errUnavailable = errors.New("no quorum")
+
+// switchable is lookup, or a store that fails with errUnavailable once down is set.
+type switchable struct {
+	lookup
+	down *atomic.Bool
+}
+
+func (s switchable) ProjectBySlug(slug string) (*store.Project, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("reading project: %w", errUnavailable)
+	}
+	return s.lookup.ProjectBySlug(slug)
+}
+
+func TestUnavailableStoreServesWhatAHostLastWas(t *testing.T) {
+	root := t.TempDir()
+	dir := func(slug string, id int64) string { return filepath.Join(root, slug, strconv.FormatInt(id, 10)) }
+	if err := os.MkdirAll(dir("blog", 1), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir("blog", 1), "index.html"), []byte("home"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	down := new(atomic.Bool)
+	sites := &Sites{Store: switchable{down: down}, Dir: dir, Domain: "sites.example.com", Unavailable: errUnavailable,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := sites.Handler(http.NotFoundHandler())
+	get := func(host string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := get("blog.sites.example.com"); w.Code != http.StatusOK {
+		t.Fatalf("with the store up: %d %q", w.Code, w.Body)
+	}
+	down.Store(true)
+	if w := get("blog.sites.example.com"); w.Code != http.StatusOK || w.Body.String() != "home" {
+		t.Fatalf("a host served before, with the store down: %d %q, want its last deployment", w.Code, w.Body)
+	}
+	w := get("blog--1.sites.example.com")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("a host never served, with the store down: %d %q, want 503 with Retry-After", w.Code, w.Body)
+	}
 }
