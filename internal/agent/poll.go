@@ -22,6 +22,9 @@ func (a *Agent) startPoller(ctx context.Context) (done <-chan struct{}) {
 		// Without a token, GitHub repositories are read with git from their clone URL.
 		opts.GitHub = a.github
 	}
+	if atStart, err := a.pollProjects(); err == nil {
+		opts.AtStart = append(make([]poll.Project, 0, len(atStart)), atStart...) // not nil, even when empty
+	}
 	a.poller = poll.New(opts)
 	stopped := make(chan struct{})
 	go func() {

@@ -146,6 +146,10 @@ type Options struct {
 	Git    Git
 	// Interval is poll.interval; Reconcile is reconcile.interval, 0 for a reconciliation at start only.
 	Interval, Reconcile time.Duration
+	// AtStart are the projects there were when the agent started, read before it took requests:
+	// the reconciliation at start is theirs, not also of a project added a moment later (whose
+	// head was never missed). Nil: the projects of the first round.
+	AtStart []Project
 	// Concurrency is how many projects are checked or reconciled at once; 4 when 0.
 	Concurrency int
 	// CheckTimeout bounds each check and reconciliation of one project; DefaultCheckTimeout when 0.
@@ -319,7 +323,11 @@ func (p *Poller) Run(ctx context.Context) {
 		} else {
 			p.sync(projects, now, nextReconcile.IsZero())
 			if nextReconcile.IsZero() || (p.opts.Reconcile > 0 && !now.Before(nextReconcile)) {
-				p.reconcileAll(projects, now)
+				reconciled := projects
+				if nextReconcile.IsZero() && p.opts.AtStart != nil {
+					reconciled = p.opts.AtStart
+				}
+				p.reconcileAll(reconciled, now)
 				nextReconcile = now.Add(p.opts.Reconcile)
 			}
 			for _, j := range p.due(projects, now) {
