@@ -188,8 +188,14 @@ func TestConcurrentDeliveriesOfOneCommitMakeOneDeployment(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 100 {
 		wg.Go(func() {
-			results[i], errs[i] = stores[i%3].RecordPush(context.Background(), store.Push{ProjectID: p.ID,
-				DeliveryID: fmt.Sprintf("d-%d", i), CommitSHA: sha, Branch: "main"})
+			// A delivery answered 503 (no quorum in time) is delivered again, as GitHub redelivers.
+			for range 5 {
+				results[i], errs[i] = stores[i%3].RecordPush(context.Background(), store.Push{ProjectID: p.ID,
+					DeliveryID: fmt.Sprintf("d-%d", i), CommitSHA: sha, Branch: "main"})
+				if !errors.Is(errs[i], ErrUnavailable) {
+					break
+				}
+			}
 		})
 	}
 	wg.Wait()
@@ -198,15 +204,13 @@ func TestConcurrentDeliveriesOfOneCommitMakeOneDeployment(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("delivery %d: %v", i, errs[i])
 		}
-		if !results[i].Duplicate {
-			created[results[i].DeploymentID] = true
-		}
+		created[results[i].DeploymentID] = true
 		if results[i].DeploymentID == 0 {
 			t.Fatalf("delivery %d has no deployment: %+v", i, results[i])
 		}
 	}
 	if len(created) != 1 {
-		t.Fatalf("%d deliveries created a deployment, want 1: %v", len(created), created)
+		t.Fatalf("the deliveries name %d deployments, want 1: %v", len(created), created)
 	}
 	ds, err := stores[2].Deployments(p.ID, 0)
 	if err != nil {
