@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miaobu/miaobu/internal/logtest"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
@@ -57,28 +57,8 @@ var (
 	sharedErr    error
 	sharedDirs   []string
 	// sharedLog is what the nodes of the shared cluster logged.
-	sharedLog syncBuffer
+	sharedLog logtest.Buffer
 )
-
-// syncBuffer is a buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestMain closes the cluster the tests share once they have run.
 func TestMain(m *testing.M) {
@@ -595,7 +575,7 @@ func TestProblemNamesDisabledJetStreamAndLostQuorum(t *testing.T) {
 }
 
 func TestRouteAuthFailureLoggedOnceAsAWrongSecret(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	l := &natsLogger{log: slog.New(slog.NewTextHandler(&out, nil))}
 	for i := range 50 {
 		l.Errorf("%s - rid:%d - Route Error 'Authorization Violation'", "127.0.0.1:6222", i)

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/miaobu/miaobu/internal/keylock"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -58,7 +59,7 @@ type Store struct {
 	// changes of each project's record (see changeRecord).
 	mu          sync.Mutex
 	claims      map[int64]*claim
-	recordLocks map[int64]*sync.Mutex
+	recordLocks keylock.Locks
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status store.Status)]
 	// leaseLost is told of every build of this node whose claim was taken over (see OnLeaseLost).
@@ -77,7 +78,7 @@ type Store struct {
 // Open creates the buckets and streams that are missing (every node does, idempotently) and
 // returns the Store on node.
 func Open(ctx context.Context, node *Node, opts Options) (*Store, error) {
-	s := &Store{node: node, log: opts.Log, leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL), claims: map[int64]*claim{}, recordLocks: map[int64]*sync.Mutex{},
+	s := &Store{node: node, log: opts.Log, leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL), claims: map[int64]*claim{},
 		enqueued: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -564,15 +565,7 @@ func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *proje
 
 // lockRecord takes this node's lock on a project's record and returns the unlock function.
 func (s *Store) lockRecord(id int64) func() {
-	s.mu.Lock()
-	l, ok := s.recordLocks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		s.recordLocks[id] = l
-	}
-	s.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	return s.recordLocks.Lock(id)
 }
 
 // Project returns the project with the given id.

@@ -2,20 +2,19 @@ package dashboard_test
 
 import (
 	"bufio"
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/agent/agenttest"
 	"github.com/miaobu/miaobu/internal/api"
 	"github.com/miaobu/miaobu/internal/gittest"
+	"github.com/miaobu/miaobu/internal/logtest"
 )
 
 func TestReplacingTheAdminTokenEndsSessionsAndCodes(t *testing.T) {
@@ -120,27 +119,9 @@ func TestLogStreamEndsWithItsSession(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer that a logger and a test may use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestFailedSignInsAreThrottledPerAddress(t *testing.T) {
 	t.Parallel()
-	var log syncBuffer
+	var log logtest.Buffer
 	ta := agenttest.StartWith(t, agenttest.Config(t), agenttest.Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
 	for i := range 10 {
 		if resp, _ := postForm(t, ta, "/login", url.Values{"token": {"guess-" + strconv.Itoa(i)}}, ""); resp.StatusCode != http.StatusForbidden {

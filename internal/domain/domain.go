@@ -17,6 +17,7 @@ import (
 	"github.com/miaobu/miaobu/internal/buildcache"
 	"github.com/miaobu/miaobu/internal/config"
 	"github.com/miaobu/miaobu/internal/github"
+	"github.com/miaobu/miaobu/internal/keylock"
 	"github.com/miaobu/miaobu/internal/notify"
 	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/publish"
@@ -144,9 +145,8 @@ type Service struct {
 	// hooks serialises the changes of GitHub hooks, so that two setups of one project cannot both
 	// find no hook and create two.
 	hooks sync.Mutex
-	// publishing guards publishLocks, one lock per project held while a deployment goes live.
-	publishing   sync.Mutex
-	publishLocks map[int64]*sync.Mutex
+	// publishing holds a lock per project while a deployment goes live.
+	publishing keylock.Locks
 }
 
 // New returns a Service with opts.
@@ -157,7 +157,7 @@ func New(opts Options) *Service {
 	}
 	s := &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
 		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, siteFiles: opts.SiteFiles, log: opts.Log,
-		headCommitTimeout: headCommitTimeout, publishLocks: map[int64]*sync.Mutex{}}
+		headCommitTimeout: headCommitTimeout}
 	if s.siteFiles == nil {
 		s.siteFiles = s.SiteDir
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/miaobu/miaobu/internal/publish"
@@ -91,15 +90,7 @@ func (s *Service) release(p *store.Project, d *store.Deployment, log io.Writer, 
 // switch, a rollback), so a bucket never ends up holding one deployment while the store calls
 // another live; it returns the unlock function.
 func (s *Service) lockPublishing(projectID int64) func() {
-	s.publishing.Lock()
-	l, ok := s.publishLocks[projectID]
-	if !ok {
-		l = &sync.Mutex{}
-		s.publishLocks[projectID] = l
-	}
-	s.publishing.Unlock()
-	l.Lock()
-	return l.Unlock
+	return s.publishing.Lock(projectID)
 }
 
 // logf writes one line to a build log.

@@ -90,3 +90,29 @@ type Store interface {
 	// CapRetries moves every message due later than now plus longest(its kind) to that time.
 	CapRetries(now time.Time, longest func(kind string) time.Duration) error
 }
+
+// Wake returns the change a store's WakeMessages applies to each message: one of kind that waits
+// for a retry after now becomes due at now, keeping its count of failed attempts.
+func Wake(kind string, now time.Time) func(m *Message) bool {
+	return func(m *Message) bool {
+		if m.Kind != kind || !m.NextAttemptAt.After(now) {
+			return false
+		}
+		m.NextAttemptAt = now.UTC()
+		return true
+	}
+}
+
+// CapRetry returns the change a store's CapRetries applies to each message: one due later than now
+// plus longest(its kind) becomes due then, so that a wait recorded from a bogus answer (a rate
+// limit said to reset years ahead) or a changed schedule ends within what the Worker waits today.
+func CapRetry(now time.Time, longest func(kind string) time.Duration) func(m *Message) bool {
+	return func(m *Message) bool {
+		latest := now.Add(longest(m.Kind))
+		if !m.NextAttemptAt.After(latest) {
+			return false
+		}
+		m.NextAttemptAt = latest.UTC()
+		return true
+	}
+}

@@ -83,27 +83,14 @@ func (s *Store) DeleteMessage(id int64) error {
 // WakeMessages makes every message of kind that waits for a retry after now due at now, keeping
 // its count of failed attempts.
 func (s *Store) WakeMessages(kind string, now time.Time) error {
-	return s.updateMessages(func(m *outbox.Message) bool {
-		if m.Kind != kind || !m.NextAttemptAt.After(now) {
-			return false
-		}
-		m.NextAttemptAt = now.UTC()
-		return true
-	})
+	return s.updateMessages(outbox.Wake(kind, now))
 }
 
 // CapRetries moves every message due later than now plus longest(its kind) to that time: a wait
 // recorded from a bogus answer (a rate limit said to reset years ahead) or a changed schedule
 // ends within what the worker would wait today.
 func (s *Store) CapRetries(now time.Time, longest func(kind string) time.Duration) error {
-	return s.updateMessages(func(m *outbox.Message) bool {
-		latest := now.Add(longest(m.Kind))
-		if !m.NextAttemptAt.After(latest) {
-			return false
-		}
-		m.NextAttemptAt = latest.UTC()
-		return true
-	})
+	return s.updateMessages(outbox.CapRetry(now, longest))
 }
 
 // updateMessages rewrites, in one transaction, every message of the outbox that change changes
