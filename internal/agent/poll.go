@@ -54,7 +54,7 @@ func (a *Agent) pollProjects() ([]poll.Project, error) {
 		var up []poll.Preview
 		for _, pv := range previews {
 			if !pv.Removed() {
-				up = append(up, poll.Preview{Branch: pv.Branch, PullRequest: pv.PullRequest})
+				up = append(up, poll.Preview{Alias: pv.Alias, Branch: pv.Branch, PullRequest: pv.PullRequest, HeadSHA: pv.HeadSHA})
 			}
 		}
 		out = append(out, poll.Project{ID: p.ID, Slug: p.Slug, Repo: p.Repo, RepoURL: p.RepoURL, Branch: p.DefaultBranch,
@@ -74,10 +74,9 @@ func (a *Agent) wakePoller() {
 // pollDeployer deploys the heads the poller finds, through the domain's duplicate rules.
 type pollDeployer struct{ a *Agent }
 
-// Missing reports whether the head has no deployment that is queued, running, live or its
-// branch's (or preview's) newest.
-func (d pollDeployer) Missing(p poll.Project, h poll.Head) (bool, error) {
-	return d.a.domain.HeadMissing(domainHead(p, h, ""))
+// Missing reports whether the head, found for cause, needs a deployment (see domain.HeadMissing).
+func (d pollDeployer) Missing(p poll.Project, h poll.Head, cause poll.Cause) (bool, error) {
+	return d.a.domain.HeadMissing(domainHead(p, h, store.Trigger(cause)))
 }
 
 // Deploy queues a deployment of the head, if it is still missing.
@@ -102,6 +101,11 @@ func (d pollDeployer) Skip(_ context.Context, p poll.Project, h poll.Head, reaso
 // Close takes the preview of pull request n down, as its closed event does.
 func (d pollDeployer) Close(_ context.Context, p poll.Project, n int) error {
 	return d.a.domain.ClosePullRequest(p.ID, n)
+}
+
+// BranchGone takes the preview of a deleted branch down, as the branch's deletion does.
+func (d pollDeployer) BranchGone(_ context.Context, p poll.Project, pv poll.Preview) error {
+	return d.a.domain.BranchGone(p.ID, pv.Branch, pv.HeadSHA, pv.Alias)
 }
 
 // domainHead is head h of project p as the domain takes it, with trigger t.

@@ -51,6 +51,26 @@ func TestPolledPreviewBranchGetsPreview(t *testing.T) {
 	if got := history(t, ta, p); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("deployments %v, want %v: experiment is no preview branch, and an unchanged head deploys once", got, want)
 	}
+
+	// The branch deleted, its preview is taken down as the deletion's webhook would.
+	repo.Git("branch", "-D", "feature/login")
+	clock.Advance(90 * time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var previews []api.Preview
+		ta.Call(t, "GET", api.PreviewsPath(p.Slug), nil, http.StatusOK, &previews)
+		if len(previews) == 1 && previews[0].RemovedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("previews after the branch's deletion: %+v", previews)
+		}
+	}
+	if resp, _ := ta.Site(t, p.Slug+"--git-feature-login", "/"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the deleted branch's preview answers %d", resp.StatusCode)
+	}
+	if _, body := ta.Site(t, p.Slug, "/"); body != "production" {
+		t.Errorf("production serves %q", body)
+	}
 }
 
 // waitForPoll waits until the first polled project's last successful check is after since, by the

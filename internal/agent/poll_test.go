@@ -309,3 +309,46 @@ func TestPolledHeadsFollowWatchPaths(t *testing.T) {
 		t.Errorf("deployments %v, want %v: %s changes no watched path", got, want, outside[:7])
 	}
 }
+
+// TestPolledHeadMovedBackAfterAChosenCommit deploys B over A by polling, then A by hand: the
+// branch force-pushed to A deploys nothing (A is live), and pushed back to B deploys B again, as
+// the same pushes through a webhook would.
+func TestPolledHeadMovedBackAfterAChosenCommit(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	cfg := agenttest.Config(t)
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	var p api.Project
+	ta.Call(t, "POST", api.PathProjects, api.ProjectCreate{Name: "laptop", RepoURL: "file://" + repo.Dir, TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}},
+		http.StatusCreated, &p)
+	deploymentOf(t, ta, p, a)
+	b := repo.Commit("second", map[string]string{"index.html": "b"})
+	clock.Advance(90 * time.Second)
+	deploymentOf(t, ta, p, b)
+	var chosen api.Deployment
+	ta.Call(t, "POST", api.PathProjects+"/"+p.Slug+"/deploy", api.DeployRequest{CommitSHA: a}, http.StatusCreated, &chosen)
+	ta.Wait(t, chosen.ID)
+
+	repo.Git("reset", "--hard", "--quiet", a)
+	clock.Advance(90 * time.Second)
+	waitForPoll(t, ta, clock.Now().Add(-time.Second))
+	repo.Git("reset", "--hard", "--quiet", b)
+	clock.Advance(90 * time.Second)
+	waitForPoll(t, ta, clock.Now().Add(-time.Second))
+	want := []string{a[:7] + " poll", b[:7] + " poll", a[:7] + " manual", b[:7] + " poll"}
+	for deadline := time.Now().Add(10 * time.Second); fmt.Sprint(history(t, ta, p)) != fmt.Sprint(want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("deployments %v, want %v", history(t, ta, p), want)
+		}
+	}
+	var list []api.Deployment
+	ta.Call(t, "GET", fmt.Sprintf("%s?project_id=%d&limit=1", api.PathDeployments, p.ID), nil, http.StatusOK, &list)
+	if d := ta.Wait(t, list[0].ID); !d.Live {
+		t.Fatalf("b deployed again: %+v", d)
+	}
+	if _, body := ta.Site(t, p.Slug, "/"); body != "b" {
+		t.Errorf("the site serves %q, want b's", body)
+	}
+}

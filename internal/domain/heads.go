@@ -20,11 +20,19 @@ type Head struct {
 	// says the head comes from another repository than the base.
 	PullRequest int
 	Fork        bool
-	// Before is the commit the agent last saw at this head, "" when it saw none: a preview's head
-	// that moved back to it is deployed, as a push whose before it is.
+	// Before is the commit the agent last saw at this head, "" when it saw none: a head that moved
+	// from it is deployed as a push whose before it is (see Moved).
 	Before string
 	// Trigger is store.TriggerPoll or store.TriggerReconcile.
 	Trigger store.Trigger
+}
+
+// Moved reports whether polling saw h move from Before to its commit, as a push would: it is then
+// deployed by the push's rules (unless the commit is queued, running or live), also back to a
+// commit a user's chosen deployment or a failed build replaced; at start, or for a reconciliation,
+// the rules of HeadMissing keep a user's choice and do not retry what failed.
+func (h Head) Moved() bool {
+	return h.Trigger == store.TriggerPoll && h.Before != "" && h.Before != h.SHA
 }
 
 // alias returns the preview alias head h of project p deploys to, "" for production, and whether
@@ -36,10 +44,11 @@ func (h Head) alias(p *store.Project) (string, bool) {
 	return trigger.Environment(h.Branch, p.DefaultBranch, p.PreviewBranches)
 }
 
-// HeadMissing reports whether a head needs a deployment. For production: nothing of its commit is
-// queued, running or live, and its branch's newest deployment is not of it (see
-// store.Store.HeadMissing). For a preview: it is not a fork's head that waits for approval, and
-// neither the alias's live deployment nor its newest is of the commit (the newest was tried; a
+// HeadMissing reports whether a head needs a deployment. A head that Moved needs one unless its
+// commit is queued, running or live where it deploys, as a push would. Otherwise, for production:
+// nothing of its commit is queued, running or live, and its branch's newest deployment is not of
+// it (see store.Store.HeadMissing); for a preview: it is not a fork's head that waits for approval,
+// and neither the alias's live deployment nor its newest is of the commit (the newest was tried; a
 // push retries it).
 func (s *Service) HeadMissing(h Head) (bool, error) {
 	p, err := s.store.Project(h.ProjectID)
@@ -50,6 +59,9 @@ func (s *Service) HeadMissing(h Head) (bool, error) {
 	switch {
 	case !deploys:
 		return false, nil
+	case h.Moved() && alias == "":
+		live, err := s.lastDeployedCommit(p, alias)
+		return live != h.SHA, err
 	case alias == "":
 		return s.store.HeadMissing(h.ProjectID, h.Branch, h.SHA)
 	}
@@ -87,8 +99,8 @@ func (s *Service) DeployHead(ctx context.Context, h Head) (*store.Deployment, er
 		return nil, nil
 	}
 	log := s.log.With("project", p.ID, "branch", h.Branch, "commit", h.SHA[:7], "trigger", h.Trigger)
-	if alias != "" {
-		return s.deployPreviewHead(ctx, log, p, h, alias)
+	if alias != "" || h.Moved() {
+		return s.deployPushedHead(ctx, log, p, h, alias)
 	}
 	d := &store.Deployment{ProjectID: h.ProjectID, CommitSHA: h.SHA, CommitMessage: h.Message, CommitAuthor: h.Author,
 		Branch: h.Branch, Trigger: h.Trigger, SkipMarkers: h.MessageUnknown}
@@ -101,9 +113,9 @@ func (s *Service) DeployHead(ctx context.Context, h Head) (*store.Deployment, er
 	return d, nil
 }
 
-// deployPreviewHead records head h of p as a push to its preview alias, as receivePush and
-// receivePullRequest do for a delivery, and returns the deployment it queued, nil when none.
-func (s *Service) deployPreviewHead(ctx context.Context, log *slog.Logger, p *store.Project, h Head, alias string) (*store.Deployment, error) {
+// deployPushedHead records head h of p as a push to its alias ("" for production), as receivePush
+// and receivePullRequest do for a delivery, and returns the deployment it queued, nil when none.
+func (s *Service) deployPushedHead(ctx context.Context, log *slog.Logger, p *store.Project, h Head, alias string) (*store.Deployment, error) {
 	hold := false
 	if h.PullRequest != 0 {
 		var refusal string
@@ -137,6 +149,28 @@ func (s *Service) deployPreviewHead(ctx context.Context, log *slog.Logger, p *st
 	s.builds.Wake()
 	log.Info("deployment queued", "deployment", res.DeploymentID, "alias", alias)
 	return s.store.Deployment(res.DeploymentID)
+}
+
+// BranchGone takes down the preview alias of project projectID's branch, which the repository no
+// longer has, as the branch's deletion does; last is the preview's head, the branch's last commit.
+// A branch pushed again meanwhile, or an alias that another branch owns, is left alone.
+func (s *Service) BranchGone(projectID int64, branch, last, alias string) error {
+	p, err := s.store.Project(projectID)
+	if err != nil {
+		return err
+	}
+	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, last, alias, "branch deleted")
+	switch {
+	case errors.Is(err, store.ErrStaleDeletion):
+		s.log.Info("branch found gone, but it was pushed again meanwhile: its preview stays", "project", p.ID, "branch", branch)
+		return nil
+	case err != nil:
+		return err
+	case pv == nil || pv.Branch != branch || pv.PullRequest != 0:
+		return nil
+	}
+	s.previewDown(p, pv, cancelled, "branch deleted")
+	return nil
 }
 
 // forkRule applies fork_previews to pull request n's head sha (approval is a miaobu:preview

@@ -124,3 +124,68 @@ func (c *Client) OpenPullRequests(ctx context.Context, owner, repo, etag string)
 	}
 	return prs, newETag, true, rate, nil
 }
+
+// BranchPage is one page of a repository's branch listing, with the ETag that asks GitHub whether
+// it changed.
+type BranchPage struct {
+	ETag string
+	// Heads are the SHAs at the heads of the page's branches, by branch name.
+	Heads map[string]string
+}
+
+// BranchPageSize is how many branches one page of the listing holds, GitHub's most.
+const BranchPageSize = 100
+
+// MaxBranchPages bounds the listing: a repository with more branches is read in part.
+const MaxBranchPages = 10
+
+// Branches lists the branches of owner/repo and their heads (GET /repos/{o}/{r}/branches), page by
+// page. Each page's request carries If-None-Match with the ETag of the same page in last, the
+// caller's previous listing, so that an unchanged page costs no rate limit and is taken from last.
+// It reports whether a page changed, and whether the listing stopped at MaxBranchPages.
+func (c *Client) Branches(ctx context.Context, owner, repo string, last []BranchPage) (pages []BranchPage, changed, partial bool, rate Rate, err error) {
+	if err := c.check(owner, repo); err != nil {
+		return nil, false, false, Rate{}, err
+	}
+	for page := 1; page != 0; {
+		if page > MaxBranchPages {
+			return pages, changed, true, rate, nil
+		}
+		u := "repos/" + owner + "/" + repo + "/branches?per_page=" + strconv.Itoa(BranchPageSize)
+		if page > 1 {
+			u += "&page=" + strconv.Itoa(page)
+		}
+		req, err := c.gh.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			return nil, false, false, rate, err
+		}
+		var known *BranchPage
+		if page <= len(last) && last[page-1].ETag != "" {
+			known = &last[page-1]
+			req.Header.Set("If-None-Match", known.ETag)
+		}
+		var list []*gogithub.Branch
+		resp, err := c.gh.Do(ctx, req, &list)
+		rate = rateOf(resp)
+		switch {
+		case known != nil && notModified(resp):
+			// A 304 carries no Link header: the pages after it are those of the last listing.
+			pages = append(pages, *known)
+			if page++; page > len(last) {
+				page = 0
+			}
+			continue
+		case err != nil:
+			return nil, false, false, rate, c.apiError(err, resp, "repository "+owner+"/"+repo+" not found or the token cannot see it", "")
+		}
+		listed := BranchPage{ETag: resp.Header.Get("ETag"), Heads: make(map[string]string, len(list))}
+		for _, b := range list {
+			if sha := b.GetCommit().GetSHA(); ValidSHA(sha) {
+				listed.Heads[b.GetName()] = sha
+			}
+		}
+		pages, changed = append(pages, listed), true
+		page = resp.NextPage
+	}
+	return pages, changed, false, rate, nil
+}

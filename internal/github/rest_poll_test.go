@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -113,5 +114,60 @@ func TestOpenPullRequestsWithETag(t *testing.T) {
 	}
 	if want := []string{"200 false", "200 false", "304 true", "200 true"}; !slices.Equal(got, want) {
 		t.Errorf("answers (status, carried the ETag) %q, want %q", got, want)
+	}
+}
+
+func TestBranchesWithETags(t *testing.T) {
+	gh, c := pollServer(t)
+	ctx := context.Background()
+	for n := range 250 {
+		gh.SetBranch("acme/site", fmt.Sprintf("topic-%03d", n), sha("c"))
+	}
+	heads := func(pages []github.BranchPage) map[string]string {
+		all := map[string]string{}
+		for _, p := range pages {
+			maps.Copy(all, p.Heads)
+		}
+		return all
+	}
+	pages, changed, partial, _, err := c.Branches(ctx, "acme", "site", nil)
+	if err != nil || !changed || partial || len(pages) != 3 || len(heads(pages)) != 251 || heads(pages)["main"] != sha("a") {
+		t.Fatalf("first listing: %d pages, %d branches, changed %v, partial %v, err %v", len(pages), len(heads(pages)), changed, partial, err)
+	}
+	again, changed, _, _, err := c.Branches(ctx, "acme", "site", pages)
+	if err != nil || changed || !maps.Equal(heads(again), heads(pages)) {
+		t.Fatalf("unchanged listing: %d branches, changed %v, err %v", len(heads(again)), changed, err)
+	}
+	gh.SetBranch("acme/site", "topic-150", sha("d"))
+	moved, changed, _, _, err := c.Branches(ctx, "acme", "site", again)
+	if err != nil || !changed || heads(moved)["topic-150"] != sha("d") || len(heads(moved)) != 251 {
+		t.Fatalf("listing after a push to the second page: topic-150 at %q, %d branches, changed %v, err %v",
+			heads(moved)["topic-150"], len(heads(moved)), changed, err)
+	}
+	for n := 50; n < 250; n++ {
+		gh.SetBranch("acme/site", fmt.Sprintf("topic-%03d", n), "")
+	}
+	fewer, changed, _, _, err := c.Branches(ctx, "acme", "site", moved)
+	if err != nil || !changed || len(fewer) != 1 || len(heads(fewer)) != 51 {
+		t.Fatalf("listing after deletions: %d pages, %d branches, changed %v, err %v", len(fewer), len(heads(fewer)), changed, err)
+	}
+	var got []string
+	for _, a := range gh.Answers() {
+		got = append(got, fmt.Sprint(a.Status))
+	}
+	want := []string{"200", "200", "200", "304", "304", "304", "304", "200", "304", "200"}
+	if !slices.Equal(got, want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+}
+
+func TestBranchesStopAtTheLastPage(t *testing.T) {
+	gh, c := pollServer(t)
+	for n := range github.MaxBranchPages*github.BranchPageSize + 5 {
+		gh.SetBranch("acme/site", fmt.Sprintf("b-%04d", n), sha("c"))
+	}
+	pages, _, partial, _, err := c.Branches(context.Background(), "acme", "site", nil)
+	if err != nil || !partial || len(pages) != github.MaxBranchPages {
+		t.Fatalf("listing of %d branches: %d pages, partial %v, err %v", github.MaxBranchPages*github.BranchPageSize+6, len(pages), partial, err)
 	}
 }

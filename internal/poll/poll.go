@@ -50,8 +50,11 @@ type Project struct {
 
 // Preview is a preview that is up: of a branch, or of pull request PullRequest when it is not 0.
 type Preview struct {
+	Alias       string
 	Branch      string
 	PullRequest int
+	// HeadSHA is the newest head commit the preview saw.
+	HeadSHA string
 }
 
 // Head is the commit at the head of a branch or pull request.
@@ -97,11 +100,12 @@ const (
 
 // Deployer is what the poller asks of the agent: whether a head is deployed, and deploying it.
 type Deployer interface {
-	// Missing reports whether h needs a deployment: no deployment of its commit is queued,
-	// running or live, and the newest deployment of its branch or pull request is not of that
-	// commit either (that one was tried, or rolled back from: a push or `miaobu deploy` retries);
-	// a deployment of another commit that a user chose is passed over, like a rollback.
-	Missing(p Project, h Head) (bool, error)
+	// Missing reports whether h, found for cause, needs a deployment: no deployment of its commit
+	// is queued, running or live, and, unless polling saw the head move from h.Before as a push
+	// would, the newest deployment of its branch or pull request is not of that commit either
+	// (that one was tried, or rolled back from: a push or `miaobu deploy` retries); a deployment
+	// of another commit that a user chose is passed over, like a rollback.
+	Missing(p Project, h Head, cause Cause) (bool, error)
 	// Deploy queues a deployment of h for cause unless it is no longer Missing, checked again in
 	// the same transaction; it returns the new deployment's id, 0 when there is none.
 	Deploy(ctx context.Context, p Project, h Head, cause Cause) (int64, error)
@@ -114,6 +118,9 @@ type Deployer interface {
 	// Close takes down the preview of p's pull request n, which is no longer open, as a closed
 	// pull request does.
 	Close(ctx context.Context, p Project, n int) error
+	// BranchGone takes down preview pv of a branch that p's repository no longer has, as the
+	// branch's deletion does.
+	BranchGone(ctx context.Context, p Project, pv Preview) error
 }
 
 // Git reads git remotes as the builds do, with their environment and credentials.
@@ -592,15 +599,13 @@ func (p *Poller) reconciled(ctx context.Context, pr Project, now time.Time, err 
 func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause) (changed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.CheckTimeout)
 	defer cancel()
-	heads, pullsListed, err := src.heads(ctx, pr)
+	l, err := src.heads(ctx, pr)
 	if err != nil {
 		return false, err
 	}
+	heads := l.heads
 	m := p.memo(pr.ID, heads)
-	var errs []error
-	if pullsListed {
-		changed, errs = p.closeGone(ctx, pr, heads)
-	}
+	changed, errs := p.closeGone(ctx, pr, l)
 	up := map[string]bool{}
 	for _, pv := range pr.Previews {
 		up[pv.key()] = true
@@ -635,20 +640,28 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 	return changed, errors.Join(errs...)
 }
 
-// closeGone takes down the previews of pr's pull requests that are not among the open ones in
-// heads, a listing read in full; it reports whether it took one down.
-func (p *Poller) closeGone(ctx context.Context, pr Project, heads []Head) (closed bool, errs []error) {
+// closeGone takes down the previews of pr's branches that are gone and, when l lists every open
+// pull request, of the pull requests that are not among them; it reports whether it took one down.
+func (p *Poller) closeGone(ctx context.Context, pr Project, l listing) (closed bool, errs []error) {
 	open := map[int]bool{}
-	for _, h := range heads {
+	for _, h := range l.heads {
 		open[h.PullRequest] = true
 	}
 	for _, pv := range pr.Previews {
-		if pv.PullRequest == 0 || open[pv.PullRequest] {
-			continue
-		}
-		p.opts.Log.Info("pull request no longer open, removing its preview", "project", pr.ID, "pull_request", pv.PullRequest)
-		if err := p.opts.Deployer.Close(ctx, pr, pv.PullRequest); err != nil {
-			errs = append(errs, err)
+		switch {
+		case pv.PullRequest == 0 && slices.Contains(l.goneBranches, pv.Branch):
+			p.opts.Log.Info("branch no longer in the repository, removing its preview", "project", pr.ID, "branch", pv.Branch)
+			if err := p.opts.Deployer.BranchGone(ctx, pr, pv); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		case pv.PullRequest != 0 && l.pullsListed && !open[pv.PullRequest]:
+			p.opts.Log.Info("pull request no longer open, removing its preview", "project", pr.ID, "pull_request", pv.PullRequest)
+			if err := p.opts.Deployer.Close(ctx, pr, pv.PullRequest); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		default:
 			continue
 		}
 		closed = true
@@ -678,7 +691,7 @@ func (p *Poller) memo(id int64, heads []Head) *memo {
 // handle deploys head h of a project for cause when it is missing and its message has no skip
 // marker; it reports whether a marker skipped it.
 func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cause Cause) (skipped bool, err error) {
-	missing, err := p.opts.Deployer.Missing(pr, h)
+	missing, err := p.opts.Deployer.Missing(pr, h, cause)
 	if err != nil || !missing {
 		return false, err
 	}

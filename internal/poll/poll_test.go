@@ -43,7 +43,8 @@ type deployer struct {
 	done []deployment
 	// skips are the heads skipped, as "project sha7 reason".
 	skips []string
-	// closed are the pull requests whose previews were taken down, as "project #n".
+	// closed are the previews taken down, as "project #n" for a pull request's and "project
+	// branch" for a branch's.
 	closed []string
 }
 
@@ -54,8 +55,15 @@ func (d *deployer) Close(_ context.Context, p poll.Project, n int) error {
 	return nil
 }
 
-// closedPullRequests returns the pull requests whose previews were taken down, in order.
-func (d *deployer) closedPullRequests() []string {
+func (d *deployer) BranchGone(_ context.Context, p poll.Project, pv poll.Preview) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = append(d.closed, fmt.Sprintf("%d %s", p.ID, pv.Branch))
+	return nil
+}
+
+// closedPreviews returns the previews taken down, in order.
+func (d *deployer) closedPreviews() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.closed)
@@ -68,7 +76,7 @@ func (d *deployer) Skip(_ context.Context, p poll.Project, h poll.Head, reason s
 	return nil
 }
 
-func (d *deployer) Missing(p poll.Project, h poll.Head) (bool, error) {
+func (d *deployer) Missing(p poll.Project, h poll.Head, _ poll.Cause) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return !slices.ContainsFunc(d.done, func(x deployment) bool { return x.project == p.ID && x.head.SHA == h.SHA }), nil
@@ -774,28 +782,62 @@ func TestWatchPathsOfPolledHeads(t *testing.T) {
 
 // TestGitHubPreviewBranches polls a GitHub project whose preview_branches are staging and
 // feature/*, with the preview of feature/x up: reconciliation deploys feature/x's head, the next
-// check staging's, and a branch that only a pattern matches is not read.
+// check the other branches the listing of branches shows (staging, feature/y, and later feature/z),
+// reading no branch one by one; once feature/x is gone from the listing, one request confirms it
+// and its preview is taken down.
 func TestGitHubPreviewBranches(t *testing.T) {
 	gh := githubtest.New(t, token)
 	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main",
-		Branches: map[string]string{"main": sha("a"), "staging": sha("5"), "feature/x": sha("f"), "feature/y": sha("e")}})
+		Branches: map[string]string{"main": sha("a"), "staging": sha("5"), "feature/x": sha("f"), "feature/y": sha("e"), "other": sha("0")}})
 	p := githubProject(1, false)
 	p.PreviewBranches = []string{"staging", "feature/*"}
-	p.Previews = []poll.Preview{{Branch: "feature/x"}}
+	p.Previews = []poll.Preview{{Alias: "git-feature-x", Branch: "feature/x", HeadSHA: sha("f")}}
 	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
 	want := []string{"1 main aaaaaaa reconcile Tip of main", "1 feature/x fffffff reconcile Tip of feature/x"}
 	if got := h.deployer.deployments(); !slices.Equal(got, want) {
 		t.Errorf("deployments at start %q, want %q", got, want)
 	}
 	h.runFor(70 * time.Second)
-	want = append(want, "1 staging 5555555 poll Tip of staging")
+	want = append(want, "1 feature/y eeeeeee poll Tip of feature/y", "1 staging 5555555 poll Tip of staging")
 	if got := h.deployer.deployments(); !slices.Equal(got, want) {
 		t.Errorf("deployments after a check %q, want %q", got, want)
 	}
+	gh.SetBranch("acme/site", "feature/z", sha("9"))
+	gh.SetBranch("acme/site", "feature/x", "")
+	h.runFor(70 * time.Second)
+	want = append(want, "1 feature/z 9999999 poll Tip of feature/z")
+	if got := h.deployer.deployments(); !slices.Equal(got, want) {
+		t.Errorf("deployments after a new branch %q, want %q", got, want)
+	}
+	// The harness's preview stays up: each check takes it down again.
+	if got := h.deployer.closedPreviews(); len(got) == 0 || slices.ContainsFunc(got, func(c string) bool { return c != "1 feature/x" }) {
+		t.Errorf("previews taken down %q, want feature/x's", got)
+	}
 	for _, a := range gh.Answers() {
-		if strings.Contains(a.Request, "feature/y") || strings.Contains(a.Request, "feature%2Fy") {
-			t.Errorf("GitHub was asked %s", a.Request)
+		ref, ok := strings.CutPrefix(a.Request, "GET /repos/acme/site/commits/")
+		if ok && !github.ValidSHA(ref) && ref != "main" && ref != "feature/x" {
+			t.Errorf("GitHub was asked %s: the listing has that branch", a.Request)
 		}
+	}
+}
+
+// TestDeletedPreviewBranchTakesItsPreviewDown polls a git repository whose branch feature/x has
+// a preview up: once the branch is deleted, its preview is taken down, once.
+func TestDeletedPreviewBranchTakesItsPreviewDown(t *testing.T) {
+	repo := gittest.New(t)
+	a := repo.Commit("first", map[string]string{"index.html": "a"})
+	repo.Git("branch", "feature/x")
+	h := newHarness(t, nil, poll.Options{Interval: time.Minute},
+		poll.Project{ID: 1, Slug: "site", RepoURL: "file://" + repo.Dir, Branch: "main", Poll: true,
+			Previews: []poll.Preview{{Alias: "git-feature-x", Branch: "feature/x", HeadSHA: a}}})
+	h.runFor(70 * time.Second)
+	if got := h.deployer.closedPreviews(); len(got) != 0 {
+		t.Fatalf("previews taken down while the branch is there: %q", got)
+	}
+	repo.Git("branch", "-D", "feature/x")
+	h.runFor(70 * time.Second)
+	if got := h.deployer.closedPreviews(); len(got) == 0 || got[0] != "1 feature/x" {
+		t.Errorf("previews taken down %q, want feature/x's", got)
 	}
 }
 
@@ -829,11 +871,11 @@ func TestGonePullRequestClosesItsPreview(t *testing.T) {
 	if _, _, failed := h.poller.ReconcileError(1); !failed {
 		t.Fatal("the reconciliation at start did not fail with the listing")
 	}
-	if got := h.deployer.closedPullRequests(); len(got) != 0 {
+	if got := h.deployer.closedPreviews(); len(got) != 0 {
 		t.Fatalf("a failed listing closed %q", got)
 	}
 	h.runFor(20 * time.Second)
-	if got := h.deployer.closedPullRequests(); len(got) == 0 || got[0] != "1 #7" || slices.Contains(got, "1 #8") {
+	if got := h.deployer.closedPreviews(); len(got) == 0 || got[0] != "1 #7" || slices.Contains(got, "1 #8") {
 		t.Errorf("closed %q after a listing without #7, want #7 alone", got)
 	}
 }

@@ -18,12 +18,33 @@ import (
 // source reads the heads of projects' repositories.
 type source interface {
 	// heads returns the heads of the production branch, of the preview branches and, when asked,
-	// of the open pull requests; pullsListed reports that these are every open pull request.
-	heads(ctx context.Context, p Project) (heads []Head, pullsListed bool, err error)
+	// of the open pull requests.
+	heads(ctx context.Context, p Project) (listing, error)
 	// commit returns the message and author of a head's commit.
 	commit(ctx context.Context, p Project, h Head) (message, author string, err error)
 	// pausedUntil is when the source may be asked again after a rate limit, zero when it may now.
 	pausedUntil() time.Time
+}
+
+// listing is what a source read of a project's repository.
+type listing struct {
+	heads []Head
+	// pullsListed says heads has every open pull request.
+	pullsListed bool
+	// goneBranches are the branches of previews that are up that the repository no longer has.
+	goneBranches []string
+}
+
+// goneBranches returns the branches of p's branch previews that are up but not among branches, the
+// repository's.
+func goneBranches(p Project, branches func(string) bool) []string {
+	var gone []string
+	for _, pv := range p.Previews {
+		if pv.PullRequest == 0 && pv.Branch != p.Branch && !branches(pv.Branch) {
+			gone = append(gone, pv.Branch)
+		}
+	}
+	return gone
 }
 
 // gitSource reads any git remote with `git ls-remote`, one call per project and check.
@@ -33,27 +54,31 @@ type gitSource struct {
 	timeout time.Duration
 }
 
-func (g *gitSource) heads(ctx context.Context, p Project) ([]Head, bool, error) {
+func (g *gitSource) heads(ctx context.Context, p Project) (listing, error) {
 	ref := "refs/heads/" + p.Branch
 	pattern := ref
-	if len(p.PreviewBranches) > 0 {
+	every := len(p.PreviewBranches) > 0 || slices.ContainsFunc(p.Previews, func(pv Preview) bool { return pv.PullRequest == 0 })
+	if every {
 		pattern = "refs/heads/*"
 	}
 	refs, err := g.git.LsRemote(ctx, p.RepoURL, p.Repo != "", pattern)
 	if err != nil {
-		return nil, false, timedOut(ctx, err, "git ls-remote", g.timeout)
+		return listing{}, timedOut(ctx, err, "git ls-remote", g.timeout)
 	}
 	sha, ok := refs[ref]
 	if !ok {
-		return nil, false, fmt.Errorf("branch %s not found in the repository", p.Branch)
+		return listing{}, fmt.Errorf("branch %s not found in the repository", p.Branch)
 	}
-	heads := []Head{{Branch: p.Branch, SHA: sha}}
+	l := listing{heads: []Head{{Branch: p.Branch, SHA: sha}}}
 	for _, r := range slices.Sorted(maps.Keys(refs)) {
 		if branch, ok := strings.CutPrefix(r, "refs/heads/"); ok && branch != p.Branch && trigger.Match(p.PreviewBranches, branch) {
-			heads = append(heads, Head{Branch: branch, SHA: refs[r]})
+			l.heads = append(l.heads, Head{Branch: branch, SHA: refs[r]})
 		}
 	}
-	return heads, false, nil
+	if every {
+		l.goneBranches = goneBranches(p, func(branch string) bool { return refs["refs/heads/"+branch] != "" })
+	}
+	return l, nil
 }
 
 func (g *gitSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {
@@ -91,9 +116,10 @@ type githubSource struct {
 
 	mu sync.Mutex
 	// shas are the last SHA seen of each project's branches, pulls the last listing of its open
-	// pull requests.
-	shas  map[knownBranch]string
-	pulls map[int64]*pullListing
+	// pull requests, branches the last listing of its branches.
+	shas     map[knownBranch]string
+	pulls    map[int64]*pullListing
+	branches map[int64]*branchListing
 	// rate is what GitHub said last of the rate limit; pause is when polling may go on.
 	rate  github.Rate
 	pause time.Time
@@ -111,39 +137,117 @@ type pullListing struct {
 	heads      []Head
 }
 
-// newGitHubSource returns a githubSource of gh whose requests end after timeout.
-func newGitHubSource(gh *github.Client, c clock.Clock, timeout time.Duration) *githubSource {
-	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[knownBranch]string{}, pulls: map[int64]*pullListing{}}
+// branchListing is the last listing of a repository's branches, page by page with their ETags.
+type branchListing struct {
+	repo  string
+	pages []github.BranchPage
 }
 
-func (g *githubSource) heads(ctx context.Context, p Project) ([]Head, bool, error) {
+// newGitHubSource returns a githubSource of gh whose requests end after timeout.
+func newGitHubSource(gh *github.Client, c clock.Clock, timeout time.Duration) *githubSource {
+	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[knownBranch]string{}, pulls: map[int64]*pullListing{},
+		branches: map[int64]*branchListing{}}
+}
+
+func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
 	owner, name, _ := strings.Cut(p.Repo, "/")
 	sha, err := g.branchHead(ctx, p, owner, name, p.Branch)
 	if err != nil {
-		return nil, false, err
+		return listing{}, err
 	}
-	heads := []Head{{Branch: p.Branch, SHA: sha}}
+	l := listing{heads: []Head{{Branch: p.Branch, SHA: sha}}}
+	// Branches matching a pattern are found in the listing of every branch; the others (named
+	// preview branches, and those with a preview up) are asked for one by one, unless the listing
+	// has them: a 304 costs nothing, and a branch missing from the listing is confirmed gone.
+	listed, complete := map[string]string{}, false
+	if listsBranches(p) {
+		if listed, complete, err = g.listBranches(ctx, p, owner, name); err != nil {
+			return listing{}, err
+		}
+		for _, branch := range slices.Sorted(maps.Keys(listed)) {
+			if branch != p.Branch && trigger.Match(p.PreviewBranches, branch) {
+				l.heads = append(l.heads, Head{Branch: branch, SHA: listed[branch]})
+			}
+		}
+	}
+	up := map[string]bool{}
+	for _, pv := range p.Previews {
+		if pv.PullRequest == 0 {
+			up[pv.Branch] = true
+		}
+	}
 	branches := previewBranches(p)
 	for _, branch := range branches {
+		if sha, ok := listed[branch]; ok {
+			if !trigger.Match(p.PreviewBranches, branch) {
+				l.heads = append(l.heads, Head{Branch: branch, SHA: sha})
+			}
+			continue
+		}
+		if complete && !up[branch] {
+			continue // not pushed yet
+		}
 		sha, err := g.branchHead(ctx, p, owner, name, branch)
 		switch {
 		case errors.Is(err, github.ErrNotFound):
-			continue // deleted, or not pushed yet
+			if up[branch] {
+				l.goneBranches = append(l.goneBranches, branch)
+			}
+			continue
 		case err != nil:
-			return nil, false, err
+			return listing{}, err
 		}
-		heads = append(heads, Head{Branch: branch, SHA: sha})
+		l.heads = append(l.heads, Head{Branch: branch, SHA: sha})
 	}
 	g.mu.Lock()
 	maps.DeleteFunc(g.shas, func(k knownBranch, _ string) bool {
 		return k.project == p.ID && (k.repo != p.Repo || (k.branch != p.Branch && !slices.Contains(branches, k.branch)))
 	})
+	if !listsBranches(p) {
+		delete(g.branches, p.ID)
+	}
 	g.mu.Unlock()
 	if !p.PullRequests {
-		return heads, false, nil
+		return l, nil
 	}
 	pulls, err := g.openPullRequests(ctx, p, owner, name)
-	return append(heads, pulls...), err == nil, err
+	l.heads, l.pullsListed = append(l.heads, pulls...), err == nil
+	return l, err
+}
+
+// listsBranches reports whether p's preview branches are found in the listing of every branch:
+// when a pattern of preview_branches is more than a branch's name.
+func listsBranches(p Project) bool {
+	return slices.ContainsFunc(p.PreviewBranches, func(pattern string) bool { return !literal(pattern) })
+}
+
+// literal reports whether a pattern of preview_branches matches one branch, its own name.
+func literal(pattern string) bool {
+	return !strings.HasPrefix(pattern, "!") && !strings.ContainsAny(pattern, `*?[]{}\`)
+}
+
+// listBranches returns the heads of the branches of p's repository, from the listing GitHub gives
+// page by page (an unchanged page from the last listing), and whether the listing is complete.
+func (g *githubSource) listBranches(ctx context.Context, p Project, owner, name string) (map[string]string, bool, error) {
+	g.mu.Lock()
+	var last []github.BranchPage
+	if known := g.branches[p.ID]; known != nil && known.repo == p.Repo {
+		last = known.pages
+	}
+	g.mu.Unlock()
+	pages, _, partial, rate, err := g.gh.Branches(ctx, owner, name, last)
+	g.observe(rate, err)
+	if err != nil {
+		return nil, false, timedOut(ctx, err, "the GitHub request for the branches", g.timeout)
+	}
+	g.mu.Lock()
+	g.branches[p.ID] = &branchListing{repo: p.Repo, pages: pages}
+	g.mu.Unlock()
+	heads := map[string]string{}
+	for _, page := range pages {
+		maps.Copy(heads, page.Heads)
+	}
+	return heads, !partial, nil
 }
 
 // branchHead returns the SHA at the head of a branch of p's repository, asking GitHub with the SHA
@@ -164,10 +268,8 @@ func (g *githubSource) branchHead(ctx context.Context, p Project, owner, name, b
 	return sha, nil
 }
 
-// previewBranches returns the preview branches of p whose heads are read through the GitHub API:
-// those with a preview up and those preview_branches names without a pattern, sorted. The API
-// lists no branches by pattern; other branches' previews start with their first push's webhook
-// or pull request.
+// previewBranches returns the preview branches of p whose heads are read one by one through the
+// GitHub API: those with a preview up and those preview_branches names without a pattern, sorted.
 func previewBranches(p Project) []string {
 	var branches []string
 	for _, pv := range p.Previews {
@@ -176,7 +278,7 @@ func previewBranches(p Project) []string {
 		}
 	}
 	for _, pattern := range p.PreviewBranches {
-		if !strings.ContainsAny(pattern, "*!") && pattern != p.Branch {
+		if literal(pattern) && pattern != p.Branch {
 			branches = append(branches, pattern)
 		}
 	}
@@ -270,6 +372,7 @@ func (g *githubSource) forget(live map[int64]bool) {
 	defer g.mu.Unlock()
 	maps.DeleteFunc(g.shas, func(k knownBranch, _ string) bool { return !live[k.project] })
 	maps.DeleteFunc(g.pulls, func(id int64, _ *pullListing) bool { return !live[id] })
+	maps.DeleteFunc(g.branches, func(id int64, _ *branchListing) bool { return !live[id] })
 }
 
 // later returns the later of a and b.

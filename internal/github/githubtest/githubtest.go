@@ -155,6 +155,7 @@ func New(t testing.TB, token string) *Server {
 	mux.HandleFunc("DELETE /repos/{owner}/{repo}/hooks/{id}", s.deleteHook)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref...}", s.getCommit)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/branches", s.listBranches)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.listDeployments)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.createDeployment)

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -20,7 +22,7 @@ type Pull struct {
 	HeadRepo string
 }
 
-// Answer is one answer of the polling endpoints (commits/{ref} and pulls), as the fake gave it.
+// Answer is one answer of the polling endpoints (commits/{ref}, pulls and branches), as the fake gave it.
 type Answer struct {
 	// Request is "METHOD /path".
 	Request string
@@ -194,6 +196,37 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 			"head": map[string]any{"sha": p.HeadSHA, "ref": p.HeadRef, "repo": map[string]any{"full_name": head}},
 			"base": map[string]any{"ref": st.DefaultBranch, "repo": map[string]any{"full_name": st.FullName}}})
 	}
+	s.servePage(w, r, list, page, len(st.pulls), "state=open&per_page=100")
+}
+
+// listBranches serves the branches and their heads a page of 100 at a time, sorted by name as
+// GitHub sorts them, with a weak ETag of the page that a matching If-None-Match answers 304.
+func (s *Server) listBranches(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	page, _ := strconv.Atoi(q.Get("page"))
+	if q.Get("per_page") != "100" || (q.Has("page") && page < 2) {
+		s.t.Errorf("fake GitHub: branches listed with query %q, want per_page=100 and a page after the first", r.URL.RawQuery)
+	}
+	page = max(page, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		return
+	}
+	names := slices.Sorted(maps.Keys(st.Branches))
+	var list []map[string]any
+	for _, name := range names[min((page-1)*100, len(names)):min(page*100, len(names))] {
+		list = append(list, map[string]any{"name": name, "commit": map[string]any{"sha": st.Branches[name]}, "protected": false})
+	}
+	s.servePage(w, r, list, page, len(names), "per_page=100")
+}
+
+// servePage answers one page of a listing of total items (100 a page) with list, its items: 304
+// when If-None-Match matches the page's weak ETag, else the page with its ETag and, unless it is
+// the last, a Link to the next page, whose query is query and the page's number. It runs with s.mu
+// held.
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request, list []map[string]any, page, total int, query string) {
 	body, _ := json.Marshal(list)
 	if list == nil {
 		body = []byte("[]")
@@ -210,8 +243,8 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 	if !s.pollAnswer(w, r, http.StatusOK) {
 		return
 	}
-	if page*100 < len(st.pulls) {
-		w.Header().Set("Link", fmt.Sprintf(`<%s%s?state=open&per_page=100&page=%d>; rel="next"`, s.srv.URL, r.URL.Path, page+1))
+	if page*100 < total {
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s&page=%d>; rel="next"`, s.srv.URL, r.URL.Path, query, page+1))
 	}
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Content-Type", "application/json")
