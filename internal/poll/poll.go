@@ -277,6 +277,13 @@ func (p *Poller) Status(id int64) (Status, bool) {
 		return Status{}, false
 	}
 	st := Status{LastPollError: s.lastError}
+	if s.github && st.LastPollError == "" && p.github != nil {
+		// Held by a request refused for the rate limit of the token, which another project's check
+		// may have met; a limit that only ran low is a pause, not an error.
+		if until := p.github.refusedUntil(); until.After(p.opts.Clock.Now()) {
+			st.LastPollError = "GitHub refused a request for the rate limit of the token: checks resume at " + until.UTC().Format(time.RFC3339)
+		}
+	}
 	if !s.lastPoll.IsZero() {
 		t := s.lastPoll.UTC()
 		st.LastPollAt = &t
@@ -499,6 +506,16 @@ func (p *Poller) run(ctx context.Context, j job) {
 		return
 	}
 	src := p.source(j.project)
+	if until := src.pausedUntil(); until.After(p.opts.Clock.Now()) {
+		// A rate limit answered to a job that ran while this one waited for its slot: it waits
+		// for the pause's end with the others, sending nothing.
+		<-lane
+		p.mu.Lock()
+		delete(p.busy, j.project.ID)
+		p.holdGitHub(until)
+		p.mu.Unlock()
+		return
+	}
 	changed, err := p.visit(ctx, src, j.project, j.cause)
 	<-lane
 	if j.cause == CausePoll && p.opts.Observe != nil {

@@ -735,8 +735,8 @@ func TestSecondaryRateLimitPausesEveryProject(t *testing.T) {
 		h.step()
 	}
 	until := h.clock.Now().Add(600 * time.Second)
-	if st := h.status(2); st.NextPollAt.Before(until) {
-		t.Errorf("the other project's next check at %s, before the Retry-After of the token ends at %s", st.NextPollAt, until)
+	if st := h.status(2); st.NextPollAt.Before(until) || !strings.Contains(st.LastPollError, "GitHub refused a request for the rate limit of the token: checks resume at") {
+		t.Errorf("the other project's status %+v: its next check before the Retry-After of the token ends at %s, or no reason", st, until)
 	}
 	seen := len(gh.Answers())
 	for h.settle().Before(until) {
@@ -892,5 +892,29 @@ func TestHangingGitHubRequestTimesOut(t *testing.T) {
 	}
 	if st := h.status(1); st.LastPollError != "the GitHub request for the head of branch main timed out after 2s" {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// TestSpentRateLimitAtStartCostsOneRequest starts polling ten GitHub projects while the token's
+// rate limit is spent, as after a restart during a pause: the first answer pauses the others,
+// which were already waiting for a slot, before they send anything.
+func TestSpentRateLimitAtStartCostsOneRequest(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.SetRateLimit(5000, 0, time.Now().Add(30*time.Minute))
+	var projects []poll.Project
+	for id := range int64(10) {
+		name := fmt.Sprintf("acme/site-%d", id)
+		gh.AddRepo(githubtest.Repo{FullName: name, DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+		projects = append(projects, poll.Project{ID: id + 1, Slug: fmt.Sprint("site-", id), Repo: name,
+			RepoURL: "https://github.com/" + name + ".git", Branch: "main", Poll: true})
+	}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute, Concurrency: 1}, projects...)
+	if answers := gh.Answers(); len(answers) != 1 || answers[0].Status != http.StatusForbidden {
+		t.Errorf("answers at start %+v, want one 403", answers)
+	}
+	for id := range int64(10) {
+		if st := h.status(id + 1); !strings.Contains(st.LastPollError, "rate limit") {
+			t.Errorf("project %d's status says no rate limit: %+v", id+1, st)
+		}
 	}
 }

@@ -120,9 +120,11 @@ type githubSource struct {
 	shas     map[knownBranch]string
 	pulls    map[int64]*pullListing
 	branches map[int64]*branchListing
-	// rate is what GitHub said last of the rate limit; pause is when polling may go on.
-	rate  github.Rate
-	pause time.Time
+	// rate is what GitHub said last of the rate limit; pause is when polling may go on, and
+	// refused says a request was refused for the rate limit then (not only that it ran low).
+	rate    github.Rate
+	pause   time.Time
+	refused bool
 }
 
 // knownBranch names a branch of a project's repository whose last SHA is kept.
@@ -350,12 +352,25 @@ func (g *githubSource) observe(rate github.Rate, err error) {
 	if limit := now.Add(maxPause); until.After(limit) {
 		until = limit
 	}
-	g.pause = later(g.pause, until)
+	if until.After(g.pause) {
+		g.pause, g.refused = until, errors.Is(err, github.ErrRateLimited)
+	}
 }
 
 func (g *githubSource) pausedUntil() time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.pause
+}
+
+// refusedUntil is when the pause of a request refused for the rate limit ends, zero when polling
+// is not paused for one.
+func (g *githubSource) refusedUntil() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.refused {
+		return time.Time{}
+	}
 	return g.pause
 }
 
