@@ -900,7 +900,7 @@ func TestHangingGitHubRequestTimesOut(t *testing.T) {
 // which were already waiting for a slot, before they send anything.
 func TestSpentRateLimitAtStartCostsOneRequest(t *testing.T) {
 	gh := githubtest.New(t, token)
-	gh.SetRateLimit(5000, 0, time.Now().Add(30*time.Minute))
+	gh.SetRateLimit(5000, 0, start.Add(30*time.Minute))
 	var projects []poll.Project
 	for id := range int64(10) {
 		name := fmt.Sprintf("acme/site-%d", id)
