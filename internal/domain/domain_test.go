@@ -393,3 +393,19 @@ func TestBranchTipSaysWhatGitSaid(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableRemoteNeedsABranch adds a project without a branch from a remote that cannot be
+// read: the error says why and to name the branch, and no project is made.
+func TestUnreadableRemoteNeedsABranch(t *testing.T) {
+	f := newFixture(t, nil)
+	missing := "file://" + filepath.Join(t.TempDir(), "gone.git")
+	_, err := f.svc.CreateProject(context.Background(), NewProject{Name: "gone", RepoURL: missing})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != Upstream || !strings.HasPrefix(e.Detail, "could not read the default branch of "+missing+": ") ||
+		!strings.HasSuffix(e.Detail, "(pass --branch to name it)") {
+		t.Fatalf("error %#v", err)
+	}
+	if projects, err := f.svc.Projects(); err != nil || len(projects) != 0 {
+		t.Errorf("projects after the refusal: %v %v", projects, err)
+	}
+}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -77,7 +78,10 @@ func (s *Service) CreateProject(ctx context.Context, req NewProject) (*store.Pro
 	}
 	branch := req.Branch
 	if branch == "" {
-		branch = remoteHeadBranch(ctx, req.RepoURL)
+		var err error
+		if branch, err = remoteHeadBranch(ctx, req.RepoURL); err != nil {
+			return nil, err
+		}
 	} else if err := validateBranch(branch); err != nil {
 		return nil, err
 	}
@@ -324,20 +328,30 @@ func gitCommand(ctx context.Context, timeout time.Duration, args ...string) ([]b
 	return pipeline.Git(ctx, "", env, nil, args...)
 }
 
-// remoteHeadBranch asks the remote for the branch its HEAD points at, defaulting to main.
-func remoteHeadBranch(ctx context.Context, repoURL string) string {
-	out, err := gitCommand(ctx, 20*time.Second, "ls-remote", "--symref", "--", repoURL, "HEAD")
+// headBranchTimeout bounds the question a project's creation asks the remote: long enough for a
+// slow host, short enough for a command waiting on it.
+const headBranchTimeout = 10 * time.Second
+
+// remoteHeadBranch asks the remote for the branch its HEAD points at, main when it names none; a
+// remote that cannot be read is an error that says to name the branch.
+func remoteHeadBranch(ctx context.Context, repoURL string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, headBranchTimeout)
+	defer cancel()
+	out, err := gitCommand(ctx, headBranchTimeout, "ls-remote", "--symref", "--", repoURL, "HEAD")
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("git ls-remote timed out after %s", headBranchTimeout)
+	}
 	if err != nil {
-		return "main"
+		return "", &Error{Kind: Upstream, Detail: fmt.Sprintf("could not read the default branch of %s: %v (pass --branch to name it)", repoURL, err), Err: err}
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if ref, ok := strings.CutPrefix(line, "ref: refs/heads/"); ok {
 			if branch, _, ok := strings.Cut(ref, "\t"); ok {
-				return branch
+				return branch, nil
 			}
 		}
 	}
-	return "main"
+	return "main", nil
 }
 
 // branchTip resolves a branch of a git remote to its commit with `git ls-remote`.
