@@ -10,6 +10,7 @@
 package poll
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -624,8 +625,10 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 	m := p.memo(pr.ID, heads)
 	changed, errs := p.closeGone(ctx, pr, l)
 	up := map[string]bool{}
+	previewHeads := map[string]string{}
 	for _, pv := range pr.Previews {
 		up[pv.key()] = true
+		previewHeads[pv.key()] = pv.HeadSHA
 	}
 	for _, h := range heads {
 		k := h.key()
@@ -636,7 +639,8 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 		}
 		p.mu.Lock()
 		seen, skipped := m.seen[k] == h.SHA, m.skipped[k] == h.SHA
-		h.Before = m.seen[k]
+		// A preview's head last seen is kept with the preview, so that it outlives a restart.
+		h.Before = cmp.Or(m.seen[k], previewHeads[k])
 		p.mu.Unlock()
 		changed = changed || !seen
 		if skipped || (seen && cause == CausePoll) {
