@@ -12,34 +12,62 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
+// deploymentRecord is a deployment as the deployments bucket keeps it, with the messages of its
+// changes of status not yet copied to the outbox.
+type deploymentRecord struct {
+	store.Deployment
+	// Unsent are the numbered reports and notifications of the deployment's changes of status,
+	// oldest first, that the change wrote and that are not yet known to be in the outbox.
+	Unsent []outbox.Message `json:"unsent,omitempty"`
+}
+
 // deployment reads a deployment and its revision.
 func (s *Store) deployment(ctx context.Context, id int64) (*store.Deployment, uint64, error) {
-	var d store.Deployment
-	rev, err := getJSON(ctx, s.deployments, idKey(id), &d)
+	rec, rev, err := s.deploymentRecord(ctx, id)
 	if err != nil {
 		return nil, 0, err
 	}
-	return &d, rev, nil
+	return &rec.Deployment, rev, nil
+}
+
+// deploymentRecord reads a deployment's record and its revision.
+func (s *Store) deploymentRecord(ctx context.Context, id int64) (*deploymentRecord, uint64, error) {
+	var rec deploymentRecord
+	rev, err := getJSON(ctx, s.deployments, idKey(id), &rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &rec, rev, nil
 }
 
 // changeDeployment applies change to a deployment and writes it back if nobody wrote it meanwhile,
 // trying again on a fresh read otherwise; change may run several times.
 func (s *Store) changeDeployment(ctx context.Context, id int64, change func(d *store.Deployment) error) (*store.Deployment, error) {
+	rec, err := s.changeDeploymentRecord(ctx, id, func(rec *deploymentRecord) error { return change(&rec.Deployment) })
+	if err != nil {
+		return nil, err
+	}
+	return &rec.Deployment, nil
+}
+
+// changeDeploymentRecord is changeDeployment of the whole record.
+func (s *Store) changeDeploymentRecord(ctx context.Context, id int64, change func(rec *deploymentRecord) error) (*deploymentRecord, error) {
 	for {
-		d, rev, err := s.deployment(ctx, id)
+		rec, rev, err := s.deploymentRecord(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if err := change(d); err != nil {
+		if err := change(rec); err != nil {
 			return nil, err
 		}
-		d.CommitMessage, d.CommitAuthor = store.LimitCommitMessage(d.CommitMessage), store.LimitCommitAuthor(d.CommitAuthor)
-		err = casJSON(ctx, s.deployments, idKey(id), d, rev)
+		rec.CommitMessage, rec.CommitAuthor = store.LimitCommitMessage(rec.CommitMessage), store.LimitCommitAuthor(rec.CommitAuthor)
+		err = casJSON(ctx, s.deployments, idKey(id), rec, rev)
 		if !conflicted(err) {
-			return d, err
+			return rec, err
 		}
 	}
 }
@@ -48,7 +76,7 @@ func (s *Store) changeDeployment(ctx context.Context, id int64, change func(d *s
 // terminal status, marked Skipped with skipped (see Skip); ErrFinished if it had ended already.
 func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status, message string, skipped bool) (*store.Deployment, error) {
 	now := time.Now().UTC()
-	d, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
+	d, err := s.changeStatus(ctx, id, func(d *store.Deployment) error {
 		if d.Terminal() {
 			return store.ErrFinished
 		}
@@ -63,7 +91,6 @@ func (s *Store) endDeployment(ctx context.Context, id int64, status store.Status
 		if finished := s.finished.Load(); finished != nil {
 			(*finished)(status)
 		}
-		s.transition(ctx, d)
 	}
 	return d, err
 }
@@ -141,8 +168,9 @@ func (s *Store) add(ctx context.Context, r *projectRecord, nd *newDeployment) er
 	return nil
 }
 
-// write stores a deployment that its project's record now queues, then at once cancels those it
-// supersedes and hands a build token to the workers.
+// write stores a deployment that its project's record now queues, with the messages of its queued
+// status, then at once cancels those it supersedes, hands a build token to the workers and copies
+// the messages to the outbox.
 func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) error {
 	d := nd.d
 	d.Status, d.CreatedAt = store.StatusQueued, now
@@ -151,7 +179,12 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 		d.Environment = store.EnvironmentPreview
 	}
 	d.CommitMessage, d.CommitAuthor = store.LimitCommitMessage(d.CommitMessage), store.LimitCommitAuthor(d.CommitAuthor)
-	if err := casJSON(ctx, s.deployments, idKey(d.ID), d, 0); err != nil {
+	messages, err := s.transitionMessages(ctx, d)
+	if err != nil {
+		return err
+	}
+	rec := &deploymentRecord{Deployment: *d, Unsent: messages}
+	if err := casJSON(ctx, s.deployments, idKey(d.ID), rec, 0); err != nil {
 		return err
 	}
 	var g errgroup.Group
@@ -166,7 +199,7 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	}
 	g.Go(func() error { return s.publishToken(ctx, d.ProjectID, d.Alias) })
 	g.Go(func() error {
-		s.transition(ctx, d)
+		s.sendUnsent(ctx, rec)
 		return nil
 	})
 	return g.Wait()
@@ -270,18 +303,14 @@ func (s *Store) SetStatus(id int64, status store.Status) error {
 	if c := s.claimOf(id); c != nil && c.lost.Load() {
 		return store.ErrFinished
 	}
-	d, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
+	_, err := s.changeStatus(ctx, id, func(d *store.Deployment) error {
 		if d.Terminal() {
 			return store.ErrFinished
 		}
 		d.Status = status
 		return nil
 	})
-	if err != nil {
-		return unavailable(err)
-	}
-	s.transition(ctx, d)
-	return nil
+	return unavailable(err)
 }
 
 // RecordDetected records what the build of a running deployment detected, on the deployment and,

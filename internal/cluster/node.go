@@ -6,8 +6,10 @@
 //
 //	KV projects      project id → projectRecord: the project and every index of it that a change
 //	                 must see at once (queued and running deployments, the commit index, branch
-//	                 heads, previews, the build epoch); it changes only by compare-and-set
-//	KV deployments   deployment id → store.Deployment, changed by compare-and-set
+//	                 heads, previews, the build epoch) and the notifications of its changes not
+//	                 yet copied to the outbox; it changes only by compare-and-set
+//	KV deployments   deployment id → store.Deployment and the reports and notifications of its
+//	                 changes of status not yet copied to the outbox, changed by compare-and-set
 //	KV slugs         slug → project id (created once: slugs are unique)
 //	KV repos         base64url("owner/name" NUL root) → project id (one import per repository)
 //	KV domains       base64url(domain) → project id
@@ -17,7 +19,9 @@
 //	                 "outbox" → the node sending the outbox (a bucket TTL: a lease not renewed
 //	                 expires)
 //	KV meta          "admin-token" → the cluster's admin token
-//	KV outbox        message id → outbox.Message (reports and notifications not yet sent)
+//	KV outbox        message id → outbox.Message (reports and notifications not yet sent); ids
+//	                 are numbered in the change that makes the message, and a sent message's
+//	                 delete marker keeps its id from being written again
 //	stream JOBS      work queue of build tokens "jobs.<project>.<alias>", one per subject (latest wins)
 //	stream DELIVERIES the record of webhook deliveries, "deliveries.<project>"
 //	object store sites "<deployment id>.tar": the local target's outputs; "<deployment id>.log":

@@ -3,7 +3,9 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -65,19 +67,68 @@ func (s *Store) EnqueueMessage(m outbox.Message) (int64, error) {
 
 // enqueue is EnqueueMessage with ctx.
 func (s *Store) enqueue(ctx context.Context, m *outbox.Message) error {
-	if err := m.Check(); err != nil {
+	batch := []outbox.Message{*m}
+	if err := s.number(ctx, batch); err != nil {
 		return err
+	}
+	*m = batch[0]
+	return s.copyToOutbox(ctx, batch)
+}
+
+// batchBits is how many low bits of a message id number the messages of one batch: a batch takes
+// one id of kind "message" and its messages are that id shifted left by batchBits plus their
+// index, so that ids keep the order of batches, and a batch's ids are known before it is written.
+const batchBits = 16
+
+// number checks the messages of one batch and gives them their ids, in order, and their creation
+// time; it takes the batch's id, so a batch numbered after another's change was read sorts after
+// that change's batch.
+func (s *Store) number(ctx context.Context, batch []outbox.Message) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if len(batch) > 1<<batchBits {
+		return fmt.Errorf("%d outbox messages at once: at most %d", len(batch), 1<<batchBits)
+	}
+	for i := range batch {
+		if err := batch[i].Check(); err != nil {
+			return err
+		}
 	}
 	id, err := s.nextID(ctx, "message")
 	if err != nil {
 		return err
 	}
-	m.ID, m.CreatedAt, m.Attempts, m.NextAttemptAt, m.LastError = id, time.Now().UTC(), 0, time.Time{}, ""
-	if err := casJSON(ctx, s.outbox, idKey(id), m, 0); err != nil {
-		return err
+	now := time.Now().UTC()
+	for i := range batch {
+		m := &batch[i]
+		m.ID, m.CreatedAt, m.Attempts, m.NextAttemptAt, m.LastError = id<<batchBits+int64(i), now, 0, time.Time{}, ""
 	}
-	s.signalEnqueued()
-	_ = s.node.conn.Publish(outboxWakeSubject, nil)
+	return nil
+}
+
+// copyToOutbox writes numbered messages to the outbox, each only if its id was never written: a
+// message copied before is there already, or was sent and deleted, and its delete marker keeps its
+// id taken, so copying a batch again adds nothing and sends nothing twice.
+func (s *Store) copyToOutbox(ctx context.Context, batch []outbox.Message) error {
+	for _, m := range batch {
+		data, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		err = whileElecting(ctx, func() error {
+			// Revision 0 expects no entry at all, not even a delete marker (Create would accept one).
+			_, err := s.outbox.Update(ctx, idKey(m.ID), data, 0)
+			return err
+		})
+		if err != nil && !conflicted(err) {
+			return err
+		}
+	}
+	if len(batch) > 0 {
+		s.signalEnqueued()
+		_ = s.node.conn.Publish(outboxWakeSubject, nil)
+	}
 	return nil
 }
 
@@ -215,18 +266,20 @@ func (s *Store) DeleteMessage(id int64) error {
 	return unavailable(err)
 }
 
-// transition enqueues the reports and notifications of deployment d's new status. Unlike on a
-// single agent, they are written after the change, not with it: a node that dies in between
-// loses them.
-func (s *Store) transition(ctx context.Context, d *store.Deployment) {
+// transitionMessages returns, numbered, the reports and notifications of deployment d's new
+// status: they are written on d's record by the change itself, then copied to the outbox (see
+// changeStatus), so that they are sent exactly when the change is made.
+func (s *Store) transitionMessages(ctx context.Context, d *store.Deployment) ([]outbox.Message, error) {
 	report, notifier := s.reporter.Load(), s.notifier.Load()
 	if report == nil && notifier == nil {
-		return
+		return nil, nil
 	}
 	r, _, err := s.record(ctx, d.ProjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil // the project was deleted: there is nobody left to tell
+	}
 	if err != nil {
-		s.log.Warn("cluster: reporting a deployment", "deployment", d.ID, "err", err)
-		return
+		return nil, err
 	}
 	var messages []outbox.Message
 	if report != nil {
@@ -234,9 +287,12 @@ func (s *Store) transition(ctx context.Context, d *store.Deployment) {
 	}
 	if notifier != nil {
 		names, err := store.EventsOf(d, func() (bool, error) { return s.previousFailed(ctx, r, d) })
-		targets, terr := s.notificationTargets(ctx, len(names))
-		if err = cmp.Or(err, terr); err != nil {
-			s.log.Warn("cluster: notifying of a deployment", "deployment", d.ID, "err", err)
+		if err != nil {
+			return nil, err
+		}
+		targets, err := s.notificationTargets(ctx, len(names))
+		if err != nil {
+			return nil, err
 		}
 		for _, name := range names {
 			e := store.Event{Name: name, Project: r.Project, Deployment: *d, At: time.Now().UTC()}
@@ -247,10 +303,45 @@ func (s *Store) transition(ctx context.Context, d *store.Deployment) {
 			}
 		}
 	}
-	for _, m := range messages {
-		if err := s.enqueue(ctx, &m); err != nil {
-			s.log.Warn("cluster: enqueueing a report", "deployment", d.ID, "kind", m.Kind, "err", err)
+	return messages, s.number(ctx, messages)
+}
+
+// changeStatus applies change, which changes a deployment's status, and writes the messages of the
+// new status on the deployment's record in the same compare-and-set; it then copies them to the
+// outbox and clears them from the record. A node that dies in between leaves them on the record,
+// where the reconciler finds them (see Reconcile).
+func (s *Store) changeStatus(ctx context.Context, id int64, change func(d *store.Deployment) error) (*store.Deployment, error) {
+	rec, err := s.changeDeploymentRecord(ctx, id, func(rec *deploymentRecord) error {
+		if err := change(&rec.Deployment); err != nil {
+			return err
 		}
+		messages, err := s.transitionMessages(ctx, &rec.Deployment)
+		rec.Unsent = append(rec.Unsent, messages...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.sendUnsent(ctx, rec)
+	return &rec.Deployment, nil
+}
+
+// sendUnsent copies the messages left on a deployment's record to the outbox and clears them from
+// the record; on failure it logs, and the reconciler tries again.
+func (s *Store) sendUnsent(ctx context.Context, rec *deploymentRecord) {
+	if len(rec.Unsent) == 0 || s.dieAfterChange.Load() {
+		return
+	}
+	err := s.copyToOutbox(ctx, rec.Unsent)
+	if err == nil {
+		last := rec.Unsent[len(rec.Unsent)-1].ID
+		_, err = s.changeDeploymentRecord(ctx, rec.ID, func(rec *deploymentRecord) error {
+			rec.Unsent = slices.DeleteFunc(rec.Unsent, func(m outbox.Message) bool { return m.ID <= last })
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("cluster: enqueueing the reports of a deployment", "deployment", rec.ID, "err", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miaobu/miaobu/internal/event"
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -22,13 +23,13 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*store.Pre
 	defer cancel()
 	var rm removal
 	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
-		rm, err = r.removePreview(alias, time.Now().UTC())
+		rm, err = s.removePreview(ctx, r, alias)
 		return err
 	})
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
-	cancelled, err := s.takenDown(ctx, &r.Project, rm, reason)
+	cancelled, err := s.takenDown(ctx, r, rm, reason)
 	return rm.before, cancelled, err
 }
 
@@ -51,7 +52,7 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 		switch p := r.Previews[alias]; {
 		case p == nil:
 		case p.PullRequest == 0 && p.Branch == branch:
-			if rm, err = r.removePreview(alias, time.Now().UTC()); err != nil {
+			if rm, err = s.removePreview(ctx, r, alias); err != nil {
 				return err
 			}
 		default:
@@ -64,7 +65,7 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
-	cancelled, err := s.takenDown(ctx, &r.Project, rm, reason)
+	cancelled, err := s.takenDown(ctx, r, rm, reason)
 	return rm.before, cancelled, err
 }
 
@@ -112,9 +113,24 @@ func (r *projectRecord) removePreview(alias string, now time.Time) (removal, err
 	return rm, nil
 }
 
-// takenDown cancels, for reason, the deployments that rm, the removal of a preview of p, left
-// unfinished and notifies of the removal; it returns the deployments it cancelled.
-func (s *Store) takenDown(ctx context.Context, p *store.Project, rm removal, reason string) ([]*store.Deployment, error) {
+// removePreview takes preview alias down in r now, as r.removePreview does, and writes on r the
+// notifications that it is removed, so that they are sent exactly when the removal is made (see
+// takenDown).
+func (s *Store) removePreview(ctx context.Context, r *projectRecord, alias string) (removal, error) {
+	rm, err := r.removePreview(alias, time.Now().UTC())
+	if err != nil || rm.wasLive == 0 {
+		return rm, err
+	}
+	messages, err := s.removalMessages(ctx, &r.Project, rm.wasLive)
+	r.Unsent = append(r.Unsent, messages...)
+	return rm, err
+}
+
+// takenDown copies to the outbox the notifications that the removal of a preview of r wrote on r,
+// then cancels, for reason, the deployments that the removal rm left unfinished; it returns the
+// deployments it cancelled.
+func (s *Store) takenDown(ctx context.Context, r *projectRecord, rm removal, reason string) ([]*store.Deployment, error) {
+	s.sendRecordUnsent(ctx, r)
 	var cancelled []*store.Deployment
 	for _, id := range rm.unfinished {
 		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason, false)
@@ -126,34 +142,53 @@ func (s *Store) takenDown(ctx context.Context, p *store.Project, rm removal, rea
 		}
 		cancelled = append(cancelled, d)
 	}
-	if rm.wasLive != 0 {
-		s.notifyRemoved(ctx, p, rm.wasLive)
-	}
 	return cancelled, nil
 }
 
-// notifyRemoved enqueues the notifications that a preview of p, on which deployment id was live,
-// is removed.
-func (s *Store) notifyRemoved(ctx context.Context, p *store.Project, id int64) {
+// removalMessages returns, numbered, the notifications that a preview of p, on which deployment id
+// was live, is removed.
+func (s *Store) removalMessages(ctx context.Context, p *store.Project, id int64) ([]outbox.Message, error) {
 	notifier := s.notifier.Load()
 	if notifier == nil {
-		return
+		return nil, nil
 	}
 	d, _, err := s.deployment(ctx, id)
-	if err == nil {
-		var targets []*store.Notification
-		if targets, err = s.notificationsWith(ctx); err == nil {
-			e := store.Event{Name: event.PreviewRemoved, Project: *p, Deployment: *d, At: time.Now().UTC()}
-			for _, n := range targets {
-				if n.Wants(e) {
-					m := (*notifier)(*n, e)
-					err = errors.Join(err, s.enqueue(ctx, &m))
-				}
-			}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	targets, err := s.notificationsWith(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var messages []outbox.Message
+	e := store.Event{Name: event.PreviewRemoved, Project: *p, Deployment: *d, At: time.Now().UTC()}
+	for _, n := range targets {
+		if n.Wants(e) {
+			messages = append(messages, (*notifier)(*n, e))
 		}
 	}
+	return messages, s.number(ctx, messages)
+}
+
+// sendRecordUnsent copies the messages left on a project's record to the outbox and clears them
+// from the record; on failure it logs, and the reconciler tries again.
+func (s *Store) sendRecordUnsent(ctx context.Context, r *projectRecord) {
+	if len(r.Unsent) == 0 || s.dieAfterChange.Load() {
+		return
+	}
+	err := s.copyToOutbox(ctx, r.Unsent)
+	if err == nil {
+		last := r.Unsent[len(r.Unsent)-1].ID
+		_, err = s.changeRecord(ctx, r.Project.ID, func(r *projectRecord) error {
+			r.Unsent = slices.DeleteFunc(r.Unsent, func(m outbox.Message) bool { return m.ID <= last })
+			return nil
+		})
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("cluster: notifying of a removed preview", "deployment", id, "err", err)
+		s.log.Warn("cluster: enqueueing the notifications of a project", "project", r.Project.ID, "err", err)
 	}
 }
 

@@ -247,7 +247,7 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 	s.mu.Unlock()
 	c.id.Store(id)
 	now := time.Now().UTC()
-	d, err := s.changeDeployment(ctx, id, func(d *store.Deployment) error {
+	d, err := s.changeStatus(ctx, id, func(d *store.Deployment) error {
 		if d.Terminal() {
 			return store.ErrFinished
 		}
@@ -262,7 +262,6 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 	}
 	// The claim is in the record now: the reconciler takes it over if this node dies.
 	_ = msg.Ack()
-	s.transition(ctx, d)
 	return d, nil
 }
 
@@ -326,7 +325,7 @@ func (s *Store) requeue(ctx context.Context, d *store.Deployment, held func(r *p
 		_, err := s.endDeployment(ctx, d.ID, outcome, message, false)
 		return err
 	}
-	d, err = s.changeDeployment(ctx, d.ID, func(d *store.Deployment) error {
+	d, err = s.changeStatus(ctx, d.ID, func(d *store.Deployment) error {
 		d.Status, d.StartedAt, d.Node = store.StatusQueued, nil, ""
 		if counting {
 			d.Attempts++
@@ -336,7 +335,6 @@ func (s *Store) requeue(ctx context.Context, d *store.Deployment, held func(r *p
 	if err != nil {
 		return err
 	}
-	s.transition(ctx, d)
 	return s.publishToken(ctx, d.ProjectID, d.Alias)
 }
 
@@ -394,8 +392,9 @@ func (s *Store) takeOver(ctx context.Context, orphaned func(sl slot, leased bool
 
 // Reconcile runs on one node at a time (the holder of the reconciler lease), every third of the
 // lease TTL until ctx ends: it queues again the builds whose node lost its project's lease (it
-// died, or was cut off), and hands a token again to every alias with queued deployments, for a
-// node that died between recording a deployment and publishing its token.
+// died, or was cut off), hands a token again to every alias with queued deployments, for a node
+// that died between recording a deployment and publishing its token, and copies to the outbox the
+// messages that a node which died right after a change left on the record it changed.
 func (s *Store) Reconcile(ctx context.Context) {
 	tick := time.NewTicker(s.leaseTTL / 3)
 	defer tick.Stop()
@@ -458,45 +457,49 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := s.endStranded(octx, r, stranded); err != nil {
-			return err
+		// A node that died right after a change left its messages on the record it changed.
+		s.sendRecordUnsent(octx, r)
+		for _, id := range r.History {
+			rec, _, err := s.deploymentRecord(octx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // recorded in its project but not written yet, or pruned meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			s.sendUnsent(octx, rec)
+			if err := s.endStranded(octx, r, &rec.Deployment, stranded); err != nil {
+				return err
+			}
 		}
 	}
 	s.stranded = stranded
 	return nil
 }
 
-// endStranded ends the deployments of r that its record no longer queues or runs but that are
-// not finished: a node died between the change of the record and that of the deployment. Only
-// those found so at the previous pass too are ended (the others may be changing now): live ones
-// as deployed, others as failed. It adds the ones found to stranded.
-func (s *Store) endStranded(ctx context.Context, r *projectRecord, stranded map[int64]bool) error {
-	for _, id := range r.History {
-		if _, queued := r.Queued[id]; queued {
-			continue
-		}
-		if _, running := r.Running[id]; running {
-			continue
-		}
-		d, _, err := s.deployment(ctx, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && d.Terminal()) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if !s.stranded[id] {
-			stranded[id] = true
-			continue
-		}
-		status, message := store.StatusFailed, "the node recording the end of this deployment stopped; deploy again to retry"
-		if r.liveID(d.Alias) == id {
-			status, message = store.StatusDeployed, ""
-		}
-		if _, err := s.endDeployment(ctx, id, status, message, false); err != nil && !errors.Is(err, store.ErrFinished) {
-			return err
-		}
-		s.log.Warn("cluster: ended a deployment whose end was not recorded", "project", d.ProjectID, "deployment", id, "status", status)
+// endStranded ends deployment d of r if its record no longer queues or runs it but it is not
+// finished: a node died between the change of the record and that of the deployment. Only a
+// deployment found so at the previous pass too is ended (others may be changing now): as
+// deployed when it is live, else as failed. It adds d to stranded when found so.
+func (s *Store) endStranded(ctx context.Context, r *projectRecord, d *store.Deployment, stranded map[int64]bool) error {
+	id := d.ID
+	if _, queued := r.Queued[id]; queued {
+		return nil
 	}
+	if _, running := r.Running[id]; running || d.Terminal() {
+		return nil
+	}
+	if !s.stranded[id] {
+		stranded[id] = true
+		return nil
+	}
+	status, message := store.StatusFailed, "the node recording the end of this deployment stopped; deploy again to retry"
+	if r.liveID(d.Alias) == id {
+		status, message = store.StatusDeployed, ""
+	}
+	if _, err := s.endDeployment(ctx, id, status, message, false); err != nil && !errors.Is(err, store.ErrFinished) {
+		return err
+	}
+	s.log.Warn("cluster: ended a deployment whose end was not recorded", "project", d.ProjectID, "deployment", id, "status", status)
 	return nil
 }

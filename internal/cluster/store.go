@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/miaobu/miaobu/internal/keylock"
+	"github.com/miaobu/miaobu/internal/outbox"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -73,6 +74,9 @@ type Store struct {
 	// stranded are the deployments the reconciler's last pass found unfinished outside their
 	// project's queue and running set (see endStranded); only the reconciler uses it.
 	stranded map[int64]bool
+	// dieAfterChange, set by tests, leaves the messages a change wrote on its record unsent, as a
+	// node killed right after the change's compare-and-set does.
+	dieAfterChange atomic.Bool
 }
 
 // Open creates the buckets and streams that are missing (every node does, idempotently) and
@@ -358,6 +362,9 @@ type projectRecord struct {
 	// Epoch counts claims of builds: a build holds the epoch of its claim, and a change of it
 	// fences the build out.
 	Epoch int64 `json:"epoch,omitempty"`
+	// Unsent are the numbered notifications of changes of the record (a preview taken down), oldest
+	// first, that the change wrote and that are not yet known to be in the outbox.
+	Unsent []outbox.Message `json:"unsent,omitempty"`
 }
 
 // slot is a queued or running deployment in its project's record.
