@@ -918,3 +918,24 @@ func TestSpentRateLimitAtStartCostsOneRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestPreviewHeadLastSeenOutlivesARestart starts polling with feature/x's preview up at one commit
+// and the branch at another: the head is handed over with the preview's commit as the one it moved
+// from, as it would be had the poller seen it before a restart.
+func TestPreviewHeadLastSeenOutlivesARestart(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a"), "feature/x": sha("2")}})
+	p := githubProject(1, false)
+	p.PreviewBranches = []string{"feature/x"}
+	p.Previews = []poll.Preview{{Alias: "git-feature-x", Branch: "feature/x", HeadSHA: sha("1")}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	h.deployer.mu.Lock()
+	defer h.deployer.mu.Unlock()
+	var before []string
+	for _, d := range h.deployer.done {
+		before = append(before, d.head.Branch+" "+d.head.Before)
+	}
+	if want := []string{"main ", "feature/x " + sha("1")}; !slices.Equal(before, want) {
+		t.Errorf("heads handed over with the commits they moved from %q, want %q", before, want)
+	}
+}
