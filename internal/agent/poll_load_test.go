@@ -15,11 +15,11 @@ import (
 	"github.com/miaobu/miaobu/internal/trigger"
 )
 
-// TestPollLoad measures what polling 100 unchanged GitHub projects costs: it runs `miaobu agent` as
-// a process against the fake GitHub on loopback, with poll.interval 15s, for MIAOBU_POLL_LOAD (such
-// as 2m) after the reconciliation at start, and reports the agent's CPU time, its requests per hour
-// and how many of them counted against the rate limit (BENCHMARKS.md). It runs only when
-// MIAOBU_POLL_LOAD is set:
+// TestPollLoad measures what polling 100 unchanged GitHub projects costs, each with pull request
+// previews and the preview branches feature/*: it runs `miaobu agent` as a process against the fake
+// GitHub on loopback, with poll.interval 15s, for MIAOBU_POLL_LOAD (such as 2m) after the
+// reconciliation at start, and reports the agent's CPU time, its requests per hour and how many of
+// them counted against the rate limit (BENCHMARKS.md). It runs only when MIAOBU_POLL_LOAD is set:
 //
 //	MIAOBU_POLL_LOAD=2m go test -run TestPollLoad -v ./internal/agent/
 func TestPollLoad(t *testing.T) {
@@ -27,7 +27,9 @@ func TestPollLoad(t *testing.T) {
 	if err != nil {
 		t.Skip("set MIAOBU_POLL_LOAD to a duration, such as 2m, to measure polling")
 	}
-	const projects, interval = 100, 15 * time.Second
+	// Each check asks for the production branch's head, the listing of branches and that of the
+	// open pull requests.
+	const projects, interval, perCheck = 100, 15 * time.Second, 3
 	gh := githubtest.New(t, "ghp_load-token")
 	gh.SetRateLimit(5000, 5000, time.Now().Add(2*time.Hour))
 	data := filepath.Join(t.TempDir(), "data")
@@ -39,7 +41,7 @@ func TestPollLoad(t *testing.T) {
 		name := fmt.Sprintf("acme/site-%03d", i)
 		gh.AddRepo(githubtest.Repo{FullName: name, DefaultBranch: "main", Branches: map[string]string{"main": strings.Repeat("a", 40)}})
 		p := &store.Project{Name: name[5:], Slug: name[5:], Repo: name, RepoURL: "https://github.com/" + name + ".git",
-			DefaultBranch: "main", Target: "local", TriggerMode: trigger.ModePoll}
+			DefaultBranch: "main", Target: "local", TriggerMode: trigger.ModePoll, PRPreviews: true, PreviewBranches: []string{"feature/*"}}
 		if err := st.CreateProject(p); err != nil {
 			t.Fatal(err)
 		}
@@ -47,10 +49,11 @@ func TestPollLoad(t *testing.T) {
 	st.Close()
 	agent := startAgentProcess(t, data, freeAddr(t), "MIAOBU_BUILD_CONCURRENCY=0", "MIAOBU_GITHUB_API_URL="+gh.URL,
 		"MIAOBU_GITHUB_TOKEN=ghp_load-token", "MIAOBU_POLL_INTERVAL="+interval.String())
-	// The reconciliation at start reads every head and commit once; the measure starts an interval later.
-	for deadline := time.Now().Add(time.Minute); len(gh.Answers()) < 2*projects; time.Sleep(100 * time.Millisecond) {
+	// The reconciliation at start reads every listing and the head's commit once; the measure
+	// starts an interval later.
+	for deadline := time.Now().Add(time.Minute); len(gh.Answers()) < (perCheck+1)*projects; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d answers a minute after start, want the reconciliation's %d", len(gh.Answers()), 2*projects)
+			t.Fatalf("%d answers a minute after start, want the reconciliation's %d", len(gh.Answers()), (perCheck+1)*projects)
 		}
 	}
 	time.Sleep(interval)
@@ -74,8 +77,8 @@ func TestPollLoad(t *testing.T) {
 		"at most %d in one second; agent CPU %.2f s = %.2f%% of one core; resident memory %s",
 		projects, interval, elapsed.Round(time.Second), perHour(len(answers)), perHour(counted), busiest,
 		(cpu1 - cpu0).Seconds(), 100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), residentMemory(t, agent.cmd.Process.Pid))
-	if want := float64(projects) * float64(time.Hour/interval); perHour(len(answers)) < 0.85*want || perHour(len(answers)) > 1.15*want {
-		t.Errorf("%.0f requests/hour, want about %.0f (one per project and interval)", perHour(len(answers)), want)
+	if want := float64(perCheck*projects) * float64(time.Hour/interval); perHour(len(answers)) < 0.85*want || perHour(len(answers)) > 1.15*want {
+		t.Errorf("%.0f requests/hour, want about %.0f (%d per project and interval)", perHour(len(answers)), want, perCheck)
 	}
 	if counted != 0 {
 		t.Errorf("%d requests of unchanged branches counted against the rate limit, want none (304s)", counted)
