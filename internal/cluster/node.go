@@ -27,6 +27,11 @@
 //	object store sites "<deployment id>.tar": the local target's outputs; "<deployment id>.log":
 //	                 the build logs, as their building node last shared them
 //
+// The route connections are TLS 1.3, both ends presenting a certificate that the other checks was
+// signed by the cluster's certificate authority, which every node derives from cluster.secret alone
+// (routeCA): a route port reached by someone without the secret can neither read nor join. Routes
+// also log in with cluster.secret as their password, of which a node keeps only a bcrypt hash.
+//
 // Reads go to each stream's leader, so that a node reads what another has just written. A change
 // that spans keys writes the project's record first (the truth), then the rest; the reconciler
 // repairs what a node that died in between left.
@@ -60,7 +65,8 @@ import (
 // clusterName is the NATS cluster name every miaobu node uses.
 const clusterName = "miaobu"
 
-// routeAuthTimeout bounds how long a connection may take to authenticate.
+// routeAuthTimeout bounds how long a connection may take for its TLS handshake, and then to
+// authenticate.
 const routeAuthTimeout = 10 * time.Second
 
 // localUser is the user name of this process's own connection to its node.
@@ -89,7 +95,7 @@ type NodeOptions struct {
 	Listen string
 	// Peers are the nats-route:// URLs of every voting node (cluster.peers).
 	Peers []string
-	// Secret authenticates the routes (cluster.secret).
+	// Secret authenticates and encrypts the routes (cluster.secret).
 	Secret string
 	// Dir is where JetStream keeps its files.
 	Dir string
@@ -141,13 +147,18 @@ func StartNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	routeTLS, err := routeTLSConfig(opts.Name, opts.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("making the route certificate: %w", err)
+	}
 	so := &server.Options{ServerName: opts.Name, JetStream: true, StoreDir: filepath.Join(opts.Dir, "jetstream"),
 		// Every acknowledged write is on a quorum's disks: the Raft log is fsynced per append.
 		SyncAlways: true, NoSigs: true,
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, Username: localUser, Password: string(clientHash),
 		Cluster: server.ClusterOpts{Name: clusterName, Host: host, Port: port, Username: routeUser, Password: string(routeHash),
-			// A bcrypt check takes a while on a busy machine.
-			AuthTimeout: routeAuthTimeout.Seconds()},
+			TLSConfig: routeTLS,
+			// A TLS handshake and a bcrypt check take a while on a busy machine.
+			TLSTimeout: routeAuthTimeout.Seconds(), AuthTimeout: routeAuthTimeout.Seconds()},
 		Routes: routes}
 	srv, err := server.NewServer(so)
 	if err != nil {
@@ -399,10 +410,14 @@ type natsLogger struct {
 // second, is logged at most.
 const routeAuthLogInterval = time.Minute
 
-// routeAuthFailures are what the server logs when a route fails to authenticate, and what it means.
+// routeAuthFailures are what the server logs when a route fails to authenticate, and what it means:
+// a certificate signed by another authority, or a wrong password, comes of another cluster.secret.
 var routeAuthFailures = []struct{ logged, meaning string }{
 	{"Route Error 'Authorization Violation'", "a peer refused this node's route: this node's cluster.secret does not match the peers'"},
 	{"authentication error", "a node was refused a route: its cluster.secret does not match this node's"},
+	{"remote error: tls: bad certificate", "a peer refused this node's route certificate: this node's cluster.secret does not match the peers'"},
+	{"remote error: tls: unknown certificate authority", "a peer refused this node's route certificate: this node's cluster.secret does not match the peers'"},
+	{"x509: certificate signed by unknown authority", "a node's route certificate was refused: its cluster.secret does not match this node's"},
 }
 
 // routeAuthFailure logs a route authentication failure as what it means, at most once per

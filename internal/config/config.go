@@ -82,7 +82,7 @@ type Cluster struct {
 	// Peers are the nats-route://host:port URLs of every voting node, this one included; set, the
 	// agent runs clustered.
 	Peers []string `mapstructure:"peers"`
-	// Secret authenticates the route connections; the same on every node.
+	// Secret authenticates and encrypts the route connections; the same on every node.
 	Secret string `mapstructure:"secret"`
 	// LeaseTTL is how long a node's lease on a project's build outlives its last renewal: how soon
 	// another node takes over the build of a node that died.
@@ -104,7 +104,7 @@ func (c Cluster) validate() error {
 	case c.Listen == "":
 		return errors.New("cluster.listen is required when cluster.peers is set: the host:port of the route connections")
 	case c.Secret == "":
-		return errors.New("cluster.secret is required when cluster.peers is set: it authenticates the route connections")
+		return errors.New("cluster.secret is required when cluster.peers is set: it authenticates and encrypts the route connections")
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("cluster.lease_ttl must be at least 1s, not %s", c.LeaseTTL)
 	case len(c.Peers) < MinClusterVoters:
