@@ -71,7 +71,7 @@ start_cluster() {
 	for i in 1 2 3; do
 		rm -rf "$work/node$i"
 		start_agent "node$i" "819$i" "$1" MIAOBU_CLUSTER_NODE="node$i" MIAOBU_CLUSTER_LISTEN="127.0.0.1:719$i" \
-			MIAOBU_CLUSTER_PEERS="$peers" MIAOBU_CLUSTER_SECRET=bench-secret
+			MIAOBU_CLUSTER_PEERS="$peers" MIAOBU_CLUSTER_SECRET=bench-secret-of-the-benchmark-cluster
 	done
 	for i in 1 2 3; do wait_up "819$i"; done
 }

@@ -49,7 +49,7 @@ func startClusterProcesses(t *testing.T, env ...string) []*clusterNode {
 		n.env = append([]string{"MIAOBU_DATA_DIR=" + data, "MIAOBU_LISTEN=" + addr, "MIAOBU_SHUTDOWN_TIMEOUT=3s",
 			"XDG_CONFIG_HOME=" + filepath.Join(data, "config"), "MIAOBU_BUILD_CONCURRENCY=1", "MIAOBU_BUILD_SANDBOX=none",
 			"MIAOBU_CLUSTER_NODE=" + name, "MIAOBU_CLUSTER_LISTEN=" + routes[i], "MIAOBU_CLUSTER_PEERS=" + strings.Join(peers, ","),
-			"MIAOBU_CLUSTER_SECRET=route-secret", "MIAOBU_CLUSTER_LEASE_TTL=3s"}, env...)
+			"MIAOBU_CLUSTER_SECRET=route-secret-of-the-test-cluster-32", "MIAOBU_CLUSTER_LEASE_TTL=3s"}, env...)
 		n.start(t)
 		nodes = append(nodes, n)
 	}

@@ -41,7 +41,7 @@ func startClusterAgents(t *testing.T) []*agenttest.Agent {
 		cfg.Listen = freeAddr(t)
 		cfg.PublicURL, cfg.AgentURL = "http://"+cfg.Listen, "http://"+cfg.Listen
 		cfg.Build.Sandbox, cfg.Build.Concurrency = "none", 1
-		cfg.Cluster = config.Cluster{Node: fmt.Sprintf("node-%d", i+1), Listen: routes[i], Peers: peers, Secret: "route-secret"}
+		cfg.Cluster = config.Cluster{Node: fmt.Sprintf("node-%d", i+1), Listen: routes[i], Peers: peers, Secret: "route-secret-of-the-test-cluster-32"}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- agent.Run(ctx, cfg, slog.New(slog.DiscardHandler), agenttest.Version) }()

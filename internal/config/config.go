@@ -92,6 +92,10 @@ type Cluster struct {
 // Enabled reports whether the agent runs clustered.
 func (c Cluster) Enabled() bool { return len(c.Peers) > 0 }
 
+// MinClusterSecret is the fewest characters of cluster.secret: 32 random ones, as
+// `openssl rand -base64 32` gives 44, cannot be guessed.
+const MinClusterSecret = 32
+
 // validate checks a clustered configuration: a node name, a route listener, a secret and at
 // least MinClusterVoters peers.
 func (c Cluster) validate() error {
@@ -105,6 +109,9 @@ func (c Cluster) validate() error {
 		return errors.New("cluster.listen is required when cluster.peers is set: the host:port of the route connections")
 	case c.Secret == "":
 		return errors.New("cluster.secret is required when cluster.peers is set: it authenticates and encrypts the route connections")
+	case len(c.Secret) < MinClusterSecret:
+		return fmt.Errorf("cluster.secret has %d characters, fewer than %d: the route connections' keys are derived from it, "+
+			"so it must not be guessable; make one with `openssl rand -base64 32`", len(c.Secret), MinClusterSecret)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("cluster.lease_ttl must be at least 1s, not %s", c.LeaseTTL)
 	case len(c.Peers) < MinClusterVoters:

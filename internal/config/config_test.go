@@ -370,3 +370,19 @@ func TestTLSRisks(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterSecretMustNotBeGuessable(t *testing.T) {
+	isolate(t)
+	t.Setenv("MIAOBU_CLUSTER_NODE", "node-1")
+	t.Setenv("MIAOBU_CLUSTER_LISTEN", "10.0.0.1:6222")
+	t.Setenv("MIAOBU_CLUSTER_PEERS", "nats-route://10.0.0.1:6222,nats-route://10.0.0.2:6222,nats-route://10.0.0.3:6222")
+	t.Setenv("MIAOBU_CLUSTER_SECRET", "hunter2")
+	if _, err := Load(nil); err == nil || !strings.Contains(err.Error(), "cluster.secret has 7 characters, fewer than 32") ||
+		strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a short cluster.secret: %v", err)
+	}
+	t.Setenv("MIAOBU_CLUSTER_SECRET", strings.Repeat("k", MinClusterSecret))
+	if cfg, err := Load(nil); err != nil || !cfg.Cluster.Enabled() {
+		t.Errorf("a secret of %d characters: %v", MinClusterSecret, err)
+	}
+}
