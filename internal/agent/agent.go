@@ -117,7 +117,7 @@ func newAgent(cfg *config.Config, st Store, log *slog.Logger, version string, re
 	a.reporter = a.newReporter(gh)
 	a.notifier = a.newNotifier()
 	a.domain = domain.New(domain.Options{Config: cfg, Store: st, GitHub: gh, Builds: a.builds, Reports: a.reporter,
-		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, SiteFiles: a.siteDir, Log: log})
+		Targets: publish.NewTargets(cfg), Notifier: a.notifier, Caches: a.caches, Resolver: resolver, SiteFiles: a.siteDir, SharedLog: a.sharedLog, Log: log})
 	a.sites = &serving.Sites{Store: st, Dir: a.siteDir, Domain: cfg.Sites.Domain, PublicURL: cfg.PublicURL,
 		Unavailable: cluster.ErrUnavailable, Log: log}
 	if a.dashboard, err = dashboard.New(dashboard.Options{Domain: a.domain, Views: dashboardViews{a}, Sessions: st,

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,6 +107,14 @@ func TestClusterBuildsOnceAndServesEverywhere(t *testing.T) {
 		if log := ta.Log(t, id); !strings.Contains(log, fmt.Sprintf("Deployment #%d succeeded", id)) {
 			t.Fatalf("%s shows the build log of %s:\n%s", ta.Config.Cluster.Node, *d.Node, log)
 		}
+		// The dashboard of every node shows the log too, on the page and whole.
+		session := dashboardSession(t, ta)
+		for _, path := range []string{fmt.Sprintf("/deployments/%d", id), fmt.Sprintf("/deployments/%d/log.txt", id)} {
+			if resp, body := dashboardGet(t, ta, path, session); resp.StatusCode != http.StatusOK ||
+				!strings.Contains(body, fmt.Sprintf("Deployment #%d succeeded", id)) {
+				t.Fatalf("%s's dashboard %s: %d, no log of %s:\n%s", ta.Config.Cluster.Node, path, resp.StatusCode, *d.Node, body)
+			}
+		}
 	}
 	var st api.Status
 	agents[2].Call(t, "GET", api.PathStatus, nil, http.StatusOK, &st)
@@ -154,4 +163,35 @@ func TestClusterDeletedProjectLeavesNoBuildLogOnTheBuildingNode(t *testing.T) {
 			t.Fatalf("the build log of the deleted project's deployment is still on %s", building.Config.Cluster.Node)
 		}
 	}
+}
+
+// dashboardSession signs in to ta's dashboard with a one-time code and returns the session cookie.
+func dashboardSession(t *testing.T, ta *agenttest.Agent) string {
+	t.Helper()
+	var code api.LoginCode
+	ta.Call(t, "POST", api.PathLoginCodes, nil, http.StatusCreated, &code)
+	req, err := http.NewRequest("POST", ta.URL+"/login", strings.NewReader(url.Values{"code": {code.Code}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, body := agenttest.Do(t, req, "Origin", ta.Config.PublicURL, "Sec-Fetch-Site", "same-origin")
+	for _, c := range resp.Cookies() {
+		if c.Name == "miaobu_session" {
+			return c.Value
+		}
+	}
+	t.Fatalf("sign-in to %s: %d %s", ta.URL, resp.StatusCode, body)
+	return ""
+}
+
+// dashboardGet asks ta's dashboard for path with the session cookie.
+func dashboardGet(t *testing.T, ta *agenttest.Agent, path, session string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", ta.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: "miaobu_session", Value: session})
+	return agenttest.Do(t, req)
 }

@@ -1,14 +1,12 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
 	"net/http"
-	"os"
-	"time"
 
-	"github.com/miaobu/miaobu/internal/domain"
 	"github.com/miaobu/miaobu/internal/store"
 )
 
@@ -24,18 +22,9 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if a.cluster != nil {
-		if _, err := os.Stat(a.domain.LogPath(d.ID)); errors.Is(err, os.ErrNotExist) {
-			// Built by another node, or not built yet: the log is the copy the building node shares.
-			return a.sharedLog(w, r, d.ID, follow == "1" || follow == "true")
-		}
-	}
 	if follow != "1" && follow != "true" {
-		f, err := os.Open(a.domain.LogPath(d.ID))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
+		f, err := a.domain.OpenLog(r.Context(), d)
+		if err != nil || f == nil {
 			return err
 		}
 		defer f.Close()
@@ -55,38 +44,15 @@ func (a *Agent) deploymentLogs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// sharedLog answers a log request from the copy of the log that the node building the deployment
-// shares with the cluster, at each step of the build and at its end; following, it sends what
-// each new copy adds until the deployment has ended.
-func (a *Agent) sharedLog(w http.ResponseWriter, r *http.Request, id int64, follow bool) error {
-	sent := 0
-	if follow {
-		w.WriteHeader(http.StatusOK)
+// sharedLog returns, on a cluster, the copy of deployment d's build log that the node building it
+// shares (nil before it shared one), and false when this node builds or built d, or nobody does yet.
+func (a *Agent) sharedLog(ctx context.Context, d *store.Deployment) ([]byte, bool, error) {
+	if a.cluster == nil || d.Node == "" || d.Node == a.cluster.Node().Name() {
+		return nil, false, nil
 	}
-	rc := http.NewResponseController(w)
-	for {
-		current, err := a.store.Deployment(id)
-		ended := err != nil || current.Terminal()
-		data, err := a.cluster.Log(r.Context(), id)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if len(data) > sent {
-			if _, err := w.Write(data[sent:]); err != nil {
-				return nil
-			}
-			sent = len(data)
-			_ = rc.Flush()
-		}
-		if !follow || ended {
-			return nil
-		}
-		select {
-		case <-r.Context().Done():
-			return nil
-		case <-a.stopping:
-			return nil
-		case <-time.After(domain.LogPollInterval):
-		}
+	data, err := a.cluster.Log(ctx, d.ID)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true, nil
 	}
+	return data, true, err
 }

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 
@@ -129,7 +128,11 @@ func (d *Dashboard) deploymentPage(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	// The status is read before the log: the log is complete once the deployment has ended.
-	start, log, size, err := logTail(d.opts.Domain.LogPath(dep.ID), pageLogBytes)
+	f, err := d.opts.Domain.OpenLog(r.Context(), dep)
+	if err != nil {
+		return err
+	}
+	start, log, size, err := logTail(f, pageLogBytes)
 	if err != nil {
 		return err
 	}
@@ -152,22 +155,16 @@ func (d *Dashboard) deploymentPage(w http.ResponseWriter, r *http.Request) error
 	return d.render(w, http.StatusOK, "deployment", data)
 }
 
-// logTail reads the lines in the last n bytes of the log at path: from start, the offset of the
-// first whole line in them, to size, the log's length. A missing log is empty.
-func logTail(path string, n int64) (start int64, tail []byte, size int64, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+// logTail reads the lines in the last n bytes of log f, which it closes: from start, the offset of
+// the first whole line in them, to size, the log's length. A missing log (nil) is empty.
+func logTail(f domain.BuildLog, n int64) (start int64, tail []byte, size int64, err error) {
+	if f == nil {
 		return 0, nil, 0, nil
 	}
-	if err != nil {
-		return 0, nil, 0, err
-	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
+	if size, err = f.Seek(0, io.SeekEnd); err != nil {
 		return 0, nil, 0, err
 	}
-	size = info.Size()
 	start = max(0, size-n)
 	tail = make([]byte, size-start)
 	if _, err := f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
@@ -187,8 +184,8 @@ func (d *Dashboard) rawLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(d.opts.Domain.LogPath(dep.ID))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	f, err := d.opts.Domain.OpenLog(r.Context(), dep)
+	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -122,6 +122,10 @@ type Options struct {
 	// SiteFiles returns where a kept deployment's files are when it goes live, after fetching them
 	// if they are kept elsewhere (on another node of a cluster); nil: SiteDir.
 	SiteFiles func(slug string, deploymentID int64) string
+	// SharedLog returns the copy of deployment d's build log that another node of a cluster, which
+	// builds or built it, shares (nil when it shared none yet), and false when the log is this
+	// agent's own file; nil: every log is.
+	SharedLog func(ctx context.Context, d *store.Deployment) (copy []byte, shared bool, err error)
 	Log       *slog.Logger
 }
 
@@ -138,6 +142,8 @@ type Service struct {
 	resolver Resolver
 	// siteFiles is Options.SiteFiles, or SiteDir.
 	siteFiles func(slug string, deploymentID int64) string
+	// sharedLog is Options.SharedLog.
+	sharedLog func(ctx context.Context, d *store.Deployment) ([]byte, bool, error)
 	log       *slog.Logger
 	// headCommitTimeout bounds the webhook's question to GitHub about a pull request's head commit:
 	// the constant headCommitTimeout, shorter in tests.
@@ -156,7 +162,7 @@ func New(opts Options) *Service {
 		resolver = net.DefaultResolver
 	}
 	s := &Service{cfg: opts.Config, store: opts.Store, github: opts.GitHub, builds: opts.Builds, reports: opts.Reports, targets: opts.Targets,
-		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, siteFiles: opts.SiteFiles, log: opts.Log,
+		notifier: opts.Notifier, caches: opts.Caches, resolver: resolver, siteFiles: opts.SiteFiles, sharedLog: opts.SharedLog, log: opts.Log,
 		headCommitTimeout: headCommitTimeout}
 	if s.siteFiles == nil {
 		s.siteFiles = s.SiteDir
