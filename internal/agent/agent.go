@@ -38,9 +38,10 @@ import (
 	"github.com/miaobu/miaobu/internal/store"
 )
 
-// previewPurgeInterval is how often the files of previews removed longer than retention.previews
-// ago are looked for.
-const previewPurgeInterval = time.Hour
+// purgeInterval is how often the files of previews removed longer than retention.previews ago are
+// looked for, and the local files of deleted projects and deployments (on a cluster, those other
+// nodes deleted) removed.
+const purgeInterval = time.Hour
 
 // Agent is the running daemon.
 type Agent struct {
@@ -371,7 +372,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	pollerDone := a.startPoller(workCtx)
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
 	waitOutbox := a.startOutbox(outboxCtx)
-	go a.domain.RunPreviewPurges(workCtx, previewPurgeInterval)
+	go a.domain.RunPurges(workCtx, purgeInterval)
 	serveErr := make(chan error, len(servers))
 	for _, s := range servers {
 		go func() {

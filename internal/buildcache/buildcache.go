@@ -179,17 +179,29 @@ func (c *Caches) changed(id int64) {
 }
 
 // Sweep removes what an agent stopped mid-way left behind: caches being cleared, half-written
-// entries, and the caches of projects that no longer exist (exists tells which do).
+// entries, and the caches of projects that no longer exist (exists tells which do). It runs while
+// no build does.
 func (c *Caches) Sweep(exists func(id int64) bool) error {
 	if err := os.RemoveAll(filepath.Join(c.dir, trashDir)); err != nil {
 		return err
 	}
+	ids, err := c.ClearGone(exists)
+	errs := []error{err}
+	for _, id := range ids {
+		errs = append(errs, sweepProject(c.projectDir(id)))
+	}
+	return errors.Join(errs...)
+}
+
+// ClearGone clears the caches of the projects that no longer exist (exists tells which do), such
+// as those deleted through another node of a cluster, and returns the projects whose caches stay.
+func (c *Caches) ClearGone(exists func(id int64) bool) (kept []int64, err error) {
 	entries, err := os.ReadDir(c.dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
 	for _, e := range entries {
@@ -197,14 +209,14 @@ func (c *Caches) Sweep(exists func(id int64) bool) error {
 		if err != nil || !e.IsDir() {
 			continue // not a project's cache (the OSS target keeps its hash caches here)
 		}
-		if !exists(id) {
-			_, err := c.Clear(id)
-			errs = append(errs, err)
+		if exists(id) {
+			kept = append(kept, id)
 			continue
 		}
-		errs = append(errs, sweepProject(c.projectDir(id)))
+		_, err = c.Clear(id)
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 // sweepProject removes from a project's cache directory everything but its four parts, and the

@@ -201,11 +201,15 @@ func (s *Service) PurgeRemovedPreviews(now time.Time) error {
 	return nil
 }
 
-// RunPreviewPurges purges removed previews now and then every interval until ctx ends.
-func (s *Service) RunPreviewPurges(ctx context.Context, interval time.Duration) {
+// RunPurges purges removed previews and sweeps the local files of what the store no longer has
+// (see SweepLocalFiles), now and then every interval until ctx ends.
+func (s *Service) RunPurges(ctx context.Context, interval time.Duration) {
 	for {
 		if err := s.PurgeRemovedPreviews(time.Now()); err != nil {
 			s.log.Warn("purging removed previews", "err", err)
+		}
+		if err := s.SweepLocalFiles(); err != nil {
+			s.log.Warn("removing the local files of deleted projects and deployments", "err", err)
 		}
 		select {
 		case <-ctx.Done():
