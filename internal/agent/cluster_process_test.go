@@ -282,3 +282,52 @@ func TestClusterTakesOverTheBuildOfAKilledNode(t *testing.T) {
 		t.Fatalf("restarted %s serves %d %q", builder.name, resp.StatusCode, body)
 	}
 }
+
+// TestClusterBuildOutlivesALostQuorum kills the two nodes that are not building while a build
+// runs: the building node cannot make it live without a quorum, and the deployment is not failed
+// for it; once the two are back, the deployment is built and goes live.
+func TestClusterBuildOutlivesALostQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three agent processes through a quorum's loss and return")
+	}
+	nodes := startClusterProcesses(t)
+	marker := fmt.Sprintf("miaobu-quorum-%d", time.Now().UnixNano())
+	p, _, id := startBuildSleeping(t, nodes[0].api, marker, 4*time.Second)
+	var building api.Deployment
+	nodes[0].api.Call(t, "GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &building)
+	if building.Node == nil {
+		t.Fatalf("the building deployment has no node: %+v", building)
+	}
+	var builder *clusterNode
+	var others []*clusterNode
+	for _, n := range nodes {
+		if n.name == *building.Node {
+			builder = n
+		} else {
+			others = append(others, n)
+		}
+	}
+	for _, n := range others {
+		n.kill(t)
+	}
+	// The build ends (4 s) with no quorum to record it; the builder says so and keeps no lease.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		log, _ := os.ReadFile(builder.log)
+		if strings.Contains(string(log), "no quorum") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never met the lost quorum:\n%s", builder.name, log)
+		}
+	}
+	for _, n := range others {
+		n.start(t)
+	}
+	waitForNodes(t, others...)
+	if d := waitThroughElection(t, builder, id); d.Status != api.StatusDeployed {
+		t.Fatalf("deployment %d after the quorum came back: %+v", id, d)
+	}
+	if resp, body := builder.api.Site(t, p.Slug, "/"); resp.StatusCode != http.StatusOK || body != "survived" {
+		t.Fatalf("%s serves %d %q", builder.name, resp.StatusCode, body)
+	}
+}
