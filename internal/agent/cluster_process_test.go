@@ -247,20 +247,7 @@ func TestClusterTakesOverTheBuildOfAKilledNode(t *testing.T) {
 	nodes := startClusterProcesses(t)
 	marker := fmt.Sprintf("miaobu-cluster-%d", time.Now().UnixNano())
 	p, _, id := startBuildSleeping(t, nodes[0].api, marker, 4*time.Second)
-	var building api.Deployment
-	nodes[0].api.Call(t, "GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &building)
-	if building.Node == nil {
-		t.Fatalf("the building deployment has no node: %+v", building)
-	}
-	var builder *clusterNode
-	var survivors []*clusterNode
-	for _, n := range nodes {
-		if n.name == *building.Node {
-			builder = n
-		} else {
-			survivors = append(survivors, n)
-		}
-	}
+	builder, survivors := splitByBuilder(t, nodes, id)
 	builder.kill(t)
 	d := waitThroughElection(t, survivors[0], id)
 	if d.Node == nil || *d.Node == builder.name {
@@ -293,20 +280,7 @@ func TestClusterBuildOutlivesALostQuorum(t *testing.T) {
 	nodes := startClusterProcesses(t)
 	marker := fmt.Sprintf("miaobu-quorum-%d", time.Now().UnixNano())
 	p, _, id := startBuildSleeping(t, nodes[0].api, marker, 4*time.Second)
-	var building api.Deployment
-	nodes[0].api.Call(t, "GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &building)
-	if building.Node == nil {
-		t.Fatalf("the building deployment has no node: %+v", building)
-	}
-	var builder *clusterNode
-	var others []*clusterNode
-	for _, n := range nodes {
-		if n.name == *building.Node {
-			builder = n
-		} else {
-			others = append(others, n)
-		}
-	}
+	builder, others := splitByBuilder(t, nodes, id)
 	for _, n := range others {
 		n.kill(t)
 	}
@@ -330,4 +304,22 @@ func TestClusterBuildOutlivesALostQuorum(t *testing.T) {
 	if resp, body := builder.api.Site(t, p.Slug, "/"); resp.StatusCode != http.StatusOK || body != "survived" {
 		t.Fatalf("%s serves %d %q", builder.name, resp.StatusCode, body)
 	}
+}
+
+// splitByBuilder returns the node that builds deployment id and the others.
+func splitByBuilder(t *testing.T, nodes []*clusterNode, id int64) (builder *clusterNode, others []*clusterNode) {
+	t.Helper()
+	var building api.Deployment
+	nodes[0].api.Call(t, "GET", fmt.Sprintf("%s/%d", api.PathDeployments, id), nil, http.StatusOK, &building)
+	if building.Node == nil {
+		t.Fatalf("the building deployment has no node: %+v", building)
+	}
+	for _, n := range nodes {
+		if n.name == *building.Node {
+			builder = n
+		} else {
+			others = append(others, n)
+		}
+	}
+	return builder, others
 }

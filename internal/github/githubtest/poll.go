@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -173,18 +174,11 @@ func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
 // listPulls serves the open pull requests a page of 100 at a time, with a weak ETag of the page
 // that a matching If-None-Match answers 304.
 func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	page, _ := strconv.Atoi(q.Get("page"))
-	if q.Get("state") != "open" || q.Get("per_page") != "100" || (q.Has("page") && page < 2) {
-		s.t.Errorf("fake GitHub: pulls listed with query %q, want state=open&per_page=100 and a page after the first", r.URL.RawQuery)
-	}
-	page = max(page, 1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.repo(w, r)
+	st, page, ok := s.listingPage(w, r, "pulls", "state=open&per_page=100")
 	if !ok {
 		return
 	}
+	defer s.mu.Unlock()
 	var list []map[string]any
 	for i := (page - 1) * 100; i < min(page*100, len(st.pulls)); i++ {
 		p := st.pulls[i]
@@ -202,24 +196,35 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 // listBranches serves the branches and their heads a page of 100 at a time, sorted by name as
 // GitHub sorts them, with a weak ETag of the page that a matching If-None-Match answers 304.
 func (s *Server) listBranches(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	page, _ := strconv.Atoi(q.Get("page"))
-	if q.Get("per_page") != "100" || (q.Has("page") && page < 2) {
-		s.t.Errorf("fake GitHub: branches listed with query %q, want per_page=100 and a page after the first", r.URL.RawQuery)
-	}
-	page = max(page, 1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.repo(w, r)
+	st, page, ok := s.listingPage(w, r, "branches", "per_page=100")
 	if !ok {
 		return
 	}
+	defer s.mu.Unlock()
 	names := slices.Sorted(maps.Keys(st.Branches))
 	var list []map[string]any
 	for _, name := range names[min((page-1)*100, len(names)):min(page*100, len(names))] {
 		list = append(list, map[string]any{"name": name, "commit": map[string]any{"sha": st.Branches[name]}, "protected": false})
 	}
 	s.servePage(w, r, list, page, len(names), "per_page=100")
+}
+
+// listingPage checks the query of a request for a page of the listing of what (its first page's
+// query is query, with page=N after it) and returns the repository and the page's number, with
+// s.mu held when it reports ok (the caller unlocks it); otherwise the request is answered.
+func (s *Server) listingPage(w http.ResponseWriter, r *http.Request, what, query string) (*repoState, int, bool) {
+	q := r.URL.Query()
+	page, _ := strconv.Atoi(q.Get("page"))
+	q.Del("page")
+	if want, _ := url.ParseQuery(query); !maps.EqualFunc(q, want, slices.Equal) || (r.URL.Query().Has("page") && page < 2) {
+		s.t.Errorf("fake GitHub: %s listed with query %q, want %s and a page after the first", what, r.URL.RawQuery, query)
+	}
+	s.mu.Lock()
+	st, ok := s.repo(w, r)
+	if !ok {
+		s.mu.Unlock()
+	}
+	return st, max(page, 1), ok
 }
 
 // servePage answers one page of a listing of total items (100 a page) with list, its items: 304
