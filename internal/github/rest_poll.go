@@ -81,77 +81,57 @@ func (p OpenPullRequest) IsFork() bool {
 	return isFork(p.HeadRepo, p.BaseRepo)
 }
 
-// PullRequestPage is how many pull requests one page of the listing holds, GitHub's most.
-const PullRequestPage = 100
-
-// OpenPullRequests lists the open pull requests of owner/repo (GET /repos/{o}/{r}/pulls). With
-// etag, the ETag of the caller's last listing, the first page's request carries If-None-Match and
-// an unchanged listing costs no rate limit: OpenPullRequests then returns changed false and no
-// pull requests. Otherwise it returns every page and the new ETag to keep.
-func (c *Client) OpenPullRequests(ctx context.Context, owner, repo, etag string) (prs []OpenPullRequest, newETag string, changed bool, rate Rate, err error) {
-	if err := c.check(owner, repo); err != nil {
-		return nil, "", false, Rate{}, err
-	}
-	for page := 1; page != 0; {
-		u := "repos/" + owner + "/" + repo + "/pulls?state=open&per_page=" + strconv.Itoa(PullRequestPage)
-		if page > 1 {
-			u += "&page=" + strconv.Itoa(page)
-		}
-		req, err := c.gh.NewRequest(http.MethodGet, u, nil)
-		if err != nil {
-			return nil, "", false, rate, err
-		}
-		if page == 1 && etag != "" {
-			req.Header.Set("If-None-Match", etag)
-		}
-		var list []*gogithub.PullRequest
-		resp, err := c.gh.Do(ctx, req, &list)
-		rate = rateOf(resp)
-		switch {
-		case page == 1 && notModified(resp) && etag != "":
-			return nil, etag, false, rate, nil
-		case err != nil:
-			return nil, "", false, rate, c.apiError(err, resp, "repository "+owner+"/"+repo+" not found or the token cannot see it", "")
-		}
-		if page == 1 {
-			newETag = resp.Header.Get("ETag")
-		}
-		for _, p := range list {
-			prs = append(prs, OpenPullRequest{Number: p.GetNumber(), HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(),
-				HeadRepo: p.GetHead().GetRepo().GetFullName(), BaseRepo: p.GetBase().GetRepo().GetFullName()})
-		}
-		page = resp.NextPage
-	}
-	return prs, newETag, true, rate, nil
+// Page is one page of a listing, with the ETag that asks GitHub whether it changed.
+type Page[T any] struct {
+	ETag  string
+	Items []T
+	// Full says the page held PageSize items: the listing may go on after it.
+	Full bool
 }
 
-// BranchPage is one page of a repository's branch listing, with the ETag that asks GitHub whether
-// it changed.
-type BranchPage struct {
-	ETag string
-	// Heads are the SHAs at the heads of the page's branches, by branch name.
-	Heads map[string]string
+// PageSize is how many items a page of a listing holds, GitHub's most.
+const PageSize = 100
+
+// MaxPages bounds a listing: a repository with more branches or open pull requests is read in part.
+const MaxPages = 10
+
+// Branch is a branch as the listing of branches shows it.
+type Branch struct {
+	Name, SHA string
 }
-
-// BranchPageSize is how many branches one page of the listing holds, GitHub's most.
-const BranchPageSize = 100
-
-// MaxBranchPages bounds the listing: a repository with more branches is read in part.
-const MaxBranchPages = 10
 
 // Branches lists the branches of owner/repo and their heads (GET /repos/{o}/{r}/branches), page by
-// page. Each page's request carries If-None-Match with the ETag of the same page in last, the
-// caller's previous listing, so that an unchanged page costs no rate limit and is taken from last.
-// It reports whether a page changed, and whether the listing stopped at MaxBranchPages.
-func (c *Client) Branches(ctx context.Context, owner, repo string, last []BranchPage) (pages []BranchPage, changed, partial bool, rate Rate, err error) {
+// page, conditionally on last, the caller's previous listing (see listPages).
+func (c *Client) Branches(ctx context.Context, owner, repo string, last []Page[Branch]) (pages []Page[Branch], changed, partial bool, rate Rate, err error) {
+	return listPages(c, ctx, owner, repo, "branches?per_page="+strconv.Itoa(PageSize), last, func(b *gogithub.Branch) (Branch, bool) {
+		sha := b.GetCommit().GetSHA()
+		return Branch{Name: b.GetName(), SHA: sha}, ValidSHA(sha)
+	})
+}
+
+// OpenPullRequests lists the open pull requests of owner/repo (GET /repos/{o}/{r}/pulls), page by
+// page, conditionally on last, the caller's previous listing (see listPages).
+func (c *Client) OpenPullRequests(ctx context.Context, owner, repo string, last []Page[OpenPullRequest]) (pages []Page[OpenPullRequest], changed, partial bool, rate Rate, err error) {
+	return listPages(c, ctx, owner, repo, "pulls?state=open&per_page="+strconv.Itoa(PageSize), last, func(p *gogithub.PullRequest) (OpenPullRequest, bool) {
+		return OpenPullRequest{Number: p.GetNumber(), HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(),
+			HeadRepo: p.GetHead().GetRepo().GetFullName(), BaseRepo: p.GetBase().GetRepo().GetFullName()}, true
+	})
+}
+
+// listPages reads the listing at path (below repos/{owner}/{repo}/) page by page, keeping the
+// items convert accepts. Each page's request carries If-None-Match with the ETag of the same page
+// in last, so that an unchanged page costs no rate limit and is taken from last. It reports
+// whether a page changed, and whether the listing stopped at MaxPages (or at a next page that is
+// no later page).
+func listPages[T, R any](c *Client, ctx context.Context, owner, repo, path string, last []Page[T], convert func(*R) (T, bool)) (pages []Page[T], changed, partial bool, rate Rate, err error) {
 	if err := c.check(owner, repo); err != nil {
 		return nil, false, false, Rate{}, err
 	}
 	for page := 1; page != 0; {
-		if page > MaxBranchPages {
+		if page > MaxPages {
 			return pages, changed, true, rate, nil
 		}
-		u := "repos/" + owner + "/" + repo + "/branches?per_page=" + strconv.Itoa(BranchPageSize)
+		u := "repos/" + owner + "/" + repo + "/" + path
 		if page > 1 {
 			u += "&page=" + strconv.Itoa(page)
 		}
@@ -159,32 +139,36 @@ func (c *Client) Branches(ctx context.Context, owner, repo string, last []Branch
 		if err != nil {
 			return nil, false, false, rate, err
 		}
-		var known *BranchPage
+		var known *Page[T]
 		if page <= len(last) && last[page-1].ETag != "" {
 			known = &last[page-1]
 			req.Header.Set("If-None-Match", known.ETag)
 		}
-		var list []*gogithub.Branch
+		var list []*R
 		resp, err := c.gh.Do(ctx, req, &list)
 		rate = rateOf(resp)
 		switch {
 		case known != nil && notModified(resp):
 			// A 304 carries no Link header: the pages after it are those of the last listing.
+			// A full last page may be followed by a new one, which is asked for.
 			pages = append(pages, *known)
-			if page++; page > len(last) {
+			if page++; page > len(last) && !known.Full {
 				page = 0
 			}
 			continue
 		case err != nil:
 			return nil, false, false, rate, c.apiError(err, resp, "repository "+owner+"/"+repo+" not found or the token cannot see it", "")
 		}
-		listed := BranchPage{ETag: resp.Header.Get("ETag"), Heads: make(map[string]string, len(list))}
-		for _, b := range list {
-			if sha := b.GetCommit().GetSHA(); ValidSHA(sha) {
-				listed.Heads[b.GetName()] = sha
+		listed := Page[T]{ETag: resp.Header.Get("ETag"), Items: make([]T, 0, len(list)), Full: len(list) >= PageSize}
+		for _, r := range list {
+			if item, ok := convert(r); ok {
+				listed.Items = append(listed.Items, item)
 			}
 		}
 		pages, changed = append(pages, listed), true
+		if resp.NextPage != 0 && resp.NextPage <= page {
+			return pages, changed, true, rate, nil // a Link back: GitHub's listing is not to be trusted whole
+		}
 		page = resp.NextPage
 	}
 	return pages, changed, false, rate, nil

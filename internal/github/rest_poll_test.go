@@ -83,7 +83,7 @@ func TestHeadSHARateLimited(t *testing.T) {
 	}
 }
 
-func TestOpenPullRequestsWithETag(t *testing.T) {
+func TestOpenPullRequestsWithETags(t *testing.T) {
 	gh, c := pollServer(t)
 	ctx := context.Background()
 	var pulls []githubtest.Pull
@@ -92,29 +92,46 @@ func TestOpenPullRequestsWithETag(t *testing.T) {
 	}
 	pulls[149].HeadRepo = "fork/site"
 	gh.SetPulls("acme/site", pulls)
-	prs, etag, changed, _, err := c.OpenPullRequests(ctx, "acme", "site", "")
-	if err != nil || !changed || etag == "" || len(prs) != 150 {
-		t.Fatalf("first listing: %d pull requests, etag %q, changed %v, err %v", len(prs), etag, changed, err)
+	pages, changed, partial, _, err := c.OpenPullRequests(ctx, "acme", "site", nil)
+	prs := items(pages)
+	if err != nil || !changed || partial || len(pages) != 2 || pages[0].ETag == "" || len(prs) != 150 {
+		t.Fatalf("first listing: %d pull requests in %d pages, changed %v, partial %v, err %v", len(prs), len(pages), changed, partial, err)
 	}
 	if want := (github.OpenPullRequest{Number: 150, HeadSHA: sha("c"), HeadRef: "topic-150", HeadRepo: "fork/site", BaseRepo: "acme/site"}); prs[149] != want {
 		t.Errorf("last pull request %+v, want %+v", prs[149], want)
 	}
-	prs, again, changed, _, err := c.OpenPullRequests(ctx, "acme", "site", etag)
-	if err != nil || changed || again != etag || prs != nil {
-		t.Fatalf("unchanged listing: %v, etag %q, changed %v, err %v", prs, again, changed, err)
+	again, changed, _, _, err := c.OpenPullRequests(ctx, "acme", "site", pages)
+	if err != nil || changed || len(items(again)) != 150 {
+		t.Fatalf("unchanged listing: %d pull requests, changed %v, err %v", len(items(again)), changed, err)
+	}
+	// A push to a pull request on the second page changes that page alone.
+	pulls[120].HeadSHA = sha("d")
+	gh.SetPulls("acme/site", pulls)
+	moved, changed, _, _, err := c.OpenPullRequests(ctx, "acme", "site", again)
+	if err != nil || !changed || items(moved)[120].HeadSHA != sha("d") {
+		t.Fatalf("listing after a push to #121: %+v, changed %v, err %v", items(moved)[120], changed, err)
 	}
 	gh.SetPulls("acme/site", pulls[:1])
-	prs, newer, changed, _, err := c.OpenPullRequests(ctx, "acme", "site", etag)
-	if err != nil || !changed || newer == etag || len(prs) != 1 {
-		t.Fatalf("changed listing: %v, etag %q, changed %v, err %v", prs, newer, changed, err)
+	fewer, changed, _, _, err := c.OpenPullRequests(ctx, "acme", "site", moved)
+	if err != nil || !changed || len(items(fewer)) != 1 {
+		t.Fatalf("changed listing: %v, changed %v, err %v", items(fewer), changed, err)
 	}
 	var got []string
 	for _, a := range gh.Answers() {
-		got = append(got, fmt.Sprintf("%d %v", a.Status, a.IfNoneMatch == etag))
+		got = append(got, fmt.Sprint(a.Status))
 	}
-	if want := []string{"200 false", "200 false", "304 true", "200 true"}; !slices.Equal(got, want) {
-		t.Errorf("answers (status, carried the ETag) %q, want %q", got, want)
+	if want := []string{"200", "200", "304", "304", "304", "200", "200"}; !slices.Equal(got, want) {
+		t.Errorf("answers %q, want %q", got, want)
 	}
+}
+
+// items returns the items of pages, in order.
+func items[T any](pages []github.Page[T]) []T {
+	var all []T
+	for _, p := range pages {
+		all = append(all, p.Items...)
+	}
+	return all
 }
 
 func TestBranchesWithETags(t *testing.T) {
@@ -123,10 +140,10 @@ func TestBranchesWithETags(t *testing.T) {
 	for n := range 250 {
 		gh.SetBranch("acme/site", fmt.Sprintf("topic-%03d", n), sha("c"))
 	}
-	heads := func(pages []github.BranchPage) map[string]string {
+	heads := func(pages []github.Page[github.Branch]) map[string]string {
 		all := map[string]string{}
-		for _, p := range pages {
-			maps.Copy(all, p.Heads)
+		for _, b := range items(pages) {
+			all[b.Name] = b.SHA
 		}
 		return all
 	}
@@ -151,11 +168,25 @@ func TestBranchesWithETags(t *testing.T) {
 	if err != nil || !changed || len(fewer) != 1 || len(heads(fewer)) != 51 {
 		t.Fatalf("listing after deletions: %d pages, %d branches, changed %v, err %v", len(fewer), len(heads(fewer)), changed, err)
 	}
+	// 49 more make the only page full; one more after that starts a second page, which a listing
+	// whose pages all answer 304 still asks for.
+	for n := 50; n < 99; n++ {
+		gh.SetBranch("acme/site", fmt.Sprintf("topic-%03d", n), sha("c"))
+	}
+	full, _, _, _, err := c.Branches(ctx, "acme", "site", fewer)
+	if err != nil || len(full) != 1 || !full[0].Full {
+		t.Fatalf("a full page: %d pages, err %v", len(full), err)
+	}
+	gh.SetBranch("acme/site", "zz-last", sha("e"))
+	grown, changed, _, _, err := c.Branches(ctx, "acme", "site", full)
+	if err != nil || !changed || heads(grown)["zz-last"] != sha("e") {
+		t.Fatalf("a branch on a new page: %d pages, zz-last at %q, changed %v, err %v", len(grown), heads(grown)["zz-last"], changed, err)
+	}
 	var got []string
 	for _, a := range gh.Answers() {
 		got = append(got, fmt.Sprint(a.Status))
 	}
-	want := []string{"200", "200", "200", "304", "304", "304", "304", "200", "304", "200"}
+	want := []string{"200", "200", "200", "304", "304", "304", "304", "200", "304", "200", "200", "304", "200"}
 	if !slices.Equal(got, want) {
 		t.Errorf("answers %v, want %v", got, want)
 	}
@@ -163,11 +194,11 @@ func TestBranchesWithETags(t *testing.T) {
 
 func TestBranchesStopAtTheLastPage(t *testing.T) {
 	gh, c := pollServer(t)
-	for n := range github.MaxBranchPages*github.BranchPageSize + 5 {
+	for n := range github.MaxPages*github.PageSize + 5 {
 		gh.SetBranch("acme/site", fmt.Sprintf("b-%04d", n), sha("c"))
 	}
 	pages, _, partial, _, err := c.Branches(context.Background(), "acme", "site", nil)
-	if err != nil || !partial || len(pages) != github.MaxBranchPages {
-		t.Fatalf("listing of %d branches: %d pages, partial %v, err %v", github.MaxBranchPages*github.BranchPageSize+6, len(pages), partial, err)
+	if err != nil || !partial || len(pages) != github.MaxPages {
+		t.Fatalf("listing of %d branches: %d pages, partial %v, err %v", github.MaxPages*github.PageSize+6, len(pages), partial, err)
 	}
 }

@@ -622,8 +622,11 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 		return false, err
 	}
 	heads := l.heads
-	m := p.memo(pr.ID, heads)
+	m := p.memo(pr.ID, heads, l.failed == nil)
 	changed, errs := p.closeGone(ctx, pr, l)
+	if l.failed != nil {
+		errs = append(errs, l.failed)
+	}
 	up := map[string]bool{}
 	previewHeads := map[string]string{}
 	for _, pv := range pr.Previews {
@@ -690,14 +693,18 @@ func (p *Poller) closeGone(ctx context.Context, pr Project, l listing) (closed b
 	return closed, errs
 }
 
-// memo returns the memo of a project, forgetting the heads that are no longer there.
-func (p *Poller) memo(id int64, heads []Head) *memo {
+// memo returns the memo of a project, forgetting the heads that are no longer there when heads
+// are all there are (complete).
+func (p *Poller) memo(id int64, heads []Head, complete bool) *memo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m, ok := p.memos[id]
 	if !ok {
 		m = &memo{seen: map[string]string{}, skipped: map[string]string{}}
 		p.memos[id] = m
+	}
+	if !complete {
+		return m
 	}
 	keys := map[string]bool{}
 	for _, h := range heads {

@@ -939,3 +939,33 @@ func TestPreviewHeadLastSeenOutlivesARestart(t *testing.T) {
 		t.Errorf("heads handed over with the commits they moved from %q, want %q", before, want)
 	}
 }
+
+// TestUnreadablePreviewBranchHoldsUpNoOtherHead fails the request that would confirm a preview
+// branch gone, in the check that also finds a new production head: production deploys, the
+// preview stays up, the check says what failed, and the next check takes the preview down.
+func TestUnreadablePreviewBranchHoldsUpNoOtherHead(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a"), "feature/x": sha("f")}})
+	p := githubProject(1, false)
+	p.PreviewBranches = []string{"feature/*"}
+	p.Previews = []poll.Preview{{Alias: "git-feature-x", Branch: "feature/x", HeadSHA: sha("f")}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	gh.SetBranch("acme/site", "feature/x", "")
+	gh.SetBranch("acme/site", "main", sha("b"))
+	gh.Fail("GET /repos/acme/site/commits/feature/x", http.StatusBadGateway, "Server Error")
+	for !slices.Contains(h.deployer.deployments(), "1 main bbbbbbb poll Tip of main") {
+		h.step()
+	}
+	if got := h.deployer.closedPreviews(); len(got) != 0 {
+		t.Errorf("a preview was taken down on an error: %q", got)
+	}
+	if st := h.status(1); !strings.Contains(st.LastPollError, "502") && !strings.Contains(st.LastPollError, "Server Error") {
+		t.Errorf("status %+v does not say what failed", st)
+	}
+	for len(h.deployer.closedPreviews()) == 0 {
+		h.step()
+	}
+	if got := h.deployer.closedPreviews(); got[0] != "1 feature/x" {
+		t.Errorf("previews taken down %q", got)
+	}
+}

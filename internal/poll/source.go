@@ -33,6 +33,9 @@ type listing struct {
 	pullsListed bool
 	// goneBranches are the branches of previews that are up that the repository no longer has.
 	goneBranches []string
+	// failed says why some heads other than production's could not be read: those are missing
+	// from heads, and neither gone nor closed.
+	failed error
 }
 
 // goneBranches returns the branches of p's branch previews that are up but not among branches, the
@@ -118,8 +121,8 @@ type githubSource struct {
 	// shas are the last SHA seen of each project's branches, pulls the last listing of its open
 	// pull requests, branches the last listing of its branches.
 	shas     map[knownBranch]string
-	pulls    map[int64]*pullListing
-	branches map[int64]*branchListing
+	pulls    map[int64]*pagedListing[github.OpenPullRequest]
+	branches map[int64]*pagedListing[github.Branch]
 	// rate is what GitHub said last of the rate limit; pause is when polling may go on, and
 	// refused says a request was refused for the rate limit then (not only that it ran low).
 	rate    github.Rate
@@ -133,22 +136,35 @@ type knownBranch struct {
 	repo, branch string
 }
 
-// pullListing is the last listing of a repository's open pull requests and its ETag.
-type pullListing struct {
-	repo, etag string
-	heads      []Head
+// pagedListing is the last listing of a repository's branches or open pull requests, page by
+// page with their ETags.
+type pagedListing[T any] struct {
+	repo  string
+	pages []github.Page[T]
 }
 
-// branchListing is the last listing of a repository's branches, page by page with their ETags.
-type branchListing struct {
-	repo  string
-	pages []github.BranchPage
+// lastPages returns the pages of the last listing of p's repository kept in listings, none when
+// there is none or it was of another repository.
+func lastPages[T any](g *githubSource, listings map[int64]*pagedListing[T], p Project) []github.Page[T] {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if known := listings[p.ID]; known != nil && known.repo == p.Repo {
+		return known.pages
+	}
+	return nil
+}
+
+// keepPages keeps pages as the last listing of p's repository in listings.
+func keepPages[T any](g *githubSource, listings map[int64]*pagedListing[T], p Project, pages []github.Page[T]) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	listings[p.ID] = &pagedListing[T]{repo: p.Repo, pages: pages}
 }
 
 // newGitHubSource returns a githubSource of gh whose requests end after timeout.
 func newGitHubSource(gh *github.Client, c clock.Clock, timeout time.Duration) *githubSource {
-	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[knownBranch]string{}, pulls: map[int64]*pullListing{},
-		branches: map[int64]*branchListing{}}
+	return &githubSource{gh: gh, clock: c, timeout: timeout, shas: map[knownBranch]string{},
+		pulls: map[int64]*pagedListing[github.OpenPullRequest]{}, branches: map[int64]*pagedListing[github.Branch]{}}
 }
 
 func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
@@ -162,9 +178,10 @@ func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
 	// preview branches, and those with a preview up) are asked for one by one, unless the listing
 	// has them: a 304 costs nothing, and a branch missing from the listing is confirmed gone.
 	listed, complete := map[string]string{}, false
+	var errs []error
 	if listsBranches(p) {
 		if listed, complete, err = g.listBranches(ctx, p, owner, name); err != nil {
-			return listing{}, err
+			errs = append(errs, err)
 		}
 		for _, branch := range slices.Sorted(maps.Keys(listed)) {
 			if branch != p.Branch && trigger.Match(p.PreviewBranches, branch) {
@@ -197,7 +214,9 @@ func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
 			}
 			continue
 		case err != nil:
-			return listing{}, err
+			// One branch that cannot be read holds up none of the others.
+			errs = append(errs, err)
+			continue
 		}
 		l.heads = append(l.heads, Head{Branch: branch, SHA: sha})
 	}
@@ -209,12 +228,13 @@ func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
 		delete(g.branches, p.ID)
 	}
 	g.mu.Unlock()
-	if !p.PullRequests {
-		return l, nil
+	if p.PullRequests {
+		pulls, complete, err := g.openPullRequests(ctx, p, owner, name)
+		l.heads, l.pullsListed = append(l.heads, pulls...), err == nil && complete
+		errs = append(errs, err)
 	}
-	pulls, err := g.openPullRequests(ctx, p, owner, name)
-	l.heads, l.pullsListed = append(l.heads, pulls...), err == nil
-	return l, err
+	l.failed = errors.Join(errs...)
+	return l, nil
 }
 
 // listsBranches reports whether p's preview branches are found in the listing of every branch:
@@ -231,23 +251,17 @@ func literal(pattern string) bool {
 // listBranches returns the heads of the branches of p's repository, from the listing GitHub gives
 // page by page (an unchanged page from the last listing), and whether the listing is complete.
 func (g *githubSource) listBranches(ctx context.Context, p Project, owner, name string) (map[string]string, bool, error) {
-	g.mu.Lock()
-	var last []github.BranchPage
-	if known := g.branches[p.ID]; known != nil && known.repo == p.Repo {
-		last = known.pages
-	}
-	g.mu.Unlock()
-	pages, _, partial, rate, err := g.gh.Branches(ctx, owner, name, last)
+	pages, _, partial, rate, err := g.gh.Branches(ctx, owner, name, lastPages(g, g.branches, p))
 	g.observe(rate, err)
 	if err != nil {
 		return nil, false, timedOut(ctx, err, "the GitHub request for the branches", g.timeout)
 	}
-	g.mu.Lock()
-	g.branches[p.ID] = &branchListing{repo: p.Repo, pages: pages}
-	g.mu.Unlock()
+	keepPages(g, g.branches, p, pages)
 	heads := map[string]string{}
 	for _, page := range pages {
-		maps.Copy(heads, page.Heads)
+		for _, b := range page.Items {
+			heads[b.Name] = b.SHA
+		}
 	}
 	return heads, !partial, nil
 }
@@ -288,33 +302,22 @@ func previewBranches(p Project) []string {
 	return slices.Compact(branches)
 }
 
-// openPullRequests returns the heads of the open pull requests of p's repository, from the last
-// listing when GitHub says it has not changed.
-func (g *githubSource) openPullRequests(ctx context.Context, p Project, owner, name string) ([]Head, error) {
-	g.mu.Lock()
-	last := g.pulls[p.ID]
-	g.mu.Unlock()
-	etag := ""
-	if last != nil && last.repo == p.Repo {
-		etag = last.etag
-	}
-	prs, newETag, changed, rate, err := g.gh.OpenPullRequests(ctx, owner, name, etag)
+// openPullRequests returns the heads of the open pull requests of p's repository, from the listing
+// GitHub gives page by page (an unchanged page from the last listing), and whether it is complete.
+func (g *githubSource) openPullRequests(ctx context.Context, p Project, owner, name string) ([]Head, bool, error) {
+	pages, _, partial, rate, err := g.gh.OpenPullRequests(ctx, owner, name, lastPages(g, g.pulls, p))
 	g.observe(rate, err)
 	if err != nil {
-		return nil, timedOut(ctx, err, "the GitHub request for the open pull requests", g.timeout)
+		return nil, false, timedOut(ctx, err, "the GitHub request for the open pull requests", g.timeout)
 	}
-	if !changed {
-		return last.heads, nil
+	keepPages(g, g.pulls, p, pages)
+	var heads []Head
+	for _, page := range pages {
+		for _, pr := range page.Items {
+			heads = append(heads, Head{Branch: pr.HeadRef, PullRequest: pr.Number, SHA: pr.HeadSHA, Fork: pr.IsFork()})
+		}
 	}
-	listing := &pullListing{repo: p.Repo, etag: newETag}
-	for _, pr := range prs {
-		listing.heads = append(listing.heads, Head{Branch: pr.HeadRef, PullRequest: pr.Number, SHA: pr.HeadSHA,
-			Fork: pr.IsFork()})
-	}
-	g.mu.Lock()
-	g.pulls[p.ID] = listing
-	g.mu.Unlock()
-	return listing.heads, nil
+	return heads, !partial, nil
 }
 
 func (g *githubSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {
@@ -386,8 +389,8 @@ func (g *githubSource) forget(live map[int64]bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	maps.DeleteFunc(g.shas, func(k knownBranch, _ string) bool { return !live[k.project] })
-	maps.DeleteFunc(g.pulls, func(id int64, _ *pullListing) bool { return !live[id] })
-	maps.DeleteFunc(g.branches, func(id int64, _ *branchListing) bool { return !live[id] })
+	maps.DeleteFunc(g.pulls, func(id int64, _ *pagedListing[github.OpenPullRequest]) bool { return !live[id] })
+	maps.DeleteFunc(g.branches, func(id int64, _ *pagedListing[github.Branch]) bool { return !live[id] })
 }
 
 // later returns the later of a and b.
