@@ -23,7 +23,7 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*store.Pre
 	defer cancel()
 	var rm removal
 	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
-		rm, err = s.removePreview(ctx, r, alias)
+		rm, err = s.removePreview(ctx, r, alias, reason)
 		return err
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 		switch p := r.Previews[alias]; {
 		case p == nil:
 		case p.PullRequest == 0 && p.Branch == branch:
-			if rm, err = s.removePreview(ctx, r, alias); err != nil {
+			if rm, err = s.removePreview(ctx, r, alias, reason); err != nil {
 				return err
 			}
 		default:
@@ -78,9 +78,9 @@ type removal struct {
 	wasLive    int64
 }
 
-// removePreview takes preview alias down in r (see RemovePreview); store.ErrNotFound when r has
-// none.
-func (r *projectRecord) removePreview(alias string, now time.Time) (removal, error) {
+// removePreview takes preview alias down in r for reason (see RemovePreview); store.ErrNotFound
+// when r has none.
+func (r *projectRecord) removePreview(alias, reason string, now time.Time) (removal, error) {
 	p := r.Previews[alias]
 	if p == nil {
 		return removal{}, store.ErrNotFound
@@ -90,7 +90,7 @@ func (r *projectRecord) removePreview(alias string, now time.Time) (removal, err
 	if p.Removed() {
 		return rm, nil
 	}
-	p.RemovedAt, rm.wasLive = &now, p.ActiveDeploymentID
+	p.RemovedAt, p.RemovedReason, rm.wasLive = &now, reason, p.ActiveDeploymentID
 	for _, set := range []map[int64]slot{r.Queued, r.Running} {
 		for id, sl := range set {
 			if sl.Alias == alias {
@@ -116,8 +116,8 @@ func (r *projectRecord) removePreview(alias string, now time.Time) (removal, err
 // removePreview takes preview alias down in r now, as r.removePreview does, and writes on r the
 // notifications that it is removed, so that they are sent exactly when the removal is made (see
 // takenDown).
-func (s *Store) removePreview(ctx context.Context, r *projectRecord, alias string) (removal, error) {
-	rm, err := r.removePreview(alias, time.Now().UTC())
+func (s *Store) removePreview(ctx context.Context, r *projectRecord, alias, reason string) (removal, error) {
+	rm, err := r.removePreview(alias, reason, time.Now().UTC())
 	if err != nil || rm.wasLive == 0 {
 		return rm, err
 	}

@@ -49,7 +49,8 @@ func (h Head) alias(p *store.Project) (string, bool) {
 // nothing of its commit is queued, running or live, and its branch's newest deployment is not of
 // it (see store.Store.HeadMissing); for a preview: it is not a fork's head that waits for approval,
 // and neither the alias's live deployment nor its newest is of the commit (the newest was tried; a
-// push retries it).
+// push retries it), or the preview was taken down because its branch or pull request was gone and
+// the head is back.
 func (s *Service) HeadMissing(h Head) (bool, error) {
 	p, err := s.store.Project(h.ProjectID)
 	if err != nil {
@@ -73,6 +74,10 @@ func (s *Service) HeadMissing(h Head) (bool, error) {
 		return false, err
 	case pv.HeadSHA == h.SHA && AwaitingApproval(p, pv):
 		return false, nil
+	case pv.Removed():
+		// Back after its branch or pull request was gone (restored, reopened); a preview removed
+		// by hand stays down until a new commit, as with webhooks.
+		return pv.RemovedReason != previewRemoved || pv.HeadSHA != h.SHA, nil
 	}
 	live, err := s.lastDeployedCommit(p, alias)
 	if err != nil || live == h.SHA {

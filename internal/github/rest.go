@@ -39,6 +39,8 @@ type Client struct {
 	gh       *gogithub.Client
 	apiURL   string
 	hasToken bool
+	// token is kept only to be cut out of what GitHub's answers say, should one echo it.
+	token string
 }
 
 // New returns a Client for opts; it fails only for a malformed API URL.
@@ -83,7 +85,7 @@ func New(opts Options) (*Client, error) {
 	}
 	gh.BaseURL = base
 	gh.UserAgent = "miaobu"
-	return &Client{gh: gh, apiURL: base.String(), hasToken: opts.Token != ""}, nil
+	return &Client{gh: gh, apiURL: base.String(), hasToken: opts.Token != "", token: opts.Token}, nil
 }
 
 // repoNamePart matches an owner or repository name as GitHub allows them.

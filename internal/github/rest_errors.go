@@ -112,6 +112,10 @@ func (c *Client) apiError(err error, resp *gogithub.Response, notFound, forbidde
 	default:
 		e.Message = fmt.Sprintf("GitHub API error (status %d): %s", e.StatusCode, githubMessage(err))
 	}
+	if c.token != "" {
+		// A proxy or server that echoes the request would put the token in logs and statuses.
+		e.Message = strings.ReplaceAll(e.Message, c.token, "[token]")
+	}
 	return e
 }
 

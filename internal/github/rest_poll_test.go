@@ -202,3 +202,14 @@ func TestBranchesStopAtTheLastPage(t *testing.T) {
 		t.Fatalf("listing of %d branches: %d pages, partial %v, err %v", github.MaxPages*github.PageSize+6, len(pages), partial, err)
 	}
 }
+
+// TestEchoedTokenIsCutFromErrors answers with an error message that echoes the request's
+// Authorization header, as some proxies do: the error says what failed, without the token.
+func TestEchoedTokenIsCutFromErrors(t *testing.T) {
+	gh, c := pollServer(t)
+	gh.Fail("GET /repos/acme/site/commits/main", 500, "boom: Authorization: Bearer "+testToken)
+	_, _, _, err := c.HeadSHA(context.Background(), "acme", "site", "main", "")
+	if err == nil || strings.Contains(err.Error(), testToken) || !strings.Contains(err.Error(), "boom: Authorization: Bearer [token]") {
+		t.Errorf("error %v", err)
+	}
+}

@@ -627,6 +627,8 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 	if l.failed != nil {
 		errs = append(errs, l.failed)
 	}
+	// Many branches may share a commit (all made from main): its message is read once a check.
+	commits := &commitReader{src: src, read: map[string]commitInfo{}}
 	up := map[string]bool{}
 	previewHeads := map[string]string{}
 	for _, pv := range pr.Previews {
@@ -649,7 +651,13 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 		if skipped || (seen && cause == CausePoll) {
 			continue
 		}
-		marker, err := p.handle(ctx, src, pr, h, cause)
+		headCause := cause
+		if pr.Poll && h.Before != "" && h.Before != h.SHA {
+			// A polled project's reconciliation is one of its checks too: a head it sees move
+			// is a new head, as the next check would have found it.
+			headCause = CausePoll
+		}
+		marker, err := p.handle(ctx, commits, pr, h, headCause)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -718,7 +726,7 @@ func (p *Poller) memo(id int64, heads []Head, complete bool) *memo {
 
 // handle deploys head h of a project for cause when it is missing and its message has no skip
 // marker; it reports whether a marker skipped it.
-func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cause Cause) (skipped bool, err error) {
+func (p *Poller) handle(ctx context.Context, commits *commitReader, pr Project, h Head, cause Cause) (skipped bool, err error) {
 	missing, err := p.opts.Deployer.Missing(pr, h, cause)
 	if err != nil || !missing {
 		return false, err
@@ -727,7 +735,7 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	if h.PullRequest != 0 {
 		log = log.With("pull_request", h.PullRequest)
 	}
-	if h.Message, h.Author, err = src.commit(ctx, pr, h); err != nil {
+	if h.Message, h.Author, err = commits.commit(ctx, pr, h); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return false, err
 		}
@@ -754,6 +762,26 @@ func (p *Poller) handle(ctx context.Context, src source, pr Project, h Head, cau
 	}
 	_, err = p.opts.Deployer.Deploy(ctx, pr, h, cause)
 	return false, err
+}
+
+// commitReader reads the message and author of head commits through a source, each commit once.
+type commitReader struct {
+	src  source
+	read map[string]commitInfo
+}
+
+// commitInfo is a commit's message and author.
+type commitInfo struct{ message, author string }
+
+// commit returns the message and author of h's commit, read through the source the first time.
+func (r *commitReader) commit(ctx context.Context, pr Project, h Head) (message, author string, err error) {
+	if c, ok := r.read[h.SHA]; ok {
+		return c.message, c.author, nil
+	}
+	if message, author, err = r.src.commit(ctx, pr, h); err == nil {
+		r.read[h.SHA] = commitInfo{message, author}
+	}
+	return message, author, err
 }
 
 // watched reports whether branch head h changes a file that matches the project's watch paths

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -967,5 +968,24 @@ func TestUnreadablePreviewBranchHoldsUpNoOtherHead(t *testing.T) {
 	}
 	if got := h.deployer.closedPreviews(); got[0] != "1 feature/x" {
 		t.Errorf("previews taken down %q", got)
+	}
+}
+
+// TestSecondaryLimitWaitsForItsRetryAfter answers a check with a secondary rate limit (429) whose
+// Retry-After is 30 s while the primary limit, whose reset is an hour away, has requests left:
+// polling waits the 30 s, not the hour.
+func TestSecondaryLimitWaitsForItsRetryAfter(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, githubProject(1, false))
+	reset := h.clock.Now().Add(time.Hour)
+	gh.FailWith("GET /repos/acme/site/commits/main", http.StatusTooManyRequests, "You have exceeded a secondary rate limit",
+		map[string]string{"Retry-After": "30", "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4990",
+			"X-RateLimit-Reset": strconv.FormatInt(reset.Unix(), 10)})
+	for !strings.Contains(h.status(1).LastPollError, "rate limit") {
+		h.step()
+	}
+	if next := h.status(1).NextPollAt; next.After(h.clock.Now().Add(2 * time.Minute)) {
+		t.Errorf("next check at %s, %s away: the primary limit's reset, not the Retry-After", next, next.Sub(h.clock.Now()))
 	}
 }

@@ -342,7 +342,9 @@ func (g *githubSource) observe(rate github.Rate, err error) {
 	until := time.Time{}
 	switch {
 	case errors.Is(err, github.ErrRateLimited):
-		until = rate.Reset
+		if rate.Limit == 0 || rate.Remaining == 0 {
+			until = rate.Reset // the primary limit is spent; with requests left, a secondary one refused
+		}
 		if rate.RetryAfter > 0 {
 			until = later(until, now.Add(rate.RetryAfter))
 		}

@@ -35,8 +35,10 @@ type Preview struct {
 	CommentID int64     `json:"comment_id,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// RemovedAt is when the alias was taken down (pull request closed, branch deleted, preview
-	// remove); its files are deleted once retention.previews has passed since.
-	RemovedAt *time.Time `json:"removed_at,omitempty"`
+	// remove); its files are deleted once retention.previews has passed since. RemovedReason is
+	// why, as the domain said it.
+	RemovedAt     *time.Time `json:"removed_at,omitempty"`
+	RemovedReason string     `json:"removed_reason,omitempty"`
 }
 
 // Removed reports whether the preview was taken down.
@@ -107,7 +109,7 @@ func NoteHead(p *Preview, projectID int64, alias string, head PreviewHead, now t
 	if p == nil || p.Branch != head.Branch && head.PullRequest == 0 {
 		p = &Preview{ProjectID: projectID, Alias: alias, CreatedAt: now}
 	}
-	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt = head.Branch, head.PullRequest, head.Fork, head.SHA, nil
+	p.Branch, p.PullRequest, p.Fork, p.HeadSHA, p.RemovedAt, p.RemovedReason = head.Branch, head.PullRequest, head.Fork, head.SHA, nil, ""
 	return p
 }
 
@@ -261,7 +263,7 @@ func (s *Store) removePreview(tx *bolt.Tx, projectID int64, alias, reason string
 		return &before, nil, nil
 	}
 	now := time.Now().UTC()
-	p.RemovedAt = &now
+	p.RemovedAt, p.RemovedReason = &now, reason
 	if err := savePreview(tx, p); err != nil {
 		return nil, nil, err
 	}

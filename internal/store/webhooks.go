@@ -142,9 +142,10 @@ type Push struct {
 // (deployed) and head, the last head of its branch or pull request ("" when none is known), is
 // neither its commit nor its before. After the branch's deletion (head DeletedHead) any commit the
 // alias had is stale, even one whose push created the branch: only a new commit brings the alias
-// back.
+// back. A head the agent read itself (p.Trigger set) is the branch's head now, never a replay: a
+// branch restored at a commit its preview had is deployed again.
 func (p Push) Stale(head string, deployed bool) bool {
-	return deployed && (head == DeletedHead || head != "" && head != p.CommitSHA && head != p.Before)
+	return p.Trigger == "" && deployed && (head == DeletedHead || head != "" && head != p.CommitSHA && head != p.Before)
 }
 
 // PullRequestHead returns the last head of p's pull request, whose preview is pv (nil when it has
