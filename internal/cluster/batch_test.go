@@ -93,6 +93,28 @@ func TestConcurrentPushesOfOneProjectShareWrites(t *testing.T) {
 	}
 }
 
+func TestConcurrentPushesThroughThreeNodesKeepLatestWins(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	const pushes = 90
+	results := make([]store.PushResult, pushes)
+	errs := make([]error, pushes)
+	var wg sync.WaitGroup
+	for i := range pushes {
+		wg.Go(func() {
+			results[i], errs[i] = stores[i%3].RecordPush(context.Background(), store.Push{ProjectID: p.ID,
+				DeliveryID: fmt.Sprintf("batch-%d", i), CommitSHA: pushSHA(i), Branch: "main"})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	checkLatestWins(t, stores[0], p, results)
+}
+
 func TestFailingChangeLeavesTheRestOfItsBatch(t *testing.T) {
 	stores := startCluster(t)
 	p := addProject(t, stores[0])
