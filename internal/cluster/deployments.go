@@ -152,6 +152,8 @@ type newDeployment struct {
 	d          *store.Deployment
 	superseded []int64
 	created    bool
+	// written is the project's record as the change that created it was written.
+	written *projectRecord
 }
 
 // add queues the new deployment in r, taking an id if it has none larger than r's last.
@@ -170,7 +172,8 @@ func (s *Store) add(ctx context.Context, r *projectRecord, nd *newDeployment) er
 
 // write stores a deployment that its project's record now queues, with the messages of its queued
 // status, then at once cancels those it supersedes, hands a build token to the workers and copies
-// the messages to the outbox.
+// the messages to the outbox. A deployment that a later change of its batch superseded already
+// (see changeRecord) cancels itself, as its superseder may have found nothing to cancel yet.
 func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) error {
 	d := nd.d
 	d.Status, d.CreatedAt = store.StatusQueued, now
@@ -189,13 +192,10 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	}
 	var g errgroup.Group
 	for _, old := range nd.superseded {
-		g.Go(func() error {
-			_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", d.ID), false)
-			if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		})
+		g.Go(func() error { return s.supersede(ctx, old, d.ID) })
+	}
+	if newer := nd.written.supersederOf(d.ID, d.Alias); newer != 0 {
+		g.Go(func() error { return s.supersede(ctx, d.ID, newer) })
 	}
 	g.Go(func() error { return s.publishToken(ctx, d.ProjectID, d.Alias) })
 	g.Go(func() error {
@@ -205,6 +205,15 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 	return g.Wait()
 }
 
+// supersede cancels deployment old, superseded by deployment newer, unless it has ended or is gone.
+func (s *Store) supersede(ctx context.Context, old, newer int64) error {
+	_, err := s.endDeployment(ctx, old, store.StatusCancelled, fmt.Sprintf("superseded by #%d", newer), false)
+	if errors.Is(err, store.ErrFinished) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // CreateDeployment queues d (a manual, import or retried build) without the duplicate check; a
 // deployment to a preview alias brings the preview up with d's commit as its head.
 func (s *Store) CreateDeployment(d *store.Deployment) error {
@@ -212,7 +221,8 @@ func (s *Store) CreateDeployment(d *store.Deployment) error {
 	defer cancel()
 	now := time.Now().UTC()
 	nd := &newDeployment{d: d}
-	_, err := s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
+	var err error
+	nd.written, err = s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
 		if d.Alias != "" {
 			head := store.PreviewHead{Branch: d.Branch, PullRequest: d.PullRequest, Fork: d.Fork, SHA: d.CommitSHA}
 			if _, err := r.notePreviewHead(d.Alias, head, now); err != nil {
@@ -511,7 +521,8 @@ func (s *Store) recordPush(ctx context.Context, p store.Push, approval bool) (st
 	var res store.PushResult
 	now := time.Now().UTC()
 	nd := &newDeployment{d: p.Deployment()}
-	_, err := s.changeRecord(ctx, p.ProjectID, func(r *projectRecord) error {
+	var err error
+	nd.written, err = s.changeRecord(ctx, p.ProjectID, func(r *projectRecord) error {
 		res, nd.created, nd.superseded = store.PushResult{}, false, nil
 		if approval {
 			pv := r.Previews[p.Alias]
@@ -611,7 +622,8 @@ func (s *Store) DeployHead(ctx context.Context, d *store.Deployment) (bool, erro
 	defer cancel()
 	now := time.Now().UTC()
 	nd := &newDeployment{d: d}
-	_, err := s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
+	var err error
+	nd.written, err = s.changeRecord(ctx, d.ProjectID, func(r *projectRecord) error {
 		nd.created, nd.superseded = false, nil
 		r.Heads[d.Branch] = d.CommitSHA
 		missing, err := s.headMissing(ctx, r, d.Branch, d.CommitSHA)

@@ -7,7 +7,8 @@
 //	KV projects      project id → projectRecord: the project and every index of it that a change
 //	                 must see at once (queued and running deployments, the commit index, branch
 //	                 heads, previews, the build epoch) and the notifications of its changes not
-//	                 yet copied to the outbox; it changes only by compare-and-set
+//	                 yet copied to the outbox; it changes only by compare-and-set, the changes
+//	                 a node makes of one record at once in one batch (see changeRecord)
 //	KV deployments   deployment id → store.Deployment and the reports and notifications of its
 //	                 changes of status not yet copied to the outbox, changed by compare-and-set
 //	KV slugs         slug → project id (created once: slugs are unique)

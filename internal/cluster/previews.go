@@ -22,14 +22,15 @@ func (s *Store) RemovePreview(projectID int64, alias, reason string) (*store.Pre
 	ctx, cancel := opContext()
 	defer cancel()
 	var rm removal
-	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
+	_, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
 		rm, err = s.removePreview(ctx, r, alias, reason)
+		rm.unsent = slices.Clone(r.Unsent)
 		return err
 	})
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
-	cancelled, err := s.takenDown(ctx, r, rm, reason)
+	cancelled, err := s.takenDown(ctx, projectID, rm, reason)
 	return rm.before, cancelled, err
 }
 
@@ -44,7 +45,7 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 	ctx, cancel := opContext()
 	defer cancel()
 	var rm removal
-	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
+	_, err := s.changeRecord(ctx, projectID, func(r *projectRecord) (err error) {
 		rm = removal{}
 		if _, deployed := r.Deployed[commitKey(alias, last)]; store.StaleDeletion(r.Heads[branch], last, deployed) {
 			return store.ErrStaleDeletion
@@ -60,22 +61,25 @@ func (s *Store) DeleteBranch(projectID int64, branch, last, alias, reason string
 			rm.before = &copied
 		}
 		r.Heads[branch] = store.DeletedHead
+		rm.unsent = slices.Clone(r.Unsent)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
-	cancelled, err := s.takenDown(ctx, r, rm, reason)
+	cancelled, err := s.takenDown(ctx, projectID, rm, reason)
 	return rm.before, cancelled, err
 }
 
 // removal is what taking a preview down changed in its project's record: the preview as it was
-// before, and the deployments left to end after the compare-and-set.
+// before, and the deployments left to end and the messages left to send after the compare-and-set.
 type removal struct {
 	before *store.Preview
 	// unfinished were queued or running; wasLive was live on the preview, 0 when none was.
 	unfinished []int64
 	wasLive    int64
+	// unsent are the messages on the record once the removal was made, its own among them.
+	unsent []outbox.Message
 }
 
 // removePreview takes preview alias down in r for reason (see RemovePreview); store.ErrNotFound
@@ -126,11 +130,11 @@ func (s *Store) removePreview(ctx context.Context, r *projectRecord, alias, reas
 	return rm, err
 }
 
-// takenDown copies to the outbox the notifications that the removal of a preview of r wrote on r,
-// then cancels, for reason, the deployments that the removal rm left unfinished; it returns the
-// deployments it cancelled.
-func (s *Store) takenDown(ctx context.Context, r *projectRecord, rm removal, reason string) ([]*store.Deployment, error) {
-	s.sendRecordUnsent(ctx, r)
+// takenDown copies to the outbox the notifications that the removal rm of a preview of project
+// projectID wrote on its record, then cancels, for reason, the deployments that the removal left
+// unfinished; it returns the deployments it cancelled.
+func (s *Store) takenDown(ctx context.Context, projectID int64, rm removal, reason string) ([]*store.Deployment, error) {
+	s.sendRecordUnsent(ctx, projectID, rm.unsent)
 	var cancelled []*store.Deployment
 	for _, id := range rm.unfinished {
 		d, err := s.endDeployment(ctx, id, store.StatusCancelled, reason, false)
@@ -173,22 +177,22 @@ func (s *Store) removalMessages(ctx context.Context, p *store.Project, id int64)
 	return messages, s.number(ctx, messages)
 }
 
-// sendRecordUnsent copies the messages left on a project's record to the outbox and clears them
-// from the record; on failure it logs, and the reconciler tries again.
-func (s *Store) sendRecordUnsent(ctx context.Context, r *projectRecord) {
-	if len(r.Unsent) == 0 || s.dieAfterChange.Load() {
+// sendRecordUnsent copies unsent, the messages left on a project's record, to the outbox and clears
+// them from the record; on failure it logs, and the reconciler tries again.
+func (s *Store) sendRecordUnsent(ctx context.Context, projectID int64, unsent []outbox.Message) {
+	if len(unsent) == 0 || s.dieAfterChange.Load() {
 		return
 	}
-	err := s.copyToOutbox(ctx, r.Unsent)
+	err := s.copyToOutbox(ctx, unsent)
 	if err == nil {
-		last := r.Unsent[len(r.Unsent)-1].ID
-		_, err = s.changeRecord(ctx, r.Project.ID, func(r *projectRecord) error {
+		last := unsent[len(unsent)-1].ID
+		_, err = s.changeRecord(ctx, projectID, func(r *projectRecord) error {
 			r.Unsent = slices.DeleteFunc(r.Unsent, func(m outbox.Message) bool { return m.ID <= last })
 			return nil
 		})
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("cluster: enqueueing the notifications of a project", "project", r.Project.ID, "err", err)
+		s.log.Warn("cluster: enqueueing the notifications of a project", "project", projectID, "err", err)
 	}
 }
 
@@ -250,7 +254,7 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g store.GitHubDeploy
 	defer cancel()
 	var res store.GitHubDeploymentResult
 	var nd *newDeployment
-	_, err := s.changeRecord(ctx, g.ProjectID, func(r *projectRecord) error {
+	written, err := s.changeRecord(ctx, g.ProjectID, func(r *projectRecord) error {
 		res, nd = store.GitHubDeploymentResult{}, nil
 		if id, handled := r.GitHubDeployments[g.GitHubID]; handled {
 			res.DeploymentID, res.Handled = id, true
@@ -281,6 +285,7 @@ func (s *Store) RecordGitHubDeployment(ctx context.Context, g store.GitHubDeploy
 	case res.Duplicate:
 		delivery.Outcome = store.OutcomeSkipped
 	default:
+		nd.written = written
 		if err := s.write(ctx, nd, time.Now().UTC()); err != nil {
 			return res, unavailable(err)
 		}

@@ -214,8 +214,8 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 		// Another node builds this project: offer the token again soon.
 		return nil, msg.NakWithDelay(tokenRetry)
 	}
-	var id int64
-	r, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
+	var id, epoch int64
+	_, err = s.changeRecord(ctx, projectID, func(r *projectRecord) error {
 		id = 0
 		for _, queued := range sortedIDs(r.Queued) {
 			if r.Queued[queued].Alias == alias {
@@ -227,8 +227,9 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 			return nil
 		}
 		r.Epoch++
+		epoch = r.Epoch
 		sl := r.Queued[id]
-		sl.Node, sl.Epoch = s.node.name, r.Epoch
+		sl.Node, sl.Epoch = s.node.name, epoch
 		delete(r.Queued, id)
 		r.Running[id] = sl
 		return nil
@@ -241,7 +242,7 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 		_ = msg.Nak()
 		return nil, unavailable(err)
 	}
-	c.epoch, c.lease = r.Running[id].Epoch, l
+	c.epoch, c.lease = epoch, l
 	s.mu.Lock()
 	s.claims[id] = c
 	s.mu.Unlock()
@@ -458,7 +459,7 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 			}
 		}
 		// A node that died right after a change left its messages on the record it changed.
-		s.sendRecordUnsent(octx, r)
+		s.sendRecordUnsent(octx, r.Project.ID, r.Unsent)
 		for _, id := range r.History {
 			rec, _, err := s.deploymentRecord(octx, id)
 			if errors.Is(err, store.ErrNotFound) {

@@ -57,10 +57,15 @@ type Store struct {
 	sites                                                                                            jetstream.ObjectStore
 
 	// claims are the builds this node runs, by deployment id; recordLocks serialise this node's
-	// changes of each project's record (see changeRecord).
-	mu          sync.Mutex
-	claims      map[int64]*claim
-	recordLocks keylock.Locks
+	// writes of each project's record, and batches are the changes of each project waiting for
+	// its next write, under batchesMu (see changeRecord); recordWrites counts the compare-and-sets
+	// of project records this node made.
+	mu           sync.Mutex
+	claims       map[int64]*claim
+	recordLocks  keylock.Locks
+	batchesMu    sync.Mutex
+	batches      map[int64]*recordBatch
+	recordWrites atomic.Int64
 	// finished is told the status of every deployment that finishes (see OnFinish).
 	finished atomic.Pointer[func(status store.Status)]
 	// leaseLost is told of every build of this node whose claim was taken over (see OnLeaseLost).
@@ -413,6 +418,26 @@ func (r *projectRecord) setLive(id int64, alias, sha string) error {
 	return nil
 }
 
+// supersederOf returns the newest deployment of alias that r queues or runs when it does neither
+// with deployment id, which that newer one superseded then; 0 otherwise.
+func (r *projectRecord) supersederOf(id int64, alias string) int64 {
+	if _, queued := r.Queued[id]; queued {
+		return 0
+	}
+	if _, running := r.Running[id]; running {
+		return 0
+	}
+	var newest int64
+	for _, set := range []map[int64]slot{r.Queued, r.Running} {
+		for other, sl := range set {
+			if sl.Alias == alias && other > max(id, newest) {
+				newest = other
+			}
+		}
+	}
+	return newest
+}
+
 // releaseCommit points the commit index entry of deployment id at another deployment of the same
 // commit and alias that is queued, running or live, or deletes it when there is none.
 func (r *projectRecord) releaseCommit(id int64, alias, sha string) {
@@ -542,13 +567,106 @@ func (s *Store) record(ctx context.Context, id int64) (*projectRecord, uint64, e
 	return &r, rev, nil
 }
 
+// maxBatch bounds how many changes of one project's record one compare-and-set makes.
+const maxBatch = 64
+
+// errRunAlone tells a change that its batch failed on another change and that it must run alone.
+var errRunAlone = errors.New("the change must run alone")
+
+// recordChange is one caller's change of a project's record waiting in a batch.
+type recordChange struct {
+	change func(r *projectRecord) error
+	// done receives the outcome: the record written, the write's error, or errRunAlone.
+	done chan recordOutcome
+}
+
+// recordOutcome is what became of a batch's write of a project's record.
+type recordOutcome struct {
+	written *projectRecord
+	err     error
+}
+
+// recordBatch is the changes of one project's record that arrived on this node while its previous
+// write was in flight, in arrival order.
+type recordBatch struct {
+	changes []*recordChange
+}
+
 // changeRecord applies change to a project's record and writes it back if nobody wrote it
-// meanwhile, trying again on a fresh read otherwise; change may run several times. The changes of
-// one project made on this node wait for each other, so that only other nodes' make them try again:
-// a burst of webhooks for one project would otherwise retry each other's writes over and over.
+// meanwhile, trying again on a fresh read otherwise; change may run several times, so it resets
+// what it captures at its start. The changes of one project made on this node at once join one
+// batch (see writeBatch), so that a burst of webhooks for one project makes one compare-and-set
+// instead of retrying each other's, and only other nodes' writes make them try again. It returns
+// the record written, which may hold later changes of the same batch and which the batch's callers
+// share, reading it only; a caller that needs the record as its own change left it captures that
+// in change.
 func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *projectRecord) error) (*projectRecord, error) {
+	c := &recordChange{change: change, done: make(chan recordOutcome, 1)}
+	s.batchesMu.Lock()
+	b := s.batches[id]
+	leader := b == nil || len(b.changes) == maxBatch
+	if leader {
+		b = &recordBatch{}
+		if s.batches == nil {
+			s.batches = map[int64]*recordBatch{}
+		}
+		s.batches[id] = b
+	}
+	b.changes = append(b.changes, c)
+	s.batchesMu.Unlock()
+	if leader {
+		s.writeBatch(ctx, id, b)
+	}
+	if outcome := <-c.done; !errors.Is(outcome.err, errRunAlone) {
+		return outcome.written, outcome.err
+	}
 	unlock := s.lockRecord(id)
 	defer unlock()
+	return s.writeRecord(ctx, id, change)
+}
+
+// writeBatch waits for this node's lock on a project's record, closes batch b to newcomers and
+// applies its changes in order to one read of the record, then writes it and tells every change
+// the outcome. Like bbolt's DB.Batch, a change that fails is told to run alone, and the others are
+// applied again without it to a fresh read, so that it neither fails nor alters them. The write
+// outlives a cancellation of ctx, which belongs to one caller of many.
+func (s *Store) writeBatch(ctx context.Context, id int64, b *recordBatch) {
+	unlock := s.lockRecord(id)
+	defer unlock()
+	s.batchesMu.Lock()
+	if s.batches[id] == b {
+		delete(s.batches, id)
+	}
+	changes := b.changes
+	s.batchesMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	defer cancel()
+	for {
+		failed := -1
+		written, err := s.writeRecord(ctx, id, func(r *projectRecord) error {
+			for i, c := range changes {
+				if err := c.change(r); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 || len(changes) == 1 {
+			for _, c := range changes {
+				c.done <- recordOutcome{written, err}
+			}
+			return
+		}
+		changes[failed].done <- recordOutcome{err: errRunAlone}
+		changes = slices.Delete(changes, failed, failed+1)
+	}
+}
+
+// writeRecord applies change to a fresh read of a project's record and writes it back if nobody
+// wrote it meanwhile, trying again otherwise, and returns the record written; the caller holds
+// this node's lock on the record.
+func (s *Store) writeRecord(ctx context.Context, id int64, change func(r *projectRecord) error) (*projectRecord, error) {
 	for attempt := 1; ; attempt++ {
 		r, rev, err := s.record(ctx, id)
 		if err != nil {
@@ -557,9 +675,13 @@ func (s *Store) changeRecord(ctx context.Context, id int64, change func(r *proje
 		if err := change(r); err != nil {
 			return nil, err
 		}
+		s.recordWrites.Add(1)
 		err = casJSON(ctx, s.projects, idKey(id), r, rev)
+		if err == nil {
+			return r, nil
+		}
 		if !conflicted(err) {
-			return r, err
+			return nil, err
 		}
 		// Another node wrote first: nodes that lost the race all at once try again at different times.
 		select {
@@ -712,13 +834,16 @@ func (s *Store) UpdateProject(id int64, change func(p *store.Project) error) (*s
 	ctx, cancel := opContext()
 	defer cancel()
 	var oldRepo, oldRoot string
-	r, err := s.changeRecord(ctx, id, func(r *projectRecord) error {
+	var p *store.Project
+	_, err := s.changeRecord(ctx, id, func(r *projectRecord) (err error) {
 		oldRepo, oldRoot = r.Project.Repo, r.Project.RootDirectory
 		if err := change(&r.Project); err != nil {
 			return err
 		}
 		r.Project.ID = id
-		p := &r.Project
+		if p, err = projectCopy(&r.Project); err != nil {
+			return err
+		}
 		if p.Repo != "" && (p.Repo != oldRepo || p.RootDirectory != oldRoot) {
 			var other int64
 			if _, err := getJSON(ctx, s.repos, repoKey(p.Repo, p.RootDirectory), &other); err == nil && other != id {
@@ -730,7 +855,7 @@ func (s *Store) UpdateProject(id int64, change func(p *store.Project) error) (*s
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	if p := &r.Project; p.Repo != "" && (p.Repo != oldRepo || p.RootDirectory != oldRoot) {
+	if p.Repo != "" && (p.Repo != oldRepo || p.RootDirectory != oldRoot) {
 		if _, err := s.repos.Put(ctx, repoKey(p.Repo, p.RootDirectory), []byte(idKey(id))); err != nil {
 			return nil, unavailable(err)
 		}
@@ -738,7 +863,18 @@ func (s *Store) UpdateProject(id int64, change func(p *store.Project) error) (*s
 			_ = s.repos.Delete(ctx, repoKey(oldRepo, oldRoot))
 		}
 	}
-	return &r.Project, nil
+	return p, nil
+}
+
+// projectCopy returns a copy of p that shares nothing with it, for a caller to keep while later
+// changes of its record go on.
+func projectCopy(p *store.Project) (*store.Project, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	var copied store.Project
+	return &copied, json.Unmarshal(data, &copied)
 }
 
 // DeleteProject removes a project with its deployments and index entries, returning the deleted
@@ -787,34 +923,38 @@ func (s *Store) AddDomain(id int64, name string) (*store.Project, error) {
 			return nil, &store.ConflictError{Message: fmt.Sprintf("domain %s belongs to project %d", name, other)}
 		}
 	}
-	r, err := s.changeRecord(ctx, id, func(r *projectRecord) error {
+	var p *store.Project
+	_, err := s.changeRecord(ctx, id, func(r *projectRecord) (err error) {
 		if !slices.Contains(r.Project.Domains, name) {
 			r.Project.Domains = append(r.Project.Domains, name)
 		}
-		return nil
+		p, err = projectCopy(&r.Project)
+		return err
 	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return &r.Project, nil
+	return p, nil
 }
 
 // RemoveDomain detaches a custom domain from a project; store.ErrNotFound if it has no such domain.
 func (s *Store) RemoveDomain(id int64, name string) (*store.Project, error) {
 	ctx, cancel := opContext()
 	defer cancel()
-	r, err := s.changeRecord(ctx, id, func(r *projectRecord) error {
+	var p *store.Project
+	_, err := s.changeRecord(ctx, id, func(r *projectRecord) (err error) {
 		i := slices.Index(r.Project.Domains, name)
 		if i < 0 {
 			return store.ErrNotFound
 		}
 		r.Project.Domains = slices.Delete(r.Project.Domains, i, i+1)
-		return nil
+		p, err = projectCopy(&r.Project)
+		return err
 	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return &r.Project, unavailable(s.domains.Delete(ctx, encodedKey(name)))
+	return p, unavailable(s.domains.Delete(ctx, encodedKey(name)))
 }
 
 // Preview returns a project's preview with the given alias.
