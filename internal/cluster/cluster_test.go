@@ -611,3 +611,30 @@ func TestHealthShowsEveryMemberCurrentAtItsRouteAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcilerEndsASupersededDeploymentAsCancelled leaves a deployment queued in its own record
+// while its project's record says a newer push superseded it, as when the newer push's node could
+// not cancel a record that was not written yet: the reconciler ends it cancelled, superseded, not
+// failed.
+func TestReconcilerEndsASupersededDeploymentAsCancelled(t *testing.T) {
+	stores := startCluster(t)
+	p := addProject(t, stores[0])
+	older := push(t, stores[0], p, "", "1111111111111111111111111111111111111111")
+	newer := push(t, stores[1], p, "", "2222222222222222222222222222222222222222")
+	// The older deployment's record as it was before the newer push cancelled it.
+	if _, err := stores[2].changeDeployment(context.Background(), older, func(d *store.Deployment) error {
+		d.Status, d.ErrorMessage, d.FinishedAt = store.StatusQueued, "", nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := stores[2].reconcileOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := stores[0].Deployment(older)
+	if want := fmt.Sprintf("superseded by #%d", newer); err != nil || got.Status != store.StatusCancelled || got.ErrorMessage != want {
+		t.Fatalf("deployment after two reconciler passes: %+v, %v; want cancelled, %q", got, err, want)
+	}
+}

@@ -495,8 +495,17 @@ func (s *Store) endStranded(ctx context.Context, r *projectRecord, d *store.Depl
 		return nil
 	}
 	status, message := store.StatusFailed, "the node recording the end of this deployment stopped; deploy again to retry"
-	if r.liveID(d.Alias) == id {
+	live := r.liveID(d.Alias)
+	newer := r.supersederOf(id, d.Alias)
+	if newer == 0 && live > id {
+		newer = live
+	}
+	switch {
+	case live == id:
 		status, message = store.StatusDeployed, ""
+	case newer != 0:
+		// Superseded by a push another node recorded before this deployment's own record existed.
+		status, message = store.StatusCancelled, fmt.Sprintf("superseded by #%d", newer)
 	}
 	if _, err := s.endDeployment(ctx, id, status, message, false); err != nil && !errors.Is(err, store.ErrFinished) {
 		return err
