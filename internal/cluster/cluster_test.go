@@ -638,3 +638,74 @@ func TestReconcilerEndsASupersededDeploymentAsCancelled(t *testing.T) {
 		t.Fatalf("deployment after two reconciler passes: %+v, %v; want cancelled, %q", got, err, want)
 	}
 }
+
+// TestDeploymentQueuedBeforeItsRecordIsWritten queues a deployment in its project's record whose
+// own record is not written yet, as between a push's two writes: a claim of it is given back at
+// once (not left to a lease's expiry) and it is built once written; a node's recovery at start
+// passes over such a deployment; and the reconciler drops one whose record never comes.
+func TestDeploymentQueuedBeforeItsRecordIsWritten(t *testing.T) {
+	stores := startCluster(t)
+	ctx := context.Background()
+	p := addProject(t, stores[0])
+	const sha = "3333333333333333333333333333333333333333"
+	id, err := stores[0].nextID(ctx, "deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[0].changeRecord(ctx, p.ID, func(r *projectRecord) error {
+		r.Queued[id], r.LastID = slot{SHA: sha}, id
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[0].publishToken(ctx, p.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if d, err := claimOf(stores[1], p); err != nil || d != nil {
+			t.Fatalf("claimed %+v, %v before its record was written", d, err)
+		}
+	}
+	r, _, err := stores[2].record(ctx, p.ID)
+	if _, queued := r.Queued[id]; err != nil || !queued || len(r.Running) != 0 {
+		t.Fatalf("record after the claims: queued %v, running %v, %v; want it queued again", r.Queued, r.Running, err)
+	}
+	if _, err := stores[2].RecoverInterrupted(); err != nil {
+		t.Fatalf("recovery at start with a deployment not written: %v", err)
+	}
+	d := &store.Deployment{ID: id, ProjectID: p.ID, CommitSHA: sha, Branch: "main"}
+	if err := stores[0].write(ctx, &newDeployment{d: d, written: r}, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimWithin(t, stores[1], p, 5*time.Second); got.ID != id {
+		t.Fatalf("claimed %d, want %d", got.ID, id)
+	}
+	if err := stores[1].Fail(id, store.StatusFailed, "done with"); err != nil {
+		t.Fatal(err)
+	}
+
+	// One that is never written is dropped once it has been missing longer than a push waits.
+	never, err := stores[0].nextID(ctx, "deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[0].changeRecord(ctx, p.ID, func(r *projectRecord) error {
+		r.Queued[never], r.LastID = slot{SHA: sha}, never
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[2].reconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := stores[2].record(ctx, p.ID); r.Queued[never] != (slot{SHA: sha}) {
+		t.Fatalf("dropped at once: %v", r.Queued)
+	}
+	stores[2].unwritten[never] = time.Now().Add(-3 * opTimeout)
+	if err := stores[2].reconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := stores[2].record(ctx, p.ID); len(r.Queued) != 0 {
+		t.Fatalf("still queued after it was missing for %s: %v", 3*opTimeout, r.Queued)
+	}
+}

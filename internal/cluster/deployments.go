@@ -145,9 +145,9 @@ func (s *Store) DeploymentsWhere(projectID int64, limit int, keep func(*store.De
 	return out, nil
 }
 
-// newDeployment is a deployment being created: its id is taken before its project's record is
-// changed, and taken again when a deployment created meanwhile has a larger one, so that ids keep
-// creation order within a project.
+// newDeployment is a deployment being created: its id is taken as its project's record is changed,
+// and taken again when a deployment created meanwhile has a larger one, so that ids keep creation
+// order within a project.
 type newDeployment struct {
 	d          *store.Deployment
 	superseded []int64

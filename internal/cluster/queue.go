@@ -161,6 +161,26 @@ func (s *Store) Wakeups(wake func()) (func(), error) {
 // tokenRetry is how soon a token whose project is being built elsewhere is offered again.
 const tokenRetry = time.Second
 
+// unwrittenRetry is how soon a token is offered again after its deployment's record was found not
+// written yet.
+const unwrittenRetry = 100 * time.Millisecond
+
+// unclaim moves deployment id of a project from running back to queued in the project's record,
+// if this node's claim of it (epoch) still holds; store.ErrFinished when it does not.
+func (s *Store) unclaim(ctx context.Context, projectID, id, epoch int64) error {
+	_, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
+		sl, ok := r.Running[id]
+		if !ok || sl.Epoch != epoch {
+			return store.ErrFinished
+		}
+		r.Epoch++
+		delete(r.Running, id)
+		r.Queued[id] = slot{Alias: sl.Alias, SHA: sl.SHA}
+		return nil
+	})
+	return err
+}
+
 // OnLeaseLost makes the store call fn with the deployment of every build of this node whose lease or
 // claim is taken over from now on: the build must stop, and cannot go live.
 func (s *Store) OnLeaseLost(fn func(deploymentID int64)) { s.leaseLost.Store(&fn) }
@@ -256,6 +276,15 @@ func (s *Store) claimToken(ctx context.Context, msg jetstream.Msg, busy func(pro
 		d.Node = s.node.name
 		return nil
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		// Queued in its project's record by a push whose node writes the deployment's own record
+		// just after: queued again, for the token offered again in a moment.
+		if err := s.unclaim(ctx, projectID, id, epoch); err != nil && !errors.Is(err, store.ErrFinished) {
+			s.log.Warn("cluster: giving back the claim of a deployment not written yet", "deployment", id, "err", err)
+		}
+		s.release(id)
+		return nil, msg.NakWithDelay(unwrittenRetry)
+	}
 	if err != nil {
 		s.requeueOrDrop(id)
 		_ = msg.Nak()
@@ -372,6 +401,9 @@ func (s *Store) takeOver(ctx context.Context, orphaned func(sl slot, leased bool
 				continue
 			}
 			d, _, err := s.deployment(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // not written yet, or never: the reconciler drops it (see dropUnwritten)
+			}
 			if err != nil {
 				return touched, unavailable(err)
 			}
@@ -447,8 +479,11 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stranded := map[int64]bool{}
+	stranded, unwritten := map[int64]bool{}, map[int64]time.Time{}
 	for _, r := range records {
+		if err := s.dropUnwritten(octx, r, unwritten); err != nil {
+			return err
+		}
 		aliases := map[string]bool{}
 		for _, sl := range r.Queued {
 			aliases[sl.Alias] = true
@@ -474,8 +509,50 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 			}
 		}
 	}
-	s.stranded = stranded
+	s.stranded, s.unwritten = stranded, unwritten
 	return nil
+}
+
+// dropUnwritten drops from r's queue and running set the deployments whose own record has been
+// missing for longer than a push waits for it (twice opTimeout, since a pass first found it
+// missing): their push's node died between the two writes, before it answered the push, so no
+// acknowledged push is lost (GitHub redelivers, reconciliation catches up). The others found
+// missing go in unwritten, with when they were first found so.
+func (s *Store) dropUnwritten(ctx context.Context, r *projectRecord, unwritten map[int64]time.Time) error {
+	var gone []int64
+	now := time.Now()
+	for _, set := range []map[int64]slot{r.Queued, r.Running} {
+		for id := range set {
+			_, _, err := s.deployment(ctx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				first, seen := s.unwritten[id]
+				if !seen {
+					first = now
+				}
+				if now.Sub(first) > 2*opTimeout {
+					gone = append(gone, id)
+				} else {
+					unwritten[id] = first
+				}
+			case err != nil:
+				return err
+			}
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	_, err := s.changeRecord(ctx, r.Project.ID, func(r *projectRecord) error {
+		for _, id := range gone {
+			r.finish(id)
+		}
+		return nil
+	})
+	if err == nil {
+		s.log.Warn("cluster: dropped deployments whose record was never written", "project", r.Project.ID, "deployments", gone)
+	}
+	return err
 }
 
 // endStranded ends deployment d of r if its record no longer queues or runs it but it is not

@@ -79,6 +79,9 @@ type Store struct {
 	// stranded are the deployments the reconciler's last pass found unfinished outside their
 	// project's queue and running set (see endStranded); only the reconciler uses it.
 	stranded map[int64]bool
+	// unwritten are the queued or running deployments whose record the reconciler's last pass
+	// found missing, with when a pass first did (see dropUnwritten).
+	unwritten map[int64]time.Time
 	// dieAfterChange, set by tests, leaves the messages a change wrote on its record unsent, as a
 	// node killed right after the change's compare-and-set does.
 	dieAfterChange atomic.Bool
