@@ -684,6 +684,34 @@ func TestDeploymentQueuedBeforeItsRecordIsWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A claim given back when a newer push of its alias came meanwhile is dropped: latest wins.
+	claimed, err := stores[0].nextID(ctx, "deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var epoch int64
+	if _, err := stores[0].changeRecord(ctx, p.ID, func(r *projectRecord) error {
+		r.Epoch++
+		epoch = r.Epoch
+		r.Running[claimed], r.LastID = slot{SHA: sha, Node: stores[0].node.name, Epoch: epoch}, claimed
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	newer := push(t, stores[1], p, "", "4444444444444444444444444444444444444444")
+	if err := stores[0].unclaim(ctx, p.ID, claimed, epoch); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := stores[2].record(ctx, p.ID); r.Queued[claimed] != (slot{}) || r.Running[claimed] != (slot{}) || r.Queued[newer] == (slot{}) {
+		t.Fatalf("after giving back a claim older than #%d: queued %v, running %v", newer, r.Queued, r.Running)
+	}
+	if got := claimWithin(t, stores[1], p, 5*time.Second); got.ID != newer {
+		t.Fatalf("claimed %d, want the newer %d", got.ID, newer)
+	}
+	if err := stores[1].Fail(newer, store.StatusFailed, "done with"); err != nil {
+		t.Fatal(err)
+	}
+
 	// One that is never written is dropped once it has been missing longer than a push waits.
 	never, err := stores[0].nextID(ctx, "deployment")
 	if err != nil {

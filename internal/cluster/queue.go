@@ -166,7 +166,9 @@ const tokenRetry = time.Second
 const unwrittenRetry = 100 * time.Millisecond
 
 // unclaim moves deployment id of a project from running back to queued in the project's record,
-// if this node's claim of it (epoch) still holds; store.ErrFinished when it does not.
+// if this node's claim of it (epoch) still holds, or drops it when a newer deployment of its alias
+// came meanwhile (latest wins: the reconciler ends its record, once written, superseded);
+// store.ErrFinished when the claim no longer holds.
 func (s *Store) unclaim(ctx context.Context, projectID, id, epoch int64) error {
 	_, err := s.changeRecord(ctx, projectID, func(r *projectRecord) error {
 		sl, ok := r.Running[id]
@@ -174,6 +176,10 @@ func (s *Store) unclaim(ctx context.Context, projectID, id, epoch int64) error {
 			return store.ErrFinished
 		}
 		r.Epoch++
+		if r.newerThan(id, sl.Alias) != 0 {
+			r.finish(id)
+			return nil
+		}
 		delete(r.Running, id)
 		r.Queued[id] = slot{Alias: sl.Alias, SHA: sl.SHA}
 		return nil
@@ -331,10 +337,8 @@ func (s *Store) requeue(ctx context.Context, d *store.Deployment, held func(r *p
 		if !ok || !held(r) {
 			return store.ErrFinished
 		}
-		for other, q := range r.Queued {
-			if q.Alias == d.Alias && other > d.ID {
-				outcome, message = store.StatusCancelled, fmt.Sprintf("superseded by #%d", other)
-			}
+		if newer := r.newerThan(d.ID, d.Alias); newer != 0 {
+			outcome, message = store.StatusCancelled, fmt.Sprintf("superseded by #%d", newer)
 		}
 		if outcome == "" && counting && d.Attempts >= 1 {
 			outcome, message = store.StatusFailed, "the node building this deployment stopped twice; deploy again to retry"
@@ -572,13 +576,8 @@ func (s *Store) endStranded(ctx context.Context, r *projectRecord, d *store.Depl
 		return nil
 	}
 	status, message := store.StatusFailed, "the node recording the end of this deployment stopped; deploy again to retry"
-	live := r.liveID(d.Alias)
-	newer := r.supersederOf(id, d.Alias)
-	if newer == 0 && live > id {
-		newer = live
-	}
-	switch {
-	case live == id:
+	switch newer := r.supersederOf(id, d.Alias); {
+	case r.liveID(d.Alias) == id:
 		status, message = store.StatusDeployed, ""
 	case newer != 0:
 		// Superseded by a push another node recorded before this deployment's own record existed.

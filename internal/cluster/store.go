@@ -421,8 +421,8 @@ func (r *projectRecord) setLive(id int64, alias, sha string) error {
 	return nil
 }
 
-// supersederOf returns the newest deployment of alias that r queues or runs when it does neither
-// with deployment id, which that newer one superseded then; 0 otherwise.
+// supersederOf returns the newest deployment of alias that r queues, runs or has live when it
+// neither queues nor runs deployment id, which that newer one superseded then; 0 otherwise.
 func (r *projectRecord) supersederOf(id int64, alias string) int64 {
 	if _, queued := r.Queued[id]; queued {
 		return 0
@@ -430,13 +430,22 @@ func (r *projectRecord) supersederOf(id int64, alias string) int64 {
 	if _, running := r.Running[id]; running {
 		return 0
 	}
-	var newest int64
+	return r.newerThan(id, alias)
+}
+
+// newerThan returns the newest deployment of alias newer than id that is queued, running or live,
+// 0 when there is none: the one that supersedes id.
+func (r *projectRecord) newerThan(id int64, alias string) int64 {
+	newest := int64(0)
 	for _, set := range []map[int64]slot{r.Queued, r.Running} {
 		for other, sl := range set {
 			if sl.Alias == alias && other > max(id, newest) {
 				newest = other
 			}
 		}
+	}
+	if live := r.liveID(alias); live > max(id, newest) {
+		newest = live
 	}
 	return newest
 }
@@ -1017,7 +1026,7 @@ func (s *Store) Notifications() ([]*store.Notification, error) {
 func (s *Store) notificationsWith(ctx context.Context) ([]*store.Notification, error) {
 	keys, err := s.notifications.ListKeys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	var out []*store.Notification
 	for key := range keys.Keys() {
