@@ -86,7 +86,10 @@ func (c *Client) apiError(err error, resp *gogithub.Response, notFound, forbidde
 		resp.StatusCode == http.StatusForbidden && (resp.Header.Get("Retry-After") != "" || mentionsRateLimit(err))):
 		// A secondary limit that go-github does not recognise: a 429, or a 403 that says when to
 		// retry or says it is a rate limit, without the documentation link go-github looks for.
-		if at := retryAt(resp.Response); !at.IsZero() {
+		if wait, ok := retryAfter(resp.Response); ok {
+			return secondaryLimited(e, wait)
+		}
+		if at := resetAt(resp.Response); !at.IsZero() {
 			return rateLimited(e, at)
 		}
 		return secondaryLimited(e, unknownWait)
@@ -125,13 +128,17 @@ func (e *Error) Retryable() bool {
 	return e.Kind == ErrRateLimited || (e.Kind == ErrUnavailable && (e.StatusCode == 0 || e.StatusCode >= 500))
 }
 
-// retryAt is when a secondary limit's answer says to try again: after its Retry-After seconds, else
-// at its x-ratelimit-reset time unless it says requests remain (that reset is the primary limit's,
-// which did not refuse); zero when it says neither.
-func retryAt(resp *http.Response) time.Time {
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-		return time.Now().Add(time.Duration(s) * time.Second)
-	}
+// retryAfter is the wait a secondary limit's answer asks for in its Retry-After seconds, and
+// whether it asks for one.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return time.Duration(s) * time.Second, err == nil && s >= 0
+}
+
+// resetAt is when a secondary limit's answer without a Retry-After says to try again: at its
+// x-ratelimit-reset time unless it says requests remain (that reset is the primary limit's, which
+// did not refuse); zero when it does not say.
+func resetAt(resp *http.Response) time.Time {
 	if resp.Header.Get("X-RateLimit-Remaining") != "" {
 		return time.Time{}
 	}

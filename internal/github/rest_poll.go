@@ -122,7 +122,7 @@ func (c *Client) OpenPullRequests(ctx context.Context, owner, repo string, last 
 // items convert accepts. Each page's request carries If-None-Match with the ETag of the same page
 // in last, so that an unchanged page costs no rate limit and is taken from last. It reports
 // whether a page changed, and whether the listing stopped at MaxPages (or at a next page that is
-// no later page).
+// no later page, or at a page that failed: the pages before it come with the error).
 func listPages[T, R any](c *Client, ctx context.Context, owner, repo, path string, last []Page[T], convert func(*R) (T, bool)) (pages []Page[T], changed, partial bool, rate Rate, err error) {
 	if err := c.check(owner, repo); err != nil {
 		return nil, false, false, Rate{}, err
@@ -157,7 +157,8 @@ func listPages[T, R any](c *Client, ctx context.Context, owner, repo, path strin
 			}
 			continue
 		case err != nil:
-			return nil, false, false, rate, c.apiError(err, resp, "repository "+owner+"/"+repo+" not found or the token cannot see it", "")
+			// The pages read so far are returned too, as a partial listing.
+			return pages, changed, true, rate, c.apiError(err, resp, "repository "+owner+"/"+repo+" not found or the token cannot see it", "")
 		}
 		listed := Page[T]{ETag: resp.Header.Get("ETag"), Items: make([]T, 0, len(list)), Full: len(list) >= PageSize}
 		for _, r := range list {

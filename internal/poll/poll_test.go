@@ -989,3 +989,28 @@ func TestSecondaryLimitWaitsForItsRetryAfter(t *testing.T) {
 		t.Errorf("next check at %s, %s away: the primary limit's reset, not the Retry-After", next, next.Sub(h.clock.Now()))
 	}
 }
+
+// TestFailedPageOfThePullRequestsHoldsUpNoHeadBefore lists 150 open pull requests whose second page
+// fails: a new head on the first page deploys, and no preview is taken down for the pages unread.
+func TestFailedPageOfThePullRequestsHoldsUpNoHeadBefore(t *testing.T) {
+	gh := githubtest.New(t, token)
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: map[string]string{"main": sha("a")}})
+	var pulls []githubtest.Pull
+	for n := 150; n >= 1; n-- {
+		pulls = append(pulls, githubtest.Pull{Number: n, HeadSHA: sha("c"), HeadRef: fmt.Sprintf("topic-%d", n)})
+	}
+	gh.SetPulls("acme/site", pulls)
+	p := githubProject(1, true)
+	p.Previews = []poll.Preview{{Alias: "pr-1", Branch: "topic-1", PullRequest: 1, HeadSHA: sha("c")}}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	pulls[0].HeadSHA = sha("d") // #150, on the first page
+	gh.SetPulls("acme/site", pulls)
+	gh.Fail("GET /repos/acme/site/pulls?page=2", http.StatusBadGateway, "Server Error")
+	h.runFor(70 * time.Second)
+	if !slices.ContainsFunc(h.deployer.deployments(), func(d string) bool { return strings.HasPrefix(d, "1 #150 ddddddd poll") }) {
+		t.Fatalf("the first page's new head was not deployed: %q", h.deployer.deployments())
+	}
+	if got := h.deployer.closedPreviews(); len(got) != 0 {
+		t.Errorf("previews taken down on a failed listing: %q", got)
+	}
+}

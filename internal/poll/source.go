@@ -249,21 +249,21 @@ func literal(pattern string) bool {
 }
 
 // listBranches returns the heads of the branches of p's repository, from the listing GitHub gives
-// page by page (an unchanged page from the last listing), and whether the listing is complete.
+// page by page (an unchanged page from the last listing), and whether the listing is complete; a
+// page that failed ends it, with its error and the heads of the pages before.
 func (g *githubSource) listBranches(ctx context.Context, p Project, owner, name string) (map[string]string, bool, error) {
 	pages, _, partial, rate, err := g.gh.Branches(ctx, owner, name, lastPages(g, g.branches, p))
 	g.observe(rate, err)
-	if err != nil {
-		return nil, false, timedOut(ctx, err, "the GitHub request for the branches", g.timeout)
+	if err == nil {
+		keepPages(g, g.branches, p, pages) // after a failure the last full listing's ETags stay
 	}
-	keepPages(g, g.branches, p, pages)
 	heads := map[string]string{}
 	for _, page := range pages {
 		for _, b := range page.Items {
 			heads[b.Name] = b.SHA
 		}
 	}
-	return heads, !partial, nil
+	return heads, !partial, timedOut(ctx, err, "the GitHub request for the branches", g.timeout)
 }
 
 // branchHead returns the SHA at the head of a branch of p's repository, asking GitHub with the SHA
@@ -303,21 +303,21 @@ func previewBranches(p Project) []string {
 }
 
 // openPullRequests returns the heads of the open pull requests of p's repository, from the listing
-// GitHub gives page by page (an unchanged page from the last listing), and whether it is complete.
+// GitHub gives page by page (an unchanged page from the last listing), and whether it is complete;
+// a page that failed ends it, with its error and the heads of the pages before.
 func (g *githubSource) openPullRequests(ctx context.Context, p Project, owner, name string) ([]Head, bool, error) {
 	pages, _, partial, rate, err := g.gh.OpenPullRequests(ctx, owner, name, lastPages(g, g.pulls, p))
 	g.observe(rate, err)
-	if err != nil {
-		return nil, false, timedOut(ctx, err, "the GitHub request for the open pull requests", g.timeout)
+	if err == nil {
+		keepPages(g, g.pulls, p, pages) // after a failure the last full listing's ETags stay
 	}
-	keepPages(g, g.pulls, p, pages)
 	var heads []Head
 	for _, page := range pages {
 		for _, pr := range page.Items {
 			heads = append(heads, Head{Branch: pr.HeadRef, PullRequest: pr.Number, SHA: pr.HeadSHA, Fork: pr.IsFork()})
 		}
 	}
-	return heads, !partial, nil
+	return heads, !partial, timedOut(ctx, err, "the GitHub request for the open pull requests", g.timeout)
 }
 
 func (g *githubSource) commit(ctx context.Context, p Project, h Head) (string, string, error) {

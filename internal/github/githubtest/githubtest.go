@@ -246,8 +246,8 @@ func (s *Server) Hooks(repo string) []Hook {
 	return slices.Clone(s.repos[repo].hooks)
 }
 
-// Fail makes the next request "METHOD /path" (an escaped path, no query) answer status with a
-// GitHub error message instead.
+// Fail makes the next request "METHOD /path" (an escaped path, no query; for a listing's page
+// after the first, "METHOD /path?page=N") answer status with a GitHub error message instead.
 func (s *Server) Fail(request string, status int, message string) {
 	s.FailWith(request, status, message, nil)
 }
@@ -310,8 +310,12 @@ func (s *Server) check(next http.Handler) http.Handler {
 		if l := s.lost[request]; len(l) > 0 {
 			loss, s.lost[request] = l[0], l[1:]
 		}
-		if f := s.failures[request]; len(f) > 0 {
-			fail, s.failures[request] = &f[0], f[1:]
+		failing := request
+		if page := r.URL.Query().Get("page"); page != "" {
+			failing += "?page=" + page // a listing's later page fails on its own
+		}
+		if f := s.failures[failing]; len(f) > 0 {
+			fail, s.failures[failing] = &f[0], f[1:]
 		} else if s.outage != 0 {
 			fail = &failure{status: s.outage, body: `{"message":"Server Error"}`}
 		}
