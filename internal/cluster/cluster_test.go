@@ -648,16 +648,7 @@ func TestDeploymentQueuedBeforeItsRecordIsWritten(t *testing.T) {
 	ctx := context.Background()
 	p := addProject(t, stores[0])
 	const sha = "3333333333333333333333333333333333333333"
-	id, err := stores[0].nextID(ctx, "deployment")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stores[0].changeRecord(ctx, p.ID, func(r *projectRecord) error {
-		r.Queued[id], r.LastID = slot{SHA: sha}, id
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	id := addUnwritten(t, stores[0], p, slot{SHA: sha}, false)
 	if err := stores[0].publishToken(ctx, p.ID, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -685,19 +676,12 @@ func TestDeploymentQueuedBeforeItsRecordIsWritten(t *testing.T) {
 	}
 
 	// A claim given back when a newer push of its alias came meanwhile is dropped: latest wins.
-	claimed, err := stores[0].nextID(ctx, "deployment")
+	claimed := addUnwritten(t, stores[0], p, slot{SHA: sha, Node: stores[0].node.name}, true)
+	r, _, err = stores[0].record(ctx, p.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var epoch int64
-	if _, err := stores[0].changeRecord(ctx, p.ID, func(r *projectRecord) error {
-		r.Epoch++
-		epoch = r.Epoch
-		r.Running[claimed], r.LastID = slot{SHA: sha, Node: stores[0].node.name, Epoch: epoch}, claimed
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	epoch := r.Running[claimed].Epoch
 	newer := push(t, stores[1], p, "", "4444444444444444444444444444444444444444")
 	if err := stores[0].unclaim(ctx, p.ID, claimed, epoch); err != nil {
 		t.Fatal(err)
@@ -713,16 +697,7 @@ func TestDeploymentQueuedBeforeItsRecordIsWritten(t *testing.T) {
 	}
 
 	// One that is never written is dropped once it has been missing longer than a push waits.
-	never, err := stores[0].nextID(ctx, "deployment")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stores[0].changeRecord(ctx, p.ID, func(r *projectRecord) error {
-		r.Queued[never], r.LastID = slot{SHA: sha}, never
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	never := addUnwritten(t, stores[0], p, slot{SHA: sha}, false)
 	if err := stores[2].reconcileOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -736,4 +711,30 @@ func TestDeploymentQueuedBeforeItsRecordIsWritten(t *testing.T) {
 	if r, _, _ := stores[2].record(ctx, p.ID); len(r.Queued) != 0 {
 		t.Fatalf("still queued after it was missing for %s: %v", 3*opTimeout, r.Queued)
 	}
+}
+
+// addUnwritten puts a new deployment id of p in its project's record through s, queued or, with
+// running, running under a new epoch, without writing the deployment's own record, as a push's
+// node does just before that second write; it returns the id.
+func addUnwritten(t *testing.T, s *Store, p *store.Project, sl slot, running bool) int64 {
+	t.Helper()
+	ctx := context.Background()
+	id, err := s.nextID(ctx, "deployment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.changeRecord(ctx, p.ID, func(r *projectRecord) error {
+		r.LastID = id
+		if !running {
+			r.Queued[id] = sl
+			return nil
+		}
+		r.Epoch++
+		sl.Epoch = r.Epoch
+		r.Running[id] = sl
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
