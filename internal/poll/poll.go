@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,9 +221,11 @@ type reconciliation struct {
 }
 
 // memo is what the poller remembers of a project's heads: the SHA it last handled per head key,
-// and the heads it skipped for a skip marker (their message need not be read again).
+// the heads it skipped for a skip marker (their message need not be read again), and the listings
+// it said were cut short (see listing.cut), so that it says so once.
 type memo struct {
 	seen, skipped map[string]string
+	cut           string
 }
 
 // New returns a Poller of opts, with the defaults for its zero fields.
@@ -627,6 +630,13 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 	if l.failed != nil {
 		errs = append(errs, l.failed)
 	}
+	p.mu.Lock()
+	cut := strings.Join(l.cut, " and ")
+	if cut != "" && cut != m.cut {
+		p.opts.Log.Warn("poll: the listing of "+cut+" stopped before its end (at most 10 pages of 100): what comes after gets no new preview", "project", pr.ID)
+	}
+	m.cut = cut
+	p.mu.Unlock()
 	// Many branches may share a commit (all made from main): its message is read once a check.
 	commits := &commitReader{src: src, read: map[string]commitInfo{}}
 	up := map[string]bool{}

@@ -1014,3 +1014,21 @@ func TestFailedPageOfThePullRequestsHoldsUpNoHeadBefore(t *testing.T) {
 		t.Errorf("previews taken down on a failed listing: %q", got)
 	}
 }
+
+// TestCutListingIsToldOnce polls a repository with more branches than a listing reads: the log
+// says so once, not at every check.
+func TestCutListingIsToldOnce(t *testing.T) {
+	gh := githubtest.New(t, token)
+	branches := map[string]string{"main": sha("a")}
+	for n := range github.MaxPages*github.PageSize + 1 {
+		branches[fmt.Sprintf("feature/%04d", n)] = sha("a")
+	}
+	gh.AddRepo(githubtest.Repo{FullName: "acme/site", DefaultBranch: "main", Branches: branches})
+	p := githubProject(1, false)
+	p.PreviewBranches = []string{"feature/*"}
+	h := newHarness(t, gh, poll.Options{Interval: time.Minute}, p)
+	h.runFor(3 * time.Minute)
+	if n := strings.Count(h.log.String(), "the listing of branches stopped before its end"); n != 1 {
+		t.Errorf("the cut listing was told %d times:\n%s", n, h.log)
+	}
+}

@@ -36,6 +36,9 @@ type listing struct {
 	// failed says why some heads other than production's could not be read: those are missing
 	// from heads, and neither gone nor closed.
 	failed error
+	// cut names the listings that stopped before their end without an error (at github.MaxPages,
+	// or at a Link back): the branches or pull requests after it are not seen.
+	cut []string
 }
 
 // goneBranches returns the branches of p's branch previews that are up but not among branches, the
@@ -182,6 +185,8 @@ func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
 	if listsBranches(p) {
 		if listed, complete, err = g.listBranches(ctx, p, owner, name); err != nil {
 			errs = append(errs, err)
+		} else if !complete {
+			l.cut = append(l.cut, "branches")
 		}
 		for _, branch := range slices.Sorted(maps.Keys(listed)) {
 			if branch != p.Branch && trigger.Match(p.PreviewBranches, branch) {
@@ -232,6 +237,9 @@ func (g *githubSource) heads(ctx context.Context, p Project) (listing, error) {
 		pulls, complete, err := g.openPullRequests(ctx, p, owner, name)
 		l.heads, l.pullsListed = append(l.heads, pulls...), err == nil && complete
 		errs = append(errs, err)
+		if err == nil && !complete {
+			l.cut = append(l.cut, "open pull requests")
+		}
 	}
 	l.failed = errors.Join(errs...)
 	return l, nil
