@@ -738,3 +738,36 @@ func addUnwritten(t *testing.T, s *Store, p *store.Project, sl slot, running boo
 	}
 	return id
 }
+
+// TestDroppingALostLeaseWaitsForNoCallback loses a lease whose lost callback waits for a lock that
+// the code dropping the lease holds, as a build worker giving back a claim does: the drop returns.
+func TestDroppingALostLeaseWaitsForNoCallback(t *testing.T) {
+	stores := startCluster(t)
+	var mu sync.Mutex
+	called := make(chan struct{})
+	l, err := stores[0].acquire(context.Background(), "test.lost-callback", func() {
+		close(called)
+		mu.Lock()
+		mu.Unlock()
+	}, nil)
+	if err != nil || l == nil {
+		t.Fatalf("acquire: %v %v", l, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if err := stores[1].leases.Delete(context.Background(), "test.lost-callback"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-called:
+	case <-time.After(3 * testLeaseTTL):
+		t.Fatal("the lease's loss was not seen")
+	}
+	dropped := make(chan struct{})
+	go func() { stores[0].drop(l); close(dropped) }()
+	select {
+	case <-dropped:
+	case <-time.After(3 * testLeaseTTL):
+		t.Fatal("dropping the lease waits for its lost callback, which waits for a lock the dropper holds")
+	}
+}

@@ -43,8 +43,8 @@ func projectLease(projectID int64) string { return "project." + strconv.FormatIn
 const reconcilerLease = "reconciler"
 
 // acquire takes the lease key for this node; it returns nil when another node holds it. lost is
-// called once if the lease is lost, or if held (nil: always) says after a renewal that what the
-// lease is for no longer holds.
+// called once, on a goroutine of its own, if the lease is lost, or if held (nil: always) says after
+// a renewal that what the lease is for no longer holds.
 func (s *Store) acquire(ctx context.Context, key string, lost func(), held func(ctx context.Context) bool) (*lease, error) {
 	rev, err := s.leases.Create(ctx, key, []byte(s.node.name))
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -75,15 +75,17 @@ func (s *Store) renew(l *lease, lost func()) {
 		rev, err := s.leases.Update(ctx, l.key, []byte(s.node.name), l.rev.Load())
 		stillHeld := err != nil || l.held == nil || l.held(ctx)
 		cancel()
+		// lost runs on its own: it may wait for a lock whose holder waits in drop for this loop
+		// to end (a build worker giving back a claim while its lease is found lost).
 		switch {
 		case !stillHeld:
-			lost()
+			go lost()
 			return
 		case err == nil:
 			l.rev.Store(rev)
 		case conflicted(err) || errors.Is(err, jetstream.ErrKeyNotFound):
 			s.log.Warn("cluster: a lease was lost", "lease", l.key)
-			lost()
+			go lost()
 			return
 		default:
 			// No quorum: try again; the lease expires by itself if this lasts.
