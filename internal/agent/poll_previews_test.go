@@ -94,19 +94,7 @@ func waitForPoll(t *testing.T, ta *agenttest.Agent, since time.Time) {
 // listing has its preview removed, as its closed event would.
 func TestPolledPullRequestPreviews(t *testing.T) {
 	t.Parallel()
-	clock := clocktest.New(time.Now())
-	gh := githubtest.New(t, ghToken)
-	gh.AddRepo(siteRepo())
-	cfg := agenttest.Config(t)
-	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
-	cfg.Build.Concurrency = 0
-	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
-	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
-		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
-	if code != http.StatusCreated {
-		t.Fatalf("import = %d %s", code, raw)
-	}
-	p := res.Project
+	ta, clock, gh, p := importPolled(t, nil)
 	// The import's own check comes first, so that the next one is a whole interval away.
 	waitForPoll(t, ta, time.Time{})
 	head, forkHead := strings.Repeat("c", 40), strings.Repeat("d", 40)

@@ -156,18 +156,7 @@ func TestPushesMissedWhileStoppedDeployAtStart(t *testing.T) {
 // comes at once, as for `project add --trigger poll`, not when the poller next reads the project list.
 func TestImportedPolledProjectIsCheckedAtOnce(t *testing.T) {
 	t.Parallel()
-	clock := clocktest.New(time.Now())
-	gh := githubtest.New(t, ghToken)
-	gh.AddRepo(siteRepo())
-	cfg := agenttest.Config(t)
-	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
-	cfg.Build.Concurrency = 0
-	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
-	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
-		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
-	if code != http.StatusCreated {
-		t.Fatalf("import = %d %s", code, raw)
-	}
+	ta, _, gh, p := importPolled(t, nil)
 	// The clock stands still: only a check started by the import itself reads the branch.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var status api.Status
@@ -179,7 +168,7 @@ func TestImportedPolledProjectIsCheckedAtOnce(t *testing.T) {
 			t.Fatalf("an imported project with trigger poll was not checked: %+v\nGitHub received %q", status.Projects[0], gh.Requests())
 		}
 	}
-	if d := history(t, ta, res.Project); len(d) != 1 || d[0] != tipSHA[:7]+" import" {
+	if d := history(t, ta, p); len(d) != 1 || d[0] != tipSHA[:7]+" import" {
 		t.Errorf("deployments %q, want the import's alone", d)
 	}
 }
@@ -243,18 +232,7 @@ func TestFailedReconcileAtStartIsRetried(t *testing.T) {
 // deployed, and GitHub's commit status says it was skipped, as for a skipped push.
 func TestPolledHeadSkippedIsReported(t *testing.T) {
 	t.Parallel()
-	clock := clocktest.New(time.Now())
-	gh := githubtest.New(t, ghToken)
-	gh.AddRepo(siteRepo())
-	cfg := agenttest.Config(t)
-	cfg.GitHub = config.GitHub{APIURL: gh.URL, Token: ghToken, Statuses: true}
-	cfg.PublicURL, cfg.Build.Concurrency = publicURL, 0
-	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
-	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
-		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
-	if code != http.StatusCreated {
-		t.Fatalf("import = %d %s", code, raw)
-	}
+	ta, clock, gh, p := importPolled(t, func(cfg *config.Config) { cfg.GitHub.Statuses = true })
 	skipped := strings.Repeat("5", 40)
 	gh.SetBranch("acme/site", "main", skipped)
 	gh.SetMessage("acme/site", skipped, "Draft the docs [skip ci]")
@@ -269,7 +247,7 @@ func TestPolledHeadSkippedIsReported(t *testing.T) {
 			t.Fatalf("no Skipped status for the polled head: %+v", gh.Statuses("acme/site"))
 		}
 	}
-	if d := history(t, ta, res.Project); len(d) != 1 {
+	if d := history(t, ta, p); len(d) != 1 {
 		t.Errorf("deployments %q, want the import's alone", d)
 	}
 }
@@ -351,4 +329,27 @@ func TestPolledHeadMovedBackAfterAChosenCommit(t *testing.T) {
 	if _, body := ta.Site(t, p.Slug, "/"); body != "b" {
 		t.Errorf("the site serves %q, want b's", body)
 	}
+}
+
+// importPolled starts an agent on a fake clock, building paused, against a fake GitHub serving
+// acme/site (configure, when set, changes the configuration first), and imports the repository
+// with trigger poll and no webhook.
+func importPolled(t *testing.T, configure func(*config.Config)) (*agenttest.Agent, *clocktest.Fake, *githubtest.Server, api.Project) {
+	t.Helper()
+	clock := clocktest.New(time.Now())
+	gh := githubtest.New(t, ghToken)
+	gh.AddRepo(siteRepo())
+	cfg := agenttest.Config(t)
+	cfg.GitHub.APIURL, cfg.GitHub.Token, cfg.PublicURL = gh.URL, ghToken, publicURL
+	cfg.Build.Concurrency = 0
+	if configure != nil {
+		configure(cfg)
+	}
+	ta := agenttest.StartWith(t, cfg, agenttest.Options{Prepare: func(a *agent.Agent) { a.SetClock(clock) }})
+	code, res, raw := importRepo(t, ta, "acme/site", api.ImportRequest{NoWebhook: true,
+		TriggerSettings: api.TriggerSettings{Trigger: ptr(api.ProjectTriggerPoll)}})
+	if code != http.StatusCreated {
+		t.Fatalf("import = %d %s", code, raw)
+	}
+	return ta, clock, gh, res.Project
 }

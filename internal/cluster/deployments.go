@@ -182,7 +182,7 @@ func (s *Store) write(ctx context.Context, nd *newDeployment, now time.Time) err
 		d.Environment = store.EnvironmentPreview
 	}
 	d.CommitMessage, d.CommitAuthor = store.LimitCommitMessage(d.CommitMessage), store.LimitCommitAuthor(d.CommitAuthor)
-	messages, err := s.transitionMessages(ctx, d)
+	messages, err := s.transitionMessages(ctx, d, nd.written)
 	if err != nil {
 		return err
 	}

@@ -268,18 +268,22 @@ func (s *Store) DeleteMessage(id int64) error {
 
 // transitionMessages returns, numbered, the reports and notifications of deployment d's new
 // status: they are written on d's record by the change itself, then copied to the outbox (see
-// changeStatus), so that they are sent exactly when the change is made.
-func (s *Store) transitionMessages(ctx context.Context, d *store.Deployment) ([]outbox.Message, error) {
+// changeStatus), so that they are sent exactly when the change is made. r is d's project's record
+// when the caller has it (a new deployment's, as its creation wrote it), nil to read it.
+func (s *Store) transitionMessages(ctx context.Context, d *store.Deployment, r *projectRecord) ([]outbox.Message, error) {
 	report, notifier := s.reporter.Load(), s.notifier.Load()
 	if report == nil && notifier == nil {
 		return nil, nil
 	}
-	r, _, err := s.record(ctx, d.ProjectID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil // the project was deleted: there is nobody left to tell
-	}
-	if err != nil {
-		return nil, err
+	if r == nil {
+		var err error
+		r, _, err = s.record(ctx, d.ProjectID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil // the project was deleted: there is nobody left to tell
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	var messages []outbox.Message
 	if report != nil {
@@ -315,7 +319,7 @@ func (s *Store) changeStatus(ctx context.Context, id int64, change func(d *store
 		if err := change(&rec.Deployment); err != nil {
 			return err
 		}
-		messages, err := s.transitionMessages(ctx, &rec.Deployment)
+		messages, err := s.transitionMessages(ctx, &rec.Deployment, nil)
 		rec.Unsent = append(rec.Unsent, messages...)
 		return err
 	})

@@ -338,7 +338,7 @@ func (s *Service) headCommit(ctx context.Context, p *store.Project, sha string) 
 // are stale, and takes its preview alias down when the branch owns it; the replay of a deletion
 // from before the branch was pushed again is stale.
 func (s *Service) branchDeleted(ctx context.Context, p *store.Project, v Verified, branch, alias string) (Receipt, error) {
-	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, v.Push.Before, alias, "branch deleted")
+	pv, err := s.deleteBranch(p, branch, v.Push.Before, alias)
 	switch {
 	case errors.Is(err, store.ErrStaleDeletion):
 		message := fmt.Sprintf("Stale delivery: branch '%s' has moved on", branch)
@@ -350,9 +350,20 @@ func (s *Service) branchDeleted(ctx context.Context, p *store.Project, v Verifie
 	case pv.Branch != branch || pv.PullRequest != 0:
 		return s.ignore(ctx, p, v, fmt.Sprintf("Deletion of branch '%s' ignored: preview %s belongs to branch '%s'", branch, alias, pv.Branch))
 	}
-	s.previewDown(p, pv, cancelled, "branch deleted")
 	return s.record(ctx, p, v, store.OutcomeRemoved, Receipt{Outcome: OutcomeRemoved, Status: "ok",
 		Message: fmt.Sprintf("Preview for branch '%s' removed", branch), Reason: "branch deleted"})
+}
+
+// deleteBranch records the deletion of preview branch branch of p at commit last, so that replays
+// of its older pushes are stale, and takes its preview alias down when the branch owns it. It
+// returns the preview as it was, nil when the alias has none, and store.ErrStaleDeletion for a
+// deletion from before the branch was pushed again.
+func (s *Service) deleteBranch(p *store.Project, branch, last, alias string) (*store.Preview, error) {
+	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, last, alias, "branch deleted")
+	if err == nil && pv != nil && pv.Branch == branch && pv.PullRequest == 0 {
+		s.previewDown(p, pv, cancelled, "branch deleted")
+	}
+	return pv, err
 }
 
 // previewGone takes the preview alias of p down for a delivery (a closed pull request, a deleted

@@ -164,17 +164,10 @@ func (s *Service) BranchGone(projectID int64, branch, last, alias string) error 
 	if err != nil {
 		return err
 	}
-	pv, cancelled, err := s.store.DeleteBranch(p.ID, branch, last, alias, "branch deleted")
-	switch {
-	case errors.Is(err, store.ErrStaleDeletion):
-		s.log.Info("branch found gone, but it was pushed again meanwhile: its preview stays", "project", p.ID, "branch", branch)
-		return nil
-	case err != nil:
+	if _, err := s.deleteBranch(p, branch, last, alias); !errors.Is(err, store.ErrStaleDeletion) {
 		return err
-	case pv == nil || pv.Branch != branch || pv.PullRequest != 0:
-		return nil
 	}
-	s.previewDown(p, pv, cancelled, "branch deleted")
+	s.log.Info("branch found gone, but it was pushed again meanwhile: its preview stays", "project", p.ID, "branch", branch)
 	return nil
 }
 

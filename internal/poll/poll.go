@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -633,7 +634,8 @@ func (p *Poller) visit(ctx context.Context, src source, pr Project, cause Cause)
 	p.mu.Lock()
 	cut := strings.Join(l.cut, " and ")
 	if cut != "" && cut != m.cut {
-		p.opts.Log.Warn("poll: the listing of "+cut+" stopped before its end (at most 10 pages of 100): what comes after gets no new preview", "project", pr.ID)
+		p.opts.Log.Warn(fmt.Sprintf("poll: the listing of %s stopped before its end (at most %d pages of %d): what comes after gets no new preview",
+			cut, github.MaxPages, github.PageSize), "project", pr.ID)
 	}
 	m.cut = cut
 	p.mu.Unlock()
