@@ -743,18 +743,16 @@ func addUnwritten(t *testing.T, s *Store, p *store.Project, sl slot, running boo
 // the code dropping the lease holds, as a build worker giving back a claim does: the drop returns.
 func TestDroppingALostLeaseWaitsForNoCallback(t *testing.T) {
 	stores := startCluster(t)
-	var mu sync.Mutex
-	called := make(chan struct{})
+	// released stands for the lock the dropper holds: the callback waits for it until the test ends.
+	called, released := make(chan struct{}), make(chan struct{})
+	defer close(released)
 	l, err := stores[0].acquire(context.Background(), "test.lost-callback", func() {
 		close(called)
-		mu.Lock()
-		mu.Unlock()
+		<-released
 	}, nil)
 	if err != nil || l == nil {
 		t.Fatalf("acquire: %v %v", l, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if err := stores[1].leases.Delete(context.Background(), "test.lost-callback"); err != nil {
 		t.Fatal(err)
 	}
